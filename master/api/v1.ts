@@ -1,0 +1,185 @@
+import express, { type Router } from 'express';
+import { z } from 'zod';
+import type { FrozenConfig } from '../config.js';
+import type { Authenticator } from '../auth/users.js';
+import type { Repos } from '../store/repos.js';
+import { NODE_STATES, type NodeRecord } from '../store/nodes.js';
+import { CorralError } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+import { VERSION } from '../util/version.js';
+import { enlist } from '../nodes/enlist.js';
+import { EnlistSchema, normaliseMac } from '../nodes/inventory.js';
+import { transition } from '../nodes/lifecycle.js';
+import { requireBasicAuth, requireRole } from './auth.js';
+import { zodToCorral } from './errors.js';
+
+export interface ApiDeps {
+  repos: Repos;
+  config: FrozenConfig;
+  logger: Logger;
+  authenticator: Authenticator;
+  startedAt: number;
+  /** Extra health facts from subsystems (dhcp, tftp, node image), filled by master.ts. */
+  health?: () => Record<string, unknown>;
+}
+
+function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
+  const r = schema.safeParse(value);
+  if (!r.success) throw zodToCorral(r.error);
+  return r.data;
+}
+
+/** Finds a node by MAC (any common notation) or by name. */
+export function findNode(repos: Repos, id: string): NodeRecord {
+  const mac = normaliseMac(id);
+  const node = (mac && repos.nodes.get(mac)) || repos.nodes.getByName(id);
+  if (!node) throw new CorralError('NODE_NOT_FOUND', `no node with MAC or name '${id}'`);
+  return node;
+}
+
+function idParam(value: string | string[] | undefined): string {
+  return Array.isArray(value) ? (value[0] ?? '') : (value ?? '');
+}
+
+const PatchNode = z
+  .object({
+    name: z
+      .string()
+      .regex(
+        /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/,
+        'must be a lower-case DNS label (letters, digits, hyphens)',
+      )
+      .optional(),
+    role: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'must be 1-32 lower-case letters, digits, - or _')
+      .nullable()
+      .optional(),
+  })
+  .strict();
+
+const TransitionBody = z.object({ to: z.enum(NODE_STATES), reason: z.string().max(500).optional() }).strict();
+
+const EventsQuery = z.object({
+  node: z.string().optional(),
+  kind: z.string().max(64).optional(),
+  after: z.coerce.number().int().min(0).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+});
+
+const ChangesQuery = z.object({
+  since: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(10000).default(1000),
+});
+
+export function createApiRouter(deps: ApiDeps): Router {
+  const { repos, config } = deps;
+  const router = express.Router();
+  router.use(express.json({ limit: '1mb' }));
+
+  // Unauthenticated: load balancers and keepalived track scripts probe this; it reveals no inventory.
+  router.get('/health', (_req, res) => {
+    res.json({
+      status: 'ok',
+      version: VERSION,
+      uptimeSeconds: Math.round((Date.now() - deps.startedAt) / 1000),
+      schemaVersion: repos.store.schemaVersion(),
+      ...(deps.health ? deps.health() : {}),
+    });
+  });
+
+  // Unauthenticated by design (as MAAS enlistment): a node in the discovery environment has no
+  // credentials yet. The body is schema-validated and bounded; it can only create/refresh a discovered node.
+  router.post('/enlist', (req, res) => {
+    const body = parse(EnlistSchema, req.body);
+    const sourceIp = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '') || null;
+    const { reply, created, node } = enlist(repos, config, body, sourceIp);
+    deps.logger.info({ mac: node.mac, name: node.name, created, ip: sourceIp }, 'node enlisted');
+    res.status(created ? 201 : 200).json(reply);
+  });
+
+  router.use(requireBasicAuth(deps.authenticator));
+
+  router.get('/nodes', (req, res) => {
+    const state = typeof req.query['state'] === 'string' ? req.query['state'] : undefined;
+    const nodes = repos.nodes.list().filter((n) => !state || n.state === state);
+    res.json({ nodes });
+  });
+
+  router.get('/nodes/:id', (req, res) => {
+    const node = findNode(repos, idParam(req.params['id']));
+    res.json({ node, events: repos.events.list({ nodeMac: node.mac, limit: 100 }) });
+  });
+
+  router.patch('/nodes/:id', requireRole('operator'), (req, res) => {
+    const body = parse(PatchNode, req.body);
+    const node = findNode(repos, idParam(req.params['id']));
+    if (body.name && body.name !== node.name && repos.nodes.getByName(body.name)) {
+      throw new CorralError('CONFLICT', `another node is already named ${body.name}`);
+    }
+    const updated = repos.store.write((journal) => {
+      const n = repos.nodes.patchIn(journal, node.mac, {
+        ...(body.name !== undefined ? { name: body.name } : {}),
+        ...(body.role !== undefined ? { role: body.role } : {}),
+      });
+      repos.events.appendIn(journal, {
+        nodeMac: node.mac,
+        kind: 'node.updated',
+        message: `${n.name} updated: ${Object.keys(body).join(', ')}`,
+        actor: req.user?.name ?? null,
+        data: body,
+      });
+      return n;
+    });
+    res.json({ node: updated });
+  });
+
+  router.post('/nodes/:id/transition', requireRole('operator'), (req, res) => {
+    const body = parse(TransitionBody, req.body);
+    const node = findNode(repos, idParam(req.params['id']));
+    const updated = transition(repos, node.mac, {
+      to: body.to,
+      reason: body.reason ?? null,
+      actor: req.user?.name ?? null,
+    });
+    res.json({ node: updated });
+  });
+
+  router.delete('/nodes/:id', requireRole('admin'), (req, res) => {
+    const node = findNode(repos, idParam(req.params['id']));
+    repos.store.write((journal) => {
+      repos.nodes.deleteIn(journal, node.mac);
+      repos.events.appendIn(journal, {
+        nodeMac: node.mac,
+        kind: 'node.deleted',
+        message: `${node.name} (${node.mac}) deleted`,
+        actor: req.user?.name ?? null,
+      });
+    });
+    res.status(204).end();
+  });
+
+  router.get('/events', (req, res) => {
+    const q = parse(EventsQuery, req.query);
+    const nodeMac = q.node ? findNode(repos, q.node).mac : undefined;
+    res.json({
+      events: repos.events.list({
+        ...(nodeMac ? { nodeMac } : {}),
+        ...(q.kind ? { kind: q.kind } : {}),
+        ...(q.after !== undefined ? { after: q.after } : {}),
+        ...(q.limit !== undefined ? { limit: q.limit } : {}),
+      }),
+    });
+  });
+
+  // The change journal (replication feed of the HA issue); admin only.
+  router.get('/changes', requireRole('admin'), (req, res) => {
+    const q = parse(ChangesQuery, req.query);
+    res.json({ lastSeq: repos.changes.lastSeq(), changes: repos.changes.since(q.since, q.limit) });
+  });
+
+  router.use((req, _res, next) =>
+    next(new CorralError('NOT_FOUND', `no API route ${req.method} ${req.path}`)),
+  );
+  return router;
+}

@@ -1,0 +1,78 @@
+import express, { type Router } from 'express';
+import { existsSync } from 'node:fs';
+import type { FrozenConfig } from '../config.js';
+import { publicUrl } from '../config.js';
+import type { Repos } from '../store/repos.js';
+import type { Logger } from '../util/logger.js';
+import { renderTemplate } from '../util/templates.js';
+import { normaliseMac } from '../nodes/inventory.js';
+import { chooseBootScript } from './scripts.js';
+
+export interface NodeImageFiles {
+  kernelPath: string;
+  initrdPath: string;
+}
+
+export interface BootDeps {
+  repos: Repos;
+  config: FrozenConfig;
+  logger: Logger;
+  /** The built node environment, or undefined while it is not built. */
+  nodeImage: () => NodeImageFiles | undefined;
+}
+
+/**
+ * HTTP boot: iPXE scripts by node state, and the node environment's kernel and initrd. Unauthenticated
+ * (firmware cannot log in); only boot material is served here, by fixed names, never a path from the URL.
+ */
+export function createBootRouter(deps: BootDeps): Router {
+  const router = express.Router();
+  const log = deps.logger.child({ module: 'boot' });
+  const baseUrl = publicUrl(deps.config);
+
+  router.get('/ipxe', (req, res) => {
+    res.type('text/plain; charset=utf-8').setHeader('Cache-Control', 'no-store');
+    const raw = typeof req.query['mac'] === 'string' ? req.query['mac'] : '';
+    const mac = normaliseMac(raw);
+    if (!mac) {
+      res.send(renderTemplate('ipxe/ask-mac.hbs', { baseUrl }));
+      return;
+    }
+    const image = deps.nodeImage();
+    const script = chooseBootScript({
+      mac,
+      node: deps.repos.nodes.get(mac),
+      baseUrl,
+      kernelArgs: deps.config.boot.kernelArgs,
+      nodeImageReady: image !== undefined,
+    });
+    log.info({ mac, template: script.template, ip: req.socket.remoteAddress }, 'boot script');
+    res.send(renderTemplate(script.template, script.vars));
+  });
+
+  const sendNodeFile =
+    (pick: (f: NodeImageFiles) => string) => (req: express.Request, res: express.Response) => {
+      const image = deps.nodeImage();
+      const file = image ? pick(image) : undefined;
+      if (!file || !existsSync(file)) {
+        res
+          .status(404)
+          .type('text/plain')
+          .send('node environment not built: run `corral node-image build`\n');
+        return;
+      }
+      log.debug({ file, range: req.headers.range, ip: req.socket.remoteAddress }, 'serving node file');
+      // res.sendFile (the `send` module) answers Range requests with 206 and Content-Range, 416 when
+      // unsatisfiable, and always sets Content-Length; iPXE and the agent rely on that.
+      res.sendFile(file, { acceptRanges: true, cacheControl: false, lastModified: true, etag: true });
+    };
+  router.get(
+    '/node/vmlinuz',
+    sendNodeFile((f) => f.kernelPath),
+  );
+  router.get(
+    '/node/initrd.img',
+    sendNodeFile((f) => f.initrdPath),
+  );
+  return router;
+}

@@ -1,0 +1,277 @@
+/**
+ * The one validated configuration of a master. Sources, lowest priority first: built-in defaults, the
+ * JSON config file, command-line flags. Only cli.ts reads files, flags and env; it hands the raw pieces
+ * to `buildConfig`, which validates once and returns a deeply frozen object.
+ */
+import { isIPv4 } from 'node:net';
+import { z } from 'zod';
+import { CorralError } from './util/errors.js';
+
+const ipv4 = z.string().refine((s) => isIPv4(s), { message: 'expected an IPv4 address like 10.0.0.1' });
+
+export function ipToInt(ip: string): number {
+  return ip.split('.').reduce((acc, octet) => acc * 256 + Number(octet), 0);
+}
+
+export function intToIp(n: number): string {
+  return [24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join('.');
+}
+
+const cidr = z.string().refine(
+  (s) => {
+    const [ip, bits, ...rest] = s.split('/');
+    return rest.length === 0 && !!ip && isIPv4(ip) && /^\d+$/.test(bits ?? '') && Number(bits) <= 32;
+  },
+  { message: 'expected a subnet in CIDR form like 10.0.0.0/24' },
+);
+
+const range = z.string().refine(
+  (s) => {
+    const [a, b, ...rest] = s.split('-');
+    return rest.length === 0 && !!a && !!b && isIPv4(a) && isIPv4(b) && ipToInt(a) <= ipToInt(b);
+  },
+  {
+    message: 'expected FIRST-LAST with two IPv4 addresses, first not above last (e.g. 10.0.0.100-10.0.0.200)',
+  },
+);
+
+const mac = z
+  .string()
+  .regex(/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/, 'expected a MAC like 52:54:00:12:34:56')
+  .transform((s) => s.toLowerCase());
+
+const pool = z
+  .object({
+    subnet: cidr,
+    range,
+    router: ipv4.optional(),
+    dns: z.array(ipv4).default([]),
+    domain: z.string().optional(),
+  })
+  .strict();
+
+export const ConfigSchema = z
+  .object({
+    dataDir: z.string().min(1, 'the data directory must be set (--data-dir)'),
+    interface: z.string().min(1).optional(),
+    address: ipv4,
+    http: z
+      .object({
+        port: z.number().int().min(0).max(65535).default(80),
+        bind: ipv4.default('0.0.0.0'),
+        /** Base URL nodes use to reach the master; defaults to http://ADDRESS:PORT. */
+        publicUrl: z.string().url().optional(),
+      })
+      .strict()
+      .default({ port: 80, bind: '0.0.0.0' }),
+    dhcp: z
+      .object({
+        mode: z.enum(['off', 'server', 'proxy']).default('off'),
+        range: range.optional(),
+        subnet: cidr.optional(),
+        router: ipv4.optional(),
+        dns: z.array(ipv4).default([]),
+        domain: z.string().optional(),
+        leaseSeconds: z
+          .number()
+          .int()
+          .min(60)
+          .max(7 * 24 * 3600)
+          .default(3600),
+        port: z.number().int().min(1).max(65535).default(67),
+        /** Pools for other subnets reached through DHCP relays (chosen by giaddr). */
+        relayPools: z.array(pool).default([]),
+        reservations: z
+          .array(z.object({ mac, ip: ipv4, hostname: z.string().optional() }).strict())
+          .default([]),
+      })
+      .strict()
+      .default({ mode: 'off', dns: [], leaseSeconds: 3600, port: 67, relayPools: [], reservations: [] }),
+    tftp: z
+      .object({
+        enabled: z.boolean().default(true),
+        port: z.number().int().min(0).max(65535).default(69),
+        /** Largest blksize granted (RFC 2348); 1468 fits a 1500-byte MTU. */
+        maxBlksize: z.number().int().min(512).max(65464).default(1468),
+      })
+      .strict()
+      .default({ enabled: true, port: 69, maxBlksize: 1468 }),
+    boot: z
+      .object({
+        /** Where Debian's ipxe package puts its binaries. */
+        ipxeDir: z.string().default('/usr/lib/ipxe'),
+        biosFile: z.string().default('undionly.kpxe'),
+        uefiFile: z.string().default('ipxe.efi'),
+        /** Extra kernel arguments for every node boot (e.g. console=ttyS0). */
+        kernelArgs: z.string().default('console=ttyS0,115200 console=tty0'),
+      })
+      .strict()
+      .default({
+        ipxeDir: '/usr/lib/ipxe',
+        biosFile: 'undionly.kpxe',
+        uefiFile: 'ipxe.efi',
+        kernelArgs: 'console=ttyS0,115200 console=tty0',
+      }),
+    nodes: z
+      .object({
+        /** `{n}` is the node's sequence number; `{mac}` its MAC without colons. */
+        namePattern: z
+          .string()
+          .regex(/\{n\}|\{mac\}/, 'must contain {n} or {mac}')
+          .default('node-{n}'),
+        /** What a freshly discovered node is told: wait (poll for work) or power off. */
+        discoverAction: z.enum(['wait', 'poweroff']).default('wait'),
+        pollSeconds: z.number().int().min(1).max(3600).default(10),
+      })
+      .strict()
+      .default({ namePattern: 'node-{n}', discoverAction: 'wait', pollSeconds: 10 }),
+    nodeImage: z
+      .object({
+        /** Cache of downloaded Debian kernel packages, shared between data directories. */
+        cacheDir: z.string().default('/var/cache/corral'),
+        flavour: z.enum(['cloud', 'generic']).default('cloud'),
+      })
+      .strict()
+      .default({ cacheDir: '/var/cache/corral', flavour: 'cloud' }),
+    store: z
+      .object({ synchronous: z.enum(['NORMAL', 'FULL']).default('NORMAL') })
+      .strict()
+      .default({ synchronous: 'NORMAL' }),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
+      .strict()
+      .default({ level: 'info' }),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.dhcp.mode === 'server' && !c.dhcp.range) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['dhcp', 'range'],
+        message: 'is required when DHCP mode is server',
+      });
+    }
+    if (c.dhcp.range) {
+      const subnet = c.dhcp.subnet ?? defaultSubnet(c.address);
+      const [net, bits] = subnet.split('/');
+      const mask = Number(bits) === 0 ? 0 : (0xffffffff << (32 - Number(bits))) >>> 0;
+      const inside = (ip: string): boolean =>
+        (ipToInt(ip) & mask) >>> 0 === (ipToInt(net ?? '') & mask) >>> 0;
+      const [a, b] = c.dhcp.range.split('-') as [string, string];
+      if (!inside(a) || !inside(b)) {
+        ctx.addIssue({ code: 'custom', path: ['dhcp', 'range'], message: `is not inside subnet ${subnet}` });
+      }
+    }
+  });
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+export type DeepReadonly<T> = T extends (infer U)[]
+  ? readonly DeepReadonly<U>[]
+  : T extends object
+    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+    : T;
+export type FrozenConfig = DeepReadonly<Config>;
+
+/** Flags as the CLI parsed them; each one overrides the same key of the file. */
+export interface ConfigFlags {
+  dataDir?: string;
+  interface?: string;
+  address?: string;
+  dhcpRange?: string;
+  proxyDhcp?: boolean;
+  httpPort?: string;
+  tftpPort?: string;
+  logLevel?: string;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function section(raw: Record<string, unknown>, key: string): Record<string, unknown> {
+  const existing = raw[key];
+  if (existing === undefined) {
+    const fresh: Record<string, unknown> = {};
+    raw[key] = fresh;
+    return fresh;
+  }
+  if (!isRecord(existing))
+    throw new CorralError('CONFIG_INVALID', `config error: ${key}: expected an object`);
+  return existing;
+}
+
+function portFlag(name: string, value: string): number {
+  if (!/^\d+$/.test(value))
+    throw new CorralError('CONFIG_INVALID', `config error: ${name}: expected a port number (got '${value}')`);
+  return Number(value);
+}
+
+/** Subnet of a range when none is configured: the /24 around the master's address. */
+function defaultSubnet(address: string): string {
+  const parts = address.split('.');
+  return `${parts.slice(0, 3).join('.')}.0/24`;
+}
+
+/**
+ * Merges the file's parsed JSON and the flags, validates, and freezes. Throws CorralError
+ * CONFIG_INVALID whose message is one line naming the key and what is wrong.
+ */
+export function buildConfig(fileJson: unknown, flags: ConfigFlags): FrozenConfig {
+  if (fileJson !== undefined && !isRecord(fileJson)) {
+    throw new CorralError('CONFIG_INVALID', 'config error: the config file must hold a JSON object');
+  }
+  const raw: Record<string, unknown> = structuredClone(fileJson ?? {}) as Record<string, unknown>;
+  if (flags.dataDir !== undefined) raw['dataDir'] = flags.dataDir;
+  if (flags.interface !== undefined) raw['interface'] = flags.interface;
+  if (flags.address !== undefined) raw['address'] = flags.address;
+  if (flags.httpPort !== undefined)
+    section(raw, 'http')['port'] = portFlag('http.port (--http-port)', flags.httpPort);
+  if (flags.tftpPort !== undefined)
+    section(raw, 'tftp')['port'] = portFlag('tftp.port (--tftp-port)', flags.tftpPort);
+  if (flags.logLevel !== undefined) section(raw, 'log')['level'] = flags.logLevel;
+  if (flags.dhcpRange !== undefined && flags.proxyDhcp) {
+    throw new CorralError(
+      'CONFIG_INVALID',
+      'config error: dhcp.mode: --dhcp-range and --proxy-dhcp exclude each other',
+    );
+  }
+  if (flags.dhcpRange !== undefined) {
+    const dhcp = section(raw, 'dhcp');
+    dhcp['mode'] = 'server';
+    dhcp['range'] = flags.dhcpRange;
+  }
+  if (flags.proxyDhcp) section(raw, 'dhcp')['mode'] = 'proxy';
+
+  const parsed = ConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const key = issue && issue.path.length ? issue.path.join('.') : '(top level)';
+    let message = issue?.message ?? 'invalid';
+    if (issue?.code === 'unrecognized_keys') message = `unknown key(s) ${issue.keys.join(', ')}`;
+    if (issue?.code === 'invalid_type' && message.includes('received undefined')) message = 'is required';
+    throw new CorralError('CONFIG_INVALID', `config error: ${key}: ${message}`);
+  }
+  const config = parsed.data;
+  if (config.dhcp.mode === 'server' && !config.dhcp.subnet)
+    config.dhcp.subnet = defaultSubnet(config.address);
+  return deepFreeze(config);
+}
+
+/** Base URL nodes use to reach the master's HTTP server. */
+export function publicUrl(config: FrozenConfig): string {
+  if (config.http.publicUrl) return config.http.publicUrl.replace(/\/$/, '');
+  return config.http.port === 80
+    ? `http://${config.address}`
+    : `http://${config.address}:${config.http.port}`;
+}

@@ -1,0 +1,107 @@
+/**
+ * Versioned schema migrations, applied in order at start inside one transaction each. A migration is
+ * never edited once released: add a new one. `schema_version` in restore points and clones is the
+ * highest version here.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'initial',
+    sql: `
+CREATE TABLE changes (
+  seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+  at         TEXT    NOT NULL,
+  epoch      INTEGER NOT NULL,
+  entity     TEXT    NOT NULL,
+  entity_key TEXT    NOT NULL,
+  op         TEXT    NOT NULL CHECK (op IN ('upsert', 'delete')),
+  data       TEXT
+);
+
+CREATE TABLE nodes (
+  mac           TEXT PRIMARY KEY,
+  name          TEXT NOT NULL UNIQUE,
+  seq_no        INTEGER NOT NULL UNIQUE,
+  ip            TEXT,
+  state         TEXT NOT NULL,
+  role          TEXT,
+  firmware      TEXT,
+  inventory     TEXT NOT NULL DEFAULT '{}',
+  image         TEXT,
+  state_reason  TEXT,
+  created_at    TEXT NOT NULL,
+  updated_at    TEXT NOT NULL,
+  last_seen_at  TEXT
+);
+
+CREATE TABLE events (
+  id       INTEGER PRIMARY KEY AUTOINCREMENT,
+  at       TEXT NOT NULL,
+  node_mac TEXT,
+  kind     TEXT NOT NULL,
+  severity TEXT NOT NULL DEFAULT 'info',
+  message  TEXT NOT NULL,
+  actor    TEXT,
+  data     TEXT
+);
+CREATE INDEX events_node ON events(node_mac, id);
+
+CREATE TABLE leases (
+  ip          TEXT PRIMARY KEY,
+  mac         TEXT NOT NULL,
+  client_id   TEXT,
+  hostname    TEXT,
+  state       TEXT NOT NULL CHECK (state IN ('offered', 'bound', 'released', 'expired', 'declined')),
+  expires_at  INTEGER NOT NULL,
+  updated_at  TEXT NOT NULL
+);
+CREATE INDEX leases_mac ON leases(mac);
+
+CREATE TABLE reservations (
+  mac      TEXT PRIMARY KEY,
+  ip       TEXT NOT NULL UNIQUE,
+  hostname TEXT
+);
+
+CREATE TABLE images (
+  sha256      TEXT PRIMARY KEY,
+  name        TEXT NOT NULL UNIQUE,
+  format      TEXT NOT NULL,
+  size_bytes  INTEGER NOT NULL,
+  os_name     TEXT,
+  os_version  TEXT,
+  created_at  TEXT NOT NULL
+);
+
+CREATE TABLE users (
+  name          TEXT PRIMARY KEY,
+  password_hash TEXT NOT NULL,
+  role          TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'viewer')),
+  created_at    TEXT NOT NULL,
+  updated_at    TEXT NOT NULL
+);
+
+CREATE TABLE settings (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+
+-- Console sessions are per master and not journaled: after a fail-over users log in again.
+CREATE TABLE sessions (
+  id           TEXT PRIMARY KEY,
+  user_name    TEXT NOT NULL,
+  csrf_token   TEXT NOT NULL,
+  created_at   INTEGER NOT NULL,
+  last_seen_at INTEGER NOT NULL
+);
+`,
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

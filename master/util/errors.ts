@@ -1,0 +1,58 @@
+/**
+ * One catalogue of stable error codes (Fastify habit): every error the operator or an API client can see
+ * has a code here, an HTTP status for the API, and a sentence that says what to do. docs/errors.md lists
+ * them all and test/unit/errors.test.ts checks that every code is documented.
+ */
+export const ERROR_CATALOGUE = {
+  CONFIG_INVALID: { status: 500, hint: 'Fix the named configuration key and start again.' },
+  CONFIG_FILE_UNREADABLE: { status: 500, hint: 'Check the path given to --config and its permissions.' },
+  USAGE: { status: 400, hint: 'Run `corral --help` for the accepted commands and flags.' },
+  AUTH_REQUIRED: { status: 401, hint: 'Send HTTP Basic credentials of a Corral user.' },
+  AUTH_FAILED: { status: 401, hint: 'Check the user name and password.' },
+  FORBIDDEN: { status: 403, hint: 'Your role does not allow this action.' },
+  CSRF_INVALID: { status: 403, hint: 'Reload the page and submit the form again.' },
+  NOT_FOUND: { status: 404, hint: 'Check the identifier in the URL.' },
+  NODE_NOT_FOUND: { status: 404, hint: 'List nodes with GET /api/v1/nodes to find the right MAC or name.' },
+  BODY_INVALID: { status: 400, hint: 'Fix the named field in the request body.' },
+  MAC_INVALID: { status: 400, hint: 'Give a MAC address as six hex pairs, e.g. 52:54:00:12:34:56.' },
+  STATE_TRANSITION_INVALID: { status: 409, hint: 'The node is not in a state that allows this action.' },
+  CONFLICT: { status: 409, hint: 'The resource changed or is in use; reload and try again.' },
+  RATE_LIMITED: { status: 429, hint: 'Wait a minute before trying again.' },
+  FILE_NOT_FOUND: { status: 404, hint: 'Check that the boot file exists under the boot root.' },
+  PATH_REFUSED: { status: 403, hint: 'Only files inside the boot root are served.' },
+  RANGE_NOT_SATISFIABLE: { status: 416, hint: 'Ask for a byte range inside the file.' },
+  NODE_IMAGE_MISSING: { status: 503, hint: 'Build the node environment with `corral node-image build`.' },
+  DHCP_POOL_EXHAUSTED: { status: 503, hint: 'Widen --dhcp-range or release unused leases.' },
+  STORE_FAILED: { status: 500, hint: 'Check the data directory is writable and not full.' },
+  INTERNAL: { status: 500, hint: 'See the master log for details.' },
+  NODE_IMAGE_BUILD_FAILED: {
+    status: 500,
+    hint: 'Check that apt can reach the Debian mirror (apt-get update) and that busybox-static and kmod are installed.',
+  },
+} as const satisfies Record<string, { status: number; hint: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+export class CorralError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
+    super(message);
+    this.name = 'CorralError';
+    this.code = code;
+    this.details = details;
+  }
+
+  get status(): number {
+    return ERROR_CATALOGUE[this.code].status;
+  }
+
+  get hint(): string {
+    return ERROR_CATALOGUE[this.code].hint;
+  }
+}
+
+export function isCorralError(err: unknown): err is CorralError {
+  return err instanceof CorralError;
+}

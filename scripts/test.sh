@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The one test command (README, .ci/run): set up, type-check and build, lint, then every test —
+# unit, integration (network namespaces + real peers) and e2e (QEMU VMs PXE-booting from Corral).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+echo "== lint (eslint, prettier, madge)"
+npm run --silent lint
+
+echo "== tests"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "tests: integration and e2e tests create network namespaces and need root" >&2
+  exit 1
+fi
+# Files run one at a time: the namespace/QEMU tests each use most of a 2-core machine.
+node --test --test-concurrency=1 --experimental-test-coverage \
+  --test-reporter=spec --test-reporter-destination=stdout \
+  dist/test/unit/ dist/test/integration/ dist/test/e2e/
