@@ -10,6 +10,11 @@ import { CorralError, isCorralError } from './util/errors.js';
 import { createLogger, type Logger } from './util/logger.js';
 import { VERSION } from './util/version.js';
 import { startMaster } from './master.js';
+import { buildNodeImage } from '../node-images/index.js';
+import { nodeImageDir } from './boot/node-image.js';
+import { startLab, labDown } from './lab/lab.js';
+import { followLab } from './lab/progress.js';
+import { forwardUnixToTcp } from './lab/forward.js';
 
 const HELP = `corral ${VERSION} — bare-metal cluster provisioning
 
@@ -18,6 +23,14 @@ Usage:
                 [--dhcp-range FIRST-LAST | --proxy-dhcp] [--http-port N]
                 [--tftp-port N] [--config FILE] [--log-level LEVEL]
       Run the master: DHCP (PXE), TFTP, HTTP boot, REST API and web console.
+  corral lab [--nodes N] [--uefi] [--dir DIR] [--port N] [--memory MB] [--disk GB]
+      Build a virtual lab in network namespaces of its own: a master and N QEMU VMs
+      that PXE-boot from it (SeaBIOS, or OVMF with --uefi). The console is forwarded
+      to a loopback port on this host. Ctrl-C tears it all down.
+  corral lab down [--dir DIR]
+      Tear down a lab whose \`corral lab\` process is gone.
+  corral node-image build --data-dir DIR [--cache-dir DIR] [--flavour cloud|generic]
+      Build the node environment (Debian kernel + initramfs with the Corral agent).
   corral --help | -h        This text.
   corral --version | -v     Print the version.
 
@@ -116,6 +129,105 @@ function waitForSignal(logger: Logger): Promise<void> {
   });
 }
 
+const LAB_OPTIONS = {
+  nodes: { type: 'string', default: '2' },
+  uefi: { type: 'boolean' },
+  dir: { type: 'string', default: '.lab' },
+  port: { type: 'string', default: '8080' },
+  memory: { type: 'string', default: '512' },
+  disk: { type: 'string', default: '4' },
+  'cache-dir': { type: 'string', default: '/var/cache/corral' },
+} as const satisfies ParseArgsConfig['options'];
+
+function intFlag(name: string, value: string, min: number, max: number): number {
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+    usage(`--${name} must be a whole number from ${min} to ${max} (got '${value}')`);
+  }
+  return Number(value);
+}
+
+async function runLab(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, LAB_OPTIONS);
+  const logger = createLogger({ level: process.env['CORRAL_LOG_LEVEL'] ?? 'warn' });
+  if (positionals[0] === 'down') {
+    const done = labDown(values.dir, logger);
+    process.stdout.write(done ? `lab in ${values.dir} torn down\n` : `no lab state in ${values.dir}\n`);
+    return 0;
+  }
+  if (positionals.length) usage(`unexpected argument '${positionals[0]}'`);
+  if (process.getuid?.() !== 0) usage('corral lab creates network namespaces and needs root');
+  const n = intFlag('nodes', values.nodes, 1, 16);
+  const say = (line: string): void => void process.stdout.write(`${line}\n`);
+  say(
+    `corral lab: building the node environment and starting the master (first run downloads the kernel)...`,
+  );
+  const lab = await startLab({
+    dir: values.dir,
+    vms: Array.from({ length: n }, () => ({ firmware: values.uefi ? ('uefi' as const) : ('bios' as const) })),
+    logger,
+    cacheDir: values['cache-dir'],
+    hostPort: intFlag('port', values.port, 0, 65535),
+    memoryMb: intFlag('memory', values.memory, 256, 8192),
+    diskGb: intFlag('disk', values.disk, 1, 64),
+  });
+  say('');
+  say(
+    `Corral lab ${lab.id} is up: master ${lab.masterAddress} in namespace ${lab.masterNs}, ${n} VM(s) PXE-booting.`,
+  );
+  say(`  Console:  ${lab.hostUrl}/   (user admin, password ${lab.adminPassword})`);
+  say(`  API:      curl -u admin:${lab.adminPassword} ${lab.hostUrl}/api/v1/nodes`);
+  say(`  Logs:     ${values.dir}/master.log, ${values.dir}/vm1.log ...`);
+  say('  Ctrl-C tears everything down (or `corral lab down` from another shell).');
+  say('');
+  const stopFollowing = followLab(lab, say);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  say('corral lab: tearing down...');
+  stopFollowing();
+  await lab.destroy();
+  say('corral lab: done');
+  return 0;
+}
+
+async function runNodeImage(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, {
+    'data-dir': { type: 'string' },
+    'cache-dir': { type: 'string', default: '/var/cache/corral' },
+    flavour: { type: 'string', default: 'cloud' },
+  });
+  if (positionals[0] !== 'build' || positionals.length > 1)
+    usage('usage: corral node-image build --data-dir DIR');
+  if (!values['data-dir']) usage('--data-dir is required');
+  const flavour = values.flavour;
+  if (flavour !== 'cloud' && flavour !== 'generic')
+    usage(`--flavour must be cloud or generic (got '${flavour}')`);
+  const epoch = process.env['SOURCE_DATE_EPOCH'];
+  const image = await buildNodeImage({
+    cacheDir: values['cache-dir'],
+    outDir: nodeImageDir(values['data-dir']),
+    flavour,
+    logger: createLogger(),
+    ...(epoch && /^\d+$/.test(epoch) ? { sourceDateEpoch: Number(epoch) } : {}),
+  });
+  process.stdout.write(`${JSON.stringify(image, null, 2)}\n`);
+  return 0;
+}
+
+/** Internal: the lab's console relay inside the master namespace (`_forward SOCKET HOST PORT`). */
+async function runForward(args: string[]): Promise<number> {
+  const [sock, host, port] = args;
+  if (!sock || !host || !port) usage('usage: corral _forward SOCKET HOST PORT');
+  const server = await forwardUnixToTcp(sock, host, Number(port));
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  server.close();
+  return 0;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -132,6 +244,12 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     case 'master':
       return runMaster(rest);
+    case 'lab':
+      return runLab(rest);
+    case 'node-image':
+      return runNodeImage(rest);
+    case '_forward':
+      return runForward(rest);
     default:
       return usage(`unknown command '${command}'`);
   }

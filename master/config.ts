@@ -102,15 +102,15 @@ export const ConfigSchema = z
         ipxeDir: z.string().default('/usr/lib/ipxe'),
         biosFile: z.string().default('undionly.kpxe'),
         uefiFile: z.string().default('ipxe.efi'),
-        /** Extra kernel arguments for every node boot (e.g. console=ttyS0). */
-        kernelArgs: z.string().default('console=ttyS0,115200 console=tty0'),
+        /** Extra kernel arguments for every node boot; the consoles (tty0, ttyS0) are always set. */
+        kernelArgs: z.string().max(1024).default(''),
       })
       .strict()
       .default({
         ipxeDir: '/usr/lib/ipxe',
         biosFile: 'undionly.kpxe',
         uefiFile: 'ipxe.efi',
-        kernelArgs: 'console=ttyS0,115200 console=tty0',
+        kernelArgs: '',
       }),
     nodes: z
       .object({

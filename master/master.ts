@@ -15,6 +15,11 @@ import { createBootRouter, type NodeImageFiles } from './boot/routes.js';
 import { prepareTftpRoot } from './boot/files.js';
 import { locateNodeImage } from './boot/node-image.js';
 import { createHttpApp } from './http.js';
+import { createConsoleRouter } from '../web-ui/console.js';
+import { startDhcpServer, type DhcpServer } from './dhcp/index.js';
+import type { PoolSpec } from './dhcp/pool.js';
+import { startTftpServer, type TftpServer } from './tftp/index.js';
+import { LeaseStore } from './store/leases.js';
 import type { Logger } from './util/logger.js';
 import { VERSION } from './util/version.js';
 
@@ -28,6 +33,7 @@ export interface Master {
   config: FrozenConfig;
   repos: Repos;
   httpPort: number;
+  tftpPort?: number;
   close(): Promise<void>;
 }
 
@@ -75,6 +81,46 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
     if (!nodeImage)
       logger.warn('node environment not built yet: run `corral node-image build --data-dir ...`');
 
+    const leases = new LeaseStore(repos.store);
+    syncReservations(config, repos, leases);
+
+    let tftpServer: TftpServer | undefined;
+    if (config.tftp.enabled) {
+      tftpServer = await startTftpServer({
+        root: tftp.root,
+        address: config.http.bind,
+        port: config.tftp.port,
+        logger,
+        maxBlksize: config.tftp.maxBlksize,
+      });
+      const t = tftpServer;
+      closers.push({ name: 'tftp', close: () => t.close() });
+      logger.info({ port: t.port, root: tftp.root }, 'TFTP server listening');
+    }
+
+    let dhcpServer: DhcpServer | undefined;
+    if (config.dhcp.mode !== 'off') {
+      dhcpServer = await startDhcpServer({
+        mode: config.dhcp.mode,
+        serverAddress: config.address,
+        ...(config.interface ? { interfaceName: config.interface } : {}),
+        port: config.dhcp.port,
+        pools: dhcpPools(config),
+        leaseSeconds: config.dhcp.leaseSeconds,
+        boot: {
+          httpBaseUrl: publicUrl(config),
+          biosFile: config.boot.biosFile,
+          uefiFile: config.boot.uefiFile,
+          tftpServer: config.address,
+        },
+        leases,
+        logger,
+        onBound: (mac, ip) => recordNodeIp(repos, mac, ip),
+      });
+      const d = dhcpServer;
+      closers.push({ name: 'dhcp', close: () => d.close() });
+    }
+
     const api = createApiRouter({
       repos,
       config,
@@ -84,13 +130,15 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       health: () => ({
         address: config.address,
         dhcp: config.dhcp.mode,
-        tftp: config.tftp.enabled,
+        ...(dhcpServer ? { dhcpStats: dhcpServer.stats() } : {}),
+        tftp: tftpServer ? { port: tftpServer.port, ...tftpServer.stats() } : false,
         nodeImage: nodeImageNow() !== undefined,
         bootLoadersMissing: tftp.missing.length > 0,
       }),
     });
     const boot = createBootRouter({ repos, config, logger, nodeImage: nodeImageNow });
-    const app = createHttpApp({ api, boot, logger });
+    const consoleRouter = createConsoleRouter({ repos, config, logger, authenticator });
+    const app = createHttpApp({ api, boot, console: consoleRouter, logger });
     const server = createServer(app);
     server.keepAliveTimeout = 5000;
     const httpPort = await listen(server, config.http.port, config.http.bind);
@@ -113,9 +161,69 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       },
       'corral master started',
     );
-    return { config, repos, httpPort, close: closeAll };
+    return {
+      config,
+      repos,
+      httpPort,
+      ...(tftpServer ? { tftpPort: tftpServer.port } : {}),
+      close: closeAll,
+    };
   } catch (err) {
     await closeAll();
     throw err;
   }
+}
+
+/** The local pool from dhcp.range/subnet, then the relay pools (chosen by giaddr). */
+export function dhcpPools(config: FrozenConfig): PoolSpec[] {
+  const pools: PoolSpec[] = [];
+  const toSpec = (p: {
+    subnet: string;
+    range: string;
+    router?: string | undefined;
+    dns: readonly string[];
+    domain?: string | undefined;
+  }): PoolSpec => {
+    const [rangeStart, rangeEnd] = p.range.split('-') as [string, string];
+    return {
+      subnet: p.subnet,
+      rangeStart,
+      rangeEnd,
+      ...(p.router ? { router: p.router } : {}),
+      dns: [...p.dns],
+      ...(p.domain ? { domain: p.domain } : {}),
+    };
+  };
+  if (config.dhcp.range && config.dhcp.subnet) {
+    pools.push(
+      toSpec({
+        subnet: config.dhcp.subnet,
+        range: config.dhcp.range,
+        router: config.dhcp.router,
+        dns: config.dhcp.dns,
+        domain: config.dhcp.domain,
+      }),
+    );
+  }
+  for (const p of config.dhcp.relayPools) pools.push(toSpec(p));
+  return pools;
+}
+
+/** Reservations in the config file are the source of truth for their MACs: written into the store at start. */
+function syncReservations(config: FrozenConfig, repos: Repos, leases: LeaseStore): void {
+  if (!config.dhcp.reservations.length) return;
+  repos.store.write((journal) => {
+    for (const r of config.dhcp.reservations) {
+      const existing = leases.reservationFor(r.mac);
+      if (existing && existing.ip === r.ip && (existing.hostname ?? undefined) === r.hostname) continue;
+      leases.reserveIn(journal, { mac: r.mac, ip: r.ip, hostname: r.hostname ?? null });
+    }
+  });
+}
+
+/** DHCP bound an address: remember it on the node (if the MAC is a known node). */
+function recordNodeIp(repos: Repos, mac: string, ip: string): void {
+  const node = repos.nodes.get(mac);
+  if (!node || node.ip === ip) return;
+  repos.store.write((journal) => repos.nodes.patchIn(journal, mac, { ip }));
 }

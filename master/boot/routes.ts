@@ -1,5 +1,5 @@
 import express, { type Router } from 'express';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import type { FrozenConfig } from '../config.js';
 import { publicUrl } from '../config.js';
 import type { Repos } from '../store/repos.js';
@@ -64,7 +64,26 @@ export function createBootRouter(deps: BootDeps): Router {
       log.debug({ file, range: req.headers.range, ip: req.socket.remoteAddress }, 'serving node file');
       // res.sendFile (the `send` module) answers Range requests with 206 and Content-Range, 416 when
       // unsatisfiable, and always sets Content-Length; iPXE and the agent rely on that.
-      res.sendFile(file, { acceptRanges: true, cacheControl: false, lastModified: true, etag: true });
+      res.sendFile(
+        file,
+        { acceptRanges: true, cacheControl: false, lastModified: true, etag: true },
+        (err) => {
+          if (!err || res.headersSent) return;
+          const status = (err as { status?: number }).status ?? 500;
+          if (status === 416) {
+            // RFC 9110 section 15.5.17: say the current length so the client can ask again.
+            res
+              .status(416)
+              .setHeader('Content-Range', `bytes */${statSync(file).size}`)
+              .end();
+          } else if (status >= 500) {
+            log.warn({ file, err: err.message }, 'serving node file failed');
+            res.status(500).end();
+          } else {
+            res.status(status).end();
+          }
+        },
+      );
     };
   router.get(
     '/node/vmlinuz',

@@ -3,6 +3,7 @@
  * so the whole matrix is unit-tested; routes.ts only renders and sends.
  */
 import type { NodeRecord } from '../store/nodes.js';
+import { kernelCmdline } from '../../node-images/cmdline.js';
 
 export type BootMode = 'discover' | 'install' | 'sharedroot';
 
@@ -19,18 +20,14 @@ export interface BootScript {
   vars: Record<string, string | number | boolean>;
 }
 
-/** Kernel command line for the node environment; node-images/agent/init parses these keys. */
+/**
+ * Kernel command line for the node environment: node-images owns the contract (kernelCmdline); we add
+ * BOOTIF (as pxelinux does) and the operator's extra arguments.
+ */
 export function nodeCmdline(mode: BootMode, baseUrl: string, mac: string, kernelArgs: string): string {
-  const bootif = `01-${mac.replace(/:/g, '-')}`;
-  return [
-    kernelArgs,
-    `corral.mode=${mode}`,
-    `corral.server=${baseUrl}`,
-    `corral.mac=${mac}`,
-    `BOOTIF=${bootif}`,
-  ]
-    .filter(Boolean)
-    .join(' ');
+  const bootif = `BOOTIF=01-${mac.replace(/:/g, '-')}`;
+  const extra = kernelArgs.split(/\s+/).filter(Boolean);
+  return kernelCmdline({ mode, serverUrl: baseUrl, mac, extra: [bootif, ...extra] });
 }
 
 export function chooseBootScript(ctx: BootContext): BootScript {

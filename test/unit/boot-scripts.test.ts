@@ -9,7 +9,7 @@ import type { NodeRecord } from '../../master/store/nodes.js';
 const base = {
   mac: '52:54:00:12:34:56',
   baseUrl: 'http://10.99.0.1:8080',
-  kernelArgs: 'console=ttyS0',
+  kernelArgs: '',
   nodeImageReady: true,
 };
 
@@ -77,7 +77,8 @@ test('every state renders a script starting with #!ipxe', () => {
 
 test('kernel command line carries mode, server, MAC and BOOTIF', () => {
   assert.equal(
-    nodeCmdline('discover', 'http://10.0.0.1', '52:54:00:12:34:56', 'console=ttyS0'),
-    'console=ttyS0 corral.mode=discover corral.server=http://10.0.0.1 corral.mac=52:54:00:12:34:56 BOOTIF=01-52-54-00-12-34-56',
+    nodeCmdline('discover', 'http://10.0.0.1', '52:54:00:12:34:56', 'quiet  loglevel=3'),
+    'console=tty0 console=ttyS0,115200n8 panic=30 corral.mode=discover corral.server=http://10.0.0.1 ' +
+      'corral.mac=52:54:00:12:34:56 BOOTIF=01-52-54-00-12-34-56 quiet loglevel=3',
   );
 });

@@ -1,0 +1,216 @@
+/**
+ * The virtual lab (`corral lab`): namespaces of its own (a bridge namespace holding the VMs' taps and a
+ * master namespace), the real `corral master` inside, N QEMU VMs that PXE-boot from it, and a loopback
+ * port on the host forwarded to the console. Used by the README's main job and by the e2e tests.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Server } from 'node:net';
+import type { ChildProcess } from 'node:child_process';
+import { buildNodeImage } from '../../node-images/index.js';
+import type { Logger } from '../util/logger.js';
+import { generatePassword } from '../auth/passwords.js';
+import { LabNet, run, waitFor } from './net.js';
+import { startMasterProcess, CLI, type MasterProcess } from './master-process.js';
+import { labMac, startVm, type Vm } from './qemu.js';
+import { forwardLoopbackToUnix } from './forward.js';
+
+export interface LabOptions {
+  /** Lab working directory: master data dir, VM disks, logs, state file. */
+  dir: string;
+  /** One entry per VM. */
+  vms: { firmware: 'bios' | 'uefi' }[];
+  logger: Logger;
+  /** Shared cache for the Debian kernel download. */
+  cacheDir?: string;
+  /** First three octets of the lab subnet inside the namespaces (the master is .1). */
+  subnetPrefix?: string;
+  /** Loopback port on the host for the console (0 = any free port). */
+  hostPort?: number;
+  memoryMb?: number;
+  diskGb?: number;
+  /** VMs exit instead of rebooting (tests). */
+  noReboot?: boolean;
+  /** Extra JSON config for the master (merged into its config file). */
+  masterConfig?: Record<string, unknown>;
+  adminPassword?: string;
+}
+
+export interface Lab {
+  id: string;
+  net: LabNet;
+  master: MasterProcess;
+  masterNs: string;
+  masterAddress: string;
+  /** URL of the master inside the lab. */
+  masterUrl: string;
+  /** URL on the host's loopback, forwarded into the master namespace. */
+  hostUrl: string;
+  adminPassword: string;
+  vms: Vm[];
+  destroy(): Promise<void>;
+}
+
+export interface LabState {
+  id: string;
+  namespaces: string[];
+  pids: number[];
+  hostUrl: string;
+  createdAt: string;
+}
+
+export const STATE_FILE = 'lab.json';
+
+export async function startLab(opts: LabOptions): Promise<Lab> {
+  const log = opts.logger.child({ module: 'lab' });
+  const dir = resolve(opts.dir);
+  const dataDir = join(dir, 'master');
+  mkdirSync(dataDir, { recursive: true });
+  if (existsSync(join(dir, STATE_FILE))) {
+    throw new Error(
+      `a lab already runs from ${dir} (or was not torn down): run \`corral lab down --dir ${opts.dir}\``,
+    );
+  }
+  const prefix = opts.subnetPrefix ?? '10.99.0';
+  const masterAddress = `${prefix}.1`;
+  const adminPassword = opts.adminPassword ?? generatePassword();
+
+  log.info({ dir }, 'building the node environment (cached after the first build)');
+  await buildNodeImage({
+    cacheDir: opts.cacheDir ?? '/var/cache/corral',
+    outDir: join(dataDir, 'node-image'),
+    logger: opts.logger,
+  });
+
+  const net = new LabNet('corral');
+  const extra: { servers: Server[]; children: ChildProcess[] } = { servers: [], children: [] };
+  let master: MasterProcess | undefined;
+  const vms: Vm[] = [];
+  const destroy = async (): Promise<void> => {
+    for (const vm of vms) vm.kill();
+    for (const s of extra.servers) s.close();
+    if (master) await master.stop('SIGTERM', 8000).catch(() => master?.stop('SIGKILL', 3000));
+    await net.destroy();
+    rmSync(join(dir, STATE_FILE), { force: true });
+  };
+
+  try {
+    const m = net.addHost('corral-m', `${masterAddress}/24`);
+    const configPath = join(dir, 'master.json');
+    writeFileSync(
+      configPath,
+      JSON.stringify(
+        {
+          dataDir,
+          address: masterAddress,
+          interface: m.ifname,
+          http: { port: 80 },
+          dhcp: { mode: 'server', range: `${prefix}.100-${prefix}.199`, subnet: `${prefix}.0/24` },
+          nodeImage: { cacheDir: opts.cacheDir ?? '/var/cache/corral' },
+          ...(opts.masterConfig ?? {}),
+        },
+        null,
+        2,
+      ),
+    );
+    master = await startMasterProcess({
+      args: ['--config', configPath],
+      netns: m.ns,
+      host: masterAddress,
+      env: { CORRAL_ADMIN_PASSWORD: adminPassword, CORRAL_LOG_LEVEL: 'info' },
+      logFile: join(dir, 'master.log'),
+      timeoutMs: 30_000,
+    });
+    log.info({ ns: m.ns, address: masterAddress }, 'master running in its namespace');
+
+    // The console on the host's loopback, through a Unix socket relay inside the master namespace.
+    const sock = join(dir, 'console.sock');
+    const relay = net.spawnIn(m.ns, ['node', CLI, '_forward', sock, masterAddress, '80'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    extra.children.push(relay);
+    await waitFor('console relay socket', () => existsSync(sock), 10_000);
+    const fwd = await forwardLoopbackToUnix(opts.hostPort ?? 0, sock);
+    extra.servers.push(fwd.server);
+    const hostUrl = `http://127.0.0.1:${fwd.port}`;
+
+    const labByte = randomBytes(1)[0] ?? 1;
+    opts.vms.forEach((v, i) => {
+      const name = `vm${i + 1}`;
+      const spec = {
+        name,
+        mac: labMac(labByte, i + 1),
+        firmware: v.firmware,
+        memoryMb: opts.memoryMb ?? 512,
+        cpus: 1,
+        diskPath: join(dir, `${name}.qcow2`),
+        diskGb: opts.diskGb ?? 4,
+        diskSerial: `CORRAL${net.id.toUpperCase()}${i + 1}`,
+        tap: net.addTap(),
+        noReboot: opts.noReboot ?? false,
+      };
+      vms.push(startVm(net, spec, join(dir, `${name}.log`)));
+      log.info({ vm: name, mac: spec.mac, firmware: spec.firmware }, 'VM powered on (PXE boot)');
+    });
+
+    const state: LabState = {
+      id: net.id,
+      namespaces: [...net.namespaceNames],
+      pids: [...net.childPids, ...(master.child.pid ? [master.child.pid] : [])],
+      hostUrl,
+      createdAt: new Date().toISOString(),
+    };
+    writeFileSync(join(dir, STATE_FILE), JSON.stringify(state, null, 2));
+    return {
+      id: net.id,
+      net,
+      master,
+      masterNs: m.ns,
+      masterAddress,
+      masterUrl: master.url,
+      hostUrl,
+      adminPassword,
+      vms,
+      destroy,
+    };
+  } catch (err) {
+    await destroy();
+    throw err;
+  }
+}
+
+/**
+ * `corral lab down`: tears down a lab from its state file (when the `corral lab` process is gone).
+ * Kills only the recorded PIDs whose command line is still a lab process, then deletes the namespaces.
+ */
+export function labDown(dir: string, logger: Logger): boolean {
+  const path = join(resolve(dir), STATE_FILE);
+  if (!existsSync(path)) return false;
+  const state = JSON.parse(readFileSync(path, 'utf8')) as LabState;
+  for (const pid of state.pids) {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (/qemu-system|cli\.js|ip\0netns/.test(cmdline)) process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  for (const ns of [...state.namespaces].reverse()) {
+    try {
+      for (const pid of run('ip', ['netns', 'pids', ns]).split('\n').filter(Boolean)) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+      run('ip', ['netns', 'del', ns]);
+    } catch {
+      /* already gone */
+    }
+  }
+  rmSync(path, { force: true });
+  logger.info({ id: state.id, namespaces: state.namespaces.length }, 'lab torn down');
+  return true;
+}

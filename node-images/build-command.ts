@@ -1,0 +1,47 @@
+/**
+ * `node dist/node-images/build-command.js [--cache-dir DIR] [--out-dir DIR] [--flavour cloud|generic]`:
+ * builds the node environment from the shell (the master's CLI can call `buildNodeImage` the same way).
+ * The only place in node-images/ that reads flags and the environment (SOURCE_DATE_EPOCH).
+ */
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { createLogger } from '../master/util/logger.js';
+import { buildNodeImage } from './index.js';
+
+export async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'cache-dir': { type: 'string', default: '/var/cache/corral' },
+      'out-dir': { type: 'string', default: './node-image' },
+      flavour: { type: 'string', default: 'cloud' },
+    },
+    strict: true,
+  });
+  const flavour = values.flavour;
+  if (flavour !== 'cloud' && flavour !== 'generic') {
+    console.error(`--flavour must be cloud or generic, not '${flavour}'`);
+    return 2;
+  }
+  const epochText = process.env['SOURCE_DATE_EPOCH'];
+  const sourceDateEpoch = epochText && /^\d+$/.test(epochText) ? Number(epochText) : 0;
+  const image = await buildNodeImage({
+    cacheDir: values['cache-dir'],
+    outDir: values['out-dir'],
+    flavour,
+    sourceDateEpoch,
+    logger: createLogger(),
+  });
+  console.log(JSON.stringify(image, null, 2));
+  return 0;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      console.error(err instanceof Error ? err.message : err);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,267 @@
+/**
+ * Corral's node environment: Debian's kernel plus a small busybox initramfs holding the Corral agent.
+ * Every PXE-booted node runs it (discover, install and shared-root modes; see docs/node-images.md).
+ *
+ * `buildNodeImage` writes `vmlinuz`, `initrd.img` and `manifest.json` into `outDir`. The manifest records
+ * a hash of every input (kernel package and version, busybox, the agent scripts, the module list, the
+ * builder itself, the timestamp); a build whose inputs hash matches the manifest returns at once.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from '../master/util/logger.js';
+import { CorralError } from '../master/util/errors.js';
+import { execText } from './exec.js';
+import { busyboxApplets, buildInitramfs, elfIsDynamic, type AgentScripts } from './initramfs.js';
+import { ensureKernel, type KernelFlavour } from './kernel.js';
+import { indexModules, requestedModules, resolveModules } from './modules.js';
+
+export { kernelCmdline, NODE_MODES, type NodeMode, type KernelCmdlineOptions } from './cmdline.js';
+export { ensureKernel, type Kernel, type KernelFlavour } from './kernel.js';
+
+/** Bump when the image layout changes in a way the builder's own hash would not show. */
+const FORMAT = 1;
+export const KERNEL_FILE = 'vmlinuz';
+export const INITRD_FILE = 'initrd.img';
+export const MANIFEST_FILE = 'manifest.json';
+
+export interface BuildNodeImageOptions {
+  /** Downloads and unpacked kernels (shared between builds), e.g. DATA_DIR/cache. */
+  cacheDir: string;
+  /** Where the built kernel, initrd and manifest go, e.g. DATA_DIR/node-image. */
+  outDir: string;
+  logger: Logger;
+  flavour?: KernelFlavour;
+  /** mtime of every initramfs entry; the CLI passes SOURCE_DATE_EPOCH. Default 0. */
+  sourceDateEpoch?: number;
+  /** Must be statically linked (Debian package busybox-static). */
+  busyboxPath?: string;
+}
+
+export interface NodeImage {
+  kernelPath: string;
+  initrdPath: string;
+  kernelVersion: string;
+  initrdSha256: string;
+  kernelSha256: string;
+}
+
+export interface NodeImageManifest {
+  format: number;
+  inputsHash: string;
+  flavour: KernelFlavour;
+  kernel: { package: string; version: string; kernelVersion: string };
+  busybox: { version: string; sha256: string };
+  modules: { requested: string[]; loadOrder: string[]; skipped: { name: string; reason: string }[] };
+  sourceDateEpoch: number;
+  files: {
+    kernel: { name: string; sha256: string; size: number };
+    initrd: { name: string; sha256: string; size: number };
+  };
+}
+
+function sha256(data: Buffer | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** The agent scripts live beside the sources; from dist/node-images/ they are two levels up. */
+async function readAgentScripts(): Promise<AgentScripts> {
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (const dir of [join(here, 'agent'), join(here, '..', '..', 'node-images', 'agent')]) {
+    try {
+      return {
+        init: await readFile(join(dir, 'init')),
+        agent: await readFile(join(dir, 'corral-agent')),
+        udhcpcScript: await readFile(join(dir, 'udhcpc.script')),
+      };
+    } catch {
+      // try the next location
+    }
+  }
+  throw new CorralError('NODE_IMAGE_BUILD_FAILED', `node-images/agent scripts not found near ${here}`);
+}
+
+/** Hash of this builder's own code, so a change to it invalidates cached images. */
+async function builderHash(): Promise<string> {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const h = createHash('sha256');
+  for (const name of (await readdir(here))
+    .filter((n) => /\.(js|ts)$/.test(n) && !n.endsWith('.d.ts'))
+    .sort()) {
+    h.update(name).update(await readFile(join(here, name)));
+  }
+  return h.digest('hex');
+}
+
+/** "BusyBox v1.35.0 (Debian 1:1.35.0-4+deb12u1+b1) multi-call binary." → "v1.35.0 (Debian 1:1.35.0-4+deb12u1+b1)" */
+async function busyboxVersion(busyboxPath: string): Promise<string> {
+  const banner = (await execText(busyboxPath, [])).split('\n')[0] ?? '';
+  return /^BusyBox\s+(.*?)\s+multi-call/.exec(banner)?.[1] ?? banner.trim();
+}
+
+async function readManifest(outDir: string): Promise<NodeImageManifest | undefined> {
+  try {
+    return JSON.parse(await readFile(join(outDir, MANIFEST_FILE), 'utf8')) as NodeImageManifest;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The cached image if its manifest matches `inputsHash` and the files still have their recorded hashes. */
+async function cachedImage(outDir: string, inputsHash: string): Promise<NodeImage | undefined> {
+  const m = await readManifest(outDir);
+  if (!m || m.inputsHash !== inputsHash) return undefined;
+  try {
+    const kernelPath = join(outDir, m.files.kernel.name);
+    const initrdPath = join(outDir, m.files.initrd.name);
+    if (sha256(await readFile(kernelPath)) !== m.files.kernel.sha256) return undefined;
+    if (sha256(await readFile(initrdPath)) !== m.files.initrd.sha256) return undefined;
+    return {
+      kernelPath,
+      initrdPath,
+      kernelVersion: m.kernel.kernelVersion,
+      kernelSha256: m.files.kernel.sha256,
+      initrdSha256: m.files.initrd.sha256,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes via a temporary name and rename, so a reader (or a concurrent build) never sees half a file. */
+async function writeAtomic(path: string, data: Buffer | string): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    await writeFile(tmp, data);
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+async function copyAtomic(src: string, dest: string): Promise<void> {
+  const tmp = `${dest}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    await copyFile(src, tmp);
+    await rename(tmp, dest);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** Builds (or returns the cached) node environment in `outDir`. */
+export async function buildNodeImage(opts: BuildNodeImageOptions): Promise<NodeImage> {
+  const logger = opts.logger.child({ module: 'node-images' });
+  const flavour = opts.flavour ?? 'cloud';
+  const mtime = opts.sourceDateEpoch ?? 0;
+  const busyboxPath = opts.busyboxPath ?? '/bin/busybox';
+  const started = Date.now();
+
+  const kernel = await ensureKernel({ cacheDir: opts.cacheDir, logger, flavour });
+  let busybox: Buffer;
+  try {
+    busybox = await readFile(busyboxPath);
+  } catch {
+    throw new CorralError('NODE_IMAGE_BUILD_FAILED', `${busyboxPath} not found: install busybox-static`);
+  }
+  if (elfIsDynamic(busybox)) {
+    throw new CorralError(
+      'NODE_IMAGE_BUILD_FAILED',
+      `${busyboxPath} is dynamically linked and cannot run in the initramfs: install busybox-static`,
+    );
+  }
+  const scripts = await readAgentScripts();
+  const requested = requestedModules(flavour);
+  const bbVersion = await busyboxVersion(busyboxPath);
+  const bbSha = sha256(busybox);
+
+  const inputsHash = sha256(
+    JSON.stringify({
+      format: FORMAT,
+      flavour,
+      kernelPackage: kernel.packageName,
+      kernelPackageVersion: kernel.packageVersion,
+      busybox: bbSha,
+      scripts: {
+        init: sha256(scripts.init),
+        agent: sha256(scripts.agent),
+        udhcpc: sha256(scripts.udhcpcScript),
+      },
+      requested,
+      mtime,
+      builder: await builderHash(),
+    }),
+  );
+
+  const cached = await cachedImage(opts.outDir, inputsHash);
+  if (cached) {
+    logger.info({ outDir: opts.outDir, kernelVersion: cached.kernelVersion }, 'node image up to date');
+    return cached;
+  }
+
+  const tree = await indexModules(kernel.modulesDir);
+  const modules = await resolveModules(tree, requested);
+  for (const s of modules.skipped) logger.info({ module: s.name, reason: s.reason }, 'module skipped');
+  const initrd = await buildInitramfs({
+    kernelVersion: kernel.kernelVersion,
+    tree,
+    modules,
+    busybox,
+    busyboxApplets: await busyboxApplets(busyboxPath),
+    scripts,
+    mtime,
+    release: {
+      CORRAL_IMAGE_FORMAT: String(FORMAT),
+      KERNEL_PACKAGE: `${kernel.packageName}=${kernel.packageVersion}`,
+      KERNEL_FLAVOUR: flavour,
+      BUSYBOX: bbVersion,
+      INPUTS_SHA256: inputsHash,
+    },
+  });
+
+  await mkdir(opts.outDir, { recursive: true });
+  const kernelPath = join(opts.outDir, KERNEL_FILE);
+  const initrdPath = join(opts.outDir, INITRD_FILE);
+  await copyAtomic(kernel.vmlinuzPath, kernelPath);
+  const kernelBytes = await readFile(kernelPath);
+  await writeAtomic(initrdPath, initrd);
+  const manifest: NodeImageManifest = {
+    format: FORMAT,
+    inputsHash,
+    flavour,
+    kernel: {
+      package: kernel.packageName,
+      version: kernel.packageVersion,
+      kernelVersion: kernel.kernelVersion,
+    },
+    busybox: { version: bbVersion, sha256: bbSha },
+    modules: { requested, loadOrder: modules.loadOrder, skipped: modules.skipped },
+    sourceDateEpoch: mtime,
+    files: {
+      kernel: { name: KERNEL_FILE, sha256: sha256(kernelBytes), size: kernelBytes.length },
+      initrd: { name: INITRD_FILE, sha256: sha256(initrd), size: initrd.length },
+    },
+  };
+  // The manifest goes last: its presence with a matching hash is what marks the build complete.
+  await writeAtomic(join(opts.outDir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+  logger.info(
+    {
+      outDir: opts.outDir,
+      kernel: `${kernel.packageName}=${kernel.packageVersion}`,
+      modules: modules.names.length,
+      initrdBytes: initrd.length,
+      ms: Date.now() - started,
+    },
+    'node image built',
+  );
+  return {
+    kernelPath,
+    initrdPath,
+    kernelVersion: kernel.kernelVersion,
+    kernelSha256: manifest.files.kernel.sha256,
+    initrdSha256: manifest.files.initrd.sha256,
+  };
+}

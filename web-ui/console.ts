@@ -1,0 +1,76 @@
+/**
+ * The web console: server-rendered pages for sysadmins (Express + Handlebars). The lead mounts this
+ * router at "/" after the API and boot routers, so it is the application's last router and answers
+ * every path nothing else took. Pages work without JavaScript; scripts under /static only enhance.
+ *
+ * Order matters below: static files and the login page are public; everything after `sessionGuard`
+ * needs a live session, and every state-changing request after `requireCsrf` needs its CSRF token.
+ */
+import express, { type Router } from 'express';
+import type { Authenticator } from '../master/auth/users.js';
+import type { FrozenConfig } from '../master/config.js';
+import type { Repos } from '../master/store/repos.js';
+import type { Logger } from '../master/util/logger.js';
+import { installPath } from '../master/util/paths.js';
+import { errorPage, notFound } from './error-page.js';
+import type { ConsoleContext } from './page.js';
+import { mountDashboard } from './pages/dashboard.js';
+import { mountEvents } from './pages/events.js';
+import { mountLogin, mountLogout } from './pages/login.js';
+import { mountNodes } from './pages/nodes.js';
+import { createRenderer } from './render.js';
+import { securityHeaders } from './security-headers.js';
+import { requireCsrf, sessionGuard } from './session-guard.js';
+import { SessionStore } from './sessions.js';
+
+export interface ConsoleDeps {
+  repos: Repos;
+  config: FrozenConfig;
+  logger: Logger;
+  authenticator: Authenticator;
+  /** Clock in epoch milliseconds (session idle timeout, login rate limit, relative times). */
+  now?: () => number;
+  /** Marks cookies Secure; set when the console is served over HTTPS. */
+  secureCookies?: boolean;
+}
+
+export function createConsoleRouter(deps: ConsoleDeps): Router {
+  const now = deps.now ?? Date.now;
+  const ctx: ConsoleContext = {
+    repos: deps.repos,
+    config: deps.config,
+    logger: deps.logger,
+    authenticator: deps.authenticator,
+    now,
+    secureCookies: deps.secureCookies ?? false,
+    renderer: createRenderer({ viewsDir: installPath('web-ui', 'views'), now }),
+    sessions: new SessionStore(deps.repos.store.db, now),
+  };
+
+  const router = express.Router();
+  router.use(securityHeaders);
+  // Asset URLs carry ?v=VERSION, so a day of caching never serves a stale stylesheet after an upgrade.
+  router.use(
+    '/static',
+    express.static(installPath('web-ui', 'public'), {
+      maxAge: '1d',
+      index: false,
+      redirect: false,
+      dotfiles: 'ignore',
+      fallthrough: false,
+    }),
+  );
+  mountLogin(router, ctx);
+
+  router.use(sessionGuard(ctx));
+  router.use(express.urlencoded({ extended: false, limit: '64kb' }));
+  router.use(requireCsrf);
+  mountLogout(router, ctx);
+  mountDashboard(router, ctx);
+  mountNodes(router, ctx);
+  mountEvents(router, ctx);
+
+  router.use(notFound);
+  router.use(errorPage(ctx));
+  return router;
+}

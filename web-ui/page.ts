@@ -1,0 +1,80 @@
+import type { Response } from 'express';
+import type { Authenticator } from '../master/auth/users.js';
+import type { FrozenConfig } from '../master/config.js';
+import type { Repos } from '../master/store/repos.js';
+import type { Role } from '../master/store/users.js';
+import type { Logger } from '../master/util/logger.js';
+import { VERSION } from '../master/util/version.js';
+import type { Renderer } from './render.js';
+import type { ConsoleSession, SessionStore } from './sessions.js';
+
+/** What every console page handler needs: the router's dependencies plus the pieces built from them once. */
+export interface ConsoleContext {
+  repos: Repos;
+  config: FrozenConfig;
+  logger: Logger;
+  authenticator: Authenticator;
+  now: () => number;
+  secureCookies: boolean;
+  renderer: Renderer;
+  sessions: SessionStore;
+}
+
+/** The left navigation. Only pages that exist are listed; a later page adds itself here. */
+const NAV = [
+  { id: 'dashboard', label: 'Dashboard', href: '/', icon: 'icon-dashboard' },
+  { id: 'nodes', label: 'Nodes', href: '/nodes', icon: 'icon-nodes' },
+  { id: 'events', label: 'Events', href: '/events', icon: 'icon-events' },
+] as const;
+
+export type NavId = (typeof NAV)[number]['id'];
+
+export interface SignedIn {
+  session: ConsoleSession;
+  user: { name: string; role: Role };
+}
+
+const LOCALS_KEY = 'corralConsole';
+
+export function setSignedIn(res: Response, who: SignedIn): void {
+  res.locals[LOCALS_KEY] = who;
+}
+
+/** The signed-in user of this request; undefined before the session guard or on the login page. */
+export function signedIn(res: Response): SignedIn | undefined {
+  return res.locals[LOCALS_KEY] as SignedIn | undefined;
+}
+
+export interface PageData {
+  title: string;
+  nav?: NavId;
+  [key: string]: unknown;
+}
+
+/**
+ * Renders a console page. Signed-in pages get the main layout (navigation, user, sign-out form with the
+ * session's CSRF token); others (login, errors before login) the bare one. Pages carry a session's data,
+ * so no cache may keep them.
+ */
+export function sendPage(
+  ctx: ConsoleContext,
+  res: Response,
+  view: string,
+  data: PageData,
+  status = 200,
+): void {
+  const who = signedIn(res);
+  const html = ctx.renderer.render(
+    view,
+    {
+      version: VERSION,
+      masterAddress: ctx.config.address,
+      user: who?.user,
+      csrfToken: who?.session.csrfToken,
+      navItems: who ? NAV.map((n) => ({ ...n, current: n.id === data.nav })) : [],
+      ...data,
+    },
+    who ? 'main' : 'bare',
+  );
+  res.status(status).set('Cache-Control', 'no-store').type('html').send(html);
+}

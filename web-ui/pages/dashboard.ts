@@ -1,0 +1,60 @@
+import type { Router } from 'express';
+import { publicUrl, type FrozenConfig } from '../../master/config.js';
+import { NODE_STATES } from '../../master/store/nodes.js';
+import { eventRows } from '../event-view.js';
+import { DEFAULT_QUERY, nodeTableHref } from '../node-table.js';
+import { sendPage, type ConsoleContext } from '../page.js';
+
+const RECENT_EVENTS = 12;
+
+function dhcpSummary(config: FrozenConfig): string {
+  switch (config.dhcp.mode) {
+    case 'server':
+      return `server, range ${config.dhcp.range ?? '?'}${config.dhcp.subnet ? ` in ${config.dhcp.subnet}` : ''}`;
+    case 'proxy':
+      return 'proxyDHCP (boot information only; another server gives addresses)';
+    case 'off':
+      return 'off';
+  }
+}
+
+/** Facts an admin checks first when a node does not boot: where the master listens and how it answers. */
+function masterFacts(ctx: ConsoleContext): { label: string; value: string; mono: boolean }[] {
+  const { config } = ctx;
+  return [
+    { label: 'Address', value: config.address, mono: true },
+    { label: 'Interface', value: config.interface ?? 'any', mono: true },
+    { label: 'HTTP', value: publicUrl(config), mono: true },
+    { label: 'DHCP', value: dhcpSummary(config), mono: false },
+    { label: 'TFTP', value: config.tftp.enabled ? `on, port ${config.tftp.port}` : 'off', mono: false },
+    { label: 'Data directory', value: config.dataDir, mono: true },
+    { label: 'Schema version', value: String(ctx.repos.store.schemaVersion()), mono: false },
+  ];
+}
+
+export function mountDashboard(router: Router, ctx: ConsoleContext): void {
+  router.get('/', (_req, res) => {
+    const counts = ctx.repos.nodes.countByState();
+    const total = NODE_STATES.reduce((sum, s) => sum + (counts[s] ?? 0), 0);
+    let offset = 0;
+    const states = NODE_STATES.map((state) => {
+      const count = counts[state] ?? 0;
+      // The distribution bar is SVG geometry in attributes, not inline style, so the CSP can forbid styles.
+      const width = total ? (count / total) * 100 : 0;
+      const segment = { state, count, x: offset, width, href: nodeTableHref({ ...DEFAULT_QUERY, state }) };
+      offset += width;
+      return segment;
+    });
+    const nodes = ctx.repos.nodes.list();
+    sendPage(ctx, res, 'dashboard', {
+      title: 'Dashboard',
+      nav: 'dashboard',
+      total,
+      states,
+      segments: states.filter((s) => s.count > 0),
+      events: eventRows(ctx.repos.events.list({ limit: RECENT_EVENTS }), nodes),
+      eventCount: ctx.repos.events.count(),
+      master: masterFacts(ctx),
+    });
+  });
+}

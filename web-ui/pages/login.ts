@@ -1,0 +1,154 @@
+import express, { type Request, type Response, type Router } from 'express';
+import { parseCookies, serializeCookie } from '../cookies.js';
+import { randomToken, submittedToken, tokensEqual } from '../csrf.js';
+import { safeNextPath } from '../local-path.js';
+import { FailureLimiter } from '../login-limiter.js';
+import { sendPage, signedIn, type ConsoleContext } from '../page.js';
+import { clearSessionCookie, resolveSession, sessionCookie, setSessionCookie } from '../session-guard.js';
+
+/**
+ * Login CSRF: before there is a session, the form's token is paired with a short-lived cookie scoped to
+ * /login (double submit). Another site can post to /login but can neither read nor set this cookie, so it
+ * cannot sign a victim's browser into the attacker's account.
+ */
+const LOGIN_COOKIE = 'corral_login';
+const LOGIN_COOKIE_SECONDS = 3600;
+
+const LOGIN_MAX_FAILURES = 10;
+const LOGIN_WINDOW_MS = 5 * 60 * 1000;
+
+function clientIp(req: Request): string {
+  return (req.ip ?? req.socket.remoteAddress ?? 'unknown').replace(/^::ffff:/, '');
+}
+
+function field(req: Request, name: string, max: number): string {
+  const body: unknown = req.body;
+  const value = body && typeof body === 'object' ? (body as Record<string, unknown>)[name] : undefined;
+  return typeof value === 'string' ? value.slice(0, max) : '';
+}
+
+/** Reuses a valid pending login token so two open login tabs both work; otherwise issues a new one. */
+function loginToken(ctx: ConsoleContext, req: Request, res: Response): string {
+  const existing = parseCookies(req.headers.cookie).get(LOGIN_COOKIE);
+  if (existing && /^[A-Za-z0-9_-]{43}$/.test(existing)) return existing;
+  const token = randomToken();
+  res.append(
+    'Set-Cookie',
+    serializeCookie(LOGIN_COOKIE, token, {
+      path: '/login',
+      secure: ctx.secureCookies,
+      maxAge: LOGIN_COOKIE_SECONDS,
+    }),
+  );
+  return token;
+}
+
+interface LoginForm {
+  next: string;
+  userName?: string;
+  error?: string;
+  notice?: string;
+}
+
+function sendLogin(ctx: ConsoleContext, req: Request, res: Response, form: LoginForm, status = 200): void {
+  sendPage(ctx, res, 'login', { title: 'Sign in', csrfToken: loginToken(ctx, req, res), ...form }, status);
+}
+
+function minutes(ms: number): string {
+  const m = Math.ceil(ms / 60_000);
+  return m === 1 ? '1 minute' : `${m} minutes`;
+}
+
+export function mountLogin(router: Router, ctx: ConsoleContext): void {
+  const limiter = new FailureLimiter({
+    maxFailures: LOGIN_MAX_FAILURES,
+    windowMs: LOGIN_WINDOW_MS,
+    now: ctx.now,
+  });
+  const log = ctx.logger.child({ module: 'console' });
+
+  router.get('/login', (req, res) => {
+    const next = safeNextPath(req.query['next']);
+    if (resolveSession(ctx, sessionCookie(req))) return res.redirect(302, next);
+    const notice = req.query['expired'] ? 'Your session ended. Sign in again to continue.' : undefined;
+    sendLogin(ctx, req, res, { next, ...(notice ? { notice } : {}) });
+  });
+
+  router.post('/login', express.urlencoded({ extended: false, limit: '16kb' }), async (req, res) => {
+    const next = safeNextPath(field(req, 'next', 2000));
+    const userName = field(req, 'user', 128).trim();
+    const password = field(req, 'password', 1024);
+    const ip = clientIp(req);
+
+    const pending = parseCookies(req.headers.cookie).get(LOGIN_COOKIE);
+    if (!pending || !tokensEqual(pending, submittedToken(req))) {
+      log.warn({ ip }, 'console login refused: missing or wrong login form token');
+      return sendLogin(
+        ctx,
+        req,
+        res,
+        {
+          next,
+          userName,
+          error: 'This sign-in form has expired or was sent from another site. Sign in again.',
+        },
+        403,
+      );
+    }
+
+    const ipKey = `ip:${ip}`;
+    const userKey = `user:${userName.toLowerCase()}`;
+    const wait = Math.max(limiter.retryAfterMs(ipKey), userName ? limiter.retryAfterMs(userKey) : 0);
+    if (wait > 0) {
+      log.warn({ ip, user: userName }, 'console login rate limited');
+      res.set('Retry-After', String(Math.ceil(wait / 1000)));
+      const error = `Too many failed sign-in attempts. Wait ${minutes(wait)} and try again.`;
+      return sendLogin(ctx, req, res, { next, userName, error }, 429);
+    }
+
+    if (!userName || !password) {
+      return sendLogin(ctx, req, res, { next, userName, error: 'Enter your user name and password.' }, 400);
+    }
+
+    const user = await ctx.authenticator.verify(userName, password);
+    if (!user) {
+      limiter.fail(ipKey);
+      limiter.fail(userKey);
+      log.info({ ip, user: userName }, 'console login failed');
+      return sendLogin(ctx, req, res, { next, userName, error: 'Wrong user name or password.' }, 401);
+    }
+
+    // A fresh id on every login: a session id planted before login (fixation) never becomes authenticated.
+    const previous = sessionCookie(req);
+    if (previous) ctx.sessions.destroy(previous);
+    const session = ctx.sessions.create(user.name);
+    // The IP counter is not reset: one valid account must not buy an attacker more guesses at others.
+    limiter.reset(userKey);
+    setSessionCookie(ctx, res, session.id);
+    res.append(
+      'Set-Cookie',
+      serializeCookie(LOGIN_COOKIE, '', { path: '/login', secure: ctx.secureCookies, maxAge: 0 }),
+    );
+    try {
+      ctx.repos.events.append({
+        kind: 'user.login',
+        message: `${user.name} signed in to the console from ${ip}`,
+        actor: user.name,
+      });
+    } catch (err) {
+      // The audit line is worth having but not worth refusing a sign-in over (e.g. a store that refuses writes).
+      log.warn({ err, user: user.name }, 'could not record the console login event');
+    }
+    log.info({ ip, user: user.name }, 'console login');
+    res.redirect(303, next);
+  });
+}
+
+export function mountLogout(router: Router, ctx: ConsoleContext): void {
+  router.post('/logout', (_req, res) => {
+    const who = signedIn(res);
+    if (who) ctx.sessions.destroy(who.session.id);
+    clearSessionCookie(ctx, res);
+    res.redirect(303, '/login');
+  });
+}

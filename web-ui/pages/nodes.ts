@@ -1,0 +1,59 @@
+import type { Router } from 'express';
+import { findNode } from '../../master/api/v1.js';
+import { NODE_STATES } from '../../master/store/nodes.js';
+import { eventRows } from '../event-view.js';
+import {
+  columnHeaders,
+  DEFAULT_QUERY,
+  filterRows,
+  nodeTableHref,
+  parseNodeTableQuery,
+  sortRows,
+} from '../node-table.js';
+import { nodeRow } from '../node-view.js';
+import { sendPage, type ConsoleContext } from '../page.js';
+
+const TIMELINE_EVENTS = 100;
+
+export function mountNodes(router: Router, ctx: ConsoleContext): void {
+  router.get('/nodes', (req, res) => {
+    const query = parseNodeTableQuery(req.query as Record<string, unknown>);
+    const all = ctx.repos.nodes.list().map(nodeRow);
+    const counts = ctx.repos.nodes.countByState();
+    const rows = sortRows(filterRows(all, query), query);
+    sendPage(ctx, res, 'nodes', {
+      title: 'Nodes',
+      nav: 'nodes',
+      query,
+      rows,
+      total: all.length,
+      filtered: Boolean(query.q || query.state),
+      columns: columnHeaders(query),
+      stateOptions: NODE_STATES.map((state) => ({
+        state,
+        count: counts[state] ?? 0,
+        selected: state === query.state,
+      })),
+      // Hidden inputs keep the sort when the filter form is submitted.
+      sort: query.sort === DEFAULT_QUERY.sort && query.dir === DEFAULT_QUERY.dir ? null : query,
+      clearHref: nodeTableHref({ ...query, q: '', state: null }),
+    });
+  });
+
+  router.get('/nodes/:id', (req, res) => {
+    const node = findNode(ctx.repos, String(req.params['id'] ?? ''));
+    const row = nodeRow(node);
+    const events = ctx.repos.events.list({ nodeMac: node.mac, limit: TIMELINE_EVENTS + 1 });
+    sendPage(ctx, res, 'node', {
+      title: node.name,
+      nav: 'nodes',
+      node,
+      cpu: row.cpu,
+      inv: row.inventory,
+      inventoryJson: JSON.stringify(node.inventory, null, 2),
+      events: eventRows(events.slice(0, TIMELINE_EVENTS), [node]),
+      moreEvents: events.length > TIMELINE_EVENTS,
+      eventsHref: `/events?node=${encodeURIComponent(node.mac)}`,
+    });
+  });
+}
