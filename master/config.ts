@@ -6,6 +6,8 @@
 import { isIPv4 } from 'node:net';
 import { z } from 'zod';
 import { CorralError } from './util/errors.js';
+import { HaSchema } from './ha/config-schema.js';
+import { DeployConfigSchema, DEPLOY_CONFIG_DEFAULTS } from './deploy/config.js';
 
 const ipv4 = z.string().refine((s) => isIPv4(s), { message: 'expected an IPv4 address like 10.0.0.1' });
 
@@ -133,16 +135,30 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ cacheDir: '/var/cache/corral', flavour: 'cloud' }),
+    lb: z
+      .object({
+        /** Run HAProxy for declared services (it starts with the first service). */
+        enabled: z.boolean().default(true),
+        haproxyBin: z.string().min(1).default('haproxy'),
+        /** Address the services' front ends bind; defaults to `address` (the VIP once HA lands). */
+        bind: ipv4.optional(),
+        /** How often HAProxy's server states are read (events, admin-state repair, membership). */
+        pollMs: z.number().int().min(100).max(60_000).default(1000),
+      })
+      .strict()
+      .default({ enabled: true, haproxyBin: 'haproxy', pollMs: 1000 }),
     store: z
       .object({ synchronous: z.enum(['NORMAL', 'FULL']).default('NORMAL') })
       .strict()
       .default({ synchronous: 'NORMAL' }),
+    deploy: DeployConfigSchema.default(DEPLOY_CONFIG_DEFAULTS),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
       })
       .strict()
       .default({ level: 'info' }),
+    ha: HaSchema,
   })
   .strict()
   .superRefine((c, ctx) => {

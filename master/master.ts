@@ -22,6 +22,7 @@ import { startTftpServer, type TftpServer } from './tftp/index.js';
 import { LeaseStore } from './store/leases.js';
 import type { Logger } from './util/logger.js';
 import { VERSION } from './util/version.js';
+import { LoadBalancer } from './lb/load-balancer.js';
 
 export interface MasterOptions {
   logger: Logger;
@@ -95,7 +96,6 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       });
       const t = tftpServer;
       closers.push({ name: 'tftp', close: () => t.close() });
-      logger.info({ port: t.port, root: tftp.root }, 'TFTP server listening');
     }
 
     let dhcpServer: DhcpServer | undefined;
@@ -121,12 +121,14 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       closers.push({ name: 'dhcp', close: () => d.close() });
     }
 
+    const lb = new LoadBalancer({ repos, config, logger });
     const api = createApiRouter({
       repos,
       config,
       logger,
       authenticator,
       startedAt,
+      lb,
       health: () => ({
         address: config.address,
         dhcp: config.dhcp.mode,
@@ -137,7 +139,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       }),
     });
     const boot = createBootRouter({ repos, config, logger, nodeImage: nodeImageNow });
-    const consoleRouter = createConsoleRouter({ repos, config, logger, authenticator });
+    const consoleRouter = createConsoleRouter({ repos, config, logger, authenticator, lb });
     const app = createHttpApp({ api, boot, console: consoleRouter, logger });
     const server = createServer(app);
     server.keepAliveTimeout = 5000;
@@ -152,6 +154,8 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
           setTimeout(() => server.closeAllConnections(), 5000).unref();
         }),
     });
+    closers.push({ name: 'lb', close: () => lb.close() });
+    await lb.start();
     logger.info(
       {
         version: VERSION,

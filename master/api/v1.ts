@@ -12,6 +12,8 @@ import { EnlistSchema, normaliseMac } from '../nodes/inventory.js';
 import { transition } from '../nodes/lifecycle.js';
 import { requireBasicAuth, requireRole } from './auth.js';
 import { zodToCorral } from './errors.js';
+import { createLbRouter } from '../lb/api.js';
+import type { LoadBalancer } from '../lb/load-balancer.js';
 
 export interface ApiDeps {
   repos: Repos;
@@ -21,6 +23,8 @@ export interface ApiDeps {
   startedAt: number;
   /** Extra health facts from subsystems (dhcp, tftp, node image), filled by master.ts. */
   health?: () => Record<string, unknown>;
+  /** Services and HAProxy (issue #7); its routes are mounted when given. */
+  lb?: LoadBalancer;
 }
 
 function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
@@ -177,6 +181,8 @@ export function createApiRouter(deps: ApiDeps): Router {
     const q = parse(ChangesQuery, req.query);
     res.json({ lastSeq: repos.changes.lastSeq(), changes: repos.changes.since(q.since, q.limit) });
   });
+
+  if (deps.lb) router.use(createLbRouter(deps.lb, repos));
 
   router.use((req, _res, next) =>
     next(new CorralError('NOT_FOUND', `no API route ${req.method} ${req.path}`)),

@@ -1,9 +1,15 @@
 /**
- * Lease allocation. The store is the truth (one `leases` row per address, written before any DHCPACK
- * goes out, RFC 2131 §3.1 step 4: the server "commits the binding for the client to persistent storage"
- * and then acknowledges); this class keeps an in-memory index of those rows so a DHCPDISCOVER costs no
- * query, and keeps offers in memory only: an offer binds nothing, and the DHCPREQUEST that follows is
- * checked against the store-backed index again, so a restart between the two cannot double-allocate.
+ * Lease allocation. The store is the truth (one `leases` row per address); this class keeps an in-memory
+ * index of those rows so a DHCPDISCOVER costs no query, and keeps offers in memory only: an offer binds
+ * nothing, and the DHCPREQUEST that follows is checked against the index again, so a restart between
+ * the two cannot double-allocate.
+ *
+ * Writes are staged, then committed together by `flush()` (group commit): a change is in the index at
+ * once, so the next decision already sees it, and reaches the store in one transaction per batch. The
+ * server flushes before it sends any reply, which keeps RFC 2131 §3.1 step 4 — the server "commits the
+ * binding for the client to persistent storage and responds with a DHCPACK" — while one commit carries
+ * every binding that arrived in the same event-loop turn. If a commit fails the index is rebuilt from
+ * the store and the replies waiting on it are dropped.
  *
  * The read side (`LeaseView`) is what the pure policy consults; the write side is applied by the server
  * from the effects the policy returns.
@@ -20,7 +26,14 @@ export type Availability =
 export type LeaseEffect =
   | { kind: 'hold'; mac: string; ip: string }
   | { kind: 'unhold'; mac: string }
-  | { kind: 'bind'; mac: string; ip: string; clientId: string | null; hostname: string | null; leaseSeconds: number }
+  | {
+      kind: 'bind';
+      mac: string;
+      ip: string;
+      clientId: string | null;
+      hostname: string | null;
+      leaseSeconds: number;
+    }
   | { kind: 'release'; mac: string; ip: string }
   | { kind: 'decline'; mac: string; ip: string };
 
@@ -79,12 +92,19 @@ export class LeaseAllocator implements LeaseView {
   private readonly offersByMac = new Map<string, Offer>();
   private readonly offersByIp = new Map<number, Offer>();
   private readonly scans = new Map<string, ScanState>();
+  private pending: LeaseWrite[] = [];
 
   constructor(options: AllocatorOptions) {
     this.leases = options.leases;
     this.logger = options.logger;
     this.offerHoldMs = options.offerHoldMs ?? 30_000;
     this.declineQuarantineMs = options.declineQuarantineMs ?? 10 * 60_000;
+    this.load();
+  }
+
+  private load(): void {
+    this.rows.clear();
+    this.macIps.clear();
     for (const row of this.leases.all()) {
       const ip = parseIp(row.ip);
       if (ip === null) {
@@ -92,6 +112,10 @@ export class LeaseAllocator implements LeaseView {
         continue;
       }
       this.index(ip, row);
+    }
+    for (const scan of this.scans.values()) {
+      scan.hint = scan.pool.rangeStart;
+      scan.resetAt = Infinity;
     }
   }
 
@@ -172,7 +196,7 @@ export class LeaseAllocator implements LeaseView {
 
   // ----------------------------------------------------------------------------------- write side
 
-  /** Applies one effect; returns the stored row for a bind (the caller reports the binding). */
+  /** Applies one effect (staged: see `flush`); returns the new row for a bind, for the caller to report. */
   apply(effect: LeaseEffect, now: number): LeaseRecord | null {
     switch (effect.kind) {
       case 'hold':
@@ -190,6 +214,28 @@ export class LeaseAllocator implements LeaseView {
         this.decline(effect.mac, effect.ip, now);
         return null;
     }
+  }
+
+  /**
+   * Commits every staged write in one transaction. Throws CorralError STORE_FAILED if the store refuses
+   * it, after rebuilding the index from the store (the staged changes are gone; nothing was promised yet).
+   */
+  flush(): number {
+    if (this.pending.length === 0) return 0;
+    const batch = this.pending;
+    this.pending = [];
+    try {
+      this.leases.put(batch);
+    } catch (err) {
+      this.load();
+      throw err;
+    }
+    return batch.length;
+  }
+
+  /** Writes staged but not yet committed. */
+  get pendingWrites(): number {
+    return this.pending.length;
   }
 
   /** Sets `ip` aside for `mac` after a DHCPOFFER (memory only). */
@@ -211,10 +257,7 @@ export class LeaseAllocator implements LeaseView {
     this.lowerHint(offer.ip);
   }
 
-  /**
-   * Commits a binding to the store (then to the index), releasing any other address the client still
-   * held: a client has one binding. Throws CorralError STORE_FAILED if the write fails; then no ACK goes out.
-   */
+  /** Binds `ip` to `mac`, releasing any other address the client still held: a client has one binding. */
   bind(
     mac: string,
     ipText: string,
@@ -237,14 +280,12 @@ export class LeaseAllocator implements LeaseView {
         writes.push({ ...row, state: 'released', expiresAt: now });
       }
     }
-    const stored = this.leases.put(writes);
-    for (const row of stored) this.index(parseIp(row.ip) ?? -1, row);
     const offer = this.offersByMac.get(mac);
     if (offer) {
       this.offersByMac.delete(mac);
       if (this.offersByIp.get(offer.ip) === offer) this.offersByIp.delete(offer.ip);
     }
-    return stored[0] as LeaseRecord;
+    return this.stage(writes, now)[0] as LeaseRecord;
   }
 
   /** RFC 2131 §4.3.4: the client gives its address back. Only the holder can release it. */
@@ -252,7 +293,7 @@ export class LeaseAllocator implements LeaseView {
     const ip = parseIp(ipText);
     const row = ip === null ? undefined : this.rows.get(ip);
     if (ip === null || !row || row.mac !== mac || row.state !== 'bound') return false;
-    this.index(ip, this.leases.put([{ ...row, state: 'released', expiresAt: now }])[0] as LeaseRecord);
+    this.stage([{ ...row, state: 'released', expiresAt: now }], now);
     this.lowerHint(ip);
     return true;
   }
@@ -268,25 +309,27 @@ export class LeaseAllocator implements LeaseView {
     const offered = this.offersByMac.get(mac)?.ip === ip;
     if (!offered && row?.mac !== mac) return false;
     this.unhold(mac);
-    const stored = this.leases.put([
-      {
-        ip: ipText,
-        mac,
-        clientId: row?.clientId ?? null,
-        hostname: row?.hostname ?? null,
-        state: 'declined',
-        expiresAt: now + this.declineQuarantineMs,
-      },
-    ]);
-    this.index(ip, stored[0] as LeaseRecord);
+    this.stage(
+      [
+        {
+          ip: ipText,
+          mac,
+          clientId: row?.clientId ?? null,
+          hostname: row?.hostname ?? null,
+          state: 'declined',
+          expiresAt: now + this.declineQuarantineMs,
+        },
+      ],
+      now,
+    );
     return true;
   }
 
   /**
-   * Marks bindings past their end as expired and quarantines past their end as over (one transaction),
-   * forgets stale offers, and restarts every pool's scan from its first address. Decisions never wait
-   * for this: they compare `expiresAt` with the clock themselves; the sweep keeps the table honest for
-   * the operator and bounds the scan hints.
+   * Marks bindings past their end as expired and quarantines past their end as over (staged, like every
+   * write), forgets stale offers, and restarts every pool's scan from its first address. Decisions never
+   * wait for this: they compare `expiresAt` with the clock themselves; the sweep keeps the table honest
+   * for the operator and bounds the scan hints.
    */
   sweep(now: number): number {
     const writes: LeaseWrite[] = [];
@@ -295,7 +338,7 @@ export class LeaseAllocator implements LeaseView {
         writes.push({ ...row, state: 'expired' });
       }
     }
-    if (writes.length > 0) for (const row of this.leases.put(writes)) this.index(parseIp(row.ip) ?? -1, row);
+    if (writes.length > 0) this.stage(writes, now);
     for (const [mac, offer] of this.offersByMac) {
       if (offer.until <= now) {
         this.offersByMac.delete(mac);
@@ -310,6 +353,15 @@ export class LeaseAllocator implements LeaseView {
   }
 
   // -------------------------------------------------------------------------------------- helpers
+
+  /** Puts writes in the index now and queues them for the next `flush`. */
+  private stage(writes: LeaseWrite[], now: number): LeaseRecord[] {
+    const updatedAt = new Date(now).toISOString();
+    const records = writes.map((w) => ({ ...w, updatedAt }));
+    for (const r of records) this.index(parseIp(r.ip) ?? -1, r);
+    this.pending.push(...writes);
+    return records;
+  }
 
   private index(ip: number, row: LeaseRecord): void {
     const previous = this.rows.get(ip);

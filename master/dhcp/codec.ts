@@ -566,7 +566,8 @@ function optionValues(o: DhcpOptions): [number, Buffer][] {
     add(OPT.CLIENT_NDI, Buffer.from([o.clientNdi.type, o.clientNdi.major, o.clientNdi.minor]));
   if (o.clientUuid !== undefined) add(OPT.CLIENT_UUID, o.clientUuid);
   for (const [code, value] of [...o.other].sort((a, b) => a[0] - b[0])) {
-    if (TYPED_CODES.has(code)) throw new RangeError(`option ${code} belongs in its typed field, not in other`);
+    if (TYPED_CODES.has(code))
+      throw new RangeError(`option ${code} belongs in its typed field, not in other`);
     add(code, value);
   }
   // RFC 3046 §2.2: the relay agent information option SHOULD be the last option in the reply.

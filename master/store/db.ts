@@ -18,6 +18,9 @@ export const JOURNALED = {
   images: 'sha256',
   users: 'name',
   settings: 'key',
+  deployments: 'id',
+  services: 'name',
+  lb_server_admin: 'id',
 } as const;
 export type JournaledTable = keyof typeof JOURNALED;
 
@@ -79,7 +82,8 @@ export class Store {
         `database schema version ${newest} is newer than this Corral (${SCHEMA_VERSION}); upgrade Corral`,
       );
     }
-    for (const m of MIGRATIONS) {
+    // Applied in version order whatever the order of the array (features append their own entries).
+    for (const m of [...MIGRATIONS].sort((a, b) => a.version - b.version)) {
       if (applied.has(m.version)) continue;
       this.db.transaction(() => {
         this.db.exec(m.sql);
@@ -100,6 +104,7 @@ export class Store {
 
   /** The replication epoch: bumped by each promotion (HA issue); recorded with every change. */
   epoch(): number {
+    // Re-read after a rolled-back write or a replicated batch: the cache must follow the settings row.
     if (this.epochCache === undefined) {
       const row = this.db.prepare("SELECT value FROM settings WHERE key = 'ha.epoch'").get() as
         { value: string } | undefined;
@@ -110,6 +115,7 @@ export class Store {
 
   /** Runs `fn` in one transaction; `journal` records a change that commits or rolls back with it. */
   write<T>(fn: (journal: Journal) => T): T {
+    this.writeGuard?.();
     const journal: Journal = (table, key, op, row) => {
       this.insertChange.run(
         this.now().toISOString(),
@@ -121,8 +127,11 @@ export class Store {
       );
     };
     try {
-      return this.db.transaction(() => fn(journal)).immediate();
+      const result = this.db.transaction(() => fn(journal)).immediate();
+      this.notifyCommit();
+      return result;
     } catch (err) {
+      this.epochCache = undefined;
       if (err instanceof CorralError) throw err;
       const code = (err as { code?: unknown }).code;
       if (typeof code === 'string' && code.startsWith('SQLITE_CONSTRAINT')) {
@@ -153,6 +162,160 @@ export class Store {
   close(): void {
     if (this.db.open) this.db.close();
   }
+
+  // --- High availability (master/ha): write gating, commit notification, replicated apply ---
+
+  private writeGuard: (() => void) | undefined;
+  private readonly commitListeners = new Set<(lastSeq: number) => void>();
+
+  /** `guard` throws (NOT_PRIMARY) to refuse every local write, e.g. on a backup master. */
+  setWriteGuard(guard: (() => void) | undefined): void {
+    this.writeGuard = guard;
+  }
+
+  /** Called after each committed write or replicated batch with the journal's last sequence. */
+  onCommit(listener: (lastSeq: number) => void): () => void {
+    this.commitListeners.add(listener);
+    return () => this.commitListeners.delete(listener);
+  }
+
+  private notifyCommit(): void {
+    if (!this.commitListeners.size) return;
+    const seq = this.lastChangeSeq();
+    for (const l of this.commitListeners) l(seq);
+  }
+
+  /** Sets 'ha.epoch' inside a write; every later journal row of the transaction carries the new epoch. */
+  setEpochIn(journal: Journal, epoch: number): void {
+    this.db
+      .prepare(
+        "INSERT INTO settings (key, value) VALUES ('ha.epoch', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+      )
+      .run(JSON.stringify(epoch));
+    this.epochCache = epoch;
+    journal('settings', 'ha.epoch', 'upsert', this.row('settings', 'ha.epoch'));
+  }
+
+  private columnCache = new Map<string, Set<string>>();
+
+  private columnsOf(table: JournaledTable): Set<string> {
+    let cols = this.columnCache.get(table);
+    if (!cols) {
+      const info = this.db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[];
+      cols = new Set(info.map((c) => c.name));
+      this.columnCache.set(table, cols);
+    }
+    return cols;
+  }
+
+  /** Puts a journaled row as stored (upsert by key) or removes it; no journal row (the caller writes it). */
+  private putRow(table: JournaledTable, key: string, row: Record<string, unknown> | null): void {
+    const keyCol = JOURNALED[table];
+    if (!row) {
+      this.db.prepare(`DELETE FROM ${table} WHERE ${keyCol} = ?`).run(key);
+      return;
+    }
+    const allowed = this.columnsOf(table);
+    const cols = Object.keys(row).filter((c) => allowed.has(c));
+    const values = cols.map((c) => {
+      const v = row[c];
+      return typeof v === 'boolean' ? Number(v) : (v as string | number | null);
+    });
+    const updates = cols.filter((c) => c !== keyCol).map((c) => `${c} = excluded.${c}`);
+    this.db
+      .prepare(
+        `INSERT INTO ${table} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')}) ` +
+          (updates.length ? `ON CONFLICT(${keyCol}) DO UPDATE SET ${updates.join(', ')}` : 'ON CONFLICT DO NOTHING'),
+      )
+      .run(...values);
+  }
+
+  /**
+   * Applies a primary's changes in order in one transaction, keeping their sequence numbers, so the
+   * follower's journal is a prefix of the primary's. Bypasses the write guard (this is how a backup writes).
+   */
+  applyReplicated(changes: readonly ReplicatedChange[]): number {
+    if (!changes.length) return this.lastChangeSeq();
+    const insert = this.db.prepare(
+      'INSERT INTO changes (seq, at, epoch, entity, entity_key, op, data) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.db
+      .transaction(() => {
+        this.db.pragma('defer_foreign_keys = ON');
+        for (const c of changes) {
+          if (!Object.hasOwn(JOURNALED, c.entity)) {
+            throw new CorralError('STORE_FAILED', `replicated change ${c.seq} names unknown table ${c.entity}`);
+          }
+          this.putRow(c.entity as JournaledTable, c.key, c.op === 'delete' ? null : c.data);
+          insert.run(c.seq, c.at, c.epoch, c.entity, c.key, c.op, c.data ? JSON.stringify(c.data) : null);
+        }
+      })
+      .immediate();
+    this.epochCache = undefined;
+    this.notifyCommit();
+    return this.lastChangeSeq();
+  }
+
+  /**
+   * Discards the journal after `seq` and rolls every row it touched back to its state at `seq` (the
+   * newest earlier change of that row, or no row). Returns the discarded changes, oldest first.
+   */
+  discardAfter(seq: number): ReplicatedChange[] {
+    const rows = this.db
+      .prepare('SELECT * FROM changes WHERE seq > ? ORDER BY seq')
+      .all(seq) as {
+      seq: number;
+      at: string;
+      epoch: number;
+      entity: string;
+      entity_key: string;
+      op: 'upsert' | 'delete';
+      data: string | null;
+    }[];
+    const tail: ReplicatedChange[] = rows.map((r) => ({
+      seq: r.seq,
+      at: r.at,
+      epoch: r.epoch,
+      entity: r.entity,
+      key: r.entity_key,
+      op: r.op,
+      data: r.data ? (JSON.parse(r.data) as Record<string, unknown>) : null,
+    }));
+    if (!tail.length) return tail;
+    const before = this.db.prepare(
+      'SELECT op, data FROM changes WHERE entity = ? AND entity_key = ? AND seq <= ? ORDER BY seq DESC LIMIT 1',
+    );
+    this.db
+      .transaction(() => {
+        this.db.pragma('defer_foreign_keys = ON');
+        const seen = new Set<string>();
+        for (const c of tail) {
+          const id = `${c.entity}\u0000${c.key}`;
+          if (seen.has(id) || !Object.hasOwn(JOURNALED, c.entity)) continue;
+          seen.add(id);
+          const prev = before.get(c.entity, c.key, seq) as { op: string; data: string | null } | undefined;
+          const row =
+            prev && prev.op === 'upsert' && prev.data ? (JSON.parse(prev.data) as Record<string, unknown>) : null;
+          this.putRow(c.entity as JournaledTable, c.key, row);
+        }
+        this.db.prepare('DELETE FROM changes WHERE seq > ?').run(seq);
+        this.db.prepare("UPDATE sqlite_sequence SET seq = ? WHERE name = 'changes'").run(seq);
+      })
+      .immediate();
+    this.epochCache = undefined;
+    return tail;
+  }
+}
+
+/** One journal row as the replication feed carries it. */
+export interface ReplicatedChange {
+  seq: number;
+  at: string;
+  epoch: number;
+  entity: string;
+  key: string;
+  op: ChangeOp;
+  data: Record<string, unknown> | null;
 }
 
 export type Journal = (

@@ -51,6 +51,22 @@ function fromRow(r: LeaseRow): LeaseRecord {
 export type LeaseWrite = Omit<LeaseRecord, 'updatedAt'>;
 
 /**
+ * Reservations are read several times per DHCP exchange; they change rarely. One cache per Store (shared
+ * by every LeaseStore over it) is dropped on every reservation write made here, and re-read at most
+ * RESERVATION_CACHE_MS after it was loaded, so a write that bypasses this class (a replicated change)
+ * shows within that bound.
+ */
+const RESERVATION_CACHE_MS = 1000;
+
+interface ReservationCache {
+  loadedAt: number;
+  byMac: Map<string, ReservationRecord>;
+  byIp: Map<string, ReservationRecord>;
+}
+
+const reservationCaches = new WeakMap<Store, ReservationCache>();
+
+/**
  * Leases and static reservations. Every mutation runs inside Store.write and journals the row as stored,
  * like NodeStore, so a backup master replays them. The DHCP allocator is the only writer of `leases`
  * while the DHCP server runs; reservations are written by the API/CLI and read fresh on each request.
@@ -58,8 +74,7 @@ export type LeaseWrite = Omit<LeaseRecord, 'updatedAt'>;
 export class LeaseStore {
   private readonly upsertStmt: Database.Statement;
   private readonly byIpStmt: Database.Statement;
-  private readonly reservationByMacStmt: Database.Statement;
-  private readonly reservationByIpStmt: Database.Statement;
+  private readonly allReservationsStmt: Database.Statement;
 
   constructor(private readonly store: Store) {
     const db = store.db;
@@ -71,8 +86,7 @@ export class LeaseStore {
          updated_at = excluded.updated_at`,
     );
     this.byIpStmt = db.prepare('SELECT * FROM leases WHERE ip = ?');
-    this.reservationByMacStmt = db.prepare('SELECT * FROM reservations WHERE mac = ?');
-    this.reservationByIpStmt = db.prepare('SELECT * FROM reservations WHERE ip = ?');
+    this.allReservationsStmt = db.prepare('SELECT * FROM reservations ORDER BY ip');
   }
 
   all(): LeaseRecord[] {
@@ -119,15 +133,30 @@ export class LeaseStore {
   }
 
   reservations(): ReservationRecord[] {
-    return this.store.db.prepare('SELECT * FROM reservations ORDER BY ip').all() as ReservationRecord[];
+    return this.allReservationsStmt.all() as ReservationRecord[];
   }
 
   reservationFor(mac: string): ReservationRecord | undefined {
-    return this.reservationByMacStmt.get(mac) as ReservationRecord | undefined;
+    return this.reservationCache().byMac.get(mac);
   }
 
   reservationOf(ip: string): ReservationRecord | undefined {
-    return this.reservationByIpStmt.get(ip) as ReservationRecord | undefined;
+    return this.reservationCache().byIp.get(ip);
+  }
+
+  private reservationCache(): ReservationCache {
+    const now = Date.now();
+    let cache = reservationCaches.get(this.store);
+    if (!cache || now - cache.loadedAt >= RESERVATION_CACHE_MS || now < cache.loadedAt) {
+      const rows = this.reservations();
+      cache = {
+        loadedAt: now,
+        byMac: new Map(rows.map((r) => [r.mac, r])),
+        byIp: new Map(rows.map((r) => [r.ip, r])),
+      };
+      reservationCaches.set(this.store, cache);
+    }
+    return cache;
   }
 
   /** Reserves `ip` for `mac` (replacing the MAC's previous reservation); the ip must not be reserved by another. */
@@ -138,6 +167,7 @@ export class LeaseStore {
          ON CONFLICT (mac) DO UPDATE SET ip = excluded.ip, hostname = excluded.hostname`,
       )
       .run(r.mac, r.ip, r.hostname);
+    reservationCaches.delete(this.store);
     const row = this.store.row('reservations', r.mac);
     journal('reservations', r.mac, 'upsert', row);
     return row as unknown as ReservationRecord;
@@ -149,6 +179,7 @@ export class LeaseStore {
 
   unreserveIn(journal: Journal, mac: string): void {
     this.store.db.prepare('DELETE FROM reservations WHERE mac = ?').run(mac);
+    reservationCaches.delete(this.store);
     journal('reservations', mac, 'delete');
   }
 

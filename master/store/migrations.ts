@@ -102,6 +102,72 @@ CREATE TABLE sessions (
 );
 `,
   },
+  {
+    version: 4,
+    name: 'lb-services',
+    sql: `
+-- Load-balanced services (issue #7): the spec is validated JSON (master/lb/service-spec.ts).
+CREATE TABLE services (
+  name       TEXT PRIMARY KEY,
+  spec       TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+-- An operator's drain/maint of one node in one service; id is "SERVICE/MAC". Absent row = ready.
+CREATE TABLE lb_server_admin (
+  id         TEXT PRIMARY KEY,
+  service    TEXT NOT NULL REFERENCES services(name) ON DELETE CASCADE,
+  node_mac   TEXT NOT NULL,
+  state      TEXT NOT NULL CHECK (state IN ('drain', 'maint')),
+  updated_at TEXT NOT NULL
+);
+`,
+  },
+  {
+    version: 5,
+    name: 'ha-discarded-tail',
+    // Not journaled: what a returning old primary discarded stays on that master for forensics.
+    sql: `
+CREATE TABLE ha_discarded (
+  id           INTEGER PRIMARY KEY AUTOINCREMENT,
+  discarded_at TEXT    NOT NULL,
+  seq          INTEGER NOT NULL,
+  epoch        INTEGER NOT NULL,
+  entity       TEXT    NOT NULL,
+  entity_key   TEXT    NOT NULL,
+  op           TEXT    NOT NULL,
+  data         TEXT
+);
+`,
+  },
+  {
+    version: 3,
+    name: 'images-and-deployments',
+    sql: `
+ALTER TABLE images ADD COLUMN min_disk_bytes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE images ADD COLUMN file TEXT NOT NULL DEFAULT '';
+
+CREATE TABLE deployments (
+  id            INTEGER PRIMARY KEY AUTOINCREMENT,
+  node_mac      TEXT NOT NULL,
+  image_sha256  TEXT NOT NULL,
+  layout        TEXT NOT NULL,
+  plan          TEXT NOT NULL,
+  token         TEXT NOT NULL,
+  status        TEXT NOT NULL CHECK (status IN ('pending', 'installing', 'installed', 'booted', 'failed')),
+  phase         TEXT,
+  percent       INTEGER NOT NULL DEFAULT 0,
+  bytes         INTEGER NOT NULL DEFAULT 0,
+  bytes_per_sec INTEGER NOT NULL DEFAULT 0,
+  message       TEXT,
+  log_tail      TEXT,
+  created_at    TEXT NOT NULL,
+  updated_at    TEXT NOT NULL,
+  finished_at   TEXT
+);
+CREATE INDEX deployments_node ON deployments(node_mac, id);
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

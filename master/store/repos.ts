@@ -5,6 +5,9 @@ import { EventStore } from './events.js';
 import { SettingsStore } from './settings.js';
 import { UserStore } from './users.js';
 import { ChangeStore } from './changes.js';
+import { ImageStore } from './images.js';
+import { DeploymentStore } from './deployments.js';
+import { ServiceStore } from './services.js';
 
 /** Every aggregate's narrow interface over one Store; passed to domain modules instead of the raw db. */
 export interface Repos {
@@ -14,6 +17,9 @@ export interface Repos {
   settings: SettingsStore;
   users: UserStore;
   changes: ChangeStore;
+  images: ImageStore;
+  deployments: DeploymentStore;
+  services: ServiceStore;
 }
 
 export function openRepos(options: { path: string; logger: Logger; now?: () => Date }): Repos {
@@ -25,5 +31,8 @@ export function openRepos(options: { path: string; logger: Logger; now?: () => D
     settings: new SettingsStore(store),
     users: new UserStore(store),
     changes: new ChangeStore(store),
+    images: new ImageStore(store),
+    deployments: new DeploymentStore(store),
+    services: new ServiceStore(store),
   };
 }

@@ -7,8 +7,9 @@
  * read ahead, and at a window boundary the previous one. Retransmissions come from memory, never from a
  * second read.
  *
- * Per transfer that is ~200 KiB at blksize 1468, and at worst 3 x 64 x 65464 bytes (12 MiB) when a
- * client negotiates both the largest block and the largest window we allow.
+ * Per transfer that is 3 x 45 x 1468 bytes (194 KiB) up to windowsize 45 at blksize 1468, 3 x 64 x 1468
+ * bytes (282 KiB) at windowsize 64, and 3 x 64 x 65464 bytes (12 MiB) if the operator raises maxBlksize to
+ * 65464 and a client asks for that and windowsize 64.
  */
 import type { FileHandle } from 'node:fs/promises';
 

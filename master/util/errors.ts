@@ -29,6 +29,41 @@ export const ERROR_CATALOGUE = {
     status: 500,
     hint: 'Check that apt can reach the Debian mirror (apt-get update) and that busybox-static and kmod are installed.',
   },
+  SERVICE_NOT_FOUND: { status: 404, hint: 'List services with GET /api/v1/services (or `corral service list`).' },
+  LB_CONFIG_INVALID: {
+    status: 400,
+    hint: 'HAProxy rejected the config rendered from this service; fix the named setting and try again.',
+  },
+  LB_NOT_MEMBER: {
+    status: 409,
+    hint: 'Only a deployed node with an address and the service role (or in its node list) serves it.',
+  },
+  LB_DISABLED: { status: 503, hint: 'Set lb.enabled to true in the config file and restart the master.' },
+  LB_HAPROXY_MISSING: { status: 503, hint: 'Install HAProxy (apt-get install haproxy) or set lb.haproxyBin.' },
+  LB_HAPROXY_FAILED: { status: 503, hint: 'HAProxy did not start; see the master log for its alert lines.' },
+  LB_RELOAD_FAILED: {
+    status: 503,
+    hint: 'HAProxy kept its previous config; see the master log (a front-end port may be taken).',
+  },
+  LB_RUNTIME_FAILED: { status: 502, hint: 'HAProxy refused a runtime command; see the message for its answer.' },
+  NOT_PRIMARY: {
+    status: 503,
+    hint: 'This master is a read-only backup: send writes to the floating address (VIP) or the primary named in details.',
+  },
+  HA_TOKEN_INVALID: { status: 401, hint: 'Use the replication token of the primary (ha.token in its config).' },
+  HA_NOT_CONFIGURED: { status: 404, hint: 'Set ha.enabled, ha.token and ha.peerUrl in the config file.' },
+  CLONE_FAILED: { status: 500, hint: 'Check the primary URL, the token and the free space, then run corral clone again.' },
+  KEEPALIVED_CONFIG_INVALID: { status: 500, hint: 'Fix the ha keys named in the message; keepalived -t rejected the rendered config.' },
+  WITNESS_REFUSED: { status: 409, hint: 'Another master holds this epoch or a valid lease; check GET /api/v1/ha/status on both masters.' },
+  IMAGE_NOT_FOUND: { status: 404, hint: 'List images with `corral image list` or GET /api/v1/images.' },
+  IMAGE_INVALID: {
+    status: 400,
+    hint: 'Give a complete root filesystem tarball (tar, tar.gz, tar.zst) or disk image (raw, raw.gz, qcow2); re-copy it if it was truncated.',
+  },
+  IMAGE_IN_USE: { status: 409, hint: 'Deploy another image to the nodes named, or delete them, first.' },
+  LAYOUT_UNKNOWN: { status: 400, hint: 'Use a layout named under deploy.layouts in the config, or omit --layout.' },
+  DISK_TOO_SMALL: { status: 409, hint: 'Deploy a smaller image or give the node a larger disk.' },
+  DEPLOY_TOKEN_INVALID: { status: 403, hint: 'Only the installer of the current deployment may report; redeploy the node.' },
 } as const satisfies Record<string, { status: number; hint: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -4,7 +4,11 @@
  * prints the results side by side. Nothing is asserted: it is a measurement.
  *
  *   node dist/test/bench/dhcp-bench.js            (root; needs perfdhcp and dnsmasq)
- *   DHCP_BENCH_RATES=500,2000 DHCP_BENCH_SECONDS=10 DHCP_BENCH_CLIENTS=5000 node dist/test/bench/dhcp-bench.js
+ *   DHCP_BENCH_SCENARIOS=500:200,2000:5000 DHCP_BENCH_SECONDS=10 node dist/test/bench/dhcp-bench.js
+ *
+ * A scenario is RATE:CLIENTS — exchanges started per second, and distinct client MACs (perfdhcp -R).
+ * The client count matters: dnsmasq rewrites its whole lease file on every change, so its cost grows
+ * with the number of leases; Corral writes one row per change.
  *
  * Both servers get the same /16 pool and lease time, both log every exchange to a file, and both skip
  * the ICMP probe before an offer (dnsmasq --no-ping; Corral never pings). dnsmasq's default lease limit
@@ -18,9 +22,14 @@ import { TestNet, hasCommand } from '../helpers/netns.js';
 import { runIn, startServe } from '../helpers/dhcp-harness.js';
 import { parsePerfdhcp, type PerfdhcpStats } from '../helpers/perfdhcp.js';
 
-const RATES = (process.env['DHCP_BENCH_RATES'] ?? '500,2000').split(',').map(Number);
+const SCENARIOS = (process.env['DHCP_BENCH_SCENARIOS'] ?? '500:200,2000:200,2000:5000')
+  .split(',')
+  .map((s) => {
+    const [rate, clients] = s.split(':').map(Number);
+    if (!rate || !clients) throw new Error(`DHCP_BENCH_SCENARIOS: "${s}" is not RATE:CLIENTS`);
+    return { rate, clients };
+  });
 const SECONDS = Number(process.env['DHCP_BENCH_SECONDS'] ?? '10');
-const CLIENTS = Number(process.env['DHCP_BENCH_CLIENTS'] ?? '5000');
 const SERVER = '10.81.0.1';
 const PERF = '10.81.0.2';
 const RANGE = ['10.81.1.1', '10.81.250.250'] as const;
@@ -28,6 +37,7 @@ const RANGE = ['10.81.1.1', '10.81.250.250'] as const;
 interface Row {
   server: string;
   rate: number;
+  clients: number;
   stats: PerfdhcpStats;
   /** Completed exchanges (DHCPACKs received) per second of the test period. */
   exchangesPerSecond: number;
@@ -52,14 +62,36 @@ function percentile(sorted: number[], p: number): number | undefined {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-async function perfdhcp(net: TestNet, ns: string, ifname: string, rate: number, server: string): Promise<Row> {
-  const argv = ['perfdhcp', '-4', '-x', 't', '-r', String(rate), '-R', String(CLIENTS), '-p', String(SECONDS), '-l', ifname, SERVER];
+async function perfdhcp(
+  net: TestNet,
+  ns: string,
+  ifname: string,
+  rate: number,
+  clients: number,
+  server: string,
+): Promise<Row> {
+  const argv = [
+    'perfdhcp',
+    '-4',
+    '-x',
+    't',
+    '-r',
+    String(rate),
+    '-R',
+    String(clients),
+    '-p',
+    String(SECONDS),
+    '-l',
+    ifname,
+    SERVER,
+  ];
   const r = await runIn(net, ns, argv, (SECONDS + 30) * 1000);
   const stats = parsePerfdhcp(r.stdout);
-  if (stats.ackReceived === undefined) throw new Error(`perfdhcp printed no statistics:\n${r.stdout}\n${r.stderr}`);
+  if (stats.ackReceived === undefined)
+    throw new Error(`perfdhcp printed no statistics:\n${r.stdout}\n${r.stderr}`);
   const offers = delays(r.stdout, 'DISCOVER-OFFER');
   const acks = delays(r.stdout, 'REQUEST-ACK');
-  const row: Row = { server, rate, stats, exchangesPerSecond: stats.ackReceived / SECONDS };
+  const row: Row = { server, rate, clients, stats, exchangesPerSecond: stats.ackReceived / SECONDS };
   const set = (key: 'offerP50' | 'offerP99' | 'ackP50' | 'ackP99', v: number | undefined): void => {
     if (v !== undefined) row[key] = v;
   };
@@ -75,9 +107,22 @@ function fmt(n: number | undefined, digits = 1): string {
 }
 
 function table(rows: Row[]): string {
-  const head = ['rate/s', 'server', 'exch/s', 'DO drops', 'RA drops', 'offer p50', 'offer p99', 'ack p50', 'ack p99', 'ack avg'];
+  const head = [
+    'rate/s',
+    'clients',
+    'server',
+    'exch/s',
+    'DO drops',
+    'RA drops',
+    'offer p50',
+    'offer p99',
+    'ack p50',
+    'ack p99',
+    'ack avg',
+  ];
   const lines = rows.map((r) => [
     String(r.rate),
+    String(r.clients),
     r.server,
     fmt(r.exchangesPerSecond),
     String(r.stats.offerDrops ?? '-'),
@@ -89,12 +134,16 @@ function table(rows: Row[]): string {
     `${fmt(r.stats.ackAvgMs, 2)} ms`,
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? '').length)));
-  const row = (cells: string[]): string => '| ' + cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ') + ' |';
-  return [row(head), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...lines.map(row)].join('\n');
+  const row = (cells: string[]): string =>
+    '| ' + cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ') + ' |';
+  return [row(head), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...lines.map(row)].join(
+    '\n',
+  );
 }
 
 async function main(): Promise<void> {
-  if (process.getuid?.() !== 0) throw new Error('the DHCP benchmark creates network namespaces: run it as root');
+  if (process.getuid?.() !== 0)
+    throw new Error('the DHCP benchmark creates network namespaces: run it as root');
   for (const cmd of ['perfdhcp', 'dnsmasq']) {
     if (!hasCommand(cmd)) throw new Error(`${cmd} is missing: run scripts/setup.sh`);
   }
@@ -104,23 +153,34 @@ async function main(): Promise<void> {
   try {
     const srv = net.addHost('srv', `${SERVER}/16`);
     const perf = net.addHost('perf', `${PERF}/16`);
-    for (const rate of RATES) {
-      const db = join(dir, `corral-${rate}.db`);
+    for (const [i, { rate, clients }] of SCENARIOS.entries()) {
+      const db = join(dir, `corral-${i}.db`);
       const corral = await startServe(
         net,
         srv.ns,
         dir,
-        ['--db', db, '--address', SERVER, '--range', `${RANGE[0]}-${RANGE[1]}`, '--subnet', '10.81.0.0/16', '--lease', '3600'],
+        [
+          '--db',
+          db,
+          '--address',
+          SERVER,
+          '--range',
+          `${RANGE[0]}-${RANGE[1]}`,
+          '--subnet',
+          '10.81.0.0/16',
+          '--lease',
+          '3600',
+        ],
         'info',
       );
       try {
-        rows.push(await perfdhcp(net, perf.ns, perf.ifname, rate, 'corral'));
+        rows.push(await perfdhcp(net, perf.ns, perf.ifname, rate, clients, 'corral'));
       } finally {
         const stats = await corral.stop();
-        process.stderr.write(`corral @${rate}/s: ${JSON.stringify(stats)}\n`);
+        process.stderr.write(`corral ${rate}/s, ${clients} clients: ${JSON.stringify(stats)}\n`);
       }
 
-      const leases = join(dir, `dnsmasq-${rate}.leases`);
+      const leases = join(dir, `dnsmasq-${i}.leases`);
       writeFileSync(leases, '');
       const dnsmasq = net.spawnIn(
         srv.ns,
@@ -135,7 +195,7 @@ async function main(): Promise<void> {
           '--dhcp-lease-max=100000',
           `--dhcp-leasefile=${leases}`,
           `--pid-file=${join(dir, 'dnsmasq.pid')}`,
-          `--log-facility=${join(dir, `dnsmasq-${rate}.log`)}`,
+          `--log-facility=${join(dir, `dnsmasq-${i}.log`)}`,
           '--user=root',
           '--group=root',
           '--no-ping',
@@ -144,7 +204,7 @@ async function main(): Promise<void> {
       );
       try {
         await new Promise((r) => setTimeout(r, 1000));
-        rows.push(await perfdhcp(net, perf.ns, perf.ifname, rate, 'dnsmasq'));
+        rows.push(await perfdhcp(net, perf.ns, perf.ifname, rate, clients, 'dnsmasq'));
       } finally {
         dnsmasq.kill('SIGTERM');
         await new Promise<void>((resolve) => {
@@ -161,7 +221,7 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
   console.log(
-    `\nDHCP four-way exchanges, perfdhcp -r RATE -R ${CLIENTS} -p ${SECONDS} (relayed, unicast), same namespaces:\n`,
+    `\nDHCP four-way exchanges, perfdhcp -r RATE -R CLIENTS -p ${SECONDS} (relayed, unicast), same namespaces:\n`,
   );
   console.log(table(rows));
   console.log('\nexch/s = DHCPACKs received / test period; drops = requests without an answer within 1 s;');

@@ -37,7 +37,10 @@ describe('dhcp allocator: leases survive a restart', () => {
       const choice = alloc.choose(MAC_A, p, null, T0);
       assert.deepEqual(choice, { ip: '10.0.0.100', source: 'free' });
       alloc.bind(MAC_A, '10.0.0.100', LEASE, T0);
-      // The binding is journaled for replication in the same transaction.
+      // Nothing is in the store until the batch is committed ...
+      assert.equal(new LeaseStore(store).get('10.0.0.100'), undefined);
+      assert.equal(alloc.flush(), 1);
+      // ... then it is, journaled for replication in the same transaction.
       const changes = new ChangeStore(store).since(0).filter((c) => c.entity === 'leases');
       assert.equal(changes.length, 1);
       assert.equal(changes[0]?.key, '10.0.0.100');
@@ -80,6 +83,7 @@ describe('dhcp allocator: allocation rules', () => {
     assert.equal(alloc.choose(MAC_B, p, null, T0 + 599_000), null);
     assert.deepEqual(alloc.choose(MAC_B, p, null, T0 + 600_000), { ip: '10.0.0.100', source: 'free' });
     assert.equal(alloc.sweep(T0 + 600_000), 1);
+    alloc.flush();
     assert.equal(leases.get('10.0.0.100')?.state, 'expired');
     assert.equal(alloc.boundCount(T0 + 600_000), 0);
     store.close();
@@ -106,10 +110,27 @@ describe('dhcp allocator: allocation rules', () => {
     store.close();
   });
 
+  it('a failed commit rebuilds the index from the store: nothing staged survives', () => {
+    const { store, leases, alloc } = fresh();
+    const p = pool('10.0.0.100', '10.0.0.101');
+    alloc.bind(MAC_A, '10.0.0.100', LEASE, T0);
+    alloc.flush();
+    alloc.bind(MAC_B, '10.0.0.101', LEASE, T0);
+    assert.equal(alloc.check(MAC_C, '10.0.0.101', p, T0), 'taken');
+    store.db.exec("CREATE TRIGGER fail BEFORE INSERT ON leases BEGIN SELECT RAISE(ABORT, 'disk full'); END");
+    assert.throws(() => alloc.flush(), /disk full/);
+    assert.equal(alloc.pendingWrites, 0);
+    assert.equal(alloc.check(MAC_C, '10.0.0.101', p, T0), 'ok');
+    assert.equal(alloc.check(MAC_C, '10.0.0.100', p, T0), 'taken');
+    assert.equal(leases.get('10.0.0.101'), undefined);
+    store.close();
+  });
+
   it('binding a new address releases the client’s old one: one binding per client', () => {
     const { store, leases, alloc } = fresh();
     alloc.bind(MAC_A, '10.0.0.100', LEASE, T0);
     alloc.bind(MAC_A, '10.0.0.103', LEASE, T0 + 1);
+    alloc.flush();
     assert.equal(leases.get('10.0.0.100')?.state, 'released');
     assert.equal(leases.get('10.0.0.103')?.state, 'bound');
     store.close();
@@ -122,6 +143,7 @@ describe('dhcp allocator: allocation rules', () => {
     assert.equal(alloc.decline(MAC_B, '10.0.0.100', T0), false);
     assert.equal(alloc.decline(MAC_B, '10.0.0.101', T0), false);
     assert.equal(alloc.decline(MAC_A, '10.0.0.100', T0), true);
+    alloc.flush();
     assert.equal(leases.get('10.0.0.100')?.state, 'declined');
     assert.equal(alloc.check(MAC_A, '10.0.0.100', p, T0 + 59_000), 'declined');
     assert.deepEqual(alloc.choose(MAC_B, p, null, T0 + 59_000), { ip: '10.0.0.101', source: 'free' });

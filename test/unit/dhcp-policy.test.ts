@@ -109,6 +109,7 @@ function harness(mode: 'server' | 'proxy' = 'server', pools: PoolSpec[] = [LOCAL
     run(req, arrival = LOCAL) {
       const d = decide(req, arrival, config, allocator, h.now);
       for (const e of d.effects) allocator.apply(e, h.now);
+      allocator.flush();
       return d;
     },
     lease(mac, options = {}) {

@@ -1,0 +1,90 @@
+/**
+ * The installer's tools, as a second initrd that iPXE loads after the node environment in install mode
+ * (the kernel unpacks both archives into one root). busybox cannot write GPT, make ext4 with Debian's
+ * defaults, or read zstd, so the host's own sfdisk, mke2fs, mkfs.vfat, blkid, wipefs, zstd and GNU tar
+ * go in, with the shared libraries `ldd` names and the dynamic loader. They live under /opt/corral so
+ * they never shadow busybox's applets; the agent puts /opt/corral/bin first on PATH in install mode.
+ *
+ * The master is Debian 12 like the node environment's kernel, so the host's binaries run there.
+ * Cached by a hash over the binaries' bytes: the file is rebuilt only when a host package changed.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, realpath, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CorralError } from '../master/util/errors.js';
+import { encodeNewc } from './cpio.js';
+import { execText } from './exec.js';
+import { ImageTree, gzipReproducible } from './initramfs.js';
+
+export const INSTALLER_TOOLS_FILE = 'installer-tools.img';
+export const TOOLS_BIN = 'opt/corral/bin';
+
+/** Tool name in the initramfs → candidates on the host. */
+const TOOLS: Record<string, readonly string[]> = {
+  sfdisk: ['/usr/sbin/sfdisk', '/sbin/sfdisk'],
+  'mkfs.ext4': ['/usr/sbin/mke2fs', '/sbin/mke2fs'],
+  'mkfs.vfat': ['/usr/sbin/mkfs.fat', '/sbin/mkfs.fat'],
+  blkid: ['/usr/sbin/blkid', '/sbin/blkid'],
+  wipefs: ['/usr/sbin/wipefs', '/sbin/wipefs'],
+  zstd: ['/usr/bin/zstd'],
+  tar: ['/usr/bin/tar', '/bin/tar'],
+};
+
+/** The Debian packages that provide TOOLS (scripts/setup.sh installs them). */
+export const TOOL_PACKAGES = ['fdisk', 'e2fsprogs', 'dosfstools', 'util-linux', 'zstd', 'tar'] as const;
+
+/** Shared objects a binary needs, from `ldd` (absolute paths, loader included). */
+export function parseLdd(text: string): string[] {
+  const libs = new Set<string>();
+  for (const line of text.split('\n')) {
+    const arrow = /=>\s*(\/\S+)/.exec(line);
+    const bare = /^\s*(\/\S+)\s+\(0x/.exec(line);
+    const path = arrow?.[1] ?? bare?.[1];
+    if (path) libs.add(path);
+  }
+  return [...libs].sort();
+}
+
+async function findTool(candidates: readonly string[]): Promise<string> {
+  for (const c of candidates) if (existsSync(c)) return c;
+  throw new CorralError(
+    'NODE_IMAGE_BUILD_FAILED',
+    `installer tool ${candidates[0]} not found: install ${TOOL_PACKAGES.join(' ')}`,
+  );
+}
+
+/** Builds (or reuses) `outDir/installer-tools.img`; returns its path. */
+export async function buildInstallerTools(outDir: string): Promise<string> {
+  const tree = new ImageTree();
+  const hash = createHash('sha256');
+  const libs = new Set<string>();
+  for (const [name, candidates] of Object.entries(TOOLS).sort()) {
+    const host = await findTool(candidates);
+    const data = await readFile(await realpath(host));
+    hash.update(name).update(data);
+    tree.file(`${TOOLS_BIN}/${name}`, data, 0o755);
+    for (const lib of parseLdd(await execText('ldd', [host]))) libs.add(lib);
+  }
+  for (const lib of [...libs].sort()) {
+    const data = await readFile(await realpath(lib));
+    hash.update(lib).update(data);
+    // Keep the path the loader and binaries look for (/lib64/ld-linux..., /lib/x86_64-linux-gnu/...).
+    tree.file(lib.replace(/^\//, ''), data, 0o755);
+  }
+  const mke2fsConf = await readFile('/etc/mke2fs.conf').catch(() => undefined);
+  if (mke2fsConf) {
+    hash.update(mke2fsConf);
+    tree.file('etc/mke2fs.conf', mke2fsConf);
+  }
+  const digest = hash.digest('hex');
+  const out = join(outDir, INSTALLER_TOOLS_FILE);
+  const stamp = `${out}.sha256`;
+  if (existsSync(out) && (await readFile(stamp, 'utf8').catch(() => '')) === digest) return out;
+  const image = await gzipReproducible(encodeNewc(tree.list(), 0));
+  await mkdir(outDir, { recursive: true });
+  await writeFile(`${out}.tmp`, image);
+  await rename(`${out}.tmp`, out);
+  await writeFile(stamp, digest);
+  return out;
+}
