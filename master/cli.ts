@@ -15,6 +15,10 @@ import { nodeImageDir } from './boot/node-image.js';
 import { startLab, labDown } from './lab/lab.js';
 import { followLab } from './lab/progress.js';
 import { forwardUnixToTcp } from './lab/forward.js';
+import { runSnapshotCommand, SNAPSHOT_HELP } from './snapshots/cli-command.js';
+import { runServiceCli, SERVICE_HELP } from './lb/service-cli.js';
+import { runImageCommand, runNodeCommand } from './images/command.js';
+import { HA_HELP, runCloneCommand, runWitnessCommand } from './ha/cli-command.js';
 
 const HELP = `corral ${VERSION} — bare-metal cluster provisioning
 
@@ -29,9 +33,15 @@ Usage:
       to a loopback port on this host. Ctrl-C tears it all down.
   corral lab down [--dir DIR]
       Tear down a lab whose \`corral lab\` process is gone.
+  corral image import FILE|DIR --name NAME (--data-dir DIR | --config FILE) [--os ID --os-version V]
+  corral image list|show NAME|delete NAME (--data-dir DIR | --config FILE) [--json]
+  corral image build-debian [--name debian-12] (--data-dir DIR | --config FILE)
+      OS images: tar/tar.gz/tar.zst root file systems or raw/raw.gz/qcow2 disks (docs/deploy.md).
+  corral node deploy NODE --image NAME [--layout L] --config FILE
+      Install an image on a node's disk (node → deploying; rebooted by its agent or over SSH).
   corral node-image build --data-dir DIR [--cache-dir DIR] [--flavour cloud|generic]
       Build the node environment (Debian kernel + initramfs with the Corral agent).
-  corral --help | -h        This text.
+${SERVICE_HELP}${SNAPSHOT_HELP}${HA_HELP}  corral --help | -h        This text.
   corral --version | -v     Print the version.
 
 Flags override the same keys of the JSON config file (see README "Configuration").
@@ -246,10 +256,37 @@ export async function main(argv: string[]): Promise<number> {
       return runMaster(rest);
     case 'lab':
       return runLab(rest);
+    case 'image':
+      return runImageCommand(rest, readConfigFile);
+    case 'node':
+      return runNodeCommand(rest, readConfigFile);
     case 'node-image':
       return runNodeImage(rest);
+    case 'snapshot':
+      return runSnapshotCommand(rest, {
+        url: process.env['CORRAL_URL'],
+        user: process.env['CORRAL_USER'],
+        password: process.env['CORRAL_PASSWORD'],
+        logger: createLogger({ level: process.env['CORRAL_LOG_LEVEL'] ?? 'warn' }),
+        out: (text) => void process.stdout.write(text),
+      });
+    case 'clone':
+    case 'witness': {
+      const haEnv = {
+        ...(process.env['CORRAL_HA_TOKEN'] ? { token: process.env['CORRAL_HA_TOKEN'] } : {}),
+        logger: createLogger({ level: process.env['CORRAL_LOG_LEVEL'] ?? 'info' }),
+        out: (text: string) => void process.stdout.write(text),
+      };
+      return command === 'clone' ? runCloneCommand(rest, haEnv) : runWitnessCommand(rest, haEnv);
+    }
     case '_forward':
       return runForward(rest);
+    case 'service':
+      return runServiceCli(rest, {
+        url: process.env['CORRAL_URL'],
+        password: process.env['CORRAL_PASSWORD'],
+        out: (text) => void process.stdout.write(text),
+      });
     default:
       return usage(`unknown command '${command}'`);
   }

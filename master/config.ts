@@ -6,6 +6,7 @@
 import { isIPv4 } from 'node:net';
 import { z } from 'zod';
 import { CorralError } from './util/errors.js';
+import { RetentionPolicySchema, ScheduleSchema } from './snapshots/retention.js';
 import { HaSchema } from './ha/config-schema.js';
 import { DeployConfigSchema, DEPLOY_CONFIG_DEFAULTS } from './deploy/config.js';
 
@@ -147,6 +148,61 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ enabled: true, haproxyBin: 'haproxy', pollMs: 1000 }),
+    console: z
+      .object({
+        /** Serve the console (and the API) over HTTPS; plain HTTP then redirects console pages there. */
+        https: z.boolean().default(true),
+        /** Default 443, or 0 (any free port) when http.port is 0, as in tests. */
+        httpsPort: z.number().int().min(0).max(65535).optional(),
+        /** A user-supplied certificate (PEM); both or neither. Without them one is generated into DATA_DIR/tls/. */
+        certFile: z.string().min(1).optional(),
+        keyFile: z.string().min(1).optional(),
+      })
+      .strict()
+      .refine((c) => (c.certFile === undefined) === (c.keyFile === undefined), {
+        message: 'certFile and keyFile must be set together',
+      })
+      .default({ https: true }),
+    monitor: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** Sampling interval of the master itself; nodes report at their own pace. */
+        intervalSeconds: z.number().int().min(1).max(3600).default(10),
+        /** A node that reported metrics and then stays silent this many intervals raises "node down". */
+        nodeDownIntervals: z.number().int().min(2).max(1000).default(6),
+        /** A master filesystem fuller than this (percent) raises "disk nearly full". */
+        diskAlertPercent: z.number().min(1).max(100).default(90),
+        rawRetentionHours: z.number().int().min(1).max(24 * 14).default(24),
+        rollupRetentionDays: z.number().int().min(1).max(3650).default(30),
+      })
+      .strict()
+      .default({
+        enabled: true,
+        intervalSeconds: 10,
+        nodeDownIntervals: 6,
+        diskAlertPercent: 90,
+        rawRetentionHours: 24,
+        rollupRetentionDays: 30,
+      }),
+    snapshots: z
+      .object({
+        /** Where restore points live; defaults to DATA_DIR/snapshots. */
+        dir: z.string().min(1).optional(),
+        /** Scheduled restore points (one per due period, checked every tickSeconds). */
+        schedule: ScheduleSchema.default({ hourly: false, daily: false, weekly: false }),
+        /** Retention of scheduled, automatic and safety restore points (manual ones are kept). */
+        retention: RetentionPolicySchema.default({ keepLast: 5, keepHourly: 24, keepDaily: 7, keepWeekly: 4 }),
+        /** Take an automatic restore point before risky operations (image delete, mass deploy). */
+        beforeRisky: z.boolean().default(true),
+        tickSeconds: z.number().int().min(1).max(3600).default(60),
+      })
+      .strict()
+      .default({
+        schedule: { hourly: false, daily: false, weekly: false },
+        retention: { keepLast: 5, keepHourly: 24, keepDaily: 7, keepWeekly: 4 },
+        beforeRisky: true,
+        tickSeconds: 60,
+      }),
     store: z
       .object({ synchronous: z.enum(['NORMAL', 'FULL']).default('NORMAL') })
       .strict()
@@ -279,6 +335,7 @@ export function buildConfig(fileJson: unknown, flags: ConfigFlags): FrozenConfig
     throw new CorralError('CONFIG_INVALID', `config error: ${key}: ${message}`);
   }
   const config = parsed.data;
+  config.console.httpsPort ??= config.http.port === 0 ? 0 : 443;
   if (config.dhcp.mode === 'server' && !config.dhcp.subnet)
     config.dhcp.subnet = defaultSubnet(config.address);
   return deepFreeze(config);

@@ -3,6 +3,7 @@
  * console), DHCP and TFTP servers from one frozen config. `close()` stops them in reverse order.
  */
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -16,6 +17,10 @@ import { prepareTftpRoot } from './boot/files.js';
 import { locateNodeImage } from './boot/node-image.js';
 import { createHttpApp } from './http.js';
 import { createConsoleRouter } from '../web-ui/console.js';
+import { redirectToHttps } from '../web-ui/https-redirect.js';
+import { ensureTls } from './auth/tls.js';
+import { Monitor } from './monitor/monitor.js';
+import { systemSampler } from './monitor/sampler.js';
 import { startDhcpServer, type DhcpServer } from './dhcp/index.js';
 import type { PoolSpec } from './dhcp/pool.js';
 import { startTftpServer, type TftpServer } from './tftp/index.js';
@@ -23,6 +28,16 @@ import { LeaseStore } from './store/leases.js';
 import type { Logger } from './util/logger.js';
 import { VERSION } from './util/version.js';
 import { LoadBalancer } from './lb/load-balancer.js';
+import { createHa } from './ha/index.js';
+import express from 'express';
+import { ensureMasterKey } from './deploy/ssh.js';
+import { createDeployer } from './deploy/deployer.js';
+import { createDeployApiRouter } from './deploy/api.js';
+import { createDeployBootRouter } from './deploy/boot-routes.js';
+import { nodeImageDir } from './boot/node-image.js';
+import { buildInstallerTools } from '../node-images/os-image-tools.js';
+import { startSnapshots } from './snapshots/index.js';
+import { createSnapshotRouter } from './snapshots/api.js';
 
 export interface MasterOptions {
   logger: Logger;
@@ -34,6 +49,8 @@ export interface Master {
   config: FrozenConfig;
   repos: Repos;
   httpPort: number;
+  /** The console's HTTPS port when console.https is on. */
+  httpsPort?: number;
   tftpPort?: number;
   close(): Promise<void>;
 }
@@ -72,6 +89,18 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
   try {
     await ensureAdmin(repos, config.dataDir, options.initialAdminPassword, logger);
     const authenticator = new Authenticator(repos);
+    // Restore points (issue 9); `snapshots.takeSnapshot(reason)` is for risky operations (image delete, mass deploy).
+    const snapshots = startSnapshots({ repos, config, logger });
+    closers.push({ name: 'snapshots', close: () => snapshots.close() });
+    // OS deployment (issue 5): the master's SSH key, the deploy service, its watchdog, installer tools.
+    const deployer = createDeployer({ repos, config, logger, key: await ensureMasterKey(config.dataDir) });
+    const stopDeployWatch = deployer.watch();
+    closers.push({ name: 'deploy-watchdog', close: async () => stopDeployWatch() });
+    let installerTools: string | undefined;
+    buildInstallerTools(nodeImageDir(config.dataDir)).then(
+      (path) => (installerTools = path),
+      (err: unknown) => logger.warn({ err }, 'installer tools not built: deploys cannot run'),
+    );
     const tftp = prepareTftpRoot(config, logger);
     let nodeImage: NodeImageFiles | undefined = locateNodeImage(config.dataDir);
     const nodeImageNow = (): NodeImageFiles | undefined => {
@@ -83,10 +112,12 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       logger.warn('node environment not built yet: run `corral node-image build --data-dir ...`');
 
     const leases = new LeaseStore(repos.store);
-    syncReservations(config, repos, leases);
+    // With HA, reservations are written by the primary only (at promotion): a backup never writes.
+    if (!config.ha.enabled) syncReservations(config, repos, leases);
 
     let tftpServer: TftpServer | undefined;
-    if (config.tftp.enabled) {
+    const startTftp = async (): Promise<void> => {
+      if (!config.tftp.enabled || tftpServer) return;
       tftpServer = await startTftpServer({
         root: tftp.root,
         address: config.http.bind,
@@ -94,12 +125,12 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
         logger,
         maxBlksize: config.tftp.maxBlksize,
       });
-      const t = tftpServer;
-      closers.push({ name: 'tftp', close: () => t.close() });
-    }
+    };
+    closers.push({ name: 'tftp', close: async () => void (await tftpServer?.close()) });
 
     let dhcpServer: DhcpServer | undefined;
-    if (config.dhcp.mode !== 'off') {
+    const startDhcp = async (): Promise<void> => {
+      if (config.dhcp.mode === 'off' || dhcpServer) return;
       dhcpServer = await startDhcpServer({
         mode: config.dhcp.mode,
         serverAddress: config.address,
@@ -117,20 +148,48 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
         logger,
         onBound: (mac, ip) => recordNodeIp(repos, mac, ip),
       });
-      const d = dhcpServer;
-      closers.push({ name: 'dhcp', close: () => d.close() });
-    }
+    };
+    closers.push({ name: 'dhcp', close: async () => void (await dhcpServer?.close()) });
+    // Role gating (issue #8): with HA only the primary (the VIP holder) serves DHCP and TFTP.
+    const serve = async (on: boolean): Promise<void> => {
+      if (on) return void (await startTftp(), await startDhcp());
+      const [d, t] = [dhcpServer, tftpServer];
+      [dhcpServer, tftpServer] = [undefined, undefined];
+      await d?.close();
+      await t?.close();
+    };
+    const ha = config.ha.enabled
+      ? createHa({
+          config,
+          repos,
+          logger,
+          authenticator,
+          onRole: async (role) => {
+            if (role === 'primary') syncReservations(config, repos, leases);
+            await serve(role === 'primary');
+          },
+        })
+      : undefined;
+    if (!ha) await serve(true);
 
     const lb = new LoadBalancer({ repos, config, logger });
+    const monitor = config.monitor.enabled
+      ? new Monitor({ repos, config, logger, sampler: systemSampler(config.dataDir) })
+      : undefined;
     const api = createApiRouter({
+      ...(monitor ? { monitor } : {}),
       repos,
       config,
       logger,
       authenticator,
       startedAt,
+      deployApi: createDeployApiRouter({ repos, config, logger, deployer }),
+      snapshotsApi: createSnapshotRouter(snapshots, repos),
       lb,
+      ...(ha ? { ha } : {}),
       health: () => ({
         address: config.address,
+        ...(ha ? { ha: { role: ha.controller.role, epoch: repos.store.epoch() } } : {}),
         dhcp: config.dhcp.mode,
         ...(dhcpServer ? { dhcpStats: dhcpServer.stats() } : {}),
         tftp: tftpServer ? { port: tftpServer.port, ...tftpServer.stats() } : false,
@@ -138,9 +197,32 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
         bootLoadersMissing: tftp.missing.length > 0,
       }),
     });
-    const boot = createBootRouter({ repos, config, logger, nodeImage: nodeImageNow });
-    const consoleRouter = createConsoleRouter({ repos, config, logger, authenticator, lb });
-    const app = createHttpApp({ api, boot, console: consoleRouter, logger });
+    const boot = express
+      .Router()
+      .use(createBootRouter({ repos, config, logger, nodeImage: nodeImageNow }))
+      .use(
+        createDeployBootRouter({
+          repos,
+          dataDir: config.dataDir,
+          logger,
+          installerTools: () => installerTools,
+        }),
+      );
+    // With HTTPS on, plain HTTP keeps /boot and /api/v1 (iPXE and the busybox agent speak no TLS) and
+    // sends console pages to the HTTPS listener, which serves everything with Secure cookies.
+    const httpsOn = config.console.https;
+    const consoleRouter = createConsoleRouter({
+      repos, config, logger, authenticator, lb, snapshots, secureCookies: httpsOn,
+      ...(monitor ? { monitor } : {}),
+    });
+    const app = createHttpApp({
+      api,
+      boot,
+      console: httpsOn && config.console.httpsPort !== 0
+        ? redirectToHttps({ httpsPort: config.console.httpsPort ?? 443, fallbackHost: config.address })
+        : consoleRouter,
+      logger,
+    });
     const server = createServer(app);
     server.keepAliveTimeout = 5000;
     const httpPort = await listen(server, config.http.port, config.http.bind);
@@ -154,12 +236,48 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
           setTimeout(() => server.closeAllConnections(), 5000).unref();
         }),
     });
+    let httpsPort: number | undefined;
+    if (httpsOn) {
+      const tls = await ensureTls({
+        dataDir: config.dataDir,
+        address: config.address,
+        certFile: config.console.certFile,
+        keyFile: config.console.keyFile,
+        logger,
+      });
+      const secureApp = createHttpApp({ api, boot, console: consoleRouter, logger });
+      const secure = createHttpsServer({ cert: tls.cert, key: tls.key }, secureApp);
+      secure.keepAliveTimeout = 5000;
+      httpsPort = await listen(secure, config.console.httpsPort ?? 443, config.http.bind);
+      closers.push({
+        name: 'https',
+        close: () =>
+          new Promise<void>((resolve) => {
+            secure.close(() => resolve());
+            secure.closeIdleConnections();
+            setTimeout(() => secure.closeAllConnections(), 5000).unref();
+          }),
+      });
+      logger.info(
+        { https: `${config.http.bind}:${httpsPort}`, cert: tls.certPath, sha256: tls.fingerprint256 },
+        'console on HTTPS',
+      );
+    }
     closers.push({ name: 'lb', close: () => lb.close() });
     await lb.start();
+    if (monitor) {
+      monitor.start();
+      closers.push({ name: 'monitor', close: async () => monitor.stop() });
+    }
+    if (ha) {
+      ha.start(httpPort);
+      closers.push({ name: 'ha', close: () => ha.close() });
+    }
     logger.info(
       {
         version: VERSION,
         http: `${config.http.bind}:${httpPort}`,
+        ...(httpsPort !== undefined ? { https: `${config.http.bind}:${httpsPort}` } : {}),
         url: publicUrl(config),
         dataDir: config.dataDir,
       },
@@ -169,6 +287,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       config,
       repos,
       httpPort,
+      ...(httpsPort !== undefined ? { httpsPort } : {}),
       ...(tftpServer ? { tftpPort: tftpServer.port } : {}),
       close: closeAll,
     };

@@ -13,6 +13,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, realpath, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CorralError } from '../master/util/errors.js';
+import { installPath } from '../master/util/paths.js';
 import { encodeNewc } from './cpio.js';
 import { execText } from './exec.js';
 import { ImageTree, gzipReproducible } from './initramfs.js';
@@ -72,6 +73,10 @@ export async function buildInstallerTools(outDir: string): Promise<string> {
     // Keep the path the loader and binaries look for (/lib64/ld-linux..., /lib/x86_64-linux-gnu/...).
     tree.file(lib.replace(/^\//, ''), data, 0o755);
   }
+  // The installer script itself (node-images/agent/corral-install) travels with its tools.
+  const installer = await readFile(installPath('node-images', 'agent', 'corral-install'));
+  hash.update(installer);
+  tree.file(`${TOOLS_BIN}/corral-install`, installer, 0o755);
   const mke2fsConf = await readFile('/etc/mke2fs.conf').catch(() => undefined);
   if (mke2fsConf) {
     hash.update(mke2fsConf);

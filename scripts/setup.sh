@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(
   # boot protocols and their reference peers
-  ipxe udhcpc isc-dhcp-client tftp-hpa atftp tftpd-hpa dnsmasq-base kea-admin
+  ipxe udhcpc isc-dhcp-client isc-dhcp-relay tftp-hpa atftp tftpd-hpa dnsmasq-base kea-admin
   # the virtual lab and the node environment
   qemu-system-x86 ipxe-qemu qemu-utils ovmf busybox-static cpio kmod zstd iproute2
   # later capabilities' real peers

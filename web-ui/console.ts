@@ -18,10 +18,21 @@ import { mountDashboard } from './pages/dashboard.js';
 import { mountEvents } from './pages/events.js';
 import { mountLogin, mountLogout } from './pages/login.js';
 import { mountNodes } from './pages/nodes.js';
+import { mountServices } from './pages/services.js';
+import type { LoadBalancer } from '../master/lb/load-balancer.js';
+import type { Snapshots } from '../master/snapshots/index.js';
+import { mountSnapshots } from './pages/snapshots.js';
 import { createRenderer } from './render.js';
 import { securityHeaders } from './security-headers.js';
 import { requireCsrf, sessionGuard } from './session-guard.js';
 import { SessionStore } from './sessions.js';
+import type { Monitor } from '../master/monitor/monitor.js';
+import { auditMutations } from '../master/api/audit.js';
+import { signedIn } from './page.js';
+import { mountAccount } from './pages/account.js';
+import { mountAudit } from './pages/audit.js';
+import { mountMonitor } from './pages/monitor.js';
+import { mountUsers } from './pages/users.js';
 
 export interface ConsoleDeps {
   repos: Repos;
@@ -32,6 +43,12 @@ export interface ConsoleDeps {
   now?: () => number;
   /** Marks cookies Secure; set when the console is served over HTTPS. */
   secureCookies?: boolean;
+  /** Performance monitoring (issue #10): charts, live stream and alert banner when given. */
+  monitor?: Monitor;
+  /** Services and HAProxy health (issue #7); the Services pages are mounted when given. */
+  lb?: LoadBalancer;
+  /** Restore points (issue #9); the Snapshots pages are mounted when given. */
+  snapshots?: Snapshots;
 }
 
 export function createConsoleRouter(deps: ConsoleDeps): Router {
@@ -45,6 +62,7 @@ export function createConsoleRouter(deps: ConsoleDeps): Router {
     secureCookies: deps.secureCookies ?? false,
     renderer: createRenderer({ viewsDir: installPath('web-ui', 'views'), now }),
     sessions: new SessionStore(deps.repos.store.db, now),
+    ...(deps.monitor ? { monitor: deps.monitor } : {}),
   };
 
   const router = express.Router();
@@ -64,11 +82,26 @@ export function createConsoleRouter(deps: ConsoleDeps): Router {
 
   router.use(sessionGuard(ctx));
   router.use(express.urlencoded({ extended: false, limit: '64kb' }));
+  // Audited before the CSRF check, so refused forged posts are in the log too (outcome "denied").
+  router.use(
+    auditMutations({
+      audit: deps.repos.audit,
+      via: 'console',
+      logger: deps.logger,
+      actorOf: (_req, res) => signedIn(res)?.user.name,
+    }),
+  );
   router.use(requireCsrf);
   mountLogout(router, ctx);
   mountDashboard(router, ctx);
   mountNodes(router, ctx);
   mountEvents(router, ctx);
+  mountUsers(router, ctx);
+  mountAudit(router, ctx);
+  mountAccount(router, ctx);
+  mountMonitor(router, ctx);
+  if (deps.lb) mountServices(router, ctx, deps.lb);
+  if (deps.snapshots) mountSnapshots(router, ctx, deps.snapshots);
 
   router.use(notFound);
   router.use(errorPage(ctx));

@@ -3,6 +3,9 @@ import type { Authenticator } from '../master/auth/users.js';
 import type { FrozenConfig } from '../master/config.js';
 import type { Repos } from '../master/store/repos.js';
 import type { Role } from '../master/store/users.js';
+import { roleAllows } from '../master/api/auth.js';
+import type { Monitor } from '../master/monitor/monitor.js';
+import { CorralError } from '../master/util/errors.js';
 import type { Logger } from '../master/util/logger.js';
 import { VERSION } from '../master/util/version.js';
 import type { Renderer } from './render.js';
@@ -18,6 +21,8 @@ export interface ConsoleContext {
   secureCookies: boolean;
   renderer: Renderer;
   sessions: SessionStore;
+  /** Performance monitoring (charts, alerts); absent when monitor.enabled is false. */
+  monitor?: Monitor;
 }
 
 /** The left navigation. Only pages that exist are listed; a later page adds itself here. */
@@ -25,6 +30,11 @@ const NAV = [
   { id: 'dashboard', label: 'Dashboard', href: '/', icon: 'icon-dashboard' },
   { id: 'nodes', label: 'Nodes', href: '/nodes', icon: 'icon-nodes' },
   { id: 'events', label: 'Events', href: '/events', icon: 'icon-events' },
+  { id: 'users', label: 'Users', href: '/users', icon: 'icon-user', minRole: 'admin' },
+  { id: 'audit', label: 'Audit log', href: '/audit', icon: 'icon-events', minRole: 'admin' },
+  { id: 'account', label: 'My account', href: '/account', icon: 'icon-user' },
+  { id: 'services', label: 'Services', href: '/services', icon: 'icon-nodes' },
+  { id: 'snapshots', label: 'Snapshots', href: '/snapshots', icon: 'icon-events' },
 ] as const;
 
 export type NavId = (typeof NAV)[number]['id'];
@@ -71,10 +81,26 @@ export function sendPage(
       masterAddress: ctx.config.address,
       user: who?.user,
       csrfToken: who?.session.csrfToken,
-      navItems: who ? NAV.map((n) => ({ ...n, current: n.id === data.nav })) : [],
+      navItems: who
+        ? NAV.filter((n) => !('minRole' in n) || roleAllows(who.user.role, n.minRole)).map((n) => ({
+            ...n,
+            current: n.id === data.nav,
+          }))
+        : [],
+      alerts: who ? (ctx.monitor?.alerts() ?? []) : [],
       ...data,
     },
     who ? 'main' : 'bare',
   );
   res.status(status).set('Cache-Control', 'no-store').type('html').send(html);
+}
+
+/** Console twin of the API's requireRole: the same rule, enforced on the server for every console action. */
+export function requireConsoleRole(res: Response, minRole: Role): SignedIn {
+  const who = signedIn(res);
+  if (!who) throw new CorralError('AUTH_REQUIRED', 'Sign in first.');
+  if (!roleAllows(who.user.role, minRole)) {
+    throw new CorralError('FORBIDDEN', `Your role (${who.user.role}) may not do this; it needs ${minRole}.`);
+  }
+  return who;
 }

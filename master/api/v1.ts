@@ -1,4 +1,4 @@
-import express, { type Router } from 'express';
+import express, { type RequestHandler, type Router } from 'express';
 import { z } from 'zod';
 import type { FrozenConfig } from '../config.js';
 import type { Authenticator } from '../auth/users.js';
@@ -13,6 +13,10 @@ import { transition } from '../nodes/lifecycle.js';
 import { requireBasicAuth, requireRole } from './auth.js';
 import { zodToCorral } from './errors.js';
 import { createLbRouter } from '../lb/api.js';
+import { auditMutations } from './audit.js';
+import { createNodeMetricsRouter } from './metrics.js';
+import { createUsersRouter } from './users.js';
+import type { Monitor } from '../monitor/monitor.js';
 import type { LoadBalancer } from '../lb/load-balancer.js';
 
 export interface ApiDeps {
@@ -21,10 +25,18 @@ export interface ApiDeps {
   logger: Logger;
   authenticator: Authenticator;
   startedAt: number;
+  /** Images and deployment (master/deploy/api.ts), mounted after auth. */
+  deployApi?: Router;
+  /** High availability (master/ha): its /ha routes and the write gate (NOT_PRIMARY, sync replication). */
+  ha?: { router: Router; gate: RequestHandler };
   /** Extra health facts from subsystems (dhcp, tftp, node image), filled by master.ts. */
   health?: () => Record<string, unknown>;
   /** Services and HAProxy (issue #7); its routes are mounted when given. */
   lb?: LoadBalancer;
+  /** Restore points (master/snapshots/api.ts), mounted at /snapshots after auth. */
+  snapshotsApi?: Router;
+  /** Performance monitoring (issue #10): node metric reports are accepted when given. */
+  monitor?: Monitor;
 }
 
 function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
@@ -80,6 +92,7 @@ export function createApiRouter(deps: ApiDeps): Router {
   const { repos, config } = deps;
   const router = express.Router();
   router.use(express.json({ limit: '1mb' }));
+  if (deps.ha) router.use('/ha', deps.ha.router).use(deps.ha.gate);
 
   // Unauthenticated: load balancers and keepalived track scripts probe this; it reveals no inventory.
   router.get('/health', (_req, res) => {
@@ -102,7 +115,12 @@ export function createApiRouter(deps: ApiDeps): Router {
     res.status(created ? 201 : 200).json(reply);
   });
 
+  if (deps.monitor) router.use(createNodeMetricsRouter(repos, deps.monitor));
+  // Every state-changing call from here on is audited, including refused ones (docs/security.md).
+  router.use(auditMutations({ audit: repos.audit, via: 'api', logger: deps.logger }));
   router.use(requireBasicAuth(deps.authenticator));
+  router.use(createUsersRouter(repos));
+  if (deps.deployApi) router.use(deps.deployApi);
 
   router.get('/nodes', (req, res) => {
     const state = typeof req.query['state'] === 'string' ? req.query['state'] : undefined;
@@ -183,6 +201,7 @@ export function createApiRouter(deps: ApiDeps): Router {
   });
 
   if (deps.lb) router.use(createLbRouter(deps.lb, repos));
+  if (deps.snapshotsApi) router.use('/snapshots', deps.snapshotsApi);
 
   router.use((req, _res, next) =>
     next(new CorralError('NOT_FOUND', `no API route ${req.method} ${req.path}`)),

@@ -45,6 +45,7 @@ export function createBootRouter(deps: BootDeps): Router {
       baseUrl,
       kernelArgs: deps.config.boot.kernelArgs,
       nodeImageReady: image !== undefined,
+      deployment: deps.repos.deployments.latestFor(mac),
     });
     log.info({ mac, template: script.template, ip: req.socket.remoteAddress }, 'boot script');
     res.send(renderTemplate(script.template, script.vars));

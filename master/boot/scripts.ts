@@ -13,6 +13,8 @@ export interface BootContext {
   baseUrl: string;
   kernelArgs: string;
   nodeImageReady: boolean;
+  /** The node's current deployment (issue 5): `installed` boots the disk, otherwise the installer runs. */
+  deployment?: { id: number; status: string; token: string } | undefined;
 }
 
 export interface BootScript {
@@ -41,6 +43,26 @@ export function chooseBootScript(ctx: BootContext): BootScript {
   }
   if (!ctx.nodeImageReady) {
     return { template: 'ipxe/no-image.hbs', vars: base };
+  }
+  const d = ctx.deployment;
+  if (node?.state === 'deploying' && d && d.status === 'installed') {
+    // The image is on the disk: boot it (its agent then reports and the node becomes deployed).
+    return {
+      template: 'ipxe/local.hbs',
+      vars: { ...base, name: node.name, reason: `${node.name} installed: first boot from disk` },
+    };
+  }
+  if (node?.state === 'deploying' && d && (d.status === 'pending' || d.status === 'installing')) {
+    const cmdline = nodeCmdline('install', ctx.baseUrl, ctx.mac, ctx.kernelArgs);
+    return {
+      template: 'ipxe/install.hbs',
+      vars: {
+        ...base,
+        mode: 'install',
+        reason: `${node.name} is deploying: install (deployment ${d.id})`,
+        cmdline: `${cmdline} corral.deploy=${d.id} corral.token=${d.token}`,
+      },
+    };
   }
   // deploying / diskless get their own modes once the imaging and shared-root issues land; until then
   // such nodes run discovery, whose agent polls the master for what to do.

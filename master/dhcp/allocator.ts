@@ -41,6 +41,8 @@ export interface Choice {
   ip: string;
   /** Which rule of RFC 2131 §4.3.1's order picked it (reservation first: an operator's word wins). */
   source: 'reservation' | 'offer' | 'current' | 'previous' | 'requested' | 'free';
+  /** Something the operator should hear about (a reservation that could not be honoured yet). */
+  warning?: string;
 }
 
 /** What the policy may ask. Reads only: nothing here changes state. */
@@ -123,19 +125,23 @@ export class LeaseAllocator implements LeaseView {
 
   choose(mac: string, pool: Pool, requestedIp: string | null, now: number): Choice | null {
     const reservation = this.leases.reservationFor(mac);
+    let warning: string | undefined;
     if (reservation) {
       const ip = parseIp(reservation.ip);
       if (ip !== null && inSubnet(ip, pool)) {
         if (this.blockedUntil(mac, ip, now) === 0) return { ip: reservation.ip, source: 'reservation' };
-        this.logger.warn(
-          { mac, ip: reservation.ip },
-          'reserved address is held by another client; offering a dynamic one',
-        );
+        warning = `reserved address ${reservation.ip} is leased to another client until that lease ends`;
       }
     }
+    const choice = this.chooseDynamic(mac, pool, requestedIp, now);
+    return choice && warning ? { ...choice, warning } : choice;
+  }
+
+  private chooseDynamic(mac: string, pool: Pool, requestedIp: string | null, now: number): Choice | null {
     const offer = this.offersByMac.get(mac);
-    if (offer && offer.until > now && this.usable(mac, offer.ip, pool, now))
+    if (offer && offer.until > now && this.usable(mac, offer.ip, pool, now)) {
       return { ip: formatIp(offer.ip), source: 'offer' };
+    }
     // The client's current binding, else its previous one (RFC 2131 §4.3.1), newest first.
     const mine = [...(this.macIps.get(mac) ?? [])]
       .map((ip) => this.rows.get(ip))

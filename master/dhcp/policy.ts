@@ -6,8 +6,6 @@
  * Section numbers are RFC 2131's unless stated otherwise.
  */
 import type { LeaseEffect, LeaseView } from './allocator.js';
-
-export type { LeaseEffect };
 import {
   BOOTREPLY,
   BOOTREQUEST,
@@ -30,6 +28,8 @@ import {
 } from './codec.js';
 import { formatIp, parseIp, poolContaining, type Pool } from './pool.js';
 import { chooseBoot, isIpxe, isPxeClient, type BootChoice, type BootConfig } from './pxe.js';
+
+export type { LeaseEffect };
 
 export interface PolicyConfig {
   readonly mode: 'server' | 'proxy';
@@ -82,6 +82,10 @@ function typeName(type: number): string {
   return MESSAGE_TYPE_NAMES[type] ?? `message type ${type}`;
 }
 
+/**
+ * What to do with one client message (RFC 2131 §4.3; proxyDHCP per PXE 2.1). Reads the leases through
+ * `view`, changes nothing: lease changes come back as `effects` for the server to commit.
+ */
 export function decide(
   req: DhcpPacket,
   arrival: Arrival,
@@ -245,11 +249,12 @@ function discover(req: DhcpPacket, pool: Pool, config: PolicyConfig, view: Lease
   addNetworkConfig(reply, pool, config.leaseSeconds);
   addHostname(reply, mac, view);
   const boot = addBoot(reply, req, config.boot);
+  const note = `DHCPOFFER ${choice.ip} (${choice.source})${bootNote(boot)}`;
   return {
     effects: [{ kind: 'hold', mac, ip: choice.ip }],
     reply: replyTo(req, reply),
-    note: `DHCPOFFER ${choice.ip} (${choice.source})${bootNote(boot)}`,
-    level: 'debug',
+    note: choice.warning ? `${note}; ${choice.warning}` : note,
+    level: choice.warning ? 'warn' : 'debug',
   };
 }
 

@@ -25,7 +25,7 @@ import {
   type DhcpPacket,
 } from './codec.js';
 import { parseIp, validatePools, type PoolSpec } from './pool.js';
-import { decide, type Arrival, type PolicyConfig } from './policy.js';
+import { decide, type Arrival, type Decision, type PolicyConfig } from './policy.js';
 import type { BootConfig } from './pxe.js';
 
 export interface DhcpServerOptions {
@@ -255,7 +255,15 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
     if (type === DHCPOFFER) counters.offers++;
     else if (type === DHCPACK) counters.acks++;
     else if (type === DHCPNAK) counters.naks++;
-    socket.send(encodePacket(packet), toPort, address, (err) => {
+    let bytes: Buffer;
+    try {
+      bytes = encodePacket(packet);
+    } catch (err) {
+      // The policy built a reply the codec cannot encode: a bug, logged, and the server goes on.
+      logger.error({ err, xid: packet.xid, mac: packet.chaddr }, 'could not encode DHCP reply');
+      return;
+    }
+    socket.send(bytes, toPort, address, (err) => {
       if (err) {
         counters.sendErrors++;
         limiter.warn(
@@ -332,7 +340,7 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
       type: MESSAGE_TYPE_NAMES[type] ?? type,
       from: rinfo.address,
     };
-    let decision;
+    let decision: Decision;
     try {
       decision = decide(
         req,
@@ -341,6 +349,10 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
         allocator,
         t,
       );
+      for (const effect of decision.effects) {
+        const bound = allocator.apply(effect, t);
+        if (bound) boundRows.push(bound);
+      }
     } catch (err) {
       // A decision that throws is a bug; one client must not stop the server.
       logger.error({ ...fields, err }, 'DHCP policy failed');
@@ -349,10 +361,6 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
     if (decision.tag === 'pool-exhausted') counters.poolExhausted++;
     if (decision.level === 'warn') limiter.warn(decision.tag ?? 'policy', fields, decision.note);
     else logger[decision.level](fields, decision.note);
-    for (const effect of decision.effects) {
-      const bound = allocator.apply(effect, t);
-      if (bound) boundRows.push(bound);
-    }
     if (decision.reply) {
       const socket = via === 'pxe' && pxeSocket ? pxeSocket : replySocket;
       outbox.push({

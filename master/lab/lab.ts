@@ -106,6 +106,8 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
           address: masterAddress,
           interface: m.ifname,
           http: { port: 80 },
+          // The host reaches the console through a plain TCP relay to port 80 (docs/security.md).
+          console: { https: false },
           dhcp: { mode: 'server', range: `${prefix}.100-${prefix}.199`, subnet: `${prefix}.0/24` },
           nodeImage: { cacheDir: opts.cacheDir ?? '/var/cache/corral' },
           ...(opts.masterConfig ?? {}),

@@ -6,6 +6,7 @@
 import { execFile } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { CorralError } from '../util/errors.js';
+import { parseHaproxyVersion } from './render.js';
 
 /** Runs `haproxy -c -f FILE`; throws LB_CONFIG_INVALID with HAProxy's own alert lines. */
 export function checkConfig(bin: string, file: string, timeoutMs = 10_000): Promise<void> {
@@ -49,4 +50,11 @@ export async function installConfig(bin: string, path: string, text: string): Pr
   if (existsSync(path)) copyFileSync(path, `${path}.prev`);
   renameSync(tmp, path);
   return true;
+}
+
+/** `haproxy -v` → [major, minor], or undefined when it cannot be run (the check then reports why). */
+export function haproxyVersion(bin: string): Promise<[number, number] | undefined> {
+  return new Promise((resolve) => {
+    execFile(bin, ['-v'], { timeout: 5000 }, (err, stdout) => resolve(err ? undefined : parseHaproxyVersion(stdout)));
+  });
 }

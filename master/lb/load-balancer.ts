@@ -15,7 +15,7 @@ import { CorralError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { zodToCorral } from '../api/errors.js';
 import { normaliseMac } from '../nodes/inventory.js';
-import { installConfig } from './config-file.js';
+import { haproxyVersion, installConfig } from './config-file.js';
 import { HaproxyProcess, type HaproxyStatus } from './haproxy-process.js';
 import { membersOf, type BackendServer } from './membership.js';
 import { proxyName, renderHaproxyConfig } from './render.js';
@@ -73,6 +73,7 @@ export class LoadBalancer {
   private seen = new Map<string, 'up' | 'down'>();
   private lastSyncAt: string | null = null;
   private lastError: string | null = null;
+  private version: [number, number] | undefined;
 
   constructor(private readonly opts: LoadBalancerOptions) {
     this.log = opts.logger.child({ module: 'lb' });
@@ -338,7 +339,9 @@ export class LoadBalancer {
       return;
     }
     const nodes = this.opts.repos.nodes.list();
+    this.version ??= await haproxyVersion(this.opts.config.lb.haproxyBin);
     const text = renderHaproxyConfig({
+      ...(this.version ? { version: this.version } : {}),
       bind: this.bind,
       paths: this.proc.paths,
       services: services.map((spec) => ({ spec, servers: membersOf(spec, nodes) })),

@@ -17,6 +17,18 @@ export interface RenderInput {
   bind: string;
   paths: HaproxyPaths;
   services: readonly { spec: ServiceSpec; servers: readonly BackendServer[] }[];
+  /** HAProxy's version as [major, minor]: directives newer than the running HAProxy are left out. */
+  version?: readonly [number, number];
+}
+
+/** `HAProxy version 2.6.12-1+deb12u4 ...` → [2, 6]. */
+export function parseHaproxyVersion(text: string): [number, number] | undefined {
+  const m = /HA-?Proxy version (\d+)\.(\d+)/.exec(text);
+  return m ? [Number(m[1]), Number(m[2])] : undefined;
+}
+
+function atLeast(v: readonly [number, number] | undefined, major: number, minor: number): boolean {
+  return !!v && (v[0] > major || (v[0] === major && v[1] >= minor));
 }
 
 /** Proxy names carry a prefix so a service called "stats" or "global" cannot collide with anything. */
@@ -27,6 +39,7 @@ export function proxyName(service: string): string {
 export function renderHaproxyConfig(input: RenderInput): string {
   return renderTemplate('haproxy.cfg.hbs', {
     paths: input.paths,
+    idleCloseOnResponse: atLeast(input.version, 2, 7),
     services: [...input.services]
       .sort((a, b) => a.spec.name.localeCompare(b.spec.name))
       .map(({ spec, servers }) => ({

@@ -21,6 +21,7 @@ export const JOURNALED = {
   deployments: 'id',
   services: 'name',
   lb_server_admin: 'id',
+  user_totp: 'user_name',
 } as const;
 export type JournaledTable = keyof typeof JOURNALED;
 
@@ -298,6 +299,11 @@ export class Store {
             prev && prev.op === 'upsert' && prev.data ? (JSON.parse(prev.data) as Record<string, unknown>) : null;
           this.putRow(c.entity as JournaledTable, c.key, row);
         }
+        const archive = this.db.prepare(
+          'INSERT INTO ha_discarded (discarded_at, seq, epoch, entity, entity_key, op, data) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        );
+        const at = this.now().toISOString();
+        for (const r of rows) archive.run(at, r.seq, r.epoch, r.entity, r.entity_key, r.op, r.data);
         this.db.prepare('DELETE FROM changes WHERE seq > ?').run(seq);
         this.db.prepare("UPDATE sqlite_sequence SET seq = ? WHERE name = 'changes'").run(seq);
       })

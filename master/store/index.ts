@@ -6,3 +6,4 @@ export { UserStore, type Role, type UserRecord } from './users.js';
 export { ChangeStore, type ChangeRecord } from './changes.js';
 export { SCHEMA_VERSION } from './migrations.js';
 export { openRepos, type Repos } from './repos.js';
+export { LeaseStore, type LeaseRecord, type ReservationRecord } from './leases.js';

@@ -168,6 +168,55 @@ CREATE TABLE deployments (
 CREATE INDEX deployments_node ON deployments(node_mac, id);
 `,
   },
+  {
+    version: 9,
+    name: 'console-audit-metrics-totp',
+    sql: `
+-- Append-only audit log (issue #10): who did what, through the API or the console. Per master and not
+-- journaled (like sessions): see docs/decisions.md. The triggers make the append-only rule the database's.
+CREATE TABLE audit (
+  id      INTEGER PRIMARY KEY AUTOINCREMENT,
+  at      TEXT    NOT NULL,
+  actor   TEXT    NOT NULL,
+  via     TEXT    NOT NULL CHECK (via IN ('api', 'console', 'system')),
+  action  TEXT    NOT NULL,
+  target  TEXT,
+  outcome TEXT    NOT NULL CHECK (outcome IN ('ok', 'denied', 'failed')),
+  status  INTEGER,
+  ip      TEXT,
+  detail  TEXT
+);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+
+-- Time series (issue #10): tier 0 holds raw samples, tier 1 five-minute averages. Per master, not journaled.
+CREATE TABLE metrics (
+  source     TEXT    NOT NULL,
+  tier       INTEGER NOT NULL,
+  at         INTEGER NOT NULL,
+  cpu        REAL,
+  mem_used   REAL,
+  mem_total  REAL,
+  disk_used  REAL,
+  disk_total REAL,
+  net_rx     REAL,
+  net_tx     REAL,
+  load1      REAL,
+  samples    INTEGER NOT NULL DEFAULT 1,
+  procs      TEXT,
+  PRIMARY KEY (source, tier, at)
+) WITHOUT ROWID;
+
+-- Optional TOTP second factor (RFC 6238); journaled with users so a backup master knows it too.
+CREATE TABLE user_totp (
+  user_name  TEXT PRIMARY KEY REFERENCES users(name) ON DELETE CASCADE,
+  secret     TEXT NOT NULL,
+  enabled_at TEXT
+);
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

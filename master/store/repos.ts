@@ -5,6 +5,9 @@ import { EventStore } from './events.js';
 import { SettingsStore } from './settings.js';
 import { UserStore } from './users.js';
 import { ChangeStore } from './changes.js';
+import { AuditStore } from './audit.js';
+import { AccountStore } from './accounts.js';
+import { MetricStore } from './metrics.js';
 import { ImageStore } from './images.js';
 import { DeploymentStore } from './deployments.js';
 import { ServiceStore } from './services.js';
@@ -17,6 +20,9 @@ export interface Repos {
   settings: SettingsStore;
   users: UserStore;
   changes: ChangeStore;
+  audit: AuditStore;
+  accounts: AccountStore;
+  metrics: MetricStore;
   images: ImageStore;
   deployments: DeploymentStore;
   services: ServiceStore;
@@ -31,6 +37,9 @@ export function openRepos(options: { path: string; logger: Logger; now?: () => D
     settings: new SettingsStore(store),
     users: new UserStore(store),
     changes: new ChangeStore(store),
+    audit: new AuditStore(store),
+    accounts: new AccountStore(store),
+    metrics: new MetricStore(store),
     images: new ImageStore(store),
     deployments: new DeploymentStore(store),
     services: new ServiceStore(store),

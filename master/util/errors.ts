@@ -64,6 +64,35 @@ export const ERROR_CATALOGUE = {
   LAYOUT_UNKNOWN: { status: 400, hint: 'Use a layout named under deploy.layouts in the config, or omit --layout.' },
   DISK_TOO_SMALL: { status: 409, hint: 'Deploy a smaller image or give the node a larger disk.' },
   DEPLOY_TOKEN_INVALID: { status: 403, hint: 'Only the installer of the current deployment may report; redeploy the node.' },
+  TLS_FAILED: {
+    status: 500,
+    hint: 'Check console.certFile/keyFile (PEM, readable) or that openssl is installed; or set console.https to false.',
+  },
+  USER_NOT_FOUND: { status: 404, hint: 'List users with GET /api/v1/users (admin) or on the Users page.' },
+  LAST_ADMIN: { status: 409, hint: 'Create or promote another admin first; Corral always keeps one.' },
+  METRICS_REFUSED: {
+    status: 403,
+    hint: 'Only a known node may report its metrics, from its own recorded IP address.',
+  },
+  TOTP_INVALID: { status: 401, hint: 'Enter the current 6-digit code from your authenticator app.' },
+  SNAPSHOT_NOT_FOUND: { status: 404, hint: 'List restore points with `corral snapshot list` or GET /api/v1/snapshots.' },
+  SNAPSHOT_INCOMPATIBLE: {
+    status: 409,
+    hint: 'The restore point comes from a newer Corral schema: upgrade Corral to the version named, then restore.',
+  },
+  SNAPSHOT_FAILED: { status: 500, hint: 'Check free space and permissions of the snapshot folder; see the master log.' },
+  SNAPSHOT_CONFIRMATION_REQUIRED: {
+    status: 400,
+    hint: 'Type the restore point\'s name exactly (field "confirm") to confirm the restore.',
+  },
+  SNAPSHOT_MASTER_RUNNING: {
+    status: 409,
+    hint: 'Restore through the running master (--url), or stop it before restoring with --data-dir.',
+  },
+  DATA_SNAPSHOT_FAILED: {
+    status: 500,
+    hint: 'The data snapshot was abandoned and the database left running; see the message for the failing step.',
+  },
 } as const satisfies Record<string, { status: number; hint: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

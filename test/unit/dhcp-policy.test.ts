@@ -313,6 +313,15 @@ describe('dhcp policy: server mode (RFC 2131 §4.3)', () => {
     assert.match(d.note, /reserved/);
   });
 
+  it('a reservation whose address is still leased to another client: a dynamic offer, and a warning', () => {
+    const ip = h.lease(MAC_A);
+    h.leases.reserve({ mac: MAC_B, ip, hostname: null });
+    const d = h.run(request(DHCPDISCOVER, MAC_B));
+    assert.equal(replyOf(d).packet.yiaddr, '10.0.0.101');
+    assert.equal(d.level, 'warn');
+    assert.match(d.note, /reserved address 10\.0\.0\.100 is leased to another client/);
+  });
+
   it('the requested address (option 50) is offered when free', () => {
     assert.equal(
       replyOf(h.run(request(DHCPDISCOVER, MAC_A, { requestedIp: '10.0.0.102' }))).packet.yiaddr,

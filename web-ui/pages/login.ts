@@ -4,6 +4,7 @@ import { randomToken, submittedToken, tokensEqual } from '../csrf.js';
 import { safeNextPath } from '../local-path.js';
 import { FailureLimiter } from '../login-limiter.js';
 import { sendPage, signedIn, type ConsoleContext } from '../page.js';
+import { matchTotp, TotpReplayGuard } from '../../master/auth/totp.js';
 import { clearSessionCookie, resolveSession, sessionCookie, setSessionCookie } from '../session-guard.js';
 
 /**
@@ -66,6 +67,14 @@ export function mountLogin(router: Router, ctx: ConsoleContext): void {
     now: ctx.now,
   });
   const log = ctx.logger.child({ module: 'console' });
+  const replay = new TotpReplayGuard();
+  const audit = (req: Request, actor: string, outcome: 'ok' | 'denied' | 'failed', detail: string): void => {
+    try {
+      ctx.repos.audit.append({ actor: actor || 'anonymous', via: 'console', action: 'login', outcome, ip: clientIp(req), detail });
+    } catch (err) {
+      log.warn({ err }, 'could not write the audit log');
+    }
+  };
 
   router.get('/login', (req, res) => {
     const next = safeNextPath(req.query['next']);
@@ -83,6 +92,7 @@ export function mountLogin(router: Router, ctx: ConsoleContext): void {
     const pending = parseCookies(req.headers.cookie).get(LOGIN_COOKIE);
     if (!pending || !tokensEqual(pending, submittedToken(req))) {
       log.warn({ ip }, 'console login refused: missing or wrong login form token');
+      audit(req, userName, 'denied', 'missing or wrong login form token');
       return sendLogin(
         ctx,
         req,
@@ -101,6 +111,7 @@ export function mountLogin(router: Router, ctx: ConsoleContext): void {
     const wait = Math.max(limiter.retryAfterMs(ipKey), userName ? limiter.retryAfterMs(userKey) : 0);
     if (wait > 0) {
       log.warn({ ip, user: userName }, 'console login rate limited');
+      audit(req, userName, 'denied', 'rate limited');
       res.set('Retry-After', String(Math.ceil(wait / 1000)));
       const error = `Too many failed sign-in attempts. Wait ${minutes(wait)} and try again.`;
       return sendLogin(ctx, req, res, { next, userName, error }, 429);
@@ -115,7 +126,21 @@ export function mountLogin(router: Router, ctx: ConsoleContext): void {
       limiter.fail(ipKey);
       limiter.fail(userKey);
       log.info({ ip, user: userName }, 'console login failed');
+      audit(req, userName, 'denied', 'wrong user name or password');
       return sendLogin(ctx, req, res, { next, userName, error: 'Wrong user name or password.' }, 401);
+    }
+    // Second factor (optional, per user): counted by the same limiter as a wrong password.
+    const totp = ctx.repos.accounts.totp(user.name);
+    if (totp?.enabledAt) {
+      const step = matchTotp(totp.secret, field(req, 'code', 16).trim(), ctx.now());
+      if (step === undefined || !replay.accept(user.name, step)) {
+        limiter.fail(ipKey);
+        limiter.fail(userKey);
+        log.info({ ip, user: userName }, 'console login failed: authenticator code');
+        audit(req, user.name, 'denied', 'wrong or reused authenticator code');
+        const error = 'Enter the current 6-digit code from your authenticator app (two-factor is on for this user).';
+        return sendLogin(ctx, req, res, { next, userName, error }, 401);
+      }
     }
 
     // A fresh id on every login: a session id planted before login (fixation) never becomes authenticated.
@@ -140,6 +165,7 @@ export function mountLogin(router: Router, ctx: ConsoleContext): void {
       log.warn({ err, user: user.name }, 'could not record the console login event');
     }
     log.info({ ip, user: user.name }, 'console login');
+    audit(req, user.name, 'ok', totp?.enabledAt ? 'password and TOTP' : 'password');
     res.redirect(303, next);
   });
 }

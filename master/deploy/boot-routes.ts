@@ -1,0 +1,123 @@
+/**
+ * The node side of deployment, under /boot (unauthenticated: firmware and installers cannot log in):
+ *   GET  /boot/images/<sha256>               a registered image (Range, Content-Length; res.sendFile)
+ *   GET  /boot/installer/tools.img           the installer tools initrd (node-images/os-image-tools.ts)
+ *   GET  /boot/deploy/<mac>/<file>?token=T   plan.env and the rendered files of the current deployment
+ *   POST /boot/deploy/<mac>/progress|result|booted  {token, ...}   installer and first-boot reports
+ * Plans and reports need the deployment's token (it travels on the installer's kernel command line and
+ * into the installed system's /etc/corral/node.conf). Images are public by sha256, as boot files are.
+ */
+import express, { type Request, type Response, type Router } from 'express';
+import { existsSync, statSync } from 'node:fs';
+import { z } from 'zod';
+import type { Repos } from '../store/repos.js';
+import type { Logger } from '../util/logger.js';
+import { CorralError } from '../util/errors.js';
+import { normaliseMac } from '../nodes/inventory.js';
+import { zodToCorral } from '../api/errors.js';
+import { imagePath } from '../images/registry.js';
+import { authorise, planFile, recordBooted, recordProgress, recordResult } from './deploy.js';
+
+export interface DeployBootDeps {
+  repos: Repos;
+  dataDir: string;
+  logger: Logger;
+  installerTools: () => string | undefined;
+}
+
+const Progress = z.object({
+  token: z.string().max(128),
+  phase: z.string().regex(/^[a-z-]{1,32}$/),
+  percent: z.coerce.number().min(0).max(100).optional(),
+  bytes: z.coerce.number().int().min(0).optional(),
+  bytesPerSec: z.coerce.number().min(0).optional(),
+});
+const Result = z.object({
+  token: z.string().max(128),
+  ok: z.boolean(),
+  reason: z.string().max(2000).optional(),
+  logTail: z.string().max(16_000).optional(),
+});
+const Booted = z.object({
+  token: z.string().max(128),
+  hostname: z.string().max(253).optional(),
+  kernel: z.string().max(128).optional(),
+});
+
+function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
+  const r = schema.safeParse(value);
+  if (!r.success) throw zodToCorral(r.error);
+  return r.data;
+}
+
+function macParam(req: Request): string {
+  const raw = req.params['mac'];
+  const mac = normaliseMac(typeof raw === 'string' ? raw : '');
+  if (!mac) throw new CorralError('MAC_INVALID', `'${String(raw)}' is not a MAC address`);
+  return mac;
+}
+
+function sendFileRange(res: Response, file: string, log: Logger): void {
+  res.sendFile(file, { acceptRanges: true, cacheControl: false, lastModified: true, etag: true }, (err) => {
+    if (!err || res.headersSent) return;
+    const status = (err as { status?: number }).status ?? 500;
+    if (status === 416) {
+      res.status(416).setHeader('Content-Range', `bytes */${statSync(file).size}`).end();
+    } else {
+      if (status >= 500) log.warn({ file, err: err.message }, 'serving file failed');
+      res.status(status).end();
+    }
+  });
+}
+
+export function createDeployBootRouter(deps: DeployBootDeps): Router {
+  const { repos } = deps;
+  const log = deps.logger.child({ module: 'deploy' });
+  const router = express.Router();
+
+  router.get('/images/:sha256', (req, res) => {
+    const sha = String(req.params['sha256'] ?? '');
+    const image = /^[0-9a-f]{64}$/.test(sha) ? repos.images.get(sha) : undefined;
+    const file = image ? imagePath(deps.dataDir, image) : undefined;
+    if (!file || !existsSync(file)) throw new CorralError('IMAGE_NOT_FOUND', `no image with sha256 ${sha}`);
+    log.info({ image: image?.name, range: req.headers.range, ip: req.socket.remoteAddress }, 'serving image');
+    sendFileRange(res, file, log);
+  });
+
+  router.get('/installer/tools.img', (_req, res) => {
+    const file = deps.installerTools();
+    if (!file) throw new CorralError('NODE_IMAGE_MISSING', 'installer tools not built yet');
+    sendFileRange(res, file, log);
+  });
+
+  router.get('/deploy/:mac/:file', (req, res) => {
+    const d = authorise(repos, macParam(req), req.query['token']);
+    const text = planFile(d, String(req.params['file']));
+    if (text === undefined) throw new CorralError('NOT_FOUND', `no plan file ${String(req.params['file'])}`);
+    res.type('text/plain; charset=utf-8').setHeader('Cache-Control', 'no-store');
+    res.send(text);
+  });
+
+  const json = express.json({ limit: '64kb' });
+  router.post('/deploy/:mac/progress', json, (req, res) => {
+    const body = parse(Progress, req.body);
+    const d = recordProgress(repos, authorise(repos, macParam(req), body.token), body);
+    res.json({ status: d.status });
+  });
+
+  router.post('/deploy/:mac/result', json, (req, res) => {
+    const body = parse(Result, req.body);
+    const d = recordResult(repos, authorise(repos, macParam(req), body.token), body);
+    log.info({ mac: d.nodeMac, ok: body.ok, reason: body.reason }, 'installer result');
+    res.json({ status: d.status });
+  });
+
+  router.post('/deploy/:mac/booted', json, (req, res) => {
+    const body = parse(Booted, req.body);
+    const ip = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '') || null;
+    const d = recordBooted(repos, authorise(repos, macParam(req), body.token), { hostname: body.hostname, ip });
+    log.info({ mac: d.nodeMac, hostname: body.hostname, ip }, 'deployed node booted from disk');
+    res.json({ status: d.status });
+  });
+  return router;
+}

@@ -1,0 +1,160 @@
+/**
+ * `corral image import|list|show|delete|build-debian` and `corral node deploy`: the CLI side of issue 5.
+ * cli.ts dispatches here with the raw arguments and its config-file reader (it stays the only reader of
+ * files and flags' meaning for the master config); these commands open the master's database directly
+ * (SQLite WAL: safe beside a running master, which reads state per request).
+ */
+import { parseArgs } from 'node:util';
+import { join } from 'node:path';
+import { buildConfig, type FrozenConfig } from '../config.js';
+import { openRepos, type Repos } from '../store/repos.js';
+import { CorralError } from '../util/errors.js';
+import { createLogger } from '../util/logger.js';
+import { deleteImage, findImage, importImage } from './registry.js';
+import { buildOsImage } from '../../node-images/os-image.js';
+import { ensureMasterKey } from '../deploy/ssh.js';
+import { createDeployer } from '../deploy/deployer.js';
+import { normaliseMac } from '../nodes/inventory.js';
+import type { ImageRecord } from '../store/images.js';
+
+type ReadConfig = (path: string | undefined) => unknown;
+
+const COMMON = {
+  'data-dir': { type: 'string' },
+  config: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
+function usage(message: string): never {
+  throw new CorralError('USAGE', message);
+}
+
+const IMAGE_OPTIONS = {
+  ...COMMON,
+  name: { type: 'string' },
+  os: { type: 'string' },
+  'os-version': { type: 'string' },
+  'cache-dir': { type: 'string', default: '/var/cache/corral' },
+} as const;
+
+const DEPLOY_OPTIONS = { ...COMMON, image: { type: 'string' }, layout: { type: 'string' } } as const;
+
+function parse<O extends typeof IMAGE_OPTIONS | typeof DEPLOY_OPTIONS>(args: string[], options: O) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    return usage((err as Error).message.split('\n')[0] ?? 'bad arguments');
+  }
+}
+
+function dataDirOf(values: Record<string, unknown>, readConfig: ReadConfig): string {
+  if (typeof values['data-dir'] === 'string') return values['data-dir'];
+  const file = readConfig(typeof values['config'] === 'string' ? values['config'] : undefined) as
+    | { dataDir?: unknown }
+    | undefined;
+  if (file && typeof file.dataDir === 'string') return file.dataDir;
+  return usage('give --data-dir DIR or --config FILE (the master\'s)');
+}
+
+function open(dataDir: string): Repos {
+  return openRepos({ path: join(dataDir, 'corral.db'), logger: createLogger({ level: 'warn' }) });
+}
+
+function line(i: ImageRecord, usedBy: string[]): string {
+  const mib = (i.sizeBytes / 2 ** 20).toFixed(1);
+  return `${i.name.padEnd(24)} ${i.format.padEnd(8)} ${`${mib} MiB`.padStart(11)}  ${`${i.osName ?? '-'} ${i.osVersion ?? ''}`.padEnd(16)} ${i.sha256.slice(0, 12)}  ${usedBy.join(',') || '-'}`;
+}
+
+const out = (s: string): void => void process.stdout.write(`${s}\n`);
+
+export async function runImageCommand(args: string[], readConfig: ReadConfig): Promise<number> {
+  const [sub, ...rest] = args;
+  const { values, positionals } = parse(rest, IMAGE_OPTIONS);
+  const dataDir = dataDirOf(values, readConfig);
+  const repos = open(dataDir);
+  try {
+    switch (sub) {
+      case 'import': {
+        const source = positionals[0];
+        if (!source || !values.name) usage('usage: corral image import FILE|DIR --name NAME --data-dir DIR');
+        const img = await importImage({
+          repos,
+          dataDir,
+          logger: createLogger({ level: 'warn' }),
+          source,
+          name: values.name,
+          ...(values.os ? { osName: values.os } : {}),
+          ...(values['os-version'] ? { osVersion: values['os-version'] } : {}),
+        });
+        out(values.json ? JSON.stringify(img) : `imported ${img.name}: ${img.format}, ${img.sizeBytes} bytes, sha256 ${img.sha256}`);
+        return 0;
+      }
+      case 'build-debian': {
+        // Builds (cached) the small Debian image and imports it (once) under --name (default debian-12).
+        const name = values.name ?? 'debian-12';
+        const built = await buildOsImage({ cacheDir: values['cache-dir'] ?? '/var/cache/corral', logger: createLogger({ level: 'warn' }) });
+        const existing = repos.images.get(built.sha256);
+        const img =
+          existing ??
+          (await importImage({ repos, dataDir, logger: createLogger({ level: 'warn' }), source: built.path, name }));
+        out(values.json ? JSON.stringify(img) : `${existing ? 'already registered' : 'imported'} ${img.name}: sha256 ${img.sha256}`);
+        return 0;
+      }
+      case 'list': {
+        const images = repos.images.list();
+        if (values.json) out(JSON.stringify(images.map((i) => ({ ...i, usedBy: repos.images.usedBy(i.sha256) }))));
+        else {
+          out(`${'NAME'.padEnd(24)} ${'FORMAT'.padEnd(8)} ${'SIZE'.padStart(11)}  ${'OS'.padEnd(16)} SHA256        USED BY`);
+          for (const i of images) out(line(i, repos.images.usedBy(i.sha256)));
+        }
+        return 0;
+      }
+      case 'show': {
+        const img = findImage(repos, positionals[0] ?? usage('usage: corral image show NAME'));
+        out(JSON.stringify({ ...img, usedBy: repos.images.usedBy(img.sha256) }, null, 2));
+        return 0;
+      }
+      case 'delete': {
+        const img = await deleteImage(repos, dataDir, positionals[0] ?? usage('usage: corral image delete NAME'), 'cli');
+        out(`deleted ${img.name}`);
+        return 0;
+      }
+      default:
+        return usage('usage: corral image import|build-debian|list|show|delete ...');
+    }
+  } finally {
+    repos.store.close();
+  }
+}
+
+export async function runNodeCommand(args: string[], readConfig: ReadConfig): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub !== 'deploy') usage('usage: corral node deploy NODE --image NAME [--layout L] --config FILE');
+  const { values, positionals } = parse(rest, DEPLOY_OPTIONS);
+  const id = positionals[0];
+  if (!id || !values.image) usage('usage: corral node deploy NODE --image NAME [--layout L] --config FILE');
+  // The plan needs the master's address and layouts: its config file.
+  const config: FrozenConfig = buildConfig(readConfig(values.config), {
+    ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}),
+  });
+  const repos = open(config.dataDir);
+  try {
+    const mac = normaliseMac(id);
+    const node = (mac && repos.nodes.get(mac)) || repos.nodes.getByName(id);
+    if (!node) throw new CorralError('NODE_NOT_FOUND', `no node with MAC or name '${id}'`);
+    const logger = createLogger({ level: 'warn' });
+    const deployer = createDeployer({ repos, config, logger, key: await ensureMasterKey(config.dataDir) });
+    const { deployment, reboot } = await deployer.deploy(node, { image: values.image, layout: values.layout, actor: 'cli' });
+    out(
+      `${node.name}: deploying ${values.image} (deployment ${deployment.id}); ` +
+        (reboot === 'agent'
+          ? 'its agent is told to reboot at its next poll'
+          : reboot === 'ssh'
+            ? 'rebooted over SSH'
+            : 'power-cycle it to start the installer'),
+    );
+    return 0;
+  } finally {
+    repos.store.close();
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * The master's own metrics through systeminformation: CPU, memory, the filesystem holding the data
+ * directory, network throughput (all interfaces but loopback), and per-service process stats (this
+ * master process itself, HAProxy, keepalived). Rates (CPU, network) are measured between calls, so the
+ * first sample after start has none.
+ */
+import si from 'systeminformation';
+import { loadavg } from 'node:os';
+import type { MetricSample } from '../store/metrics.js';
+
+export type Sampler = () => Promise<MetricSample>;
+
+/** The mount whose path is the longest prefix of `dir`. */
+export function mountFor<T extends { mount: string }>(mounts: readonly T[], dir: string): T | undefined {
+  let best: T | undefined;
+  for (const m of mounts) {
+    const prefix = m.mount.endsWith('/') ? m.mount : `${m.mount}/`;
+    if ((dir === m.mount || dir.startsWith(prefix) || m.mount === '/') && (!best || m.mount.length > best.mount.length))
+      best = m;
+  }
+  return best;
+}
+
+const SERVICES = ['haproxy', 'keepalived'];
+
+export function systemSampler(dataDir: string, now: () => number = Date.now): Sampler {
+  let first = true;
+  let lastCpu = process.cpuUsage();
+  let lastAt = now();
+  return async () => {
+    const [load, mem, fs, net, procs] = await Promise.all([
+      si.currentLoad(),
+      si.mem(),
+      si.fsSize(),
+      si.networkStats('*'),
+      si.processLoad(SERVICES.join(', ')),
+    ]);
+    const at = now();
+    const cpuNow = process.cpuUsage();
+    const selfCpu = ((cpuNow.user - lastCpu.user + cpuNow.system - lastCpu.system) / 1000 / Math.max(1, at - lastAt)) * 100;
+    lastCpu = cpuNow;
+    lastAt = at;
+    const disk = mountFor(fs, dataDir);
+    const ifaces = net.filter((n) => n.iface !== 'lo');
+    const sum = (f: (n: (typeof ifaces)[number]) => number | null): number | null =>
+      ifaces.some((n) => typeof f(n) === 'number') ? ifaces.reduce((s, n) => s + (f(n) ?? 0), 0) : null;
+    const sample: MetricSample = {
+      at: Math.floor(at / 1000),
+      cpu: first ? null : round(load.currentLoad),
+      memUsed: mem.active,
+      memTotal: mem.total,
+      diskUsed: disk ? disk.used : null,
+      diskTotal: disk ? disk.size : null,
+      netRx: first ? null : sum((n) => n.rx_sec),
+      netTx: first ? null : sum((n) => n.tx_sec),
+      load1: round(loadavg()[0] ?? 0),
+      procs: {
+        corral: { pid: process.pid, cpu: round(selfCpu), rssBytes: process.memoryUsage().rss },
+        ...Object.fromEntries(
+          procs.map((p) => [p.proc, { running: p.pids.length > 0, pids: p.pids.length, cpu: p.cpu, memPercent: p.mem }]),
+        ),
+      },
+    };
+    first = false;
+    return sample;
+  };
+}
+
+function round(n: number): number {
+  return Math.round(n * 100) / 100;
+}

@@ -1,0 +1,238 @@
+/**
+ * `corral snapshot ...`. Two ways to reach restore points, chosen by the flags:
+ *   --url URL (or CORRAL_URL): through the running master's API, with CORRAL_USER/CORRAL_PASSWORD —
+ *     the normal way, so a restore is journaled and the master's own view never goes stale;
+ *   --data-dir DIR: directly on the data directory, for when the master is stopped (restore refuses
+ *     while a master runs on it) — the way back from a database the master can no longer open.
+ * cli.ts reads the environment and hands it in (STYLE habit 5).
+ */
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { openRepos } from '../store/repos.js';
+import { CorralError, ERROR_CATALOGUE, type ErrorCode } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+import { installPath } from '../util/paths.js';
+import { listManifests, type Manifest } from './manifest.js';
+import { restoreOffline } from './offline.js';
+import { RestorePoints, type SnapshotDiff } from './restore-points.js';
+import { RetentionPolicySchema, type RetentionPlan, type RetentionPolicy } from './retention.js';
+
+export const SNAPSHOT_HELP = `  corral snapshot list|show ID|create [--name N] [--note T]|diff ID [--to ID]
+                  |restore ID --confirm NAME|delete ID|retention [--apply] [--keep-last N ...]
+                  (--url URL | --data-dir DIR) [--json]
+      Master restore points, through the running master's API (--url or CORRAL_URL, with
+      CORRAL_USER/CORRAL_PASSWORD) or on a stopped master's data directory (--data-dir).
+`;
+
+export interface SnapshotCliEnv {
+  url?: string;
+  user?: string;
+  password?: string;
+  logger: Logger;
+  out: (text: string) => void;
+}
+
+const OPTIONS = {
+  url: { type: 'string' },
+  'data-dir': { type: 'string' },
+  'snapshot-dir': { type: 'string' },
+  name: { type: 'string' },
+  note: { type: 'string' },
+  to: { type: 'string' },
+  confirm: { type: 'string' },
+  apply: { type: 'boolean' },
+  'keep-last': { type: 'string' },
+  'keep-hourly': { type: 'string' },
+  'keep-daily': { type: 'string' },
+  'keep-weekly': { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
+/** The operations both back ends offer. */
+interface Backend {
+  list(): Promise<Manifest[]>;
+  show(id: string): Promise<Manifest>;
+  create(name?: string, note?: string): Promise<Manifest>;
+  diff(id: string, to: string): Promise<SnapshotDiff>;
+  restore(id: string, confirm: string): Promise<unknown>;
+  delete(id: string): Promise<void>;
+  retention(apply: boolean, policy?: RetentionPolicy): Promise<RetentionPlan & { policy?: RetentionPolicy }>;
+  close(): void;
+}
+
+function usage(message: string): never {
+  throw new CorralError('USAGE', message);
+}
+
+export async function runSnapshotCommand(args: string[], env: SnapshotCliEnv): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (err) {
+    return usage((err as Error).message.split('\n')[0] ?? 'bad arguments');
+  }
+  const { values, positionals } = parsed;
+  const [verb, id, ...extra] = positionals;
+  if (!verb) usage('usage: corral snapshot list|show|create|diff|restore|delete|retention ...');
+  if (extra.length) usage(`unexpected argument '${extra[0]}'`);
+  const url = values.url ?? env.url;
+  const dataDir = values['data-dir'];
+  if (!url && !dataDir) usage('give --url URL (or CORRAL_URL) for a running master, or --data-dir DIR for a stopped one');
+  if (url && dataDir) usage('--url and --data-dir exclude each other');
+  const needId = (): string => id ?? usage(`corral snapshot ${verb} needs a restore point id or name`);
+
+  const backend: Backend = url
+    ? apiBackend(url, env.user ?? 'admin', env.password ?? usage('set CORRAL_PASSWORD for --url'))
+    : localBackend(dataDir ?? '', values['snapshot-dir'] ?? join(dataDir ?? '', 'snapshots'), env.logger);
+  const print = (value: unknown, text: string): void => env.out(values.json ? `${JSON.stringify(value, null, 2)}\n` : text);
+  try {
+    switch (verb) {
+      case 'list': {
+        const list = await backend.list();
+        print(list, list.map((m) => `${m.id}  ${m.kind.padEnd(9)} ${m.name === m.id ? '' : m.name + '  '}${m.reason || m.note}\n`).join('') || 'no restore points\n');
+        return 0;
+      }
+      case 'show': {
+        const m = await backend.show(needId());
+        print(m, `${JSON.stringify(m, null, 2)}\n`);
+        return 0;
+      }
+      case 'create': {
+        const m = await backend.create(values.name, values.note);
+        print(m, `created ${m.id}${m.name !== m.id ? ` (${m.name})` : ''}: ${m.dbBytes} bytes in ${m.durationMs} ms\n`);
+        return 0;
+      }
+      case 'diff': {
+        const d = await backend.diff(needId(), values.to ?? 'current');
+        print(d, formatDiff(d));
+        return 0;
+      }
+      case 'restore': {
+        const target = await backend.show(needId());
+        if (values.confirm !== target.name && values.confirm !== target.id) {
+          throw new CorralError(
+            'SNAPSHOT_CONFIRMATION_REQUIRED',
+            `restoring replaces the master's state: repeat the name with --confirm ${target.name}`,
+          );
+        }
+        const r = await backend.restore(target.id, values.confirm);
+        print(r, `restored ${target.name}\n${JSON.stringify(r, null, 2)}\n`);
+        return 0;
+      }
+      case 'delete':
+        await backend.delete(needId());
+        print({ deleted: id }, `deleted ${id}\n`);
+        return 0;
+      case 'retention': {
+        const flags = [values['keep-last'], values['keep-hourly'], values['keep-daily'], values['keep-weekly']];
+        let policy: RetentionPolicy | undefined;
+        if (flags.some((f) => f !== undefined)) {
+          const r = RetentionPolicySchema.safeParse({
+            ...(flags[0] !== undefined ? { keepLast: Number(flags[0]) } : {}),
+            ...(flags[1] !== undefined ? { keepHourly: Number(flags[1]) } : {}),
+            ...(flags[2] !== undefined ? { keepDaily: Number(flags[2]) } : {}),
+            ...(flags[3] !== undefined ? { keepWeekly: Number(flags[3]) } : {}),
+          });
+          if (!r.success) usage(`retention: ${r.error.issues[0]?.path.join('.')}: ${r.error.issues[0]?.message}`);
+          policy = r.data;
+        }
+        const plan = await backend.retention(values.apply ?? false, policy);
+        print(
+          plan,
+          `${values.apply ? 'applied' : 'preview (nothing deleted; add --apply)'}\n` +
+            plan.keep.map((k) => `keep    ${k.id}  ${k.reasons.join(', ')}\n`).join('') +
+            plan.remove.map((r) => `remove  ${r.id}  ${r.kind}\n`).join(''),
+        );
+        return 0;
+      }
+      default:
+        return usage(`unknown snapshot command '${verb}'`);
+    }
+  } finally {
+    backend.close();
+  }
+}
+
+export function formatDiff(d: SnapshotDiff): string {
+  const lines = [`diff ${d.from} → ${d.to}`];
+  if (!d.tables.length && !d.config.length && !d.templates.length) lines.push('no changes');
+  for (const t of d.tables) {
+    lines.push(`${t.table}: +${t.added} -${t.removed} ~${t.changed}`);
+    for (const r of t.rows) {
+      const sign = r.change === 'added' ? '+' : r.change === 'removed' ? '-' : '~';
+      lines.push(`  ${sign} ${r.key}${r.fields ? ` (${r.fields.join(', ')})` : ''}`);
+    }
+    if (t.truncated) lines.push('  ...');
+  }
+  for (const c of d.config) lines.push(`config ${c.key}: ${JSON.stringify(c.from)} → ${JSON.stringify(c.to)}`);
+  for (const t of d.templates) lines.push(`template ${t.change} ${t.file}`);
+  return `${lines.join('\n')}\n`;
+}
+
+function localBackend(dataDir: string, dir: string, logger: Logger): Backend {
+  let repos: ReturnType<typeof openRepos> | undefined;
+  const points = (): RestorePoints => {
+    repos ??= openRepos({ path: join(dataDir, 'corral.db'), logger });
+    return new RestorePoints({ repos, dir, logger, templatesDir: installPath('templates') });
+  };
+  // Listing and showing read only the folder, so they work even when the database is broken.
+  const show = (id: string): Manifest => {
+    const all = listManifests(dir);
+    const m = all.find((x) => x.id === id) ?? all.find((x) => x.name === id);
+    if (!m) throw new CorralError('SNAPSHOT_NOT_FOUND', `no restore point with id or name '${id}'`);
+    return m;
+  };
+  return {
+    list: async () => listManifests(dir),
+    show: async (id) => show(id),
+    create: (name, note) =>
+      points().create({ ...(name ? { name } : {}), ...(note ? { note } : {}), kind: 'manual', actor: 'cli' }),
+    diff: async (id, to) => points().diff(id, to),
+    restore: (id) => restoreOffline({ dataDir, dir, idOrName: id, logger }),
+    delete: async (id) => void (await points().delete(id, 'cli')),
+    retention: async (apply, policy) => {
+      const p = policy ?? RetentionPolicySchema.parse({});
+      return { policy: p, ...(apply ? await points().applyRetention(p, 'cli') : points().previewRetention(p)) };
+    },
+    close: () => repos?.store.close(),
+  };
+}
+
+function apiBackend(base: string, user: string, password: string): Backend {
+  const auth = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+  const call = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+    const res = await fetch(`${base.replace(/\/$/, '')}/api/v1/snapshots${path}`, {
+      method,
+      headers: { authorization: auth, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      signal: AbortSignal.timeout(600_000),
+    });
+    if (res.status === 204) return undefined as T;
+    const json = (await res.json()) as T & { error?: { code: string; message: string } };
+    if (!res.ok) {
+      const e = json.error;
+      throw new CorralError(
+        e && isCode(e.code) ? e.code : 'INTERNAL',
+        e ? e.message : `HTTP ${res.status} from the master`,
+      );
+    }
+    return json;
+  };
+  const enc = encodeURIComponent;
+  return {
+    list: async () => (await call<{ snapshots: Manifest[] }>('GET', '')).snapshots,
+    show: async (id) => (await call<{ snapshot: Manifest }>('GET', `/${enc(id)}`)).snapshot,
+    create: async (name, note) =>
+      (await call<{ snapshot: Manifest }>('POST', '', { ...(name ? { name } : {}), ...(note ? { note } : {}) })).snapshot,
+    diff: (id, to) => call<SnapshotDiff>('GET', `/${enc(id)}/diff?to=${enc(to)}`),
+    restore: (id, confirm) => call('POST', `/${enc(id)}/restore`, { confirm }),
+    delete: async (id) => call<void>('DELETE', `/${enc(id)}`),
+    retention: (apply, policy) =>
+      call('POST', `/retention/${apply ? 'apply' : 'preview'}`, policy ? { policy } : {}),
+    close: () => undefined,
+  };
+}
+
+function isCode(code: string): code is ErrorCode {
+  return Object.hasOwn(ERROR_CATALOGUE, code);
+}

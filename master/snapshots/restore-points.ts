@@ -1,0 +1,408 @@
+/**
+ * Master restore points: create, list, show, diff, restore, delete, and retention over them.
+ *
+ * Restore while the master runs is row-level and journaled (see SnapshotStore.restoreFrom): the store
+ * file is never swapped under the running daemon, every subsystem keeps its open handle, sessions stay,
+ * and a backup master follows the restore through its change feed. A restore first takes a safety
+ * restore point. A restore point from an older schema is migrated on a temporary copy first; one with a
+ * migration this Corral does not know is refused (SNAPSHOT_INCOMPATIBLE).
+ */
+import { createHash } from 'node:crypto';
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { join, relative } from 'node:path';
+import type { Repos } from '../store/repos.js';
+import { Store } from '../store/db.js';
+import { SCHEMA_VERSION } from '../store/migrations.js';
+import {
+  appliedMigrations,
+  diffDatabases,
+  imageCatalogue,
+  openReadOnly,
+  SnapshotStore,
+  unknownMigrations,
+  type RestoreSummary,
+  type TableDiff,
+} from '../store/snapshots.js';
+import type { Db } from '../store/db.js';
+import { CorralError } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+import { VERSION } from '../util/version.js';
+import {
+  CONFIG_FILE,
+  DB_FILE,
+  listManifests,
+  newSnapshotId,
+  TEMPLATES_DIR,
+  writeManifest,
+  type Manifest,
+} from './manifest.js';
+import {
+  planRetention,
+  type RetentionPlan,
+  type RetentionPolicy,
+  type SnapshotKind,
+} from './retention.js';
+
+export interface RestorePointsOptions {
+  repos: Repos;
+  /** Where restore points live (config snapshots.dir, default DATA_DIR/snapshots). */
+  dir: string;
+  logger: Logger;
+  /** The master's effective config, kept in each restore point (omitted by offline tools). */
+  config?: unknown;
+  /** Templates folder copied into each restore point (none when absent). */
+  templatesDir?: string;
+  now?: () => Date;
+}
+
+export interface CreateOptions {
+  name?: string;
+  note?: string;
+  kind?: SnapshotKind;
+  reason?: string;
+  actor?: string | null;
+}
+
+export interface ConfigChange {
+  key: string;
+  from: unknown;
+  to: unknown;
+}
+
+export interface TemplateChange {
+  file: string;
+  change: 'added' | 'removed' | 'changed';
+}
+
+export interface SnapshotDiff {
+  from: string;
+  to: string;
+  tables: TableDiff[];
+  config: ConfigChange[];
+  templates: TemplateChange[];
+}
+
+export interface RestoreResult {
+  restored: Manifest;
+  safety: Manifest;
+  summary: RestoreSummary;
+  /** Config keys that differ from the restore point's: config is applied at the next start (see docs). */
+  configChanged: ConfigChange[];
+  templatesChanged: TemplateChange[];
+  durationMs: number;
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export class RestorePoints {
+  readonly dir: string;
+  private readonly repos: Repos;
+  private readonly logger: Logger;
+  private readonly now: () => Date;
+  private readonly snapshots: SnapshotStore;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly options: RestorePointsOptions) {
+    this.dir = options.dir;
+    this.repos = options.repos;
+    this.logger = options.logger.child({ module: 'snapshots' });
+    this.now = options.now ?? (() => new Date());
+    this.snapshots = new SnapshotStore(options.repos.store);
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+  }
+
+  /** One operation at a time: a restore must not interleave with a backup or a delete. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  list(): Manifest[] {
+    return listManifests(this.dir);
+  }
+
+  /** By id, or by name (the newest of that name). */
+  get(idOrName: string): Manifest {
+    const all = this.list();
+    const found = all.find((m) => m.id === idOrName) ?? all.find((m) => m.name === idOrName);
+    if (!found) throw new CorralError('SNAPSHOT_NOT_FOUND', `no restore point with id or name '${idOrName}'`);
+    return found;
+  }
+
+  pathOf(m: Manifest): string {
+    return join(this.dir, m.id);
+  }
+
+  /** For other subsystems (image delete, mass deploy): an automatic restore point before a risky operation. */
+  takeSnapshot(reason: string, actor: string | null = null): Promise<Manifest> {
+    return this.create({ kind: 'auto', reason, actor });
+  }
+
+  create(options: CreateOptions = {}): Promise<Manifest> {
+    return this.serial(() => this.createNow(options));
+  }
+
+  private async createNow(options: CreateOptions): Promise<Manifest> {
+    if (options.name !== undefined && !NAME.test(options.name)) {
+      throw new CorralError('BODY_INVALID', 'name: 1-64 letters, digits, dot, dash or underscore');
+    }
+    const started = Date.now();
+    const at = this.now();
+    const id = newSnapshotId(at);
+    const tmp = join(this.dir, `.tmp-${id}`);
+    mkdirSync(tmp, { mode: 0o700 });
+    try {
+      await this.snapshots.backupTo(join(tmp, DB_FILE));
+      const hasConfig = this.options.config !== undefined;
+      if (hasConfig) {
+        writeFileSync(join(tmp, CONFIG_FILE), `${JSON.stringify(this.options.config, null, 2)}\n`, {
+          mode: 0o600,
+        });
+      }
+      let templates: Record<string, string> = {};
+      if (this.options.templatesDir && existsSync(this.options.templatesDir)) {
+        cpSync(this.options.templatesDir, join(tmp, TEMPLATES_DIR), { recursive: true });
+        templates = hashTree(join(tmp, TEMPLATES_DIR));
+      }
+      const copy = openReadOnly(join(tmp, DB_FILE));
+      let images: Manifest['images'];
+      let migrations: number[];
+      try {
+        images = imageCatalogue(copy);
+        migrations = appliedMigrations(copy);
+      } finally {
+        copy.close();
+      }
+      const manifest: Manifest = {
+        format: 1,
+        id,
+        name: options.name ?? id,
+        note: options.note ?? '',
+        kind: options.kind ?? 'manual',
+        reason: options.reason ?? '',
+        createdAt: at.toISOString(),
+        actor: options.actor ?? null,
+        corralVersion: VERSION,
+        schemaVersion: Math.max(0, ...migrations),
+        migrations,
+        dbBytes: statSync(join(tmp, DB_FILE)).size,
+        durationMs: Date.now() - started,
+        images,
+        templates,
+        hasConfig,
+      };
+      writeManifest(tmp, manifest);
+      renameSync(tmp, join(this.dir, id));
+      this.event('snapshot.created', `restore point ${manifest.name} created (${manifest.kind})`, options.actor, {
+        id,
+        kind: manifest.kind,
+        reason: manifest.reason,
+      });
+      this.logger.info({ id, kind: manifest.kind, ms: manifest.durationMs, bytes: manifest.dbBytes }, 'restore point created');
+      return manifest;
+    } catch (err) {
+      rmSync(tmp, { recursive: true, force: true });
+      if (err instanceof CorralError) throw err;
+      throw new CorralError('SNAPSHOT_FAILED', `restore point not created: ${(err as Error).message}`);
+    }
+  }
+
+  delete(idOrName: string, actor: string | null = null): Promise<Manifest> {
+    return this.serial(async () => {
+      const m = this.get(idOrName);
+      // Rename first: the restore point vanishes from the list at once even if the removal is slow.
+      const doomed = join(this.dir, `.del-${m.id}`);
+      renameSync(this.pathOf(m), doomed);
+      rmSync(doomed, { recursive: true, force: true });
+      this.event('snapshot.deleted', `restore point ${m.name} deleted`, actor, { id: m.id });
+      return m;
+    });
+  }
+
+  /** What changed from restore point `from` to `to` (another restore point, or 'current' for the live master). */
+  diff(from: string, to = 'current'): SnapshotDiff {
+    const a = this.get(from);
+    const b = to === 'current' ? undefined : this.get(to);
+    const aDb = openReadOnly(join(this.pathOf(a), DB_FILE));
+    const bDb = b ? openReadOnly(join(this.pathOf(b), DB_FILE)) : undefined;
+    try {
+      const tables = bDb ? diffDatabases(aDb, bDb) : this.snapshots.diffFrom(aDb);
+      return {
+        from: a.id,
+        to: b ? b.id : 'current',
+        tables,
+        config: diffConfig(this.configOf(a), b ? this.configOf(b) : this.options.config),
+        templates: diffTemplates(a.templates, b ? b.templates : this.currentTemplates()),
+      };
+    } finally {
+      aDb.close();
+      bDb?.close();
+    }
+  }
+
+  restore(idOrName: string, actor: string | null = null): Promise<RestoreResult> {
+    return this.serial(async () => {
+      const started = Date.now();
+      const target = this.get(idOrName);
+      const source = this.openMigratedCopy(target);
+      try {
+        const safety = await this.createNow({
+          kind: 'safety',
+          reason: `before restore of ${target.name}`,
+          actor,
+        });
+        const summary = this.snapshots.restoreFrom(source.db);
+        const result: RestoreResult = {
+          restored: target,
+          safety,
+          summary,
+          configChanged: diffConfig(this.options.config, this.configOf(target)),
+          templatesChanged: diffTemplates(this.currentTemplates(), target.templates),
+          durationMs: Date.now() - started,
+        };
+        this.event('snapshot.restored', `restored restore point ${target.name} (safety copy ${safety.id})`, actor, {
+          id: target.id,
+          safety: safety.id,
+          tables: summary.tables,
+        });
+        this.logger.warn({ id: target.id, safety: safety.id, tables: summary.tables }, 'restore point restored');
+        return result;
+      } finally {
+        source.close();
+      }
+    });
+  }
+
+  /**
+   * The restore point's database brought to this Corral's schema, on a temporary copy (the restore point
+   * itself is never modified). Refuses one with migrations this Corral does not know.
+   */
+  private openMigratedCopy(m: Manifest): { db: Db; close(): void } {
+    const unknown = unknownMigrations(m.migrations);
+    if (unknown.length) {
+      throw new CorralError(
+        'SNAPSHOT_INCOMPATIBLE',
+        `restore point ${m.name} was taken by Corral ${m.corralVersion} at schema version ${m.schemaVersion} ` +
+          `(migrations ${unknown.join(', ')} unknown here); this master is at schema version ${SCHEMA_VERSION}: ` +
+          `upgrade Corral to at least ${m.corralVersion} to restore it`,
+        { snapshotSchema: m.schemaVersion, masterSchema: SCHEMA_VERSION, unknownMigrations: unknown },
+      );
+    }
+    const tmp = join(this.dir, `.restore-${m.id}-${process.pid}.db`);
+    copyFileSync(join(this.pathOf(m), DB_FILE), tmp);
+    let store: Store;
+    try {
+      store = new Store({ path: tmp, logger: this.logger });
+    } catch (err) {
+      rmTemp(tmp);
+      throw new CorralError('SNAPSHOT_INCOMPATIBLE', `restore point ${m.name} cannot be migrated: ${(err as Error).message}`);
+    }
+    return {
+      db: store.db,
+      close: () => {
+        store.close();
+        rmTemp(tmp);
+      },
+    };
+  }
+
+  previewRetention(policy: RetentionPolicy): RetentionPlan {
+    return planRetention(this.list(), policy);
+  }
+
+  applyRetention(policy: RetentionPolicy, actor: string | null = null): Promise<RetentionPlan> {
+    return this.serial(async () => {
+      const plan = planRetention(this.list(), policy);
+      for (const r of plan.remove) {
+        const doomed = join(this.dir, `.del-${r.id}`);
+        renameSync(join(this.dir, r.id), doomed);
+        rmSync(doomed, { recursive: true, force: true });
+      }
+      if (plan.remove.length) {
+        this.event('snapshot.pruned', `retention removed ${plan.remove.length} restore point(s)`, actor, {
+          removed: plan.remove.map((r) => r.id),
+        });
+      }
+      return plan;
+    });
+  }
+
+  private configOf(m: Manifest): unknown {
+    if (!m.hasConfig) return undefined;
+    return JSON.parse(readFileSync(join(this.pathOf(m), CONFIG_FILE), 'utf8')) as unknown;
+  }
+
+  private currentTemplates(): Record<string, string> {
+    const d = this.options.templatesDir;
+    return d && existsSync(d) ? hashTree(d) : {};
+  }
+
+  private event(kind: string, message: string, actor: string | null | undefined, data: Record<string, unknown>): void {
+    try {
+      this.repos.store.write((journal) =>
+        this.repos.events.appendIn(journal, { kind, message, actor: actor ?? null, data }),
+      );
+    } catch (err) {
+      // A backup master refuses writes: the restore point exists; only its event is missing.
+      this.logger.warn({ err, kind }, 'snapshot event not recorded');
+    }
+  }
+}
+
+function rmTemp(path: string): void {
+  for (const suffix of ['', '-wal', '-shm']) rmSync(path + suffix, { force: true });
+}
+
+/** sha256 of every file under `root`, by relative path. */
+export function hashTree(root: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (dir: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile()) out[relative(root, p)] = createHash('sha256').update(readFileSync(p)).digest('hex');
+    }
+  };
+  walk(root);
+  return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)));
+}
+
+/** Flattens JSON to dotted keys (arrays compared whole) and lists keys whose values differ. */
+export function diffConfig(from: unknown, to: unknown): ConfigChange[] {
+  if (from === undefined || to === undefined) return [];
+  const flat = (v: unknown, prefix: string, out: Map<string, string>): Map<string, string> => {
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      for (const [k, child] of Object.entries(v)) flat(child, prefix ? `${prefix}.${k}` : k, out);
+    } else out.set(prefix, JSON.stringify(v));
+    return out;
+  };
+  const a = flat(from, '', new Map());
+  const b = flat(to, '', new Map());
+  const keys = [...new Set([...a.keys(), ...b.keys()])].sort();
+  const parse = (s: string | undefined): unknown => (s === undefined ? undefined : (JSON.parse(s) as unknown));
+  return keys.filter((k) => a.get(k) !== b.get(k)).map((k) => ({ key: k, from: parse(a.get(k)), to: parse(b.get(k)) }));
+}
+
+export function diffTemplates(from: Record<string, string>, to: Record<string, string>): TemplateChange[] {
+  const files = [...new Set([...Object.keys(from), ...Object.keys(to)])].sort();
+  const out: TemplateChange[] = [];
+  for (const file of files) {
+    if (!(file in from)) out.push({ file, change: 'added' });
+    else if (!(file in to)) out.push({ file, change: 'removed' });
+    else if (from[file] !== to[file]) out.push({ file, change: 'changed' });
+  }
+  return out;
+}
+
