@@ -19,6 +19,7 @@ import { runSnapshotCommand, SNAPSHOT_HELP } from './snapshots/cli-command.js';
 import { runServiceCli, SERVICE_HELP } from './lb/service-cli.js';
 import { runImageCommand, runNodeCommand } from './images/command.js';
 import { HA_HELP, runCloneCommand, runWitnessCommand } from './ha/cli-command.js';
+import { runDisklessCommand, runSharedRootCommand, SHAREDROOT_HELP } from './sharedroot/cli-command.js';
 
 const HELP = `corral ${VERSION} — bare-metal cluster provisioning
 
@@ -41,7 +42,7 @@ Usage:
       Install an image on a node's disk (node → deploying; rebooted by its agent or over SSH).
   corral node-image build --data-dir DIR [--cache-dir DIR] [--flavour cloud|generic]
       Build the node environment (Debian kernel + initramfs with the Corral agent).
-${SERVICE_HELP}${SNAPSHOT_HELP}${HA_HELP}  corral --help | -h        This text.
+${SERVICE_HELP}${SNAPSHOT_HELP}${HA_HELP}${SHAREDROOT_HELP}  corral --help | -h        This text.
   corral --version | -v     Print the version.
 
 Flags override the same keys of the JSON config file (see README "Configuration").
@@ -259,7 +260,10 @@ export async function main(argv: string[]): Promise<number> {
     case 'image':
       return runImageCommand(rest, readConfigFile);
     case 'node':
+      if (rest[0] === 'diskless') return runDisklessCommand(rest.slice(1), readConfigFile);
       return runNodeCommand(rest, readConfigFile);
+    case 'sharedroot':
+      return runSharedRootCommand(rest, readConfigFile);
     case 'node-image':
       return runNodeImage(rest);
     case 'snapshot':
@@ -267,7 +271,8 @@ export async function main(argv: string[]): Promise<number> {
         url: process.env['CORRAL_URL'],
         user: process.env['CORRAL_USER'],
         password: process.env['CORRAL_PASSWORD'],
-        logger: createLogger({ level: process.env['CORRAL_LOG_LEVEL'] ?? 'warn' }),
+        // Logs on stderr: stdout carries the command's output (--json).
+        logger: createLogger({ level: process.env['CORRAL_LOG_LEVEL'] ?? 'warn', destination: process.stderr }),
         out: (text) => void process.stdout.write(text),
       });
     case 'clone':

@@ -9,6 +9,8 @@ import { CorralError } from './util/errors.js';
 import { RetentionPolicySchema, ScheduleSchema } from './snapshots/retention.js';
 import { HaSchema } from './ha/config-schema.js';
 import { DeployConfigSchema, DEPLOY_CONFIG_DEFAULTS } from './deploy/config.js';
+import { RemoteConfigSchema, REMOTE_CONFIG_DEFAULTS } from './remote/config.js';
+import { SharedRootConfigSchema, SHAREDROOT_CONFIG_DEFAULTS } from './sharedroot/config.js';
 
 const ipv4 = z.string().refine((s) => isIPv4(s), { message: 'expected an IPv4 address like 10.0.0.1' });
 
@@ -208,6 +210,8 @@ export const ConfigSchema = z
       .strict()
       .default({ synchronous: 'NORMAL' }),
     deploy: DeployConfigSchema.default(DEPLOY_CONFIG_DEFAULTS),
+    remote: RemoteConfigSchema.default(REMOTE_CONFIG_DEFAULTS),
+    sharedRoot: SharedRootConfigSchema.default(SHAREDROOT_CONFIG_DEFAULTS),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -38,6 +38,9 @@ import { nodeImageDir } from './boot/node-image.js';
 import { buildInstallerTools } from '../node-images/os-image-tools.js';
 import { startSnapshots } from './snapshots/index.js';
 import { createSnapshotRouter } from './snapshots/api.js';
+import { startSharedRoot } from './sharedroot/index.js';
+import { createSharedRootApiRouter } from './sharedroot/api.js';
+import { createSharedRootBootRouter } from './sharedroot/boot-routes.js';
 
 export interface MasterOptions {
   logger: Logger;
@@ -172,6 +175,9 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       : undefined;
     if (!ha) await serve(true);
 
+    // Shared roots (issue 6): the NFS server (nfs-ganesha) supervised and kept in step with the exports.
+    const sharedRoot = startSharedRoot({ repos, config, logger });
+    closers.push({ name: 'sharedroot', close: () => sharedRoot.close() });
     const lb = new LoadBalancer({ repos, config, logger });
     const monitor = config.monitor.enabled
       ? new Monitor({ repos, config, logger, sampler: systemSampler(config.dataDir) })
@@ -185,6 +191,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       startedAt,
       deployApi: createDeployApiRouter({ repos, config, logger, deployer }),
       snapshotsApi: createSnapshotRouter(snapshots, repos),
+      sharedRootApi: createSharedRootApiRouter(sharedRoot, repos),
       lb,
       ...(ha ? { ha } : {}),
       health: () => ({
@@ -199,6 +206,11 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
     });
     const boot = express
       .Router()
+      .use(
+        createSharedRootBootRouter({
+          repos, config, logger, roots: sharedRoot.roots, nodeImageReady: () => nodeImageNow() !== undefined,
+        }),
+      )
       .use(createBootRouter({ repos, config, logger, nodeImage: nodeImageNow }))
       .use(
         createDeployBootRouter({

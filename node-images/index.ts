@@ -74,6 +74,7 @@ async function readAgentScripts(): Promise<AgentScripts> {
         init: await readFile(join(dir, 'init')),
         agent: await readFile(join(dir, 'corral-agent')),
         udhcpcScript: await readFile(join(dir, 'udhcpc.script')),
+        sharedroot: await readFile(join(dir, 'corral-sharedroot')),
       };
     } catch {
       // try the next location
@@ -189,6 +190,7 @@ export async function buildNodeImage(opts: BuildNodeImageOptions): Promise<NodeI
         init: sha256(scripts.init),
         agent: sha256(scripts.agent),
         udhcpc: sha256(scripts.udhcpcScript),
+        sharedroot: sha256(scripts.sharedroot ?? ''),
       },
       requested,
       mtime,

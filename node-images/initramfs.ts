@@ -100,6 +100,8 @@ export interface AgentScripts {
   init: Buffer;
   agent: Buffer;
   udhcpcScript: Buffer;
+  /** Shared-root mode (issue 6), exec'd by /init. */
+  sharedroot?: Buffer;
 }
 
 export interface InitramfsInputs {
@@ -189,6 +191,7 @@ export async function assembleImageTree(inputs: InitramfsInputs): Promise<ImageT
   t.file('init', inputs.scripts.init, 0o755);
   t.file(AGENT_PATH, inputs.scripts.agent, 0o755);
   t.file(UDHCPC_SCRIPT_PATH, inputs.scripts.udhcpcScript, 0o755);
+  if (inputs.scripts.sharedroot) t.file('usr/sbin/corral-sharedroot', inputs.scripts.sharedroot, 0o755);
   t.file('etc/resolv.conf', Buffer.alloc(0));
   t.file(
     'etc/corral/release',

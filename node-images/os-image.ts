@@ -202,20 +202,13 @@ export async function buildOsImage(opts: BuildOsImageOptions): Promise<OsImage> 
       logPath,
       10_000,
     );
-    const kernelVersion = (
-      await runCapture('sh', ['-c', `ls ${root}/lib/modules | head -n 1`])
-    ).trim();
+    const kernelVersion = (await runCapture('sh', ['-c', `ls ${root}/lib/modules | head -n 1`])).trim();
     const osVersion = (await readFile(join(root, 'etc/debian_version'), 'utf8')).trim();
-    const unpacked = Number(
-      (await runCapture('du', ['-sb', '--apparent-size', root])).split(/\s/)[0] ?? 0,
-    );
+    const unpacked = Number((await runCapture('du', ['-sb', '--apparent-size', root])).split(/\s/)[0] ?? 0);
     const tmpTar = join(work, TARBALL);
     await runLogged(
       'sh',
-      [
-        '-c',
-        `tar --numeric-owner --xattrs --sort=name -C ${root} -cf - . | zstd -q -T0 -6 -o ${tmpTar}`,
-      ],
+      ['-c', `tar --numeric-owner --xattrs --sort=name -C ${root} -cf - . | zstd -q -T0 -6 -o ${tmpTar}`],
       logPath,
       timeoutMs,
     );

@@ -8,9 +8,9 @@ DEBIAN_PACKAGES=(
   # boot protocols and their reference peers
   ipxe udhcpc isc-dhcp-client isc-dhcp-relay tftp-hpa atftp tftpd-hpa dnsmasq-base kea-admin
   # the virtual lab and the node environment
-  qemu-system-x86 ipxe-qemu qemu-utils ovmf busybox-static cpio kmod zstd iproute2
+  qemu-system-x86 ipxe-qemu qemu-utils ovmf busybox-static cpio kmod zstd iproute2 debootstrap fdisk dosfstools openssh-client
   # later capabilities' real peers
-  haproxy keepalived chromium
+  haproxy keepalived chromium wrk
   # tools the scripts use
   curl ca-certificates procps
 )

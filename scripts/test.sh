@@ -13,7 +13,16 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "tests: integration and e2e tests create network namespaces and need root" >&2
   exit 1
 fi
-# Files run one at a time: the namespace/QEMU tests each use most of a 2-core machine.
+# Files run one at a time: the namespace/QEMU tests each use most of a 2-core machine. Coverage is reported
+# by node's runner; the summary it prints before the coverage table is repeated as the last line.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
 node --test --test-concurrency=1 --experimental-test-coverage \
   --test-reporter=spec --test-reporter-destination=stdout \
-  dist/test/unit/ dist/test/integration/ dist/test/e2e/
+  dist/test/unit/ dist/test/integration/ dist/test/e2e/ 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+count() { grep -aE "^ℹ $1 [0-9]+$" "$log" | tail -n 1 | awk '{print $3}'; }
+echo "tests: $(count pass) passed, $(count fail) failed, $(count skipped) skipped"
+exit "$rc"

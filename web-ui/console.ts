@@ -68,6 +68,17 @@ export function createConsoleRouter(deps: ConsoleDeps): Router {
   const router = express.Router();
   router.use(securityHeaders);
   // Asset URLs carry ?v=VERSION, so a day of caching never serves a stale stylesheet after an upgrade.
+  // uPlot straight from its npm package (no copy to drift out of date); same caching as our own assets.
+  router.use(
+    '/static/vendor',
+    express.static(installPath('node_modules', 'uplot', 'dist'), {
+      maxAge: '1d',
+      index: false,
+      redirect: false,
+      dotfiles: 'ignore',
+      fallthrough: true,
+    }),
+  );
   router.use(
     '/static',
     express.static(installPath('web-ui', 'public'), {

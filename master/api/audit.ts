@@ -26,7 +26,10 @@ export function auditMutations(options: {
     res.on('finish', () => {
       const status = res.statusCode;
       const actor =
-        options.actorOf?.(req, res) ?? req.user?.name ?? parseBasic(req.headers.authorization)?.name ?? 'anonymous';
+        options.actorOf?.(req, res) ??
+        req.user?.name ??
+        parseBasic(req.headers.authorization)?.name ??
+        'anonymous';
       try {
         options.audit.append({
           actor,

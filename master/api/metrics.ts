@@ -13,7 +13,12 @@ import { CorralError } from '../util/errors.js';
 import { clientIp } from './audit.js';
 import { zodToCorral } from './errors.js';
 
-const bytes = z.number().min(0).max(2 ** 60).nullable().default(null);
+const bytes = z
+  .number()
+  .min(0)
+  .max(2 ** 60)
+  .nullable()
+  .default(null);
 export const NodeMetricsSchema = z
   .object({
     cpu: z.number().min(0).max(100).nullable().default(null),
@@ -34,7 +39,10 @@ export function createNodeMetricsRouter(repos: Repos, monitor: Monitor): Router 
     const node = mac ? repos.nodes.get(mac) : undefined;
     const ip = clientIp(req);
     if (!node || !node.ip || node.ip !== ip) {
-      throw new CorralError('METRICS_REFUSED', `metrics for ${String(req.params['mac'])} refused from ${ip ?? '?'}`);
+      throw new CorralError(
+        'METRICS_REFUSED',
+        `metrics for ${String(req.params['mac'])} refused from ${ip ?? '?'}`,
+      );
     }
     const parsed = NodeMetricsSchema.safeParse(req.body);
     if (!parsed.success) throw zodToCorral(parsed.error);

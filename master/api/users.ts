@@ -4,7 +4,15 @@
  */
 import express, { type Router } from 'express';
 import { z } from 'zod';
-import { createUser, deleteUser, Password, resetPassword, ROLES, setRole, UserName } from '../auth/accounts.js';
+import {
+  createUser,
+  deleteUser,
+  Password,
+  resetPassword,
+  ROLES,
+  setRole,
+  UserName,
+} from '../auth/accounts.js';
 import type { Repos } from '../store/repos.js';
 import { requireRole } from './auth.js';
 import { zodToCorral } from './errors.js';
@@ -40,7 +48,7 @@ export function createUsersRouter(repos: Repos): Router {
   router.post('/users', async (req, res) => {
     const body = parse(CreateUser, req.body);
     await createUser(repos, body, req.user?.name ?? 'unknown');
-    const { passwordHash: _omit, ...user } = repos.users.get(body.name)!;
+    const user = repos.users.list().find((u) => u.name === body.name);
     res.status(201).json({ user });
   });
 
@@ -50,7 +58,7 @@ export function createUsersRouter(repos: Repos): Router {
     const actor = req.user?.name ?? 'unknown';
     if (body.role) setRole(repos, name, body.role, actor);
     if (body.password) await resetPassword(repos, name, body.password, actor);
-    const { passwordHash: _omit, ...user } = repos.users.get(name)!;
+    const user = repos.users.list().find((u) => u.name === name);
     res.json({ user });
   });
 

@@ -37,6 +37,8 @@ export interface ApiDeps {
   snapshotsApi?: Router;
   /** Performance monitoring (issue #10): node metric reports are accepted when given. */
   monitor?: Monitor;
+  /** Shared roots and diskless nodes (master/sharedroot/api.ts), mounted after auth. */
+  sharedRootApi?: Router;
 }
 
 function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
@@ -202,6 +204,7 @@ export function createApiRouter(deps: ApiDeps): Router {
 
   if (deps.lb) router.use(createLbRouter(deps.lb, repos));
   if (deps.snapshotsApi) router.use('/snapshots', deps.snapshotsApi);
+  if (deps.sharedRootApi) router.use(deps.sharedRootApi);
 
   router.use((req, _res, next) =>
     next(new CorralError('NOT_FOUND', `no API route ${req.method} ${req.path}`)),

@@ -12,7 +12,10 @@ export const ROLES = ['admin', 'operator', 'viewer'] as const satisfies readonly
 
 export const UserName = z
   .string()
-  .regex(/^[a-z][a-z0-9._-]{0,31}$/, 'must be 1-32 lower-case letters, digits, ".", "_" or "-", starting with a letter');
+  .regex(
+    /^[a-z][a-z0-9._-]{0,31}$/,
+    'must be 1-32 lower-case letters, digits, ".", "_" or "-", starting with a letter',
+  );
 /** Long enough to resist guessing within the login rate limit; no composition rules (NIST SP 800-63B). */
 export const Password = z.string().min(12, 'must be at least 12 characters').max(1024);
 
@@ -61,7 +64,12 @@ export function setRole(repos: Repos, name: string, role: Role, actor: string): 
   });
 }
 
-export async function resetPassword(repos: Repos, name: string, password: string, actor: string): Promise<void> {
+export async function resetPassword(
+  repos: Repos,
+  name: string,
+  password: string,
+  actor: string,
+): Promise<void> {
   existing(repos, name);
   const hash = await hashPassword(password);
   repos.store.write((journal) => {

@@ -79,7 +79,13 @@ export function matchTotp(secretBase32: string, code: string, epochMs: number): 
 /** The key URI authenticator apps import (Google Authenticator "Key Uri Format"). */
 export function otpauthUri(issuer: string, account: string, secretBase32: string): string {
   const label = encodeURIComponent(`${issuer}:${account}`);
-  const q = new URLSearchParams({ secret: secretBase32, issuer, algorithm: 'SHA1', digits: String(DIGITS), period: String(STEP_SECONDS) });
+  const q = new URLSearchParams({
+    secret: secretBase32,
+    issuer,
+    algorithm: 'SHA1',
+    digits: String(DIGITS),
+    period: String(STEP_SECONDS),
+  });
   return `otpauth://totp/${label}?${q.toString()}`;
 }
 

@@ -15,6 +15,8 @@ export interface BootContext {
   nodeImageReady: boolean;
   /** The node's current deployment (issue 5): `installed` boots the disk, otherwise the installer runs. */
   deployment?: { id: number; status: string; token: string } | undefined;
+  /** A diskless node's shared root (issue 6): root, version and the initramfs parameters for it. */
+  sharedRoot?: { rootName: string; version: number; params: string[] } | undefined;
 }
 
 export interface BootScript {
@@ -61,6 +63,21 @@ export function chooseBootScript(ctx: BootContext): BootScript {
         mode: 'install',
         reason: `${node.name} is deploying: install (deployment ${d.id})`,
         cmdline: `${cmdline} corral.deploy=${d.id} corral.token=${d.token}`,
+      },
+    };
+  }
+  const sr = ctx.sharedRoot;
+  if (node?.state === 'diskless' && sr) {
+    const cmdline = nodeCmdline('sharedroot', ctx.baseUrl, ctx.mac, ctx.kernelArgs);
+    return {
+      template: 'ipxe/sharedroot.hbs',
+      vars: {
+        ...base,
+        mode: 'sharedroot',
+        root: sr.rootName,
+        version: sr.version,
+        reason: `${node.name} is diskless: shared root ${sr.rootName} version ${sr.version}`,
+        cmdline: [cmdline, ...sr.params].join(' '),
       },
     };
   }

@@ -49,9 +49,11 @@ function param(v: string | string[] | undefined): string {
 
 /** A deployment as the API shows it: the token and the rendered plan stay on the master. */
 export function publicDeployment(d: DeploymentRecord): Record<string, unknown> {
-  const { token: _token, plan, ...rest } = d;
-  const env = (plan as { env?: Record<string, string> }).env ?? {};
-  return { ...rest, disk: env['DISK'] ?? null, imageName: env['IMAGE_NAME'] ?? null };
+  const view: Record<string, unknown> = { ...d };
+  delete view['token'];
+  delete view['plan'];
+  const env = (d.plan as { env?: Record<string, string> }).env ?? {};
+  return { ...view, disk: env['DISK'] ?? null, imageName: env['IMAGE_NAME'] ?? null };
 }
 
 export function createDeployApiRouter(deps: DeployApiDeps): Router {
@@ -81,7 +83,9 @@ export function createDeployApiRouter(deps: DeployApiDeps): Router {
       layout: r.data.layout,
       actor: req.user?.name ?? null,
     });
-    res.status(202).json({ deployment: publicDeployment(deployment), reboot, node: repos.nodes.get(node.mac) });
+    res
+      .status(202)
+      .json({ deployment: publicDeployment(deployment), reboot, node: repos.nodes.get(node.mac) });
   });
 
   router.get('/nodes/:id/deployments', (req, res) => {

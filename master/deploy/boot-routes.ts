@@ -62,7 +62,10 @@ function sendFileRange(res: Response, file: string, log: Logger): void {
     if (!err || res.headersSent) return;
     const status = (err as { status?: number }).status ?? 500;
     if (status === 416) {
-      res.status(416).setHeader('Content-Range', `bytes */${statSync(file).size}`).end();
+      res
+        .status(416)
+        .setHeader('Content-Range', `bytes */${statSync(file).size}`)
+        .end();
     } else {
       if (status >= 500) log.warn({ file, err: err.message }, 'serving file failed');
       res.status(status).end();
@@ -115,7 +118,10 @@ export function createDeployBootRouter(deps: DeployBootDeps): Router {
   router.post('/deploy/:mac/booted', json, (req, res) => {
     const body = parse(Booted, req.body);
     const ip = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '') || null;
-    const d = recordBooted(repos, authorise(repos, macParam(req), body.token), { hostname: body.hostname, ip });
+    const d = recordBooted(repos, authorise(repos, macParam(req), body.token), {
+      hostname: body.hostname,
+      ip,
+    });
     log.info({ mac: d.nodeMac, hostname: body.hostname, ip }, 'deployed node booted from disk');
     res.json({ status: d.status });
   });

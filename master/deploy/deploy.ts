@@ -24,7 +24,10 @@ export interface DeployRequest {
   actor: string | null;
 }
 
-export function resolveLayout(config: FrozenConfig, name: string | undefined): { name: string; layout: Layout } {
+export function resolveLayout(
+  config: FrozenConfig,
+  name: string | undefined,
+): { name: string; layout: Layout } {
   const wanted = name ?? config.deploy.defaultLayout;
   const configured = config.deploy.layouts[wanted];
   if (configured) return { name: wanted, layout: { ...configured } };
@@ -140,7 +143,13 @@ export function recordProgress(repos: Repos, d: DeploymentRecord, p: ProgressRep
         kind: 'deploy.progress',
         message: `${p.phase} ${percent}%${p.bytesPerSec ? ` at ${(p.bytesPerSec / 2 ** 20).toFixed(1)} MiB/s` : ''}`,
         actor: 'installer',
-        data: { deployment: d.id, phase: p.phase, percent, bytes: p.bytes ?? null, bytesPerSec: p.bytesPerSec ?? null },
+        data: {
+          deployment: d.id,
+          phase: p.phase,
+          percent,
+          bytes: p.bytes ?? null,
+          bytesPerSec: p.bytesPerSec ?? null,
+        },
       });
     }
     return updated;
@@ -224,7 +233,8 @@ export function recordBooted(
     const u = repos.deployments.patchIn(journal, d.id, { status: 'booted', finished: true });
     const node = repos.nodes.get(d.nodeMac);
     if (node) {
-      if (info.ip) repos.nodes.patchIn(journal, node.mac, { ip: info.ip, lastSeenAt: repos.store.now().toISOString() });
+      if (info.ip)
+        repos.nodes.patchIn(journal, node.mac, { ip: info.ip, lastSeenAt: repos.store.now().toISOString() });
       transitionIn(repos, journal, node, {
         to: 'deployed',
         reason: `booted from disk${info.hostname ? ` as ${info.hostname}` : ''}`,

@@ -42,7 +42,9 @@ export function createDeployer(opts: {
             nodeMac: node.mac,
             kind: 'deploy.reboot',
             severity: err ? 'warning' : 'info',
-            message: err ? `reboot over SSH failed (${err}): power-cycle ${node.name}` : `rebooted ${node.name} over SSH`,
+            message: err
+              ? `reboot over SSH failed (${err}): power-cycle ${node.name}`
+              : `rebooted ${node.name} over SSH`,
             actor: 'master',
           }),
         );

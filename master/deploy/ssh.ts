@@ -29,7 +29,10 @@ export async function ensureMasterKey(dataDir: string): Promise<MasterKey> {
         timeout: 30_000,
       });
     } catch (err) {
-      throw new CorralError('INTERNAL', `ssh-keygen failed (install openssh-client): ${(err as Error).message}`);
+      throw new CorralError(
+        'INTERNAL',
+        `ssh-keygen failed (install openssh-client): ${(err as Error).message}`,
+      );
     }
   }
   return { privateKeyPath: key, publicKey: readFileSync(`${key}.pub`, 'utf8').trim() };

@@ -18,6 +18,9 @@ import type { VrrpState } from './keepalived.js';
 
 export type HaRole = 'primary' | 'backup';
 
+/** A backup at most this many changes behind may take synchronous writes again. */
+const SYNC_RESTORE_LAG = 50;
+
 export interface HaStatus {
   nodeId: string;
   role: HaRole;
@@ -262,7 +265,8 @@ export class HaController {
       await this.needLease(`the backup has not asked for changes for ${ha.followerTimeoutMs} ms`);
       return;
     }
-    if (this.degraded && this.acks.acked >= this.o.repos.store.lastChangeSeq()) {
+    // Back to sync once the backup is close behind: under a steady async load it is never exactly level.
+    if (this.degraded && this.o.repos.store.lastChangeSeq() - this.acks.acked <= SYNC_RESTORE_LAG) {
       this.setDegraded(false, 'caught up');
       this.leaseUntil = 0;
       void this.witness?.release(this.nodeId, this.o.repos.store.epoch());

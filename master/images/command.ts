@@ -50,10 +50,9 @@ function parse<O extends typeof IMAGE_OPTIONS | typeof DEPLOY_OPTIONS>(args: str
 function dataDirOf(values: Record<string, unknown>, readConfig: ReadConfig): string {
   if (typeof values['data-dir'] === 'string') return values['data-dir'];
   const file = readConfig(typeof values['config'] === 'string' ? values['config'] : undefined) as
-    | { dataDir?: unknown }
-    | undefined;
+    { dataDir?: unknown } | undefined;
   if (file && typeof file.dataDir === 'string') return file.dataDir;
-  return usage('give --data-dir DIR or --config FILE (the master\'s)');
+  return usage("give --data-dir DIR or --config FILE (the master's)");
 }
 
 function open(dataDir: string): Repos {
@@ -86,25 +85,45 @@ export async function runImageCommand(args: string[], readConfig: ReadConfig): P
           ...(values.os ? { osName: values.os } : {}),
           ...(values['os-version'] ? { osVersion: values['os-version'] } : {}),
         });
-        out(values.json ? JSON.stringify(img) : `imported ${img.name}: ${img.format}, ${img.sizeBytes} bytes, sha256 ${img.sha256}`);
+        out(
+          values.json
+            ? JSON.stringify(img)
+            : `imported ${img.name}: ${img.format}, ${img.sizeBytes} bytes, sha256 ${img.sha256}`,
+        );
         return 0;
       }
       case 'build-debian': {
         // Builds (cached) the small Debian image and imports it (once) under --name (default debian-12).
         const name = values.name ?? 'debian-12';
-        const built = await buildOsImage({ cacheDir: values['cache-dir'] ?? '/var/cache/corral', logger: createLogger({ level: 'warn' }) });
+        const built = await buildOsImage({
+          cacheDir: values['cache-dir'] ?? '/var/cache/corral',
+          logger: createLogger({ level: 'warn' }),
+        });
         const existing = repos.images.get(built.sha256);
         const img =
           existing ??
-          (await importImage({ repos, dataDir, logger: createLogger({ level: 'warn' }), source: built.path, name }));
-        out(values.json ? JSON.stringify(img) : `${existing ? 'already registered' : 'imported'} ${img.name}: sha256 ${img.sha256}`);
+          (await importImage({
+            repos,
+            dataDir,
+            logger: createLogger({ level: 'warn' }),
+            source: built.path,
+            name,
+          }));
+        out(
+          values.json
+            ? JSON.stringify(img)
+            : `${existing ? 'already registered' : 'imported'} ${img.name}: sha256 ${img.sha256}`,
+        );
         return 0;
       }
       case 'list': {
         const images = repos.images.list();
-        if (values.json) out(JSON.stringify(images.map((i) => ({ ...i, usedBy: repos.images.usedBy(i.sha256) }))));
+        if (values.json)
+          out(JSON.stringify(images.map((i) => ({ ...i, usedBy: repos.images.usedBy(i.sha256) }))));
         else {
-          out(`${'NAME'.padEnd(24)} ${'FORMAT'.padEnd(8)} ${'SIZE'.padStart(11)}  ${'OS'.padEnd(16)} SHA256        USED BY`);
+          out(
+            `${'NAME'.padEnd(24)} ${'FORMAT'.padEnd(8)} ${'SIZE'.padStart(11)}  ${'OS'.padEnd(16)} SHA256        USED BY`,
+          );
           for (const i of images) out(line(i, repos.images.usedBy(i.sha256)));
         }
         return 0;
@@ -115,7 +134,12 @@ export async function runImageCommand(args: string[], readConfig: ReadConfig): P
         return 0;
       }
       case 'delete': {
-        const img = await deleteImage(repos, dataDir, positionals[0] ?? usage('usage: corral image delete NAME'), 'cli');
+        const img = await deleteImage(
+          repos,
+          dataDir,
+          positionals[0] ?? usage('usage: corral image delete NAME'),
+          'cli',
+        );
         out(`deleted ${img.name}`);
         return 0;
       }
@@ -144,7 +168,11 @@ export async function runNodeCommand(args: string[], readConfig: ReadConfig): Pr
     if (!node) throw new CorralError('NODE_NOT_FOUND', `no node with MAC or name '${id}'`);
     const logger = createLogger({ level: 'warn' });
     const deployer = createDeployer({ repos, config, logger, key: await ensureMasterKey(config.dataDir) });
-    const { deployment, reboot } = await deployer.deploy(node, { image: values.image, layout: values.layout, actor: 'cli' });
+    const { deployment, reboot } = await deployer.deploy(node, {
+      image: values.image,
+      layout: values.layout,
+      actor: 'cli',
+    });
     out(
       `${node.name}: deploying ${values.image} (deployment ${deployment.id}); ` +
         (reboot === 'agent'

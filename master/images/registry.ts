@@ -125,7 +125,10 @@ interface RunResult {
 
 function run(cmd: string, args: string[], timeoutMs = 30 * 60_000): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+    const child = spawn(cmd, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, LC_ALL: 'C' },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => {
@@ -149,8 +152,18 @@ function tarCompressFlag(format: ImageFormat): string[] {
 }
 
 /** Reads a tarball end to end (this is what catches truncation and corruption); returns unpacked bytes. */
-async function verifyTarball(path: string, format: ImageFormat): Promise<{ unpacked: number; entries: number }> {
-  const r = await run('tar', ['--list', '--verbose', '--numeric-owner', ...tarCompressFlag(format), '-f', path]);
+async function verifyTarball(
+  path: string,
+  format: ImageFormat,
+): Promise<{ unpacked: number; entries: number }> {
+  const r = await run('tar', [
+    '--list',
+    '--verbose',
+    '--numeric-owner',
+    ...tarCompressFlag(format),
+    '-f',
+    path,
+  ]);
   if (r.code !== 0) {
     throw new CorralError(
       'IMAGE_INVALID',
@@ -245,7 +258,8 @@ export async function importImage(opts: ImportOptions): Promise<ImageRecord> {
         opts.source,
         `${tmp}.pack`,
       ]);
-      if (r.code !== 0) throw new CorralError('IMAGE_INVALID', `cannot pack ${opts.source}: ${r.stderr.trim()}`);
+      if (r.code !== 0)
+        throw new CorralError('IMAGE_INVALID', `cannot pack ${opts.source}: ${r.stderr.trim()}`);
       sourceFile = `${tmp}.pack`;
       format = 'tar.zst';
     } else {
@@ -259,10 +273,22 @@ export async function importImage(opts: ImportOptions): Promise<ImageRecord> {
       if (sniffed === 'qcow2') {
         const check = await run('qemu-img', ['check', '-f', 'qcow2', opts.source]);
         if (check.code !== 0) {
-          throw new CorralError('IMAGE_INVALID', `qcow2 image is corrupt: ${check.stderr.trim() || check.stdout.trim()}`);
+          throw new CorralError(
+            'IMAGE_INVALID',
+            `qcow2 image is corrupt: ${check.stderr.trim() || check.stdout.trim()}`,
+          );
         }
-        const conv = await run('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', opts.source, `${tmp}.raw`]);
-        if (conv.code !== 0) throw new CorralError('IMAGE_INVALID', `qemu-img convert failed: ${conv.stderr.trim()}`);
+        const conv = await run('qemu-img', [
+          'convert',
+          '-f',
+          'qcow2',
+          '-O',
+          'raw',
+          opts.source,
+          `${tmp}.raw`,
+        ]);
+        if (conv.code !== 0)
+          throw new CorralError('IMAGE_INVALID', `qemu-img convert failed: ${conv.stderr.trim()}`);
         sourceFile = `${tmp}.raw`;
         format = 'raw';
       } else {
@@ -280,20 +306,29 @@ export async function importImage(opts: ImportOptions): Promise<ImageRecord> {
       const r = await run('sh', ['-c', 'gzip -dc "$1" | wc -c', 'size', sourceFile]);
       const t = await run('gzip', ['-t', sourceFile]);
       if (t.code !== 0 || r.code !== 0) {
-        throw new CorralError('IMAGE_INVALID', `the raw.gz image is corrupt or truncated: ${t.stderr.trim()}`);
+        throw new CorralError(
+          'IMAGE_INVALID',
+          `the raw.gz image is corrupt or truncated: ${t.stderr.trim()}`,
+        );
       }
       minDisk = Number(r.stdout.trim());
     } else {
       minDisk = (await stat(sourceFile)).size;
       if (minDisk % 512 !== 0) {
-        throw new CorralError('IMAGE_INVALID', `raw image size ${minDisk} is not a whole number of 512-byte sectors (truncated?)`);
+        throw new CorralError(
+          'IMAGE_INVALID',
+          `raw image size ${minDisk} is not a whole number of 512-byte sectors (truncated?)`,
+        );
       }
     }
 
     const { sha256, size } = await hashAndCopy(sourceFile, tmp);
     const existing = opts.repos.images.get(sha256);
     if (existing) {
-      throw new CorralError('CONFLICT', `the same image (sha256 ${sha256.slice(0, 12)}…) is registered as ${existing.name}`);
+      throw new CorralError(
+        'CONFLICT',
+        `the same image (sha256 ${sha256.slice(0, 12)}…) is registered as ${existing.name}`,
+      );
     }
     const file = `${sha256}.${format}`;
     await rename(tmp, join(dir, file));
@@ -338,7 +373,9 @@ export async function deleteImage(
   const image = findImage(repos, name);
   const users = repos.images.usedBy(image.sha256);
   if (users.length) {
-    throw new CorralError('IMAGE_IN_USE', `image ${name} is used by node(s) ${users.join(', ')}`, { nodes: users });
+    throw new CorralError('IMAGE_IN_USE', `image ${name} is used by node(s) ${users.join(', ')}`, {
+      nodes: users,
+    });
   }
   repos.store.write((journal) => {
     repos.images.deleteIn(journal, image.sha256);
@@ -354,7 +391,9 @@ export async function deleteImage(
 }
 
 export function findImage(repos: Repos, nameOrSha: string): ImageRecord {
-  const image = repos.images.getByName(nameOrSha) ?? (/^[0-9a-f]{64}$/.test(nameOrSha) ? repos.images.get(nameOrSha) : undefined);
+  const image =
+    repos.images.getByName(nameOrSha) ??
+    (/^[0-9a-f]{64}$/.test(nameOrSha) ? repos.images.get(nameOrSha) : undefined);
   if (!image) throw new CorralError('IMAGE_NOT_FOUND', `no image named '${nameOrSha}'`);
   return image;
 }

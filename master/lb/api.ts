@@ -38,7 +38,10 @@ export function createLbRouter(lb: LoadBalancer, repos: Repos): Router {
     const name = param(req.params['name']);
     const body: unknown = req.body;
     if (body && typeof body === 'object' && 'name' in body && (body as { name: unknown }).name !== name) {
-      throw new CorralError('BODY_INVALID', `name: must match the URL ('${name}'); a service cannot be renamed`);
+      throw new CorralError(
+        'BODY_INVALID',
+        `name: must match the URL ('${name}'); a service cannot be renamed`,
+      );
     }
     const spec = await lb.putService({ ...(body as object), name }, req.user?.name ?? null, 'replace');
     res.json({ service: lb.view(spec) });
@@ -74,7 +77,10 @@ export function createLbRouter(lb: LoadBalancer, repos: Repos): Router {
     const mac = normaliseMac(id);
     const node = (mac && repos.nodes.get(mac)) || repos.nodes.getByName(id);
     if (!node) throw new CorralError('NODE_NOT_FOUND', `no node with MAC or name '${id}'`);
-    res.json({ node: { mac: node.mac, name: node.name, state: node.state }, services: lb.nodeHealth(node.mac) });
+    res.json({
+      node: { mac: node.mac, name: node.name, state: node.state },
+      services: lb.nodeHealth(node.mac),
+    });
   });
 
   return router;

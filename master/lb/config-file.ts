@@ -23,7 +23,10 @@ export function checkConfig(bin: string, file: string, timeoutMs = 10_000): Prom
         .slice(0, 5)
         .join(' | ');
       reject(
-        new CorralError('LB_CONFIG_INVALID', `haproxy -c rejected the rendered config: ${alerts || err.message}`),
+        new CorralError(
+          'LB_CONFIG_INVALID',
+          `haproxy -c rejected the rendered config: ${alerts || err.message}`,
+        ),
       );
     });
   });
@@ -55,6 +58,8 @@ export async function installConfig(bin: string, path: string, text: string): Pr
 /** `haproxy -v` → [major, minor], or undefined when it cannot be run (the check then reports why). */
 export function haproxyVersion(bin: string): Promise<[number, number] | undefined> {
   return new Promise((resolve) => {
-    execFile(bin, ['-v'], { timeout: 5000 }, (err, stdout) => resolve(err ? undefined : parseHaproxyVersion(stdout)));
+    execFile(bin, ['-v'], { timeout: 5000 }, (err, stdout) =>
+      resolve(err ? undefined : parseHaproxyVersion(stdout)),
+    );
   });
 }

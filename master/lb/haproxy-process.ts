@@ -34,7 +34,9 @@ export interface HaproxyStatus {
 const READY_TIMEOUT_MS = 10_000;
 const MAX_BACKOFF_MS = 30_000;
 
-export function haproxyPaths(dir: string): HaproxyPaths & { config: string; masterSocket: string; pidFile: string } {
+export function haproxyPaths(
+  dir: string,
+): HaproxyPaths & { config: string; masterSocket: string; pidFile: string } {
   return {
     config: join(dir, 'haproxy.cfg'),
     adminSocket: join(dir, 'admin.sock'),
@@ -86,7 +88,16 @@ export class HaproxyProcess {
     const log = this.opts.logger;
     const child = spawn(
       this.opts.bin,
-      ['-W', '-db', '-f', this.paths.config, '-p', this.paths.pidFile, '-S', `${this.paths.masterSocket},mode,600`],
+      [
+        '-W',
+        '-db',
+        '-f',
+        this.paths.config,
+        '-p',
+        this.paths.pidFile,
+        '-S',
+        `${this.paths.masterSocket},mode,600`,
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.child = child;
@@ -100,7 +111,9 @@ export class HaproxyProcess {
     child.stdout?.on('data', onOutput);
     child.stderr?.on('data', onOutput);
     const spawnFailed = new Promise<never>((_, reject) => {
-      child.once('error', (err) => reject(new CorralError('LB_HAPROXY_MISSING', `cannot run ${this.opts.bin}: ${err.message}`)));
+      child.once('error', (err) =>
+        reject(new CorralError('LB_HAPROXY_MISSING', `cannot run ${this.opts.bin}: ${err.message}`)),
+      );
     });
     spawnFailed.catch(() => undefined);
     child.once('exit', (code, signal) => {
@@ -114,7 +127,10 @@ export class HaproxyProcess {
     while (Date.now() < deadline) {
       if (!this.running) {
         await Promise.race([spawnFailed, sleep(0)]);
-        throw new CorralError('LB_HAPROXY_FAILED', `haproxy exited at start (${this.lastExit}): ${tail.trim().split('\n').slice(-3).join(' | ')}`);
+        throw new CorralError(
+          'LB_HAPROXY_FAILED',
+          `haproxy exited at start (${this.lastExit}): ${tail.trim().split('\n').slice(-3).join(' | ')}`,
+        );
       }
       const pid = await this.workerPid().catch(() => null);
       if (pid) {
@@ -123,7 +139,10 @@ export class HaproxyProcess {
       }
       await sleep(100);
     }
-    throw new CorralError('LB_HAPROXY_FAILED', `haproxy did not answer on ${this.paths.adminSocket} within ${READY_TIMEOUT_MS} ms`);
+    throw new CorralError(
+      'LB_HAPROXY_FAILED',
+      `haproxy did not answer on ${this.paths.adminSocket} within ${READY_TIMEOUT_MS} ms`,
+    );
   }
 
   private scheduleRestart(): void {
@@ -184,7 +203,10 @@ export class HaproxyProcess {
       }
       await sleep(50);
     }
-    throw new CorralError('LB_RELOAD_FAILED', `haproxy did not start a new worker within ${READY_TIMEOUT_MS} ms of the reload`);
+    throw new CorralError(
+      'LB_RELOAD_FAILED',
+      `haproxy did not start a new worker within ${READY_TIMEOUT_MS} ms of the reload`,
+    );
   }
 
   /** Stops HAProxy (hard stop: SIGTERM to the master), bounded; SIGKILL after 5 s. */

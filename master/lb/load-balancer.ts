@@ -143,10 +143,13 @@ export class LoadBalancer {
     return this.serialized(async () => {
       const others = this.services().filter((s) => s.name !== spec.name);
       const exists = others.length !== this.services().length;
-      if (mode === 'create' && exists) throw new CorralError('CONFLICT', `service '${spec.name}' already exists`);
-      if (mode === 'replace' && !exists) throw new CorralError('SERVICE_NOT_FOUND', `no service named '${spec.name}'`);
+      if (mode === 'create' && exists)
+        throw new CorralError('CONFLICT', `service '${spec.name}' already exists`);
+      if (mode === 'replace' && !exists)
+        throw new CorralError('SERVICE_NOT_FOUND', `no service named '${spec.name}'`);
       const clash = others.find((s) => s.port === spec.port);
-      if (clash) throw new CorralError('CONFLICT', `port ${spec.port} is already used by service '${clash.name}'`);
+      if (clash)
+        throw new CorralError('CONFLICT', `port ${spec.port} is already used by service '${clash.name}'`);
       const http = this.opts.config.http;
       if (spec.port === http.port && (http.bind === '0.0.0.0' || http.bind === this.bind)) {
         throw new CorralError('CONFLICT', `port ${spec.port} is the master's own HTTP port`);
@@ -187,7 +190,12 @@ export class LoadBalancer {
 
   // --- per-node admin state (runtime API, no reload) --------------------------------------------------
 
-  async setServerState(service: string, nodeId: string, state: AdminState, actor: string | null): Promise<ServerView> {
+  async setServerState(
+    service: string,
+    nodeId: string,
+    state: AdminState,
+    actor: string | null,
+  ): Promise<ServerView> {
     this.requireEnabled();
     return this.serialized(async () => {
       const spec = this.service(service);
@@ -277,7 +285,8 @@ export class LoadBalancer {
   // --- internals ------------------------------------------------------------------------------------
 
   private requireEnabled(): void {
-    if (!this.enabled) throw new CorralError('LB_DISABLED', 'load balancing is disabled (lb.enabled = false)');
+    if (!this.enabled)
+      throw new CorralError('LB_DISABLED', 'load balancing is disabled (lb.enabled = false)');
   }
 
   private serialized<T>(fn: () => Promise<T>): Promise<T> {
@@ -356,9 +365,14 @@ export class LoadBalancer {
   /** Reads server states, records up/down events, and re-applies operator admin states HAProxy lacks. */
   private async observe(): Promise<void> {
     if (!this.proc.running) return;
-    const [statText, stateText] = [await this.proc.command('show stat'), await this.proc.command('show servers state')];
+    const [statText, stateText] = [
+      await this.proc.command('show stat'),
+      await this.proc.command('show servers state'),
+    ];
     this.stats = new Map(parseShowStat(statText).map((s) => [`${s.proxy}/${s.server}`, s]));
-    this.admins = new Map(parseServersState(stateText).map((s) => [`${s.proxy}/${s.server}`, forcedAdmin(s.adminState)]));
+    this.admins = new Map(
+      parseServersState(stateText).map((s) => [`${s.proxy}/${s.server}`, forcedAdmin(s.adminState)]),
+    );
     const nodes = this.opts.repos.nodes.list();
     for (const spec of this.services()) {
       const desired = this.desiredAdmin(spec.name);
@@ -391,7 +405,13 @@ export class LoadBalancer {
       severity: now === 'down' ? 'warning' : 'info',
       message: `${m.name} is ${now.toUpperCase()} in service ${service}${check ? ` (${check})` : ''}`,
       actor: 'haproxy',
-      data: { service, server: m.name, status: st.status, checkStatus: st.checkStatus, checkCode: st.checkCode },
+      data: {
+        service,
+        server: m.name,
+        status: st.status,
+        checkStatus: st.checkStatus,
+        checkCode: st.checkCode,
+      },
     });
     this.log.info({ service, server: m.name, health: now, check }, 'server health changed');
   }

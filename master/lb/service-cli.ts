@@ -79,7 +79,10 @@ export async function runServiceCli(argv: string[], env: ServiceCliEnv): Promise
     const json = (await res.json().catch(() => ({}))) as { error?: { code: string; message: string } };
     if (!res.ok) {
       const code = json.error?.code ?? 'INTERNAL';
-      throw new CorralError(isErrorCode(code) ? code : 'INTERNAL', json.error?.message ?? `HTTP ${res.status}`);
+      throw new CorralError(
+        isErrorCode(code) ? code : 'INTERNAL',
+        json.error?.message ?? `HTTP ${res.status}`,
+      );
     }
     return json;
   };
@@ -138,12 +141,16 @@ export async function runServiceCli(argv: string[], env: ServiceCliEnv): Promise
     case 'maint':
     case 'ready': {
       const path = `/services/${encodeURIComponent(need(name, 'NAME'))}/servers/${encodeURIComponent(need(node, 'NODE'))}/state`;
-      const { server } = (await call('POST', path, { state: sub })) as { server: { name: string; admin: string } };
+      const { server } = (await call('POST', path, { state: sub })) as {
+        server: { name: string; admin: string };
+      };
       env.out(`${server.name} in ${name}: ${server.admin}\n`);
       return 0;
     }
     default:
-      return usage(`unknown service command '${sub ?? ''}' (list, show, add, rm, reload, drain, maint, ready)`);
+      return usage(
+        `unknown service command '${sub ?? ''}' (list, show, add, rm, reload, drain, maint, ready)`,
+      );
   }
 }
 
@@ -181,5 +188,14 @@ export function formatService(s: ServiceView): string {
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
+  return (
+    rows
+      .map((r) =>
+        r
+          .map((c, i) => c.padEnd(widths[i]!))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }

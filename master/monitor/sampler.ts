@@ -15,7 +15,10 @@ export function mountFor<T extends { mount: string }>(mounts: readonly T[], dir:
   let best: T | undefined;
   for (const m of mounts) {
     const prefix = m.mount.endsWith('/') ? m.mount : `${m.mount}/`;
-    if ((dir === m.mount || dir.startsWith(prefix) || m.mount === '/') && (!best || m.mount.length > best.mount.length))
+    if (
+      (dir === m.mount || dir.startsWith(prefix) || m.mount === '/') &&
+      (!best || m.mount.length > best.mount.length)
+    )
       best = m;
   }
   return best;
@@ -37,7 +40,8 @@ export function systemSampler(dataDir: string, now: () => number = Date.now): Sa
     ]);
     const at = now();
     const cpuNow = process.cpuUsage();
-    const selfCpu = ((cpuNow.user - lastCpu.user + cpuNow.system - lastCpu.system) / 1000 / Math.max(1, at - lastAt)) * 100;
+    const selfCpu =
+      ((cpuNow.user - lastCpu.user + cpuNow.system - lastCpu.system) / 1000 / Math.max(1, at - lastAt)) * 100;
     lastCpu = cpuNow;
     lastAt = at;
     const disk = mountFor(fs, dataDir);
@@ -57,7 +61,10 @@ export function systemSampler(dataDir: string, now: () => number = Date.now): Sa
       procs: {
         corral: { pid: process.pid, cpu: round(selfCpu), rssBytes: process.memoryUsage().rss },
         ...Object.fromEntries(
-          procs.map((p) => [p.proc, { running: p.pids.length > 0, pids: p.pids.length, cpu: p.cpu, memPercent: p.mem }]),
+          procs.map((p) => [
+            p.proc,
+            { running: p.pids.length > 0, pids: p.pids.length, cpu: p.cpu, memPercent: p.mem },
+          ]),
         ),
       },
     };

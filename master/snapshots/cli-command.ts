@@ -155,9 +155,11 @@ export async function runSnapshotCommand(args: string[], env: SnapshotCliEnv): P
 
 export function formatDiff(d: SnapshotDiff): string {
   const lines = [`diff ${d.from} → ${d.to}`];
-  if (!d.tables.length && !d.config.length && !d.templates.length) lines.push('no changes');
+  if (!d.tables.some((t) => t.restored) && !d.config.length && !d.templates.length) {
+    lines.push('nothing a restore would change');
+  }
   for (const t of d.tables) {
-    lines.push(`${t.table}: +${t.added} -${t.removed} ~${t.changed}`);
+    lines.push(`${t.table}: +${t.added} -${t.removed} ~${t.changed}${t.restored ? '' : ' (kept as is by a restore)'}`);
     for (const r of t.rows) {
       const sign = r.change === 'added' ? '+' : r.change === 'removed' ? '-' : '~';
       lines.push(`  ${sign} ${r.key}${r.fields ? ` (${r.fields.join(', ')})` : ''}`);

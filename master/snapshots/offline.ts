@@ -8,7 +8,7 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Store } from '../store/db.js';
-import { openRepos } from '../store/repos.js';
+import { openRepos, type Repos } from '../store/repos.js';
 import { integrityOf, unknownMigrations } from '../store/snapshots.js';
 import { CorralError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
@@ -58,23 +58,25 @@ export async function restoreOffline(options: {
   }
   const dbPath = join(options.dataDir, 'corral.db');
   let integrity = 'missing';
+  let repos: Repos | undefined;
   if (existsSync(dbPath)) {
     try {
-      const repos = openRepos({ path: dbPath, logger: options.logger });
-      try {
-        integrity = integrityOf(repos.store.db);
-        if (integrity === 'ok') {
-          const points = new RestorePoints({ repos, dir: options.dir, logger: options.logger });
-          return { mode: 'rows', ...(await points.restore(options.idOrName, 'cli')) };
-        }
-      } finally {
-        repos.store.close();
-      }
+      repos = openRepos({ path: dbPath, logger: options.logger });
+      integrity = integrityOf(repos.store.db);
     } catch (err) {
-      if (err instanceof CorralError && err.code !== 'STORE_FAILED') throw err;
+      // Only a database that cannot be opened or fails its check is swapped; errors of the restore are not.
       integrity = (err as Error).message;
     }
   }
+  if (repos && integrity === 'ok') {
+    try {
+      const points = new RestorePoints({ repos, dir: options.dir, logger: options.logger });
+      return { mode: 'rows', ...(await points.restore(options.idOrName, 'cli')) };
+    } finally {
+      repos.store.close();
+    }
+  }
+  repos?.store.close();
   return swapFile(options, dbPath, integrity);
 }
 

@@ -28,6 +28,7 @@ import {
   appliedMigrations,
   diffDatabases,
   imageCatalogue,
+  isRestoredTable,
   openReadOnly,
   SnapshotStore,
   unknownMigrations,
@@ -88,7 +89,8 @@ export interface TemplateChange {
 export interface SnapshotDiff {
   from: string;
   to: string;
-  tables: TableDiff[];
+  /** `restored`: whether a restore puts this table back (logs and live state are kept, see NOT_RESTORED). */
+  tables: (TableDiff & { restored: boolean })[];
   config: ConfigChange[];
   templates: TemplateChange[];
 }
@@ -238,7 +240,10 @@ export class RestorePoints {
     const aDb = openReadOnly(join(this.pathOf(a), DB_FILE));
     const bDb = b ? openReadOnly(join(this.pathOf(b), DB_FILE)) : undefined;
     try {
-      const tables = bDb ? diffDatabases(aDb, bDb) : this.snapshots.diffFrom(aDb);
+      const tables = (bDb ? diffDatabases(aDb, bDb) : this.snapshots.diffFrom(aDb)).map((t) => ({
+        ...t,
+        restored: isRestoredTable(t.table),
+      }));
       return {
         from: a.id,
         to: b ? b.id : 'current',
@@ -340,8 +345,9 @@ export class RestorePoints {
   }
 
   private configOf(m: Manifest): unknown {
-    if (!m.hasConfig) return undefined;
-    return JSON.parse(readFileSync(join(this.pathOf(m), CONFIG_FILE), 'utf8')) as unknown;
+    const path = join(this.pathOf(m), CONFIG_FILE);
+    if (!m.hasConfig || !existsSync(path)) return undefined;
+    return JSON.parse(readFileSync(path, 'utf8')) as unknown;
   }
 
   private currentTemplates(): Record<string, string> {

@@ -22,6 +22,10 @@ export const JOURNALED = {
   services: 'name',
   lb_server_admin: 'id',
   user_totp: 'user_name',
+  power_configs: 'node_mac',
+  shared_roots: 'name',
+  shared_root_versions: 'key',
+  diskless_nodes: 'mac',
 } as const;
 export type JournaledTable = keyof typeof JOURNALED;
 

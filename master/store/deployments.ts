@@ -85,8 +85,7 @@ export class DeploymentStore {
 
   get(id: number): DeploymentRecord | undefined {
     const r = this.store.db.prepare('SELECT * FROM deployments WHERE id = ?').get(id) as
-      | DeploymentRow
-      | undefined;
+      DeploymentRow | undefined;
     return r ? fromRow(r) : undefined;
   }
 

@@ -58,8 +58,7 @@ export class ImageStore {
 
   get(sha256: string): ImageRecord | undefined {
     const r = this.store.db.prepare('SELECT * FROM images WHERE sha256 = ?').get(sha256) as
-      | ImageRow
-      | undefined;
+      ImageRow | undefined;
     return r ? fromRow(r) : undefined;
   }
 

@@ -23,7 +23,16 @@ export const ROLLUP_TIER = 1;
 /** Rollup bucket: five minutes. */
 export const ROLLUP_SECONDS = 300;
 
-const COLUMNS = ['cpu', 'mem_used', 'mem_total', 'disk_used', 'disk_total', 'net_rx', 'net_tx', 'load1'] as const;
+const COLUMNS = [
+  'cpu',
+  'mem_used',
+  'mem_total',
+  'disk_used',
+  'disk_total',
+  'net_rx',
+  'net_tx',
+  'load1',
+] as const;
 
 interface MetricRow {
   source: string;
@@ -120,7 +129,9 @@ export class MetricStore {
   prune(rawBefore: number, rollupBefore: number): number {
     const db = this.store.db;
     const a = db.prepare(`DELETE FROM metrics WHERE tier = ${RAW_TIER} AND at < ?`).run(rawBefore).changes;
-    const b = db.prepare(`DELETE FROM metrics WHERE tier = ${ROLLUP_TIER} AND at < ?`).run(rollupBefore).changes;
+    const b = db
+      .prepare(`DELETE FROM metrics WHERE tier = ${ROLLUP_TIER} AND at < ?`)
+      .run(rollupBefore).changes;
     return a + b;
   }
 

@@ -217,6 +217,72 @@ CREATE TABLE user_totp (
 );
 `,
   },
+  {
+    version: 8,
+    name: 'shared-roots',
+    sql: `
+-- Shared roots (issue 6): versions live in DATA_DIR/sharedroot/roots/NAME/VERSION; rows written once complete.
+CREATE TABLE shared_roots (
+  name            TEXT PRIMARY KEY,
+  current_version INTEGER NOT NULL,
+  source          TEXT NOT NULL,
+  created_at      TEXT NOT NULL,
+  updated_at      TEXT NOT NULL
+);
+CREATE TABLE shared_root_versions (
+  key        TEXT PRIMARY KEY,
+  name       TEXT NOT NULL REFERENCES shared_roots(name) ON DELETE CASCADE,
+  version    INTEGER NOT NULL,
+  root_id    TEXT NOT NULL,
+  state      TEXT NOT NULL CHECK (state IN ('draft', 'ready')),
+  note       TEXT,
+  created_at TEXT NOT NULL,
+  UNIQUE (name, version)
+);
+CREATE TABLE diskless_nodes (
+  mac            TEXT PRIMARY KEY REFERENCES nodes(mac) ON DELETE CASCADE,
+  root_name      TEXT NOT NULL REFERENCES shared_roots(name),
+  persistent     INTEGER NOT NULL DEFAULT 0,
+  machine_id     TEXT NOT NULL,
+  booted_version INTEGER,
+  booted_at      TEXT,
+  created_at     TEXT NOT NULL
+);
+`,
+  },
+  {
+    version: 7,
+    name: 'remote-control',
+    sql: `
+-- Power control (issue #11): one row per node with a driver; the password is sealed (AES-256-GCM,
+-- master/remote/secrets.ts). Journaled, so a backup master drives the same BMCs after a failover.
+CREATE TABLE power_configs (
+  node_mac         TEXT PRIMARY KEY REFERENCES nodes(mac) ON DELETE CASCADE,
+  driver           TEXT NOT NULL CHECK (driver IN ('ipmi', 'wol', 'manual')),
+  address          TEXT,
+  port             INTEGER,
+  username         TEXT,
+  secret           TEXT,
+  wol_mac          TEXT,
+  power_state      TEXT NOT NULL DEFAULT 'unknown' CHECK (power_state IN ('on', 'off', 'unknown')),
+  state_changed_at TEXT,
+  state_error      TEXT,
+  updated_at       TEXT NOT NULL
+);
+-- Commands run on nodes (corral node exec, console): the audit log's long form. Per master, not journaled.
+CREATE TABLE exec_runs (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  started_at  TEXT NOT NULL,
+  finished_at TEXT,
+  actor       TEXT NOT NULL,
+  via         TEXT NOT NULL CHECK (via IN ('api', 'console', 'cli')),
+  command     TEXT NOT NULL,
+  targets     TEXT NOT NULL,
+  summary     TEXT,
+  output      TEXT NOT NULL DEFAULT ''
+);
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

@@ -11,6 +11,9 @@ import { MetricStore } from './metrics.js';
 import { ImageStore } from './images.js';
 import { DeploymentStore } from './deployments.js';
 import { ServiceStore } from './services.js';
+import { PowerConfigStore } from './power-configs.js';
+import { ExecRunStore } from './exec-runs.js';
+import { SharedRootStore } from './sharedroots.js';
 
 /** Every aggregate's narrow interface over one Store; passed to domain modules instead of the raw db. */
 export interface Repos {
@@ -26,6 +29,9 @@ export interface Repos {
   images: ImageStore;
   deployments: DeploymentStore;
   services: ServiceStore;
+  powerConfigs: PowerConfigStore;
+  execRuns: ExecRunStore;
+  sharedRoots: SharedRootStore;
 }
 
 export function openRepos(options: { path: string; logger: Logger; now?: () => Date }): Repos {
@@ -43,5 +49,8 @@ export function openRepos(options: { path: string; logger: Logger; now?: () => D
     images: new ImageStore(store),
     deployments: new DeploymentStore(store),
     services: new ServiceStore(store),
+    powerConfigs: new PowerConfigStore(store),
+    execRuns: new ExecRunStore(store),
+    sharedRoots: new SharedRootStore(store),
   };
 }

@@ -17,6 +17,11 @@ export const NOT_RESTORED: Readonly<Partial<Record<JournaledTable, string>>> = {
   leases: 'live DHCP leases: rolling them back would hand addresses in use to other machines',
 };
 
+/** Whether a restore puts this table's rows back. */
+export function isRestoredTable(table: string): boolean {
+  return Object.hasOwn(JOURNALED, table) && !Object.hasOwn(NOT_RESTORED, table);
+}
+
 /** Settings that belong to this master's place in an HA pair, never to a restore point (an epoch must not go back). */
 const LOCAL_SETTING_PREFIXES = ['ha.'];
 
@@ -214,10 +219,10 @@ export class SnapshotStore {
           const want = rows.get(key);
           if (want && !differingFields(row, want).length) continue;
           del.run(row[keyCol] as string | number);
-          if (!want) {
-            journal(t, key, 'delete');
-            count(t, 'deleted');
-          }
+          // Journaled even for a row that comes back in pass 2: a follower must delete it too, or
+          // re-inserting a row whose unique column moved would collide there.
+          journal(t, key, 'delete');
+          if (!want) count(t, 'deleted');
         }
       }
       // Pass 2: insert what is missing now (changed rows, rows the restore point adds, cascaded rows).

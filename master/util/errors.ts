@@ -93,6 +93,31 @@ export const ERROR_CATALOGUE = {
     status: 500,
     hint: 'The data snapshot was abandoned and the database left running; see the message for the failing step.',
   },
+  SHAREDROOT_NOT_FOUND: { status: 404, hint: 'List shared roots with `corral sharedroot list` or GET /api/v1/sharedroots.' },
+  SHAREDROOT_INVALID: {
+    status: 400,
+    hint: 'Give a root filesystem: a directory or a tarball image with /sbin/init, and a name of lower-case letters, digits and -.',
+  },
+  SHAREDROOT_IN_USE: { status: 409, hint: 'Move the nodes named to another root (or reboot them onto the current version) first.' },
+  SHAREDROOT_FAILED: { status: 500, hint: 'Check free space and permissions of the shared-root directory; see the message for the failing step.' },
+  NFS_CONFIG_INVALID: {
+    status: 500,
+    hint: 'nfs-ganesha rejected the exports; the previous config keeps running. See DATA_DIR/sharedroot/nfs/ganesha.log.',
+  },
+  POWER_NOT_CONFIGURED: {
+    status: 409,
+    hint: 'Set a power driver for the node first: `corral node power NODE set ...` or PUT /api/v1/nodes/:id/power.',
+  },
+  POWER_UNSUPPORTED: { status: 400, hint: 'This driver cannot do that: Wake-on-LAN only powers on; use IPMI for off, cycle and PXE.' },
+  POWER_FAILED: {
+    status: 502,
+    hint: 'Check the BMC address, port, user and password, and that the master reaches the BMC (UDP 623).',
+  },
+  SECRET_KEY_INVALID: {
+    status: 500,
+    hint: 'Restore DATA_DIR/keys/power.key from the master that stored the credentials, or set the credentials again.',
+  },
+  EXEC_NO_TARGETS: { status: 400, hint: 'Name nodes, or a role, whose nodes have an IP address (deployed nodes).' },
 } as const satisfies Record<string, { status: number; hint: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -152,8 +152,8 @@ test('deploy: bad checksum fails with the reason, retry deploys Debian and SSH a
   assert.equal(r.status, 202, JSON.stringify(r.json));
   const deployed = await waitState('deployed', DEPLOY_TIMEOUT_MS);
   const seconds = (Date.now() - started) / 1000;
-  const last = (await api<{ deployments: ApiDeployment[] }>('GET', `/nodes/${discovered.name}/deployments`)).json
-    .deployments[0]!;
+  const last = (await api<{ deployments: ApiDeployment[] }>('GET', `/nodes/${discovered.name}/deployments`))
+    .json.deployments[0]!;
   assert.equal(last.status, 'booted');
   console.log(
     `# deployed ${deployed.name} in ${seconds.toFixed(0)} s (last reported rate ${(last.bytesPerSec / 2 ** 20).toFixed(1)} MiB/s)`,

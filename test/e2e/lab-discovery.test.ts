@@ -36,6 +36,7 @@ interface ApiNode {
 
 let lab: Lab | undefined;
 let dir = '';
+let poweredOnAt = 0;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'corral-e2e-'));
@@ -48,6 +49,7 @@ before(async () => {
     subnetPrefix: '10.98.0',
     masterConfig: { nodes: { namePattern: 'e2e-{n}', discoverAction: 'wait', pollSeconds: 5 } },
   });
+  poweredOnAt = Date.now();
 });
 
 after(async () => {
@@ -73,11 +75,13 @@ function vmLogs(): string {
 test('a BIOS and a UEFI VM PXE-boot from Corral and enlist with correct inventory', async () => {
   const l = lab!;
   let enlisted: ApiNode[] = [];
+  const firstSeen = new Map<string, number>();
   try {
     enlisted = await waitFor(
       'both VMs to enlist',
       async () => {
         const list = await nodes().catch(() => []);
+        for (const n of list) if (!firstSeen.has(n.mac)) firstSeen.set(n.mac, Date.now() - poweredOnAt);
         return list.length === 2 ? list : undefined;
       },
       BOOT_TIMEOUT_MS,
@@ -111,8 +115,11 @@ test('a BIOS and a UEFI VM PXE-boot from Corral and enlist with correct inventor
     assert.match(log, new RegExp(`"mac":"${vm.spec.mac}"[^\\n]*"template":"ipxe/discover.hbs"`));
   }
   // The UEFI VM was offered the EFI loader path or the iPXE URL (its ROM is iPXE already), never undionly.
+  // Power-on → enlisted, as seen by polling the API every 2 s (so up to 2 s late).
   console.log(
-    `# e2e: enlisted ${enlisted.map((n) => `${n.name}(${n.firmware})`).join(', ')} via ${l.hostUrl}`,
+    `# e2e: enlisted ${enlisted
+      .map((n) => `${n.name}(${n.firmware}) in ${((firstSeen.get(n.mac) ?? 0) / 1000).toFixed(1)} s`)
+      .join(', ')} via ${l.hostUrl}`,
   );
 });
 

@@ -5,9 +5,10 @@
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { TestNet, startMasterProcess, waitFor, CLI, type Host, type MasterProcess } from './netns.js';
+import { TestNet, waitFor, type Host } from './netns.js';
+import { startMasterProcess, CLI, type MasterProcess } from './master-process.js';
 
 export const TOKEN = 'ha-test-token-0123456789';
 export const PASSWORD = 'ha-test-password';
@@ -188,11 +189,15 @@ export class HaCluster {
     return { proc, acked, errors, latencies };
   }
 
-  /** Cuts (or heals) the link between the two masters only: blackhole routes both ways. */
+  /**
+   * Cuts (or heals) the link between the two masters only: both bridge ports are marked `isolated`, so
+   * the bridge drops every frame between them (VRRP, replication, ARP) while both still reach the
+   * witness and the clients.
+   */
   partition(on: boolean): void {
-    const op = on ? 'add' : 'del';
-    this.net.nsExec(this.m1.host.ns, ['ip', 'route', op, 'blackhole', `${this.m2.host.address}/32`]);
-    this.net.nsExec(this.m2.host.ns, ['ip', 'route', op, 'blackhole', `${this.m1.host.address}/32`]);
+    for (const port of [`p0-${this.net.id}`, `p1-${this.net.id}`]) {
+      this.net.nsExec(this.net.bridgeNs, ['bridge', 'link', 'set', 'dev', port, 'isolated', on ? 'on' : 'off']);
+    }
   }
 
   async destroy(): Promise<void> {
@@ -208,7 +213,7 @@ export class HaCluster {
     }
     for (const p of this.procs) if (p.exitCode === null) p.kill('SIGKILL');
     await this.net.destroy();
-    rmSync(this.dir, { recursive: true, force: true });
+    if (!process.env['HA_KEEP_LOGS']) rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
@@ -223,4 +228,3 @@ export interface HaStatusView {
   follower: { appliedSeq: number; lagChanges: number; lagSeconds: number; connected: boolean; discarded: number } | null;
 }
 
-export { spawn };

@@ -24,7 +24,9 @@ function once(): Promise<void> {
       res.on('data', (d: string) => (body += d));
       res.on('end', () => {
         const backend = String(res.headers['x-backend'] ?? body.trim());
-        out.push(res.statusCode === 200 ? `${started} OK ${backend}` : `${started} ERR status-${res.statusCode}`);
+        out.push(
+          res.statusCode === 200 ? `${started} OK ${backend}` : `${started} ERR status-${res.statusCode}`,
+        );
         resolve();
       });
       res.on('error', (err) => {

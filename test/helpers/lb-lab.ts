@@ -60,7 +60,12 @@ export class LbLab {
     this.client = this.net.addHost('c', '10.88.0.100/24');
     for (let i = 1; i <= count; i++) {
       const mac = `52:54:00:88:00:${i.toString(16).padStart(2, '0')}`;
-      this.backends.push({ name: `b${i}`, host: this.net.addHost(`b${i}`, `10.88.0.${10 + i}/24`), mac, process: undefined });
+      this.backends.push({
+        name: `b${i}`,
+        host: this.net.addHost(`b${i}`, `10.88.0.${10 + i}/24`),
+        mac,
+        process: undefined,
+      });
     }
     for (const b of this.backends) await this.startBackend(b);
 
@@ -69,13 +74,26 @@ export class LbLab {
     writeFileSync(cfg, JSON.stringify({ lb: { pollMs }, console: { https: false } }));
     this.master = await startMasterProcess({
       netns: this.masterHost.ns,
-      args: ['--data-dir', join(this.dir, 'data'), '--address', '10.88.0.1', '--http-port', '8088', '--tftp-port', '0', '--config', cfg],
+      args: [
+        '--data-dir',
+        join(this.dir, 'data'),
+        '--address',
+        '10.88.0.1',
+        '--http-port',
+        '8088',
+        '--tftp-port',
+        '0',
+        '--config',
+        cfg,
+      ],
       env: { CORRAL_ADMIN_PASSWORD: PASSWORD, CORRAL_LOG_LEVEL: 'info' },
       logFile: join(this.dir, 'master.log'),
       timeoutMs: 30_000,
     });
     const sock = join(this.dir, 'console.sock');
-    this.net.spawnIn(this.masterHost.ns, ['node', CLI, '_forward', sock, '10.88.0.1', '8088'], { stdio: 'ignore' });
+    this.net.spawnIn(this.masterHost.ns, ['node', CLI, '_forward', sock, '10.88.0.1', '8088'], {
+      stdio: 'ignore',
+    });
     await waitFor('the console relay socket', () => this.exists(sock), 10_000);
     const fwd = await forwardLoopbackToUnix(0, sock);
     this.relay = fwd.server;
@@ -84,8 +102,14 @@ export class LbLab {
     for (const b of this.backends) {
       // Enlist from the backend's own namespace: the master records the source address as the node's ip.
       this.net.nsExec(b.host.ns, [
-        'curl', '-sf', '-m', '5', '-H', 'content-type: application/json',
-        '-d', JSON.stringify({ mac: b.mac, inventory: { memoryBytes: 1 << 30, cpu: { model: null, count: 1 } } }),
+        'curl',
+        '-sf',
+        '-m',
+        '5',
+        '-H',
+        'content-type: application/json',
+        '-d',
+        JSON.stringify({ mac: b.mac, inventory: { memoryBytes: 1 << 30, cpu: { model: null, count: 1 } } }),
         'http://10.88.0.1:8088/api/v1/enlist',
       ]);
       await this.api('PATCH', `/nodes/${b.mac}`, { name: b.name, role: 'app' });
@@ -117,7 +141,10 @@ export class LbLab {
     // `ip netns exec` is the direct parent: kill the node process inside by its namespace pid list.
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     child.kill('SIGKILL');
-    for (const pid of this.net.nsExec(b.host.ns, ['ip', 'netns', 'pids', b.host.ns]).split('\n').filter(Boolean)) {
+    for (const pid of this.net
+      .nsExec(b.host.ns, ['ip', 'netns', 'pids', b.host.ns])
+      .split('\n')
+      .filter(Boolean)) {
       try {
         process.kill(Number(pid), 'SIGKILL');
       } catch {

@@ -12,6 +12,7 @@ import { spawn } from 'node:child_process';
 import type { ServiceView } from '../../master/lb/load-balancer.js';
 import { Browser, hiddenValue } from '../helpers/browser.js';
 import { CLIENT, LbLab, PASSWORD } from '../helpers/lb-lab.js';
+import { CLI as CLI_PATH } from '../helpers/master-process.js';
 import { waitFor } from '../helpers/netns.js';
 
 const INTERVAL_MS = 500;
@@ -44,7 +45,13 @@ describe('load balancing through Corral-managed HAProxy (namespaces)', { timeout
     (await service()).servers.find((s) => s.name === name)?.health;
 
   function runClient(durationMs: number, concurrency = 4): ClientRun {
-    const child = lab.net.spawnIn(lab.client.ns, ['node', CLIENT, VIP, String(durationMs), String(concurrency)]);
+    const child = lab.net.spawnIn(lab.client.ns, [
+      'node',
+      CLIENT,
+      VIP,
+      String(durationMs),
+      String(concurrency),
+    ]);
     let out = '';
     child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     const done = new Promise<{ t: number; ok: boolean; what: string }[]>((resolve, reject) => {
@@ -99,7 +106,8 @@ describe('load balancing through Corral-managed HAProxy (namespaces)', { timeout
     const c = countBy(rows);
     console.log(`# spread over 2 s: ${JSON.stringify(c)}`);
     assert.equal(rows.filter((r) => !r.ok).length, 0, JSON.stringify(c));
-    for (const b of ['b1', 'b2', 'b3']) assert.ok((c[b] ?? 0) > rows.length / 6, `${b} got ${c[b] ?? 0} of ${rows.length}`);
+    for (const b of ['b1', 'b2', 'b3'])
+      assert.ok((c[b] ?? 0) > rows.length / 6, `${b} got ${c[b] ?? 0} of ${rows.length}`);
   });
 
   it('a stopped backend leaves within fall × interval; no request fails after; it returns within rise × interval', async () => {
@@ -108,12 +116,23 @@ describe('load balancing through Corral-managed HAProxy (namespaces)', { timeout
     await new Promise((r) => setTimeout(r, 1000));
     const stoppedAt = Date.now();
     await lab.stopBackend(b2);
-    const downAt = await waitFor('b2 down', async () => ((await health('b2')) === 'down' ? Date.now() : undefined), 10_000, 50);
+    const downAt = await waitFor(
+      'b2 down',
+      async () => ((await health('b2')) === 'down' ? Date.now() : undefined),
+      10_000,
+      50,
+    );
     const removalMs = downAt - stoppedAt;
     await new Promise((r) => setTimeout(r, 2500));
-    const startedAt = Date.now();
+    // Measured from the moment the restarted service listens (its Node start-up is not HAProxy's delay).
     await lab.startBackend(b2);
-    const upAt = await waitFor('b2 up', async () => ((await health('b2')) === 'up' ? Date.now() : undefined), 10_000, 50);
+    const startedAt = Date.now();
+    const upAt = await waitFor(
+      'b2 up',
+      async () => ((await health('b2')) === 'up' ? Date.now() : undefined),
+      10_000,
+      50,
+    );
     const returnMs = upAt - startedAt;
     const rows = await client.done;
 
@@ -132,9 +151,15 @@ describe('load balancing through Corral-managed HAProxy (namespaces)', { timeout
     assert.ok(afterRemoval.length > 100, 'the client kept sending after the removal');
     // b2 served nothing while it was down, and serves again after it came back.
     assert.equal(rows.filter((r) => r.what === 'b2' && r.t > downAt + 100 && r.t < startedAt).length, 0);
-    assert.ok(rows.some((r) => r.what === 'b2' && r.t > upAt), 'b2 serves again after it came back');
+    assert.ok(
+      rows.some((r) => r.what === 'b2' && r.t > upAt),
+      'b2 serves again after it came back',
+    );
 
-    const events = await lab.api<{ events: { kind: string; message: string }[] }>('GET', '/events?node=b2&limit=20');
+    const events = await lab.api<{ events: { kind: string; message: string }[] }>(
+      'GET',
+      '/events?node=b2&limit=20',
+    );
     const kinds = events.events.map((e) => e.kind);
     assert.ok(kinds.includes('lb.server.down'), `events: ${kinds.join(', ')}`);
     assert.ok(kinds.includes('lb.server.up'), `events: ${kinds.join(', ')}`);
@@ -144,11 +169,14 @@ describe('load balancing through Corral-managed HAProxy (namespaces)', { timeout
   it('drain from the console stops new connections to that node, without a reload, and survives a reload', async () => {
     const browser = new Browser(lab.url);
     assert.equal((await browser.login('admin', PASSWORD)).status, 303);
+    const list = await (await browser.get('/services')).text();
+    assert.match(list, /href="\/services\/web">web<\/a>[\s\S]*?3 \/ 3[\s\S]*?data-health="healthy"/);
     const page = await browser.get('/services/web');
     assert.equal(page.status, 200);
     const html = await page.text();
     assert.match(html, /data-server="b3"/);
-    const workerBefore = (await lab.api<{ haproxy: { workerPid: number; reloads: number } }>('GET', '/lb')).haproxy;
+    const workerBefore = (await lab.api<{ haproxy: { workerPid: number; reloads: number } }>('GET', '/lb'))
+      .haproxy;
     const b3 = lab.backends[2]!;
     const posted = await browser.post(`/services/web/servers/${encodeURIComponent(b3.mac)}/state`, {
       _csrf: hiddenValue(html, '_csrf'),
@@ -159,8 +187,13 @@ describe('load balancing through Corral-managed HAProxy (namespaces)', { timeout
     const s = (await service()).servers.find((x) => x.name === 'b3')!;
     assert.equal(s.admin, 'drain');
     assert.equal(s.status, 'DRAIN', 'HAProxy itself reports DRAIN');
-    const workerAfter = (await lab.api<{ haproxy: { workerPid: number; reloads: number } }>('GET', '/lb')).haproxy;
-    assert.equal(workerAfter.workerPid, workerBefore.workerPid, 'drain went through the runtime API, not a reload');
+    const workerAfter = (await lab.api<{ haproxy: { workerPid: number; reloads: number } }>('GET', '/lb'))
+      .haproxy;
+    assert.equal(
+      workerAfter.workerPid,
+      workerBefore.workerPid,
+      'drain went through the runtime API, not a reload',
+    );
 
     const rows = await runClient(1500).done;
     const c = countBy(rows.filter((r) => r.t > drainedAt));
@@ -205,7 +238,9 @@ describe('load balancing through Corral-managed HAProxy (namespaces)', { timeout
     return { out, pids };
   }
 
-  const wrkFigures = (out: string): { requests: number; connect: number; read: number; write: number; timeout: number; non2xx: number } => {
+  const wrkFigures = (
+    out: string,
+  ): { requests: number; connect: number; read: number; write: number; timeout: number; non2xx: number } => {
     const e = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
     return {
       requests: Number(/(\d+) requests in/.exec(out)?.[1] ?? 0),
@@ -221,7 +256,9 @@ describe('load balancing through Corral-managed HAProxy (namespaces)', { timeout
     await lab.api('POST', '/services/web/servers/b3/state', { state: 'ready' });
     const { out, pids } = await wrkDuringReloads(['-H', 'Connection: close']);
     const f = wrkFigures(out);
-    console.log(`# wrk, Connection: close, during 4 reloads (workers ${pids.join(', ')}): ${JSON.stringify(f)}`);
+    console.log(
+      `# wrk, Connection: close, during 4 reloads (workers ${pids.join(', ')}): ${JSON.stringify(f)}`,
+    );
     assert.equal(new Set(pids).size, 4, 'each reload started a new worker');
     assert.ok(f.requests > 500, `wrk made ${f.requests} requests`);
     assert.deepEqual(f, { ...f, connect: 0, read: 0, write: 0, timeout: 0, non2xx: 0 }, out);
@@ -239,14 +276,48 @@ describe('load balancing through Corral-managed HAProxy (namespaces)', { timeout
     assert.ok(f.read <= 16 * 4, `read errors ${f.read}`);
   });
 
+  it('the CLI lists and shows services through the API', async () => {
+    const cli = (args: string[]): Promise<{ code: number | null; out: string }> =>
+      new Promise((resolve) => {
+        const child = spawn('node', [CLI_PATH, 'service', ...args, '--url', lab.url], {
+          env: { ...process.env, CORRAL_PASSWORD: PASSWORD },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+        const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
+        child.once('exit', (code) => {
+          clearTimeout(t);
+          resolve({ code, out });
+        });
+      });
+    const list = await cli(['list']);
+    assert.equal(list.code, 0, list.out);
+    assert.match(list.out, /^web\s+10\.88\.0\.1:8080\s+http\s+role app\s+3\/3 up\s+healthy$/m);
+    const show = await cli(['show', 'web']);
+    assert.match(show.out, /^b2\s+10\.88\.0\.12:8000\s+up\s+UP\s+L7OK 200\s+ready$/m);
+    const drain = await cli(['drain', 'web', 'b2']);
+    assert.equal(drain.out, 'b2 in web: drain\n');
+    await lab.api('POST', '/services/web/servers/b2/state', { state: 'ready' });
+    const missing = await cli(['show', 'nope']);
+    assert.equal(missing.code, 1);
+    assert.equal(missing.out, "corral: no service named 'nope'\n");
+  });
+
   it('a killed HAProxy is started again by Corral and serves again', async () => {
-    const before = (await lab.api<{ haproxy: { masterPid: number; restarts: number } }>('GET', '/lb')).haproxy;
+    const before = (await lab.api<{ haproxy: { masterPid: number; restarts: number } }>('GET', '/lb'))
+      .haproxy;
     process.kill(before.masterPid, 'SIGKILL');
     const after = await waitFor(
       'haproxy restarted',
       async () => {
-        const h = (await lab.api<{ haproxy: { running: boolean; masterPid: number; restarts: number } }>('GET', '/lb')).haproxy;
-        return h.running && h.masterPid !== before.masterPid && h.restarts === before.restarts + 1 ? h : undefined;
+        const h = (
+          await lab.api<{ haproxy: { running: boolean; masterPid: number; restarts: number } }>('GET', '/lb')
+        ).haproxy;
+        return h.running && h.masterPid !== before.masterPid && h.restarts === before.restarts + 1
+          ? h
+          : undefined;
       },
       15_000,
       200,
@@ -260,15 +331,29 @@ describe('load balancing through Corral-managed HAProxy (namespaces)', { timeout
   });
 
   it('membership follows the inventory: a retiring node leaves the backend', async () => {
+    const reloads = (await lab.api<{ haproxy: { reloads: number } }>('GET', '/lb')).haproxy.reloads;
     await lab.api('POST', '/nodes/b1/transition', { to: 'retiring', reason: 'lb test' });
-    await waitFor('b1 gone from the backend', async () => (await service()).servers.every((s) => s.name !== 'b1'), 5000, 100);
+    // Corral notices the change journal moved, re-renders without b1 and reloads HAProxy.
+    await waitFor(
+      'a reload without b1',
+      async () => (await lab.api<{ haproxy: { reloads: number } }>('GET', '/lb')).haproxy.reloads > reloads,
+      5000,
+      100,
+    );
+    assert.ok((await service()).servers.every((s) => s.name !== 'b1'));
     const rows = await runClient(1000, 2).done;
     const c = countBy(rows);
     assert.equal(c['b1'] ?? 0, 0, JSON.stringify(c));
-    assert.ok(rows.every((r) => r.ok), JSON.stringify(c));
+    assert.ok(
+      rows.every((r) => r.ok),
+      JSON.stringify(c),
+    );
     const notMember = await fetch(`${lab.url}/api/v1/services/web/servers/b1/state`, {
       method: 'POST',
-      headers: { authorization: `Basic ${Buffer.from(`admin:${PASSWORD}`).toString('base64')}`, 'content-type': 'application/json' },
+      headers: {
+        authorization: `Basic ${Buffer.from(`admin:${PASSWORD}`).toString('base64')}`,
+        'content-type': 'application/json',
+      },
       body: JSON.stringify({ state: 'drain' }),
     });
     assert.equal(notMember.status, 409);

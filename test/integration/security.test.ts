@@ -12,7 +12,7 @@ import { after, describe, it } from 'node:test';
 import { buildConfig } from '../../master/config.js';
 import { startMaster, type Master } from '../../master/master.js';
 import { silentLogger } from '../../master/util/logger.js';
-import { hiddenValue } from '../helpers/browser.js';
+import { Browser, hiddenValue } from '../helpers/browser.js';
 import { httpsRequest } from '../helpers/tls-client.js';
 
 const PASSWORD = 'security-test-password';
@@ -32,7 +32,7 @@ async function start(dataDir: string, console: Record<string, unknown> = {}): Pr
       http: { port: 0, bind: '127.0.0.1' },
       tftp: { enabled: false },
       lb: { enabled: false },
-      monitor: { enabled: false },
+      monitor: { enabled: console['https'] === false, intervalSeconds: 1 },
       console,
     },
     { address: '127.0.0.1' },
@@ -60,9 +60,13 @@ describe('HTTPS front door', () => {
     const keyMode = statSync(join(dataDir, 'tls', 'key.pem')).mode & 0o777;
     assert.equal(keyMode, 0o600, 'private key is mode 0600');
     const ca = readFileSync(join(dataDir, 'tls', 'cert.pem'));
-    const text = execFileSync('openssl', ['x509', '-in', join(dataDir, 'tls', 'cert.pem'), '-noout', '-text'], {
-      encoding: 'utf8',
-    });
+    const text = execFileSync(
+      'openssl',
+      ['x509', '-in', join(dataDir, 'tls', 'cert.pem'), '-noout', '-text'],
+      {
+        encoding: 'utf8',
+      },
+    );
     assert.match(text, /IP Address:127\.0\.0\.1/);
     assert.match(text, /id-ecPublicKey|prime256v1/);
 
@@ -139,11 +143,29 @@ describe('HTTPS front door', () => {
     const dataDir = tempDir();
     const certFile = join(dataDir, 'mine.crt');
     const keyFile = join(dataDir, 'mine.key');
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-      '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', '/CN=user-supplied',
-      '-addext', 'subjectAltName=IP:127.0.0.1',
-    ], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        keyFile,
+        '-out',
+        certFile,
+        '-days',
+        '2',
+        '-subj',
+        '/CN=user-supplied',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
     const m = await start(dataDir, { httpsPort: 0, certFile, keyFile });
     const res = await httpsRequest(`https://127.0.0.1:${m.httpsPort}/login`, readFileSync(certFile));
     assert.equal(res.status, 200);
@@ -156,5 +178,307 @@ describe('HTTPS front door', () => {
       () => buildConfig({ dataDir: '/tmp/x', console: { certFile: '/a' } }, { address: '127.0.0.1' }),
       /console: certFile and keyFile must be set together/,
     );
+  });
+});
+
+describe('roles, users, audit, metrics and TOTP (master in-process, console on plain HTTP)', () => {
+  let m: Master;
+  let base: string;
+  const auth = (user: string, pw: string): Record<string, string> => ({
+    authorization: `Basic ${Buffer.from(`${user}:${pw}`).toString('base64')}`,
+    'content-type': 'application/json',
+  });
+  const admin = (): Record<string, string> => auth('admin', PASSWORD);
+  const MAC = '52:54:00:10:00:01';
+
+  it('starts with HTTPS off and the monitor sampling every second', async () => {
+    m = await start(tempDir(), { https: false });
+    base = `http://127.0.0.1:${m.httpPort}`;
+    // A node whose recorded IP is loopback, so this test may report as it.
+    m.repos.store.write((journal) => {
+      m.repos.nodes.insertIn(journal, {
+        mac: MAC,
+        name: 'n1',
+        seqNo: 1,
+        state: 'deployed',
+        ip: '127.0.0.1',
+        inventory: {},
+      });
+    });
+  });
+
+  it('admin creates users; viewers and operators are refused every admin or mutating route by the API', async () => {
+    for (const [name, role] of [
+      ['vic', 'viewer'],
+      ['otto', 'operator'],
+    ]) {
+      const r = await fetch(`${base}/api/v1/users`, {
+        method: 'POST',
+        headers: admin(),
+        body: JSON.stringify({ name, role, password: `${name}-password-123` }),
+      });
+      assert.equal(r.status, 201, await r.clone().text());
+    }
+    const viewer = auth('vic', 'vic-password-123');
+    const operator = auth('otto', 'otto-password-123');
+    const refused: [string, string, Record<string, string>, unknown?][] = [
+      ['PATCH', `/nodes/${MAC}`, viewer, { role: 'web' }],
+      ['POST', `/nodes/${MAC}/transition`, viewer, { to: 'retiring' }],
+      ['DELETE', `/nodes/${MAC}`, viewer],
+      ['DELETE', `/nodes/${MAC}`, operator],
+      ['POST', '/users', viewer, { name: 'eve', role: 'admin', password: 'x'.repeat(12) }],
+      ['POST', '/users', operator, { name: 'eve', role: 'admin', password: 'x'.repeat(12) }],
+      ['PATCH', '/users/admin', operator, { password: 'y'.repeat(12) }],
+      ['DELETE', '/users/admin', viewer],
+      ['GET', '/users', operator],
+      ['GET', '/audit', viewer],
+      ['GET', '/changes', operator],
+    ];
+    for (const [method, path, headers, body] of refused) {
+      const r = await fetch(`${base}/api/v1${path}`, {
+        method,
+        headers,
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
+      assert.equal(r.status, 403, `${method} ${path} as ${headers.authorization?.slice(0, 12)}`);
+      assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'FORBIDDEN');
+    }
+    // Reads stay open to viewers; operators may change nodes.
+    assert.equal((await fetch(`${base}/api/v1/nodes`, { headers: viewer })).status, 200);
+    const ok = await fetch(`${base}/api/v1/nodes/${MAC}`, {
+      method: 'PATCH',
+      headers: operator,
+      body: JSON.stringify({ role: 'web' }),
+    });
+    assert.equal(ok.status, 200);
+    assert.equal(m.repos.nodes.get(MAC)?.role, 'web');
+    // The last admin is kept.
+    const last = await fetch(`${base}/api/v1/users/admin`, { method: 'DELETE', headers: admin() });
+    assert.equal(last.status, 409);
+    assert.equal(((await last.json()) as { error: { code: string } }).error.code, 'LAST_ADMIN');
+  });
+
+  it('records every mutation, refused ones included, in an audit log the database keeps append-only', async () => {
+    const r = await fetch(`${base}/api/v1/audit?limit=100`, { headers: admin() });
+    const { audit } = (await r.json()) as {
+      audit: { actor: string; action: string; outcome: string; status: number }[];
+    };
+    assert.ok(
+      audit.some(
+        (a) => a.actor === 'vic' && a.action === `DELETE /api/v1/nodes/${MAC}` && a.outcome === 'denied',
+      ),
+    );
+    assert.ok(
+      audit.some(
+        (a) =>
+          a.actor === 'admin' && a.action === 'POST /api/v1/users' && a.outcome === 'ok' && a.status === 201,
+      ),
+    );
+    assert.ok(
+      audit.some(
+        (a) => a.actor === 'otto' && a.action === `PATCH /api/v1/nodes/${MAC}` && a.outcome === 'ok',
+      ),
+    );
+    assert.ok(
+      audit.every((a) => !a.action.startsWith('GET')),
+      'reads are not audited',
+    );
+    assert.throws(() => m.repos.store.db.prepare("UPDATE audit SET actor = 'nobody'").run(), /append-only/);
+    assert.throws(() => m.repos.store.db.prepare('DELETE FROM audit').run(), /append-only/);
+  });
+
+  it('accepts node metrics only for a known MAC from its own IP, and streams them live', async () => {
+    const url = `${base}/api/v1/nodes/${MAC}/metrics`;
+    const body = JSON.stringify({
+      cpu: 42.5,
+      memUsed: 1e9,
+      memTotal: 4e9,
+      diskUsed: 1e10,
+      diskTotal: 4e10,
+      netRx: 100,
+      netTx: 50,
+      load1: 0.5,
+    });
+    const unknown = await fetch(`${base}/api/v1/nodes/52:54:00:99:99:99/metrics`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
+    assert.equal(unknown.status, 403);
+    m.repos.store.write((journal) => m.repos.nodes.patchIn(journal, MAC, { ip: '10.0.0.9' }));
+    const wrongIp = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
+    assert.equal(wrongIp.status, 403);
+    assert.equal(((await wrongIp.json()) as { error: { code: string } }).error.code, 'METRICS_REFUSED');
+    m.repos.store.write((journal) => m.repos.nodes.patchIn(journal, MAC, { ip: '127.0.0.1' }));
+    const bad = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"cpu":400}',
+    });
+    assert.equal(bad.status, 400);
+
+    // Live: a signed-in browser's event stream receives the node's sample as it is stored.
+    const b = new Browser(base);
+    assert.equal((await b.login('admin', PASSWORD)).status, 303);
+    const ac = new AbortController();
+    const stream = await fetch(`${base}/monitor/stream?source=${encodeURIComponent(MAC)}`, {
+      headers: { cookie: [...b.cookies].map(([k, v]) => `${k}=${v}`).join('; ') },
+      signal: ac.signal,
+    });
+    assert.equal(stream.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+    const reader = stream.body!.getReader();
+    const accepted = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
+    assert.equal(accepted.status, 202);
+    let text = '';
+    const deadline = Date.now() + 5000;
+    while (!text.includes('event: sample') && Date.now() < deadline) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += Buffer.from(value).toString();
+    }
+    ac.abort();
+    assert.match(
+      text,
+      /event: sample\ndata: \{"source":"52:54:00:10:00:01","columns":\{"t":\[\d+\],"cpu":\[42\.5\],"mem":\[25\]/,
+    );
+
+    const series = await b.get(`/monitor/series.json?source=${MAC}&range=1h`);
+    const data = (await series.json()) as { columns: { cpu: number[] }; tier: string };
+    assert.equal(data.tier, 'raw');
+    assert.deepEqual(data.columns.cpu, [42.5]);
+    // The master's own samples from systeminformation arrive too.
+    const masterSeries = (await (await b.get('/monitor/series.json?source=master&range=15m')).json()) as {
+      columns: { t: number[]; mem: number[] };
+    };
+    assert.ok(masterSeries.columns.t.length >= 1, 'the master sampled itself');
+    assert.ok((masterSeries.columns.mem[0] ?? 0) > 0);
+    const node = await (await b.get(`/nodes/${MAC}`)).text();
+    assert.match(node, /data-chart data-source="52:54:00:10:00:01"/);
+    assert.match(node, /<dt>CPU<\/dt><dd>42\.5%<\/dd>/, 'the no-JS facts show the latest sample');
+    const vendor = await b.get('/static/vendor/uPlot.iife.min.js');
+    assert.equal(vendor.status, 200);
+    assert.match(vendor.headers.get('content-type') ?? '', /javascript/);
+    assert.equal((await b.get('/static/charts.js')).status, 200);
+  });
+
+  it('console: users page is admin only, viewer actions are refused on the server, node bulk actions work for operators', async () => {
+    const viewer = new Browser(base);
+    await viewer.login('vic', 'vic-password-123');
+    assert.equal((await viewer.get('/users')).status, 403);
+    assert.equal((await viewer.get('/audit')).status, 403);
+    const vt = await viewer.csrfToken();
+    const denied = await viewer.post('/nodes/bulk', {
+      _csrf: vt,
+      mac: MAC,
+      action: 'to:retiring',
+      confirm: 'yes',
+    });
+    assert.equal(denied.status, 403);
+    assert.equal(m.repos.nodes.get(MAC)?.state, 'deployed');
+    assert.doesNotMatch(
+      await (await viewer.get('/nodes')).text(),
+      /action="\/nodes\/bulk"/,
+      'no bulk form for viewers',
+    );
+
+    const op = new Browser(base);
+    await op.login('otto', 'otto-password-123');
+    const ot = await op.csrfToken();
+    const noCsrf = await op.post('/nodes/bulk', { mac: MAC, action: 'to:retiring', confirm: 'yes' });
+    assert.equal(noCsrf.status, 403);
+    const unconfirmed = await op.post('/nodes/bulk', { _csrf: ot, mac: MAC, action: 'to:retiring' });
+    assert.equal(unconfirmed.status, 303);
+    assert.match(unconfirmed.headers.get('location') ?? '', /err=/);
+    assert.equal(m.repos.nodes.get(MAC)?.state, 'deployed');
+    const moved = await op.post('/nodes/bulk', {
+      _csrf: ot,
+      mac: MAC,
+      action: 'to:retiring',
+      confirm: 'yes',
+    });
+    assert.equal(moved.status, 303);
+    assert.match(decodeURIComponent(moved.headers.get('location') ?? ''), /ok=Done for n1/);
+    assert.equal(m.repos.nodes.get(MAC)?.state, 'retiring');
+    const roleSet = await op.post(`/nodes/${MAC}/update`, { _csrf: ot, name: 'n1', role: 'db' });
+    assert.equal(roleSet.status, 303);
+    assert.equal(m.repos.nodes.get(MAC)?.role, 'db');
+    const opDelete = await op.post(`/nodes/${MAC}/delete`, { _csrf: ot, confirm: 'n1' });
+    assert.equal(opDelete.status, 403, 'deleting needs admin');
+
+    const adminB = new Browser(base);
+    await adminB.login('admin', PASSWORD);
+    const at = await adminB.csrfToken();
+    const created = await adminB.post('/users', {
+      _csrf: at,
+      name: 'carol',
+      role: 'viewer',
+      password: 'carol-password-1',
+    });
+    assert.match(decodeURIComponent(created.headers.get('location') ?? ''), /ok=Created user carol/);
+    const page = await (await adminB.get('/users')).text();
+    assert.match(page, /carol/);
+    const auditPage = await (await adminB.get('/audit')).text();
+    assert.match(auditPage, /POST \/nodes\/bulk/);
+    assert.match(auditPage, /outcome-denied/);
+    const logins = m.repos.audit.list({ limit: 200 }).filter((a) => a.action === 'login');
+    assert.ok(logins.some((a) => a.actor === 'vic' && a.outcome === 'ok'));
+  });
+
+  it('TOTP: enrol from the account page, then sign-in needs the current code, once', async () => {
+    const { base32Decode, totpAt } = await import('../../master/auth/totp.js');
+    const b = new Browser(base);
+    await b.login('carol', 'carol-password-1');
+    let t = await b.csrfToken();
+    await b.post('/account/totp/start', { _csrf: t });
+    const page = await (await b.get('/account')).text();
+    const secret = /id="totp-secret">([A-Z2-7]+)</.exec(page)?.[1];
+    assert.ok(secret, 'the key is shown as text');
+    assert.match(
+      page,
+      /otpauth:\/\/totp\/Corral%3Acarol\?secret(=|&#x3D;)[A-Z2-7]+/,
+      'the key URI, HTML-escaped',
+    );
+    t = await b.csrfToken();
+    const wrong = await b.post('/account/totp/confirm', { _csrf: t, code: '000000' });
+    assert.match(wrong.headers.get('location') ?? '', /err=/);
+    const on = await b.post('/account/totp/confirm', {
+      _csrf: t,
+      code: totpAt(base32Decode(secret), Date.now()),
+    });
+    assert.match(on.headers.get('location') ?? '', /ok=/);
+    assert.ok(m.repos.accounts.totp('carol')?.enabledAt);
+
+    const c = new Browser(base);
+    const noCode = await c.login('carol', 'carol-password-1');
+    assert.equal(noCode.status, 401);
+    const form = await (await c.get('/login')).text();
+    const code = totpAt(base32Decode(secret), Date.now());
+    const good = await c.post('/login', {
+      _csrf: hiddenValue(form, '_csrf'),
+      user: 'carol',
+      password: 'carol-password-1',
+      code,
+      next: '/',
+    });
+    assert.equal(good.status, 303);
+    const d = new Browser(base);
+    const form2 = await (await d.get('/login')).text();
+    const replay = await d.post('/login', {
+      _csrf: hiddenValue(form2, '_csrf'),
+      user: 'carol',
+      password: 'carol-password-1',
+      code,
+      next: '/',
+    });
+    assert.equal(replay.status, 401, 'a used code does not work twice');
+    await stop(m);
   });
 });

@@ -12,12 +12,7 @@ import { join } from 'node:path';
 import { membersOf } from '../../master/lb/membership.js';
 import { parseHaproxyVersion, renderHaproxyConfig } from '../../master/lb/render.js';
 import { ServiceSpecSchema } from '../../master/lb/service-spec.js';
-import {
-  forcedAdmin,
-  healthOf,
-  parseServersState,
-  parseShowStat,
-} from '../../master/lb/stat.js';
+import { forcedAdmin, healthOf, parseServersState, parseShowStat } from '../../master/lb/stat.js';
 import type { NodeRecord, NodeState } from '../../master/store/nodes.js';
 import { installPath } from '../../master/util/paths.js';
 
@@ -115,7 +110,10 @@ test('haproxy.cfg renders to the golden file, and the real haproxy -c accepts it
   const text = renderHaproxyConfig({
     version: [2, 6],
     bind: '10.0.0.1',
-    paths: { adminSocket: '/var/lib/corral/haproxy/admin.sock', serverStateFile: '/var/lib/corral/haproxy/server-state' },
+    paths: {
+      adminSocket: '/var/lib/corral/haproxy/admin.sock',
+      serverStateFile: '/var/lib/corral/haproxy/server-state',
+    },
     services: [
       { spec: web, servers: membersOf(web, NODES) },
       { spec: db, servers: membersOf(db, NODES) },
@@ -182,11 +180,19 @@ test('show servers state: operational and forced admin states', () => {
 });
 
 test('directives follow the HAProxy version: idle-close-on-response only from 2.7', () => {
-  assert.deepEqual(parseHaproxyVersion('HAProxy version 2.6.12-1+deb12u4 2026/10/17 - https://haproxy.org/'), [2, 6]);
+  assert.deepEqual(
+    parseHaproxyVersion('HAProxy version 2.6.12-1+deb12u4 2026/10/17 - https://haproxy.org/'),
+    [2, 6],
+  );
   assert.deepEqual(parseHaproxyVersion('HA-Proxy version 1.8.19 2019/02/11'), [1, 8]);
   assert.equal(parseHaproxyVersion('nginx version: nginx/1.22.1'), undefined);
   const render = (version: [number, number]): string =>
-    renderHaproxyConfig({ version, bind: '10.0.0.1', paths: { adminSocket: '/a', serverStateFile: '/s' }, services: [] });
+    renderHaproxyConfig({
+      version,
+      bind: '10.0.0.1',
+      paths: { adminSocket: '/a', serverStateFile: '/s' },
+      services: [],
+    });
   assert.doesNotMatch(render([2, 6]), /idle-close-on-response/);
   assert.match(render([2, 8]), /^ {4}idle-close-on-response$/m);
   assert.match(render([3, 0]), /^ {4}idle-close-on-response$/m);

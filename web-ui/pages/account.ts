@@ -13,7 +13,10 @@ export function mountAccount(router: Router, ctx: ConsoleContext): void {
       title: 'My account',
       nav: 'account',
       totpOn: Boolean(totp?.enabledAt),
-      pending: totp && !totp.enabledAt ? { secret: totp.secret, uri: otpauthUri('Corral', who.user.name, totp.secret) } : null,
+      pending:
+        totp && !totp.enabledAt
+          ? { secret: totp.secret, uri: otpauthUri('Corral', who.user.name, totp.secret) }
+          : null,
       ...flash(req),
     });
   });
@@ -26,7 +29,10 @@ export function mountAccount(router: Router, ctx: ConsoleContext): void {
     }
     const next = Password.safeParse(formField(req, 'password', 1024));
     if (!next.success) {
-      return res.redirect(303, withFlash('/account', 'err', `The new password ${next.error.issues[0]?.message ?? 'is invalid'}.`));
+      return res.redirect(
+        303,
+        withFlash('/account', 'err', `The new password ${next.error.issues[0]?.message ?? 'is invalid'}.`),
+      );
     }
     await resetPassword(ctx.repos, who.user.name, next.data, who.user.name);
     // resetPassword ended every session of the user, this one included: sign in again with the new password.
@@ -36,8 +42,11 @@ export function mountAccount(router: Router, ctx: ConsoleContext): void {
   router.post('/account/totp/start', (_req, res) => {
     const who = requireConsoleRole(res, 'viewer');
     const existing = ctx.repos.accounts.totp(who.user.name);
-    if (existing?.enabledAt) return res.redirect(303, withFlash('/account', 'err', 'Two-factor is already on.'));
-    ctx.repos.store.write((journal) => ctx.repos.accounts.setTotpIn(journal, who.user.name, generateTotpSecret(), null));
+    if (existing?.enabledAt)
+      return res.redirect(303, withFlash('/account', 'err', 'Two-factor is already on.'));
+    ctx.repos.store.write((journal) =>
+      ctx.repos.accounts.setTotpIn(journal, who.user.name, generateTotpSecret(), null),
+    );
     res.redirect(303, '/account#totp');
   });
 
@@ -46,26 +55,50 @@ export function mountAccount(router: Router, ctx: ConsoleContext): void {
     const pending = ctx.repos.accounts.totp(who.user.name);
     if (!pending || pending.enabledAt) return res.redirect(303, '/account');
     if (matchTotp(pending.secret, formField(req, 'code', 16).trim(), ctx.now()) === undefined) {
-      return res.redirect(303, withFlash('/account', 'err', 'That code does not match; check the app\'s clock and try the current code.'));
+      return res.redirect(
+        303,
+        withFlash(
+          '/account',
+          'err',
+          "That code does not match; check the app's clock and try the current code.",
+        ),
+      );
     }
     ctx.repos.store.write((journal) => {
       ctx.repos.accounts.setTotpIn(journal, who.user.name, pending.secret, new Date(ctx.now()).toISOString());
-      ctx.repos.events.appendIn(journal, { kind: 'user.totp', message: `${who.user.name} turned on two-factor sign-in`, actor: who.user.name });
+      ctx.repos.events.appendIn(journal, {
+        kind: 'user.totp',
+        message: `${who.user.name} turned on two-factor sign-in`,
+        actor: who.user.name,
+      });
     });
-    res.redirect(303, withFlash('/account', 'ok', 'Two-factor sign-in is on: the next sign-in asks for a code.'));
+    res.redirect(
+      303,
+      withFlash('/account', 'ok', 'Two-factor sign-in is on: the next sign-in asks for a code.'),
+    );
   });
 
   router.post('/account/totp/disable', (req, res) => {
     const who = requireConsoleRole(res, 'viewer');
     const totp = ctx.repos.accounts.totp(who.user.name);
-    if (totp?.enabledAt && matchTotp(totp.secret, formField(req, 'code', 16).trim(), ctx.now()) === undefined) {
+    if (
+      totp?.enabledAt &&
+      matchTotp(totp.secret, formField(req, 'code', 16).trim(), ctx.now()) === undefined
+    ) {
       return res.redirect(303, withFlash('/account', 'err', 'Enter a current code to turn two-factor off.'));
     }
     ctx.repos.store.write((journal) => {
       ctx.repos.accounts.clearTotpIn(journal, who.user.name);
       if (totp?.enabledAt)
-        ctx.repos.events.appendIn(journal, { kind: 'user.totp', message: `${who.user.name} turned off two-factor sign-in`, actor: who.user.name });
+        ctx.repos.events.appendIn(journal, {
+          kind: 'user.totp',
+          message: `${who.user.name} turned off two-factor sign-in`,
+          actor: who.user.name,
+        });
     });
-    res.redirect(303, withFlash('/account', 'ok', totp?.enabledAt ? 'Two-factor sign-in is off.' : 'Enrolment cancelled.'));
+    res.redirect(
+      303,
+      withFlash('/account', 'ok', totp?.enabledAt ? 'Two-factor sign-in is off.' : 'Enrolment cancelled.'),
+    );
   });
 }

@@ -7,8 +7,15 @@ export function mountAudit(router: Router, ctx: ConsoleContext): void {
   router.get('/audit', (req, res) => {
     requireConsoleRole(res, 'admin');
     const before = /^\d+$/.test(String(req.query['before'] ?? '')) ? Number(req.query['before']) : undefined;
-    const actor = typeof req.query['actor'] === 'string' && req.query['actor'] ? req.query['actor'].slice(0, 128) : undefined;
-    const rows = ctx.repos.audit.list({ ...(before ? { before } : {}), ...(actor ? { actor } : {}), limit: PAGE + 1 });
+    const actor =
+      typeof req.query['actor'] === 'string' && req.query['actor']
+        ? req.query['actor'].slice(0, 128)
+        : undefined;
+    const rows = ctx.repos.audit.list({
+      ...(before ? { before } : {}),
+      ...(actor ? { actor } : {}),
+      limit: PAGE + 1,
+    });
     const page = rows.slice(0, PAGE);
     const last = page[page.length - 1];
     const qs = (p: Record<string, string | number | undefined>): string => {

@@ -4,6 +4,8 @@ import { NODE_STATES } from '../../master/store/nodes.js';
 import { eventRows } from '../event-view.js';
 import { DEFAULT_QUERY, nodeTableHref } from '../node-table.js';
 import { sendPage, type ConsoleContext } from '../page.js';
+import { perfFacts, RANGE_LINKS } from '../perf-view.js';
+import { MASTER_SOURCE } from '../../master/monitor/monitor.js';
 
 const RECENT_EVENTS = 12;
 
@@ -55,6 +57,22 @@ export function mountDashboard(router: Router, ctx: ConsoleContext): void {
       events: eventRows(ctx.repos.events.list({ limit: RECENT_EVENTS }), nodes),
       eventCount: ctx.repos.events.count(),
       master: masterFacts(ctx),
+      perf: perfBlock(ctx),
+      charts: Boolean(ctx.monitor),
     });
   });
+}
+
+function perfBlock(ctx: ConsoleContext): Record<string, unknown> | null {
+  if (!ctx.monitor) return null;
+  const latest = ctx.repos.metrics.latest(MASTER_SOURCE);
+  return {
+    id: 'master',
+    heading: 'Master performance',
+    source: MASTER_SOURCE,
+    facts: perfFacts(latest),
+    at: latest ? new Date(latest.at * 1000).toISOString() : null,
+    ranges: RANGE_LINKS,
+    empty: `No samples yet; the master samples itself every ${ctx.config.monitor.intervalSeconds} s.`,
+  };
 }

@@ -70,7 +70,14 @@ export function mountLogin(router: Router, ctx: ConsoleContext): void {
   const replay = new TotpReplayGuard();
   const audit = (req: Request, actor: string, outcome: 'ok' | 'denied' | 'failed', detail: string): void => {
     try {
-      ctx.repos.audit.append({ actor: actor || 'anonymous', via: 'console', action: 'login', outcome, ip: clientIp(req), detail });
+      ctx.repos.audit.append({
+        actor: actor || 'anonymous',
+        via: 'console',
+        action: 'login',
+        outcome,
+        ip: clientIp(req),
+        detail,
+      });
     } catch (err) {
       log.warn({ err }, 'could not write the audit log');
     }
@@ -138,7 +145,8 @@ export function mountLogin(router: Router, ctx: ConsoleContext): void {
         limiter.fail(userKey);
         log.info({ ip, user: userName }, 'console login failed: authenticator code');
         audit(req, user.name, 'denied', 'wrong or reused authenticator code');
-        const error = 'Enter the current 6-digit code from your authenticator app (two-factor is on for this user).';
+        const error =
+          'Enter the current 6-digit code from your authenticator app (two-factor is on for this user).';
         return sendLogin(ctx, req, res, { next, userName, error }, 401);
       }
     }

@@ -12,7 +12,14 @@ import { RAW_TIER, ROLLUP_TIER, type MetricSample } from '../../master/store/met
 import { CorralError } from '../../master/util/errors.js';
 import { requireConsoleRole, type ConsoleContext } from '../page.js';
 
-export const RANGES: Record<string, number> = { '15m': 900, '1h': 3600, '6h': 6 * 3600, '24h': 86400, '7d': 7 * 86400, '30d': 30 * 86400 };
+export const RANGES: Record<string, number> = {
+  '15m': 900,
+  '1h': 3600,
+  '6h': 6 * 3600,
+  '24h': 86400,
+  '7d': 7 * 86400,
+  '30d': 30 * 86400,
+};
 
 export function seriesSource(value: unknown): string {
   if (value === undefined || value === '' || value === MASTER_SOURCE) return MASTER_SOURCE;
@@ -77,9 +84,11 @@ export function mountMonitor(router: Router, ctx: ConsoleContext): void {
     });
     res.write(`retry: 5000\n\n`);
     const after = Number(req.headers['last-event-id'] ?? req.query['after']);
-    let lastEvent = Number.isFinite(after) && after > 0 ? after : (ctx.repos.events.list({ limit: 1 })[0]?.id ?? 0);
+    let lastEvent =
+      Number.isFinite(after) && after > 0 ? after : (ctx.repos.events.list({ limit: 1 })[0]?.id ?? 0);
     const onSample = (e: SampleEvent): void => {
-      if (!only || e.source === only) send(res, 'sample', { source: e.source, columns: toColumns([e.sample]) });
+      if (!only || e.source === only)
+        send(res, 'sample', { source: e.source, columns: toColumns([e.sample]) });
     };
     const onAlerts = (alerts: unknown): void => send(res, 'alerts', alerts);
     ctx.monitor?.on('sample', onSample);

@@ -11,11 +11,35 @@ import {
   sortRows,
 } from '../node-table.js';
 import { nodeRow } from '../node-view.js';
-import { sendPage, type ConsoleContext } from '../page.js';
+import { sendPage, signedIn, type ConsoleContext } from '../page.js';
+import { roleAllows } from '../../master/api/auth.js';
+import { flash } from '../form.js';
+import { perfFacts, RANGE_LINKS } from '../perf-view.js';
+import { mountNodeActions, transitionOptions } from './node-actions.js';
 
 const TIMELINE_EVENTS = 100;
 
+function can(res: import('express').Response, role: 'operator' | 'admin'): boolean {
+  const who = signedIn(res);
+  return Boolean(who && roleAllows(who.user.role, role));
+}
+
+function nodePerf(ctx: ConsoleContext, mac: string): Record<string, unknown> {
+  const latest = ctx.repos.metrics.latest(mac);
+  return {
+    id: 'node',
+    heading: 'Performance',
+    source: mac,
+    facts: perfFacts(latest),
+    at: latest ? new Date(latest.at * 1000).toISOString() : null,
+    ranges: RANGE_LINKS,
+    empty:
+      'No metrics reported by this node yet. Deployed nodes report through POST /api/v1/nodes/MAC/metrics (docs/monitoring.md).',
+  };
+}
+
 export function mountNodes(router: Router, ctx: ConsoleContext): void {
+  mountNodeActions(router, ctx);
   router.get('/nodes', (req, res) => {
     const query = parseNodeTableQuery(req.query as Record<string, unknown>);
     const all = ctx.repos.nodes.list().map(nodeRow);
@@ -37,6 +61,10 @@ export function mountNodes(router: Router, ctx: ConsoleContext): void {
       // Hidden inputs keep the sort when the filter form is submitted.
       sort: query.sort === DEFAULT_QUERY.sort && query.dir === DEFAULT_QUERY.dir ? null : query,
       clearHref: nodeTableHref({ ...query, q: '', state: null }),
+      canOperate: can(res, 'operator'),
+      canDelete: can(res, 'admin'),
+      bulkStates: ['ready', 'retiring'],
+      ...flash(req),
     });
   });
 
@@ -54,6 +82,12 @@ export function mountNodes(router: Router, ctx: ConsoleContext): void {
       events: eventRows(events.slice(0, TIMELINE_EVENTS), [node]),
       moreEvents: events.length > TIMELINE_EVENTS,
       eventsHref: `/events?node=${encodeURIComponent(node.mac)}`,
+      canOperate: can(res, 'operator'),
+      canDelete: can(res, 'admin'),
+      transitions: transitionOptions(node),
+      perf: ctx.monitor ? nodePerf(ctx, node.mac) : null,
+      charts: Boolean(ctx.monitor),
+      ...flash(req),
     });
   });
 }

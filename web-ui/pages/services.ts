@@ -43,13 +43,15 @@ export function serviceFromForm(body: unknown): Record<string, unknown> {
     name: field(body, 'name'),
     port: intField(body, 'port'),
     protocol: field(body, 'protocol') || 'http',
-    ...(byRole
-      ? { role: members }
-      : { nodes: members.split(/[\s,]+/).filter(Boolean) }),
+    ...(byRole ? { role: members } : { nodes: members.split(/[\s,]+/).filter(Boolean) }),
     backendPort: intField(body, 'backendPort'),
     check:
       checkType === 'http'
-        ? { type: 'http', path: field(body, 'checkPath') || '/', expectStatus: intField(body, 'expectStatus') ?? 200 }
+        ? {
+            type: 'http',
+            path: field(body, 'checkPath') || '/',
+            expectStatus: intField(body, 'expectStatus') ?? 200,
+          }
         : { type: 'tcp' },
     ...(intField(body, 'intervalMs') !== undefined ? { intervalMs: intField(body, 'intervalMs') } : {}),
     ...(intField(body, 'rise') !== undefined ? { rise: intField(body, 'rise') } : {}),
@@ -77,7 +79,9 @@ export function mountServices(router: Router, ctx: ConsoleContext, lb: LoadBalan
         badge: badge(v.health),
         members: v.spec.role ? `role ${v.spec.role}` : (v.spec.nodes ?? []).join(', '),
         check:
-          v.spec.check.type === 'http' ? `GET ${v.spec.check.path} → ${v.spec.check.expectStatus}` : 'TCP connect',
+          v.spec.check.type === 'http'
+            ? `GET ${v.spec.check.path} → ${v.spec.check.expectStatus}`
+            : 'TCP connect',
       })),
     });
   });
@@ -99,7 +103,9 @@ export function mountServices(router: Router, ctx: ConsoleContext, lb: LoadBalan
       canOperate,
       canAdmin: roleAllows(role(res), 'admin'),
       check:
-        v.spec.check.type === 'http' ? `GET ${v.spec.check.path} → ${v.spec.check.expectStatus}` : 'TCP connect',
+        v.spec.check.type === 'http'
+          ? `GET ${v.spec.check.path} → ${v.spec.check.expectStatus}`
+          : 'TCP connect',
       members: v.spec.role ? `role ${v.spec.role}` : (v.spec.nodes ?? []).join(', '),
       servers: v.servers.map((s) => ({
         ...s,
@@ -118,7 +124,12 @@ export function mountServices(router: Router, ctx: ConsoleContext, lb: LoadBalan
       throw new CorralError('BODY_INVALID', `state: must be one of ${ADMIN_STATES.join(', ')}`);
     }
     const name = String(req.params['name'] ?? '');
-    await lb.setServerState(name, String(req.params['node'] ?? ''), state as AdminState, signedIn(res)?.user.name ?? null);
+    await lb.setServerState(
+      name,
+      String(req.params['node'] ?? ''),
+      state as AdminState,
+      signedIn(res)?.user.name ?? null,
+    );
     res.redirect(303, `/services/${encodeURIComponent(name)}`);
   });
 

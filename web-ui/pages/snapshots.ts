@@ -102,7 +102,7 @@ export function mountSnapshots(router: Router, ctx: ConsoleContext, snapshots: S
         snapshot: m,
         canAdmin: roleAllows(role(res), 'admin'),
         diff,
-        unchanged: !diff.tables.length && !diff.config.length && !diff.templates.length,
+        unchanged: !diff.tables.some((t) => t.restored) && !diff.config.length && !diff.templates.length,
         configChanges: diff.config.map((c) => ({ key: c.key, from: JSON.stringify(c.from), to: JSON.stringify(c.to) })),
         error,
       },

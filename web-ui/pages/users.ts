@@ -1,18 +1,36 @@
 import type { Router } from 'express';
-import { createUser, deleteUser, Password, resetPassword, ROLES, setRole, UserName } from '../../master/auth/accounts.js';
+import {
+  createUser,
+  deleteUser,
+  Password,
+  resetPassword,
+  ROLES,
+  setRole,
+  UserName,
+} from '../../master/auth/accounts.js';
 import type { Role } from '../../master/store/users.js';
 import { CorralError, isCorralError } from '../../master/util/errors.js';
 import { flash, formField, withFlash } from '../form.js';
 import { requireConsoleRole, sendPage, type ConsoleContext } from '../page.js';
 
 function role(value: string): Role {
-  if (!(ROLES as readonly string[]).includes(value)) throw new CorralError('BODY_INVALID', `Unknown role '${value}'.`);
+  if (!(ROLES as readonly string[]).includes(value))
+    throw new CorralError('BODY_INVALID', `Unknown role '${value}'.`);
   return value as Role;
 }
 
-function checked<T>(parse: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: { message: string }[] } } }, value: unknown, label: string): T {
+function checked<T>(
+  parse: {
+    safeParse(
+      v: unknown,
+    ): { success: true; data: T } | { success: false; error: { issues: { message: string }[] } };
+  },
+  value: unknown,
+  label: string,
+): T {
   const r = parse.safeParse(value);
-  if (!r.success) throw new CorralError('BODY_INVALID', `${label} ${r.error.issues[0]?.message ?? 'is invalid'}.`);
+  if (!r.success)
+    throw new CorralError('BODY_INVALID', `${label} ${r.error.issues[0]?.message ?? 'is invalid'}.`);
   return r.data;
 }
 
@@ -30,7 +48,10 @@ export function mountUsers(router: Router, ctx: ConsoleContext): void {
   });
 
   // Each action redirects back with a one-line result (POST-redirect-GET), so a reload never repeats it.
-  const act = (path: string, fn: (req: import('express').Request, actor: string) => Promise<string> | string): void => {
+  const act = (
+    path: string,
+    fn: (req: import('express').Request, actor: string) => Promise<string> | string,
+  ): void => {
     router.post(path, async (req, res) => {
       const who = requireConsoleRole(res, 'admin');
       try {
@@ -56,12 +77,18 @@ export function mountUsers(router: Router, ctx: ConsoleContext): void {
   });
   act('/users/:name/password', async (req, actor) => {
     const name = String(req.params['name']);
-    await resetPassword(ctx.repos, name, checked(Password, formField(req, 'password', 1024), 'The password'), actor);
+    await resetPassword(
+      ctx.repos,
+      name,
+      checked(Password, formField(req, 'password', 1024), 'The password'),
+      actor,
+    );
     return `Password of ${name} reset; their sessions were ended.`;
   });
   act('/users/:name/delete', (req, actor) => {
     const name = String(req.params['name']);
-    if (formField(req, 'confirm') !== name) throw new CorralError('BODY_INVALID', `Type ${name} to confirm deleting it.`);
+    if (formField(req, 'confirm') !== name)
+      throw new CorralError('BODY_INVALID', `Type ${name} to confirm deleting it.`);
     deleteUser(ctx.repos, name, actor);
     return `Deleted user ${name}.`;
   });

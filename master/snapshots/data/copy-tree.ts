@@ -22,6 +22,8 @@ export interface CopyOptions {
   skip?: readonly string[];
   /** Follow a symlink at these relative paths and copy what it points to as a directory (e.g. pg_wal). */
   followLinks?: readonly string[];
+  /** Owner for everything copied (root only); by default each copy keeps its source's owner. */
+  owner?: { uid: number; gid: number };
 }
 
 const asRoot = process.getuid?.() === 0;
@@ -40,7 +42,7 @@ export async function copyLiveTree(src: string, dst: string, options: CopyOption
     const st = await lstat(from);
     await mkdir(to, { recursive: true });
     await chmod(to, st.mode & 0o7777);
-    if (asRoot) await lchown(to, st.uid, st.gid);
+    if (asRoot) await lchown(to, options.owner?.uid ?? st.uid, options.owner?.gid ?? st.gid);
     if (skipContents.has(rel)) return;
     let entries;
     try {
@@ -58,10 +60,11 @@ export async function copyLiveTree(src: string, dst: string, options: CopyOption
         if (e.isSymbolicLink() && follow.has(childRel)) await copyDir(f, t, childRel);
         else if (e.isDirectory()) await copyDir(f, t, childRel);
         else if (e.isSymbolicLink()) await symlink(await readlink(f), t);
+        // A file that changes while it is copied is fine here: WAL replay rewrites its pages.
         else if (e.isFile()) {
           const fst = await lstat(f);
           await copyFile(f, t, constants.COPYFILE_FICLONE);
-          if (asRoot) await lchown(t, fst.uid, fst.gid);
+          if (asRoot) await lchown(t, options.owner?.uid ?? fst.uid, options.owner?.gid ?? fst.gid);
           stats.files++;
           stats.bytes += fst.size;
         }

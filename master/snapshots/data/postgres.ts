@@ -18,7 +18,7 @@
  * state holding every transaction committed before pg_backup_stop returned.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { chmod, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -125,8 +125,13 @@ export async function snapshotPostgres(options: PgSnapshotOptions): Promise<PgSn
         `WAL segment ${first ?? '?'} where the backup starts was recycled during the copy; raise wal_keep_size or use method basebackup`,
       );
     }
-    writeFileSync(join(options.target, 'backup_label'), labelFile, { mode: 0o600 });
-    if (mapFile) writeFileSync(join(options.target, 'tablespace_map'), mapFile, { mode: 0o600 });
+    // Owned like the data directory: the server reads backup_label as its own user at first start.
+    const owner = statSync(options.dataDir);
+    for (const [name, text] of [['backup_label', labelFile], ['tablespace_map', mapFile]] as const) {
+      if (!text) continue;
+      writeFileSync(join(options.target, name), text, { mode: 0o600 });
+      if (process.getuid?.() === 0) chownSync(join(options.target, name), owner.uid, owner.gid);
+    }
     return {
       method: 'backup-api',
       startLsn,
@@ -170,13 +175,18 @@ export async function basebackupPostgres(options: Omit<PgSnapshotOptions, 'dataD
 /**
  * Puts a snapshot into `dataDir` (which must not exist or be empty), ready for `pg_ctl start`: the server
  * recovers from backup_label on its first start. Ownership is kept (run as root, the files stay the
- * database user's); the directory is made 0700 as PostgreSQL requires.
+ * database user's) or set to `owner` (a pg_basebackup run as root); the directory is made 0700 as
+ * PostgreSQL requires.
  */
-export async function restorePostgres(snapshot: string, dataDir: string): Promise<CopyStats> {
+export async function restorePostgres(
+  snapshot: string,
+  dataDir: string,
+  options: { owner?: { uid: number; gid: number } } = {},
+): Promise<CopyStats> {
   if (existsSync(dataDir) && readdirSync(dataDir).length) {
     throw new CorralError('CONFLICT', `restore target ${dataDir} is not empty`);
   }
-  const stats = await copyLiveTree(snapshot, dataDir);
+  const stats = await copyLiveTree(snapshot, dataDir, options.owner ? { owner: options.owner } : {});
   await chmod(dataDir, 0o700);
   return stats;
 }

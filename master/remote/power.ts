@@ -1,0 +1,291 @@
+/**
+ * Power control of nodes: stores each node's driver settings (password sealed), runs actions through the
+ * driver, records every action and every observed state change as an event, and polls the state of nodes
+ * whose driver can be asked. The API, the console and the CLI all go through `PowerControl`.
+ */
+import type { FrozenConfig } from '../config.js';
+import type { Repos } from '../store/repos.js';
+import type { NodeRecord } from '../store/nodes.js';
+import type { PowerConfigRecord } from '../store/power-configs.js';
+import { CorralError, isCorralError } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+import { ipmiDriver, type RunIpmitool } from './ipmi.js';
+import { manualDriver } from './manual.js';
+import type { ActionResult, DriverKind, PowerAction, PowerDriver, PowerState } from './power-driver.js';
+import type { SecretBox } from './secrets.js';
+import { broadcastOf, wolDriver } from './wol.js';
+
+export interface PowerSettingsInput {
+  driver: DriverKind;
+  address?: string | undefined;
+  port?: number | undefined;
+  username?: string | undefined;
+  /** Write-only. Omitted on an update of the same driver: the stored password is kept. */
+  password?: string | undefined;
+  wolMac?: string | undefined;
+}
+
+/** What the API and the console may show: never the secret, only whether one is stored. */
+export interface PublicPowerConfig {
+  driver: DriverKind;
+  address: string | null;
+  port: number | null;
+  username: string | null;
+  hasPassword: boolean;
+  wolMac: string | null;
+  actions: readonly PowerAction[];
+  state: PowerState;
+  stateChangedAt: string | null;
+  stateError: string | null;
+  lastCheckedAt: string | null;
+}
+
+export interface PowerControl {
+  configure(node: NodeRecord, input: PowerSettingsInput, actor: string | null): PublicPowerConfig;
+  remove(node: NodeRecord, actor: string | null): void;
+  view(mac: string): PublicPowerConfig | undefined;
+  act(node: NodeRecord, action: PowerAction, actor: string | null): Promise<ActionResult & { state: PowerState }>;
+  /** Reads the node's state through its driver, recording a change; `unknown` when it cannot be asked. */
+  refresh(node: NodeRecord): Promise<PowerState>;
+  pollAll(): Promise<void>;
+  startPoller(): () => void;
+  /**
+   * The deploy flow's hook (issue 5): when the node has a driver, set PXE for the next boot where the
+   * driver can, then power-cycle it (or power it on), so it boots the installer. Resolves to the driver
+   * used, or null when the node has none (the deploy then falls back to its agent, SSH or the operator).
+   */
+  powerCycleForDeploy(node: NodeRecord, actor: string | null): Promise<{ driver: DriverKind; message: string } | null>;
+}
+
+export interface PowerOptions {
+  repos: Repos;
+  config: FrozenConfig;
+  logger: Logger;
+  secrets: SecretBox;
+  /** Injected ipmitool runner (tests of the error paths); the real one by default. */
+  runIpmitool?: RunIpmitool;
+}
+
+const aadOf = (mac: string): string => `power:${mac}`;
+
+export function createPowerControl(o: PowerOptions): PowerControl {
+  const { repos, config } = o;
+  const log = o.logger.child({ module: 'power' }, { redact: ['password', '*.password', 'secret', '*.secret'] });
+  const lastChecked = new Map<string, string>();
+  const defaultBroadcast =
+    config.remote.power.wolBroadcast ?? broadcastOf(config.dhcp.subnet ?? `${config.address}/24`);
+
+  const toPublic = (c: PowerConfigRecord): PublicPowerConfig => ({
+    driver: c.driver,
+    address: c.address,
+    port: c.port,
+    username: c.username,
+    hasPassword: c.secret !== null,
+    wolMac: c.wolMac,
+    actions: c.driver === 'wol' ? ['on'] : ['on', 'off', 'cycle', 'pxe'],
+    state: c.powerState,
+    stateChangedAt: c.stateChangedAt,
+    stateError: c.stateError,
+    lastCheckedAt: lastChecked.get(c.nodeMac) ?? null,
+  });
+
+  const driverFor = (node: NodeRecord, c: PowerConfigRecord): PowerDriver => {
+    switch (c.driver) {
+      case 'ipmi':
+        return ipmiDriver(
+          {
+            host: c.address ?? '',
+            port: c.port ?? 623,
+            username: c.username ?? '',
+            password: c.secret ? o.secrets.open(c.secret, aadOf(c.nodeMac)) : '',
+          },
+          {
+            bin: config.remote.power.ipmitoolBin,
+            timeoutMs: config.remote.power.timeoutSeconds * 1000,
+            ...(o.runIpmitool ? { run: o.runIpmitool } : {}),
+          },
+        );
+      case 'wol':
+        return wolDriver({
+          mac: c.wolMac ?? node.mac,
+          broadcast: c.address ?? defaultBroadcast,
+          port: c.port ?? config.remote.power.wolPort,
+        });
+      case 'manual':
+        return manualDriver(node.name);
+    }
+  };
+
+  const settingsOf = (node: NodeRecord): PowerConfigRecord => {
+    const c = repos.powerConfigs.get(node.mac);
+    if (!c) throw new CorralError('POWER_NOT_CONFIGURED', `${node.name} has no power driver configured`);
+    return c;
+  };
+
+  /** Records a newly observed state (and its event) only when it differs: polling writes nothing otherwise. */
+  const observe = (node: NodeRecord, state: PowerState, error: string | null): void => {
+    lastChecked.set(node.mac, new Date().toISOString());
+    const c = repos.powerConfigs.get(node.mac);
+    if (!c || (c.powerState === state && c.stateError === error)) return;
+    repos.store.write((journal) => {
+      repos.powerConfigs.setStateIn(journal, node.mac, state, error);
+      if (c.powerState !== state) {
+        repos.events.appendIn(journal, {
+          nodeMac: node.mac,
+          kind: 'power.state',
+          message: `${node.name} power is ${state}${c.powerState !== 'unknown' ? ` (was ${c.powerState})` : ''}`,
+          actor: 'master',
+          data: { state, previous: c.powerState, driver: c.driver },
+        });
+      }
+      if (error && error !== c.stateError) {
+        repos.events.appendIn(journal, {
+          nodeMac: node.mac,
+          kind: 'power.unreachable',
+          severity: 'warning',
+          message: `${node.name}: cannot read power state: ${error}`,
+          actor: 'master',
+          data: { driver: c.driver },
+        });
+      }
+    });
+  };
+
+  const refresh = async (node: NodeRecord): Promise<PowerState> => {
+    const c = settingsOf(node);
+    try {
+      const state = await driverFor(node, c).status();
+      observe(node, state, null);
+      return state;
+    } catch (err) {
+      observe(node, 'unknown', isCorralError(err) ? err.message : String(err));
+      throw err;
+    }
+  };
+
+  const act = async (node: NodeRecord, action: PowerAction, actor: string | null) => {
+    const c = settingsOf(node);
+    const driver = driverFor(node, c);
+    if (!driver.actions.includes(action)) {
+      throw new CorralError('POWER_UNSUPPORTED', `the ${c.driver} driver of ${node.name} cannot '${action}' (it can: ${driver.actions.join(', ')})`);
+    }
+    let result: ActionResult;
+    try {
+      result = await driver.act(action);
+    } catch (err) {
+      const message = isCorralError(err) ? err.message : String(err);
+      repos.events.append({
+        nodeMac: node.mac,
+        kind: 'power.failed',
+        severity: 'error',
+        message: `${node.name}: power ${action} failed: ${message}`,
+        actor,
+        data: { action, driver: c.driver },
+      });
+      log.warn({ mac: node.mac, action, driver: c.driver, error: message }, 'power action failed');
+      throw err;
+    }
+    repos.events.append({
+      nodeMac: node.mac,
+      kind: result.manual ? 'power.manual' : 'power.action',
+      severity: result.manual ? 'warning' : 'info',
+      message: `${node.name}: ${result.message}`,
+      actor,
+      data: { action, driver: c.driver },
+    });
+    log.info({ mac: node.mac, action, driver: c.driver, manual: result.manual }, 'power action');
+    // The state after an action is read back where the driver can tell (a BMC answers at once).
+    let state: PowerState = 'unknown';
+    if (c.driver === 'ipmi') state = await refresh(node).catch(() => 'unknown' as const);
+    return { ...result, state };
+  };
+
+  let polling = false;
+  const pollAll = async (): Promise<void> => {
+    if (polling) return;
+    polling = true;
+    try {
+      for (const c of repos.powerConfigs.list()) {
+        if (c.driver !== 'ipmi') continue;
+        const node = repos.nodes.get(c.nodeMac);
+        if (!node) continue;
+        await refresh(node).catch(() => undefined);
+      }
+    } finally {
+      polling = false;
+    }
+  };
+
+  return {
+    configure(node, input, actor) {
+      const existing = repos.powerConfigs.get(node.mac);
+      let secret: string | null = null;
+      if (input.driver === 'ipmi') {
+        if (!input.address || !input.username) {
+          throw new CorralError('BODY_INVALID', 'the ipmi driver needs address and username (and a password)');
+        }
+        if (input.password !== undefined) secret = o.secrets.seal(input.password, aadOf(node.mac));
+        else if (existing?.driver === 'ipmi') secret = existing.secret;
+        else throw new CorralError('BODY_INVALID', 'the ipmi driver needs a password');
+      }
+      const saved = repos.store.write((journal) => {
+        const row = repos.powerConfigs.upsertIn(journal, {
+          nodeMac: node.mac,
+          driver: input.driver,
+          address: input.address ?? null,
+          port: input.port ?? (input.driver === 'ipmi' ? 623 : null),
+          username: input.driver === 'ipmi' ? (input.username ?? null) : null,
+          secret,
+          wolMac: input.driver === 'wol' ? (input.wolMac ?? null) : null,
+        });
+        repos.events.appendIn(journal, {
+          nodeMac: node.mac,
+          kind: 'power.configured',
+          message: `${node.name}: power driver ${input.driver}${input.address ? ` (${input.address})` : ''}`,
+          actor,
+          // Never the password: only that one is stored.
+          data: { driver: input.driver, address: input.address ?? null, port: row.port, username: row.username, hasPassword: secret !== null },
+        });
+        return row;
+      });
+      return toPublic(saved);
+    },
+    remove(node, actor) {
+      settingsOf(node);
+      repos.store.write((journal) => {
+        repos.powerConfigs.deleteIn(journal, node.mac);
+        repos.events.appendIn(journal, { nodeMac: node.mac, kind: 'power.removed', message: `${node.name}: power driver removed`, actor });
+      });
+      lastChecked.delete(node.mac);
+    },
+    view(mac) {
+      const c = repos.powerConfigs.get(mac);
+      return c ? toPublic(c) : undefined;
+    },
+    act,
+    refresh,
+    pollAll,
+    startPoller() {
+      const seconds = config.remote.power.pollSeconds;
+      if (!seconds) return () => undefined;
+      const run = (): void => {
+        pollAll().catch((err: unknown) => log.warn({ err }, 'power poll failed'));
+      };
+      const first = setTimeout(run, 1000);
+      const timer = setInterval(run, seconds * 1000);
+      first.unref();
+      timer.unref();
+      return () => {
+        clearTimeout(first);
+        clearInterval(timer);
+      };
+    },
+    async powerCycleForDeploy(node, actor) {
+      const c = repos.powerConfigs.get(node.mac);
+      if (!c || !config.remote.power.rebootForDeploy) return null;
+      if (c.driver === 'ipmi') await act(node, 'pxe', actor);
+      const r = await act(node, c.driver === 'wol' ? 'on' : 'cycle', actor);
+      return { driver: c.driver, message: r.message };
+    },
+  };
+}

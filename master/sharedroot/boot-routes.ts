@@ -1,0 +1,106 @@
+/**
+ * Boot-time HTTP for diskless nodes (unauthenticated, like all of /boot: firmware and the initramfs
+ * cannot log in):
+ *   GET  /ipxe?mac=            a diskless node with a shared root gets the sharedroot script; any other
+ *                              request falls through to the general boot router
+ *   GET  /sharedroot/:mac/identity.tar   the node's identity (hostname, machine-id, host keys, network)
+ *   POST /sharedroot/:mac/booted         the initramfs reports the root id it mounted
+ * The identity holds the node's private host keys, so it is served only to the node's own recorded
+ * address (like metric reports); see docs/shared-root.md on the provisioning network's trust.
+ */
+import express, { type Router } from 'express';
+import type { FrozenConfig } from '../config.js';
+import { publicUrl } from '../config.js';
+import type { Repos } from '../store/repos.js';
+import type { Logger } from '../util/logger.js';
+import { renderTemplate } from '../util/templates.js';
+import { normaliseMac } from '../nodes/inventory.js';
+import { chooseBootScript } from '../boot/scripts.js';
+import { CorralError } from '../util/errors.js';
+import type { SharedRoots } from './service.js';
+
+export interface SharedRootBootDeps {
+  repos: Repos;
+  config: FrozenConfig;
+  logger: Logger;
+  roots: SharedRoots;
+  nodeImageReady: () => boolean;
+}
+
+function clientIp(req: express.Request): string {
+  return (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+}
+
+export function createSharedRootBootRouter(deps: SharedRootBootDeps): Router {
+  const router = express.Router();
+  const log = deps.logger.child({ module: 'sharedroot-boot' });
+  const baseUrl = publicUrl(deps.config);
+
+  router.get('/ipxe', (req, res, next) => {
+    const mac = normaliseMac(typeof req.query['mac'] === 'string' ? req.query['mac'] : '');
+    const node = mac ? deps.repos.nodes.get(mac) : undefined;
+    const boot = node ? deps.roots.bootFor(node) : undefined;
+    if (!mac || !node || !boot || !deps.nodeImageReady()) {
+      next();
+      return;
+    }
+    const script = chooseBootScript({
+      mac,
+      node,
+      baseUrl,
+      kernelArgs: deps.config.boot.kernelArgs,
+      nodeImageReady: true,
+      sharedRoot: boot,
+    });
+    log.info({ mac, root: boot.rootName, version: boot.version, ip: clientIp(req) }, 'boot script');
+    res.type('text/plain; charset=utf-8').setHeader('Cache-Control', 'no-store');
+    res.send(renderTemplate(script.template, script.vars));
+  });
+
+  const nodeFor = (req: express.Request): NonNullable<ReturnType<Repos['nodes']['get']>> => {
+    const mac = normaliseMac(String(req.params['mac'] ?? ''));
+    const node = mac ? deps.repos.nodes.get(mac) : undefined;
+    if (!node || !deps.repos.sharedRoots.assignment(node.mac)) {
+      throw new CorralError('NODE_NOT_FOUND', `no diskless node with MAC ${req.params['mac']}`);
+    }
+    return node;
+  };
+
+  router.get('/sharedroot/:mac/identity.tar', (req, res, next) => {
+    try {
+      const node = nodeFor(req);
+      const ip = clientIp(req);
+      // The node's address is learnt at enlistment (and from its DHCP lease); nobody else gets its keys.
+      if (node.ip && node.ip !== ip) {
+        log.warn({ mac: node.mac, ip, expected: node.ip }, 'identity refused: wrong source address');
+        throw new CorralError('FORBIDDEN', `the identity of ${node.name} is served only to ${node.ip}`);
+      }
+      deps.roots.identity(node).then(
+        (tar) => {
+          res.type('application/x-tar').setHeader('Cache-Control', 'no-store');
+          res.send(tar);
+        },
+        (err: unknown) => next(err),
+      );
+    } catch (err) {
+      next(err);
+    }
+  });
+
+  router.post('/sharedroot/:mac/booted', express.json({ limit: '4kb' }), (req, res, next) => {
+    try {
+      const node = nodeFor(req);
+      const body = (req.body ?? {}) as { rootId?: unknown; address?: unknown };
+      if (typeof body.rootId !== 'string' || body.rootId.length > 200) {
+        throw new CorralError('BODY_INVALID', 'rootId must be a string');
+      }
+      const address = typeof body.address === 'string' ? body.address.slice(0, 64) : null;
+      const r = deps.roots.booted(node, body.rootId, address);
+      log.info({ mac: node.mac, rootId: body.rootId, version: r.version }, 'diskless node booted');
+      res.json({ ok: true, version: r.version });
+    } catch (err) {
+      next(err);
+    }
+  });
+  return router;
+}

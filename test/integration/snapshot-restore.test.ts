@@ -1,0 +1,231 @@
+/**
+ * Master restore points against real SQLite stores: create while writes go on, diff, restore (journaled,
+ * so a follower applying the change feed ends identical), schema checks, offline restore of a corrupt
+ * database, retention apply.
+ */
+import assert from 'node:assert/strict';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { restoreOffline, markMasterRunning } from '../../master/snapshots/offline.js';
+import { DB_FILE, readManifest, writeManifest } from '../../master/snapshots/manifest.js';
+import { RestorePoints } from '../../master/snapshots/restore-points.js';
+import { Store } from '../../master/store/db.js';
+import type { NodeState } from '../../master/store/nodes.js';
+import { openRepos, type Repos } from '../../master/store/repos.js';
+import { isCorralError } from '../../master/util/errors.js';
+import { silentLogger } from '../../master/util/logger.js';
+
+const logger = silentLogger();
+
+function addNode(repos: Repos, mac: string, name: string, seqNo: number, state: NodeState = 'discovered'): void {
+  repos.store.write((journal) => {
+    repos.nodes.insertIn(journal, { mac, name, seqNo, state, inventory: {} });
+  });
+}
+
+/** Rows of the restorable tables, for comparing two stores. */
+function state(db: Database.Database): Record<string, unknown[]> {
+  const out: Record<string, unknown[]> = {};
+  for (const [t, k] of [
+    ['nodes', 'mac'],
+    ['settings', 'key'],
+    ['services', 'name'],
+    ['lb_server_admin', 'id'],
+    ['users', 'name'],
+    ['reservations', 'mac'],
+    ['images', 'sha256'],
+  ] as const) {
+    out[t] = db.prepare(`SELECT * FROM ${t} ORDER BY ${k}`).all();
+  }
+  out['settings'] = (out['settings'] as { key: string }[]).filter((r) => !r.key.startsWith('ha.'));
+  return out;
+}
+
+describe('master restore points', () => {
+  let dir: string;
+  let repos: Repos;
+  let points: RestorePoints;
+  const templates = (): string => join(dir, 'templates');
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'corral-snapshot-'));
+    repos = openRepos({ path: join(dir, 'data', 'corral.db'), logger });
+    mkdirSync(templates());
+    writeFileSync(join(templates(), 'a.hbs'), 'one');
+    points = new RestorePoints({
+      repos,
+      dir: join(dir, 'data', 'snapshots'),
+      logger,
+      config: { address: '10.0.0.1', dhcp: { mode: 'off' } },
+      templatesDir: templates(),
+    });
+  });
+  after(() => {
+    repos.store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('creates a consistent online copy while writes continue, and restores it row by row, journaled', async () => {
+    addNode(repos, '52:54:00:00:00:01', 'alpha', 1);
+    addNode(repos, '52:54:00:00:00:02', 'beta', 2);
+    repos.settings.set('ui.motd', 'hello');
+    repos.store.write((journal) => {
+      repos.services.putIn(journal, 'web', { name: 'web', port: 80 });
+      repos.services.setAdminIn(journal, 'web', '52:54:00:00:00:01', 'drain');
+    });
+
+    // Writes from this same connection interleave with the backup's steps.
+    let writes = 0;
+    let stop = false;
+    const writer = (async () => {
+      while (!stop) {
+        repos.settings.set('load.counter', ++writes);
+        await new Promise((r) => setImmediate(r));
+      }
+    })();
+    const snap = await points.create({ name: 'good', note: 'before the change' });
+    stop = true;
+    await writer;
+    const copy = new Database(join(points.dir, snap.id, DB_FILE), { readonly: true });
+    assert.equal(copy.pragma('integrity_check', { simple: true }), 'ok');
+    const counterInCopy = JSON.parse(
+      (copy.prepare("SELECT value FROM settings WHERE key = 'load.counter'").get() as { value: string }).value,
+    ) as number;
+    assert.ok(counterInCopy >= 1 && counterInCopy <= writes, `copy holds a committed value (${counterInCopy}/${writes})`);
+    copy.close();
+    assert.equal(snap.kind, 'manual');
+    assert.deepEqual(snap.templates, { 'a.hbs': readManifest(join(points.dir, snap.id))?.templates['a.hbs'] });
+    const wanted = state(new Database(join(points.dir, snap.id, DB_FILE), { readonly: true }));
+
+    // The "bad change": rename swap between two nodes (unique names), delete a service (cascades its
+    // admin rows), a new node, a changed setting, a new HA epoch, a template edit.
+    repos.store.write((journal) => {
+      repos.nodes.patchIn(journal, '52:54:00:00:00:01', { name: 'tmp' });
+      repos.nodes.patchIn(journal, '52:54:00:00:00:02', { name: 'alpha' });
+      repos.nodes.patchIn(journal, '52:54:00:00:00:01', { name: 'beta' });
+      repos.services.deleteIn(journal, 'web');
+      repos.settings.setIn(journal, 'ui.motd', 'broken');
+    });
+    addNode(repos, '52:54:00:00:00:03', 'gamma', 3);
+    repos.store.write((journal) => repos.store.setEpochIn(journal, 7));
+    writeFileSync(join(templates(), 'a.hbs'), 'two');
+
+    const diff = points.diff('good');
+    const byTable = Object.fromEntries(diff.tables.map((t) => [t.table, t]));
+    assert.equal(byTable['nodes']?.added, 1);
+    assert.equal(byTable['nodes']?.changed, 2);
+    assert.deepEqual(byTable['nodes']?.rows.find((r) => r.key === '52:54:00:00:00:01')?.fields, ['name', 'updated_at']);
+    assert.equal(byTable['services']?.removed, 1);
+    assert.equal(byTable['lb_server_admin']?.removed, 1);
+    assert.ok(byTable['settings']?.rows.some((r) => r.key === 'ui.motd' && r.change === 'changed'));
+    assert.deepEqual(diff.templates, [{ file: 'a.hbs', change: 'changed' }]);
+
+    // A follower that has everything up to now, applying only the journal the restore writes.
+    const follower = join(dir, 'follower.db');
+    await repos.store.db.backup(follower);
+    const seqBefore = repos.store.lastChangeSeq();
+    const eventsBefore = repos.events.list({ limit: 1000 }).length;
+
+    await assert.rejects(points.restore('nope'), (e) => isCorralError(e) && e.code === 'SNAPSHOT_NOT_FOUND');
+    const result = await points.restore('good', 'tester');
+    assert.equal(result.safety.kind, 'safety');
+    assert.deepEqual(state(repos.store.db), wanted, 'restorable tables are back to the restore point');
+    assert.equal(repos.store.epoch(), 7, 'the HA epoch never goes back');
+    assert.ok(repos.events.list({ limit: 1000 }).length > eventsBefore, 'the event log is kept and records the restore');
+    assert.deepEqual(result.templatesChanged, [{ file: 'a.hbs', change: 'changed' }]);
+
+    const fStore = new Store({ path: follower, logger });
+    fStore.applyReplicated(repos.changes.since(seqBefore, 10000));
+    assert.deepEqual(state(fStore.db), state(repos.store.db), 'a follower applying the change feed matches');
+    fStore.close();
+
+    // Nothing differs any more: a second restore journals only its own event rows.
+    const seq2 = repos.store.lastChangeSeq();
+    const again = await points.restore('good');
+    assert.deepEqual(again.summary.tables, {});
+    assert.ok(repos.changes.since(seq2, 100).every((c) => c.entity === 'events'));
+
+    // And the safety restore point brings the bad change back (undo of the undo).
+    await points.restore(result.safety.id);
+    assert.equal(repos.nodes.get('52:54:00:00:00:03')?.name, 'gamma');
+    assert.equal(repos.services.get('web'), undefined);
+  });
+
+  it('refuses a restore point with a migration this Corral does not know, naming the versions', async () => {
+    const snap = await points.create({ name: 'future' });
+    const path = join(points.dir, snap.id);
+    const db = new Database(join(path, DB_FILE));
+    db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', 'x')").run();
+    db.close();
+    writeManifest(path, { ...snap, migrations: [...snap.migrations, 999], schemaVersion: 999 });
+    const before = points.list().length;
+    await assert.rejects(points.restore('future'), (e) => {
+      assert.ok(isCorralError(e));
+      assert.equal(e.code, 'SNAPSHOT_INCOMPATIBLE');
+      assert.match(e.message, /schema version 999 \(migrations 999 unknown here\); this master is at schema version \d+/);
+      return true;
+    });
+    assert.equal(points.list().length, before, 'no safety restore point for a refused restore');
+  });
+
+  it('migrates a restore point from an older schema before restoring it', async () => {
+    repos.store.write((journal) => repos.services.putIn(journal, 'api', { name: 'api' }));
+    const snap = await points.create({ name: 'old-schema' });
+    const path = join(points.dir, snap.id);
+    const db = new Database(join(path, DB_FILE));
+    db.exec('DROP TABLE lb_server_admin; DROP TABLE services; DELETE FROM schema_migrations WHERE version = 4');
+    db.close();
+    writeManifest(path, { ...snap, migrations: snap.migrations.filter((v) => v !== 4) });
+    await points.restore('old-schema');
+    assert.equal(repos.services.list().length, 0, 'services did not exist at that schema: none after restore');
+    assert.ok(readManifest(path)?.migrations.every((v) => v !== 4), 'the restore point itself is unchanged');
+  });
+
+  it('previews retention without deleting, then applies it; manual restore points are kept', async () => {
+    for (let i = 0; i < 3; i++) await points.create({ kind: 'scheduled', reason: 'test' });
+    const total = points.list().length;
+    const policy = { keepLast: 1, keepHourly: 0, keepDaily: 0, keepWeekly: 0 };
+    const preview = points.previewRetention(policy);
+    assert.equal(points.list().length, total, 'preview deletes nothing');
+    assert.ok(preview.remove.length >= 2);
+    assert.ok(preview.remove.every((r) => r.kind !== 'manual'));
+    const applied = await points.applyRetention(policy);
+    assert.deepEqual(applied.remove, preview.remove);
+    assert.equal(points.list().length, total - preview.remove.length);
+    assert.ok(points.list().some((m) => m.name === 'good'));
+  });
+
+  it('restores offline: a corrupt database is moved aside into a safety restore point and replaced', async () => {
+    const snap = points.get('good');
+    const dataDir = join(dir, 'offline');
+    cpSync(join(points.dir, snap.id), join(dataDir, 'snapshots', snap.id), { recursive: true });
+    writeFileSync(join(dataDir, 'corral.db'), Buffer.alloc(8192, 0x5a)); // not a database any more
+
+    const unmark = markMasterRunning(join(dataDir, 'snapshots'));
+    writeFileSync(join(dataDir, 'snapshots', '.master.pid'), `${process.ppid}\n`); // a live process that is not us
+    await assert.rejects(
+      restoreOffline({ dataDir, dir: join(dataDir, 'snapshots'), idOrName: 'good', logger }),
+      (e) => isCorralError(e) && e.code === 'SNAPSHOT_MASTER_RUNNING',
+    );
+    unmark();
+
+    const r = await restoreOffline({ dataDir, dir: join(dataDir, 'snapshots'), idOrName: 'good', logger });
+    assert.equal(r.mode, 'file');
+    const restored = openRepos({ path: join(dataDir, 'corral.db'), logger });
+    assert.equal(restored.store.integrityCheck(), 'ok');
+    assert.equal(restored.nodes.get('52:54:00:00:00:01')?.name, 'alpha');
+    restored.store.close();
+    if (r.mode === 'file') {
+      const aside = join(dataDir, 'snapshots', r.safetyId, DB_FILE);
+      assert.ok(existsSync(aside));
+      assert.equal(readFileSync(aside)[0], 0x5a, 'the corrupt file is kept as it was');
+    }
+
+    // With a healthy database the offline restore is row-level, like the online one.
+    const r2 = await restoreOffline({ dataDir, dir: join(dataDir, 'snapshots'), idOrName: 'good', logger });
+    assert.equal(r2.mode, 'rows', r2.mode === 'file' ? r2.integrity : '');
+  });
+});

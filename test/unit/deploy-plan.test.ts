@@ -1,0 +1,201 @@
+/**
+ * Deployment, pure and store-level: the partition plan and rendered node files (golden), the boot
+ * decision for deploying nodes, and the deploy state flow (start, token check, failure → failed with
+ * reason, retry, installed → booted → deployed, stall watchdog) on a temporary SQLite store.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { buildPlan, partitionPlan, renderEnv } from '../../master/deploy/plan.js';
+import {
+  resolveLayout,
+  startDeploy,
+  authorise,
+  recordResult,
+  recordProgress,
+  recordBooted,
+  failStalled,
+} from '../../master/deploy/deploy.js';
+import { chooseBootScript } from '../../master/boot/scripts.js';
+import { renderTemplate } from '../../master/util/templates.js';
+import { installPath } from '../../master/util/paths.js';
+import { CorralError } from '../../master/util/errors.js';
+import type { NodeRecord } from '../../master/store/nodes.js';
+import type { ImageRecord } from '../../master/store/images.js';
+import { tempRepos, testConfig } from '../helpers/repos.js';
+
+const GiB = 2 ** 30;
+
+function golden(name: string, text: string): void {
+  const file = installPath('test', 'fixtures', 'deploy', name);
+  if (process.env['UPDATE_FIXTURES'] === '1') {
+    writeFileSync(file, text);
+    return;
+  }
+  assert.equal(text, readFileSync(file, 'utf8'), `golden ${name} differs (UPDATE_FIXTURES=1 to regenerate)`);
+}
+
+function node(firmware: 'bios' | 'uefi', diskBytes = 4 * GiB): NodeRecord {
+  return {
+    mac: '52:54:00:12:34:56',
+    name: 'node-1',
+    seqNo: 1,
+    ip: '10.99.0.100',
+    state: 'discovered',
+    role: null,
+    firmware,
+    inventory: {
+      disks: [
+        { name: 'vdb', sizeBytes: 64 * GiB },
+        { name: 'vda', sizeBytes: diskBytes },
+      ],
+    },
+    image: null,
+    stateReason: null,
+    createdAt: '',
+    updatedAt: '',
+    lastSeenAt: null,
+  };
+}
+
+const image: ImageRecord = {
+  sha256: 'ab'.repeat(32),
+  name: 'debian-12',
+  format: 'tar.zst',
+  sizeBytes: 126_000_000,
+  osName: 'debian',
+  osVersion: '12.15',
+  minDiskBytes: 700 * 2 ** 20,
+  file: `${'ab'.repeat(32)}.tar.zst`,
+  createdAt: '',
+};
+
+const planInput = (n: NodeRecord, swapMb = 0) => ({
+  node: n,
+  image,
+  layoutName: swapMb ? 'swap' : 'default',
+  layout: { espMb: 256, swapMb, rootMb: null },
+  baseUrl: 'http://10.99.0.1',
+  token: 'feedface',
+  rootUuid: '0b9d2c84-5f0e-4d43-9d2a-4a3c8d9a1e11',
+  sshKeys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample corral-master'],
+  kernelArgs: 'console=tty0 console=ttyS0,115200n8',
+});
+
+test('BIOS plan: GPT with a BIOS boot partition and root; files rendered (golden)', () => {
+  const plan = buildPlan(planInput(node('bios')));
+  assert.equal(plan.env['DISK'], 'vda', 'first disk by name that fits');
+  golden('bios-plan.env', renderEnv(plan.env));
+  for (const f of ['partitions.sfdisk', 'fstab', 'grub.cfg', 'network', 'node.conf'])
+    golden(`bios-${f}`, plan.files[f]!);
+});
+
+test('UEFI plan with swap: ESP, swap, root; fstab mounts the ESP and swap (golden)', () => {
+  const plan = buildPlan(planInput(node('uefi'), 512));
+  assert.equal(plan.env['ESP_PART'], '1');
+  assert.equal(plan.env['SWAP_PART'], '2');
+  assert.equal(plan.env['ROOT_PART'], '3');
+  golden('uefi-swap-partitions.sfdisk', plan.files['partitions.sfdisk']!);
+  golden('uefi-swap-fstab', plan.files['fstab']!);
+});
+
+test('a disk too small for image plus layout is refused before anything moves', () => {
+  const p = partitionPlan({ espMb: 256, swapMb: 0, rootMb: null }, 'bios');
+  const tiny = {
+    ...node('bios', 512 * 2 ** 20),
+    inventory: { disks: [{ name: 'vda', sizeBytes: 512 * 2 ** 20 }] },
+  };
+  assert.throws(
+    () => buildPlan(planInput(tiny)),
+    (e: unknown) => e instanceof CorralError && e.code === 'DISK_TOO_SMALL',
+  );
+  assert.ok(p.overheadBytes > 2 ** 20);
+});
+
+test('layouts: default built in, named ones from config, unknown refused', () => {
+  const config = testConfig({ deploy: { layouts: { big: { swapMb: 1024 } } } });
+  assert.equal(resolveLayout(config, undefined).name, 'default');
+  assert.equal(resolveLayout(config, 'big').layout.swapMb, 1024);
+  assert.throws(
+    () => resolveLayout(config, 'nope'),
+    (e: unknown) => e instanceof CorralError && e.code === 'LAYOUT_UNKNOWN',
+  );
+});
+
+test('boot decision: pending → install script with token and tools initrd; installed → local disk', () => {
+  const n = { ...node('bios'), state: 'deploying' as const };
+  const base = { mac: n.mac, baseUrl: 'http://10.99.0.1', kernelArgs: '', nodeImageReady: true, node: n };
+  const s = chooseBootScript({ ...base, deployment: { id: 7, status: 'pending', token: 'feedface' } });
+  assert.equal(s.template, 'ipxe/install.hbs');
+  golden('install.ipxe', renderTemplate(s.template, s.vars));
+  const l = chooseBootScript({ ...base, deployment: { id: 7, status: 'installed', token: 'feedface' } });
+  assert.equal(l.template, 'ipxe/local.hbs');
+});
+
+function seed(repos: ReturnType<typeof tempRepos>['repos']): NodeRecord {
+  return repos.store.write((journal) => {
+    repos.images.insertIn(journal, { ...image });
+    return repos.nodes.insertIn(journal, {
+      mac: '52:54:00:12:34:56',
+      name: 'node-1',
+      seqNo: 1,
+      state: 'discovered',
+      firmware: 'bios',
+      inventory: node('bios').inventory,
+    });
+  });
+}
+
+test('deploy flow: failure → failed with reason, retry, installed → booted → deployed; image in use', () => {
+  let now = new Date('2026-01-01T00:00:00Z');
+  const t = tempRepos(() => now);
+  try {
+    const { repos } = t;
+    const config = testConfig({ deploy: { stallSeconds: 60 } });
+    const n = seed(repos);
+    const d1 = startDeploy(repos, config, n, { image: 'debian-12', actor: 'test' }, ['ssh-ed25519 AAAA k']);
+    assert.equal(repos.nodes.get(n.mac)?.state, 'deploying');
+    assert.equal(repos.nodes.get(n.mac)?.image, image.sha256);
+    assert.deepEqual(repos.images.usedBy(image.sha256), ['node-1']);
+    assert.throws(
+      () => authorise(repos, n.mac, 'wrong'),
+      (e: unknown) => e instanceof CorralError && e.code === 'DEPLOY_TOKEN_INVALID',
+    );
+    recordProgress(repos, authorise(repos, n.mac, d1.token), {
+      phase: 'write',
+      percent: 40,
+      bytes: 5,
+      bytesPerSec: 2 ** 20,
+    });
+    recordResult(repos, authorise(repos, n.mac, d1.token), {
+      ok: false,
+      reason: 'image checksum mismatch: expected a, got b',
+      logTail: 'x',
+    });
+    const failed = repos.nodes.get(n.mac)!;
+    assert.equal(failed.state, 'failed');
+    assert.match(failed.stateReason ?? '', /checksum mismatch/);
+
+    // Retry from failed: a new deployment and token; the old token is refused.
+    const d2 = startDeploy(repos, config, failed, { image: 'debian-12', actor: 'test' }, []);
+    assert.notEqual(d2.token, d1.token);
+    assert.throws(() => authorise(repos, n.mac, d1.token));
+    recordResult(repos, authorise(repos, n.mac, d2.token), { ok: true });
+    assert.equal(repos.deployments.get(d2.id)?.status, 'installed');
+    assert.throws(() => recordBooted(repos, repos.deployments.get(d1.id)!, { ip: null }));
+    recordBooted(repos, authorise(repos, n.mac, d2.token), { hostname: 'node-1', ip: '10.99.0.150' });
+    const deployed = repos.nodes.get(n.mac)!;
+    assert.equal(deployed.state, 'deployed');
+    assert.equal(deployed.ip, '10.99.0.150');
+
+    // A third deploy that never hears from the node fails by the watchdog after stallSeconds.
+    const d3 = startDeploy(repos, config, deployed, { image: 'debian-12', actor: 'test' }, []);
+    assert.equal(failStalled(repos, config, new Date(now.getTime() + 30_000)), 0);
+    now = new Date(now.getTime() + 61_000);
+    assert.equal(failStalled(repos, config, now), 1);
+    assert.equal(repos.deployments.get(d3.id)?.status, 'failed');
+    assert.match(repos.nodes.get(n.mac)?.stateReason ?? '', /no report from the node/);
+  } finally {
+    t.cleanup();
+  }
+});

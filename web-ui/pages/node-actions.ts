@@ -1,0 +1,174 @@
+/**
+ * Node actions from the console: rename / set role, lifecycle transitions (through master/nodes/lifecycle.ts,
+ * the only writer of node state), delete, and the same as bulk actions on the node list. Roles are checked
+ * here on the server (operator; delete needs admin), exactly as the API checks them.
+ */
+import type { Request, Router } from 'express';
+import { findNode } from '../../master/api/v1.js';
+import { TRANSITIONS, transition } from '../../master/nodes/lifecycle.js';
+import { NODE_STATES, type NodeRecord, type NodeState } from '../../master/store/nodes.js';
+import { CorralError, isCorralError } from '../../master/util/errors.js';
+import { formField, formList, withFlash } from '../form.js';
+import { requireConsoleRole, type ConsoleContext } from '../page.js';
+
+const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const ROLE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+
+export function nodeHref(node: Pick<NodeRecord, 'mac'>): string {
+  return `/nodes/${encodeURIComponent(node.mac)}`;
+}
+
+/** What the node page offers: the states the lifecycle allows next. */
+export function transitionOptions(node: NodeRecord): NodeState[] {
+  return [...TRANSITIONS[node.state]];
+}
+
+function isState(s: string): s is NodeState {
+  return (NODE_STATES as readonly string[]).includes(s);
+}
+
+function update(
+  ctx: ConsoleContext,
+  node: NodeRecord,
+  name: string | undefined,
+  role: string | null | undefined,
+  actor: string,
+): void {
+  if (name !== undefined && !NAME.test(name))
+    throw new CorralError('BODY_INVALID', 'A name is a lower-case DNS label (letters, digits, hyphens).');
+  if (role && !ROLE.test(role))
+    throw new CorralError('BODY_INVALID', 'A role is 1-32 lower-case letters, digits, - or _.');
+  if (name && name !== node.name && ctx.repos.nodes.getByName(name))
+    throw new CorralError('CONFLICT', `Another node is already named ${name}.`);
+  ctx.repos.store.write((journal) => {
+    const n = ctx.repos.nodes.patchIn(journal, node.mac, {
+      ...(name !== undefined ? { name } : {}),
+      ...(role !== undefined ? { role } : {}),
+    });
+    ctx.repos.events.appendIn(journal, {
+      nodeMac: node.mac,
+      kind: 'node.updated',
+      message: `${n.name} updated: ${[name !== undefined ? 'name' : null, role !== undefined ? 'role' : null].filter(Boolean).join(', ')}`,
+      actor,
+      data: { ...(name !== undefined ? { name } : {}), ...(role !== undefined ? { role } : {}) },
+    });
+  });
+}
+
+function remove(ctx: ConsoleContext, node: NodeRecord, actor: string): void {
+  ctx.repos.store.write((journal) => {
+    ctx.repos.nodes.deleteIn(journal, node.mac);
+    ctx.repos.events.appendIn(journal, {
+      nodeMac: node.mac,
+      kind: 'node.deleted',
+      message: `${node.name} (${node.mac}) deleted`,
+      actor,
+    });
+  });
+  ctx.repos.metrics.forget(node.mac);
+}
+
+function confirmed(req: Request): void {
+  if (formField(req, 'confirm') !== 'yes')
+    throw new CorralError('BODY_INVALID', 'Tick "I confirm" to carry out this action.');
+}
+
+export function mountNodeActions(router: Router, ctx: ConsoleContext): void {
+  const act = (
+    path: string,
+    back: (req: Request) => string,
+    fn: (req: Request, actor: string) => string,
+  ): void => {
+    router.post(path, (req, res) => {
+      let target = back(req);
+      try {
+        const message = fn(req, requireConsoleRole(res, 'operator').user.name);
+        if (message.startsWith('/')) return res.redirect(303, message);
+        res.redirect(303, withFlash(target, 'ok', message));
+      } catch (err) {
+        if (!isCorralError(err) || err.status >= 500 || err.code === 'FORBIDDEN') throw err;
+        if (err.code === 'NODE_NOT_FOUND') target = '/nodes';
+        res.redirect(303, withFlash(target, 'err', err.message));
+      }
+    });
+  };
+  const byId = (req: Request): string => `/nodes/${encodeURIComponent(String(req.params['id'] ?? ''))}`;
+
+  act('/nodes/:id/update', byId, (req, actor) => {
+    const node = findNode(ctx.repos, String(req.params['id']));
+    const name = formField(req, 'name', 80).trim();
+    const role = formField(req, 'role', 40).trim();
+    update(
+      ctx,
+      node,
+      name && name !== node.name ? name : undefined,
+      role === (node.role ?? '') ? undefined : role || null,
+      actor,
+    );
+    return withFlash(nodeHref(ctx.repos.nodes.get(node.mac) ?? node), 'ok', 'Saved.');
+  });
+
+  act('/nodes/:id/transition', byId, (req, actor) => {
+    confirmed(req);
+    const node = findNode(ctx.repos, String(req.params['id']));
+    const to = formField(req, 'to', 20);
+    if (!isState(to)) throw new CorralError('BODY_INVALID', `Unknown state '${to}'.`);
+    const reason = formField(req, 'reason', 500).trim();
+    transition(ctx.repos, node.mac, { to, reason: reason || null, actor });
+    return `${node.name}: ${node.state} → ${to}.`;
+  });
+
+  act('/nodes/:id/delete', byId, (req, actor) => {
+    requireConsoleRole(undefinedRes(req), 'admin');
+    const node = findNode(ctx.repos, String(req.params['id']));
+    if (formField(req, 'confirm', 80) !== node.name)
+      throw new CorralError('BODY_INVALID', `Type ${node.name} to confirm deleting it.`);
+    remove(ctx, node, actor);
+    return withFlash('/nodes', 'ok', `Deleted ${node.name}.`);
+  });
+
+  act(
+    '/nodes/bulk',
+    () => '/nodes',
+    (req, actor) => {
+      const macs = formList(req, 'mac', 500);
+      if (!macs.length) throw new CorralError('BODY_INVALID', 'Select at least one node.');
+      confirmed(req);
+      const action = formField(req, 'action', 40);
+      const nodes = macs.map((m) => findNode(ctx.repos, m));
+      const done: string[] = [];
+      const failed: string[] = [];
+      for (const node of nodes) {
+        try {
+          if (action === 'role')
+            update(ctx, node, undefined, formField(req, 'role', 40).trim() || null, actor);
+          else if (action.startsWith('to:') && isState(action.slice(3)))
+            transition(ctx.repos, node.mac, {
+              to: action.slice(3) as NodeState,
+              reason: 'bulk action',
+              actor,
+            });
+          else if (action === 'delete') {
+            requireConsoleRole(undefinedRes(req), 'admin');
+            remove(ctx, node, actor);
+          } else throw new CorralError('BODY_INVALID', `Choose an action (got '${action}').`);
+          done.push(node.name);
+        } catch (err) {
+          if (!isCorralError(err) || err.code === 'FORBIDDEN' || err.code === 'BODY_INVALID') throw err;
+          failed.push(`${node.name} (${err.message})`);
+        }
+      }
+      const parts = [
+        done.length ? `Done for ${done.join(', ')}.` : '',
+        failed.length ? `Refused: ${failed.join('; ')}.` : '',
+      ];
+      return withFlash('/nodes', failed.length ? 'err' : 'ok', parts.filter(Boolean).join(' '));
+    },
+  );
+}
+
+/** The response of the request being handled, which express keeps on `req.res`. */
+function undefinedRes(req: Request): import('express').Response {
+  if (!req.res) throw new CorralError('INTERNAL', 'no response object');
+  return req.res;
+}
