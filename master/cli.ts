@@ -18,6 +18,7 @@ import { forwardUnixToTcp } from './lab/forward.js';
 import { runSnapshotCommand, SNAPSHOT_HELP } from './snapshots/cli-command.js';
 import { runServiceCli, SERVICE_HELP } from './lb/service-cli.js';
 import { runImageCommand, runNodeCommand } from './images/command.js';
+import { REMOTE_HELP, runExecCommand, runPowerCommand } from './remote/cli-command.js';
 import { HA_HELP, runCloneCommand, runWitnessCommand } from './ha/cli-command.js';
 import { runDisklessCommand, runSharedRootCommand, SHAREDROOT_HELP } from './sharedroot/cli-command.js';
 
@@ -40,7 +41,7 @@ Usage:
       OS images: tar/tar.gz/tar.zst root file systems or raw/raw.gz/qcow2 disks (docs/deploy.md).
   corral node deploy NODE --image NAME [--layout L] --config FILE
       Install an image on a node's disk (node → deploying; rebooted by its agent or over SSH).
-  corral node-image build --data-dir DIR [--cache-dir DIR] [--flavour cloud|generic]
+${REMOTE_HELP}  corral node-image build --data-dir DIR [--cache-dir DIR] [--flavour cloud|generic]
       Build the node environment (Debian kernel + initramfs with the Corral agent).
 ${SERVICE_HELP}${SNAPSHOT_HELP}${HA_HELP}${SHAREDROOT_HELP}  corral --help | -h        This text.
   corral --version | -v     Print the version.
@@ -261,6 +262,11 @@ export async function main(argv: string[]): Promise<number> {
       return runImageCommand(rest, readConfigFile);
     case 'node':
       if (rest[0] === 'diskless') return runDisklessCommand(rest.slice(1), readConfigFile);
+      if (rest[0] === 'power') return runPowerCommand(rest.slice(1), readConfigFile, (t) => void process.stdout.write(`${t}\n`));
+      if (rest[0] === 'exec') {
+        const actor = process.env['SUDO_USER'] ?? process.env['USER'] ?? 'cli';
+        return runExecCommand(rest.slice(1), readConfigFile, (t) => void process.stdout.write(`${t}\n`), actor);
+      }
       return runNodeCommand(rest, readConfigFile);
     case 'sharedroot':
       return runSharedRootCommand(rest, readConfigFile);

@@ -34,6 +34,10 @@ import { ensureMasterKey } from './deploy/ssh.js';
 import { createDeployer } from './deploy/deployer.js';
 import { createDeployApiRouter } from './deploy/api.js';
 import { createDeployBootRouter } from './deploy/boot-routes.js';
+import { masterKeyPath } from './deploy/ssh.js';
+import { createPowerControl } from './remote/power.js';
+import { SecretBox } from './remote/secrets.js';
+import { createRemoteApiRouter } from './remote/api.js';
 import { nodeImageDir } from './boot/node-image.js';
 import { buildInstallerTools } from '../node-images/os-image-tools.js';
 import { startSnapshots } from './snapshots/index.js';
@@ -99,6 +103,10 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
     const deployer = createDeployer({ repos, config, logger, key: await ensureMasterKey(config.dataDir) });
     const stopDeployWatch = deployer.watch();
     closers.push({ name: 'deploy-watchdog', close: async () => stopDeployWatch() });
+    // Remote control (issue #11): power drivers (passwords sealed with DATA_DIR/keys/power.key), state poller.
+    const power = createPowerControl({ repos, config, logger, secrets: SecretBox.forDataDir(config.dataDir) });
+    const stopPowerPoll = power.startPoller();
+    closers.push({ name: 'power-poller', close: async () => stopPowerPoll() });
     let installerTools: string | undefined;
     buildInstallerTools(nodeImageDir(config.dataDir)).then(
       (path) => (installerTools = path),
@@ -190,6 +198,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       authenticator,
       startedAt,
       deployApi: createDeployApiRouter({ repos, config, logger, deployer }),
+      remoteApi: createRemoteApiRouter({ repos, config, power, privateKeyPath: masterKeyPath(config.dataDir) }),
       snapshotsApi: createSnapshotRouter(snapshots, repos),
       sharedRootApi: createSharedRootApiRouter(sharedRoot, repos),
       lb,

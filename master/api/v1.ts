@@ -27,6 +27,8 @@ export interface ApiDeps {
   startedAt: number;
   /** Images and deployment (master/deploy/api.ts), mounted after auth. */
   deployApi?: Router;
+  /** Power control and commands on nodes (master/remote/api.ts, issue #11), mounted after auth. */
+  remoteApi?: Router;
   /** High availability (master/ha): its /ha routes and the write gate (NOT_PRIMARY, sync replication). */
   ha?: { router: Router; gate: RequestHandler };
   /** Extra health facts from subsystems (dhcp, tftp, node image), filled by master.ts. */
@@ -123,6 +125,7 @@ export function createApiRouter(deps: ApiDeps): Router {
   router.use(requireBasicAuth(deps.authenticator));
   router.use(createUsersRouter(repos));
   if (deps.deployApi) router.use(deps.deployApi);
+  if (deps.remoteApi) router.use(deps.remoteApi);
 
   router.get('/nodes', (req, res) => {
     const state = typeof req.query['state'] === 'string' ? req.query['state'] : undefined;

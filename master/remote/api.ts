@@ -5,7 +5,7 @@
  *   DELETE /nodes/:id/power           admin     forget the driver
  *   POST   /nodes/:id/power/:action   operator  on | off | cycle | pxe | status (reads the state now)
  *   POST   /exec                      admin     {nodes?|role?, command, timeoutSeconds?, parallel?} →
- *                                               NDJSON stream: {node, stream, line}…, then {summary, runId}
+ *                                               NDJSON stream: {node, stream, text}…, then {summary, runId}
  *   GET    /exec/runs[/:id]           admin     recorded runs with their output
  */
 import express, { type Router } from 'express';
@@ -113,7 +113,7 @@ export function createRemoteApiRouter(deps: RemoteApiDeps): Router {
     const { runId, summary, summaryLines } = await execOnNodes(
       { repos, config: deps.config, privateKeyPath: deps.privateKeyPath },
       { ...body, actor: req.user?.name ?? 'unknown', via: 'api', ip: clientIp(req) },
-      { line: (text, node, stream) => void res.write(`${JSON.stringify({ node, stream, line: text })}\n`) },
+      { line: (text, node, stream) => void res.write(`${JSON.stringify({ node, stream, text })}\n`) },
     );
     res.end(`${JSON.stringify({ runId, summary, summaryLines })}\n`);
   });

@@ -122,6 +122,11 @@ describe('restore points through a running master', { timeout: 120_000 }, () => 
     const id = /data-snapshot="([^"]+)"[^>]*>\s*<th scope="row"><a href="\/snapshots\/[^"]+">from-cli</.exec(listPage)?.[1];
     assert.ok(id, 'the list links the restore point');
     const csrf = hiddenValue(listPage, '_csrf');
+    const detail = await browser.get(`/snapshots/${id}`);
+    assert.equal(detail.status, 200);
+    const detailHtml = await detail.text();
+    assert.match(detailHtml, /Nothing a restore would change/);
+    assert.match(detailHtml, /Type <strong class="mono">from-cli<\/strong> to confirm/);
 
     const wrong = await browser.post(`/snapshots/${id}/restore`, { _csrf: csrf, confirm: 'from-cl' });
     assert.equal(wrong.status, 400);

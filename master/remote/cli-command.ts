@@ -1,0 +1,196 @@
+/**
+ * `corral node power ...` and `corral node exec ...` (issue #11). Like `corral node deploy`, these open the
+ * master's database directly (SQLite WAL: safe beside a running master) and act from this machine: the
+ * power drivers and SSH run here, with the master's key files from its data directory.
+ */
+import { parseArgs } from 'node:util';
+import { join } from 'node:path';
+import { buildConfig, type FrozenConfig } from '../config.js';
+import { openRepos, type Repos } from '../store/repos.js';
+import { CorralError } from '../util/errors.js';
+import { createLogger } from '../util/logger.js';
+import { normaliseMac } from '../nodes/inventory.js';
+import type { NodeRecord } from '../store/nodes.js';
+import { masterKeyPath } from '../deploy/ssh.js';
+import { DRIVER_KINDS, POWER_ACTIONS, type DriverKind, type PowerAction } from './power-driver.js';
+import { createPowerControl, type PublicPowerConfig } from './power.js';
+import { SecretBox } from './secrets.js';
+import { execOnNodes } from './exec-service.js';
+
+type ReadConfig = (path: string | undefined) => unknown;
+
+export const REMOTE_HELP = `  corral node power NODE on|off|cycle|pxe|status|show|remove (--config FILE | --data-dir DIR)
+  corral node power NODE set --driver ipmi|wol|manual [--address HOST] [--port N] [--user U]
+                    [--password-stdin] [--wol-mac MAC] (--config FILE | --data-dir DIR)
+      Power control through the node's BMC (IPMI lanplus), Wake-on-LAN or the operator (docs/remote-control.md).
+  corral node exec (NODE[,NODE...] | --role R) [--parallel N] [--timeout S] (--config FILE | --data-dir DIR) -- CMD
+      Run CMD on nodes over SSH with the master's key; output prefixed per node, then an exit summary.
+`;
+
+const COMMON = { 'data-dir': { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean' } } as const;
+
+const POWER_OPTIONS = {
+  ...COMMON,
+  driver: { type: 'string' },
+  address: { type: 'string' },
+  port: { type: 'string' },
+  user: { type: 'string' },
+  'password-stdin': { type: 'boolean' },
+  'wol-mac': { type: 'string' },
+} as const;
+
+const EXEC_OPTIONS = {
+  ...COMMON,
+  role: { type: 'string' },
+  parallel: { type: 'string' },
+  timeout: { type: 'string' },
+} as const;
+
+function usage(message: string): never {
+  throw new CorralError('USAGE', message);
+}
+
+function parse<O extends typeof POWER_OPTIONS | typeof EXEC_OPTIONS>(args: string[], options: O) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    return usage((err as Error).message.split('\n')[0] ?? 'bad arguments');
+  }
+}
+
+/** The master's config: its file, or defaults around --data-dir (then WoL needs a per-node --address). */
+function configOf(values: { config?: string | undefined; 'data-dir'?: string | undefined }, readConfig: ReadConfig): FrozenConfig {
+  if (values.config) {
+    return buildConfig(readConfig(values.config), values['data-dir'] ? { dataDir: values['data-dir'] } : {});
+  }
+  if (values['data-dir']) return buildConfig({ dataDir: values['data-dir'], address: '127.0.0.1' }, {});
+  return usage("give --config FILE or --data-dir DIR (the master's)");
+}
+
+function open(config: FrozenConfig): Repos {
+  return openRepos({ path: join(config.dataDir, 'corral.db'), logger: createLogger({ level: 'warn' }) });
+}
+
+function findNode(repos: Repos, id: string): NodeRecord {
+  const mac = normaliseMac(id);
+  const node = (mac && repos.nodes.get(mac)) || repos.nodes.getByName(id);
+  if (!node) throw new CorralError('NODE_NOT_FOUND', `no node with MAC or name '${id}'`);
+  return node;
+}
+
+function intOf(name: string, v: string | undefined, min: number, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) usage(`--${name} must be a whole number from ${min} to ${max}`);
+  return Number(v);
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+function describe(name: string, p: PublicPowerConfig | undefined): string {
+  if (!p) return `${name}: no power driver`;
+  const where = p.address ? ` ${p.address}${p.port ? `:${p.port}` : ''}` : '';
+  const who = p.username ? ` user ${p.username}${p.hasPassword ? ' (password stored, encrypted)' : ''}` : '';
+  return `${name}: ${p.driver}${where}${who}; power ${p.state}${p.stateError ? ` (${p.stateError})` : ''}`;
+}
+
+export async function runPowerCommand(args: string[], readConfig: ReadConfig, out: (s: string) => void): Promise<number> {
+  const { values, positionals } = parse(args, POWER_OPTIONS);
+  const [id, verb, ...extra] = positionals;
+  if (!id || !verb || extra.length) usage('usage: corral node power NODE on|off|cycle|pxe|status|show|remove|set ...');
+  const config = configOf(values, readConfig);
+  const repos = open(config);
+  try {
+    const node = findNode(repos, id);
+    const power = createPowerControl({
+      repos,
+      config,
+      logger: createLogger({ level: 'warn' }),
+      secrets: SecretBox.forDataDir(config.dataDir),
+    });
+    const print = (o: unknown, text: string): void => out(values.json ? JSON.stringify(o) : text);
+    switch (verb) {
+      case 'set': {
+        const driver = values.driver as DriverKind | undefined;
+        if (!driver || !DRIVER_KINDS.includes(driver)) usage(`--driver must be one of ${DRIVER_KINDS.join(', ')}`);
+        const p = power.configure(
+          node,
+          {
+            driver,
+            address: values.address,
+            port: intOf('port', values.port, 1, 65535),
+            username: values.user,
+            password: values['password-stdin'] ? await readStdin() : undefined,
+            wolMac: values['wol-mac'],
+          },
+          'cli',
+        );
+        print({ node: node.name, power: p }, describe(node.name, p));
+        return 0;
+      }
+      case 'show':
+        print({ node: node.name, power: power.view(node.mac) ?? null }, describe(node.name, power.view(node.mac)));
+        return 0;
+      case 'remove':
+        power.remove(node, 'cli');
+        print({ node: node.name, removed: true }, `${node.name}: power driver removed`);
+        return 0;
+      case 'status': {
+        const state = await power.refresh(node);
+        print({ node: node.name, state }, `${node.name}: power ${state}`);
+        return 0;
+      }
+      default: {
+        if (!POWER_ACTIONS.includes(verb as PowerAction)) usage(`unknown power action '${verb}' (on, off, cycle, pxe, status, show, remove, set)`);
+        const r = await power.act(node, verb as PowerAction, 'cli');
+        print({ node: node.name, action: verb, ...r }, `${node.name}: ${r.message}${r.state !== 'unknown' ? `; power now ${r.state}` : ''}`);
+        return 0;
+      }
+    }
+  } finally {
+    repos.store.close();
+  }
+}
+
+export async function runExecCommand(
+  args: string[],
+  readConfig: ReadConfig,
+  out: (s: string) => void,
+  actor: string,
+): Promise<number> {
+  const dashdash = args.indexOf('--');
+  if (dashdash < 0) usage('usage: corral node exec NODE[,NODE...]|--role R [...] -- CMD');
+  const { values, positionals } = parse(args.slice(0, dashdash), EXEC_OPTIONS);
+  const command = args.slice(dashdash + 1).join(' ');
+  if (!command) usage('give the command after --');
+  const nodes = positionals.flatMap((p) => p.split(',')).filter(Boolean);
+  if (!nodes.length && !values.role) usage('name nodes or give --role R');
+  const config = configOf(values, readConfig);
+  const repos = open(config);
+  try {
+    const { summary, summaryLines, runId } = await execOnNodes(
+      { repos, config, privateKeyPath: masterKeyPath(config.dataDir) },
+      {
+        nodes,
+        role: values.role,
+        command,
+        actor,
+        via: 'cli',
+        timeoutSeconds: intOf('timeout', values.timeout, 1, 86_400),
+        parallel: intOf('parallel', values.parallel, 1, 256),
+      },
+      { line: (text) => out(text) },
+    );
+    if (values.json) out(JSON.stringify({ runId, summary }));
+    else {
+      out('');
+      for (const l of summaryLines) out(l);
+    }
+    return summary.ok === summary.results.length ? 0 : 1;
+  } finally {
+    repos.store.close();
+  }
+}
