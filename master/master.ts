@@ -234,7 +234,9 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
     const httpsOn = config.console.https;
     const consoleRouter = createConsoleRouter({
       repos, config, logger, authenticator, lb, snapshots, secureCookies: httpsOn,
+      remote: { power, sshKeyPath: masterKeyPath(config.dataDir) },
       ...(monitor ? { monitor } : {}),
+      ...(ha ? { ha: ha.controller } : {}),
     });
     const app = createHttpApp({
       api,

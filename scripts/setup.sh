@@ -10,7 +10,7 @@ DEBIAN_PACKAGES=(
   # the virtual lab and the node environment
   qemu-system-x86 ipxe-qemu qemu-utils ovmf busybox-static cpio kmod zstd iproute2 debootstrap fdisk dosfstools openssh-client
   # later capabilities' real peers
-  haproxy keepalived chromium wrk
+  haproxy keepalived chromium wrk nfs-ganesha nfs-ganesha-vfs postgresql openipmi ipmitool openssh-server openssh-client
   # tools the scripts use
   curl ca-certificates procps
 )

@@ -18,10 +18,15 @@ import { mountDashboard } from './pages/dashboard.js';
 import { mountEvents } from './pages/events.js';
 import { mountLogin, mountLogout } from './pages/login.js';
 import { mountNodes } from './pages/nodes.js';
+import type { HaStatus } from '../master/ha/controller.js';
+import { mountHa } from './pages/ha.js';
 import { mountServices } from './pages/services.js';
 import type { LoadBalancer } from '../master/lb/load-balancer.js';
 import type { Snapshots } from '../master/snapshots/index.js';
 import { mountSnapshots } from './pages/snapshots.js';
+import type { PowerControl } from '../master/remote/power.js';
+import { mountPower } from './pages/power.js';
+import { mountExec } from './pages/exec.js';
 import { createRenderer } from './render.js';
 import { securityHeaders } from './security-headers.js';
 import { requireCsrf, sessionGuard } from './session-guard.js';
@@ -49,6 +54,10 @@ export interface ConsoleDeps {
   lb?: LoadBalancer;
   /** Restore points (issue #9); the Snapshots pages are mounted when given. */
   snapshots?: Snapshots;
+  /** Remote control (issue #11): power actions on the node page and the Run command page when given. */
+  remote?: { power: PowerControl; sshKeyPath: string };
+  /** High availability (issue #8): the HA page (role, epoch, replication lag) is mounted when given. */
+  ha?: { status(): HaStatus };
 }
 
 export function createConsoleRouter(deps: ConsoleDeps): Router {
@@ -113,6 +122,9 @@ export function createConsoleRouter(deps: ConsoleDeps): Router {
   mountMonitor(router, ctx);
   if (deps.lb) mountServices(router, ctx, deps.lb);
   if (deps.snapshots) mountSnapshots(router, ctx, deps.snapshots);
+  if (deps.remote) mountPower(router, ctx, deps.remote.power);
+  if (deps.remote) mountExec(router, ctx, deps.remote.sshKeyPath);
+  if (deps.ha) mountHa(router, ctx, deps.ha);
 
   router.use(notFound);
   router.use(errorPage(ctx));

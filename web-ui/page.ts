@@ -35,6 +35,8 @@ const NAV = [
   { id: 'account', label: 'My account', href: '/account', icon: 'icon-user' },
   { id: 'services', label: 'Services', href: '/services', icon: 'icon-nodes' },
   { id: 'snapshots', label: 'Snapshots', href: '/snapshots', icon: 'icon-events' },
+  { id: 'exec', label: 'Run command', href: '/exec', icon: 'icon-nodes', minRole: 'admin' },
+  { id: 'ha', label: 'High availability', href: '/ha', icon: 'icon-dashboard' },
 ] as const;
 
 export type NavId = (typeof NAV)[number]['id'];

@@ -5,7 +5,15 @@
  * sequence), the boot files and images (by sha256), and a check that both run the same templates.
  */
 import { createHash } from 'node:crypto';
-import { createWriteStream, mkdirSync, renameSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import {
+  createWriteStream,
+  mkdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  chmodSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -61,13 +69,19 @@ export async function clonePrimary(o: CloneOptions): Promise<CloneResult> {
       throw new CorralError('CLONE_FAILED', `cannot reach ${base}: ${(err as Error).message}`);
     }
     if (!res.ok) {
-      throw new CorralError('CLONE_FAILED', `${base}/api/v1/ha${path} answered HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`);
+      throw new CorralError(
+        'CLONE_FAILED',
+        `${base}/api/v1/ha${path} answered HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`,
+      );
     }
     return res;
   };
   const info = (await (await get('/clone/info')).json()) as CloneInfo;
   if (info.version !== VERSION) {
-    throw new CorralError('CLONE_FAILED', `the primary runs Corral ${info.version}, this machine ${VERSION}: install the same version`);
+    throw new CorralError(
+      'CLONE_FAILED',
+      `the primary runs Corral ${info.version}, this machine ${VERSION}: install the same version`,
+    );
   }
   const local = new Map((await templateManifest()).map((t) => [t.path, t.sha256]));
   const differing = info.templates.filter((t) => local.get(t.path) !== t.sha256).map((t) => t.path);
@@ -78,7 +92,8 @@ export async function clonePrimary(o: CloneOptions): Promise<CloneResult> {
 
   // Secrets first (mode kept), then the database, then files.
   for (const s of info.secrets) {
-    if (s.name.includes('..') || s.name.startsWith('/')) throw new CorralError('CLONE_FAILED', `refusing secret ${s.name}`);
+    if (s.name.includes('..') || s.name.startsWith('/'))
+      throw new CorralError('CLONE_FAILED', `refusing secret ${s.name}`);
     const p = join(o.dataDir, s.name);
     mkdirSync(dirname(p), { recursive: true, mode: 0o700 });
     writeFileSync(p, Buffer.from(s.base64, 'base64'), { mode: s.mode });
@@ -97,7 +112,10 @@ export async function clonePrimary(o: CloneOptions): Promise<CloneResult> {
   const gotSha = h.digest('hex');
   if (gotSha !== expectSha) {
     rmSync(part, { force: true });
-    throw new CorralError('CLONE_FAILED', `database copy checksum mismatch (expected ${expectSha}, got ${gotSha})`);
+    throw new CorralError(
+      'CLONE_FAILED',
+      `database copy checksum mismatch (expected ${expectSha}, got ${gotSha})`,
+    );
   }
   const dbBytes = statSync(part).size;
   const copy = new Store({ path: part, logger: o.logger });
@@ -108,7 +126,10 @@ export async function clonePrimary(o: CloneOptions): Promise<CloneResult> {
   for (const suffix of ['-wal', '-shm']) rmSync(`${part}${suffix}`, { force: true });
   if (integrity !== 'ok' || lastSeq !== expectSeq) {
     rmSync(part, { force: true });
-    throw new CorralError('CLONE_FAILED', `database copy is not consistent (integrity ${integrity}, seq ${lastSeq} vs ${expectSeq})`);
+    throw new CorralError(
+      'CLONE_FAILED',
+      `database copy is not consistent (integrity ${integrity}, seq ${lastSeq} vs ${expectSeq})`,
+    );
   }
   for (const suffix of ['', '-wal', '-shm']) rmSync(`${dbPath}${suffix}`, { force: true });
   renameSync(part, dbPath);

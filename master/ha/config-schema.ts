@@ -71,7 +71,8 @@ export const HaSchema = z
   .superRefine((c, ctx) => {
     if (!c.enabled) return;
     if (!c.token) ctx.addIssue({ code: 'custom', path: ['token'], message: 'is required when ha.enabled' });
-    if (!c.peerUrl) ctx.addIssue({ code: 'custom', path: ['peerUrl'], message: 'is required when ha.enabled' });
+    if (!c.peerUrl)
+      ctx.addIssue({ code: 'custom', path: ['peerUrl'], message: 'is required when ha.enabled' });
   })
   .default({ ...HA_DEFAULTS });
 

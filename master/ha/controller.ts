@@ -31,7 +31,13 @@ export interface HaStatus {
   configuredMode: 'sync' | 'async';
   peerUrl: string;
   /** Primary only: the backup's acknowledgements. */
-  backup: { ackedSeq: number; lagChanges: number; lagSeconds: number; lastContactAt: string | null; connected: boolean } | null;
+  backup: {
+    ackedSeq: number;
+    lagChanges: number;
+    lagSeconds: number;
+    lastContactAt: string | null;
+    connected: boolean;
+  } | null;
   /** Backup only: our replication from the primary. */
   follower: FollowerStatus | null;
   leaseValidMs: number;
@@ -126,8 +132,10 @@ export class HaController {
   onVrrp(state: VrrpState): void {
     this.vrrp = state;
     void this.serial(async () => {
-      if (state === 'MASTER' && this.role === 'backup') await this.promote('keepalived made this master the VIP holder', false);
-      else if (state !== 'MASTER' && this.role === 'primary') await this.demote(`keepalived state ${state}`, false);
+      if (state === 'MASTER' && this.role === 'backup')
+        await this.promote('keepalived made this master the VIP holder', false);
+      else if (state !== 'MASTER' && this.role === 'primary')
+        await this.demote(`keepalived state ${state}`, false);
     });
   }
 
@@ -231,7 +239,10 @@ export class HaController {
       return true;
     }
     if (answer && !('unreachable' in answer) && answer.state.epoch > this.o.repos.store.epoch()) {
-      await this.demote(`witness: epoch ${answer.state.epoch} was granted to ${answer.state.holder ?? '?'}`, true);
+      await this.demote(
+        `witness: epoch ${answer.state.epoch} was granted to ${answer.state.holder ?? '?'}`,
+        true,
+      );
       return false;
     }
     if (this.now() < this.leaseUntil) return true;
@@ -287,10 +298,19 @@ export class HaController {
     if (await this.acks.wait(seq, this.o.config.ha.syncTimeoutMs)) return;
     let ok = false;
     await this.serial(async () => {
-      ok = this.role === 'primary' && (await this.needLease(`the backup did not acknowledge seq ${seq} in ${this.o.config.ha.syncTimeoutMs} ms`));
+      ok =
+        this.role === 'primary' &&
+        (await this.needLease(
+          `the backup did not acknowledge seq ${seq} in ${this.o.config.ha.syncTimeoutMs} ms`,
+        ));
     });
     if (!ok) this.assertWritable();
-    if (!ok) throw new CorralError('NOT_PRIMARY', 'this master lost its primary role before the write was replicated', { primary: this.peerUrl });
+    if (!ok)
+      throw new CorralError(
+        'NOT_PRIMARY',
+        'this master lost its primary role before the write was replicated',
+        { primary: this.peerUrl },
+      );
   }
 
   status(): HaStatus {

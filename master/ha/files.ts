@@ -4,7 +4,16 @@
  * it into place (never a half-written file). Hashes are cached by size and mtime.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import {
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -42,7 +51,10 @@ function walk(root: string, dir: string, out: string[]): void {
   }
 }
 
-export async function fileManifest(dataDir: string, dirs: readonly string[] = SYNCED_DIRS): Promise<FileEntry[]> {
+export async function fileManifest(
+  dataDir: string,
+  dirs: readonly string[] = SYNCED_DIRS,
+): Promise<FileEntry[]> {
   const paths: string[] = [];
   for (const d of dirs) walk(dataDir, join(dataDir, d), paths);
   const out: FileEntry[] = [];
@@ -94,7 +106,10 @@ export async function syncFiles(
     const got = h.digest('hex');
     if (got !== f.sha256) {
       rmSync(part, { force: true });
-      throw new CorralError('CLONE_FAILED', `checksum mismatch for ${f.path}: expected ${f.sha256}, got ${got}`);
+      throw new CorralError(
+        'CLONE_FAILED',
+        `checksum mismatch for ${f.path}: expected ${f.sha256}, got ${got}`,
+      );
     }
     renameSync(part, abs);
     result.fetched++;

@@ -163,7 +163,8 @@ export class Follower {
     const lag = Math.max(0, this.primaryLastSeq - applied);
     return {
       peerUrl: this.o.peerUrl,
-      connected: this.lastContactAt > 0 && Date.now() - this.lastContactAt < 20_000 && this.lastError === null,
+      connected:
+        this.lastContactAt > 0 && Date.now() - this.lastContactAt < 20_000 && this.lastError === null,
       appliedSeq: applied,
       primaryLastSeq: this.primaryLastSeq,
       primaryEpoch: this.primaryEpoch,

@@ -13,7 +13,12 @@ import type { Repos } from '../store/repos.js';
 import type { Logger } from '../util/logger.js';
 import { HaController, type HaRole } from './controller.js';
 import { syncFiles, type FileEntry } from './files.js';
-import { keepalivedFiles, superviseKeepalived, writeKeepalivedConfig, type KeepalivedSupervisor } from './keepalived.js';
+import {
+  keepalivedFiles,
+  superviseKeepalived,
+  writeKeepalivedConfig,
+  type KeepalivedSupervisor,
+} from './keepalived.js';
 import { createHaRouter, haWriteGate } from './router.js';
 
 export { HaController, type HaRole, type HaStatus } from './controller.js';
@@ -55,7 +60,10 @@ export function createHa(deps: HaDeps): Ha {
       if (!res.ok) return;
       const { files } = (await res.json()) as { files: FileEntry[] };
       const r = await syncFiles(config.dataDir, files, async (p) => {
-        const f = await fetch(`${base}/api/v1/ha/file?path=${encodeURIComponent(p)}`, { headers, signal: AbortSignal.timeout(600_000) });
+        const f = await fetch(`${base}/api/v1/ha/file?path=${encodeURIComponent(p)}`, {
+          headers,
+          signal: AbortSignal.timeout(600_000),
+        });
         if (!f.ok || !f.body) throw new Error(`file ${p}: HTTP ${f.status}`);
         return f.body as WebReadableStream<Uint8Array>;
       });
@@ -69,7 +77,13 @@ export function createHa(deps: HaDeps): Ha {
 
   return {
     controller,
-    router: createHaRouter({ controller, repos: deps.repos, config, logger, authenticator: deps.authenticator }),
+    router: createHaRouter({
+      controller,
+      repos: deps.repos,
+      config,
+      logger,
+      authenticator: deps.authenticator,
+    }),
     gate: haWriteGate(controller, deps.repos.store),
     start(httpPort: number) {
       controller.start();
@@ -81,7 +95,8 @@ export function createHa(deps: HaDeps): Ha {
         const host = config.http.bind === '0.0.0.0' ? '127.0.0.1' : config.http.bind;
         const iface = ha.interface ?? config.interface;
         const peer = ha.unicastPeer ?? (ha.peerUrl ? new URL(ha.peerUrl).hostname : undefined);
-        if (!iface || !peer) throw new Error('ha.vip needs ha.interface (or interface) and ha.unicastPeer (or peerUrl)');
+        if (!iface || !peer)
+          throw new Error('ha.vip needs ha.interface (or interface) and ha.unicastPeer (or peerUrl)');
         writeKeepalivedConfig(
           {
             nodeId: controller.nodeId,
@@ -99,7 +114,16 @@ export function createHa(deps: HaDeps): Ha {
         );
         keepalived = superviseKeepalived(files, ha.keepalivedBin, logger, (s) => controller.onVrrp(s));
       }
-      log.info({ nodeId: controller.nodeId, peer: ha.peerUrl, vip: ha.vip ?? null, witness: ha.witnessUrl ?? null, mode: ha.mode }, 'high availability started (backup until promoted)');
+      log.info(
+        {
+          nodeId: controller.nodeId,
+          peer: ha.peerUrl,
+          vip: ha.vip ?? null,
+          witness: ha.witnessUrl ?? null,
+          mode: ha.mode,
+        },
+        'high availability started (backup until promoted)',
+      );
     },
     async close() {
       clearInterval(fileTimer);

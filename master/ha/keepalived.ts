@@ -6,7 +6,17 @@
  * master to succeed, and a restarted master reads the current state from it.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, unwatchFile, watchFile, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  unwatchFile,
+  watchFile,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { CorralError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
@@ -85,7 +95,11 @@ function writeAtomic(path: string, text: string, mode: number): void {
  * Renders config and scripts into `files.dir`; the config is checked with `keepalived -t -f` as a temp
  * file and only then renamed over the previous one. Throws KEEPALIVED_CONFIG_INVALID with keepalived's words.
  */
-export function writeKeepalivedConfig(s: KeepalivedSettings, files: KeepalivedFiles, bin = 'keepalived'): void {
+export function writeKeepalivedConfig(
+  s: KeepalivedSettings,
+  files: KeepalivedFiles,
+  bin = 'keepalived',
+): void {
   mkdirSync(files.dir, { recursive: true, mode: 0o700 });
   chmodSync(files.dir, 0o700);
   writeAtomic(files.trackScript, trackScriptText(s.trackUrl), 0o700);

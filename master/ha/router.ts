@@ -73,7 +73,8 @@ export async function templateManifest(): Promise<FileEntry[]> {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       const p = join(dir, e.name);
       if (e.isDirectory()) await walk(p, `${prefix}${e.name}/`);
-      else if (e.isFile()) out.push({ path: `${prefix}${e.name}`, size: statSync(p).size, sha256: await sha256File(p) });
+      else if (e.isFile())
+        out.push({ path: `${prefix}${e.name}`, size: statSync(p).size, sha256: await sha256File(p) });
     }
   };
   await walk(root, '');
@@ -86,7 +87,11 @@ export function createHaRouter(deps: HaRouterDeps): Router {
   const router = express.Router();
   const token = config.ha.token ?? '';
   const requireToken: RequestHandler = (req, _res, next) =>
-    next(tokenMatches(req.headers.authorization, token) ? undefined : new CorralError('HA_TOKEN_INVALID', 'replication token missing or wrong'));
+    next(
+      tokenMatches(req.headers.authorization, token)
+        ? undefined
+        : new CorralError('HA_TOKEN_INVALID', 'replication token missing or wrong'),
+    );
 
   // keepalived's track script (curl over loopback): 200 while this master may hold the VIP.
   router.get('/track', (_req, res) => {
@@ -98,7 +103,12 @@ export function createHaRouter(deps: HaRouterDeps): Router {
     if (q.epoch > store.epoch()) controller.learnEpoch(q.epoch);
     controller.assertWritable();
     const history = repos.settings.get<EpochStart[]>(HISTORY_KEY) ?? [];
-    const base = () => ({ epoch: store.epoch(), nodeId: controller.nodeId, lastSeq: store.lastChangeSeq(), history });
+    const base = () => ({
+      epoch: store.epoch(),
+      nodeId: controller.nodeId,
+      lastSeq: store.lastChangeSeq(),
+      history,
+    });
     const cut = divergencePoint(history, store.lastChangeSeq(), q.epoch, q.since);
     if (cut !== undefined) {
       controller.acks.contact(undefined);
@@ -120,7 +130,8 @@ export function createHaRouter(deps: HaRouterDeps): Router {
       });
       changes = repos.changes.since(q.since, 1000);
     }
-    if (controller.role !== 'primary') throw new CorralError('NOT_PRIMARY', 'this master stopped being primary');
+    if (controller.role !== 'primary')
+      throw new CorralError('NOT_PRIMARY', 'this master stopped being primary');
     res.json({ ...base(), changes });
   });
 
@@ -161,7 +172,8 @@ export function createHaRouter(deps: HaRouterDeps): Router {
       const lastSeq = copy.lastChangeSeq();
       const integrity = copy.integrityCheck();
       copy.close();
-      if (integrity !== 'ok') throw new CorralError('CLONE_FAILED', `backup copy failed its integrity check: ${integrity}`);
+      if (integrity !== 'ok')
+        throw new CorralError('CLONE_FAILED', `backup copy failed its integrity check: ${integrity}`);
       const sha = await sha256File(tmp);
       res.setHeader('content-type', 'application/vnd.sqlite3');
       res.setHeader('content-length', String(statSync(tmp).size));
@@ -224,7 +236,14 @@ export function haWriteGate(controller: HaController, store: Store): RequestHand
         () => end(...args),
         (err: unknown) => {
           const e = err instanceof CorralError ? err : new CorralError('INTERNAL', 'replication wait failed');
-          const body = JSON.stringify({ error: { code: e.code, message: e.message, hint: e.hint, ...(e.details ? { details: e.details } : {}) } });
+          const body = JSON.stringify({
+            error: {
+              code: e.code,
+              message: e.message,
+              hint: e.hint,
+              ...(e.details ? { details: e.details } : {}),
+            },
+          });
           if (res.headersSent) return end();
           res.statusCode = e.status;
           res.removeHeader('etag');

@@ -9,7 +9,8 @@ export interface WitnessState {
   leaseUntil: number;
 }
 
-export type WitnessAnswer = { granted: true; state: WitnessState } | { granted: false; reason: string; state: WitnessState };
+export type WitnessAnswer =
+  { granted: true; state: WitnessState } | { granted: false; reason: string; state: WitnessState };
 
 export function decidePromote(s: WitnessState, nodeId: string, epoch: number, now: number): WitnessAnswer {
   if (epoch <= s.epoch) {

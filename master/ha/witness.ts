@@ -82,7 +82,10 @@ export async function startWitness(o: WitnessOptions): Promise<Witness> {
       if (req.url === '/promote') {
         const a = decidePromote(state, nodeId, epoch, now());
         if (a.granted) persist(a.state);
-        log.info({ nodeId, epoch, granted: a.granted, ...(a.granted ? {} : { reason: a.reason }) }, 'promotion asked');
+        log.info(
+          { nodeId, epoch, granted: a.granted, ...(a.granted ? {} : { reason: a.reason }) },
+          'promotion asked',
+        );
         return send(res, a.granted ? 200 : 409, a);
       }
       if (req.url === '/lease') {

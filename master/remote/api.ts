@@ -99,7 +99,8 @@ export function createRemoteApiRouter(deps: RemoteApiDeps): Router {
       return void res.json({ node: node.name, state, power: power.view(node.mac) });
     }
     const a = z.enum(POWER_ACTIONS).safeParse(action);
-    if (!a.success) throw new CorralError('NOT_FOUND', `no power action '${action}' (on, off, cycle, pxe, status)`);
+    if (!a.success)
+      throw new CorralError('NOT_FOUND', `no power action '${action}' (on, off, cycle, pxe, status)`);
     const result = await power.act(node, a.data, req.user?.name ?? null);
     res.json({ node: node.name, action: a.data, ...result });
   });

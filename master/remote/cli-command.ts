@@ -11,7 +11,7 @@ import { CorralError } from '../util/errors.js';
 import { createLogger } from '../util/logger.js';
 import { normaliseMac } from '../nodes/inventory.js';
 import type { NodeRecord } from '../store/nodes.js';
-import { masterKeyPath } from '../deploy/ssh.js';
+import { ensureMasterKey } from '../deploy/ssh.js';
 import { DRIVER_KINDS, POWER_ACTIONS, type DriverKind, type PowerAction } from './power-driver.js';
 import { createPowerControl, type PublicPowerConfig } from './power.js';
 import { SecretBox } from './secrets.js';
@@ -27,7 +27,11 @@ export const REMOTE_HELP = `  corral node power NODE on|off|cycle|pxe|status|sho
       Run CMD on nodes over SSH with the master's key; output prefixed per node, then an exit summary.
 `;
 
-const COMMON = { 'data-dir': { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean' } } as const;
+const COMMON = {
+  'data-dir': { type: 'string' },
+  config: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
 
 const POWER_OPTIONS = {
   ...COMMON,
@@ -59,7 +63,10 @@ function parse<O extends typeof POWER_OPTIONS | typeof EXEC_OPTIONS>(args: strin
 }
 
 /** The master's config: its file, or defaults around --data-dir (then WoL needs a per-node --address). */
-function configOf(values: { config?: string | undefined; 'data-dir'?: string | undefined }, readConfig: ReadConfig): FrozenConfig {
+function configOf(
+  values: { config?: string | undefined; 'data-dir'?: string | undefined },
+  readConfig: ReadConfig,
+): FrozenConfig {
   if (values.config) {
     return buildConfig(readConfig(values.config), values['data-dir'] ? { dataDir: values['data-dir'] } : {});
   }
@@ -80,14 +87,17 @@ function findNode(repos: Repos, id: string): NodeRecord {
 
 function intOf(name: string, v: string | undefined, min: number, max: number): number | undefined {
   if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) usage(`--${name} must be a whole number from ${min} to ${max}`);
+  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max)
+    usage(`--${name} must be a whole number from ${min} to ${max}`);
   return Number(v);
 }
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 function describe(name: string, p: PublicPowerConfig | undefined): string {
@@ -97,10 +107,15 @@ function describe(name: string, p: PublicPowerConfig | undefined): string {
   return `${name}: ${p.driver}${where}${who}; power ${p.state}${p.stateError ? ` (${p.stateError})` : ''}`;
 }
 
-export async function runPowerCommand(args: string[], readConfig: ReadConfig, out: (s: string) => void): Promise<number> {
+export async function runPowerCommand(
+  args: string[],
+  readConfig: ReadConfig,
+  out: (s: string) => void,
+): Promise<number> {
   const { values, positionals } = parse(args, POWER_OPTIONS);
   const [id, verb, ...extra] = positionals;
-  if (!id || !verb || extra.length) usage('usage: corral node power NODE on|off|cycle|pxe|status|show|remove|set ...');
+  if (!id || !verb || extra.length)
+    usage('usage: corral node power NODE on|off|cycle|pxe|status|show|remove|set ...');
   const config = configOf(values, readConfig);
   const repos = open(config);
   try {
@@ -115,7 +130,8 @@ export async function runPowerCommand(args: string[], readConfig: ReadConfig, ou
     switch (verb) {
       case 'set': {
         const driver = values.driver as DriverKind | undefined;
-        if (!driver || !DRIVER_KINDS.includes(driver)) usage(`--driver must be one of ${DRIVER_KINDS.join(', ')}`);
+        if (!driver || !DRIVER_KINDS.includes(driver))
+          usage(`--driver must be one of ${DRIVER_KINDS.join(', ')}`);
         const p = power.configure(
           node,
           {
@@ -132,7 +148,10 @@ export async function runPowerCommand(args: string[], readConfig: ReadConfig, ou
         return 0;
       }
       case 'show':
-        print({ node: node.name, power: power.view(node.mac) ?? null }, describe(node.name, power.view(node.mac)));
+        print(
+          { node: node.name, power: power.view(node.mac) ?? null },
+          describe(node.name, power.view(node.mac)),
+        );
         return 0;
       case 'remove':
         power.remove(node, 'cli');
@@ -144,9 +163,13 @@ export async function runPowerCommand(args: string[], readConfig: ReadConfig, ou
         return 0;
       }
       default: {
-        if (!POWER_ACTIONS.includes(verb as PowerAction)) usage(`unknown power action '${verb}' (on, off, cycle, pxe, status, show, remove, set)`);
+        if (!POWER_ACTIONS.includes(verb as PowerAction))
+          usage(`unknown power action '${verb}' (on, off, cycle, pxe, status, show, remove, set)`);
         const r = await power.act(node, verb as PowerAction, 'cli');
-        print({ node: node.name, action: verb, ...r }, `${node.name}: ${r.message}${r.state !== 'unknown' ? `; power now ${r.state}` : ''}`);
+        print(
+          { node: node.name, action: verb, ...r },
+          `${node.name}: ${r.message}${r.state !== 'unknown' ? `; power now ${r.state}` : ''}`,
+        );
         return 0;
       }
     }
@@ -172,7 +195,7 @@ export async function runExecCommand(
   const repos = open(config);
   try {
     const { summary, summaryLines, runId } = await execOnNodes(
-      { repos, config, privateKeyPath: masterKeyPath(config.dataDir) },
+      { repos, config, privateKeyPath: (await ensureMasterKey(config.dataDir)).privateKeyPath },
       {
         nodes,
         role: values.role,

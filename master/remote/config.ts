@@ -14,12 +14,21 @@ export const RemoteConfigSchema = z
         /** UDP port of Wake-on-LAN magic packets (9 = discard; some NICs listen on 7). */
         wolPort: z.number().int().min(1).max(65535).default(9),
         /** Default WoL broadcast; the broadcast of dhcp.subnet (or the /24 around address) when unset. */
-        wolBroadcast: z.string().refine((s) => isIPv4(s), 'expected an IPv4 address').optional(),
+        wolBroadcast: z
+          .string()
+          .refine((s) => isIPv4(s), 'expected an IPv4 address')
+          .optional(),
         /** Power nodes configured with a driver through a cycle (+ PXE next boot) when a deploy needs a reboot. */
         rebootForDeploy: z.boolean().default(true),
       })
       .strict()
-      .default({ pollSeconds: 60, ipmitoolBin: 'ipmitool', timeoutSeconds: 20, wolPort: 9, rebootForDeploy: true }),
+      .default({
+        pollSeconds: 60,
+        ipmitoolBin: 'ipmitool',
+        timeoutSeconds: 20,
+        wolPort: 9,
+        rebootForDeploy: true,
+      }),
     exec: z
       .object({
         user: z.string().min(1).default('root'),
@@ -30,7 +39,13 @@ export const RemoteConfigSchema = z
         commandTimeoutSeconds: z.number().int().min(1).max(86_400).default(300),
       })
       .strict()
-      .default({ user: 'root', port: 22, parallel: 16, connectTimeoutSeconds: 10, commandTimeoutSeconds: 300 }),
+      .default({
+        user: 'root',
+        port: 22,
+        parallel: 16,
+        connectTimeoutSeconds: 10,
+        commandTimeoutSeconds: 300,
+      }),
   })
   .strict();
 

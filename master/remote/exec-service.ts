@@ -23,6 +23,8 @@ export interface ExecRequest {
 }
 
 export interface ExecEvents {
+  /** The run is recorded (its id) and about to start. */
+  start?: (runId: number) => void;
   /** A prefixed output line (`name | text`, stderr with `!`). */
   line?: (text: string, name: string, stream: 'stdout' | 'stderr') => void;
   result?: (r: ExecNodeResult) => void;
@@ -51,8 +53,14 @@ export async function execOnNodes(
   const { repos, config } = deps;
   const nodes = resolveTargets(repos, req);
   const width = Math.max(...nodes.map((n) => n.name.length));
-  const runId = repos.execRuns.start({ actor: req.actor, via: req.via, command: req.command, targets: nodes.map((n) => n.name) });
+  const runId = repos.execRuns.start({
+    actor: req.actor,
+    via: req.via,
+    command: req.command,
+    targets: nodes.map((n) => n.name),
+  });
   let output = '';
+  events.start?.(runId);
   const summary = await runOnNodes({
     targets: nodes.map((n) => ({ name: n.name, host: n.ip ?? '' })),
     command: req.command,
@@ -76,7 +84,10 @@ export async function execOnNodes(
     actor: req.actor,
     via,
     action: 'exec',
-    target: nodes.map((n) => n.name).join(',').slice(0, 200),
+    target: nodes
+      .map((n) => n.name)
+      .join(',')
+      .slice(0, 200),
     outcome: summary.ok === summary.results.length ? 'ok' : 'failed',
     ip: req.ip ?? null,
     detail: `run #${runId}: ${req.command.slice(0, 600)} → ${summaryLines.at(-1) ?? ''}`,

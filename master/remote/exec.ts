@@ -46,7 +46,10 @@ export interface ExecOptions {
 }
 
 /** Splits a byte stream into whole lines (the last partial line is kept until more comes or `flush`). */
-export function lineSplitter(emit: (line: string) => void): { push(chunk: Buffer | string): void; flush(): void } {
+export function lineSplitter(emit: (line: string) => void): {
+  push(chunk: Buffer | string): void;
+  flush(): void;
+} {
   let partial = '';
   return {
     push(chunk) {
@@ -63,13 +66,25 @@ export function lineSplitter(emit: (line: string) => void): { push(chunk: Buffer
 }
 
 /** `name | line`, names padded to one width so columns line up. */
-export function prefixLine(name: string, width: number, line: string, stream: 'stdout' | 'stderr' = 'stdout'): string {
+export function prefixLine(
+  name: string,
+  width: number,
+  line: string,
+  stream: 'stdout' | 'stderr' = 'stdout',
+): string {
   return `${name.padEnd(width)} ${stream === 'stderr' ? '!' : '|'} ${line}`;
 }
 
 export function summarise(results: ExecNodeResult[], durationMs: number): ExecSummary {
   const count = (o: ExecOutcome): number => results.filter((r) => r.outcome === o).length;
-  return { results, ok: count('ok'), failed: count('failed'), unreachable: count('unreachable'), timeout: count('timeout'), durationMs };
+  return {
+    results,
+    ok: count('ok'),
+    failed: count('failed'),
+    unreachable: count('unreachable'),
+    timeout: count('timeout'),
+    durationMs,
+  };
 }
 
 /** The exit summary as text lines: one per node, then the totals. */
@@ -117,7 +132,9 @@ async function runOne(t: ExecTarget, o: ExecOptions): Promise<ExecNodeResult> {
         // Host keys are not pinned yet (docs/remote-control.md): nodes are reinstalled and re-keyed often.
       });
     } catch (err) {
-      return done('unreachable', { error: ((err as Error).message || 'connect failed').split('\n')[0] ?? null });
+      return done('unreachable', {
+        error: ((err as Error).message || 'connect failed').split('\n')[0] ?? null,
+      });
     }
     const out = lineSplitter((l) => o.onLine?.(t.name, 'stdout', l));
     const errOut = lineSplitter((l) => o.onLine?.(t.name, 'stderr', l));
@@ -127,12 +144,17 @@ async function runOne(t: ExecTarget, o: ExecOptions): Promise<ExecNodeResult> {
     });
     try {
       const r = await Promise.race([
-        ssh.execCommand(o.command, { onStdout: (c) => out.push(c), onStderr: (c) => errOut.push(c), noTrim: true }),
+        ssh.execCommand(o.command, {
+          onStdout: (c) => out.push(c),
+          onStderr: (c) => errOut.push(c),
+          noTrim: true,
+        }),
         timedOut,
       ]);
       out.flush();
       errOut.flush();
-      if (r === 'timeout') return done('timeout', { error: `still running after ${Math.round(o.commandTimeoutMs / 1000)} s` });
+      if (r === 'timeout')
+        return done('timeout', { error: `still running after ${Math.round(o.commandTimeoutMs / 1000)} s` });
       return done(r.code === 0 ? 'ok' : 'failed', { exitCode: r.code, signal: r.signal });
     } catch (err) {
       return done('failed', { error: (err as Error).message });

@@ -28,7 +28,22 @@ const COMMANDS: Record<IpmiCommand, readonly string[]> = {
 /** ipmitool's arguments for one command; the password is not among them (see `-E`). */
 export function ipmitoolArgs(t: Omit<IpmiTarget, 'password'>, command: IpmiCommand): string[] {
   // -R/-N: two retries at two-second timeouts bound a dead BMC to about six seconds per call.
-  return ['-I', 'lanplus', '-H', t.host, '-p', String(t.port), '-U', t.username, '-E', '-R', '2', '-N', '2', ...COMMANDS[command]];
+  return [
+    '-I',
+    'lanplus',
+    '-H',
+    t.host,
+    '-p',
+    String(t.port),
+    '-U',
+    t.username,
+    '-E',
+    '-R',
+    '2',
+    '-N',
+    '2',
+    ...COMMANDS[command],
+  ];
 }
 
 /** "Chassis Power is on" → on; anything else is not an answer. */
@@ -55,13 +70,24 @@ export type RunIpmitool = (
 
 export const runIpmitool: RunIpmitool = (bin, args, env, timeoutMs) =>
   new Promise((resolve, reject) => {
-    execFile(bin, args, { env: { ...process.env, ...env }, timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
-      if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') {
-        return reject(new CorralError('POWER_FAILED', `${bin} is not installed (apt-get install ipmitool)`));
-      }
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolve({ code, stdout, stderr: err?.killed ? `${stderr}\ntimed out after ${timeoutMs} ms` : stderr });
-    });
+    execFile(
+      bin,
+      args,
+      { env: { ...process.env, ...env }, timeout: timeoutMs, encoding: 'utf8' },
+      (err, stdout, stderr) => {
+        if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') {
+          return reject(
+            new CorralError('POWER_FAILED', `${bin} is not installed (apt-get install ipmitool)`),
+          );
+        }
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        resolve({
+          code,
+          stdout,
+          stderr: err?.killed ? `${stderr}\ntimed out after ${timeoutMs} ms` : stderr,
+        });
+      },
+    );
   });
 
 export interface IpmiOptions {
@@ -73,7 +99,12 @@ export interface IpmiOptions {
 export function ipmiDriver(target: IpmiTarget, options: IpmiOptions): PowerDriver {
   const run = options.run ?? runIpmitool;
   const call = async (command: IpmiCommand): Promise<string> => {
-    const r = await run(options.bin, ipmitoolArgs(target, command), { IPMI_PASSWORD: target.password }, options.timeoutMs);
+    const r = await run(
+      options.bin,
+      ipmitoolArgs(target, command),
+      { IPMI_PASSWORD: target.password },
+      options.timeoutMs,
+    );
     if (r.code !== 0) {
       throw new CorralError('POWER_FAILED', `BMC ${target.host}:${target.port}: ${ipmitoolError(r.stderr)}`);
     }
@@ -82,7 +113,11 @@ export function ipmiDriver(target: IpmiTarget, options: IpmiOptions): PowerDrive
   const status = async (): Promise<PowerState> => {
     const out = await call('status');
     const state = parsePowerStatus(out);
-    if (!state) throw new CorralError('POWER_FAILED', `BMC ${target.host}: unexpected answer '${out.trim().slice(0, 80)}'`);
+    if (!state)
+      throw new CorralError(
+        'POWER_FAILED',
+        `BMC ${target.host}: unexpected answer '${out.trim().slice(0, 80)}'`,
+      );
     return state;
   };
   return {

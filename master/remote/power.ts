@@ -44,7 +44,11 @@ export interface PowerControl {
   configure(node: NodeRecord, input: PowerSettingsInput, actor: string | null): PublicPowerConfig;
   remove(node: NodeRecord, actor: string | null): void;
   view(mac: string): PublicPowerConfig | undefined;
-  act(node: NodeRecord, action: PowerAction, actor: string | null): Promise<ActionResult & { state: PowerState }>;
+  act(
+    node: NodeRecord,
+    action: PowerAction,
+    actor: string | null,
+  ): Promise<ActionResult & { state: PowerState }>;
   /** Reads the node's state through its driver, recording a change; `unknown` when it cannot be asked. */
   refresh(node: NodeRecord): Promise<PowerState>;
   pollAll(): Promise<void>;
@@ -54,7 +58,10 @@ export interface PowerControl {
    * driver can, then power-cycle it (or power it on), so it boots the installer. Resolves to the driver
    * used, or null when the node has none (the deploy then falls back to its agent, SSH or the operator).
    */
-  powerCycleForDeploy(node: NodeRecord, actor: string | null): Promise<{ driver: DriverKind; message: string } | null>;
+  powerCycleForDeploy(
+    node: NodeRecord,
+    actor: string | null,
+  ): Promise<{ driver: DriverKind; message: string } | null>;
 }
 
 export interface PowerOptions {
@@ -70,7 +77,10 @@ const aadOf = (mac: string): string => `power:${mac}`;
 
 export function createPowerControl(o: PowerOptions): PowerControl {
   const { repos, config } = o;
-  const log = o.logger.child({ module: 'power' }, { redact: ['password', '*.password', 'secret', '*.secret'] });
+  const log = o.logger.child(
+    { module: 'power' },
+    { redact: ['password', '*.password', 'secret', '*.secret'] },
+  );
   const lastChecked = new Map<string, string>();
   const defaultBroadcast =
     config.remote.power.wolBroadcast ?? broadcastOf(config.dhcp.subnet ?? `${config.address}/24`);
@@ -167,7 +177,10 @@ export function createPowerControl(o: PowerOptions): PowerControl {
     const c = settingsOf(node);
     const driver = driverFor(node, c);
     if (!driver.actions.includes(action)) {
-      throw new CorralError('POWER_UNSUPPORTED', `the ${c.driver} driver of ${node.name} cannot '${action}' (it can: ${driver.actions.join(', ')})`);
+      throw new CorralError(
+        'POWER_UNSUPPORTED',
+        `the ${c.driver} driver of ${node.name} cannot '${action}' (it can: ${driver.actions.join(', ')})`,
+      );
     }
     let result: ActionResult;
     try {
@@ -222,7 +235,10 @@ export function createPowerControl(o: PowerOptions): PowerControl {
       let secret: string | null = null;
       if (input.driver === 'ipmi') {
         if (!input.address || !input.username) {
-          throw new CorralError('BODY_INVALID', 'the ipmi driver needs address and username (and a password)');
+          throw new CorralError(
+            'BODY_INVALID',
+            'the ipmi driver needs address and username (and a password)',
+          );
         }
         if (input.password !== undefined) secret = o.secrets.seal(input.password, aadOf(node.mac));
         else if (existing?.driver === 'ipmi') secret = existing.secret;
@@ -244,7 +260,13 @@ export function createPowerControl(o: PowerOptions): PowerControl {
           message: `${node.name}: power driver ${input.driver}${input.address ? ` (${input.address})` : ''}`,
           actor,
           // Never the password: only that one is stored.
-          data: { driver: input.driver, address: input.address ?? null, port: row.port, username: row.username, hasPassword: secret !== null },
+          data: {
+            driver: input.driver,
+            address: input.address ?? null,
+            port: row.port,
+            username: row.username,
+            hasPassword: secret !== null,
+          },
         });
         return row;
       });
@@ -254,7 +276,12 @@ export function createPowerControl(o: PowerOptions): PowerControl {
       settingsOf(node);
       repos.store.write((journal) => {
         repos.powerConfigs.deleteIn(journal, node.mac);
-        repos.events.appendIn(journal, { nodeMac: node.mac, kind: 'power.removed', message: `${node.name}: power driver removed`, actor });
+        repos.events.appendIn(journal, {
+          nodeMac: node.mac,
+          kind: 'power.removed',
+          message: `${node.name}: power driver removed`,
+          actor,
+        });
       });
       lastChecked.delete(node.mac);
     },

@@ -73,7 +73,7 @@ export class SecretBox {
       // Wrong key file (a master restored without keys/), or a tampered or moved row.
       throw new CorralError(
         'SECRET_KEY_INVALID',
-        'a stored credential does not decrypt with this master\'s key (keys/power.key)',
+        "a stored credential does not decrypt with this master's key (keys/power.key)",
       );
     }
   }

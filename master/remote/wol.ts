@@ -39,7 +39,10 @@ export async function sendMagicPacket(mac: string, broadcast: string, port: numb
       });
     });
   } catch (err) {
-    throw new CorralError('POWER_FAILED', `Wake-on-LAN to ${broadcast}:${port} failed: ${(err as Error).message}`);
+    throw new CorralError(
+      'POWER_FAILED',
+      `Wake-on-LAN to ${broadcast}:${port} failed: ${(err as Error).message}`,
+    );
   } finally {
     socket.close();
   }
@@ -55,7 +58,10 @@ export function wolDriver(target: { mac: string; broadcast: string; port: number
         throw new CorralError('POWER_UNSUPPORTED', `Wake-on-LAN can only power a node on, not '${action}'`);
       }
       await sendMagicPacket(target.mac, target.broadcast, target.port);
-      return { message: `Wake-on-LAN magic packet for ${target.mac} sent to ${target.broadcast}:${target.port}`, manual: false };
+      return {
+        message: `Wake-on-LAN magic packet for ${target.mac} sent to ${target.broadcast}:${target.port}`,
+        manual: false,
+      };
     },
   };
 }

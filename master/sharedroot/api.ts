@@ -32,7 +32,9 @@ const CreateBody = z
   .strict();
 const PublishBody = z.object({ version: z.number().int().min(1).optional() }).strict();
 const RollbackBody = z.object({ to: z.number().int().min(1).optional() }).strict();
-const DisklessBody = z.object({ root: z.string().min(1).max(32), persistent: z.boolean().optional() }).strict();
+const DisklessBody = z
+  .object({ root: z.string().min(1).max(32), persistent: z.boolean().optional() })
+  .strict();
 
 type Handler = (req: Request, res: Response) => Promise<void> | void;
 const wrap =

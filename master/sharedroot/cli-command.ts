@@ -57,7 +57,10 @@ function intOpt(v: string | undefined, flag: string): number | undefined {
  * The master's config (its file, or just the data directory). Without a file the address is not known;
  * these commands do not need it (only boot scripts and identities do), so a placeholder satisfies the schema.
  */
-function configOf(values: { 'data-dir'?: string | undefined; config?: string | undefined }, readConfig: ReadConfig): FrozenConfig {
+function configOf(
+  values: { 'data-dir'?: string | undefined; config?: string | undefined },
+  readConfig: ReadConfig,
+): FrozenConfig {
   if (values.config) {
     return buildConfig(readConfig(values.config), values['data-dir'] ? { dataDir: values['data-dir'] } : {});
   }
@@ -69,7 +72,10 @@ const out = (s: string): void => void process.stdout.write(`${s}\n`);
 
 function describe(r: SharedRootView): string {
   const versions = r.versions
-    .map((v) => `${v.version}${v.version === r.currentVersion ? '*' : ''}${v.state === 'draft' ? ' (draft)' : ''}`)
+    .map(
+      (v) =>
+        `${v.version}${v.version === r.currentVersion ? '*' : ''}${v.state === 'draft' ? ' (draft)' : ''}`,
+    )
     .join(', ');
   return `${r.name}\tversions ${versions}\tnodes ${r.nodes.join(',') || '-'}\t${r.path}`;
 }
@@ -78,7 +84,10 @@ export async function runSharedRootCommand(args: string[], readConfig: ReadConfi
   const [sub, ...rest] = args;
   const { values, positionals } = parse(rest);
   const config = configOf(values, readConfig);
-  const repos = openRepos({ path: join(config.dataDir, 'corral.db'), logger: createLogger({ level: 'warn' }) });
+  const repos = openRepos({
+    path: join(config.dataDir, 'corral.db'),
+    logger: createLogger({ level: 'warn' }),
+  });
   const roots = new SharedRoots(repos, config);
   try {
     const name = positionals[0];
@@ -102,7 +111,9 @@ export async function runSharedRootCommand(args: string[], readConfig: ReadConfi
         return 0;
       case 'edit': {
         const d = await roots.edit(need());
-        out(`draft version ${d.version} of ${name}: edit ${d.path}, then \`corral sharedroot publish ${name}\``);
+        out(
+          `draft version ${d.version} of ${name}: edit ${d.path}, then \`corral sharedroot publish ${name}\``,
+        );
         return 0;
       }
       case 'publish':
@@ -126,9 +137,13 @@ export async function runSharedRootCommand(args: string[], readConfig: ReadConfi
 export async function runDisklessCommand(args: string[], readConfig: ReadConfig): Promise<number> {
   const { values, positionals } = parse(args);
   const id = positionals[0];
-  if (!id || !values.root) usage('usage: corral node diskless NODE --root NAME [--persistent] (--data-dir DIR | --config FILE)');
+  if (!id || !values.root)
+    usage('usage: corral node diskless NODE --root NAME [--persistent] (--data-dir DIR | --config FILE)');
   const config = configOf(values, readConfig);
-  const repos = openRepos({ path: join(config.dataDir, 'corral.db'), logger: createLogger({ level: 'warn' }) });
+  const repos = openRepos({
+    path: join(config.dataDir, 'corral.db'),
+    logger: createLogger({ level: 'warn' }),
+  });
   try {
     const mac = normaliseMac(id);
     const node = (mac && repos.nodes.get(mac)) || repos.nodes.getByName(id);
@@ -137,7 +152,9 @@ export async function runDisklessCommand(args: string[], readConfig: ReadConfig)
       persistent: values.persistent ?? false,
       actor: 'cli',
     });
-    out(`${node.name}: diskless from shared root ${a.rootName}${a.persistent ? ' with a persistent directory' : ''}; its agent is told to reboot at its next poll`);
+    out(
+      `${node.name}: diskless from shared root ${a.rootName}${a.persistent ? ' with a persistent directory' : ''}; its agent is told to reboot at its next poll`,
+    );
     return 0;
   } finally {
     repos.store.close();

@@ -51,7 +51,10 @@ export function renderGaneshaConfig(input: GaneshaConfigInput): string {
       }
     }
     if (e.clients.length === 0 || !e.clients.every((c) => CLIENT.test(c))) {
-      throw new CorralError('NFS_CONFIG_INVALID', `export ${e.pseudo}: clients must be addresses, CIDRs or *`);
+      throw new CorralError(
+        'NFS_CONFIG_INVALID',
+        `export ${e.pseudo}: clients must be addresses, CIDRs or *`,
+      );
     }
     const clash = seen.get(e.id);
     if (clash !== undefined) {
@@ -60,7 +63,10 @@ export function renderGaneshaConfig(input: GaneshaConfigInput): string {
     seen.set(e.id, e.pseudo);
   }
   if (!SAFE_PATH.test(input.recoveryDir)) {
-    throw new CorralError('NFS_CONFIG_INVALID', `recovery directory '${input.recoveryDir}' is not a plain path`);
+    throw new CorralError(
+      'NFS_CONFIG_INVALID',
+      `recovery directory '${input.recoveryDir}' is not a plain path`,
+    );
   }
   return renderTemplate('nfs/ganesha.conf.hbs', {
     port: input.port,

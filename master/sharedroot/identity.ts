@@ -80,7 +80,10 @@ export async function ensureHostKeys(dir: string): Promise<Record<string, [Buffe
     try {
       await exec('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'corral-diskless', '-f', tmp]);
     } catch (err) {
-      throw new CorralError('INTERNAL', `ssh-keygen failed (install openssh-client): ${(err as Error).message}`);
+      throw new CorralError(
+        'INTERNAL',
+        `ssh-keygen failed (install openssh-client): ${(err as Error).message}`,
+      );
     }
     await rename(tmp, key);
     await rename(`${tmp}.pub`, `${key}.pub`);

@@ -24,7 +24,11 @@ export interface SharedRootSubsystem {
   close(): Promise<void>;
 }
 
-export function startSharedRoot(deps: { repos: Repos; config: FrozenConfig; logger: Logger }): SharedRootSubsystem {
+export function startSharedRoot(deps: {
+  repos: Repos;
+  config: FrozenConfig;
+  logger: Logger;
+}): SharedRootSubsystem {
   const log = deps.logger.child({ module: 'sharedroot' });
   const roots = new SharedRoots(deps.repos, deps.config);
   const nfsDir = join(roots.dir, 'nfs');

@@ -33,8 +33,13 @@ export interface NfsServerStatus {
 }
 
 const READY = 'NFS SERVER INITIALIZED';
-/** Lines ganesha writes when it rejects part of a config (it may still start without that part). */
-const CONFIG_ERROR = /:CONFIG :(CRIT|FATAL|MAJ) :|:FATAL :|Error while parsing|errors found block/;
+/**
+ * Lines ganesha writes about problems in the config file (config_errs_to_log names "Config File (path:line)").
+ * ganesha itself only warns about some (an unknown parameter) and starts without that part; Corral
+ * is stricter and rejects any of them, so a typo never silently drops an export or an option.
+ */
+const CONFIG_ERROR =
+  /Config File \(|:CONFIG :(CRIT|FATAL|MAJ) :|:FATAL :|Error while parsing|errors found block/;
 
 export class NfsServer {
   readonly configPath: string;
@@ -88,13 +93,19 @@ export class NfsServer {
       this.lastError = (err as Error).message;
       await this.stopChild();
       if (hadPrevious) {
-        this.opts.logger.error({ err: this.lastError }, 'new NFS config rejected; restarting the previous one');
+        this.opts.logger.error(
+          { err: this.lastError },
+          'new NFS config rejected; restarting the previous one',
+        );
         await this.startWith(this.configPath).catch((e: Error) => {
           this.lastError = `${this.lastError}; the previous config failed too: ${e.message}`;
           this.scheduleRestart();
         });
       }
-      throw new CorralError('NFS_CONFIG_INVALID', `nfs-ganesha rejected the rendered config: ${(err as Error).message}`);
+      throw new CorralError(
+        'NFS_CONFIG_INVALID',
+        `nfs-ganesha rejected the rendered config: ${(err as Error).message}`,
+      );
     }
     if (hadPrevious) await rename(this.configPath, `${this.configPath}.prev`).catch(() => undefined);
     await rename(next, this.configPath);
@@ -121,7 +132,12 @@ export class NfsServer {
       const log = await readFile(this.logPath, 'utf8').catch(() => '');
       const errors = log.split('\n').filter((l) => CONFIG_ERROR.test(l));
       if (errors.length > 0) {
-        throw new Error(errors.slice(0, 5).map((l) => l.replace(/^.*?\] /, '')).join(' | '));
+        throw new Error(
+          errors
+            .slice(0, 5)
+            .map((l) => l.replace(/^.*?\] /, ''))
+            .join(' | '),
+        );
       }
       if (log.includes(READY)) break;
       const done = await Promise.race([
@@ -171,7 +187,10 @@ export class NfsServer {
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     child.kill('SIGTERM');
-    const killed = await Promise.race([gone.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5000))]);
+    const killed = await Promise.race([
+      gone.then(() => true),
+      new Promise<boolean>((r) => setTimeout(() => r(false), 5000)),
+    ]);
     if (!killed) {
       child.kill('SIGKILL');
       await Promise.race([gone, new Promise((r) => setTimeout(r, 2000))]);

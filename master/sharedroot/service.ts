@@ -12,7 +12,15 @@ import type { NodeRecord } from '../store/nodes.js';
 import { CorralError } from '../util/errors.js';
 import { transitionIn } from '../nodes/lifecycle.js';
 import { imagePath, findImage } from '../images/registry.js';
-import { buildVersion, copyVersion, removeRoot, removeVersion, ROOT_NAME, versionDir, type TreeSource } from './tree.js';
+import {
+  buildVersion,
+  copyVersion,
+  removeRoot,
+  removeVersion,
+  ROOT_NAME,
+  versionDir,
+  type TreeSource,
+} from './tree.js';
 import { exportId, type NfsExport } from './ganesha-config.js';
 import { ensureHostKeys, identityTar, nodeDir } from './identity.js';
 
@@ -74,9 +82,13 @@ export class SharedRoots {
   /** `corral sharedroot create NAME --from-dir DIR | --from-image IMG`. */
   async create(name: string, from: { dir?: string; image?: string }): Promise<SharedRootView> {
     if (!ROOT_NAME.test(name)) {
-      throw new CorralError('SHAREDROOT_INVALID', `shared root name '${name}' must be 1-32 lower-case letters, digits or -`);
+      throw new CorralError(
+        'SHAREDROOT_INVALID',
+        `shared root name '${name}' must be 1-32 lower-case letters, digits or -`,
+      );
     }
-    if (this.repos.sharedRoots.get(name)) throw new CorralError('CONFLICT', `a shared root named '${name}' exists`);
+    if (this.repos.sharedRoots.get(name))
+      throw new CorralError('CONFLICT', `a shared root named '${name}' exists`);
     if ((from.dir === undefined) === (from.image === undefined)) {
       throw new CorralError('USAGE', 'give exactly one of --from-dir DIR or --from-image IMAGE');
     }
@@ -85,7 +97,10 @@ export class SharedRoots {
     if (from.image !== undefined) {
       const img = findImage(this.repos, from.image);
       if (img.format !== 'tar' && img.format !== 'tar.gz' && img.format !== 'tar.zst') {
-        throw new CorralError('SHAREDROOT_INVALID', `image ${img.name} is a ${img.format} disk image; a shared root needs a root filesystem tarball`);
+        throw new CorralError(
+          'SHAREDROOT_INVALID',
+          `image ${img.name} is a ${img.format} disk image; a shared root needs a root filesystem tarball`,
+        );
       }
       source = { kind: 'tarball', path: imagePath(this.config.dataDir, img), format: img.format };
       label = `image ${img.name}`;
@@ -97,7 +112,13 @@ export class SharedRoots {
     const rootId = await buildVersion(this.dir, name, 1, source);
     this.repos.store.write((journal) => {
       this.repos.sharedRoots.upsertRootIn(journal, { name, currentVersion: 1, source: label });
-      this.repos.sharedRoots.upsertVersionIn(journal, { name, version: 1, rootId, state: 'ready', note: 'created' });
+      this.repos.sharedRoots.upsertVersionIn(journal, {
+        name,
+        version: 1,
+        rootId,
+        state: 'ready',
+        note: 'created',
+      });
       this.repos.events.appendIn(journal, {
         nodeMac: null,
         kind: 'sharedroot.created',
@@ -117,7 +138,13 @@ export class SharedRoots {
     const next = Math.max(...root.versions.map((v) => v.version)) + 1;
     const rootId = await copyVersion(this.dir, name, root.currentVersion, next);
     this.repos.store.write((journal) =>
-      this.repos.sharedRoots.upsertVersionIn(journal, { name, version: next, rootId, state: 'draft', note: `copy of ${root.currentVersion}` }),
+      this.repos.sharedRoots.upsertVersionIn(journal, {
+        name,
+        version: next,
+        rootId,
+        state: 'draft',
+        note: `copy of ${root.currentVersion}`,
+      }),
     );
     return { version: next, path: versionDir(this.dir, name, next) };
   }
@@ -127,7 +154,11 @@ export class SharedRoots {
     const root = this.get(name);
     const target = version ?? root.versions.find((v) => v.state === 'draft')?.version;
     const v = target === undefined ? undefined : root.versions.find((x) => x.version === target);
-    if (!v) throw new CorralError('SHAREDROOT_NOT_FOUND', `shared root ${name} has no ${version === undefined ? 'draft (run edit first)' : `version ${version}`}`);
+    if (!v)
+      throw new CorralError(
+        'SHAREDROOT_NOT_FOUND',
+        `shared root ${name} has no ${version === undefined ? 'draft (run edit first)' : `version ${version}`}`,
+      );
     this.repos.store.write((journal) => {
       if (v.state !== 'ready') this.repos.sharedRoots.upsertVersionIn(journal, { ...v, state: 'ready' });
       this.repos.sharedRoots.upsertRootIn(journal, { name, currentVersion: v.version, source: root.source });
@@ -146,7 +177,8 @@ export class SharedRoots {
     const root = this.get(name);
     const older = root.versions.filter((v) => v.state === 'ready' && v.version < root.currentVersion);
     const target = to ?? older[older.length - 1]?.version;
-    if (target === undefined) throw new CorralError('SHAREDROOT_NOT_FOUND', `shared root ${name} has no earlier version`);
+    if (target === undefined)
+      throw new CorralError('SHAREDROOT_NOT_FOUND', `shared root ${name} has no earlier version`);
     return this.publish(name, target);
   }
 
@@ -154,14 +186,22 @@ export class SharedRoots {
   async remove(name: string, version?: number): Promise<void> {
     const root = this.get(name);
     if (version === undefined) {
-      if (root.nodes.length > 0) throw new CorralError('SHAREDROOT_IN_USE', `shared root ${name} is assigned to ${root.nodes.join(', ')}`);
+      if (root.nodes.length > 0)
+        throw new CorralError(
+          'SHAREDROOT_IN_USE',
+          `shared root ${name} is assigned to ${root.nodes.join(', ')}`,
+        );
       this.repos.store.write((journal) => this.repos.sharedRoots.deleteIn(journal, name));
       await removeRoot(this.dir, name);
       return;
     }
-    if (version === root.currentVersion) throw new CorralError('SHAREDROOT_IN_USE', `version ${version} is current`);
-    const booted = this.repos.sharedRoots.assignments().filter((a) => a.rootName === name && a.bootedVersion === version);
-    if (booted.length > 0) throw new CorralError('SHAREDROOT_IN_USE', `nodes still run version ${version}; reboot them first`);
+    if (version === root.currentVersion)
+      throw new CorralError('SHAREDROOT_IN_USE', `version ${version} is current`);
+    const booted = this.repos.sharedRoots
+      .assignments()
+      .filter((a) => a.rootName === name && a.bootedVersion === version);
+    if (booted.length > 0)
+      throw new CorralError('SHAREDROOT_IN_USE', `nodes still run version ${version}; reboot them first`);
     const v = root.versions.find((x) => x.version === version);
     if (!v) throw new CorralError('SHAREDROOT_NOT_FOUND', `shared root ${name} has no version ${version}`);
     this.repos.store.write((journal) => {
@@ -172,7 +212,11 @@ export class SharedRoots {
   }
 
   /** `corral node diskless NODE --root NAME`: assign and move the node to `diskless` in one transaction. */
-  assign(node: NodeRecord, rootName: string, opts: { persistent?: boolean; actor?: string | null } = {}): DisklessAssignment {
+  assign(
+    node: NodeRecord,
+    rootName: string,
+    opts: { persistent?: boolean; actor?: string | null } = {},
+  ): DisklessAssignment {
     this.get(rootName);
     return this.repos.store.write((journal) => {
       const existing = this.repos.sharedRoots.assignment(node.mac);
@@ -215,13 +259,27 @@ export class SharedRoots {
     for (const v of this.repos.sharedRoots.allVersions()) {
       if (v.state !== 'ready') continue;
       const pseudo = rootPseudo(v.name, v.version);
-      out.push({ id: exportId(pseudo), path: versionDir(this.dir, v.name, v.version), pseudo, access: 'RO', clients: ['*'], comment: `shared root ${v.name} version ${v.version} (${v.rootId})` });
+      out.push({
+        id: exportId(pseudo),
+        path: versionDir(this.dir, v.name, v.version),
+        pseudo,
+        access: 'RO',
+        clients: ['*'],
+        comment: `shared root ${v.name} version ${v.version} (${v.rootId})`,
+      });
     }
     for (const a of this.repos.sharedRoots.assignments()) {
       const node = this.repos.nodes.get(a.mac);
       if (!a.persistent || !node?.ip) continue;
       const pseudo = statePseudo(a.mac);
-      out.push({ id: exportId(pseudo), path: join(this.dir, 'state', a.mac.replace(/:/g, '-')), pseudo, access: 'RW', clients: [node.ip], comment: `persistent directory of ${node.name}` });
+      out.push({
+        id: exportId(pseudo),
+        path: join(this.dir, 'state', a.mac.replace(/:/g, '-')),
+        pseudo,
+        access: 'RW',
+        clients: [node.ip],
+        comment: `persistent directory of ${node.name}`,
+      });
     }
     return out;
   }

@@ -30,15 +30,17 @@ export function newRootId(name: string, version: number): string {
 }
 
 export type TreeSource =
-  | { kind: 'dir'; path: string }
-  | { kind: 'tarball'; path: string; format: 'tar' | 'tar.gz' | 'tar.zst' };
+  { kind: 'dir'; path: string } | { kind: 'tarball'; path: string; format: 'tar' | 'tar.gz' | 'tar.zst' };
 
 async function run(cmd: string, args: string[], what: string): Promise<void> {
   try {
     await exec(cmd, args, { maxBuffer: 16 * 1024 * 1024 });
   } catch (err) {
     const e = err as { stderr?: string; message: string };
-    throw new CorralError('SHAREDROOT_FAILED', `${what}: ${(e.stderr ?? e.message).trim().split('\n').slice(-3).join(' | ')}`);
+    throw new CorralError(
+      'SHAREDROOT_FAILED',
+      `${what}: ${(e.stderr ?? e.message).trim().split('\n').slice(-3).join(' | ')}`,
+    );
   }
 }
 
@@ -50,13 +52,15 @@ export async function buildVersion(
   source: TreeSource,
 ): Promise<string> {
   const dest = versionDir(sharedRootDir, name, version);
-  if (existsSync(dest)) throw new CorralError('CONFLICT', `shared root ${name} version ${version} already exists on disk`);
+  if (existsSync(dest))
+    throw new CorralError('CONFLICT', `shared root ${name} version ${version} already exists on disk`);
   const tmp = `${dest}.tmp-${randomBytes(4).toString('hex')}`;
   await mkdir(tmp, { recursive: true, mode: 0o755 });
   try {
     if (source.kind === 'dir') {
       const st = await stat(source.path).catch(() => undefined);
-      if (!st?.isDirectory()) throw new CorralError('SHAREDROOT_INVALID', `${source.path} is not a directory`);
+      if (!st?.isDirectory())
+        throw new CorralError('SHAREDROOT_INVALID', `${source.path} is not a directory`);
       await run('cp', ['-a', '--reflink=auto', `${source.path}/.`, tmp], `copying ${source.path}`);
     } else {
       const z = source.format === 'tar.gz' ? ['-z'] : source.format === 'tar.zst' ? ['--zstd'] : [];
@@ -68,7 +72,8 @@ export async function buildVersion(
     }
     // lstat: /sbin/init is often an absolute symlink (/lib/systemd/systemd) that only resolves inside the tree.
     const init = await lstat(join(tmp, 'sbin/init')).catch(() => undefined);
-    if (!init) throw new CorralError('SHAREDROOT_INVALID', 'the tree has no /sbin/init: not a root filesystem');
+    if (!init)
+      throw new CorralError('SHAREDROOT_INVALID', 'the tree has no /sbin/init: not a root filesystem');
     const rootId = newRootId(name, version);
     await mkdir(join(tmp, 'etc'), { recursive: true });
     await writeFile(join(tmp, ROOT_ID_FILE), `${rootId}\n`, { mode: 0o644 });

@@ -77,19 +77,29 @@ export async function runSnapshotCommand(args: string[], env: SnapshotCliEnv): P
   if (extra.length) usage(`unexpected argument '${extra[0]}'`);
   const url = values.url ?? env.url;
   const dataDir = values['data-dir'];
-  if (!url && !dataDir) usage('give --url URL (or CORRAL_URL) for a running master, or --data-dir DIR for a stopped one');
+  if (!url && !dataDir)
+    usage('give --url URL (or CORRAL_URL) for a running master, or --data-dir DIR for a stopped one');
   if (url && dataDir) usage('--url and --data-dir exclude each other');
   const needId = (): string => id ?? usage(`corral snapshot ${verb} needs a restore point id or name`);
 
   const backend: Backend = url
     ? apiBackend(url, env.user ?? 'admin', env.password ?? usage('set CORRAL_PASSWORD for --url'))
     : localBackend(dataDir ?? '', values['snapshot-dir'] ?? join(dataDir ?? '', 'snapshots'), env.logger);
-  const print = (value: unknown, text: string): void => env.out(values.json ? `${JSON.stringify(value, null, 2)}\n` : text);
+  const print = (value: unknown, text: string): void =>
+    env.out(values.json ? `${JSON.stringify(value, null, 2)}\n` : text);
   try {
     switch (verb) {
       case 'list': {
         const list = await backend.list();
-        print(list, list.map((m) => `${m.id}  ${m.kind.padEnd(9)} ${m.name === m.id ? '' : m.name + '  '}${m.reason || m.note}\n`).join('') || 'no restore points\n');
+        print(
+          list,
+          list
+            .map(
+              (m) =>
+                `${m.id}  ${m.kind.padEnd(9)} ${m.name === m.id ? '' : m.name + '  '}${m.reason || m.note}\n`,
+            )
+            .join('') || 'no restore points\n',
+        );
         return 0;
       }
       case 'show': {
@@ -99,7 +109,10 @@ export async function runSnapshotCommand(args: string[], env: SnapshotCliEnv): P
       }
       case 'create': {
         const m = await backend.create(values.name, values.note);
-        print(m, `created ${m.id}${m.name !== m.id ? ` (${m.name})` : ''}: ${m.dbBytes} bytes in ${m.durationMs} ms\n`);
+        print(
+          m,
+          `created ${m.id}${m.name !== m.id ? ` (${m.name})` : ''}: ${m.dbBytes} bytes in ${m.durationMs} ms\n`,
+        );
         return 0;
       }
       case 'diff': {
@@ -124,7 +137,12 @@ export async function runSnapshotCommand(args: string[], env: SnapshotCliEnv): P
         print({ deleted: id }, `deleted ${id}\n`);
         return 0;
       case 'retention': {
-        const flags = [values['keep-last'], values['keep-hourly'], values['keep-daily'], values['keep-weekly']];
+        const flags = [
+          values['keep-last'],
+          values['keep-hourly'],
+          values['keep-daily'],
+          values['keep-weekly'],
+        ];
         let policy: RetentionPolicy | undefined;
         if (flags.some((f) => f !== undefined)) {
           const r = RetentionPolicySchema.safeParse({
@@ -133,7 +151,8 @@ export async function runSnapshotCommand(args: string[], env: SnapshotCliEnv): P
             ...(flags[2] !== undefined ? { keepDaily: Number(flags[2]) } : {}),
             ...(flags[3] !== undefined ? { keepWeekly: Number(flags[3]) } : {}),
           });
-          if (!r.success) usage(`retention: ${r.error.issues[0]?.path.join('.')}: ${r.error.issues[0]?.message}`);
+          if (!r.success)
+            usage(`retention: ${r.error.issues[0]?.path.join('.')}: ${r.error.issues[0]?.message}`);
           policy = r.data;
         }
         const plan = await backend.retention(values.apply ?? false, policy);
@@ -159,14 +178,17 @@ export function formatDiff(d: SnapshotDiff): string {
     lines.push('nothing a restore would change');
   }
   for (const t of d.tables) {
-    lines.push(`${t.table}: +${t.added} -${t.removed} ~${t.changed}${t.restored ? '' : ' (kept as is by a restore)'}`);
+    lines.push(
+      `${t.table}: +${t.added} -${t.removed} ~${t.changed}${t.restored ? '' : ' (kept as is by a restore)'}`,
+    );
     for (const r of t.rows) {
       const sign = r.change === 'added' ? '+' : r.change === 'removed' ? '-' : '~';
       lines.push(`  ${sign} ${r.key}${r.fields ? ` (${r.fields.join(', ')})` : ''}`);
     }
     if (t.truncated) lines.push('  ...');
   }
-  for (const c of d.config) lines.push(`config ${c.key}: ${JSON.stringify(c.from)} → ${JSON.stringify(c.to)}`);
+  for (const c of d.config)
+    lines.push(`config ${c.key}: ${JSON.stringify(c.from)} → ${JSON.stringify(c.to)}`);
   for (const t of d.templates) lines.push(`template ${t.change} ${t.file}`);
   return `${lines.join('\n')}\n`;
 }
@@ -194,7 +216,10 @@ function localBackend(dataDir: string, dir: string, logger: Logger): Backend {
     delete: async (id) => void (await points().delete(id, 'cli')),
     retention: async (apply, policy) => {
       const p = policy ?? RetentionPolicySchema.parse({});
-      return { policy: p, ...(apply ? await points().applyRetention(p, 'cli') : points().previewRetention(p)) };
+      return {
+        policy: p,
+        ...(apply ? await points().applyRetention(p, 'cli') : points().previewRetention(p)),
+      };
     },
     close: () => repos?.store.close(),
   };
@@ -225,7 +250,12 @@ function apiBackend(base: string, user: string, password: string): Backend {
     list: async () => (await call<{ snapshots: Manifest[] }>('GET', '')).snapshots,
     show: async (id) => (await call<{ snapshot: Manifest }>('GET', `/${enc(id)}`)).snapshot,
     create: async (name, note) =>
-      (await call<{ snapshot: Manifest }>('POST', '', { ...(name ? { name } : {}), ...(note ? { note } : {}) })).snapshot,
+      (
+        await call<{ snapshot: Manifest }>('POST', '', {
+          ...(name ? { name } : {}),
+          ...(note ? { note } : {}),
+        })
+      ).snapshot,
     diff: (id, to) => call<SnapshotDiff>('GET', `/${enc(id)}/diff?to=${enc(to)}`),
     restore: (id, confirm) => call('POST', `/${enc(id)}/restore`, { confirm }),
     delete: async (id) => call<void>('DELETE', `/${enc(id)}`),

@@ -42,7 +42,10 @@ export type Manifest = z.infer<typeof ManifestSchema>;
 
 /** Sortable, unique ids: UTC time to the second plus 4 random hex digits (`20250301T120000Z-1a2b`). */
 export function newSnapshotId(at: Date): string {
-  const stamp = at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const stamp = at
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   return `${stamp}-${randomBytes(2).toString('hex')}`;
 }
 

@@ -5,7 +5,15 @@
  * restore point's database (migrated to this schema) is put in its place. In that second case the change
  * journal restarts from the restore point's, so a backup master must be cloned again (docs/snapshots.md).
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { Store } from '../store/db.js';
 import { openRepos, type Repos } from '../store/repos.js';
@@ -87,7 +95,8 @@ function swapFile(
 ): OfflineRestoreResult {
   const all = listManifests(options.dir);
   const target = all.find((m) => m.id === options.idOrName) ?? all.find((m) => m.name === options.idOrName);
-  if (!target) throw new CorralError('SNAPSHOT_NOT_FOUND', `no restore point with id or name '${options.idOrName}'`);
+  if (!target)
+    throw new CorralError('SNAPSHOT_NOT_FOUND', `no restore point with id or name '${options.idOrName}'`);
   const unknown = unknownMigrations(target.migrations);
   if (unknown.length) {
     throw new CorralError(

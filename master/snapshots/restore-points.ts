@@ -48,12 +48,7 @@ import {
   writeManifest,
   type Manifest,
 } from './manifest.js';
-import {
-  planRetention,
-  type RetentionPlan,
-  type RetentionPolicy,
-  type SnapshotKind,
-} from './retention.js';
+import { planRetention, type RetentionPlan, type RetentionPolicy, type SnapshotKind } from './retention.js';
 
 export interface RestorePointsOptions {
   repos: Repos;
@@ -207,12 +202,20 @@ export class RestorePoints {
       };
       writeManifest(tmp, manifest);
       renameSync(tmp, join(this.dir, id));
-      this.event('snapshot.created', `restore point ${manifest.name} created (${manifest.kind})`, options.actor, {
-        id,
-        kind: manifest.kind,
-        reason: manifest.reason,
-      });
-      this.logger.info({ id, kind: manifest.kind, ms: manifest.durationMs, bytes: manifest.dbBytes }, 'restore point created');
+      this.event(
+        'snapshot.created',
+        `restore point ${manifest.name} created (${manifest.kind})`,
+        options.actor,
+        {
+          id,
+          kind: manifest.kind,
+          reason: manifest.reason,
+        },
+      );
+      this.logger.info(
+        { id, kind: manifest.kind, ms: manifest.durationMs, bytes: manifest.dbBytes },
+        'restore point created',
+      );
       return manifest;
     } catch (err) {
       rmSync(tmp, { recursive: true, force: true });
@@ -277,12 +280,20 @@ export class RestorePoints {
           templatesChanged: diffTemplates(this.currentTemplates(), target.templates),
           durationMs: Date.now() - started,
         };
-        this.event('snapshot.restored', `restored restore point ${target.name} (safety copy ${safety.id})`, actor, {
-          id: target.id,
-          safety: safety.id,
-          tables: summary.tables,
-        });
-        this.logger.warn({ id: target.id, safety: safety.id, tables: summary.tables }, 'restore point restored');
+        this.event(
+          'snapshot.restored',
+          `restored restore point ${target.name} (safety copy ${safety.id})`,
+          actor,
+          {
+            id: target.id,
+            safety: safety.id,
+            tables: summary.tables,
+          },
+        );
+        this.logger.warn(
+          { id: target.id, safety: safety.id, tables: summary.tables },
+          'restore point restored',
+        );
         return result;
       } finally {
         source.close();
@@ -312,7 +323,10 @@ export class RestorePoints {
       store = new Store({ path: tmp, logger: this.logger });
     } catch (err) {
       rmTemp(tmp);
-      throw new CorralError('SNAPSHOT_INCOMPATIBLE', `restore point ${m.name} cannot be migrated: ${(err as Error).message}`);
+      throw new CorralError(
+        'SNAPSHOT_INCOMPATIBLE',
+        `restore point ${m.name} cannot be migrated: ${(err as Error).message}`,
+      );
     }
     return {
       db: store.db,
@@ -355,7 +369,12 @@ export class RestorePoints {
     return d && existsSync(d) ? hashTree(d) : {};
   }
 
-  private event(kind: string, message: string, actor: string | null | undefined, data: Record<string, unknown>): void {
+  private event(
+    kind: string,
+    message: string,
+    actor: string | null | undefined,
+    data: Record<string, unknown>,
+  ): void {
     try {
       this.repos.store.write((journal) =>
         this.repos.events.appendIn(journal, { kind, message, actor: actor ?? null, data }),
@@ -378,7 +397,8 @@ export function hashTree(root: string): Record<string, string> {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       const p = join(dir, e.name);
       if (e.isDirectory()) walk(p);
-      else if (e.isFile()) out[relative(root, p)] = createHash('sha256').update(readFileSync(p)).digest('hex');
+      else if (e.isFile())
+        out[relative(root, p)] = createHash('sha256').update(readFileSync(p)).digest('hex');
     }
   };
   walk(root);
@@ -397,8 +417,11 @@ export function diffConfig(from: unknown, to: unknown): ConfigChange[] {
   const a = flat(from, '', new Map());
   const b = flat(to, '', new Map());
   const keys = [...new Set([...a.keys(), ...b.keys()])].sort();
-  const parse = (s: string | undefined): unknown => (s === undefined ? undefined : (JSON.parse(s) as unknown));
-  return keys.filter((k) => a.get(k) !== b.get(k)).map((k) => ({ key: k, from: parse(a.get(k)), to: parse(b.get(k)) }));
+  const parse = (s: string | undefined): unknown =>
+    s === undefined ? undefined : (JSON.parse(s) as unknown);
+  return keys
+    .filter((k) => a.get(k) !== b.get(k))
+    .map((k) => ({ key: k, from: parse(a.get(k)), to: parse(b.get(k)) }));
 }
 
 export function diffTemplates(from: Record<string, string>, to: Record<string, string>): TemplateChange[] {
@@ -411,4 +434,3 @@ export function diffTemplates(from: Record<string, string>, to: Record<string, s
   }
   return out;
 }
-

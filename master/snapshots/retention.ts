@@ -89,7 +89,9 @@ export function planRetention(snapshots: readonly SnapshotRef[], policy: Retenti
     }
   }
   return {
-    keep: newestFirst.filter((s) => reasons.has(s.id)).map((s) => ({ id: s.id, reasons: reasons.get(s.id) ?? [] })),
+    keep: newestFirst
+      .filter((s) => reasons.has(s.id))
+      .map((s) => ({ id: s.id, reasons: reasons.get(s.id) ?? [] })),
     remove: newestFirst
       .filter((s) => !reasons.has(s.id))
       .map((s) => ({ id: s.id, createdAt: s.createdAt, kind: s.kind })),
@@ -103,7 +105,6 @@ export function planRetention(snapshots: readonly SnapshotRef[], policy: Retenti
 export function dueSchedules(now: Date, schedule: Schedule, snapshots: readonly SnapshotRef[]): Period[] {
   const scheduled = snapshots.filter((s) => s.kind === 'scheduled');
   return (['hourly', 'daily', 'weekly'] as const).filter(
-    (p) =>
-      schedule[p] && !scheduled.some((s) => bucketOf(p, new Date(s.createdAt)) === bucketOf(p, now)),
+    (p) => schedule[p] && !scheduled.some((s) => bucketOf(p, new Date(s.createdAt)) === bucketOf(p, now)),
   );
 }

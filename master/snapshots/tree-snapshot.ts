@@ -72,7 +72,11 @@ async function run(plan: TreePlan): Promise<void> {
 }
 
 /** Snapshots the tree `src` to `dst` (which must not exist). */
-export async function snapshotTree(src: string, dst: string, options: { immutable: boolean }): Promise<TreePlan> {
+export async function snapshotTree(
+  src: string,
+  dst: string,
+  options: { immutable: boolean },
+): Promise<TreePlan> {
   if (existsSync(dst)) throw new CorralError('CONFLICT', `snapshot target ${dst} exists`);
   const plan = planTreeSnapshot(await treeFacts(src), src, dst, options.immutable);
   await run(plan);
@@ -83,7 +87,11 @@ export async function snapshotTree(src: string, dst: string, options: { immutabl
  * Puts the tree of `snapshot` at `live`, keeping the previous live tree as `live.prev-<stamp>`.
  * Returns the previous tree's path.
  */
-export async function rollbackTree(snapshot: string, live: string, stamp: string): Promise<{ previous: string; plan: TreePlan }> {
+export async function rollbackTree(
+  snapshot: string,
+  live: string,
+  stamp: string,
+): Promise<{ previous: string; plan: TreePlan }> {
   const staging = join(dirname(live), `.${basename(live)}.rollback-${stamp}`);
   const previous = `${live}.prev-${stamp}`;
   const plan = planTreeRollback(await treeFacts(snapshot), snapshot, staging);

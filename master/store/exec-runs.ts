@@ -50,13 +50,18 @@ export class ExecRunStore {
 
   start(r: { actor: string; via: ExecRunRecord['via']; command: string; targets: string[] }): number {
     const info = this.store.db
-      .prepare("INSERT INTO exec_runs (started_at, actor, via, command, targets, output) VALUES (?, ?, ?, ?, ?, '')")
+      .prepare(
+        "INSERT INTO exec_runs (started_at, actor, via, command, targets, output) VALUES (?, ?, ?, ?, ?, '')",
+      )
       .run(this.store.now().toISOString(), r.actor, r.via, r.command, JSON.stringify(r.targets));
     return Number(info.lastInsertRowid);
   }
 
   finish(id: number, summary: Record<string, unknown>, output: string): void {
-    const kept = output.length > MAX_OUTPUT ? `[... ${output.length - MAX_OUTPUT} characters cut]\n${output.slice(-MAX_OUTPUT)}` : output;
+    const kept =
+      output.length > MAX_OUTPUT
+        ? `[... ${output.length - MAX_OUTPUT} characters cut]\n${output.slice(-MAX_OUTPUT)}`
+        : output;
     this.store.db
       .prepare('UPDATE exec_runs SET finished_at = ?, summary = ?, output = ? WHERE id = ?')
       .run(this.store.now().toISOString(), JSON.stringify(summary), kept, id);
@@ -68,6 +73,8 @@ export class ExecRunStore {
   }
 
   list(limit = 50): ExecRunRecord[] {
-    return (this.store.db.prepare('SELECT * FROM exec_runs ORDER BY id DESC LIMIT ?').all(limit) as Row[]).map(fromRow);
+    return (
+      this.store.db.prepare('SELECT * FROM exec_runs ORDER BY id DESC LIMIT ?').all(limit) as Row[]
+    ).map(fromRow);
   }
 }

@@ -47,19 +47,25 @@ function fromRow(r: Row): PowerConfigRecord {
   };
 }
 
-export type PowerConfigInput = Pick<PowerConfigRecord, 'nodeMac' | 'driver' | 'address' | 'port' | 'username' | 'secret' | 'wolMac'>;
+export type PowerConfigInput = Pick<
+  PowerConfigRecord,
+  'nodeMac' | 'driver' | 'address' | 'port' | 'username' | 'secret' | 'wolMac'
+>;
 
 /** Per-node power settings (journaled: a backup master can drive the same BMCs after a failover). */
 export class PowerConfigStore {
   constructor(private readonly store: Store) {}
 
   get(mac: string): PowerConfigRecord | undefined {
-    const r = this.store.db.prepare('SELECT * FROM power_configs WHERE node_mac = ?').get(mac) as Row | undefined;
+    const r = this.store.db.prepare('SELECT * FROM power_configs WHERE node_mac = ?').get(mac) as
+      Row | undefined;
     return r ? fromRow(r) : undefined;
   }
 
   list(): PowerConfigRecord[] {
-    return (this.store.db.prepare('SELECT * FROM power_configs ORDER BY node_mac').all() as Row[]).map(fromRow);
+    return (this.store.db.prepare('SELECT * FROM power_configs ORDER BY node_mac').all() as Row[]).map(
+      fromRow,
+    );
   }
 
   upsertIn(journal: Journal, c: PowerConfigInput): PowerConfigRecord {
@@ -71,13 +77,29 @@ export class PowerConfigStore {
            port = excluded.port, username = excluded.username, secret = excluded.secret,
            wol_mac = excluded.wol_mac, power_state = 'unknown', state_error = NULL, updated_at = excluded.updated_at`,
       )
-      .run(c.nodeMac, c.driver, c.address, c.port, c.username, c.secret, c.wolMac, this.store.now().toISOString());
+      .run(
+        c.nodeMac,
+        c.driver,
+        c.address,
+        c.port,
+        c.username,
+        c.secret,
+        c.wolMac,
+        this.store.now().toISOString(),
+      );
     return this.journalRow(journal, c.nodeMac);
   }
 
-  setStateIn(journal: Journal, mac: string, state: PowerConfigRecord['powerState'], error: string | null): PowerConfigRecord {
+  setStateIn(
+    journal: Journal,
+    mac: string,
+    state: PowerConfigRecord['powerState'],
+    error: string | null,
+  ): PowerConfigRecord {
     this.store.db
-      .prepare('UPDATE power_configs SET power_state = ?, state_error = ?, state_changed_at = ? WHERE node_mac = ?')
+      .prepare(
+        'UPDATE power_configs SET power_state = ?, state_error = ?, state_changed_at = ? WHERE node_mac = ?',
+      )
       .run(state, error, this.store.now().toISOString(), mac);
     return this.journalRow(journal, mac);
   }

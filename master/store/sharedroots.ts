@@ -85,7 +85,9 @@ export class SharedRootStore {
   constructor(private readonly store: Store) {}
 
   list(): SharedRootRecord[] {
-    return (this.store.db.prepare('SELECT * FROM shared_roots ORDER BY name').all() as Row[]).map(rootFromRow);
+    return (this.store.db.prepare('SELECT * FROM shared_roots ORDER BY name').all() as Row[]).map(
+      rootFromRow,
+    );
   }
 
   get(name: string): SharedRootRecord | undefined {

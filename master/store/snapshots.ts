@@ -15,6 +15,7 @@ import { MIGRATIONS } from './migrations.js';
 export const NOT_RESTORED: Readonly<Partial<Record<JournaledTable, string>>> = {
   events: 'the event log is an append-only audit trail; the restore itself is recorded in it',
   leases: 'live DHCP leases: rolling them back would hand addresses in use to other machines',
+  deployments: 'deployment history is a log, like events (the nodes and their image references are restored)',
 };
 
 /** Whether a restore puts this table's rows back. */
@@ -62,9 +63,9 @@ export function appliedMigrations(db: Db): number[] {
     .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")
     .get();
   if (!exists) return [];
-  return (db.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as { version: number }[]).map(
-    (r) => r.version,
-  );
+  return (
+    db.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as { version: number }[]
+  ).map((r) => r.version);
 }
 
 /** Migrations a database has that this Corral does not know: such a database cannot be restored here. */
@@ -76,7 +77,9 @@ export function unknownMigrations(versions: readonly number[]): number[] {
 function userTables(db: Db): string[] {
   return (
     db
-      .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+      .prepare(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+      )
       .all() as { name: string }[]
   )
     .map((r) => r.name)
@@ -96,20 +99,107 @@ function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
 
-/** Rows of a table keyed by its primary key (columns joined by '/'), or by rowid when it has none. */
-function keyedRows(db: Db, table: string): Map<string, Record<string, unknown>> {
-  const cols = columnsOf(db, table);
-  const pk = cols.filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk);
-  const select = pk.length
-    ? `SELECT * FROM ${quoteIdent(table)}`
-    : `SELECT rowid AS "__rowid", * FROM ${quoteIdent(table)}`;
-  const out = new Map<string, Record<string, unknown>>();
-  for (const row of db.prepare(select).all() as Record<string, unknown>[]) {
-    const key = pk.length ? pk.map((c) => String(row[c.name])).join('/') : String(row['__rowid']);
-    delete row['__rowid'];
-    out.set(key, row);
-  }
-  return out;
+type KeyValue = string | number | bigint | Buffer | null;
+type Key = KeyValue[];
+
+interface TableComparison {
+  /** Keys only in `a`, only in `b`, and in both with different values (all, or the first `limit`). */
+  onlyA: Key[];
+  onlyB: Key[];
+  changed: Key[];
+  counts: { onlyA: number; onlyB: number; changed: number };
+  keyCols: string[];
+}
+
+/**
+ * One scratch connection with both databases attached (`a`, `b`), so the comparison runs inside SQLite
+ * (joins on the key) rather than row by row in JavaScript: 50k nodes compare in well under a second.
+ * Both files are only read; a live database in WAL mode is read at its last committed state.
+ */
+function openPair(aPath: string, bPath: string): Db {
+  const pair = new Database(':memory:');
+  pair.prepare('ATTACH DATABASE ? AS a').run(aPath);
+  pair.prepare('ATTACH DATABASE ? AS b').run(bPath);
+  return pair;
+}
+
+function hasTable(pair: Db, schema: 'a' | 'b', table: string): boolean {
+  return !!pair.prepare(`SELECT 1 FROM ${schema}.sqlite_master WHERE type = 'table' AND name = ?`).get(table);
+}
+
+function schemaColumns(pair: Db, schema: 'a' | 'b', table: string): Column[] {
+  return pair.prepare(`PRAGMA ${schema}.table_info(${quoteIdent(table)})`).all() as Column[];
+}
+
+function primaryKey(cols: Column[]): string[] {
+  const pk = cols
+    .filter((c) => c.pk > 0)
+    .sort((x, y) => x.pk - y.pk)
+    .map((c) => c.name);
+  return pk.length ? pk : ['rowid'];
+}
+
+function compareTable(pair: Db, table: string, keyCols?: string[], limit?: number): TableComparison {
+  const inA = hasTable(pair, 'a', table);
+  const inB = hasTable(pair, 'b', table);
+  const colsA = inA ? schemaColumns(pair, 'a', table) : [];
+  const colsB = inB ? schemaColumns(pair, 'b', table) : [];
+  const keys = keyCols ?? primaryKey(colsA.length ? colsA : colsB);
+  const t = quoteIdent(table);
+  const sel = (alias: string): string => keys.map((k) => `${alias}.${quoteIdent(k)}`).join(', ');
+  const order = ` ORDER BY ${keys.map((_, i) => i + 1).join(', ')}`;
+  const lim = limit !== undefined ? ` LIMIT ${limit}` : '';
+  const rows = (sql: string): Key[] =>
+    pair
+      .prepare(sql + order + lim)
+      .raw()
+      .all() as Key[];
+  const count = (sql: string): number => Number(pair.prepare(`SELECT count(*) FROM (${sql})`).pluck().get());
+  const on = keys.map((k) => `x.${quoteIdent(k)} = y.${quoteIdent(k)}`).join(' AND ');
+  const onlyASql = !inA
+    ? ''
+    : inB
+      ? `SELECT ${sel('x')} FROM a.${t} x WHERE NOT EXISTS (SELECT 1 FROM b.${t} y WHERE ${on})`
+      : `SELECT ${sel('x')} FROM a.${t} x`;
+  const onlyBSql = !inB
+    ? ''
+    : inA
+      ? `SELECT ${sel('y')} FROM b.${t} y WHERE NOT EXISTS (SELECT 1 FROM a.${t} x WHERE ${on})`
+      : `SELECT ${sel('y')} FROM b.${t} y`;
+  const namesB = new Set(colsB.map((c) => c.name));
+  const compared = colsA.map((c) => c.name).filter((c) => namesB.has(c) && !keys.includes(c));
+  const changedSql =
+    inA && inB && compared.length
+      ? `SELECT ${sel('x')} FROM a.${t} x JOIN b.${t} y ON ${on} WHERE ` +
+        compared.map((c) => `x.${quoteIdent(c)} IS NOT y.${quoteIdent(c)}`).join(' OR ')
+      : '';
+  return {
+    onlyA: onlyASql ? rows(onlyASql) : [],
+    onlyB: onlyBSql ? rows(onlyBSql) : [],
+    changed: changedSql ? rows(changedSql) : [],
+    counts: {
+      onlyA: onlyASql ? count(onlyASql) : 0,
+      onlyB: onlyBSql ? count(onlyBSql) : 0,
+      changed: changedSql ? count(changedSql) : 0,
+    },
+    keyCols: keys,
+  };
+}
+
+function keyString(key: Key): string {
+  return key.map((v) => String(v)).join('/');
+}
+
+function rowByKey(
+  db: Db,
+  schema: string,
+  table: string,
+  keyCols: string[],
+  key: Key,
+): Record<string, unknown> {
+  const where = keyCols.map((k) => `${quoteIdent(k)} = ?`).join(' AND ');
+  return (db.prepare(`SELECT * FROM ${schema}.${quoteIdent(table)} WHERE ${where}`).get(...key) ??
+    {}) as Record<string, unknown>;
 }
 
 function differingFields(a: Record<string, unknown>, b: Record<string, unknown>): string[] {
@@ -125,38 +215,42 @@ function sameValue(a: unknown, b: unknown): boolean {
 /**
  * What changed from database `from` to database `to`, table by table, over every table either holds
  * (nodes, services, settings, images, and whatever later features add). Counts are exact; `rows` lists
- * at most `rowLimit` changes per table.
+ * at most `rowLimit` changes per kind and table, ordered by key.
  */
 export function diffDatabases(from: Db, to: Db, rowLimit = 100): TableDiff[] {
   const tables = [...new Set([...userTables(from), ...userTables(to)])].sort();
-  const fromTables = new Set(userTables(from));
-  const toTables = new Set(userTables(to));
-  const out: TableDiff[] = [];
-  for (const table of tables) {
-    const a = fromTables.has(table) ? keyedRows(from, table) : new Map<string, Record<string, unknown>>();
-    const b = toTables.has(table) ? keyedRows(to, table) : new Map<string, Record<string, unknown>>();
-    const changes: RowChange[] = [];
-    for (const [key, row] of a) {
-      const other = b.get(key);
-      if (!other) changes.push({ key, change: 'removed' });
-      else {
-        const fields = differingFields(row, other);
-        if (fields.length) changes.push({ key, change: 'changed', fields });
-      }
+  const pair = openPair(from.name, to.name);
+  try {
+    const out: TableDiff[] = [];
+    for (const table of tables) {
+      const c = compareTable(pair, table, undefined, rowLimit);
+      const total = c.counts.onlyA + c.counts.onlyB + c.counts.changed;
+      if (!total) continue;
+      const changes: RowChange[] = [
+        ...c.onlyA.map((k): RowChange => ({ key: keyString(k), change: 'removed' })),
+        ...c.onlyB.map((k): RowChange => ({ key: keyString(k), change: 'added' })),
+        ...c.changed.map((k): RowChange => ({
+          key: keyString(k),
+          change: 'changed',
+          fields: differingFields(
+            rowByKey(pair, 'a', table, c.keyCols, k),
+            rowByKey(pair, 'b', table, c.keyCols, k),
+          ),
+        })),
+      ].sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
+      out.push({
+        table,
+        added: c.counts.onlyB,
+        removed: c.counts.onlyA,
+        changed: c.counts.changed,
+        rows: changes.slice(0, rowLimit),
+        truncated: total > rowLimit,
+      });
     }
-    for (const key of b.keys()) if (!a.has(key)) changes.push({ key, change: 'added' });
-    if (!changes.length) continue;
-    changes.sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
-    out.push({
-      table,
-      added: changes.filter((c) => c.change === 'added').length,
-      removed: changes.filter((c) => c.change === 'removed').length,
-      changed: changes.filter((c) => c.change === 'changed').length,
-      rows: changes.slice(0, rowLimit),
-      truncated: changes.length > rowLimit,
-    });
+    return out;
+  } finally {
+    pair.close();
   }
-  return out;
 }
 
 function isLocalSetting(table: string, key: string): boolean {
@@ -191,74 +285,99 @@ export class SnapshotStore {
    * second pass repairs rows an ON DELETE CASCADE took along. Foreign keys are checked at commit.
    */
   restoreFrom(source: Db): RestoreSummary {
-    const tables = (Object.keys(JOURNALED) as JournaledTable[]).filter((t) => !NOT_RESTORED[t]);
-    const live = new Set(userTables(this.store.db));
-    const present = new Set(userTables(source).filter((t) => live.has(t)));
-    const wanted = new Map<JournaledTable, Map<string, Record<string, unknown>>>();
-    for (const t of tables) {
-      if (!present.has(t)) continue;
-      wanted.set(t, keyedByJournalKey(source, t));
+    const db = this.store.db;
+    const live = new Set(userTables(db));
+    const tables = (Object.keys(JOURNALED) as JournaledTable[]).filter(
+      (t) => !NOT_RESTORED[t] && live.has(t) && userTables(source).includes(t),
+    );
+    // Which rows differ, computed by SQLite on a scratch connection. Synchronous, and before the write
+    // below with nothing in between, so no other write of this process can slip in.
+    const pair = openPair(source.name, db.name);
+    const plans = new Map<JournaledTable, { remove: Key[]; insert: Key[] }>();
+    try {
+      for (const t of tables) {
+        const c = compareTable(pair, t, [JOURNALED[t]]);
+        plans.set(t, { remove: [...c.onlyB, ...c.changed], insert: [...c.onlyA, ...c.changed] });
+      }
+    } finally {
+      pair.close();
     }
     const summary: RestoreSummary = {
       tables: {},
       skipped: Object.fromEntries(Object.entries(NOT_RESTORED)) as Record<string, string>,
     };
-    const count = (t: string, what: 'upserted' | 'deleted'): void => {
+    const count = (t: string, what: 'upserted' | 'deleted', n: number): void => {
+      if (!n) return;
       const entry = (summary.tables[t] ??= { upserted: 0, deleted: 0 });
-      entry[what] += 1;
+      entry[what] += n;
     };
-    const db = this.store.db;
     this.store.write((journal) => {
       db.pragma('defer_foreign_keys = ON');
-      // Pass 1: remove rows that are gone in the restore point, and rows about to change.
-      for (const [t, rows] of wanted) {
+      // Pass 1: rows gone in the restore point, and rows about to change, are deleted (and journaled:
+      // a follower must delete them too, or re-inserting a row whose unique column moved collides there).
+      const deletedFrom = new Set<string>();
+      for (const [t, plan] of plans) {
         const keyCol = JOURNALED[t];
         const del = db.prepare(`DELETE FROM ${quoteIdent(t)} WHERE ${quoteIdent(keyCol)} = ?`);
-        for (const [key, row] of keyedByJournalKey(db, t)) {
-          if (isLocalSetting(t, key)) continue;
-          const want = rows.get(key);
-          if (want && !differingFields(row, want).length) continue;
-          del.run(row[keyCol] as string | number);
-          // Journaled even for a row that comes back in pass 2: a follower must delete it too, or
-          // re-inserting a row whose unique column moved would collide there.
-          journal(t, key, 'delete');
-          if (!want) count(t, 'deleted');
+        let gone = 0;
+        const inserting = new Set(plan.insert.map(keyString));
+        for (const key of plan.remove) {
+          const k = keyString(key);
+          if (isLocalSetting(t, k)) continue;
+          del.run(key[0] ?? null);
+          journal(t, k, 'delete');
+          deletedFrom.add(t);
+          if (!inserting.has(k)) gone++;
         }
+        count(t, 'deleted', gone);
       }
-      // Pass 2: insert what is missing now (changed rows, rows the restore point adds, cascaded rows).
-      for (const [t, rows] of wanted) {
+      // Pass 2: the restore point's rows are inserted; in tables whose rows an ON DELETE CASCADE may
+      // have taken along with a deleted parent, every missing row of the restore point is put back.
+      for (const [t, plan] of plans) {
         const keyCol = JOURNALED[t];
-        const current = keyedByJournalKey(db, t);
+        const keys = new Map(plan.insert.map((k) => [keyString(k), k]));
+        const cascades = (
+          db.prepare(`PRAGMA foreign_key_list(${quoteIdent(t)})`).all() as {
+            table: string;
+            on_delete: string;
+          }[]
+        ).some((fk) => fk.on_delete === 'CASCADE' && deletedFrom.has(fk.table));
+        if (cascades) {
+          const exists = db.prepare(`SELECT 1 FROM ${quoteIdent(t)} WHERE ${quoteIdent(keyCol)} = ?`);
+          for (const key of source
+            .prepare(`SELECT ${quoteIdent(keyCol)} FROM ${quoteIdent(t)}`)
+            .raw()
+            .all() as Key[]) {
+            if (!exists.get(key[0] ?? null)) keys.set(keyString(key), key);
+          }
+        }
         const liveCols = new Set(columnsOf(db, t).map((c) => c.name));
-        for (const [key, row] of rows) {
-          if (isLocalSetting(t, key) || current.has(key)) continue;
+        let put = 0;
+        for (const [k, key] of keys) {
+          if (isLocalSetting(t, k)) continue;
+          const row = rowByKey(source, 'main', t, [keyCol], key);
           const cols = Object.keys(row).filter((c) => liveCols.has(c));
           db.prepare(
             `INSERT INTO ${quoteIdent(t)} (${cols.map(quoteIdent).join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`,
-          ).run(...cols.map((c) => row[c] as string | number | null | Buffer));
-          journal(t, key, 'upsert', this.store.row(t, row[keyCol] as string | number));
-          count(t, 'upserted');
+          ).run(...cols.map((c) => row[c] as KeyValue));
+          journal(t, k, 'upsert', this.store.row(t, key[0] as string | number));
+          put++;
         }
+        count(t, 'upserted', put);
       }
     });
     return summary;
   }
 }
 
-function keyedByJournalKey(db: Db, table: JournaledTable): Map<string, Record<string, unknown>> {
-  const keyCol = JOURNALED[table];
-  const out = new Map<string, Record<string, unknown>>();
-  for (const row of db.prepare(`SELECT * FROM ${quoteIdent(table)}`).all() as Record<string, unknown>[]) {
-    out.set(String(row[keyCol]), row);
-  }
-  return out;
-}
-
 /** The image catalogue a database references (images are content-addressed files, referenced not copied). */
 export function imageCatalogue(db: Db): { sha256: string; name: string }[] {
   const exists = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'images'").get();
   if (!exists) return [];
-  return db.prepare('SELECT sha256, name FROM images ORDER BY name').all() as { sha256: string; name: string }[];
+  return db.prepare('SELECT sha256, name FROM images ORDER BY name').all() as {
+    sha256: string;
+    name: string;
+  }[];
 }
 
 /** SQLite's own check of a database file: 'ok' or the first problems it found. */

@@ -17,7 +17,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { basebackupPostgres, snapshotPostgres, type PgSnapshotResult } from '../../master/snapshots/data/postgres.js';
+import {
+  basebackupPostgres,
+  snapshotPostgres,
+  type PgSnapshotResult,
+} from '../../master/snapshots/data/postgres.js';
 import { RestorePoints } from '../../master/snapshots/restore-points.js';
 import { openRepos } from '../../master/store/repos.js';
 import { silentLogger } from '../../master/util/logger.js';
@@ -41,8 +45,18 @@ async function restorePointFigures(n: number): Promise<string> {
       `52:54:${[i >>> 24, (i >>> 16) & 255, (i >>> 8) & 255, i & 255].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
     repos.store.write((journal) => {
       for (let i = 0; i < n; i++) {
-        repos.nodes.insertIn(journal, { mac: mac(i), name: `node-${i}`, seqNo: i + 1, state: 'discovered', inventory: { memoryBytes: 1 << 30, cpu: { count: 4 } } });
-        repos.events.appendIn(journal, { nodeMac: mac(i), kind: 'node.enlisted', message: `node-${i} enlisted` });
+        repos.nodes.insertIn(journal, {
+          mac: mac(i),
+          name: `node-${i}`,
+          seqNo: i + 1,
+          state: 'discovered',
+          inventory: { memoryBytes: 1 << 30, cpu: { count: 4 } },
+        });
+        repos.events.appendIn(journal, {
+          nodeMac: mac(i),
+          kind: 'node.enlisted',
+          message: `node-${i} enlisted`,
+        });
         repos.events.appendIn(journal, { nodeMac: mac(i), kind: 'node.seen', message: `node-${i} seen` });
       }
     });
@@ -103,13 +117,46 @@ async function pgFigures(runs: number, scale: number): Promise<string[]> {
   try {
     const live = await lab.start(await lab.initdb('live'), port);
     await new Promise<void>((resolve, reject) => {
-      const c = spawn('pgbench', ['-i', '-q', '-s', String(scale), '-h', live.conn.host, '-p', String(port), '-U', 'postgres', 'postgres'], { stdio: 'ignore' });
+      const c = spawn(
+        'pgbench',
+        [
+          '-i',
+          '-q',
+          '-s',
+          String(scale),
+          '-h',
+          live.conn.host,
+          '-p',
+          String(port),
+          '-U',
+          'postgres',
+          'postgres',
+        ],
+        { stdio: 'ignore' },
+      );
       c.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`pgbench -i exited ${code}`))));
     });
     for (let run = 1; run <= runs; run++) {
       for (const method of ['backup-api', 'basebackup'] as const) {
         const prefix = `bench-${method}-${run}`;
-        const bench = lab.spawnClient('pgbench', ['-n', '-c', '2', '-j', '2', '-T', '8', '-l', `--log-prefix=${lab.path(prefix)}`, '-h', live.conn.host, '-p', String(port), '-U', 'postgres', 'postgres']);
+        const bench = lab.spawnClient('pgbench', [
+          '-n',
+          '-c',
+          '2',
+          '-j',
+          '2',
+          '-T',
+          '8',
+          '-l',
+          `--log-prefix=${lab.path(prefix)}`,
+          '-h',
+          live.conn.host,
+          '-p',
+          String(port),
+          '-U',
+          'postgres',
+          'postgres',
+        ]);
         const done = new Promise<void>((resolve) => bench.on('exit', () => resolve()));
         await sleep(3000);
         const target = lab.path(`snap-${method}-${run}`);
@@ -122,7 +169,8 @@ async function pgFigures(runs: number, scale: number): Promise<string[]> {
         const span = r.finishedAt - r.startedAt;
         const stall = maxGapDuring(times, r.startedAt, r.finishedAt);
         const before = maxGapDuring(times, r.startedAt - span, r.startedAt - 1);
-        const tps = (from: number, to: number): number => times.filter((x) => x >= from && x <= to).length / ((to - from) / 1000);
+        const tps = (from: number, to: number): number =>
+          times.filter((x) => x >= from && x <= to).length / ((to - from) / 1000);
         rows.push(
           `| ${method} | ${run} | ${span} ms | ${stall.toFixed(1)} ms | ${before.toFixed(1)} ms | ` +
             `${tps(r.startedAt, r.finishedAt).toFixed(0)} | ${tps(r.startedAt - 2000, r.startedAt).toFixed(0)} |`,
@@ -137,12 +185,16 @@ async function pgFigures(runs: number, scale: number): Promise<string[]> {
 }
 
 console.log('Master restore points (SQLite online backup; row-level restore)');
-console.log('| nodes | store | create (online backup) | plain cp (reference) | longest writer pause during create | diff after 1% changed | restore | copy bytes |');
+console.log(
+  '| nodes | store | create (online backup) | plain cp (reference) | longest writer pause during create | diff after 1% changed | restore | copy bytes |',
+);
 console.log('|---|---|---|---|---|---|---|---|');
 for (const n of values.nodes.split(',').map(Number)) console.log(await restorePointFigures(n));
 
 console.log('');
 console.log(`PostgreSQL data snapshots under pgbench load (scale ${values['pg-scale']}, 2 clients)`);
-console.log('| method | run | snapshot time | write stall (max commit gap during) | max gap in the span before | tps during | tps before |');
+console.log(
+  '| method | run | snapshot time | write stall (max commit gap during) | max gap in the span before | tps during | tps before |',
+);
 console.log('|---|---|---|---|---|---|---|');
 for (const row of await pgFigures(Number(values['pg-runs']), Number(values['pg-scale']))) console.log(row);

@@ -49,7 +49,12 @@ export class HaCluster {
     this.client = this.net.addHost('cli', `${this.prefix}.10/24`);
     this.dhcpClient = this.net.addHost('dhc', null);
     this.m1 = { name: 'm1', host: m1h, dataDir: join(this.dir, 'm1'), configPath: join(this.dir, 'm1.json') };
-    this.m2 = { name: 'm2', host: m2h, dataDir: join(this.dir, 'm2'), configPath: join(this.dir, 'm2', 'corral.json') };
+    this.m2 = {
+      name: 'm2',
+      host: m2h,
+      dataDir: join(this.dir, 'm2'),
+      configPath: join(this.dir, 'm2', 'corral.json'),
+    };
   }
 
   url(m: MasterHost): string {
@@ -86,8 +91,17 @@ export class HaCluster {
   async startWitness(): Promise<void> {
     const out: string[] = [];
     const w = this.net.spawnIn(this.witnessHost.ns, [
-      'node', CLI, 'witness', '--listen', `${this.witnessHost.address}:7070`, '--token', TOKEN,
-      '--state', join(this.dir, 'witness.json'), '--lease-ms', '3000',
+      'node',
+      CLI,
+      'witness',
+      '--listen',
+      `${this.witnessHost.address}:7070`,
+      '--token',
+      TOKEN,
+      '--state',
+      join(this.dir, 'witness.json'),
+      '--lease-ms',
+      '3000',
     ]);
     w.stdout?.on('data', (d: Buffer) => out.push(d.toString()));
     w.stderr?.on('data', (d: Buffer) => out.push(d.toString()));
@@ -110,8 +124,21 @@ export class HaCluster {
   /** `corral clone` run on m2's host against m1. */
   clone(): string {
     return this.net.nsExec(this.m2.host.ns, [
-      'node', CLI, 'clone', '--from', this.url(this.m1), '--token', TOKEN, '--data-dir', this.m2.dataDir,
-      '--address', this.m2.host.address, '--interface', this.m2.host.ifname, '--priority', '100',
+      'node',
+      CLI,
+      'clone',
+      '--from',
+      this.url(this.m1),
+      '--token',
+      TOKEN,
+      '--data-dir',
+      this.m2.dataDir,
+      '--address',
+      this.m2.host.address,
+      '--interface',
+      this.m2.host.ifname,
+      '--priority',
+      '100',
     ]);
   }
 
@@ -136,7 +163,9 @@ export class HaCluster {
 
   holdsVip(m: MasterHost): boolean {
     try {
-      return this.net.nsExec(m.host.ns, ['ip', '-4', '-o', 'addr', 'show', 'dev', m.host.ifname]).includes(`${this.vip}/`);
+      return this.net
+        .nsExec(m.host.ns, ['ip', '-4', '-o', 'addr', 'show', 'dev', m.host.ifname])
+        .includes(`${this.vip}/`);
     } catch {
       return false;
     }
@@ -166,7 +195,11 @@ export class HaCluster {
     }
   }
 
-  startWriter(url: string, intervalMs: number, prefix: string): { proc: ChildProcess; acked: string[]; errors: string[]; latencies: number[] } {
+  startWriter(
+    url: string,
+    intervalMs: number,
+    prefix: string,
+  ): { proc: ChildProcess; acked: string[]; errors: string[]; latencies: number[] } {
     const proc = this.net.spawnIn(this.client.ns, ['node', WRITER, url, String(intervalMs), prefix]);
     this.procs.push(proc);
     const acked: string[] = [];
@@ -196,7 +229,15 @@ export class HaCluster {
    */
   partition(on: boolean): void {
     for (const port of [`p0-${this.net.id}`, `p1-${this.net.id}`]) {
-      this.net.nsExec(this.net.bridgeNs, ['bridge', 'link', 'set', 'dev', port, 'isolated', on ? 'on' : 'off']);
+      this.net.nsExec(this.net.bridgeNs, [
+        'bridge',
+        'link',
+        'set',
+        'dev',
+        port,
+        'isolated',
+        on ? 'on' : 'off',
+      ]);
     }
   }
 
@@ -225,6 +266,11 @@ export interface HaStatusView {
   vrrp: string;
   mode: string;
   backup: { ackedSeq: number; lagChanges: number; lagSeconds: number; connected: boolean } | null;
-  follower: { appliedSeq: number; lagChanges: number; lagSeconds: number; connected: boolean; discarded: number } | null;
+  follower: {
+    appliedSeq: number;
+    lagChanges: number;
+    lagSeconds: number;
+    connected: boolean;
+    discarded: number;
+  } | null;
 }
-

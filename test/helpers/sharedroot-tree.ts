@@ -3,14 +3,51 @@
  * an rcS that reports what the node sees (root id, hostname, machine-id, host key, a per-node write) as
  * "corral-test:" lines on the console, and a getty on ttyS0 (the "login:" prompt the benchmark waits for).
  */
-import { copyFileSync, mkdirSync, symlinkSync, writeFileSync, chmodSync, readdirSync, readFileSync, statSync, lstatSync, readlinkSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  symlinkSync,
+  writeFileSync,
+  chmodSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  lstatSync,
+  readlinkSync,
+} from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 
-const APPLETS = ['sh', 'cat', 'echo', 'mount', 'hostname', 'sleep', 'ls', 'getty', 'sha256sum', 'cut', 'grep', 'login', 'head'];
+const APPLETS = [
+  'sh',
+  'cat',
+  'echo',
+  'mount',
+  'hostname',
+  'sleep',
+  'ls',
+  'getty',
+  'sha256sum',
+  'cut',
+  'grep',
+  'login',
+  'head',
+];
 
 export function makeBusyboxRoot(dir: string, writeDelaySeconds: number): void {
-  for (const d of ['bin', 'sbin', 'etc/init.d', 'proc', 'sys', 'dev', 'tmp', 'root', 'run', 'var', 'etc/ssh']) {
+  for (const d of [
+    'bin',
+    'sbin',
+    'etc/init.d',
+    'proc',
+    'sys',
+    'dev',
+    'tmp',
+    'root',
+    'run',
+    'var',
+    'etc/ssh',
+  ]) {
     mkdirSync(join(dir, d), { recursive: true });
   }
   copyFileSync('/bin/busybox', join(dir, 'bin/busybox'));
@@ -18,7 +55,10 @@ export function makeBusyboxRoot(dir: string, writeDelaySeconds: number): void {
   for (const a of APPLETS) symlinkSync('busybox', join(dir, 'bin', a));
   symlinkSync('../bin/busybox', join(dir, 'sbin/init'));
   writeFileSync(join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
-  writeFileSync(join(dir, 'etc/inittab'), '::sysinit:/etc/init.d/rcS\nttyS0::respawn:/bin/getty -L 115200 ttyS0 vt100\n');
+  writeFileSync(
+    join(dir, 'etc/inittab'),
+    '::sysinit:/etc/init.d/rcS\nttyS0::respawn:/bin/getty -L 115200 ttyS0 vt100\n',
+  );
   writeFileSync(
     join(dir, 'etc/init.d/rcS'),
     `#!/bin/sh

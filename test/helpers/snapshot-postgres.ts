@@ -14,9 +14,14 @@ const exec = promisify(execFile);
 
 export function pgBinDir(): string {
   const root = '/usr/lib/postgresql';
-  const versions = existsSync(root) ? readdirSync(root).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : [];
+  const versions = existsSync(root)
+    ? readdirSync(root)
+        .filter((v) => /^\d+$/.test(v))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
   const v = versions.find((x) => existsSync(join(root, x, 'bin', 'postgres')));
-  if (!v) throw new Error('PostgreSQL server not installed (apt-get install postgresql; scripts/setup.sh does it)');
+  if (!v)
+    throw new Error('PostgreSQL server not installed (apt-get install postgresql; scripts/setup.sh does it)');
   return join(root, v, 'bin');
 }
 
@@ -38,7 +43,9 @@ function ownToPg(path: string): void {
 let ids: { uid: number; gid: number } | undefined;
 export function pgIds(): { uid: number; gid: number } {
   if (!ids) {
-    const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('postgres:'));
+    const line = readFileSync('/etc/passwd', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('postgres:'));
     if (!line) throw new Error('no postgres user (installed with the postgresql package)');
     const f = line.split(':');
     ids = { uid: Number(f[2]), gid: Number(f[3]) };
@@ -69,7 +76,18 @@ export class PgLab {
 
   async initdb(name: string): Promise<string> {
     const dir = this.path(name);
-    await asPg(join(this.bin, 'initdb'), ['-D', dir, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C']);
+    await asPg(join(this.bin, 'initdb'), [
+      '-D',
+      dir,
+      '-A',
+      'trust',
+      '-U',
+      'postgres',
+      '--no-sync',
+      '-E',
+      'UTF8',
+      '--locale=C',
+    ]);
     return dir;
   }
 
@@ -79,11 +97,22 @@ export class PgLab {
     mkdirSync(sock, { recursive: true });
     ownToPg(sock);
     const log = this.path(`pg-${port}.log`);
-    await asPg(join(this.bin, 'pg_ctl'), [
-      '-D', dataDir, '-l', log, '-w', '-t', '60',
-      '-o', `-k ${sock} -c listen_addresses= -p ${port} -c max_wal_size=1GB -c fsync=on`,
-      'start',
-    ], 90_000).catch((err: Error) => {
+    await asPg(
+      join(this.bin, 'pg_ctl'),
+      [
+        '-D',
+        dataDir,
+        '-l',
+        log,
+        '-w',
+        '-t',
+        '60',
+        '-o',
+        `-k ${sock} -c listen_addresses= -p ${port} -c max_wal_size=1GB -c fsync=on`,
+        'start',
+      ],
+      90_000,
+    ).catch((err: Error) => {
       const tail = existsSync(log) ? readFileSync(log, 'utf8').split('\n').slice(-15).join('\n') : '(no log)';
       throw new Error(`${err.message.split('\n')[0]}\n--- ${log}:\n${tail}`);
     });
@@ -91,7 +120,16 @@ export class PgLab {
       dataDir,
       conn: { host: sock, port, user: 'postgres', database: 'postgres' },
       stop: async () => {
-        await asPg(join(this.bin, 'pg_ctl'), ['-D', dataDir, '-m', 'immediate', '-w', '-t', '30', 'stop']).catch(() => undefined);
+        await asPg(join(this.bin, 'pg_ctl'), [
+          '-D',
+          dataDir,
+          '-m',
+          'immediate',
+          '-w',
+          '-t',
+          '30',
+          'stop',
+        ]).catch(() => undefined);
       },
     };
     this.servers.push(server);
@@ -107,10 +145,31 @@ export class PgLab {
   }
 
   async psql(conn: PgConnection, sql: string): Promise<string> {
-    const { stdout } = await exec('psql', ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', conn.host, '-p', String(conn.port), '-U', conn.user, '-d', conn.database, '-c', sql], {
-      timeout: 120_000,
-      maxBuffer: 64 << 20,
-    });
+    const { stdout } = await exec(
+      'psql',
+      [
+        '-X',
+        '-q',
+        '-A',
+        '-t',
+        '-v',
+        'ON_ERROR_STOP=1',
+        '-h',
+        conn.host,
+        '-p',
+        String(conn.port),
+        '-U',
+        conn.user,
+        '-d',
+        conn.database,
+        '-c',
+        sql,
+      ],
+      {
+        timeout: 120_000,
+        maxBuffer: 64 << 20,
+      },
+    );
     return stdout;
   }
 

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitFor } from '../helpers/netns.js';
 import { startMasterProcess, basic, CLI, type MasterProcess } from '../helpers/master-process.js';
+import { Browser } from '../helpers/browser.js';
 import { Store } from '../../master/store/db.js';
 import { silentLogger } from '../../master/util/logger.js';
 
@@ -20,19 +21,39 @@ const TOKEN = 'replication-test-token-42';
 const PASSWORD = 'replication-test-pw';
 const auth = basic('admin', PASSWORD);
 
-async function json(url: string, init: RequestInit = {}): Promise<{ status: number; body: any }> {
-  const res = await fetch(url, { ...init, headers: { ...auth, 'content-type': 'application/json', ...(init.headers ?? {}) }, signal: AbortSignal.timeout(10_000) });
+/** The fields these tests read from /ha/status, /ha/promote, /nodes and /events answers. */
+interface Body {
+  role: string;
+  epoch: number;
+  lastSeq: number;
+  mode: string;
+  follower: { connected: boolean; lagChanges: number } | null;
+  nodes: { mac: string }[];
+  events: { message: string; data: { count: number } }[];
+}
+
+async function json(url: string, init: RequestInit = {}): Promise<{ status: number; body: Body }> {
+  const res = await fetch(url, {
+    ...init,
+    headers: { ...auth, 'content-type': 'application/json', ...(init.headers ?? {}) },
+    signal: AbortSignal.timeout(10_000),
+  });
   const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
+  return { status: res.status, body: (text ? JSON.parse(text) : {}) as Body };
 }
 
 async function enlist(url: string, mac: string): Promise<number> {
-  const r = await json(`${url}/api/v1/enlist`, { method: 'POST', body: JSON.stringify({ mac, inventory: {} }) });
+  const r = await json(`${url}/api/v1/enlist`, {
+    method: 'POST',
+    body: JSON.stringify({ mac, inventory: {} }),
+  });
   return r.status;
 }
 
 function mac(prefix: string, n: number): string {
-  return `${prefix}:00:00:00:${Math.floor(n / 256).toString(16).padStart(2, '0')}:${(n % 256).toString(16).padStart(2, '0')}`;
+  return `${prefix}:00:00:00:${Math.floor(n / 256)
+    .toString(16)
+    .padStart(2, '0')}:${(n % 256).toString(16).padStart(2, '0')}`;
 }
 
 describe('HA replication, clone and tail discard (loopback, real master processes)', () => {
@@ -46,7 +67,11 @@ describe('HA replication, clone and tail discard (loopback, real master processe
   let m1: MasterProcess | undefined;
   let m2: MasterProcess | undefined;
   const start = (configPath: string) =>
-    startMasterProcess({ args: ['--config', configPath], env: { CORRAL_ADMIN_PASSWORD: PASSWORD }, timeoutMs: 30_000 });
+    startMasterProcess({
+      args: ['--config', configPath],
+      env: { CORRAL_ADMIN_PASSWORD: PASSWORD },
+      timeoutMs: 30_000,
+    });
 
   before(async () => {
     writeFileSync(
@@ -61,7 +86,10 @@ describe('HA replication, clone and tail discard (loopback, real master processe
       }),
     );
     m1 = await start(join(dir, 'm1.json'));
-    const p = await json(`${url1}/api/v1/ha/promote`, { method: 'POST', body: JSON.stringify({ confirm: true }) });
+    const p = await json(`${url1}/api/v1/ha/promote`, {
+      method: 'POST',
+      body: JSON.stringify({ confirm: true }),
+    });
     assert.equal(p.status, 200);
     assert.equal(p.body.role, 'primary');
   });
@@ -78,40 +106,86 @@ describe('HA replication, clone and tail discard (loopback, real master processe
       for (let n = 0; !stop; n++) if ((await enlist(url1, mac('0a', n))) < 300) acked.push(mac('0a', n));
     })();
     await waitFor('load running', () => acked.length >= 20, 20_000);
-    const out = execFileSync('node', [CLI, 'clone', '--from', url1, '--token', TOKEN, '--data-dir', d2, '--address', '127.0.0.1', '--http-port', String(port2)], { encoding: 'utf8', timeout: 60_000 });
+    const out = execFileSync(
+      'node',
+      [
+        CLI,
+        'clone',
+        '--from',
+        url1,
+        '--token',
+        TOKEN,
+        '--data-dir',
+        d2,
+        '--address',
+        '127.0.0.1',
+        '--http-port',
+        String(port2),
+      ],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
     assert.match(out, /clone complete/);
     // The copy taken under load is a consistent snapshot: intact, and every journaled node row is there.
     const copy = new Store({ path: join(d2, 'corral.db'), logger: silentLogger() });
     assert.equal(copy.integrityCheck(), 'ok');
     const seq = copy.lastChangeSeq();
-    const nodes = copy.db.prepare("SELECT COUNT(DISTINCT entity_key) AS n FROM changes WHERE entity = 'nodes'").get() as { n: number };
+    const nodes = copy.db
+      .prepare("SELECT COUNT(DISTINCT entity_key) AS n FROM changes WHERE entity = 'nodes'")
+      .get() as { n: number };
     const rows = copy.db.prepare('SELECT COUNT(*) AS n FROM nodes').get() as { n: number };
     copy.close();
-    assert.ok(seq > 0 && rows.n === nodes.n, `clone at seq ${seq}: ${rows.n} node rows for ${nodes.n} journaled nodes`);
+    assert.ok(
+      seq > 0 && rows.n === nodes.n,
+      `clone at seq ${seq}: ${rows.n} node rows for ${nodes.n} journaled nodes`,
+    );
 
     m2 = await start(join(d2, 'corral.json'));
-    const s2 = await waitFor('m2 follows', async () => {
-      const s = (await json(`${url2}/api/v1/ha/status`)).body;
-      return s?.follower?.connected ? s : undefined;
-    }, 20_000);
+    const s2 = await waitFor(
+      'm2 follows',
+      async () => {
+        const s = (await json(`${url2}/api/v1/ha/status`)).body;
+        return s?.follower?.connected ? s : undefined;
+      },
+      20_000,
+    );
     assert.equal(s2.role, 'backup');
     await new Promise((r) => setTimeout(r, 1500));
     stop = true;
     await load;
     // m1 wrote alone (async, recorded) while the clone ran; with m2 following it is synchronous again.
-    const st1 = await waitFor('sync restored', async () => {
-      const s = (await json(`${url1}/api/v1/ha/status`)).body;
-      return s.mode === 'sync' ? s : undefined;
-    }, 10_000);
+    const st1 = await waitFor(
+      'sync restored',
+      async () => {
+        const s = (await json(`${url1}/api/v1/ha/status`)).body;
+        return s.mode === 'sync' ? s : undefined;
+      },
+      10_000,
+    );
     const degraded = (await json(`${url1}/api/v1/events?kind=ha.replication-degraded`)).body.events;
     assert.ok(degraded.length >= 1, 'the async period is in the event log');
-    await waitFor('m2 caught up', async () => {
-      const s = (await json(`${url2}/api/v1/ha/status`)).body;
-      return s.lastSeq === st1.lastSeq ? s : undefined;
-    }, 10_000);
-    const on2 = new Set(((await json(`${url2}/api/v1/nodes`)).body.nodes as { mac: string }[]).map((n) => n.mac));
-    assert.deepEqual(acked.filter((m) => !on2.has(m)), [], 'every acknowledged write is on the backup');
-    assert.equal((await json(`${url2}/api/v1/ha/status`)).body.follower.lagChanges, 0);
+    await waitFor(
+      'm2 caught up',
+      async () => {
+        const s = (await json(`${url2}/api/v1/ha/status`)).body;
+        return s.lastSeq === st1.lastSeq ? s : undefined;
+      },
+      10_000,
+    );
+    const on2 = new Set(
+      ((await json(`${url2}/api/v1/nodes`)).body.nodes as { mac: string }[]).map((n) => n.mac),
+    );
+    assert.deepEqual(
+      acked.filter((m) => !on2.has(m)),
+      [],
+      'every acknowledged write is on the backup',
+    );
+    assert.equal((await json(`${url2}/api/v1/ha/status`)).body.follower?.lagChanges, 0);
+    // The console shows role and lag: a backup serves reads, including sign-in (sessions are local).
+    const b = new Browser(url2);
+    await b.login('admin', PASSWORD);
+    const page = await (await b.get('/ha')).text();
+    assert.match(page, /Role<\/dt><dd><strong>backup<\/strong>/);
+    assert.match(page, /data-testid="ha-lag">0 change\(s\), 0\.0 s/);
   });
 
   it('an old primary that wrote alone (async) and died discards its tail when it returns', async () => {
@@ -122,23 +196,44 @@ describe('HA replication, clone and tail discard (loopback, real master processe
     assert.equal(s1.mode, 'async');
     await m1!.stop('SIGKILL');
     m2 = await start(join(d2, 'corral.json'));
-    const p = await json(`${url2}/api/v1/ha/promote`, { method: 'POST', body: JSON.stringify({ confirm: true }) });
+    const p = await json(`${url2}/api/v1/ha/promote`, {
+      method: 'POST',
+      body: JSON.stringify({ confirm: true }),
+    });
     assert.equal(p.body.role, 'primary');
     assert.ok(p.body.epoch > s1.epoch);
     assert.ok((await enlist(url2, mac('0c', 1))) < 300);
     m1 = await start(join(dir, 'm1.json'));
-    const ev = await waitFor('tail-discarded event', async () => {
-      const e = (await json(`${url2}/api/v1/events?kind=ha.tail-discarded`)).body.events as { message: string; data: { count: number } }[];
-      return e.length ? e[0] : undefined;
-    }, 20_000);
+    const ev = await waitFor(
+      'tail-discarded event',
+      async () => {
+        const e = (await json(`${url2}/api/v1/events?kind=ha.tail-discarded`)).body.events as {
+          message: string;
+          data: { count: number };
+        }[];
+        return e.length ? e[0] : undefined;
+      },
+      20_000,
+    );
     assert.ok(ev.data.count >= 5, ev.message);
-    const conv = await waitFor('m1 converged', async () => {
-      const a = (await json(`${url1}/api/v1/ha/status`)).body;
-      const b = (await json(`${url2}/api/v1/ha/status`)).body;
-      return a.role === 'backup' && a.epoch === b.epoch && a.lastSeq === b.lastSeq ? a : undefined;
-    }, 20_000);
-    const on1 = new Set(((await json(`${url1}/api/v1/nodes`)).body.nodes as { mac: string }[]).map((n) => n.mac));
-    assert.ok(!on1.has(mac('0b', 0)) && on1.has(mac('0c', 1)), 'the async tail is gone, the new primary’s write is there');
-    process.stdout.write(`discarded on return: ${ev.message}; converged at epoch ${conv.epoch} seq ${conv.lastSeq}\n`);
+    const conv = await waitFor(
+      'm1 converged',
+      async () => {
+        const a = (await json(`${url1}/api/v1/ha/status`)).body;
+        const b = (await json(`${url2}/api/v1/ha/status`)).body;
+        return a.role === 'backup' && a.epoch === b.epoch && a.lastSeq === b.lastSeq ? a : undefined;
+      },
+      20_000,
+    );
+    const on1 = new Set(
+      ((await json(`${url1}/api/v1/nodes`)).body.nodes as { mac: string }[]).map((n) => n.mac),
+    );
+    assert.ok(
+      !on1.has(mac('0b', 0)) && on1.has(mac('0c', 1)),
+      'the async tail is gone, the new primary’s write is there',
+    );
+    process.stdout.write(
+      `discarded on return: ${ev.message}; converged at epoch ${conv.epoch} seq ${conv.lastSeq}\n`,
+    );
   });
 });

@@ -8,10 +8,21 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { basebackupPostgres, restorePostgres, snapshotPostgres } from '../../master/snapshots/data/postgres.js';
+import {
+  basebackupPostgres,
+  restorePostgres,
+  snapshotPostgres,
+} from '../../master/snapshots/data/postgres.js';
 import { PsqlSession } from '../../master/snapshots/data/psql-session.js';
 import type { PgConnection } from '../../master/snapshots/data/psql-session.js';
-import { maxGapDuring, PgLab, pgbenchCompletions, pgIds, runningAs, type PgServer } from '../helpers/snapshot-postgres.js';
+import {
+  maxGapDuring,
+  PgLab,
+  pgbenchCompletions,
+  pgIds,
+  runningAs,
+  type PgServer,
+} from '../helpers/snapshot-postgres.js';
 
 const PORT = 20000 + (process.pid % 20000);
 
@@ -27,7 +38,10 @@ class Probe {
   start(): void {
     this.loop = (async () => {
       while (!this.stopping) {
-        const [[id = ''] = []] = await this.session.query('INSERT INTO probe DEFAULT VALUES RETURNING id', 30_000);
+        const [[id = ''] = []] = await this.session.query(
+          'INSERT INTO probe DEFAULT VALUES RETURNING id',
+          30_000,
+        );
         this.acked.push({ id: Number(id), at: Date.now() });
       }
     })();
@@ -52,20 +66,38 @@ async function verifyRestored(lab: PgLab, server: PgServer, mustHave: number[]):
   const { execFile } = await import('node:child_process');
   const { promisify } = await import('node:util');
   const run = promisify(execFile);
-  const amcheck = await run(join(lab.bin, 'pg_amcheck'), ['-h', server.conn.host, '-p', String(server.conn.port), '-U', 'postgres', '--install-missing', '--all', '--heapallindexed'], { timeout: 120_000 }).then(
+  const amcheck = await run(
+    join(lab.bin, 'pg_amcheck'),
+    [
+      '-h',
+      server.conn.host,
+      '-p',
+      String(server.conn.port),
+      '-U',
+      'postgres',
+      '--install-missing',
+      '--all',
+      '--heapallindexed',
+    ],
+    { timeout: 120_000 },
+  ).then(
     (r) => ({ code: 0, out: r.stdout + r.stderr }),
-    (e: { code?: number; stdout?: string; stderr?: string }) => ({ code: e.code ?? 1, out: `${e.stdout ?? ''}${e.stderr ?? ''}` }),
+    (e: { code?: number; stdout?: string; stderr?: string }) => ({
+      code: e.code ?? 1,
+      out: `${e.stdout ?? ''}${e.stderr ?? ''}`,
+    }),
   );
   assert.equal(amcheck.code, 0, `pg_amcheck reported corruption:\n${amcheck.out}`);
 
   const present = new Set(
-    (await lab.psql(server.conn, 'SELECT id FROM probe ORDER BY id'))
-      .split('\n')
-      .filter(Boolean)
-      .map(Number),
+    (await lab.psql(server.conn, 'SELECT id FROM probe ORDER BY id')).split('\n').filter(Boolean).map(Number),
   );
   const missing = mustHave.filter((id) => !present.has(id));
-  assert.deepEqual(missing.slice(0, 10), [], `${missing.length} committed probe rows missing from the restored copy`);
+  assert.deepEqual(
+    missing.slice(0, 10),
+    [],
+    `${missing.length} committed probe rows missing from the restored copy`,
+  );
 
   // pgbench's tpcb-like transaction moves the same delta in accounts, tellers, branches and history.
   const sums = (
@@ -87,10 +119,17 @@ describe('PostgreSQL data snapshot under pgbench load', { timeout: 240_000 }, ()
   before(async () => {
     lab = new PgLab();
     live = await lab.start(await lab.initdb('live'), PORT);
-    await lab.psql(live.conn, 'CREATE TABLE probe (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())');
+    await lab.psql(
+      live.conn,
+      'CREATE TABLE probe (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())',
+    );
     const { execFile } = await import('node:child_process');
     const { promisify } = await import('node:util');
-    await promisify(execFile)('pgbench', ['-i', '-q', '-s', '5', '-h', live.conn.host, '-p', String(PORT), '-U', 'postgres', 'postgres'], { timeout: 120_000 });
+    await promisify(execFile)(
+      'pgbench',
+      ['-i', '-q', '-s', '5', '-h', live.conn.host, '-p', String(PORT), '-U', 'postgres', 'postgres'],
+      { timeout: 120_000 },
+    );
     console.log(`# PostgreSQL from ${lab.bin}, running as ${runningAs()}, socket ${live.conn.host}`);
   });
 
@@ -100,7 +139,24 @@ describe('PostgreSQL data snapshot under pgbench load', { timeout: 240_000 }, ()
 
   it('snapshots with pg_backup_start/stop + copy while writes continue; the restore is complete and consistent', async () => {
     const prefix = 'pgb-api';
-    const bench = lab.spawnClient('pgbench', ['-n', '-c', '2', '-j', '2', '-T', '9', '-l', `--log-prefix=${lab.path(prefix)}`, '-h', live.conn.host, '-p', String(PORT), '-U', 'postgres', 'postgres']);
+    const bench = lab.spawnClient('pgbench', [
+      '-n',
+      '-c',
+      '2',
+      '-j',
+      '2',
+      '-T',
+      '9',
+      '-l',
+      `--log-prefix=${lab.path(prefix)}`,
+      '-h',
+      live.conn.host,
+      '-p',
+      String(PORT),
+      '-U',
+      'postgres',
+      'postgres',
+    ]);
     const benchDone = new Promise<number>((resolve) => bench.on('exit', (code) => resolve(code ?? -1)));
     let benchOut = '';
     bench.stdout?.on('data', (d: Buffer) => (benchOut += d.toString()));
@@ -110,7 +166,12 @@ describe('PostgreSQL data snapshot under pgbench load', { timeout: 240_000 }, ()
     await sleep(2500); // load settles; the gap before the snapshot is the baseline
 
     const snapDir = lab.path('snap-api');
-    const result = await snapshotPostgres({ dataDir: live.dataDir, target: snapDir, conn: live.conn, label: 'corral test' });
+    const result = await snapshotPostgres({
+      dataDir: live.dataDir,
+      target: snapDir,
+      conn: live.conn,
+      label: 'corral test',
+    });
     const committedBeforeStop = probe.acked.filter((a) => a.at <= result.backupStoppedAt).map((a) => a.id);
     const committedBeforeStart = probe.acked.filter((a) => a.at <= result.startedAt).length;
 
@@ -140,12 +201,30 @@ describe('PostgreSQL data snapshot under pgbench load', { timeout: 240_000 }, ()
       `# restored: ${restored.files} files; pg_amcheck clean; ${committedBeforeStop.length} probe rows committed before pg_backup_stop all present ` +
         `(${committedBeforeStart} before the snapshot began; ${rows} rows in the copy, ${probe.acked.length} committed in total)`,
     );
-    assert.ok(committedBeforeStop.length > committedBeforeStart, 'probe rows were committed during the snapshot');
+    assert.ok(
+      committedBeforeStop.length > committedBeforeStart,
+      'probe rows were committed during the snapshot',
+    );
     await server.stop();
   });
 
   it('snapshots with pg_basebackup under load; the restore is complete and consistent', async () => {
-    const bench = lab.spawnClient('pgbench', ['-n', '-c', '2', '-j', '2', '-T', '5', '-h', live.conn.host, '-p', String(PORT), '-U', 'postgres', 'postgres']);
+    const bench = lab.spawnClient('pgbench', [
+      '-n',
+      '-c',
+      '2',
+      '-j',
+      '2',
+      '-T',
+      '5',
+      '-h',
+      live.conn.host,
+      '-p',
+      String(PORT),
+      '-U',
+      'postgres',
+      'postgres',
+    ]);
     const benchDone = new Promise<number>((resolve) => bench.on('exit', (code) => resolve(code ?? -1)));
     const probe = new Probe(live.conn);
     probe.start();
@@ -155,12 +234,20 @@ describe('PostgreSQL data snapshot under pgbench load', { timeout: 240_000 }, ()
     const committedBeforeStart = probe.acked.filter((a) => a.at <= result.startedAt).map((a) => a.id);
     await probe.stop();
     assert.equal(await Promise.race([benchDone, sleep(30_000).then(() => -2)]), 0);
-    console.log(`# pg_basebackup snapshot: ${result.finishedAt - result.startedAt} ms; probe max gap ${probe.maxGap(result.startedAt, result.finishedAt).toFixed(1)} ms`);
+    console.log(
+      `# pg_basebackup snapshot: ${result.finishedAt - result.startedAt} ms; probe max gap ${probe.maxGap(result.startedAt, result.finishedAt).toFixed(1)} ms`,
+    );
     // pg_basebackup ran as root here: the restored files are given to the postgres user.
-    await restorePostgres(snapDir, lab.path('restored-bb'), process.getuid?.() === 0 ? { owner: pgIds() } : {});
+    await restorePostgres(
+      snapDir,
+      lab.path('restored-bb'),
+      process.getuid?.() === 0 ? { owner: pgIds() } : {},
+    );
     const server = await lab.start(lab.path('restored-bb'), PORT + 2);
     const { rows } = await verifyRestored(lab, server, committedBeforeStart);
-    console.log(`# restored pg_basebackup copy: pg_amcheck clean; ${committedBeforeStart.length} probe rows committed before it began all present (${rows} in the copy)`);
+    console.log(
+      `# restored pg_basebackup copy: pg_amcheck clean; ${committedBeforeStart.length} probe rows committed before it began all present (${rows} in the copy)`,
+    );
     await server.stop();
   });
 
@@ -172,7 +259,12 @@ describe('PostgreSQL data snapshot under pgbench load', { timeout: 240_000 }, ()
     // The aborted session's backup is gone: a new one starts at once (PostgreSQL allows many, but the
     // aborted one must not linger as an open backup in pg_stat_activity).
     await sleep(300);
-    const open = (await lab.psql(live.conn, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'corral-snapshot'")).trim();
+    const open = (
+      await lab.psql(
+        live.conn,
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'corral-snapshot'",
+      )
+    ).trim();
     assert.equal(open, '0');
     assert.equal((await lab.psql(live.conn, 'SELECT count(*) > 0 FROM probe')).trim(), 't');
   });

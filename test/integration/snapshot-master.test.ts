@@ -14,9 +14,15 @@ import { basic, CLI, startMasterProcess, type MasterProcess } from '../helpers/m
 
 const PASSWORD = 'snapshot test password';
 
-function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string; err: string }> {
+function cli(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn('node', [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('node', [CLI, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -36,13 +42,20 @@ describe('restore points through a running master', { timeout: 120_000 }, () => 
   let dataDir: string;
   let m: MasterProcess | undefined;
   const auth = basic('admin', PASSWORD);
-  const api = async (method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> => {
+  const api = async (
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; json: Record<string, unknown> }> => {
     const res = await fetch(`${m?.url}/api/v1${path}`, {
       method,
       headers: { ...auth, ...(body ? { 'content-type': 'application/json' } : {}) },
       ...(body ? { body: JSON.stringify(body) } : {}),
     });
-    return { status: res.status, json: res.status === 204 ? {} : ((await res.json()) as Record<string, unknown>) };
+    return {
+      status: res.status,
+      json: res.status === 204 ? {} : ((await res.json()) as Record<string, unknown>),
+    };
   };
 
   before(async () => {
@@ -62,7 +75,10 @@ describe('restore points through a running master', { timeout: 120_000 }, () => 
     const enl = await fetch(`${m?.url}/api/v1/enlist`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ mac: '52:54:00:00:09:01', inventory: { memoryBytes: 536870912, cpu: { count: 2 } } }),
+      body: JSON.stringify({
+        mac: '52:54:00:00:09:01',
+        inventory: { memoryBytes: 536870912, cpu: { count: 2 } },
+      }),
     });
     assert.equal(enl.status, 201);
     const created = await api('POST', '/snapshots', { name: 'base', note: 'one node' });
@@ -100,14 +116,40 @@ describe('restore points through a running master', { timeout: 120_000 }, () => 
     assert.equal(created.code, 0, created.err);
     const diff = await cli(['snapshot', 'diff', 'from-cli'], env);
     assert.match(diff.out, /nothing a restore would change/);
-    assert.match(diff.out, /events: \+1 -0 ~0 \(kept as is by a restore\)/, 'its own creation event is newer than the copy');
+    assert.match(
+      diff.out,
+      /events: \+1 -0 ~0 \(kept as is by a restore\)/,
+      'its own creation event is newer than the copy',
+    );
     const noConfirm = await cli(['snapshot', 'restore', 'from-cli'], env);
     assert.equal(noConfirm.code, 1);
     assert.match(noConfirm.err, /--confirm from-cli/);
-    const offline = await cli(['snapshot', 'restore', 'from-cli', '--confirm', 'from-cli', '--data-dir', dataDir]);
+    const offline = await cli([
+      'snapshot',
+      'restore',
+      'from-cli',
+      '--confirm',
+      'from-cli',
+      '--data-dir',
+      dataDir,
+    ]);
     assert.equal(offline.code, 1);
     assert.match(offline.err, /is running on this data directory/);
-    const preview = await cli(['snapshot', 'retention', '--keep-last', '0', '--keep-hourly', '0', '--keep-daily', '0', '--keep-weekly', '0'], env);
+    const preview = await cli(
+      [
+        'snapshot',
+        'retention',
+        '--keep-last',
+        '0',
+        '--keep-hourly',
+        '0',
+        '--keep-daily',
+        '0',
+        '--keep-weekly',
+        '0',
+      ],
+      env,
+    );
     assert.equal(preview.code, 0, preview.err);
     assert.match(preview.out, /preview \(nothing deleted/);
     assert.match(preview.out, /remove\s+\S+\s+safety/);
@@ -119,7 +161,9 @@ describe('restore points through a running master', { timeout: 120_000 }, () => 
     assert.equal((await browser.login('admin', PASSWORD)).status, 303);
     const listPage = await (await browser.get('/snapshots')).text();
     assert.match(listPage, /from-cli/);
-    const id = /data-snapshot="([^"]+)"[^>]*>\s*<th scope="row"><a href="\/snapshots\/[^"]+">from-cli</.exec(listPage)?.[1];
+    const id = /data-snapshot="([^"]+)"[^>]*>\s*<th scope="row"><a href="\/snapshots\/[^"]+">from-cli</.exec(
+      listPage,
+    )?.[1];
     assert.ok(id, 'the list links the restore point');
     const csrf = hiddenValue(listPage, '_csrf');
     const detail = await browser.get(`/snapshots/${id}`);
@@ -138,7 +182,14 @@ describe('restore points through a running master', { timeout: 120_000 }, () => 
     assert.equal(ok.status, 200);
     assert.match(await ok.text(), /The store is back at restore point <strong>from-cli<\/strong>/);
 
-    const preview = await browser.post('/snapshots/retention', { _csrf: csrf, keepLast: '1', keepHourly: '0', keepDaily: '0', keepWeekly: '0', action: 'preview' });
+    const preview = await browser.post('/snapshots/retention', {
+      _csrf: csrf,
+      keepLast: '1',
+      keepHourly: '0',
+      keepDaily: '0',
+      keepWeekly: '0',
+      action: 'preview',
+    });
     const html = await preview.text();
     assert.match(html, /Preview only: this policy keeps \d+ and removes 1/);
     const before = ((await api('GET', '/snapshots')).json['snapshots'] as unknown[]).length;
@@ -151,7 +202,16 @@ describe('restore points through a running master', { timeout: 120_000 }, () => 
     const list = await cli(['snapshot', 'list', '--data-dir', dataDir, '--json']);
     assert.equal(list.code, 0, list.err);
     assert.equal((JSON.parse(list.out) as unknown[]).length, 4);
-    const r = await cli(['snapshot', 'restore', 'base', '--confirm', 'base', '--data-dir', dataDir, '--json']);
+    const r = await cli([
+      'snapshot',
+      'restore',
+      'base',
+      '--confirm',
+      'base',
+      '--data-dir',
+      dataDir,
+      '--json',
+    ]);
     assert.equal(r.code, 0, r.err);
     assert.equal((JSON.parse(r.out) as { mode: string }).mode, 'rows');
   });

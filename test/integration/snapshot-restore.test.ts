@@ -12,6 +12,7 @@ import Database from 'better-sqlite3';
 import { restoreOffline, markMasterRunning } from '../../master/snapshots/offline.js';
 import { DB_FILE, readManifest, writeManifest } from '../../master/snapshots/manifest.js';
 import { RestorePoints } from '../../master/snapshots/restore-points.js';
+import { SnapshotScheduler } from '../../master/snapshots/scheduler.js';
 import { Store } from '../../master/store/db.js';
 import type { NodeState } from '../../master/store/nodes.js';
 import { openRepos, type Repos } from '../../master/store/repos.js';
@@ -20,7 +21,13 @@ import { silentLogger } from '../../master/util/logger.js';
 
 const logger = silentLogger();
 
-function addNode(repos: Repos, mac: string, name: string, seqNo: number, state: NodeState = 'discovered'): void {
+function addNode(
+  repos: Repos,
+  mac: string,
+  name: string,
+  seqNo: number,
+  state: NodeState = 'discovered',
+): void {
   repos.store.write((journal) => {
     repos.nodes.insertIn(journal, { mac, name, seqNo, state, inventory: {} });
   });
@@ -92,12 +99,18 @@ describe('master restore points', () => {
     const copy = new Database(join(points.dir, snap.id, DB_FILE), { readonly: true });
     assert.equal(copy.pragma('integrity_check', { simple: true }), 'ok');
     const counterInCopy = JSON.parse(
-      (copy.prepare("SELECT value FROM settings WHERE key = 'load.counter'").get() as { value: string }).value,
+      (copy.prepare("SELECT value FROM settings WHERE key = 'load.counter'").get() as { value: string })
+        .value,
     ) as number;
-    assert.ok(counterInCopy >= 1 && counterInCopy <= writes, `copy holds a committed value (${counterInCopy}/${writes})`);
+    assert.ok(
+      counterInCopy >= 1 && counterInCopy <= writes,
+      `copy holds a committed value (${counterInCopy}/${writes})`,
+    );
     copy.close();
     assert.equal(snap.kind, 'manual');
-    assert.deepEqual(snap.templates, { 'a.hbs': readManifest(join(points.dir, snap.id))?.templates['a.hbs'] });
+    assert.deepEqual(snap.templates, {
+      'a.hbs': readManifest(join(points.dir, snap.id))?.templates['a.hbs'],
+    });
     const wanted = state(new Database(join(points.dir, snap.id, DB_FILE), { readonly: true }));
 
     // The "bad change": rename swap between two nodes (unique names), delete a service (cascades its
@@ -117,7 +130,10 @@ describe('master restore points', () => {
     const byTable = Object.fromEntries(diff.tables.map((t) => [t.table, t]));
     assert.equal(byTable['nodes']?.added, 1);
     assert.equal(byTable['nodes']?.changed, 2);
-    assert.deepEqual(byTable['nodes']?.rows.find((r) => r.key === '52:54:00:00:00:01')?.fields, ['name', 'updated_at']);
+    assert.deepEqual(byTable['nodes']?.rows.find((r) => r.key === '52:54:00:00:00:01')?.fields, [
+      'name',
+      'updated_at',
+    ]);
     assert.equal(byTable['services']?.removed, 1);
     assert.equal(byTable['lb_server_admin']?.removed, 1);
     assert.ok(byTable['settings']?.rows.some((r) => r.key === 'ui.motd' && r.change === 'changed'));
@@ -134,7 +150,10 @@ describe('master restore points', () => {
     assert.equal(result.safety.kind, 'safety');
     assert.deepEqual(state(repos.store.db), wanted, 'restorable tables are back to the restore point');
     assert.equal(repos.store.epoch(), 7, 'the HA epoch never goes back');
-    assert.ok(repos.events.list({ limit: 1000 }).length > eventsBefore, 'the event log is kept and records the restore');
+    assert.ok(
+      repos.events.list({ limit: 1000 }).length > eventsBefore,
+      'the event log is kept and records the restore',
+    );
     assert.deepEqual(result.templatesChanged, [{ file: 'a.hbs', change: 'changed' }]);
 
     const fStore = new Store({ path: follower, logger });
@@ -154,6 +173,49 @@ describe('master restore points', () => {
     assert.equal(repos.services.get('web'), undefined);
   });
 
+  it('keeps child rows an ON DELETE CASCADE takes along when their changed parent is replaced', async () => {
+    repos.store.write((journal) => {
+      repos.services.putIn(journal, 'db', { name: 'db', port: 5432 });
+      repos.services.setAdminIn(journal, 'db', '52:54:00:00:00:02', 'maint');
+    });
+    await points.create({ name: 'cascade' });
+    repos.store.write((journal) => repos.services.putIn(journal, 'db', { name: 'db', port: 6432 }));
+    const r = await points.restore('cascade');
+    assert.deepEqual(r.summary.tables['services'], { upserted: 1, deleted: 0 });
+    assert.deepEqual(
+      repos.services.adminStates('db').map((a) => [a.nodeMac, a.state]),
+      [['52:54:00:00:00:02', 'maint']],
+    );
+    assert.deepEqual(repos.services.get('db')?.spec, { name: 'db', port: 5432 });
+  });
+
+  it('the scheduler takes one restore point per due period and applies retention', async () => {
+    const clock = { now: new Date('2030-01-06T10:00:00Z') };
+    const own = new RestorePoints({ repos, dir: join(dir, 'scheduled'), logger, now: () => clock.now });
+    const scheduler = new SnapshotScheduler({
+      points: own,
+      schedule: () => ({ hourly: true, daily: false, weekly: false }),
+      retention: () => ({ keepLast: 2, keepHourly: 0, keepDaily: 0, keepWeekly: 0 }),
+      logger,
+      tickMs: 3_600_000,
+      now: () => clock.now,
+    });
+    const scheduled = (): number => own.list().filter((m) => m.kind === 'scheduled').length;
+    await scheduler.tick();
+    await scheduler.tick();
+    assert.equal(scheduled(), 1, 'one per hour');
+    clock.now = new Date('2030-01-06T11:00:00Z');
+    await scheduler.tick();
+    clock.now = new Date('2030-01-06T12:00:00Z');
+    await scheduler.tick();
+    assert.equal(scheduled(), 2, 'three hours, retention keeps the last 2');
+    assert.deepEqual(
+      own.list().map((m) => m.createdAt),
+      ['2030-01-06T12:00:00.000Z', '2030-01-06T11:00:00.000Z'],
+    );
+    await scheduler.close();
+  });
+
   it('refuses a restore point with a migration this Corral does not know, naming the versions', async () => {
     const snap = await points.create({ name: 'future' });
     const path = join(points.dir, snap.id);
@@ -165,7 +227,10 @@ describe('master restore points', () => {
     await assert.rejects(points.restore('future'), (e) => {
       assert.ok(isCorralError(e));
       assert.equal(e.code, 'SNAPSHOT_INCOMPATIBLE');
-      assert.match(e.message, /schema version 999 \(migrations 999 unknown here\); this master is at schema version \d+/);
+      assert.match(
+        e.message,
+        /schema version 999 \(migrations 999 unknown here\); this master is at schema version \d+/,
+      );
       return true;
     });
     assert.equal(points.list().length, before, 'no safety restore point for a refused restore');
@@ -176,12 +241,21 @@ describe('master restore points', () => {
     const snap = await points.create({ name: 'old-schema' });
     const path = join(points.dir, snap.id);
     const db = new Database(join(path, DB_FILE));
-    db.exec('DROP TABLE lb_server_admin; DROP TABLE services; DELETE FROM schema_migrations WHERE version = 4');
+    db.exec(
+      'DROP TABLE lb_server_admin; DROP TABLE services; DELETE FROM schema_migrations WHERE version = 4',
+    );
     db.close();
     writeManifest(path, { ...snap, migrations: snap.migrations.filter((v) => v !== 4) });
     await points.restore('old-schema');
-    assert.equal(repos.services.list().length, 0, 'services did not exist at that schema: none after restore');
-    assert.ok(readManifest(path)?.migrations.every((v) => v !== 4), 'the restore point itself is unchanged');
+    assert.equal(
+      repos.services.list().length,
+      0,
+      'services did not exist at that schema: none after restore',
+    );
+    assert.ok(
+      readManifest(path)?.migrations.every((v) => v !== 4),
+      'the restore point itself is unchanged',
+    );
   });
 
   it('previews retention without deleting, then applies it; manual restore points are kept', async () => {

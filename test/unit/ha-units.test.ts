@@ -5,7 +5,15 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tempRepos, testConfig } from '../helpers/repos.js';
@@ -13,7 +21,12 @@ import { hasCommand } from '../helpers/netns.js';
 import { AckTracker } from '../../master/ha/ack-tracker.js';
 import { divergencePoint } from '../../master/ha/history.js';
 import { decideLease, decidePromote, decideRelease } from '../../master/ha/witness-state.js';
-import { keepalivedFiles, renderKeepalivedConf, writeKeepalivedConfig, type KeepalivedSettings } from '../../master/ha/keepalived.js';
+import {
+  keepalivedFiles,
+  renderKeepalivedConf,
+  writeKeepalivedConfig,
+  type KeepalivedSettings,
+} from '../../master/ha/keepalived.js';
 import { safeSyncedPath } from '../../master/ha/files.js';
 import { ChangeStore } from '../../master/store/changes.js';
 
@@ -43,19 +56,28 @@ describe('keepalived.conf', () => {
     assert.match(text, /state BACKUP\n\s+nopreempt/);
   });
 
-  it('passes keepalived -t, and a bad value is refused before it replaces the config', { skip: !hasCommand('keepalived') || process.getuid?.() !== 0 }, () => {
-    const dir = mkdtempSync('/run/corral-ka-');
-    try {
-      const files = keepalivedFiles(join(dir, 'ha'));
-      writeKeepalivedConfig(SETTINGS, files);
-      const good = readFileSync(files.conf, 'utf8');
-      assert.throws(() => writeKeepalivedConfig({ ...SETTINGS, vip: '10.0.0.300/24' }, files), { code: 'KEEPALIVED_CONFIG_INVALID' });
-      assert.equal(readFileSync(files.conf, 'utf8'), good, 'the previous config is kept');
-      assert.ok(!existsSync(`${files.conf}.new`));
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  it(
+    'passes keepalived -t, and a bad value is refused before it replaces the config',
+    { skip: !hasCommand('keepalived') || process.getuid?.() !== 0 },
+    () => {
+      const dir = mkdtempSync('/run/corral-ka-');
+      try {
+        const files = keepalivedFiles(join(dir, 'ha'));
+        // keepalived -t only reads the config, but wants an existing non-loopback interface name.
+        const iface = readdirSync('/sys/class/net').find((n) => n !== 'lo') ?? 'eth0';
+        const onLo = { ...SETTINGS, interface: iface };
+        writeKeepalivedConfig(onLo, files);
+        const good = readFileSync(files.conf, 'utf8');
+        assert.throws(() => writeKeepalivedConfig({ ...onLo, interface: 'nosuchif0' }, files), {
+          code: 'KEEPALIVED_CONFIG_INVALID',
+        });
+        assert.equal(readFileSync(files.conf, 'utf8'), good, 'the previous config is kept');
+        assert.ok(!existsSync(`${files.conf}.new`));
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });
 
 describe('witness decisions', () => {
@@ -117,9 +139,15 @@ describe('replicated apply and tail discard (SQLite)', () => {
       f.repos.store.applyReplicated(new ChangeStore(p.repos.store).since(0));
       assert.equal(f.repos.store.lastChangeSeq(), p.repos.store.lastChangeSeq());
       assert.equal(f.repos.store.epoch(), 3);
-      assert.deepEqual(f.repos.events.list().map((e) => e.message), ['two', 'one']);
+      assert.deepEqual(
+        f.repos.events.list().map((e) => e.message),
+        ['two', 'one'],
+      );
       assert.equal(f.repos.settings.get('x'), 1);
-      assert.deepEqual(new ChangeStore(f.repos.store).since(0).map((c) => c.epoch), [0, 0, 3, 3]);
+      assert.deepEqual(
+        new ChangeStore(f.repos.store).since(0).map((c) => c.epoch),
+        [0, 0, 3, 3],
+      );
     } finally {
       p.cleanup();
       f.cleanup();
@@ -140,7 +168,9 @@ describe('replicated apply and tail discard (SQLite)', () => {
       assert.equal(r.repos.settings.get('added'), undefined);
       assert.equal(r.repos.events.count(), 0);
       assert.equal(r.repos.store.lastChangeSeq(), cut);
-      const archived = r.repos.store.db.prepare('SELECT COUNT(*) AS n FROM ha_discarded').get() as { n: number };
+      const archived = r.repos.store.db.prepare('SELECT COUNT(*) AS n FROM ha_discarded').get() as {
+        n: number;
+      };
       assert.equal(archived.n, 3);
     } finally {
       r.cleanup();

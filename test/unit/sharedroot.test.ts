@@ -7,7 +7,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, symlinkSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  symlinkSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportId, renderGaneshaConfig } from '../../master/sharedroot/ganesha-config.js';
@@ -27,8 +36,22 @@ test('ganesha config: golden file, stable export ids, unsafe paths refused', () 
     port: 2049,
     recoveryDir: '/var/lib/corral/sharedroot/nfs/recovery',
     exports: [
-      { id: exportId('/roots/lab/1'), path: '/var/lib/corral/sharedroot/roots/lab/1', pseudo: '/roots/lab/1', access: 'RO', clients: ['*'], comment: 'shared root lab version 1' },
-      { id: exportId('/state/52-54-00-00-00-01'), path: '/var/lib/corral/sharedroot/state/52-54-00-00-00-01', pseudo: '/state/52-54-00-00-00-01', access: 'RW', clients: ['10.0.0.101'], comment: 'persistent directory of node-1' },
+      {
+        id: exportId('/roots/lab/1'),
+        path: '/var/lib/corral/sharedroot/roots/lab/1',
+        pseudo: '/roots/lab/1',
+        access: 'RO',
+        clients: ['*'],
+        comment: 'shared root lab version 1',
+      },
+      {
+        id: exportId('/state/52-54-00-00-00-01'),
+        path: '/var/lib/corral/sharedroot/state/52-54-00-00-00-01',
+        pseudo: '/state/52-54-00-00-00-01',
+        access: 'RW',
+        clients: ['10.0.0.101'],
+        comment: 'persistent directory of node-1',
+      },
     ],
   });
   if (process.env['UPDATE_FIXTURES']) writeFileSync(FIXTURE, text);
@@ -41,7 +64,12 @@ test('ganesha config: golden file, stable export ids, unsafe paths refused', () 
   }
   const bad = (path: string, clients = ['*']): void =>
     assert.throws(
-      () => renderGaneshaConfig({ port: 2049, recoveryDir: '/r', exports: [{ id: 5, path, pseudo: '/roots/x/1', access: 'RO', clients, comment: '' }] }),
+      () =>
+        renderGaneshaConfig({
+          port: 2049,
+          recoveryDir: '/r',
+          exports: [{ id: 5, path, pseudo: '/roots/x/1', access: 'RO', clients, comment: '' }],
+        }),
       (e: unknown) => e instanceof CorralError && e.code === 'NFS_CONFIG_INVALID',
     );
   bad('/srv/a";\nEXPORT {');
@@ -107,11 +135,20 @@ test('shared roots: create, draft copy, publish atomically, rollback, exports, d
   const config = testConfig({ dataDir: t.dir });
   const roots = new SharedRoots(t.repos, config);
   try {
-    await assert.rejects(roots.create('Bad_Name', { dir: src }), (e: unknown) => e instanceof CorralError && e.code === 'SHAREDROOT_INVALID');
-    await assert.rejects(roots.create('x', { dir: join(t.dir, 'missing') }), (e: unknown) => e instanceof CorralError && e.code === 'SHAREDROOT_INVALID');
+    await assert.rejects(
+      roots.create('Bad_Name', { dir: src }),
+      (e: unknown) => e instanceof CorralError && e.code === 'SHAREDROOT_INVALID',
+    );
+    await assert.rejects(
+      roots.create('x', { dir: join(t.dir, 'missing') }),
+      (e: unknown) => e instanceof CorralError && e.code === 'SHAREDROOT_INVALID',
+    );
     const empty = join(t.dir, 'empty');
     mkdirSync(empty);
-    await assert.rejects(roots.create('x', { dir: empty }), (e: unknown) => e instanceof CorralError && e.code === 'SHAREDROOT_INVALID');
+    await assert.rejects(
+      roots.create('x', { dir: empty }),
+      (e: unknown) => e instanceof CorralError && e.code === 'SHAREDROOT_INVALID',
+    );
     assert.equal(t.repos.sharedRoots.get('x'), undefined, 'no row for a failed create');
 
     const r = await roots.create('web', { dir: src });
@@ -119,18 +156,33 @@ test('shared roots: create, draft copy, publish atomically, rollback, exports, d
     const id1 = readFileSync(join(r.path, 'etc/corral-root-id'), 'utf8').trim();
     assert.equal(id1, r.versions[0]?.rootId);
     assert.ok(!existsSync(join(src, 'etc/corral-root-id')), 'the source directory is not touched');
-    await assert.rejects(roots.create('web', { dir: src }), (e: unknown) => e instanceof CorralError && e.code === 'CONFLICT');
+    await assert.rejects(
+      roots.create('web', { dir: src }),
+      (e: unknown) => e instanceof CorralError && e.code === 'CONFLICT',
+    );
 
     // A draft is a copy; nodes keep booting version 1 until it is published.
     const draft = await roots.edit('web');
     assert.equal(draft.version, 2);
     writeFileSync(join(draft.path, 'etc/os-release'), 'ID=test\nVERSION=2\n');
     assert.equal(readFileSync(join(r.path, 'etc/os-release'), 'utf8'), 'ID=test\n');
-    assert.deepEqual(roots.exports().map((e) => e.pseudo), ['/roots/web/1'], 'drafts are not exported');
+    assert.deepEqual(
+      roots.exports().map((e) => e.pseudo),
+      ['/roots/web/1'],
+      'drafts are not exported',
+    );
 
-    const enlisted = enlist(t.repos, config, { mac: '52:54:00:00:00:01', mode: 'discover', inventory: {} }, '10.99.0.101');
+    const enlisted = enlist(
+      t.repos,
+      config,
+      { mac: '52:54:00:00:00:01', mode: 'discover', inventory: {} },
+      '10.99.0.101',
+    );
     const node = enlisted.node;
-    assert.throws(() => roots.assign(node, 'nope'), (e: unknown) => e instanceof CorralError && e.code === 'SHAREDROOT_NOT_FOUND');
+    assert.throws(
+      () => roots.assign(node, 'nope'),
+      (e: unknown) => e instanceof CorralError && e.code === 'SHAREDROOT_NOT_FOUND',
+    );
     assert.equal(t.repos.nodes.get(node.mac)?.state, 'discovered');
     const a = roots.assign(node, 'web', { persistent: true });
     assert.match(a.machineId, /^[0-9a-f]{32}$/);
@@ -148,27 +200,57 @@ test('shared roots: create, draft copy, publish atomically, rollback, exports, d
     const published = roots.publish('web');
     assert.equal(published.currentVersion, 2);
     assert.equal(roots.bootFor(diskless)?.version, 2);
-    assert.deepEqual(roots.exports().filter((e) => e.access === 'RO').map((e) => e.pseudo), ['/roots/web/1', '/roots/web/2'], 'the previous version stays exported');
+    assert.deepEqual(
+      roots
+        .exports()
+        .filter((e) => e.access === 'RO')
+        .map((e) => e.pseudo),
+      ['/roots/web/1', '/roots/web/2'],
+      'the previous version stays exported',
+    );
     assert.equal(roots.rollback('web').currentVersion, 1);
     assert.equal(roots.publish('web', 2).currentVersion, 2);
 
     roots.booted(diskless, published.versions[1]!.rootId, '10.99.0.101/24');
     assert.equal(t.repos.sharedRoots.assignment(node.mac)?.bootedVersion, 2);
-    await assert.rejects(roots.remove('web'), (e: unknown) => e instanceof CorralError && e.code === 'SHAREDROOT_IN_USE');
-    await assert.rejects(roots.remove('web', 2), (e: unknown) => e instanceof CorralError && e.code === 'SHAREDROOT_IN_USE');
+    await assert.rejects(
+      roots.remove('web'),
+      (e: unknown) => e instanceof CorralError && e.code === 'SHAREDROOT_IN_USE',
+    );
+    await assert.rejects(
+      roots.remove('web', 2),
+      (e: unknown) => e instanceof CorralError && e.code === 'SHAREDROOT_IN_USE',
+    );
     await roots.remove('web', 1);
     assert.ok(!existsSync(r.path));
 
     // Every mutation went through the journal.
     const journaled = new Set(t.repos.changes.since(0, 1000).map((c: { entity: string }) => c.entity));
-    for (const table of ['shared_roots', 'shared_root_versions', 'diskless_nodes']) assert.ok(journaled.has(table), table);
+    for (const table of ['shared_roots', 'shared_root_versions', 'diskless_nodes'])
+      assert.ok(journaled.has(table), table);
 
     // The boot script: diskless + shared root → sharedroot template with the NFS parameters.
     const boot = roots.bootFor(diskless)!;
-    const s = chooseBootScript({ mac: node.mac, node: diskless, baseUrl: 'http://10.99.0.1', kernelArgs: '', nodeImageReady: true, sharedRoot: boot });
+    const s = chooseBootScript({
+      mac: node.mac,
+      node: diskless,
+      baseUrl: 'http://10.99.0.1',
+      kernelArgs: '',
+      nodeImageReady: true,
+      sharedRoot: boot,
+    });
     assert.equal(s.template, 'ipxe/sharedroot.hbs');
-    assert.match(String(s.vars['cmdline']), /corral\.mode=sharedroot .*corral\.nfs=10\.99\.0\.1:\/roots\/web\/2/);
-    const noRoot = chooseBootScript({ mac: node.mac, node: diskless, baseUrl: 'http://10.99.0.1', kernelArgs: '', nodeImageReady: true });
+    assert.match(
+      String(s.vars['cmdline']),
+      /corral\.mode=sharedroot .*corral\.nfs=10\.99\.0\.1:\/roots\/web\/2/,
+    );
+    const noRoot = chooseBootScript({
+      mac: node.mac,
+      node: diskless,
+      baseUrl: 'http://10.99.0.1',
+      kernelArgs: '',
+      nodeImageReady: true,
+    });
     assert.equal(noRoot.template, 'ipxe/discover.hbs');
   } finally {
     t.cleanup();

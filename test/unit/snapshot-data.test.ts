@@ -31,19 +31,53 @@ describe('tree snapshots', () => {
 
   it('chooses btrfs snapshots for subvolumes, hard links for immutable trees, reflink-or-copy otherwise', () => {
     const btrfs = { fsType: 'btrfs', subvolume: true };
-    assert.deepEqual(planTreeSnapshot(btrfs, '/d/root', '/d/.s/1', false).argv, ['btrfs', 'subvolume', 'snapshot', '-r', '/d/root', '/d/.s/1']);
-    assert.deepEqual(planTreeRollback(btrfs, '/d/.s/1', '/d/new').argv, ['btrfs', 'subvolume', 'snapshot', '/d/.s/1', '/d/new']);
+    assert.deepEqual(planTreeSnapshot(btrfs, '/d/root', '/d/.s/1', false).argv, [
+      'btrfs',
+      'subvolume',
+      'snapshot',
+      '-r',
+      '/d/root',
+      '/d/.s/1',
+    ]);
+    assert.deepEqual(planTreeRollback(btrfs, '/d/.s/1', '/d/new').argv, [
+      'btrfs',
+      'subvolume',
+      'snapshot',
+      '/d/.s/1',
+      '/d/new',
+    ]);
     // A plain directory on btrfs is not a subvolume: no btrfs snapshot of it.
-    assert.equal(planTreeSnapshot({ fsType: 'btrfs', subvolume: false }, 'a', 'b', false).method, 'reflink-or-copy');
-    assert.deepEqual(planTreeSnapshot({ fsType: 'ext2/ext3', subvolume: false }, 'a', 'b', true).argv, ['cp', '-al', '--', 'a', 'b']);
-    assert.deepEqual(planTreeSnapshot({ fsType: 'xfs', subvolume: false }, 'a', 'b', false).argv, ['cp', '-a', '--reflink=auto', '--', 'a', 'b']);
+    assert.equal(
+      planTreeSnapshot({ fsType: 'btrfs', subvolume: false }, 'a', 'b', false).method,
+      'reflink-or-copy',
+    );
+    assert.deepEqual(planTreeSnapshot({ fsType: 'ext2/ext3', subvolume: false }, 'a', 'b', true).argv, [
+      'cp',
+      '-al',
+      '--',
+      'a',
+      'b',
+    ]);
+    assert.deepEqual(planTreeSnapshot({ fsType: 'xfs', subvolume: false }, 'a', 'b', false).argv, [
+      'cp',
+      '-a',
+      '--reflink=auto',
+      '--',
+      'a',
+      'b',
+    ]);
     // Rollback never hard-links: the live tree is written to.
-    assert.equal(planTreeRollback({ fsType: 'ext2/ext3', subvolume: false }, 'a', 'b').method, 'reflink-or-copy');
+    assert.equal(
+      planTreeRollback({ fsType: 'ext2/ext3', subvolume: false }, 'a', 'b').method,
+      'reflink-or-copy',
+    );
   });
 
   it(`on this disk (not btrfs) copies a shared root, and rolls it back in one swap`, async () => {
     const facts = await treeFacts(dir);
-    console.log(`# ${dir} is on ${facts.fsType}: testing the copy fallback${facts.fsType === 'btrfs' ? ' (btrfs present, but the temp dir is not a subvolume)' : '; btrfs snapshots are not exercised here'}`);
+    console.log(
+      `# ${dir} is on ${facts.fsType}: testing the copy fallback${facts.fsType === 'btrfs' ? ' (btrfs present, but the temp dir is not a subvolume)' : '; btrfs snapshots are not exercised here'}`,
+    );
     const live = join(dir, 'sharedroot');
     mkdirSync(join(live, 'etc'), { recursive: true });
     writeFileSync(join(live, 'etc', 'hostname'), 'v1\n');
@@ -51,12 +85,20 @@ describe('tree snapshots', () => {
     const plan = await snapshotTree(live, snap, { immutable: false });
     assert.equal(plan.method, facts.subvolume ? 'btrfs-snapshot' : 'reflink-or-copy');
     writeFileSync(join(live, 'etc', 'hostname'), 'v2 broken\n');
-    assert.equal(readFileSync(join(snap, 'etc', 'hostname'), 'utf8'), 'v1\n', 'the snapshot is independent of the live tree');
+    assert.equal(
+      readFileSync(join(snap, 'etc', 'hostname'), 'utf8'),
+      'v1\n',
+      'the snapshot is independent of the live tree',
+    );
     const { previous } = await rollbackTree(snap, live, 'test');
     assert.equal(readFileSync(join(live, 'etc', 'hostname'), 'utf8'), 'v1\n');
     assert.equal(readFileSync(join(previous, 'etc', 'hostname'), 'utf8'), 'v2 broken\n');
     writeFileSync(join(live, 'etc', 'hostname'), 'v3\n');
-    assert.equal(readFileSync(join(snap, 'etc', 'hostname'), 'utf8'), 'v1\n', 'writing the rolled-back tree leaves the snapshot alone');
+    assert.equal(
+      readFileSync(join(snap, 'etc', 'hostname'), 'utf8'),
+      'v1\n',
+      'writing the rolled-back tree leaves the snapshot alone',
+    );
   });
 
   it('hard-links immutable image trees (same inode, no data copied)', async () => {
@@ -74,7 +116,8 @@ describe('database-aware hooks', () => {
     assert.equal(backupFunctions(150004).start("it's", true), "pg_backup_start('it''s', true)");
     assert.equal(backupFunctions(150004).stop, 'pg_backup_stop(false)');
     assert.equal(backupFunctions(140010).start('x', false), "pg_start_backup('x', false, false)");
-    const label = 'START WAL LOCATION: 0/6000028 (file 000000010000000000000006)\nCHECKPOINT LOCATION: 0/6000060\n';
+    const label =
+      'START WAL LOCATION: 0/6000028 (file 000000010000000000000006)\nCHECKPOINT LOCATION: 0/6000060\n';
     assert.equal(startWalFile(label), '000000010000000000000006');
     assert.equal(startWalFile('garbage'), undefined);
   });
@@ -96,19 +139,27 @@ describe('database-aware hooks', () => {
   it('MySQL: read lock only around the file-system snapshot, released even when the snapshot fails', async () => {
     const ok = new Recorder();
     const steps: string[] = [];
-    const r = await snapshotMysql(ok, async () => void steps.push(`fs while ${ok.log.at(-1)}`), { instant: true });
+    const r = await snapshotMysql(ok, async () => void steps.push(`fs while ${ok.log.at(-1)}`), {
+      instant: true,
+    });
     assert.deepEqual(ok.log, ['FLUSH TABLES WITH READ LOCK', 'SHOW MASTER STATUS', 'UNLOCK TABLES']);
     assert.deepEqual(steps, ['fs while SHOW MASTER STATUS']);
     assert.deepEqual(r.binlog, { file: 'binlog.000003', position: '157' });
     assert.ok(ok.closed);
 
     const failing = new Recorder();
-    await assert.rejects(snapshotMysql(failing, () => Promise.reject(new Error('btrfs: no space')), { instant: true }), /no space/);
+    await assert.rejects(
+      snapshotMysql(failing, () => Promise.reject(new Error('btrfs: no space')), { instant: true }),
+      /no space/,
+    );
     assert.equal(failing.log.at(-1), 'UNLOCK TABLES');
     assert.ok(failing.closed);
 
     const slow = new Recorder();
-    await assert.rejects(snapshotMysql(slow, async () => undefined, { instant: false }), /block writers for the whole copy/);
+    await assert.rejects(
+      snapshotMysql(slow, async () => undefined, { instant: false }),
+      /block writers for the whole copy/,
+    );
     assert.deepEqual(slow.log, [], 'no lock taken without an instant snapshot');
   });
 
@@ -138,7 +189,10 @@ describe('database-aware hooks', () => {
       db.close();
       const copy = new Database(join(dir, 'copy.db'), { readonly: true });
       assert.equal(copy.pragma('integrity_check', { simple: true }), 'ok');
-      const { s, n } = copy.prepare('SELECT sum(a + b) AS s, count(*) AS n FROM t').get() as { s: number; n: number };
+      const { s, n } = copy.prepare('SELECT sum(a + b) AS s, count(*) AS n FROM t').get() as {
+        s: number;
+        n: number;
+      };
       assert.equal(s, 0, 'no half-written transaction in the copy');
       assert.ok(n >= 5000);
       copy.close();

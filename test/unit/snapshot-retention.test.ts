@@ -38,13 +38,22 @@ describe('retention', () => {
       { id: 'e', reasons: ['last 1/1', 'daily 2025-03-03'] },
       { id: 'c', reasons: ['daily 2025-03-02'] },
     ]);
-    assert.deepEqual(plan.remove.map((r) => r.id), ['d', 'b', 'a']);
+    assert.deepEqual(
+      plan.remove.map((r) => r.id),
+      ['d', 'b', 'a'],
+    );
   });
 
   it('never removes manual restore points', () => {
-    const plan = planRetention([snap('m', '2020-01-01T00:00:00Z', 'manual'), snap('s', '2020-01-01T00:00:00Z')], none);
+    const plan = planRetention(
+      [snap('m', '2020-01-01T00:00:00Z', 'manual'), snap('s', '2020-01-01T00:00:00Z')],
+      none,
+    );
     assert.deepEqual(plan.keep, [{ id: 'm', reasons: ['manual'] }]);
-    assert.deepEqual(plan.remove.map((r) => r.id), ['s']);
+    assert.deepEqual(
+      plan.remove.map((r) => r.id),
+      ['s'],
+    );
   });
 
   it('property: every restore point is either kept or removed, once; keepLast newest are kept', () => {
@@ -60,19 +69,25 @@ describe('retention', () => {
       keepWeekly: fc.nat(5),
     });
     fc.assert(
-      fc.property(fc.uniqueArray(arbSnap, { selector: (s) => s.id, maxLength: 40 }), arbPolicy, (list, policy) => {
-        const plan = planRetention(list, policy);
-        const ids = [...plan.keep.map((k) => k.id), ...plan.remove.map((r) => r.id)].sort();
-        assert.deepEqual(ids, list.map((s) => s.id).sort());
-        const newest = list
-          .filter((s) => s.kind !== 'manual')
-          .sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : a.id < b.id ? 1 : -1))
-          .slice(0, policy.keepLast);
-        for (const s of newest) assert.ok(plan.keep.some((k) => k.id === s.id));
-        if (Object.values(policy).every((v) => v === 0)) {
-          assert.ok(plan.keep.every((k) => k.reasons.includes('manual')));
-        }
-      }),
+      fc.property(
+        fc.uniqueArray(arbSnap, { selector: (s) => s.id, maxLength: 40 }),
+        arbPolicy,
+        (list, policy) => {
+          const plan = planRetention(list, policy);
+          const ids = [...plan.keep.map((k) => k.id), ...plan.remove.map((r) => r.id)].sort();
+          assert.deepEqual(ids, list.map((s) => s.id).sort());
+          const newest = list
+            .filter((s) => s.kind !== 'manual')
+            .sort((a, b) =>
+              a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : a.id < b.id ? 1 : -1,
+            )
+            .slice(0, policy.keepLast);
+          for (const s of newest) assert.ok(plan.keep.some((k) => k.id === s.id));
+          if (Object.values(policy).every((v) => v === 0)) {
+            assert.ok(plan.keep.every((k) => k.reasons.includes('manual')));
+          }
+        },
+      ),
     );
   });
 
@@ -83,7 +98,11 @@ describe('retention', () => {
     const taken = [snap('x', '2025-03-03T10:00:00Z')];
     assert.deepEqual(dueSchedules(now, schedule, taken), []);
     assert.deepEqual(dueSchedules(new Date('2025-03-03T11:00:00Z'), schedule, taken), ['hourly']);
-    assert.deepEqual(dueSchedules(now, schedule, [snap('m', '2025-03-03T10:00:00Z', 'manual')]), ['hourly', 'daily', 'weekly']);
+    assert.deepEqual(dueSchedules(now, schedule, [snap('m', '2025-03-03T10:00:00Z', 'manual')]), [
+      'hourly',
+      'daily',
+      'weekly',
+    ]);
     assert.deepEqual(dueSchedules(now, { hourly: false, daily: false, weekly: false }, []), []);
   });
 });

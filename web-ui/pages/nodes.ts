@@ -14,6 +14,7 @@ import { nodeRow } from '../node-view.js';
 import { sendPage, signedIn, type ConsoleContext } from '../page.js';
 import { roleAllows } from '../../master/api/auth.js';
 import { flash } from '../form.js';
+import { powerPanel } from '../power-view.js';
 import { perfFacts, RANGE_LINKS } from '../perf-view.js';
 import { mountNodeActions, transitionOptions } from './node-actions.js';
 
@@ -87,6 +88,7 @@ export function mountNodes(router: Router, ctx: ConsoleContext): void {
       transitions: transitionOptions(node),
       perf: ctx.monitor ? nodePerf(ctx, node.mac) : null,
       charts: Boolean(ctx.monitor),
+      power: powerPanel(ctx.repos.powerConfigs.get(node.mac), signedIn(res)?.user.role),
       ...flash(req),
     });
   });

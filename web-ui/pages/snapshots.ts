@@ -8,7 +8,11 @@ import { roleAllows } from '../../master/api/auth.js';
 import type { Snapshots } from '../../master/snapshots/index.js';
 import { RETENTION_SETTING } from '../../master/snapshots/index.js';
 import type { Manifest } from '../../master/snapshots/manifest.js';
-import { RetentionPolicySchema, type RetentionPlan, type RetentionPolicy } from '../../master/snapshots/retention.js';
+import {
+  RetentionPolicySchema,
+  type RetentionPlan,
+  type RetentionPolicy,
+} from '../../master/snapshots/retention.js';
 import type { Role } from '../../master/store/users.js';
 import { CorralError } from '../../master/util/errors.js';
 import { sendPage, signedIn, type ConsoleContext } from '../page.js';
@@ -28,7 +32,10 @@ export function policyFromForm(body: unknown): RetentionPolicy {
   });
   if (!r.success) {
     const issue = r.error.issues[0];
-    throw new CorralError('BODY_INVALID', `${issue?.path.join('.') ?? 'policy'}: ${issue?.message ?? 'invalid'}`);
+    throw new CorralError(
+      'BODY_INVALID',
+      `${issue?.path.join('.') ?? 'policy'}: ${issue?.message ?? 'invalid'}`,
+    );
   }
   return r.data;
 }
@@ -42,7 +49,10 @@ export function mountSnapshots(router: Router, ctx: ConsoleContext, snapshots: S
   const actor = (res: Response): string | null => signedIn(res)?.user.name ?? null;
   const href = (m: Manifest): string => `/snapshots/${encodeURIComponent(m.id)}`;
 
-  const listPage = (res: Response, extra: { policy?: RetentionPolicy; plan?: RetentionPlan; applied?: boolean }): void => {
+  const listPage = (
+    res: Response,
+    extra: { policy?: RetentionPolicy; plan?: RetentionPlan; applied?: boolean },
+  ): void => {
     const list = points.list();
     const plan = extra.plan;
     const removing = new Set(plan?.remove.map((r) => r.id) ?? []);
@@ -58,7 +68,8 @@ export function mountSnapshots(router: Router, ctx: ConsoleContext, snapshots: S
         ...m,
         href: href(m),
         imageCount: m.images.length,
-        verdict: plan && !extra.applied ? (removing.has(m.id) ? 'remove' : (keepReasons.get(m.id) ?? '')) : null,
+        verdict:
+          plan && !extra.applied ? (removing.has(m.id) ? 'remove' : (keepReasons.get(m.id) ?? '')) : null,
         removing: removing.has(m.id) && !extra.applied,
       })),
     });
@@ -103,7 +114,11 @@ export function mountSnapshots(router: Router, ctx: ConsoleContext, snapshots: S
         canAdmin: roleAllows(role(res), 'admin'),
         diff,
         unchanged: !diff.tables.some((t) => t.restored) && !diff.config.length && !diff.templates.length,
-        configChanges: diff.config.map((c) => ({ key: c.key, from: JSON.stringify(c.from), to: JSON.stringify(c.to) })),
+        configChanges: diff.config.map((c) => ({
+          key: c.key,
+          from: JSON.stringify(c.from),
+          to: JSON.stringify(c.to),
+        })),
         error,
       },
       error ? 400 : 200,

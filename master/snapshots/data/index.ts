@@ -12,7 +12,13 @@ export type DataSnapshotSpec =
   /** Plain files (no database, or one that is stopped): a tree snapshot. */
   | { kind: 'files'; path: string; target: string }
   | { kind: 'sqlite'; path: string; target: string }
-  | { kind: 'postgres'; path: string; target: string; conn: PgConnection; method?: 'backup-api' | 'basebackup' };
+  | {
+      kind: 'postgres';
+      path: string;
+      target: string;
+      conn: PgConnection;
+      method?: 'backup-api' | 'basebackup';
+    };
 
 export type DataSnapshotResult =
   | { kind: 'files'; plan: TreePlan }

@@ -29,7 +29,13 @@ import { PsqlSession, type PgConnection } from './psql-session.js';
 const exec = promisify(execFile);
 
 /** Contents PostgreSQL rebuilds at start and the backup documentation says to leave out (§26.3.3). */
-export const PG_SKIP = ['postmaster.pid', 'postmaster.opts', 'backup_label', 'tablespace_map', 'backup_label.old'];
+export const PG_SKIP = [
+  'postmaster.pid',
+  'postmaster.opts',
+  'backup_label',
+  'tablespace_map',
+  'backup_label.old',
+];
 export const PG_SKIP_CONTENTS = [
   'pg_wal',
   'pg_replslot',
@@ -66,11 +72,20 @@ export interface PgSnapshotOptions {
 }
 
 /** The pair of backup functions by server version (renamed in PostgreSQL 15). */
-export function backupFunctions(serverVersionNum: number): { start: (label: string, fast: boolean) => string; stop: string } {
+export function backupFunctions(serverVersionNum: number): {
+  start: (label: string, fast: boolean) => string;
+  stop: string;
+} {
   // Before 15 the third argument chooses non-exclusive mode (exclusive backups were removed in 15).
   return serverVersionNum >= 150000
-    ? { start: (label, fast) => `pg_backup_start(${sqlString(label)}, ${fast})`, stop: 'pg_backup_stop(false)' }
-    : { start: (label, fast) => `pg_start_backup(${sqlString(label)}, ${fast}, false)`, stop: 'pg_stop_backup(false, false)' };
+    ? {
+        start: (label, fast) => `pg_backup_start(${sqlString(label)}, ${fast})`,
+        stop: 'pg_backup_stop(false)',
+      }
+    : {
+        start: (label, fast) => `pg_start_backup(${sqlString(label)}, ${fast}, false)`,
+        stop: 'pg_stop_backup(false, false)',
+      };
 }
 
 /** The WAL file the backup starts in, from backup_label's "START WAL LOCATION: 0/2000028 (file 00000001...)". */
@@ -82,14 +97,19 @@ function sqlString(s: string): string {
   return `'${s.replaceAll("'", "''")}'`;
 }
 
-const b64 = (expr: string): string => `translate(encode(convert_to(coalesce(${expr}, ''), 'UTF8'), 'base64'), E'\\n', '')`;
+const b64 = (expr: string): string =>
+  `translate(encode(convert_to(coalesce(${expr}, ''), 'UTF8'), 'base64'), E'\\n', '')`;
 
 export async function snapshotPostgres(options: PgSnapshotOptions): Promise<PgSnapshotResult> {
   const startedAt = Date.now();
-  if (existsSync(options.target)) throw new CorralError('CONFLICT', `snapshot target ${options.target} exists`);
+  if (existsSync(options.target))
+    throw new CorralError('CONFLICT', `snapshot target ${options.target} exists`);
   const tablespaces = join(options.dataDir, 'pg_tblspc');
   if (existsSync(tablespaces) && readdirSync(tablespaces).length) {
-    throw new CorralError('DATA_SNAPSHOT_FAILED', 'tablespaces outside the data directory are not supported; use method basebackup');
+    throw new CorralError(
+      'DATA_SNAPSHOT_FAILED',
+      'tablespaces outside the data directory are not supported; use method basebackup',
+    );
   }
   const session = new PsqlSession(options.conn);
   try {
@@ -127,7 +147,10 @@ export async function snapshotPostgres(options: PgSnapshotOptions): Promise<PgSn
     }
     // Owned like the data directory: the server reads backup_label as its own user at first start.
     const owner = statSync(options.dataDir);
-    for (const [name, text] of [['backup_label', labelFile], ['tablespace_map', mapFile]] as const) {
+    for (const [name, text] of [
+      ['backup_label', labelFile],
+      ['tablespace_map', mapFile],
+    ] as const) {
       if (!text) continue;
       writeFileSync(join(options.target, name), text, { mode: 0o600 });
       if (process.getuid?.() === 0) chownSync(join(options.target, name), owner.uid, owner.gid);
@@ -154,13 +177,31 @@ export async function snapshotPostgres(options: PgSnapshotOptions): Promise<PgSn
 }
 
 /** `pg_basebackup` into `target` (plain format, WAL streamed alongside, fast checkpoint). */
-export async function basebackupPostgres(options: Omit<PgSnapshotOptions, 'dataDir'> & { pgBasebackup?: string }): Promise<PgSnapshotResult> {
+export async function basebackupPostgres(
+  options: Omit<PgSnapshotOptions, 'dataDir'> & { pgBasebackup?: string },
+): Promise<PgSnapshotResult> {
   const startedAt = Date.now();
   const { conn } = options;
   try {
     await exec(
       options.pgBasebackup ?? 'pg_basebackup',
-      ['-D', options.target, '-X', 'stream', '-c', options.fastCheckpoint === false ? 'spread' : 'fast', '-h', conn.host, '-p', String(conn.port), '-U', conn.user, '--no-password', '-l', options.label ?? 'corral'],
+      [
+        '-D',
+        options.target,
+        '-X',
+        'stream',
+        '-c',
+        options.fastCheckpoint === false ? 'spread' : 'fast',
+        '-h',
+        conn.host,
+        '-p',
+        String(conn.port),
+        '-U',
+        conn.user,
+        '--no-password',
+        '-l',
+        options.label ?? 'corral',
+      ],
       { maxBuffer: 1 << 20, timeout: 3_600_000 },
     );
   } catch (err) {
@@ -169,7 +210,13 @@ export async function basebackupPostgres(options: Omit<PgSnapshotOptions, 'dataD
     throw new CorralError('DATA_SNAPSHOT_FAILED', `pg_basebackup failed: ${(e.stderr || e.message).trim()}`);
   }
   const finishedAt = Date.now();
-  return { method: 'basebackup', startedAt, backupStartedAt: startedAt, backupStoppedAt: finishedAt, finishedAt };
+  return {
+    method: 'basebackup',
+    startedAt,
+    backupStartedAt: startedAt,
+    backupStoppedAt: finishedAt,
+    finishedAt,
+  };
 }
 
 /**

@@ -21,7 +21,22 @@ export interface PgConnection {
 }
 
 export function psqlArgs(conn: PgConnection): string[] {
-  return ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', conn.host, '-p', String(conn.port), '-U', conn.user, '-d', conn.database];
+  return [
+    '-X',
+    '-q',
+    '-A',
+    '-t',
+    '-v',
+    'ON_ERROR_STOP=1',
+    '-h',
+    conn.host,
+    '-p',
+    String(conn.port),
+    '-U',
+    conn.user,
+    '-d',
+    conn.database,
+  ];
 }
 
 interface Pending {
@@ -83,7 +98,12 @@ export class PsqlSession {
     const marker = `__corral_done_${process.pid}_${++this.seq}__`;
     return new Promise<string[][]>((resolve, reject) => {
       const timer = setTimeout(() => {
-        reject(new CorralError('DATA_SNAPSHOT_FAILED', `query timed out after ${timeoutMs} ms: ${sql.slice(0, 80)}`));
+        reject(
+          new CorralError(
+            'DATA_SNAPSHOT_FAILED',
+            `query timed out after ${timeoutMs} ms: ${sql.slice(0, 80)}`,
+          ),
+        );
         this.close();
       }, timeoutMs);
       this.queue.push({

@@ -24,7 +24,10 @@ export async function snapshotSqlite(dbPath: string, target: string): Promise<Sq
     const r = await db.backup(target);
     return { method: 'sqlite-backup', startedAt, finishedAt: Date.now(), pages: r.totalPages };
   } catch (err) {
-    throw new CorralError('DATA_SNAPSHOT_FAILED', `SQLite backup of ${dbPath} failed: ${(err as Error).message}`);
+    throw new CorralError(
+      'DATA_SNAPSHOT_FAILED',
+      `SQLite backup of ${dbPath} failed: ${(err as Error).message}`,
+    );
   } finally {
     db?.close();
   }

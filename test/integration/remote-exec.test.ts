@@ -1,0 +1,327 @@
+/**
+ * `corral node exec` and POST /api/v1/exec against real sshd instances, each in its own namespace on a test
+ * bridge (port 22 there, a temporary host key, the master's public key as AuthorizedKeysFile). One node's
+ * address has no host behind it (unreachable, reported within the connect timeout, not hung), one command
+ * fails on one node (non-zero exit in the summary), one outlives its timeout. The fan-out is bounded: the
+ * commands' own start/end stamps show at most `parallel` running at once.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TestNet, hasCommand, waitFor, type Host } from '../helpers/netns.js';
+import { CLI, exitOf, startMasterProcess, type MasterProcess } from '../helpers/master-process.js';
+import { openRepos } from '../../master/store/repos.js';
+import { silentLogger } from '../../master/util/logger.js';
+import { ensureMasterKey } from '../../master/deploy/ssh.js';
+
+const SUBNET = '10.77.12';
+const SSHD = '/usr/sbin/sshd';
+const skip =
+  process.getuid?.() !== 0
+    ? 'needs root (network namespaces)'
+    : !hasCommand(SSHD) || !hasCommand('ssh-keygen')
+      ? 'missing openssh-server / openssh-client'
+      : false;
+if (skip) console.log(`# remote-exec: SKIPPED, ${skip} (scripts/setup.sh installs openssh-server)`);
+
+let net: TestNet | undefined;
+let dir = '';
+let dataDir = '';
+let configFile = '';
+let master: Host;
+const hosts: Host[] = [];
+let masterProc: MasterProcess | undefined;
+
+async function inMaster(
+  argv: string[],
+  stdin = '',
+): Promise<{ code: number | string; stdout: string; stderr: string; ms: number }> {
+  const t = Date.now();
+  const child = spawn('ip', ['netns', 'exec', master.ns, ...argv], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdin.end(stdin);
+  const code = await exitOf(child, 60_000);
+  return { code, stdout, stderr, ms: Date.now() - t };
+}
+
+before(async () => {
+  if (skip) return;
+  dir = mkdtempSync(join(tmpdir(), 'corral-exec-'));
+  dataDir = join(dir, 'data');
+  // sshd insists on its privilege-separation directory (normally made by the service unit).
+  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+  const key = await ensureMasterKey(dataDir);
+  writeFileSync(join(dir, 'authorized_keys'), `${key.publicKey}\n`, { mode: 0o600 });
+  net = new TestNet('cex');
+  master = net.addHost('em', `${SUBNET}.1/24`);
+  for (let i = 0; i < 3; i++) {
+    const h = net.addHost(`e${i}`, `${SUBNET}.1${i}/24`);
+    hosts.push(h);
+    const hostKey = join(dir, `host${i}`);
+    net.nsExec(h.ns, ['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
+    const conf = join(dir, `sshd${i}.conf`);
+    writeFileSync(
+      conf,
+      [
+        'Port 22',
+        `ListenAddress ${h.address}`,
+        `HostKey ${hostKey}`,
+        `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+        `PidFile ${join(dir, `sshd${i}.pid`)}`,
+        'PermitRootLogin prohibit-password',
+        'PasswordAuthentication no',
+        'KbdInteractiveAuthentication no',
+        'UsePAM no',
+        'StrictModes no',
+        'LogLevel ERROR',
+      ].join('\n') + '\n',
+    );
+    net.nsExec(h.ns, [SSHD, '-t', '-f', conf]);
+    net.spawnIn(h.ns, [SSHD, '-D', '-e', '-f', conf], { stdio: 'ignore' });
+  }
+  const repos = openRepos({ path: join(dataDir, 'corral.db'), logger: silentLogger() });
+  repos.store.write((journal) => {
+    hosts.forEach((h, i) => {
+      const mac = `52:54:00:77:12:1${i}`;
+      repos.nodes.insertIn(journal, {
+        mac,
+        name: `app-${i}`,
+        seqNo: i + 1,
+        state: 'deployed',
+        ip: h.address,
+      });
+      repos.nodes.patchIn(journal, mac, { role: 'app' });
+    });
+    // An address on the segment with no host: ARP goes unanswered.
+    repos.nodes.insertIn(journal, {
+      mac: '52:54:00:77:12:99',
+      name: 'gone',
+      seqNo: 9,
+      state: 'deployed',
+      ip: `${SUBNET}.99`,
+    });
+    repos.nodes.patchIn(journal, '52:54:00:77:12:99', { role: 'app' });
+  });
+  repos.store.close();
+  configFile = join(dir, 'corral.json');
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      dataDir,
+      address: master.address,
+      http: { port: 8080 },
+      tftp: { enabled: false },
+      console: { https: false },
+      monitor: { enabled: false },
+      remote: { exec: { parallel: 2, connectTimeoutSeconds: 3, commandTimeoutSeconds: 60 } },
+    }),
+  );
+  // Each sshd is listening before the tests start (bounded).
+  for (const h of hosts) {
+    await waitFor(
+      `sshd on ${h.address}`,
+      () => {
+        try {
+          return net!
+            .nsExec(master.ns, ['bash', '-c', `exec 3<>/dev/tcp/${h.address}/22 && head -c 4 <&3`])
+            .startsWith('SSH');
+        } catch {
+          return false;
+        }
+      },
+      10_000,
+      200,
+    );
+  }
+});
+
+after(async () => {
+  await masterProc?.stop('SIGKILL').catch(() => undefined);
+  await net?.destroy();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test(
+  'corral node exec --role: prefixed output, bounded fan-out, failing and unreachable nodes in the summary',
+  { skip, timeout: 90_000 },
+  async () => {
+    const stamps = join(dir, 'stamps');
+    const cmd = `echo start $(date +%s.%N) >> ${stamps}; sleep 1; ip -4 -o addr show | grep -q ${SUBNET}.11/ && { echo oops >&2; echo end $(date +%s.%N) >> ${stamps}; exit 3; }; echo hello from $(ip -4 -o addr show | grep -o '${SUBNET}\\.[0-9]*/' | tr -d /); echo end $(date +%s.%N) >> ${stamps}`;
+    const r = await inMaster([
+      'node',
+      CLI,
+      'node',
+      'exec',
+      '--role',
+      'app',
+      '--config',
+      configFile,
+      '--',
+      cmd,
+    ]);
+    console.log(`# exec over 4 nodes (parallel 2, one unreachable): ${r.ms} ms wall incl. CLI start`);
+    assert.equal(r.code, 1, r.stderr);
+    const out = r.stdout;
+    assert.match(out, /^app-0 \| hello from 10\.77\.12\.10$/m);
+    assert.match(out, /^app-2 \| hello from 10\.77\.12\.12$/m);
+    assert.match(out, /^app-1 ! oops$/m);
+    assert.match(out, /^app-0\s+ok\s+exit 0/m);
+    assert.match(out, /^app-1\s+failed\s+exit 3/m);
+    assert.match(out, /^gone\s+unreachable\s+unreachable: /m);
+    assert.match(out, /^4 node\(s\): 2 ok, 1 failed, 1 unreachable, 0 timed out in [\d.]+ s$/m);
+    // Not hung: the unreachable node is given up after the 3 s connect timeout.
+    assert.ok(r.ms < 25_000, `took ${r.ms} ms`);
+
+    // Bounded fan-out: never more than 2 commands running at once.
+    const events = readFileSync(stamps, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' '))
+      .map(([kind, t]) => ({ kind: kind!, t: Number(t) }))
+      .sort((a, b) => a.t - b.t);
+    let running = 0;
+    let peak = 0;
+    for (const e of events) {
+      running += e.kind === 'start' ? 1 : -1;
+      peak = Math.max(peak, running);
+    }
+    assert.equal(events.length, 6);
+    assert.equal(peak, 2, 'at most `parallel` at once, and more than one');
+
+    // Recorded: the run with its output, and one audit row naming it.
+    const repos = openRepos({ path: join(dataDir, 'corral.db'), logger: silentLogger() });
+    try {
+      const run = repos.execRuns.list(1)[0]!;
+      assert.equal(run.via, 'cli');
+      assert.match(run.output, /app-0 \| hello from/);
+      const audit = repos.audit.list({ limit: 5 }).find((a) => a.action === 'exec');
+      assert.ok(audit);
+      assert.equal(audit.outcome, 'failed');
+      assert.match(
+        audit.detail ?? '',
+        new RegExp(`^run #${run.id}: .* → 4 node\\(s\\): 2 ok, 1 failed, 1 unreachable`),
+      );
+    } finally {
+      repos.store.close();
+    }
+  },
+);
+
+test(
+  'corral node exec: a command outliving --timeout is cut and reported; named nodes; exit 0 when all ok',
+  { skip, timeout: 60_000 },
+  async () => {
+    const slow = await inMaster([
+      'node',
+      CLI,
+      'node',
+      'exec',
+      'app-0',
+      '--timeout',
+      '2',
+      '--config',
+      configFile,
+      '--',
+      'echo started; sleep 30',
+    ]);
+    assert.equal(slow.code, 1);
+    assert.match(slow.stdout, /^app-0 \| started$/m);
+    assert.match(slow.stdout, /^app-0\s+timeout\s+timeout: still running after 2 s/m);
+    assert.ok(slow.ms < 15_000, `took ${slow.ms} ms`);
+
+    const ok = await inMaster([
+      'node',
+      CLI,
+      'node',
+      'exec',
+      'app-0,app-2',
+      '--config',
+      configFile,
+      '--',
+      'true',
+    ]);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    assert.match(ok.stdout, /2 node\(s\): 2 ok, 0 failed/);
+
+    const none = await inMaster([
+      'node',
+      CLI,
+      'node',
+      'exec',
+      '--role',
+      'nosuch',
+      '--config',
+      configFile,
+      '--',
+      'true',
+    ]);
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /no node has role 'nosuch'/);
+  },
+);
+
+test(
+  'POST /api/v1/exec on the real master streams NDJSON and records the run; anonymous callers are refused',
+  { skip, timeout: 90_000 },
+  async () => {
+    masterProc = await startMasterProcess({
+      args: ['--config', configFile],
+      netns: master.ns,
+      env: { CORRAL_ADMIN_PASSWORD: 'exec-admin-pw' },
+      timeoutMs: 45_000,
+    });
+    const url = `http://${master.address}:${masterProc.port}/api/v1/exec`;
+    const body = JSON.stringify({ nodes: ['app-0', 'app-2'], command: 'echo one; sleep 1; echo two' });
+    const r = await inMaster([
+      'curl',
+      '-sS',
+      '-N',
+      '-u',
+      'admin:exec-admin-pw',
+      '-H',
+      'content-type: application/json',
+      '-d',
+      body,
+      url,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.deepEqual(
+      lines.filter((l) => l['node'] === 'app-0').map((l) => l['text']),
+      ['app-0 | one', 'app-0 | two'],
+    );
+    const last = lines.at(-1)!;
+    assert.equal((last['summary'] as { ok: number }).ok, 2);
+    const runId = last['runId'] as number;
+
+    const run = await inMaster(['curl', '-sS', '-u', 'admin:exec-admin-pw', `${url}/runs/${runId}`]);
+    const rec = (JSON.parse(run.stdout) as { run: { output: string; via: string; actor: string } }).run;
+    assert.equal(rec.via, 'api');
+    assert.equal(rec.actor, 'admin');
+    assert.match(rec.output, /app-2 \| two/);
+
+    const anon = await inMaster([
+      'curl',
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '-H',
+      'content-type: application/json',
+      '-d',
+      body,
+      url,
+    ]);
+    assert.equal(anon.stdout, '401');
+  },
+);
