@@ -233,7 +233,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
     // sends console pages to the HTTPS listener, which serves everything with Secure cookies.
     const httpsOn = config.console.https;
     const consoleRouter = createConsoleRouter({
-      repos, config, logger, authenticator, lb, snapshots, secureCookies: httpsOn,
+      repos, config, logger, authenticator, lb, snapshots, sharedRoot, deployer, secureCookies: httpsOn,
       remote: { power, sshKeyPath: masterKeyPath(config.dataDir) },
       ...(monitor ? { monitor } : {}),
       ...(ha ? { ha: ha.controller } : {}),

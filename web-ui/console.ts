@@ -20,7 +20,10 @@ import { mountLogin, mountLogout } from './pages/login.js';
 import { mountNodes } from './pages/nodes.js';
 import type { HaStatus } from '../master/ha/controller.js';
 import { mountHa } from './pages/ha.js';
+import { mountSharedRoots, type ConsoleSharedRoots } from './pages/sharedroots.js';
 import { mountServices } from './pages/services.js';
+import { mountImages } from './pages/images.js';
+import type { Deployer } from '../master/deploy/deployer.js';
 import type { LoadBalancer } from '../master/lb/load-balancer.js';
 import type { Snapshots } from '../master/snapshots/index.js';
 import { mountSnapshots } from './pages/snapshots.js';
@@ -58,6 +61,10 @@ export interface ConsoleDeps {
   remote?: { power: PowerControl; sshKeyPath: string };
   /** High availability (issue #8): the HA page (role, epoch, replication lag) is mounted when given. */
   ha?: { status(): HaStatus };
+  /** Shared roots (issue 6): the Shared roots pages are mounted when given. */
+  sharedRoot?: ConsoleSharedRoots;
+  /** OS deployment (issue 5): the Images page and the node deploy page are mounted when given. */
+  deployer?: Deployer;
 }
 
 export function createConsoleRouter(deps: ConsoleDeps): Router {
@@ -125,6 +132,8 @@ export function createConsoleRouter(deps: ConsoleDeps): Router {
   if (deps.remote) mountPower(router, ctx, deps.remote.power);
   if (deps.remote) mountExec(router, ctx, deps.remote.sshKeyPath);
   if (deps.ha) mountHa(router, ctx, deps.ha);
+  if (deps.sharedRoot) mountSharedRoots(router, ctx, deps.sharedRoot);
+  if (deps.deployer) mountImages(router, ctx, deps.deployer);
 
   router.use(notFound);
   router.use(errorPage(ctx));

@@ -37,6 +37,8 @@ const NAV = [
   { id: 'snapshots', label: 'Snapshots', href: '/snapshots', icon: 'icon-events' },
   { id: 'exec', label: 'Run command', href: '/exec', icon: 'icon-nodes', minRole: 'admin' },
   { id: 'ha', label: 'High availability', href: '/ha', icon: 'icon-dashboard' },
+  { id: 'sharedroots', label: 'Shared roots', href: '/sharedroots', icon: 'icon-nodes' },
+  { id: 'images', label: 'Images', href: '/images', icon: 'icon-nodes' },
 ] as const;
 
 export type NavId = (typeof NAV)[number]['id'];

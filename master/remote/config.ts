@@ -9,6 +9,11 @@ export const RemoteConfigSchema = z
         /** How often configured nodes' power state is read; 0 turns the poller off. */
         pollSeconds: z.number().int().min(0).max(86_400).default(60),
         ipmitoolBin: z.string().min(1).default('ipmitool'),
+        /**
+         * RMCP+ cipher suite (`ipmitool -C`); unset lets ipmitool ask the BMC, which costs a timeout (~5 s a
+         * call) on BMCs without Get Channel Cipher Suites, such as OpenIPMI's ipmi_sim. 3 = SHA1/AES-128.
+         */
+        cipherSuite: z.number().int().min(0).max(17).optional(),
         /** Bound on one ipmitool call. */
         timeoutSeconds: z.number().int().min(1).max(300).default(20),
         /** UDP port of Wake-on-LAN magic packets (9 = discard; some NICs listen on 7). */

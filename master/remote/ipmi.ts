@@ -26,7 +26,11 @@ const COMMANDS: Record<IpmiCommand, readonly string[]> = {
 };
 
 /** ipmitool's arguments for one command; the password is not among them (see `-E`). */
-export function ipmitoolArgs(t: Omit<IpmiTarget, 'password'>, command: IpmiCommand): string[] {
+export function ipmitoolArgs(
+  t: Omit<IpmiTarget, 'password'>,
+  command: IpmiCommand,
+  cipherSuite?: number,
+): string[] {
   // -R/-N: two retries at two-second timeouts bound a dead BMC to about six seconds per call.
   return [
     '-I',
@@ -42,6 +46,7 @@ export function ipmitoolArgs(t: Omit<IpmiTarget, 'password'>, command: IpmiComma
     '2',
     '-N',
     '2',
+    ...(cipherSuite !== undefined ? ['-C', String(cipherSuite)] : []),
     ...COMMANDS[command],
   ];
 }
@@ -93,6 +98,7 @@ export const runIpmitool: RunIpmitool = (bin, args, env, timeoutMs) =>
 export interface IpmiOptions {
   bin: string;
   timeoutMs: number;
+  cipherSuite?: number | undefined;
   run?: RunIpmitool;
 }
 
@@ -101,7 +107,7 @@ export function ipmiDriver(target: IpmiTarget, options: IpmiOptions): PowerDrive
   const call = async (command: IpmiCommand): Promise<string> => {
     const r = await run(
       options.bin,
-      ipmitoolArgs(target, command),
+      ipmitoolArgs(target, command, options.cipherSuite),
       { IPMI_PASSWORD: target.password },
       options.timeoutMs,
     );

@@ -112,6 +112,7 @@ export function createPowerControl(o: PowerOptions): PowerControl {
           {
             bin: config.remote.power.ipmitoolBin,
             timeoutMs: config.remote.power.timeoutSeconds * 1000,
+            cipherSuite: config.remote.power.cipherSuite,
             ...(o.runIpmitool ? { run: o.runIpmitool } : {}),
           },
         );

@@ -1,9 +1,11 @@
 /**
  * End to end, OS deployment (issue 5): a BIOS lab VM with a 3 GiB virtio disk PXE-boots, enlists, and is
  * deployed with the real Debian image (node-images/os-image.ts, cached in /var/cache/corral).
- *   1. failure path: the stored image file is corrupted (one byte flipped) → the installer's checksum
- *      check fails → node `failed` with the reason in the API; the installer falls back to polling;
- *   2. retry: the file is restored, deploy again → installer → reboot → GRUB from the VM's own disk →
+ *   1. failure path: a small separate image (a 1 MiB tar.gz made here) is imported and its stored file
+ *      corrupted (one byte flipped) → the installer's checksum check fails → node `failed` with the
+ *      reason in the API; the installer falls back to polling. Small, so the failure streams ~1 MiB
+ *      instead of the whole Debian image: the check is the same sha256 over every byte either way;
+ *   2. retry with the real Debian image → installer → reboot → GRUB from the VM's own disk →
  *      the installed system's agent reports → `deployed`; `ssh root@IP hostname` with the master's key
  *      answers the name Corral gave it.
  * Real peers: QEMU/SeaBIOS/iPXE, the Linux installer environment, Debian's GRUB and systemd, OpenSSH.
@@ -12,7 +14,18 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtempSync, openSync, readSync, writeSync, closeSync, rmSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLab, type Lab } from '../../master/lab/lab.js';
@@ -102,20 +115,30 @@ async function waitState(state: string, timeoutMs: number): Promise<ApiNode> {
   }
 }
 
-/** Flips one byte near the end of the stored image; returns a function that puts it back. */
-function corrupt(path: string): () => void {
-  const pos = statSync(path).size - 4096;
+/** Flips one byte in the middle of a stored image file (the node's sha256 must catch it). */
+function corrupt(path: string): void {
+  const pos = Math.floor(statSync(path).size / 2);
   const fd = openSync(path, 'r+');
   const b = Buffer.alloc(1);
   readSync(fd, b, 0, 1, pos);
-  const original = b[0]!;
-  writeSync(fd, Buffer.from([original ^ 0xff]), 0, 1, pos);
+  writeSync(fd, Buffer.from([b[0]! ^ 0xff]), 0, 1, pos);
   closeSync(fd);
-  return () => {
-    const fd2 = openSync(path, 'r+');
-    writeSync(fd2, Buffer.from([original]), 0, 1, pos);
-    closeSync(fd2);
-  };
+}
+
+/** A valid 1 MiB root-filesystem tar.gz (incompressible payload), imported as `name`. */
+async function importSmallImage(name: string): Promise<{ file: string; sizeBytes: number }> {
+  const root = join(dir, 'small-root');
+  mkdirSync(join(root, 'etc'), { recursive: true });
+  writeFileSync(join(root, 'etc', 'os-release'), 'ID=corrupt\nVERSION_ID=0\n');
+  writeFileSync(join(root, 'payload.bin'), randomBytes(2 ** 20));
+  const tarball = join(dir, 'small.tar.gz');
+  await exec('tar', ['-czf', tarball, '-C', root, '.'], { timeout: 30_000 });
+  const { stdout } = await exec(
+    'node',
+    [CLI, 'image', 'import', tarball, '--name', name, '--data-dir', dataDir, '--json'],
+    { timeout: 120_000 },
+  );
+  return JSON.parse(stdout) as { file: string; sizeBytes: number };
 }
 
 test('deploy: bad checksum fails with the reason, retry deploys Debian and SSH answers the hostname', async () => {
@@ -132,18 +155,22 @@ test('deploy: bad checksum fails with the reason, retry deploys Debian and SSH a
   const image = JSON.parse(stdout) as { sha256: string; file: string; sizeBytes: number };
   console.log(`# image ready in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${image.sizeBytes} bytes`);
 
-  // 1. Failure path: a corrupted image file on the master.
-  const restore = corrupt(join(dataDir, 'images', image.file));
+  // 1. Failure path: a small image whose stored bytes no longer match its registered sha256.
+  const small = await importSmallImage('corrupt-small');
+  corrupt(join(dataDir, 'images', small.file));
+  const failStarted = Date.now();
   let r = await api<{ deployment: ApiDeployment }>('POST', `/nodes/${discovered.name}/deploy`, {
-    image: 'debian-12',
+    image: 'corrupt-small',
   });
   assert.equal(r.status, 202, JSON.stringify(r.json));
   const failed = await waitState('failed', DEPLOY_TIMEOUT_MS);
-  restore();
   assert.match(failed.stateReason ?? '', /checksum mismatch/);
   const deps = await api<{ deployments: ApiDeployment[] }>('GET', `/nodes/${discovered.name}/deployments`);
   assert.equal(deps.json.deployments[0]?.status, 'failed');
   assert.match(deps.json.deployments[0]?.logTail ?? '', /checksum mismatch/);
+  console.log(
+    `# failure path in ${((Date.now() - failStarted) / 1000).toFixed(0)} s (${small.sizeBytes} bytes streamed)`,
+  );
   console.log(`# failure path: ${failed.stateReason}`);
 
   // 2. Retry: deploy again from `failed`; the installer's fallback poll gets `reboot`.
@@ -203,4 +230,6 @@ test('deploy: bad checksum fails with the reason, retry deploys Debian and SSH a
   const del = await api<{ error: { code: string } }>('DELETE', '/images/debian-12');
   assert.equal(del.status, 409);
   assert.equal(del.json.error.code, 'IMAGE_IN_USE');
+  // The small image is no node's image any more: it can go.
+  assert.equal((await api('DELETE', '/images/corrupt-small')).status, 204);
 });

@@ -166,6 +166,9 @@ describe('PostgreSQL data snapshot under pgbench load', { timeout: 240_000 }, ()
     await sleep(2500); // load settles; the gap before the snapshot is the baseline
 
     const snapDir = lab.path('snap-api');
+    // Another checkpoint requested while the snapshot runs (it may coincide with the backup's own):
+    // the snapshot must not depend on no checkpoint happening meanwhile.
+    const midCheckpoint = sleep(600).then(() => lab.psql(live.conn, 'CHECKPOINT'));
     const result = await snapshotPostgres({
       dataDir: live.dataDir,
       target: snapDir,
@@ -174,6 +177,7 @@ describe('PostgreSQL data snapshot under pgbench load', { timeout: 240_000 }, ()
     });
     const committedBeforeStop = probe.acked.filter((a) => a.at <= result.backupStoppedAt).map((a) => a.id);
     const committedBeforeStart = probe.acked.filter((a) => a.at <= result.startedAt).length;
+    await midCheckpoint;
 
     await sleep(1500); // writes go on after the snapshot
     await probe.stop();

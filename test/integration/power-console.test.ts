@@ -137,7 +137,10 @@ set_working_mc 0x20
     {
       dataDir,
       address: '127.0.0.1',
-      remote: { exec: { port: sshPort, connectTimeoutSeconds: 5 }, power: { pollSeconds: 0 } },
+      remote: {
+        exec: { port: sshPort, connectTimeoutSeconds: 5 },
+        power: { pollSeconds: 0, cipherSuite: 3 },
+      },
     },
     {},
   );

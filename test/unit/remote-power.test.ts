@@ -82,6 +82,13 @@ test('ipmitool: lanplus arguments never carry the password; status and error par
     'pxe',
   ]);
   assert.ok(!args.includes('-P'));
+  assert.deepEqual(ipmitoolArgs({ host: 'h', port: 1, username: 'u' }, 'status', 3).slice(-5), [
+    '-C',
+    '3',
+    'chassis',
+    'power',
+    'status',
+  ]);
   assert.equal(parsePowerStatus('Chassis Power is on\n'), 'on');
   assert.equal(parsePowerStatus('Chassis Power is off\n'), 'off');
   assert.equal(parsePowerStatus('garbage'), undefined);
