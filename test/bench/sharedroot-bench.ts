@@ -106,8 +106,7 @@ async function runOnce(n: number, memoryMb: number, stop: AbortSignal): Promise<
       async () => {
         if (stop.aborted) throw new Error('interrupted');
         const r = (await api(l, 'GET', '/nodes').catch(() => undefined)) as
-          | { nodes: { mac: string }[] }
-          | undefined;
+          { nodes: { mac: string }[] } | undefined;
         return r && r.nodes.length === n ? r.nodes : undefined;
       },
       ENLIST_TIMEOUT_MS,
@@ -119,7 +118,9 @@ async function runOnce(n: number, memoryMb: number, stop: AbortSignal): Promise<
       60_000,
       500,
     );
-    await Promise.all(enlisted.map((node) => api(l, 'POST', `/nodes/${node.mac}/diskless`, { root: 'bench' })));
+    await Promise.all(
+      enlisted.map((node) => api(l, 'POST', `/nodes/${node.mac}/diskless`, { root: 'bench' })),
+    );
 
     await waitFor(
       `${n} VMs to reach login: on the shared root`,

@@ -41,6 +41,7 @@ let dir = '';
 let repos: Repos | undefined;
 let server: Server | undefined;
 let base = '';
+let powerControl: ReturnType<typeof createPowerControl> | undefined;
 const children: ChildProcess[] = [];
 
 /** A free loopback port number (asked of TCP; the test BMC uses the same number for UDP). */
@@ -145,6 +146,7 @@ set_working_mc 0x20
     {},
   );
   const power = createPowerControl({ repos: r, config, logger, secrets: SecretBox.forDataDir(dataDir) });
+  powerControl = power;
   power.configure(
     r.nodes.get(MAC)!,
     { driver: 'ipmi', address: '127.0.0.1', port: bmcPort, username: 'admin', password: BMC_PW },
@@ -250,5 +252,20 @@ test(
     assert.equal(audit?.via, 'console');
     assert.equal(audit?.actor, 'admin');
     assert.match(audit?.detail ?? '', /^run #\d+: echo hi-from-sshd; exit 4 → 1 node\(s\): 0 ok, 1 failed/);
+  },
+);
+
+test(
+  "the poller records a power change made behind the master's back, once",
+  { skip, timeout: 30_000 },
+  async () => {
+    writeFileSync(join(dir, 'power'), '0\n'); // someone pressed the button
+    await powerControl!.pollAll();
+    await powerControl!.pollAll();
+    const changes = repos!.events
+      .list({ nodeMac: MAC, kind: 'power.state', limit: 10 })
+      .filter((e) => e.data?.['state'] === 'off');
+    assert.equal(changes.length, 1);
+    assert.equal(changes[0]!.data?.['previous'], 'on');
   },
 );

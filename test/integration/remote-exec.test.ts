@@ -325,3 +325,64 @@ test(
     assert.equal(anon.stdout, '401');
   },
 );
+
+test(
+  'power API on the real master: write-only password, driver limits, errors as JSON codes',
+  { skip, timeout: 60_000 },
+  async () => {
+    assert.ok(masterProc, 'the master of the previous test is running');
+    const api = `http://${master.address}:${masterProc.port}/api/v1/nodes`;
+    const call = async (
+      method: string,
+      path: string,
+      body?: unknown,
+    ): Promise<{ status: number; json: unknown }> => {
+      const r = await inMaster([
+        'curl',
+        '-sS',
+        '-X',
+        method,
+        '-u',
+        'admin:exec-admin-pw',
+        '-H',
+        'content-type: application/json',
+        ...(body ? ['-d', JSON.stringify(body)] : []),
+        '-w',
+        '\n%{http_code}',
+        `${api}${path}`,
+      ]);
+      const [text = '', status = '0'] = [
+        r.stdout.slice(0, r.stdout.lastIndexOf('\n')),
+        r.stdout.slice(r.stdout.lastIndexOf('\n') + 1),
+      ];
+      return { status: Number(status), json: text ? (JSON.parse(text) as unknown) : null };
+    };
+    const put = await call('PUT', '/app-1/power', {
+      driver: 'ipmi',
+      address: '10.77.12.250',
+      username: 'root',
+      password: 'Api-Bmc-Pw-77',
+    });
+    assert.equal(put.status, 200);
+    assert.equal((put.json as { power: { hasPassword: boolean } }).power.hasPassword, true);
+    const got = await call('GET', '/app-1/power');
+    assert.equal(got.status, 200);
+    assert.ok(!JSON.stringify(got.json).includes('Api-Bmc-Pw-77'), 'the password came back from the API');
+    assert.ok(!JSON.stringify(got.json).includes('"secret"'));
+
+    // No BMC at that address: a bounded failure with a stable code, not a hang.
+    const t = Date.now();
+    const on = await call('POST', '/app-1/power/on');
+    assert.equal(on.status, 502);
+    assert.equal((on.json as { error: { code: string } }).error.code, 'POWER_FAILED');
+    assert.ok(Date.now() - t < 30_000);
+
+    assert.equal((await call('PUT', '/app-2/power', { driver: 'wol' })).status, 200);
+    const off = await call('POST', '/app-2/power/off');
+    assert.equal(off.status, 400);
+    assert.equal((off.json as { error: { code: string } }).error.code, 'POWER_UNSUPPORTED');
+    const none = await call('POST', '/app-0/power/on');
+    assert.equal((none.json as { error: { code: string } }).error.code, 'POWER_NOT_CONFIGURED');
+    assert.equal((await call('PUT', '/app-0/power', { driver: 'ipmi', password: 1 })).status, 400);
+  },
+);

@@ -139,6 +139,7 @@ describe('console: shared roots', () => {
     const token = await viewer.csrfToken();
     const denied = await viewer.post('/sharedroots/diskless', { _csrf: token, root: 'lab', node: NODE.mac });
     assert.equal(denied.status, 403);
+    assert.match(await denied.text(), /needs operator/);
 
     const op = await signIn(h, 'op');
     const forged = await op.post('/sharedroots/diskless', { root: 'lab', node: NODE.mac });
@@ -175,7 +176,10 @@ describe('console: shared roots', () => {
     assert.ok(row.includes('dl-1'), 'node listed on the root');
     assert.match(row, /state-diskless/);
     assert.match(row, /not yet/);
-    assert.match(await (await b.get('/sharedroots')).text(), /<tr data-root="lab">[\s\S]*?<td class="num">1<\/td>/);
+    assert.match(
+      await (await b.get('/sharedroots')).text(),
+      /<tr data-root="lab">[\s\S]*?<td class="num">1<\/td>/,
+    );
   });
 
   it('answers an unknown root with a message on the list page, and moves no node', async () => {

@@ -136,7 +136,10 @@ export function mountSharedRoots(router: Router, ctx: ConsoleContext, sub: Conso
   });
   act('/sharedroots/:name/publish', 'admin', byName, (req) => {
     const v = Number(formField(req, 'version', 10));
-    const r = sub.roots.publish(String(req.params['name'] ?? ''), Number.isInteger(v) && v > 0 ? v : undefined);
+    const r = sub.roots.publish(
+      String(req.params['name'] ?? ''),
+      Number.isInteger(v) && v > 0 ? v : undefined,
+    );
     return Promise.resolve(`Version ${r.currentVersion} is current; nodes pick it up when they reboot.`);
   });
   act('/sharedroots/:name/rollback', 'admin', byName, (req) => {
