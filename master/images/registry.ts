@@ -33,7 +33,8 @@ export function minRootBytes(unpackedBytes: number): number {
   return Math.ceil(unpackedBytes * 1.25) + 256 * 2 ** 20;
 }
 
-type Sniffed = ImageFormat | 'qcow2' | 'zst-raw' | 'unknown';
+/** `corrupt`: gzip or zstd magic, but not even the first block decompresses. */
+type Sniffed = ImageFormat | 'qcow2' | 'zst-raw' | 'corrupt' | 'unknown';
 
 function isTarHeader(block: Buffer): boolean {
   // POSIX ustar (and GNU) headers carry "ustar" at offset 257 (POSIX.1-1988 section 10.1.1).
@@ -106,11 +107,15 @@ async function gunzipHead(path: string, n: number): Promise<Buffer> {
 export async function sniffFile(path: string): Promise<Sniffed> {
   const head = await readHead(path, 1024);
   if (head[0] === 0x1f && head[1] === 0x8b) {
-    const inner = sniffPlain(await gunzipHead(path, 1024));
+    const plain = await gunzipHead(path, 1024);
+    if (plain.length === 0) return 'corrupt';
+    const inner = sniffPlain(plain);
     return inner === 'tar' ? 'tar.gz' : inner === 'raw' ? 'raw.gz' : 'unknown';
   }
   if (head.readUInt32LE(0) === 0xfd2fb528) {
-    const inner = sniffPlain(await commandHead('zstd', ['-dc', path], 1024));
+    const plain = await commandHead('zstd', ['-dc', path], 1024);
+    if (plain.length === 0) return 'corrupt';
+    const inner = sniffPlain(plain);
     return inner === 'tar' ? 'tar.zst' : inner === 'raw' ? 'zst-raw' : 'unknown';
   }
   if (head.subarray(0, 4).toString('latin1') === 'QFI\xfb') return 'qcow2';
@@ -264,6 +269,12 @@ export async function importImage(opts: ImportOptions): Promise<ImageRecord> {
       format = 'tar.zst';
     } else {
       const sniffed = await sniffFile(opts.source);
+      if (sniffed === 'corrupt') {
+        throw new CorralError(
+          'IMAGE_INVALID',
+          `${opts.source} is gzip or zstd compressed but does not decompress: the file is corrupt or truncated`,
+        );
+      }
       if (sniffed === 'unknown' || sniffed === 'zst-raw') {
         throw new CorralError(
           'IMAGE_INVALID',

@@ -98,7 +98,7 @@ export function formatSummary(s: ExecSummary): string[] {
           ? r.exitCode !== null
             ? `exit ${r.exitCode}`
             : `killed by ${r.signal ?? 'signal'}`
-          : `${r.outcome}${r.error ? `: ${r.error}` : ''}`;
+          : (r.error ?? r.outcome);
     return `${r.name.padEnd(width)}  ${r.outcome.padEnd(11)} ${what}  (${(r.durationMs / 1000).toFixed(1)} s)`;
   });
   lines.push(

@@ -38,11 +38,11 @@ const logger = silentLogger();
 const PAYLOAD = 64 * 1024;
 
 /** A root tree with an os-release and an incompressible payload, packed with `compress`. */
-function tarball(name: string, compress: string[]): string {
+function tarball(name: string, compress: string[], payload = PAYLOAD): string {
   const root = join(dir, `${name}-root`);
   mkdirSync(join(root, 'usr', 'lib'), { recursive: true });
   writeFileSync(join(root, 'usr', 'lib', 'os-release'), `ID=tinyos\nVERSION_ID="${name}"\n`);
-  writeFileSync(join(root, 'payload.bin'), execFileSync('head', ['-c', String(PAYLOAD), '/dev/urandom']));
+  writeFileSync(join(root, 'payload.bin'), execFileSync('head', ['-c', String(payload), '/dev/urandom']));
   const out = join(dir, name);
   execFileSync('tar', ['-cf', out, ...compress, '-C', root, '.']);
   return out;
@@ -106,13 +106,27 @@ describe('image registry: import', () => {
     await refused(src, 'truncated', /tar\.gz archive is corrupt or truncated/);
   });
 
-  it('refuses a corrupt tar.zst (bytes flipped in its second half): nothing registered, no temp file', async () => {
-    const src = tarball('bad.tar.zst', ['--zstd']);
+  it('refuses a corrupt tar.zst (bytes flipped past its first blocks): nothing registered, no temp file', async () => {
+    // 512 KiB of payload: several zstd blocks, so the head still decompresses (the format is known) and
+    // the damage is found by reading the archive to its end (zstd's frame checksum).
+    const src = tarball('bad.tar.zst', ['--zstd'], 512 * 1024);
     const bytes = readFileSync(src);
-    // Past the head (the sniffer still sees a zstd tarball); zstd's frame checksum or block decoding fails.
-    for (let i = Math.floor(bytes.length / 2); i < bytes.length - 16; i += 97) bytes[i] = bytes[i]! ^ 0x5a;
+    for (let i = bytes.length - 4096; i < bytes.length - 16; i += 97) bytes[i] = bytes[i]! ^ 0x5a;
     writeFileSync(src, bytes);
+    assert.equal(await sniffFile(src), 'tar.zst');
     await refused(src, 'corrupt', /tar\.zst archive is corrupt or truncated/);
+  });
+
+  it('refuses a tar.zst corrupt from its first block: says it does not decompress', async () => {
+    const src = tarball('head.tar.zst', ['--zstd']);
+    const bytes = readFileSync(src);
+    for (let i = 16; i < bytes.length - 16; i += 31) bytes[i] = bytes[i]! ^ 0x5a;
+    writeFileSync(src, bytes);
+    await refused(
+      src,
+      'corrupt-head',
+      /zstd compressed but does not decompress: the file is corrupt or truncated/,
+    );
   });
 
   it('refuses a file that is no image, and a duplicate under another name', async () => {

@@ -124,8 +124,8 @@ test('exec output: lines split across chunks, prefixes aligned, summary counts e
   assert.deepEqual(formatSummary(sum), [
     'a     ok          exit 0  (1.5 s)',
     'bb    failed      exit 3  (1.5 s)',
-    'c     unreachable unreachable: connect ETIMEDOUT  (1.5 s)',
-    'd     timeout     timeout: still running after 2 s  (1.5 s)',
+    'c     unreachable connect ETIMEDOUT  (1.5 s)',
+    'd     timeout     still running after 2 s  (1.5 s)',
     '4 node(s): 1 ok, 1 failed, 1 unreachable, 1 timed out in 4.2 s',
   ]);
 });
