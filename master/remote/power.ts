@@ -208,9 +208,11 @@ export function createPowerControl(o: PowerOptions): PowerControl {
       data: { action, driver: c.driver },
     });
     log.info({ mac: node.mac, action, driver: c.driver, manual: result.manual }, 'power action');
-    // The state after an action is read back where the driver can tell (a BMC answers at once).
+    // The state after on/off is read back where the driver can tell (a BMC answers at once); after a
+    // cycle the BMC powers back on after its cycle interval, so the poller records that instead.
     let state: PowerState = 'unknown';
-    if (c.driver === 'ipmi') state = await refresh(node).catch(() => 'unknown' as const);
+    if (c.driver === 'ipmi' && (action === 'on' || action === 'off'))
+      state = await refresh(node).catch(() => 'unknown' as const);
     return { ...result, state };
   };
 

@@ -185,6 +185,16 @@ test('deploy: bad checksum fails with the reason, retry deploys Debian and SSH a
   console.log(
     `# deployed ${deployed.name} in ${seconds.toFixed(0)} s (last reported rate ${(last.bytesPerSec / 2 ** 20).toFixed(1)} MiB/s)`,
   );
+  // Where the time went (for tuning): the retry's deploy and state events, seconds after the deploy call.
+  const timeline = await api<{ events: { at: string; kind: string; message: string }[] }>(
+    'GET',
+    `/events?node=${encodeURIComponent(deployed.mac)}&limit=200`,
+  );
+  for (const e of timeline.json.events.slice().reverse()) {
+    const t = (Date.parse(e.at) - started) / 1000;
+    if (t >= -1 && /^(deploy|node)\./.test(e.kind))
+      console.log(`#   +${t.toFixed(0).padStart(4)} s ${e.kind}: ${e.message}`);
+  }
   assert.ok(deployed.ip, 'deployed node has an address');
   // The VM booted from its disk: iPXE was answered with the local-boot script.
   assert.match(l.master.logs(), new RegExp(`"mac":"${deployed.mac}"[^\\n]*"template":"ipxe/local.hbs"`));

@@ -68,6 +68,7 @@ before(async () => {
     `#!/bin/sh
 op=$2; shift 2
 if [ "$op" = get ]; then for p in "$@"; do [ "$p" = power ] && echo "power:$(cat ${dir}/power 2>/dev/null || echo 0)"; [ "$p" = boot ] && echo boot:default; done; exit 0; fi
+echo "set $*" >> ${dir}/chassis.log
 while [ $# -ge 2 ]; do [ "$1" = power ] && echo "$2" > ${dir}/power; shift 2; done
 `,
   );
@@ -267,5 +268,44 @@ test(
       .filter((e) => e.data?.['state'] === 'off');
     assert.equal(changes.length, 1);
     assert.equal(changes[0]!.data?.['previous'], 'on');
+  },
+);
+
+test(
+  'deploy hook: powerCycleForDeploy sets PXE and powers the node (on when off, cycle when on)',
+  { skip, timeout: 30_000 },
+  async () => {
+    const node = repos!.nodes.get(MAC)!;
+    writeFileSync(join(dir, 'power'), '0\n');
+    writeFileSync(join(dir, 'chassis.log'), '');
+    const first = await powerControl!.powerCycleForDeploy(node, 'deploy');
+    assert.equal(first?.driver, 'ipmi');
+    assert.match(first?.message ?? '', /powered on through IPMI 127\.0\.0\.1 \(it was off\)/);
+    assert.equal(readFileSync(join(dir, 'power'), 'utf8').trim(), '1');
+    const second = await powerControl!.powerCycleForDeploy(node, 'deploy');
+    assert.match(second?.message ?? '', /power-cycled through IPMI/);
+    // A BMC powers back on after its power-cycle interval (IPMI v2.0 §28.3), not at once.
+    const t = Date.now();
+    await waitFor(
+      'power back on after the cycle',
+      () => readFileSync(join(dir, 'power'), 'utf8').trim() === '1',
+      15_000,
+      100,
+    );
+    console.log(`# ipmi_sim power cycle: back on after ${Date.now() - t} ms`);
+    const log = readFileSync(join(dir, 'chassis.log'), 'utf8');
+    console.log(
+      log
+        .trim()
+        .split('\n')
+        .map((l) => `# chassis: ${l}`)
+        .join('\n'),
+    );
+    assert.match(log, /set boot pxe\nset power 1\nset boot pxe\nset power 0\nset power 1/);
+    const actions = repos!.events
+      .list({ nodeMac: MAC, kind: 'power.action', limit: 20 })
+      .filter((e) => e.actor === 'deploy')
+      .map((e) => e.data?.['action']);
+    assert.deepEqual(actions.reverse(), ['pxe', 'cycle', 'pxe', 'cycle']);
   },
 );
