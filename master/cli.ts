@@ -262,10 +262,16 @@ export async function main(argv: string[]): Promise<number> {
       return runImageCommand(rest, readConfigFile);
     case 'node':
       if (rest[0] === 'diskless') return runDisklessCommand(rest.slice(1), readConfigFile);
-      if (rest[0] === 'power') return runPowerCommand(rest.slice(1), readConfigFile, (t) => void process.stdout.write(`${t}\n`));
+      if (rest[0] === 'power')
+        return runPowerCommand(rest.slice(1), readConfigFile, (t) => void process.stdout.write(`${t}\n`));
       if (rest[0] === 'exec') {
         const actor = process.env['SUDO_USER'] ?? process.env['USER'] ?? 'cli';
-        return runExecCommand(rest.slice(1), readConfigFile, (t) => void process.stdout.write(`${t}\n`), actor);
+        return runExecCommand(
+          rest.slice(1),
+          readConfigFile,
+          (t) => void process.stdout.write(`${t}\n`),
+          actor,
+        );
       }
       return runNodeCommand(rest, readConfigFile);
     case 'sharedroot':
@@ -278,7 +284,10 @@ export async function main(argv: string[]): Promise<number> {
         user: process.env['CORRAL_USER'],
         password: process.env['CORRAL_PASSWORD'],
         // Logs on stderr: stdout carries the command's output (--json).
-        logger: createLogger({ level: process.env['CORRAL_LOG_LEVEL'] ?? 'warn', destination: process.stderr }),
+        logger: createLogger({
+          level: process.env['CORRAL_LOG_LEVEL'] ?? 'warn',
+          destination: process.stderr,
+        }),
         out: (text) => void process.stdout.write(text),
       });
     case 'clone':

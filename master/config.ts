@@ -174,7 +174,12 @@ export const ConfigSchema = z
         nodeDownIntervals: z.number().int().min(2).max(1000).default(6),
         /** A master filesystem fuller than this (percent) raises "disk nearly full". */
         diskAlertPercent: z.number().min(1).max(100).default(90),
-        rawRetentionHours: z.number().int().min(1).max(24 * 14).default(24),
+        rawRetentionHours: z
+          .number()
+          .int()
+          .min(1)
+          .max(24 * 14)
+          .default(24),
         rollupRetentionDays: z.number().int().min(1).max(3650).default(30),
       })
       .strict()
@@ -193,7 +198,12 @@ export const ConfigSchema = z
         /** Scheduled restore points (one per due period, checked every tickSeconds). */
         schedule: ScheduleSchema.default({ hourly: false, daily: false, weekly: false }),
         /** Retention of scheduled, automatic and safety restore points (manual ones are kept). */
-        retention: RetentionPolicySchema.default({ keepLast: 5, keepHourly: 24, keepDaily: 7, keepWeekly: 4 }),
+        retention: RetentionPolicySchema.default({
+          keepLast: 5,
+          keepHourly: 24,
+          keepDaily: 7,
+          keepWeekly: 4,
+        }),
         /** Take an automatic restore point before risky operations (image delete, mass deploy). */
         beforeRisky: z.boolean().default(true),
         tickSeconds: z.number().int().min(1).max(3600).default(60),

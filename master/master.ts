@@ -104,7 +104,12 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
     const stopDeployWatch = deployer.watch();
     closers.push({ name: 'deploy-watchdog', close: async () => stopDeployWatch() });
     // Remote control (issue #11): power drivers (passwords sealed with DATA_DIR/keys/power.key), state poller.
-    const power = createPowerControl({ repos, config, logger, secrets: SecretBox.forDataDir(config.dataDir) });
+    const power = createPowerControl({
+      repos,
+      config,
+      logger,
+      secrets: SecretBox.forDataDir(config.dataDir),
+    });
     const stopPowerPoll = power.startPoller();
     closers.push({ name: 'power-poller', close: async () => stopPowerPoll() });
     let installerTools: string | undefined;
@@ -198,7 +203,12 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       authenticator,
       startedAt,
       deployApi: createDeployApiRouter({ repos, config, logger, deployer }),
-      remoteApi: createRemoteApiRouter({ repos, config, power, privateKeyPath: masterKeyPath(config.dataDir) }),
+      remoteApi: createRemoteApiRouter({
+        repos,
+        config,
+        power,
+        privateKeyPath: masterKeyPath(config.dataDir),
+      }),
       snapshotsApi: createSnapshotRouter(snapshots, repos),
       sharedRootApi: createSharedRootApiRouter(sharedRoot, repos),
       lb,
@@ -217,7 +227,11 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       .Router()
       .use(
         createSharedRootBootRouter({
-          repos, config, logger, roots: sharedRoot.roots, nodeImageReady: () => nodeImageNow() !== undefined,
+          repos,
+          config,
+          logger,
+          roots: sharedRoot.roots,
+          nodeImageReady: () => nodeImageNow() !== undefined,
         }),
       )
       .use(createBootRouter({ repos, config, logger, nodeImage: nodeImageNow }))
@@ -233,7 +247,15 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
     // sends console pages to the HTTPS listener, which serves everything with Secure cookies.
     const httpsOn = config.console.https;
     const consoleRouter = createConsoleRouter({
-      repos, config, logger, authenticator, lb, snapshots, sharedRoot, deployer, secureCookies: httpsOn,
+      repos,
+      config,
+      logger,
+      authenticator,
+      lb,
+      snapshots,
+      sharedRoot,
+      deployer,
+      secureCookies: httpsOn,
       remote: { power, sshKeyPath: masterKeyPath(config.dataDir) },
       ...(monitor ? { monitor } : {}),
       ...(ha ? { ha: ha.controller } : {}),
@@ -241,9 +263,10 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
     const app = createHttpApp({
       api,
       boot,
-      console: httpsOn && config.console.httpsPort !== 0
-        ? redirectToHttps({ httpsPort: config.console.httpsPort ?? 443, fallbackHost: config.address })
-        : consoleRouter,
+      console:
+        httpsOn && config.console.httpsPort !== 0
+          ? redirectToHttps({ httpsPort: config.console.httpsPort ?? 443, fallbackHost: config.address })
+          : consoleRouter,
       logger,
     });
     const server = createServer(app);

@@ -230,7 +230,9 @@ export class Store {
     this.db
       .prepare(
         `INSERT INTO ${table} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')}) ` +
-          (updates.length ? `ON CONFLICT(${keyCol}) DO UPDATE SET ${updates.join(', ')}` : 'ON CONFLICT DO NOTHING'),
+          (updates.length
+            ? `ON CONFLICT(${keyCol}) DO UPDATE SET ${updates.join(', ')}`
+            : 'ON CONFLICT DO NOTHING'),
       )
       .run(...values);
   }
@@ -249,7 +251,10 @@ export class Store {
         this.db.pragma('defer_foreign_keys = ON');
         for (const c of changes) {
           if (!Object.hasOwn(JOURNALED, c.entity)) {
-            throw new CorralError('STORE_FAILED', `replicated change ${c.seq} names unknown table ${c.entity}`);
+            throw new CorralError(
+              'STORE_FAILED',
+              `replicated change ${c.seq} names unknown table ${c.entity}`,
+            );
           }
           this.putRow(c.entity as JournaledTable, c.key, c.op === 'delete' ? null : c.data);
           insert.run(c.seq, c.at, c.epoch, c.entity, c.key, c.op, c.data ? JSON.stringify(c.data) : null);
@@ -266,9 +271,7 @@ export class Store {
    * newest earlier change of that row, or no row). Returns the discarded changes, oldest first.
    */
   discardAfter(seq: number): ReplicatedChange[] {
-    const rows = this.db
-      .prepare('SELECT * FROM changes WHERE seq > ? ORDER BY seq')
-      .all(seq) as {
+    const rows = this.db.prepare('SELECT * FROM changes WHERE seq > ? ORDER BY seq').all(seq) as {
       seq: number;
       at: string;
       epoch: number;
@@ -300,7 +303,9 @@ export class Store {
           seen.add(id);
           const prev = before.get(c.entity, c.key, seq) as { op: string; data: string | null } | undefined;
           const row =
-            prev && prev.op === 'upsert' && prev.data ? (JSON.parse(prev.data) as Record<string, unknown>) : null;
+            prev && prev.op === 'upsert' && prev.data
+              ? (JSON.parse(prev.data) as Record<string, unknown>)
+              : null;
           this.putRow(c.entity as JournaledTable, c.key, row);
         }
         const archive = this.db.prepare(

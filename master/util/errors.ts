@@ -29,7 +29,10 @@ export const ERROR_CATALOGUE = {
     status: 500,
     hint: 'Check that apt can reach the Debian mirror (apt-get update) and that busybox-static and kmod are installed.',
   },
-  SERVICE_NOT_FOUND: { status: 404, hint: 'List services with GET /api/v1/services (or `corral service list`).' },
+  SERVICE_NOT_FOUND: {
+    status: 404,
+    hint: 'List services with GET /api/v1/services (or `corral service list`).',
+  },
   LB_CONFIG_INVALID: {
     status: 400,
     hint: 'HAProxy rejected the config rendered from this service; fix the named setting and try again.',
@@ -39,31 +42,55 @@ export const ERROR_CATALOGUE = {
     hint: 'Only a deployed node with an address and the service role (or in its node list) serves it.',
   },
   LB_DISABLED: { status: 503, hint: 'Set lb.enabled to true in the config file and restart the master.' },
-  LB_HAPROXY_MISSING: { status: 503, hint: 'Install HAProxy (apt-get install haproxy) or set lb.haproxyBin.' },
+  LB_HAPROXY_MISSING: {
+    status: 503,
+    hint: 'Install HAProxy (apt-get install haproxy) or set lb.haproxyBin.',
+  },
   LB_HAPROXY_FAILED: { status: 503, hint: 'HAProxy did not start; see the master log for its alert lines.' },
   LB_RELOAD_FAILED: {
     status: 503,
     hint: 'HAProxy kept its previous config; see the master log (a front-end port may be taken).',
   },
-  LB_RUNTIME_FAILED: { status: 502, hint: 'HAProxy refused a runtime command; see the message for its answer.' },
+  LB_RUNTIME_FAILED: {
+    status: 502,
+    hint: 'HAProxy refused a runtime command; see the message for its answer.',
+  },
   NOT_PRIMARY: {
     status: 503,
     hint: 'This master is a read-only backup: send writes to the floating address (VIP) or the primary named in details.',
   },
-  HA_TOKEN_INVALID: { status: 401, hint: 'Use the replication token of the primary (ha.token in its config).' },
+  HA_TOKEN_INVALID: {
+    status: 401,
+    hint: 'Use the replication token of the primary (ha.token in its config).',
+  },
   HA_NOT_CONFIGURED: { status: 404, hint: 'Set ha.enabled, ha.token and ha.peerUrl in the config file.' },
-  CLONE_FAILED: { status: 500, hint: 'Check the primary URL, the token and the free space, then run corral clone again.' },
-  KEEPALIVED_CONFIG_INVALID: { status: 500, hint: 'Fix the ha keys named in the message; keepalived -t rejected the rendered config.' },
-  WITNESS_REFUSED: { status: 409, hint: 'Another master holds this epoch or a valid lease; check GET /api/v1/ha/status on both masters.' },
+  CLONE_FAILED: {
+    status: 500,
+    hint: 'Check the primary URL, the token and the free space, then run corral clone again.',
+  },
+  KEEPALIVED_CONFIG_INVALID: {
+    status: 500,
+    hint: 'Fix the ha keys named in the message; keepalived -t rejected the rendered config.',
+  },
+  WITNESS_REFUSED: {
+    status: 409,
+    hint: 'Another master holds this epoch or a valid lease; check GET /api/v1/ha/status on both masters.',
+  },
   IMAGE_NOT_FOUND: { status: 404, hint: 'List images with `corral image list` or GET /api/v1/images.' },
   IMAGE_INVALID: {
     status: 400,
     hint: 'Give a complete root filesystem tarball (tar, tar.gz, tar.zst) or disk image (raw, raw.gz, qcow2); re-copy it if it was truncated.',
   },
   IMAGE_IN_USE: { status: 409, hint: 'Deploy another image to the nodes named, or delete them, first.' },
-  LAYOUT_UNKNOWN: { status: 400, hint: 'Use a layout named under deploy.layouts in the config, or omit --layout.' },
+  LAYOUT_UNKNOWN: {
+    status: 400,
+    hint: 'Use a layout named under deploy.layouts in the config, or omit --layout.',
+  },
   DISK_TOO_SMALL: { status: 409, hint: 'Deploy a smaller image or give the node a larger disk.' },
-  DEPLOY_TOKEN_INVALID: { status: 403, hint: 'Only the installer of the current deployment may report; redeploy the node.' },
+  DEPLOY_TOKEN_INVALID: {
+    status: 403,
+    hint: 'Only the installer of the current deployment may report; redeploy the node.',
+  },
   TLS_FAILED: {
     status: 500,
     hint: 'Check console.certFile/keyFile (PEM, readable) or that openssl is installed; or set console.https to false.',
@@ -75,12 +102,18 @@ export const ERROR_CATALOGUE = {
     hint: 'Only a known node may report its metrics, from its own recorded IP address.',
   },
   TOTP_INVALID: { status: 401, hint: 'Enter the current 6-digit code from your authenticator app.' },
-  SNAPSHOT_NOT_FOUND: { status: 404, hint: 'List restore points with `corral snapshot list` or GET /api/v1/snapshots.' },
+  SNAPSHOT_NOT_FOUND: {
+    status: 404,
+    hint: 'List restore points with `corral snapshot list` or GET /api/v1/snapshots.',
+  },
   SNAPSHOT_INCOMPATIBLE: {
     status: 409,
     hint: 'The restore point comes from a newer Corral schema: upgrade Corral to the version named, then restore.',
   },
-  SNAPSHOT_FAILED: { status: 500, hint: 'Check free space and permissions of the snapshot folder; see the master log.' },
+  SNAPSHOT_FAILED: {
+    status: 500,
+    hint: 'Check free space and permissions of the snapshot folder; see the master log.',
+  },
   SNAPSHOT_CONFIRMATION_REQUIRED: {
     status: 400,
     hint: 'Type the restore point\'s name exactly (field "confirm") to confirm the restore.',
@@ -93,13 +126,22 @@ export const ERROR_CATALOGUE = {
     status: 500,
     hint: 'The data snapshot was abandoned and the database left running; see the message for the failing step.',
   },
-  SHAREDROOT_NOT_FOUND: { status: 404, hint: 'List shared roots with `corral sharedroot list` or GET /api/v1/sharedroots.' },
+  SHAREDROOT_NOT_FOUND: {
+    status: 404,
+    hint: 'List shared roots with `corral sharedroot list` or GET /api/v1/sharedroots.',
+  },
   SHAREDROOT_INVALID: {
     status: 400,
     hint: 'Give a root filesystem: a directory or a tarball image with /sbin/init, and a name of lower-case letters, digits and -.',
   },
-  SHAREDROOT_IN_USE: { status: 409, hint: 'Move the nodes named to another root (or reboot them onto the current version) first.' },
-  SHAREDROOT_FAILED: { status: 500, hint: 'Check free space and permissions of the shared-root directory; see the message for the failing step.' },
+  SHAREDROOT_IN_USE: {
+    status: 409,
+    hint: 'Move the nodes named to another root (or reboot them onto the current version) first.',
+  },
+  SHAREDROOT_FAILED: {
+    status: 500,
+    hint: 'Check free space and permissions of the shared-root directory; see the message for the failing step.',
+  },
   NFS_CONFIG_INVALID: {
     status: 500,
     hint: 'nfs-ganesha rejected the exports; the previous config keeps running. See DATA_DIR/sharedroot/nfs/ganesha.log.',
@@ -108,7 +150,10 @@ export const ERROR_CATALOGUE = {
     status: 409,
     hint: 'Set a power driver for the node first: `corral node power NODE set ...` or PUT /api/v1/nodes/:id/power.',
   },
-  POWER_UNSUPPORTED: { status: 400, hint: 'This driver cannot do that: Wake-on-LAN only powers on; use IPMI for off, cycle and PXE.' },
+  POWER_UNSUPPORTED: {
+    status: 400,
+    hint: 'This driver cannot do that: Wake-on-LAN only powers on; use IPMI for off, cycle and PXE.',
+  },
   POWER_FAILED: {
     status: 502,
     hint: 'Check the BMC address, port, user and password, and that the master reaches the BMC (UDP 623).',
@@ -117,7 +162,10 @@ export const ERROR_CATALOGUE = {
     status: 500,
     hint: 'Restore DATA_DIR/keys/power.key from the master that stored the credentials, or set the credentials again.',
   },
-  EXEC_NO_TARGETS: { status: 400, hint: 'Name nodes, or a role, whose nodes have an IP address (deployed nodes).' },
+  EXEC_NO_TARGETS: {
+    status: 400,
+    hint: 'Name nodes, or a role, whose nodes have an IP address (deployed nodes).',
+  },
 } as const satisfies Record<string, { status: number; hint: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
