@@ -18,9 +18,19 @@ import type { LeaseRecord, LeaseStore, LeaseWrite, ReservationRecord } from '../
 import type { Logger } from '../util/logger.js';
 import { formatIp, inRange, inSubnet, parseIp, type Pool } from './pool.js';
 
-/** Why an address may or may not be bound to a client now. */
+/**
+ * Why an address may or may not be bound to a client now. `not-its-reservation`: the client has a
+ * reservation on this pool that it can have now, and asks for another address.
+ */
 export type Availability =
-  'ok' | 'wrong-subnet' | 'outside-range' | 'excluded' | 'reserved' | 'declined' | 'taken';
+  | 'ok'
+  | 'wrong-subnet'
+  | 'outside-range'
+  | 'excluded'
+  | 'reserved'
+  | 'not-its-reservation'
+  | 'declined'
+  | 'taken';
 
 /** A lease change the policy asks for; the server applies it with `LeaseAllocator.apply` before replying. */
 export type LeaseEffect =
@@ -124,17 +134,14 @@ export class LeaseAllocator implements LeaseView {
   // ------------------------------------------------------------------------------------ read side
 
   choose(mac: string, pool: Pool, requestedIp: string | null, now: number): Choice | null {
-    const reservation = this.leases.reservationFor(mac);
-    let warning: string | undefined;
-    if (reservation) {
-      const ip = parseIp(reservation.ip);
-      if (ip !== null && inSubnet(ip, pool)) {
-        if (this.blockedUntil(mac, ip, now) === 0) return { ip: reservation.ip, source: 'reservation' };
-        warning = `reserved address ${reservation.ip} is leased to another client until that lease ends`;
-      }
+    const reservation = this.reservationOnPool(mac, pool);
+    if (reservation && this.blockedUntil(mac, reservation.ip, now) === 0) {
+      return { ip: reservation.text, source: 'reservation' };
     }
     const choice = this.chooseDynamic(mac, pool, requestedIp, now);
-    return choice && warning ? { ...choice, warning } : choice;
+    if (!reservation || !choice) return choice;
+    const warning = `reserved address ${reservation.text} is leased to another client until that lease ends`;
+    return { ...choice, warning };
   }
 
   private chooseDynamic(mac: string, pool: Pool, requestedIp: string | null, now: number): Choice | null {
@@ -166,6 +173,12 @@ export class LeaseAllocator implements LeaseView {
     if (ip === null || !inSubnet(ip, pool)) return 'wrong-subnet';
     const reservation = this.leases.reservationOf(ipText);
     if (reservation && reservation.mac !== mac) return 'reserved';
+    // The same rule as `choose`: a reservation the client can have now wins over any other address, so
+    // a client that got its reservation after its dynamic lease is refused the old address (and, told
+    // DHCPNAK, starts again and is offered the reservation); one still leased to another client does not
+    // count yet, or the client would be refused the only address it can be offered.
+    const own = this.reservationOnPool(mac, pool);
+    if (own && own.ip !== ip && this.blockedUntil(mac, own.ip, now) === 0) return 'not-its-reservation';
     if (pool.excluded.has(ip)) return 'excluded';
     if (!reservation && !inRange(pool, ip)) return 'outside-range';
     const row = this.rows.get(ip);
@@ -390,6 +403,13 @@ export class LeaseAllocator implements LeaseView {
     if (row.state === 'declined') return row.expiresAt;
     if (row.mac !== mac && (row.state === 'bound' || row.state === 'offered')) return row.expiresAt;
     return 0;
+  }
+
+  /** `mac`'s reservation, when it lies on `pool`'s subnet (a reservation elsewhere means nothing here). */
+  private reservationOnPool(mac: string, pool: Pool): { ip: number; text: string } | null {
+    const text = this.leases.reservationFor(mac)?.ip;
+    const ip = text === undefined ? null : parseIp(text);
+    return text !== undefined && ip !== null && inSubnet(ip, pool) ? { ip, text } : null;
   }
 
   private reservedForOther(mac: string, ip: number): boolean {

@@ -5,7 +5,7 @@
  *
  * Section numbers are RFC 2131's unless stated otherwise.
  */
-import type { LeaseEffect, LeaseView } from './allocator.js';
+import type { Availability, LeaseEffect, LeaseView } from './allocator.js';
 import {
   BOOTREPLY,
   BOOTREQUEST,
@@ -105,7 +105,7 @@ export function decide(
   if (config.mode === 'proxy') return decideProxy(req, type, arrival, config);
   if (arrival.port === 'pxe') return silent('port 4011 is served in proxyDHCP mode only');
 
-  const pool = selectPool(req, type, config.pools);
+  const pool = selectPool(req, config.pools);
   if (!pool) {
     return silent(
       `${typeName(type)} via relay ${req.giaddr}: no pool's subnet holds that address`,
@@ -131,13 +131,18 @@ export function decide(
 }
 
 /**
- * §4.3.1: the subnet is the relay's (giaddr) when relayed, else the one the message arrived on — our own
- * segment, pools[0]. A DHCPINFORM names its subnet by ciaddr.
+ * The subnet a message is for. Relayed: the relay's, by giaddr (§4.3.1). Not relayed but with ciaddr set,
+ * whatever the message type: the client already has an address and names its subnet by it. A RENEWING
+ * DHCPREQUEST "will be unicast, so no relay agents will be involved in its transmission. Because 'giaddr'
+ * is therefore not filled in, the DHCP server will trust the value in 'ciaddr'" (§4.3.2), and a
+ * DHCPINFORM's client has its address too (§4.3.5): a rack node that leased through a relay renews
+ * straight to us, and must be matched against its rack's pool, not ours. Otherwise the message came from
+ * our own segment: pools[0]. A ciaddr on no pool's subnet falls back to pools[0] too, whose check then
+ * NAKs a DHCPREQUEST for that address as on the wrong subnet.
  */
-function selectPool(req: DhcpPacket, type: number, pools: readonly Pool[]): Pool | undefined {
+function selectPool(req: DhcpPacket, pools: readonly Pool[]): Pool | undefined {
   if (req.giaddr !== ZERO) return poolContaining(pools, parseIp(req.giaddr) ?? 0);
-  if (type === DHCPINFORM && req.ciaddr !== ZERO)
-    return poolContaining(pools, parseIp(req.ciaddr) ?? 0) ?? pools[0];
+  if (req.ciaddr !== ZERO) return poolContaining(pools, parseIp(req.ciaddr) ?? 0) ?? pools[0];
   return pools[0];
 }
 
@@ -222,7 +227,11 @@ function addHostname(reply: DhcpPacket, mac: string, view: LeaseView): string | 
   return hostname;
 }
 
-/** §4.1: where a reply goes. */
+/**
+ * §4.1: where a reply goes. A renewing client off our segment gets its DHCPACK unicast to ciaddr like any
+ * other ("If the 'giaddr' field is zero and the 'ciaddr' field is nonzero, then the server unicasts
+ * DHCPOFFER and DHCPACK messages to the address in 'ciaddr'"), routed back the way its request came.
+ */
 function destination(req: DhcpPacket, type: number): Destination {
   if (req.giaddr !== ZERO) return { address: req.giaddr, port: SERVER_PORT, why: 'relay agent (giaddr)' };
   if (type === DHCPNAK) return { address: BROADCAST, port: CLIENT_PORT, why: 'DHCPNAK is always broadcast' };
@@ -311,7 +320,7 @@ function request(req: DhcpPacket, pool: Pool, config: PolicyConfig, view: LeaseV
     const ip = o.requestedIp ?? (req.ciaddr !== ZERO ? req.ciaddr : undefined);
     if (ip === undefined) return nak(req, config, 'DHCPREQUEST names no address');
     const availability = view.check(mac, ip, pool, now);
-    if (availability !== 'ok') return nak(req, config, `${ip} is not available (${availability})`);
+    if (availability !== 'ok') return nak(req, config, unavailable(mac, ip, availability, view));
     return ack(req, ip, pool, config, view, 'selecting');
   }
   // INIT-REBOOT names its address in option 50 with ciaddr 0; RENEWING and REBINDING put it in ciaddr.
@@ -322,10 +331,24 @@ function request(req: DhcpPacket, pool: Pool, config: PolicyConfig, view: LeaseV
   const availability = view.check(mac, ip, pool, now);
   if (availability === 'wrong-subnet') return nak(req, config, `${ip} is not on subnet ${pool.subnet}`);
   if (availability === 'ok' && view.isOnRecord(mac, ip)) return ack(req, ip, pool, config, view, state);
-  if (availability !== 'ok') return nak(req, config, `${ip} is not available (${availability})`);
+  // A client whose reservation came after its dynamic lease is NAKed here (`not-its-reservation`, in
+  // RENEWING, REBINDING and INIT-REBOOT alike), as Kea does: an ACK cannot move a client to another
+  // address, while after a DHCPNAK it "cannot reuse its remembered network address" and restarts the
+  // configuration process (§3.2 step 3, §3.1 step 5), and its DHCPDISCOVER is offered the reservation.
+  // §4.3.2's "should return a DHCPACK message regardless" to a renewal is about not extending the lease
+  // of an address the client may keep, not about one it may no longer have.
+  if (availability !== 'ok') return nak(req, config, unavailable(mac, ip, availability, view));
   // "If the DHCP server has no record of this client, then it MUST remain silent."
   if (!view.knows(mac)) return silent(`${state} ${ip} from ${mac}: no record of this client`, 'info');
   return nak(req, config, `${ip} is not the address on record for ${mac}`);
+}
+
+/** The DHCPNAK's message (option 56): why the client cannot have `ip`. */
+function unavailable(mac: string, ip: string, availability: Availability, view: LeaseView): string {
+  if (availability === 'not-its-reservation') {
+    return `${ip} is not the address reserved for ${mac} (${view.reservationFor(mac)?.ip ?? 'none'}); ask again`;
+  }
+  return `${ip} is not available (${availability})`;
 }
 
 function forOtherServer(req: DhcpPacket, config: PolicyConfig): boolean {

@@ -110,6 +110,22 @@ describe('dhcp allocator: allocation rules', () => {
     store.close();
   });
 
+  it('check: a client with a reservation it can have now may have no other address', () => {
+    const { store, leases, alloc } = fresh();
+    const p = pool('10.0.0.100', '10.0.0.110');
+    alloc.bind(MAC_A, '10.0.0.100', LEASE, T0);
+    alloc.bind(MAC_B, '10.0.0.101', LEASE, T0);
+    leases.reserve({ mac: MAC_A, ip: '10.0.0.5', hostname: null });
+    assert.equal(alloc.check(MAC_A, '10.0.0.100', p, T0), 'not-its-reservation');
+    assert.equal(alloc.check(MAC_A, '10.0.0.5', p, T0), 'ok');
+    // A reservation held by another client's lease does not count until that lease ends.
+    leases.reserve({ mac: MAC_C, ip: '10.0.0.101', hostname: null });
+    alloc.bind(MAC_C, '10.0.0.102', LEASE, T0);
+    assert.equal(alloc.check(MAC_C, '10.0.0.102', p, T0), 'ok');
+    assert.equal(alloc.check(MAC_C, '10.0.0.102', p, T0 + 600_000), 'not-its-reservation');
+    store.close();
+  });
+
   it('a failed commit rebuilds the index from the store: nothing staged survives', () => {
     const { store, leases, alloc } = fresh();
     const p = pool('10.0.0.100', '10.0.0.101');

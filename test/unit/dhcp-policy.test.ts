@@ -248,6 +248,40 @@ describe('dhcp policy: server mode (RFC 2131 §4.3)', () => {
     assert.equal(h.leases.get(ip)?.expiresAt, h.now + 3600_000);
   });
 
+  it('RENEWING a relayed lease straight to the server (giaddr 0, ciaddr on the rack) → DHCPACK to ciaddr (§4.3.2, §4.1)', () => {
+    const relayed = { giaddr: '10.1.0.1', hops: 1 };
+    const offer = replyOf(h.run(request(DHCPDISCOVER, MAC_A, {}, relayed))).packet;
+    const ip = offer.yiaddr;
+    assert.equal(ip, '10.1.0.50');
+    const bound = h.run(request(DHCPREQUEST, MAC_A, { serverId: SERVER, requestedIp: ip }, relayed));
+    assert.equal(replyOf(bound).packet.options.messageType, DHCPACK);
+    // At T1 the client unicasts to the server identifier: no relay, so giaddr is 0 and ciaddr says where it is.
+    h.now += 1800_000;
+    const from: Arrival = { port: 'dhcp', source: { address: ip, port: 68 } };
+    const d = h.run(request(DHCPREQUEST, MAC_A, {}, { ciaddr: ip }), from);
+    const { packet, to } = replyOf(d);
+    assert.equal(packet.options.messageType, DHCPACK, d.note);
+    assert.equal(packet.yiaddr, ip);
+    assert.equal(packet.ciaddr, ip);
+    assert.equal(packet.giaddr, '0.0.0.0');
+    assert.equal(packet.flags & FLAG_BROADCAST, 0);
+    // The rack's configuration, not the local segment's.
+    assert.deepEqual(packet.options.routers, ['10.1.0.1']);
+    assert.equal(packet.options.subnetMask, '255.255.255.0');
+    assert.deepEqual(to, { address: ip, port: 68, why: 'client has an address (ciaddr)' });
+    assert.equal(h.leases.get(ip)?.expiresAt, h.now + 3600_000);
+    assert.equal(h.leases.get(ip)?.mac, MAC_A);
+  });
+
+  it('RENEWING with a ciaddr on no configured subnet → DHCPNAK, broadcast (§4.1)', () => {
+    h.lease(MAC_A);
+    const d = h.run(request(DHCPREQUEST, MAC_A, {}, { ciaddr: '172.16.0.9' }));
+    const { packet, to } = replyOf(d);
+    assert.equal(packet.options.messageType, DHCPNAK);
+    assert.match(packet.options.message ?? '', /172\.16\.0\.9 is not on subnet/);
+    assert.deepEqual([to.address, to.port], ['255.255.255.255', 68]);
+  });
+
   it('DHCPRELEASE frees the address (§4.3.4); the client gets it back later as its previous address', () => {
     const ip = h.lease(MAC_A);
     const d = h.run(request(DHCPRELEASE, MAC_A, { serverId: SERVER }, { ciaddr: ip }));
@@ -320,6 +354,56 @@ describe('dhcp policy: server mode (RFC 2131 §4.3)', () => {
     assert.equal(replyOf(d).packet.yiaddr, '10.0.0.101');
     assert.equal(d.level, 'warn');
     assert.match(d.note, /reserved address 10\.0\.0\.100 is leased to another client/);
+  });
+
+  it('a reservation added after a dynamic lease: the old address is NAKed on renew and reboot, the reservation offered', () => {
+    const old = h.lease(MAC_A);
+    assert.equal(old, '10.0.0.100');
+    h.leases.reserve({ mac: MAC_A, ip: '10.0.0.20', hostname: 'db-1' });
+    h.now += 1800_000;
+    // RENEWING (ciaddr) and INIT-REBOOT (option 50) for the old address are both refused ...
+    for (const req of [
+      request(DHCPREQUEST, MAC_A, {}, { ciaddr: old }),
+      request(DHCPREQUEST, MAC_A, { requestedIp: old }),
+    ]) {
+      const d = h.run(req);
+      const { packet, to } = replyOf(d);
+      assert.equal(packet.options.messageType, DHCPNAK, d.note);
+      assert.equal(
+        packet.options.message,
+        `${old} is not the address reserved for ${MAC_A} (10.0.0.20); ask again`,
+      );
+      assert.equal(to.address, '255.255.255.255');
+      assert.deepEqual(d.effects, []);
+    }
+    // ... and the client, back in INIT, is offered and bound to its reservation; the old lease is let go.
+    assert.equal(h.lease(MAC_A), '10.0.0.20');
+    assert.equal(h.leases.get('10.0.0.20')?.hostname, 'db-1');
+    assert.equal(h.leases.get(old)?.state, 'released');
+    // Renewing the reservation is acknowledged.
+    const renew = h.run(request(DHCPREQUEST, MAC_A, {}, { ciaddr: '10.0.0.20' }));
+    assert.equal(replyOf(renew).packet.options.messageType, DHCPACK);
+  });
+
+  it('a reservation still leased to another client does not NAK the dynamic address until that lease ends', () => {
+    const held = h.lease(MAC_A);
+    const dynamic = h.lease(MAC_B);
+    h.leases.reserve({ mac: MAC_B, ip: held, hostname: null });
+    // MAC_B cannot have its reservation yet: refusing its dynamic address would leave it nothing.
+    const renew = h.run(request(DHCPREQUEST, MAC_B, {}, { ciaddr: dynamic }));
+    assert.equal(replyOf(renew).packet.options.messageType, DHCPACK, renew.note);
+    // Once MAC_A lets go, MAC_B's next renewal is refused and it moves to the reservation.
+    h.run(request(DHCPRELEASE, MAC_A, { serverId: SERVER }, { ciaddr: held }));
+    const moved = h.run(request(DHCPREQUEST, MAC_B, {}, { ciaddr: dynamic }));
+    assert.equal(replyOf(moved).packet.options.messageType, DHCPNAK, moved.note);
+    assert.equal(h.lease(MAC_B), held);
+  });
+
+  it('a reservation on another pool’s subnet does not disturb a lease on this one', () => {
+    const ip = h.lease(MAC_A);
+    h.leases.reserve({ mac: MAC_A, ip: '10.1.0.55', hostname: null });
+    const d = h.run(request(DHCPREQUEST, MAC_A, {}, { ciaddr: ip }));
+    assert.equal(replyOf(d).packet.options.messageType, DHCPACK, d.note);
   });
 
   it('the requested address (option 50) is offered when free', () => {
