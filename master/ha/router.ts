@@ -223,8 +223,9 @@ export function createHaRouter(deps: HaRouterDeps): Router {
 }
 
 /**
- * The write gate of API v1: a backup refuses writes (503 NOT_PRIMARY); on the primary, the answer to a
- * request that wrote is held until the backup has acknowledged the journal up to that write (sync mode).
+ * The write gate of API v1 and of the console (after its sign-in): a backup refuses writes (503
+ * NOT_PRIMARY); on the primary, the answer to a request that wrote is held until the backup has
+ * acknowledged the journal up to that write (sync mode).
  */
 export function haWriteGate(controller: HaController, store: Store): RequestHandler {
   return (req, res, next) => {
