@@ -112,6 +112,13 @@ async function runMaster(args: string[]): Promise<number> {
   };
   const config = buildConfig(readConfigFile(values.config), flags);
   const logger = createLogger({ level: config.log.level });
+  // A rejection nobody handled leaves some part in a state nobody planned for, so the master still exits
+  // (as Node would), but deliberately: the cause goes to the structured log with its stack, not only to
+  // raw stderr, and the non-zero code makes systemd start a clean master (and, with HA, the peer take over).
+  process.on('unhandledRejection', (err) => {
+    logger.fatal({ err }, 'unhandled promise rejection: exiting');
+    process.exit(1);
+  });
   const master = await startMaster(config, {
     logger,
     ...(process.env['CORRAL_ADMIN_PASSWORD']

@@ -258,7 +258,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       secureCookies: httpsOn,
       remote: { power, sshKeyPath: masterKeyPath(config.dataDir) },
       ...(monitor ? { monitor } : {}),
-      ...(ha ? { ha: ha.controller } : {}),
+      ...(ha ? { ha: ha.controller, writeGate: ha.gate } : {}),
     });
     const app = createHttpApp({
       api,

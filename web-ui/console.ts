@@ -6,7 +6,7 @@
  * Order matters below: static files and the login page are public; everything after `sessionGuard`
  * needs a live session, and every state-changing request after `requireCsrf` needs its CSRF token.
  */
-import express, { type Router } from 'express';
+import express, { type RequestHandler, type Router } from 'express';
 import type { Authenticator } from '../master/auth/users.js';
 import type { FrozenConfig } from '../master/config.js';
 import type { Repos } from '../master/store/repos.js';
@@ -61,6 +61,12 @@ export interface ConsoleDeps {
   remote?: { power: PowerControl; sshKeyPath: string };
   /** High availability (issue #8): the HA page (role, epoch, replication lag) is mounted when given. */
   ha?: { status(): HaStatus };
+  /**
+   * High availability: the API's write gate, for the console's own writes (a backup refuses them; on the
+   * primary the answer waits for the backup's acknowledgement). Sign-in and sign-out pass before it:
+   * sessions are per master.
+   */
+  writeGate?: RequestHandler;
   /** Shared roots (issue 6): the Shared roots pages are mounted when given. */
   sharedRoot?: ConsoleSharedRoots;
   /** OS deployment (issue 5): the Images page and the node deploy page are mounted when given. */
@@ -120,6 +126,7 @@ export function createConsoleRouter(deps: ConsoleDeps): Router {
   );
   router.use(requireCsrf);
   mountLogout(router, ctx);
+  if (deps.writeGate) router.use(deps.writeGate);
   mountDashboard(router, ctx);
   mountNodes(router, ctx);
   mountEvents(router, ctx);

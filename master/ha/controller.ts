@@ -11,7 +11,7 @@ import type { Repos } from '../store/repos.js';
 import { CorralError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { AckTracker } from './ack-tracker.js';
-import { Follower, type FollowerStatus } from './follower.js';
+import { Follower, type FollowerStatus, type StaleRefusal } from './follower.js';
 import { HISTORY_KEY, type EpochStart } from './history.js';
 import { WitnessClient, type WitnessResult } from './witness-client.js';
 import type { VrrpState } from './keepalived.js';
@@ -71,6 +71,8 @@ export class HaController {
   private timer: NodeJS.Timeout | undefined;
   private lastTransition: HaStatus['lastTransition'] = null;
   private closed = false;
+  /** Stale primaries our follower refused, for an `ha.stale-primary-refused` event at our promotion. */
+  private staleRefusals: StaleRefusal[] = [];
 
   constructor(private readonly o: HaControllerOptions) {
     const ha = o.config.ha;
@@ -87,7 +89,11 @@ export class HaController {
       logger: o.logger,
       // Short polls: an idle backup still asks twice per follower timeout, so silence means trouble.
       waitMs: Math.floor(ha.followerTimeoutMs / 2),
-      onPrimaryEpoch: () => undefined,
+      // A backup cannot write an event (the write guard refuses): it is recorded when we are promoted.
+      onStalePrimary: (refusal) => {
+        this.staleRefusals.push(refusal);
+        this.staleRefusals = this.staleRefusals.slice(-20);
+      },
     });
   }
 
@@ -184,7 +190,17 @@ export class HaController {
           actor: 'ha',
           data: { nodeId: this.nodeId, epoch, startSeq, reason, confirmed },
         });
+        for (const r of this.staleRefusals) {
+          this.o.repos.events.appendIn(journal, {
+            kind: 'ha.stale-primary-refused',
+            severity: 'warning',
+            message: `${this.nodeId} (epoch ${r.ownEpoch}) refused to follow ${r.primaryNodeId}, primary in the older epoch ${r.primaryEpoch}, at ${r.at}`,
+            actor: 'ha',
+            data: { nodeId: this.nodeId, ...r },
+          });
+        }
       });
+      this.staleRefusals = [];
     } catch (err) {
       this.role = 'backup';
       this.follower.start();

@@ -27,6 +27,15 @@ export interface FollowerOptions {
   waitMs?: number;
   /** A primary in a higher epoch than ours answered (we learn it; the controller may fence). */
   onPrimaryEpoch?: (epoch: number) => void;
+  /** A primary in a lower epoch than ours answered: we did not follow it (called once per its epoch). */
+  onStalePrimary?: (refusal: StaleRefusal) => void;
+}
+
+export interface StaleRefusal {
+  primaryNodeId: string;
+  primaryEpoch: number;
+  ownEpoch: number;
+  at: string;
 }
 
 export interface FollowerStatus {
@@ -61,6 +70,8 @@ export class Follower {
   private behindSince = 0;
   private lastError: string | null = null;
   private discarded = 0;
+  /** "node@epoch" of the last stale primary refused, so a long refusal is reported once. */
+  private staleSeen = '';
   private readonly log: Logger;
 
   constructor(private readonly o: FollowerOptions) {
@@ -112,9 +123,17 @@ export class Follower {
         if (!res.ok) throw new Error(`feed answered HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`);
         const feed = (await res.json()) as FeedResponse;
         this.lastContactAt = Date.now();
-        this.lastError = null;
         this.primaryLastSeq = feed.lastSeq;
         this.primaryEpoch = feed.epoch;
+        if (feed.epoch < epoch) {
+          // Our journal already holds a later epoch than this primary's: its changes (or its
+          // truncateAfter) would graft writes of a fenced or returning old primary onto ours.
+          this.refuseStale(feed, epoch);
+          await sleep(1000, signal);
+          continue;
+        }
+        this.lastError = null;
+        this.staleSeen = '';
         if (feed.epoch > epoch) this.o.onPrimaryEpoch?.(feed.epoch);
         if (feed.truncateAfter !== undefined) {
           await this.discard(feed.truncateAfter, epoch);
@@ -131,6 +150,20 @@ export class Follower {
         await sleep(300, signal);
       }
     }
+  }
+
+  private refuseStale(feed: FeedResponse, ownEpoch: number): void {
+    this.lastError = `peer ${feed.nodeId} is primary in epoch ${feed.epoch}, older than ours (${ownEpoch}): not following it`;
+    const key = `${feed.nodeId}@${feed.epoch}`;
+    if (key === this.staleSeen) return;
+    this.staleSeen = key;
+    this.log.warn({ primary: feed.nodeId, primaryEpoch: feed.epoch, ownEpoch }, this.lastError);
+    this.o.onStalePrimary?.({
+      primaryNodeId: feed.nodeId,
+      primaryEpoch: feed.epoch,
+      ownEpoch,
+      at: new Date().toISOString(),
+    });
   }
 
   /** Rolls our unreplicated tail back, keeps it in ha_discarded, and tells the primary (which records an event). */

@@ -100,7 +100,16 @@ export function createHaRouter(deps: HaRouterDeps): Router {
 
   router.get('/feed', requireToken, async (req, res) => {
     const q = parse(FeedQuery, req.query);
-    if (q.epoch > store.epoch()) controller.learnEpoch(q.epoch);
+    if (q.epoch > store.epoch()) {
+      // A follower from a later epoch: its journal holds writes ours lacks, so its `since` says nothing
+      // about our writes (and its request is no sign of a following backup). Acknowledge nothing, step down.
+      controller.learnEpoch(q.epoch);
+      throw new CorralError(
+        'NOT_PRIMARY',
+        `this master is in epoch ${store.epoch()}, older than the follower's ${q.epoch}: it steps down`,
+        { primary: controller.peerUrl },
+      );
+    }
     controller.assertWritable();
     const history = repos.settings.get<EpochStart[]>(HISTORY_KEY) ?? [];
     const base = () => ({
@@ -214,8 +223,9 @@ export function createHaRouter(deps: HaRouterDeps): Router {
 }
 
 /**
- * The write gate of API v1: a backup refuses writes (503 NOT_PRIMARY); on the primary, the answer to a
- * request that wrote is held until the backup has acknowledged the journal up to that write (sync mode).
+ * The write gate of API v1 and of the console (after its sign-in): a backup refuses writes (503
+ * NOT_PRIMARY); on the primary, the answer to a request that wrote is held until the backup has
+ * acknowledged the journal up to that write (sync mode).
  */
 export function haWriteGate(controller: HaController, store: Store): RequestHandler {
   return (req, res, next) => {

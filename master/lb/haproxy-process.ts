@@ -151,17 +151,20 @@ export class HaproxyProcess {
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
       if (this.stopping) return;
-      this.start().then(
-        () => {
-          this.restarts++;
-          this.failures = 0;
-          this.opts.onRestart?.({ restarts: this.restarts, exit: this.lastExit ?? 'unknown' });
-        },
-        (err: unknown) => {
-          this.opts.logger.warn({ err: (err as Error).message }, 'haproxy restart failed; trying again');
-          if (!this.running && !this.stopping && !this.restartTimer) this.scheduleRestart();
-        },
-      );
+      // Nothing may reject out of this timer: an unhandled rejection ends the whole master process.
+      this.start()
+        .then(
+          () => {
+            this.restarts++;
+            this.failures = 0;
+            this.opts.onRestart?.({ restarts: this.restarts, exit: this.lastExit ?? 'unknown' });
+          },
+          (err: unknown) => {
+            this.opts.logger.warn({ err: (err as Error).message }, 'haproxy restart failed; trying again');
+            if (!this.running && !this.stopping && !this.restartTimer) this.scheduleRestart();
+          },
+        )
+        .catch((err: unknown) => this.opts.logger.error({ err }, 'haproxy restart callback failed'));
     }, delay);
   }
 

@@ -9,6 +9,7 @@
  */
 import { join } from 'node:path';
 import type { FrozenConfig } from '../config.js';
+import type { NewEvent } from '../store/events.js';
 import type { NodeRecord } from '../store/nodes.js';
 import type { Repos } from '../store/repos.js';
 import { CorralError } from '../util/errors.js';
@@ -83,7 +84,7 @@ export class LoadBalancer {
       dir: join(opts.config.dataDir, 'haproxy'),
       logger: this.log,
       onRestart: ({ restarts, exit }) => {
-        opts.repos.events.append({
+        this.recordEvent({
           kind: 'lb.haproxy.restarted',
           severity: 'warning',
           message: `HAProxy died (${exit}) and was started again (restart ${restarts})`,
@@ -154,21 +155,17 @@ export class LoadBalancer {
       if (spec.port === http.port && (http.bind === '0.0.0.0' || http.bind === this.bind)) {
         throw new CorralError('CONFLICT', `port ${spec.port} is the master's own HTTP port`);
       }
-      try {
-        await this.apply([...others, spec], false);
-      } catch (err) {
-        await this.apply(others, false).catch(() => undefined);
-        throw err;
-      }
-      this.opts.repos.store.write((journal) => {
-        this.opts.repos.services.putIn(journal, spec.name, spec);
-        this.opts.repos.events.appendIn(journal, {
-          kind: mode === 'create' ? 'lb.service.created' : 'lb.service.updated',
-          message: `service ${spec.name} ${mode === 'create' ? 'declared' : 'changed'}: :${spec.port} → ${spec.role ? `role ${spec.role}` : spec.nodes?.join(', ')} :${spec.backendPort}`,
-          actor,
-          data: spec,
-        });
-      });
+      await this.applyThenStore([...others, spec], () =>
+        this.opts.repos.store.write((journal) => {
+          this.opts.repos.services.putIn(journal, spec.name, spec);
+          this.opts.repos.events.appendIn(journal, {
+            kind: mode === 'create' ? 'lb.service.created' : 'lb.service.updated',
+            message: `service ${spec.name} ${mode === 'create' ? 'declared' : 'changed'}: :${spec.port} → ${spec.role ? `role ${spec.role}` : spec.nodes?.join(', ')} :${spec.backendPort}`,
+            actor,
+            data: spec,
+          });
+        }),
+      );
       return spec;
     });
   }
@@ -176,16 +173,38 @@ export class LoadBalancer {
   async deleteService(name: string, actor: string | null): Promise<void> {
     await this.serialized(async () => {
       this.service(name);
-      this.opts.repos.store.write((journal) => {
-        this.opts.repos.services.deleteIn(journal, name);
-        this.opts.repos.events.appendIn(journal, {
-          kind: 'lb.service.deleted',
-          message: `service ${name} removed`,
-          actor,
-        });
-      });
-      await this.apply(this.services(), false);
+      await this.applyThenStore(
+        this.services().filter((s) => s.name !== name),
+        () =>
+          this.opts.repos.store.write((journal) => {
+            this.opts.repos.services.deleteIn(journal, name);
+            this.opts.repos.events.appendIn(journal, {
+              kind: 'lb.service.deleted',
+              message: `service ${name} removed`,
+              actor,
+            });
+          }),
+      );
     });
+  }
+
+  /**
+   * HAProxy first, the store second: a declaration HAProxy refuses is never stored, and one the store
+   * refuses (a backup's write guard, a full disk) is taken out of HAProxy again. Either way HAProxy is
+   * left running what is stored; a failed rollback is retried by the next tick.
+   */
+  private async applyThenStore(next: ServiceSpec[], store: () => void): Promise<void> {
+    const stored = this.services();
+    try {
+      await this.apply(next, false);
+      store();
+    } catch (err) {
+      this.lastSeq = -1;
+      await this.apply(stored, false).catch((e: unknown) =>
+        this.log.warn({ err: (e as Error).message }, 'cannot put HAProxy back to the stored services'),
+      );
+      throw err;
+    }
   }
 
   // --- per-node admin state (runtime API, no reload) --------------------------------------------------
@@ -324,8 +343,9 @@ export class LoadBalancer {
     try {
       const seq = this.opts.repos.changes.lastSeq();
       if (seq !== this.lastSeq) {
-        this.lastSeq = seq;
         await this.apply(this.services(), false);
+        // Only now: a failed apply (HAProxy refused, a reload timed out) is tried again next tick.
+        this.lastSeq = seq;
       } else if (this.proc.running) {
         await this.observe();
       }
@@ -399,7 +419,7 @@ export class LoadBalancer {
     this.seen.set(key, now);
     if (before === undefined || before === now) return;
     const check = [st.checkStatus, st.checkCode ?? '', st.checkDesc].filter(Boolean).join(' ');
-    this.opts.repos.events.append({
+    this.recordEvent({
       nodeMac: m.mac,
       kind: now === 'down' ? 'lb.server.down' : 'lb.server.up',
       severity: now === 'down' ? 'warning' : 'info',
@@ -414,5 +434,23 @@ export class LoadBalancer {
       },
     });
     this.log.info({ service, server: m.name, health: now, check }, 'server health changed');
+  }
+
+  /**
+   * Events are best effort here: they come from HAProxy's side (checks, a restart), not from a request.
+   * The load balancer runs on both HA masters, and a backup's store refuses every write (NOT_PRIMARY);
+   * throwing would abort a poll half-way or reject inside HAProxy's restart timer, so the event goes to
+   * the log instead (the primary, which runs its own HAProxy, records its own).
+   */
+  private recordEvent(e: NewEvent): void {
+    try {
+      this.opts.repos.events.append(e);
+    } catch (err) {
+      const code = err instanceof CorralError ? err.code : undefined;
+      this.log[e.severity && e.severity !== 'info' ? 'warn' : 'info'](
+        { event: e.kind, eventMessage: e.message, err: (err as Error).message },
+        code === 'NOT_PRIMARY' ? 'event not recorded: this master is an HA backup' : 'event not recorded',
+      );
+    }
   }
 }

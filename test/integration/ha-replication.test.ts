@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitFor } from '../helpers/netns.js';
 import { startMasterProcess, basic, CLI, type MasterProcess } from '../helpers/master-process.js';
-import { Browser } from '../helpers/browser.js';
+import { Browser, hiddenValue } from '../helpers/browser.js';
 import { Store } from '../../master/store/db.js';
 import { silentLogger } from '../../master/util/logger.js';
 
@@ -186,6 +186,51 @@ describe('HA replication, clone and tail discard (loopback, real master processe
     const page = await (await b.get('/ha')).text();
     assert.match(page, /Role<\/dt><dd><strong>backup<\/strong>/);
     assert.match(page, /data-testid="ha-lag">0 change\(s\), 0\.0 s/);
+    // ... but no console write: the API's gate guards the console too.
+    const refused = await b.post(`/nodes/${encodeURIComponent(acked[0]!)}/update`, {
+      _csrf: hiddenValue(page, '_csrf'),
+      name: 'written-on-backup',
+      role: '',
+    });
+    assert.equal(refused.status, 503);
+    assert.match(await refused.text(), /read-only backup/);
+
+    // A console write on the primary is answered only once the backup has it, as an API write is: with
+    // the backup frozen, the answer waits syncTimeoutMs (then m1, without a witness, goes on async).
+    const c1 = new Browser(url1);
+    await c1.login('admin', PASSWORD);
+    const target = acked[1]!;
+    const nodePage = await (await c1.get(`/nodes/${encodeURIComponent(target)}`)).text();
+    m2.child.kill('SIGSTOP');
+    let took = 0;
+    try {
+      const t0 = Date.now();
+      const saved = await c1.post(`/nodes/${encodeURIComponent(target)}/update`, {
+        _csrf: hiddenValue(nodePage, '_csrf'),
+        name: 'console-write',
+        role: '',
+      });
+      took = Date.now() - t0;
+      assert.equal(saved.status, 303);
+    } finally {
+      m2.child.kill('SIGCONT');
+    }
+    assert.ok(took >= 900, `the console answered in ${took} ms, before the backup could acknowledge`);
+    await waitFor(
+      'm2 has the console write',
+      async () => {
+        const r = (await json(`${url2}/api/v1/nodes/${target}`)).body as unknown as {
+          node?: { name: string };
+        };
+        return r.node?.name === 'console-write' ? true : undefined;
+      },
+      10_000,
+    );
+    await waitFor(
+      'sync restored after the console write',
+      async () => ((await json(`${url1}/api/v1/ha/status`)).body.mode === 'sync' ? true : undefined),
+      10_000,
+    );
   });
 
   it('an old primary that wrote alone (async) and died discards its tail when it returns', async () => {

@@ -4,12 +4,14 @@
  * (test/helpers/lb-client, one connection per request) and wrk. Checks: requests spread over all three;
  * a stopped backend leaves within fall × interval and no request fails after that; a restarted one
  * returns within rise × interval; drain from the console stops new connections to it and survives a
- * reload; reloads under wrk load lose nothing; a killed HAProxy is started again; a retired node leaves.
+ * reload in HAProxy's own state (server-state-file, not Corral's repair); reloads under wrk load lose nothing; a killed HAProxy is started again; a retired node leaves.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import type { ServiceView } from '../../master/lb/load-balancer.js';
+import { runtimeCommand } from '../../master/lb/runtime-api.js';
 import { Browser, hiddenValue } from '../helpers/browser.js';
 import { CLIENT, LbLab, PASSWORD } from '../helpers/lb-lab.js';
 import { CLI as CLI_PATH } from '../helpers/master-process.js';
@@ -39,6 +41,25 @@ describe('load balancing through Corral-managed HAProxy (namespaces)', { timeout
     }
   });
 
+  /** HAProxy's runtime API, straight to its socket (Unix sockets are not bound to a network namespace). */
+  const haproxyCommand = async (cmd: string): Promise<string> => {
+    const answer = await runtimeCommand(join(lab.dir, 'data', 'haproxy', 'admin.sock'), cmd);
+    assert.equal(answer.trim(), cmd.startsWith('show') ? answer.trim() : '', `HAProxy refused '${cmd}'`);
+    return answer;
+  };
+  /** `show servers state` of svc_web by server name, columns by their header names. */
+  const haproxyServers = async (): Promise<Map<string, Record<string, string>>> => {
+    const lines = (await haproxyCommand('show servers state svc_web')).split('\n');
+    const names = (lines.find((l) => l.startsWith('# ')) ?? '').slice(2).split(' ');
+    const rows = lines.filter((l) => /^\d+ /.test(l)).map((l) => l.split(' '));
+    return new Map(rows.map((c) => [c[3] ?? '', Object.fromEntries(names.map((n, i) => [n, c[i] ?? '']))]));
+  };
+  /** How often Corral's poll has put an admin state back on `server` (its log line). */
+  const repairs = (server: string): number =>
+    lab.master
+      .logs()
+      .split('\n')
+      .filter((l) => l.includes('"restoring admin state"') && l.includes(`"${server}"`)).length;
   const service = async (): Promise<ServiceView> =>
     (await lab.api<{ service: ServiceView }>('GET', '/services/web')).service;
   const health = async (name: string): Promise<string | undefined> =>
@@ -202,10 +223,29 @@ describe('load balancing through Corral-managed HAProxy (namespaces)', { timeout
     assert.ok((c['b1'] ?? 0) > 0 && (c['b2'] ?? 0) > 0);
     assert.equal(rows.filter((r) => !r.ok).length, 0);
 
-    // A reload keeps it drained (server-state-file), and Corral's repair loop agrees.
+    // A reload keeps it drained through HAProxy's own server-state-file. Corral's poll puts back a drain
+    // HAProxy lost (and does so right after its reload), so "DRAIN afterwards" alone would prove nothing:
+    // ask HAProxy itself, and check that Corral found nothing to repair.
+    // A runtime-only weight on b1 is a marker Corral never sets nor repairs: only the state file keeps it.
+    await haproxyCommand('set server svc_web/b1 weight 7');
+    const repairsBefore = repairs('svc_web/b3');
     const reloaded = await lab.api<{ haproxy: { workerPid: number } }>('POST', '/lb/reload');
     assert.notEqual(reloaded.haproxy.workerPid, workerBefore.workerPid);
+    const state = await haproxyServers();
+    assert.equal(repairs('svc_web/b3'), repairsBefore, 'Corral did not have to put the drain back');
+    assert.equal(state.get('b3')?.['srv_admin_state'], '8', 'the new worker has the drain (0x08)');
+    assert.equal(state.get('b1')?.['srv_uweight'], '7', 'the new worker loaded the runtime weight');
     assert.equal((await service()).servers.find((x) => x.name === 'b3')?.status, 'DRAIN');
+    // And the repair check above is live: a drain lost behind Corral's back is put back, and logged.
+    await haproxyCommand('set server svc_web/b3 state ready');
+    await waitFor('Corral restores the drain', () => repairs('svc_web/b3') > repairsBefore, 5000, 50);
+    await waitFor(
+      'HAProxy drains b3 again',
+      async () => (await haproxyServers()).get('b3')?.['srv_admin_state'] === '8',
+      5000,
+      50,
+    );
+    await haproxyCommand('set server svc_web/b1 weight 1');
     const consolePage = await (await browser.get('/services/web')).text();
     assert.match(consolePage, /data-server="b3"[\s\S]*?data-admin="drain"/);
   });
