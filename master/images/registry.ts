@@ -388,13 +388,13 @@ export async function deleteImage(
   beforeRisky?: BeforeRisky,
 ): Promise<ImageRecord> {
   const image = findImage(repos, name);
-  const users = repos.images.usedBy(image.sha256);
-  if (users.length) {
-    throw new CorralError('IMAGE_IN_USE', `image ${name} is used by node(s) ${users.join(', ')}`, {
-      nodes: users,
-    });
+  refuseInUse(repos, image, name);
+  if (beforeRisky) {
+    await beforeRisky(`before deleting image ${image.name} (sha256 ${image.sha256.slice(0, 12)})`, actor);
+    // A deploy may have chosen the image while the restore point was written; nothing is awaited from
+    // here to the write, so this answer holds for it.
+    refuseInUse(repos, image, name);
   }
-  await beforeRisky?.(`before deleting image ${image.name} (sha256 ${image.sha256.slice(0, 12)})`, actor);
   repos.store.write((journal) => {
     repos.images.deleteIn(journal, image.sha256);
     repos.events.appendIn(journal, {
@@ -406,6 +406,15 @@ export async function deleteImage(
   });
   await rm(imagePath(dataDir, image), { force: true });
   return image;
+}
+
+function refuseInUse(repos: Repos, image: ImageRecord, name: string): void {
+  const users = repos.images.usedBy(image.sha256);
+  if (users.length) {
+    throw new CorralError('IMAGE_IN_USE', `image ${name} is used by node(s) ${users.join(', ')}`, {
+      nodes: users,
+    });
+  }
 }
 
 export function findImage(repos: Repos, nameOrSha: string): ImageRecord {

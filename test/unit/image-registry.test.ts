@@ -186,6 +186,19 @@ describe('image registry: list, show, delete', () => {
     assert.ok(statSync(join(imagesDir(dataDir), img.file)).isFile(), 'file kept');
     assert.deepEqual(autoPoints(), [], 'a refused delete takes no restore point');
     repos.store.write((journal) => repos.nodes.patchIn(journal, '52:54:00:00:00:01', { image: null }));
+    // A deploy that picks the image while the restore point is being written still stops the delete.
+    await assert.rejects(
+      deleteImage(repos, dataDir, 'tiny-zst', 'test', async (reason, who) => {
+        await beforeRisky(reason, who);
+        repos.store.write((journal) =>
+          repos.nodes.patchIn(journal, '52:54:00:00:00:01', { image: img.sha256 }),
+        );
+      }),
+      (err: unknown) => isCorralError(err) && err.code === 'IMAGE_IN_USE',
+    );
+    assert.ok(repos.images.getByName('tiny-zst'), 'kept');
+    rmSync(join(dataDir, 'snapshots'), { recursive: true });
+    repos.store.write((journal) => repos.nodes.patchIn(journal, '52:54:00:00:00:01', { image: null }));
     await deleteImage(repos, dataDir, 'tiny-zst', 'test', beforeRisky);
     assert.deepEqual(autoPoints(), [`before deleting image tiny-zst (sha256 ${img.sha256.slice(0, 12)})`]);
     assert.equal(repos.images.getByName('tiny-zst'), undefined);
