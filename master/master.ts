@@ -96,7 +96,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
   try {
     await ensureAdmin(repos, config.dataDir, options.initialAdminPassword, logger);
     const authenticator = new Authenticator(repos);
-    // Restore points (issue 9); `snapshots.takeSnapshot(reason)` is for risky operations (image delete, mass deploy).
+    // Restore points (issue 9); `snapshots.beforeRisky` goes to risky operations (image delete, for now).
     const snapshots = startSnapshots({ repos, config, logger });
     closers.push({ name: 'snapshots', close: () => snapshots.close() });
     // OS deployment (issue 5): the master's SSH key, the deploy service, its watchdog, installer tools.
@@ -202,7 +202,13 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       logger,
       authenticator,
       startedAt,
-      deployApi: createDeployApiRouter({ repos, config, logger, deployer }),
+      deployApi: createDeployApiRouter({
+        repos,
+        config,
+        logger,
+        deployer,
+        beforeRisky: snapshots.beforeRisky,
+      }),
       remoteApi: createRemoteApiRouter({
         repos,
         config,
@@ -255,6 +261,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       snapshots,
       sharedRoot,
       deployer,
+      beforeRisky: snapshots.beforeRisky,
       secureCookies: httpsOn,
       remote: { power, sshKeyPath: masterKeyPath(config.dataDir) },
       ...(monitor ? { monitor } : {}),

@@ -26,6 +26,7 @@ import { mountImages } from './pages/images.js';
 import type { Deployer } from '../master/deploy/deployer.js';
 import type { LoadBalancer } from '../master/lb/load-balancer.js';
 import type { Snapshots } from '../master/snapshots/index.js';
+import type { BeforeRisky } from '../master/util/before-risky.js';
 import { mountSnapshots } from './pages/snapshots.js';
 import type { PowerControl } from '../master/remote/power.js';
 import { mountPower } from './pages/power.js';
@@ -71,6 +72,8 @@ export interface ConsoleDeps {
   sharedRoot?: ConsoleSharedRoots;
   /** OS deployment (issue 5): the Images page and the node deploy page are mounted when given. */
   deployer?: Deployer;
+  /** Awaited before the Images page deletes an image: an automatic restore point (snapshots.beforeRisky). */
+  beforeRisky?: BeforeRisky;
 }
 
 export function createConsoleRouter(deps: ConsoleDeps): Router {
@@ -140,7 +143,7 @@ export function createConsoleRouter(deps: ConsoleDeps): Router {
   if (deps.remote) mountExec(router, ctx, deps.remote.sshKeyPath);
   if (deps.ha) mountHa(router, ctx, deps.ha);
   if (deps.sharedRoot) mountSharedRoots(router, ctx, deps.sharedRoot);
-  if (deps.deployer) mountImages(router, ctx, deps.deployer);
+  if (deps.deployer) mountImages(router, ctx, deps.deployer, deps.beforeRisky);
 
   router.use(notFound);
   router.use(errorPage(ctx));

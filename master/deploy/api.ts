@@ -2,7 +2,8 @@
  * REST API v1 for images and deployment (mounted by one line in api/v1.ts, after Basic auth):
  *   GET    /images                 viewer    the catalogue
  *   GET    /images/:name           viewer    one image and the nodes using it
- *   DELETE /images/:name           admin     refused (IMAGE_IN_USE) while a node uses it
+ *   DELETE /images/:name           admin     refused (IMAGE_IN_USE) while a node uses it; an automatic
+ *                                            restore point first (snapshots.beforeRisky)
  *   POST   /nodes/:id/deploy       operator  {image, layout?} → node deploying (+ reboot attempt)
  *   GET    /nodes/:id/deployments  viewer    deploy attempts, newest first (progress, reason, log tail)
  * Import is CLI-only (`corral image import`): images are large files already on the master's disk.
@@ -20,12 +21,15 @@ import { CorralError } from '../util/errors.js';
 import type { NodeRecord } from '../store/nodes.js';
 import { deleteImage, findImage } from '../images/registry.js';
 import type { Deployer } from './deployer.js';
+import type { BeforeRisky } from '../util/before-risky.js';
 
 export interface DeployApiDeps {
   repos: Repos;
   config: FrozenConfig;
   logger: Logger;
   deployer: Deployer;
+  /** Awaited before an image is deleted: an automatic restore point (snapshots.beforeRisky). */
+  beforeRisky?: BeforeRisky;
 }
 
 const DeployBody = z
@@ -70,7 +74,13 @@ export function createDeployApiRouter(deps: DeployApiDeps): Router {
   });
 
   router.delete('/images/:name', requireRole('admin'), async (req, res) => {
-    await deleteImage(repos, deps.config.dataDir, param(req.params['name']), req.user?.name ?? null);
+    await deleteImage(
+      repos,
+      deps.config.dataDir,
+      param(req.params['name']),
+      req.user?.name ?? null,
+      deps.beforeRisky,
+    );
     res.status(204).end();
   });
 

@@ -16,6 +16,7 @@ import { ensureMasterKey } from '../deploy/ssh.js';
 import { createDeployer } from '../deploy/deployer.js';
 import { normaliseMac } from '../nodes/inventory.js';
 import type { ImageRecord } from '../store/images.js';
+import { directBeforeRisky } from '../snapshots/index.js';
 
 type ReadConfig = (path: string | undefined) => unknown;
 
@@ -134,12 +135,17 @@ export async function runImageCommand(args: string[], readConfig: ReadConfig): P
         return 0;
       }
       case 'delete': {
-        const img = await deleteImage(
+        const name = positionals[0] ?? usage('usage: corral image delete NAME');
+        // With the master's config file its snapshots settings apply (beforeRisky, dir).
+        const config =
+          typeof values.config === 'string' ? buildConfig(readConfig(values.config), { dataDir }) : undefined;
+        const beforeRisky = directBeforeRisky({
           repos,
           dataDir,
-          positionals[0] ?? usage('usage: corral image delete NAME'),
-          'cli',
-        );
+          ...(config ? { config } : {}),
+          logger: createLogger({ level: 'warn' }),
+        });
+        const img = await deleteImage(repos, dataDir, name, 'cli', beforeRisky);
         out(`deleted ${img.name}`);
         return 0;
       }

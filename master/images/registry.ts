@@ -19,6 +19,7 @@ import type { Repos } from '../store/repos.js';
 import type { ImageFormat, ImageRecord } from '../store/images.js';
 import { CorralError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
+import type { BeforeRisky } from '../util/before-risky.js';
 
 export function imagesDir(dataDir: string): string {
   return join(dataDir, 'images');
@@ -374,19 +375,25 @@ export async function importImage(opts: ImportOptions): Promise<ImageRecord> {
   }
 }
 
-/** Deletes an image and its file; refuses while a node uses it (IMAGE_IN_USE). */
+/**
+ * Deletes an image and its file; refuses while a node uses it (IMAGE_IN_USE). `beforeRisky` (an
+ * automatic restore point, when snapshots.beforeRisky is on) runs once the delete is known to be
+ * allowed and before anything is removed; if it throws, nothing is.
+ */
 export async function deleteImage(
   repos: Repos,
   dataDir: string,
   name: string,
   actor: string | null,
+  beforeRisky?: BeforeRisky,
 ): Promise<ImageRecord> {
   const image = findImage(repos, name);
-  const users = repos.images.usedBy(image.sha256);
-  if (users.length) {
-    throw new CorralError('IMAGE_IN_USE', `image ${name} is used by node(s) ${users.join(', ')}`, {
-      nodes: users,
-    });
+  refuseInUse(repos, image, name);
+  if (beforeRisky) {
+    await beforeRisky(`before deleting image ${image.name} (sha256 ${image.sha256.slice(0, 12)})`, actor);
+    // A deploy may have chosen the image while the restore point was written; nothing is awaited from
+    // here to the write, so this answer holds for it.
+    refuseInUse(repos, image, name);
   }
   repos.store.write((journal) => {
     repos.images.deleteIn(journal, image.sha256);
@@ -399,6 +406,15 @@ export async function deleteImage(
   });
   await rm(imagePath(dataDir, image), { force: true });
   return image;
+}
+
+function refuseInUse(repos: Repos, image: ImageRecord, name: string): void {
+  const users = repos.images.usedBy(image.sha256);
+  if (users.length) {
+    throw new CorralError('IMAGE_IN_USE', `image ${name} is used by node(s) ${users.join(', ')}`, {
+      nodes: users,
+    });
+  }
 }
 
 export function findImage(repos: Repos, nameOrSha: string): ImageRecord {

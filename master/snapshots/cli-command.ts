@@ -12,7 +12,7 @@ import { openRepos } from '../store/repos.js';
 import { CorralError, ERROR_CATALOGUE, type ErrorCode } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { installPath } from '../util/paths.js';
-import { listManifests, type Manifest } from './manifest.js';
+import { DB_FILE, listManifests, type Manifest } from './manifest.js';
 import { restoreOffline } from './offline.js';
 import { RestorePoints, type SnapshotDiff } from './restore-points.js';
 import { RetentionPolicySchema, type RetentionPlan, type RetentionPolicy } from './retention.js';
@@ -91,20 +91,12 @@ export async function runSnapshotCommand(args: string[], env: SnapshotCliEnv): P
     switch (verb) {
       case 'list': {
         const list = await backend.list();
-        print(
-          list,
-          list
-            .map(
-              (m) =>
-                `${m.id}  ${m.kind.padEnd(9)} ${m.name === m.id ? '' : m.name + '  '}${m.reason || m.note}\n`,
-            )
-            .join('') || 'no restore points\n',
-        );
+        print(list, list.map(formatListLine).join('') || 'no restore points\n');
         return 0;
       }
       case 'show': {
         const m = await backend.show(needId());
-        print(m, `${JSON.stringify(m, null, 2)}\n`);
+        print(m, formatManifest(m));
         return 0;
       }
       case 'create': {
@@ -170,6 +162,46 @@ export async function runSnapshotCommand(args: string[], env: SnapshotCliEnv): P
   } finally {
     backend.close();
   }
+}
+
+/** Total size of a restore point's files (the database alone for one written before checksums). */
+export function restorePointBytes(m: Manifest): number {
+  return m.files ? Object.values(m.files).reduce((n, f) => n + f.bytes, 0) : m.dbBytes;
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}
+
+/** One line of `corral snapshot list`: id, created, size, database sha256 (12 digits), kind, name, why. */
+export function formatListLine(m: Manifest): string {
+  const sha = m.files?.[DB_FILE]?.sha256.slice(0, 12) ?? 'unchecked   ';
+  const name = m.name === m.id ? '' : `${m.name}  `;
+  return `${m.id}  ${m.createdAt}  ${mib(restorePointBytes(m)).padStart(10)}  ${sha}  ${m.kind.padEnd(9)} ${name}${m.reason || m.note}\n`;
+}
+
+/** `corral snapshot show`: the facts, then every file with its size and sha256. */
+export function formatManifest(m: Manifest): string {
+  const lines = [
+    `id        ${m.id}`,
+    `name      ${m.name}`,
+    `kind      ${m.kind}${m.reason ? ` (${m.reason})` : ''}`,
+    `created   ${m.createdAt}${m.actor ? ` by ${m.actor}` : ''}`,
+    `corral    ${m.corralVersion}, schema version ${m.schemaVersion}`,
+    `size      ${restorePointBytes(m)} bytes`,
+    ...(m.note ? [`note      ${m.note}`] : []),
+    ...(m.corrupt ? ['corrupt   the database was moved aside as it was found (offline restore)'] : []),
+    `images    ${m.images.map((i) => i.name).join(', ') || '-'}`,
+    `manifest  sha256 ${m.manifestSha256 ?? '- (written before checksums)'}`,
+  ];
+  if (m.files) {
+    lines.push('files');
+    const width = Math.max(...Object.keys(m.files).map((f) => f.length));
+    for (const [file, sum] of Object.entries(m.files)) {
+      lines.push(`  ${file.padEnd(width)}  ${String(sum.bytes).padStart(10)}  sha256 ${sum.sha256}`);
+    }
+  } else lines.push('files     no checksums (written before checksums existed; integrity check only)');
+  return `${lines.join('\n')}\n`;
 }
 
 export function formatDiff(d: SnapshotDiff): string {

@@ -21,8 +21,17 @@ import { integrityOf, unknownMigrations } from '../store/snapshots.js';
 import { CorralError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { VERSION } from '../util/version.js';
-import { DB_FILE, listManifests, newSnapshotId, writeManifest, type Manifest } from './manifest.js';
-import { RestorePoints, type RestoreResult } from './restore-points.js';
+import {
+  checksumRestorePoint,
+  DB_FILE,
+  listManifests,
+  newSnapshotId,
+  verifyFile,
+  verifyRestorePoint,
+  writeManifest,
+  type Manifest,
+} from './manifest.js';
+import { checkDatabase, RestorePoints, type RestoreResult } from './restore-points.js';
 
 const PID_FILE = '.master.pid';
 
@@ -97,12 +106,28 @@ function swapFile(
   const target = all.find((m) => m.id === options.idOrName) ?? all.find((m) => m.name === options.idOrName);
   if (!target)
     throw new CorralError('SNAPSHOT_NOT_FOUND', `no restore point with id or name '${options.idOrName}'`);
+  // The restore point is checked before anything is moved: a damaged one leaves the data directory
+  // exactly as it was. Its database is checked on the copy that will be used.
+  const source = join(options.dir, target.id);
+  verifyRestorePoint(source, target, [DB_FILE]);
   const unknown = unknownMigrations(target.migrations);
   if (unknown.length) {
     throw new CorralError(
       'SNAPSHOT_INCOMPATIBLE',
       `restore point ${target.name} has schema version ${target.schemaVersion} (migrations ${unknown.join(', ')} unknown to this Corral): upgrade Corral first`,
     );
+  }
+  const incoming = `${dbPath}.restore-${process.pid}`;
+  copyFileSync(join(source, DB_FILE), incoming);
+  try {
+    verifyFile(target, incoming, DB_FILE, target.files?.[DB_FILE]);
+    checkDatabase(target, incoming);
+  } catch (err) {
+    rmSync(incoming, { force: true });
+    throw err;
+  } finally {
+    // The read-only check leaves SQLite's empty side files beside the copy.
+    for (const suffix of ['-wal', '-shm']) rmSync(incoming + suffix, { force: true });
   }
   const now = new Date();
   const safetyId = newSnapshotId(now);
@@ -129,8 +154,9 @@ function swapFile(
     templates: {},
     hasConfig: false,
     corrupt: true,
+    files: checksumRestorePoint(safetyDir),
   });
-  copyFileSync(join(options.dir, target.id, DB_FILE), dbPath);
+  renameSync(incoming, dbPath);
   // Opening the store migrates the copy to this Corral's schema.
   new Store({ path: dbPath, logger: options.logger }).close();
   options.logger.warn({ id: target.id, safetyId }, 'database file replaced by restore point');

@@ -5,7 +5,9 @@
  * file is never swapped under the running daemon, every subsystem keeps its open handle, sessions stay,
  * and a backup master follows the restore through its change feed. A restore first takes a safety
  * restore point. A restore point from an older schema is migrated on a temporary copy first; one with a
- * migration this Corral does not know is refused (SNAPSHOT_INCOMPATIBLE).
+ * migration this Corral does not know is refused (SNAPSHOT_INCOMPATIBLE); one whose files no longer match
+ * the manifest's checksums, or whose database fails SQLite's integrity check, is refused before anything
+ * is changed (SNAPSHOT_CORRUPT).
  */
 import { createHash } from 'node:crypto';
 import {
@@ -28,6 +30,7 @@ import {
   appliedMigrations,
   diffDatabases,
   imageCatalogue,
+  integrityOf,
   isRestoredTable,
   openReadOnly,
   SnapshotStore,
@@ -40,11 +43,14 @@ import { CorralError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { VERSION } from '../util/version.js';
 import {
+  checksumRestorePoint,
   CONFIG_FILE,
   DB_FILE,
   listManifests,
   newSnapshotId,
   TEMPLATES_DIR,
+  verifyFile,
+  verifyRestorePoint,
   writeManifest,
   type Manifest,
 } from './manifest.js';
@@ -182,7 +188,7 @@ export class RestorePoints {
       } finally {
         copy.close();
       }
-      const manifest: Manifest = {
+      const unsealed: Manifest = {
         format: 1,
         id,
         name: options.name ?? id,
@@ -199,8 +205,10 @@ export class RestorePoints {
         images,
         templates,
         hasConfig,
+        // Last, once nothing in the folder changes any more.
+        files: checksumRestorePoint(tmp),
       };
-      writeManifest(tmp, manifest);
+      const manifest = writeManifest(tmp, unsealed);
       renameSync(tmp, join(this.dir, id));
       this.event(
         'snapshot.created',
@@ -303,9 +311,12 @@ export class RestorePoints {
 
   /**
    * The restore point's database brought to this Corral's schema, on a temporary copy (the restore point
-   * itself is never modified). Refuses one with migrations this Corral does not know.
+   * itself is never modified). Refuses one with migrations this Corral does not know, and one that is
+   * damaged: the checksums are compared on the copy that is used, not on the file it came from.
    */
   private openMigratedCopy(m: Manifest): { db: Db; close(): void } {
+    // First: a damaged manifest's list of migrations is not to be believed either.
+    verifyRestorePoint(this.pathOf(m), m, [DB_FILE]);
     const unknown = unknownMigrations(m.migrations);
     if (unknown.length) {
       throw new CorralError(
@@ -318,6 +329,13 @@ export class RestorePoints {
     }
     const tmp = join(this.dir, `.restore-${m.id}-${process.pid}.db`);
     copyFileSync(join(this.pathOf(m), DB_FILE), tmp);
+    try {
+      verifyFile(m, tmp, DB_FILE, m.files?.[DB_FILE]);
+      checkDatabase(m, tmp);
+    } catch (err) {
+      rmTemp(tmp);
+      throw err;
+    }
     let store: Store;
     try {
       store = new Store({ path: tmp, logger: this.logger });
@@ -383,6 +401,31 @@ export class RestorePoints {
       // A backup master refuses writes: the restore point exists; only its event is missing.
       this.logger.warn({ err, kind }, 'snapshot event not recorded');
     }
+  }
+}
+
+/**
+ * `PRAGMA integrity_check` on a restore point's database (a copy of it): a checksum only proves the file
+ * is the one written, and a restore point written before checksums existed has none.
+ */
+export function checkDatabase(m: Manifest, path: string): void {
+  let result: string;
+  try {
+    const db = openReadOnly(path);
+    try {
+      result = integrityOf(db);
+    } finally {
+      db.close();
+    }
+  } catch (err) {
+    result = (err as Error).message;
+  }
+  if (result !== 'ok') {
+    throw new CorralError(
+      'SNAPSHOT_CORRUPT',
+      `restore point ${m.name} (${m.id}) is damaged: ${DB_FILE} fails PRAGMA integrity_check (${result.split('\n')[0]}); nothing was restored`,
+      { id: m.id, file: DB_FILE },
+    );
   }
 }
 

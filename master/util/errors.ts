@@ -122,6 +122,10 @@ export const ERROR_CATALOGUE = {
     status: 409,
     hint: 'Restore through the running master (--url), or stop it before restoring with --data-dir.',
   },
+  SNAPSHOT_CORRUPT: {
+    status: 409,
+    hint: "A file of the restore point no longer matches its checksum or fails SQLite's integrity check (disk damage or an edit); nothing was restored. Restore another restore point.",
+  },
   DATA_SNAPSHOT_FAILED: {
     status: 500,
     hint: 'The data snapshot was abandoned and the database left running; see the message for the failing step.',

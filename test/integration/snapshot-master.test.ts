@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -196,12 +197,77 @@ describe('restore points through a running master', { timeout: 120_000 }, () => 
     assert.equal(before, 4, 'preview deleted nothing');
   });
 
+  it('shows each file with size and sha256, and refuses a restore point with a damaged file everywhere', async () => {
+    const created = await api('POST', '/snapshots', { name: 'rot' });
+    assert.equal(created.status, 201);
+    const snap = created.json['snapshot'] as {
+      id: string;
+      createdAt: string;
+      files: Record<string, { bytes: number; sha256: string }>;
+    };
+    const db = join(dataDir, 'snapshots', snap.id, 'corral.db');
+    assert.equal(snap.files['corral.db']?.bytes, statSync(db).size);
+    assert.equal(
+      snap.files['corral.db']?.sha256,
+      createHash('sha256').update(readFileSync(db)).digest('hex'),
+    );
+    const shown = await api('GET', `/snapshots/${snap.id}`);
+    assert.deepEqual((shown.json['snapshot'] as typeof snap).files, snap.files);
+    const env = { CORRAL_URL: m?.url ?? '', CORRAL_PASSWORD: PASSWORD };
+    const list = await cli(['snapshot', 'list'], env);
+    assert.match(
+      list.out,
+      new RegExp(
+        `${snap.id}  ${snap.createdAt}  +[\\d.]+ MiB  ${snap.files['corral.db']?.sha256.slice(0, 12)}  manual +rot`,
+      ),
+    );
+    const show = await cli(['snapshot', 'show', 'rot'], env);
+    assert.match(
+      show.out,
+      new RegExp(`corral\\.db +${snap.files['corral.db']?.bytes}  sha256 ${snap.files['corral.db']?.sha256}`),
+    );
+    const browser = new Browser(m?.url ?? '');
+    assert.equal((await browser.login('admin', PASSWORD)).status, 303);
+    const page = await (await browser.get(`/snapshots/${snap.id}`)).text();
+    assert.match(
+      page,
+      new RegExp(`corral\\.db</th><td>[^<]+</td><td class="mono">${snap.files['corral.db']?.sha256}`),
+    );
+
+    // One flipped bit in the stored config: refused by the API, the CLI and the console, nothing changed.
+    const config = join(dataDir, 'snapshots', snap.id, 'config.json');
+    const bytes = readFileSync(config);
+    bytes[10] = (bytes[10] ?? 0) ^ 0x01;
+    writeFileSync(config, bytes);
+    const before = (await api('GET', '/snapshots')).json['snapshots'] as unknown[];
+    const viaApi = await api('POST', `/snapshots/${snap.id}/restore`, { confirm: 'rot' });
+    assert.equal(viaApi.status, 409);
+    const error = viaApi.json['error'] as { code: string; message: string; details: { file: string } };
+    assert.equal(error.code, 'SNAPSHOT_CORRUPT');
+    assert.equal(error.details.file, 'config.json');
+    const viaCli = await cli(['snapshot', 'restore', 'rot', '--confirm', 'rot'], env);
+    assert.equal(viaCli.code, 1);
+    assert.match(viaCli.err, /restore point rot \(\S+\) is damaged: config\.json has sha256/);
+    const viaConsole = await browser.post(`/snapshots/${snap.id}/restore`, {
+      _csrf: hiddenValue(page, '_csrf'),
+      confirm: 'rot',
+    });
+    assert.equal(viaConsole.status, 400);
+    assert.match(await viaConsole.text(), /is damaged: config\.json has sha256/);
+    assert.equal(
+      ((await api('GET', '/snapshots')).json['snapshots'] as unknown[]).length,
+      before.length,
+      'no safety restore point: nothing was restored',
+    );
+    assert.equal((await api('GET', '/nodes/node-1')).status, 200);
+  });
+
   it('with the master stopped, the CLI restores on the data directory', async () => {
     assert.equal(await m?.stop(), 0);
     m = undefined;
     const list = await cli(['snapshot', 'list', '--data-dir', dataDir, '--json']);
     assert.equal(list.code, 0, list.err);
-    assert.equal((JSON.parse(list.out) as unknown[]).length, 4);
+    assert.equal((JSON.parse(list.out) as unknown[]).length, 5);
     const r = await cli([
       'snapshot',
       'restore',

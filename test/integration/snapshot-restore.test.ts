@@ -4,13 +4,31 @@
  * database, retention apply.
  */
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { restoreOffline, markMasterRunning } from '../../master/snapshots/offline.js';
-import { DB_FILE, readManifest, writeManifest } from '../../master/snapshots/manifest.js';
+import {
+  checksumRestorePoint,
+  CONFIG_FILE,
+  DB_FILE,
+  MANIFEST_FILE,
+  readManifest,
+  writeManifest,
+} from '../../master/snapshots/manifest.js';
 import { RestorePoints } from '../../master/snapshots/restore-points.js';
 import { SnapshotScheduler } from '../../master/snapshots/scheduler.js';
 import { Store } from '../../master/store/db.js';
@@ -245,7 +263,12 @@ describe('master restore points', () => {
       'DROP TABLE lb_server_admin; DROP TABLE services; DELETE FROM schema_migrations WHERE version = 4',
     );
     db.close();
-    writeManifest(path, { ...snap, migrations: snap.migrations.filter((v) => v !== 4) });
+    // As a restore point from an older Corral would be: its checksums are of the files it holds.
+    writeManifest(path, {
+      ...snap,
+      migrations: snap.migrations.filter((v) => v !== 4),
+      files: checksumRestorePoint(path),
+    });
     await points.restore('old-schema');
     assert.equal(
       repos.services.list().length,
@@ -301,5 +324,191 @@ describe('master restore points', () => {
     // With a healthy database the offline restore is row-level, like the online one.
     const r2 = await restoreOffline({ dataDir, dir: join(dataDir, 'snapshots'), idOrName: 'good', logger });
     assert.equal(r2.mode, 'rows', r2.mode === 'file' ? r2.integrity : '');
+  });
+});
+
+describe('damaged restore points', () => {
+  let dir: string;
+  let repos: Repos;
+  let points: RestorePoints;
+
+  const sha256 = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
+  /** Flips one bit of one byte, as bit rot would; calling it again undoes it. */
+  const flipByte = (path: string, at: number): void => {
+    const buf = readFileSync(path);
+    buf[at] = (buf[at] ?? 0) ^ 0x10;
+    writeFileSync(path, buf);
+  };
+  /** Everything a refused restore must leave as it was: the rows, the change journal, the list. */
+  const live = (): { rows: Record<string, unknown[]>; seq: number; points: number } => ({
+    rows: state(repos.store.db),
+    seq: repos.store.lastChangeSeq(),
+    points: points.list().length,
+  });
+  const corrupt =
+    (file: string, pattern: RegExp) =>
+    (e: unknown): boolean => {
+      assert.ok(isCorralError(e), String(e));
+      assert.equal(e.code, 'SNAPSHOT_CORRUPT', e.message);
+      assert.equal(e.details?.['file'], file);
+      assert.match(e.message, pattern);
+      return true;
+    };
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'corral-snapshot-corrupt-'));
+    repos = openRepos({ path: join(dir, 'data', 'corral.db'), logger });
+    mkdirSync(join(dir, 'templates', 'ipxe'), { recursive: true });
+    writeFileSync(join(dir, 'templates', 'ipxe', 'boot.hbs'), '#!ipxe\n');
+    points = new RestorePoints({
+      repos,
+      dir: join(dir, 'data', 'snapshots'),
+      logger,
+      config: { address: '10.0.0.1' },
+      templatesDir: join(dir, 'templates'),
+    });
+    addNode(repos, '52:54:00:00:01:01', 'kept', 1);
+  });
+  after(() => {
+    repos.store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('records the size and sha256 of every file, and a digest of the manifest itself', async () => {
+    const m = await points.create({ name: 'sums' });
+    const path = join(points.dir, m.id);
+    assert.deepEqual(Object.keys(m.files ?? {}), [CONFIG_FILE, DB_FILE, 'templates/ipxe/boot.hbs']);
+    for (const [file, sum] of Object.entries(m.files ?? {})) {
+      assert.equal(sum.sha256, sha256(join(path, file)), file);
+      assert.equal(sum.bytes, statSync(join(path, file)).size, file);
+    }
+    assert.equal(m.files?.[DB_FILE]?.bytes, m.dbBytes);
+    assert.match(m.manifestSha256 ?? '', /^[0-9a-f]{64}$/);
+    assert.deepEqual(readManifest(path), m, 'the listed manifest is the one returned');
+  });
+
+  it('refuses a restore point whose database has one flipped byte; the live store is untouched', async () => {
+    const m = await points.create({ name: 'db-rot' });
+    addNode(repos, '52:54:00:00:01:02', 'after-2', 2); // a restore would remove this node
+    const db = join(points.dir, m.id, DB_FILE);
+    const at = statSync(db).size - 100;
+    flipByte(db, at);
+    const before = live();
+    await assert.rejects(
+      points.restore('db-rot'),
+      corrupt(DB_FILE, /corral\.db has sha256 [0-9a-f]{64}, not/),
+    );
+    assert.deepEqual(live(), before, 'no row, journal entry or safety restore point');
+    assert.ok(repos.nodes.get('52:54:00:00:01:02'));
+    assert.deepEqual(
+      readdirSync(points.dir).filter((f) => f.startsWith('.')),
+      [],
+      'no temporary copy left',
+    );
+    flipByte(db, at); // undone: the same restore point restores
+    await points.restore('db-rot');
+    assert.equal(repos.nodes.get('52:54:00:00:01:02'), undefined);
+  });
+
+  it('refuses one whose config, a template or the manifest changed, naming the file', async () => {
+    const m = await points.create({ name: 'config-rot' });
+    addNode(repos, '52:54:00:00:01:03', 'after-3', 3);
+    const path = join(points.dir, m.id);
+    const before = live();
+    flipByte(join(path, CONFIG_FILE), 5);
+    await assert.rejects(points.restore('config-rot'), corrupt(CONFIG_FILE, /config\.json has sha256/));
+    flipByte(join(path, CONFIG_FILE), 5);
+    writeFileSync(join(path, 'templates', 'ipxe', 'boot.hbs'), '#!ipxe\nchain evil\n');
+    await assert.rejects(
+      points.restore('config-rot'),
+      corrupt('templates/ipxe/boot.hbs', /templates\/ipxe\/boot\.hbs has \d+ bytes, not 7/),
+    );
+    writeFileSync(join(path, 'templates', 'ipxe', 'boot.hbs'), '#!ipxe\n');
+    // A manifest that still parses but was changed by hand (here: the applied migrations).
+    const raw = readFileSync(join(path, MANIFEST_FILE), 'utf8');
+    writeFileSync(
+      join(path, MANIFEST_FILE),
+      raw.replace('"migrations": [\n    1,', '"migrations": [\n    0,'),
+    );
+    assert.notEqual(readFileSync(join(path, MANIFEST_FILE), 'utf8'), raw, 'the edit applied');
+    await assert.rejects(
+      points.restore('config-rot'),
+      corrupt(MANIFEST_FILE, /manifest\.json does not match/),
+    );
+    rmSync(join(path, CONFIG_FILE));
+    writeFileSync(join(path, MANIFEST_FILE), raw);
+    await assert.rejects(points.restore('config-rot'), corrupt(CONFIG_FILE, /config\.json is missing/));
+    assert.deepEqual(live(), before);
+  });
+
+  it('runs PRAGMA integrity_check on the copy: a damaged page is refused even without checksums', async () => {
+    const m = await points.create({ name: 'legacy' });
+    addNode(repos, '52:54:00:00:01:04', 'after-4', 4);
+    const path = join(points.dir, m.id);
+    // As written before checksums existed.
+    const { files: _files, manifestSha256: _digest, ...legacy } = m;
+    void _files;
+    void _digest;
+    writeFileSync(join(path, MANIFEST_FILE), JSON.stringify(legacy));
+    const copy = new Database(join(path, DB_FILE), { readonly: true });
+    const root = (
+      copy.prepare("SELECT rootpage FROM sqlite_master WHERE name = 'nodes'").get() as {
+        rootpage: number;
+      }
+    ).rootpage;
+    const pageSize = Number(copy.pragma('page_size', { simple: true }));
+    copy.close();
+    const buf = readFileSync(join(path, DB_FILE));
+    buf.fill(0xff, (root - 1) * pageSize, root * pageSize);
+    writeFileSync(join(path, DB_FILE), buf);
+    const before = live();
+    await assert.rejects(points.restore('legacy'), corrupt(DB_FILE, /fails PRAGMA integrity_check/));
+    assert.deepEqual(live(), before);
+  });
+
+  it('offline: a damaged restore point leaves a broken live database exactly as it was', async () => {
+    const m = await points.create({ name: 'offline-rot' });
+    const dataDir = join(dir, 'offline');
+    const snapDir = join(dataDir, 'snapshots');
+    cpSync(join(points.dir, m.id), join(snapDir, m.id), { recursive: true });
+    const broken = Buffer.alloc(8192, 0x5a);
+    writeFileSync(join(dataDir, 'corral.db'), broken);
+    const db = join(snapDir, m.id, DB_FILE);
+    flipByte(db, 200);
+    await assert.rejects(
+      restoreOffline({ dataDir, dir: snapDir, idOrName: 'offline-rot', logger }),
+      corrupt(DB_FILE, /corral\.db has sha256/),
+    );
+    assert.deepEqual(readFileSync(join(dataDir, 'corral.db')), broken, 'the live file was not moved aside');
+    assert.deepEqual(readdirSync(snapDir), [m.id], 'no safety restore point');
+    assert.deepEqual(readdirSync(dataDir).sort(), ['corral.db', 'snapshots'], 'no temporary copy left');
+    flipByte(db, 200);
+    const r = await restoreOffline({ dataDir, dir: snapDir, idOrName: 'offline-rot', logger });
+    assert.equal(r.mode, 'file');
+    if (r.mode === 'file') {
+      const safety = readManifest(join(snapDir, r.safetyId));
+      assert.equal(safety?.files?.[DB_FILE]?.sha256, createHash('sha256').update(broken).digest('hex'));
+    }
+  });
+
+  it('offline on a healthy database: a damaged config is refused and the rows stay', async () => {
+    const m = await points.create({ name: 'offline-config' });
+    const dataDir = join(dir, 'offline-rows');
+    const snapDir = join(dataDir, 'snapshots');
+    mkdirSync(dataDir);
+    await repos.store.db.backup(join(dataDir, 'corral.db'));
+    cpSync(join(points.dir, m.id), join(snapDir, m.id), { recursive: true });
+    const other = openRepos({ path: join(dataDir, 'corral.db'), logger });
+    addNode(other, '52:54:00:00:01:05', 'offline-after', 5);
+    const rows = state(other.store.db);
+    other.store.close();
+    flipByte(join(snapDir, m.id, CONFIG_FILE), 3);
+    await assert.rejects(
+      restoreOffline({ dataDir, dir: snapDir, idOrName: 'offline-config', logger }),
+      corrupt(CONFIG_FILE, /config\.json/),
+    );
+    const after = openRepos({ path: join(dataDir, 'corral.db'), logger });
+    assert.deepEqual(state(after.store.db), rows);
+    after.store.close();
   });
 });

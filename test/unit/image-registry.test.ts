@@ -19,6 +19,8 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { listManifests } from '../../master/snapshots/manifest.js';
+import { directBeforeRisky } from '../../master/snapshots/index.js';
 import { openRepos, type Repos } from '../../master/store/repos.js';
 import { silentLogger } from '../../master/util/logger.js';
 import { isCorralError } from '../../master/util/errors.js';
@@ -171,16 +173,34 @@ describe('image registry: list, show, delete', () => {
       repos.nodes.patchIn(journal, '52:54:00:00:00:01', { image: img.sha256 });
     });
     assert.deepEqual(repos.images.usedBy(img.sha256), ['n1']);
+    // The real hook, as `corral image delete --data-dir` wires it: restore points in DATA_DIR/snapshots.
+    const beforeRisky = directBeforeRisky({ repos, dataDir, logger });
+    const autoPoints = (): string[] => listManifests(join(dataDir, 'snapshots')).map((m) => m.reason);
     await assert.rejects(
-      deleteImage(repos, dataDir, 'tiny-zst', 'test'),
+      deleteImage(repos, dataDir, 'tiny-zst', 'test', beforeRisky),
       (err: unknown) =>
         isCorralError(err) &&
         err.code === 'IMAGE_IN_USE' &&
         err.message === 'image tiny-zst is used by node(s) n1',
     );
     assert.ok(statSync(join(imagesDir(dataDir), img.file)).isFile(), 'file kept');
+    assert.deepEqual(autoPoints(), [], 'a refused delete takes no restore point');
     repos.store.write((journal) => repos.nodes.patchIn(journal, '52:54:00:00:00:01', { image: null }));
-    await deleteImage(repos, dataDir, 'tiny-zst', 'test');
+    // A deploy that picks the image while the restore point is being written still stops the delete.
+    await assert.rejects(
+      deleteImage(repos, dataDir, 'tiny-zst', 'test', async (reason, who) => {
+        await beforeRisky(reason, who);
+        repos.store.write((journal) =>
+          repos.nodes.patchIn(journal, '52:54:00:00:00:01', { image: img.sha256 }),
+        );
+      }),
+      (err: unknown) => isCorralError(err) && err.code === 'IMAGE_IN_USE',
+    );
+    assert.ok(repos.images.getByName('tiny-zst'), 'kept');
+    rmSync(join(dataDir, 'snapshots'), { recursive: true });
+    repos.store.write((journal) => repos.nodes.patchIn(journal, '52:54:00:00:00:01', { image: null }));
+    await deleteImage(repos, dataDir, 'tiny-zst', 'test', beforeRisky);
+    assert.deepEqual(autoPoints(), [`before deleting image tiny-zst (sha256 ${img.sha256.slice(0, 12)})`]);
     assert.equal(repos.images.getByName('tiny-zst'), undefined);
     assert.deepEqual(
       readdirSync(imagesDir(dataDir)).filter((f) => f.startsWith(img.sha256)),

@@ -5,7 +5,18 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -19,7 +30,9 @@ import {
   rollbackTree,
   snapshotTree,
   treeFacts,
+  treeSumsPath,
 } from '../../master/snapshots/tree-snapshot.js';
+import { isCorralError } from '../../master/util/errors.js';
 import { diffConfig, diffTemplates } from '../../master/snapshots/restore-points.js';
 
 describe('tree snapshots', () => {
@@ -99,6 +112,44 @@ describe('tree snapshots', () => {
       'v1\n',
       'writing the rolled-back tree leaves the snapshot alone',
     );
+  });
+
+  it('writes checksums beside a tree snapshot; a rollback of a damaged snapshot is refused', async () => {
+    const live = join(dir, 'root-sums');
+    mkdirSync(join(live, 'etc'), { recursive: true });
+    writeFileSync(join(live, 'etc', 'hostname'), 'good\n');
+    symlinkSync('hostname', join(live, 'etc', 'name'));
+    const snap = join(dir, 'root-sums-snap');
+    await snapshotTree(live, snap, { immutable: false });
+    const sums = JSON.parse(readFileSync(treeSumsPath(snap), 'utf8')) as {
+      files: Record<string, { sha256?: string; link?: string }>;
+    };
+    assert.deepEqual(sums.files['etc/name'], { link: 'hostname' });
+    assert.equal(sums.files['etc/hostname']?.sha256, createHash('sha256').update('good\n').digest('hex'));
+    writeFileSync(join(live, 'etc', 'hostname'), 'changed\n');
+
+    const rotten = (file: string, pattern: RegExp) => (e: unknown) =>
+      isCorralError(e) &&
+      e.code === 'SNAPSHOT_CORRUPT' &&
+      e.details?.['file'] === file &&
+      pattern.test(e.message);
+    writeFileSync(join(snap, 'etc', 'hostname'), 'goad\n'); // same size, one byte changed
+    await assert.rejects(
+      rollbackTree(snap, live, 't1'),
+      rotten('etc/hostname', /has sha256 [0-9a-f]{64}, not/),
+    );
+    writeFileSync(join(snap, 'etc', 'hostname'), 'good\n');
+    writeFileSync(join(snap, 'etc', 'extra'), 'x');
+    await assert.rejects(rollbackTree(snap, live, 't2'), rotten('etc/extra', /was added/));
+    rmSync(join(snap, 'etc', 'extra'));
+    assert.equal(readFileSync(join(live, 'etc', 'hostname'), 'utf8'), 'changed\n', 'live tree untouched');
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => /(rollback|prev)-t[12]$/.test(f)),
+      [],
+      'no staging or previous tree left',
+    );
+    await rollbackTree(snap, live, 't3');
+    assert.equal(readFileSync(join(live, 'etc', 'hostname'), 'utf8'), 'good\n');
   });
 
   it('hard-links immutable image trees (same inode, no data copied)', async () => {

@@ -12,6 +12,7 @@ import type { Deployer } from '../../master/deploy/deployer.js';
 import { deleteImage } from '../../master/images/registry.js';
 import type { DeploymentRecord } from '../../master/store/deployments.js';
 import type { Role } from '../../master/store/users.js';
+import type { BeforeRisky } from '../../master/util/before-risky.js';
 import { CorralError, isCorralError } from '../../master/util/errors.js';
 import { flash, formField, withFlash } from '../form.js';
 import { requireConsoleRole, sendPage, signedIn, type ConsoleContext } from '../page.js';
@@ -50,7 +51,12 @@ export function deploymentRow(d: DeploymentRecord, imageName: string | null): Re
   };
 }
 
-export function mountImages(router: Router, ctx: ConsoleContext, deployer: Deployer): void {
+export function mountImages(
+  router: Router,
+  ctx: ConsoleContext,
+  deployer: Deployer,
+  beforeRisky?: BeforeRisky,
+): void {
   const { repos } = ctx;
 
   router.get('/images', (req, res) => {
@@ -79,7 +85,7 @@ export function mountImages(router: Router, ctx: ConsoleContext, deployer: Deplo
     try {
       if (formField(req, 'confirm', 80) !== name)
         throw new CorralError('BODY_INVALID', `Type ${name} to confirm deleting the image.`);
-      await deleteImage(repos, ctx.config.dataDir, name, actor);
+      await deleteImage(repos, ctx.config.dataDir, name, actor, beforeRisky);
       res.redirect(303, withFlash('/images', 'ok', `Deleted image ${name}.`));
     } catch (err) {
       if (!isCorralError(err) || err.status >= 500) throw err;

@@ -8,13 +8,14 @@ import { roleAllows } from '../../master/api/auth.js';
 import type { Snapshots } from '../../master/snapshots/index.js';
 import { RETENTION_SETTING } from '../../master/snapshots/index.js';
 import type { Manifest } from '../../master/snapshots/manifest.js';
+import type { SnapshotDiff } from '../../master/snapshots/restore-points.js';
 import {
   RetentionPolicySchema,
   type RetentionPlan,
   type RetentionPolicy,
 } from '../../master/snapshots/retention.js';
 import type { Role } from '../../master/store/users.js';
-import { CorralError } from '../../master/util/errors.js';
+import { CorralError, isCorralError } from '../../master/util/errors.js';
 import { sendPage, signedIn, type ConsoleContext } from '../page.js';
 
 function field(body: unknown, name: string): string {
@@ -102,7 +103,14 @@ export function mountSnapshots(router: Router, ctx: ConsoleContext, snapshots: S
   });
 
   const detailPage = (res: Response, m: Manifest, error?: string): void => {
-    const diff = points.diff(m.id, 'current');
+    let diff: SnapshotDiff | undefined;
+    let diffError: string | undefined;
+    try {
+      diff = points.diff(m.id, 'current');
+    } catch (err) {
+      // A damaged database copy must not hide the page that says so.
+      diffError = (err as Error).message;
+    }
     sendPage(
       ctx,
       res,
@@ -111,10 +119,16 @@ export function mountSnapshots(router: Router, ctx: ConsoleContext, snapshots: S
         title: `Snapshot ${m.name}`,
         nav: 'snapshots',
         snapshot: m,
+        files: Object.entries(m.files ?? {}).map(([file, f]) => ({ file, size: f.bytes, sha256: f.sha256 })),
         canAdmin: roleAllows(role(res), 'admin'),
         diff,
-        unchanged: !diff.tables.some((t) => t.restored) && !diff.config.length && !diff.templates.length,
-        configChanges: diff.config.map((c) => ({
+        diffError,
+        unchanged:
+          diff !== undefined &&
+          !diff.tables.some((t) => t.restored) &&
+          !diff.config.length &&
+          !diff.templates.length,
+        configChanges: (diff?.config ?? []).map((c) => ({
           key: c.key,
           from: JSON.stringify(c.from),
           to: JSON.stringify(c.to),
@@ -133,7 +147,16 @@ export function mountSnapshots(router: Router, ctx: ConsoleContext, snapshots: S
     if (field(req.body, 'confirm') !== m.name) {
       return detailPage(res, m, `Type the restore point's name "${m.name}" exactly to confirm the restore.`);
     }
-    const result = await points.restore(m.id, actor(res));
+    let result;
+    try {
+      result = await points.restore(m.id, actor(res));
+    } catch (err) {
+      // Refused before anything changed: said on the restore point's own page, with what to do.
+      if (isCorralError(err) && (err.code === 'SNAPSHOT_CORRUPT' || err.code === 'SNAPSHOT_INCOMPATIBLE')) {
+        return detailPage(res, m, `${err.message}. ${err.hint}`);
+      }
+      throw err;
+    }
     sendPage(ctx, res, 'snapshot-restored', {
       title: `Restored ${m.name}`,
       nav: 'snapshots',
