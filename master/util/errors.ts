@@ -91,6 +91,10 @@ export const ERROR_CATALOGUE = {
     status: 403,
     hint: 'Only the installer of the current deployment may report; redeploy the node.',
   },
+  DEPLOY_NOT_ACTIVE: {
+    status: 409,
+    hint: 'This deployment already ended (failed, for instance by the stall watchdog, or booted); deploy the node again.',
+  },
   TLS_FAILED: {
     status: 500,
     hint: 'Check console.certFile/keyFile (PEM, readable) or that openssl is installed; or set console.https to false.',
