@@ -142,6 +142,10 @@ export const ERROR_CATALOGUE = {
     status: 409,
     hint: 'Move the nodes named to another root (or reboot them onto the current version) first.',
   },
+  SHAREDROOT_IDENTITY_REFUSED: {
+    status: 403,
+    hint: 'A diskless node gets its identity (host keys) only from its own recorded address: let it enlist or take its DHCP lease first.',
+  },
   SHAREDROOT_FAILED: {
     status: 500,
     hint: 'Check free space and permissions of the shared-root directory; see the message for the failing step.',
