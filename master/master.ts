@@ -99,10 +99,6 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
     // Restore points (issue 9); `snapshots.beforeRisky` goes to risky operations (image delete, for now).
     const snapshots = startSnapshots({ repos, config, logger });
     closers.push({ name: 'snapshots', close: () => snapshots.close() });
-    // OS deployment (issue 5): the master's SSH key, the deploy service, its watchdog, installer tools.
-    const deployer = createDeployer({ repos, config, logger, key: await ensureMasterKey(config.dataDir) });
-    const stopDeployWatch = deployer.watch();
-    closers.push({ name: 'deploy-watchdog', close: async () => stopDeployWatch() });
     // Remote control (issue #11): power drivers (passwords sealed with DATA_DIR/keys/power.key), state poller.
     const power = createPowerControl({
       repos,
@@ -112,6 +108,17 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
     });
     const stopPowerPoll = power.startPoller();
     closers.push({ name: 'power-poller', close: async () => stopPowerPoll() });
+    // OS deployment (issue 5): the master's SSH key, the deploy service (rebooting nodes through their
+    // power driver where they have one), its watchdog, installer tools.
+    const deployer = createDeployer({
+      repos,
+      config,
+      logger,
+      key: await ensureMasterKey(config.dataDir),
+      power,
+    });
+    const stopDeployWatch = deployer.watch();
+    closers.push({ name: 'deploy-watchdog', close: async () => stopDeployWatch() });
     let installerTools: string | undefined;
     buildInstallerTools(nodeImageDir(config.dataDir)).then(
       (path) => (installerTools = path),

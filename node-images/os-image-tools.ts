@@ -4,6 +4,7 @@
  * defaults, or read zstd, so the host's own sfdisk, mke2fs, mkfs.vfat, blkid, wipefs, zstd and GNU tar
  * go in, with the shared libraries `ldd` names and the dynamic loader. They live under /opt/corral so
  * they never shadow busybox's applets; the agent puts /opt/corral/bin first on PATH in install mode.
+ * The installer (corral-install) and the first-boot reporter it installs (/opt/corral/share) go in too.
  *
  * The master is Debian 12 like the node environment's kernel, so the host's binaries run there.
  * Cached by a hash over the binaries' bytes: the file is rebuilt only when a host package changed.
@@ -20,6 +21,7 @@ import { ImageTree, gzipReproducible } from './initramfs.js';
 
 export const INSTALLER_TOOLS_FILE = 'installer-tools.img';
 export const TOOLS_BIN = 'opt/corral/bin';
+export const TOOLS_SHARE = 'opt/corral/share';
 
 /** Tool name in the initramfs → candidates on the host. */
 const TOOLS: Record<string, readonly string[]> = {
@@ -77,6 +79,16 @@ export async function buildInstallerTools(outDir: string): Promise<string> {
   const installer = await readFile(installPath('node-images', 'agent', 'corral-install'));
   hash.update(installer);
   tree.file(`${TOOLS_BIN}/corral-install`, installer, 0o755);
+  // The first-boot reporter the installer puts into every image (raw ones and tarballs not built by
+  // Corral do not carry it): without it the node never reports and its deploy fails by the watchdog.
+  for (const [name, mode] of [
+    ['corral-node-report', 0o755],
+    ['corral-node-report.service', 0o644],
+  ] as const) {
+    const data = await readFile(installPath('node-images', 'agent', name));
+    hash.update(name).update(data);
+    tree.file(`${TOOLS_SHARE}/${name}`, data, mode);
+  }
   const mke2fsConf = await readFile('/etc/mke2fs.conf').catch(() => undefined);
   if (mke2fsConf) {
     hash.update(mke2fsConf);

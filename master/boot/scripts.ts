@@ -81,8 +81,9 @@ export function chooseBootScript(ctx: BootContext): BootScript {
       },
     };
   }
-  // deploying / diskless get their own modes once the imaging and shared-root issues land; until then
-  // such nodes run discovery, whose agent polls the master for what to do.
+  // Everything else runs discovery, whose agent polls the master for what to do: unknown and new nodes,
+  // a deploying node whose deployment is missing or ended (failed, superseded), a diskless node whose
+  // shared root is not known here.
   const mode: BootMode = 'discover';
   const reason = node ? `${node.name} is ${node.state}: ${mode}` : `unknown MAC ${ctx.mac}: discover`;
   return {

@@ -125,7 +125,10 @@ export interface ProgressReport {
 
 export function recordProgress(repos: Repos, d: DeploymentRecord, p: ProgressReport): DeploymentRecord {
   if (d.status === 'failed' || d.status === 'booted') {
-    throw new CorralError('CONFLICT', `deployment ${d.id} is ${d.status}; the installer should stop`);
+    throw new CorralError(
+      'DEPLOY_NOT_ACTIVE',
+      `deployment ${d.id} is ${d.status}; the installer should stop`,
+    );
   }
   return repos.store.write((journal) => {
     const percent = Math.max(0, Math.min(100, Math.round(p.percent ?? d.percent)));
@@ -162,8 +165,31 @@ export interface ResultReport {
   logTail?: string | undefined;
 }
 
-/** Installer finished: success → `installed` (next boot is from disk); failure → node `failed`. */
+/**
+ * Installer finished: success → `installed` (next boot is from disk); failure → node `failed`.
+ * A deployment that already ended (the watchdog failed it, or it booted) keeps its outcome: a late
+ * report would flip it to `installed` under a `failed` node, and the first boot could then not move the
+ * node on. Such a report is recorded as an event and refused (DEPLOY_NOT_ACTIVE). A repeated success
+ * (the installer retries when the master's answer was lost) changes nothing.
+ */
 export function recordResult(repos: Repos, d: DeploymentRecord, r: ResultReport): DeploymentRecord {
+  const current = repos.deployments.get(d.id) ?? d;
+  if (current.status === 'failed' || current.status === 'booted') {
+    const outcome = r.ok ? 'success' : `failure (${r.reason ?? 'installer failed'})`;
+    repos.events.append({
+      nodeMac: d.nodeMac,
+      kind: 'deploy.late-result',
+      severity: 'warning',
+      message: `installer reported ${outcome} for deployment ${d.id}, which is already ${current.status}: ignored`,
+      actor: 'installer',
+      data: { deployment: d.id, status: current.status, ok: r.ok, reason: r.reason ?? null },
+    });
+    throw new CorralError(
+      'DEPLOY_NOT_ACTIVE',
+      `deployment ${d.id} is already ${current.status}${current.message ? ` (${current.message})` : ''}; deploy the node again`,
+    );
+  }
+  if (r.ok && current.status === 'installed') return current;
   if (r.ok) {
     return repos.store.write((journal) => {
       const u = repos.deployments.patchIn(journal, d.id, {
@@ -226,6 +252,9 @@ export function recordBooted(
   d: DeploymentRecord,
   info: { hostname?: string | undefined; ip: string | null },
 ): DeploymentRecord {
+  if (d.status === 'failed') {
+    throw new CorralError('DEPLOY_NOT_ACTIVE', `deployment ${d.id} is failed (${d.message ?? 'no reason'})`);
+  }
   if (d.status !== 'installed' && d.status !== 'booted') {
     throw new CorralError('CONFLICT', `deployment ${d.id} is ${d.status}, not installed`);
   }

@@ -13,7 +13,9 @@ import { createLogger } from '../util/logger.js';
 import { deleteImage, findImage, importImage } from './registry.js';
 import { buildOsImage } from '../../node-images/os-image.js';
 import { ensureMasterKey } from '../deploy/ssh.js';
-import { createDeployer } from '../deploy/deployer.js';
+import { createDeployer, describeReboot } from '../deploy/deployer.js';
+import { createPowerControl } from '../remote/power.js';
+import { SecretBox } from '../remote/secrets.js';
 import { normaliseMac } from '../nodes/inventory.js';
 import type { ImageRecord } from '../store/images.js';
 import { directBeforeRisky } from '../snapshots/index.js';
@@ -173,20 +175,26 @@ export async function runNodeCommand(args: string[], readConfig: ReadConfig): Pr
     const node = (mac && repos.nodes.get(mac)) || repos.nodes.getByName(id);
     if (!node) throw new CorralError('NODE_NOT_FOUND', `no node with MAC or name '${id}'`);
     const logger = createLogger({ level: 'warn' });
-    const deployer = createDeployer({ repos, config, logger, key: await ensureMasterKey(config.dataDir) });
+    // Like `corral node power`, the CLI drives the node's BMC from this machine.
+    const power = createPowerControl({
+      repos,
+      config,
+      logger,
+      secrets: SecretBox.forDataDir(config.dataDir),
+    });
+    const deployer = createDeployer({
+      repos,
+      config,
+      logger,
+      key: await ensureMasterKey(config.dataDir),
+      power,
+    });
     const { deployment, reboot } = await deployer.deploy(node, {
       image: values.image,
       layout: values.layout,
       actor: 'cli',
     });
-    out(
-      `${node.name}: deploying ${values.image} (deployment ${deployment.id}); ` +
-        (reboot === 'agent'
-          ? 'its agent is told to reboot at its next poll'
-          : reboot === 'ssh'
-            ? 'rebooted over SSH'
-            : 'power-cycle it to start the installer'),
-    );
+    out(`${node.name}: deploying ${values.image} (deployment ${deployment.id}); ${describeReboot(reboot)}`);
     return 0;
   } finally {
     repos.store.close();

@@ -54,14 +54,16 @@ export interface PowerControl {
   pollAll(): Promise<void>;
   startPoller(): () => void;
   /**
-   * The deploy flow's hook (issue 5): when the node has a driver, set PXE for the next boot where the
-   * driver can, then power-cycle it (or power it on), so it boots the installer. Resolves to the driver
-   * used, or null when the node has none (the deploy then falls back to its agent, SSH or the operator).
+   * The deploy flow's hook (master/deploy/deployer.ts): with IPMI, set PXE for the next boot, then
+   * power-cycle the node (a chassis that is off is powered on), so it boots the installer; with
+   * Wake-on-LAN, power it on (`rebooted` false: a running node ignores the packet). Resolves to null when
+   * the node has no driver, the manual one (the master can do nothing itself) or
+   * `remote.power.rebootForDeploy` is off: the deploy then uses the agent, SSH or the operator.
    */
   powerCycleForDeploy(
     node: NodeRecord,
     actor: string | null,
-  ): Promise<{ driver: DriverKind; message: string } | null>;
+  ): Promise<{ driver: DriverKind; message: string; rebooted: boolean } | null>;
 }
 
 export interface PowerOptions {
@@ -312,10 +314,15 @@ export function createPowerControl(o: PowerOptions): PowerControl {
     },
     async powerCycleForDeploy(node, actor) {
       const c = repos.powerConfigs.get(node.mac);
-      if (!c || !config.remote.power.rebootForDeploy) return null;
-      if (c.driver === 'ipmi') await act(node, 'pxe', actor);
-      const r = await act(node, c.driver === 'wol' ? 'on' : 'cycle', actor);
-      return { driver: c.driver, message: r.message };
+      if (!c || c.driver === 'manual' || !config.remote.power.rebootForDeploy) return null;
+      if (c.driver === 'wol') {
+        const r = await act(node, 'on', actor);
+        return { driver: c.driver, message: r.message, rebooted: false };
+      }
+      // `chassis bootdev pxe` holds for the next boot only: the installed system boots its disk after.
+      await act(node, 'pxe', actor);
+      const r = await act(node, 'cycle', actor);
+      return { driver: c.driver, message: r.message, rebooted: true };
     },
   };
 }

@@ -6,12 +6,14 @@
  *   GET  /sharedroot/:mac/identity.tar   the node's identity (hostname, machine-id, host keys, network)
  *   POST /sharedroot/:mac/booted         the initramfs reports the root id it mounted
  * The identity holds the node's private host keys, so it is served only to the node's own recorded
- * address (like metric reports); see docs/shared-root.md on the provisioning network's trust.
+ * address (like metric reports), and not at all while none is recorded; see docs/shared-root.md on the
+ * provisioning network's trust.
  */
 import express, { type Router } from 'express';
 import type { FrozenConfig } from '../config.js';
 import { publicUrl } from '../config.js';
 import type { Repos } from '../store/repos.js';
+import type { NodeRecord } from '../store/nodes.js';
 import type { Logger } from '../util/logger.js';
 import { renderTemplate } from '../util/templates.js';
 import { normaliseMac } from '../nodes/inventory.js';
@@ -29,6 +31,27 @@ export interface SharedRootBootDeps {
 
 function clientIp(req: express.Request): string {
   return (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+}
+
+/**
+ * Whether `sourceIp` may have the identity (private host keys) of `node`: only from the node's own
+ * recorded address, learnt at enlistment or from its DHCP lease. A node without a recorded address is
+ * refused too: anyone who knows its MAC could otherwise take its keys.
+ */
+export function identityRefusal(node: Pick<NodeRecord, 'name' | 'ip'>, sourceIp: string): CorralError | null {
+  if (!node.ip) {
+    return new CorralError(
+      'SHAREDROOT_IDENTITY_REFUSED',
+      `${node.name} has no recorded address yet, so its identity is not served to ${sourceIp || 'an unknown address'}`,
+    );
+  }
+  if (node.ip !== sourceIp) {
+    return new CorralError(
+      'SHAREDROOT_IDENTITY_REFUSED',
+      `the identity of ${node.name} is served only to ${node.ip}, not to ${sourceIp || 'an unknown address'}`,
+    );
+  }
+  return null;
 }
 
 export function createSharedRootBootRouter(deps: SharedRootBootDeps): Router {
@@ -70,10 +93,10 @@ export function createSharedRootBootRouter(deps: SharedRootBootDeps): Router {
     try {
       const node = nodeFor(req);
       const ip = clientIp(req);
-      // The node's address is learnt at enlistment (and from its DHCP lease); nobody else gets its keys.
-      if (node.ip && node.ip !== ip) {
-        log.warn({ mac: node.mac, ip, expected: node.ip }, 'identity refused: wrong source address');
-        throw new CorralError('FORBIDDEN', `the identity of ${node.name} is served only to ${node.ip}`);
+      const refusal = identityRefusal(node, ip);
+      if (refusal) {
+        log.warn({ mac: node.mac, ip, expected: node.ip }, 'identity refused: not from the node');
+        throw refusal;
       }
       deps.roots.identity(node).then(
         (tar) => {

@@ -91,6 +91,10 @@ export const ERROR_CATALOGUE = {
     status: 403,
     hint: 'Only the installer of the current deployment may report; redeploy the node.',
   },
+  DEPLOY_NOT_ACTIVE: {
+    status: 409,
+    hint: 'This deployment already ended (failed, for instance by the stall watchdog, or booted); deploy the node again.',
+  },
   TLS_FAILED: {
     status: 500,
     hint: 'Check console.certFile/keyFile (PEM, readable) or that openssl is installed; or set console.https to false.',
@@ -141,6 +145,10 @@ export const ERROR_CATALOGUE = {
   SHAREDROOT_IN_USE: {
     status: 409,
     hint: 'Move the nodes named to another root (or reboot them onto the current version) first.',
+  },
+  SHAREDROOT_IDENTITY_REFUSED: {
+    status: 403,
+    hint: 'A diskless node gets its identity (host keys) only from its own recorded address: let it enlist or take its DHCP lease first.',
   },
   SHAREDROOT_FAILED: {
     status: 500,

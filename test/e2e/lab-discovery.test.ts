@@ -113,8 +113,21 @@ test('a BIOS and a UEFI VM PXE-boot from Corral and enlist with correct inventor
     const log = l.master.logs();
     assert.match(log, new RegExp(`"mac":"${vm.spec.mac}"[^\\n]*DHCPACK`));
     assert.match(log, new RegExp(`"mac":"${vm.spec.mac}"[^\\n]*"template":"ipxe/discover.hbs"`));
+    if (vm.spec.firmware === 'uefi') {
+      // The UEFI VM was offered the EFI loader (the default boot.uefiFile) or the iPXE script URL (its ROM
+      // is iPXE already), never the BIOS loader: each offer's log line names what it gave (dhcp/policy.ts).
+      const offers = log
+        .split('\n')
+        .filter(
+          (line) => line.includes(`"mac":"${vm.spec.mac}"`) && /DHCP(OFFER|ACK)[^"]*, boot /.test(line),
+        );
+      assert.ok(offers.length > 0, `no boot offer logged for the UEFI VM ${vm.spec.mac}`);
+      for (const line of offers) {
+        assert.match(line, /, boot (ipxe\.efi \(arch \d+\)|script http:\/\/)/, line);
+        assert.doesNotMatch(line, /undionly/, line);
+      }
+    }
   }
-  // The UEFI VM was offered the EFI loader path or the iPXE URL (its ROM is iPXE already), never undionly.
   // Power-on → enlisted, as seen by polling the API every 2 s (so up to 2 s late).
   console.log(
     `# e2e: enlisted ${enlisted

@@ -151,7 +151,13 @@ describe('console: deploy', () => {
     });
     assert.equal(res.status, 303);
     const location = res.headers.get('location') ?? '';
-    assert.match(decodeURIComponent(location), /node-1: deploying tiny \(deployment \d+\)/);
+    // No power driver here: the discovery agent reboots it, and the event says which way was taken.
+    assert.match(
+      decodeURIComponent(location),
+      /node-1: deploying tiny \(deployment \d+\); its agent is told to reboot at its next poll/,
+    );
+    const reboot = repos.events.list({ nodeMac: MAC, kind: 'deploy.reboot', limit: 1 })[0];
+    assert.equal(reboot?.data?.['path'], 'agent');
     assert.equal(repos.nodes.get(MAC)?.state, 'deploying');
     const [d] = repos.deployments.listFor(MAC);
     assert.equal(d?.status, 'pending');

@@ -22,6 +22,7 @@ import { silentLogger } from '../../master/util/logger.js';
 import { createPowerControl } from '../../master/remote/power.js';
 import { SecretBox } from '../../master/remote/secrets.js';
 import { ensureMasterKey } from '../../master/deploy/ssh.js';
+import { createDeployer } from '../../master/deploy/deployer.js';
 import { Browser, hiddenValue } from '../helpers/browser.js';
 import { hasCommand, waitFor } from '../helpers/netns.js';
 
@@ -133,7 +134,25 @@ set_working_mc 0x20
   r.store.write((j) => {
     r.users.upsertIn(j, 'admin', adminHash, 'admin');
     r.users.upsertIn(j, 'oper', operHash, 'operator');
-    r.nodes.insertIn(j, { mac: MAC, name: 'box-1', seqNo: 1, state: 'deployed', ip: '127.0.0.1' });
+    r.nodes.insertIn(j, {
+      mac: MAC,
+      name: 'box-1',
+      seqNo: 1,
+      state: 'deployed',
+      ip: '127.0.0.1',
+      inventory: { disks: [{ name: 'vda', sizeBytes: 8 * 2 ** 30 }] },
+    });
+    // The deploy form needs a registered image; its file is never read (no installer runs here).
+    r.images.insertIn(j, {
+      sha256: 'ef'.repeat(32),
+      name: 'tiny',
+      format: 'tar.gz',
+      sizeBytes: 1000,
+      osName: 'debian',
+      osVersion: '12',
+      minDiskBytes: 2 ** 20,
+      file: `${'ef'.repeat(32)}.tar.gz`,
+    });
   });
   const config = buildConfig(
     {
@@ -161,6 +180,8 @@ set_working_mc 0x20
       logger,
       authenticator: new Authenticator(r),
       remote: { power, sshKeyPath: key.privateKeyPath },
+      // The real deployer with this power control: a deploy from the console reboots through the BMC.
+      deployer: createDeployer({ repos: r, config, logger, key, power }),
     }),
   );
   server = await new Promise<Server>((resolve) => {
@@ -272,18 +293,33 @@ test(
 );
 
 test(
-  'deploy hook: powerCycleForDeploy sets PXE and powers the node (on when off, cycle when on)',
-  { skip, timeout: 30_000 },
+  'deploy from the console reboots through IPMI: PXE next boot, then power on (when off) or cycle (when on)',
+  { skip, timeout: 60_000 },
   async () => {
-    const node = repos!.nodes.get(MAC)!;
     writeFileSync(join(dir, 'power'), '0\n');
     writeFileSync(join(dir, 'chassis.log'), '');
-    const first = await powerControl!.powerCycleForDeploy(node, 'deploy');
-    assert.equal(first?.driver, 'ipmi');
-    assert.match(first?.message ?? '', /powered on through IPMI 127\.0\.0\.1 \(it was off\)/);
+    const oper = new Browser(base);
+    assert.equal((await oper.login('oper', OPER_PW)).status, 303);
+    const deploy = async (): Promise<string> => {
+      const res = await oper.post(`/nodes/${MAC}/deploy`, { _csrf: await oper.csrfToken(), image: 'tiny' });
+      assert.equal(res.status, 303);
+      return decodeURIComponent(res.headers.get('location') ?? '');
+    };
+    // box-1 is deployed at 127.0.0.1, where SSH would answer: the power driver must be preferred.
+    assert.match(await deploy(), /box-1: deploying tiny \(deployment \d+\); power-cycled into PXE boot/);
+    assert.equal(repos!.nodes.get(MAC)?.state, 'deploying');
     assert.equal(readFileSync(join(dir, 'power'), 'utf8').trim(), '1');
-    const second = await powerControl!.powerCycleForDeploy(node, 'deploy');
-    assert.match(second?.message ?? '', /power-cycled through IPMI/);
+    const first = repos!.events.list({ nodeMac: MAC, kind: 'deploy.reboot', limit: 1 })[0];
+    assert.equal(first?.data?.['path'], 'power');
+    assert.equal(first?.data?.['driver'], 'ipmi');
+    assert.match(first?.message ?? '', /powered on through IPMI 127\.0\.0\.1 \(it was off\)/);
+
+    // Deploying again while it runs: a real power cycle.
+    assert.match(await deploy(), /power-cycled into PXE boot/);
+    assert.match(
+      repos!.events.list({ nodeMac: MAC, kind: 'deploy.reboot', limit: 1 })[0]?.message ?? '',
+      /power-cycled through IPMI/,
+    );
     // A BMC powers back on after its power-cycle interval (IPMI v2.0 §28.3), not at once.
     const t = Date.now();
     await waitFor(
@@ -304,7 +340,7 @@ test(
     assert.match(log, /set boot pxe\nset power 1\nset boot pxe\nset power 0\nset power 1/);
     const actions = repos!.events
       .list({ nodeMac: MAC, kind: 'power.action', limit: 20 })
-      .filter((e) => e.actor === 'deploy')
+      .filter((e) => e.actor === 'oper')
       .map((e) => e.data?.['action']);
     assert.deepEqual(actions.reverse(), ['pxe', 'cycle', 'pxe', 'cycle']);
   },

@@ -199,3 +199,56 @@ test('deploy flow: failure → failed with reason, retry, installed → booted �
     t.cleanup();
   }
 });
+
+test('a late installer result for a deployment the watchdog failed is refused (409) and recorded', () => {
+  let now = new Date('2026-01-01T00:00:00Z');
+  const t = tempRepos(() => now);
+  try {
+    const { repos } = t;
+    const config = testConfig({ deploy: { stallSeconds: 60 } });
+    const n = seed(repos);
+    const d = startDeploy(repos, config, n, { image: 'debian-12', actor: 'test' }, []);
+    recordProgress(repos, authorise(repos, n.mac, d.token), { phase: 'write', percent: 10 });
+    now = new Date(now.getTime() + 61_000);
+    assert.equal(failStalled(repos, config, now), 1);
+    assert.equal(repos.nodes.get(n.mac)?.state, 'failed');
+
+    const notActive = (e: unknown): boolean =>
+      e instanceof CorralError && e.code === 'DEPLOY_NOT_ACTIVE' && e.status === 409;
+    // The token is still the node's latest, so only the status check stands between it and `installed`.
+    assert.throws(() => recordResult(repos, authorise(repos, n.mac, d.token), { ok: true }), notActive);
+    assert.throws(
+      () => recordResult(repos, authorise(repos, n.mac, d.token), { ok: false, reason: 'late failure' }),
+      notActive,
+    );
+    assert.throws(
+      () => recordProgress(repos, authorise(repos, n.mac, d.token), { phase: 'write', percent: 90 }),
+      notActive,
+    );
+    assert.throws(() => recordBooted(repos, authorise(repos, n.mac, d.token), { ip: null }), notActive);
+    assert.equal(repos.deployments.get(d.id)?.status, 'failed');
+    assert.match(repos.deployments.get(d.id)?.message ?? '', /no report from the node/);
+    assert.equal(repos.nodes.get(n.mac)?.state, 'failed');
+    const late = repos.events.list({ nodeMac: n.mac, kind: 'deploy.late-result', limit: 10 });
+    assert.equal(late.length, 2);
+    assert.equal(
+      late.every((e) => e.severity === 'warning' && e.data?.['deployment'] === d.id),
+      true,
+    );
+    assert.ok(
+      late.some((e) => /reported success for deployment \d+, which is already failed/.test(e.message)),
+    );
+
+    // The operator's retry works as before; a repeated success (answer lost, installer retried) is a no-op.
+    const d2 = startDeploy(repos, config, repos.nodes.get(n.mac)!, { image: 'debian-12', actor: 'test' }, []);
+    recordResult(repos, authorise(repos, n.mac, d2.token), { ok: true });
+    const again = recordResult(repos, authorise(repos, n.mac, d2.token), { ok: true });
+    assert.equal(again.status, 'installed');
+    assert.equal(repos.events.list({ nodeMac: n.mac, kind: 'deploy.installed', limit: 10 }).length, 1);
+    recordBooted(repos, authorise(repos, n.mac, d2.token), { ip: '10.99.0.150' });
+    assert.equal(repos.nodes.get(n.mac)?.state, 'deployed');
+    assert.throws(() => recordResult(repos, authorise(repos, n.mac, d2.token), { ok: true }), notActive);
+  } finally {
+    t.cleanup();
+  }
+});

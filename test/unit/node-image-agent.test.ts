@@ -6,6 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -225,11 +226,22 @@ test('discover: a reply without a known action is an error, not a loop', async (
   }
 });
 
-test('modes not implemented yet and unknown arguments fail with a clear message', async () => {
+test('install mode without the installer tools initrd, sharedroot and unknown arguments fail clearly', async () => {
+  // The build host has no /opt/corral/bin/corral-install: the agent must say which initrd is missing.
   const install = await runAgent(['install'], {});
   assert.equal(install.code, 3);
-  assert.match(install.stdout, /corral: error mode install is not implemented by this agent yet/);
-  const bad = await runAgent(['dance'], {});
-  assert.equal(bad.code, 64);
-  assert.match(bad.stderr, /usage/);
+  assert.match(
+    install.stdout,
+    /corral: error install mode needs the installer tools initrd \(\/opt\/corral\/bin\/corral-install missing\)/,
+  );
+  // /init hands sharedroot to corral-sharedroot (it must stay PID 1) before it would run the agent, so
+  // the agent has no such mode.
+  const init = readFileSync(join(AGENT_DIR, 'init'), 'utf8');
+  const handOver = init.indexOf('[ "$MODE" = sharedroot ] && exec /usr/sbin/corral-sharedroot');
+  assert.ok(handOver > 0 && handOver < init.indexOf('/usr/sbin/corral-agent "$MODE"'));
+  for (const args of [['sharedroot'], ['dance']]) {
+    const bad = await runAgent(args, {});
+    assert.equal(bad.code, 64, args[0]);
+    assert.match(bad.stderr, /usage: corral-agent discover\|install\|inventory\|body/);
+  }
 });

@@ -10,6 +10,8 @@ import { formatSummary, lineSplitter, prefixLine, summarise } from '../../master
 import { createPowerControl } from '../../master/remote/power.js';
 import { isCorralError } from '../../master/util/errors.js';
 import { silentLogger } from '../../master/util/logger.js';
+import { createDeployer } from '../../master/deploy/deployer.js';
+import type { NodeRecord } from '../../master/store/nodes.js';
 import { tempRepos, testConfig } from '../helpers/repos.js';
 
 test('credentials: sealed with AES-256-GCM, key file 0600 created once, bound to its owner, tamper-evident', () => {
@@ -221,7 +223,142 @@ test('power control: the password is write-only, kept on re-configure, and never
       power.act(node, 'on', 'alice'),
       (e: unknown) => isCorralError(e) && e.code === 'POWER_NOT_CONFIGURED',
     );
-    assert.equal(await power.powerCycleForDeploy(node, 'deploy'), null);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('deploy reboots through the power driver (IPMI: PXE, then cycle), else the agent or SSH; the path is an event', async () => {
+  const t = tempRepos();
+  try {
+    const { repos } = t;
+    const sha = 'cd'.repeat(32);
+    const nodes = repos.store.write((j) => {
+      repos.images.insertIn(j, {
+        sha256: sha,
+        name: 'img',
+        format: 'tar.zst',
+        sizeBytes: 1000,
+        osName: 'debian',
+        osVersion: '12',
+        minDiskBytes: 2 ** 20,
+        file: `${sha}.tar.zst`,
+      });
+      const inventory = { disks: [{ name: 'vda', sizeBytes: 8 * 2 ** 30 }] };
+      return [1, 2, 3, 4].map((i) =>
+        repos.nodes.insertIn(j, {
+          mac: `52:54:00:00:01:0${i}`,
+          name: `d${i}`,
+          seqNo: i,
+          // d3 and d4 run a deployed system at an address (ssh reachable at .44 only).
+          state: i > 2 ? 'deployed' : 'discovered',
+          ip: i > 2 ? `10.99.0.4${i + 1}` : null,
+          firmware: 'bios',
+          inventory,
+        }),
+      );
+    });
+    // The BMC side: ipmitool's answers for a chassis that is on; `bmcUp` false is a BMC that does not answer.
+    const chassis: string[] = [];
+    let bmcUp = true;
+    const run: RunIpmitool = (_bin, args) => {
+      const cmd = args.slice(args.indexOf('chassis')).join(' ');
+      if (!bmcUp)
+        return Promise.resolve({
+          code: 1,
+          stdout: '',
+          stderr: 'Error: Unable to establish IPMI v2 / RMCP+ session\n',
+        });
+      chassis.push(cmd);
+      return Promise.resolve({
+        code: 0,
+        stdout: cmd.endsWith('status') ? 'Chassis Power is on\n' : '',
+        stderr: '',
+      });
+    };
+    const sshCalls: string[] = [];
+    const setup = (rebootForDeploy: boolean) => {
+      const config = testConfig({ dataDir: t.dir, remote: { power: { rebootForDeploy } } });
+      const power = createPowerControl({
+        repos,
+        config,
+        logger: silentLogger(),
+        secrets: SecretBox.forDataDir(t.dir),
+        runIpmitool: run,
+      });
+      const deployer = createDeployer({
+        repos,
+        config,
+        logger: silentLogger(),
+        key: { privateKeyPath: '/nonexistent', publicKey: 'ssh-ed25519 AAAA test' },
+        power,
+        sshReboot: (_key, ip) => {
+          sshCalls.push(ip);
+          return Promise.resolve(ip === '10.99.0.44' ? null : 'Connection refused');
+        },
+      });
+      return { power, deployer };
+    };
+    const lastReboot = (n: NodeRecord) =>
+      repos.events.list({ nodeMac: n.mac, kind: 'deploy.reboot', limit: 1 })[0];
+    const [d1, d2, d3, d4] = nodes as [NodeRecord, NodeRecord, NodeRecord, NodeRecord];
+    const { power, deployer } = setup(true);
+    power.configure(d1, { driver: 'ipmi', address: '10.0.0.5', username: 'u', password: 'pw' }, 'admin');
+
+    // IPMI: next boot from the network, then a power cycle; the agent and SSH are not needed.
+    const r1 = await deployer.deploy(d1, { image: 'img', actor: 'alice' });
+    assert.equal(r1.reboot, 'power');
+    assert.deepEqual(chassis, ['chassis bootdev pxe', 'chassis power status', 'chassis power cycle']);
+    assert.equal(repos.nodes.get(d1.mac)?.state, 'deploying');
+    const e1 = lastReboot(d1);
+    assert.equal(e1?.data?.['path'], 'power');
+    assert.equal(e1?.data?.['driver'], 'ipmi');
+    assert.equal(e1?.data?.['deployment'], r1.deployment.id);
+    assert.match(e1?.message ?? '', /power-cycled through IPMI 10\.0\.0\.5/);
+    const actions = repos.events
+      .list({ nodeMac: d1.mac, kind: 'power.action', limit: 10 })
+      .map((e) => [e.data?.['action'], e.actor]);
+    assert.deepEqual(actions.reverse(), [
+      ['pxe', 'alice'],
+      ['cycle', 'alice'],
+    ]);
+
+    // A BMC that does not answer: the deploy still starts, the agent path is taken and the failure said.
+    bmcUp = false;
+    const r2 = await deployer.deploy(repos.nodes.get(d1.mac)!, { image: 'img', actor: 'alice' });
+    assert.equal(r2.reboot, 'agent');
+    assert.equal(lastReboot(d1)?.severity, 'warning');
+    assert.match(
+      lastReboot(d1)?.message ?? '',
+      /power control failed \(.*RMCP\+ session.*\); d1's agent is told/,
+    );
+    bmcUp = true;
+
+    // With rebootForDeploy off the driver is left alone.
+    chassis.length = 0;
+    const off = setup(false);
+    assert.equal(
+      (await off.deployer.deploy(repos.nodes.get(d1.mac)!, { image: 'img', actor: 'x' })).reboot,
+      'agent',
+    );
+    assert.deepEqual(chassis, []);
+
+    // Manual driver: nothing the master can do itself, so the agent path (no "press the button" event).
+    power.configure(d2, { driver: 'manual' }, 'admin');
+    assert.equal((await deployer.deploy(d2, { image: 'img', actor: 'x' })).reboot, 'agent');
+    assert.equal(repos.events.list({ nodeMac: d2.mac, kind: 'power.manual', limit: 5 }).length, 0);
+    assert.equal(lastReboot(d2)?.data?.['driver'], null);
+
+    // Deployed nodes without a driver: SSH, and the operator when SSH fails.
+    assert.equal((await deployer.deploy(d3, { image: 'img', actor: 'x' })).reboot, 'ssh');
+    assert.equal(lastReboot(d3)?.data?.['path'], 'ssh');
+    assert.equal((await deployer.deploy(d4, { image: 'img', actor: 'x' })).reboot, 'manual');
+    assert.deepEqual(sshCalls, ['10.99.0.44', '10.99.0.45']);
+    assert.equal(lastReboot(d4)?.severity, 'warning');
+    assert.match(
+      lastReboot(d4)?.message ?? '',
+      /reboot over SSH failed \(Connection refused\); power-cycle d4/,
+    );
   } finally {
     t.cleanup();
   }

@@ -8,7 +8,7 @@
 import type { Request, Response, Router } from 'express';
 import { roleAllows } from '../../master/api/auth.js';
 import { findNode } from '../../master/api/v1.js';
-import type { Deployer } from '../../master/deploy/deployer.js';
+import { describeReboot, type Deployer } from '../../master/deploy/deployer.js';
 import { deleteImage } from '../../master/images/registry.js';
 import type { DeploymentRecord } from '../../master/store/deployments.js';
 import type { Role } from '../../master/store/users.js';
@@ -128,12 +128,7 @@ export function mountImages(
         layout: layout || undefined,
         actor,
       });
-      const next =
-        reboot === 'agent'
-          ? 'its agent is told to reboot at its next poll'
-          : reboot === 'ssh'
-            ? 'rebooted over SSH'
-            : 'power-cycle it to start the installer';
+      const next = describeReboot(reboot);
       res.redirect(
         303,
         withFlash(back, 'ok', `${node.name}: deploying ${image} (deployment ${deployment.id}); ${next}.`),
