@@ -287,6 +287,97 @@ describe('console: login rate limit', () => {
   });
 });
 
+/**
+ * A server-sent event stream read with deadlines. A read that outlives its deadline is kept for the next
+ * call, so no chunk is lost between calls.
+ */
+class StreamReader {
+  private pending: Promise<ReadableStreamReadResult<Uint8Array>> | undefined;
+  constructor(private readonly reader: ReadableStreamDefaultReader<Uint8Array>) {}
+
+  /** Text read until the predicate holds, the server closes (`closed`) or `ms` pass. */
+  async until(predicate: (text: string) => boolean, ms: number): Promise<{ text: string; closed: boolean }> {
+    let text = '';
+    const deadline = Date.now() + ms;
+    while (!predicate(text)) {
+      const left = deadline - Date.now();
+      if (left <= 0) return { text, closed: false };
+      this.pending ??= this.reader.read();
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<'timeout'>(
+        (resolve) => (timer = setTimeout(() => resolve('timeout'), left)),
+      );
+      const next = await Promise.race([this.pending, timeout]);
+      clearTimeout(timer);
+      if (next === 'timeout') return { text, closed: false };
+      this.pending = undefined;
+      if (next.done) return { text, closed: true };
+      text += Buffer.from(next.value).toString();
+    }
+    return { text, closed: false };
+  }
+}
+
+async function openStream(b: Browser, base: string): Promise<StreamReader> {
+  const res = await fetch(`${base}/monitor/stream`, {
+    headers: { cookie: [...b.cookies].map(([k, v]) => `${k}=${v}`).join('; ') },
+  });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+  const reader = new StreamReader(res.body!.getReader());
+  assert.match((await reader.until((t) => t.includes('retry:'), 5000)).text, /retry: 5000/);
+  return reader;
+}
+
+const ENDED = /event: session-ended\ndata: \{"login":"\/login\?expired=1"\}/;
+
+describe('console: live streams end with their session', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startConsole();
+  });
+  after(() => h.close());
+
+  it('closes an open stream within one tick of signing out', async () => {
+    const b = new Browser(h.base);
+    await b.login('admin', PASSWORD);
+    const reader = await openStream(b, h.base);
+    assert.equal((await b.post('/logout', { _csrf: await b.csrfToken() })).status, 303);
+    const t = Date.now();
+    const { text, closed } = await reader.until(() => false, 6000);
+    assert.match(text, ENDED);
+    assert.ok(closed, 'the server ended the response');
+    assert.ok(Date.now() - t < 5000, `closed after ${Date.now() - t} ms`);
+  });
+
+  it('does not keep an idle session alive, and closes when it expires', async () => {
+    const b = new Browser(h.base);
+    await b.login('admin', PASSWORD);
+    const reader = await openStream(b, h.base);
+    h.clock.ms += 20 * 60 * 1000;
+    // Two ticks pass with the session still valid: the stream stays open...
+    const early = await reader.until((t) => t.includes('session-ended'), 4500);
+    assert.equal(early.closed, false);
+    assert.doesNotMatch(early.text, /session-ended/);
+    // ...but those checks did not restart the idle clock: 31 minutes after the last request it ends.
+    h.clock.ms += 11 * 60 * 1000;
+    const late = await reader.until(() => false, 6000);
+    assert.match(late.text, ENDED);
+    assert.ok(late.closed);
+  });
+
+  it('closes when the user is deleted', async () => {
+    h.repos.store.write((journal) => h.repos.users.upsertIn(journal, 'temp', passwordHash, 'viewer'));
+    const b = new Browser(h.base);
+    assert.equal((await b.login('temp', PASSWORD)).status, 303);
+    const reader = await openStream(b, h.base);
+    h.repos.store.write((journal) => h.repos.users.deleteIn(journal, 'temp'));
+    const { text, closed } = await reader.until(() => false, 6000);
+    assert.match(text, ENDED);
+    assert.ok(closed);
+  });
+});
+
 describe('console: pages', () => {
   let h: Harness;
   let b: Browser;
