@@ -32,13 +32,18 @@ interface Harness {
   close(): Promise<void>;
 }
 
-async function startConsole(options: { secureCookies?: boolean } = {}): Promise<Harness> {
+async function startConsole(
+  options: { secureCookies?: boolean; config?: Record<string, unknown> } = {},
+): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'corral-console-'));
   const clock = { ms: START };
   const logger = silentLogger();
   const repos = openRepos({ path: join(dir, 'corral.db'), logger, now: () => new Date(clock.ms) });
   repos.store.write((journal) => repos.users.upsertIn(journal, 'admin', passwordHash, 'admin'));
-  const config = buildConfig({ dataDir: dir }, { address: '10.9.0.1', dhcpRange: '10.9.0.100-10.9.0.199' });
+  const config = buildConfig(
+    { dataDir: dir, ...options.config },
+    { address: '10.9.0.1', dhcpRange: '10.9.0.100-10.9.0.199' },
+  );
   const app = express();
   app.use(
     createConsoleRouter({
@@ -522,6 +527,50 @@ describe('console: pages', () => {
     const res = await b.get('/no/such/page');
     assert.equal(res.status, 404);
     assert.match(await res.text(), /There is no console page at \/no\/such\/page/);
+  });
+});
+
+describe('console: settings page', () => {
+  const TOKEN = 'replication-token-do-not-show-1234';
+  let h: Harness;
+  before(async () => {
+    h = await startConsole({
+      config: {
+        http: { port: 8080, bind: '10.9.0.1' },
+        ha: { token: TOKEN, peerUrl: 'http://repl:peer-url-secret@10.9.0.2:8080/' },
+      },
+    });
+    h.repos.store.write((journal) => h.repos.users.upsertIn(journal, 'vera', passwordHash, 'viewer'));
+  });
+  after(() => h.close());
+
+  it('shows admins the effective config, defaults included, with secrets hidden', async () => {
+    const b = new Browser(h.base);
+    await b.login('admin', PASSWORD);
+    const res = await b.get('/settings');
+    assert.equal(res.status, 200);
+    const html = await res.text();
+    assert.match(html, /<h1>Settings<\/h1>/);
+    assert.match(html, /<a[^>]*href="\/settings"/, 'Settings is in the navigation');
+    const value = (key: string): string | undefined =>
+      new RegExp(
+        `<tr data-key="${key.replace(/[.[\]]/g, '\\$&')}"><th scope="row" class="mono">[^<]*</th><td[^>]*>([^<]*)</td>`,
+      ).exec(html)?.[1];
+    assert.equal(value('http.port'), '8080', 'from the config file');
+    assert.equal(value('http.bind'), '10.9.0.1');
+    assert.equal(value('monitor.intervalSeconds'), '10', 'a default filled in');
+    assert.equal(value('dhcp.range'), '10.9.0.100-10.9.0.199', 'from a flag');
+    assert.equal(value('ha.token'), '(set; hidden)');
+    assert.equal(value('ha.peerUrl'), 'http://(set; hidden)@10.9.0.2:8080/');
+    assert.ok(!html.includes(TOKEN), 'the replication token is not on the page');
+    assert.ok(!html.includes('peer-url-secret'), 'nor the password in a URL');
+  });
+
+  it('is for admins only: a viewer gets 403 and no navigation entry', async () => {
+    const b = new Browser(h.base);
+    await b.login('vera', PASSWORD);
+    assert.equal((await b.get('/settings')).status, 403);
+    assert.doesNotMatch(await (await b.get('/')).text(), /href="\/settings"/);
   });
 });
 
