@@ -41,6 +41,7 @@ import { signedIn } from './page.js';
 import { mountAccount } from './pages/account.js';
 import { mountAudit } from './pages/audit.js';
 import { mountMonitor } from './pages/monitor.js';
+import { mountSettings } from './pages/settings.js';
 import { mountUsers } from './pages/users.js';
 
 export interface ConsoleDeps {
@@ -135,6 +136,7 @@ export function createConsoleRouter(deps: ConsoleDeps): Router {
   mountEvents(router, ctx);
   mountUsers(router, ctx);
   mountAudit(router, ctx);
+  mountSettings(router, ctx);
   mountAccount(router, ctx);
   mountMonitor(router, ctx);
   if (deps.lb) mountServices(router, ctx, deps.lb);

@@ -1,4 +1,5 @@
 import type { Request } from 'express';
+import { CorralError } from '../master/util/errors.js';
 
 /** A string field of an urlencoded form body, trimmed to `max` characters; '' when absent. */
 export function formField(req: Request, name: string, max = 256): string {
@@ -26,4 +27,13 @@ export function flash(req: Request): { ok?: string; err?: string } {
 export function withFlash(path: string, kind: 'ok' | 'err', message: string): string {
   const sep = path.includes('?') ? '&' : '?';
   return `${path}${sep}${kind}=${encodeURIComponent(message)}`;
+}
+
+/**
+ * Destructive or disruptive actions (transitions, bulk, power off/cycle, deploy) need the form's "I confirm"
+ * box ticked. Checked here on the server, so it holds without JavaScript and for a hand-made post.
+ */
+export function requireConfirmed(req: Request): void {
+  if (formField(req, 'confirm') !== 'yes')
+    throw new CorralError('BODY_INVALID', 'Tick "I confirm" to carry out this action.');
 }

@@ -16,12 +16,15 @@ export interface PowerPanel {
   state: string;
   stateError: string | null;
   stateChangedAt: string | null;
-  actions: { action: string; label: string; danger: boolean }[];
+  actions: { action: string; label: string; danger: boolean; confirm: boolean }[];
   canConfigure: boolean;
   drivers: { value: string; selected: boolean }[];
   ok?: string;
   err?: string;
 }
+
+/** Actions that cut a running node's power need "I confirm" (as transitions do); on and PXE stay one click. */
+export const CONFIRMED_POWER_ACTIONS: readonly string[] = ['off', 'cycle'];
 
 const LABELS = { on: 'Power on', off: 'Power off', cycle: 'Power cycle', pxe: 'PXE next boot' } as const;
 
@@ -43,7 +46,10 @@ export function powerPanel(
     stateError: c?.stateError ?? null,
     stateChangedAt: c?.stateChangedAt ?? null,
     actions: operator
-      ? actions.map((a) => ({ action: a, label: LABELS[a], danger: a === 'off' || a === 'cycle' }))
+      ? actions.map((a) => {
+          const confirm = CONFIRMED_POWER_ACTIONS.includes(a);
+          return { action: a, label: LABELS[a], danger: confirm, confirm };
+        })
       : [],
     canConfigure: role !== undefined && roleAllows(role, 'admin'),
     drivers: ['ipmi', 'wol', 'manual'].map((d) => ({ value: d, selected: (c?.driver ?? 'ipmi') === d })),

@@ -25,8 +25,12 @@ export function sessionCookie(req: Request): string | undefined {
  * The live session behind the request's cookie, with its user as stored now: a user deleted or demoted
  * since login is seen at once, and a deleted user's sessions end.
  */
-export function resolveSession(ctx: ConsoleContext, id: string | undefined): SignedIn | undefined {
-  const session = id ? ctx.sessions.touch(id) : undefined;
+export function resolveSession(
+  ctx: ConsoleContext,
+  id: string | undefined,
+  how: 'touch' | 'peek' = 'touch',
+): SignedIn | undefined {
+  const session = !id ? undefined : how === 'touch' ? ctx.sessions.touch(id) : ctx.sessions.peek(id);
   if (!session) return undefined;
   const user = ctx.repos.users.get(session.userName);
   if (!user) {

@@ -83,6 +83,23 @@ export class SessionStore {
     };
   }
 
+  /**
+   * The live session for a cookie value without restarting its idle clock: for checks that are not the
+   * user's doing (a live stream re-validating itself), which must not keep an idle session alive.
+   */
+  peek(id: string): ConsoleSession | undefined {
+    const row = this.db.prepare('SELECT * FROM sessions WHERE id = ?').get(storedId(id)) as
+      SessionRow | undefined;
+    if (!row || this.expired(row, this.now())) return undefined;
+    return {
+      id,
+      userName: row.user_name,
+      csrfToken: row.csrf_token,
+      createdAt: row.created_at,
+      lastSeenAt: row.last_seen_at,
+    };
+  }
+
   destroy(id: string): void {
     this.db.prepare('DELETE FROM sessions WHERE id = ?').run(storedId(id));
   }

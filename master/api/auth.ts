@@ -1,4 +1,4 @@
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler } from 'express';
 import type { Authenticator } from '../auth/users.js';
 import type { Role, UserRecord } from '../store/users.js';
 import { CorralError } from '../util/errors.js';
@@ -26,13 +26,33 @@ export function parseBasic(header: string | undefined): { name: string; password
   return { name: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
 
-/** HTTP Basic auth for the API; `minRole` is enforced here, in the API, not only hidden in the UI. */
+/** The client's address as the rate limit and the audit log key it (trust proxy is off: the socket's). */
+export function clientIp(req: Request): string {
+  return (req.ip ?? req.socket.remoteAddress ?? 'unknown').replace(/^::ffff:/, '');
+}
+
+/**
+ * HTTP Basic auth for the API; `minRole` is enforced here, in the API, not only hidden in the UI. Failures
+ * count against the same per-IP and per-name limit as console sign-ins; once it is reached the answer is
+ * 429 AUTH_RATE_LIMITED with Retry-After, and the password is not checked (no scrypt for a flood).
+ */
 export function requireBasicAuth(authenticator: Authenticator, minRole: Role = 'viewer'): RequestHandler {
-  return async (req, _res, next) => {
+  return async (req, res, next) => {
     const creds = parseBasic(req.headers.authorization);
     if (!creds) return next(new CorralError('AUTH_REQUIRED', 'authentication required'));
-    const user = await authenticator.verify(creds.name, creds.password);
-    if (!user) return next(new CorralError('AUTH_FAILED', 'wrong user name or password'));
+    const result = await authenticator.signIn({ ip: clientIp(req), name: creds.name }, creds.password);
+    if (result.outcome === 'limited') {
+      const seconds = Math.ceil(result.retryAfterMs / 1000);
+      res.setHeader('Retry-After', String(seconds));
+      return next(
+        new CorralError('AUTH_RATE_LIMITED', `too many failed sign-ins; retry in ${seconds} s`, {
+          retryAfterSeconds: seconds,
+        }),
+      );
+    }
+    if (result.outcome === 'failed')
+      return next(new CorralError('AUTH_FAILED', 'wrong user name or password'));
+    const { user } = result;
     if (!roleAllows(user.role, minRole)) {
       return next(new CorralError('FORBIDDEN', `role ${user.role} may not do this (needs ${minRole})`));
     }

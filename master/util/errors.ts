@@ -9,6 +9,10 @@ export const ERROR_CATALOGUE = {
   USAGE: { status: 400, hint: 'Run `corral --help` for the accepted commands and flags.' },
   AUTH_REQUIRED: { status: 401, hint: 'Send HTTP Basic credentials of a Corral user.' },
   AUTH_FAILED: { status: 401, hint: 'Check the user name and password.' },
+  AUTH_RATE_LIMITED: {
+    status: 429,
+    hint: 'Too many failed sign-ins from this address or for this user: wait the seconds in Retry-After, then check the credentials.',
+  },
   FORBIDDEN: { status: 403, hint: 'Your role does not allow this action.' },
   CSRF_INVALID: { status: 403, hint: 'Reload the page and submit the form again.' },
   NOT_FOUND: { status: 404, hint: 'Check the identifier in the URL.' },

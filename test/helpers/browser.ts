@@ -1,4 +1,29 @@
 import assert from 'node:assert/strict';
+import type { Browser as Chromium } from 'playwright-core';
+
+/** Debian's Chromium package: playwright-core drives it, so no browser is downloaded. */
+export const CHROMIUM = '/usr/bin/chromium';
+
+/**
+ * A headless Chromium for the e2e test and `npm run screenshots`. No sandbox (tests may run as root in a
+ * container), and nothing in the background that would reach for the internet.
+ */
+export async function launchChromium(): Promise<Chromium> {
+  // Loaded on demand: the fetch-based Browser below is used by tests that never start Chromium.
+  const { chromium } = await import('playwright-core');
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
 
 /** A browser of sorts: keeps cookies, never follows redirects, so each test sees every hop. */
 export class Browser {

@@ -32,13 +32,18 @@ interface Harness {
   close(): Promise<void>;
 }
 
-async function startConsole(options: { secureCookies?: boolean } = {}): Promise<Harness> {
+async function startConsole(
+  options: { secureCookies?: boolean; config?: Record<string, unknown> } = {},
+): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'corral-console-'));
   const clock = { ms: START };
   const logger = silentLogger();
   const repos = openRepos({ path: join(dir, 'corral.db'), logger, now: () => new Date(clock.ms) });
   repos.store.write((journal) => repos.users.upsertIn(journal, 'admin', passwordHash, 'admin'));
-  const config = buildConfig({ dataDir: dir }, { address: '10.9.0.1', dhcpRange: '10.9.0.100-10.9.0.199' });
+  const config = buildConfig(
+    { dataDir: dir, ...options.config },
+    { address: '10.9.0.1', dhcpRange: '10.9.0.100-10.9.0.199' },
+  );
   const app = express();
   app.use(
     createConsoleRouter({
@@ -287,6 +292,97 @@ describe('console: login rate limit', () => {
   });
 });
 
+/**
+ * A server-sent event stream read with deadlines. A read that outlives its deadline is kept for the next
+ * call, so no chunk is lost between calls.
+ */
+class StreamReader {
+  private pending: Promise<ReadableStreamReadResult<Uint8Array>> | undefined;
+  constructor(private readonly reader: ReadableStreamDefaultReader<Uint8Array>) {}
+
+  /** Text read until the predicate holds, the server closes (`closed`) or `ms` pass. */
+  async until(predicate: (text: string) => boolean, ms: number): Promise<{ text: string; closed: boolean }> {
+    let text = '';
+    const deadline = Date.now() + ms;
+    while (!predicate(text)) {
+      const left = deadline - Date.now();
+      if (left <= 0) return { text, closed: false };
+      this.pending ??= this.reader.read();
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<'timeout'>(
+        (resolve) => (timer = setTimeout(() => resolve('timeout'), left)),
+      );
+      const next = await Promise.race([this.pending, timeout]);
+      clearTimeout(timer);
+      if (next === 'timeout') return { text, closed: false };
+      this.pending = undefined;
+      if (next.done) return { text, closed: true };
+      text += Buffer.from(next.value).toString();
+    }
+    return { text, closed: false };
+  }
+}
+
+async function openStream(b: Browser, base: string): Promise<StreamReader> {
+  const res = await fetch(`${base}/monitor/stream`, {
+    headers: { cookie: [...b.cookies].map(([k, v]) => `${k}=${v}`).join('; ') },
+  });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+  const reader = new StreamReader(res.body!.getReader());
+  assert.match((await reader.until((t) => t.includes('retry:'), 5000)).text, /retry: 5000/);
+  return reader;
+}
+
+const ENDED = /event: session-ended\ndata: \{"login":"\/login\?expired=1"\}/;
+
+describe('console: live streams end with their session', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startConsole();
+  });
+  after(() => h.close());
+
+  it('closes an open stream within one tick of signing out', async () => {
+    const b = new Browser(h.base);
+    await b.login('admin', PASSWORD);
+    const reader = await openStream(b, h.base);
+    assert.equal((await b.post('/logout', { _csrf: await b.csrfToken() })).status, 303);
+    const t = Date.now();
+    const { text, closed } = await reader.until(() => false, 6000);
+    assert.match(text, ENDED);
+    assert.ok(closed, 'the server ended the response');
+    assert.ok(Date.now() - t < 5000, `closed after ${Date.now() - t} ms`);
+  });
+
+  it('does not keep an idle session alive, and closes when it expires', async () => {
+    const b = new Browser(h.base);
+    await b.login('admin', PASSWORD);
+    const reader = await openStream(b, h.base);
+    h.clock.ms += 20 * 60 * 1000;
+    // Two ticks pass with the session still valid: the stream stays open...
+    const early = await reader.until((t) => t.includes('session-ended'), 4500);
+    assert.equal(early.closed, false);
+    assert.doesNotMatch(early.text, /session-ended/);
+    // ...but those checks did not restart the idle clock: 31 minutes after the last request it ends.
+    h.clock.ms += 11 * 60 * 1000;
+    const late = await reader.until(() => false, 6000);
+    assert.match(late.text, ENDED);
+    assert.ok(late.closed);
+  });
+
+  it('closes when the user is deleted', async () => {
+    h.repos.store.write((journal) => h.repos.users.upsertIn(journal, 'temp', passwordHash, 'viewer'));
+    const b = new Browser(h.base);
+    assert.equal((await b.login('temp', PASSWORD)).status, 303);
+    const reader = await openStream(b, h.base);
+    h.repos.store.write((journal) => h.repos.users.deleteIn(journal, 'temp'));
+    const { text, closed } = await reader.until(() => false, 6000);
+    assert.match(text, ENDED);
+    assert.ok(closed);
+  });
+});
+
 describe('console: pages', () => {
   let h: Harness;
   let b: Browser;
@@ -431,6 +527,50 @@ describe('console: pages', () => {
     const res = await b.get('/no/such/page');
     assert.equal(res.status, 404);
     assert.match(await res.text(), /There is no console page at \/no\/such\/page/);
+  });
+});
+
+describe('console: settings page', () => {
+  const TOKEN = 'replication-token-do-not-show-1234';
+  let h: Harness;
+  before(async () => {
+    h = await startConsole({
+      config: {
+        http: { port: 8080, bind: '10.9.0.1' },
+        ha: { token: TOKEN, peerUrl: 'http://repl:peer-url-secret@10.9.0.2:8080/' },
+      },
+    });
+    h.repos.store.write((journal) => h.repos.users.upsertIn(journal, 'vera', passwordHash, 'viewer'));
+  });
+  after(() => h.close());
+
+  it('shows admins the effective config, defaults included, with secrets hidden', async () => {
+    const b = new Browser(h.base);
+    await b.login('admin', PASSWORD);
+    const res = await b.get('/settings');
+    assert.equal(res.status, 200);
+    const html = await res.text();
+    assert.match(html, /<h1>Settings<\/h1>/);
+    assert.match(html, /<a[^>]*href="\/settings"/, 'Settings is in the navigation');
+    const value = (key: string): string | undefined =>
+      new RegExp(
+        `<tr data-key="${key.replace(/[.[\]]/g, '\\$&')}"><th scope="row" class="mono">[^<]*</th><td[^>]*>([^<]*)</td>`,
+      ).exec(html)?.[1];
+    assert.equal(value('http.port'), '8080', 'from the config file');
+    assert.equal(value('http.bind'), '10.9.0.1');
+    assert.equal(value('monitor.intervalSeconds'), '10', 'a default filled in');
+    assert.equal(value('dhcp.range'), '10.9.0.100-10.9.0.199', 'from a flag');
+    assert.equal(value('ha.token'), '(set; hidden)');
+    assert.equal(value('ha.peerUrl'), 'http://(set; hidden)@10.9.0.2:8080/');
+    assert.ok(!html.includes(TOKEN), 'the replication token is not on the page');
+    assert.ok(!html.includes('peer-url-secret'), 'nor the password in a URL');
+  });
+
+  it('is for admins only: a viewer gets 403 and no navigation entry', async () => {
+    const b = new Browser(h.base);
+    await b.login('vera', PASSWORD);
+    assert.equal((await b.get('/settings')).status, 403);
+    assert.doesNotMatch(await (await b.get('/')).text(), /href="\/settings"/);
   });
 });
 

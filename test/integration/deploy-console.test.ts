@@ -136,10 +136,26 @@ describe('console: deploy', () => {
       _csrf: await op.csrfToken(),
       image: 'tiny',
       layout: 'nope',
+      confirm: 'yes',
     });
     assert.equal(res.status, 303);
     assert.match(decodeURIComponent(res.headers.get('location') ?? ''), /no disk layout named 'nope'/);
     assert.equal(repos.nodes.get(MAC)?.state, 'discovered');
+  });
+
+  it('needs "I confirm" ticked on both deploy forms, checked on the server; the node does not move', async () => {
+    const op = await browserAs('op');
+    for (const path of [`/nodes/${MAC}`, `/nodes/${MAC}/deploy`]) {
+      const html = await (await op.get(path)).text();
+      const form =
+        new RegExp(`<form[^>]*action="/nodes/${MAC}/deploy"[\\s\\S]*?</form>`).exec(html)?.[0] ?? '';
+      assert.match(form, /<input type="checkbox" name="confirm" value="yes" required>/, path);
+    }
+    const res = await op.post(`/nodes/${MAC}/deploy`, { _csrf: await op.csrfToken(), image: 'tiny' });
+    assert.equal(res.status, 303);
+    assert.match(decodeURIComponent(res.headers.get('location') ?? ''), /Tick "I confirm"/);
+    assert.equal(repos.nodes.get(MAC)?.state, 'discovered');
+    assert.equal(repos.deployments.listFor(MAC).length, 0);
   });
 
   it('deploys from the form: node deploying, deployment and event recorded, shown on the page', async () => {
@@ -148,6 +164,7 @@ describe('console: deploy', () => {
       _csrf: await op.csrfToken(),
       image: 'tiny',
       layout: 'default',
+      confirm: 'yes',
     });
     assert.equal(res.status, 303);
     const location = res.headers.get('location') ?? '';

@@ -14,6 +14,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import express from 'express';
 import { createConsoleRouter } from '../../web-ui/console.js';
+import { requireBasicAuth } from '../../master/api/auth.js';
+import { apiErrorHandler } from '../../master/api/errors.js';
+import { createRemoteApiRouter } from '../../master/remote/api.js';
 import { Authenticator } from '../../master/auth/users.js';
 import { hashPassword } from '../../master/auth/passwords.js';
 import { buildConfig } from '../../master/config.js';
@@ -35,6 +38,7 @@ if (skip)
 
 const ADMIN_PW = 'power console admin pw';
 const OPER_PW = 'power console operator pw';
+const VIEWER_PW = 'power console viewer pw';
 const BMC_PW = 'Loopback-Bmc-Pw1';
 const MAC = '52:54:00:aa:00:01';
 
@@ -130,10 +134,15 @@ set_working_mc 0x20
   const logger = silentLogger();
   repos = openRepos({ path: join(dataDir, 'corral.db'), logger });
   const r = repos;
-  const [adminHash, operHash] = await Promise.all([hashPassword(ADMIN_PW), hashPassword(OPER_PW)]);
+  const [adminHash, operHash, viewerHash] = await Promise.all([
+    hashPassword(ADMIN_PW),
+    hashPassword(OPER_PW),
+    hashPassword(VIEWER_PW),
+  ]);
   r.store.write((j) => {
     r.users.upsertIn(j, 'admin', adminHash, 'admin');
     r.users.upsertIn(j, 'oper', operHash, 'operator');
+    r.users.upsertIn(j, 'vic', viewerHash, 'viewer');
     r.nodes.insertIn(j, {
       mac: MAC,
       name: 'box-1',
@@ -172,13 +181,22 @@ set_working_mc 0x20
     { driver: 'ipmi', address: '127.0.0.1', port: bmcPort, username: 'admin', password: BMC_PW },
     'test',
   );
+  const authenticator = new Authenticator(r);
   const app = express();
+  // The API's power routes, composed as createApiRouter does (JSON body, Basic auth, roles, JSON errors).
+  app.use(
+    '/api/v1',
+    express.json(),
+    requireBasicAuth(authenticator),
+    createRemoteApiRouter({ repos: r, config, power, privateKeyPath: key.privateKeyPath }),
+    apiErrorHandler(logger),
+  );
   app.use(
     createConsoleRouter({
       repos: r,
       config,
       logger,
-      authenticator: new Authenticator(r),
+      authenticator,
       remote: { power, sshKeyPath: key.privateKeyPath },
       // The real deployer with this power control: a deploy from the console reboots through the BMC.
       deployer: createDeployer({ repos: r, config, logger, key, power }),
@@ -227,16 +245,77 @@ test(
     const after = await (await admin.get('/nodes/box-1')).text();
     assert.match(after, /power <strong class="power-on">on<\/strong>/);
 
-    const viewer = new Browser(base);
-    await viewer.login('oper', OPER_PW);
-    const operPage = await (await viewer.get('/nodes/box-1')).text();
+    // Off and cycle cut a running node's power: "I confirm" is checked on the server; on stays one click.
+    const powerFile = (): string => readFileSync(join(dir, 'power'), 'utf8').trim();
+    const form = (html: string, action: string): string =>
+      new RegExp(`<form[^>]*action="/nodes/${MAC}/power/${action}"[\\s\\S]*?</form>`).exec(html)?.[0] ?? '';
+    assert.match(form(after, 'off'), /name="confirm" value="yes" required/);
+    assert.match(form(after, 'cycle'), /name="confirm" value="yes" required/);
+    assert.doesNotMatch(form(after, 'on'), /name="confirm"/);
+    const unconfirmed = await admin.post(`/nodes/${MAC}/power/off`, { _csrf: csrf });
+    assert.equal(unconfirmed.status, 303);
+    assert.match(
+      decodeURIComponent(unconfirmed.headers.get('location') ?? ''),
+      /Tick "I confirm" to power off box-1/,
+    );
+    assert.equal(powerFile(), '1', 'not powered off without the confirmation');
+    const noCycle = await admin.post(`/nodes/${MAC}/power/cycle`, { _csrf: csrf, confirm: 'no' });
+    assert.match(
+      decodeURIComponent(noCycle.headers.get('location') ?? ''),
+      /Tick "I confirm" to power-cycle/,
+    );
+    assert.equal(readFileSync(join(dir, 'chassis.log'), 'utf8').includes('set power 0'), false);
+    const off = await admin.post(`/nodes/${MAC}/power/off`, { _csrf: csrf, confirm: 'yes' });
+    assert.match(off.headers.get('location') ?? '', /ok=/);
+    assert.equal(powerFile(), '0', 'confirmed: the BMC was told to power off');
+    const on = await admin.post(`/nodes/${MAC}/power/on`, { _csrf: csrf });
+    assert.match(on.headers.get('location') ?? '', /ok=/);
+    assert.equal(powerFile(), '1');
+
+    const oper = new Browser(base);
+    await oper.login('oper', OPER_PW);
+    const operPage = await (await oper.get('/nodes/box-1')).text();
     assert.match(operPage, /power\/off/, 'operators get the buttons');
     assert.ok(!operPage.includes('Power settings'), 'only admins change the settings');
-    const denied = await viewer.post(`/nodes/${MAC}/power`, {
+    const denied = await oper.post(`/nodes/${MAC}/power`, {
       _csrf: hiddenValue(operPage, '_csrf'),
       driver: 'manual',
     });
     assert.equal(denied.status, 403);
+
+    // A viewer sees the power state but gets no buttons, and the server refuses the action anyway.
+    const viewer = new Browser(base);
+    assert.equal((await viewer.login('vic', VIEWER_PW)).status, 303);
+    const viewerPage = await (await viewer.get('/nodes/box-1')).text();
+    assert.match(viewerPage, /power <strong class="power-on">on<\/strong>/);
+    assert.doesNotMatch(viewerPage, /action="\/nodes\/[^"]*\/power\//, 'no power buttons for a viewer');
+    const viewerCsrf = hiddenValue(viewerPage, '_csrf');
+    for (const action of ['off', 'cycle']) {
+      const refused = await viewer.post(`/nodes/${MAC}/power/${action}`, {
+        _csrf: viewerCsrf,
+        confirm: 'yes',
+      });
+      assert.equal(refused.status, 403, `console ${action} as viewer`);
+    }
+    assert.equal(powerFile(), '1', 'the viewer changed nothing');
+
+    // The API applies the same rule: viewer refused, operator allowed.
+    const basic = (user: string, pw: string): Record<string, string> => ({
+      authorization: `Basic ${Buffer.from(`${user}:${pw}`).toString('base64')}`,
+    });
+    const apiViewer = await fetch(`${base}/api/v1/nodes/${MAC}/power/off`, {
+      method: 'POST',
+      headers: basic('vic', VIEWER_PW),
+    });
+    assert.equal(apiViewer.status, 403);
+    assert.equal(((await apiViewer.json()) as { error: { code: string } }).error.code, 'FORBIDDEN');
+    assert.equal(powerFile(), '1');
+    const apiOper = await fetch(`${base}/api/v1/nodes/${MAC}/power/status`, {
+      method: 'POST',
+      headers: basic('oper', OPER_PW),
+    });
+    assert.equal(apiOper.status, 200);
+    assert.equal(((await apiOper.json()) as { state: string }).state, 'on');
   },
 );
 
@@ -281,11 +360,13 @@ test(
   "the poller records a power change made behind the master's back, once",
   { skip, timeout: 30_000 },
   async () => {
+    // Only changes from here on: the panel test powered the node off and on through the console.
+    const since = repos!.events.list({ limit: 1 })[0]?.id ?? 0;
     writeFileSync(join(dir, 'power'), '0\n'); // someone pressed the button
     await powerControl!.pollAll();
     await powerControl!.pollAll();
     const changes = repos!.events
-      .list({ nodeMac: MAC, kind: 'power.state', limit: 10 })
+      .list({ nodeMac: MAC, kind: 'power.state', after: since, limit: 10 })
       .filter((e) => e.data?.['state'] === 'off');
     assert.equal(changes.length, 1);
     assert.equal(changes[0]!.data?.['previous'], 'on');
@@ -301,7 +382,11 @@ test(
     const oper = new Browser(base);
     assert.equal((await oper.login('oper', OPER_PW)).status, 303);
     const deploy = async (): Promise<string> => {
-      const res = await oper.post(`/nodes/${MAC}/deploy`, { _csrf: await oper.csrfToken(), image: 'tiny' });
+      const res = await oper.post(`/nodes/${MAC}/deploy`, {
+        _csrf: await oper.csrfToken(),
+        image: 'tiny',
+        confirm: 'yes',
+      });
       assert.equal(res.status, 303);
       return decodeURIComponent(res.headers.get('location') ?? '');
     };

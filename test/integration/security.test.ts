@@ -6,9 +6,11 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { Authenticator } from '../../master/auth/users.js';
 import { buildConfig } from '../../master/config.js';
 import { startMaster, type Master } from '../../master/master.js';
 import { silentLogger } from '../../master/util/logger.js';
@@ -479,6 +481,144 @@ describe('roles, users, audit, metrics and TOTP (master in-process, console on p
       next: '/',
     });
     assert.equal(replay.status, 401, 'a used code does not work twice');
+    await stop(m);
+  });
+});
+
+/**
+ * A GET from a chosen loopback source address (all of 127/8 is loopback on Linux), so one test can play
+ * several clients and tell the per-IP limit from the per-name one.
+ */
+function getFrom(
+  localAddress: string,
+  url: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { localAddress, headers, timeout: 10_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Counts password checks (scrypt) without changing what they do. */
+class CountingAuthenticator extends Authenticator {
+  checks = 0;
+  override async verify(name: string, password: string): ReturnType<Authenticator['verify']> {
+    this.checks++;
+    return super.verify(name, password);
+  }
+}
+
+async function medianMs(times: number, fn: () => Promise<unknown>): Promise<number> {
+  const runs: number[] = [];
+  for (let i = 0; i < times; i++) {
+    const t = process.hrtime.bigint();
+    await fn();
+    runs.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
+  runs.sort((a, b) => a - b);
+  return runs[Math.floor(runs.length / 2)] ?? 0;
+}
+
+describe('one sign-in rate limit for the console, API Basic auth and password changes', () => {
+  let m: Master;
+  let base: string;
+  const basic = (user: string, pw: string): Record<string, string> => ({
+    authorization: `Basic ${Buffer.from(`${user}:${pw}`).toString('base64')}`,
+  });
+
+  it('starts a master and creates two users', async () => {
+    m = await start(tempDir(), { https: false });
+    base = `http://127.0.0.1:${m.httpPort}`;
+    for (const name of ['eve', 'fred']) {
+      const r = await fetch(`${base}/api/v1/users`, {
+        method: 'POST',
+        headers: { ...basic('admin', PASSWORD), 'content-type': 'application/json' },
+        body: JSON.stringify({ name, role: 'viewer', password: `${name}-password-123` }),
+      });
+      assert.equal(r.status, 201);
+    }
+  });
+
+  it('API Basic: 10 failures per IP and per user name, then 429 AUTH_RATE_LIMITED with Retry-After', async () => {
+    const url = `${base}/api/v1/nodes`;
+    for (let i = 0; i < 10; i++) {
+      const r = await getFrom('127.0.0.2', url, basic('eve', `wrong-${i}`));
+      assert.equal(r.status, 401, `failure ${i + 1}`);
+      assert.equal((JSON.parse(r.body) as { error: { code: string } }).error.code, 'AUTH_FAILED');
+    }
+    const limited = await getFrom('127.0.0.2', url, basic('eve', 'eve-password-123'));
+    assert.equal(limited.status, 429, 'refused even with the right password');
+    const body = JSON.parse(limited.body) as {
+      error: { code: string; details: { retryAfterSeconds: number } };
+    };
+    assert.equal(body.error.code, 'AUTH_RATE_LIMITED');
+    const retryAfter = Number(limited.headers['retry-after']);
+    assert.ok(retryAfter > 0 && retryAfter <= 300, `Retry-After ${retryAfter}`);
+    assert.equal(body.error.details.retryAfterSeconds, retryAfter);
+
+    // The name is limited from any address; the address is limited for any name.
+    assert.equal((await getFrom('127.0.0.3', url, basic('eve', 'eve-password-123'))).status, 429);
+    assert.equal((await getFrom('127.0.0.2', url, basic('admin', PASSWORD))).status, 429);
+    assert.equal((await getFrom('127.0.0.3', url, basic('admin', PASSWORD))).status, 200);
+  });
+
+  it('the console sign-in shares the API budget: eve is refused there too', async () => {
+    const b = new Browser(base);
+    const res = await b.login('eve', 'eve-password-123');
+    assert.equal(res.status, 429);
+    assert.match(await res.text(), /Too many failed sign-in attempts/);
+  });
+
+  it('wrong current passwords on My account count too, and a limited change is refused', async () => {
+    const b = new Browser(base);
+    assert.equal((await b.login('fred', 'fred-password-123')).status, 303);
+    const token = await b.csrfToken();
+    for (let i = 0; i < 10; i++) {
+      const r = await b.post('/account/password', {
+        _csrf: token,
+        current: `wrong-${i}`,
+        password: 'fred-new-password-1',
+      });
+      assert.match(decodeURIComponent(r.headers.get('location') ?? ''), /current password is wrong/);
+    }
+    const limited = await b.post('/account/password', {
+      _csrf: token,
+      current: 'fred-password-123',
+      password: 'fred-new-password-1',
+    });
+    assert.match(decodeURIComponent(limited.headers.get('location') ?? ''), /Too many wrong passwords/);
+    assert.ok(Number(limited.headers.get('retry-after')) > 0);
+    // Unchanged, and the API (another address) now refuses fred's name as well.
+    const api = await getFrom('127.0.0.4', `${base}/api/v1/nodes`, basic('fred', 'fred-password-123'));
+    assert.equal(api.status, 429);
+  });
+
+  it('a limited caller costs no password check', async () => {
+    const auth = new CountingAuthenticator(m.repos);
+    const from = { ip: '192.0.2.7', name: 'eve' };
+    for (let i = 0; i < 10; i++) assert.equal((await auth.signIn(from, 'wrong')).outcome, 'failed');
+    assert.equal(auth.checks, 10);
+    const limited = await auth.signIn(from, 'eve-password-123');
+    assert.equal(limited.outcome, 'limited');
+    assert.equal(auth.checks, 10, 'no scrypt for a refused attempt');
+  });
+
+  it('an unknown user name takes as long to refuse as a wrong password (no user enumeration by timing)', async () => {
+    const auth = new Authenticator(m.repos);
+    await auth.verify('nobody-here', 'warm-up'); // the dummy hash is made once, on first use
+    const known = await medianMs(5, () => auth.verify('eve', 'not-her-password'));
+    const unknown = await medianMs(5, () => auth.verify('nobody-here', 'not-a-password'));
+    console.log(`# verify: wrong password ${known.toFixed(1)} ms, unknown user ${unknown.toFixed(1)} ms`);
+    assert.ok(known > 5, 'a wrong password costs a scrypt');
+    assert.ok(unknown > known * 0.4, `unknown user ${unknown} ms vs known ${known} ms`);
     await stop(m);
   });
 });

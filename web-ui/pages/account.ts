@@ -1,4 +1,5 @@
 import type { Router } from 'express';
+import { clientIp } from '../../master/api/auth.js';
 import { Password, resetPassword } from '../../master/auth/accounts.js';
 import { generateTotpSecret, matchTotp, otpauthUri } from '../../master/auth/totp.js';
 import { flash, formField, withFlash } from '../form.js';
@@ -24,7 +25,21 @@ export function mountAccount(router: Router, ctx: ConsoleContext): void {
   router.post('/account/password', async (req, res) => {
     const who = requireConsoleRole(res, 'viewer');
     const current = formField(req, 'current', 1024);
-    if (!(await ctx.authenticator.verify(who.user.name, current))) {
+    // Counted like a sign-in: a stolen session must not become an unlimited password oracle.
+    const check = await ctx.authenticator.signIn({ ip: clientIp(req), name: who.user.name }, current);
+    if (check.outcome === 'limited') {
+      res.set('Retry-After', String(Math.ceil(check.retryAfterMs / 1000)));
+      const minutes = Math.ceil(check.retryAfterMs / 60_000);
+      return res.redirect(
+        303,
+        withFlash(
+          '/account',
+          'err',
+          `Too many wrong passwords. Wait ${minutes} minute${minutes === 1 ? '' : 's'} and try again.`,
+        ),
+      );
+    }
+    if (check.outcome === 'failed') {
       return res.redirect(303, withFlash('/account', 'err', 'Your current password is wrong.'));
     }
     const next = Password.safeParse(formField(req, 'password', 1024));

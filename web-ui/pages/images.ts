@@ -14,7 +14,7 @@ import type { DeploymentRecord } from '../../master/store/deployments.js';
 import type { Role } from '../../master/store/users.js';
 import type { BeforeRisky } from '../../master/util/before-risky.js';
 import { CorralError, isCorralError } from '../../master/util/errors.js';
-import { flash, formField, withFlash } from '../form.js';
+import { flash, formField, requireConfirmed, withFlash } from '../form.js';
 import { requireConsoleRole, sendPage, signedIn, type ConsoleContext } from '../page.js';
 
 /** Deployment status → node-state badge colour (the text always names the status). */
@@ -123,6 +123,7 @@ export function mountImages(
       const image = formField(req, 'image', 64).trim();
       const layout = formField(req, 'layout', 32).trim();
       if (!image) throw new CorralError('BODY_INVALID', 'Choose an image to deploy.');
+      requireConfirmed(req);
       const { deployment, reboot } = await deployer.deploy(node, {
         image,
         layout: layout || undefined,

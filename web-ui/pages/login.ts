@@ -1,8 +1,8 @@
 import express, { type Request, type Response, type Router } from 'express';
+import { clientIp } from '../../master/api/auth.js';
 import { parseCookies, serializeCookie } from '../cookies.js';
 import { randomToken, submittedToken, tokensEqual } from '../csrf.js';
 import { safeNextPath } from '../local-path.js';
-import { FailureLimiter } from '../login-limiter.js';
 import { sendPage, signedIn, type ConsoleContext } from '../page.js';
 import { matchTotp, TotpReplayGuard } from '../../master/auth/totp.js';
 import { clearSessionCookie, resolveSession, sessionCookie, setSessionCookie } from '../session-guard.js';
@@ -14,13 +14,6 @@ import { clearSessionCookie, resolveSession, sessionCookie, setSessionCookie } f
  */
 const LOGIN_COOKIE = 'corral_login';
 const LOGIN_COOKIE_SECONDS = 3600;
-
-const LOGIN_MAX_FAILURES = 10;
-const LOGIN_WINDOW_MS = 5 * 60 * 1000;
-
-function clientIp(req: Request): string {
-  return (req.ip ?? req.socket.remoteAddress ?? 'unknown').replace(/^::ffff:/, '');
-}
 
 function field(req: Request, name: string, max: number): string {
   const body: unknown = req.body;
@@ -61,11 +54,6 @@ function minutes(ms: number): string {
 }
 
 export function mountLogin(router: Router, ctx: ConsoleContext): void {
-  const limiter = new FailureLimiter({
-    maxFailures: LOGIN_MAX_FAILURES,
-    windowMs: LOGIN_WINDOW_MS,
-    now: ctx.now,
-  });
   const log = ctx.logger.child({ module: 'console' });
   const replay = new TotpReplayGuard();
   const audit = (req: Request, actor: string, outcome: 'ok' | 'denied' | 'failed', detail: string): void => {
@@ -113,9 +101,9 @@ export function mountLogin(router: Router, ctx: ConsoleContext): void {
       );
     }
 
-    const ipKey = `ip:${ip}`;
-    const userKey = `user:${userName.toLowerCase()}`;
-    const wait = Math.max(limiter.retryAfterMs(ipKey), userName ? limiter.retryAfterMs(userKey) : 0);
+    // The limiter is the authenticator's, shared with API Basic auth and the password change form.
+    const from = { ip, name: userName };
+    const wait = ctx.authenticator.retryAfterMs(from);
     if (wait > 0) {
       log.warn({ ip, user: userName }, 'console login rate limited');
       audit(req, userName, 'denied', 'rate limited');
@@ -130,8 +118,7 @@ export function mountLogin(router: Router, ctx: ConsoleContext): void {
 
     const user = await ctx.authenticator.verify(userName, password);
     if (!user) {
-      limiter.fail(ipKey);
-      limiter.fail(userKey);
+      ctx.authenticator.recordFailure(from);
       log.info({ ip, user: userName }, 'console login failed');
       audit(req, userName, 'denied', 'wrong user name or password');
       return sendLogin(ctx, req, res, { next, userName, error: 'Wrong user name or password.' }, 401);
@@ -141,8 +128,7 @@ export function mountLogin(router: Router, ctx: ConsoleContext): void {
     if (totp?.enabledAt) {
       const step = matchTotp(totp.secret, field(req, 'code', 16).trim(), ctx.now());
       if (step === undefined || !replay.accept(user.name, step)) {
-        limiter.fail(ipKey);
-        limiter.fail(userKey);
+        ctx.authenticator.recordFailure(from);
         log.info({ ip, user: userName }, 'console login failed: authenticator code');
         audit(req, user.name, 'denied', 'wrong or reused authenticator code');
         const error =
@@ -155,8 +141,7 @@ export function mountLogin(router: Router, ctx: ConsoleContext): void {
     const previous = sessionCookie(req);
     if (previous) ctx.sessions.destroy(previous);
     const session = ctx.sessions.create(user.name);
-    // The IP counter is not reset: one valid account must not buy an attacker more guesses at others.
-    limiter.reset(userKey);
+    ctx.authenticator.recordSuccess(from);
     setSessionCookie(ctx, res, session.id);
     res.append(
       'Set-Cookie',

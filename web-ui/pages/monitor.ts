@@ -11,6 +11,7 @@ import { normaliseMac } from '../../master/nodes/inventory.js';
 import { RAW_TIER, ROLLUP_TIER, type MetricSample } from '../../master/store/metrics.js';
 import { CorralError } from '../../master/util/errors.js';
 import { requireConsoleRole, type ConsoleContext } from '../page.js';
+import { resolveSession, sessionCookie } from '../session-guard.js';
 
 export const RANGES: Record<string, number> = {
   '15m': 900,
@@ -48,6 +49,7 @@ export function tierFor(rangeSeconds: number, rawRetentionHours: number): number
 }
 
 const KEEPALIVE_MS = 20_000;
+/** Also how often the stream re-checks its session, so a logout ends it within this bound. */
 const EVENT_POLL_MS = 2000;
 
 function send(res: Response, event: string, data: unknown): void {
@@ -74,6 +76,7 @@ export function mountMonitor(router: Router, ctx: ConsoleContext): void {
 
   router.get('/monitor/stream', (req, res) => {
     requireConsoleRole(res, 'viewer');
+    const sessionId = sessionCookie(req);
     const only = req.query['source'] ? seriesSource(req.query['source']) : undefined;
     res.writeHead(200, {
       'Content-Type': 'text/event-stream; charset=utf-8',
@@ -94,6 +97,15 @@ export function mountMonitor(router: Router, ctx: ConsoleContext): void {
     ctx.monitor?.on('sample', onSample);
     ctx.monitor?.on('alerts', onAlerts);
     const poll = setInterval(() => {
+      // The session guard ran once, at connect; a stream can outlive its session by hours. Peek (not
+      // touch): an open tab must not keep an idle session alive. Logout, idle or age expiry, a password
+      // reset and a deleted user all end the session, and with it the stream.
+      if (!resolveSession(ctx, sessionId, 'peek')) {
+        send(res, 'session-ended', { login: '/login?expired=1' });
+        end();
+        res.end();
+        return;
+      }
       for (const ev of ctx.repos.events.list({ after: lastEvent, limit: 100 })) {
         if (only && only !== MASTER_SOURCE && ev.nodeMac !== only) {
           lastEvent = ev.id;

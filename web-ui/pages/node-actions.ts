@@ -8,7 +8,7 @@ import { findNode } from '../../master/api/v1.js';
 import { TRANSITIONS, transition } from '../../master/nodes/lifecycle.js';
 import { NODE_STATES, type NodeRecord, type NodeState } from '../../master/store/nodes.js';
 import { CorralError, isCorralError } from '../../master/util/errors.js';
-import { formField, formList, withFlash } from '../form.js';
+import { formField, formList, requireConfirmed, withFlash } from '../form.js';
 import { requireConsoleRole, type ConsoleContext } from '../page.js';
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -68,11 +68,6 @@ function remove(ctx: ConsoleContext, node: NodeRecord, actor: string): void {
   ctx.repos.metrics.forget(node.mac);
 }
 
-function confirmed(req: Request): void {
-  if (formField(req, 'confirm') !== 'yes')
-    throw new CorralError('BODY_INVALID', 'Tick "I confirm" to carry out this action.');
-}
-
 export function mountNodeActions(router: Router, ctx: ConsoleContext): void {
   const act = (
     path: string,
@@ -109,7 +104,7 @@ export function mountNodeActions(router: Router, ctx: ConsoleContext): void {
   });
 
   act('/nodes/:id/transition', byId, (req, actor) => {
-    confirmed(req);
+    requireConfirmed(req);
     const node = findNode(ctx.repos, String(req.params['id']));
     const to = formField(req, 'to', 20);
     if (!isState(to)) throw new CorralError('BODY_INVALID', `Unknown state '${to}'.`);
@@ -133,7 +128,7 @@ export function mountNodeActions(router: Router, ctx: ConsoleContext): void {
     (req, actor) => {
       const macs = formList(req, 'mac', 500);
       if (!macs.length) throw new CorralError('BODY_INVALID', 'Select at least one node.');
-      confirmed(req);
+      requireConfirmed(req);
       const action = formField(req, 'action', 40);
       const nodes = macs.map((m) => findNode(ctx.repos, m));
       const done: string[] = [];

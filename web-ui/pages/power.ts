@@ -14,6 +14,7 @@ import type { PowerControl } from '../../master/remote/power.js';
 import { isCorralError } from '../../master/util/errors.js';
 import { formField, withFlash } from '../form.js';
 import { requireConsoleRole, type ConsoleContext } from '../page.js';
+import { CONFIRMED_POWER_ACTIONS } from '../power-view.js';
 
 export function mountPower(router: Router, ctx: ConsoleContext, power: PowerControl): void {
   router.post('/nodes/:id/power/:action', async (req, res) => {
@@ -23,6 +24,15 @@ export function mountPower(router: Router, ctx: ConsoleContext, power: PowerCont
     const action = String(req.params['action'] ?? '') as PowerAction;
     if (!POWER_ACTIONS.includes(action))
       return void res.redirect(303, withFlash(back, 'err', `Unknown power action '${action}'.`));
+    if (CONFIRMED_POWER_ACTIONS.includes(action) && formField(req, 'confirm') !== 'yes')
+      return void res.redirect(
+        303,
+        withFlash(
+          back,
+          'err',
+          `Tick "I confirm" to ${action === 'off' ? 'power off' : 'power-cycle'} ${node.name}.`,
+        ),
+      );
     try {
       const r = await power.act(node, action, who.user.name);
       res.redirect(

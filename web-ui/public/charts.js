@@ -143,6 +143,12 @@
     }
     body.insertBefore(tr, body.firstChild);
   });
+  // The server ends the stream when the session ends (sign-out in another tab, idle timeout, user
+  // deleted); without close() EventSource would reconnect, and the page would sit there looking live.
+  stream.addEventListener('session-ended', (e) => {
+    stream.close();
+    window.location.assign(JSON.parse(e.data).login);
+  });
   stream.addEventListener('alerts', (e) => {
     const list = JSON.parse(e.data);
     const box = document.getElementById('alerts');
