@@ -168,8 +168,13 @@ export const ConfigSchema = z
     monitor: z
       .object({
         enabled: z.boolean().default(true),
-        /** Sampling interval of the master itself; nodes report at their own pace. */
+        /** Sampling interval of the master itself. */
         intervalSeconds: z.number().int().min(1).max(3600).default(10),
+        /**
+         * How often deployed nodes are sampled over SSH (master/monitor/node-collector.ts, with the
+         * remote.exec user, port, fan-out and connect timeout); 0 turns the collector off.
+         */
+        nodeSshSeconds: z.number().int().min(0).max(3600).default(30),
         /** A node that reported metrics and then stays silent this many intervals raises "node down". */
         nodeDownIntervals: z.number().int().min(2).max(1000).default(6),
         /** A master filesystem fuller than this (percent) raises "disk nearly full". */
@@ -186,6 +191,7 @@ export const ConfigSchema = z
       .default({
         enabled: true,
         intervalSeconds: 10,
+        nodeSshSeconds: 30,
         nodeDownIntervals: 6,
         diskAlertPercent: 90,
         rawRetentionHours: 24,

@@ -21,6 +21,8 @@ import { redirectToHttps } from '../web-ui/https-redirect.js';
 import { ensureTls } from './auth/tls.js';
 import { Monitor } from './monitor/monitor.js';
 import { systemSampler } from './monitor/sampler.js';
+import { NodeCollector } from './monitor/node-collector.js';
+import { backupLagSeconds } from './ha/backup-lag.js';
 import { startDhcpServer, type DhcpServer } from './dhcp/index.js';
 import type { PoolSpec } from './dhcp/pool.js';
 import { startTftpServer, type TftpServer } from './tftp/index.js';
@@ -200,7 +202,14 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
     closers.push({ name: 'sharedroot', close: () => sharedRoot.close() });
     const lb = new LoadBalancer({ repos, config, logger });
     const monitor = config.monitor.enabled
-      ? new Monitor({ repos, config, logger, sampler: systemSampler(config.dataDir) })
+      ? new Monitor({
+          repos,
+          config,
+          logger,
+          sampler: systemSampler(config.dataDir),
+          // HA feeds the "backup lagging" alert.
+          ...(ha ? { backupLagSeconds: () => backupLagSeconds(ha.controller.status()) } : {}),
+        })
       : undefined;
     const api = createApiRouter({
       ...(monitor ? { monitor } : {}),
@@ -328,6 +337,16 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
     if (monitor) {
       monitor.start();
       closers.push({ name: 'monitor', close: async () => monitor.stop() });
+      // Deployed nodes sampled over SSH (monitor.nodeSshSeconds; 0 = off).
+      const nodes = new NodeCollector({
+        repos,
+        config,
+        logger,
+        monitor,
+        privateKeyPath: masterKeyPath(config.dataDir),
+      });
+      nodes.start();
+      closers.push({ name: 'node-collector', close: () => nodes.stop() });
     }
     if (ha) {
       ha.start(httpPort);

@@ -17,6 +17,7 @@ export interface AlertInput {
   lastReports: ReadonlyMap<string, number>;
   nodes: readonly Pick<NodeRecord, 'mac' | 'name' | 'state'>[];
   nowSeconds: number;
+  /** How often a node is expected to report. */
   intervalSeconds: number;
   nodeDownIntervals: number;
   diskAlertPercent: number;

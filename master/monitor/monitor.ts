@@ -97,7 +97,8 @@ export class Monitor extends EventEmitter<{ sample: [SampleEvent]; alerts: [Acti
       lastReports: repos.metrics.lastReports(),
       nodes: repos.nodes.list(),
       nowSeconds: this.now() / 1000,
-      intervalSeconds: config.monitor.intervalSeconds,
+      // Nodes are expected at the collector's pace when it runs (slower than the master's by default).
+      intervalSeconds: Math.max(config.monitor.intervalSeconds, config.monitor.nodeSshSeconds),
       nodeDownIntervals: config.monitor.nodeDownIntervals,
       diskAlertPercent: config.monitor.diskAlertPercent,
       backupLagSeconds: this.options.backupLagSeconds?.(),

@@ -35,7 +35,7 @@ function nodePerf(ctx: ConsoleContext, mac: string): Record<string, unknown> {
     at: latest ? new Date(latest.at * 1000).toISOString() : null,
     ranges: RANGE_LINKS,
     empty:
-      'No metrics reported by this node yet. Deployed nodes report through POST /api/v1/nodes/MAC/metrics (docs/monitoring.md).',
+      'No metrics for this node yet. The master samples deployed nodes over SSH with its key (monitor.nodeSshSeconds); other nodes appear only if they POST to /api/v1/nodes/MAC/metrics (docs/monitoring.md).',
   };
 }
 
