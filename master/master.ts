@@ -98,7 +98,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
   try {
     await ensureAdmin(repos, config.dataDir, options.initialAdminPassword, logger);
     const authenticator = new Authenticator(repos);
-    // Restore points (issue 9); `snapshots.beforeRisky` goes to risky operations (image delete, for now).
+    // Restore points (issue 9); `snapshots.beforeRisky` goes to risky operations (image delete, bulk deploy).
     const snapshots = startSnapshots({ repos, config, logger });
     closers.push({ name: 'snapshots', close: () => snapshots.close() });
     // Remote control (issue #11): power drivers (passwords sealed with DATA_DIR/keys/power.key), state poller.

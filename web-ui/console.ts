@@ -73,7 +73,10 @@ export interface ConsoleDeps {
   sharedRoot?: ConsoleSharedRoots;
   /** OS deployment (issue 5): the Images page and the node deploy page are mounted when given. */
   deployer?: Deployer;
-  /** Awaited before the Images page deletes an image: an automatic restore point (snapshots.beforeRisky). */
+  /**
+   * Awaited before the Images page deletes an image and before a bulk deploy of more than one node: an
+   * automatic restore point (snapshots.beforeRisky).
+   */
   beforeRisky?: BeforeRisky;
 }
 
@@ -132,7 +135,12 @@ export function createConsoleRouter(deps: ConsoleDeps): Router {
   mountLogout(router, ctx);
   if (deps.writeGate) router.use(deps.writeGate);
   mountDashboard(router, ctx);
-  mountNodes(router, ctx);
+  mountNodes(router, ctx, {
+    lb: deps.lb,
+    deployer: deps.deployer,
+    power: deps.remote?.power,
+    beforeRisky: deps.beforeRisky,
+  });
   mountEvents(router, ctx);
   mountUsers(router, ctx);
   mountAudit(router, ctx);

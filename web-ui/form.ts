@@ -17,10 +17,15 @@ export function formList(req: Request, name: string, maxItems = 1000): string[] 
   return list.filter((v): v is string => typeof v === 'string').slice(0, maxItems);
 }
 
-/** A flash message carried across a POST-redirect-GET in the query string (`?ok=` / `?err=`). */
+const FLASH_MAX = 2000;
+
+/**
+ * A flash message carried across a POST-redirect-GET in the query string (`?ok=` / `?err=`). Long enough
+ * for a bulk action's per-node outcomes; the cap keeps a crafted link from filling the page.
+ */
 export function flash(req: Request): { ok?: string; err?: string } {
-  const ok = typeof req.query['ok'] === 'string' ? req.query['ok'].slice(0, 300) : undefined;
-  const err = typeof req.query['err'] === 'string' ? req.query['err'].slice(0, 300) : undefined;
+  const ok = typeof req.query['ok'] === 'string' ? req.query['ok'].slice(0, FLASH_MAX) : undefined;
+  const err = typeof req.query['err'] === 'string' ? req.query['err'].slice(0, FLASH_MAX) : undefined;
   return { ...(ok ? { ok } : {}), ...(err ? { err } : {}) };
 }
 

@@ -1,7 +1,7 @@
 /**
  * The snapshots subsystem as master.ts wires it: restore points, their schedule, and `beforeRisky` for
- * other subsystems to await before a risky operation (image delete; mass deploy next). Those subsystems
- * receive only that function (util/before-risky.ts), never this module.
+ * other subsystems to await before a risky operation (image delete, the console's bulk deploy). Those
+ * subsystems receive only that function (util/before-risky.ts), never this module.
  */
 import { join } from 'node:path';
 import type { FrozenConfig } from '../config.js';

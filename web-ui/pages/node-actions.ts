@@ -1,15 +1,18 @@
 /**
  * Node actions from the console: rename / set role, lifecycle transitions (through master/nodes/lifecycle.ts,
- * the only writer of node state), delete, and the same as bulk actions on the node list. Roles are checked
- * here on the server (operator; delete needs admin), exactly as the API checks them.
+ * the only writer of node state), delete, and the same as bulk actions on the node list, which can also
+ * deploy an image and switch power (node-bulk.ts). Roles are checked here on the server (operator; delete
+ * needs admin), exactly as the API checks them.
  */
 import type { Request, Router } from 'express';
 import { findNode } from '../../master/api/v1.js';
 import { TRANSITIONS, transition } from '../../master/nodes/lifecycle.js';
 import { NODE_STATES, type NodeRecord, type NodeState } from '../../master/store/nodes.js';
+import type { PowerAction } from '../../master/remote/power-driver.js';
 import { CorralError, isCorralError } from '../../master/util/errors.js';
 import { formField, formList, requireConfirmed, withFlash } from '../form.js';
 import { requireConsoleRole, type ConsoleContext } from '../page.js';
+import { bulkDeploy, bulkPower, bulkSummary, type BulkOutcome, type NodeBulkDeps } from './node-bulk.js';
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const ROLE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
@@ -68,16 +71,16 @@ function remove(ctx: ConsoleContext, node: NodeRecord, actor: string): void {
   ctx.repos.metrics.forget(node.mac);
 }
 
-export function mountNodeActions(router: Router, ctx: ConsoleContext): void {
+export function mountNodeActions(router: Router, ctx: ConsoleContext, deps: NodeBulkDeps = {}): void {
   const act = (
     path: string,
     back: (req: Request) => string,
-    fn: (req: Request, actor: string) => string,
+    fn: (req: Request, actor: string) => string | Promise<string>,
   ): void => {
-    router.post(path, (req, res) => {
+    router.post(path, async (req, res) => {
       let target = back(req);
       try {
-        const message = fn(req, requireConsoleRole(res, 'operator').user.name);
+        const message = await fn(req, requireConsoleRole(res, 'operator').user.name);
         if (message.startsWith('/')) return res.redirect(303, message);
         res.redirect(303, withFlash(target, 'ok', message));
       } catch (err) {
@@ -125,12 +128,42 @@ export function mountNodeActions(router: Router, ctx: ConsoleContext): void {
   act(
     '/nodes/bulk',
     () => '/nodes',
-    (req, actor) => {
+    async (req, actor) => {
       const macs = formList(req, 'mac', 500);
       if (!macs.length) throw new CorralError('BODY_INVALID', 'Select at least one node.');
       requireConfirmed(req);
       const action = formField(req, 'action', 40);
       const nodes = macs.map((m) => findNode(ctx.repos, m));
+      const report = (what: string, o: BulkOutcome): string => {
+        const s = bulkSummary(what, o);
+        return withFlash('/nodes', s.kind, s.message);
+      };
+      if (action === 'deploy') {
+        const image = formField(req, 'image', 64).trim();
+        const layout = formField(req, 'layout', 32).trim() || undefined;
+        try {
+          const o = await bulkDeploy(
+            { ...deps, repos: ctx.repos, config: ctx.config },
+            nodes,
+            image,
+            layout,
+            actor,
+          );
+          return report(`Deploying ${image}`, o);
+        } catch (err) {
+          if (!isCorralError(err) || err.code !== 'SNAPSHOT_FAILED') throw err;
+          return withFlash(
+            '/nodes',
+            'err',
+            `No restore point could be taken, so nothing was deployed: ${err.message}. ${err.hint}`,
+          );
+        }
+      }
+      if (action.startsWith('power:'))
+        return report(
+          `Power ${action.slice(6)}`,
+          await bulkPower(deps, nodes, action.slice(6) as PowerAction, actor),
+        );
       const done: string[] = [];
       const failed: string[] = [];
       for (const node of nodes) {
@@ -153,11 +186,7 @@ export function mountNodeActions(router: Router, ctx: ConsoleContext): void {
           failed.push(`${node.name} (${err.message})`);
         }
       }
-      const parts = [
-        done.length ? `Done for ${done.join(', ')}.` : '',
-        failed.length ? `Refused: ${failed.join('; ')}.` : '',
-      ];
-      return withFlash('/nodes', failed.length ? 'err' : 'ok', parts.filter(Boolean).join(' '));
+      return report('', { done, failed });
     },
   );
 }

@@ -17,6 +17,14 @@ import { flash } from '../form.js';
 import { powerPanel } from '../power-view.js';
 import { perfFacts, RANGE_LINKS } from '../perf-view.js';
 import { mountNodeActions, transitionOptions } from './node-actions.js';
+import type { LoadBalancer } from '../../master/lb/load-balancer.js';
+import { BULK_POWER_ACTIONS, type NodeBulkDeps } from './node-bulk.js';
+import { mountNodeLb, nodeLbPanel } from './node-lb.js';
+
+/** The subsystems the node pages use when the master has them (bulk deploy and power, the LB panel). */
+export interface NodePagesDeps extends NodeBulkDeps {
+  lb?: LoadBalancer | undefined;
+}
 
 const TIMELINE_EVENTS = 100;
 
@@ -39,8 +47,9 @@ function nodePerf(ctx: ConsoleContext, mac: string): Record<string, unknown> {
   };
 }
 
-export function mountNodes(router: Router, ctx: ConsoleContext): void {
-  mountNodeActions(router, ctx);
+export function mountNodes(router: Router, ctx: ConsoleContext, deps: NodePagesDeps = {}): void {
+  mountNodeActions(router, ctx, deps);
+  if (deps.lb) mountNodeLb(router, ctx, deps.lb);
   router.get('/nodes', (req, res) => {
     const query = parseNodeTableQuery(req.query as Record<string, unknown>);
     const all = ctx.repos.nodes.list().map(nodeRow);
@@ -65,6 +74,13 @@ export function mountNodes(router: Router, ctx: ConsoleContext): void {
       canOperate: can(res, 'operator'),
       canDelete: can(res, 'admin'),
       bulkStates: ['ready', 'retiring'],
+      bulkDeploy: deps.deployer
+        ? {
+            images: ctx.repos.images.list().map((i) => i.name),
+            layouts: ['default', ...Object.keys(ctx.config.deploy.layouts).filter((l) => l !== 'default')],
+          }
+        : null,
+      bulkPower: deps.power ? BULK_POWER_ACTIONS : null,
       ...flash(req),
     });
   });
@@ -89,6 +105,7 @@ export function mountNodes(router: Router, ctx: ConsoleContext): void {
       perf: ctx.monitor ? nodePerf(ctx, node.mac) : null,
       charts: Boolean(ctx.monitor),
       power: powerPanel(ctx.repos.powerConfigs.get(node.mac), signedIn(res)?.user.role),
+      lb: nodeLbPanel(deps.lb, node, signedIn(res)?.user.role),
       ...flash(req),
     });
   });

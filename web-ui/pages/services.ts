@@ -5,24 +5,11 @@
  */
 import type { Router } from 'express';
 import { roleAllows } from '../../master/api/auth.js';
-import type { LoadBalancer, ServiceHealth } from '../../master/lb/load-balancer.js';
-import { ADMIN_STATES, type AdminState } from '../../master/lb/service-spec.js';
+import type { LoadBalancer } from '../../master/lb/load-balancer.js';
 import { CorralError } from '../../master/util/errors.js';
+import { adminStateField, healthBadge as badge, serverRow } from '../lb-view.js';
 import { sendPage, signedIn, type ConsoleContext } from '../page.js';
 import type { Role } from '../../master/store/users.js';
-
-/** Badge colours reuse the node-state palette; the text always names the health. */
-const BADGE: Record<string, string> = {
-  up: 'deployed',
-  healthy: 'deployed',
-  down: 'failed',
-  degraded: 'retiring',
-  drain: 'retiring',
-  maint: 'deploying',
-  unknown: 'discovered',
-  unchecked: 'discovered',
-  empty: 'discovered',
-};
 
 function field(body: unknown, name: string): string {
   const v = body && typeof body === 'object' ? (body as Record<string, unknown>)[name] : undefined;
@@ -64,7 +51,6 @@ export function mountServices(router: Router, ctx: ConsoleContext, lb: LoadBalan
   const need = (res: Parameters<typeof signedIn>[0], min: Role): void => {
     if (!roleAllows(role(res), min)) throw new CorralError('FORBIDDEN', `this needs the ${min} role`);
   };
-  const badge = (h: ServiceHealth | string): string => BADGE[h] ?? 'discovered';
 
   router.get('/services', (_req, res) => {
     const views = lb.views();
@@ -108,28 +94,20 @@ export function mountServices(router: Router, ctx: ConsoleContext, lb: LoadBalan
           : 'TCP connect',
       members: v.spec.role ? `role ${v.spec.role}` : (v.spec.nodes ?? []).join(', '),
       servers: v.servers.map((s) => ({
-        ...s,
+        ...serverRow(
+          s,
+          `/services/${encodeURIComponent(v.spec.name)}/servers/${encodeURIComponent(s.mac)}/state`,
+        ),
         nodeHref: `/nodes/${encodeURIComponent(s.mac)}`,
-        badge: badge(s.health),
-        action: `/services/${encodeURIComponent(v.spec.name)}/servers/${encodeURIComponent(s.mac)}/state`,
-        buttons: ADMIN_STATES.map((st) => ({ state: st, current: st === s.admin })),
       })),
     });
   });
 
   router.post('/services/:name/servers/:node/state', async (req, res) => {
     need(res, 'operator');
-    const state = field(req.body, 'state');
-    if (!(ADMIN_STATES as readonly string[]).includes(state)) {
-      throw new CorralError('BODY_INVALID', `state: must be one of ${ADMIN_STATES.join(', ')}`);
-    }
+    const state = adminStateField(req);
     const name = String(req.params['name'] ?? '');
-    await lb.setServerState(
-      name,
-      String(req.params['node'] ?? ''),
-      state as AdminState,
-      signedIn(res)?.user.name ?? null,
-    );
+    await lb.setServerState(name, String(req.params['node'] ?? ''), state, signedIn(res)?.user.name ?? null);
     res.redirect(303, `/services/${encodeURIComponent(name)}`);
   });
 
