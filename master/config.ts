@@ -143,7 +143,7 @@ export const ConfigSchema = z
         /** Run HAProxy for declared services (it starts with the first service). */
         enabled: z.boolean().default(true),
         haproxyBin: z.string().min(1).default('haproxy'),
-        /** Address the services' front ends bind; defaults to `address` (the VIP once HA lands). */
+        /** Address the services' front ends bind; defaults to the HA VIP when HA is on, else `address`. */
         bind: ipv4.optional(),
         /** How often HAProxy's server states are read (events, admin-state repair, membership). */
         pollMs: z.number().int().min(100).max(60_000).default(1000),
@@ -310,7 +310,7 @@ function portFlag(name: string, value: string): number {
 }
 
 /** Subnet of a range when none is configured: the /24 around the master's address. */
-function defaultSubnet(address: string): string {
+export function defaultSubnet(address: string): string {
   const parts = address.split('.');
   return `${parts.slice(0, 3).join('.')}.0/24`;
 }
@@ -359,6 +359,12 @@ export function buildConfig(fileJson: unknown, flags: ConfigFlags): FrozenConfig
   if (config.dhcp.mode === 'server' && !config.dhcp.subnet)
     config.dhcp.subnet = defaultSubnet(config.address);
   return deepFreeze(config);
+}
+
+/** The subnets nodes boot from: the local segment's and every relayed pool's (CIDR). */
+export function provisioningSubnets(config: FrozenConfig): string[] {
+  const local = config.dhcp.subnet ?? defaultSubnet(config.address);
+  return [...new Set([local, ...config.dhcp.relayPools.map((p) => p.subnet)])];
 }
 
 /** Base URL nodes use to reach the master's HTTP server. */

@@ -61,6 +61,16 @@ export interface LbStatus {
   lastError: string | null;
 }
 
+/**
+ * Where the services' front ends listen: `lb.bind`, else the VIP when HA is on (clients follow the VIP
+ * across a failover), else the master's own address.
+ */
+export function frontendAddress(config: FrozenConfig): string {
+  if (config.lb.bind) return config.lb.bind;
+  if (config.ha.enabled && config.ha.vip) return config.ha.vip.split('/')[0] ?? config.address;
+  return config.address;
+}
+
 export class LoadBalancer {
   readonly bind: string;
   private readonly proc: HaproxyProcess;
@@ -78,7 +88,7 @@ export class LoadBalancer {
 
   constructor(private readonly opts: LoadBalancerOptions) {
     this.log = opts.logger.child({ module: 'lb' });
-    this.bind = opts.config.lb.bind ?? opts.config.address;
+    this.bind = frontendAddress(opts.config);
     this.proc = new HaproxyProcess({
       bin: opts.config.lb.haproxyBin,
       dir: join(opts.config.dataDir, 'haproxy'),
@@ -372,6 +382,7 @@ export class LoadBalancer {
     const text = renderHaproxyConfig({
       ...(this.version ? { version: this.version } : {}),
       bind: this.bind,
+      nonLocalBind: this.bind !== this.opts.config.address,
       paths: this.proc.paths,
       services: services.map((spec) => ({ spec, servers: membersOf(spec, nodes) })),
     });

@@ -15,6 +15,11 @@ export interface HaproxyPaths {
 
 export interface RenderInput {
   bind: string;
+  /**
+   * The bind address may not be on this host (a VIP keepalived holds on the other master): HAProxy's
+   * `transparent` (IP_TRANSPARENT) lets it listen anyway, so the backup is ready the moment the VIP moves.
+   */
+  nonLocalBind?: boolean;
   paths: HaproxyPaths;
   services: readonly { spec: ServiceSpec; servers: readonly BackendServer[] }[];
   /** HAProxy's version as [major, minor]: directives newer than the running HAProxy are left out. */
@@ -45,7 +50,7 @@ export function renderHaproxyConfig(input: RenderInput): string {
       .map(({ spec, servers }) => ({
         name: spec.name,
         proxy: proxyName(spec.name),
-        bind: `${input.bind}:${spec.port}`,
+        bind: `${input.bind}:${spec.port}${input.nonLocalBind ? ' transparent' : ''}`,
         mode: spec.protocol,
         balance: spec.balance,
         http: spec.protocol === 'http',

@@ -20,6 +20,14 @@ export const SharedRootConfigSchema = z
       .string()
       .regex(/^\d+[kmg%]?$/, 'must be a tmpfs size like 512m or 50%')
       .default('50%'),
+    /**
+     * Who may mount the read-only roots: addresses, CIDRs or `*`. Default: the provisioning subnets (the
+     * local segment's and each relay pool's), so a host elsewhere cannot read the shared OS tree.
+     */
+    clients: z
+      .array(z.string().regex(/^(\*|\d{1,3}(\.\d{1,3}){3}(\/\d{1,2})?)$/, 'must be an address, a CIDR or *'))
+      .min(1)
+      .optional(),
     /** How often the master compares the wanted exports with the running server's. */
     reconcileSeconds: z.number().int().min(1).max(3600).default(5),
     /** How long a (re)started server may take to report "NFS SERVER INITIALIZED". */

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import type { FrozenConfig } from '../config.js';
+import { provisioningSubnets, type FrozenConfig } from '../config.js';
 import type { Repos } from '../store/repos.js';
 import type { DisklessAssignment, SharedRootRecord, SharedRootVersion } from '../store/sharedroots.js';
 import type { NodeRecord } from '../store/nodes.js';
@@ -253,7 +253,7 @@ export class SharedRoots {
     return { rootName: root.name, version: v.version, rootId: v.rootId, params };
   }
 
-  /** Every retained ready version read-only to all; each persistent node directory read-write to its node. */
+  /** Every retained ready version read-only to the provisioning subnets; each persistent node directory read-write to its node. */
   exports(): NfsExport[] {
     const out: NfsExport[] = [];
     for (const v of this.repos.sharedRoots.allVersions()) {
@@ -264,7 +264,7 @@ export class SharedRoots {
         path: versionDir(this.dir, v.name, v.version),
         pseudo,
         access: 'RO',
-        clients: ['*'],
+        clients: [...(this.config.sharedRoot.clients ?? provisioningSubnets(this.config))],
         comment: `shared root ${v.name} version ${v.version} (${v.rootId})`,
       });
     }

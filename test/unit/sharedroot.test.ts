@@ -202,6 +202,30 @@ test('shared roots: create, draft copy, publish atomically, rollback, exports, d
     ]);
     const rw = roots.exports().find((e) => e.access === 'RW');
     assert.deepEqual(rw?.clients, ['10.99.0.101'], 'a persistent directory is exported to its node only');
+    assert.deepEqual(
+      roots.exports().find((e) => e.access === 'RO')?.clients,
+      ['10.99.0.0/24'],
+      'read-only roots go to the provisioning subnet, not to everyone',
+    );
+    const relayed = testConfig({
+      dataDir: t.dir,
+      dhcp: {
+        mode: 'server',
+        range: '10.99.0.100-10.99.0.199',
+        relayPools: [{ subnet: '10.98.0.0/24', range: '10.98.0.100-10.98.0.199' }],
+      },
+    });
+    assert.deepEqual(
+      new SharedRoots(t.repos, relayed).exports().find((e) => e.access === 'RO')?.clients,
+      ['10.99.0.0/24', '10.98.0.0/24'],
+      'relayed racks may mount the roots too',
+    );
+    const open = testConfig({ dataDir: t.dir, sharedRoot: { clients: ['*'] } });
+    assert.deepEqual(new SharedRoots(t.repos, open).exports().find((e) => e.access === 'RO')?.clients, ['*']);
+    assert.throws(
+      () => testConfig({ sharedRoot: { clients: ['10.0.0.0/24; rm'] } }),
+      /sharedRoot\.clients\.0/,
+    );
 
     const published = roots.publish('web');
     assert.equal(published.currentVersion, 2);
