@@ -10,30 +10,25 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TestNet, hasCommand, run, waitFor, type Host } from '../helpers/netns.js';
+import { TestNet, run, waitFor, type Host } from '../helpers/netns.js';
 import { exitOf } from '../helpers/master-process.js';
 import { openRepos } from '../../master/store/repos.js';
 import { RAW_TIER, type MetricSample } from '../../master/store/metrics.js';
 import { silentLogger } from '../../master/util/logger.js';
 import { ensureMasterKey } from '../../master/deploy/ssh.js';
+import { prepareSshd, sshdSkipReason, writeAuthorizedKeys } from '../helpers/sshd.js';
 
 const SUBNET = '10.77.14';
-const SSHD = '/usr/sbin/sshd';
 const HELPER = fileURLToPath(new URL('../helpers/node-collector-run.js', import.meta.url));
 const NODE = '52:54:00:77:14:10';
 const GONE = '52:54:00:77:14:99';
 const DEPLOYING = '52:54:00:77:14:11';
 const NO_IP = '52:54:00:77:14:12';
-const skip =
-  process.getuid?.() !== 0
-    ? 'needs root (network namespaces)'
-    : !hasCommand(SSHD) || !hasCommand('ssh-keygen')
-      ? 'missing openssh-server / openssh-client'
-      : false;
+const skip = sshdSkipReason();
 if (skip) console.log(`# node-metrics: SKIPPED, ${skip} (scripts/setup.sh installs openssh-server)`);
 
 let net: TestNet | undefined;
@@ -55,49 +50,12 @@ test(
     try {
       dir = mkdtempSync(join(tmpdir(), 'corral-nodemetrics-'));
       const dataDir = join(dir, 'data');
-      mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
       const key = await ensureMasterKey(dataDir);
-      writeFileSync(join(dir, 'authorized_keys'), `${key.publicKey}\n`, { mode: 0o600 });
+      const authorizedKeys = writeAuthorizedKeys(dir, key.publicKey);
       net = new TestNet('cnm');
       const master = net.addHost('nm', `${SUBNET}.1/24`);
       const node: Host = net.addHost('nn', `${SUBNET}.10/24`);
-      const hostKey = join(dir, 'host');
-      net.nsExec(node.ns, ['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
-      const sshdConf = join(dir, 'sshd.conf');
-      writeFileSync(
-        sshdConf,
-        [
-          'Port 22',
-          `ListenAddress ${node.address}`,
-          `HostKey ${hostKey}`,
-          `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
-          `PidFile ${join(dir, 'sshd.pid')}`,
-          'PermitRootLogin prohibit-password',
-          'PasswordAuthentication no',
-          'KbdInteractiveAuthentication no',
-          'UsePAM no',
-          'StrictModes no',
-          'LogLevel ERROR',
-        ].join('\n') + '\n',
-      );
-      net.nsExec(node.ns, [SSHD, '-t', '-f', sshdConf]);
-      const startSshd = async (): Promise<void> => {
-        net!.spawnIn(node.ns, [SSHD, '-D', '-e', '-f', sshdConf], { stdio: 'ignore' });
-        await waitFor(
-          'sshd listening',
-          () => {
-            try {
-              return net!
-                .nsExec(master.ns, ['bash', '-c', `exec 3<>/dev/tcp/${node.address}/22 && head -c 4 <&3`])
-                .startsWith('SSH');
-            } catch {
-              return false;
-            }
-          },
-          10_000,
-          100,
-        );
-      };
+      const startSshd = prepareSshd(net, node, { dir, name: 'node', authorizedKeys, fromNs: master.ns });
       await startSshd();
 
       const repos = openRepos({ path: join(dataDir, 'corral.db'), logger: silentLogger() });

@@ -8,23 +8,18 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TestNet, hasCommand, waitFor, type Host } from '../helpers/netns.js';
+import { TestNet, type Host } from '../helpers/netns.js';
 import { CLI, exitOf, startMasterProcess, type MasterProcess } from '../helpers/master-process.js';
 import { openRepos } from '../../master/store/repos.js';
 import { silentLogger } from '../../master/util/logger.js';
 import { ensureMasterKey } from '../../master/deploy/ssh.js';
+import { prepareSshd, sshdSkipReason, writeAuthorizedKeys } from '../helpers/sshd.js';
 
 const SUBNET = '10.77.12';
-const SSHD = '/usr/sbin/sshd';
-const skip =
-  process.getuid?.() !== 0
-    ? 'needs root (network namespaces)'
-    : !hasCommand(SSHD) || !hasCommand('ssh-keygen')
-      ? 'missing openssh-server / openssh-client'
-      : false;
+const skip = sshdSkipReason();
 if (skip) console.log(`# remote-exec: SKIPPED, ${skip} (scripts/setup.sh installs openssh-server)`);
 
 let net: TestNet | undefined;
@@ -54,36 +49,15 @@ before(async () => {
   if (skip) return;
   dir = mkdtempSync(join(tmpdir(), 'corral-exec-'));
   dataDir = join(dir, 'data');
-  // sshd insists on its privilege-separation directory (normally made by the service unit).
-  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
   const key = await ensureMasterKey(dataDir);
-  writeFileSync(join(dir, 'authorized_keys'), `${key.publicKey}\n`, { mode: 0o600 });
+  const authorizedKeys = writeAuthorizedKeys(dir, key.publicKey);
   net = new TestNet('cex');
   master = net.addHost('em', `${SUBNET}.1/24`);
+  const starts: (() => Promise<void>)[] = [];
   for (let i = 0; i < 3; i++) {
     const h = net.addHost(`e${i}`, `${SUBNET}.1${i}/24`);
     hosts.push(h);
-    const hostKey = join(dir, `host${i}`);
-    net.nsExec(h.ns, ['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
-    const conf = join(dir, `sshd${i}.conf`);
-    writeFileSync(
-      conf,
-      [
-        'Port 22',
-        `ListenAddress ${h.address}`,
-        `HostKey ${hostKey}`,
-        `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
-        `PidFile ${join(dir, `sshd${i}.pid`)}`,
-        'PermitRootLogin prohibit-password',
-        'PasswordAuthentication no',
-        'KbdInteractiveAuthentication no',
-        'UsePAM no',
-        'StrictModes no',
-        'LogLevel ERROR',
-      ].join('\n') + '\n',
-    );
-    net.nsExec(h.ns, [SSHD, '-t', '-f', conf]);
-    net.spawnIn(h.ns, [SSHD, '-D', '-e', '-f', conf], { stdio: 'ignore' });
+    starts.push(prepareSshd(net, h, { dir, name: `e${i}`, authorizedKeys, fromNs: master.ns }));
   }
   const repos = openRepos({ path: join(dataDir, 'corral.db'), logger: silentLogger() });
   repos.store.write((journal) => {
@@ -123,22 +97,7 @@ before(async () => {
     }),
   );
   // Each sshd is listening before the tests start (bounded).
-  for (const h of hosts) {
-    await waitFor(
-      `sshd on ${h.address}`,
-      () => {
-        try {
-          return net!
-            .nsExec(master.ns, ['bash', '-c', `exec 3<>/dev/tcp/${h.address}/22 && head -c 4 <&3`])
-            .startsWith('SSH');
-        } catch {
-          return false;
-        }
-      },
-      10_000,
-      200,
-    );
-  }
+  for (const start of starts) await start();
 });
 
 after(async () => {
