@@ -13,6 +13,8 @@ DEBIAN_PACKAGES=(
   haproxy keepalived chromium wrk nfs-ganesha nfs-ganesha-vfs postgresql openipmi ipmitool openssh-server openssh-client
   # tools the scripts use
   curl ca-certificates procps
+  # btrfs shared roots (subvolumes, snapshots) and their integration test
+  btrfs-progs
 )
 
 missing=()

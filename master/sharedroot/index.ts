@@ -12,6 +12,7 @@ import type { Logger } from '../util/logger.js';
 import { renderGaneshaConfig } from './ganesha-config.js';
 import { NfsServer, type NfsServerStatus } from './nfs-server.js';
 import { SharedRoots } from './service.js';
+import { exportable } from './tree.js';
 
 export { SharedRoots } from './service.js';
 
@@ -54,6 +55,8 @@ export function startSharedRoot(deps: {
     if (rejected?.text === text) return;
     if (nfs.status().running && (await nfs.currentConfig()) === text) return;
     try {
+      // Before ganesha starts: it finds each export's file system in the mount table as it loads them.
+      for (const e of exports) if (e.access === 'RO') await exportable(e.path);
       await nfs.apply(text);
       rejected = undefined;
       log.info({ exports: exports.map((e) => e.pseudo) }, 'NFS exports applied');

@@ -109,7 +109,7 @@ export class SharedRoots {
       label = `dir ${from.dir}`;
     }
     await removeRoot(this.dir, name); // leftovers of a failed earlier attempt (no row exists)
-    const rootId = await buildVersion(this.dir, name, 1, source);
+    const { rootId } = await buildVersion(this.dir, name, 1, source);
     this.repos.store.write((journal) => {
       this.repos.sharedRoots.upsertRootIn(journal, { name, currentVersion: 1, source: label });
       this.repos.sharedRoots.upsertVersionIn(journal, {
@@ -130,20 +130,23 @@ export class SharedRoots {
     return this.get(name);
   }
 
-  /** A draft: a copy of the current version to edit on the master; nodes do not see it until published. */
+  /**
+   * A draft: a copy of the current version to edit on the master (on btrfs a writable snapshot, instant);
+   * nodes do not see it until published.
+   */
   async edit(name: string): Promise<{ version: number; path: string }> {
     const root = this.get(name);
     const draft = root.versions.find((v) => v.state === 'draft');
     if (draft) return { version: draft.version, path: versionDir(this.dir, name, draft.version) };
     const next = Math.max(...root.versions.map((v) => v.version)) + 1;
-    const rootId = await copyVersion(this.dir, name, root.currentVersion, next);
+    const { rootId, method } = await copyVersion(this.dir, name, root.currentVersion, next);
     this.repos.store.write((journal) =>
       this.repos.sharedRoots.upsertVersionIn(journal, {
         name,
         version: next,
         rootId,
         state: 'draft',
-        note: `copy of ${root.currentVersion}`,
+        note: `${method === 'btrfs-snapshot' ? 'btrfs snapshot' : 'copy'} of ${root.currentVersion}`,
       }),
     );
     return { version: next, path: versionDir(this.dir, name, next) };

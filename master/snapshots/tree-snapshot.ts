@@ -1,7 +1,7 @@
 /**
  * Snapshots of directory trees: shared roots (the read-only NFS root of diskless nodes) and OS images.
- * On btrfs, where the tree is a subvolume, a snapshot is `btrfs subvolume snapshot -r` (instant,
- * copy-on-write). Elsewhere: immutable trees (content-addressed images) are hard-linked (`cp -al`: no
+ * On btrfs, where the tree is a subvolume (every shared-root version is one there: sharedroot/tree.ts),
+ * a snapshot is `btrfs subvolume snapshot -r` (instant, copy-on-write). Elsewhere: immutable trees (content-addressed images) are hard-linked (`cp -al`: no
  * data copied, safe because nothing modifies them in place); mutable trees are copied with
  * `cp -a --reflink=auto` (a reflink on XFS/btrfs, a plain copy on ext4).
  *

@@ -23,6 +23,12 @@ import { exportId, renderGaneshaConfig } from '../../master/sharedroot/ganesha-c
 import { writeTar } from '../../master/sharedroot/tar.js';
 import { identityEntries } from '../../master/sharedroot/identity.js';
 import { SharedRoots } from '../../master/sharedroot/service.js';
+import {
+  mountPoints,
+  planExportMount,
+  planVersionRemove,
+  planVersionTree,
+} from '../../master/sharedroot/tree.js';
 import { chooseBootScript } from '../../master/boot/scripts.js';
 import { enlist } from '../../master/nodes/enlist.js';
 import { tempRepos, testConfig } from '../helpers/repos.js';
@@ -125,6 +131,49 @@ test('identity: hostname, machine-id, hosts, networkd keeps the boot address, ho
   assert.match(get('etc/hosts'), /10\.0\.0\.1\tcorral-master/);
   assert.match(get('etc/systemd/network/10-corral-boot.network'), /KeepConfiguration=yes/);
   assert.equal(e.find((x) => x.path === 'etc/ssh/ssh_host_ed25519_key')?.mode, 0o600);
+});
+
+test('version trees: a subvolume and snapshots on btrfs, directories and copies elsewhere', () => {
+  const btrfs = { fsType: 'btrfs', subvolume: false };
+  const sub = { fsType: 'btrfs', subvolume: true };
+  const ext4 = { fsType: 'ext2/ext3', subvolume: false };
+  assert.deepEqual(planVersionTree(btrfs, '/r/web/1.tmp'), {
+    method: 'btrfs-subvolume',
+    argv: ['btrfs', 'subvolume', 'create', '/r/web/1.tmp'],
+  });
+  assert.deepEqual(planVersionTree(ext4, '/r/web/1.tmp'), {
+    method: 'directory',
+    argv: ['mkdir', '-m', '0755', '--', '/r/web/1.tmp'],
+  });
+  // A draft of a subvolume is a writable snapshot (no -r): it is edited, then published as it is.
+  assert.deepEqual(planVersionTree(btrfs, '/r/web/2.tmp', { path: '/r/web/1', facts: sub }), {
+    method: 'btrfs-snapshot',
+    argv: ['btrfs', 'subvolume', 'snapshot', '/r/web/1', '/r/web/2.tmp'],
+  });
+  // A version made as a plain directory (before, or copied in) is copied into a new subvolume.
+  assert.equal(planVersionTree(btrfs, '/t', { path: '/r/web/1', facts: btrfs }).method, 'btrfs-subvolume');
+  assert.equal(planVersionTree(ext4, '/t', { path: '/r/web/1', facts: ext4 }).method, 'directory');
+
+  assert.deepEqual(planVersionRemove({ ...sub, mounted: true }, '/r/web/1'), [
+    ['umount', '--lazy', '/r/web/1'],
+    ['btrfs', 'subvolume', 'delete', '/r/web/1'],
+  ]);
+  assert.deepEqual(planVersionRemove({ ...ext4, mounted: false }, '/r/web/1'), [
+    ['rm', '-rf', '--', '/r/web/1'],
+  ]);
+  assert.deepEqual(planExportMount({ ...sub, mounted: false }, '/r/web/1'), [
+    'mount',
+    '--bind',
+    '/r/web/1',
+    '/r/web/1',
+  ]);
+  assert.equal(planExportMount({ ...sub, mounted: true }, '/r/web/1'), undefined);
+  assert.equal(planExportMount({ ...ext4, mounted: false }, '/r/web/1'), undefined);
+
+  const info =
+    '36 35 98:0 /mnt1 /mnt/parent rw,noatime master:1 - ext3 /dev/root rw,errors=continue\n' +
+    '40 36 0:45 /roots/web/1 /var/lib/corral/shared\\040root/roots/web/1 rw - btrfs /dev/loop0 rw\n';
+  assert.deepEqual([...mountPoints(info)], ['/mnt/parent', '/var/lib/corral/shared root/roots/web/1']);
 });
 
 function makeTree(dir: string): void {
