@@ -62,6 +62,19 @@ export interface LabState {
 
 export const STATE_FILE = 'lab.json';
 
+/**
+ * The lab's admin password, kept in DIR/admin-password (0600): a second `corral lab` on the same directory
+ * reuses the master's data, where the first password is already set, so a new one would be wrong (and its
+ * own progress poller would then lock the admin out through the sign-in limiter).
+ */
+export function labAdminPassword(dir: string): string {
+  const file = join(dir, 'admin-password');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const password = generatePassword();
+  writeFileSync(file, `${password}\n`, { mode: 0o600 });
+  return password;
+}
+
 export async function startLab(opts: LabOptions): Promise<Lab> {
   const log = opts.logger.child({ module: 'lab' });
   const dir = resolve(opts.dir);
@@ -74,7 +87,7 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
   }
   const prefix = opts.subnetPrefix ?? '10.99.0';
   const masterAddress = `${prefix}.1`;
-  const adminPassword = opts.adminPassword ?? generatePassword();
+  const adminPassword = opts.adminPassword ?? labAdminPassword(dir);
 
   log.info({ dir }, 'building the node environment (cached after the first build)');
   await buildNodeImage({

@@ -55,7 +55,9 @@ export function qemuArgs(spec: VmSpec, ovmf: string | undefined): string[] {
   ];
   if (spec.firmware === 'uefi') {
     if (!ovmf) throw new Error('UEFI VM requested but OVMF is not installed (Debian package ovmf)');
-    args.push('-bios', ovmf);
+    // The lab network is IPv4 only. Without IPv6, OVMF offers no PXEv6/HTTPv6 boot entries, each of which
+    // would wait out its own DHCPv6 timeout before the firmware reaches the disk of a deployed node.
+    args.push('-bios', ovmf, '-fw_cfg', 'name=opt/org.tianocore/IPv6Support,string=no');
   }
   if (spec.noReboot) args.push('-no-reboot');
   return args;

@@ -8,7 +8,9 @@
  *   2. retry with the real Debian image → installer → reboot → GRUB from the VM's own disk →
  *      the installed system's agent reports → `deployed`; `ssh root@IP hostname` with the master's key
  *      answers the name Corral gave it.
- * Real peers: QEMU/SeaBIOS/iPXE, the Linux installer environment, Debian's GRUB and systemd, OpenSSH.
+ *   3. a UEFI VM (OVMF) of the same lab is deployed with the same image: ESP + GRUB EFI (removable path),
+ *      iPXE exits to the firmware, which boots the disk; SSH answers its hostname.
+ * Real peers: QEMU/SeaBIOS/OVMF/iPXE, the Linux installer environment, Debian's GRUB and systemd, OpenSSH.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -63,7 +65,8 @@ before(async () => {
   dataDir = join(dir, 'master');
   lab = await startLab({
     dir,
-    vms: [{ firmware: 'bios' }],
+    // The UEFI VM enlists beside the BIOS one and waits; it is deployed second (ESP + GRUB EFI).
+    vms: [{ firmware: 'bios' }, { firmware: 'uefi' }],
     logger: silentLogger(),
     memoryMb: 768,
     diskGb: 3,
@@ -89,30 +92,69 @@ async function api<T>(method: string, path: string, body?: unknown): Promise<{ s
   return { status: r.status, json: (await r.json().catch(() => ({}))) as T };
 }
 
-async function node(): Promise<ApiNode | undefined> {
+async function node(vm: number): Promise<ApiNode | undefined> {
+  const mac = lab!.vms[vm]!.spec.mac;
   const r = await api<{ nodes: ApiNode[] }>('GET', '/nodes');
-  return r.json.nodes?.[0];
+  return r.json.nodes?.find((n) => n.mac === mac);
 }
 
-function diag(): string {
-  const vm = lab!.vms[0]!;
-  return `\n--- VM serial (last 4000 chars):\n${vm.console().slice(-4000)}\n--- master log tail:\n${lab!.master.logs().slice(-3000)}`;
+function diag(vm: number): string {
+  const v = lab!.vms[vm]!;
+  return `\n--- VM ${v.spec.name} (${v.spec.firmware}) serial (last 4000 chars):\n${v.console().slice(-4000)}\n--- master log tail:\n${lab!.master.logs().slice(-3000)}`;
 }
 
-async function waitState(state: string, timeoutMs: number): Promise<ApiNode> {
+async function waitState(vm: number, state: string, timeoutMs: number): Promise<ApiNode> {
   try {
     return await waitFor(
-      `node to become ${state}`,
+      `node of VM ${vm} to become ${state}`,
       async () => {
-        const n = await node().catch(() => undefined);
+        const n = await node(vm).catch(() => undefined);
         return n?.state === state ? n : undefined;
       },
       timeoutMs,
       2000,
     );
   } catch (err) {
-    return assert.fail(`${(err as Error).message}; now ${(await node())?.state}${diag()}`);
+    return assert.fail(`${(err as Error).message}; now ${(await node(vm))?.state}${diag(vm)}`);
   }
+}
+
+/** `ssh root@IP hostname` from the master's namespace with the master's key (retried while sshd starts). */
+async function sshHostname(vm: number, ip: string): Promise<string> {
+  return waitFor(
+    'ssh to the deployed node',
+    async () => {
+      try {
+        const res = await exec(
+          'ip',
+          [
+            'netns',
+            'exec',
+            lab!.masterNs,
+            'ssh',
+            '-i',
+            join(dataDir, 'ssh', 'id_ed25519'),
+            '-o',
+            'StrictHostKeyChecking=no',
+            '-o',
+            'UserKnownHostsFile=/dev/null',
+            '-o',
+            'BatchMode=yes',
+            '-o',
+            'ConnectTimeout=10',
+            `root@${ip}`,
+            'hostname',
+          ],
+          { timeout: 30_000 },
+        );
+        return res.stdout.trim();
+      } catch {
+        return undefined;
+      }
+    },
+    120_000,
+    3000,
+  ).catch((err: Error) => assert.fail(`${err.message}${diag(vm)}`));
 }
 
 /** Flips one byte in the middle of a stored image file (the node's sha256 must catch it). */
@@ -143,7 +185,7 @@ async function importSmallImage(name: string): Promise<{ file: string; sizeBytes
 
 test('deploy: bad checksum fails with the reason, retry deploys Debian and SSH answers the hostname', async () => {
   const l = lab!;
-  const discovered = await waitState('discovered', 300_000);
+  const discovered = await waitState(0, 'discovered', 300_000);
 
   // The real Debian image: built once (debootstrap, cached), imported into this lab's master.
   const t0 = Date.now();
@@ -163,7 +205,7 @@ test('deploy: bad checksum fails with the reason, retry deploys Debian and SSH a
     image: 'corrupt-small',
   });
   assert.equal(r.status, 202, JSON.stringify(r.json));
-  const failed = await waitState('failed', DEPLOY_TIMEOUT_MS);
+  const failed = await waitState(0, 'failed', DEPLOY_TIMEOUT_MS);
   assert.match(failed.stateReason ?? '', /checksum mismatch/);
   const deps = await api<{ deployments: ApiDeployment[] }>('GET', `/nodes/${discovered.name}/deployments`);
   assert.equal(deps.json.deployments[0]?.status, 'failed');
@@ -177,7 +219,7 @@ test('deploy: bad checksum fails with the reason, retry deploys Debian and SSH a
   const started = Date.now();
   r = await api('POST', `/nodes/${discovered.name}/deploy`, { image: 'debian-12' });
   assert.equal(r.status, 202, JSON.stringify(r.json));
-  const deployed = await waitState('deployed', DEPLOY_TIMEOUT_MS);
+  const deployed = await waitState(0, 'deployed', DEPLOY_TIMEOUT_MS);
   const seconds = (Date.now() - started) / 1000;
   const last = (await api<{ deployments: ApiDeployment[] }>('GET', `/nodes/${discovered.name}/deployments`))
     .json.deployments[0]!;
@@ -195,45 +237,24 @@ test('deploy: bad checksum fails with the reason, retry deploys Debian and SSH a
     if (t >= -1 && /^(deploy|node)\./.test(e.kind))
       console.log(`#   +${t.toFixed(0).padStart(4)} s ${e.kind}: ${e.message}`);
   }
+  // The retry's own events: failed → deploying → deployed, and progress reported while the image streamed.
+  const retryEvents = timeline.json.events.filter((e) => Date.parse(e.at) >= started - 1000);
+  const transitions = retryEvents
+    .filter((e) => e.kind === 'node.state')
+    .map((e) => /→ (\w+)/.exec(e.message)?.[1])
+    .reverse();
+  assert.deepEqual(transitions, ['deploying', 'deployed'], `retry transitions: ${transitions.join(', ')}`);
+  const progress = retryEvents.filter((e) => e.kind === 'deploy.progress').map((e) => e.message);
+  assert.ok(
+    progress.some((m) => /%/.test(m) && /MiB\/s/.test(m)),
+    `no progress event with percent and rate: ${progress.join(' | ')}`,
+  );
   assert.ok(deployed.ip, 'deployed node has an address');
   // The VM booted from its disk: iPXE was answered with the local-boot script.
   assert.match(l.master.logs(), new RegExp(`"mac":"${deployed.mac}"[^\\n]*"template":"ipxe/local.hbs"`));
 
   // 3. SSH with the master's key answers the hostname Corral gave it.
-  const ssh = await waitFor(
-    'ssh to the deployed node',
-    async () => {
-      try {
-        const res = await exec(
-          'ip',
-          [
-            'netns',
-            'exec',
-            l.masterNs,
-            'ssh',
-            '-i',
-            join(dataDir, 'ssh', 'id_ed25519'),
-            '-o',
-            'StrictHostKeyChecking=no',
-            '-o',
-            'UserKnownHostsFile=/dev/null',
-            '-o',
-            'BatchMode=yes',
-            '-o',
-            'ConnectTimeout=10',
-            `root@${deployed.ip}`,
-            'hostname',
-          ],
-          { timeout: 30_000 },
-        );
-        return res.stdout.trim();
-      } catch {
-        return undefined;
-      }
-    },
-    120_000,
-    3000,
-  ).catch((err: Error) => assert.fail(`${err.message}${diag()}`));
+  const ssh = await sshHostname(0, deployed.ip!);
   assert.equal(ssh, deployed.name);
 
   // The image is in use now: delete is refused.
@@ -242,4 +263,27 @@ test('deploy: bad checksum fails with the reason, retry deploys Debian and SSH a
   assert.equal(del.json.error.code, 'IMAGE_IN_USE');
   // The small image is no node's image any more: it can go.
   assert.equal((await api('DELETE', '/images/corrupt-small')).status, 204);
+});
+
+test('UEFI: deploy lays an EFI system partition, the VM boots GRUB EFI from its own disk, SSH answers', async () => {
+  const l = lab!;
+  const discovered = await waitState(1, 'discovered', 300_000);
+  const started = Date.now();
+  const r = await api('POST', `/nodes/${discovered.name}/deploy`, { image: 'debian-12' });
+  assert.equal(r.status, 202, JSON.stringify(r.json));
+  const deployed = await waitState(1, 'deployed', DEPLOY_TIMEOUT_MS);
+  console.log(`# UEFI: deployed ${deployed.name} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  // The plan the installer ran had an ESP (the UEFI firmware was reported by the discovery agent).
+  const ev = await api<{ events: { kind: string; message: string }[] }>(
+    'GET',
+    `/events?node=${encodeURIComponent(deployed.mac)}&limit=200`,
+  );
+  assert.ok(
+    ev.json.events.some((e) => e.kind === 'deploy.started'),
+    'deploy.started recorded for the UEFI node',
+  );
+  // iPXE under OVMF was answered with the local-boot script; the firmware then booted the disk's ESP.
+  assert.match(l.master.logs(), new RegExp(`"mac":"${deployed.mac}"[^\\n]*"template":"ipxe/local.hbs"`));
+  assert.match(l.vms[1]!.console(), /GRUB|grub/, 'GRUB ran from the disk');
+  assert.equal(await sshHostname(1, deployed.ip!), deployed.name);
 });
