@@ -24,7 +24,7 @@ export const HA_DEFAULTS = {
   mode: 'sync' as const,
   syncTimeoutMs: 2000,
   leaseMs: 3000,
-  followerTimeoutMs: 3000,
+  followerTimeoutMs: 2000,
   fileSyncSeconds: 30,
   denyHoldSeconds: 10,
 };
@@ -73,6 +73,18 @@ export const HaSchema = z
     if (!c.token) ctx.addIssue({ code: 'custom', path: ['token'], message: 'is required when ha.enabled' });
     if (!c.peerUrl)
       ctx.addIssue({ code: 'custom', path: ['peerUrl'], message: 'is required when ha.enabled' });
+    // A cut link: the backup's keepalived takes the VIP after 3 × advertInt (VRRP master-down interval)
+    // and asks the witness to promote it. The primary must have asked for its lease first, or it loses
+    // that race and fences itself although it was healthy. It notices a silent backup after
+    // followerTimeoutMs counted from the backup's last request, which may be a long-poll of up to half of
+    // it (ha-failover test: with 3000 ms and advertInt 1 the backup won under load).
+    if (c.followerTimeoutMs >= 3 * c.advertInt * 1000) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['followerTimeoutMs'],
+        message: `must be below 3 × advertInt (${3 * c.advertInt * 1000} ms), so a primary cut off from its backup asks the witness before the backup can`,
+      });
+    }
   })
   .default({ ...HA_DEFAULTS });
 

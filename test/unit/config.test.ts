@@ -106,3 +106,17 @@ test('reservations normalise MACs', () => {
   );
   assert.equal(c.dhcp.reservations[0]?.mac, '52:54:00:ab:cd:ef');
 });
+
+test('HA: the primary must notice a silent backup before VRRP can move the VIP', () => {
+  const ha = (extra: Record<string, unknown>): Record<string, unknown> => ({
+    dataDir: '/d',
+    address: '10.0.0.1',
+    ha: { enabled: true, token: 't'.repeat(32), peerUrl: 'http://10.0.0.2', ...extra },
+  });
+  assert.equal(buildConfig(ha({}), {}).ha.followerTimeoutMs, 2000, 'default below 3 × advertInt');
+  assert.match(
+    configError(() => buildConfig(ha({ followerTimeoutMs: 3000 }), {})),
+    /^config error: ha\.followerTimeoutMs: must be below 3 × advertInt \(3000 ms\)/,
+  );
+  assert.equal(buildConfig(ha({ followerTimeoutMs: 3000, advertInt: 2 }), {}).ha.followerTimeoutMs, 3000);
+});
