@@ -34,11 +34,15 @@ export function withFlash(path: string, kind: 'ok' | 'err', message: string): st
   return `${path}${sep}${kind}=${encodeURIComponent(message)}`;
 }
 
+/** The form's "I confirm" box was ticked (for pages that answer a missing tick with their own message). */
+export function isConfirmed(req: Request): boolean {
+  return formField(req, 'confirm') === 'yes';
+}
+
 /**
  * Destructive or disruptive actions (transitions, bulk, power off/cycle, deploy) need the form's "I confirm"
  * box ticked. Checked here on the server, so it holds without JavaScript and for a hand-made post.
  */
 export function requireConfirmed(req: Request): void {
-  if (formField(req, 'confirm') !== 'yes')
-    throw new CorralError('BODY_INVALID', 'Tick "I confirm" to carry out this action.');
+  if (!isConfirmed(req)) throw new CorralError('BODY_INVALID', 'Tick "I confirm" to carry out this action.');
 }

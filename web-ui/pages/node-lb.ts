@@ -11,7 +11,7 @@ import type { LoadBalancer } from '../../master/lb/load-balancer.js';
 import type { NodeRecord } from '../../master/store/nodes.js';
 import type { Role } from '../../master/store/users.js';
 import { isCorralError } from '../../master/util/errors.js';
-import { formField, withFlash } from '../form.js';
+import { isConfirmed, withFlash } from '../form.js';
 import { adminStateField, CONFIRMED_ADMIN_STATES, serverRow, type ServerRow } from '../lb-view.js';
 import { requireConsoleRole, type ConsoleContext } from '../page.js';
 import { nodeHref } from './node-actions.js';
@@ -53,7 +53,7 @@ export function mountNodeLb(router: Router, ctx: ConsoleContext, lb: LoadBalance
     const service = String(req.params['service'] ?? '');
     try {
       const state = adminStateField(req);
-      if (CONFIRMED_ADMIN_STATES.includes(state) && formField(req, 'confirm') !== 'yes') {
+      if (CONFIRMED_ADMIN_STATES.includes(state) && !isConfirmed(req)) {
         return void res.redirect(
           303,
           withFlash(

@@ -12,7 +12,7 @@ import {
 } from '../../master/remote/power-driver.js';
 import type { PowerControl } from '../../master/remote/power.js';
 import { isCorralError } from '../../master/util/errors.js';
-import { formField, withFlash } from '../form.js';
+import { formField, isConfirmed, withFlash } from '../form.js';
 import { requireConsoleRole, type ConsoleContext } from '../page.js';
 import { CONFIRMED_POWER_ACTIONS } from '../power-view.js';
 
@@ -24,7 +24,7 @@ export function mountPower(router: Router, ctx: ConsoleContext, power: PowerCont
     const action = String(req.params['action'] ?? '') as PowerAction;
     if (!POWER_ACTIONS.includes(action))
       return void res.redirect(303, withFlash(back, 'err', `Unknown power action '${action}'.`));
-    if (CONFIRMED_POWER_ACTIONS.includes(action) && formField(req, 'confirm') !== 'yes')
+    if (CONFIRMED_POWER_ACTIONS.includes(action) && !isConfirmed(req))
       return void res.redirect(
         303,
         withFlash(
