@@ -10,6 +10,7 @@ import { CorralError, isCorralError } from './util/errors.js';
 import { createLogger, type Logger } from './util/logger.js';
 import { VERSION } from './util/version.js';
 import { startMaster } from './master.js';
+import { Faults, installProcessBackstop } from './util/faults.js';
 import { buildNodeImage } from '../node-images/index.js';
 import { nodeImageDir } from './boot/node-image.js';
 import { startLab, labDown } from './lab/lab.js';
@@ -112,15 +113,14 @@ async function runMaster(args: string[]): Promise<number> {
   };
   const config = buildConfig(readConfigFile(values.config), flags);
   const logger = createLogger({ level: config.log.level });
-  // A rejection nobody handled leaves some part in a state nobody planned for, so the master still exits
-  // (as Node would), but deliberately: the cause goes to the structured log with its stack, not only to
-  // raw stderr, and the non-zero code makes systemd start a clean master (and, with HA, the peer take over).
-  process.on('unhandledRejection', (err) => {
-    logger.fatal({ err }, 'unhandled promise rejection: exiting');
-    process.exit(1);
-  });
+  // The backstop behind every subsystem's own boundary (master/util/faults.ts): an escaped exception is
+  // logged with its stack, counted in /api/v1/health, and the master serves on unless a burst of them
+  // says it is stuck, then it exits 1 for systemd to start a clean one (and, with HA, the peer to take over).
+  const faults = new Faults(logger);
+  installProcessBackstop(faults, logger);
   const master = await startMaster(config, {
     logger,
+    faults,
     ...(process.env['CORRAL_ADMIN_PASSWORD']
       ? { initialAdminPassword: process.env['CORRAL_ADMIN_PASSWORD'] }
       : {}),

@@ -98,9 +98,13 @@ export const ConfigSchema = z
         port: z.number().int().min(0).max(65535).default(69),
         /** Largest blksize granted (RFC 2348); 1468 fits a 1500-byte MTU. */
         maxBlksize: z.number().int().min(512).max(65464).default(1468),
+        /** Concurrent transfers per client address (issue 14): one address cannot take every slot. */
+        maxPerClient: z.number().int().min(1).max(256).default(4),
+        /** Retransmission timeout until a client's first ACK, whatever timeout it asked for (docs/tftp.md). */
+        firstAckTimeoutMs: z.number().int().min(100).max(255_000).default(3000),
       })
       .strict()
-      .default({ enabled: true, port: 69, maxBlksize: 1468 }),
+      .default({ enabled: true, port: 69, maxBlksize: 1468, maxPerClient: 4, firstAckTimeoutMs: 3000 }),
     boot: z
       .object({
         /** Where Debian's ipxe package puts its binaries. */

@@ -28,6 +28,7 @@ import type { PoolSpec } from './dhcp/pool.js';
 import { startTftpServer, type TftpServer } from './tftp/index.js';
 import { LeaseStore } from './store/leases.js';
 import type { Logger } from './util/logger.js';
+import { Faults } from './util/faults.js';
 import { VERSION } from './util/version.js';
 import { LoadBalancer } from './lb/load-balancer.js';
 import { createHa } from './ha/index.js';
@@ -52,6 +53,8 @@ export interface MasterOptions {
   logger: Logger;
   /** First admin password (CORRAL_ADMIN_PASSWORD), read by the CLI. */
   initialAdminPassword?: string;
+  /** Subsystem fault counters (shown in /api/v1/health); the CLI passes the one its backstop counts in. */
+  faults?: Faults;
 }
 
 export interface Master {
@@ -82,6 +85,7 @@ function listen(server: Server, port: number, host: string): Promise<number> {
 export async function startMaster(config: FrozenConfig, options: MasterOptions): Promise<Master> {
   const logger = options.logger;
   const startedAt = Date.now();
+  const faults = options.faults ?? new Faults(logger);
   mkdirSync(config.dataDir, { recursive: true, mode: 0o750 });
   const repos = openRepos({ path: join(config.dataDir, 'corral.db'), logger });
   const closers: Closable[] = [{ name: 'store', close: async () => repos.store.close() }];
@@ -149,6 +153,9 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
         port: config.tftp.port,
         logger,
         maxBlksize: config.tftp.maxBlksize,
+        maxPerClient: config.tftp.maxPerClient,
+        firstAckTimeoutMs: config.tftp.firstAckTimeoutMs,
+        faults: faults.subsystem('tftp'),
       });
     };
     closers.push({ name: 'tftp', close: async () => void (await tftpServer?.close()) });
@@ -172,6 +179,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
         leases,
         logger,
         onBound: (mac, ip) => recordNodeIp(repos, mac, ip),
+        faults: faults.subsystem('dhcp'),
       });
     };
     closers.push({ name: 'dhcp', close: async () => void (await dhcpServer?.close()) });
@@ -243,6 +251,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
         tftp: tftpServer ? { port: tftpServer.port, ...tftpServer.stats() } : false,
         nodeImage: nodeImageNow() !== undefined,
         bootLoadersMissing: tftp.missing.length > 0,
+        subsystems: faults.snapshot(),
       }),
     });
     const boot = express

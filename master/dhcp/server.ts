@@ -9,11 +9,17 @@
  *    address (Linux picks the device from the source address for limited broadcasts), not through
  *    whatever interface the default route names;
  *  - in proxyDHCP mode, 0.0.0.0:4011 for PXE boot server requests, answered from the same socket.
+ *
+ * No datagram may stop the master (issue 14, finding 1): one from an impossible source (port 0, a
+ * broadcast or multicast address) is dropped unread, and the message handler, every send, the commit
+ * and the sweep are guarded, so an exception in them is a counted fault of the `dhcp` subsystem.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import type { LeaseRecord, LeaseStore } from '../store/leases.js';
 import { CorralError } from '../util/errors.js';
+import { SubsystemFaults } from '../util/faults.js';
 import type { Logger } from '../util/logger.js';
+import { impossibleSource } from '../util/udp-source.js';
 import { LeaseAllocator } from './allocator.js';
 import {
   DHCPACK,
@@ -55,6 +61,8 @@ export interface DhcpServerOptions {
   sweepIntervalMs?: number;
   /** Called after a binding is committed and before its DHCPACK is sent; the master records the node's ip. */
   onBound?: (mac: string, ip: string, hostname: string | null) => void;
+  /** Where faults and dropped datagrams are counted; the master passes its `dhcp` subsystem's. */
+  faults?: SubsystemFaults;
 }
 
 export interface DhcpStats {
@@ -185,6 +193,7 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
     ...(opts.interfaceName ? { iface: opts.interfaceName } : {}),
   });
   const limiter = new LogLimiter(logger, now);
+  const faults = opts.faults ?? new SubsystemFaults('dhcp', logger, now);
   const allocator = new LeaseAllocator({
     leases: opts.leases,
     logger,
@@ -263,16 +272,22 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
       logger.error({ err, xid: packet.xid, mac: packet.chaddr }, 'could not encode DHCP reply');
       return;
     }
-    socket.send(bytes, toPort, address, (err) => {
-      if (err) {
-        counters.sendErrors++;
-        limiter.warn(
-          'send',
-          { err: err.message, to: `${address}:${toPort}`, xid: packet.xid },
-          'could not send DHCP reply',
-        );
-      }
-    });
+    try {
+      socket.send(bytes, toPort, address, (err) => {
+        if (err) {
+          counters.sendErrors++;
+          limiter.warn(
+            'send',
+            { err: err.message, to: `${address}:${toPort}`, xid: packet.xid },
+            'could not send DHCP reply',
+          );
+        }
+      });
+    } catch (err) {
+      // dgram throws synchronously for a destination it rejects outright (port 0, a closed socket).
+      counters.sendErrors++;
+      faults.record(err, { to: `${address}:${toPort}`, xid: packet.xid }, 'DHCP reply could not be sent');
+    }
   };
 
   const flush = (): void => {
@@ -303,16 +318,22 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
     for (const reply of replies) send(reply);
   };
 
+  const guardedFlush = faults.guard('dhcp commit', flush);
   const scheduleFlush = (): void => {
     if (outbox.length >= MAX_BATCH) flush();
     else if (!flushScheduled) {
       flushScheduled = true;
-      setImmediate(flush);
+      setImmediate(guardedFlush);
     }
   };
 
   const onMessage = (buf: Buffer, rinfo: RemoteInfo, via: Arrival['port']): void => {
     counters.received++;
+    const impossible = impossibleSource(rinfo.address, rinfo.port, true);
+    if (impossible) {
+      faults.drop(impossible, `${rinfo.address}:${rinfo.port}`);
+      return;
+    }
     const decoded = decodePacket(buf);
     if (!decoded.ok) {
       counters.malformed++;
@@ -377,8 +398,11 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
 
   for (const socket of sockets) {
     const via: Arrival['port'] = socket === pxeSocket ? 'pxe' : 'dhcp';
-    socket.on('message', (buf, rinfo) => onMessage(buf, rinfo, via));
-    socket.on('error', (err) => logger.error({ err }, 'DHCP socket error'));
+    socket.on(
+      'message',
+      faults.guard('dhcp message', (buf: Buffer, rinfo: RemoteInfo) => onMessage(buf, rinfo, via)),
+    );
+    socket.on('error', (err) => faults.record(err, { via }, 'DHCP socket error'));
   }
 
   const sweep = (): void => {
@@ -387,7 +411,7 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
     flush();
   };
   sweep();
-  const timer = setInterval(sweep, opts.sweepIntervalMs ?? 60_000);
+  const timer = setInterval(faults.guard('dhcp lease sweep', sweep), opts.sweepIntervalMs ?? 60_000);
   timer.unref();
 
   logger.info(

@@ -4,18 +4,24 @@
  * decisions are in codec.ts, paths.ts and transfer.ts; this file only moves datagrams and keeps count.
  *
  * A malformed datagram is logged once (peer, reason) and dropped; a refused request gets an ERROR packet
- * and a log line; only a failure of the listening socket itself stops the server.
+ * and a log line; only a failure of the listening socket itself stops the server. Datagrams from an
+ * impossible source (port 0, broadcast or multicast address) are dropped unread, and every handler, send
+ * and timer is guarded: an exception there is a counted fault of the `tftp` subsystem that ends at most
+ * the one transfer it belongs to (issue 14, finding 1).
  */
 import dgram from 'node:dgram';
 import { realpath, stat } from 'node:fs/promises';
 import type { Logger } from '../util/logger.js';
 import { CorralError } from '../util/errors.js';
+import { SubsystemFaults } from '../util/faults.js';
+import { impossibleSource } from '../util/udp-source.js';
+import { admit } from './admit.js';
 import { decodePacket, encodeError, ErrorCode, MAX_BLKSIZE, MIN_BLKSIZE } from './codec.js';
 import type { DecodeFailure, RequestPacket } from './codec.js';
 import { openInRoot, type OpenedFile } from './paths.js';
 import { BlockReader, fileHandleSource } from './block-reader.js';
-import { negotiateOptions, ReadTransfer } from './transfer.js';
-import type { NegotiationLimits } from './transfer.js';
+import { negotiateOptions, ReadTransfer, realTimers } from './transfer.js';
+import type { NegotiationLimits, Timers } from './transfer.js';
 
 export interface TftpServerOptions {
   /** The boot root; only regular files inside it are served (see paths.ts). */
@@ -34,6 +40,15 @@ export interface TftpServerOptions {
   timeoutMs?: number;
   /** Concurrent transfers; further requests get ERROR 0 "Server busy". Default 256 (2 fds each). */
   maxTransfers?: number;
+  /** Concurrent transfers per client address (see admit.ts); default 4. */
+  maxPerClient?: number;
+  /**
+   * Retransmission timeout until a client's first ACK, however long a timeout it negotiated (see
+   * transfer.ts); default 3000 ms. With the default retries an unanswered transfer ends after 18 s.
+   */
+  firstAckTimeoutMs?: number;
+  /** Where faults and dropped datagrams are counted; the master passes its `tftp` subsystem's. */
+  faults?: SubsystemFaults;
 }
 
 export interface TftpStats {
@@ -42,6 +57,8 @@ export interface TftpStats {
   failed: number;
   /** Requests answered with an ERROR before any transfer began (path rules, WRQ, mode, busy). */
   refused: number;
+  /** Of `refused`: requests over the per-client limit (tftp.maxPerClient). */
+  clientLimited: number;
 }
 
 export interface TftpServer {
@@ -57,17 +74,29 @@ interface Settings {
   limits: NegotiationLimits;
   retries: number;
   maxTransfers: number;
+  maxPerClient: number;
+  firstAckTimeoutMs: number;
 }
 
 /** One client endpoint's request, from the moment it is accepted (the file may still be opening). */
 interface Session {
   /** The client's endpoint, "address:port": its TID. */
   key: string;
+  /** The client's address alone, for the per-client limit. */
+  address: string;
   file: string;
   transfer: ReadTransfer | null;
 }
 
-const DEFAULTS = { maxBlksize: 1468, maxWindowsize: 64, retries: 5, timeoutMs: 1000, maxTransfers: 256 };
+const DEFAULTS = {
+  maxBlksize: 1468,
+  maxWindowsize: 64,
+  retries: 5,
+  timeoutMs: 1000,
+  maxTransfers: 256,
+  maxPerClient: 4,
+  firstAckTimeoutMs: 3000,
+};
 
 function integerIn(key: string, value: number, min: number, max: number): number {
   if (!Number.isInteger(value) || value < min || value > max) {
@@ -105,6 +134,13 @@ async function validate(opts: TftpServerOptions): Promise<Settings> {
     }),
     retries: integerIn('retries', opts.retries ?? DEFAULTS.retries, 0, 100),
     maxTransfers: integerIn('maxTransfers', opts.maxTransfers ?? DEFAULTS.maxTransfers, 1, 65535),
+    maxPerClient: integerIn('maxPerClient', opts.maxPerClient ?? DEFAULTS.maxPerClient, 1, 65535),
+    firstAckTimeoutMs: integerIn(
+      'firstAckTimeoutMs',
+      opts.firstAckTimeoutMs ?? DEFAULTS.firstAckTimeoutMs,
+      10,
+      255_000,
+    ),
   });
 }
 
@@ -185,7 +221,8 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
   const type = settings.address.includes(':') ? 'udp6' : 'udp4';
   const sessions = new Map<string, Session>();
   const finishing = new Set<Promise<void>>();
-  const counts = { completed: 0, failed: 0, refused: 0 };
+  const counts = { completed: 0, failed: 0, refused: 0, clientLimited: 0 };
+  const faults = opts.faults ?? new SubsystemFaults('tftp', log);
   let closing = false;
 
   const listener = dgram.createSocket({ type });
@@ -204,11 +241,20 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
   }
   const port = listener.address().port;
 
+  /** Sends an ERROR from `socket`; a send that throws is a fault, not an uncaught exception. */
+  function sendError(socket: dgram.Socket, to: dgram.RemoteInfo, code: number, message: string): void {
+    const peer = `${to.address}:${to.port}`;
+    try {
+      socket.send(encodeError(code, message), to.port, to.address, (err) => {
+        if (err) log.debug({ peer, err: err.message }, 'error reply not sent');
+      });
+    } catch (err) {
+      faults.record(err, { peer }, 'TFTP error reply could not be sent');
+    }
+  }
+
   function replyError(rinfo: dgram.RemoteInfo, code: number, message: string): void {
-    listener.send(encodeError(code, message), rinfo.port, rinfo.address, (err) => {
-      if (err)
-        log.debug({ peer: `${rinfo.address}:${rinfo.port}`, err: err.message }, 'error reply not sent');
-    });
+    sendError(listener, rinfo, code, message);
   }
 
   function refuse(
@@ -274,26 +320,51 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
       negotiated.blksize,
       negotiated.windowsize,
     );
-    const transfer = new ReadTransfer({ ...negotiated, retries: settings.retries }, reader, {
-      send(packet, payload) {
-        socket.send(payload ? [packet, payload] : packet, rinfo.port, rinfo.address);
+    // A timer callback that throws is this transfer's fault: counted, and the transfer (only) ends.
+    const timers: Timers = {
+      now: realTimers.now,
+      set: (fn, ms) =>
+        realTimers.set(() => {
+          try {
+            fn();
+          } catch (err) {
+            faults.record(err, { peer, file: req.filename }, 'TFTP transfer timer failed');
+            transfer.abort('internal error in a timer');
+          }
+        }, ms),
+    };
+    const transfer = new ReadTransfer(
+      { ...negotiated, retries: settings.retries, firstAckTimeoutMs: settings.firstAckTimeoutMs },
+      reader,
+      {
+        send(packet, payload) {
+          socket.send(payload ? [packet, payload] : packet, rinfo.port, rinfo.address);
+        },
+        timers,
       },
-    });
+    );
     session.transfer = transfer;
 
     socket.on('message', (msg, from) => {
-      if (from.port !== rinfo.port || from.address !== rinfo.address) {
-        // RFC 1350 section 4: a packet from a foreign TID gets ERROR 5 and leaves the transfer alone.
-        log.debug({ peer, from: `${from.address}:${from.port}` }, 'packet from unknown TID');
-        socket.send(encodeError(ErrorCode.UNKNOWN_TID, 'Unknown transfer ID'), from.port, from.address);
-        return;
+      try {
+        if (from.port !== rinfo.port || from.address !== rinfo.address) {
+          const impossible = impossibleSource(from.address, from.port, false);
+          if (impossible) return faults.drop(impossible, `${from.address}:${from.port}`);
+          // RFC 1350 section 4: a packet from a foreign TID gets ERROR 5 and leaves the transfer alone.
+          log.debug({ peer, from: `${from.address}:${from.port}` }, 'packet from unknown TID');
+          sendError(socket, from, ErrorCode.UNKNOWN_TID, 'Unknown transfer ID');
+          return;
+        }
+        const decoded = decodePacket(msg);
+        if (!decoded.ok) {
+          malformed.report(peer, decoded.reason, decoded.detail, req.filename);
+          return;
+        }
+        transfer.handle(decoded.packet);
+      } catch (err) {
+        faults.record(err, { peer, file: req.filename }, 'TFTP transfer packet handling failed');
+        transfer.abort('internal error handling a packet');
       }
-      const decoded = decodePacket(msg);
-      if (!decoded.ok) {
-        malformed.report(peer, decoded.reason, decoded.detail, req.filename);
-        return;
-      }
-      transfer.handle(decoded.packet);
     });
     socket.on('error', (err) => transfer.abort(`transfer socket failed: ${err.message}`));
 
@@ -329,49 +400,59 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     if (sessions.get(session.key) === session) sessions.delete(session.key);
   }
 
-  function onRead(req: RequestPacket, rinfo: dgram.RemoteInfo): void {
+  /** Sessions open for one client address, whatever their source ports. */
+  function openFor(address: string): number {
+    let n = 0;
+    for (const s of sessions.values()) if (s.address === address) n++;
+    return n;
+  }
+
+  function onRequest(req: RequestPacket, rinfo: dgram.RemoteInfo): void {
     const key = `${rinfo.address}:${rinfo.port}`;
     const existing = sessions.get(key);
-    if (existing) {
-      // A client that heard nothing yet retransmits its RRQ (RFC 1350 section 2); our transfer already
-      // retransmits on its own timer, and a second transfer would only draw ERROR 5 from the client.
-      if (existing.file === req.filename && !existing.transfer?.heardFromClient) {
-        log.debug({ peer: key, file: req.filename }, 'retransmitted request ignored');
-        return;
-      }
-      // Same endpoint, a new request after progress: the client restarted; the old transfer is moot.
+    const verdict = admit(
+      { op: req.op, mode: req.mode, filename: req.filename, clientAddress: rinfo.address },
+      {
+        existing: existing
+          ? { file: existing.file, heardFromClient: existing.transfer?.heardFromClient ?? false }
+          : null,
+        active: sessions.size,
+        activeForClient: openFor(rinfo.address),
+      },
+      { maxTransfers: settings.maxTransfers, maxPerClient: settings.maxPerClient },
+    );
+    if (verdict.verdict === 'ignore') {
+      log.debug({ peer: key, file: req.filename }, `${verdict.why} ignored`);
+      return;
+    }
+    if (verdict.verdict === 'refuse') {
+      if (verdict.reason === 'client-limit') counts.clientLimited++;
+      refuse(rinfo, verdict.code, verdict.message, { file: req.filename, reason: verdict.detail });
+      return;
+    }
+    if (existing && verdict.supersede) {
       existing.transfer?.abort('superseded by a new request from the same client port');
       sessions.delete(key);
     }
-    if (req.mode !== 'octet') {
-      // Boot ROMs always use octet; netascii would make tsize and block offsets depend on content.
-      refuse(rinfo, ErrorCode.NOT_DEFINED, 'Only octet (binary) mode is supported', {
-        file: req.filename,
-        mode: req.mode,
-      });
-      return;
-    }
-    if (sessions.size >= settings.maxTransfers) {
-      refuse(rinfo, ErrorCode.NOT_DEFINED, 'Server busy', {
-        file: req.filename,
-        reason: 'maxTransfers reached',
-      });
-      return;
-    }
-    const session: Session = { key, file: req.filename, transfer: null };
+    const session: Session = { key, address: rinfo.address, file: req.filename, transfer: null };
     sessions.set(key, session);
     const done = serveRead(req, rinfo, session).catch((err: unknown) => {
-      // Not expected (every step handles its own failures); logged so it is never silent.
+      // Not expected (every step handles its own failures); a fault, counted so it is never silent.
       release(session);
       counts.failed++;
-      log.error({ peer: key, file: req.filename, err }, 'transfer crashed');
+      faults.record(err, { peer: key, file: req.filename }, 'TFTP transfer crashed');
     });
     finishing.add(done);
     void done.finally(() => finishing.delete(done));
   }
 
-  listener.on('message', (msg, rinfo) => {
+  const onListenerMessage = (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
     if (closing) return;
+    const impossible = impossibleSource(rinfo.address, rinfo.port, false);
+    if (impossible) {
+      faults.drop(impossible, `${rinfo.address}:${rinfo.port}`);
+      return;
+    }
     const decoded = decodePacket(msg);
     if (!decoded.ok) {
       malformed.report(`${rinfo.address}:${rinfo.port}`, decoded.reason, decoded.detail);
@@ -380,13 +461,8 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     const packet = decoded.packet;
     switch (packet.op) {
       case 'RRQ':
-        onRead(packet, rinfo);
-        return;
       case 'WRQ':
-        // Corral's boot root is read-only over the network.
-        refuse(rinfo, ErrorCode.ACCESS_VIOLATION, 'Write requests are not accepted', {
-          file: packet.filename,
-        });
+        onRequest(packet, rinfo);
         return;
       case 'DATA':
       case 'ACK':
@@ -398,7 +474,8 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
         // Never answer an ERROR (RFC 1350 section 7), and an OACK is only ever sent by a server.
         return;
     }
-  });
+  };
+  listener.on('message', faults.guard('tftp request', onListenerMessage));
 
   let closed: Promise<void> | null = null;
   async function close(): Promise<void> {

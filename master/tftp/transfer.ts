@@ -116,6 +116,13 @@ export interface TransferIo {
 export interface TransferSettings extends Negotiated {
   /** Consecutive timeouts answered with a retransmission; the next one ends the transfer. */
   retries: number;
+  /**
+   * Retransmission timeout until the client's first ACK, when shorter than `timeoutMs`. RFC 2349's
+   * timeout is the interval between retransmissions the client asked for; a peer that has never answered
+   * has not shown it exists (its source may be forged), so it does not get to hold a transfer slot for
+   * (retries + 1) x 255 s. Absent: `timeoutMs`.
+   */
+  firstAckTimeoutMs?: number;
 }
 
 export interface TransferOutcome {
@@ -199,7 +206,13 @@ export class ReadTransfer {
   /** Ends the transfer from outside (server shutdown, socket error); tells the client if asked to. */
   abort(reason: string, notify?: { code: number; message: string }): void {
     if (this.state === 'done') return;
-    if (notify) this.io.send(encodeError(notify.code, notify.message));
+    if (notify) {
+      try {
+        this.io.send(encodeError(notify.code, notify.message));
+      } catch {
+        // The transfer ends either way; the client will time out instead of hearing why.
+      }
+    }
     this.finish(false, reason);
   }
 
@@ -267,7 +280,7 @@ export class ReadTransfer {
       }
       // A fresh header per packet: a datagram the kernel could not take at once is queued with its
       // buffers, so a shared header would be overwritten before it left.
-      this.io.send(encodeDataHeader(n & 0xffff), payload);
+      if (!this.transmit(encodeDataHeader(n & 0xffff), payload)) return;
       if (n <= this.highestSent) this.retransmits++;
       else this.highestSent = n;
       this.nextToSend = n + 1;
@@ -277,8 +290,32 @@ export class ReadTransfer {
 
   private sendOack(): void {
     if (!this.settings.oack) return;
-    this.io.send(encodePacket({ op: 'OACK', options: this.settings.oack }));
+    if (!this.transmit(encodePacket({ op: 'OACK', options: this.settings.oack }))) return;
     this.armTimer();
+  }
+
+  /**
+   * Sends one datagram; a send that throws (a closed socket, an address the kernel refuses) ends the
+   * transfer rather than escaping into a timer or a socket handler, where it would be uncaught.
+   */
+  private transmit(packet: Buffer, payload?: Buffer): boolean {
+    try {
+      this.io.send(packet, payload);
+      return true;
+    } catch (err) {
+      if (this.state !== 'done') {
+        this.finish(false, `send failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      return false;
+    }
+  }
+
+  /** The retransmission timeout now: the negotiated one once the client has answered (see settings). */
+  private interval(): number {
+    const first = this.settings.firstAckTimeoutMs;
+    return this.ackSeen || first === undefined
+      ? this.settings.timeoutMs
+      : Math.min(first, this.settings.timeoutMs);
   }
 
   /**
@@ -287,8 +324,9 @@ export class ReadTransfer {
    */
   private armTimer(): void {
     if (this.state === 'done') return;
-    this.deadline = this.timers.now() + this.settings.timeoutMs;
-    this.timer ??= this.timers.set(() => this.onTimer(), this.settings.timeoutMs);
+    const ms = this.interval();
+    this.deadline = this.timers.now() + ms;
+    this.timer ??= this.timers.set(() => this.onTimer(), ms);
   }
 
   private cancelTimer(): void {
@@ -310,7 +348,8 @@ export class ReadTransfer {
   /** RFC 1350 section 2: on timeout the sender retransmits what is unacknowledged; bounded, then gives up. */
   private onTimeout(): void {
     if (this.timeouts >= this.settings.retries) {
-      const message = `no ACK after ${this.timeouts + 1} timeouts of ${this.settings.timeoutMs} ms`;
+      const first = this.ackSeen ? '' : ' (waiting for the first ACK)';
+      const message = `no ACK after ${this.timeouts + 1} timeouts of ${this.interval()} ms${first}`;
       this.abort(message, { code: ErrorCode.NOT_DEFINED, message: 'Timed out' });
       return;
     }

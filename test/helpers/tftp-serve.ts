@@ -2,7 +2,8 @@
  * Runs Corral's TFTP server alone, for tests and the benchmark that need it inside a network namespace:
  *
  *   ip netns exec NS node dist/test/helpers/tftp-serve.js --root DIR --address A --port P
- *     [--max-blksize N] [--max-windowsize N] [--retries N] [--timeout-ms N] [--log-level L]
+ *     [--max-blksize N] [--max-windowsize N] [--retries N] [--timeout-ms N] [--max-per-client N]
+ *     [--log-level L]
  *
  * Prints `READY <port>` on stdout once listening; JSON logs go to stderr. Exits 0 on SIGTERM/SIGINT after
  * closing the server, 2 on bad arguments, 1 if the server cannot start.
@@ -32,6 +33,7 @@ async function main(): Promise<void> {
       'max-windowsize': { type: 'string' },
       retries: { type: 'string' },
       'timeout-ms': { type: 'string' },
+      'max-per-client': { type: 'string' },
       'log-level': { type: 'string', default: 'info' },
     },
     strict: true,
@@ -50,6 +52,7 @@ async function main(): Promise<void> {
     maxWindowsize: numberFlag(values, 'max-windowsize'),
     retries: numberFlag(values, 'retries'),
     timeoutMs: numberFlag(values, 'timeout-ms'),
+    maxPerClient: numberFlag(values, 'max-per-client'),
   });
   process.stdout.write(`READY ${server.port}\n`);
   const stop = (): void => {

@@ -107,6 +107,9 @@ describe('tftp interop: tftp-hpa and atftp in network namespaces', () => {
       srv.address,
       '--port',
       '69',
+      // Every client here runs from the one client namespace, so its address stands for 16 nodes.
+      '--max-per-client',
+      '16',
     ]);
     let stdout = '';
     server.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));

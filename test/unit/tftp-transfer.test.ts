@@ -137,6 +137,10 @@ function harness(
     retries?: number;
     oack?: Map<string, string>;
     failAt?: number;
+    timeoutMs?: number;
+    firstAckTimeoutMs?: number;
+    /** The send that throws, counted from 1 (as dgram does for a port it rejects outright). */
+    throwOnSend?: number;
   } = {},
 ): Harness {
   const blksize = opts.blksize ?? 512;
@@ -145,12 +149,21 @@ function harness(
   const source = memorySource(data, opts.failAt);
   const sent: TftpPacket[] = [];
   let seen = 0;
+  let sends = 0;
   const transfer = new ReadTransfer(
-    { blksize, windowsize, timeoutMs: 1000, retries: opts.retries ?? 3, oack: opts.oack ?? null },
+    {
+      blksize,
+      windowsize,
+      timeoutMs: opts.timeoutMs ?? 1000,
+      retries: opts.retries ?? 3,
+      oack: opts.oack ?? null,
+      ...(opts.firstAckTimeoutMs !== undefined ? { firstAckTimeoutMs: opts.firstAckTimeoutMs } : {}),
+    },
     new BlockReader(source, blksize, windowsize),
     {
       timers: clock,
       send(packet, payload) {
+        if (++sends === opts.throwOnSend) throw new RangeError('Port should be > 0 and < 65536');
         const r = decodePacket(payload ? Buffer.concat([packet, payload]) : packet);
         assert.ok(r.ok, 'the transfer sent a malformed packet');
         sent.push(r.packet);
@@ -463,5 +476,108 @@ describe('tftp ReadTransfer', () => {
     assert.ok((await fetchAll(spy, 1468, 8)).equals(data));
     assert.ok(maxAhead <= 3 * 64 * 1024, `read ${maxAhead} bytes ahead of the client`);
     assert.ok(h.source.reads.every((r) => r.length <= 64 * 1024 + 1468));
+  });
+});
+
+describe('tftp ReadTransfer: first-ACK deadline and failing sends (issue 14)', () => {
+  test('timeout=255 holds a slot for 6 x 255 s without a first-ACK limit', async () => {
+    const h = harness(randomBytes(2000), {
+      retries: 5,
+      timeoutMs: 255_000,
+      oack: new Map([['timeout', '255']]),
+    });
+    let outcome: TransferOutcome | undefined;
+    void h.transfer.done.then((o) => (outcome = o));
+    const pending = (): boolean => outcome === undefined;
+    h.transfer.start();
+    h.clock.advance(6 * 255_000 - 1);
+    await settle();
+    assert.ok(pending(), 'still held just before 6 x 255 s');
+    h.clock.advance(1);
+    await settle();
+    assert.equal(outcome?.ok, false);
+  });
+
+  test('a peer that never ACKs is abandoned after (retries + 1) x firstAckTimeoutMs, whatever it negotiated', async () => {
+    const h = harness(randomBytes(2000), {
+      retries: 5,
+      timeoutMs: 255_000,
+      firstAckTimeoutMs: 3000,
+      oack: new Map([['timeout', '255']]),
+    });
+    let outcome: TransferOutcome | undefined;
+    void h.transfer.done.then((o) => (outcome = o));
+    const pending = (): boolean => outcome === undefined;
+    h.transfer.start();
+    h.clock.advance(17_999);
+    await settle();
+    assert.ok(pending());
+    assert.equal(
+      h.take().filter((p) => p.op === 'OACK').length,
+      6,
+      'the OACK and 5 retransmissions, 3 s apart',
+    );
+    h.clock.advance(1);
+    await settle();
+    assert.equal(outcome?.ok, false);
+    assert.match(outcome?.reason ?? '', /6 timeouts of 3000 ms \(waiting for the first ACK\)/);
+  });
+
+  test('once the client has ACKed, the negotiated timeout (RFC 2349) governs retransmission', async () => {
+    const h = harness(randomBytes(2000), {
+      retries: 1,
+      timeoutMs: 10_000,
+      firstAckTimeoutMs: 3000,
+      oack: new Map([['timeout', '10']]),
+    });
+    h.transfer.start();
+    await h.ack(0);
+    h.take();
+    h.clock.advance(9_999);
+    await settle();
+    assert.deepEqual(h.take(), [], 'no retransmission before the negotiated 10 s');
+    h.clock.advance(1);
+    await settle();
+    assert.deepEqual(
+      h.take().map((p) => (p.op === 'DATA' ? p.block : p.op)),
+      [1],
+      'DATA 1 retransmitted at 10 s',
+    );
+  });
+
+  test('without options the first-ACK limit applies to DATA 1 as well', async () => {
+    const h = harness(randomBytes(2000), { retries: 2, timeoutMs: 5000, firstAckTimeoutMs: 500 });
+    let outcome: TransferOutcome | undefined;
+    void h.transfer.done.then((o) => (outcome = o));
+    const pending = (): boolean => outcome === undefined;
+    h.transfer.start();
+    await settle();
+    h.clock.advance(1499);
+    await settle();
+    assert.ok(pending(), 'three intervals of 500 ms, not of 5000 ms');
+    h.clock.advance(1);
+    await settle();
+    assert.equal(outcome?.ok, false);
+  });
+
+  test('a send that throws ends the transfer (failed) instead of escaping into the caller or a timer', async () => {
+    const h = harness(randomBytes(2000), { throwOnSend: 2 });
+    h.transfer.start(); // send 1: DATA 1
+    await settle();
+    assert.doesNotThrow(() => h.transfer.handle({ op: 'ACK', block: 1 })); // send 2 throws
+    const outcome = await h.transfer.done;
+    assert.equal(outcome.ok, false);
+    assert.match(outcome.reason ?? '', /send failed: Port should be/);
+    assert.equal(h.source.closed, true, 'the file is closed');
+  });
+
+  test('a retransmission that throws inside the timer ends the transfer too', async () => {
+    const h = harness(randomBytes(2000), { throwOnSend: 2 });
+    h.transfer.start();
+    await settle();
+    assert.doesNotThrow(() => h.clock.advance(1000));
+    const outcome = await h.transfer.done;
+    assert.equal(outcome.ok, false);
+    assert.match(outcome.reason ?? '', /send failed/);
   });
 });
