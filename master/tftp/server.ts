@@ -13,7 +13,7 @@ import dgram from 'node:dgram';
 import { realpath, stat } from 'node:fs/promises';
 import type { Logger } from '../util/logger.js';
 import { CorralError } from '../util/errors.js';
-import { SubsystemFaults } from '../util/faults.js';
+import { RateLimitedLog, SubsystemFaults } from '../util/faults.js';
 import { impossibleSource } from '../util/udp-source.js';
 import { admit } from './admit.js';
 import { decodePacket, encodeError, ErrorCode, MAX_BLKSIZE, MIN_BLKSIZE } from './codec.js';
@@ -223,6 +223,8 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
   const finishing = new Set<Promise<void>>();
   const counts = { completed: 0, failed: 0, refused: 0, clientLimited: 0 };
   const faults = opts.faults ?? new SubsystemFaults('tftp', log);
+  // A flood of refused requests (issue 14) must not become a flood of log lines: bounded per kind.
+  const refusals = new RateLimitedLog(log);
   let closing = false;
 
   const listener = dgram.createSocket({ type });
@@ -264,7 +266,12 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     fields: Record<string, unknown>,
   ): void {
     counts.refused++;
-    log.warn({ peer: `${rinfo.address}:${rinfo.port}`, code, ...fields }, 'request refused');
+    refusals.write(
+      'warn',
+      message,
+      { peer: `${rinfo.address}:${rinfo.port}`, code, ...fields },
+      'request refused',
+    );
     replyError(rinfo, code, message);
   }
 

@@ -11,8 +11,11 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
 import { encodePacket as encodeTftp } from '../../master/tftp/codec.js';
 import { sendRawUdp } from '../helpers/raw-udp.js';
+import { runIn } from '../helpers/dhcp-harness.js';
+import { waitFor } from '../helpers/netns.js';
 import { pxeBootRequest, pxeDiscover, startHostileLab, type HostileLab } from '../helpers/hostile-lab.js';
 
 const labs: HostileLab[] = [];
@@ -103,5 +106,51 @@ describe('source port 0 cannot stop the master (issue 14, finding 1)', { timeout
     const afterwards = await lab.serving();
     console.log(`# after: ${afterwards.dhcp}; tftp ${afterwards.tftpMs} ms; http ok`);
     assert.equal(afterwards.http.subsystems?.['dhcp']?.dropped, 3);
+  });
+});
+
+const FLOOD = fileURLToPath(new URL('../helpers/tftp-flood.js', import.meta.url));
+
+describe('TFTP starvation (issue 14, finding 5)', { timeout: 180_000 }, () => {
+  test('256 RRQs with timeout=255 from one address: another node still gets its file, and the slots free in seconds', async () => {
+    const lab = await startHostileLab({ mode: 'server' });
+    labs.push(lab);
+    await lab.serving();
+    const t0 = Date.now();
+    const flood = await runIn(
+      lab.net,
+      lab.attacker.ns,
+      [process.execPath, FLOOD, '--to', lab.master.address, '--count', '256', '--wait-ms', '1500'],
+      30_000,
+    );
+    assert.equal(flood.code, 0, flood.stderr);
+    const replies = JSON.parse(flood.stdout) as Record<string, number>;
+    console.log(`# flood from ${lab.attacker.address}: ${JSON.stringify(replies)}`);
+    const held = await lab.health();
+    const tftpAfterFlood = held.tftp === false ? undefined : held.tftp;
+    console.log(`# tftp during the flood: ${JSON.stringify(tftpAfterFlood)}`);
+    assert.equal(replies['oack'], 4, 'the flood holds tftp.maxPerClient (4) transfers');
+    assert.equal(replies['busy'], 252, 'the rest is refused with "Server busy"');
+
+    // A real node at another address, while the flood's four transfers are still waiting for ACKs.
+    const got = await lab.tftpGet(lab.peer, 'undionly.kpxe', 15_000);
+    assert.equal(got.code, 0, `tftp-hpa at ${lab.peer.address} during the flood: ${got.out}`);
+    console.log(`# tftp-hpa at ${lab.peer.address} fetched undionly.kpxe in ${got.ms} ms during the flood`);
+    assert.ok(got.ms < 5000, `took ${got.ms} ms`);
+
+    // The unanswered transfers end at the first-ACK deadline: 6 x min(255 s, 3 s) = 18 s, not 25 min.
+    const freed = await waitFor(
+      'the flood transfers to end',
+      async () => {
+        const h = await lab.health();
+        return h.tftp !== false && h.tftp?.active === 0 ? Date.now() - t0 : undefined;
+      },
+      40_000,
+      1000,
+    );
+    console.log(`# all flood transfers ended ${freed} ms after the flood began`);
+    assert.ok(freed >= 17_000, `ended after ${freed} ms: before the first-ACK deadline?`);
+    const end = await lab.health();
+    assert.equal(end.tftp !== false && end.tftp?.failed, 4);
   });
 });
