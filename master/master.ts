@@ -291,6 +291,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       remote: { power, sshKeyPath: masterKeyPath(config.dataDir) },
       ...(monitor ? { monitor } : {}),
       ...(ha ? { ha: ha.controller, writeGate: ha.gate } : {}),
+      faults: () => faults.snapshot(),
     });
     const app = createHttpApp({
       api,

@@ -15,6 +15,7 @@ import { installPath } from '../master/util/paths.js';
 import { errorPage, notFound } from './error-page.js';
 import type { ConsoleContext } from './page.js';
 import { mountDashboard } from './pages/dashboard.js';
+import type { SubsystemHealth } from '../master/util/faults.js';
 import { mountEvents } from './pages/events.js';
 import { mountLogin, mountLogout } from './pages/login.js';
 import { mountNodes } from './pages/nodes.js';
@@ -78,6 +79,8 @@ export interface ConsoleDeps {
    * automatic restore point (snapshots.beforeRisky).
    */
   beforeRisky?: BeforeRisky;
+  /** Subsystem faults and dropped datagrams (master/util/faults.ts), shown on the dashboard. */
+  faults?: () => Record<string, SubsystemHealth>;
 }
 
 export function createConsoleRouter(deps: ConsoleDeps): Router {
@@ -92,6 +95,7 @@ export function createConsoleRouter(deps: ConsoleDeps): Router {
     renderer: createRenderer({ viewsDir: installPath('web-ui', 'views'), now }),
     sessions: new SessionStore(deps.repos.store.db, now),
     ...(deps.monitor ? { monitor: deps.monitor } : {}),
+    ...(deps.faults ? { faults: deps.faults } : {}),
   };
 
   const router = express.Router();

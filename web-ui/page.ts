@@ -6,6 +6,7 @@ import type { Role } from '../master/store/users.js';
 import { roleAllows } from '../master/api/auth.js';
 import type { Monitor } from '../master/monitor/monitor.js';
 import { CorralError } from '../master/util/errors.js';
+import type { SubsystemHealth } from '../master/util/faults.js';
 import type { Logger } from '../master/util/logger.js';
 import { VERSION } from '../master/util/version.js';
 import type { Renderer } from './render.js';
@@ -23,6 +24,8 @@ export interface ConsoleContext {
   sessions: SessionStore;
   /** Performance monitoring (charts, alerts); absent when monitor.enabled is false. */
   monitor?: Monitor;
+  /** Subsystem faults (issue 14), for the dashboard. */
+  faults?: () => Record<string, SubsystemHealth>;
 }
 
 /** The left navigation. Only pages that exist are listed; a later page adds itself here. */

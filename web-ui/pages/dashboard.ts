@@ -6,6 +6,7 @@ import { DEFAULT_QUERY, nodeTableHref } from '../node-table.js';
 import { sendPage, type ConsoleContext } from '../page.js';
 import { perfFacts, RANGE_LINKS } from '../perf-view.js';
 import { MASTER_SOURCE } from '../../master/monitor/monitor.js';
+import type { SubsystemHealth } from '../../master/util/faults.js';
 
 const RECENT_EVENTS = 12;
 
@@ -31,7 +32,20 @@ function masterFacts(ctx: ConsoleContext): { label: string; value: string; mono:
     { label: 'TFTP', value: config.tftp.enabled ? `on, port ${config.tftp.port}` : 'off', mono: false },
     { label: 'Data directory', value: config.dataDir, mono: true },
     { label: 'Schema version', value: String(ctx.repos.store.schemaVersion()), mono: false },
+    ...(ctx.faults ? [{ label: 'Faults', value: faultSummary(ctx.faults()), mono: false }] : []),
   ];
+}
+
+/** "dhcp 0 · tftp 2 (40 dropped); last tftp fault: ... at ..." (see /api/v1/health `subsystems`). */
+function faultSummary(subsystems: Record<string, SubsystemHealth>): string {
+  const entries = Object.entries(subsystems);
+  const counts = entries
+    .map(([name, s]) => `${name} ${s.faults}${s.dropped ? ` (${s.dropped} dropped)` : ''}`)
+    .join(' · ');
+  const last = entries
+    .flatMap(([name, s]) => (s.lastFault ? [{ name, ...s.lastFault }] : []))
+    .sort((a, b) => b.at.localeCompare(a.at))[0];
+  return last ? `${counts}; last: ${last.name}, ${last.message} at ${last.at}` : counts || 'none';
 }
 
 export function mountDashboard(router: Router, ctx: ConsoleContext): void {
