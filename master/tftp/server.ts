@@ -500,6 +500,7 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
   listener.on('error', (err) => {
     // The only failure that stops the server: without its listening socket it cannot take requests.
     log.error({ err, address: settings.address, port }, 'TFTP listening socket failed; server stopped');
+    faults.record(err, { address: settings.address, port }, 'TFTP listening socket failed');
     closed ??= close();
   });
 
