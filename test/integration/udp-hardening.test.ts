@@ -11,6 +11,8 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodePacket as encodeTftp } from '../../master/tftp/codec.js';
 import { sendRawUdp } from '../helpers/raw-udp.js';
@@ -137,6 +139,32 @@ describe('TFTP starvation (issue 14, finding 5)', { timeout: 180_000 }, () => {
     assert.equal(got.code, 0, `tftp-hpa at ${lab.peer.address} during the flood: ${got.out}`);
     console.log(`# tftp-hpa at ${lab.peer.address} fetched undionly.kpxe in ${got.ms} ms during the flood`);
     assert.ok(got.ms < 5000, `took ${got.ms} ms`);
+    // And atftp (with a blksize option), from the same other address.
+    const t1 = Date.now();
+    const at = await runIn(
+      lab.net,
+      lab.peer.ns,
+      [
+        'atftp',
+        '--get',
+        '-r',
+        'undionly.kpxe',
+        '-l',
+        join(lab.dir, 'atftp.out'),
+        '--option',
+        'blksize 1428',
+        lab.master.address,
+      ],
+      15_000,
+    );
+    assert.equal(at.code, 0, `atftp during the flood: ${at.stdout}${at.stderr}`);
+    assert.equal(
+      statSync(join(lab.dir, 'atftp.out')).size,
+      statSync(join(lab.dir, 'data', 'tftp', 'undionly.kpxe')).size,
+    );
+    console.log(
+      `# atftp at ${lab.peer.address} fetched undionly.kpxe in ${Date.now() - t1} ms during the flood`,
+    );
 
     // The unanswered transfers end at the first-ACK deadline: 6 x min(255 s, 3 s) = 18 s, not 25 min.
     const freed = await waitFor(
