@@ -1,7 +1,8 @@
 /**
  * The TFTP socket server: reads requests on the listening port and gives each read transfer its own
  * ephemeral UDP socket, whose port is the server's transfer ID (RFC 1350 section 4). All protocol
- * decisions are in codec.ts, paths.ts and transfer.ts; this file only moves datagrams and keeps count.
+ * decisions are in codec.ts, paths.ts, admit.ts and transfer.ts; this file only moves datagrams and keeps
+ * count.
  *
  * A malformed datagram is logged once (peer, reason) and dropped; a refused request gets an ERROR packet
  * and a log line; only a failure of the listening socket itself stops the server. Datagrams from an

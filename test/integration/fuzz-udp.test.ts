@@ -130,9 +130,13 @@ function report(mode: string, lab: HostileLab, t: Tally, end: Serving): void {
     `${mode}: seed ${SEED} (replay with FUZZ_SEED=${SEED})`,
     `UDP datagrams sent per target: ${JSON.stringify(t.udp)}`,
     `  from source port 0 (raw): ${JSON.stringify(t.portZero)}`,
-    `HTTP requests per route: ${JSON.stringify(t.httpRoutes)}`,
-    `  per kind: ${JSON.stringify(t.httpKinds)}; answers: ${JSON.stringify(t.httpOutcomes)}`,
-    `  slow requests held ${SLOW_MS} ms: ${JSON.stringify(t.slow)}`,
+    ...(Object.keys(t.httpRoutes).length > 0
+      ? [
+          `HTTP requests per route: ${JSON.stringify(t.httpRoutes)}`,
+          `  per kind: ${JSON.stringify(t.httpKinds)}; answers: ${JSON.stringify(t.httpOutcomes)}`,
+          `  slow requests held ${SLOW_MS} ms: ${JSON.stringify(t.slow)}`,
+        ]
+      : []),
     `held: ${t.checks} checks of DHCP (${end.dhcp}), TFTP (worst ${t.worstTftpMs} ms) and HTTP all answered; master alive: ${lab.alive()}`,
     `subsystems: ${JSON.stringify(end.http.subsystems)}`,
     `tftp: ${JSON.stringify(end.http.tftp)}`,
@@ -153,7 +157,7 @@ function assertHeld(lab: HostileLab, end: Serving): void {
 describe('fuzz: hostile UDP and HTTP against a live master (issue 14)', { timeout: 600_000 }, () => {
   test('DHCP server mode: ports 67, 69, a TFTP transfer port, and HTTP', async () => {
     console.log(
-      `# limits: tftp.maxPerClient 4, maxTransfers 256, first-ACK timeout 3000 ms x 6, retries 5; log lines 10 per 10 s per kind; HTTP: Node defaults (headers 16 KiB, headersTimeout 60 s), JSON bodies 1 MB / 8 kB / 4 kB per route`,
+      `# limits: tftp.maxPerClient 4, maxTransfers 256, first-ACK timeout 3000 ms x 6, retries 5; log lines 10 per 10 s per kind; HTTP: Node defaults (headers 16 KiB, headersTimeout 60 s), JSON bodies 1 MB (/api/v1), 64 kB (deploy reports), 8 kB (node metrics), 4 kB (shared-root reports)`,
     );
     const lab = await startHostileLab({ mode: 'server' });
     labs.push(lab);
