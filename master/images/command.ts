@@ -1,10 +1,10 @@
 /**
  * `corral image import|list|show|delete|build-debian` and `corral node deploy`: the CLI side of issue 5.
- * cli.ts dispatches here with the raw arguments and its config-file reader (it stays the only reader of
- * files and flags' meaning for the master config); these commands open the master's database directly
- * (SQLite WAL: safe beside a running master, which reads state per request).
+ * They declare their flags; cli.ts parses them and hands in its config-file reader. These commands open
+ * the master's database directly (SQLite WAL: safe beside a running master, which reads state per
+ * request), so they run on the master's own machine, as root.
  */
-import { parseArgs } from 'node:util';
+import { defineCommand, usage, type Parsed } from '../cli/command.js';
 import { join } from 'node:path';
 import { buildConfig, type FrozenConfig } from '../config.js';
 import { openRepos, type Repos } from '../store/repos.js';
@@ -22,15 +22,23 @@ import { directBeforeRisky } from '../snapshots/index.js';
 
 type ReadConfig = (path: string | undefined) => unknown;
 
+const IMAGE_HELP = `  corral image import FILE|DIR --name NAME (--data-dir DIR | --config FILE) [--os ID --os-version V]
+  corral image list|show NAME|delete NAME (--data-dir DIR | --config FILE) [--json]
+  corral image build-debian [--name debian-12] [--cache-dir DIR] (--data-dir DIR | --config FILE)
+      OS images: tar/tar.gz/tar.zst root file systems or raw/raw.gz/qcow2 disks (docs/deploy.md).
+      On the master's machine: these open its data directory.
+`;
+
+const DEPLOY_HELP = `  corral node deploy NODE --image NAME [--layout L] --config FILE [--data-dir DIR] [--json]
+      Install an image on a node's disk (node → deploying; rebooted by its agent or over SSH).
+      On the master's machine, with the master's config file.
+`;
+
 const COMMON = {
   'data-dir': { type: 'string' },
   config: { type: 'string' },
   json: { type: 'boolean' },
 } as const;
-
-function usage(message: string): never {
-  throw new CorralError('USAGE', message);
-}
 
 const IMAGE_OPTIONS = {
   ...COMMON,
@@ -41,14 +49,6 @@ const IMAGE_OPTIONS = {
 } as const;
 
 const DEPLOY_OPTIONS = { ...COMMON, image: { type: 'string' }, layout: { type: 'string' } } as const;
-
-function parse<O extends typeof IMAGE_OPTIONS | typeof DEPLOY_OPTIONS>(args: string[], options: O) {
-  try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (err) {
-    return usage((err as Error).message.split('\n')[0] ?? 'bad arguments');
-  }
-}
 
 function dataDirOf(values: Record<string, unknown>, readConfig: ReadConfig): string {
   if (typeof values['data-dir'] === 'string') return values['data-dir'];
@@ -69,9 +69,28 @@ function line(i: ImageRecord, usedBy: string[]): string {
 
 const out = (s: string): void => void process.stdout.write(`${s}\n`);
 
-export async function runImageCommand(args: string[], readConfig: ReadConfig): Promise<number> {
-  const [sub, ...rest] = args;
-  const { values, positionals } = parse(rest, IMAGE_OPTIONS);
+export const imageCommand = defineCommand({
+  path: ['image'],
+  verbs: ['import', 'list', 'show', 'delete', 'build-debian'],
+  help: IMAGE_HELP,
+  options: IMAGE_OPTIONS,
+  run: ({ values, positionals: [sub, ...positionals] }, ctx) =>
+    runImage(sub, values, positionals, ctx.readConfigFile),
+});
+
+export const nodeDeployCommand = defineCommand({
+  path: ['node', 'deploy'],
+  help: DEPLOY_HELP,
+  options: DEPLOY_OPTIONS,
+  run: ({ values, positionals }, ctx) => runNodeDeploy(values, positionals, ctx.readConfigFile),
+});
+
+async function runImage(
+  sub: string | undefined,
+  values: Parsed<typeof IMAGE_OPTIONS>['values'],
+  positionals: string[],
+  readConfig: ReadConfig,
+): Promise<number> {
   const dataDir = dataDirOf(values, readConfig);
   const repos = open(dataDir);
   try {
@@ -159,10 +178,11 @@ export async function runImageCommand(args: string[], readConfig: ReadConfig): P
   }
 }
 
-export async function runNodeCommand(args: string[], readConfig: ReadConfig): Promise<number> {
-  const [sub, ...rest] = args;
-  if (sub !== 'deploy') usage('usage: corral node deploy NODE --image NAME [--layout L] --config FILE');
-  const { values, positionals } = parse(rest, DEPLOY_OPTIONS);
+async function runNodeDeploy(
+  values: Parsed<typeof DEPLOY_OPTIONS>['values'],
+  positionals: string[],
+  readConfig: ReadConfig,
+): Promise<number> {
   const id = positionals[0];
   if (!id || !values.image) usage('usage: corral node deploy NODE --image NAME [--layout L] --config FILE');
   // The plan needs the master's address and layouts: its config file.

@@ -1,9 +1,10 @@
 /**
  * `corral node power ...` and `corral node exec ...` (issue #11). Like `corral node deploy`, these open the
  * master's database directly (SQLite WAL: safe beside a running master) and act from this machine: the
- * power drivers and SSH run here, with the master's key files from its data directory.
+ * power drivers and SSH run here, with the master's key files from its data directory. They declare their
+ * flags; cli.ts parses them.
  */
-import { parseArgs } from 'node:util';
+import { defineCommand, usage, type Parsed } from '../cli/command.js';
 import { join } from 'node:path';
 import { buildConfig, type FrozenConfig } from '../config.js';
 import { openRepos, type Repos } from '../store/repos.js';
@@ -16,15 +17,20 @@ import { DRIVER_KINDS, POWER_ACTIONS, type DriverKind, type PowerAction } from '
 import { createPowerControl, type PublicPowerConfig } from './power.js';
 import { SecretBox } from './secrets.js';
 import { execOnNodes } from './exec-service.js';
+import { readAllStdin } from '../cli/prompt.js';
 
 type ReadConfig = (path: string | undefined) => unknown;
 
-export const REMOTE_HELP = `  corral node power NODE on|off|cycle|pxe|status|show|remove (--config FILE | --data-dir DIR)
+const POWER_HELP = `  corral node power NODE on|off|cycle|pxe|status|show|remove (--config FILE | --data-dir DIR) [--json]
   corral node power NODE set --driver ipmi|wol|manual [--address HOST] [--port N] [--user U]
                     [--password-stdin] [--wol-mac MAC] (--config FILE | --data-dir DIR)
       Power control through the node's BMC (IPMI lanplus), Wake-on-LAN or the operator (docs/remote-control.md).
-  corral node exec (NODE[,NODE...] | --role R) [--parallel N] [--timeout S] (--config FILE | --data-dir DIR) -- CMD
+      On the master's machine: the drivers run here, with the master's data directory.
+`;
+
+const EXEC_HELP = `  corral node exec (NODE[,NODE...] | --role R) [--parallel N] [--timeout S] (--config FILE | --data-dir DIR) [--json] -- CMD
       Run CMD on nodes over SSH with the master's key; output prefixed per node, then an exit summary.
+      On the master's machine: it uses the master's SSH key from its data directory.
 `;
 
 const COMMON = {
@@ -50,17 +56,32 @@ const EXEC_OPTIONS = {
   timeout: { type: 'string' },
 } as const;
 
-function usage(message: string): never {
-  throw new CorralError('USAGE', message);
-}
+const line = (out: (text: string) => void) => (text: string) => out(`${text}\n`);
 
-function parse<O extends typeof POWER_OPTIONS | typeof EXEC_OPTIONS>(args: string[], options: O) {
-  try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (err) {
-    return usage((err as Error).message.split('\n')[0] ?? 'bad arguments');
-  }
-}
+export const nodePowerCommand = defineCommand({
+  path: ['node', 'power'],
+  verbs: ['on', 'off', 'cycle', 'pxe', 'status', 'show', 'remove', 'set'],
+  help: POWER_HELP,
+  options: POWER_OPTIONS,
+  run: ({ values, positionals }, ctx) =>
+    runPowerCommand(values, positionals, ctx.readConfigFile, line(ctx.out), ctx.stdin),
+});
+
+export const nodeExecCommand = defineCommand({
+  path: ['node', 'exec'],
+  help: EXEC_HELP,
+  options: EXEC_OPTIONS,
+  passthrough: true,
+  run: ({ values, positionals, rest }, ctx) =>
+    runExecCommand(
+      values,
+      positionals,
+      rest,
+      ctx.readConfigFile,
+      line(ctx.out),
+      ctx.env['SUDO_USER'] ?? ctx.env['USER'] ?? 'cli',
+    ),
+});
 
 /** The master's config: its file, or defaults around --data-dir (then WoL needs a per-node --address). */
 function configOf(
@@ -92,14 +113,6 @@ function intOf(name: string, v: string | undefined, min: number, max: number): n
   return Number(v);
 }
 
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks)
-    .toString('utf8')
-    .replace(/\r?\n$/, '');
-}
-
 function describe(name: string, p: PublicPowerConfig | undefined): string {
   if (!p) return `${name}: no power driver`;
   const where = p.address ? ` ${p.address}${p.port ? `:${p.port}` : ''}` : '';
@@ -107,12 +120,13 @@ function describe(name: string, p: PublicPowerConfig | undefined): string {
   return `${name}: ${p.driver}${where}${who}; power ${p.state}${p.stateError ? ` (${p.stateError})` : ''}`;
 }
 
-export async function runPowerCommand(
-  args: string[],
+async function runPowerCommand(
+  values: Parsed<typeof POWER_OPTIONS>['values'],
+  positionals: string[],
   readConfig: ReadConfig,
   out: (s: string) => void,
+  stdin: NodeJS.ReadStream,
 ): Promise<number> {
-  const { values, positionals } = parse(args, POWER_OPTIONS);
   const [id, verb, ...extra] = positionals;
   if (!id || !verb || extra.length)
     usage('usage: corral node power NODE on|off|cycle|pxe|status|show|remove|set ...');
@@ -139,7 +153,7 @@ export async function runPowerCommand(
             address: values.address,
             port: intOf('port', values.port, 1, 65535),
             username: values.user,
-            password: values['password-stdin'] ? await readStdin() : undefined,
+            password: values['password-stdin'] ? await readAllStdin(stdin) : undefined,
             wolMac: values['wol-mac'],
           },
           'cli',
@@ -178,16 +192,15 @@ export async function runPowerCommand(
   }
 }
 
-export async function runExecCommand(
-  args: string[],
+async function runExecCommand(
+  values: Parsed<typeof EXEC_OPTIONS>['values'],
+  positionals: string[],
+  rest: string[],
   readConfig: ReadConfig,
   out: (s: string) => void,
   actor: string,
 ): Promise<number> {
-  const dashdash = args.indexOf('--');
-  if (dashdash < 0) usage('usage: corral node exec NODE[,NODE...]|--role R [...] -- CMD');
-  const { values, positionals } = parse(args.slice(0, dashdash), EXEC_OPTIONS);
-  const command = args.slice(dashdash + 1).join(' ');
+  const command = rest.join(' ');
   if (!command) usage('give the command after --');
   const nodes = positionals.flatMap((p) => p.split(',')).filter(Boolean);
   if (!nodes.length && !values.role) usage('name nodes or give --role R');

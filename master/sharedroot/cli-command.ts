@@ -1,9 +1,10 @@
 /**
  * `corral sharedroot ...` and `corral node diskless NODE --root NAME`. Like `corral image`, these open
  * the master's database directly (SQLite WAL, safe beside a running master); the running master's
- * reconcile loop then brings the NFS exports in line within `sharedRoot.reconcileSeconds`.
+ * reconcile loop then brings the NFS exports in line within `sharedRoot.reconcileSeconds`. They run on the
+ * master's machine (create reads a local directory, edit hands back a path there); cli.ts parses the flags.
  */
-import { parseArgs } from 'node:util';
+import { defineCommand, usage, type Parsed } from '../cli/command.js';
 import { join } from 'node:path';
 import { buildConfig, type FrozenConfig } from '../config.js';
 import { openRepos } from '../store/repos.js';
@@ -14,13 +15,17 @@ import { SharedRoots, type SharedRootView } from './service.js';
 
 type ReadConfig = (path: string | undefined) => unknown;
 
-export const SHAREDROOT_HELP = `  corral sharedroot create NAME (--from-dir DIR | --from-image IMAGE) (--data-dir DIR | --config FILE)
+const SHAREDROOT_HELP = `  corral sharedroot create NAME (--from-dir DIR | --from-image IMAGE) (--data-dir DIR | --config FILE)
   corral sharedroot list|show NAME (--data-dir DIR | --config FILE) [--json]
   corral sharedroot edit NAME | publish NAME [--version N] | rollback NAME [--to N] | delete NAME [--version N]
       Shared roots for diskless nodes, exported read-only over NFS (docs/shared-root.md). \`edit\`
       makes a draft copy to change on the master; \`publish\` makes it current for the next boots.
-  corral node diskless NODE --root NAME [--persistent] (--data-dir DIR | --config FILE)
-      Boot a node diskless from a shared root (node → diskless; its agent reboots it).
+      On the master's machine: these open its data directory.
+`;
+
+const DISKLESS_HELP = `  corral node diskless NODE --root NAME [--persistent] (--data-dir DIR | --config FILE)
+      Boot a node diskless from a shared root (node → diskless; its agent reboots it). On the
+      master's machine.
 `;
 
 const OPTIONS = {
@@ -31,21 +36,32 @@ const OPTIONS = {
   'from-image': { type: 'string' },
   version: { type: 'string' },
   to: { type: 'string' },
+} as const;
+
+const DISKLESS_OPTIONS = {
+  'data-dir': { type: 'string' },
+  config: { type: 'string' },
   root: { type: 'string' },
   persistent: { type: 'boolean' },
 } as const;
 
-function usage(message: string): never {
-  throw new CorralError('USAGE', message);
-}
+type Values = Parsed<typeof OPTIONS>['values'];
 
-function parse(args: string[]) {
-  try {
-    return parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
-  } catch (err) {
-    return usage((err as Error).message.split('\n')[0] ?? 'bad arguments');
-  }
-}
+export const sharedRootCommand = defineCommand({
+  path: ['sharedroot'],
+  verbs: ['create', 'list', 'show', 'edit', 'publish', 'rollback', 'delete'],
+  help: SHAREDROOT_HELP,
+  options: OPTIONS,
+  run: ({ values, positionals: [sub, ...positionals] }, ctx) =>
+    runSharedRootCommand(sub, values, positionals, ctx.readConfigFile),
+});
+
+export const nodeDisklessCommand = defineCommand({
+  path: ['node', 'diskless'],
+  help: DISKLESS_HELP,
+  options: DISKLESS_OPTIONS,
+  run: ({ values, positionals }, ctx) => runDisklessCommand(values, positionals, ctx.readConfigFile),
+});
 
 function intOpt(v: string | undefined, flag: string): number | undefined {
   if (v === undefined) return undefined;
@@ -80,9 +96,12 @@ function describe(r: SharedRootView): string {
   return `${r.name}\tversions ${versions}\tnodes ${r.nodes.join(',') || '-'}\t${r.path}`;
 }
 
-export async function runSharedRootCommand(args: string[], readConfig: ReadConfig): Promise<number> {
-  const [sub, ...rest] = args;
-  const { values, positionals } = parse(rest);
+async function runSharedRootCommand(
+  sub: string | undefined,
+  values: Values,
+  positionals: string[],
+  readConfig: ReadConfig,
+): Promise<number> {
   const config = configOf(values, readConfig);
   const repos = openRepos({
     path: join(config.dataDir, 'corral.db'),
@@ -134,8 +153,11 @@ export async function runSharedRootCommand(args: string[], readConfig: ReadConfi
   }
 }
 
-export async function runDisklessCommand(args: string[], readConfig: ReadConfig): Promise<number> {
-  const { values, positionals } = parse(args);
+async function runDisklessCommand(
+  values: Parsed<typeof DISKLESS_OPTIONS>['values'],
+  positionals: string[],
+  readConfig: ReadConfig,
+): Promise<number> {
   const id = positionals[0];
   if (!id || !values.root)
     usage('usage: corral node diskless NODE --root NAME [--persistent] (--data-dir DIR | --config FILE)');
