@@ -11,6 +11,36 @@ export interface ApiClient {
   base: string;
   /** `path` is below /api/v1 (e.g. '/nodes'); resolves with the parsed JSON (undefined for 204). */
   call<T>(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<T>;
+  /** An NDJSON answer, one parsed line at a time as it arrives (`POST /exec`). */
+  stream(
+    method: string,
+    path: string,
+    body: unknown,
+    onLine: (value: unknown) => void,
+    timeoutMs: number,
+  ): Promise<void>;
+}
+
+/** What the `--url` override offers: plain calls (the commands that stream need a profile). */
+export type CallClient = Pick<ApiClient, 'base' | 'call'>;
+
+/** Splits a byte stream into lines and parses each as JSON (the last line may end without a newline). */
+function ndjson(onLine: (value: unknown) => void): { push: (chunk: Buffer) => void; end: () => void } {
+  let pending = '';
+  const emit = (line: string): void => {
+    if (line.trim()) onLine(JSON.parse(line));
+  };
+  return {
+    push: (chunk) => {
+      pending += chunk.toString('utf8');
+      let nl: number;
+      while ((nl = pending.indexOf('\n')) >= 0) {
+        emit(pending.slice(0, nl));
+        pending = pending.slice(nl + 1);
+      }
+    },
+    end: () => emit(pending),
+  };
 }
 
 export function basicAuth(user: string, password: string): string {
@@ -47,21 +77,35 @@ export function profileClient(profile: Profile): ApiClient {
   const ep: Endpoint = endpointOf(url);
   const prefix = url.pathname.replace(/\/$/, '');
   const auth = basicAuth(profile.user, profile.password);
+  const send = (
+    method: string,
+    path: string,
+    body: unknown,
+    timeoutMs: number,
+    onData?: (c: Buffer) => void,
+  ) =>
+    pinnedRequest(ep, profile.fingerprint256, {
+      method,
+      path: `${prefix}/api/v1${path}`,
+      headers: {
+        authorization: auth,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      timeoutMs,
+      ...(onData ? { onData } : {}),
+    });
   return {
     base: profile.url,
     async call<T>(method: string, path: string, body?: unknown, timeoutMs = 60_000): Promise<T> {
-      const res = await pinnedRequest(ep, profile.fingerprint256, {
-        method,
-        path: `${prefix}/api/v1${path}`,
-        headers: {
-          authorization: auth,
-          accept: 'application/json',
-          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-        },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        timeoutMs,
-      });
+      const res = await send(method, path, body, timeoutMs);
       return parseAnswer<T>(res.status, res.body.toString('utf8'));
+    },
+    async stream(method, path, body, onLine, timeoutMs) {
+      const lines = ndjson(onLine);
+      const res = await send(method, path, body, timeoutMs, lines.push);
+      if (res.status < 200 || res.status >= 300) throw answerError(res.status, res.body.toString('utf8'));
+      lines.end();
     },
   };
 }
@@ -70,7 +114,7 @@ export function profileClient(profile: Profile): ApiClient {
  * The older override, `--url URL` or CORRAL_URL with CORRAL_USER/CORRAL_PASSWORD (kept because scripts
  * and tests use it): plain fetch, so an https:// URL needs a certificate the system trusts.
  */
-export function urlClient(base: string, user: string, password: string): ApiClient {
+export function urlClient(base: string, user: string, password: string): CallClient {
   const root = base.replace(/\/$/, '');
   const auth = basicAuth(user, password);
   return {

@@ -93,3 +93,21 @@ export function wantsHelp(args: string[]): boolean {
   const end = args.indexOf('--');
   return (end >= 0 ? args.slice(0, end) : args).some((a) => a === '--help' || a === '-h');
 }
+
+/**
+ * The commands that can work either way: with --config or --data-dir they act on the master's files from
+ * its own machine (also while it is stopped); otherwise through the API of the profile's master.
+ */
+export function onMasterFiles(values: {
+  profile?: string | undefined;
+  config?: string | undefined;
+  'data-dir'?: string | undefined;
+}): boolean {
+  const local = values.config !== undefined || values['data-dir'] !== undefined;
+  if (local && values.profile !== undefined) {
+    usage(
+      '--profile goes through the API; --config and --data-dir act on the files here: give one or the other',
+    );
+  }
+  return local;
+}

@@ -87,6 +87,8 @@ export interface PinnedRequest {
   headers: Record<string, string>;
   body?: string;
   timeoutMs: number;
+  /** A successful answer's body goes here as it arrives instead of into `body` (NDJSON streams). */
+  onData?: (chunk: Buffer) => void;
 }
 
 /** One HTTP/1.1 request over a TLS connection whose certificate has the pinned fingerprint. */
@@ -119,7 +121,8 @@ export function pinnedRequest(
       },
       (res) => {
         const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
+        const ok = (res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300;
+        res.on('data', (c: Buffer) => (ok && req.onData ? req.onData(c) : chunks.push(c)));
         res.on('end', () =>
           resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
         );

@@ -4,7 +4,9 @@
  * the master's database directly (SQLite WAL: safe beside a running master, which reads state per
  * request), so they run on the master's own machine, as root.
  */
-import { defineCommand, usage, type Parsed } from '../cli/command.js';
+import { defineCommand, onMasterFiles, usage, type Parsed } from '../cli/command.js';
+import type { ApiClient } from '../cli/api-client.js';
+import type { NodeRecord } from '../store/nodes.js';
 import { join } from 'node:path';
 import { buildConfig, type FrozenConfig } from '../config.js';
 import { openRepos, type Repos } from '../store/repos.js';
@@ -13,7 +15,7 @@ import { createLogger } from '../util/logger.js';
 import { deleteImage, findImage, importImage } from './registry.js';
 import { buildOsImage } from '../../node-images/os-image.js';
 import { ensureMasterKey } from '../deploy/ssh.js';
-import { createDeployer, describeReboot } from '../deploy/deployer.js';
+import { createDeployer, describeReboot, type RebootPath } from '../deploy/deployer.js';
 import { createPowerControl } from '../remote/power.js';
 import { SecretBox } from '../remote/secrets.js';
 import { normaliseMac } from '../nodes/inventory.js';
@@ -22,19 +24,23 @@ import { directBeforeRisky } from '../snapshots/index.js';
 
 type ReadConfig = (path: string | undefined) => unknown;
 
-const IMAGE_HELP = `  corral image import FILE|DIR --name NAME (--data-dir DIR | --config FILE) [--os ID --os-version V]
-  corral image list|show NAME|delete NAME (--data-dir DIR | --config FILE) [--json]
+const IMAGE_HELP = `  corral image list|show NAME|delete NAME [--json] [--profile NAME]
+      The master's OS images, through the API of the current profile's master. With --data-dir
+      DIR or --config FILE instead, on the master's machine (also while it is stopped).
+  corral image import FILE|DIR --name NAME (--data-dir DIR | --config FILE) [--os ID --os-version V]
   corral image build-debian [--name debian-12] [--cache-dir DIR] (--data-dir DIR | --config FILE)
-      OS images: tar/tar.gz/tar.zst root file systems or raw/raw.gz/qcow2 disks (docs/deploy.md).
-      On the master's machine: these open its data directory.
+      Import an OS image already on the master's disk: tar/tar.gz/tar.zst root file systems or
+      raw/raw.gz/qcow2 disks (docs/deploy.md); on the master's machine, into its data directory.
 `;
 
-const DEPLOY_HELP = `  corral node deploy NODE --image NAME [--layout L] --config FILE [--data-dir DIR] [--json]
-      Install an image on a node's disk (node → deploying; rebooted by its agent or over SSH).
-      On the master's machine, with the master's config file.
+const DEPLOY_HELP = `  corral node deploy NODE --image NAME [--layout L] [--json] [--profile NAME]
+      Install an image on a node's disk (node → deploying; rebooted by its agent or over SSH),
+      by the master of the current profile. With --config FILE [--data-dir DIR] instead, from
+      the master's machine with its config file.
 `;
 
 const COMMON = {
+  profile: { type: 'string' },
   'data-dir': { type: 'string' },
   config: { type: 'string' },
   json: { type: 'boolean' },
@@ -74,16 +80,79 @@ export const imageCommand = defineCommand({
   verbs: ['import', 'list', 'show', 'delete', 'build-debian'],
   help: IMAGE_HELP,
   options: IMAGE_OPTIONS,
-  run: ({ values, positionals: [sub, ...positionals] }, ctx) =>
-    runImage(sub, values, positionals, ctx.readConfigFile),
+  run: async ({ values, positionals: [sub, ...positionals] }, ctx) =>
+    onMasterFiles(values) || sub === 'import' || sub === 'build-debian'
+      ? runImage(sub, values, positionals, ctx.readConfigFile)
+      : imageViaApi(sub, values, positionals, await ctx.api(values.profile)),
 });
 
 export const nodeDeployCommand = defineCommand({
   path: ['node', 'deploy'],
   help: DEPLOY_HELP,
   options: DEPLOY_OPTIONS,
-  run: ({ values, positionals }, ctx) => runNodeDeploy(values, positionals, ctx.readConfigFile),
+  run: async ({ values, positionals }, ctx) =>
+    onMasterFiles(values)
+      ? runNodeDeploy(values, positionals, ctx.readConfigFile)
+      : deployViaApi(values, positionals, await ctx.api(values.profile)),
 });
+
+type ImageView = ImageRecord & { usedBy: string[] };
+
+async function imageViaApi(
+  sub: string | undefined,
+  values: Parsed<typeof IMAGE_OPTIONS>['values'],
+  positionals: string[],
+  api: ApiClient,
+): Promise<number> {
+  const named = (): string => encodeURIComponent(positionals[0] ?? usage(`usage: corral image ${sub} NAME`));
+  switch (sub) {
+    case 'list': {
+      const { images } = await api.call<{ images: ImageView[] }>('GET', '/images');
+      if (values.json) out(JSON.stringify(images));
+      else {
+        out(
+          `${'NAME'.padEnd(24)} ${'FORMAT'.padEnd(8)} ${'SIZE'.padStart(11)}  ${'OS'.padEnd(16)} SHA256        USED BY`,
+        );
+        for (const i of images) out(line(i, i.usedBy));
+      }
+      return 0;
+    }
+    case 'show': {
+      const { image } = await api.call<{ image: ImageView }>('GET', `/images/${named()}`);
+      out(JSON.stringify(image, null, 2));
+      return 0;
+    }
+    case 'delete': {
+      // The master takes its automatic restore point first (snapshots.beforeRisky): allow for it.
+      await api.call('DELETE', `/images/${named()}`, undefined, 600_000);
+      out(`deleted ${positionals[0]}`);
+      return 0;
+    }
+    default:
+      return usage('usage: corral image list|show|delete ... (import and build-debian: --data-dir DIR)');
+  }
+}
+
+async function deployViaApi(
+  values: Parsed<typeof DEPLOY_OPTIONS>['values'],
+  positionals: string[],
+  api: ApiClient,
+): Promise<number> {
+  const id = positionals[0];
+  if (!id || !values.image) usage('usage: corral node deploy NODE --image NAME [--layout L]');
+  const r = await api.call<{ deployment: { id: number }; reboot: RebootPath; node: NodeRecord }>(
+    'POST',
+    `/nodes/${encodeURIComponent(id)}/deploy`,
+    { image: values.image, ...(values.layout ? { layout: values.layout } : {}) },
+    120_000,
+  );
+  out(
+    values.json
+      ? JSON.stringify(r)
+      : `${r.node.name}: deploying ${values.image} (deployment ${r.deployment.id}); ${describeReboot(r.reboot)}`,
+  );
+  return 0;
+}
 
 async function runImage(
   sub: string | undefined,

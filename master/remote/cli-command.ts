@@ -4,7 +4,7 @@
  * power drivers and SSH run here, with the master's key files from its data directory. They declare their
  * flags; cli.ts parses them.
  */
-import { defineCommand, usage, type Parsed } from '../cli/command.js';
+import { defineCommand, onMasterFiles, usage, type Parsed } from '../cli/command.js';
 import { join } from 'node:path';
 import { buildConfig, type FrozenConfig } from '../config.js';
 import { openRepos, type Repos } from '../store/repos.js';
@@ -18,22 +18,27 @@ import { createPowerControl, type PublicPowerConfig } from './power.js';
 import { SecretBox } from './secrets.js';
 import { execOnNodes } from './exec-service.js';
 import { readAllStdin } from '../cli/prompt.js';
+import type { ApiClient } from '../cli/api-client.js';
 
 type ReadConfig = (path: string | undefined) => unknown;
 
-const POWER_HELP = `  corral node power NODE on|off|cycle|pxe|status|show|remove (--config FILE | --data-dir DIR) [--json]
+const POWER_HELP = `  corral node power NODE on|off|cycle|pxe|status|show|remove [--json]
   corral node power NODE set --driver ipmi|wol|manual [--address HOST] [--port N] [--user U]
-                    [--password-stdin] [--wol-mac MAC] (--config FILE | --data-dir DIR)
-      Power control through the node's BMC (IPMI lanplus), Wake-on-LAN or the operator (docs/remote-control.md).
-      On the master's machine: the drivers run here, with the master's data directory.
+                    [--password-stdin] [--wol-mac MAC]
+      Power control through the node's BMC (IPMI lanplus), Wake-on-LAN or the operator
+      (docs/remote-control.md), by the master of the current profile (or --profile NAME).
+      With --config FILE or --data-dir DIR instead, on the master's machine: the drivers run
+      here, with the master's data directory (also while the master is stopped).
 `;
 
-const EXEC_HELP = `  corral node exec (NODE[,NODE...] | --role R) [--parallel N] [--timeout S] (--config FILE | --data-dir DIR) [--json] -- CMD
-      Run CMD on nodes over SSH with the master's key; output prefixed per node, then an exit summary.
-      On the master's machine: it uses the master's SSH key from its data directory.
+const EXEC_HELP = `  corral node exec (NODE[,NODE...] | --role R) [--parallel N] [--timeout S] [--json] -- CMD
+      Run CMD on nodes over SSH with the master's key, by the master of the current profile (or
+      --profile NAME; admin only); output prefixed per node, then an exit summary. With --config
+      FILE or --data-dir DIR instead, from the master's machine with the key in its data directory.
 `;
 
 const COMMON = {
+  profile: { type: 'string' },
   'data-dir': { type: 'string' },
   config: { type: 'string' },
   json: { type: 'boolean' },
@@ -63,8 +68,10 @@ export const nodePowerCommand = defineCommand({
   verbs: ['on', 'off', 'cycle', 'pxe', 'status', 'show', 'remove', 'set'],
   help: POWER_HELP,
   options: POWER_OPTIONS,
-  run: ({ values, positionals }, ctx) =>
-    runPowerCommand(values, positionals, ctx.readConfigFile, line(ctx.out), ctx.stdin),
+  run: async ({ values, positionals }, ctx) =>
+    onMasterFiles(values)
+      ? runPowerCommand(values, positionals, ctx.readConfigFile, line(ctx.out), ctx.stdin)
+      : powerViaApi(values, positionals, await ctx.api(values.profile), line(ctx.out), ctx.stdin),
 });
 
 export const nodeExecCommand = defineCommand({
@@ -72,16 +79,122 @@ export const nodeExecCommand = defineCommand({
   help: EXEC_HELP,
   options: EXEC_OPTIONS,
   passthrough: true,
-  run: ({ values, positionals, rest }, ctx) =>
-    runExecCommand(
-      values,
-      positionals,
-      rest,
-      ctx.readConfigFile,
-      line(ctx.out),
-      ctx.env['SUDO_USER'] ?? ctx.env['USER'] ?? 'cli',
-    ),
+  run: async ({ values, positionals, rest }, ctx) =>
+    onMasterFiles(values)
+      ? runExecCommand(
+          values,
+          positionals,
+          rest,
+          ctx.readConfigFile,
+          line(ctx.out),
+          ctx.env['SUDO_USER'] ?? ctx.env['USER'] ?? 'cli',
+        )
+      : execViaApi(values, positionals, rest, await ctx.api(values.profile), line(ctx.out)),
 });
+
+async function powerViaApi(
+  values: Parsed<typeof POWER_OPTIONS>['values'],
+  positionals: string[],
+  api: ApiClient,
+  out: (s: string) => void,
+  stdin: NodeJS.ReadStream,
+): Promise<number> {
+  const [id, verb, ...extra] = positionals;
+  if (!id || !verb || extra.length)
+    usage('usage: corral node power NODE on|off|cycle|pxe|status|show|remove|set ...');
+  const path = `/nodes/${encodeURIComponent(id)}/power`;
+  const print = (o: unknown, text: string): void => out(values.json ? JSON.stringify(o) : text);
+  type View = { node: string; power: PublicPowerConfig | null };
+  switch (verb) {
+    case 'set': {
+      const driver = values.driver as DriverKind | undefined;
+      if (!driver || !DRIVER_KINDS.includes(driver))
+        usage(`--driver must be one of ${DRIVER_KINDS.join(', ')}`);
+      const port = intOf('port', values.port, 1, 65535);
+      const r = await api.call<View>('PUT', path, {
+        driver,
+        ...(values.address !== undefined ? { address: values.address } : {}),
+        ...(port !== undefined ? { port } : {}),
+        ...(values.user !== undefined ? { username: values.user } : {}),
+        ...(values['password-stdin'] ? { password: await readAllStdin(stdin) } : {}),
+        ...(values['wol-mac'] !== undefined ? { wolMac: values['wol-mac'] } : {}),
+      });
+      print(r, describe(r.node, r.power ?? undefined));
+      return 0;
+    }
+    case 'show': {
+      const r = await api.call<View>('GET', path);
+      print(r, describe(r.node, r.power ?? undefined));
+      return 0;
+    }
+    case 'remove': {
+      const { node } = await api.call<View>('GET', path);
+      await api.call('DELETE', path);
+      print({ node, removed: true }, `${node}: power driver removed`);
+      return 0;
+    }
+    case 'status': {
+      const r = await api.call<{ node: string; state: string }>('POST', `${path}/status`);
+      print({ node: r.node, state: r.state }, `${r.node}: power ${r.state}`);
+      return 0;
+    }
+    default: {
+      if (!POWER_ACTIONS.includes(verb as PowerAction))
+        usage(`unknown power action '${verb}' (on, off, cycle, pxe, status, show, remove, set)`);
+      // The BMC may take a while; the master bounds its own ipmitool calls.
+      const r = await api.call<{ node: string; message: string; state: string }>(
+        'POST',
+        `${path}/${verb}`,
+        undefined,
+        120_000,
+      );
+      print(r, `${r.node}: ${r.message}${r.state !== 'unknown' ? `; power now ${r.state}` : ''}`);
+      return 0;
+    }
+  }
+}
+
+async function execViaApi(
+  values: Parsed<typeof EXEC_OPTIONS>['values'],
+  positionals: string[],
+  rest: string[],
+  api: ApiClient,
+  out: (s: string) => void,
+): Promise<number> {
+  const command = rest.join(' ');
+  if (!command) usage('give the command after --');
+  const nodes = positionals.flatMap((p) => p.split(',')).filter(Boolean);
+  if (!nodes.length && !values.role) usage('name nodes or give --role R');
+  const timeoutSeconds = intOf('timeout', values.timeout, 1, 86_400);
+  const parallel = intOf('parallel', values.parallel, 1, 256);
+  let last:
+    { runId: number; summary: { ok: number; results: unknown[] }; summaryLines: string[] } | undefined;
+  await api.stream(
+    'POST',
+    '/exec',
+    {
+      ...(nodes.length ? { nodes } : {}),
+      ...(values.role ? { role: values.role } : {}),
+      command,
+      ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
+      ...(parallel !== undefined ? { parallel } : {}),
+    },
+    (v) => {
+      const line = v as { text?: string; runId?: number };
+      if (typeof line.text === 'string') out(line.text);
+      else if (line.runId !== undefined) last = v as typeof last;
+    },
+    // The run's own bound, plus a minute for the master to gather and answer.
+    ((timeoutSeconds ?? 86_400) + 60) * 1000,
+  );
+  if (!last) throw new CorralError('INTERNAL', 'the master ended the exec stream without a summary');
+  if (values.json) out(JSON.stringify({ runId: last.runId, summary: last.summary }));
+  else {
+    out('');
+    for (const l of last.summaryLines) out(l);
+  }
+  return last.summary.ok === last.summary.results.length ? 0 : 1;
+}
 
 /** The master's config: its file, or defaults around --data-dir (then WoL needs a per-node --address). */
 function configOf(

@@ -8,7 +8,7 @@
  * cli.ts parses the flags declared here and hands in the environment (STYLE habit 5).
  */
 import { join } from 'node:path';
-import { urlClient, type ApiClient } from '../cli/api-client.js';
+import { urlClient, type CallClient } from '../cli/api-client.js';
 import { defineCommand, usage, type Parsed } from '../cli/command.js';
 import { openRepos } from '../store/repos.js';
 import { CorralError } from '../util/errors.js';
@@ -82,7 +82,7 @@ export const snapshotCommand = defineCommand({
 interface SnapshotCliEnv {
   logger: Logger;
   out: (text: string) => void;
-  api: () => Promise<ApiClient>;
+  api: () => Promise<CallClient>;
 }
 
 type Values = Parsed<typeof OPTIONS>['values'];
@@ -270,7 +270,7 @@ function localBackend(dataDir: string, dir: string, logger: Logger): Backend {
   };
 }
 
-function apiBackend(api: ApiClient): Backend {
+function apiBackend(api: CallClient): Backend {
   // A restore or a create of a large store takes minutes, not the usual seconds.
   const call = <T>(method: string, path: string, body?: unknown): Promise<T> =>
     api.call<T>(method, `/snapshots${path}`, body, 600_000);

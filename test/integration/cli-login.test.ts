@@ -191,6 +191,48 @@ describe('corral login and the profile', () => {
     assert.match(other.stderr, /no profile 'elsewhere'/);
   });
 
+  it('the commands that used to open the data directory go through the profile too', async () => {
+    const set = await cli(['node', 'power', 'node-1', 'set', '--driver', 'manual']);
+    assert.equal(set.code, 0, set.stderr);
+    assert.equal(set.stdout, 'node-1: manual; power unknown\n');
+    const on = await cli(['node', 'power', 'node-1', 'on']);
+    assert.equal(on.code, 0, on.stderr);
+    assert.match(on.stdout, /^node-1: operator action needed on node-1: /);
+    const shown = await cli(['node', 'power', '52:54:00:00:22:01', 'show', '--json']);
+    assert.equal((JSON.parse(shown.stdout) as { power: { driver: string } }).power.driver, 'manual');
+    const removed = await cli(['node', 'power', 'node-1', 'remove']);
+    assert.equal(removed.stdout, 'node-1: power driver removed\n');
+    // The API records who did it: the profile's user, not a local 'cli'.
+    const audit = await fetch(`${master?.url}/api/v1/audit?limit=5`, {
+      headers: { authorization: `Basic ${Buffer.from(`admin:${PASSWORD}`).toString('base64')}` },
+    });
+    const rows = ((await audit.json()) as { audit?: { actor: string; action: string }[] }).audit ?? [];
+    assert.ok(
+      rows.some((r) => r.actor === 'admin' && /power/.test(r.action)),
+      JSON.stringify(rows),
+    );
+
+    const images = await cli(['image', 'list']);
+    assert.equal(images.code, 0, images.stderr);
+    assert.match(images.stdout, /^NAME\s+FORMAT\s+SIZE/);
+    const deploy = await cli(['node', 'deploy', 'node-1', '--image', 'no-such-image']);
+    assert.equal(deploy.code, 1);
+    assert.match(deploy.stderr, /no-such-image/);
+    const diskless = await cli(['node', 'diskless', 'node-1', '--root', 'no-such-root']);
+    assert.equal(diskless.code, 1);
+    assert.match(diskless.stderr, /no-such-root/);
+    const roots = await cli(['sharedroot', 'list']);
+    assert.equal(roots.code, 0, roots.stderr);
+    assert.equal(roots.stdout, '(no shared roots)\n');
+    // Refused by the master before any stream starts: the node has no address to SSH to.
+    const exec = await cli(['node', 'exec', 'node-1', '--', 'true']);
+    assert.equal(exec.code, 1);
+    assert.equal(exec.stderr.trim().split('\n').length, 1, exec.stderr);
+    const both = await cli(['node', 'power', 'node-1', 'show', '--profile', 'x', '--data-dir', dataDir]);
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /--profile goes through the API/);
+  });
+
   it('after the master restarts with a new certificate, commands refuse and name both fingerprints', async () => {
     const pinned = opensslFingerprint();
     await master?.stop();
