@@ -256,6 +256,35 @@ describe('corral login and the profile', () => {
     assert.equal((await cli(['node', 'list'])).code, 0);
   });
 
+  it('on a terminal, login asks to trust the certificate and reads the password without echoing it', async () => {
+    // util-linux `script` gives the CLI a pseudo-terminal; what the CLI echoes comes back on its stdout.
+    const env = { ...process.env };
+    delete env['CORRAL_CONFIG_DIR'];
+    const child = spawn('script', ['-qfec', `node ${CLI} login ${url()} --profile tty`, '/dev/null'], {
+      env: { ...env, HOME: home, TERM: 'dumb' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let screen = '';
+    child.stdout.on('data', (d: Buffer) => (screen += d.toString()));
+    const waitFor = async (text: string): Promise<void> => {
+      for (let i = 0; i < 200 && !screen.includes(text); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(screen.includes(text), `no '${text}' on the terminal:\n${screen}`);
+    };
+    await waitFor('Trust this certificate? [y/N] ');
+    child.stdin.write('y\r');
+    await waitFor('Password for admin at ');
+    child.stdin.write(`${PASSWORD}\r`);
+    assert.equal(await exitOf(child, 20_000), 0, screen);
+    child.stdin.end();
+    assert.match(screen, /Trust this certificate\? \[y\/N\] y/, 'the answer is echoed');
+    assert.ok(!screen.includes(PASSWORD), `the password was echoed:\n${screen}`);
+    assert.match(screen, /profile 'tty' saved/);
+    const list = await cli(['profile', 'list']);
+    assert.match(list.stdout, /^\* tty {2}/m, 'the new profile is current');
+    assert.equal((await cli(['profile', 'use', '127.0.0.1:' + String(httpsPort)])).code, 0);
+    assert.equal((await cli(['logout', '--profile', 'tty'])).code, 0);
+  });
+
   it('logout forgets the profile; commands then say to log in', async () => {
     const out = await cli(['logout']);
     assert.equal(out.code, 0, out.stderr);
