@@ -3,7 +3,16 @@
  * whom, and the SHA-256 fingerprint of the certificate it presented at login. One JSON file, mode 0600 in
  * a 0700 directory, because it holds the password (docs/decisions.md: the API only has Basic auth).
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { CorralError } from '../util/errors.js';
@@ -37,7 +46,7 @@ export function configDir(env: Readonly<Record<string, string | undefined>>): st
   if (env['XDG_CONFIG_HOME']) return join(env['XDG_CONFIG_HOME'], 'corral');
   if (!env['HOME']) {
     throw new CorralError(
-      'CLI_NOT_LOGGED_IN',
+      'CLI_PROFILES_UNWRITABLE',
       'neither HOME nor CORRAL_CONFIG_DIR is set: nowhere to keep profiles',
     );
   }
@@ -72,14 +81,22 @@ export function readProfiles(dir: string): ProfilesFile {
  * rename, so a reader sees the old profiles or the new ones and never a half-written password file.
  */
 export function writeProfiles(dir: string, file: ProfilesFile): void {
-  if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
-  // A directory made by someone else keeps its owner's choice, but ours must not be readable by others.
-  if ((statSync(dir).mode & 0o077) !== 0) chmodSync(dir, 0o700);
   const path = join(dir, PROFILES_FILE);
   const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600, flag: 'w' });
-  chmodSync(tmp, 0o600);
-  renameSync(tmp, path);
+  try {
+    if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // A directory made by someone else keeps its owner, but ours must not be readable by others.
+    if ((statSync(dir).mode & 0o077) !== 0) chmodSync(dir, 0o700);
+    writeFileSync(tmp, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600, flag: 'w' });
+    chmodSync(tmp, 0o600);
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw new CorralError(
+      'CLI_PROFILES_UNWRITABLE',
+      `cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
+  }
 }
 
 /** The named profile, or the current one; a clear error when there is none. */
@@ -102,7 +119,10 @@ export function selectProfile(
   return { name: chosen, profile };
 }
 
-/** Accepts 64 hex digits with or without ':' and an optional "SHA256:" prefix; returns Node's form. */
+/**
+ * Accepts 64 hex digits with or without ':', with an optional "SHA256:" or "sha256 " prefix (the CLI's
+ * own messages print the latter, so a copied line works); returns Node's form.
+ */
 export function normaliseFingerprint(text: string): string | undefined {
   const hex = text
     .replace(/^sha256:?/i, '')

@@ -188,6 +188,10 @@ export const ERROR_CATALOGUE = {
     hint: 'Run `corral login https://MASTER` first (or give --profile NAME).',
   },
   CLI_PROFILE_NOT_FOUND: { status: 404, hint: 'List the saved profiles with `corral profile list`.' },
+  CLI_PROFILES_UNWRITABLE: {
+    status: 500,
+    hint: 'Check that the profiles directory ($CORRAL_CONFIG_DIR or ~/.config/corral) is yours and writable.',
+  },
   TLS_FINGERPRINT_MISMATCH: {
     status: 502,
     hint: "The master's certificate is not the one pinned at login. If it was replaced on purpose, check the new fingerprint in the master log and run `corral login URL --fingerprint SHA256`; otherwise something is impersonating the master.",
