@@ -9,6 +9,9 @@ import { isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { CorralError } from '../util/errors.js';
 
+/** A master that accepts TCP but never completes the TLS handshake is given up after this. */
+const HANDSHAKE_MS = 10_000;
+
 export interface Endpoint {
   host: string;
   port: number;
@@ -20,7 +23,7 @@ export function endpointOf(url: URL): Endpoint {
 }
 
 /** One TLS handshake, then the fingerprint the server presented (nothing else is sent). */
-export function fetchFingerprint(ep: Endpoint, timeoutMs = 10_000): Promise<string> {
+export function fetchFingerprint(ep: Endpoint, timeoutMs = HANDSHAKE_MS): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = openTls(ep);
     const t = setTimeout(
@@ -108,7 +111,14 @@ export function pinnedRequest(
         // The callback form of createConnection lets the request wait until the check has passed.
         createConnection: (_opts, oncreate) => {
           const socket = openTls(ep);
+          // The request's own timeout starts only once it has a socket: bound the handshake here.
+          const t = setTimeout(
+            () => socket.destroy(new Error(`no TLS handshake within ${HANDSHAKE_MS} ms`)),
+            HANDSHAKE_MS,
+          );
+          socket.once('close', () => clearTimeout(t));
           socket.once('secureConnect', () => {
+            clearTimeout(t);
             const presented = socket.getPeerCertificate().fingerprint256;
             if (presented !== fingerprint256) {
               socket.destroy();

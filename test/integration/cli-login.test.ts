@@ -7,11 +7,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CLI, exitOf, startMasterProcess, type MasterProcess } from '../helpers/master-process.js';
+import { writeProfiles } from '../../master/cli/profiles.js';
 
 const PASSWORD = 'cli-login-test-password';
 const root = mkdtempSync(join(tmpdir(), 'corral-cli-login-'));
@@ -293,5 +294,40 @@ describe('corral login and the profile', () => {
     const r = await cli(['node', 'list']);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /run `corral login https:\/\/MASTER` first/);
+  });
+
+  it('a master that is down, or that never finishes the TLS handshake, is one bounded MASTER_UNREACHABLE line', async () => {
+    const held: Socket[] = [];
+    const silent = createServer((sock) => void held.push(sock));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const silentPort = (silent.address() as { port: number }).port;
+    const closedPort = await freePort();
+    const pin = { user: 'admin', password: 'x', fingerprint256: 'AB:'.repeat(31) + 'AB', createdAt: '' };
+    writeProfiles(configDir, {
+      profiles: {
+        silent: { ...pin, url: `https://127.0.0.1:${silentPort}` },
+        down: { ...pin, url: `https://127.0.0.1:${closedPort}` },
+      },
+    });
+    try {
+      const down = await cli(['node', 'list', '--profile', 'down']);
+      assert.equal(down.code, 1);
+      assert.equal(
+        down.stderr,
+        `corral: cannot reach the master at https://127.0.0.1:${closedPort}: ECONNREFUSED\n`,
+      );
+      const t = Date.now();
+      const hung = await cli(['node', 'list', '--profile', 'silent']);
+      const ms = Date.now() - t;
+      assert.equal(hung.code, 1);
+      assert.match(
+        hung.stderr,
+        /^corral: cannot reach the master at https:\/\/127\.0\.0\.1:\d+: no TLS handshake within 10000 ms\n$/,
+      );
+      assert.ok(ms >= 10_000 && ms < 20_000, `gave up after ${ms} ms`);
+    } finally {
+      for (const s of held) s.destroy();
+      silent.close();
+    }
   });
 });
