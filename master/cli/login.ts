@@ -19,7 +19,16 @@ import {
 import { readAllStdin, readLine } from './prompt.js';
 import { CorralError } from '../util/errors.js';
 
-/** https://HOST[:PORT][/prefix]; a bare host means https. Plain http would send the password in clear. */
+/** Loopback names and addresses: traffic to them never leaves this machine. */
+export function isLoopback(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/**
+ * https://HOST[:PORT][/prefix]; a bare host means https. Plain http would send the password in clear, so
+ * it is taken only for a loopback address (the virtual lab's console forward, a tunnel's local end).
+ */
 export function masterUrl(text: string): URL {
   let url: URL;
   try {
@@ -27,8 +36,9 @@ export function masterUrl(text: string): URL {
   } catch {
     return usage(`'${text}' is not a URL (expected https://MASTER[:PORT])`);
   }
-  if (url.protocol !== 'https:') {
-    usage(`the CLI talks to the master over HTTPS only (got ${url.protocol}//); use https://${url.host}`);
+  const plainLoopback = url.protocol === 'http:' && isLoopback(url.hostname);
+  if (url.protocol !== 'https:' && !plainLoopback) {
+    usage(`the CLI talks to the master over HTTPS (plain http only on loopback); use https://${url.host}`);
   }
   if (url.username || url.password || url.search || url.hash)
     usage('give the user with --user, not in the URL');
@@ -60,20 +70,24 @@ async function trust(
     }
     return;
   }
-  if (previous && previous.url === baseOf(url) && previous.fingerprint256 === presented) return;
-  if (previous && previous.url === baseOf(url)) {
+  const pinned = previous?.url === baseOf(url) ? previous.fingerprint256 : undefined;
+  if (pinned === presented) return;
+  if (pinned) {
     // The certificate changed under a profile that trusted another: never accepted by --yes alone.
     ctx.err(
       `WARNING: the master at ${url.host} now presents certificate\n  sha256 ${presented}\n` +
-        `but this profile pinned\n  sha256 ${previous.fingerprint256}\n`,
+        `but this profile pinned\n  sha256 ${pinned}\n`,
     );
     const answer = await readLine(ctx.stdin, ctx.err, 'Type "replace" to trust the new certificate: ', true);
-    if (answer.trim() !== 'replace') throw mismatchRefused(url, previous.fingerprint256, presented);
+    if (answer.trim() !== 'replace') throw mismatchRefused(url, pinned, presented);
     return;
   }
   ctx.err(`The master at ${url.host} presents a certificate with fingerprint\n  sha256 ${presented}\n`);
   if (yes) return;
-  ctx.err('Compare it with the one in the master log ("https" line) or the console\'s Settings page.\n');
+  ctx.err(
+    'Compare it with the master log ("console on HTTPS" line) or, on the master,\n' +
+      '  openssl x509 -in DATA_DIR/tls/cert.pem -noout -fingerprint -sha256\n',
+  );
   const answer = await readLine(ctx.stdin, ctx.err, 'Trust this certificate? [y/N] ', true);
   if (!/^y(es)?$/i.test(answer.trim()))
     throw new CorralError('USAGE', 'certificate not trusted; nothing saved');
@@ -93,7 +107,8 @@ export const loginCommand = defineCommand({
       first use unless --yes or --fingerprint), checks the password (asked without echo, or read from
       stdin with --password-stdin) and saves a profile in ~/.config/corral/profiles.json (mode 0600;
       $CORRAL_CONFIG_DIR elsewhere). The new profile becomes the current one. --user defaults to admin,
-      --profile to the URL's host.
+      --profile to the URL's host. Plain http:// only to a loopback address (nothing to pin), such as
+      the console forward \`corral lab\` prints.
 `,
   options: {
     user: { type: 'string', default: 'admin' },
@@ -110,8 +125,14 @@ export const loginCommand = defineCommand({
     const name = values.profile ?? url.host;
     const dir = configDir(ctx.env);
     const file = readProfiles(dir);
-    const presented = await fetchFingerprint(endpointOf(url));
-    await trust(ctx, url, presented, file.profiles[name], values.fingerprint, values.yes ?? false);
+    let presented: string | undefined;
+    if (url.protocol === 'https:') {
+      presented = await fetchFingerprint(endpointOf(url));
+      await trust(ctx, url, presented, file.profiles[name], values.fingerprint, values.yes ?? false);
+    } else {
+      if (values.fingerprint !== undefined) usage('--fingerprint needs an https:// URL');
+      ctx.err(`plain HTTP to ${url.host} (loopback): no certificate to pin\n`);
+    }
     const password = values['password-stdin']
       ? await readAllStdin(ctx.stdin)
       : await readLine(ctx.stdin, ctx.err, `Password for ${values.user} at ${url.host}: `, false);
@@ -120,7 +141,7 @@ export const loginCommand = defineCommand({
       url: baseOf(url),
       user: values.user,
       password,
-      fingerprint256: presented,
+      ...(presented ? { fingerprint256: presented } : {}),
       createdAt: new Date().toISOString(),
     };
     // Any authenticated read proves the password; one event is the smallest answer the API has.
@@ -183,7 +204,7 @@ export const profileCommand = defineCommand({
             rows
               .map(
                 (r) =>
-                  `${r.current ? '*' : ' '} ${r.name}  ${r.url}  ${r.user}  sha256 ${r.fingerprint256.slice(0, 23)}…\n`,
+                  `${r.current ? '*' : ' '} ${r.name}  ${r.url}  ${r.user}  ${r.fingerprint256 ? `sha256 ${r.fingerprint256.slice(0, 23)}…` : 'plain HTTP (loopback)'}\n`,
               )
               .join(''),
           );

@@ -17,9 +17,10 @@ export interface Endpoint {
   port: number;
 }
 
-/** The host and port of an https:// URL (IPv6 brackets removed, 443 by default). */
+/** The host and port of a URL (IPv6 brackets removed; 443 for https, 80 for http by default). */
 export function endpointOf(url: URL): Endpoint {
-  return { host: url.hostname.replace(/^\[|\]$/g, ''), port: url.port ? Number(url.port) : 443 };
+  const fallback = url.protocol === 'http:' ? 80 : 443;
+  return { host: url.hostname.replace(/^\[|\]$/g, ''), port: url.port ? Number(url.port) : fallback };
 }
 
 /** One TLS handshake, then the fingerprint the server presented (nothing else is sent). */
@@ -65,9 +66,9 @@ function unreachable(ep: Endpoint, err: Error): CorralError {
 }
 
 /** RFC 9110 section 7.2: the Host header carries the port unless it is the scheme's default. */
-function hostHeader(ep: Endpoint): string {
+function hostHeader(ep: Endpoint, tls: boolean): string {
   const host = isIP(ep.host) === 6 ? `[${ep.host}]` : ep.host;
-  return ep.port === 443 ? host : `${host}:${ep.port}`;
+  return ep.port === (tls ? 443 : 80) ? host : `${host}:${ep.port}`;
 }
 
 export function mismatchError(ep: Endpoint, pinned: string, presented: string): CorralError {
@@ -94,10 +95,13 @@ export interface PinnedRequest {
   onData?: (chunk: Buffer) => void;
 }
 
-/** One HTTP/1.1 request over a TLS connection whose certificate has the pinned fingerprint. */
+/**
+ * One HTTP/1.1 request over a TLS connection whose certificate has the pinned fingerprint; with no
+ * fingerprint, plain HTTP (only loopback profiles have none: master/cli/login.ts).
+ */
 export function pinnedRequest(
   ep: Endpoint,
-  fingerprint256: string,
+  fingerprint256: string | undefined,
   req: PinnedRequest,
 ): Promise<PinnedResponse> {
   return new Promise((resolve, reject) => {
@@ -107,27 +111,8 @@ export function pinnedRequest(
         port: ep.port,
         method: req.method,
         path: req.path,
-        headers: { host: hostHeader(ep), ...req.headers },
-        // The callback form of createConnection lets the request wait until the check has passed.
-        createConnection: (_opts, oncreate) => {
-          const socket = openTls(ep);
-          // The request's own timeout starts only once it has a socket: bound the handshake here.
-          const t = setTimeout(
-            () => socket.destroy(new Error(`no TLS handshake within ${HANDSHAKE_MS} ms`)),
-            HANDSHAKE_MS,
-          );
-          socket.once('close', () => clearTimeout(t));
-          socket.once('secureConnect', () => {
-            clearTimeout(t);
-            const presented = socket.getPeerCertificate().fingerprint256;
-            if (presented !== fingerprint256) {
-              socket.destroy();
-              oncreate(mismatchError(ep, fingerprint256, presented ?? 'none'), socket);
-            } else oncreate(null, socket);
-          });
-          socket.once('error', (err) => oncreate(unreachable(ep, err), socket));
-          return undefined as unknown as Socket;
-        },
+        headers: { host: hostHeader(ep, fingerprint256 !== undefined), ...req.headers },
+        ...(fingerprint256 !== undefined ? { createConnection: pinnedConnection(ep, fingerprint256) } : {}),
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -143,4 +128,30 @@ export function pinnedRequest(
     r.on('error', (err) => reject(unreachable(ep, err)));
     r.end(req.body);
   });
+}
+
+/**
+ * http.request's createConnection, callback form: the request waits until the TLS handshake is done and
+ * the presented certificate's fingerprint is the pinned one, and gets an error otherwise.
+ */
+function pinnedConnection(ep: Endpoint, fingerprint256: string) {
+  return (_opts: unknown, oncreate: (err: Error | null, socket: Socket) => void): Socket => {
+    const socket = openTls(ep);
+    // The request's own timeout starts only once it has a socket: bound the handshake here.
+    const t = setTimeout(
+      () => socket.destroy(new Error(`no TLS handshake within ${HANDSHAKE_MS} ms`)),
+      HANDSHAKE_MS,
+    );
+    socket.once('close', () => clearTimeout(t));
+    socket.once('secureConnect', () => {
+      clearTimeout(t);
+      const presented = socket.getPeerCertificate().fingerprint256;
+      if (presented !== fingerprint256) {
+        socket.destroy();
+        oncreate(mismatchError(ep, fingerprint256, presented ?? 'none'), socket);
+      } else oncreate(null, socket);
+    });
+    socket.once('error', (err) => oncreate(unreachable(ep, err), socket));
+    return undefined as unknown as Socket;
+  };
 }

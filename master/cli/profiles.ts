@@ -25,10 +25,18 @@ const ProfileSchema = z
     user: z.string().min(1),
     password: z.string(),
     /** Upper-case hex pairs joined by ':' (as Node and `openssl x509 -fingerprint -sha256` print it). */
-    fingerprint256: z.string().regex(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/),
+    fingerprint256: z
+      .string()
+      .regex(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/)
+      .optional(),
     createdAt: z.string(),
   })
-  .strict();
+  .strict()
+  // Only a plain-HTTP loopback profile (`corral login http://127.0.0.1:8080`) has no certificate to pin.
+  .refine((p) => p.fingerprint256 !== undefined || p.url.startsWith('http://'), {
+    message: 'an https profile needs its pinned fingerprint256',
+    path: ['fingerprint256'],
+  });
 
 const FileSchema = z
   .object({

@@ -286,6 +286,25 @@ describe('corral login and the profile', () => {
     assert.equal((await cli(['logout', '--profile', 'tty'])).code, 0);
   });
 
+  it('plain http is taken for a loopback address only (the lab forward), with nothing to pin', async () => {
+    const http = master?.url ?? '';
+    const r = await cli(['login', http, '--password-stdin', '--profile', 'plain'], `${PASSWORD}\n`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /plain HTTP to 127\.0\.0\.1:\d+ \(loopback\): no certificate to pin/);
+    const list = await cli(['node', 'list', '--profile', 'plain']);
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, /node-1\s+52:54:00:00:22:01/);
+    assert.match(
+      (await cli(['profile', 'list'])).stdout,
+      /plain {2}http:\/\/127\.0\.0\.1:\d+ {2}admin {2}plain HTTP \(loopback\)/,
+    );
+    assert.equal((await cli(['logout', '--profile', 'plain'])).code, 0);
+    assert.equal((await cli(['profile', 'use', `127.0.0.1:${httpsPort}`])).code, 0);
+    const remote = await cli(['login', 'http://192.0.2.1', '--password-stdin'], `${PASSWORD}\n`);
+    assert.equal(remote.code, 2);
+    assert.match(remote.stderr, /over HTTPS \(plain http only on loopback\); use https:\/\/192\.0\.2\.1/);
+  });
+
   it('logout forgets the profile; commands then say to log in', async () => {
     const out = await cli(['logout']);
     assert.equal(out.code, 0, out.stderr);

@@ -53,8 +53,14 @@ describe('fingerprints and URLs', () => {
     assert.equal(normaliseFingerprint(`${plain.slice(2)}ZZ`), undefined);
   });
 
-  it('takes https URLs and bare hosts; refuses plain http and credentials in the URL', () => {
+  it('takes https URLs and bare hosts; refuses plain http (but to loopback) and credentials in the URL', () => {
     assert.equal(masterUrl('10.0.0.1').href, 'https://10.0.0.1/');
+    assert.equal(
+      code(() => masterUrl('http://127.0.0.2.example.com')),
+      'USAGE',
+    );
+    assert.equal(masterUrl('http://127.0.0.1:8080').protocol, 'http:', 'loopback only: the lab forward');
+    assert.equal(masterUrl('http://[::1]:8080').protocol, 'http:');
     assert.equal(masterUrl('https://master.example:8443').port, '8443');
     assert.equal(
       code(() => masterUrl('http://10.0.0.1')),
@@ -84,6 +90,16 @@ describe('the profiles file', () => {
     } finally {
       process.umask(old);
     }
+  });
+
+  it('only a plain-HTTP profile may lack a pinned fingerprint', () => {
+    const dir = join(root, 'nopin');
+    const unpinned: Profile = { ...profile };
+    delete unpinned.fingerprint256;
+    writeProfiles(dir, { profiles: { lab: { ...unpinned, url: 'http://127.0.0.1:8080' } } });
+    assert.equal(readProfiles(dir).profiles['lab']?.fingerprint256, undefined);
+    writeProfiles(dir, { profiles: { bad: unpinned } });
+    assert.throws(() => readProfiles(dir), /profiles\.bad\.fingerprint256: an https profile needs/);
   });
 
   it('a missing file is no profiles; a malformed one is a config error naming the field', () => {
