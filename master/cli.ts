@@ -26,7 +26,7 @@ Usage:
 
 Talking to a running master (log in once; the profile pins its certificate):
 ${shown(REMOTE_COMMANDS)}
-On the master's own machine (its data directory or config file; most need root):
+On the master's own machine, no running master needed (most need root):
 ${shown(LOCAL_COMMANDS)}
   corral --help | -h        This text.
   corral --version | -v     Print the version.

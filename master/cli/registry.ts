@@ -13,27 +13,30 @@ import { nodeExecCommand, nodePowerCommand } from '../remote/cli-command.js';
 import { cloneCommand, witnessCommand } from '../ha/cli-command.js';
 import { nodeDisklessCommand, sharedRootCommand } from '../sharedroot/cli-command.js';
 
-/** Commands that talk to a running master through the profile `corral login` saved. */
+/**
+ * Commands that talk to a running master through the profile `corral login` saved. Those that once opened
+ * the data directory still do with --config/--data-dir (image import and build-debian only that way).
+ */
 export const REMOTE_COMMANDS: CommandSpec[] = [
   loginCommand,
   logoutCommand,
   profileCommand,
   nodeListCommand,
   nodeShowCommand,
-  serviceCommand,
-  snapshotCommand,
-];
-
-/** Commands that run on the master's own machine, on its data directory or config file. */
-export const LOCAL_COMMANDS: CommandSpec[] = [
-  masterCommand,
-  labCommand,
-  imageCommand,
   nodeDeployCommand,
   nodePowerCommand,
   nodeExecCommand,
   nodeDisklessCommand,
+  imageCommand,
   sharedRootCommand,
+  serviceCommand,
+  snapshotCommand,
+];
+
+/** Commands that run on the master's own machine and need no running master. */
+export const LOCAL_COMMANDS: CommandSpec[] = [
+  masterCommand,
+  labCommand,
   nodeImageCommand,
   cloneCommand,
   witnessCommand,
