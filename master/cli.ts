@@ -1,80 +1,43 @@
 #!/usr/bin/env node
 /**
- * `corral` — the only place that reads flags, environment variables and the config file path
- * (STYLE.md habit 5). Everything below receives a validated, frozen config.
+ * `corral` — the only place that reads argv, environment variables and the config file path (STYLE.md
+ * habit 5). Commands declare their flags as data (master/cli/command.ts); this file finds the command,
+ * parses its flags, answers --help, and hands it the environment and the way to the master.
  */
 import { readFileSync } from 'node:fs';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { buildConfig, type ConfigFlags } from './config.js';
+import { profileClient } from './cli/api-client.js';
+import { parseCommand, wantsHelp, type CliContext } from './cli/command.js';
+import { configDir, readProfiles, selectProfile } from './cli/profiles.js';
+import { COMMANDS, findCommand, LOCAL_COMMANDS, REMOTE_COMMANDS } from './cli/registry.js';
 import { CorralError, isCorralError } from './util/errors.js';
-import { createLogger, type Logger } from './util/logger.js';
+import { createLogger } from './util/logger.js';
 import { VERSION } from './util/version.js';
-import { startMaster } from './master.js';
-import { Faults, installProcessBackstop } from './util/faults.js';
-import { buildNodeImage } from '../node-images/index.js';
-import { nodeImageDir } from './boot/node-image.js';
-import { startLab, labDown } from './lab/lab.js';
-import { followLab } from './lab/progress.js';
-import { forwardUnixToTcp } from './lab/forward.js';
-import { runSnapshotCommand, SNAPSHOT_HELP } from './snapshots/cli-command.js';
-import { runServiceCli, SERVICE_HELP } from './lb/service-cli.js';
-import { runImageCommand, runNodeCommand } from './images/command.js';
-import { REMOTE_HELP, runExecCommand, runPowerCommand } from './remote/cli-command.js';
-import { HA_HELP, runCloneCommand, runWitnessCommand } from './ha/cli-command.js';
-import { runDisklessCommand, runSharedRootCommand, SHAREDROOT_HELP } from './sharedroot/cli-command.js';
+
+const shown = (specs: typeof COMMANDS): string =>
+  specs
+    .filter((s) => !s.hidden)
+    .map((s) => s.help)
+    .join('');
 
 const HELP = `corral ${VERSION} — bare-metal cluster provisioning
 
 Usage:
-  corral master --data-dir DIR --address IP [--interface IFACE]
-                [--dhcp-range FIRST-LAST | --proxy-dhcp] [--http-port N]
-                [--tftp-port N] [--config FILE] [--log-level LEVEL]
-      Run the master: DHCP (PXE), TFTP, HTTP boot, REST API and web console.
-  corral lab [--nodes N] [--uefi] [--dir DIR] [--port N] [--memory MB] [--disk GB]
-      Build a virtual lab in network namespaces of its own: a master and N QEMU VMs
-      that PXE-boot from it (SeaBIOS, or OVMF with --uefi). The console is forwarded
-      to a loopback port on this host. Ctrl-C tears it all down.
-  corral lab down [--dir DIR]
-      Tear down a lab whose \`corral lab\` process is gone.
-  corral image import FILE|DIR --name NAME (--data-dir DIR | --config FILE) [--os ID --os-version V]
-  corral image list|show NAME|delete NAME (--data-dir DIR | --config FILE) [--json]
-  corral image build-debian [--name debian-12] (--data-dir DIR | --config FILE)
-      OS images: tar/tar.gz/tar.zst root file systems or raw/raw.gz/qcow2 disks (docs/deploy.md).
-  corral node deploy NODE --image NAME [--layout L] --config FILE
-      Install an image on a node's disk (node → deploying; rebooted by its agent or over SSH).
-${REMOTE_HELP}  corral node-image build --data-dir DIR [--cache-dir DIR] [--flavour cloud|generic]
-      Build the node environment (Debian kernel + initramfs with the Corral agent).
-${SERVICE_HELP}${SNAPSHOT_HELP}${HA_HELP}${SHAREDROOT_HELP}  corral --help | -h        This text.
+  corral COMMAND --help     Help for one command.
+
+Talking to a running master (log in once; the profile pins its certificate):
+${shown(REMOTE_COMMANDS)}
+On the master's own machine, no running master needed (most need root):
+${shown(LOCAL_COMMANDS)}
+  corral --help | -h        This text.
   corral --version | -v     Print the version.
 
-Flags override the same keys of the JSON config file (see README "Configuration").
-Environment: CORRAL_ADMIN_PASSWORD sets the first admin password (otherwise one is generated
-into DATA_DIR/initial-admin-password, mode 0600); CORRAL_LOG_LEVEL sets the log level.
-Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration.
+Environment: CORRAL_CONFIG_DIR (profiles; default ~/.config/corral), CORRAL_ADMIN_PASSWORD (first admin
+password of a new master), CORRAL_LOG_LEVEL. Exit codes: 0 ok, 1 runtime failure, 2 bad usage or
+configuration (one line on stderr naming the flag or key).
 `;
-
-const MASTER_OPTIONS = {
-  'data-dir': { type: 'string' },
-  interface: { type: 'string' },
-  address: { type: 'string' },
-  'dhcp-range': { type: 'string' },
-  'proxy-dhcp': { type: 'boolean' },
-  'http-port': { type: 'string' },
-  'tftp-port': { type: 'string' },
-  config: { type: 'string' },
-  'log-level': { type: 'string' },
-} as const satisfies ParseArgsConfig['options'];
 
 function usage(message: string): never {
   throw new CorralError('USAGE', message);
-}
-
-function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O) {
-  try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (err) {
-    return usage((err as Error).message.split('\n')[0] ?? 'bad arguments');
-  }
 }
 
 function readConfigFile(path: string | undefined): unknown {
@@ -98,225 +61,57 @@ function readConfigFile(path: string | undefined): unknown {
   }
 }
 
-async function runMaster(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, MASTER_OPTIONS);
-  if (positionals.length) usage(`unexpected argument '${positionals[0]}'`);
-  const flags: ConfigFlags = {
-    ...(values['data-dir'] !== undefined ? { dataDir: values['data-dir'] } : {}),
-    ...(values.interface !== undefined ? { interface: values.interface } : {}),
-    ...(values.address !== undefined ? { address: values.address } : {}),
-    ...(values['dhcp-range'] !== undefined ? { dhcpRange: values['dhcp-range'] } : {}),
-    ...(values['proxy-dhcp'] ? { proxyDhcp: true } : {}),
-    ...(values['http-port'] !== undefined ? { httpPort: values['http-port'] } : {}),
-    ...(values['tftp-port'] !== undefined ? { tftpPort: values['tftp-port'] } : {}),
-    ...(values['log-level'] !== undefined ? { logLevel: values['log-level'] } : {}),
-  };
-  const config = buildConfig(readConfigFile(values.config), flags);
-  const logger = createLogger({ level: config.log.level });
-  // The backstop behind every subsystem's own boundary (master/util/faults.ts): an escaped exception is
-  // logged with its stack, counted in /api/v1/health, and the master serves on unless a burst of them
-  // says it is stuck, then it exits 1 for systemd to start a clean one (and, with HA, the peer to take over).
-  const faults = new Faults(logger);
-  installProcessBackstop(faults, logger);
-  const master = await startMaster(config, {
-    logger,
-    faults,
-    ...(process.env['CORRAL_ADMIN_PASSWORD']
-      ? { initialAdminPassword: process.env['CORRAL_ADMIN_PASSWORD'] }
-      : {}),
-  });
-  await waitForSignal(logger);
-  await master.close();
-  logger.info('corral master stopped');
-  return 0;
-}
+const env: Readonly<Record<string, string | undefined>> = { ...process.env };
 
-function waitForSignal(logger: Logger): Promise<void> {
-  return new Promise((resolve) => {
-    let stopping = false;
-    const onSignal = (signal: NodeJS.Signals): void => {
-      if (stopping) {
-        logger.warn({ signal }, 'second signal: exiting now');
-        process.exit(1);
-      }
-      stopping = true;
-      logger.info({ signal }, 'shutting down');
-      resolve();
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  });
-}
-
-const LAB_OPTIONS = {
-  nodes: { type: 'string', default: '2' },
-  uefi: { type: 'boolean' },
-  dir: { type: 'string', default: '.lab' },
-  port: { type: 'string', default: '8080' },
-  memory: { type: 'string', default: '512' },
-  disk: { type: 'string', default: '4' },
-  'cache-dir': { type: 'string', default: '/var/cache/corral' },
-} as const satisfies ParseArgsConfig['options'];
-
-function intFlag(name: string, value: string, min: number, max: number): number {
-  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
-    usage(`--${name} must be a whole number from ${min} to ${max} (got '${value}')`);
-  }
-  return Number(value);
-}
-
-async function runLab(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, LAB_OPTIONS);
-  const logger = createLogger({ level: process.env['CORRAL_LOG_LEVEL'] ?? 'warn' });
-  if (positionals[0] === 'down') {
-    const done = labDown(values.dir, logger);
-    process.stdout.write(done ? `lab in ${values.dir} torn down\n` : `no lab state in ${values.dir}\n`);
-    return 0;
-  }
-  if (positionals.length) usage(`unexpected argument '${positionals[0]}'`);
-  if (process.getuid?.() !== 0) usage('corral lab creates network namespaces and needs root');
-  const n = intFlag('nodes', values.nodes, 1, 16);
-  const say = (line: string): void => void process.stdout.write(`${line}\n`);
-  say(
-    `corral lab: building the node environment and starting the master (first run downloads the kernel)...`,
-  );
-  const lab = await startLab({
-    dir: values.dir,
-    vms: Array.from({ length: n }, () => ({ firmware: values.uefi ? ('uefi' as const) : ('bios' as const) })),
-    logger,
-    cacheDir: values['cache-dir'],
-    hostPort: intFlag('port', values.port, 0, 65535),
-    memoryMb: intFlag('memory', values.memory, 256, 8192),
-    diskGb: intFlag('disk', values.disk, 1, 64),
-  });
-  say('');
-  say(
-    `Corral lab ${lab.id} is up: master ${lab.masterAddress} in namespace ${lab.masterNs}, ${n} VM(s) PXE-booting.`,
-  );
-  say(`  Console:  ${lab.hostUrl}/   (user admin, password ${lab.adminPassword})`);
-  say(`  API:      curl -u admin:${lab.adminPassword} ${lab.hostUrl}/api/v1/nodes`);
-  say(`  Logs:     ${values.dir}/master.log, ${values.dir}/vm1.log ...`);
-  say('  Ctrl-C tears everything down (or `corral lab down` from another shell).');
-  say('');
-  const stopFollowing = followLab(lab, say);
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
-  say('corral lab: tearing down...');
-  stopFollowing();
-  await lab.destroy();
-  say('corral lab: done');
-  return 0;
-}
-
-async function runNodeImage(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, {
-    'data-dir': { type: 'string' },
-    'cache-dir': { type: 'string', default: '/var/cache/corral' },
-    flavour: { type: 'string', default: 'cloud' },
-  });
-  if (positionals[0] !== 'build' || positionals.length > 1)
-    usage('usage: corral node-image build --data-dir DIR');
-  if (!values['data-dir']) usage('--data-dir is required');
-  const flavour = values.flavour;
-  if (flavour !== 'cloud' && flavour !== 'generic')
-    usage(`--flavour must be cloud or generic (got '${flavour}')`);
-  const epoch = process.env['SOURCE_DATE_EPOCH'];
-  const image = await buildNodeImage({
-    cacheDir: values['cache-dir'],
-    outDir: nodeImageDir(values['data-dir']),
-    flavour,
-    logger: createLogger(),
-    ...(epoch && /^\d+$/.test(epoch) ? { sourceDateEpoch: Number(epoch) } : {}),
-  });
-  process.stdout.write(`${JSON.stringify(image, null, 2)}\n`);
-  return 0;
-}
-
-/** Internal: the lab's console relay inside the master namespace (`_forward SOCKET HOST PORT`). */
-async function runForward(args: string[]): Promise<number> {
-  const [sock, host, port] = args;
-  if (!sock || !host || !port) usage('usage: corral _forward SOCKET HOST PORT');
-  const server = await forwardUnixToTcp(sock, host, Number(port));
-  await new Promise<void>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
-  });
-  server.close();
-  return 0;
-}
+const context: CliContext = {
+  env,
+  out: (text) => void process.stdout.write(text),
+  err: (text) => void process.stderr.write(text),
+  logger: (level = 'info', to = 'stderr') =>
+    createLogger({
+      level: env['CORRAL_LOG_LEVEL'] ?? level,
+      ...(to === 'stderr' ? { destination: process.stderr } : {}),
+    }),
+  readConfigFile,
+  api: async (name) => profileClient(selectProfile(readProfiles(configDir(env)), name).profile),
+  stdin: process.stdin,
+};
 
 export async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  switch (command) {
+  const [first] = argv;
+  switch (first) {
     case undefined:
     case '--help':
     case '-h':
     case 'help':
       process.stdout.write(HELP);
-      return command === undefined ? 2 : 0;
+      return first === undefined ? 2 : 0;
     case '--version':
     case '-v':
     case 'version':
       process.stdout.write(`corral ${VERSION}\n`);
       return 0;
-    case 'master':
-      return runMaster(rest);
-    case 'lab':
-      return runLab(rest);
-    case 'image':
-      return runImageCommand(rest, readConfigFile);
-    case 'node':
-      if (rest[0] === 'diskless') return runDisklessCommand(rest.slice(1), readConfigFile);
-      if (rest[0] === 'power')
-        return runPowerCommand(rest.slice(1), readConfigFile, (t) => void process.stdout.write(`${t}\n`));
-      if (rest[0] === 'exec') {
-        const actor = process.env['SUDO_USER'] ?? process.env['USER'] ?? 'cli';
-        return runExecCommand(
-          rest.slice(1),
-          readConfigFile,
-          (t) => void process.stdout.write(`${t}\n`),
-          actor,
-        );
-      }
-      return runNodeCommand(rest, readConfigFile);
-    case 'sharedroot':
-      return runSharedRootCommand(rest, readConfigFile);
-    case 'node-image':
-      return runNodeImage(rest);
-    case 'snapshot':
-      return runSnapshotCommand(rest, {
-        url: process.env['CORRAL_URL'],
-        user: process.env['CORRAL_USER'],
-        password: process.env['CORRAL_PASSWORD'],
-        // Logs on stderr: stdout carries the command's output (--json).
-        logger: createLogger({
-          level: process.env['CORRAL_LOG_LEVEL'] ?? 'warn',
-          destination: process.stderr,
-        }),
-        out: (text) => void process.stdout.write(text),
-      });
-    case 'clone':
-    case 'witness': {
-      const haEnv = {
-        ...(process.env['CORRAL_HA_TOKEN'] ? { token: process.env['CORRAL_HA_TOKEN'] } : {}),
-        logger: createLogger({ level: process.env['CORRAL_LOG_LEVEL'] ?? 'info' }),
-        out: (text: string) => void process.stdout.write(text),
-      };
-      return command === 'clone' ? runCloneCommand(rest, haEnv) : runWitnessCommand(rest, haEnv);
-    }
-    case '_forward':
-      return runForward(rest);
-    case 'service':
-      return runServiceCli(rest, {
-        url: process.env['CORRAL_URL'],
-        password: process.env['CORRAL_PASSWORD'],
-        out: (text) => void process.stdout.write(text),
-      });
-    default:
-      return usage(`unknown command '${command}'`);
   }
+  const found = findCommand(argv);
+  if (!found) {
+    const family = COMMANDS.filter((s) => s.path[0] === first && s.path.length > 1);
+    if (family.length && wantsHelp(argv.slice(1))) {
+      process.stdout.write(family.map((s) => s.help).join(''));
+      return 0;
+    }
+    if (family.length) {
+      usage(
+        `usage: corral ${first} ${family.map((s) => s.path[1]).join('|')} ... (see corral ${first} --help)`,
+      );
+    }
+    return usage(`unknown command '${first}' (see corral --help)`);
+  }
+  const { spec, args } = found;
+  if (wantsHelp(args)) {
+    process.stdout.write(spec.help);
+    return 0;
+  }
+  return spec.run(parseCommand(spec, args), context);
 }
 
 main(process.argv.slice(2)).then(

@@ -1,42 +1,47 @@
 /**
- * `corral clone` and `corral witness`. cli.ts hands in the environment (CORRAL_HA_TOKEN) and a logger;
- * flags are parsed here, next to the commands they belong to.
+ * `corral clone` and `corral witness`. They declare their flags; cli.ts parses them and hands in the
+ * environment (CORRAL_HA_TOKEN) and a logger.
  */
 import { join } from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { CorralError } from '../util/errors.js';
+import { defineCommand, usage, type CliContext } from '../cli/command.js';
 import type { Logger } from '../util/logger.js';
 import { clonePrimary } from './clone.js';
 import { startWitness } from './witness.js';
 
-export const HA_HELP = `  corral clone --from PRIMARY_URL --token T --data-dir DIR --address IP
+const CLONE_HELP = `  corral clone --from PRIMARY_URL --token T --data-dir DIR --address IP
                [--interface IFACE] [--priority N] [--http-port N]
       Build a backup master from a running primary (config, secrets, an online copy of the
       database, boot files and images, checked by sha256); prints how to start it.
-  corral witness --listen ADDR:PORT --token T --state FILE [--lease-ms N]
-      Run the witness that grants each promotion epoch to at most one master.
+      The token may come from $CORRAL_HA_TOKEN instead of --token.
 `;
 
-export interface HaCliEnv {
+const WITNESS_HELP = `  corral witness --listen ADDR:PORT --token T --state FILE [--lease-ms N]
+      Run the witness that grants each promotion epoch to at most one master.
+      The token may come from $CORRAL_HA_TOKEN instead of --token.
+`;
+
+interface HaCliEnv {
   token?: string;
   logger: Logger;
   out: (text: string) => void;
 }
 
-function usage(message: string): never {
-  throw new CorralError('USAGE', message);
+function haEnv(ctx: CliContext): HaCliEnv {
+  return {
+    ...(ctx.env['CORRAL_HA_TOKEN'] ? { token: ctx.env['CORRAL_HA_TOKEN'] } : {}),
+    logger: ctx.logger('info', 'stdout'),
+    out: ctx.out,
+  };
 }
 
-function args(argv: string[], options: NonNullable<ParseArgsConfig['options']>): Record<string, unknown> {
-  try {
-    return parseArgs({ args: argv, options, allowPositionals: false, strict: true }).values;
-  } catch (err) {
-    return usage((err as Error).message.split('\n')[0] ?? 'bad arguments');
-  }
+function noPositionals(positionals: string[]): void {
+  if (positionals.length) usage(`unexpected argument '${positionals[0]}'`);
 }
 
-export async function runCloneCommand(argv: string[], env: HaCliEnv): Promise<number> {
-  const v = args(argv, {
+export const cloneCommand = defineCommand({
+  path: ['clone'],
+  help: CLONE_HELP,
+  options: {
     from: { type: 'string' },
     token: { type: 'string' },
     'data-dir': { type: 'string' },
@@ -44,7 +49,29 @@ export async function runCloneCommand(argv: string[], env: HaCliEnv): Promise<nu
     interface: { type: 'string' },
     priority: { type: 'string' },
     'http-port': { type: 'string' },
-  }) as Record<string, string | undefined>;
+  },
+  run: ({ values, positionals }, ctx) => {
+    noPositionals(positionals);
+    return runCloneCommand(values, haEnv(ctx));
+  },
+});
+
+export const witnessCommand = defineCommand({
+  path: ['witness'],
+  help: WITNESS_HELP,
+  options: {
+    listen: { type: 'string' },
+    token: { type: 'string' },
+    state: { type: 'string' },
+    'lease-ms': { type: 'string' },
+  },
+  run: ({ values, positionals }, ctx) => {
+    noPositionals(positionals);
+    return runWitnessCommand(values, haEnv(ctx));
+  },
+});
+
+async function runCloneCommand(v: Record<string, string | undefined>, env: HaCliEnv): Promise<number> {
   const token = v['token'] ?? env.token;
   if (!v['from'] || !token || !v['data-dir'] || !v['address']) {
     usage('usage: corral clone --from PRIMARY_URL --token T --data-dir DIR --address IP');
@@ -66,13 +93,7 @@ export async function runCloneCommand(argv: string[], env: HaCliEnv): Promise<nu
   return 0;
 }
 
-export async function runWitnessCommand(argv: string[], env: HaCliEnv): Promise<number> {
-  const v = args(argv, {
-    listen: { type: 'string' },
-    token: { type: 'string' },
-    state: { type: 'string' },
-    'lease-ms': { type: 'string' },
-  }) as Record<string, string | undefined>;
+async function runWitnessCommand(v: Record<string, string | undefined>, env: HaCliEnv): Promise<number> {
   const token = v['token'] ?? env.token;
   const m = /^([\d.]+):(\d+)$/.exec(v['listen'] ?? '');
   if (!m || !token) usage('usage: corral witness --listen ADDR:PORT --token T --state FILE');

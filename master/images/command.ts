@@ -1,10 +1,12 @@
 /**
  * `corral image import|list|show|delete|build-debian` and `corral node deploy`: the CLI side of issue 5.
- * cli.ts dispatches here with the raw arguments and its config-file reader (it stays the only reader of
- * files and flags' meaning for the master config); these commands open the master's database directly
- * (SQLite WAL: safe beside a running master, which reads state per request).
+ * They declare their flags; cli.ts parses them and hands in its config-file reader. These commands open
+ * the master's database directly (SQLite WAL: safe beside a running master, which reads state per
+ * request), so they run on the master's own machine, as root.
  */
-import { parseArgs } from 'node:util';
+import { defineCommand, onMasterFiles, usage, type Parsed } from '../cli/command.js';
+import type { ApiClient } from '../cli/api-client.js';
+import type { NodeRecord } from '../store/nodes.js';
 import { join } from 'node:path';
 import { buildConfig, type FrozenConfig } from '../config.js';
 import { openRepos, type Repos } from '../store/repos.js';
@@ -13,7 +15,7 @@ import { createLogger } from '../util/logger.js';
 import { deleteImage, findImage, importImage } from './registry.js';
 import { buildOsImage } from '../../node-images/os-image.js';
 import { ensureMasterKey } from '../deploy/ssh.js';
-import { createDeployer, describeReboot } from '../deploy/deployer.js';
+import { createDeployer, describeReboot, type RebootPath } from '../deploy/deployer.js';
 import { createPowerControl } from '../remote/power.js';
 import { SecretBox } from '../remote/secrets.js';
 import { normaliseMac } from '../nodes/inventory.js';
@@ -22,15 +24,27 @@ import { directBeforeRisky } from '../snapshots/index.js';
 
 type ReadConfig = (path: string | undefined) => unknown;
 
+const IMAGE_HELP = `  corral image list|show NAME|delete NAME [--json] [--profile NAME]
+      The master's OS images, through the API of the current profile's master. With --data-dir
+      DIR or --config FILE instead, on the master's machine (also while it is stopped).
+  corral image import FILE|DIR --name NAME (--data-dir DIR | --config FILE) [--os ID --os-version V]
+  corral image build-debian [--name debian-12] [--cache-dir DIR] (--data-dir DIR | --config FILE)
+      Import an OS image already on the master's disk: tar/tar.gz/tar.zst root file systems or
+      raw/raw.gz/qcow2 disks (docs/deploy.md); on the master's machine, into its data directory.
+`;
+
+const DEPLOY_HELP = `  corral node deploy NODE --image NAME [--layout L] [--json] [--profile NAME]
+      Install an image on a node's disk (node → deploying; rebooted by its agent or over SSH),
+      by the master of the current profile. With --config FILE [--data-dir DIR] instead, from
+      the master's machine with its config file.
+`;
+
 const COMMON = {
+  profile: { type: 'string' },
   'data-dir': { type: 'string' },
   config: { type: 'string' },
   json: { type: 'boolean' },
 } as const;
-
-function usage(message: string): never {
-  throw new CorralError('USAGE', message);
-}
 
 const IMAGE_OPTIONS = {
   ...COMMON,
@@ -41,14 +55,6 @@ const IMAGE_OPTIONS = {
 } as const;
 
 const DEPLOY_OPTIONS = { ...COMMON, image: { type: 'string' }, layout: { type: 'string' } } as const;
-
-function parse<O extends typeof IMAGE_OPTIONS | typeof DEPLOY_OPTIONS>(args: string[], options: O) {
-  try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (err) {
-    return usage((err as Error).message.split('\n')[0] ?? 'bad arguments');
-  }
-}
 
 function dataDirOf(values: Record<string, unknown>, readConfig: ReadConfig): string {
   if (typeof values['data-dir'] === 'string') return values['data-dir'];
@@ -69,9 +75,91 @@ function line(i: ImageRecord, usedBy: string[]): string {
 
 const out = (s: string): void => void process.stdout.write(`${s}\n`);
 
-export async function runImageCommand(args: string[], readConfig: ReadConfig): Promise<number> {
-  const [sub, ...rest] = args;
-  const { values, positionals } = parse(rest, IMAGE_OPTIONS);
+export const imageCommand = defineCommand({
+  path: ['image'],
+  verbs: ['import', 'list', 'show', 'delete', 'build-debian'],
+  help: IMAGE_HELP,
+  options: IMAGE_OPTIONS,
+  run: async ({ values, positionals: [sub, ...positionals] }, ctx) =>
+    onMasterFiles(values) || sub === 'import' || sub === 'build-debian'
+      ? runImage(sub, values, positionals, ctx.readConfigFile)
+      : imageViaApi(sub, values, positionals, await ctx.api(values.profile)),
+});
+
+export const nodeDeployCommand = defineCommand({
+  path: ['node', 'deploy'],
+  help: DEPLOY_HELP,
+  options: DEPLOY_OPTIONS,
+  run: async ({ values, positionals }, ctx) =>
+    onMasterFiles(values)
+      ? runNodeDeploy(values, positionals, ctx.readConfigFile)
+      : deployViaApi(values, positionals, await ctx.api(values.profile)),
+});
+
+type ImageView = ImageRecord & { usedBy: string[] };
+
+async function imageViaApi(
+  sub: string | undefined,
+  values: Parsed<typeof IMAGE_OPTIONS>['values'],
+  positionals: string[],
+  api: ApiClient,
+): Promise<number> {
+  const named = (): string => encodeURIComponent(positionals[0] ?? usage(`usage: corral image ${sub} NAME`));
+  switch (sub) {
+    case 'list': {
+      const { images } = await api.call<{ images: ImageView[] }>('GET', '/images');
+      if (values.json) out(JSON.stringify(images));
+      else {
+        out(
+          `${'NAME'.padEnd(24)} ${'FORMAT'.padEnd(8)} ${'SIZE'.padStart(11)}  ${'OS'.padEnd(16)} SHA256        USED BY`,
+        );
+        for (const i of images) out(line(i, i.usedBy));
+      }
+      return 0;
+    }
+    case 'show': {
+      const { image } = await api.call<{ image: ImageView }>('GET', `/images/${named()}`);
+      out(JSON.stringify(image, null, 2));
+      return 0;
+    }
+    case 'delete': {
+      // The master takes its automatic restore point first (snapshots.beforeRisky): allow for it.
+      await api.call('DELETE', `/images/${named()}`, undefined, 600_000);
+      out(`deleted ${positionals[0]}`);
+      return 0;
+    }
+    default:
+      return usage('usage: corral image list|show|delete ... (import and build-debian: --data-dir DIR)');
+  }
+}
+
+async function deployViaApi(
+  values: Parsed<typeof DEPLOY_OPTIONS>['values'],
+  positionals: string[],
+  api: ApiClient,
+): Promise<number> {
+  const id = positionals[0];
+  if (!id || !values.image) usage('usage: corral node deploy NODE --image NAME [--layout L]');
+  const r = await api.call<{ deployment: { id: number }; reboot: RebootPath; node: NodeRecord }>(
+    'POST',
+    `/nodes/${encodeURIComponent(id)}/deploy`,
+    { image: values.image, ...(values.layout ? { layout: values.layout } : {}) },
+    120_000,
+  );
+  out(
+    values.json
+      ? JSON.stringify(r)
+      : `${r.node.name}: deploying ${values.image} (deployment ${r.deployment.id}); ${describeReboot(r.reboot)}`,
+  );
+  return 0;
+}
+
+async function runImage(
+  sub: string | undefined,
+  values: Parsed<typeof IMAGE_OPTIONS>['values'],
+  positionals: string[],
+  readConfig: ReadConfig,
+): Promise<number> {
   const dataDir = dataDirOf(values, readConfig);
   const repos = open(dataDir);
   try {
@@ -159,10 +247,11 @@ export async function runImageCommand(args: string[], readConfig: ReadConfig): P
   }
 }
 
-export async function runNodeCommand(args: string[], readConfig: ReadConfig): Promise<number> {
-  const [sub, ...rest] = args;
-  if (sub !== 'deploy') usage('usage: corral node deploy NODE --image NAME [--layout L] --config FILE');
-  const { values, positionals } = parse(rest, DEPLOY_OPTIONS);
+async function runNodeDeploy(
+  values: Parsed<typeof DEPLOY_OPTIONS>['values'],
+  positionals: string[],
+  readConfig: ReadConfig,
+): Promise<number> {
   const id = positionals[0];
   if (!id || !values.image) usage('usage: corral node deploy NODE --image NAME [--layout L] --config FILE');
   // The plan needs the master's address and layouts: its config file.

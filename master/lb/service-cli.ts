@@ -1,31 +1,21 @@
 /**
  * `corral service ...`: a thin client of the REST API (the same validation and the same errors as the
- * console). cli.ts parses nothing here but hands over argv and the environment values it read.
+ * console), reaching the master through the current profile (or --profile; --url with CORRAL_PASSWORD is
+ * the older override). cli.ts parses the flags declared here.
  */
-import { parseArgs } from 'node:util';
-import { isErrorCode } from '../api/errors.js';
-import { CorralError } from '../util/errors.js';
+import { urlClient } from '../cli/api-client.js';
+import { defineCommand, usage, type Parsed } from '../cli/command.js';
 import type { ServiceView } from './load-balancer.js';
 
-export const SERVICE_HELP = `  corral service list | show NAME | rm NAME | reload
+const SERVICE_HELP = `  corral service list | show NAME | rm NAME | reload
   corral service add NAME --port N --backend-port N (--role ROLE | --nodes N1,N2)
                 [--protocol http|tcp] [--check-path PATH [--expect-status N] | --tcp-check]
                 [--interval-ms N] [--rise N] [--fall N]
   corral service drain|maint|ready NAME NODE
-      Load-balanced services through the master's HAProxy, via the REST API of a running master:
-      --url URL (default $CORRAL_URL or http://127.0.0.1), --user NAME (default admin),
-      password from $CORRAL_PASSWORD.
+      Load-balanced services through the master's HAProxy, via the REST API of the master of the
+      current profile (or --profile NAME). The older override: --url URL (or $CORRAL_URL) with
+      --user NAME (default admin) and the password in $CORRAL_PASSWORD.
 `;
-
-export interface ServiceCliEnv {
-  url?: string | undefined;
-  password?: string | undefined;
-  out: (text: string) => void;
-}
-
-function usage(message: string): never {
-  throw new CorralError('USAGE', message);
-}
 
 function int(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -33,72 +23,62 @@ function int(name: string, v: string | undefined): number | undefined {
   return Number(v);
 }
 
-export async function runServiceCli(argv: string[], env: ServiceCliEnv): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        url: { type: 'string' },
-        user: { type: 'string', default: 'admin' },
-        port: { type: 'string' },
-        'backend-port': { type: 'string' },
-        role: { type: 'string' },
-        nodes: { type: 'string' },
-        protocol: { type: 'string' },
-        'check-path': { type: 'string' },
-        'expect-status': { type: 'string' },
-        'tcp-check': { type: 'boolean' },
-        'interval-ms': { type: 'string' },
-        rise: { type: 'string' },
-        fall: { type: 'string' },
-      },
-    });
-  } catch (err) {
-    return usage((err as Error).message.split('\n')[0] ?? 'bad arguments');
-  }
-  const { values: v, positionals } = parsed;
-  const [sub, name, node] = positionals;
-  const base = (v.url ?? env.url ?? 'http://127.0.0.1').replace(/\/$/, '');
-  const auth = `Basic ${Buffer.from(`${v.user}:${env.password ?? ''}`).toString('base64')}`;
-  const call = async (method: string, path: string, body?: unknown): Promise<unknown> => {
-    let res: Response;
-    try {
-      res = await fetch(`${base}/api/v1${path}`, {
-        method,
-        headers: { authorization: auth, ...(body ? { 'content-type': 'application/json' } : {}) },
-        ...(body ? { body: JSON.stringify(body) } : {}),
-        signal: AbortSignal.timeout(30_000),
-      });
-    } catch (err) {
-      throw new CorralError('INTERNAL', `cannot reach the master at ${base}: ${(err as Error).message}`);
-    }
-    if (res.status === 204) return undefined;
-    const json = (await res.json().catch(() => ({}))) as { error?: { code: string; message: string } };
-    if (!res.ok) {
-      const code = json.error?.code ?? 'INTERNAL';
-      throw new CorralError(
-        isErrorCode(code) ? code : 'INTERNAL',
-        json.error?.message ?? `HTTP ${res.status}`,
-      );
-    }
-    return json;
-  };
+const SERVICE_OPTIONS = {
+  profile: { type: 'string' },
+  url: { type: 'string' },
+  user: { type: 'string', default: 'admin' },
+  port: { type: 'string' },
+  'backend-port': { type: 'string' },
+  role: { type: 'string' },
+  nodes: { type: 'string' },
+  protocol: { type: 'string' },
+  'check-path': { type: 'string' },
+  'expect-status': { type: 'string' },
+  'tcp-check': { type: 'boolean' },
+  'interval-ms': { type: 'string' },
+  rise: { type: 'string' },
+  fall: { type: 'string' },
+} as const;
+
+type Values = Parsed<typeof SERVICE_OPTIONS>['values'];
+
+export const serviceCommand = defineCommand({
+  path: ['service'],
+  verbs: ['list', 'show', 'add', 'rm', 'reload', 'drain', 'maint', 'ready'],
+  help: SERVICE_HELP,
+  options: SERVICE_OPTIONS,
+  async run({ values: v, positionals }, ctx) {
+    const [sub, name, node] = positionals;
+    const url = v.profile === undefined ? (v.url ?? ctx.env['CORRAL_URL']) : undefined;
+    const api = url ? urlClient(url, v.user, ctx.env['CORRAL_PASSWORD'] ?? '') : await ctx.api(v.profile);
+    const call = (method: string, path: string, body?: unknown): Promise<unknown> =>
+      api.call(method, path, body, 30_000);
+    const out = ctx.out;
+    return runService(sub, name, node, v, call, out);
+  },
+});
+
+async function runService(
+  sub: string | undefined,
+  name: string | undefined,
+  node: string | undefined,
+  v: Values,
+  call: (method: string, path: string, body?: unknown) => Promise<unknown>,
+  out: (text: string) => void,
+): Promise<number> {
   const need = (what: string | undefined, label: string): string => what ?? usage(`missing ${label}`);
 
   switch (sub) {
     case 'list': {
       const { services } = (await call('GET', '/services')) as { services: ServiceView[] };
-      env.out(formatList(services));
+      out(formatList(services));
       return 0;
     }
     case 'show': {
       const { service } = (await call('GET', `/services/${encodeURIComponent(need(name, 'NAME'))}`)) as {
         service: ServiceView;
       };
-      env.out(formatService(service));
+      out(formatService(service));
       return 0;
     }
     case 'add': {
@@ -125,16 +105,16 @@ export async function runServiceCli(argv: string[], env: ServiceCliEnv): Promise
         ...(v.fall ? { fall: int('fall', v.fall) } : {}),
       };
       const { service } = (await call('POST', '/services', body)) as { service: ServiceView };
-      env.out(formatService(service));
+      out(formatService(service));
       return 0;
     }
     case 'rm':
       await call('DELETE', `/services/${encodeURIComponent(need(name, 'NAME'))}`);
-      env.out(`service ${name} removed\n`);
+      out(`service ${name} removed\n`);
       return 0;
     case 'reload': {
       const r = (await call('POST', '/lb/reload')) as { haproxy: { workerPid: number; reloads: number } };
-      env.out(`haproxy reloaded: worker ${r.haproxy.workerPid}, ${r.haproxy.reloads} reloads\n`);
+      out(`haproxy reloaded: worker ${r.haproxy.workerPid}, ${r.haproxy.reloads} reloads\n`);
       return 0;
     }
     case 'drain':
@@ -144,7 +124,7 @@ export async function runServiceCli(argv: string[], env: ServiceCliEnv): Promise
       const { server } = (await call('POST', path, { state: sub })) as {
         server: { name: string; admin: string };
       };
-      env.out(`${server.name} in ${name}: ${server.admin}\n`);
+      out(`${server.name} in ${name}: ${server.admin}\n`);
       return 0;
     }
     default:

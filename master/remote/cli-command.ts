@@ -1,9 +1,10 @@
 /**
  * `corral node power ...` and `corral node exec ...` (issue #11). Like `corral node deploy`, these open the
  * master's database directly (SQLite WAL: safe beside a running master) and act from this machine: the
- * power drivers and SSH run here, with the master's key files from its data directory.
+ * power drivers and SSH run here, with the master's key files from its data directory. They declare their
+ * flags; cli.ts parses them.
  */
-import { parseArgs } from 'node:util';
+import { defineCommand, onMasterFiles, usage, type Parsed } from '../cli/command.js';
 import { join } from 'node:path';
 import { buildConfig, type FrozenConfig } from '../config.js';
 import { openRepos, type Repos } from '../store/repos.js';
@@ -16,18 +17,28 @@ import { DRIVER_KINDS, POWER_ACTIONS, type DriverKind, type PowerAction } from '
 import { createPowerControl, type PublicPowerConfig } from './power.js';
 import { SecretBox } from './secrets.js';
 import { execOnNodes } from './exec-service.js';
+import { readAllStdin } from '../cli/prompt.js';
+import type { ApiClient } from '../cli/api-client.js';
 
 type ReadConfig = (path: string | undefined) => unknown;
 
-export const REMOTE_HELP = `  corral node power NODE on|off|cycle|pxe|status|show|remove (--config FILE | --data-dir DIR)
+const POWER_HELP = `  corral node power NODE on|off|cycle|pxe|status|show|remove [--json]
   corral node power NODE set --driver ipmi|wol|manual [--address HOST] [--port N] [--user U]
-                    [--password-stdin] [--wol-mac MAC] (--config FILE | --data-dir DIR)
-      Power control through the node's BMC (IPMI lanplus), Wake-on-LAN or the operator (docs/remote-control.md).
-  corral node exec (NODE[,NODE...] | --role R) [--parallel N] [--timeout S] (--config FILE | --data-dir DIR) -- CMD
-      Run CMD on nodes over SSH with the master's key; output prefixed per node, then an exit summary.
+                    [--password-stdin] [--wol-mac MAC]
+      Power control through the node's BMC (IPMI lanplus), Wake-on-LAN or the operator
+      (docs/remote-control.md), by the master of the current profile (or --profile NAME).
+      With --config FILE or --data-dir DIR instead, on the master's machine: the drivers run
+      here, with the master's data directory (also while the master is stopped).
+`;
+
+const EXEC_HELP = `  corral node exec (NODE[,NODE...] | --role R) [--parallel N] [--timeout S] [--json] -- CMD
+      Run CMD on nodes over SSH with the master's key, by the master of the current profile (or
+      --profile NAME; admin only); output prefixed per node, then an exit summary. With --config
+      FILE or --data-dir DIR instead, from the master's machine with the key in its data directory.
 `;
 
 const COMMON = {
+  profile: { type: 'string' },
   'data-dir': { type: 'string' },
   config: { type: 'string' },
   json: { type: 'boolean' },
@@ -50,16 +61,139 @@ const EXEC_OPTIONS = {
   timeout: { type: 'string' },
 } as const;
 
-function usage(message: string): never {
-  throw new CorralError('USAGE', message);
+const line = (out: (text: string) => void) => (text: string) => out(`${text}\n`);
+
+export const nodePowerCommand = defineCommand({
+  path: ['node', 'power'],
+  verbs: ['on', 'off', 'cycle', 'pxe', 'status', 'show', 'remove', 'set'],
+  help: POWER_HELP,
+  options: POWER_OPTIONS,
+  run: async ({ values, positionals }, ctx) =>
+    onMasterFiles(values)
+      ? runPowerCommand(values, positionals, ctx.readConfigFile, line(ctx.out), ctx.stdin)
+      : powerViaApi(values, positionals, await ctx.api(values.profile), line(ctx.out), ctx.stdin),
+});
+
+export const nodeExecCommand = defineCommand({
+  path: ['node', 'exec'],
+  help: EXEC_HELP,
+  options: EXEC_OPTIONS,
+  passthrough: true,
+  run: async ({ values, positionals, rest }, ctx) =>
+    onMasterFiles(values)
+      ? runExecCommand(
+          values,
+          positionals,
+          rest,
+          ctx.readConfigFile,
+          line(ctx.out),
+          ctx.env['SUDO_USER'] ?? ctx.env['USER'] ?? 'cli',
+        )
+      : execViaApi(values, positionals, rest, await ctx.api(values.profile), line(ctx.out)),
+});
+
+async function powerViaApi(
+  values: Parsed<typeof POWER_OPTIONS>['values'],
+  positionals: string[],
+  api: ApiClient,
+  out: (s: string) => void,
+  stdin: NodeJS.ReadStream,
+): Promise<number> {
+  const [id, verb, ...extra] = positionals;
+  if (!id || !verb || extra.length)
+    usage('usage: corral node power NODE on|off|cycle|pxe|status|show|remove|set ...');
+  const path = `/nodes/${encodeURIComponent(id)}/power`;
+  const print = (o: unknown, text: string): void => out(values.json ? JSON.stringify(o) : text);
+  type View = { node: string; power: PublicPowerConfig | null };
+  switch (verb) {
+    case 'set': {
+      const driver = values.driver as DriverKind | undefined;
+      if (!driver || !DRIVER_KINDS.includes(driver))
+        usage(`--driver must be one of ${DRIVER_KINDS.join(', ')}`);
+      const port = intOf('port', values.port, 1, 65535);
+      const r = await api.call<View>('PUT', path, {
+        driver,
+        ...(values.address !== undefined ? { address: values.address } : {}),
+        ...(port !== undefined ? { port } : {}),
+        ...(values.user !== undefined ? { username: values.user } : {}),
+        ...(values['password-stdin'] ? { password: await readAllStdin(stdin) } : {}),
+        ...(values['wol-mac'] !== undefined ? { wolMac: values['wol-mac'] } : {}),
+      });
+      print(r, describe(r.node, r.power ?? undefined));
+      return 0;
+    }
+    case 'show': {
+      const r = await api.call<View>('GET', path);
+      print(r, describe(r.node, r.power ?? undefined));
+      return 0;
+    }
+    case 'remove': {
+      const { node } = await api.call<View>('GET', path);
+      await api.call('DELETE', path);
+      print({ node, removed: true }, `${node}: power driver removed`);
+      return 0;
+    }
+    case 'status': {
+      const r = await api.call<{ node: string; state: string }>('POST', `${path}/status`);
+      print({ node: r.node, state: r.state }, `${r.node}: power ${r.state}`);
+      return 0;
+    }
+    default: {
+      if (!POWER_ACTIONS.includes(verb as PowerAction))
+        usage(`unknown power action '${verb}' (on, off, cycle, pxe, status, show, remove, set)`);
+      // The BMC may take a while; the master bounds its own ipmitool calls.
+      const r = await api.call<{ node: string; message: string; state: string }>(
+        'POST',
+        `${path}/${verb}`,
+        undefined,
+        120_000,
+      );
+      print(r, `${r.node}: ${r.message}${r.state !== 'unknown' ? `; power now ${r.state}` : ''}`);
+      return 0;
+    }
+  }
 }
 
-function parse<O extends typeof POWER_OPTIONS | typeof EXEC_OPTIONS>(args: string[], options: O) {
-  try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (err) {
-    return usage((err as Error).message.split('\n')[0] ?? 'bad arguments');
+async function execViaApi(
+  values: Parsed<typeof EXEC_OPTIONS>['values'],
+  positionals: string[],
+  rest: string[],
+  api: ApiClient,
+  out: (s: string) => void,
+): Promise<number> {
+  const command = rest.join(' ');
+  if (!command) usage('give the command after --');
+  const nodes = positionals.flatMap((p) => p.split(',')).filter(Boolean);
+  if (!nodes.length && !values.role) usage('name nodes or give --role R');
+  const timeoutSeconds = intOf('timeout', values.timeout, 1, 86_400);
+  const parallel = intOf('parallel', values.parallel, 1, 256);
+  let last:
+    { runId: number; summary: { ok: number; results: unknown[] }; summaryLines: string[] } | undefined;
+  await api.stream(
+    'POST',
+    '/exec',
+    {
+      ...(nodes.length ? { nodes } : {}),
+      ...(values.role ? { role: values.role } : {}),
+      command,
+      ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
+      ...(parallel !== undefined ? { parallel } : {}),
+    },
+    (v) => {
+      const line = v as { text?: string; runId?: number };
+      if (typeof line.text === 'string') out(line.text);
+      else if (line.runId !== undefined) last = v as typeof last;
+    },
+    // The run's own bound, plus a minute for the master to gather and answer.
+    ((timeoutSeconds ?? 86_400) + 60) * 1000,
+  );
+  if (!last) throw new CorralError('INTERNAL', 'the master ended the exec stream without a summary');
+  if (values.json) out(JSON.stringify({ runId: last.runId, summary: last.summary }));
+  else {
+    out('');
+    for (const l of last.summaryLines) out(l);
   }
+  return last.summary.ok === last.summary.results.length ? 0 : 1;
 }
 
 /** The master's config: its file, or defaults around --data-dir (then WoL needs a per-node --address). */
@@ -92,14 +226,6 @@ function intOf(name: string, v: string | undefined, min: number, max: number): n
   return Number(v);
 }
 
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks)
-    .toString('utf8')
-    .replace(/\r?\n$/, '');
-}
-
 function describe(name: string, p: PublicPowerConfig | undefined): string {
   if (!p) return `${name}: no power driver`;
   const where = p.address ? ` ${p.address}${p.port ? `:${p.port}` : ''}` : '';
@@ -107,12 +233,13 @@ function describe(name: string, p: PublicPowerConfig | undefined): string {
   return `${name}: ${p.driver}${where}${who}; power ${p.state}${p.stateError ? ` (${p.stateError})` : ''}`;
 }
 
-export async function runPowerCommand(
-  args: string[],
+async function runPowerCommand(
+  values: Parsed<typeof POWER_OPTIONS>['values'],
+  positionals: string[],
   readConfig: ReadConfig,
   out: (s: string) => void,
+  stdin: NodeJS.ReadStream,
 ): Promise<number> {
-  const { values, positionals } = parse(args, POWER_OPTIONS);
   const [id, verb, ...extra] = positionals;
   if (!id || !verb || extra.length)
     usage('usage: corral node power NODE on|off|cycle|pxe|status|show|remove|set ...');
@@ -139,7 +266,7 @@ export async function runPowerCommand(
             address: values.address,
             port: intOf('port', values.port, 1, 65535),
             username: values.user,
-            password: values['password-stdin'] ? await readStdin() : undefined,
+            password: values['password-stdin'] ? await readAllStdin(stdin) : undefined,
             wolMac: values['wol-mac'],
           },
           'cli',
@@ -178,16 +305,15 @@ export async function runPowerCommand(
   }
 }
 
-export async function runExecCommand(
-  args: string[],
+async function runExecCommand(
+  values: Parsed<typeof EXEC_OPTIONS>['values'],
+  positionals: string[],
+  rest: string[],
   readConfig: ReadConfig,
   out: (s: string) => void,
   actor: string,
 ): Promise<number> {
-  const dashdash = args.indexOf('--');
-  if (dashdash < 0) usage('usage: corral node exec NODE[,NODE...]|--role R [...] -- CMD');
-  const { values, positionals } = parse(args.slice(0, dashdash), EXEC_OPTIONS);
-  const command = args.slice(dashdash + 1).join(' ');
+  const command = rest.join(' ');
   if (!command) usage('give the command after --');
   const nodes = positionals.flatMap((p) => p.split(',')).filter(Boolean);
   if (!nodes.length && !values.role) usage('name nodes or give --role R');

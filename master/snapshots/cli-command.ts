@@ -1,15 +1,17 @@
 /**
- * `corral snapshot ...`. Two ways to reach restore points, chosen by the flags:
- *   --url URL (or CORRAL_URL): through the running master's API, with CORRAL_USER/CORRAL_PASSWORD —
- *     the normal way, so a restore is journaled and the master's own view never goes stale;
+ * `corral snapshot ...`. Three ways to reach restore points, chosen by the flags:
+ *   the current profile (`corral login`, or --profile NAME): the running master's API over HTTPS with its
+ *     pinned certificate — the normal way, so a restore is journaled and the master's view never goes stale;
+ *   --url URL (or CORRAL_URL) with CORRAL_USER/CORRAL_PASSWORD: the same API, the older override;
  *   --data-dir DIR: directly on the data directory, for when the master is stopped (restore refuses
  *     while a master runs on it) — the way back from a database the master can no longer open.
- * cli.ts reads the environment and hands it in (STYLE habit 5).
+ * cli.ts parses the flags declared here and hands in the environment (STYLE habit 5).
  */
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { urlClient, type CallClient } from '../cli/api-client.js';
+import { defineCommand, usage, type Parsed } from '../cli/command.js';
 import { openRepos } from '../store/repos.js';
-import { CorralError, ERROR_CATALOGUE, type ErrorCode } from '../util/errors.js';
+import { CorralError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { installPath } from '../util/paths.js';
 import { DB_FILE, listManifests, type Manifest } from './manifest.js';
@@ -17,22 +19,16 @@ import { restoreOffline } from './offline.js';
 import { RestorePoints, type SnapshotDiff } from './restore-points.js';
 import { RetentionPolicySchema, type RetentionPlan, type RetentionPolicy } from './retention.js';
 
-export const SNAPSHOT_HELP = `  corral snapshot list|show ID|create [--name N] [--note T]|diff ID [--to ID]
+const SNAPSHOT_HELP = `  corral snapshot list|show ID|create [--name N] [--note T]|diff ID [--to ID]
                   |restore ID --confirm NAME|delete ID|retention [--apply] [--keep-last N ...]
-                  (--url URL | --data-dir DIR) [--json]
-      Master restore points, through the running master's API (--url or CORRAL_URL, with
-      CORRAL_USER/CORRAL_PASSWORD) or on a stopped master's data directory (--data-dir).
+                  [--profile NAME | --data-dir DIR [--snapshot-dir DIR]] [--json]
+      Master restore points, through the running master's API (the current profile, or --profile;
+      --url URL or CORRAL_URL with CORRAL_USER/CORRAL_PASSWORD still work) or on a stopped master's
+      data directory (--data-dir). --keep-hourly, --keep-daily and --keep-weekly go with --keep-last.
 `;
 
-export interface SnapshotCliEnv {
-  url?: string;
-  user?: string;
-  password?: string;
-  logger: Logger;
-  out: (text: string) => void;
-}
-
 const OPTIONS = {
+  profile: { type: 'string' },
   url: { type: 'string' },
   'data-dir': { type: 'string' },
   'snapshot-dir': { type: 'string' },
@@ -60,31 +56,48 @@ interface Backend {
   close(): void;
 }
 
-function usage(message: string): never {
-  throw new CorralError('USAGE', message);
+export const snapshotCommand = defineCommand({
+  path: ['snapshot'],
+  verbs: ['list', 'show', 'create', 'diff', 'restore', 'delete', 'retention'],
+  help: SNAPSHOT_HELP,
+  options: OPTIONS,
+  async run({ values, positionals }, ctx) {
+    const url = values.profile === undefined ? (values.url ?? ctx.env['CORRAL_URL']) : undefined;
+    const client = url
+      ? urlClient(
+          url,
+          ctx.env['CORRAL_USER'] ?? 'admin',
+          ctx.env['CORRAL_PASSWORD'] ?? usage('set CORRAL_PASSWORD for --url'),
+        )
+      : undefined;
+    const logger = ctx.logger('warn');
+    return runSnapshot(values, positionals, {
+      logger,
+      out: ctx.out,
+      api: async () => client ?? (await ctx.api(values.profile)),
+    });
+  },
+});
+
+interface SnapshotCliEnv {
+  logger: Logger;
+  out: (text: string) => void;
+  api: () => Promise<CallClient>;
 }
 
-export async function runSnapshotCommand(args: string[], env: SnapshotCliEnv): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
-  } catch (err) {
-    return usage((err as Error).message.split('\n')[0] ?? 'bad arguments');
-  }
-  const { values, positionals } = parsed;
+type Values = Parsed<typeof OPTIONS>['values'];
+
+async function runSnapshot(values: Values, positionals: string[], env: SnapshotCliEnv): Promise<number> {
   const [verb, id, ...extra] = positionals;
   if (!verb) usage('usage: corral snapshot list|show|create|diff|restore|delete|retention ...');
   if (extra.length) usage(`unexpected argument '${extra[0]}'`);
-  const url = values.url ?? env.url;
   const dataDir = values['data-dir'];
-  if (!url && !dataDir)
-    usage('give --url URL (or CORRAL_URL) for a running master, or --data-dir DIR for a stopped one');
-  if (url && dataDir) usage('--url and --data-dir exclude each other');
+  if (dataDir && (values.url || values.profile)) usage('--data-dir excludes --url and --profile');
   const needId = (): string => id ?? usage(`corral snapshot ${verb} needs a restore point id or name`);
 
-  const backend: Backend = url
-    ? apiBackend(url, env.user ?? 'admin', env.password ?? usage('set CORRAL_PASSWORD for --url'))
-    : localBackend(dataDir ?? '', values['snapshot-dir'] ?? join(dataDir ?? '', 'snapshots'), env.logger);
+  const backend: Backend = dataDir
+    ? localBackend(dataDir, values['snapshot-dir'] ?? join(dataDir, 'snapshots'), env.logger)
+    : apiBackend(await env.api());
   const print = (value: unknown, text: string): void =>
     env.out(values.json ? `${JSON.stringify(value, null, 2)}\n` : text);
   try {
@@ -257,26 +270,10 @@ function localBackend(dataDir: string, dir: string, logger: Logger): Backend {
   };
 }
 
-function apiBackend(base: string, user: string, password: string): Backend {
-  const auth = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
-  const call = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
-    const res = await fetch(`${base.replace(/\/$/, '')}/api/v1/snapshots${path}`, {
-      method,
-      headers: { authorization: auth, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      signal: AbortSignal.timeout(600_000),
-    });
-    if (res.status === 204) return undefined as T;
-    const json = (await res.json()) as T & { error?: { code: string; message: string } };
-    if (!res.ok) {
-      const e = json.error;
-      throw new CorralError(
-        e && isCode(e.code) ? e.code : 'INTERNAL',
-        e ? e.message : `HTTP ${res.status} from the master`,
-      );
-    }
-    return json;
-  };
+function apiBackend(api: CallClient): Backend {
+  // A restore or a create of a large store takes minutes, not the usual seconds.
+  const call = <T>(method: string, path: string, body?: unknown): Promise<T> =>
+    api.call<T>(method, `/snapshots${path}`, body, 600_000);
   const enc = encodeURIComponent;
   return {
     list: async () => (await call<{ snapshots: Manifest[] }>('GET', '')).snapshots,
@@ -295,8 +292,4 @@ function apiBackend(base: string, user: string, password: string): Backend {
       call('POST', `/retention/${apply ? 'apply' : 'preview'}`, policy ? { policy } : {}),
     close: () => undefined,
   };
-}
-
-function isCode(code: string): code is ErrorCode {
-  return Object.hasOwn(ERROR_CATALOGUE, code);
 }

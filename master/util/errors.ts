@@ -182,6 +182,24 @@ export const ERROR_CATALOGUE = {
     status: 400,
     hint: 'Name nodes, or a role, whose nodes have an IP address (deployed nodes).',
   },
+  // The CLI's own (docs/cli.md): it reaches the master through a profile saved by `corral login`.
+  CLI_NOT_LOGGED_IN: {
+    status: 401,
+    hint: 'Run `corral login https://MASTER` first (or give --profile NAME).',
+  },
+  CLI_PROFILE_NOT_FOUND: { status: 404, hint: 'List the saved profiles with `corral profile list`.' },
+  CLI_PROFILES_UNWRITABLE: {
+    status: 500,
+    hint: 'Check that the profiles directory ($CORRAL_CONFIG_DIR or ~/.config/corral) is yours and writable.',
+  },
+  TLS_FINGERPRINT_MISMATCH: {
+    status: 502,
+    hint: "The master's certificate is not the one pinned at login. If it was replaced on purpose, check the new fingerprint in the master log and run `corral login URL --fingerprint SHA256`; otherwise something is impersonating the master.",
+  },
+  MASTER_UNREACHABLE: {
+    status: 502,
+    hint: "Check the profile's URL (`corral profile list`), that the master runs, and that its HTTPS port is reachable.",
+  },
 } as const satisfies Record<string, { status: number; hint: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

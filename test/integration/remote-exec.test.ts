@@ -91,7 +91,8 @@ before(async () => {
       address: master.address,
       http: { port: 8080 },
       tftp: { enabled: false },
-      console: { https: false },
+      // HTTPS on for `corral login` (last test); plain HTTP keeps /api/v1 for the curl tests.
+      console: { https: true, httpsPort: 8443 },
       monitor: { enabled: false },
       remote: { exec: { parallel: 2, connectTimeoutSeconds: 3, commandTimeoutSeconds: 60 } },
     }),
@@ -350,5 +351,79 @@ test(
     const none = await call('POST', '/app-0/power/on');
     assert.equal((none.json as { error: { code: string } }).error.code, 'POWER_NOT_CONFIGURED');
     assert.equal((await call('PUT', '/app-0/power', { driver: 'ipmi', password: 1 })).status, 400);
+  },
+);
+
+test(
+  'corral node exec through a login profile: the master runs it, output streams as it comes, the summary and exit code as on the master',
+  { skip, timeout: 90_000 },
+  async () => {
+    assert.ok(masterProc, 'the master of the earlier test is running');
+    const env = { CORRAL_CONFIG_DIR: join(dir, 'profiles') };
+    const login = await inMaster(
+      [
+        'env',
+        `CORRAL_CONFIG_DIR=${env.CORRAL_CONFIG_DIR}`,
+        'node',
+        CLI,
+        'login',
+        `https://${master.address}:8443`,
+        '--yes',
+        '--password-stdin',
+      ],
+      'exec-admin-pw\n',
+    );
+    assert.equal(login.code, 0, login.stderr);
+
+    // Stamped as they arrive: the first node's first line must come well before the run ends.
+    const t0 = Date.now();
+    const child = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        master.ns,
+        'env',
+        `CORRAL_CONFIG_DIR=${env.CORRAL_CONFIG_DIR}`,
+        'node',
+        CLI,
+        'node',
+        'exec',
+        'app-0,app-2',
+        '--',
+        'echo one; sleep 3; echo two',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    let firstLineMs = -1;
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      if (firstLineMs < 0 && /\| one/.test(stdout)) firstLineMs = Date.now() - t0;
+    });
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await exitOf(child, 60_000);
+    const totalMs = Date.now() - t0;
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /^app-0 \| one$/m);
+    assert.match(stdout, /^app-2 \| two$/m);
+    assert.match(stdout, /^2 node\(s\): 2 ok, 0 failed, 0 unreachable, 0 timed out in [\d.]+ s$/m);
+    console.log(`# exec via profile: first line after ${firstLineMs} ms, done after ${totalMs} ms`);
+    assert.ok(firstLineMs >= 0 && totalMs - firstLineMs >= 2000, 'output streamed, not held to the end');
+
+    const failing = await inMaster([
+      'env',
+      `CORRAL_CONFIG_DIR=${env.CORRAL_CONFIG_DIR}`,
+      'node',
+      CLI,
+      'node',
+      'exec',
+      'app-1',
+      '--',
+      'exit 3',
+    ]);
+    assert.equal(failing.code, 1, 'a failed command on a node is exit 1, as on the master');
+    assert.match(failing.stdout, /^app-1\s+failed\s+exit 3/m);
   },
 );

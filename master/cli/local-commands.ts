@@ -1,0 +1,217 @@
+/**
+ * The commands that run on the master's machine itself and need no running master: `corral master`
+ * (the daemon), `corral lab`, `corral node-image build`, and the lab's internal relay. Their heavy modules
+ * are imported when they run, so `corral --help` and the remote commands start without loading the daemon.
+ */
+import { buildConfig, type ConfigFlags } from '../config.js';
+import { nodeImageDir } from '../boot/node-image.js';
+import { createLogger, type Logger } from '../util/logger.js';
+import { defineCommand, usage } from './command.js';
+
+function noPositionals(positionals: string[]): void {
+  if (positionals.length) usage(`unexpected argument '${positionals[0]}'`);
+}
+
+function intFlag(name: string, value: string, min: number, max: number): number {
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+    usage(`--${name} must be a whole number from ${min} to ${max} (got '${value}')`);
+  }
+  return Number(value);
+}
+
+function waitForSignal(logger: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        logger.warn({ signal }, 'second signal: exiting now');
+        process.exit(1);
+      }
+      stopping = true;
+      logger.info({ signal }, 'shutting down');
+      resolve();
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
+
+function untilSignal(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+}
+
+export const masterCommand = defineCommand({
+  path: ['master'],
+  help: `  corral master --data-dir DIR --address IP [--interface IFACE]
+                [--dhcp-range FIRST-LAST | --proxy-dhcp] [--http-port N]
+                [--tftp-port N] [--config FILE] [--log-level LEVEL]
+      Run the master: DHCP (PXE), TFTP, HTTP boot, REST API and web console. Flags override
+      the same keys of the JSON config file (README "Configuration reference"); with --config
+      the file may give dataDir and address. CORRAL_ADMIN_PASSWORD sets the first admin password
+      (otherwise one is generated into DATA_DIR/initial-admin-password, mode 0600).
+`,
+  options: {
+    'data-dir': { type: 'string' },
+    interface: { type: 'string' },
+    address: { type: 'string' },
+    'dhcp-range': { type: 'string' },
+    'proxy-dhcp': { type: 'boolean' },
+    'http-port': { type: 'string' },
+    'tftp-port': { type: 'string' },
+    config: { type: 'string' },
+    'log-level': { type: 'string' },
+  },
+  async run({ values, positionals }, ctx) {
+    noPositionals(positionals);
+    const flags: ConfigFlags = {
+      ...(values['data-dir'] !== undefined ? { dataDir: values['data-dir'] } : {}),
+      ...(values.interface !== undefined ? { interface: values.interface } : {}),
+      ...(values.address !== undefined ? { address: values.address } : {}),
+      ...(values['dhcp-range'] !== undefined ? { dhcpRange: values['dhcp-range'] } : {}),
+      ...(values['proxy-dhcp'] ? { proxyDhcp: true } : {}),
+      ...(values['http-port'] !== undefined ? { httpPort: values['http-port'] } : {}),
+      ...(values['tftp-port'] !== undefined ? { tftpPort: values['tftp-port'] } : {}),
+      ...(values['log-level'] !== undefined ? { logLevel: values['log-level'] } : {}),
+    };
+    const config = buildConfig(ctx.readConfigFile(values.config), flags);
+    // The daemon logs to stdout (the journal, the lab's log file) at the configured level.
+    const logger = createLogger({ level: config.log.level });
+    // The backstop behind every subsystem's own boundary (master/util/faults.ts): an escaped exception is
+    // logged with its stack, counted in /api/v1/health, and the master serves on unless a burst of them
+    // says it is stuck, then it exits 1 for systemd to start a clean one (and, with HA, the peer to take over).
+    const { Faults, installProcessBackstop } = await import('../util/faults.js');
+    const faults = new Faults(logger);
+    installProcessBackstop(faults, logger);
+    const password = ctx.env['CORRAL_ADMIN_PASSWORD'];
+    const { startMaster } = await import('../master.js');
+    const master = await startMaster(config, {
+      logger,
+      faults,
+      ...(password ? { initialAdminPassword: password } : {}),
+    });
+    await waitForSignal(logger);
+    await master.close();
+    logger.info('corral master stopped');
+    return 0;
+  },
+});
+
+export const labCommand = defineCommand({
+  path: ['lab'],
+  verbs: ['down'],
+  help: `  corral lab [--nodes N] [--uefi] [--dir DIR] [--port N] [--memory MB] [--disk GB] [--cache-dir DIR]
+      Build a virtual lab in network namespaces of its own: a master and N QEMU VMs
+      that PXE-boot from it (SeaBIOS, or OVMF with --uefi). The console is forwarded
+      to a loopback port on this host. Ctrl-C tears it all down. Needs root.
+  corral lab down [--dir DIR]
+      Tear down a lab whose \`corral lab\` process is gone.
+`,
+  options: {
+    nodes: { type: 'string', default: '2' },
+    uefi: { type: 'boolean' },
+    dir: { type: 'string', default: '.lab' },
+    port: { type: 'string', default: '8080' },
+    memory: { type: 'string', default: '512' },
+    disk: { type: 'string', default: '4' },
+    'cache-dir': { type: 'string', default: '/var/cache/corral' },
+  },
+  async run({ values, positionals }, ctx) {
+    const logger = ctx.logger('warn', 'stdout');
+    const { startLab, labDown } = await import('../lab/lab.js');
+    const { followLab } = await import('../lab/progress.js');
+    if (positionals[0] === 'down') {
+      const done = labDown(values.dir, logger);
+      ctx.out(done ? `lab in ${values.dir} torn down\n` : `no lab state in ${values.dir}\n`);
+      return 0;
+    }
+    noPositionals(positionals);
+    if (process.getuid?.() !== 0) usage('corral lab creates network namespaces and needs root');
+    const n = intFlag('nodes', values.nodes, 1, 16);
+    const say = (line: string): void => ctx.out(`${line}\n`);
+    say(
+      `corral lab: building the node environment and starting the master (first run downloads the kernel)...`,
+    );
+    const lab = await startLab({
+      dir: values.dir,
+      vms: Array.from({ length: n }, () => ({
+        firmware: values.uefi ? ('uefi' as const) : ('bios' as const),
+      })),
+      logger,
+      cacheDir: values['cache-dir'],
+      hostPort: intFlag('port', values.port, 0, 65535),
+      memoryMb: intFlag('memory', values.memory, 256, 8192),
+      diskGb: intFlag('disk', values.disk, 1, 64),
+    });
+    say('');
+    say(
+      `Corral lab ${lab.id} is up: master ${lab.masterAddress} in namespace ${lab.masterNs}, ${n} VM(s) PXE-booting.`,
+    );
+    say(`  Console:  ${lab.hostUrl}/   (user admin, password ${lab.adminPassword})`);
+    say(`  API:      curl -u admin:${lab.adminPassword} ${lab.hostUrl}/api/v1/nodes`);
+    say(`  Logs:     ${values.dir}/master.log, ${values.dir}/vm1.log ...`);
+    say('  Ctrl-C tears everything down (or `corral lab down` from another shell).');
+    say('');
+    const stopFollowing = followLab(lab, say);
+    await untilSignal();
+    say('corral lab: tearing down...');
+    stopFollowing();
+    await lab.destroy();
+    say('corral lab: done');
+    return 0;
+  },
+});
+
+export const nodeImageCommand = defineCommand({
+  path: ['node-image'],
+  verbs: ['build'],
+  help: `  corral node-image build --data-dir DIR [--cache-dir DIR] [--flavour cloud|generic]
+      Build the node environment (Debian kernel + initramfs with the Corral agent) into a
+      data directory; works with the master stopped. SOURCE_DATE_EPOCH makes it reproducible.
+`,
+  options: {
+    'data-dir': { type: 'string' },
+    'cache-dir': { type: 'string', default: '/var/cache/corral' },
+    flavour: { type: 'string', default: 'cloud' },
+  },
+  async run({ values, positionals }, ctx) {
+    if (positionals[0] !== 'build' || positionals.length > 1)
+      usage('usage: corral node-image build --data-dir DIR');
+    if (!values['data-dir']) usage('--data-dir is required');
+    const flavour = values.flavour;
+    if (flavour !== 'cloud' && flavour !== 'generic')
+      usage(`--flavour must be cloud or generic (got '${flavour}')`);
+    const epoch = ctx.env['SOURCE_DATE_EPOCH'];
+    const { buildNodeImage } = await import('../../node-images/index.js');
+    const image = await buildNodeImage({
+      cacheDir: values['cache-dir'],
+      outDir: nodeImageDir(values['data-dir']),
+      flavour,
+      logger: ctx.logger('info', 'stdout'),
+      ...(epoch && /^\d+$/.test(epoch) ? { sourceDateEpoch: Number(epoch) } : {}),
+    });
+    ctx.out(`${JSON.stringify(image, null, 2)}\n`);
+    return 0;
+  },
+});
+
+/** Internal: the lab's console relay inside the master namespace (`_forward SOCKET HOST PORT`). */
+export const forwardCommand = defineCommand({
+  path: ['_forward'],
+  hidden: true,
+  help: `  corral _forward SOCKET HOST PORT
+      Internal (corral lab): relay a Unix socket to HOST:PORT until a signal.
+`,
+  options: {},
+  async run({ positionals }) {
+    const [sock, host, port] = positionals;
+    if (!sock || !host || !port) usage('usage: corral _forward SOCKET HOST PORT');
+    const { forwardUnixToTcp } = await import('../lab/forward.js');
+    const server = await forwardUnixToTcp(sock, host, Number(port));
+    await untilSignal();
+    server.close();
+    return 0;
+  },
+});

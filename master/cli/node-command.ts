@@ -1,0 +1,97 @@
+/**
+ * `corral node list` and `corral node show NODE`: the inventory, read through the API of the master
+ * the profile names (GET /api/v1/nodes, GET /api/v1/nodes/:id).
+ */
+import { defineCommand, usage } from './command.js';
+import type { EventRecord } from '../store/events.js';
+import type { NodeRecord } from '../store/nodes.js';
+
+const REMOTE = { profile: { type: 'string' }, json: { type: 'boolean' } } as const;
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return (
+    rows
+      .map((r) =>
+        r
+          .map((c, i) => c.padEnd(widths[i]!))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
+}
+
+export function formatNodes(nodes: NodeRecord[]): string {
+  if (!nodes.length) return 'no nodes\n';
+  return table([
+    ['NAME', 'MAC', 'STATE', 'ROLE', 'IP', 'IMAGE', 'LAST SEEN'],
+    ...nodes.map((n) => [
+      n.name,
+      n.mac,
+      n.state,
+      n.role ?? '-',
+      n.ip ?? '-',
+      n.image ?? '-',
+      n.lastSeenAt ?? '-',
+    ]),
+  ]);
+}
+
+export function formatNode(node: NodeRecord, events: EventRecord[]): string {
+  const inv = node.inventory as { cpu?: { model?: string | null; count?: number }; memoryBytes?: number };
+  const lines = [
+    `name       ${node.name}`,
+    `mac        ${node.mac}`,
+    `state      ${node.state}${node.stateReason ? ` (${node.stateReason})` : ''}`,
+    `role       ${node.role ?? '-'}`,
+    `ip         ${node.ip ?? '-'}`,
+    `firmware   ${node.firmware ?? '-'}`,
+    `image      ${node.image ?? '-'}`,
+    `created    ${node.createdAt}`,
+    `last seen  ${node.lastSeenAt ?? '-'}`,
+    ...(inv.cpu?.model
+      ? [`cpu        ${inv.cpu.model}${inv.cpu.count ? ` (${inv.cpu.count} CPUs)` : ''}`]
+      : []),
+    ...(inv.memoryBytes ? [`memory     ${(inv.memoryBytes / 2 ** 30).toFixed(1)} GiB`] : []),
+    `events     (newest first)`,
+    ...events.slice(0, 20).map((e) => `  ${e.at}  ${e.severity.padEnd(5)} ${e.kind}  ${e.message}`),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+export const nodeListCommand = defineCommand({
+  path: ['node', 'list'],
+  help: `  corral node list [--state STATE] [--json] [--profile NAME]
+      The master's nodes (name, MAC, state, role, IP, image), through its API.
+`,
+  options: { ...REMOTE, state: { type: 'string' } },
+  async run({ values, positionals }, ctx) {
+    if (positionals.length) usage(`unexpected argument '${positionals[0]}'`);
+    const api = await ctx.api(values.profile);
+    const q = values.state ? `?state=${encodeURIComponent(values.state)}` : '';
+    const { nodes } = await api.call<{ nodes: NodeRecord[] }>('GET', `/nodes${q}`);
+    ctx.out(values.json ? `${JSON.stringify(nodes, null, 2)}\n` : formatNodes(nodes));
+    return 0;
+  },
+});
+
+export const nodeShowCommand = defineCommand({
+  path: ['node', 'show'],
+  help: `  corral node show NODE [--json] [--profile NAME]
+      One node (by name or MAC): its facts, inventory summary and latest events.
+`,
+  options: { ...REMOTE },
+  async run({ values, positionals }, ctx) {
+    const [id, ...extra] = positionals;
+    if (!id) usage('usage: corral node show NODE');
+    if (extra.length) usage(`unexpected argument '${extra[0]}'`);
+    const api = await ctx.api(values.profile);
+    const r = await api.call<{ node: NodeRecord; events: EventRecord[] }>(
+      'GET',
+      `/nodes/${encodeURIComponent(id)}`,
+    );
+    ctx.out(values.json ? `${JSON.stringify(r, null, 2)}\n` : formatNode(r.node, r.events));
+    return 0;
+  },
+});
