@@ -277,6 +277,13 @@ describe('hostile segment: enlist, identity, deploy token and growth (issue 14)'
 
     const events = api('GET', `/events?node=${MAC_A}&kind=node.enlist-refused`).json['events'] as unknown[];
     assert.ok(events.length >= 1, 'the refused takeover is recorded against the node');
+
+    // Only an operator moves the recorded address (validated, audited).
+    const bad = api('PATCH', `/nodes/${MAC_A}`, { ip: '10.77.21.999' });
+    assert.equal(code(bad), 'BODY_INVALID');
+    assert.equal(api('PATCH', `/nodes/${MAC_A}`, { ip: `${SUBNET}.140` }).status, 200);
+    assert.equal(nodeRecord(MAC_A).ip, `${SUBNET}.140`);
+    assert.equal(api('PATCH', `/nodes/${MAC_A}`, { ip: leases['a'] }).status, 200);
   });
 
   it('finding 2: the deploy token is on no boot script, the plan needs the credential, and `booted` works once', async () => {
