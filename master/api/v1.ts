@@ -7,12 +7,9 @@ import { NODE_STATES, type NodeRecord } from '../store/nodes.js';
 import { CorralError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { VERSION } from '../util/version.js';
-import { enlist } from '../nodes/enlist.js';
-import { ENLIST_BODY_LIMIT_BYTES, EnlistSchema, normaliseMac } from '../nodes/inventory.js';
+import { ENLIST_BODY_LIMIT_BYTES, normaliseMac } from '../nodes/inventory.js';
 import { EnlistGuard } from '../nodes/enlist-guard.js';
 import { bearerCredential } from '../nodes/credentials.js';
-import { leasedAddress } from '../nodes/address.js';
-import { LeaseStore } from '../store/leases.js';
 import { transition } from '../nodes/lifecycle.js';
 import { requireBasicAuth, requireRole } from './auth.js';
 import { zodToCorral } from './errors.js';
@@ -140,24 +137,13 @@ export function createApiRouter(deps: ApiDeps): Router {
   // Unauthenticated by design (as MAAS enlistment): a new node has no credential yet. Bounded: 64 KiB,
   // a strict schema, new MACs rate-limited. A known MAC needs its credential, or a new one is issued only
   // to the node's own leased/recorded address in a state that boots the node environment (nodes/enlist.ts).
-  const leases = config.dhcp.mode === 'server' ? new LeaseStore(repos.store) : undefined;
   router.post('/enlist', (req, res) => {
     const sourceIp = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '') || null;
-    const parsed = EnlistSchema.safeParse(req.body);
-    if (!parsed.success) {
-      const err = zodToCorral(parsed.error);
-      enlistGuard.refusedBecause('invalid', { ip: sourceIp, message: err.message });
-      throw err;
-    }
-    const body = parsed.data;
     try {
-      const { reply, created, node, credentialIssued } = enlist(repos, config, body, {
+      const { reply, created, node, credentialIssued } = enlistGuard.enlist(req.body, {
         sourceIp,
         credential: bearerCredential(req.headers),
-        leaseIp: leases ? leasedAddress(leases, body.mac, repos.store.now().getTime()) : undefined,
-        admitNew: () => enlistGuard.admitNew(sourceIp, body.mac),
       });
-      enlistGuard.accepted(created, credentialIssued !== null);
       deps.logger.info(
         { mac: node.mac, name: node.name, created, ip: sourceIp, credential: credentialIssued ?? 'kept' },
         'node enlisted',
@@ -167,15 +153,8 @@ export function createApiRouter(deps: ApiDeps): Router {
         .setHeader('Cache-Control', 'no-store')
         .json(reply);
     } catch (err) {
-      if (err instanceof CorralError && err.code === 'ENLIST_RATE_LIMITED') {
-        enlistGuard.refusedBecause('rate-limited', { ip: sourceIp, mac: body.mac, message: err.message });
-        res.setHeader('Retry-After', String(err.details?.['retryAfterSeconds'] ?? 60));
-      } else if (
-        err instanceof CorralError &&
-        (err.code === 'NODE_CREDENTIAL_REQUIRED' || err.code === 'NODE_CREDENTIAL_INVALID')
-      ) {
-        enlistGuard.refusedBecause('credential', { ip: sourceIp, mac: body.mac, message: err.message });
-      }
+      const retry = err instanceof CorralError ? err.details?.['retryAfterSeconds'] : undefined;
+      if (retry !== undefined) res.setHeader('Retry-After', String(retry));
       throw err;
     }
   });

@@ -1,13 +1,19 @@
 /**
- * The unauthenticated door of enlistment, kept bounded (issue 14): the new-MAC rate limit, and a record of
- * what was refused — counters (shown in /api/v1/health) and at most one warning event and one log line
- * per reason per minute, so a flood of refusals cannot itself grow the event log without bound.
+ * The unauthenticated door of enlistment, kept bounded (issue 14): the strict schema, the new-MAC rate
+ * limit, the node credential (nodes/enlist.ts), and a record of what was refused — counters (shown in
+ * /api/v1/health) and at most one warning event and one log line per reason per minute, so a flood of
+ * refusals cannot itself grow the event log without bound. The API route only adds HTTP around it.
  */
 import type { FrozenConfig } from '../config.js';
 import type { Repos } from '../store/repos.js';
+import { LeaseStore } from '../store/leases.js';
 import { CorralError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
+import { zodToCorral } from '../api/errors.js';
 import { NewMacLimiter } from './enlist-rate.js';
+import { EnlistSchema } from './inventory.js';
+import { enlist } from './enlist.js';
+import { leasedAddress } from './address.js';
 
 export const REFUSAL_REASONS = ['invalid', 'too-large', 'rate-limited', 'credential'] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
@@ -33,6 +39,8 @@ export class EnlistGuard {
     credential: 0,
   };
   private readonly pending = new Map<RefusalReason, { n: number; lastAt: number }>();
+  /** DHCP server mode: where the node's address comes from (nodes/address.ts). */
+  private readonly leases: LeaseStore | undefined;
 
   constructor(
     private readonly deps: {
@@ -43,6 +51,44 @@ export class EnlistGuard {
     },
   ) {
     this.limiter = new NewMacLimiter(deps.config.nodes.enlistRate, this.clock);
+    this.leases = deps.config.dhcp.mode === 'server' ? new LeaseStore(deps.repos.store) : undefined;
+  }
+
+  /**
+   * One enlist request: `body` as received, the TCP peer's address and the Bearer credential. Returns
+   * what nodes/enlist.ts decided, or throws its coded refusal after counting it.
+   */
+  enlist(
+    body: unknown,
+    req: { sourceIp: string | null; credential: string | undefined },
+  ): ReturnType<typeof enlist> {
+    const parsed = EnlistSchema.safeParse(body);
+    if (!parsed.success) {
+      const err = zodToCorral(parsed.error);
+      this.refusedBecause('invalid', { ip: req.sourceIp, message: err.message });
+      throw err;
+    }
+    const mac = parsed.data.mac;
+    const { repos, config } = this.deps;
+    try {
+      const r = enlist(repos, config, parsed.data, {
+        ...req,
+        leaseIp: this.leases ? leasedAddress(this.leases, mac, repos.store.now().getTime()) : undefined,
+        admitNew: () => this.admitNew(req.sourceIp, mac),
+      });
+      this.accepted(r.created, r.credentialIssued !== null);
+      return r;
+    } catch (err) {
+      const code = err instanceof CorralError ? err.code : undefined;
+      const reason: RefusalReason | undefined =
+        code === 'ENLIST_RATE_LIMITED'
+          ? 'rate-limited'
+          : code === 'NODE_CREDENTIAL_REQUIRED' || code === 'NODE_CREDENTIAL_INVALID'
+            ? 'credential'
+            : undefined;
+      if (reason) this.refusedBecause(reason, { ip: req.sourceIp, mac, message: (err as Error).message });
+      throw err;
+    }
   }
 
   private readonly clock = (): number => (this.deps.clock ?? Date.now)();
