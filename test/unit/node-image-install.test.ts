@@ -358,3 +358,50 @@ test('tarball image: partitioned and made, unpacked, then the same identity plus
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('corral-node-report: booted with the token and the node credential, once; later boots report nothing', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'corral-report-'));
+  const seen: { auth: string | undefined; url: string | undefined; body: string }[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      seen.push({ auth: req.headers.authorization, url: req.url, body: Buffer.concat(chunks).toString() });
+      res.end('{"status":"booted"}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const conf = join(dir, 'node.conf');
+    await writeFile(
+      conf,
+      `CORRAL_SERVER=${url}\nCORRAL_MAC=${MAC}\nCORRAL_TOKEN=${TOKEN}\nCORRAL_CREDENTIAL=${CREDENTIAL}\n`,
+      { mode: 0o600 },
+    );
+    const env = {
+      PATH: process.env['PATH'],
+      CORRAL_NODE_CONF: conf,
+      CORRAL_REPORTED: join(dir, 'state', 'reported'),
+    };
+    const report = (): Promise<string> =>
+      new Promise((resolve, reject) =>
+        execFile(
+          'busybox',
+          ['sh', join(AGENT_DIR, 'corral-node-report')],
+          { env, timeout: 30_000 },
+          (err, out) => (err ? reject(err) : resolve(out)),
+        ),
+      );
+    assert.match(await report(), /corral: reported booted/);
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0]?.url, `/boot/deploy/${MAC}/booted`);
+    assert.equal(seen[0]?.auth, `Bearer ${CREDENTIAL}`);
+    assert.equal((JSON.parse(seen[0]?.body ?? '{}') as { token: string }).token, TOKEN);
+    assert.match(await report(), /first boot already reported/);
+    assert.equal(seen.length, 1, 'the spent token is not sent again');
+  } finally {
+    server.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
