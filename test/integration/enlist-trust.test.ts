@@ -36,7 +36,7 @@ const AGENT = join(
   'agent',
   'corral-agent',
 );
-const skip = ['haproxy', 'udhcpc', 'curl', 'busybox'].find((c) => !hasCommand(c));
+const skip = ['haproxy', 'udhcpc', 'curl', 'busybox', 'ganesha.nfsd'].find((c) => !hasCommand(c));
 if (skip) console.log(`# enlist-trust: SKIPPED, ${skip} missing (scripts/setup.sh installs it)`);
 
 interface Reply {
@@ -183,7 +183,8 @@ describe('hostile segment: enlist, identity, deploy token and growth (issue 14)'
       JSON.stringify({
         console: { https: false },
         monitor: { enabled: false, nodeSshSeconds: 0 },
-        sharedRoot: { enabled: false },
+        // The real nfs-ganesha, supervised by the master in its namespace: node A's read-write export.
+        sharedRoot: { enabled: true },
         tftp: { enabled: false },
         lb: { pollMs: 300 },
         nodes: { enlistRate: { perIpBurst: 5, perIpPerMinute: 1, globalBurst: 100, globalPerMinute: 60 } },
@@ -227,7 +228,7 @@ describe('hostile segment: enlist, identity, deploy token and growth (issue 14)'
     else if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('finding 2: an enlist naming a known MAC from another address changes nothing; the identity needs the credential and the address', () => {
+  it('finding 2: an enlist naming a known MAC from another address changes nothing; the identity needs the credential and the address', async () => {
     // The legitimate node enlists from its lease (the real agent does it below, after a reboot).
     const first = curl(nodeA, 'POST', '/api/v1/enlist', {
       body: JSON.stringify({ mac: MAC_A, mode: 'discover', inventory: { memoryBytes: 2 ** 30 } }),
@@ -237,6 +238,19 @@ describe('hostile segment: enlist, identity, deploy token and growth (issue 14)'
     const diskless = api('POST', `/nodes/${MAC_A}/diskless`, { root: 'web', persistent: true });
     assert.equal(diskless.status, 200, diskless.text);
     const inventoryBefore = nodeRecord(MAC_A).inventory;
+    // Its persistent directory is exported read-write to its lease only.
+    const ganesha = join(dataDir, 'sharedroot', 'nfs', 'ganesha.conf');
+    const exportsNow = (): string => {
+      try {
+        return readFileSync(ganesha, 'utf8');
+      } catch {
+        return '';
+      }
+    };
+    const persistentClients = (): string | undefined =>
+      /Clients = ([^;]+);\s*Access_Type = RW;/.exec(exportsNow())?.[1];
+    await waitFor('the persistent export in ganesha.conf', persistentClients, 30_000);
+    assert.equal(persistentClients(), leases['a']);
 
     // The takeover of today: name the MAC from the attacker's address (no credential, then a made-up one).
     const takeover = { mac: MAC_A, inventory: { memoryBytes: 1 } };
@@ -253,6 +267,9 @@ describe('hostile segment: enlist, identity, deploy token and growth (issue 14)'
     const after = nodeRecord(MAC_A);
     assert.equal(after.ip, leases['a'], 'the node keeps its leased address');
     assert.deepEqual(after.inventory, inventoryBefore);
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(persistentClients(), leases['a'], "the read-write export stays the node's");
+    assert.ok(!exportsNow().includes(ATTACKER_IP));
     creds['a'] = String(first.json['credential']);
     assert.match(creds['a'], /^[0-9a-f]{64}$/);
 
