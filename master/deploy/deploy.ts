@@ -118,7 +118,7 @@ export function authorise(repos: Repos, mac: string, token: unknown): Deployment
 export function planReadable(repos: Repos, mac: string, deployment: unknown): DeploymentRecord {
   const d = repos.deployments.latestFor(mac);
   if (!d) throw new CorralError('DEPLOY_NOT_ACTIVE', `${mac} has no deployment`);
-  if (deployment !== undefined && String(deployment) !== String(d.id)) {
+  if (deployment !== undefined && deployment !== '' && String(deployment) !== String(d.id)) {
     throw new CorralError(
       'DEPLOY_NOT_ACTIVE',
       `deployment ${String(deployment).slice(0, 20)} of ${mac} is not current (${d.id} is)`,
