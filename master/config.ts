@@ -9,6 +9,7 @@ import { CorralError } from './util/errors.js';
 import { RetentionPolicySchema, ScheduleSchema } from './snapshots/retention.js';
 import { HaSchema } from './ha/config-schema.js';
 import { DeployConfigSchema, DEPLOY_CONFIG_DEFAULTS } from './deploy/config.js';
+import { EnlistRateSchema, ENLIST_RATE_DEFAULTS } from './nodes/enlist-rate.js';
 import { RemoteConfigSchema, REMOTE_CONFIG_DEFAULTS } from './remote/config.js';
 import { SharedRootConfigSchema, SHAREDROOT_CONFIG_DEFAULTS } from './sharedroot/config.js';
 
@@ -131,9 +132,19 @@ export const ConfigSchema = z
         /** What a freshly discovered node is told: wait (poll for work) or power off. */
         discoverAction: z.enum(['wait', 'poweroff']).default('wait'),
         pollSeconds: z.number().int().min(1).max(3600).default(10),
+        /**
+         * Token buckets for enlistments of NEW MACs (issue 14): per source address and for the whole
+         * master. A refused one gets 429 ENLIST_RATE_LIMITED; known nodes are never limited.
+         */
+        enlistRate: EnlistRateSchema.default(ENLIST_RATE_DEFAULTS),
       })
       .strict()
-      .default({ namePattern: 'node-{n}', discoverAction: 'wait', pollSeconds: 10 }),
+      .default({
+        namePattern: 'node-{n}',
+        discoverAction: 'wait',
+        pollSeconds: 10,
+        enlistRate: ENLIST_RATE_DEFAULTS,
+      }),
     nodeImage: z
       .object({
         /** Cache of downloaded Debian kernel packages, shared between data directories. */

@@ -51,7 +51,7 @@ export function inventoryView(node: NodeRecord): InventoryView {
     nics: (inv.nics ?? []).map((n) => ({
       ...n,
       speed: formatSpeed(n.speedMbps),
-      boot: n.mac.toLowerCase() === node.mac,
+      boot: (n.mac ?? '').toLowerCase() === node.mac,
     })),
     dmi: {
       vendor: inv.dmi?.vendor ?? null,

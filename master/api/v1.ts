@@ -1,4 +1,4 @@
-import express, { type RequestHandler, type Router } from 'express';
+import express, { type ErrorRequestHandler, type RequestHandler, type Router } from 'express';
 import { z } from 'zod';
 import type { FrozenConfig } from '../config.js';
 import type { Authenticator } from '../auth/users.js';
@@ -7,8 +7,9 @@ import { NODE_STATES, type NodeRecord } from '../store/nodes.js';
 import { CorralError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { VERSION } from '../util/version.js';
-import { enlist } from '../nodes/enlist.js';
-import { EnlistSchema, normaliseMac } from '../nodes/inventory.js';
+import { ENLIST_BODY_LIMIT_BYTES, normaliseMac } from '../nodes/inventory.js';
+import { EnlistGuard } from '../nodes/enlist-guard.js';
+import { bearerCredential } from '../nodes/credentials.js';
 import { transition } from '../nodes/lifecycle.js';
 import { requireBasicAuth, requireRole } from './auth.js';
 import { zodToCorral } from './errors.js';
@@ -75,6 +76,8 @@ const PatchNode = z
       .regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'must be 1-32 lower-case letters, digits, - or _')
       .nullable()
       .optional(),
+    // The node's address is Corral's record (DHCP lease, first contact), moved by an operator only here.
+    ip: z.ipv4({ message: 'must be an IPv4 address' }).nullable().optional(),
   })
   .strict();
 
@@ -92,9 +95,30 @@ const ChangesQuery = z.object({
   limit: z.coerce.number().int().min(1).max(10000).default(1000),
 });
 
+/** The enlist route's body errors: over ENLIST_BODY_LIMIT_BYTES → 413 ENLIST_TOO_LARGE, counted. */
+function enlistBodyErrors(guard: EnlistGuard): ErrorRequestHandler {
+  return (err: unknown, req, _res, next) => {
+    const ip = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '') || null;
+    if ((err as { type?: string } | null)?.type === 'entity.too.large') {
+      const e = new CorralError(
+        'ENLIST_TOO_LARGE',
+        `the enlist body is larger than ${ENLIST_BODY_LIMIT_BYTES} bytes`,
+      );
+      guard.refusedBecause('too-large', { ip, message: e.message });
+      next(e);
+      return;
+    }
+    guard.refusedBecause('invalid', { ip, message: 'body is not JSON' });
+    next(err);
+  };
+}
+
 export function createApiRouter(deps: ApiDeps): Router {
   const { repos, config } = deps;
   const router = express.Router();
+  const enlistGuard = new EnlistGuard({ repos, config, logger: deps.logger });
+  // Enlistment is unauthenticated: its own, small body limit (issue 14); the general parser then skips it.
+  router.use('/enlist', express.json({ limit: ENLIST_BODY_LIMIT_BYTES }), enlistBodyErrors(enlistGuard));
   router.use(express.json({ limit: '1mb' }));
   if (deps.ha) router.use('/ha', deps.ha.router).use(deps.ha.gate);
 
@@ -105,18 +129,34 @@ export function createApiRouter(deps: ApiDeps): Router {
       version: VERSION,
       uptimeSeconds: Math.round((Date.now() - deps.startedAt) / 1000),
       schemaVersion: repos.store.schemaVersion(),
+      enlist: enlistGuard.stats(),
       ...(deps.health ? deps.health() : {}),
     });
   });
 
-  // Unauthenticated by design (as MAAS enlistment): a node in the discovery environment has no
-  // credentials yet. The body is schema-validated and bounded; it can only create/refresh a discovered node.
+  // Unauthenticated by design (as MAAS enlistment): a new node has no credential yet. Bounded: 64 KiB,
+  // a strict schema, new MACs rate-limited. A known MAC needs its credential, or a new one is issued only
+  // to the node's own leased/recorded address in a state that boots the node environment (nodes/enlist.ts).
   router.post('/enlist', (req, res) => {
-    const body = parse(EnlistSchema, req.body);
     const sourceIp = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '') || null;
-    const { reply, created, node } = enlist(repos, config, body, sourceIp);
-    deps.logger.info({ mac: node.mac, name: node.name, created, ip: sourceIp }, 'node enlisted');
-    res.status(created ? 201 : 200).json(reply);
+    try {
+      const { reply, created, node, credentialIssued } = enlistGuard.enlist(req.body, {
+        sourceIp,
+        credential: bearerCredential(req.headers),
+      });
+      deps.logger.info(
+        { mac: node.mac, name: node.name, created, ip: sourceIp, credential: credentialIssued ?? 'kept' },
+        'node enlisted',
+      );
+      res
+        .status(created ? 201 : 200)
+        .setHeader('Cache-Control', 'no-store')
+        .json(reply);
+    } catch (err) {
+      const retry = err instanceof CorralError ? err.details?.['retryAfterSeconds'] : undefined;
+      if (retry !== undefined) res.setHeader('Retry-After', String(retry));
+      throw err;
+    }
   });
 
   if (deps.monitor) router.use(createNodeMetricsRouter(repos, deps.monitor));
@@ -148,6 +188,7 @@ export function createApiRouter(deps: ApiDeps): Router {
       const n = repos.nodes.patchIn(journal, node.mac, {
         ...(body.name !== undefined ? { name: body.name } : {}),
         ...(body.role !== undefined ? { role: body.role } : {}),
+        ...(body.ip !== undefined ? { ip: body.ip } : {}),
       });
       repos.events.appendIn(journal, {
         nodeMac: node.mac,

@@ -13,8 +13,12 @@ export interface BootContext {
   baseUrl: string;
   kernelArgs: string;
   nodeImageReady: boolean;
-  /** The node's current deployment (issue 5): `installed` boots the disk, otherwise the installer runs. */
-  deployment?: { id: number; status: string; token: string } | undefined;
+  /**
+   * The node's current deployment (issue 5): `installed` boots the disk, otherwise the installer runs.
+   * Its token is not here: a boot script goes to anyone who asks with the MAC (issue 14); the installer
+   * fetches its plan, token included, with the node's credential.
+   */
+  deployment?: { id: number; status: string } | undefined;
   /** A diskless node's shared root (issue 6): root, version and the initramfs parameters for it. */
   sharedRoot?: { rootName: string; version: number; params: string[] } | undefined;
 }
@@ -62,7 +66,7 @@ export function chooseBootScript(ctx: BootContext): BootScript {
         ...base,
         mode: 'install',
         reason: `${node.name} is deploying: install (deployment ${d.id})`,
-        cmdline: `${cmdline} corral.deploy=${d.id} corral.token=${d.token}`,
+        cmdline: `${cmdline} corral.deploy=${d.id}`,
       },
     };
   }

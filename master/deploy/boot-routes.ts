@@ -2,10 +2,13 @@
  * The node side of deployment, under /boot (unauthenticated: firmware and installers cannot log in):
  *   GET  /boot/images/<sha256>               a registered image (Range, Content-Length; res.sendFile)
  *   GET  /boot/installer/tools.img           the installer tools initrd (node-images/os-image-tools.ts)
- *   GET  /boot/deploy/<mac>/<file>?token=T   plan.env and the rendered files of the current deployment
+ *   GET  /boot/deploy/<mac>/<file>[?deployment=ID]   plan.env and the rendered files of the current deployment
  *   POST /boot/deploy/<mac>/progress|result|booted  {token, ...}   installer and first-boot reports
- * Plans and reports need the deployment's token (it travels on the installer's kernel command line and
- * into the installed system's /etc/corral/node.conf). Images are public by sha256, as boot files are.
+ * Every one of these needs the node's credential (Authorization: Bearer, issued at enlistment; issue 14).
+ * The plan is served only while the deployment is pending or installing; it holds the deployment's
+ * token (in node.conf), which the reports must also carry, so an installer of a superseded deployment
+ * is refused. The token is on no boot script and no URL. `booted` is accepted once (the token is then
+ * spent) and never moves the node's address. Images are public by sha256, as boot files are.
  */
 import express, { type Request, type Response, type Router } from 'express';
 import { existsSync, statSync } from 'node:fs';
@@ -14,9 +17,10 @@ import type { Repos } from '../store/repos.js';
 import type { Logger } from '../util/logger.js';
 import { CorralError } from '../util/errors.js';
 import { normaliseMac } from '../nodes/inventory.js';
+import { requireNodeCredential } from '../nodes/credentials.js';
 import { zodToCorral } from '../api/errors.js';
 import { imagePath } from '../images/registry.js';
-import { authorise, planFile, recordBooted, recordProgress, recordResult } from './deploy.js';
+import { authorise, planFile, planReadable, recordBooted, recordProgress, recordResult } from './deploy.js';
 
 export interface DeployBootDeps {
   repos: Repos;
@@ -57,6 +61,13 @@ function macParam(req: Request): string {
   return mac;
 }
 
+/** The MAC of the URL, once the request has shown that node's credential. */
+function nodeMac(repos: Repos, req: Request): string {
+  const mac = macParam(req);
+  requireNodeCredential(repos, mac, req.headers);
+  return mac;
+}
+
 function sendFileRange(res: Response, file: string, log: Logger): void {
   res.sendFile(file, { acceptRanges: true, cacheControl: false, lastModified: true, etag: true }, (err) => {
     if (!err || res.headersSent) return;
@@ -94,7 +105,8 @@ export function createDeployBootRouter(deps: DeployBootDeps): Router {
   });
 
   router.get('/deploy/:mac/:file', (req, res) => {
-    const d = authorise(repos, macParam(req), req.query['token']);
+    const mac = nodeMac(repos, req);
+    const d = planReadable(repos, mac, req.query['deployment']);
     const text = planFile(d, String(req.params['file']));
     if (text === undefined) throw new CorralError('NOT_FOUND', `no plan file ${String(req.params['file'])}`);
     res.type('text/plain; charset=utf-8').setHeader('Cache-Control', 'no-store');
@@ -104,13 +116,13 @@ export function createDeployBootRouter(deps: DeployBootDeps): Router {
   const json = express.json({ limit: '64kb' });
   router.post('/deploy/:mac/progress', json, (req, res) => {
     const body = parse(Progress, req.body);
-    const d = recordProgress(repos, authorise(repos, macParam(req), body.token), body);
+    const d = recordProgress(repos, authorise(repos, nodeMac(repos, req), body.token), body);
     res.json({ status: d.status });
   });
 
   router.post('/deploy/:mac/result', json, (req, res) => {
     const body = parse(Result, req.body);
-    const d = recordResult(repos, authorise(repos, macParam(req), body.token), body);
+    const d = recordResult(repos, authorise(repos, nodeMac(repos, req), body.token), body);
     log.info({ mac: d.nodeMac, ok: body.ok, reason: body.reason }, 'installer result');
     res.json({ status: d.status });
   });
@@ -118,7 +130,7 @@ export function createDeployBootRouter(deps: DeployBootDeps): Router {
   router.post('/deploy/:mac/booted', json, (req, res) => {
     const body = parse(Booted, req.body);
     const ip = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '') || null;
-    const d = recordBooted(repos, authorise(repos, macParam(req), body.token), {
+    const d = recordBooted(repos, authorise(repos, nodeMac(repos, req), body.token), {
       hostname: body.hostname,
       ip,
     });

@@ -110,6 +110,29 @@ export function authorise(repos: Repos, mac: string, token: unknown): Deployment
   return d;
 }
 
+/**
+ * The deployment whose plan the node may read: its current one, only while pending or installing (the
+ * plan carries the deployment's token, which must not outlive the install), and the one its installer
+ * was booted for when it names it (`corral.deploy=`), so a superseded installer gets no newer plan.
+ */
+export function planReadable(repos: Repos, mac: string, deployment: unknown): DeploymentRecord {
+  const d = repos.deployments.latestFor(mac);
+  if (!d) throw new CorralError('DEPLOY_NOT_ACTIVE', `${mac} has no deployment`);
+  if (deployment !== undefined && deployment !== '' && String(deployment) !== String(d.id)) {
+    throw new CorralError(
+      'DEPLOY_NOT_ACTIVE',
+      `deployment ${String(deployment).slice(0, 20)} of ${mac} is not current (${d.id} is)`,
+    );
+  }
+  if (d.status !== 'pending' && d.status !== 'installing') {
+    throw new CorralError(
+      'DEPLOY_NOT_ACTIVE',
+      `deployment ${d.id} is ${d.status}: its plan is no longer served`,
+    );
+  }
+  return d;
+}
+
 export function planFile(d: DeploymentRecord, name: string): string | undefined {
   const plan = d.plan as unknown as { env: Record<string, string>; files: Record<string, string> };
   if (name === 'plan.env') return renderEnv(plan.env);
@@ -246,24 +269,45 @@ export function failDeployment(
   });
 }
 
-/** The installed system booted from its disk and reported: deployment `booted`, node `deployed`. */
+/**
+ * The installed system booted from its disk and reported: deployment `booted`, node `deployed`. Once
+ * only: the token is spent, so a replayed report is refused (DEPLOY_NOT_ACTIVE) and changes nothing.
+ * The report's source address is never recorded as the node's (issue 14): in DHCP server mode the lease
+ * already put it there; otherwise a different address is only noted in a warning event for an operator.
+ */
 export function recordBooted(
   repos: Repos,
   d: DeploymentRecord,
   info: { hostname?: string | undefined; ip: string | null },
 ): DeploymentRecord {
-  if (d.status === 'failed') {
-    throw new CorralError('DEPLOY_NOT_ACTIVE', `deployment ${d.id} is failed (${d.message ?? 'no reason'})`);
+  const current = repos.deployments.get(d.id) ?? d;
+  if (current.status === 'failed') {
+    throw new CorralError(
+      'DEPLOY_NOT_ACTIVE',
+      `deployment ${d.id} is failed (${current.message ?? 'no reason'})`,
+    );
   }
-  if (d.status !== 'installed' && d.status !== 'booted') {
-    throw new CorralError('CONFLICT', `deployment ${d.id} is ${d.status}, not installed`);
+  if (current.status === 'booted') {
+    throw new CorralError('DEPLOY_NOT_ACTIVE', `deployment ${d.id} already reported its first boot`);
+  }
+  if (current.status !== 'installed') {
+    throw new CorralError('CONFLICT', `deployment ${d.id} is ${current.status}, not installed`);
   }
   return repos.store.write((journal) => {
     const u = repos.deployments.patchIn(journal, d.id, { status: 'booted', finished: true });
     const node = repos.nodes.get(d.nodeMac);
     if (node) {
-      if (info.ip)
-        repos.nodes.patchIn(journal, node.mac, { ip: info.ip, lastSeenAt: repos.store.now().toISOString() });
+      repos.nodes.patchIn(journal, node.mac, { lastSeenAt: repos.store.now().toISOString() });
+      if (info.ip && node.ip !== info.ip) {
+        repos.events.appendIn(journal, {
+          nodeMac: node.mac,
+          kind: 'node.address-mismatch',
+          severity: 'warning',
+          message: `${node.name} reported its first boot from ${info.ip}, not its recorded ${node.ip ?? '(none)'}; the record is kept (an operator changes it with PATCH /api/v1/nodes/${node.name} {ip})`,
+          actor: 'agent',
+          data: { recorded: node.ip, reportedFrom: info.ip, deployment: d.id },
+        });
+      }
       transitionIn(repos, journal, node, {
         to: 'deployed',
         reason: `booted from disk${info.hostname ? ` as ${info.hostname}` : ''}`,

@@ -5,9 +5,10 @@
  *                              request falls through to the general boot router
  *   GET  /sharedroot/:mac/identity.tar   the node's identity (hostname, machine-id, host keys, network)
  *   POST /sharedroot/:mac/booted         the initramfs reports the root id it mounted
- * The identity holds the node's private host keys, so it is served only to the node's own recorded
- * address (like metric reports), and not at all while none is recorded; see docs/shared-root.md on the
- * provisioning network's trust.
+ * The identity holds the node's private host keys, so it is served only with the node's credential
+ * (Authorization: Bearer, issued at enlistment: master/nodes/credentials.ts) AND to the node's own
+ * recorded address, which no request can move (issue 14); not at all while none is recorded. The boot
+ * report needs the credential too. See docs/security.md.
  */
 import express, { type Router } from 'express';
 import type { FrozenConfig } from '../config.js';
@@ -19,6 +20,7 @@ import { renderTemplate } from '../util/templates.js';
 import { normaliseMac } from '../nodes/inventory.js';
 import { chooseBootScript } from '../boot/scripts.js';
 import { CorralError } from '../util/errors.js';
+import { requireNodeCredential } from '../nodes/credentials.js';
 import type { SharedRoots } from './service.js';
 
 export interface SharedRootBootDeps {
@@ -93,6 +95,15 @@ export function createSharedRootBootRouter(deps: SharedRootBootDeps): Router {
     try {
       const node = nodeFor(req);
       const ip = clientIp(req);
+      try {
+        requireNodeCredential(deps.repos, node.mac, req.headers);
+      } catch (err) {
+        log.warn(
+          { mac: node.mac, ip, code: (err as CorralError).code },
+          'identity refused: no valid credential',
+        );
+        throw err;
+      }
       const refusal = identityRefusal(node, ip);
       if (refusal) {
         log.warn({ mac: node.mac, ip, expected: node.ip }, 'identity refused: not from the node');
@@ -113,6 +124,7 @@ export function createSharedRootBootRouter(deps: SharedRootBootDeps): Router {
   router.post('/sharedroot/:mac/booted', express.json({ limit: '4kb' }), (req, res, next) => {
     try {
       const node = nodeFor(req);
+      requireNodeCredential(deps.repos, node.mac, req.headers);
       const body = (req.body ?? {}) as { rootId?: unknown; address?: unknown };
       if (typeof body.rootId !== 'string' || body.rootId.length > 200) {
         throw new CorralError('BODY_INVALID', 'rootId must be a string');

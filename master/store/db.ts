@@ -26,6 +26,7 @@ export const JOURNALED = {
   shared_roots: 'name',
   shared_root_versions: 'key',
   diskless_nodes: 'mac',
+  node_credentials: 'mac',
 } as const;
 export type JournaledTable = keyof typeof JOURNALED;
 

@@ -283,6 +283,22 @@ CREATE TABLE exec_runs (
 );
 `,
   },
+  {
+    version: 11,
+    name: 'node-credentials',
+    sql: `
+-- Per-node credentials (issue 14): the agent's secret, issued at enlistment. Only its SHA-256 is kept (the
+-- secret is 256 random bits, so no slow hash is needed). Journaled, so a promoted backup master still
+-- knows every node's credential.
+CREATE TABLE node_credentials (
+  mac       TEXT PRIMARY KEY REFERENCES nodes(mac) ON DELETE CASCADE,
+  hash      TEXT NOT NULL,
+  issued_at TEXT NOT NULL,
+  issued_ip TEXT,
+  reason    TEXT NOT NULL CHECK (reason IN ('first-enlist', 'recovery'))
+);
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

@@ -95,6 +95,22 @@ export const ERROR_CATALOGUE = {
     status: 403,
     hint: 'Only the installer of the current deployment may report; redeploy the node.',
   },
+  ENLIST_TOO_LARGE: {
+    status: 413,
+    hint: 'An enlist body is at most 64 KiB: send only the inventory fields the Corral agent sends.',
+  },
+  ENLIST_RATE_LIMITED: {
+    status: 429,
+    hint: 'Too many new nodes enlisted from this address or in all: wait the seconds in Retry-After, or raise nodes.enlistRate.',
+  },
+  NODE_CREDENTIAL_REQUIRED: {
+    status: 401,
+    hint: 'This node is known: send its credential (Authorization: Bearer) from its enlistment; a rebooted node gets a new one only from its own DHCP-leased or recorded address (docs/security.md).',
+  },
+  NODE_CREDENTIAL_INVALID: {
+    status: 403,
+    hint: "That is not this node's current credential. A rebooted node gets a new one only from its own address in a state that boots the node environment; otherwise an operator fixes its address (PATCH /api/v1/nodes/:id {ip}).",
+  },
   DEPLOY_NOT_ACTIVE: {
     status: 409,
     hint: 'This deployment already ended (failed, for instance by the stall watchdog, or booted); deploy the node again.',

@@ -75,6 +75,15 @@ export class HaCluster {
         http: { port: PORT, publicUrl: this.vipUrl },
         dhcp: { mode: 'server', range: `${this.prefix}.100-${this.prefix}.150` },
         log: { level: 'debug' },
+        // The write load enlists a new MAC every 20 ms from one client: lift the new-MAC rate limit.
+        nodes: {
+          enlistRate: {
+            perIpBurst: 100_000,
+            perIpPerMinute: 1_000_000,
+            globalBurst: 1_000_000,
+            globalPerMinute: 10_000_000,
+          },
+        },
         ha: {
           enabled: true,
           token: TOKEN,

@@ -82,6 +82,15 @@ describe('HA replication, clone and tail discard (loopback, real master processe
         http: { port: port1, bind: '127.0.0.1' },
         tftp: { enabled: false },
         console: { httpsPort: 0 },
+        // The write load enlists new MACs as fast as it can from one address: lift the new-MAC limit.
+        nodes: {
+          enlistRate: {
+            perIpBurst: 100_000,
+            perIpPerMinute: 1_000_000,
+            globalBurst: 1_000_000,
+            globalPerMinute: 10_000_000,
+          },
+        },
         ha: { enabled: true, token: TOKEN, peerUrl: url2, syncTimeoutMs: 1000, followerTimeoutMs: 2000 },
       }),
     );

@@ -154,7 +154,12 @@ test('API: health open, everything else behind Basic auth; generated admin passw
   const events = (await (await fetch(`${m.url}/api/v1/events`, { headers: auth })).json()) as {
     events: { kind: string }[];
   };
-  assert.deepEqual(events.events.map((e) => e.kind).slice(0, 2), ['node.updated', 'node.discovered']);
+  // The refused not-JSON enlist is recorded too (issue 14: refusals are counted and shown).
+  assert.deepEqual(events.events.map((e) => e.kind).slice(0, 3), [
+    'node.updated',
+    'node.enlist-refused',
+    'node.discovered',
+  ]);
 
   assert.equal(await m.stop('SIGTERM'), 0, 'graceful shutdown exits 0');
   assert.match(m.logs(), /corral master stopped/);
@@ -172,7 +177,22 @@ test('CORRAL_ADMIN_PASSWORD sets the first password; no password file is written
 test('SIGKILL mid-write: the restarted master has an intact database holding every acknowledged write', async () => {
   const dataDir = tempDir();
   const env = { CORRAL_ADMIN_PASSWORD: 'pw' };
-  const m = await start(dataDir, env);
+  // The load enlists thousands of new MACs from one address: lift the new-MAC rate limit (issue 14).
+  const cfg = join(dataDir, 'load.json');
+  writeFileSync(
+    cfg,
+    JSON.stringify({
+      nodes: {
+        enlistRate: {
+          perIpBurst: 100_000,
+          perIpPerMinute: 1_000_000,
+          globalBurst: 1_000_000,
+          globalPerMinute: 10_000_000,
+        },
+      },
+    }),
+  );
+  const m = await start(dataDir, env, ['--config', cfg]);
   const acknowledged = new Set<string>();
   let stop = false;
   const mac = (i: number): string =>
@@ -208,7 +228,7 @@ test('SIGKILL mid-write: the restarted master has an intact database holding eve
   await Promise.all(writers);
   assert.equal(await exitOf(m.child, 5000), 'SIGKILL');
 
-  const again = await start(dataDir, env);
+  const again = await start(dataDir, env, ['--config', cfg]);
   const body = (await (
     await fetch(`${again.url}/api/v1/nodes`, { headers: basic('admin', 'pw') })
   ).json()) as {

@@ -122,13 +122,17 @@ test('layouts: default built in, named ones from config, unknown refused', () =>
   );
 });
 
-test('boot decision: pending → install script with token and tools initrd; installed → local disk', () => {
+test('boot decision: pending → install script with tools initrd and no token; installed → local disk', () => {
   const n = { ...node('bios'), state: 'deploying' as const };
   const base = { mac: n.mac, baseUrl: 'http://10.99.0.1', kernelArgs: '', nodeImageReady: true, node: n };
-  const s = chooseBootScript({ ...base, deployment: { id: 7, status: 'pending', token: 'feedface' } });
+  // A deployment record as the store gives it, token included: the script must not carry it (issue 14).
+  const d = { id: 7, status: 'pending', token: 'feedfacefeedface' };
+  const s = chooseBootScript({ ...base, deployment: d });
   assert.equal(s.template, 'ipxe/install.hbs');
-  golden('install.ipxe', renderTemplate(s.template, s.vars));
-  const l = chooseBootScript({ ...base, deployment: { id: 7, status: 'installed', token: 'feedface' } });
+  const text = renderTemplate(s.template, s.vars);
+  assert.ok(!text.includes(d.token) && !/token/i.test(text), 'no deploy token in a boot script');
+  golden('install.ipxe', text);
+  const l = chooseBootScript({ ...base, deployment: { ...d, status: 'installed' } });
   assert.equal(l.template, 'ipxe/local.hbs');
 });
 
@@ -186,7 +190,15 @@ test('deploy flow: failure → failed with reason, retry, installed → booted �
     recordBooted(repos, authorise(repos, n.mac, d2.token), { hostname: 'node-1', ip: '10.99.0.150' });
     const deployed = repos.nodes.get(n.mac)!;
     assert.equal(deployed.state, 'deployed');
-    assert.equal(deployed.ip, '10.99.0.150');
+    // The report's address is not the node's: only a lease or an operator sets it (issue 14).
+    assert.equal(deployed.ip, null);
+    assert.equal(repos.events.list({ nodeMac: n.mac, kind: 'node.address-mismatch' }).length, 1);
+    // The token is spent: a replayed report is refused and changes nothing.
+    assert.throws(
+      () => recordBooted(repos, authorise(repos, n.mac, d2.token), { ip: '10.99.0.66' }),
+      (e: unknown) => e instanceof CorralError && e.code === 'DEPLOY_NOT_ACTIVE',
+    );
+    assert.equal(repos.nodes.get(n.mac)?.ip, null);
 
     // A third deploy that never hears from the node fails by the watchdog after stallSeconds.
     const d3 = startDeploy(repos, config, deployed, { image: 'debian-12', actor: 'test' }, []);

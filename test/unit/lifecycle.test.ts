@@ -6,6 +6,8 @@ import { enlist, nodeName } from '../../master/nodes/enlist.js';
 import { EnlistSchema, normaliseMac } from '../../master/nodes/inventory.js';
 import { tempRepos, testConfig } from '../helpers/repos.js';
 
+const NO_CTX = { sourceIp: null, credential: undefined, leaseIp: undefined };
+
 test('transition table covers every state and never targets an unknown one', () => {
   for (const s of NODE_STATES) {
     assert.ok(TRANSITIONS[s], s);
@@ -24,21 +26,33 @@ test('enlist creates once, then updates; names follow the pattern; events record
       mac: '52-54-00-AA-BB-01',
       inventory: { memoryBytes: 1024, firmware: 'bios' },
     });
-    const first = enlist(t.repos, config, req, '10.99.0.10');
+    const ctx = (sourceIp: string | null, credential?: string) => ({
+      sourceIp,
+      credential,
+      leaseIp: undefined,
+    });
+    const first = enlist(t.repos, config, req, ctx('10.99.0.10'));
     assert.equal(first.created, true);
     assert.equal(first.node.name, 'rack1-1');
     assert.equal(first.node.mac, '52:54:00:aa:bb:01');
     assert.equal(first.reply.action, 'wait');
-    const again = enlist(t.repos, config, { ...req, inventory: { memoryBytes: 2048 } }, '10.99.0.11');
+    // The agent refreshes with the credential of its first reply; a request's address never moves the node.
+    const again = enlist(
+      t.repos,
+      config,
+      { ...req, inventory: { memoryBytes: 2048 } },
+      ctx('10.99.0.11', first.reply.credential),
+    );
     assert.equal(again.created, false);
+    assert.equal(again.reply.credential, undefined, 'a credential is issued once');
     assert.equal(t.repos.nodes.list().length, 1);
     assert.equal(t.repos.nodes.get('52:54:00:aa:bb:01')?.inventory['memoryBytes'], 2048);
-    assert.equal(t.repos.nodes.get('52:54:00:aa:bb:01')?.ip, '10.99.0.11');
+    assert.equal(t.repos.nodes.get('52:54:00:aa:bb:01')?.ip, '10.99.0.10');
     const second = enlist(
       t.repos,
       config,
       EnlistSchema.parse({ mac: '52:54:00:aa:bb:02', inventory: {} }),
-      null,
+      ctx(null),
     );
     assert.equal(second.node.name, 'rack1-2');
     const kinds = t.repos.events.list({ nodeMac: '52:54:00:aa:bb:01' }).map((e) => e.kind);
@@ -52,9 +66,19 @@ test('enlist skips names an operator already took', () => {
   const t = tempRepos();
   try {
     const config = testConfig();
-    const a = enlist(t.repos, config, EnlistSchema.parse({ mac: '52:54:00:00:00:01', inventory: {} }), null);
+    const a = enlist(
+      t.repos,
+      config,
+      EnlistSchema.parse({ mac: '52:54:00:00:00:01', inventory: {} }),
+      NO_CTX,
+    );
     t.repos.store.write((j) => t.repos.nodes.patchIn(j, a.node.mac, { name: 'node-2' }));
-    const b = enlist(t.repos, config, EnlistSchema.parse({ mac: '52:54:00:00:00:02', inventory: {} }), null);
+    const b = enlist(
+      t.repos,
+      config,
+      EnlistSchema.parse({ mac: '52:54:00:00:00:02', inventory: {} }),
+      NO_CTX,
+    );
     assert.equal(b.node.name, 'node-3');
   } finally {
     t.cleanup();
@@ -69,7 +93,7 @@ test('guarded transitions record an event; forbidden ones throw a coded error', 
       t.repos,
       config,
       EnlistSchema.parse({ mac: '52:54:00:00:00:09', inventory: {} }),
-      null,
+      NO_CTX,
     );
     assert.equal(reply.action, 'poweroff');
     assert.throws(
@@ -82,7 +106,10 @@ test('guarded transitions record an event; forbidden ones throw a coded error', 
     assert.equal(ev?.actor, 'admin');
     assert.deepEqual(ev?.data, { from: 'discovered', to: 'deploying' });
     // A deploying node re-enlisting is told to reboot into its install.
-    const re = enlist(t.repos, config, EnlistSchema.parse({ mac: node.mac, inventory: {} }), null);
+    const re = enlist(t.repos, config, EnlistSchema.parse({ mac: node.mac, inventory: {} }), {
+      ...NO_CTX,
+      credential: reply.credential,
+    });
     assert.equal(re.reply.action, 'reboot');
     assert.throws(() => transition(t.repos, '52:54:00:ff:ff:ff', { to: 'ready' }), /no node with MAC/);
   } finally {

@@ -13,6 +13,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { statSync } from 'node:fs';
+import { ENLIST_BODY_LIMIT_BYTES, EnlistSchema } from '../../master/nodes/inventory.js';
 
 const AGENT_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'node-images', 'agent');
 const AGENT = join(AGENT_DIR, 'corral-agent');
@@ -242,6 +244,113 @@ test('install mode without the installer tools initrd, sharedroot and unknown ar
   for (const args of [['sharedroot'], ['dance']]) {
     const bad = await runAgent(args, {});
     assert.equal(bad.code, 64, args[0]);
-    assert.match(bad.stderr, /usage: corral-agent discover\|install\|inventory\|body/);
+    assert.match(bad.stderr, /usage: corral-agent discover\|install\|credential\|inventory\|body/);
+  }
+});
+
+test('what the real agent sends passes the strict enlist schema, well under the body limit', async () => {
+  // The fake tree above (awkward strings, two disks, two NICs) and this build host's real /proc and /sys
+  // (CORRAL_ROOT empty): the schema must accept every inventory the agent prints.
+  for (const root of [undefined, '']) {
+    const env: Record<string, string> = { CORRAL_MAC: '52:54:00:aa:bb:cc', CORRAL_MODE: 'discover' };
+    const r = await new Promise<{ code: number; stdout: string }>((resolve) =>
+      execFile(
+        'busybox',
+        ['sh', AGENT, 'body'],
+        { env: { ...agentEnv(env), ...(root === undefined ? {} : { CORRAL_ROOT: root }) }, timeout: 60_000 },
+        (err, stdout) => resolve({ code: err ? -1 : 0, stdout }),
+      ),
+    );
+    assert.equal(r.code, 0);
+    const parsed = EnlistSchema.safeParse(JSON.parse(r.stdout));
+    assert.ok(
+      parsed.success,
+      `${root === '' ? 'host' : 'fake'} inventory: ${JSON.stringify(parsed.error?.issues)}`,
+    );
+    assert.ok(
+      Buffer.byteLength(r.stdout) < ENLIST_BODY_LIMIT_BYTES / 8,
+      `${Buffer.byteLength(r.stdout)} bytes`,
+    );
+  }
+});
+
+test('credential: kept 0600 from the reply that issues it, sent as Bearer, dropped after a 403', async () => {
+  const work = await mkdtemp(join(tmpdir(), 'corral-agent-work-'));
+  const cred = 'ab'.repeat(32);
+  const seen: (string | undefined)[] = [];
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      seen.push(req.headers.authorization);
+      const n = seen.length;
+      if (n === 2) {
+        res.writeHead(403, { 'content-type': 'application/json' });
+        res.end('{"error":{"code":"NODE_CREDENTIAL_INVALID"}}');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        n === 1
+          ? `{"action":"wait","pollSeconds":1,"node":{"name":"node-1","state":"discovered"},"credential":"${cred}"}`
+          : '{"action":"poweroff","node":{"name":"node-1","state":"discovered"}}',
+      );
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const r = await runAgent(['discover'], {
+      CORRAL_SERVER: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      CORRAL_MAC: '52:54:00:aa:bb:cc',
+      CORRAL_DRY_RUN: '1',
+      CORRAL_WORK: work,
+      CORRAL_MAX_BACKOFF: '1',
+    });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    // 1: no credential yet; 2: the issued one (refused); 3: none again, so the master may issue a new one.
+    assert.deepEqual(seen, [undefined, `Bearer ${cred}`, undefined]);
+    assert.match(r.stdout, /corral: credential received\n/);
+    assert.match(r.stdout, /corral: credential refused; asking for a new one\n/);
+  } finally {
+    server.close();
+    await rm(work, { recursive: true, force: true });
+  }
+});
+
+test('credential subcommand: one enlistment, the credential file 0600, the reply action not followed', async () => {
+  const work = await mkdtemp(join(tmpdir(), 'corral-agent-work-'));
+  const cred = 'cd'.repeat(32);
+  const { server, url, bodies } = await enlistServer([
+    `{"action":"reboot","node":{"name":"node-1","state":"diskless"},"credential":"${cred}"}`,
+  ]);
+  try {
+    const r = await runAgent(['credential'], {
+      CORRAL_SERVER: url,
+      CORRAL_MAC: '52:54:00:aa:bb:cc',
+      CORRAL_MODE: 'sharedroot',
+      CORRAL_WORK: work,
+    });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.equal(bodies.length, 1);
+    assert.equal((bodies[0] as { mode: string }).mode, 'sharedroot');
+    assert.equal(readFileSync(join(work, 'credential'), 'utf8'), `${cred}\n`);
+    assert.equal(statSync(join(work, 'credential')).mode & 0o777, 0o600);
+    assert.doesNotMatch(r.stdout, /dry-run|reboot/);
+    // A reply without a credential (and none kept) is an error, not a silent success.
+    await rm(join(work, 'credential'));
+    const { server: s2, url: u2 } = await enlistServer(['{"action":"wait","pollSeconds":1}']);
+    try {
+      const r2 = await runAgent(['credential'], {
+        CORRAL_SERVER: u2,
+        CORRAL_MAC: '52:54:00:aa:bb:cc',
+        CORRAL_WORK: work,
+      });
+      assert.equal(r2.code, 1);
+      assert.match(r2.stdout, /corral: error the master gave no credential/);
+    } finally {
+      s2.close();
+    }
+  } finally {
+    server.close();
+    await rm(work, { recursive: true, force: true });
   }
 });

@@ -25,6 +25,8 @@ const AGENT_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'
 const INSTALL = join(AGENT_DIR, 'corral-install');
 const MAC = '52:54:00:ab:cd:01';
 const TOKEN = 'f'.repeat(32);
+// The node credential corral-agent got for this boot (issue 14): every request must carry it.
+const CREDENTIAL = 'c'.repeat(64);
 const SECTORS_8G = 16 * 2 ** 20;
 
 test('the installer and the other node scripts parse with busybox sh', () => {
@@ -37,7 +39,10 @@ interface Reports {
   result: { ok: boolean; reason?: string; logTail?: string } | undefined;
 }
 
-/** A master on loopback: the plan files for the token, the image bytes, and the reports. */
+/**
+ * A master on loopback: the plan files (for the node credential and deployment 7), the image bytes, and
+ * the reports (credential and the plan's token).
+ */
 async function fakeMaster(
   image: Buffer,
   format: 'raw' | 'tar.gz' = 'raw',
@@ -52,9 +57,13 @@ async function fakeMaster(
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const file = /^\/boot\/deploy\/[^/]+\/([^/]+)$/.exec(url.pathname)?.[1];
+      const authorised = req.headers.authorization === `Bearer ${CREDENTIAL}`;
       if (req.method === 'GET' && url.pathname === `/boot/images/${sha}`) {
         res.end(image);
-      } else if (req.method === 'GET' && file && state.plan && url.searchParams.get('token') === TOKEN) {
+      } else if (file && !authorised) {
+        res.statusCode = 401;
+        res.end('{}');
+      } else if (req.method === 'GET' && file && state.plan && url.searchParams.get('deployment') === '7') {
         const text = planFile(state.plan, file);
         res.statusCode = text === undefined ? 404 : 200;
         res.end(text ?? '');
@@ -174,6 +183,7 @@ async function runInstaller(
   for (const t of ['wipefs', 'sfdisk', 'mkfs.ext4', 'mkfs.vfat'])
     await writeFile(join(tools, t), `#!/bin/sh\necho "${t} $*" >>"$FAKE/calls"\n`);
   for (const t of ['tar', 'wipefs', 'sfdisk', 'mkfs.ext4', 'mkfs.vfat']) await chmod(join(tools, t), 0o755);
+  await writeFile(join(dir, 'credential'), `${CREDENTIAL}\n`, { mode: 0o600 });
   const fakeAgent = join(dir, 'agent');
   await writeFile(fakeAgent, '#!/bin/sh\necho "agent $*"\nexit 42\n');
   await chmod(fakeAgent, 0o755);
@@ -183,7 +193,7 @@ async function runInstaller(
     CORRAL_TOOLS: tools,
     CORRAL_SERVER: url,
     CORRAL_MAC: MAC,
-    CORRAL_TOKEN: TOKEN,
+    CORRAL_CRED_FILE: join(dir, 'credential'),
     CORRAL_DEPLOY: '7',
     CORRAL_WORK: join(dir, 'work'),
     CORRAL_TARGET: target,
@@ -246,6 +256,7 @@ test('raw image: written with dd, root found (largest Linux partition with an os
     assert.ok(existsSync(join(t, 'etc/systemd/network/10-corral.network')));
     const conf = readFileSync(join(t, 'etc/corral/node.conf'), 'utf8');
     assert.match(conf, new RegExp(`CORRAL_TOKEN=.?${TOKEN}`));
+    assert.match(conf, new RegExp(`^CORRAL_CREDENTIAL=${CREDENTIAL}$`, 'm'));
     assert.match(conf, new RegExp(`CORRAL_SERVER=.?${url.replace(/[.:/]/g, '\\$&')}`));
     assert.equal(statSync(join(t, 'etc/corral/node.conf')).mode & 0o777, 0o600);
     assert.equal(
@@ -342,6 +353,53 @@ test('tarball image: partitioned and made, unpacked, then the same identity plus
       ).isSymbolicLink(),
     );
     assert.match(r.calls, /chroot ssh-keygen -A\n(.*\n)*chroot grub-install --target=i386-pc \/dev\/vda/);
+  } finally {
+    server.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('corral-node-report: booted with the token and the node credential, once; later boots report nothing', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'corral-report-'));
+  const seen: { auth: string | undefined; url: string | undefined; body: string }[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      seen.push({ auth: req.headers.authorization, url: req.url, body: Buffer.concat(chunks).toString() });
+      res.end('{"status":"booted"}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const conf = join(dir, 'node.conf');
+    await writeFile(
+      conf,
+      `CORRAL_SERVER=${url}\nCORRAL_MAC=${MAC}\nCORRAL_TOKEN=${TOKEN}\nCORRAL_CREDENTIAL=${CREDENTIAL}\n`,
+      { mode: 0o600 },
+    );
+    const env = {
+      PATH: process.env['PATH'],
+      CORRAL_NODE_CONF: conf,
+      CORRAL_REPORTED: join(dir, 'state', 'reported'),
+    };
+    const report = (): Promise<string> =>
+      new Promise((resolve, reject) =>
+        execFile(
+          'busybox',
+          ['sh', join(AGENT_DIR, 'corral-node-report')],
+          { env, timeout: 30_000 },
+          (err, out) => (err ? reject(err) : resolve(out)),
+        ),
+      );
+    assert.match(await report(), /corral: reported booted/);
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0]?.url, `/boot/deploy/${MAC}/booted`);
+    assert.equal(seen[0]?.auth, `Bearer ${CREDENTIAL}`);
+    assert.equal((JSON.parse(seen[0]?.body ?? '{}') as { token: string }).token, TOKEN);
+    assert.match(await report(), /first boot already reported/);
+    assert.equal(seen.length, 1, 'the spent token is not sent again');
   } finally {
     server.close();
     await rm(dir, { recursive: true, force: true });

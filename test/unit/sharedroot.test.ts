@@ -231,7 +231,7 @@ test('shared roots: create, draft copy, publish atomically, rollback, exports, d
       t.repos,
       config,
       { mac: '52:54:00:00:00:01', mode: 'discover', inventory: {} },
-      '10.99.0.101',
+      { sourceIp: '10.99.0.101', credential: undefined, leaseIp: undefined },
     );
     const node = enlisted.node;
     assert.throws(
@@ -360,13 +360,26 @@ test('identity tar: served to the node from its own address only, refused withou
   try {
     await roots.create('web', { dir: src });
     const mac = '52:54:00:00:00:09';
-    const { node } = enlist(t.repos, config, { mac, mode: 'discover', inventory: {} }, '127.0.0.1');
+    const { node, reply } = enlist(
+      t.repos,
+      config,
+      { mac, mode: 'discover', inventory: {} },
+      { sourceIp: '127.0.0.1', credential: undefined, leaseIp: undefined },
+    );
     roots.assign(node, 'web');
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/boot/sharedroot/${mac}/identity.tar`;
     const setIp = (ip: string | null): void =>
       void t.repos.store.write((j) => t.repos.nodes.patchIn(j, mac, { ip }));
 
-    const ok = await fetch(url);
+    // Without the node's credential, or with another, nothing is served even from the node's address.
+    const none = await fetch(url);
+    assert.equal(none.status, 401);
+    assert.equal(((await none.json()) as { error: { code: string } }).error.code, 'NODE_CREDENTIAL_REQUIRED');
+    const wrong = await fetch(url, { headers: { authorization: `Bearer ${'0'.repeat(64)}` } });
+    assert.equal(wrong.status, 403);
+    assert.equal(((await wrong.json()) as { error: { code: string } }).error.code, 'NODE_CREDENTIAL_INVALID');
+    const auth = { authorization: `Bearer ${reply.credential ?? ''}` };
+    const ok = await fetch(url, { headers: auth });
     assert.equal(ok.status, 200);
     assert.equal(ok.headers.get('content-type'), 'application/x-tar');
     assert.ok((await ok.arrayBuffer()).byteLength > 512);
@@ -376,7 +389,7 @@ test('identity tar: served to the node from its own address only, refused withou
       [null, /has no recorded address yet/],
     ] as const) {
       setIp(ip);
-      const r = await fetch(url);
+      const r = await fetch(url, { headers: auth });
       assert.equal(r.status, 403, `ip ${ip}`);
       const body = (await r.json()) as { error: { code: string; message: string } };
       assert.equal(body.error.code, 'SHAREDROOT_IDENTITY_REFUSED');

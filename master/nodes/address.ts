@@ -1,0 +1,29 @@
+/**
+ * Where a node is (issue 14): an address only Corral's own records give, never one a request claims.
+ * In DHCP server mode that is the MAC's bound lease (the DHCP server also writes it into nodes.ip when it
+ * binds, master.ts recordNodeIp); otherwise the address of the node's first contact, changed only by an
+ * operator (PATCH /api/v1/nodes/:id {ip}).
+ */
+import type { FrozenConfig } from '../config.js';
+import type { LeaseStore } from '../store/leases.js';
+import type { NodeRecord } from '../store/nodes.js';
+
+/** The MAC's bound, unexpired lease address (the most recently written if several), or undefined. */
+export function leasedAddress(leases: LeaseStore, mac: string, now: number): string | undefined {
+  let best: { ip: string; updatedAt: string } | undefined;
+  for (const l of leases.byMac(mac)) {
+    if (l.state !== 'bound' || l.expiresAt <= now) continue;
+    if (!best || l.updatedAt > best.updatedAt) best = l;
+  }
+  return best?.ip;
+}
+
+/** The address a node's requests must come from to count as the node's, or null when none is known. */
+export function authoritativeAddress(
+  config: FrozenConfig,
+  node: Pick<NodeRecord, 'ip'>,
+  leaseIp: string | undefined,
+): string | null {
+  if (config.dhcp.mode === 'server' && leaseIp) return leaseIp;
+  return node.ip;
+}
