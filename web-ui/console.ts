@@ -16,6 +16,7 @@ import { errorPage, notFound } from './error-page.js';
 import type { ConsoleContext } from './page.js';
 import { mountDashboard } from './pages/dashboard.js';
 import { mountEvents } from './pages/events.js';
+import { mountBootActivity } from './pages/boot-activity.js';
 import { mountLogin, mountLogout } from './pages/login.js';
 import { mountNodes } from './pages/nodes.js';
 import type { HaStatus } from '../master/ha/controller.js';
@@ -142,6 +143,7 @@ export function createConsoleRouter(deps: ConsoleDeps): Router {
     beforeRisky: deps.beforeRisky,
   });
   mountEvents(router, ctx);
+  mountBootActivity(router, ctx);
   mountUsers(router, ctx);
   mountAudit(router, ctx);
   mountSettings(router, ctx);

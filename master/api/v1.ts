@@ -18,6 +18,8 @@ import { createNodeMetricsRouter } from './metrics.js';
 import { createUsersRouter } from './users.js';
 import type { Monitor } from '../monitor/monitor.js';
 import type { LoadBalancer } from '../lb/load-balancer.js';
+import type { BootActivitySink } from '../boot/activity.js';
+import { createBootActivityRouter } from '../boot/activity-api.js';
 
 export interface ApiDeps {
   repos: Repos;
@@ -41,6 +43,8 @@ export interface ApiDeps {
   monitor?: Monitor;
   /** Shared roots and diskless nodes (master/sharedroot/api.ts), mounted after auth. */
   sharedRootApi?: Router;
+  /** The boot timeline (issue 22): enlistment is one of its steps. */
+  activity?: BootActivitySink;
 }
 
 function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
@@ -116,6 +120,7 @@ export function createApiRouter(deps: ApiDeps): Router {
     const sourceIp = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '') || null;
     const { reply, created, node } = enlist(repos, config, body, sourceIp);
     deps.logger.info({ mac: node.mac, name: node.name, created, ip: sourceIp }, 'node enlisted');
+    deps.activity?.record(node.mac, { kind: 'enlist', name: node.name, created, ip: sourceIp ?? '' });
     res.status(created ? 201 : 200).json(reply);
   });
 
@@ -135,7 +140,11 @@ export function createApiRouter(deps: ApiDeps): Router {
 
   router.get('/nodes/:id', (req, res) => {
     const node = findNode(repos, idParam(req.params['id']));
-    res.json({ node, events: repos.events.list({ nodeMac: node.mac, limit: 100 }) });
+    res.json({
+      node,
+      events: repos.events.list({ nodeMac: node.mac, limit: 100 }),
+      bootActivity: repos.bootActivity.forMac(node.mac),
+    });
   });
 
   router.patch('/nodes/:id', requireRole('operator'), (req, res) => {
@@ -208,6 +217,7 @@ export function createApiRouter(deps: ApiDeps): Router {
   if (deps.lb) router.use(createLbRouter(deps.lb, repos));
   if (deps.snapshotsApi) router.use('/snapshots', deps.snapshotsApi);
   if (deps.sharedRootApi) router.use(deps.sharedRootApi);
+  router.use(createBootActivityRouter(repos));
 
   router.use((req, _res, next) =>
     next(new CorralError('NOT_FOUND', `no API route ${req.method} ${req.path}`)),

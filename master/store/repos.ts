@@ -14,6 +14,7 @@ import { ServiceStore } from './services.js';
 import { PowerConfigStore } from './power-configs.js';
 import { ExecRunStore } from './exec-runs.js';
 import { SharedRootStore } from './sharedroots.js';
+import { BootActivityStore } from './boot-activity.js';
 
 /** Every aggregate's narrow interface over one Store; passed to domain modules instead of the raw db. */
 export interface Repos {
@@ -32,6 +33,7 @@ export interface Repos {
   powerConfigs: PowerConfigStore;
   execRuns: ExecRunStore;
   sharedRoots: SharedRootStore;
+  bootActivity: BootActivityStore;
 }
 
 export function openRepos(options: { path: string; logger: Logger; now?: () => Date }): Repos {
@@ -52,5 +54,6 @@ export function openRepos(options: { path: string; logger: Logger; now?: () => D
     powerConfigs: new PowerConfigStore(store),
     execRuns: new ExecRunStore(store),
     sharedRoots: new SharedRootStore(store),
+    bootActivity: new BootActivityStore(store),
   };
 }

@@ -16,6 +16,7 @@ import { openInRoot, type OpenedFile } from './paths.js';
 import { BlockReader, fileHandleSource } from './block-reader.js';
 import { negotiateOptions, ReadTransfer } from './transfer.js';
 import type { NegotiationLimits } from './transfer.js';
+import type { BootActivitySink } from '../boot/activity.js';
 
 export interface TftpServerOptions {
   /** The boot root; only regular files inside it are served (see paths.ts). */
@@ -34,6 +35,8 @@ export interface TftpServerOptions {
   timeoutMs?: number;
   /** Concurrent transfers; further requests get ERROR 0 "Server busy". Default 256 (2 fds each). */
   maxTransfers?: number;
+  /** The boot timeline (issue 22): transfers and refusals, attributed to a MAC by the peer's address. */
+  activity?: BootActivitySink;
 }
 
 export interface TftpStats {
@@ -219,6 +222,14 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
   ): void {
     counts.refused++;
     log.warn({ peer: `${rinfo.address}:${rinfo.port}`, code, ...fields }, 'request refused');
+    opts.activity?.recordByIp(rinfo.address, {
+      kind: 'tftp',
+      file: String(fields['file'] ?? ''),
+      ok: false,
+      bytes: 0,
+      ms: 0,
+      error: message,
+    });
     replyError(rinfo, code, message);
   }
 
@@ -323,6 +334,14 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
       counts.failed++;
       log.warn({ ...end, reason: outcome.reason }, 'transfer failed');
     }
+    opts.activity?.recordByIp(rinfo.address, {
+      kind: 'tftp',
+      file: opened.relative,
+      ok: outcome.ok,
+      bytes: outcome.bytes,
+      ms: end.ms,
+      ...(outcome.reason ? { error: outcome.reason } : {}),
+    });
   }
 
   function release(session: Session): void {
