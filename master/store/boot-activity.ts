@@ -126,7 +126,8 @@ export class BootActivityStore {
     if (this.pending.length === 0) return 0;
     const batch = this.pending;
     const s = this.prepared();
-    const counts = new Map<string, number>();
+    // One upsert per MAC per batch (a MAC retrying DHCP appears many times in a storm's batch).
+    const macs = new Map<string, { first: string; last: string; lastId: number; n: number }>();
     this.store.db.transaction(() => {
       for (const e of batch) {
         const info = s.insert.run(
@@ -138,10 +139,13 @@ export class BootActivityStore {
           e.hint,
           JSON.stringify(e.detail),
         );
-        const row = s.upsertMac.get(e.mac, e.at, e.at, Number(info.lastInsertRowid)) as { entries: number };
-        counts.set(e.mac, row.entries);
+        const m = macs.get(e.mac);
+        const id = Number(info.lastInsertRowid);
+        if (m) Object.assign(m, { last: e.at, lastId: id, n: m.n + 1 });
+        else macs.set(e.mac, { first: e.at, last: e.at, lastId: id, n: 1 });
       }
-      for (const [mac, entries] of counts) {
+      for (const [mac, m] of macs) {
+        const { entries } = s.upsertMac.get(mac, m.first, m.last, m.lastId, m.n) as { entries: number };
         if (entries <= this.limits.perMac) continue;
         s.trim.run(mac, entries - this.limits.perMac);
         s.setCount.run(this.limits.perMac, mac);
@@ -235,9 +239,9 @@ export class BootActivityStore {
         'INSERT INTO boot_activity (mac, at, kind, summary, failed, hint, detail) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
       upsertMac: db.prepare(
-        `INSERT INTO boot_activity_macs (mac, first_at, last_at, last_id, entries) VALUES (?, ?, ?, ?, 1)
+        `INSERT INTO boot_activity_macs (mac, first_at, last_at, last_id, entries) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (mac) DO UPDATE SET last_at = excluded.last_at, last_id = excluded.last_id,
-           entries = entries + 1
+           entries = entries + excluded.entries
          RETURNING entries`,
       ),
       trim: db.prepare(
