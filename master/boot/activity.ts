@@ -170,6 +170,15 @@ export function describe(step: BootStep): Described {
     case 'dhcp':
       return describeDhcp(step);
     case 'tftp': {
+      if (!step.ok && step.bytes === 0 && /^client sent ERROR 8\b/.test(step.error ?? '')) {
+        // RFC 2347: a client may end the transfer with ERROR 8 after the OACK. UEFI PXE does so to learn
+        // the file's size (tsize, RFC 2349) before fetching it for real: a normal step, not a failure.
+        return {
+          summary: `TFTP ${step.file}: size asked, then ended by the client (tsize probe)`,
+          failed: false,
+          hint: null,
+        };
+      }
       if (step.ok) {
         return {
           summary: `TFTP ${step.file}: ${formatBytes(step.bytes)} in ${step.ms} ms`,

@@ -98,6 +98,32 @@ test('describe: TFTP refusals and failures name the fix; successes are plain', (
   assert.deepEqual(ok, { summary: 'TFTP undionly.kpxe: 68 KiB in 120 ms', failed: false, hint: null });
 });
 
+test('describe: a UEFI tsize probe (ERROR 8 after the OACK, nothing sent) is no failure', () => {
+  const probe = describe({
+    kind: 'tftp',
+    file: 'ipxe.efi',
+    ok: false,
+    bytes: 0,
+    ms: 40,
+    error: 'client sent ERROR 8: User aborted the transfer',
+  });
+  assert.deepEqual(probe, {
+    summary: 'TFTP ipxe.efi: size asked, then ended by the client (tsize probe)',
+    failed: false,
+    hint: null,
+  });
+  // The same error mid-file is a client giving up: a failure.
+  const midway = describe({
+    kind: 'tftp',
+    file: 'ipxe.efi',
+    ok: false,
+    bytes: 2936,
+    ms: 40,
+    error: 'client sent ERROR 8: x',
+  });
+  assert.equal(midway.failed, true);
+});
+
 test('describe: scripts, agent and installer reports', () => {
   assert.equal(describe({ kind: 'script', template: 'ipxe/discover.hbs', ip: '10.0.0.5' }).failed, false);
   const noImage = describe({ kind: 'script', template: 'ipxe/no-image.hbs', ip: '10.0.0.5' });
