@@ -250,6 +250,27 @@ export function describe(step: BootStep): Described {
   }
 }
 
+/**
+ * A boot script asked for again right after a download names what iPXE could not use. The node
+ * templates fetch the kernel, then the initrd, then boot, each `|| goto failed`, and `failed` sleeps and
+ * chains the script again: so a script request straight after the kernel means iPXE rejected the kernel
+ * (`kernel` failed: not a bootable image), and straight after the initrd means `initrd` or `boot` failed.
+ * Null when the previous step says nothing about this request.
+ */
+export function scriptRetry(previous: BootStep | undefined, step: ScriptStep): Described | null {
+  if (previous?.kind !== 'http' || previous.status >= 400 || previous.aborted) return null;
+  const what = fetchWhat(previous.path);
+  if (what !== 'kernel' && what !== 'initrd') return null;
+  return {
+    summary: `iPXE script ${step.template}, again right after the ${what} download: iPXE did not boot it`,
+    failed: true,
+    hint:
+      what === 'kernel'
+        ? 'iPXE fetched the kernel but could not load it (not a bootable kernel?): rebuild the node environment — see the dashboard'
+        : "iPXE fetched the initrd but the boot failed: rebuild the node environment, and see the node's console",
+  };
+}
+
 /** The DHCP step of one request and the policy's decision (master/dhcp/server.ts calls this). */
 export function dhcpStep(req: DhcpPacket, decision: Pick<Decision, 'reply' | 'note' | 'tag'>): DhcpStep {
   const o = req.options;
@@ -298,6 +319,8 @@ export class BootActivity implements BootActivitySink {
   private readonly ipToMac = new Map<string, string>();
   private readonly tracked = new Set<string>();
   private readonly lastPhase = new Map<string, string>();
+  /** Each followed MAC's previous step, for scriptRetry (a DHCP in between means a new boot). */
+  private readonly lastStep = new Map<string, BootStep>();
   private readonly cap: number;
   private timer: NodeJS.Timeout | undefined;
   /** Steps whose peer address no DHCP lease or script request named. */
@@ -347,11 +370,15 @@ export class BootActivity implements BootActivitySink {
     this.tracked.delete(mac);
     this.tracked.add(mac);
     if (this.tracked.size > this.cap) this.tracked.delete(this.tracked.values().next().value as string);
+    const described = (step.kind === 'script' && scriptRetry(this.lastStep.get(mac), step)) || describe(step);
+    this.lastStep.delete(mac);
+    this.lastStep.set(mac, step);
+    if (this.lastStep.size > this.cap) this.lastStep.delete(this.lastStep.keys().next().value as string);
     const entry: BootActivityWrite = {
       mac,
       at: this.now().toISOString(),
       kind: step.kind,
-      ...describe(step),
+      ...described,
       detail: { ...step },
     };
     this.opts.store.add(entry);

@@ -3,7 +3,8 @@
  * `romfile=` empty, so the firmware rather than an iPXE ROM does the first DHCP and TFTP) boots from a
  * master whose node environment is announced but whose kernel file is gone. The VM's timeline must show
  * DHCP (x86-64 UEFI, ipxe.efi offered) → TFTP ipxe.efi → iPXE's own DHCP (user class iPXE, the script URL)
- * → the discover script → kernel 404 marked failing with its hint, all attributed to the VM's MAC.
+ * → the discover script → kernel 404 marked failing with its hint, all attributed to the VM's MAC. Then a
+ * file that is not a kernel: fetched (200), rejected by iPXE, and the script asked again — marked too.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -30,6 +31,7 @@ let net: TestNet | undefined;
 let master: MasterProcess | undefined;
 let dir = '';
 let srv: Host;
+let kernelPath = '';
 const prefix = `10.82.${1 + Math.floor(Math.random() * 250)}`;
 const SERVER = `${prefix}.1`;
 
@@ -64,7 +66,8 @@ before(async () => {
     await net?.destroy();
     throw err;
   });
-  rmSync(join(data, 'node-image', 'vmlinuz'));
+  kernelPath = join(data, 'node-image', 'vmlinuz');
+  rmSync(kernelPath);
 });
 
 after(async () => {
@@ -165,6 +168,52 @@ test(
       assert.equal(steps[kernel]?.detail['path'], '/boot/node/vmlinuz');
       assert.equal(steps[kernel]?.failed, true);
       assert.match(steps[kernel]?.hint ?? '', /^kernel missing: the node environment is not built/);
+
+      // A kernel file is back, but not a kernel: iPXE's retry (10 s) fetches it, cannot load it, and asks
+      // for the script again without fetching the initrd. That loop is marked too.
+      const KERNEL_BYTES = 4321;
+      writeFileSync(kernelPath, Buffer.alloc(KERNEL_BYTES, 0x41));
+      const after = await waitFor(
+        'the retried kernel fetch and the script asked again',
+        async () => {
+          const t = await timeline();
+          const i = t.findIndex((e) => e.kind === 'http' && e.detail['status'] === 200);
+          return i >= 0 && t.slice(i + 1).some((e) => e.kind === 'script') ? t.slice(i) : undefined;
+        },
+        120_000,
+        3000,
+      );
+      for (const e of after) t.diagnostic(`${e.at} ${e.failed ? 'FAILED ' : ''}${e.kind}: ${e.summary}`);
+      assert.equal(after[0]?.detail['path'], '/boot/node/vmlinuz');
+      assert.equal(after[0]?.detail['bytes'], KERNEL_BYTES);
+      assert.equal(after[0]?.failed, false);
+      assert.equal(after[1]?.kind, 'script', 'no initrd fetch: iPXE rejected the kernel');
+      assert.equal(after[1]?.failed, true);
+      assert.match(after[1]?.hint ?? '', /iPXE fetched the kernel but could not load it/);
+      const list = await runIn(
+        n,
+        srv.ns,
+        [
+          'curl',
+          '-sS',
+          '-f',
+          '-u',
+          `admin:${PASSWORD}`,
+          `http://${SERVER}/api/v1/boot-activity?unenlisted=1`,
+        ],
+        15_000,
+      );
+      const me = (
+        JSON.parse(list.stdout) as {
+          machines: { mac: string; failure: { summary: string } | null; node: unknown }[];
+        }
+      ).machines.find((m) => m.mac === MAC);
+      assert.equal(me?.node, null);
+      assert.match(
+        me?.failure?.summary ?? '',
+        /iPXE did not boot it/,
+        'the standing failure is the newest one',
+      );
     } finally {
       vm.kill('SIGKILL');
     }

@@ -255,6 +255,39 @@ test('BootActivity: TFTP and kernel fetches are attributed to the MAC that DHCP 
   }
 });
 
+test('BootActivity: a script asked again right after the kernel (no DHCP between) marks the kernel unusable', () => {
+  const t = tempRepos();
+  try {
+    const activity = new BootActivity({ store: t.repos.bootActivity, logger: silentLogger() });
+    const script: BootStep = { kind: 'script', template: 'ipxe/discover.hbs', ip: '10.0.0.5' };
+    const get = (path: string): BootStep => ({
+      kind: 'http',
+      path,
+      status: 200,
+      bytes: 9,
+      ms: 1,
+      aborted: false,
+    });
+    const dhcp = dhcpStep(packet(DHCPDISCOVER, { userClass: ['iPXE'] }), { reply: null, note: 'x' });
+    activity.record(MAC, script);
+    activity.record(MAC, get('/boot/node/vmlinuz'));
+    activity.record(MAC, script); // iPXE's `kernel` failed: `goto failed`, sleep, chain the script
+    activity.record(MAC, get('/boot/node/vmlinuz'));
+    activity.record(MAC, get('/boot/node/initrd.img'));
+    activity.record(MAC, dhcp); // Linux started: its DHCP, then a later boot
+    activity.record(MAC, script);
+    const steps = t.repos.bootActivity.forMac(MAC);
+    assert.deepEqual(
+      steps.map((s) => s.failed),
+      [false, false, true, false, false, false, false],
+    );
+    assert.match(steps[2]?.summary ?? '', /again right after the kernel download/);
+    assert.match(steps[2]?.hint ?? '', /could not load it/);
+  } finally {
+    t.cleanup();
+  }
+});
+
 test('store: bounded per MAC and in MACs tracked; the oldest go first', () => {
   const t = tempRepos();
   try {
