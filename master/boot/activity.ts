@@ -123,6 +123,8 @@ function fetchWhat(path: string): string {
 
 function describeDhcp(s: DhcpStep): Described {
   const facts = [
+    // Not a boot ROM: a followed MAC's OS asking for an address (the node environment's udhcpc is up).
+    s.pxe ? null : `OS client${s.vendorClass ? ` ${s.vendorClass}` : ''}`,
     archName(s.arch),
     s.userClass ? `user class ${s.userClass}` : null,
     s.bootFile ? `boot file ${s.bootFile}` : null,
@@ -415,7 +417,7 @@ export class BootActivity implements BootActivitySink {
         kind: 'http',
         path,
         status: res.statusCode,
-        bytes: aborted || !Number.isFinite(length) ? null : length,
+        bytes: aborted || !Number.isFinite(length) ? null : req.method === 'HEAD' ? 0 : length,
         ms: this.now().getTime() - started,
         aborted,
       });

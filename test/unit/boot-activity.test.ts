@@ -235,6 +235,7 @@ test('BootActivity: TFTP and kernel fetches are attributed to the MAC that DHCP 
       activity.record(MAC, { kind: 'deploy', event: 'progress', phase });
     }
     const steps = t.repos.bootActivity.forMac(MAC);
+    assert.equal(steps[3]?.summary, 'DHCPDISCOVER, no reply (OS client udhcp 1.36.1): ignored');
     assert.deepEqual(
       steps.map((s) => [s.kind, s.failed]),
       [
