@@ -356,8 +356,16 @@ export class BootActivity implements BootActivitySink {
     }
   }
 
+  /** Never throws: it runs inside the DHCP server's packet handler and HTTP close listeners. */
   record(rawMac: string, step: BootStep): void {
-    const mac = rawMac.toLowerCase();
+    try {
+      this.append(rawMac.toLowerCase(), step);
+    } catch (err) {
+      this.log.warn({ err, mac: rawMac, kind: step.kind }, 'boot step not recorded');
+    }
+  }
+
+  private append(mac: string, step: BootStep): void {
     // An OS's own DHCP client on the segment (proxyDHCP beside an office network) is no boot attempt:
     // only boot ROMs, MACs already followed and known nodes (the agent's udhcpc) are recorded.
     if (step.kind === 'dhcp' && !step.pxe && !this.tracked.has(mac) && !this.opts.isNode?.(mac)) return;

@@ -79,6 +79,7 @@ function fromRow(r: Row): BootActivityEntry {
 export class BootActivityStore {
   private pending: BootActivityWrite[] = [];
   private dropped = 0;
+  private failing = false;
   private readonly limits: BootActivityLimits;
   private statements:
     | {
@@ -109,13 +110,18 @@ export class BootActivityStore {
     return this.dropped;
   }
 
-  /** Never throws: a full batch that cannot be written stays pending (bounded by shed()) and is logged. */
+  /**
+   * Never throws: a full batch that cannot be written stays pending (bounded by shed()) and is logged once;
+   * until a flush succeeds again (the caller's timer retries), adds only buffer.
+   */
   add(entry: BootActivityWrite): void {
     this.pending.push(entry);
+    if (this.failing) return this.shed();
     if (this.pending.length < this.limits.batch) return;
     try {
       this.flush();
     } catch (err) {
+      this.failing = true;
       this.shed();
       this.store.logger.warn({ err, pending: this.pending.length }, 'boot activity not written');
     }
@@ -159,16 +165,18 @@ export class BootActivityStore {
       }
     })();
     this.pending = this.pending.slice(batch.length);
+    this.failing = false;
     return batch.length;
   }
 
   /** Keeps memory bounded when flushing keeps failing: the oldest unflushed steps go first. */
   shed(): void {
-    const excess = this.pending.length - MAX_PENDING;
-    if (excess > 0) {
-      this.pending = this.pending.slice(excess);
-      this.dropped += excess;
-    }
+    if (this.pending.length <= MAX_PENDING) return;
+    // A tenth more than the excess at once, so a storm against a failing database copies the array
+    // once per MAX_PENDING / 10 steps, not once per step.
+    const drop = this.pending.length - MAX_PENDING + MAX_PENDING / 10;
+    this.pending = this.pending.slice(drop);
+    this.dropped += drop;
   }
 
   /** The newest `limit` steps of one MAC, oldest first. */

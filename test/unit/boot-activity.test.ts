@@ -360,3 +360,19 @@ test('machines and bootTimeline: a failure stands until a later step of its kind
     t.cleanup();
   }
 });
+
+test('BootActivity: a database that refuses writes never reaches the DHCP handler; memory stays bounded', () => {
+  const t = tempRepos();
+  try {
+    const store = new BootActivityStore(t.repos.store, { batch: 8 });
+    const activity = new BootActivity({ store, logger: silentLogger() });
+    t.repos.store.db.exec('DROP TABLE boot_activity'); // every later write fails
+    const step: BootStep = { kind: 'script', template: 'ipxe/discover.hbs', ip: '10.0.0.5' };
+    for (let i = 0; i < 12_000; i++) activity.record(MAC, step);
+    activity.flush();
+    assert.ok(store.droppedCount > 0, 'the oldest unwritten steps were dropped');
+    assert.throws(() => store.flush(), /no such table/);
+  } finally {
+    t.cleanup();
+  }
+});
