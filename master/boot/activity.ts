@@ -372,6 +372,9 @@ export class BootActivity implements BootActivitySink {
     if (step.kind === 'dhcp' && step.ip && step.reply === 'DHCPACK')
       this.remember(this.ipToMac, step.ip, mac);
     if (step.kind === 'script' || step.kind === 'enlist') this.remember(this.ipToMac, plainIp(step.ip), mac);
+    const previous = this.lastStep.get(mac);
+    // A waiting agent polls /api/v1/enlist (pollSeconds): one step per boot, not one per poll.
+    if (step.kind === 'enlist' && previous?.kind === 'enlist' && previous.name === step.name) return;
     if (step.kind === 'deploy' && step.event === 'progress') {
       // The installer reports every few seconds; a phase is one step of the timeline, not each report.
       if (this.lastPhase.get(mac) === step.phase) return;
@@ -380,7 +383,7 @@ export class BootActivity implements BootActivitySink {
     this.tracked.delete(mac);
     this.tracked.add(mac);
     if (this.tracked.size > this.cap) this.tracked.delete(this.tracked.values().next().value as string);
-    const described = (step.kind === 'script' && scriptRetry(this.lastStep.get(mac), step)) || describe(step);
+    const described = (step.kind === 'script' && scriptRetry(previous, step)) || describe(step);
     this.lastStep.delete(mac);
     this.lastStep.set(mac, step);
     if (this.lastStep.size > this.cap) this.lastStep.delete(this.lastStep.keys().next().value as string);

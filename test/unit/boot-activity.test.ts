@@ -277,11 +277,15 @@ test('BootActivity: a script asked again right after the kernel (no DHCP between
     activity.record(MAC, get('/boot/node/initrd.img'));
     activity.record(MAC, dhcp); // Linux started: its DHCP, then a later boot
     activity.record(MAC, script);
+    // The agent's enlist polls while it waits: one step.
+    for (let i = 0; i < 5; i++)
+      activity.record(MAC, { kind: 'enlist', name: 'node-1', created: i === 0, ip: '10.0.0.5' });
     const steps = t.repos.bootActivity.forMac(MAC);
     assert.deepEqual(
       steps.map((s) => s.failed),
-      [false, false, true, false, false, false, false],
+      [false, false, true, false, false, false, false, false],
     );
+    assert.equal(steps.at(-1)?.summary, 'agent enlisted as node-1 (new node) from 10.0.0.5');
     assert.match(steps[2]?.summary ?? '', /again right after the kernel download/);
     assert.match(steps[2]?.hint ?? '', /could not load it/);
   } finally {
