@@ -5,6 +5,8 @@
  * DHCP (x86-64 UEFI, ipxe.efi offered) → TFTP ipxe.efi → iPXE's own DHCP (user class iPXE, the script URL)
  * → the discover script → kernel 404 marked failing with its hint, all attributed to the VM's MAC. Then a
  * file that is not a kernel: fetched (200), rejected by iPXE, and the script asked again — marked too.
+ * And the other way round: a BIOS lab VM that boots the real node environment and enlists leaves a
+ * timeline in which nothing is marked failing.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,8 +15,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestNet, hasCommand, waitFor, type Host } from '../helpers/netns.js';
 import { runIn } from '../helpers/dhcp-harness.js';
-import { startMasterProcess, type MasterProcess } from '../helpers/master-process.js';
+import { basic, startMasterProcess, type MasterProcess } from '../helpers/master-process.js';
 import { findOvmf } from '../../master/lab/qemu.js';
+import { startLab } from '../../master/lab/lab.js';
+import { silentLogger } from '../../master/util/logger.js';
 import type { BootActivityEntry } from '../../master/store/boot-activity.js';
 
 const PASSWORD = 'boot-activity-e2e-pw';
@@ -216,6 +220,68 @@ test(
       );
     } finally {
       vm.kill('SIGKILL');
+    }
+  },
+);
+
+test(
+  'a BIOS VM that boots and enlists leaves a timeline with no failing step: script → kernel → initrd → OS DHCP → enlist',
+  { skip, timeout: 480_000 },
+  async (t) => {
+    const labDir = mkdtempSync(join(tmpdir(), 'corral-bootact-lab-'));
+    const lab = await startLab({
+      dir: labDir,
+      vms: [{ firmware: 'bios' }],
+      logger: silentLogger(),
+      memoryMb: 512,
+      diskGb: 2,
+      subnetPrefix: `10.83.${1 + Math.floor(Math.random() * 250)}`,
+      masterConfig: { nodes: { discoverAction: 'wait', pollSeconds: 5 } },
+    });
+    try {
+      const mac = lab.vms[0]!.spec.mac;
+      const get = async (): Promise<BootActivityEntry[]> => {
+        const r = await fetch(`${lab.hostUrl}/api/v1/boot-activity?mac=${mac}`, {
+          headers: basic('admin', lab.adminPassword),
+        });
+        return r.ok ? ((await r.json()) as { entries: BootActivityEntry[] }).entries : [];
+      };
+      await waitFor(
+        'the VM enlisted',
+        async () => ((await get()).some((e) => e.kind === 'enlist') ? true : undefined),
+        400_000,
+        3000,
+      );
+      // Two more agent polls (pollSeconds 5): they must not add steps.
+      await new Promise((r) => setTimeout(r, 11_000));
+      const steps = await get();
+      for (const e of steps) t.diagnostic(`${e.at} ${e.failed ? 'FAILED ' : ''}${e.kind}: ${e.summary}`);
+      assert.deepEqual(
+        steps.filter((e) => e.failed).map((e) => e.summary),
+        [],
+      );
+      const seq = steps
+        .filter((e) => e.kind !== 'dhcp' || e.detail['reply'] === 'DHCPACK')
+        .map((e) =>
+          e.kind === 'http'
+            ? String(e.detail['path'])
+            : e.kind === 'dhcp'
+              ? `dhcp${e.detail['pxe'] ? ' iPXE' : ' OS'}`
+              : e.kind,
+        );
+      assert.deepEqual(seq, [
+        'dhcp iPXE',
+        'script',
+        '/boot/node/vmlinuz',
+        '/boot/node/initrd.img',
+        'dhcp OS',
+        'enlist',
+      ]);
+      const kernel = steps.find((e) => e.detail['path'] === '/boot/node/vmlinuz');
+      assert.ok(Number(kernel?.detail['bytes']) > 1_000_000, 'a real kernel was served');
+    } finally {
+      await lab.destroy();
+      rmSync(labDir, { recursive: true, force: true });
     }
   },
 );
