@@ -29,6 +29,8 @@ export interface DhcpStep {
   bootFile: string | null;
   /** The address offered or acknowledged (yiaddr); null in proxyDHCP mode or without a reply. */
   ip: string | null;
+  /** The address the client says it has (ciaddr): in proxyDHCP mode the only address a request names. */
+  clientIp: string | null;
   note: string;
   problem: NonNullable<Decision['tag']> | null;
 }
@@ -290,6 +292,7 @@ export function dhcpStep(req: DhcpPacket, decision: Pick<Decision, 'reply' | 'no
     userClass: o.userClass?.join(',') ?? null,
     bootFile: (reply?.options.bootfileName ?? reply?.file) || null,
     ip: yiaddr,
+    clientIp: req.ciaddr && req.ciaddr !== '0.0.0.0' ? req.ciaddr : null,
     note: decision.note,
     problem: decision.tag ?? null,
   };
@@ -371,6 +374,8 @@ export class BootActivity implements BootActivitySink {
     if (step.kind === 'dhcp' && !step.pxe && !this.tracked.has(mac) && !this.opts.isNode?.(mac)) return;
     if (step.kind === 'dhcp' && step.ip && step.reply === 'DHCPACK')
       this.remember(this.ipToMac, step.ip, mac);
+    // proxyDHCP: another server leased the address; the PXE client names it in ciaddr (port 4011 request).
+    if (step.kind === 'dhcp' && step.clientIp) this.remember(this.ipToMac, step.clientIp, mac);
     if (step.kind === 'script' || step.kind === 'enlist') this.remember(this.ipToMac, plainIp(step.ip), mac);
     const previous = this.lastStep.get(mac);
     // A waiting agent polls /api/v1/enlist (pollSeconds): one step per boot, not one per poll.

@@ -155,6 +155,7 @@ test('dhcpStep: architecture, classes, boot file and address from the request an
     userClass: null,
     bootFile: 'undionly.kpxe',
     ip: '10.0.0.100',
+    clientIp: null,
     note: 'offer',
     problem: null,
   });
@@ -220,6 +221,14 @@ test('BootActivity: TFTP and kernel fetches are attributed to the MAC that DHCP 
     activity.recordByIp('10.0.0.77', { kind: 'tftp', file: 'ipxe.efi', ok: true, bytes: 1, ms: 1 });
     activity.recordByIp('10.0.0.99', { kind: 'tftp', file: 'ipxe.efi', ok: true, bytes: 1, ms: 1 });
     assert.equal(activity.unattributed, 1);
+    // proxyDHCP: the boot server request (port 4011) carries the client's address in ciaddr.
+    const proxyReq = packet(3, { vendorClassId: 'PXEClient:Arch:00007' }, { ciaddr: '192.168.1.50' });
+    activity.record('52:54:00:aa:00:03', dhcpStep(proxyReq, { reply: null, note: 'x' }));
+    activity.recordByIp('192.168.1.50', { kind: 'tftp', file: 'ipxe.efi', ok: true, bytes: 1, ms: 1 });
+    assert.deepEqual(
+      t.repos.bootActivity.forMac('52:54:00:aa:00:03').map((e) => e.kind),
+      ['dhcp', 'tftp'],
+    );
     // An OS's DHCP client that is neither a boot ROM nor followed is no boot attempt.
     activity.record(
       '52:54:00:aa:00:02',
