@@ -48,6 +48,7 @@ import { createSnapshotRouter } from './snapshots/api.js';
 import { startSharedRoot } from './sharedroot/index.js';
 import { createSharedRootApiRouter } from './sharedroot/api.js';
 import { createSharedRootBootRouter } from './sharedroot/boot-routes.js';
+import { BootActivity } from './boot/activity.js';
 
 export interface MasterOptions {
   logger: Logger;
@@ -141,6 +142,15 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       logger.warn('node environment not built yet: run `corral node-image build --data-dir ...`');
 
     const leases = new LeaseStore(repos.store);
+    // The per-MAC boot timeline (issue 22), written in batches; closed (flushed) before the store.
+    const activity = new BootActivity({
+      store: repos.bootActivity,
+      logger,
+      lookupIp: (ip) => leases.get(ip)?.mac,
+      isNode: (mac) => repos.nodes.get(mac) !== undefined,
+    });
+    activity.start();
+    closers.push({ name: 'boot-activity', close: async () => activity.close() });
     // With HA, reservations are written by the primary only (at promotion): a backup never writes.
     if (!config.ha.enabled) syncReservations(config, repos, leases);
 
@@ -156,6 +166,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
         maxPerClient: config.tftp.maxPerClient,
         firstAckTimeoutMs: config.tftp.firstAckTimeoutMs,
         faults: faults.subsystem('tftp'),
+        activity,
       });
     };
     closers.push({ name: 'tftp', close: async () => void (await tftpServer?.close()) });
@@ -180,6 +191,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
         logger,
         onBound: (mac, ip) => recordNodeIp(repos, mac, ip),
         faults: faults.subsystem('dhcp'),
+        activity,
       });
     };
     closers.push({ name: 'dhcp', close: async () => void (await dhcpServer?.close()) });
@@ -226,6 +238,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       logger,
       authenticator,
       startedAt,
+      activity,
       deployApi: createDeployApiRouter({
         repos,
         config,
@@ -265,13 +278,14 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
           nodeImageReady: () => nodeImageNow() !== undefined,
         }),
       )
-      .use(createBootRouter({ repos, config, logger, nodeImage: nodeImageNow }))
+      .use(createBootRouter({ repos, config, logger, nodeImage: nodeImageNow, activity }))
       .use(
         createDeployBootRouter({
           repos,
           dataDir: config.dataDir,
           logger,
           installerTools: () => installerTools,
+          activity,
         }),
       );
     // With HTTPS on, plain HTTP keeps /boot and /api/v1 (iPXE and the busybox agent speak no TLS) and

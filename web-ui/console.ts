@@ -17,6 +17,7 @@ import type { ConsoleContext } from './page.js';
 import { mountDashboard } from './pages/dashboard.js';
 import type { SubsystemHealth } from '../master/util/faults.js';
 import { mountEvents } from './pages/events.js';
+import { mountBootActivity } from './pages/boot-activity.js';
 import { mountLogin, mountLogout } from './pages/login.js';
 import { mountNodes } from './pages/nodes.js';
 import type { HaStatus } from '../master/ha/controller.js';
@@ -146,6 +147,7 @@ export function createConsoleRouter(deps: ConsoleDeps): Router {
     beforeRisky: deps.beforeRisky,
   });
   mountEvents(router, ctx);
+  mountBootActivity(router, ctx);
   mountUsers(router, ctx);
   mountAudit(router, ctx);
   mountSettings(router, ctx);

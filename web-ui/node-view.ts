@@ -1,5 +1,6 @@
 import { InventorySchema, type Inventory } from '../master/nodes/inventory.js';
 import type { NodeRecord } from '../master/store/nodes.js';
+import type { BootActivityEntry } from '../master/store/boot-activity.js';
 import { formatSpeed } from './format.js';
 
 type Disk = NonNullable<Inventory['disks']>[number];
@@ -85,4 +86,31 @@ export function nodeHref(mac: string): string {
 export function nodeRow(node: NodeRecord): NodeRow {
   const inventory = inventoryView(node);
   return { node, inventory, cpu: cpuSummary(inventory), href: nodeHref(node.mac) };
+}
+
+/** One row of a boot timeline (the node page's Boot activity section and the Boot activity page). */
+export interface BootStepRow {
+  at: string;
+  kind: string;
+  summary: string;
+  failed: boolean;
+  hint: string | null;
+}
+
+/**
+ * The steps of one MAC, newest first (as the event timeline reads), and the failing step that still
+ * stands: the newest failed step, unless a later step of the same kind succeeded (the kernel that was
+ * missing is served now). The store's machine list applies the same rule (BootActivityStore.machines).
+ */
+export function bootTimeline(entries: readonly BootActivityEntry[]): {
+  rows: BootStepRow[];
+  failure: BootStepRow | null;
+} {
+  const rows = entries
+    .map((e) => ({ at: e.at, kind: e.kind, summary: e.summary, failed: e.failed, hint: e.hint }))
+    .reverse();
+  const i = rows.findIndex((r) => r.failed);
+  const failed = rows[i];
+  const resolved = failed && rows.slice(0, i).some((r) => r.kind === failed.kind && !r.failed);
+  return { rows, failure: failed && !resolved ? failed : null };
 }

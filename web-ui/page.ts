@@ -33,6 +33,7 @@ const NAV = [
   { id: 'dashboard', label: 'Dashboard', href: '/', icon: 'icon-dashboard' },
   { id: 'nodes', label: 'Nodes', href: '/nodes', icon: 'icon-nodes' },
   { id: 'events', label: 'Events', href: '/events', icon: 'icon-events' },
+  { id: 'boot-activity', label: 'Boot activity', href: '/boot-activity', icon: 'icon-events' },
   { id: 'users', label: 'Users', href: '/users', icon: 'icon-user', minRole: 'admin' },
   { id: 'audit', label: 'Audit log', href: '/audit', icon: 'icon-events', minRole: 'admin' },
   { id: 'account', label: 'My account', href: '/account', icon: 'icon-user' },

@@ -19,6 +19,8 @@ import { createNodeMetricsRouter } from './metrics.js';
 import { createUsersRouter } from './users.js';
 import type { Monitor } from '../monitor/monitor.js';
 import type { LoadBalancer } from '../lb/load-balancer.js';
+import type { BootActivitySink } from '../boot/activity.js';
+import { createBootActivityRouter } from '../boot/activity-api.js';
 
 export interface ApiDeps {
   repos: Repos;
@@ -42,6 +44,8 @@ export interface ApiDeps {
   monitor?: Monitor;
   /** Shared roots and diskless nodes (master/sharedroot/api.ts), mounted after auth. */
   sharedRootApi?: Router;
+  /** The boot timeline (issue 22): enlistment is one of its steps. */
+  activity?: BootActivitySink;
 }
 
 function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
@@ -148,6 +152,7 @@ export function createApiRouter(deps: ApiDeps): Router {
         { mac: node.mac, name: node.name, created, ip: sourceIp, credential: credentialIssued ?? 'kept' },
         'node enlisted',
       );
+      deps.activity?.record(node.mac, { kind: 'enlist', name: node.name, created, ip: sourceIp ?? '' });
       res
         .status(created ? 201 : 200)
         .setHeader('Cache-Control', 'no-store')
@@ -175,7 +180,11 @@ export function createApiRouter(deps: ApiDeps): Router {
 
   router.get('/nodes/:id', (req, res) => {
     const node = findNode(repos, idParam(req.params['id']));
-    res.json({ node, events: repos.events.list({ nodeMac: node.mac, limit: 100 }) });
+    res.json({
+      node,
+      events: repos.events.list({ nodeMac: node.mac, limit: 100 }),
+      bootActivity: repos.bootActivity.forMac(node.mac),
+    });
   });
 
   router.patch('/nodes/:id', requireRole('operator'), (req, res) => {
@@ -249,6 +258,7 @@ export function createApiRouter(deps: ApiDeps): Router {
   if (deps.lb) router.use(createLbRouter(deps.lb, repos));
   if (deps.snapshotsApi) router.use('/snapshots', deps.snapshotsApi);
   if (deps.sharedRootApi) router.use(deps.sharedRootApi);
+  router.use(createBootActivityRouter(repos));
 
   router.use((req, _res, next) =>
     next(new CorralError('NOT_FOUND', `no API route ${req.method} ${req.path}`)),

@@ -7,6 +7,7 @@ import type { Logger } from '../util/logger.js';
 import { renderTemplate } from '../util/templates.js';
 import { normaliseMac } from '../nodes/inventory.js';
 import { chooseBootScript } from './scripts.js';
+import type { BootActivitySink } from './activity.js';
 
 export interface NodeImageFiles {
   kernelPath: string;
@@ -19,6 +20,8 @@ export interface BootDeps {
   logger: Logger;
   /** The built node environment, or undefined while it is not built. */
   nodeImage: () => NodeImageFiles | undefined;
+  /** The boot timeline (issue 22): scripts served, kernel and initrd fetches. */
+  activity?: BootActivitySink;
 }
 
 /**
@@ -48,11 +51,17 @@ export function createBootRouter(deps: BootDeps): Router {
       deployment: deps.repos.deployments.latestFor(mac),
     });
     log.info({ mac, template: script.template, ip: req.socket.remoteAddress }, 'boot script');
+    deps.activity?.record(mac, {
+      kind: 'script',
+      template: script.template,
+      ip: req.socket.remoteAddress ?? '',
+    });
     res.send(renderTemplate(script.template, script.vars));
   });
 
   const sendNodeFile =
     (pick: (f: NodeImageFiles) => string) => (req: express.Request, res: express.Response) => {
+      deps.activity?.watchFetch(req, res);
       const image = deps.nodeImage();
       const file = image ? pick(image) : undefined;
       if (!file || !existsSync(file)) {

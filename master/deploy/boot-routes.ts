@@ -21,12 +21,15 @@ import { requireNodeCredential } from '../nodes/credentials.js';
 import { zodToCorral } from '../api/errors.js';
 import { imagePath } from '../images/registry.js';
 import { authorise, planFile, planReadable, recordBooted, recordProgress, recordResult } from './deploy.js';
+import type { BootActivitySink } from '../boot/activity.js';
 
 export interface DeployBootDeps {
   repos: Repos;
   dataDir: string;
   logger: Logger;
   installerTools: () => string | undefined;
+  /** The boot timeline (issue 22): image downloads and installer reports. */
+  activity?: BootActivitySink;
 }
 
 const Progress = z.object({
@@ -95,6 +98,7 @@ export function createDeployBootRouter(deps: DeployBootDeps): Router {
     const file = image ? imagePath(deps.dataDir, image) : undefined;
     if (!file || !existsSync(file)) throw new CorralError('IMAGE_NOT_FOUND', `no image with sha256 ${sha}`);
     log.info({ image: image?.name, range: req.headers.range, ip: req.socket.remoteAddress }, 'serving image');
+    deps.activity?.watchFetch(req, res);
     sendFileRange(res, file, log);
   });
 
@@ -117,6 +121,7 @@ export function createDeployBootRouter(deps: DeployBootDeps): Router {
   router.post('/deploy/:mac/progress', json, (req, res) => {
     const body = parse(Progress, req.body);
     const d = recordProgress(repos, authorise(repos, nodeMac(repos, req), body.token), body);
+    deps.activity?.record(d.nodeMac, { kind: 'deploy', event: 'progress', phase: body.phase });
     res.json({ status: d.status });
   });
 
@@ -124,6 +129,12 @@ export function createDeployBootRouter(deps: DeployBootDeps): Router {
     const body = parse(Result, req.body);
     const d = recordResult(repos, authorise(repos, nodeMac(repos, req), body.token), body);
     log.info({ mac: d.nodeMac, ok: body.ok, reason: body.reason }, 'installer result');
+    deps.activity?.record(d.nodeMac, {
+      kind: 'deploy',
+      event: 'result',
+      ok: body.ok,
+      ...(body.reason ? { reason: body.reason } : {}),
+    });
     res.json({ status: d.status });
   });
 
@@ -135,6 +146,7 @@ export function createDeployBootRouter(deps: DeployBootDeps): Router {
       ip,
     });
     log.info({ mac: d.nodeMac, hostname: body.hostname, ip }, 'deployed node booted from disk');
+    deps.activity?.record(d.nodeMac, { kind: 'deploy', event: 'booted' });
     res.json({ status: d.status });
   });
   return router;

@@ -33,6 +33,7 @@ import {
 import { parseIp, validatePools, type PoolSpec } from './pool.js';
 import { decide, type Arrival, type Decision, type PolicyConfig } from './policy.js';
 import type { BootConfig } from './pxe.js';
+import { dhcpStep, type BootActivitySink } from '../boot/activity.js';
 
 export interface DhcpServerOptions {
   /** `server` leases addresses; `proxy` answers PXE clients with boot information only, beside another DHCP server. */
@@ -63,6 +64,8 @@ export interface DhcpServerOptions {
   onBound?: (mac: string, ip: string, hostname: string | null) => void;
   /** Where faults and dropped datagrams are counted; the master passes its `dhcp` subsystem's. */
   faults?: SubsystemFaults;
+  /** The boot timeline (issue 22): one step per request from a boot ROM or a followed MAC. */
+  activity?: BootActivitySink;
 }
 
 export interface DhcpStats {
@@ -382,6 +385,7 @@ export async function startDhcpServer(opts: DhcpServerOptions): Promise<DhcpServ
     if (decision.tag === 'pool-exhausted') counters.poolExhausted++;
     if (decision.level === 'warn') limiter.warn(decision.tag ?? 'policy', fields, decision.note);
     else logger[decision.level](fields, decision.note);
+    opts.activity?.record(req.chaddr, dhcpStep(req, decision));
     if (decision.reply) {
       const socket = via === 'pxe' && pxeSocket ? pxeSocket : replySocket;
       outbox.push({

@@ -284,6 +284,35 @@ CREATE TABLE exec_runs (
 `,
   },
   {
+    version: 10,
+    name: 'boot-activity',
+    sql: `
+-- Per-MAC boot timeline (issue 22): every DHCP, TFTP, HTTP and agent step of a boot attempt, known MAC or
+-- not. Per master and not journaled (like exec_runs): it describes what this master's sockets saw.
+-- Bounded by master/store/boot-activity.ts (entries per MAC, MACs tracked; oldest evicted).
+CREATE TABLE boot_activity (
+  id      INTEGER PRIMARY KEY,
+  mac     TEXT    NOT NULL,
+  at      TEXT    NOT NULL,
+  kind    TEXT    NOT NULL,
+  summary TEXT    NOT NULL,
+  failed  INTEGER NOT NULL DEFAULT 0,
+  hint    TEXT,
+  detail  TEXT    NOT NULL
+);
+CREATE INDEX boot_activity_by_mac ON boot_activity (mac, id);
+-- One row per tracked MAC: the eviction order (last_id) and the per-MAC count without a COUNT(*).
+CREATE TABLE boot_activity_macs (
+  mac      TEXT PRIMARY KEY,
+  first_at TEXT    NOT NULL,
+  last_at  TEXT    NOT NULL,
+  last_id  INTEGER NOT NULL,
+  entries  INTEGER NOT NULL
+);
+CREATE INDEX boot_activity_macs_by_last ON boot_activity_macs (last_id);
+`,
+  },
+  {
     version: 11,
     name: 'node-credentials',
     sql: `

@@ -15,6 +15,7 @@ import { PowerConfigStore } from './power-configs.js';
 import { ExecRunStore } from './exec-runs.js';
 import { SharedRootStore } from './sharedroots.js';
 import { NodeCredentialStore } from './node-credentials.js';
+import { BootActivityStore } from './boot-activity.js';
 
 /** Every aggregate's narrow interface over one Store; passed to domain modules instead of the raw db. */
 export interface Repos {
@@ -34,6 +35,7 @@ export interface Repos {
   execRuns: ExecRunStore;
   sharedRoots: SharedRootStore;
   nodeCredentials: NodeCredentialStore;
+  bootActivity: BootActivityStore;
 }
 
 export function openRepos(options: { path: string; logger: Logger; now?: () => Date }): Repos {
@@ -55,5 +57,6 @@ export function openRepos(options: { path: string; logger: Logger; now?: () => D
     execRuns: new ExecRunStore(store),
     sharedRoots: new SharedRootStore(store),
     nodeCredentials: new NodeCredentialStore(store),
+    bootActivity: new BootActivityStore(store),
   };
 }

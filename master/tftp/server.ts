@@ -23,6 +23,7 @@ import { openInRoot, type OpenedFile } from './paths.js';
 import { BlockReader, fileHandleSource } from './block-reader.js';
 import { negotiateOptions, ReadTransfer, realTimers } from './transfer.js';
 import type { NegotiationLimits, Timers } from './transfer.js';
+import type { BootActivitySink } from '../boot/activity.js';
 
 export interface TftpServerOptions {
   /** The boot root; only regular files inside it are served (see paths.ts). */
@@ -50,6 +51,8 @@ export interface TftpServerOptions {
   firstAckTimeoutMs?: number;
   /** Where faults and dropped datagrams are counted; the master passes its `tftp` subsystem's. */
   faults?: SubsystemFaults;
+  /** The boot timeline (issue 22): transfers and refusals, attributed to a MAC by the peer's address. */
+  activity?: BootActivitySink;
 }
 
 export interface TftpStats {
@@ -273,6 +276,14 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
       { peer: `${rinfo.address}:${rinfo.port}`, code, ...fields },
       'request refused',
     );
+    opts.activity?.recordByIp(rinfo.address, {
+      kind: 'tftp',
+      file: String(fields['file'] ?? ''),
+      ok: false,
+      bytes: 0,
+      ms: 0,
+      error: message,
+    });
     replyError(rinfo, code, message);
   }
 
@@ -402,6 +413,14 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
       counts.failed++;
       log.warn({ ...end, reason: outcome.reason }, 'transfer failed');
     }
+    opts.activity?.recordByIp(rinfo.address, {
+      kind: 'tftp',
+      file: opened.relative,
+      ok: outcome.ok,
+      bytes: outcome.bytes,
+      ms: end.ms,
+      ...(outcome.reason ? { error: outcome.reason } : {}),
+    });
   }
 
   function release(session: Session): void {

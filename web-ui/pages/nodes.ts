@@ -11,6 +11,7 @@ import {
   sortRows,
 } from '../node-table.js';
 import { nodeRow } from '../node-view.js';
+import { bootTimeline } from '../node-view.js';
 import { sendPage, signedIn, type ConsoleContext } from '../page.js';
 import { roleAllows } from '../../master/api/auth.js';
 import { flash } from '../form.js';
@@ -106,6 +107,7 @@ export function mountNodes(router: Router, ctx: ConsoleContext, deps: NodePagesD
       charts: Boolean(ctx.monitor),
       power: powerPanel(ctx.repos.powerConfigs.get(node.mac), signedIn(res)?.user.role),
       lb: nodeLbPanel(deps.lb, node, signedIn(res)?.user.role),
+      bootActivity: bootTimeline(ctx.repos.bootActivity.forMac(node.mac)),
       ...flash(req),
     });
   });
