@@ -13,6 +13,10 @@ export const ERROR_CATALOGUE = {
     status: 429,
     hint: 'Too many failed sign-ins from this address or for this user: wait the seconds in Retry-After, then check the credentials.',
   },
+  AUTH_BUSY: {
+    status: 503,
+    hint: 'The master is checking too many sign-ins at once: retry after the second in Retry-After.',
+  },
   FORBIDDEN: { status: 403, hint: 'Your role does not allow this action.' },
   CSRF_INVALID: { status: 403, hint: 'Reload the page and submit the form again.' },
   NOT_FOUND: { status: 404, hint: 'Check the identifier in the URL.' },
