@@ -1,6 +1,7 @@
 import express, { type Express, type Router } from 'express';
 import type { Logger } from './util/logger.js';
 import { apiErrorHandler } from './api/errors.js';
+import { processRedactor } from './util/redact.js';
 
 export interface HttpParts {
   api: Router;
@@ -25,10 +26,37 @@ export function createHttpApp(parts: HttpParts): Express {
     });
     next();
   });
+  app.use(hideSecretsInResponses(log));
   app.use('/api/v1', parts.api);
   app.use('/api/v1', apiErrorHandler(parts.logger));
   app.use('/boot', parts.boot);
   if (parts.console) app.use('/', parts.console);
   app.use(apiErrorHandler(parts.logger));
   return app;
+}
+
+/**
+ * The last line of the one redaction rule (master/util/redact.ts): no API or console response carries a
+ * secret value the master registered (HA token, admin password, TLS key, BMC passwords), whatever route
+ * built it. Routes that hand secrets out on purpose, to a caller that proved it holds the HA token
+ * (clone, replication), mark the response with `res.locals.secretsAllowed`. A hit is logged (without the
+ * value) so the route that leaked can be fixed at its source.
+ */
+export function hideSecretsInResponses(log: Logger): express.RequestHandler {
+  return (req, res, next) => {
+    const send = res.send.bind(res);
+    res.send = (body?: unknown) => {
+      // Strings only: res.json and rendered pages are strings; a Buffer is file or archive bytes that a
+      // text replacement would corrupt (and files are served by streams, not through here).
+      if (res.locals['secretsAllowed'] !== true && typeof body === 'string') {
+        const text = body;
+        if (processRedactor.leaks(text)) {
+          log.warn({ method: req.method, url: req.originalUrl }, 'a response held a secret value: redacted');
+          return send(processRedactor.text(text));
+        }
+      }
+      return send(body);
+    };
+    next();
+  };
 }

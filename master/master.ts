@@ -47,6 +47,7 @@ import { createSnapshotRouter } from './snapshots/api.js';
 import { startSharedRoot } from './sharedroot/index.js';
 import { createSharedRootApiRouter } from './sharedroot/api.js';
 import { createSharedRootBootRouter } from './sharedroot/boot-routes.js';
+import { processRedactor } from './util/redact.js';
 
 export interface MasterOptions {
   logger: Logger;
@@ -82,6 +83,8 @@ function listen(server: Server, port: number, host: string): Promise<number> {
 export async function startMaster(config: FrozenConfig, options: MasterOptions): Promise<Master> {
   const logger = options.logger;
   const startedAt = Date.now();
+  // Secrets in the config (ha.token, URL passwords) are hidden from every response, log line and diff.
+  processRedactor.addFromConfig(config);
   mkdirSync(config.dataDir, { recursive: true, mode: 0o750 });
   const repos = openRepos({ path: join(config.dataDir, 'corral.db'), logger });
   const closers: Closable[] = [{ name: 'store', close: async () => repos.store.close() }];

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Repos } from '../store/repos.js';
 import type { UserRecord } from '../store/users.js';
 import type { Logger } from '../util/logger.js';
+import { processRedactor } from '../util/redact.js';
 import { FailureLimiter } from './failure-limiter.js';
 import { HashSlots } from './hash-slots.js';
 import { generatePassword, hashPassword, verifyPassword } from './passwords.js';
@@ -20,8 +21,12 @@ export async function ensureAdmin(
   initialPassword: string | undefined,
   logger: Logger,
 ): Promise<void> {
+  // The given password is registered even when the admin exists: it is still in the environment, and a
+  // log line or error quoting it must not show it.
+  processRedactor.add(initialPassword);
   if (repos.users.count() > 0) return;
   const password = initialPassword ?? generatePassword();
+  processRedactor.add(password);
   const hash = await hashPassword(password);
   repos.store.write((journal) => {
     repos.users.upsertIn(journal, 'admin', hash, 'admin');

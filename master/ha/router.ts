@@ -86,12 +86,14 @@ export function createHaRouter(deps: HaRouterDeps): Router {
   const store = repos.store;
   const router = express.Router();
   const token = config.ha.token ?? '';
-  const requireToken: RequestHandler = (req, _res, next) =>
-    next(
-      tokenMatches(req.headers.authorization, token)
-        ? undefined
-        : new CorralError('HA_TOKEN_INVALID', 'replication token missing or wrong'),
-    );
+  const requireToken: RequestHandler = (req, res, next) => {
+    if (!tokenMatches(req.headers.authorization, token))
+      return next(new CorralError('HA_TOKEN_INVALID', 'replication token missing or wrong'));
+    // The token holder is the peer master or `corral clone`: it gets config and keys by design, so the
+    // response check of master/http.ts (which hides registered secrets) lets these answers through.
+    res.locals['secretsAllowed'] = true;
+    next();
+  };
 
   // keepalived's track script (curl over loopback): 200 while this master may hold the VIP.
   router.get('/track', (_req, res) => {
