@@ -1,6 +1,8 @@
 import express, { type Express, type Router } from 'express';
 import type { Logger } from './util/logger.js';
-import { apiErrorHandler } from './api/errors.js';
+import type { TLSSocket } from 'node:tls';
+import { apiErrorHandler, sendError } from './api/errors.js';
+import { CorralError } from './util/errors.js';
 import { processRedactor } from './util/redact.js';
 
 export interface HttpParts {
@@ -8,6 +10,15 @@ export interface HttpParts {
   boot: Router;
   console?: Router;
   logger: Logger;
+  /** How HTTP Basic credentials over plain HTTP are treated (see refuseBasicInClear). */
+  basicAuth: BasicAuthTransport;
+}
+
+export interface BasicAuthTransport {
+  /** console.allowInsecureBasicAuth: accept Basic over plain HTTP from other hosts (test labs only). */
+  allowInsecure: boolean;
+  /** The HTTPS port to name in the refusal's hint, once known. */
+  httpsPort: () => number | undefined;
 }
 
 export function createHttpApp(parts: HttpParts): Express {
@@ -26,6 +37,7 @@ export function createHttpApp(parts: HttpParts): Express {
     });
     next();
   });
+  app.use(refuseBasicInClear(parts.basicAuth));
   app.use(hideSecretsInResponses(log));
   app.use('/api/v1', parts.api);
   app.use('/api/v1', apiErrorHandler(parts.logger));
@@ -58,5 +70,33 @@ export function hideSecretsInResponses(log: Logger): express.RequestHandler {
       return send(body);
     };
     next();
+  };
+}
+
+const isLoopback = (address: string | undefined): boolean =>
+  !!address && (address === '::1' || /^(::ffff:)?127\./.test(address));
+
+/**
+ * HTTP Basic sends the password with every request, base64 only: over plain HTTP anyone on the
+ * provisioning segment reads it. So a request carrying Basic credentials over plain HTTP is refused
+ * (403 AUTH_INSECURE_TRANSPORT, the password not checked) and told to use HTTPS. Loopback is accepted:
+ * it never crosses a wire. The node-facing routes (/boot, enlist, metrics) take no Basic credentials and
+ * stay on HTTP for firmware and the busybox agent, which speak no TLS.
+ */
+export function refuseBasicInClear(t: BasicAuthTransport): express.RequestHandler {
+  return (req, res, next) => {
+    if (t.allowInsecure || !/^Basic\s/i.test(req.headers.authorization ?? '')) return next();
+    if ((req.socket as TLSSocket).encrypted || isLoopback(req.socket.remoteAddress)) return next();
+    const port = t.httpsPort();
+    const host = (req.headers.host ?? '').replace(/:\d+$/, '') || 'MASTER';
+    const url = port ? `https://${host}${port === 443 ? '' : `:${port}`}${req.originalUrl}` : 'https://…';
+    sendError(
+      res,
+      new CorralError(
+        'AUTH_INSECURE_TRANSPORT',
+        `HTTP Basic credentials over plain HTTP are refused (they cross the network in clear): use ${url}`,
+        { https: url },
+      ),
+    );
   };
 }

@@ -271,6 +271,12 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
     // With HTTPS on, plain HTTP keeps /boot and /api/v1 (iPXE and the busybox agent speak no TLS) and
     // sends console pages to the HTTPS listener, which serves everything with Secure cookies.
     const httpsOn = config.console.https;
+    let httpsPort: number | undefined;
+    // Basic credentials over plain HTTP are refused off loopback; the hint names the HTTPS port once known.
+    const basicAuth = {
+      allowInsecure: config.console.allowInsecureBasicAuth,
+      httpsPort: () => httpsPort,
+    };
     const consoleRouter = createConsoleRouter({
       repos,
       config,
@@ -294,6 +300,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
           ? redirectToHttps({ httpsPort: config.console.httpsPort ?? 443, fallbackHost: config.address })
           : consoleRouter,
       logger,
+      basicAuth,
     });
     const server = createServer(app);
     server.keepAliveTimeout = 5000;
@@ -308,7 +315,6 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
           setTimeout(() => server.closeAllConnections(), 5000).unref();
         }),
     });
-    let httpsPort: number | undefined;
     if (httpsOn) {
       const tls = await ensureTls({
         dataDir: config.dataDir,
@@ -317,7 +323,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
         keyFile: config.console.keyFile,
         logger,
       });
-      const secureApp = createHttpApp({ api, boot, console: consoleRouter, logger });
+      const secureApp = createHttpApp({ api, boot, console: consoleRouter, logger, basicAuth });
       const secure = createHttpsServer({ cert: tls.cert, key: tls.key }, secureApp);
       secure.keepAliveTimeout = 5000;
       httpsPort = await listen(secure, config.console.httpsPort ?? 443, config.http.bind);

@@ -9,10 +9,11 @@ import type { Logger } from '../util/logger.js';
 import { clonePrimary } from './clone.js';
 import { startWitness } from './witness.js';
 
-export const HA_HELP = `  corral clone --from PRIMARY_URL --token T --data-dir DIR --address IP
-               [--interface IFACE] [--priority N] [--http-port N]
+export const HA_HELP = `  corral clone --from https://PRIMARY --token T --data-dir DIR --address IP
+               [--fingerprint SHA256] [--interface IFACE] [--priority N] [--http-port N]
       Build a backup master from a running primary (config, secrets, an online copy of the
-      database, boot files and images, checked by sha256); prints how to start it.
+      database, boot files and images, checked by sha256) over TLS, pinning the primary's
+      certificate (--fingerprint: refuse any other); prints how to start it.
   corral witness --listen ADDR:PORT --token T --state FILE [--lease-ms N]
       Run the witness that grants each promotion epoch to at most one master.
 `;
@@ -44,6 +45,7 @@ export async function runCloneCommand(argv: string[], env: HaCliEnv): Promise<nu
     interface: { type: 'string' },
     priority: { type: 'string' },
     'http-port': { type: 'string' },
+    fingerprint: { type: 'string' },
   }) as Record<string, string | undefined>;
   const token = v['token'] ?? env.token;
   if (!v['from'] || !token || !v['data-dir'] || !v['address']) {
@@ -57,11 +59,14 @@ export async function runCloneCommand(argv: string[], env: HaCliEnv): Promise<nu
     ...(v['interface'] ? { interface: v['interface'] } : {}),
     ...(v['priority'] ? { priority: Number(v['priority']) } : {}),
     ...(v['http-port'] ? { httpPort: Number(v['http-port']) } : {}),
+    ...(v['fingerprint'] ? { fingerprint: v['fingerprint'] } : {}),
     logger: env.logger,
   });
   env.out(
     `clone complete in ${r.seconds.toFixed(1)} s: database ${r.dbBytes} bytes at seq ${r.lastSeq} (epoch ${r.epoch}), ` +
-      `${r.files} file(s), ${r.fileBytes} bytes fetched\nstart the backup with: corral master --config ${r.configPath}\n`,
+      `${r.files} file(s), ${r.fileBytes} bytes fetched\n` +
+      (r.peerCertSha256 ? `pinned the primary's certificate ${r.peerCertSha256}\n` : '') +
+      `start the backup with: corral master --config ${r.configPath}\n`,
   );
   return 0;
 }

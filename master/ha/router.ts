@@ -57,7 +57,9 @@ export function secretFiles(dataDir: string): string[] {
   const out: string[] = [];
   for (const e of readdirSync(dataDir, { withFileTypes: true })) {
     if (e.isFile() && !/^corral\.(db|json)|\.(log|part|tmp)$|^clone-/.test(e.name)) out.push(e.name);
-    if (e.isDirectory() && (e.name === 'keys' || e.name === 'secrets')) {
+    // tls/: both masters present the same certificate, so each can pin the other's (ha/peer-http.ts) and a
+    // browser that accepted it keeps working after a fail-over to the VIP.
+    if (e.isDirectory() && (e.name === 'keys' || e.name === 'secrets' || e.name === 'tls')) {
       for (const f of readdirSync(join(dataDir, e.name), { withFileTypes: true })) {
         if (f.isFile()) out.push(`${e.name}/${f.name}`);
       }

@@ -61,6 +61,11 @@ export class HaCluster {
     return `http://${m.host.address}:${PORT}`;
   }
 
+  /** Where the masters reach each other: HTTPS (default port 443), the certificate pinned by clone. */
+  peerUrl(m: MasterHost): string {
+    return `https://${m.host.address}`;
+  }
+
   get vipUrl(): string {
     return `http://${this.vip}:${PORT}`;
   }
@@ -75,10 +80,12 @@ export class HaCluster {
         http: { port: PORT, publicUrl: this.vipUrl },
         dhcp: { mode: 'server', range: `${this.prefix}.100-${this.prefix}.150` },
         log: { level: 'debug' },
+        // The tests' curl -u goes over plain HTTP between namespaces: opted in (m2's clone inherits it).
+        console: { allowInsecureBasicAuth: true },
         ha: {
           enabled: true,
           token: TOKEN,
-          peerUrl: this.url(this.m2),
+          peerUrl: this.peerUrl(this.m2),
           vip: `${this.vip}/24`,
           witnessUrl: `http://${this.witnessHost.address}:7070`,
           priority: 150,
@@ -128,7 +135,7 @@ export class HaCluster {
       CLI,
       'clone',
       '--from',
-      this.url(this.m1),
+      this.peerUrl(this.m1),
       '--token',
       TOKEN,
       '--data-dir',
