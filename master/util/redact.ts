@@ -97,6 +97,9 @@ export class Redactor {
       };
     }
     if (Array.isArray(v)) return v.map((x) => this.copy(x, depth + 1, seen));
+    // URL, Map-like wrappers and the like print what toJSON gives (as JSON.stringify and pino would).
+    const toJSON = (v as { toJSON?: unknown }).toJSON;
+    if (typeof toJSON === 'function') return this.copy((toJSON as () => unknown).call(v), depth + 1, seen);
     const out: Record<string, unknown> = {};
     for (const [k, x] of Object.entries(v)) {
       out[k] = isSecretKey(k) && isSet(x) ? REDACTED : this.copy(x, depth + 1, seen);
