@@ -14,9 +14,14 @@ export const REDACTED = '(set; hidden)';
 
 /**
  * Key names that hold a secret. `keyFile`, `certFile` and other paths stay visible (where a secret is, not
- * what it is); a bare `key` or anything ending in token, password, passphrase or secret is hidden.
+ * what it is); anything ending in token, password, passphrase, secret, privateKey or apiKey is hidden. A
+ * bare `key` is not: logs use it for map keys (a DHCP warning's category, a TFTP peer); key material under
+ * any name is caught by value instead (registered keys, and any PEM private key block, see `text`).
  */
-const SECRET_KEY = /(^key$|token$|password$|passphrase$|secret$|privatekey$|apikey$|^authorization$)/i;
+const SECRET_KEY = /(token$|password$|passphrase$|secret$|privatekey$|apikey$|^authorization$)/i;
+
+/** A PEM private key block (PKCS#8, RSA, EC, OpenSSH), whoever's it is. */
+const PEM_PRIVATE_KEY = /-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----[\s\S]*?-----END \1PRIVATE KEY-----/g;
 
 export function isSecretKey(name: string): boolean {
   return SECRET_KEY.test(name);
@@ -60,7 +65,10 @@ export class Redactor {
     });
   }
 
-  /** Whether `text` holds a registered secret value. */
+  /**
+   * Whether `text` holds a registered secret value. Registered values only: node-facing answers carry a
+   * node's own key material by design (its identity), which is not a secret of the master's.
+   */
   leaks(text: string): boolean {
     for (const s of this.values) if (text.includes(s)) return true;
     return false;
@@ -70,7 +78,7 @@ export class Redactor {
   text(text: string): string {
     let out = text;
     for (const s of this.values) if (out.includes(s)) out = out.split(s).join(REDACTED);
-    return redactUrl(out);
+    return redactUrl(out.replace(PEM_PRIVATE_KEY, REDACTED));
   }
 
   /**

@@ -10,12 +10,12 @@ describe('the one redaction rule (master/util/redact.ts)', () => {
       'adminPassword',
       'secret',
       'passphrase',
-      'key',
+      'privateKey',
       'apiKey',
       'authorization',
     ])
       assert.ok(isSecretKey(k), k);
-    for (const k of ['keyFile', 'certFile', 'tokenFile', 'keepalived', 'monkey', 'mode'])
+    for (const k of ['key', 'keyFile', 'certFile', 'tokenFile', 'keepalived', 'monkey', 'mode'])
       assert.ok(!isSecretKey(k), k);
     assert.equal(redactSetting('ha.token', 'x'.repeat(20)), REDACTED);
     assert.equal(redactSetting('ha.token', undefined), undefined, 'an unset secret stays visibly unset');
@@ -40,6 +40,13 @@ describe('the one redaction rule (master/util/redact.ts)', () => {
     const r = new Redactor();
     r.add('admin');
     assert.equal(r.text('admin signed in'), 'admin signed in');
+  });
+
+  it('hides any PEM private key block, registered or not', () => {
+    const r = new Redactor();
+    const text =
+      'got -----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY----- ok';
+    assert.equal(r.text(text), `got ${REDACTED} ok`);
   });
 
   it('registers each base64 line of a PEM key', () => {
