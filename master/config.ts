@@ -174,12 +174,17 @@ export const ConfigSchema = z
         /** A user-supplied certificate (PEM); both or neither. Without them one is generated into DATA_DIR/tls/. */
         certFile: z.string().min(1).optional(),
         keyFile: z.string().min(1).optional(),
+        /**
+         * Accept HTTP Basic credentials over plain HTTP from other hosts (refused by default: the password
+         * would cross the network in clear; loopback is always accepted). For test labs in namespaces only.
+         */
+        allowInsecureBasicAuth: z.boolean().default(false),
       })
       .strict()
       .refine((c) => (c.certFile === undefined) === (c.keyFile === undefined), {
         message: 'certFile and keyFile must be set together',
       })
-      .default({ https: true }),
+      .default({ https: true, allowInsecureBasicAuth: false }),
     monitor: z
       .object({
         enabled: z.boolean().default(true),

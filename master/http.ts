@@ -1,12 +1,24 @@
 import express, { type Express, type Router } from 'express';
 import type { Logger } from './util/logger.js';
-import { apiErrorHandler } from './api/errors.js';
+import type { TLSSocket } from 'node:tls';
+import { apiErrorHandler, sendError } from './api/errors.js';
+import { CorralError } from './util/errors.js';
+import { processRedactor } from './util/redact.js';
 
 export interface HttpParts {
   api: Router;
   boot: Router;
   console?: Router;
   logger: Logger;
+  /** How HTTP Basic credentials over plain HTTP are treated (see refuseBasicInClear). */
+  basicAuth: BasicAuthTransport;
+}
+
+export interface BasicAuthTransport {
+  /** console.allowInsecureBasicAuth: accept Basic over plain HTTP from other hosts (test labs only). */
+  allowInsecure: boolean;
+  /** The HTTPS port to name in the refusal's hint, once known. */
+  httpsPort: () => number | undefined;
 }
 
 export function createHttpApp(parts: HttpParts): Express {
@@ -25,10 +37,66 @@ export function createHttpApp(parts: HttpParts): Express {
     });
     next();
   });
+  app.use(refuseBasicInClear(parts.basicAuth));
+  app.use(hideSecretsInResponses(log));
   app.use('/api/v1', parts.api);
   app.use('/api/v1', apiErrorHandler(parts.logger));
   app.use('/boot', parts.boot);
   if (parts.console) app.use('/', parts.console);
   app.use(apiErrorHandler(parts.logger));
   return app;
+}
+
+/**
+ * The last line of the one redaction rule (master/util/redact.ts): no API or console response carries a
+ * secret value the master registered (HA token, admin password, TLS key, BMC passwords), whatever route
+ * built it. Routes that hand secrets out on purpose, to a caller that proved it holds the HA token
+ * (clone, replication), mark the response with `res.locals.secretsAllowed`. A hit is logged (without the
+ * value) so the route that leaked can be fixed at its source.
+ */
+export function hideSecretsInResponses(log: Logger): express.RequestHandler {
+  return (req, res, next) => {
+    const send = res.send.bind(res);
+    res.send = (body?: unknown) => {
+      // Strings only: res.json and rendered pages are strings; a Buffer is file or archive bytes that a
+      // text replacement would corrupt (and files are served by streams, not through here).
+      if (res.locals['secretsAllowed'] !== true && typeof body === 'string') {
+        const text = body;
+        if (processRedactor.leaks(text)) {
+          log.warn({ method: req.method, url: req.originalUrl }, 'a response held a secret value: redacted');
+          return send(processRedactor.text(text));
+        }
+      }
+      return send(body);
+    };
+    next();
+  };
+}
+
+const isLoopback = (address: string | undefined): boolean =>
+  !!address && (address === '::1' || /^(::ffff:)?127\./.test(address));
+
+/**
+ * HTTP Basic sends the password with every request, base64 only: over plain HTTP anyone on the
+ * provisioning segment reads it. So a request carrying Basic credentials over plain HTTP is refused
+ * (403 AUTH_INSECURE_TRANSPORT, the password not checked) and told to use HTTPS. Loopback is accepted:
+ * it never crosses a wire. The node-facing routes (/boot, enlist, metrics) take no Basic credentials and
+ * stay on HTTP for firmware and the busybox agent, which speak no TLS.
+ */
+export function refuseBasicInClear(t: BasicAuthTransport): express.RequestHandler {
+  return (req, res, next) => {
+    if (t.allowInsecure || !/^Basic\s/i.test(req.headers.authorization ?? '')) return next();
+    if ((req.socket as TLSSocket).encrypted || isLoopback(req.socket.remoteAddress)) return next();
+    const port = t.httpsPort();
+    const host = (req.headers.host ?? '').replace(/:\d+$/, '') || 'MASTER';
+    const url = port ? `https://${host}${port === 443 ? '' : `:${port}`}${req.originalUrl}` : 'https://…';
+    sendError(
+      res,
+      new CorralError(
+        'AUTH_INSECURE_TRANSPORT',
+        `HTTP Basic credentials over plain HTTP are refused (they cross the network in clear): use ${url}`,
+        { https: url },
+      ),
+    );
+  };
 }

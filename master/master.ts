@@ -49,6 +49,7 @@ import { startSharedRoot } from './sharedroot/index.js';
 import { createSharedRootApiRouter } from './sharedroot/api.js';
 import { createSharedRootBootRouter } from './sharedroot/boot-routes.js';
 import { BootActivity } from './boot/activity.js';
+import { processRedactor } from './util/redact.js';
 
 export interface MasterOptions {
   logger: Logger;
@@ -87,6 +88,8 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
   const logger = options.logger;
   const startedAt = Date.now();
   const faults = options.faults ?? new Faults(logger);
+  // Secrets in the config (ha.token, URL passwords) are hidden from every response, log line and diff.
+  processRedactor.addFromConfig(config);
   mkdirSync(config.dataDir, { recursive: true, mode: 0o750 });
   const repos = openRepos({ path: join(config.dataDir, 'corral.db'), logger });
   const closers: Closable[] = [{ name: 'store', close: async () => repos.store.close() }];
@@ -291,6 +294,12 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
     // With HTTPS on, plain HTTP keeps /boot and /api/v1 (iPXE and the busybox agent speak no TLS) and
     // sends console pages to the HTTPS listener, which serves everything with Secure cookies.
     const httpsOn = config.console.https;
+    let httpsPort: number | undefined;
+    // Basic credentials over plain HTTP are refused off loopback; the hint names the HTTPS port once known.
+    const basicAuth = {
+      allowInsecure: config.console.allowInsecureBasicAuth,
+      httpsPort: () => httpsPort,
+    };
     const consoleRouter = createConsoleRouter({
       repos,
       config,
@@ -315,6 +324,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
           ? redirectToHttps({ httpsPort: config.console.httpsPort ?? 443, fallbackHost: config.address })
           : consoleRouter,
       logger,
+      basicAuth,
     });
     const server = createServer(app);
     server.keepAliveTimeout = 5000;
@@ -329,7 +339,6 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
           setTimeout(() => server.closeAllConnections(), 5000).unref();
         }),
     });
-    let httpsPort: number | undefined;
     if (httpsOn) {
       const tls = await ensureTls({
         dataDir: config.dataDir,
@@ -338,7 +347,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
         keyFile: config.console.keyFile,
         logger,
       });
-      const secureApp = createHttpApp({ api, boot, console: consoleRouter, logger });
+      const secureApp = createHttpApp({ api, boot, console: consoleRouter, logger, basicAuth });
       const secure = createHttpsServer({ cert: tls.cert, key: tls.key }, secureApp);
       secure.keepAliveTimeout = 5000;
       httpsPort = await listen(secure, config.console.httpsPort ?? 443, config.http.bind);

@@ -1,24 +1,12 @@
 /**
  * The Settings page's view of the effective configuration: the frozen config flattened to one row per key,
- * with secrets replaced. Pure, so the redaction rule is tested without a server.
+ * with secrets replaced (by key, and any value the process registered as secret).
  */
 
-export const REDACTED = '(set; hidden)';
+import { isSecretKey, processRedactor, REDACTED } from '../master/util/redact.js';
 
-/**
- * Key names that hold a secret. `keyFile`, `certFile` and other paths stay visible (where a secret is, not
- * what it is); a bare `key` or anything ending in token, password, passphrase or secret is hidden.
- */
-const SECRET_KEY = /(^key$|token$|password$|passphrase$|secret$|privatekey$|apikey$)/i;
-
-export function isSecretKey(name: string): boolean {
-  return SECRET_KEY.test(name);
-}
-
-/** A URL may carry credentials in its user-info part (http://user:pass@host); keep the rest. */
-export function redactUrl(value: string): string {
-  return value.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/i, '$1' + REDACTED + '@');
-}
+// The rule itself lives in master/util/redact.ts, shared with diffs, logs and API responses.
+export { isSecretKey, REDACTED };
 
 export interface SettingRow {
   key: string;
@@ -48,7 +36,7 @@ function flatten(prefix: string, value: unknown, rows: SettingRow[]): void {
     value.forEach((v, i) => flatten(`${prefix}[${i}]`, v, rows));
     return;
   }
-  const text = typeof value === 'string' ? redactUrl(value) : JSON.stringify(value ?? null);
+  const text = typeof value === 'string' ? processRedactor.text(value) : JSON.stringify(value ?? null);
   rows.push({ key: prefix, value: text, redacted: text !== value && typeof value === 'string' });
 }
 

@@ -34,7 +34,8 @@ export function clientIp(req: Request): string {
 /**
  * HTTP Basic auth for the API; `minRole` is enforced here, in the API, not only hidden in the UI. Failures
  * count against the same per-IP and per-name limit as console sign-ins; once it is reached the answer is
- * 429 AUTH_RATE_LIMITED with Retry-After, and the password is not checked (no scrypt for a flood).
+ * 429 AUTH_RATE_LIMITED with Retry-After, and the password is not checked (no scrypt for a flood); when
+ * every password-check slot is taken the answer is 503 AUTH_BUSY.
  */
 export function requireBasicAuth(authenticator: Authenticator, minRole: Role = 'viewer'): RequestHandler {
   return async (req, res, next) => {
@@ -42,6 +43,10 @@ export function requireBasicAuth(authenticator: Authenticator, minRole: Role = '
     if (!creds) return next(new CorralError('AUTH_REQUIRED', 'authentication required'));
     const result = await authenticator.signIn({ ip: clientIp(req), name: creds.name }, creds.password);
     if (result.outcome === 'limited') {
+      if (result.busy) {
+        res.setHeader('Retry-After', '1');
+        return next(new CorralError('AUTH_BUSY', 'too many sign-ins being checked at once; retry in 1 s'));
+      }
       const seconds = Math.ceil(result.retryAfterMs / 1000);
       res.setHeader('Retry-After', String(seconds));
       return next(

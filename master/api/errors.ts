@@ -2,19 +2,21 @@ import type { ErrorRequestHandler, Response } from 'express';
 import type { ZodError } from 'zod';
 import { CorralError, ERROR_CATALOGUE, type ErrorCode } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
+import { processRedactor } from '../util/redact.js';
 
 /** The stable JSON error shape of API v1: `{ "error": { code, message, hint, details? } }`. */
 export interface ApiErrorBody {
   error: { code: ErrorCode; message: string; hint: string; details?: Record<string, unknown> };
 }
 
+/** Messages and details pass the one redaction rule: an error may quote a config value or a command line. */
 export function errorBody(err: CorralError): ApiErrorBody {
   return {
     error: {
       code: err.code,
-      message: err.message,
+      message: processRedactor.text(err.message),
       hint: err.hint,
-      ...(err.details ? { details: err.details } : {}),
+      ...(err.details ? { details: processRedactor.value(err.details) } : {}),
     },
   };
 }

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CorralError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
+import { processRedactor } from '../util/redact.js';
 
 const run = promisify(execFile);
 
@@ -115,6 +116,7 @@ export async function ensureTls(options: {
   }
   const cert = read(certPath, 'certificate');
   const key = read(keyPath, 'key');
+  processRedactor.add(key.toString('utf8'));
   let x509: X509Certificate;
   try {
     x509 = new X509Certificate(cert);

@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import type { Repos } from '../store/repos.js';
 import type { UserRecord } from '../store/users.js';
 import type { Logger } from '../util/logger.js';
+import { processRedactor } from '../util/redact.js';
 import { FailureLimiter } from './failure-limiter.js';
+import { HashSlots } from './hash-slots.js';
 import { generatePassword, hashPassword, verifyPassword } from './passwords.js';
 
 export const INITIAL_PASSWORD_FILE = 'initial-admin-password';
@@ -19,8 +21,12 @@ export async function ensureAdmin(
   initialPassword: string | undefined,
   logger: Logger,
 ): Promise<void> {
+  // The given password is registered even when the admin exists: it is still in the environment, and a
+  // log line or error quoting it must not show it.
+  processRedactor.add(initialPassword);
   if (repos.users.count() > 0) return;
   const password = initialPassword ?? generatePassword();
+  processRedactor.add(password);
   const hash = await hashPassword(password);
   repos.store.write((journal) => {
     repos.users.upsertIn(journal, 'admin', hash, 'admin');
@@ -51,8 +57,18 @@ export interface SignInFrom {
   name: string;
 }
 
+/**
+ * Password checks running at once across every door (console, API, password change). Four matches libuv's
+ * default thread pool, where scrypt runs; more would only queue there. Up to 64 more wait for a slot.
+ */
+export const HASH_CONCURRENCY = 4;
+export const HASH_QUEUE = 64;
+
+/** `busy`: refused because every password-check slot and the queue were full, not for failures. */
 export type SignInResult =
-  { outcome: 'ok'; user: UserRecord } | { outcome: 'failed' } | { outcome: 'limited'; retryAfterMs: number };
+  | { outcome: 'ok'; user: UserRecord }
+  | { outcome: 'failed' }
+  | { outcome: 'limited'; retryAfterMs: number; busy?: boolean };
 
 /**
  * Verifies credentials. Successful checks are cached for a minute by a digest of user+password+hash so
@@ -66,6 +82,7 @@ export type SignInResult =
 export class Authenticator {
   private readonly cache = new Map<string, number>();
   private readonly limiter: FailureLimiter;
+  private readonly slots = new HashSlots(HASH_CONCURRENCY, HASH_QUEUE);
   private dummyHash: Promise<string> | undefined;
 
   constructor(
@@ -79,6 +96,15 @@ export class Authenticator {
     });
   }
 
+  /** The user when `password` was checked right within the last minute (no scrypt); else undefined. */
+  cached(name: string, password: string): UserRecord | undefined {
+    const user = this.repos.users.get(name);
+    if (!user) return undefined;
+    const cachedUntil = this.cache.get(cacheKey(name, password, user.passwordHash));
+    return cachedUntil !== undefined && cachedUntil > this.now() ? user : undefined;
+  }
+
+  /** Checks a password with scrypt, unlimited: callers go through `signIn`, which rate-limits it. */
   async verify(name: string, password: string): Promise<UserRecord | undefined> {
     const user = this.repos.users.get(name);
     if (!user) {
@@ -88,12 +114,9 @@ export class Authenticator {
       await verifyPassword(password, await this.dummyHash);
       return undefined;
     }
-    const key = createHash('sha256').update(`${name}\0${password}\0${user.passwordHash}`).digest('hex');
-    const cachedUntil = this.cache.get(key);
-    if (cachedUntil !== undefined && cachedUntil > this.now()) return user;
     if (!(await verifyPassword(password, user.passwordHash))) return undefined;
     if (this.cache.size > 1000) this.cache.clear();
-    this.cache.set(key, this.now() + 60_000);
+    this.cache.set(cacheKey(name, password, user.passwordHash), this.now() + 60_000);
     return user;
   }
 
@@ -114,19 +137,47 @@ export class Authenticator {
     this.limiter.reset(userKey(from));
   }
 
-  /** A rate-limited password check: a limited caller is refused before scrypt runs, and is not counted. */
-  async signIn(from: SignInFrom, password: string): Promise<SignInResult> {
+  /**
+   * A rate-limited password check. The attempt is reserved against the IP and the name before scrypt
+   * runs and counted as a failure until it proves right, so concurrent guesses cannot all pass the limit;
+   * a limited caller is refused before scrypt runs and is not counted. `secondFactorFollows`: the caller
+   * checks a TOTP code next and calls `recordSuccess` itself, so a right password alone does not clear
+   * the name's count (else codes could be guessed without limit from many addresses).
+   */
+  async signIn(
+    from: SignInFrom,
+    password: string,
+    opts: { secondFactorFollows?: boolean } = {},
+  ): Promise<SignInResult> {
     const wait = this.retryAfterMs(from);
     if (wait > 0) return { outcome: 'limited', retryAfterMs: wait };
-    const user = await this.verify(from.name, password);
+    // A repeat of a recently checked right password (HTTP Basic on every API call) costs no scrypt and
+    // holds no reservation, so a client's parallel API calls do not use up its own budget.
+    const known = this.cached(from.name, password);
+    if (known) {
+      if (!opts.secondFactorFollows) this.recordSuccess(from);
+      return { outcome: 'ok', user: known };
+    }
+    const keys = from.name ? [ipKey(from), userKey(from)] : [ipKey(from)];
+    for (const k of keys) this.limiter.reserve(k);
+    let user: UserRecord | undefined;
+    try {
+      const checked = await this.slots.run(() => this.verify(from.name, password));
+      if (!checked) return { outcome: 'limited', retryAfterMs: 1000, busy: true };
+      user = checked.value;
+    } finally {
+      for (const k of keys) this.limiter.release(k);
+    }
     if (!user) {
       this.recordFailure(from);
       return { outcome: 'failed' };
     }
-    this.recordSuccess(from);
+    if (!opts.secondFactorFollows) this.recordSuccess(from);
     return { outcome: 'ok', user };
   }
 }
 
+const cacheKey = (name: string, password: string, hash: string): string =>
+  createHash('sha256').update(`${name}\0${password}\0${hash}`).digest('hex');
 const ipKey = (from: SignInFrom): string => `ip:${from.ip}`;
 const userKey = (from: SignInFrom): string => `user:${from.name.toLowerCase()}`;

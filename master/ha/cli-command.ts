@@ -8,10 +8,11 @@ import type { Logger } from '../util/logger.js';
 import { clonePrimary } from './clone.js';
 import { startWitness } from './witness.js';
 
-const CLONE_HELP = `  corral clone --from PRIMARY_URL --token T --data-dir DIR --address IP
-               [--interface IFACE] [--priority N] [--http-port N]
+const CLONE_HELP = `  corral clone --from https://PRIMARY --token T --data-dir DIR --address IP
+               [--fingerprint SHA256] [--interface IFACE] [--priority N] [--http-port N]
       Build a backup master from a running primary (config, secrets, an online copy of the
-      database, boot files and images, checked by sha256); prints how to start it.
+      database, boot files and images, checked by sha256) over TLS, pinning the primary's
+      certificate (--fingerprint: refuse any other); prints how to start it.
       The token may come from $CORRAL_HA_TOKEN instead of --token.
 `;
 
@@ -49,6 +50,7 @@ export const cloneCommand = defineCommand({
     interface: { type: 'string' },
     priority: { type: 'string' },
     'http-port': { type: 'string' },
+    fingerprint: { type: 'string' },
   },
   run: ({ values, positionals }, ctx) => {
     noPositionals(positionals);
@@ -84,11 +86,14 @@ async function runCloneCommand(v: Record<string, string | undefined>, env: HaCli
     ...(v['interface'] ? { interface: v['interface'] } : {}),
     ...(v['priority'] ? { priority: Number(v['priority']) } : {}),
     ...(v['http-port'] ? { httpPort: Number(v['http-port']) } : {}),
+    ...(v['fingerprint'] ? { fingerprint: v['fingerprint'] } : {}),
     logger: env.logger,
   });
   env.out(
     `clone complete in ${r.seconds.toFixed(1)} s: database ${r.dbBytes} bytes at seq ${r.lastSeq} (epoch ${r.epoch}), ` +
-      `${r.files} file(s), ${r.fileBytes} bytes fetched\nstart the backup with: corral master --config ${r.configPath}\n`,
+      `${r.files} file(s), ${r.fileBytes} bytes fetched\n` +
+      (r.peerCertSha256 ? `pinned the primary's certificate ${r.peerCertSha256}\n` : '') +
+      `start the backup with: corral master --config ${r.configPath}\n`,
   );
   return 0;
 }

@@ -23,6 +23,7 @@ import { CorralError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { VERSION } from '../util/version.js';
 import { syncFiles, type FileEntry } from './files.js';
+import { isLoopbackUrl, normaliseFingerprint, PeerHttp, presentedFingerprint } from './peer-http.js';
 import { templateManifest } from './router.js';
 
 export interface CloneOptions {
@@ -34,11 +35,19 @@ export interface CloneOptions {
   priority?: number;
   /** Base URL of this (new) master, which the primary follows when roles swap; default http://ADDRESS:PORT. */
   httpPort?: number;
+  /**
+   * The primary's certificate fingerprint as the operator read it on the primary (Settings, or the
+   * master's start log); when given, a primary presenting another certificate is refused before the token
+   * is sent. Without it the certificate seen now is trusted, and printed for the operator to compare.
+   */
+  fingerprint?: string;
   logger: Logger;
 }
 
 export interface CloneResult {
   configPath: string;
+  /** The primary's certificate fingerprint, now pinned in the backup's config (ha.peerCertSha256). */
+  peerCertSha256: string;
   lastSeq: number;
   epoch: number;
   dbBytes: number;
@@ -61,10 +70,32 @@ export async function clonePrimary(o: CloneOptions): Promise<CloneResult> {
   const started = Date.now();
   const base = o.from.replace(/\/$/, '');
   const headers = { authorization: `Bearer ${o.token}` };
+  // TLS first, nothing sent: the certificate the primary presents is pinned for everything after,
+  // here and in the backup's replication (ha.peerCertSha256).
+  let pinned = '';
+  if (!isLoopbackUrl(base) || base.startsWith('https:')) {
+    if (!base.startsWith('https:'))
+      throw new CorralError(
+        'CLONE_FAILED',
+        `--from ${base}: use the primary's https:// address (the clone receives its database and keys)`,
+      );
+    try {
+      pinned = await presentedFingerprint(base);
+    } catch (err) {
+      throw new CorralError('CLONE_FAILED', `cannot reach ${base} over TLS: ${(err as Error).message}`);
+    }
+    if (o.fingerprint && normaliseFingerprint(o.fingerprint) !== pinned) {
+      throw new CorralError(
+        'CLONE_FAILED',
+        `${base} presented certificate ${pinned}, not ${normaliseFingerprint(o.fingerprint)} (--fingerprint): refusing to send it the token`,
+      );
+    }
+  }
+  const peer = new PeerHttp(base, pinned || undefined);
   const get = async (path: string, timeoutMs = 120_000): Promise<Response> => {
     let res: Response;
     try {
-      res = await fetch(`${base}/api/v1/ha${path}`, { headers, signal: AbortSignal.timeout(timeoutMs) });
+      res = await peer.fetch(`/api/v1/ha${path}`, { headers, signal: AbortSignal.timeout(timeoutMs) });
     } catch (err) {
       throw new CorralError('CLONE_FAILED', `cannot reach ${base}: ${(err as Error).message}`);
     }
@@ -150,6 +181,8 @@ export async function clonePrimary(o: CloneOptions): Promise<CloneResult> {
   const ha = { ...info.config.ha };
   delete ha['nodeId'];
   ha['peerUrl'] = base;
+  if (pinned) ha['peerCertSha256'] = pinned;
+  else delete ha['peerCertSha256'];
   ha['unicastPeer'] = primaryHost;
   ha['priority'] = o.priority ?? Math.max(1, Number(info.config.ha['priority'] ?? 100) - 10);
   ha['enabled'] = true;
@@ -157,8 +190,10 @@ export async function clonePrimary(o: CloneOptions): Promise<CloneResult> {
   const configPath = join(o.dataDir, 'corral.json');
   writeFileSync(`${configPath}.tmp`, `${JSON.stringify(cfg, null, 2)}\n`, { mode: 0o600 });
   renameSync(`${configPath}.tmp`, configPath);
+  peer.close();
   return {
     configPath,
+    peerCertSha256: pinned,
     lastSeq,
     epoch,
     dbBytes,

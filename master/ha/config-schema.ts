@@ -4,6 +4,7 @@
  */
 import { isIPv4 } from 'node:net';
 import { z } from 'zod';
+import { isLoopbackUrl } from './peer-http.js';
 
 const ipv4 = z.string().refine((s) => isIPv4(s), { message: 'expected an IPv4 address like 10.0.0.1' });
 const vip = z.string().refine(
@@ -39,8 +40,19 @@ export const HaSchema = z
       .optional(),
     /** Shared secret of both masters and the witness (Bearer token of the replication API). */
     token: z.string().min(16, 'must be at least 16 characters').max(256).optional(),
-    /** The other master's base URL, e.g. http://10.0.0.2 (its own address, not the VIP). */
+    /**
+     * The other master's base URL over HTTPS, e.g. https://10.0.0.2 (its own address, not the VIP); plain
+     * http:// only on loopback. Replication sends it the token and receives the database and keys.
+     */
     peerUrl: z.string().url().optional(),
+    /**
+     * SHA-256 fingerprint of the peer's TLS certificate, recorded by `corral clone`. Unset: the peer must
+     * present this master's own certificate (clone copies the primary's to the backup, so both share it).
+     */
+    peerCertSha256: z
+      .string()
+      .regex(/^(sha256\/+)?[0-9A-Fa-f]{2}(:?[0-9A-Fa-f]{2}){31}$/, 'expected a SHA-256 fingerprint (AB:CD:…)')
+      .optional(),
     /** Floating address with prefix; empty = no keepalived (roles only via POST /api/v1/ha/promote). */
     vip: vip.optional(),
     /** Interface for VRRP and the VIP; defaults to `interface`. */
@@ -73,6 +85,13 @@ export const HaSchema = z
     if (!c.token) ctx.addIssue({ code: 'custom', path: ['token'], message: 'is required when ha.enabled' });
     if (!c.peerUrl)
       ctx.addIssue({ code: 'custom', path: ['peerUrl'], message: 'is required when ha.enabled' });
+    else if (!/^https:/i.test(c.peerUrl) && !isLoopbackUrl(c.peerUrl))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['peerUrl'],
+        message:
+          'must be https:// (replication carries the HA token, the database and keys), e.g. https://10.0.0.2',
+      });
     // A cut link: the backup's keepalived takes the VIP after 3 × advertInt (VRRP master-down interval)
     // and asks the witness to promote it. The primary must have asked for its lease first, or it loses
     // that race and fences itself although it was healthy. It notices a silent backup after

@@ -15,6 +15,7 @@ import { Follower, type FollowerStatus, type StaleRefusal } from './follower.js'
 import { HISTORY_KEY, type EpochStart } from './history.js';
 import { WitnessClient, type WitnessResult } from './witness-client.js';
 import type { VrrpState } from './keepalived.js';
+import { lazyPeer, peerPin } from './peer-http.js';
 
 export type HaRole = 'primary' | 'backup';
 
@@ -81,8 +82,10 @@ export class HaController {
     this.log = o.logger.child({ module: 'ha' });
     this.acks = new AckTracker(this.now);
     this.witness = ha.witnessUrl ? new WitnessClient(ha.witnessUrl, ha.token ?? '') : undefined;
+    const peerUrl = (ha.peerUrl ?? '').replace(/\/$/, '');
     this.follower = new Follower({
-      peerUrl: (ha.peerUrl ?? '').replace(/\/$/, ''),
+      peerUrl,
+      peer: lazyPeer(peerUrl, () => peerPin(o.config)),
       token: ha.token ?? '',
       nodeId: this.nodeId,
       store: o.repos.store,

@@ -6,6 +6,7 @@
 import type { ReplicatedChange, Store } from '../store/db.js';
 import type { Logger } from '../util/logger.js';
 import type { EpochStart } from './history.js';
+import type { PeerHttp } from './peer-http.js';
 
 export interface FeedResponse {
   epoch: number;
@@ -19,6 +20,8 @@ export interface FeedResponse {
 
 export interface FollowerOptions {
   peerUrl: string;
+  /** The pinned client for peerUrl (master/ha/peer-http.ts). */
+  peer: () => PeerHttp;
   token: string;
   nodeId: string;
   store: Store;
@@ -107,8 +110,8 @@ export class Follower {
       try {
         const since = this.o.store.lastChangeSeq();
         const epoch = this.o.store.epoch();
-        const url = `${this.o.peerUrl}/api/v1/ha/feed?since=${since}&epoch=${epoch}&node=${encodeURIComponent(this.o.nodeId)}&wait=${waitMs}`;
-        const res = await fetch(url, {
+        const path = `/api/v1/ha/feed?since=${since}&epoch=${epoch}&node=${encodeURIComponent(this.o.nodeId)}&wait=${waitMs}`;
+        const res = await this.o.peer().fetch(path, {
           headers: this.headers(),
           signal: AbortSignal.any([signal, AbortSignal.timeout(waitMs + 5000)]),
         });
@@ -180,7 +183,7 @@ export class Follower {
     };
     this.log.warn(summary, 'discarded an unreplicated journal tail (kept in table ha_discarded)');
     try {
-      await fetch(`${this.o.peerUrl}/api/v1/ha/discarded`, {
+      await this.o.peer().fetch('/api/v1/ha/discarded', {
         method: 'POST',
         headers: this.headers(),
         body: JSON.stringify(summary),

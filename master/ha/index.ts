@@ -20,6 +20,7 @@ import {
   type KeepalivedSupervisor,
 } from './keepalived.js';
 import { createHaRouter, haWriteGate } from './router.js';
+import { lazyPeer, peerPin } from './peer-http.js';
 
 export { HaController, type HaRole, type HaStatus } from './controller.js';
 export { startWitness } from './witness.js';
@@ -50,17 +51,18 @@ export function createHa(deps: HaDeps): Ha {
   let fileTimer: NodeJS.Timeout | undefined;
   let syncing = false;
 
+  const filePeer = lazyPeer((ha.peerUrl ?? '').replace(/\/$/, ''), () => peerPin(config));
   const syncFromPrimary = async (): Promise<void> => {
     if (syncing || controller.role === 'primary' || !ha.peerUrl) return;
     syncing = true;
-    const base = ha.peerUrl.replace(/\/$/, '');
     const headers = { authorization: `Bearer ${ha.token ?? ''}` };
     try {
-      const res = await fetch(`${base}/api/v1/ha/files`, { headers, signal: AbortSignal.timeout(30_000) });
+      const peer = filePeer();
+      const res = await peer.fetch('/api/v1/ha/files', { headers, signal: AbortSignal.timeout(30_000) });
       if (!res.ok) return;
       const { files } = (await res.json()) as { files: FileEntry[] };
       const r = await syncFiles(config.dataDir, files, async (p) => {
-        const f = await fetch(`${base}/api/v1/ha/file?path=${encodeURIComponent(p)}`, {
+        const f = await peer.fetch(`/api/v1/ha/file?path=${encodeURIComponent(p)}`, {
           headers,
           signal: AbortSignal.timeout(600_000),
         });

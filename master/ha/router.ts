@@ -57,7 +57,9 @@ export function secretFiles(dataDir: string): string[] {
   const out: string[] = [];
   for (const e of readdirSync(dataDir, { withFileTypes: true })) {
     if (e.isFile() && !/^corral\.(db|json)|\.(log|part|tmp)$|^clone-/.test(e.name)) out.push(e.name);
-    if (e.isDirectory() && (e.name === 'keys' || e.name === 'secrets')) {
+    // tls/: both masters present the same certificate, so each can pin the other's (ha/peer-http.ts) and a
+    // browser that accepted it keeps working after a fail-over to the VIP.
+    if (e.isDirectory() && (e.name === 'keys' || e.name === 'secrets' || e.name === 'tls')) {
       for (const f of readdirSync(join(dataDir, e.name), { withFileTypes: true })) {
         if (f.isFile()) out.push(`${e.name}/${f.name}`);
       }
@@ -86,12 +88,14 @@ export function createHaRouter(deps: HaRouterDeps): Router {
   const store = repos.store;
   const router = express.Router();
   const token = config.ha.token ?? '';
-  const requireToken: RequestHandler = (req, _res, next) =>
-    next(
-      tokenMatches(req.headers.authorization, token)
-        ? undefined
-        : new CorralError('HA_TOKEN_INVALID', 'replication token missing or wrong'),
-    );
+  const requireToken: RequestHandler = (req, res, next) => {
+    if (!tokenMatches(req.headers.authorization, token))
+      return next(new CorralError('HA_TOKEN_INVALID', 'replication token missing or wrong'));
+    // The token holder is the peer master or `corral clone`: it gets config and keys by design, so the
+    // response check of master/http.ts (which hides registered secrets) lets these answers through.
+    res.locals['secretsAllowed'] = true;
+    next();
+  };
 
   // keepalived's track script (curl over loopback): 200 while this master may hold the VIP.
   router.get('/track', (_req, res) => {

@@ -1,5 +1,6 @@
 /** The masters' side of the witness protocol (see witness.ts). Every call is bounded by a timeout. */
 import type { WitnessAnswer } from './witness-state.js';
+import { witnessCredential } from './witness.js';
 
 export type WitnessResult = WitnessAnswer | { granted: false; reason: string; unreachable: true };
 
@@ -14,7 +15,10 @@ export class WitnessClient {
     try {
       const res = await fetch(`${this.url.replace(/\/$/, '')}${path}`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${this.token}`, 'content-type': 'application/json' },
+        headers: {
+          authorization: `Bearer ${witnessCredential(this.token)}`,
+          'content-type': 'application/json',
+        },
         body: JSON.stringify({ nodeId, epoch }),
         signal: AbortSignal.timeout(this.timeoutMs),
       });

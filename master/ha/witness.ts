@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../util/logger.js';
 import { decideLease, decidePromote, decideRelease, type WitnessState } from './witness-state.js';
 
@@ -24,6 +24,15 @@ export interface Witness {
   port: number;
   state(): WitnessState;
   close(): Promise<void>;
+}
+
+/**
+ * What a master sends the witness instead of the HA token: a digest of it. The witness runs plain HTTP
+ * (it holds no data, only votes), so the token itself, which opens the clone and replication routes,
+ * must never travel to it; a captured credential only buys witness calls, which check epochs anyway.
+ */
+export function witnessCredential(token: string): string {
+  return createHash('sha256').update(`corral-witness\0${token}`).digest('hex');
 }
 
 export function tokenMatches(header: string | undefined, token: string): boolean {
@@ -70,9 +79,10 @@ export async function startWitness(o: WitnessOptions): Promise<Witness> {
     res.writeHead(status, { 'content-type': 'application/json' });
     res.end(JSON.stringify(body));
   };
+  const credential = witnessCredential(o.token);
   const server: Server = createServer((req, res) => {
     void (async () => {
-      if (!tokenMatches(req.headers.authorization, o.token)) return send(res, 401, { error: 'token' });
+      if (!tokenMatches(req.headers.authorization, credential)) return send(res, 401, { error: 'token' });
       if (req.method === 'GET' && req.url === '/state') return send(res, 200, state);
       if (req.method !== 'POST') return send(res, 404, { error: 'not found' });
       const body = await readBody(req);

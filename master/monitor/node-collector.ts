@@ -13,6 +13,7 @@ import type { Repos } from '../store/repos.js';
 import type { NodeRecord } from '../store/nodes.js';
 import type { Logger } from '../util/logger.js';
 import type { Monitor } from './monitor.js';
+import { HostKeyPins, pinnedConnect, recordHostKeyRefusal } from '../remote/host-keys.js';
 import { NODE_PROBE_COMMAND, nodeSample, parseNodeProbe, type TimedProbe } from './node-probe.js';
 
 export interface NodeCollectorOptions {
@@ -42,8 +43,12 @@ export class NodeCollector {
   private readonly previous = new Map<string, TimedProbe>();
   private readonly now: () => number;
   private readonly log: Logger;
+  private readonly hostKeys: HostKeyPins;
+  /** Refusals already reported (mac + reason), so a round every few seconds does not flood the events. */
+  private readonly refusalsReported = new Set<string>();
 
   constructor(private readonly o: NodeCollectorOptions) {
+    this.hostKeys = HostKeyPins.forConfig(o.config);
     this.now = o.now ?? Date.now;
     this.log = o.logger.child({ module: 'node-collector' });
   }
@@ -149,7 +154,7 @@ export class NodeCollector {
         this.drop(mac, kept);
       }
     } else if (kept) this.drop(mac, kept);
-    const session = { ip, ssh: await this.connect(ip) };
+    const session = { ip, ssh: await this.connect(mac, ip) };
     if (this.stopped) {
       session.ssh.dispose();
       throw new Error('collector stopped');
@@ -168,9 +173,11 @@ export class NodeCollector {
     if (this.sessions.get(mac) === s) this.sessions.delete(mac);
   }
 
-  private async connect(ip: string): Promise<NodeSSH> {
+  private async connect(mac: string, ip: string): Promise<NodeSSH> {
     const { exec } = this.o.config.remote;
     const ssh = new NodeSSH();
+    const node = { mac, name: this.o.repos.nodes.get(mac)?.name ?? mac };
+    const pin = pinnedConnect(this.hostKeys, node);
     this.connecting.add(ssh);
     try {
       await ssh.connect({
@@ -183,10 +190,21 @@ export class NodeCollector {
         // Detects a peer that vanished without a FIN, so a kept session is not trusted forever.
         keepaliveInterval: 15_000,
         keepaliveCountMax: 3,
-        // Host keys are not pinned yet (docs/remote-control.md), as for `corral node exec`.
+        // Pinned as for `corral node exec` (master/remote/host-keys.ts): no probe runs on an impostor.
+        hostVerifier: pin.hostVerifier,
       });
     } catch (err) {
       ssh.dispose();
+      const refused = pin.verdict();
+      if (refused && !refused.ok) {
+        const reason = refused.reason ?? 'SSH host key refused';
+        if (!this.refusalsReported.has(`${mac} ${reason}`)) {
+          this.refusalsReported.add(`${mac} ${reason}`);
+          this.log.warn({ mac, ip }, reason);
+          recordHostKeyRefusal(this.o.repos, node, reason);
+        }
+        throw new Error(reason);
+      }
       throw new Error(((err as Error).message || 'connect failed').split('\n')[0]);
     } finally {
       this.connecting.delete(ssh);

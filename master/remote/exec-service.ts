@@ -10,6 +10,7 @@ import type { AuditVia } from '../store/audit.js';
 import { normaliseMac } from '../nodes/inventory.js';
 import { CorralError } from '../util/errors.js';
 import { formatSummary, prefixLine, runOnNodes, type ExecNodeResult, type ExecSummary } from './exec.js';
+import { HostKeyPins, recordHostKeyRefusal } from './host-keys.js';
 
 export interface ExecRequest {
   nodes?: readonly string[] | undefined;
@@ -62,7 +63,9 @@ export async function execOnNodes(
   let output = '';
   events.start?.(runId);
   const summary = await runOnNodes({
-    targets: nodes.map((n) => ({ name: n.name, host: n.ip ?? '' })),
+    targets: nodes.map((n) => ({ name: n.name, mac: n.mac, host: n.ip ?? '' })),
+    hostKeys: HostKeyPins.forConfig(config),
+    onHostKeyRefused: (t, reason) => recordHostKeyRefusal(repos, t, reason),
     command: req.command,
     privateKeyPath: deps.privateKeyPath,
     user: config.remote.exec.user,

@@ -5,9 +5,11 @@
  * timeout) or `timeout` (the command outlived its bound; the session is dropped). Nothing waits unbounded.
  */
 import { NodeSSH } from 'node-ssh';
+import { pinnedConnect, type HostKeyPins } from './host-keys.js';
 
 export interface ExecTarget {
   name: string;
+  mac: string;
   host: string;
 }
 
@@ -41,6 +43,10 @@ export interface ExecOptions {
   parallel: number;
   connectTimeoutMs: number;
   commandTimeoutMs: number;
+  /** Host keys the nodes must present (master/remote/host-keys.ts). */
+  hostKeys: HostKeyPins;
+  /** A node presented another host key: the run reports it unreachable, and this records why. */
+  onHostKeyRefused?: (target: ExecTarget, reason: string) => void;
   onLine?: (name: string, stream: 'stdout' | 'stderr', line: string) => void;
   onResult?: (result: ExecNodeResult) => void;
 }
@@ -122,6 +128,7 @@ async function runOne(t: ExecTarget, o: ExecOptions): Promise<ExecNodeResult> {
   if (!t.host) return done('unreachable', { error: 'no IP address recorded for this node' });
   const ssh = new NodeSSH();
   try {
+    const pin = pinnedConnect(o.hostKeys, t);
     try {
       await ssh.connect({
         host: t.host,
@@ -129,9 +136,16 @@ async function runOne(t: ExecTarget, o: ExecOptions): Promise<ExecNodeResult> {
         username: o.user,
         privateKeyPath: o.privateKeyPath,
         readyTimeout: o.connectTimeoutMs,
-        // Host keys are not pinned yet (docs/remote-control.md): nodes are reinstalled and re-keyed often.
+        // Checked before the master authenticates: an impostor never gets a signature or a command.
+        hostVerifier: pin.hostVerifier,
       });
     } catch (err) {
+      const refused = pin.verdict();
+      if (refused && !refused.ok) {
+        const reason = refused.reason ?? 'SSH host key refused';
+        o.onHostKeyRefused?.(t, reason);
+        return done('unreachable', { error: reason });
+      }
       return done('unreachable', {
         error: ((err as Error).message || 'connect failed').split('\n')[0] ?? null,
       });

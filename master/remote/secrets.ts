@@ -9,6 +9,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CorralError } from '../util/errors.js';
+import { processRedactor } from '../util/redact.js';
 
 const KEY_BYTES = 32;
 /** 96-bit nonces: the size GCM is defined for (NIST SP 800-38D, 8.2); random per seal. */
@@ -49,6 +50,7 @@ export class SecretBox {
   }
 
   seal(plaintext: string, aad: string): string {
+    processRedactor.add(plaintext); // hidden from logs, errors and responses from now on
     const iv = randomBytes(IV_BYTES);
     const cipher = createCipheriv('aes-256-gcm', this.key, iv, { authTagLength: TAG_BYTES });
     cipher.setAAD(Buffer.from(aad, 'utf8'));
@@ -68,7 +70,11 @@ export class SecretBox {
       });
       decipher.setAAD(Buffer.from(aad, 'utf8'));
       decipher.setAuthTag(Buffer.from(tag, 'base64'));
-      return Buffer.concat([decipher.update(Buffer.from(ct, 'base64')), decipher.final()]).toString('utf8');
+      const plain = Buffer.concat([decipher.update(Buffer.from(ct, 'base64')), decipher.final()]).toString(
+        'utf8',
+      );
+      processRedactor.add(plain); // e.g. an ipmitool error quoting its command line
+      return plain;
     } catch {
       // Wrong key file (a master restored without keys/), or a tampered or moved row.
       throw new CorralError(

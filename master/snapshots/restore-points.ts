@@ -55,6 +55,7 @@ import {
   type Manifest,
 } from './manifest.js';
 import { planRetention, type RetentionPlan, type RetentionPolicy, type SnapshotKind } from './retention.js';
+import { redactSetting } from '../util/redact.js';
 
 export interface RestorePointsOptions {
   repos: Repos;
@@ -448,7 +449,11 @@ export function hashTree(root: string): Record<string, string> {
   return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)));
 }
 
-/** Flattens JSON to dotted keys (arrays compared whole) and lists keys whose values differ. */
+/**
+ * Flattens JSON to dotted keys (arrays compared whole) and lists keys whose values differ. Secret values
+ * (ha.token, passwords, URL user-info) are shown as "(set; hidden)": a changed token still shows as a
+ * change, but the diff, read by viewers through the API and the console, never carries the value.
+ */
 export function diffConfig(from: unknown, to: unknown): ConfigChange[] {
   if (from === undefined || to === undefined) return [];
   const flat = (v: unknown, prefix: string, out: Map<string, string>): Map<string, string> => {
@@ -464,7 +469,7 @@ export function diffConfig(from: unknown, to: unknown): ConfigChange[] {
     s === undefined ? undefined : (JSON.parse(s) as unknown);
   return keys
     .filter((k) => a.get(k) !== b.get(k))
-    .map((k) => ({ key: k, from: parse(a.get(k)), to: parse(b.get(k)) }));
+    .map((k) => ({ key: k, from: redactSetting(k, parse(a.get(k))), to: redactSetting(k, parse(b.get(k))) }));
 }
 
 export function diffTemplates(from: Record<string, string>, to: Record<string, string>): TemplateChange[] {

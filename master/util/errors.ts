@@ -13,6 +13,14 @@ export const ERROR_CATALOGUE = {
     status: 429,
     hint: 'Too many failed sign-ins from this address or for this user: wait the seconds in Retry-After, then check the credentials.',
   },
+  AUTH_BUSY: {
+    status: 503,
+    hint: 'The master is checking too many sign-ins at once: retry after the second in Retry-After.',
+  },
+  AUTH_INSECURE_TRANSPORT: {
+    status: 403,
+    hint: 'Send credentials over HTTPS (the URL in the message); plain HTTP would show the password to the network. Change the password if it was sent in clear.',
+  },
   FORBIDDEN: { status: 403, hint: 'Your role does not allow this action.' },
   CSRF_INVALID: { status: 403, hint: 'Reload the page and submit the form again.' },
   NOT_FOUND: { status: 404, hint: 'Check the identifier in the URL.' },
@@ -62,6 +70,10 @@ export const ERROR_CATALOGUE = {
   NOT_PRIMARY: {
     status: 503,
     hint: 'This master is a read-only backup: send writes to the floating address (VIP) or the primary named in details.',
+  },
+  HA_PEER_CERT_MISMATCH: {
+    status: 502,
+    hint: 'The other master presented another TLS certificate than the one pinned at clone time: check that ha.peerUrl reaches the real peer, or clone the backup again to pin its new certificate.',
   },
   HA_TOKEN_INVALID: {
     status: 401,

@@ -61,6 +61,11 @@ export class HaCluster {
     return `http://${m.host.address}:${PORT}`;
   }
 
+  /** Where the masters reach each other: HTTPS (default port 443), the certificate pinned by clone. */
+  peerUrl(m: MasterHost): string {
+    return `https://${m.host.address}`;
+  }
+
   get vipUrl(): string {
     return `http://${this.vip}:${PORT}`;
   }
@@ -84,10 +89,12 @@ export class HaCluster {
             globalPerMinute: 10_000_000,
           },
         },
+        // The tests' curl -u goes over plain HTTP between namespaces: opted in (m2's clone inherits it).
+        console: { allowInsecureBasicAuth: true },
         ha: {
           enabled: true,
           token: TOKEN,
-          peerUrl: this.url(this.m2),
+          peerUrl: this.peerUrl(this.m2),
           vip: `${this.vip}/24`,
           witnessUrl: `http://${this.witnessHost.address}:7070`,
           priority: 150,
@@ -137,7 +144,7 @@ export class HaCluster {
       CLI,
       'clone',
       '--from',
-      this.url(this.m1),
+      this.peerUrl(this.m1),
       '--token',
       TOKEN,
       '--data-dir',

@@ -71,7 +71,11 @@ export class LbLab {
 
     const cfg = join(this.dir, 'corral.json');
     // Plain HTTP console: the test's Browser speaks HTTP through the loopback relay.
-    writeFileSync(cfg, JSON.stringify({ lb: { pollMs }, console: { https: false } }));
+    // Basic auth over the relay arrives from the master's own address, not loopback: opted in (test lab).
+    writeFileSync(
+      cfg,
+      JSON.stringify({ lb: { pollMs }, console: { https: false, allowInsecureBasicAuth: true } }),
+    );
     this.master = await startMasterProcess({
       netns: this.masterHost.ns,
       args: [

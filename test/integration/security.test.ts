@@ -10,7 +10,7 @@ import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { Authenticator } from '../../master/auth/users.js';
+import { Authenticator, HASH_CONCURRENCY } from '../../master/auth/users.js';
 import { buildConfig } from '../../master/config.js';
 import { startMaster, type Master } from '../../master/master.js';
 import { silentLogger } from '../../master/util/logger.js';
@@ -493,9 +493,11 @@ function getFrom(
   localAddress: string,
   url: string,
   headers: Record<string, string>,
+  postBody?: string,
 ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { localAddress, headers, timeout: 10_000 }, (res) => {
+    const method = postBody === undefined ? 'GET' : 'POST';
+    const req = httpRequest(url, { localAddress, headers, method, timeout: 20_000 }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
@@ -503,16 +505,23 @@ function getFrom(
     });
     req.on('timeout', () => req.destroy(new Error('timed out')));
     req.on('error', reject);
-    req.end();
+    req.end(postBody);
   });
 }
 
 /** Counts password checks (scrypt) without changing what they do. */
 class CountingAuthenticator extends Authenticator {
   checks = 0;
+  running = 0;
+  peak = 0;
   override async verify(name: string, password: string): ReturnType<Authenticator['verify']> {
     this.checks++;
-    return super.verify(name, password);
+    this.peak = Math.max(this.peak, ++this.running);
+    try {
+      return await super.verify(name, password);
+    } finally {
+      this.running--;
+    }
   }
 }
 
@@ -534,10 +543,10 @@ describe('one sign-in rate limit for the console, API Basic auth and password ch
     authorization: `Basic ${Buffer.from(`${user}:${pw}`).toString('base64')}`,
   });
 
-  it('starts a master and creates two users', async () => {
+  it('starts a master and creates four users', async () => {
     m = await start(tempDir(), { https: false });
     base = `http://127.0.0.1:${m.httpPort}`;
-    for (const name of ['eve', 'fred']) {
+    for (const name of ['eve', 'fred', 'gina', 'hank']) {
       const r = await fetch(`${base}/api/v1/users`, {
         method: 'POST',
         headers: { ...basic('admin', PASSWORD), 'content-type': 'application/json' },
@@ -609,6 +618,51 @@ describe('one sign-in rate limit for the console, API Basic auth and password ch
     const limited = await auth.signIn(from, 'eve-password-123');
     assert.equal(limited.outcome, 'limited');
     assert.equal(auth.checks, 10, 'no scrypt for a refused attempt');
+  });
+
+  it('40 concurrent wrong API passwords from one address: 10 checked (401), 30 refused unchecked (429), then the right one waits too', async () => {
+    const url = `${base}/api/v1/nodes`;
+    const replies = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => getFrom('127.0.0.5', url, basic('gina', `wrong-${i}`))),
+    );
+    const count = (status: number): number => replies.filter((r) => r.status === status).length;
+    console.log(`# 40 concurrent wrong API passwords: ${count(401)} × 401, ${count(429)} × 429`);
+    assert.equal(count(401), 10, 'only the limit of 10 reached the password check');
+    assert.equal(count(429), 30);
+    assert.equal((await getFrom('127.0.0.5', url, basic('gina', 'gina-password-123'))).status, 429);
+    assert.equal((await getFrom('127.0.0.7', url, basic('gina', 'gina-password-123'))).status, 429);
+  });
+
+  it('40 concurrent wrong console sign-ins from one address: 10 × 401, 30 × 429, then the right password is refused too', async () => {
+    const form = await getFrom('127.0.0.6', `${base}/login`, {});
+    const cookie = String(form.headers['set-cookie']).split(';')[0] ?? '';
+    const token = hiddenValue(form.body, '_csrf');
+    const post = (password: string): ReturnType<typeof getFrom> =>
+      getFrom(
+        '127.0.0.6',
+        `${base}/login`,
+        { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+        new URLSearchParams({ _csrf: token, user: 'hank', password, next: '/' }).toString(),
+      );
+    const replies = await Promise.all(Array.from({ length: 40 }, (_, i) => post(`wrong-${i}`)));
+    const count = (status: number): number => replies.filter((r) => r.status === status).length;
+    console.log(`# 40 concurrent wrong console sign-ins: ${count(401)} × 401, ${count(429)} × 429`);
+    assert.equal(count(401), 10);
+    assert.equal(count(429), 30);
+    const right = await post('hank-password-123');
+    assert.equal(right.status, 429);
+    assert.match(right.body, /Too many failed sign-in attempts/);
+  });
+
+  it('concurrent checks are reserved before scrypt: 40 at once cost exactly 10 checks, at most 4 running together', async () => {
+    const auth = new CountingAuthenticator(m.repos);
+    const from = { ip: '192.0.2.8', name: 'nobody' };
+    const results = await Promise.all(Array.from({ length: 40 }, () => auth.signIn(from, 'wrong')));
+    assert.equal(results.filter((r) => r.outcome === 'failed').length, 10);
+    assert.equal(results.filter((r) => r.outcome === 'limited').length, 30);
+    assert.equal(auth.checks, 10);
+    assert.ok(auth.peak <= HASH_CONCURRENCY, `peak concurrent checks ${auth.peak}`);
+    assert.equal(auth.peak, HASH_CONCURRENCY, 'the slots were used in parallel');
   });
 
   it('an unknown user name takes as long to refuse as a wrong password (no user enumeration by timing)', async () => {

@@ -111,7 +111,7 @@ test('HA: the primary must notice a silent backup before VRRP can move the VIP',
   const ha = (extra: Record<string, unknown>): Record<string, unknown> => ({
     dataDir: '/d',
     address: '10.0.0.1',
-    ha: { enabled: true, token: 't'.repeat(32), peerUrl: 'http://10.0.0.2', ...extra },
+    ha: { enabled: true, token: 't'.repeat(32), peerUrl: 'https://10.0.0.2', ...extra },
   });
   assert.equal(buildConfig(ha({}), {}).ha.followerTimeoutMs, 2000, 'default below 3 × advertInt');
   assert.match(

@@ -202,7 +202,7 @@ describe('replicated apply and tail discard (SQLite)', () => {
 describe('ha config and file paths', () => {
   it('requires token and peerUrl when enabled', () => {
     assert.throws(() => testConfig({ ha: { enabled: true } }), /ha\.token/);
-    const c = testConfig({ ha: { enabled: true, token: 'x'.repeat(16), peerUrl: 'http://10.0.0.2' } });
+    const c = testConfig({ ha: { enabled: true, token: 'x'.repeat(16), peerUrl: 'https://10.0.0.2' } });
     assert.equal(c.ha.mode, 'sync');
   });
   it('only replicates relative paths inside the synced folders', () => {

@@ -204,7 +204,7 @@ test('directives follow the HAProxy version: idle-close-on-response only from 2.
 test('front ends bind the VIP under HA, with transparent so the backup listens before it holds the VIP', async () => {
   assert.equal(frontendAddress(testConfig()), '10.99.0.1', 'no HA: the master address');
   const ha = testConfig({
-    ha: { enabled: true, token: 't'.repeat(32), peerUrl: 'http://10.99.0.2', vip: '10.99.0.50/24' },
+    ha: { enabled: true, token: 't'.repeat(32), peerUrl: 'https://10.99.0.2', vip: '10.99.0.50/24' },
   });
   assert.equal(frontendAddress(ha), '10.99.0.50', 'HA: the VIP, without its prefix length');
   assert.equal(frontendAddress(testConfig({ lb: { bind: '10.99.0.7' } })), '10.99.0.7', 'lb.bind wins');

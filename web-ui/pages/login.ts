@@ -101,28 +101,29 @@ export function mountLogin(router: Router, ctx: ConsoleContext): void {
       );
     }
 
-    // The limiter is the authenticator's, shared with API Basic auth and the password change form.
-    const from = { ip, name: userName };
-    const wait = ctx.authenticator.retryAfterMs(from);
-    if (wait > 0) {
-      log.warn({ ip, user: userName }, 'console login rate limited');
-      audit(req, userName, 'denied', 'rate limited');
-      res.set('Retry-After', String(Math.ceil(wait / 1000)));
-      const error = `Too many failed sign-in attempts. Wait ${minutes(wait)} and try again.`;
-      return sendLogin(ctx, req, res, { next, userName, error }, 429);
-    }
-
     if (!userName || !password) {
       return sendLogin(ctx, req, res, { next, userName, error: 'Enter your user name and password.' }, 400);
     }
 
-    const user = await ctx.authenticator.verify(userName, password);
-    if (!user) {
-      ctx.authenticator.recordFailure(from);
+    // The limiter is the authenticator's, shared with API Basic auth and the password change form; it
+    // reserves this attempt before the password is checked, so concurrent guesses cannot overrun it.
+    const from = { ip, name: userName };
+    const check = await ctx.authenticator.signIn(from, password, { secondFactorFollows: true });
+    if (check.outcome === 'limited') {
+      log.warn({ ip, user: userName, busy: check.busy === true }, 'console login rate limited');
+      audit(req, userName, 'denied', check.busy ? 'password checks busy' : 'rate limited');
+      res.set('Retry-After', String(Math.ceil(check.retryAfterMs / 1000)));
+      const error = check.busy
+        ? 'The master is checking too many sign-ins at once. Try again in a moment.'
+        : `Too many failed sign-in attempts. Wait ${minutes(check.retryAfterMs)} and try again.`;
+      return sendLogin(ctx, req, res, { next, userName, error }, check.busy ? 503 : 429);
+    }
+    if (check.outcome === 'failed') {
       log.info({ ip, user: userName }, 'console login failed');
       audit(req, userName, 'denied', 'wrong user name or password');
       return sendLogin(ctx, req, res, { next, userName, error: 'Wrong user name or password.' }, 401);
     }
+    const { user } = check;
     // Second factor (optional, per user): counted by the same limiter as a wrong password.
     const totp = ctx.repos.accounts.totp(user.name);
     if (totp?.enabledAt) {
