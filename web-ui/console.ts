@@ -36,6 +36,7 @@ import { securityHeaders } from './security-headers.js';
 import { requireCsrf, sessionGuard } from './session-guard.js';
 import { SessionStore } from './sessions.js';
 import type { Monitor } from '../master/monitor/monitor.js';
+import type { NodeImageStatus } from '../master/boot/node-image-builder.js';
 import { auditMutations } from '../master/api/audit.js';
 import { signedIn } from './page.js';
 import { mountAccount } from './pages/account.js';
@@ -78,6 +79,8 @@ export interface ConsoleDeps {
    * automatic restore point (snapshots.beforeRisky).
    */
   beforeRisky?: BeforeRisky;
+  /** Where the node environment's build stands (shown on the dashboard). */
+  nodeImage?: () => NodeImageStatus;
 }
 
 export function createConsoleRouter(deps: ConsoleDeps): Router {
@@ -134,7 +137,7 @@ export function createConsoleRouter(deps: ConsoleDeps): Router {
   router.use(requireCsrf);
   mountLogout(router, ctx);
   if (deps.writeGate) router.use(deps.writeGate);
-  mountDashboard(router, ctx);
+  mountDashboard(router, ctx, deps.nodeImage);
   mountNodes(router, ctx, {
     lb: deps.lb,
     deployer: deps.deployer,
