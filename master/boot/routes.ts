@@ -31,9 +31,10 @@ export function createBootRouter(deps: BootDeps): Router {
   const router = express.Router();
   const log = deps.logger.child({ module: 'boot' });
   const baseUrl = publicUrl(deps.config);
+  /** Where the build stands, while there is no image to serve (a `ready` status then has nothing to add). */
   const notReady = (): string | undefined => {
     const s = deps.nodeImageStatus?.();
-    return s ? nodeImageSummary(s, Date.now()) : undefined;
+    return s && s.state !== 'ready' ? nodeImageSummary(s, Date.now()) : undefined;
   };
 
   router.get('/ipxe', (req, res) => {
