@@ -45,7 +45,8 @@ export function ipxeText(text: string, max = 200): string {
   const clean = text
     .replace(/[^\x20-\x7e]+/g, ' ')
     .replace(/;/g, ',')
-    .replace(/[$#|&"'\\]/g, ' ')
+    .replace(/["']/g, '')
+    .replace(/[$#|&\\]/g, ' ')
     .replace(/ {2,}/g, ' ')
     .trim();
   return clean.length > max ? `${clean.slice(0, max - 3)}...` : clean;
