@@ -12,9 +12,9 @@ import { publicUrl } from './config.js';
 import { openRepos, type Repos } from './store/repos.js';
 import { Authenticator, ensureAdmin } from './auth/users.js';
 import { createApiRouter } from './api/v1.js';
-import { createBootRouter, type NodeImageFiles } from './boot/routes.js';
+import { createBootRouter } from './boot/routes.js';
 import { prepareTftpRoot } from './boot/files.js';
-import { locateNodeImage } from './boot/node-image.js';
+import { startNodeImageBuilder } from './boot/node-image-builder.js';
 import { createHttpApp } from './http.js';
 import { createConsoleRouter } from '../web-ui/console.js';
 import { redirectToHttps } from '../web-ui/https-redirect.js';
@@ -135,14 +135,10 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       (err: unknown) => logger.warn({ err }, 'installer tools not built: deploys cannot run'),
     );
     const tftp = prepareTftpRoot(config, logger);
-    let nodeImage: NodeImageFiles | undefined = locateNodeImage(config.dataDir);
-    const nodeImageNow = (): NodeImageFiles | undefined => {
-      // Picked up without a restart once `corral node-image build` has written it.
-      nodeImage ??= locateNodeImage(config.dataDir);
-      return nodeImage;
-    };
-    if (!nodeImage)
-      logger.warn('node environment not built yet: run `corral node-image build --data-dir ...`');
+    // The node environment is built (or refreshed) in the background (nodeImage.autoBuild).
+    const nodeImage = startNodeImageBuilder({ config, logger });
+    closers.push({ name: 'node-image', close: () => nodeImage.close() });
+    const nodeImageNow = nodeImage.files;
 
     const leases = new LeaseStore(repos.store);
     // The per-MAC boot timeline (issue 22), written in batches; closed (flushed) before the store.
@@ -265,7 +261,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
         dhcp: config.dhcp.mode,
         ...(dhcpServer ? { dhcpStats: dhcpServer.stats() } : {}),
         tftp: tftpServer ? { port: tftpServer.port, ...tftpServer.stats() } : false,
-        nodeImage: nodeImageNow() !== undefined,
+        nodeImage: nodeImage.status(),
         bootLoadersMissing: tftp.missing.length > 0,
         subsystems: faults.snapshot(),
       }),
@@ -281,7 +277,16 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
           nodeImageReady: () => nodeImageNow() !== undefined,
         }),
       )
-      .use(createBootRouter({ repos, config, logger, nodeImage: nodeImageNow, activity }))
+      .use(
+        createBootRouter({
+          repos,
+          config,
+          logger,
+          nodeImage: nodeImageNow,
+          nodeImageStatus: nodeImage.status,
+          activity,
+        }),
+      )
       .use(
         createDeployBootRouter({
           repos,
@@ -312,6 +317,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       beforeRisky: snapshots.beforeRisky,
       secureCookies: httpsOn,
       remote: { power, sshKeyPath: masterKeyPath(config.dataDir) },
+      nodeImage: nodeImage.status,
       ...(monitor ? { monitor } : {}),
       ...(ha ? { ha: ha.controller, writeGate: ha.gate } : {}),
       faults: () => faults.snapshot(),

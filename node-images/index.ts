@@ -37,6 +37,14 @@ export interface BuildNodeImageOptions {
   sourceDateEpoch?: number;
   /** Must be statically linked (Debian package busybox-static). */
   busyboxPath?: string;
+  /** Told at each stage; percent is the stage's nominal share of a build, not a measured time. */
+  onProgress?: (p: NodeImageProgress) => void;
+}
+
+export type NodeImageStage = 'kernel' | 'inputs' | 'modules' | 'initramfs' | 'writing' | 'done';
+export interface NodeImageProgress {
+  stage: NodeImageStage;
+  percent: number;
 }
 
 export interface NodeImage {
@@ -160,7 +168,9 @@ export async function buildNodeImage(opts: BuildNodeImageOptions): Promise<NodeI
   const mtime = opts.sourceDateEpoch ?? 0;
   const busyboxPath = opts.busyboxPath ?? '/bin/busybox';
   const started = Date.now();
+  const progress = (stage: NodeImageStage, percent: number): void => opts.onProgress?.({ stage, percent });
 
+  progress('kernel', 0);
   const kernel = await ensureKernel({ cacheDir: opts.cacheDir, logger, flavour });
   let busybox: Buffer;
   try {
@@ -174,6 +184,7 @@ export async function buildNodeImage(opts: BuildNodeImageOptions): Promise<NodeI
       `${busyboxPath} is dynamically linked and cannot run in the initramfs: install busybox-static`,
     );
   }
+  progress('inputs', 40);
   const scripts = await readAgentScripts();
   const requested = requestedModules(flavour);
   const bbVersion = await busyboxVersion(busyboxPath);
@@ -201,12 +212,15 @@ export async function buildNodeImage(opts: BuildNodeImageOptions): Promise<NodeI
   const cached = await cachedImage(opts.outDir, inputsHash);
   if (cached) {
     logger.info({ outDir: opts.outDir, kernelVersion: cached.kernelVersion }, 'node image up to date');
+    progress('done', 100);
     return cached;
   }
 
+  progress('modules', 50);
   const tree = await indexModules(kernel.modulesDir);
   const modules = await resolveModules(tree, requested);
   for (const s of modules.skipped) logger.info({ module: s.name, reason: s.reason }, 'module skipped');
+  progress('initramfs', 65);
   const initrd = await buildInitramfs({
     kernelVersion: kernel.kernelVersion,
     tree,
@@ -224,6 +238,7 @@ export async function buildNodeImage(opts: BuildNodeImageOptions): Promise<NodeI
     },
   });
 
+  progress('writing', 90);
   await mkdir(opts.outDir, { recursive: true });
   const kernelPath = join(opts.outDir, KERNEL_FILE);
   const initrdPath = join(opts.outDir, INITRD_FILE);
@@ -259,6 +274,7 @@ export async function buildNodeImage(opts: BuildNodeImageOptions): Promise<NodeI
     },
     'node image built',
   );
+  progress('done', 100);
   return {
     kernelPath,
     initrdPath,
