@@ -15,6 +15,7 @@ import { nodeImageDir } from './boot/node-image.js';
 import { startLab, labDown } from './lab/lab.js';
 import { followLab } from './lab/progress.js';
 import { forwardUnixToTcp } from './lab/forward.js';
+import { DEFAULT_NIC_LIST, NIC_MODELS, parseNicList } from './lab/qemu.js';
 import { runSnapshotCommand, SNAPSHOT_HELP } from './snapshots/cli-command.js';
 import { runServiceCli, SERVICE_HELP } from './lb/service-cli.js';
 import { runImageCommand, runNodeCommand } from './images/command.js';
@@ -29,10 +30,11 @@ Usage:
                 [--dhcp-range FIRST-LAST | --proxy-dhcp] [--http-port N]
                 [--tftp-port N] [--config FILE] [--log-level LEVEL]
       Run the master: DHCP (PXE), TFTP, HTTP boot, REST API and web console.
-  corral lab [--nodes N] [--uefi] [--dir DIR] [--port N] [--memory MB] [--disk GB]
+  corral lab [--nodes N] [--uefi] [--nic LIST] [--dir DIR] [--port N] [--memory MB] [--disk GB]
       Build a virtual lab in network namespaces of its own: a master and N QEMU VMs
-      that PXE-boot from it (SeaBIOS, or OVMF with --uefi). The console is forwarded
-      to a loopback port on this host. Ctrl-C tears it all down.
+      that PXE-boot from it (SeaBIOS, or OVMF with --uefi). --nic gives VM i the i-th
+      NIC model of LIST (virtio, e1000, e1000e; default virtio,e1000; VMs beyond it: virtio).
+      The console is forwarded to a loopback port on this host. Ctrl-C tears it all down.
   corral lab down [--dir DIR]
       Tear down a lab whose \`corral lab\` process is gone.
   corral image import FILE|DIR --name NAME (--data-dir DIR | --config FILE) [--os ID --os-version V]
@@ -41,7 +43,7 @@ Usage:
       OS images: tar/tar.gz/tar.zst root file systems or raw/raw.gz/qcow2 disks (docs/deploy.md).
   corral node deploy NODE --image NAME [--layout L] --config FILE
       Install an image on a node's disk (node → deploying; rebooted by its agent or over SSH).
-${REMOTE_HELP}  corral node-image build --data-dir DIR [--cache-dir DIR] [--flavour cloud|generic]
+${REMOTE_HELP}  corral node-image build --data-dir DIR [--cache-dir DIR] [--flavour generic|cloud]
       Build the node environment (Debian kernel + initramfs with the Corral agent).
 ${SERVICE_HELP}${SNAPSHOT_HELP}${HA_HELP}${SHAREDROOT_HELP}  corral --help | -h        This text.
   corral --version | -v     Print the version.
@@ -151,6 +153,7 @@ function waitForSignal(logger: Logger): Promise<void> {
 const LAB_OPTIONS = {
   nodes: { type: 'string', default: '2' },
   uefi: { type: 'boolean' },
+  nic: { type: 'string', default: DEFAULT_NIC_LIST },
   dir: { type: 'string', default: '.lab' },
   port: { type: 'string', default: '8080' },
   memory: { type: 'string', default: '512' },
@@ -176,13 +179,15 @@ async function runLab(args: string[]): Promise<number> {
   if (positionals.length) usage(`unexpected argument '${positionals[0]}'`);
   if (process.getuid?.() !== 0) usage('corral lab creates network namespaces and needs root');
   const n = intFlag('nodes', values.nodes, 1, 16);
+  const nics = parseNicList(values.nic, n);
+  if ('bad' in nics) usage(`--nic: '${nics.bad}' is not a NIC model (${NIC_MODELS.join(', ')})`);
   const say = (line: string): void => void process.stdout.write(`${line}\n`);
   say(
     `corral lab: building the node environment and starting the master (first run downloads the kernel)...`,
   );
   const lab = await startLab({
     dir: values.dir,
-    vms: Array.from({ length: n }, () => ({ firmware: values.uefi ? ('uefi' as const) : ('bios' as const) })),
+    vms: nics.models.map((nic) => ({ firmware: values.uefi ? ('uefi' as const) : ('bios' as const), nic })),
     logger,
     cacheDir: values['cache-dir'],
     hostPort: intFlag('port', values.port, 0, 65535),
@@ -195,6 +200,8 @@ async function runLab(args: string[]): Promise<number> {
   );
   say(`  Console:  ${lab.hostUrl}/   (user admin, password ${lab.adminPassword})`);
   say(`  API:      curl -u admin:${lab.adminPassword} ${lab.hostUrl}/api/v1/nodes`);
+  for (const vm of lab.vms)
+    say(`  VM:       ${vm.spec.name} ${vm.spec.mac} NIC ${vm.spec.nic} (${vm.spec.firmware})`);
   say(`  Logs:     ${values.dir}/master.log, ${values.dir}/vm1.log ...`);
   say('  Ctrl-C tears everything down (or `corral lab down` from another shell).');
   say('');
@@ -214,7 +221,7 @@ async function runNodeImage(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {
     'data-dir': { type: 'string' },
     'cache-dir': { type: 'string', default: '/var/cache/corral' },
-    flavour: { type: 'string', default: 'cloud' },
+    flavour: { type: 'string', default: 'generic' },
   });
   if (positionals[0] !== 'build' || positionals.length > 1)
     usage('usage: corral node-image build --data-dir DIR');

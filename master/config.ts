@@ -134,10 +134,11 @@ export const ConfigSchema = z
       .object({
         /** Cache of downloaded Debian kernel packages, shared between data directories. */
         cacheDir: z.string().default('/var/cache/corral'),
-        flavour: z.enum(['cloud', 'generic']).default('cloud'),
+        /** `generic`: Debian's kernel with the drivers of physical servers; `cloud`: virtio VMs only. */
+        flavour: z.enum(['cloud', 'generic']).default('generic'),
       })
       .strict()
-      .default({ cacheDir: '/var/cache/corral', flavour: 'cloud' }),
+      .default({ cacheDir: '/var/cache/corral', flavour: 'generic' }),
     lb: z
       .object({
         /** Run HAProxy for declared services (it starts with the first service). */

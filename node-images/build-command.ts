@@ -14,7 +14,7 @@ export async function main(argv: string[]): Promise<number> {
     options: {
       'cache-dir': { type: 'string', default: '/var/cache/corral' },
       'out-dir': { type: 'string', default: './node-image' },
-      flavour: { type: 'string', default: 'cloud' },
+      flavour: { type: 'string', default: 'generic' },
     },
     strict: true,
   });

@@ -240,7 +240,7 @@ export interface EnsureKernelOptions {
  * apt-cache knows no such kernel; when even that fails, the newest cached kernel of the flavour is used.
  */
 export async function ensureKernel(opts: EnsureKernelOptions): Promise<Kernel> {
-  const flavour = opts.flavour ?? 'cloud';
+  const flavour = opts.flavour ?? 'generic';
   const logger = opts.logger;
   const kernelsDir = join(opts.cacheDir, 'kernels');
   await mkdir(kernelsDir, { recursive: true });
