@@ -207,8 +207,9 @@ async function runLab(args: string[]): Promise<number> {
   say('');
   const stopFollowing = followLab(lab, say);
   await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
+    // Handlers stay installed: a second Ctrl-C, or the terminal closing (SIGHUP), must not kill the
+    // process half-way through the teardown and leave namespaces and VMs behind.
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => resolve());
   });
   say('corral lab: tearing down...');
   stopFollowing();
