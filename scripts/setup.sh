@@ -22,8 +22,9 @@ esac
 list=false
 [ "${2:-}" = --list ] && list=true
 
-# The master and the lab at run time (features on by default included: HAProxy for services,
-# nfs-ganesha for shared roots, debootstrap for `corral image build-debian`).
+# Every program the master and the lab run (features off by default included: a real master may turn on
+# HA or IPMI power control): HAProxy for services, nfs-ganesha for shared roots, keepalived for HA,
+# ipmitool for power, debootstrap for `corral image build-debian`.
 MAIN_PACKAGES=(
   # boot files the master serves (undionly.kpxe, ipxe.efi)
   ipxe
@@ -32,13 +33,13 @@ MAIN_PACKAGES=(
   # the node environment builder (busybox initramfs, modinfo/depmod) and the installer's tools
   busybox-static kmod zstd fdisk dosfstools e2fsprogs
   # OS image builder, the master's SSH identity (ssh-keygen), load balancer, shared-root NFS server
-  debootstrap openssh-client haproxy nfs-ganesha nfs-ganesha-vfs btrfs-progs
+  debootstrap openssh-client haproxy nfs-ganesha nfs-ganesha-vfs btrfs-progs keepalived ipmitool
   procps ca-certificates
 )
 # Test-only peers: reference servers and clients, load tools, browsers, simulated BMCs.
 TEST_PACKAGES=(
   udhcpc isc-dhcp-client isc-dhcp-relay tftp-hpa atftp tftpd-hpa dnsmasq-base kea-admin
-  keepalived chromium wrk postgresql openipmi ipmitool openssh-server cpio curl
+  chromium wrk postgresql openipmi openssh-server cpio curl
 )
 
 packages=("${MAIN_PACKAGES[@]}")
