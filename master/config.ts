@@ -155,12 +155,13 @@ export const ConfigSchema = z
       .object({
         /** Cache of downloaded Debian kernel packages, shared between data directories. */
         cacheDir: z.string().default('/var/cache/corral'),
-        flavour: z.enum(['cloud', 'generic']).default('cloud'),
+        /** `generic`: Debian's kernel with the drivers of physical servers; `cloud`: virtio VMs only. */
+        flavour: z.enum(['cloud', 'generic']).default('generic'),
         /** The master builds (or refreshes) the node environment in the background at start. */
         autoBuild: z.boolean().default(true),
       })
       .strict()
-      .default({ cacheDir: '/var/cache/corral', flavour: 'cloud', autoBuild: true }),
+      .default({ cacheDir: '/var/cache/corral', flavour: 'generic', autoBuild: true }),
     lb: z
       .object({
         /** Run HAProxy for declared services (it starts with the first service). */

@@ -19,6 +19,7 @@ import { indexModules, requestedModules, resolveModules } from './modules.js';
 
 export { kernelCmdline, NODE_MODES, type NodeMode, type KernelCmdlineOptions } from './cmdline.js';
 export { ensureKernel, type Kernel, type KernelFlavour } from './kernel.js';
+export { INITRD_BUDGET_BYTES } from './initramfs.js';
 
 /** Bump when the image layout changes in a way the builder's own hash would not show. */
 const FORMAT = 1;
@@ -61,7 +62,13 @@ export interface NodeImageManifest {
   flavour: KernelFlavour;
   kernel: { package: string; version: string; kernelVersion: string };
   busybox: { version: string; sha256: string };
-  modules: { requested: string[]; loadOrder: string[]; skipped: { name: string; reason: string }[] };
+  modules: {
+    requested: string[];
+    loadOrder: string[];
+    skipped: { name: string; reason: string }[];
+    /** Firmware files modules in the image may ask for; none is included (docs/node-images.md). */
+    firmwareNotIncluded: { module: string; files: string[] }[];
+  };
   sourceDateEpoch: number;
   files: {
     kernel: { name: string; sha256: string; size: number };
@@ -164,7 +171,7 @@ async function copyAtomic(src: string, dest: string): Promise<void> {
 /** Builds (or returns the cached) node environment in `outDir`. */
 export async function buildNodeImage(opts: BuildNodeImageOptions): Promise<NodeImage> {
   const logger = opts.logger.child({ module: 'node-images' });
-  const flavour = opts.flavour ?? 'cloud';
+  const flavour = opts.flavour ?? 'generic';
   const mtime = opts.sourceDateEpoch ?? 0;
   const busyboxPath = opts.busyboxPath ?? '/bin/busybox';
   const started = Date.now();
@@ -255,7 +262,12 @@ export async function buildNodeImage(opts: BuildNodeImageOptions): Promise<NodeI
       kernelVersion: kernel.kernelVersion,
     },
     busybox: { version: bbVersion, sha256: bbSha },
-    modules: { requested, loadOrder: modules.loadOrder, skipped: modules.skipped },
+    modules: {
+      requested,
+      loadOrder: modules.loadOrder,
+      skipped: modules.skipped,
+      firmwareNotIncluded: modules.firmware,
+    },
     sourceDateEpoch: mtime,
     files: {
       kernel: { name: KERNEL_FILE, sha256: sha256(kernelBytes), size: kernelBytes.length },

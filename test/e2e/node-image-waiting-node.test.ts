@@ -91,6 +91,7 @@ before(async () => {
     diskPath: disk,
     diskGb: 1,
     diskSerial: 'CORRALWAIT1',
+    nic: 'virtio' as const,
     tap,
     noReboot: true,
   };
