@@ -7,7 +7,7 @@
  * builder itself, the timestamp); a build whose inputs hash matches the manifest returns at once.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../master/util/logger.js';
@@ -168,6 +168,38 @@ async function copyAtomic(src: string, dest: string): Promise<void> {
   }
 }
 
+/**
+ * Built images are also kept in the cache directory by their inputs' hash, so a second data directory on
+ * the same machine (a clone, a test, a reinstall) copies the result instead of re-resolving ~80 modules and
+ * re-compressing the initramfs (about 35 s of CPU for the generic kernel). The newest few are kept.
+ */
+const SHARED_CACHE_KEEP = 4;
+
+function sharedCacheDir(cacheDir: string, inputsHash: string): string {
+  return join(cacheDir, 'node-image', inputsHash);
+}
+
+/** Copies a complete image between directories, the manifest last (it marks the copy complete). */
+async function copyImage(from: string, to: string): Promise<void> {
+  await mkdir(to, { recursive: true });
+  for (const name of [KERNEL_FILE, INITRD_FILE, MANIFEST_FILE])
+    await copyAtomic(join(from, name), join(to, name));
+}
+
+async function pruneSharedCache(cacheDir: string, logger: Logger): Promise<void> {
+  const root = join(cacheDir, 'node-image');
+  const entries = await readdir(root, { withFileTypes: true });
+  const dirs = await Promise.all(
+    entries
+      .filter((e) => e.isDirectory() && /^[0-9a-f]{64}$/.test(e.name))
+      .map(async (e) => ({ path: join(root, e.name), mtime: (await stat(join(root, e.name))).mtimeMs })),
+  );
+  for (const d of dirs.sort((a, b) => b.mtime - a.mtime).slice(SHARED_CACHE_KEEP)) {
+    await rm(d.path, { recursive: true, force: true });
+    logger.info({ dir: d.path }, 'old node image removed from the cache');
+  }
+}
+
 /** Builds (or returns the cached) node environment in `outDir`. */
 export async function buildNodeImage(opts: BuildNodeImageOptions): Promise<NodeImage> {
   const logger = opts.logger.child({ module: 'node-images' });
@@ -221,6 +253,20 @@ export async function buildNodeImage(opts: BuildNodeImageOptions): Promise<NodeI
     logger.info({ outDir: opts.outDir, kernelVersion: cached.kernelVersion }, 'node image up to date');
     progress('done', 100);
     return cached;
+  }
+  const shared = sharedCacheDir(opts.cacheDir, inputsHash);
+  if (await cachedImage(shared, inputsHash)) {
+    progress('writing', 90);
+    await copyImage(shared, opts.outDir);
+    const copied = await cachedImage(opts.outDir, inputsHash);
+    if (copied) {
+      logger.info(
+        { outDir: opts.outDir, from: shared, ms: Date.now() - started },
+        'node image copied from the cache',
+      );
+      progress('done', 100);
+      return copied;
+    }
   }
 
   progress('modules', 50);
@@ -276,6 +322,10 @@ export async function buildNodeImage(opts: BuildNodeImageOptions): Promise<NodeI
   };
   // The manifest goes last: its presence with a matching hash is what marks the build complete.
   await writeAtomic(join(opts.outDir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+  // Best effort: a cache that cannot be written only costs the next data directory a build.
+  await copyImage(opts.outDir, shared)
+    .then(() => pruneSharedCache(opts.cacheDir, logger))
+    .catch((err: unknown) => logger.warn({ err, dir: shared }, 'node image not kept in the cache'));
   logger.info(
     {
       outDir: opts.outDir,

@@ -12,7 +12,15 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, exitOf, startMasterProcess, type MasterProcess } from '../helpers/master-process.js';
@@ -28,6 +36,14 @@ const PUBLIC_URL = 'http://corral.test:8123';
 
 const root = mkdtempSync(join(tmpdir(), 'corral-autobuild-'));
 const running: MasterProcess[] = [];
+/**
+ * This run's own cache: the kernels are the shared cache's (no second download), but no built image is, so
+ * the first master really builds (stages seen) and the second copies that build from the cache.
+ */
+const RUN_CACHE = join(root, 'cache');
+mkdirSync(RUN_CACHE, { recursive: true });
+mkdirSync(join(CACHE_DIR, 'kernels'), { recursive: true });
+symlinkSync(join(CACHE_DIR, 'kernels'), join(RUN_CACHE, 'kernels'));
 
 function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
@@ -119,7 +135,7 @@ describe('corral master builds its node environment (data under .lab/)', () => {
     image = JSON.parse(imported.out) as { sha256: string; sizeBytes: number };
     assert.equal(existsSync(join(dataDir, 'node-image')), false, 'a fresh data directory has no node image');
 
-    m = await startOn(dataDir, { cacheDir: CACHE_DIR });
+    m = await startOn(dataDir, { cacheDir: RUN_CACHE });
     browser = new Browser(m.url);
     assert.equal((await browser.login('admin', PASSWORD)).status, 303);
 
@@ -262,6 +278,25 @@ describe('corral master builds its node environment (data under .lab/)', () => {
       !existsSync(stolen) || readFileSync(stolen).length === 0,
       'nothing of the database left the root',
     );
+  });
+});
+
+describe('a second data directory on the same machine', () => {
+  it('copies the built node environment from the cache instead of building it again', async () => {
+    const dataDir = join(root, 'second', 'data');
+    mkdirSync(dataDir, { recursive: true });
+    const m = await startOn(dataDir, { cacheDir: RUN_CACHE });
+    const deadline = Date.now() + BUILD_TIMEOUT_MS;
+    let s = (await health(m)).nodeImage;
+    while (s.state !== 'ready') {
+      if (s.state === 'failed' || Date.now() > deadline) throw new Error(`${JSON.stringify(s)}\n${m.logs()}`);
+      await new Promise((r) => setTimeout(r, 200));
+      s = (await health(m)).nodeImage;
+    }
+    assert.ok(m.logs().includes('"msg":"node image copied from the cache"'), m.logs());
+    assert.ok(!m.logs().includes('"msg":"node image built"'), 'no second build');
+    const first = readFileSync(join(root, '.lab', 'data', 'node-image', 'initrd.img'));
+    assert.ok(readFileSync(join(dataDir, 'node-image', 'initrd.img')).equals(first), 'the same initrd');
   });
 });
 
