@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Builds the Debian package of Corral (docs/install.md): `npm run package` → dist/package/corral_V_ARCH.deb.
 #
-#   scripts/package.sh [--version V] [--out DIR] [--no-build] [--no-lintian]
+#   scripts/package.sh [--version V] [--out DIR] [--no-build] [--no-lintian] [--source DIR]
 #
 # --version  the package version (default: package.json's); the installed package.json carries it too,
 #            so `corral --version` names the package that is installed.
 # --no-build use dist/ as it is (the caller just compiled it, as the package test does).
+# --source   package the Corral in DIR (a built checkout of another commit; the upgrade test packages an
+#            older release this way) with this checkout's packaging files.
 #
 # The package holds dist/ (without the tests), templates/, the console's views and assets, the node
 # agent's files and the production npm packages, copied from node_modules as `npm ci` built them for
@@ -19,12 +21,14 @@ version=""
 out="$REPO/dist/package"
 build=1
 lint=1
+src="$REPO"
 while (($#)); do
   case "$1" in
     --version) version=${2:?--version needs a value}; shift 2 ;;
     --out) out=${2:?--out needs a directory}; shift 2 ;;
     --no-build) build=0; shift ;;
     --no-lintian) lint=0; shift ;;
+    --source) src=$(cd "${2:?--source needs a directory}" && pwd); shift 2 ;;
     *) echo "package: unknown argument '$1' (see the comment at the top of $0)" >&2; exit 2 ;;
   esac
 done
@@ -40,7 +44,7 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-[ -n "$version" ] || version=$(node -p "require('./package.json').version")
+[ -n "$version" ] || version=$(node -p "require(process.argv[1]).version" "$src/package.json")
 if ! [[ "$version" =~ ^[0-9][A-Za-z0-9.+~]*$ ]]; then
   echo "package: '$version' is not a Debian version for a native package (digits first; letters, digits, . + ~)" >&2
   exit 2
@@ -52,9 +56,9 @@ node_major=$(node -p 'process.versions.node.split(".")[0]')
 
 if ((build)); then
   echo "package: building (tsc)"
-  npx tsc -p tsconfig.json
+  (cd "$src" && npx tsc -p tsconfig.json)
 fi
-[ -f dist/master/cli.js ] || { echo "package: dist/master/cli.js missing: build first (npx tsc)" >&2; exit 1; }
+[ -f "$src/dist/master/cli.js" ] || { echo "package: $src/dist/master/cli.js missing: build first (npx tsc)" >&2; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/corral-package.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -63,10 +67,10 @@ lib="$root/usr/lib/corral"
 mkdir -p "$lib/dist" "$lib/web-ui" "$lib/node-images" "$root/DEBIAN"
 
 # --- the program ---
-cp -r dist/master dist/web-ui dist/node-images "$lib/dist/"
-cp -r templates "$lib/"
-cp -r web-ui/views web-ui/public "$lib/web-ui/"
-cp -r node-images/agent "$lib/node-images/"
+cp -r "$src/dist/master" "$src/dist/web-ui" "$src/dist/node-images" "$lib/dist/"
+cp -r "$src/templates" "$lib/"
+cp -r "$src/web-ui/views" "$src/web-ui/public" "$lib/web-ui/"
+cp -r "$src/node-images/agent" "$lib/node-images/"
 # package.json: what the code reads at run time (type: module, version); no scripts or dev packages.
 node -e '
   const [src, dst, version] = process.argv.slice(1);
@@ -74,19 +78,19 @@ node -e '
   const keep = { name: p.name, version, description: p.description, license: p.license, type: p.type,
                  private: true, engines: p.engines, dependencies: p.dependencies };
   require("fs").writeFileSync(dst, JSON.stringify(keep, null, 2) + "\n");
-' package.json "$lib/package.json" "$version"
+' "$src/package.json" "$lib/package.json" "$version"
 
 # Production npm packages: the lock file's entries without "dev", those present on disk (an optional
 # package that did not install, like cpu-features on some hosts, is absent there too).
 node -e '
-  const lock = JSON.parse(require("fs").readFileSync("package-lock.json", "utf8"));
+  const lock = JSON.parse(require("fs").readFileSync(process.argv[1] + "/package-lock.json", "utf8"));
   for (const [path, entry] of Object.entries(lock.packages))
     if (path.startsWith("node_modules/") && !entry.dev && !entry.link) console.log(path);
-' >"$work/prod-modules"
+' "$src" >"$work/prod-modules"
 while read -r m; do
-  [ -d "$m" ] || continue
+  [ -d "$src/$m" ] || continue
   mkdir -p "$lib/$(dirname "$m")"
-  cp -r "$m" "$lib/$m"
+  cp -r "$src/$m" "$lib/$m"
 done <"$work/prod-modules"
 echo "package: $(wc -l <"$work/prod-modules") production npm packages"
 
@@ -137,7 +141,7 @@ install -D -m 644 packaging/debian/lintian-overrides "$root/usr/share/lintian/ov
 {
   echo "corral ($version) unstable; urgency=medium"
   echo
-  echo "  * Package of Corral $version built from git $(git rev-parse --short HEAD 2>/dev/null || echo unknown)."
+  echo "  * Package of Corral $version built from git $(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)."
   echo
   echo " -- $maintainer  $(date -R -d "@${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}")"
 } >"$root/usr/share/doc/corral/changelog"
@@ -146,12 +150,14 @@ for s in postinst prerm postrm; do install -m 755 "packaging/debian/$s" "$root/D
 echo /etc/corral/corral.json >"$root/DEBIAN/conffiles"
 
 # Depends: the shared libraries of the native modules (dpkg-shlibdeps wants a debian/control to read),
-# node within the major whose ABI the modules were built for, and the tools the master runs.
+# node within the major whose ABI the modules were built for, and the tools the master runs: iPXE's
+# binaries (served by TFTP), ip, ssh-keygen and openssl (first start: SSH key, TLS certificate), and
+# the node environment's and installer's builders. Optional capabilities' daemons are Recommends.
 mkdir -p "$work/shlibs/debian"
 printf 'Source: corral\n\nPackage: corral\nArchitecture: any\n' >"$work/shlibs/debian/control"
 shlibs=$(cd "$work/shlibs" && find "$lib" -name '*.node' -print0 | xargs -0 dpkg-shlibdeps -O 2>/dev/null |
   sed -n 's/^shlibs:Depends=//p')
-tools="ipxe, iproute2, busybox-static, cpio, kmod, zstd, fdisk, dosfstools, e2fsprogs"
+tools="ipxe, iproute2, openssh-client, openssl, busybox-static, cpio, kmod, zstd, fdisk, dosfstools, e2fsprogs"
 depends="nodejs (>= $node_major), nodejs (<< $((node_major + 1))), ${shlibs:+$shlibs, }$tools"
 
 (cd "$root" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z | xargs -0 md5sum) \

@@ -8,35 +8,41 @@
 import Database from 'better-sqlite3';
 import { existsSync, rmSync } from 'node:fs';
 import { CorralError } from '../util/errors.js';
-import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
+import { MIGRATIONS } from './migrations.js';
 import { appliedMigrations } from './snapshots.js';
 
 /** Name of the staged copy in the data directory. */
 export const PRE_MIGRATION_FILE = 'pre-migration.db';
 
 export interface PreMigration {
-  /** Highest migration applied to the copy. */
-  from: number;
-  /** This Corral's schema version, the one the database is being brought to. */
-  to: number;
+  /** Migrations applied to the copy. */
+  applied: number[];
+  /** This Corral's migrations it lacks, ascending (not always above `applied`: branches fill gaps). */
+  pending: number[];
+}
+
+function compare(applied: number[]): PreMigration {
+  const pending = MIGRATIONS.map((m) => m.version)
+    .filter((v) => !applied.includes(v))
+    .sort((a, b) => a - b);
+  return { applied, pending };
 }
 
 /**
  * Copies `dbPath` to `copyPath` when migrations of this Corral are not yet applied to it; returns the
- * versions, or undefined (no database yet: a first start has nothing to keep; or nothing to migrate).
+ * migrations, or undefined (no database yet: a first start has nothing to keep; or nothing to migrate).
  */
 export function stagePreMigrationCopy(dbPath: string, copyPath: string): PreMigration | undefined {
   if (!existsSync(dbPath)) return undefined;
   let db: Database.Database | undefined;
   try {
     db = new Database(dbPath, { fileMustExist: true });
-    const applied = appliedMigrations(db);
-    const pending = MIGRATIONS.filter((m) => !applied.includes(m.version));
-    if (!applied.length || !pending.length) return undefined;
+    const state = compare(appliedMigrations(db));
+    if (!state.applied.length || !state.pending.length) return undefined;
     rmSync(copyPath, { force: true });
     // VACUUM INTO writes one consistent file with the WAL folded in, and leaves the source untouched.
     db.prepare('VACUUM INTO ?').run(copyPath);
-    return { from: Math.max(...applied), to: SCHEMA_VERSION };
+    return state;
   } catch (err) {
     rmSync(copyPath, { force: true });
     throw new CorralError(
@@ -48,11 +54,11 @@ export function stagePreMigrationCopy(dbPath: string, copyPath: string): PreMigr
   }
 }
 
-/** The schema version of a staged copy (one left by a crash is read back this way). */
-export function stagedCopyVersion(copyPath: string): number {
+/** What a staged copy lacks (one left by a crash is read back this way). */
+export function stagedCopyMigrations(copyPath: string): PreMigration {
   const db = new Database(copyPath, { readonly: true, fileMustExist: true });
   try {
-    return Math.max(0, ...appliedMigrations(db));
+    return compare(appliedMigrations(db));
   } finally {
     db.close();
   }

@@ -83,10 +83,11 @@ test(
     const points = listManifests(join(dataDir, 'snapshots'));
     assert.equal(points.length, 1, `one restore point, got ${points.map((p) => p.name).join(', ')}`);
     const point = points[0]!;
-    assert.equal(point.name, `before-migration-${from}-to-${SCHEMA_VERSION}`);
+    const lacking = MIGRATIONS.map((m) => m.version).filter((v) => v > from);
+    assert.equal(point.name, `before-migration-${lacking.join('-')}`);
     assert.equal(point.kind, 'auto');
     assert.equal(point.schemaVersion, from);
-    assert.match(point.reason, new RegExp(`from schema ${from} to ${SCHEMA_VERSION}`));
+    assert.match(point.reason, new RegExp(`before database migrations ${lacking.join(', ')} `));
     // The restore point holds the database as it was; the live one is migrated; both keep the data.
     assert.deepEqual(schemaOf(join(dataDir, 'snapshots', point.id, 'corral.db')), {
       version: from,
@@ -129,7 +130,14 @@ test(
     const points = listManifests(join(dataDir, 'snapshots'));
     assert.deepEqual(
       points.map((p) => [p.name, p.schemaVersion]),
-      [[`before-migration-${from}-to-${SCHEMA_VERSION}`, from]],
+      [
+        [
+          `before-migration-${MIGRATIONS.map((m) => m.version)
+            .filter((v) => v > from)
+            .join('-')}`,
+          from,
+        ],
+      ],
     );
     assert.equal(existsSync(join(dataDir, PRE_MIGRATION_FILE)), false);
   },
