@@ -173,13 +173,15 @@ function buildPackage(args: string[], out: string): string {
  * packaged with this checkout's packaging files. Cached by commit and packaging files.
  */
 function olderPackage(commit: string, version: string): string {
-  const key = createHash('sha256')
+  const hash = createHash('sha256')
     .update(sh('git', ['-C', REPO, 'rev-parse', commit]))
     .update(version)
-    .update(readFileSync(join(REPO, 'scripts/package.sh')))
-    .update(readdirSync(join(REPO, 'packaging'), { recursive: true }).sort().join('\n'))
-    .digest('hex')
-    .slice(0, 16);
+    .update(readFileSync(join(REPO, 'scripts/package.sh')));
+  for (const f of readdirSync(join(REPO, 'packaging'), { recursive: true, encoding: 'utf8' }).sort()) {
+    const path = join(REPO, 'packaging', f);
+    if (lstatSync(path).isFile()) hash.update(f).update(readFileSync(path));
+  }
+  const key = hash.digest('hex').slice(0, 16);
   const dir = join(CACHE, `older-${key}`);
   const existing = existsSync(dir) ? readdirSync(dir).find((f) => f.endsWith('.deb')) : undefined;
   if (existing) return join(dir, existing);
@@ -194,6 +196,9 @@ function olderPackage(commit: string, version: string): string {
       /* emitted anyway */
     }
     assert.ok(existsSync(join(src, 'dist/master/cli.js')), `the older release ${commit} did not build`);
+    // One older package is kept: those of earlier packaging files are of no further use.
+    for (const f of readdirSync(CACHE))
+      if (f.startsWith('older-')) rmSync(join(CACHE, f), { recursive: true, force: true });
     const tmpOut = `${dir}.tmp`;
     rmSync(tmpOut, { recursive: true, force: true });
     buildPackage(['--source', src, '--version', version, '--no-lintian'], tmpOut);
