@@ -44,6 +44,8 @@ import { createRemoteApiRouter } from './remote/api.js';
 import { nodeImageDir } from './boot/node-image.js';
 import { buildInstallerTools } from '../node-images/os-image-tools.js';
 import { startSnapshots } from './snapshots/index.js';
+import { keepPreMigrationCopy } from './snapshots/pre-migration.js';
+import { PRE_MIGRATION_FILE, stagePreMigrationCopy } from './store/pre-migration.js';
 import { createSnapshotRouter } from './snapshots/api.js';
 import { startSharedRoot } from './sharedroot/index.js';
 import { createSharedRootApiRouter } from './sharedroot/api.js';
@@ -91,6 +93,11 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
   // Secrets in the config (ha.token, URL passwords) are hidden from every response, log line and diff.
   processRedactor.addFromConfig(config);
   mkdirSync(config.dataDir, { recursive: true, mode: 0o750 });
+  // An upgrade's first start: the database is copied before the store migrates it, and the copy kept
+  // as a restore point once snapshots run (store/pre-migration.ts, snapshots/pre-migration.ts).
+  const preMigrationCopy = join(config.dataDir, PRE_MIGRATION_FILE);
+  const preMigration = stagePreMigrationCopy(join(config.dataDir, 'corral.db'), preMigrationCopy);
+  if (preMigration) logger.info(preMigration, 'database copied before migrating it');
   const repos = openRepos({ path: join(config.dataDir, 'corral.db'), logger });
   const closers: Closable[] = [{ name: 'store', close: async () => repos.store.close() }];
   const closeAll = async (): Promise<void> => {
@@ -108,6 +115,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
     const authenticator = new Authenticator(repos);
     // Restore points (issue 9); `snapshots.beforeRisky` goes to risky operations (image delete, bulk deploy).
     const snapshots = startSnapshots({ repos, config, logger });
+    await keepPreMigrationCopy(snapshots.points, preMigrationCopy, logger);
     closers.push({ name: 'snapshots', close: () => snapshots.close() });
     // Remote control (issue #11): power drivers (passwords sealed with DATA_DIR/keys/power.key), state poller.
     const power = createPowerControl({
