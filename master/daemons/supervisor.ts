@@ -138,6 +138,8 @@ export class Supervisor {
     if (this.running) return;
     const { bin, name } = this.opts;
     await this.opts.prepare?.();
+    // stop() may have come while prepare ran: a child spawned now would outlive the master.
+    if (this.stopping) throw new CorralError(this.opts.codes.failed, `${name} was stopped while starting`);
     const args = this.opts.args();
     const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
@@ -268,7 +270,8 @@ export class Supervisor {
   }
 
   private async kill(child: ChildProcess): Promise<void> {
-    if (child.exitCode !== null || child.signalCode !== null) return;
+    // No pid: the spawn itself failed, there is no process to stop.
+    if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
     const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     child.kill(this.opts.stopSignal ?? 'SIGTERM');
     let timer: unknown;

@@ -55,6 +55,7 @@ export class NfsServer {
   /** The file the next start reads: CONF, or CONF.next during a trial start. */
   private conf: string;
   private lastError: string | null = null;
+  private restartsAtApply = 0;
   private chain: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly opts: NfsServerOptions) {
@@ -82,10 +83,11 @@ export class NfsServer {
       running: d.running,
       pid: d.pid,
       restarts: d.restarts,
+      // A death the supervisor recovered from stays visible until the next good apply, as before.
       lastError:
         this.lastError ??
         d.lastError ??
-        (d.restarts > 0 && d.lastExit ? `nfs-ganesha exited (${d.lastExit})` : null),
+        (d.restarts > this.restartsAtApply ? `nfs-ganesha exited (${d.lastExit})` : null),
       configPath: this.configPath,
     };
   }
@@ -111,6 +113,7 @@ export class NfsServer {
     // The daemon read CONF.next; its restarts use CONF, which now holds the same bytes.
     this.conf = this.configPath;
     this.lastError = null;
+    this.restartsAtApply = this.daemon.status().restarts;
   }
 
   /** The install step's check: run ganesha on `staged`; on failure put the previous config back. */
