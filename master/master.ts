@@ -37,6 +37,7 @@ import { ensureMasterKey } from './deploy/ssh.js';
 import { createDeployer } from './deploy/deployer.js';
 import { createDeployApiRouter } from './deploy/api.js';
 import { createDeployBootRouter } from './deploy/boot-routes.js';
+import { HostKeyPins } from './remote/host-keys.js';
 import { masterKeyPath } from './deploy/ssh.js';
 import { createPowerControl } from './remote/power.js';
 import { SecretBox } from './remote/secrets.js';
@@ -301,6 +302,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
           dataDir: config.dataDir,
           logger,
           installerTools: () => installerTools,
+          hostKeys: HostKeyPins.forConfig(config),
           activity,
         }),
       );

@@ -4,6 +4,8 @@
  *   GET  /boot/installer/tools.img           the installer tools initrd (node-images/os-image-tools.ts)
  *   GET  /boot/deploy/<mac>/<file>[?deployment=ID]   plan.env and the rendered files of the current deployment
  *   POST /boot/deploy/<mac>/progress|result|booted  {token, ...}   installer and first-boot reports
+ * The plan files include the private SSH host key Corral made for the installed system (deploy.ts planFile),
+ * adopted as the node's pinned key when the result reports success (remote/host-keys.ts).
  * Every one of these needs the node's credential (Authorization: Bearer, issued at enlistment; issue 14).
  * The plan is served only while the deployment is pending or installing; it holds the deployment's
  * token (in node.conf), which the reports must also carry, so an installer of a superseded deployment
@@ -20,7 +22,16 @@ import { normaliseMac } from '../nodes/inventory.js';
 import { requireNodeCredential } from '../nodes/credentials.js';
 import { zodToCorral } from '../api/errors.js';
 import { imagePath } from '../images/registry.js';
-import { authorise, planFile, planReadable, recordBooted, recordProgress, recordResult } from './deploy.js';
+import {
+  adoptHostKey,
+  authorise,
+  planFile,
+  planReadable,
+  recordBooted,
+  recordProgress,
+  recordResult,
+} from './deploy.js';
+import type { HostKeyPins } from '../remote/host-keys.js';
 import type { BootActivitySink } from '../boot/activity.js';
 import { sendFile } from '../boot/send-file.js';
 
@@ -29,6 +40,8 @@ export interface DeployBootDeps {
   dataDir: string;
   logger: Logger;
   installerTools: () => string | undefined;
+  /** Host key pins (remote/host-keys.ts): the deployment's host key is served from, and adopted into, them. */
+  hostKeys: HostKeyPins;
   /** The boot timeline (issue 22): image downloads and installer reports. */
   activity?: BootActivitySink;
 }
@@ -96,7 +109,7 @@ export function createDeployBootRouter(deps: DeployBootDeps): Router {
   router.get('/deploy/:mac/:file', (req, res) => {
     const mac = nodeMac(repos, req);
     const d = planReadable(repos, mac, req.query['deployment']);
-    const text = planFile(d, String(req.params['file']));
+    const text = planFile(d, String(req.params['file']), deps.hostKeys.deployKeyPath(mac));
     if (text === undefined) throw new CorralError('NOT_FOUND', `no plan file ${String(req.params['file'])}`);
     res.type('text/plain; charset=utf-8').setHeader('Cache-Control', 'no-store');
     res.send(text);
@@ -114,6 +127,15 @@ export function createDeployBootRouter(deps: DeployBootDeps): Router {
     const body = parse(Result, req.body);
     const d = recordResult(repos, authorise(repos, nodeMac(repos, req), body.token), body);
     log.info({ mac: d.nodeMac, ok: body.ok, reason: body.reason }, 'installer result');
+    if (body.ok && d.status === 'installed') {
+      try {
+        if (adoptHostKey(deps.hostKeys, d))
+          log.info({ mac: d.nodeMac }, "pinned the installed system's host key");
+      } catch (err) {
+        // The install stands; the node is then refused (old pin) until an operator redeploys.
+        log.error({ err, mac: d.nodeMac }, "could not pin the installed system's host key");
+      }
+    }
     deps.activity?.record(d.nodeMac, {
       kind: 'deploy',
       event: 'result',

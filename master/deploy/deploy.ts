@@ -7,6 +7,7 @@
  * goes to `failed` with the reason). A node that is `failed` can be deployed again (retry).
  */
 import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import type { FrozenConfig } from '../config.js';
 import { publicUrl } from '../config.js';
 import type { Repos } from '../store/repos.js';
@@ -16,7 +17,9 @@ import { transitionIn } from '../nodes/lifecycle.js';
 import { CorralError } from '../util/errors.js';
 import { findImage } from '../images/registry.js';
 import { DEFAULT_LAYOUT, type Layout } from './config.js';
-import { buildPlan, renderEnv } from './plan.js';
+import { buildPlan, HOST_KEY_FILE, renderEnv } from './plan.js';
+import { generateHostKey } from '../sharedroot/identity.js';
+import type { HostKeyPins } from '../remote/host-keys.js';
 
 export interface DeployRequest {
   image: string;
@@ -38,6 +41,19 @@ export function resolveLayout(
   );
 }
 
+/**
+ * The SSH host key of the system about to be installed, made on the master (ssh-keygen, as for diskless
+ * nodes) so the master knows it before the node ever answers: exec and monitoring pin it from the first
+ * connection, with no trust on first use. The private key waits in a file (0600, in a 0700 directory),
+ * never in the database: the plan only names it, and boot-routes.ts serves it with the node's credential.
+ * Returns the public key line.
+ */
+export async function createDeployHostKey(pins: HostKeyPins, mac: string): Promise<string> {
+  const key = pins.deployKeyPath(mac);
+  await generateHostKey(key, 'corral-deploy');
+  return readFileSync(`${key}.pub`, 'utf8');
+}
+
 /** Moves the node to `deploying` with a fresh deployment; the caller then tries to reboot it. */
 export function startDeploy(
   repos: Repos,
@@ -45,6 +61,7 @@ export function startDeploy(
   node: NodeRecord,
   req: DeployRequest,
   sshKeys: readonly string[],
+  hostKeyPub?: string,
 ): DeploymentRecord {
   const image = findImage(repos, req.image);
   const { name: layoutName, layout } = resolveLayout(config, req.layout);
@@ -59,6 +76,7 @@ export function startDeploy(
     rootUuid: randomUUID(),
     sshKeys,
     kernelArgs: config.deploy.kernelArgs,
+    hostKeyPub,
   });
   return repos.store.write((journal) => {
     const fresh = repos.nodes.get(node.mac);
@@ -133,10 +151,30 @@ export function planReadable(repos: Repos, mac: string, deployment: unknown): De
   return d;
 }
 
-export function planFile(d: DeploymentRecord, name: string): string | undefined {
+/**
+ * A file of the plan. The host key's private half (HOST_KEY_FILE) is read from `hostKeyPath` (the
+ * waiting key, HostKeyPins.deployKeyPath), and only if its public half is the one this plan carries: an
+ * installer never gets a key other than the one the master will pin.
+ */
+export function planFile(d: DeploymentRecord, name: string, hostKeyPath?: string): string | undefined {
   const plan = d.plan as unknown as { env: Record<string, string>; files: Record<string, string> };
   if (name === 'plan.env') return renderEnv(plan.env);
+  if (name === HOST_KEY_FILE) {
+    const pub = plan.files[`${HOST_KEY_FILE}.pub`];
+    if (!pub || !hostKeyPath || !existsSync(`${hostKeyPath}.pub`)) return undefined;
+    return readFileSync(`${hostKeyPath}.pub`, 'utf8') === pub ? readFileSync(hostKeyPath, 'utf8') : undefined;
+  }
   return Object.hasOwn(plan.files, name) ? plan.files[name] : undefined;
+}
+
+/**
+ * The installer reported success: the deployment's host key is on the node's disk and becomes the key
+ * the master pins for it (HostKeyPins.adoptDeployKey). Returns whether it did; a plan without a key (made
+ * before Corral made keys for disk installs) leaves the node to trust on first use.
+ */
+export function adoptHostKey(pins: HostKeyPins, d: DeploymentRecord): boolean {
+  const pub = (d.plan as { files?: Record<string, string> }).files?.[`${HOST_KEY_FILE}.pub`];
+  return pub ? pins.adoptDeployKey(d.nodeMac, pub) : false;
 }
 
 export interface ProgressReport {

@@ -11,7 +11,8 @@ import type { Repos } from '../store/repos.js';
 import type { NodeRecord } from '../store/nodes.js';
 import type { DeploymentRecord } from '../store/deployments.js';
 import type { Logger } from '../util/logger.js';
-import { startDeploy, failStalled, type DeployRequest } from './deploy.js';
+import { createDeployHostKey, startDeploy, failStalled, type DeployRequest } from './deploy.js';
+import { HostKeyPins } from '../remote/host-keys.js';
 import { sshReboot, type MasterKey } from './ssh.js';
 
 export type RebootPath = 'power' | 'agent' | 'ssh' | 'manual';
@@ -63,6 +64,7 @@ export function createDeployer(opts: {
   const log = opts.logger.child({ module: 'deploy' });
   const keys = [opts.key.publicKey, ...config.deploy.sshAuthorizedKeys];
   const reboot = opts.sshReboot ?? sshReboot;
+  const pins = HostKeyPins.forConfig(config);
 
   /** Tries power control, then the agent or SSH; returns the path and what happened, for the event. */
   const rebootForDeploy = async (
@@ -101,7 +103,9 @@ export function createDeployer(opts: {
 
   return {
     async deploy(node, req) {
-      const deployment = startDeploy(repos, config, node, req, keys);
+      // The installed system's host key first: the plan carries it, and the master pins it (issue 14).
+      const hostKeyPub = await createDeployHostKey(pins, node.mac);
+      const deployment = startDeploy(repos, config, node, req, keys, hostKeyPub);
       const r = await rebootForDeploy(node, req.actor);
       repos.events.append({
         nodeMac: node.mac,

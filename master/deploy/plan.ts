@@ -114,7 +114,15 @@ export interface PlanInput {
   rootUuid: string;
   sshKeys: readonly string[];
   kernelArgs: string;
+  /** The public line of the host key Corral made for the installed system (deploy.ts createDeployHostKey). */
+  hostKeyPub?: string | undefined;
 }
+
+/**
+ * The host key the installer lays into the target's /etc/ssh. The plan holds only its public half; the
+ * private half is served from its file (deploy.ts planFile), never stored with the plan.
+ */
+export const HOST_KEY_FILE = 'ssh_host_ed25519_key';
 
 export interface DeployPlan {
   env: Record<string, string>;
@@ -177,5 +185,9 @@ export function buildPlan(p: PlanInput): DeployPlan {
     authorized_keys: p.sshKeys.map((k) => `${k.trim()}\n`).join(''),
     'node.conf': renderTemplate('node/node.conf.hbs', vars),
   };
+  if (p.hostKeyPub) {
+    env['HOST_KEY'] = HOST_KEY_FILE;
+    files[`${HOST_KEY_FILE}.pub`] = p.hostKeyPub.endsWith('\n') ? p.hostKeyPub : `${p.hostKeyPub}\n`;
+  }
   return { env, files };
 }

@@ -3,16 +3,18 @@
  * Without this, whoever answers on a node's address (a machine that took its IP on the provisioning
  * segment) receives the master's commands and returns made-up metrics.
  *
- * - A node whose host key Corral created (diskless nodes: sharedroot/identity.ts generates it on the
- *   master and hands it to the node) is pinned to exactly that key, from the first connection on.
- * - Any other node (a disk install generates its key on first boot) is pinned to the key it shows on the
- *   first connection (trust on first use), recorded in DATA_DIR/ssh/known_nodes by MAC.
+ * - A node whose host key Corral created is pinned to exactly that key, from the first connection on:
+ *   diskless nodes (sharedroot/identity.ts generates it on the master and hands it to the node) and disk
+ *   deploys (deploy/deployer.ts generates a fresh one per deployment, the installer lays it into the
+ *   target; it becomes the node's key when the installer reports success, see adoptDeployKey).
+ * - Any other node (deployed before Corral made keys for disk installs) is pinned to the key it shows on
+ *   the first connection (trust on first use), recorded in DATA_DIR/ssh/known_nodes by MAC.
  *
  * A different key is refused: the connection is dropped before authentication (so the master's key never
  * signs for an impostor), and the caller gets an error that names both fingerprints.
  */
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FrozenConfig } from '../config.js';
 import type { Repos } from '../store/repos.js';
@@ -52,10 +54,45 @@ export class HostKeyPins {
     return new HostKeyPins(config.dataDir, sharedRootDir(config));
   }
 
+  /** Where the node's Corral-made host key lives (the private key, mode 0600; `.pub` beside it). */
+  corralKeyPath(mac: string): string {
+    return join(nodeDir(this.sharedRoots, mac), 'ssh', 'ssh_host_ed25519_key');
+  }
+
+  /**
+   * Where a deployment's host key waits until its installer reports success: the node's running system
+   * (if any) keeps its current key, and pin, until the new one is on its disk.
+   */
+  deployKeyPath(mac: string): string {
+    return join(nodeDir(this.sharedRoots, mac), 'deploy', 'ssh_host_ed25519_key');
+  }
+
   /** The key Corral made for this node, if it made one. */
   corralKey(mac: string): Buffer | undefined {
-    const pub = join(nodeDir(this.sharedRoots, mac), 'ssh', 'ssh_host_ed25519_key.pub');
+    const pub = `${this.corralKeyPath(mac)}.pub`;
     return existsSync(pub) ? publicKeyBlob(readFileSync(pub, 'utf8')) : undefined;
+  }
+
+  /**
+   * The installer put the deployment's key (public half `pub`) on the node's disk: it becomes the node's
+   * Corral-made key, pinned from the installed system's first connection on, and any first-contact pin of
+   * the node's previous system is dropped (a reinstall legitimately changes the key). False when the
+   * waiting key is not that one (a newer deploy replaced it): nothing changes then.
+   */
+  adoptDeployKey(mac: string, pub: string): boolean {
+    const pending = this.deployKeyPath(mac);
+    if (!existsSync(`${pending}.pub`) || readFileSync(`${pending}.pub`, 'utf8') !== pub) return false;
+    const key = this.corralKeyPath(mac);
+    mkdirSync(join(key, '..'), { recursive: true, mode: 0o700 });
+    renameSync(pending, key);
+    renameSync(`${pending}.pub`, `${key}.pub`);
+    if (existsSync(this.file)) {
+      const kept = readFileSync(this.file, 'utf8')
+        .split('\n')
+        .filter((l) => l.trim() && l.trim().split(/\s+/)[0] !== mac);
+      writeFileSync(this.file, kept.map((l) => `${l}\n`).join(''), { mode: 0o600 });
+    }
+    return true;
   }
 
   /** The key pinned on first use, if any. */

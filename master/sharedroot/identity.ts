@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { CorralError } from '../util/errors.js';
 import { writeTar, type TarEntry } from './tar.js';
@@ -68,25 +68,32 @@ export function nodeDir(sharedRootDir: string, mac: string): string {
   return join(sharedRootDir, 'nodes', mac.replace(/:/g, '-'));
 }
 
+/**
+ * Makes an ed25519 host key pair at `key` and `key`.pub with ssh-keygen (into temporary names first, so
+ * a crash never leaves half a pair). Shared by diskless identities and disk deploys (deploy/host-key.ts).
+ */
+export async function generateHostKey(key: string, comment: string): Promise<void> {
+  await mkdir(dirname(key), { recursive: true, mode: 0o700 });
+  const tmp = `${key}.tmp-${process.pid}`;
+  await rm(tmp, { force: true });
+  await rm(`${tmp}.pub`, { force: true });
+  try {
+    await exec('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', tmp], {
+      timeout: 30_000,
+    });
+  } catch (err) {
+    throw new CorralError(
+      'INTERNAL',
+      `ssh-keygen failed (install openssh-client): ${(err as Error).message}`,
+    );
+  }
+  await rename(tmp, key);
+  await rename(`${tmp}.pub`, `${key}.pub`);
+}
+
 /** The node's host keys, generated on first use (ed25519 only: fast, and what OpenSSH prefers). */
 export async function ensureHostKeys(dir: string): Promise<Record<string, [Buffer, Buffer]>> {
-  const keyDir = join(dir, 'ssh');
-  const key = join(keyDir, 'ssh_host_ed25519_key');
-  if (!existsSync(`${key}.pub`)) {
-    await mkdir(keyDir, { recursive: true, mode: 0o700 });
-    const tmp = `${key}.tmp-${process.pid}`;
-    await rm(tmp, { force: true });
-    await rm(`${tmp}.pub`, { force: true });
-    try {
-      await exec('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'corral-diskless', '-f', tmp]);
-    } catch (err) {
-      throw new CorralError(
-        'INTERNAL',
-        `ssh-keygen failed (install openssh-client): ${(err as Error).message}`,
-      );
-    }
-    await rename(tmp, key);
-    await rename(`${tmp}.pub`, `${key}.pub`);
-  }
+  const key = join(dir, 'ssh', 'ssh_host_ed25519_key');
+  if (!existsSync(`${key}.pub`)) await generateHostKey(key, 'corral-diskless');
   return { ed25519: [await readFile(key), await readFile(`${key}.pub`)] };
 }

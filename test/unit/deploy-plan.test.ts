@@ -5,9 +5,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { buildPlan, partitionPlan, renderEnv } from '../../master/deploy/plan.js';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildPlan, HOST_KEY_FILE, partitionPlan, renderEnv } from '../../master/deploy/plan.js';
 import {
+  adoptHostKey,
+  createDeployHostKey,
+  planFile,
   resolveLayout,
   startDeploy,
   authorise,
@@ -22,6 +26,8 @@ import { installPath } from '../../master/util/paths.js';
 import { CorralError } from '../../master/util/errors.js';
 import type { NodeRecord } from '../../master/store/nodes.js';
 import type { ImageRecord } from '../../master/store/images.js';
+import { HostKeyPins, publicKeyBlob } from '../../master/remote/host-keys.js';
+import { publicDeployment } from '../../master/deploy/api.js';
 import { tempRepos, testConfig } from '../helpers/repos.js';
 
 const GiB = 2 ** 30;
@@ -260,6 +266,80 @@ test('a late installer result for a deployment the watchdog failed is refused (4
     recordBooted(repos, authorise(repos, n.mac, d2.token), { ip: '10.99.0.150' });
     assert.equal(repos.nodes.get(n.mac)?.state, 'deployed');
     assert.throws(() => recordResult(repos, authorise(repos, n.mac, d2.token), { ok: true }), notActive);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test("deploy makes the node's SSH host key: the plan carries it (private half from its file), success pins it", async () => {
+  const t = tempRepos();
+  try {
+    const { repos } = t;
+    const config = testConfig({ dataDir: t.dir });
+    const pins = HostKeyPins.forConfig(config);
+    const n = seed(repos);
+    // The node's previous system was pinned on first contact; another node's pin must survive.
+    const known = join(t.dir, 'ssh', 'known_nodes');
+    mkdirSync(join(t.dir, 'ssh'), { recursive: true });
+    const oldKey = Buffer.from('old system key');
+    writeFileSync(known, `52:54:00:99:99:99 b3RoZXI=\n${n.mac} ${oldKey.toString('base64')}\n`);
+
+    const pub = await createDeployHostKey(pins, n.mac);
+    assert.match(pub, /^ssh-ed25519 AAAA\S+ corral-deploy\n$/);
+    const d = startDeploy(repos, config, n, { image: 'debian-12', actor: 'test' }, [], pub);
+    const plan = d.plan as unknown as { env: Record<string, string>; files: Record<string, string> };
+    assert.equal(plan.env['HOST_KEY'], HOST_KEY_FILE);
+    assert.equal(plan.files[`${HOST_KEY_FILE}.pub`], pub);
+    assert.equal(planFile(d, `${HOST_KEY_FILE}.pub`), pub);
+    const priv = planFile(d, HOST_KEY_FILE, pins.deployKeyPath(n.mac));
+    assert.match(priv ?? '', /^-----BEGIN OPENSSH PRIVATE KEY-----\n/);
+    assert.equal(statSync(pins.deployKeyPath(n.mac)).mode & 0o777, 0o600);
+    assert.equal(planFile(d, HOST_KEY_FILE), undefined, 'served only from its file');
+    // The private key is in no row, event or API view.
+    const body = priv!.split('\n')[1]!;
+    const stored = repos.deployments.get(d.id)!;
+    assert.ok(!JSON.stringify(stored).includes(body), 'not in the deployment row');
+    assert.ok(!JSON.stringify(publicDeployment(stored)).includes(body));
+    assert.ok(!JSON.stringify(repos.events.list({ nodeMac: n.mac })).includes(body));
+
+    // Until the installer reports success, the running system keeps its pin.
+    const made = publicKeyBlob(pub)!;
+    assert.equal(pins.check(n, made).ok, false);
+    assert.equal(pins.check(n, oldKey).ok, true);
+
+    // A newer deploy replaces the waiting key: the older plan no longer gets a private key it would not match.
+    const pub2 = await createDeployHostKey(pins, n.mac);
+    assert.notEqual(pub2, pub);
+    assert.equal(planFile(d, HOST_KEY_FILE, pins.deployKeyPath(n.mac)), undefined);
+    assert.equal(adoptHostKey(pins, d), false, 'not the waiting key: nothing adopted');
+    const d2 = startDeploy(
+      repos,
+      config,
+      repos.nodes.get(n.mac)!,
+      { image: 'debian-12', actor: 'test' },
+      [],
+      pub2,
+    );
+    assert.match(planFile(d2, HOST_KEY_FILE, pins.deployKeyPath(n.mac)) ?? '', /PRIVATE KEY/);
+
+    const installed = recordResult(repos, authorise(repos, n.mac, d2.token), { ok: true });
+    assert.equal(adoptHostKey(pins, installed), true);
+    const made2 = publicKeyBlob(pub2)!;
+    assert.deepEqual(
+      pins.check(n, made2),
+      { ok: true },
+      'pinned from the first connection, no first-use pin',
+    );
+    const other = pins.check(n, oldKey);
+    assert.equal(other.ok, false);
+    assert.match(other.reason ?? '', /the key Corral created for it: refused/);
+    assert.equal(
+      readFileSync(known, 'utf8'),
+      '52:54:00:99:99:99 b3RoZXI=\n',
+      'the old first-contact pin is gone',
+    );
+    assert.equal(statSync(pins.corralKeyPath(n.mac)).mode & 0o777, 0o600);
+    assert.equal(adoptHostKey(pins, installed), false, 'a repeated success changes nothing');
   } finally {
     t.cleanup();
   }
