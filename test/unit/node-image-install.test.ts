@@ -28,6 +28,10 @@ const TOKEN = 'f'.repeat(32);
 // The node credential corral-agent got for this boot (issue 14): every request must carry it.
 const CREDENTIAL = 'c'.repeat(64);
 const SECTORS_8G = 16 * 2 ** 20;
+// The host key the master made for the node (the installer only copies it, so its bytes need not be a key).
+const HOST_KEY_PRIVATE =
+  '-----BEGIN OPENSSH PRIVATE KEY-----\nfake-for-the-installer-test\n-----END OPENSSH PRIVATE KEY-----\n';
+const HOST_KEY_PUB = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeHostKey corral-deploy\n';
 
 test('the installer and the other node scripts parse with busybox sh', () => {
   for (const f of ['corral-install', 'corral-sharedroot', 'corral-node-report'])
@@ -46,8 +50,15 @@ interface Reports {
 async function fakeMaster(
   image: Buffer,
   format: 'raw' | 'tar.gz' = 'raw',
+  /** Where the deployment's host key waits (HostKeyPins.deployKeyPath); none: a plan without a key. */
+  hostKey?: string,
 ): Promise<{ server: Server; url: string; reports: Reports }> {
   const reports: Reports = { progress: [], result: undefined };
+  if (hostKey) {
+    await mkdir(dirname(hostKey), { recursive: true });
+    await writeFile(hostKey, HOST_KEY_PRIVATE, { mode: 0o600 });
+    await writeFile(`${hostKey}.pub`, HOST_KEY_PUB);
+  }
   const sha = createHash('sha256').update(image).digest('hex');
   // Rendered once the server's port (the plan's base URL) is known.
   const state: { plan?: DeploymentRecord } = {};
@@ -64,7 +75,7 @@ async function fakeMaster(
         res.statusCode = 401;
         res.end('{}');
       } else if (req.method === 'GET' && file && state.plan && url.searchParams.get('deployment') === '7') {
-        const text = planFile(state.plan, file);
+        const text = planFile(state.plan, file, hostKey);
         res.statusCode = text === undefined ? 404 : 200;
         res.end(text ?? '');
       } else if (req.method === 'POST' && (file === 'progress' || file === 'result')) {
@@ -116,6 +127,7 @@ async function fakeMaster(
     rootUuid: '11111111-2222-3333-4444-555555555555',
     sshKeys: ['ssh-ed25519 AAAAtest corral-master'],
     kernelArgs: '',
+    hostKeyPub: hostKey ? HOST_KEY_PUB : undefined,
   });
   state.plan = { plan: built } as unknown as DeploymentRecord;
   return { server, url, reports };
@@ -226,14 +238,27 @@ const ROOT_TREE = {
   'etc/ssh/.keep': '',
 };
 
-test('raw image: written with dd, root found (largest Linux partition with an os-release), identity and first-boot report set', async () => {
+test('raw image: written with dd, root found (largest Linux partition with an os-release), identity, host key and first-boot report set', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'corral-install-'));
   const image = randomBytes(256 * 1024);
-  const { server, url, reports } = await fakeMaster(image);
+  const { server, url, reports } = await fakeMaster(image, 'raw', join(dir, 'master/ssh_host_ed25519_key'));
   try {
     await fakeDisk(join(dir, 'fake'), join(dir, 'sys'), [
       { name: 'vda1', sectors: 2048, type: 'vfat' }, // ESP: never tried
-      { name: 'vda2', sectors: 8_000_000, type: 'ext4', tree: ROOT_TREE },
+      {
+        name: 'vda2',
+        sectors: 8_000_000,
+        type: 'ext4',
+        // The image brings host keys of its own, and cloud-init, which would remake them at first boot.
+        tree: {
+          ...ROOT_TREE,
+          'etc/ssh/ssh_host_ed25519_key': 'image own\n',
+          'etc/ssh/ssh_host_ed25519_key.pub': 'ssh-ed25519 AAAAimage\n',
+          'etc/ssh/ssh_host_rsa_key': 'image rsa\n',
+          'etc/ssh/ssh_host_rsa_key.pub': 'ssh-rsa AAAAimage\n',
+          'etc/cloud/cloud.cfg.d/.keep': '',
+        },
+      },
       // Larger, so tried first: a data file system without an os-release is not the root.
       { name: 'vda3', sectors: 8_100_000, type: 'ext4', tree: { 'srv/data': 'x' } },
       { name: 'vda4', sectors: 9_000_000, type: 'swap' },
@@ -274,10 +299,24 @@ test('raw image: written with dd, root found (largest Linux partition with an os
     assert.ok(lstatSync(wants).isSymbolicLink());
     assert.equal(readlinkSync(wants), '/etc/systemd/system/corral-node-report.service');
     assert.ok(existsSync(join(t, 'etc/systemd/system/corral-node-report.service')));
-    // A raw image keeps its own boot loader and fstab; missing host keys are made in the image.
+    // The host key the master made (and pins) is the only one sshd can present: the image's own are gone.
+    assert.equal(readFileSync(join(t, 'etc/ssh/ssh_host_ed25519_key'), 'utf8'), HOST_KEY_PRIVATE);
+    assert.equal(statSync(join(t, 'etc/ssh/ssh_host_ed25519_key')).mode & 0o777, 0o600);
+    assert.equal(readFileSync(join(t, 'etc/ssh/ssh_host_ed25519_key.pub'), 'utf8'), HOST_KEY_PUB);
+    assert.equal(statSync(join(t, 'etc/ssh/ssh_host_ed25519_key.pub')).mode & 0o777, 0o644);
+    assert.ok(
+      !existsSync(join(t, 'etc/ssh/ssh_host_rsa_key')) &&
+        !existsSync(join(t, 'etc/ssh/ssh_host_rsa_key.pub')),
+    );
+    assert.match(
+      readFileSync(join(t, 'etc/cloud/cloud.cfg.d/90-corral-host-key.cfg'), 'utf8'),
+      /^ssh_deletekeys: false$/m,
+    );
+    assert.doesNotMatch(r.calls, /ssh-keygen/, 'no key made on the node');
+    assert.ok(!readFileSync(join(dir, 'work/install.log'), 'utf8').includes('fake-for-the-installer-test'));
+    // A raw image keeps its own boot loader and fstab.
     assert.ok(!existsSync(join(t, 'etc/fstab')));
     assert.doesNotMatch(r.calls, /grub-install/);
-    assert.match(r.calls, /chroot ssh-keygen -A/);
     assert.match(r.calls, /rebooted/);
   } finally {
     server.close();
@@ -320,44 +359,68 @@ test('raw image without a Linux root, or without wget for the report: failure wi
   }
 });
 
-test('tarball image: partitioned and made, unpacked, then the same identity plus fstab and GRUB', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'corral-install-'));
-  const root = join(dir, 'rootfs');
-  for (const [rel, content] of Object.entries(ROOT_TREE)) {
-    await mkdir(dirname(join(root, rel)), { recursive: true });
-    await writeFile(join(root, rel), content);
-  }
-  await chmod(join(root, 'usr/bin/wget'), 0o755);
-  await mkdir(join(root, 'etc/systemd/system'), { recursive: true });
-  await mkdir(join(root, 'boot/grub'), { recursive: true });
-  execFileSync('tar', ['-czf', join(dir, 'image.tar.gz'), '-C', root, '.']);
-  const { server, url, reports } = await fakeMaster(await readFile(join(dir, 'image.tar.gz')), 'tar.gz');
-  try {
-    await fakeDisk(join(dir, 'fake'), join(dir, 'sys'), []);
-    await writeFile(join(dir, 'fake/mountable.vda2'), '');
-    const r = await runInstaller(dir, url);
-    assert.equal(r.code, 0, r.stdout);
-    assert.equal(reports.result?.ok, true, r.stdout);
-    assert.match(r.calls, /^wipefs -a -q \/dev\/vda$/m);
-    assert.match(r.calls, /^sfdisk -q --wipe always \/dev\/vda$/m);
-    assert.match(r.calls, /^mkfs\.ext4 -q -F -U 11111111-2222-3333-4444-555555555555 -L root \/dev\/vda2$/m);
-    const t = r.target;
-    assert.equal(readFileSync(join(t, 'etc/os-release'), 'utf8'), 'ID=cloud\nVERSION_ID=1\n', 'unpacked');
-    assert.equal(readFileSync(join(t, 'etc/hostname'), 'utf8'), 'raw-1\n');
-    assert.match(readFileSync(join(t, 'etc/fstab'), 'utf8'), /UUID=11111111-2222-3333-4444-555555555555/);
-    assert.match(readFileSync(join(t, 'boot/grub/grub.cfg'), 'utf8'), /11111111-2222-3333-4444-555555555555/);
-    assert.match(readFileSync(join(t, 'etc/corral/node.conf'), 'utf8'), new RegExp(TOKEN));
-    assert.ok(
-      lstatSync(
-        join(t, 'etc/systemd/system/multi-user.target.wants/corral-node-report.service'),
-      ).isSymbolicLink(),
+for (const withKey of [true, false]) {
+  test(`tarball image, plan ${withKey ? 'with the master-made host key' : 'without a host key (made in the image)'}: partitioned and made, unpacked, the same identity plus fstab and GRUB`, async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'corral-install-'));
+    const root = join(dir, 'rootfs');
+    for (const [rel, content] of Object.entries(ROOT_TREE)) {
+      await mkdir(dirname(join(root, rel)), { recursive: true });
+      await writeFile(join(root, rel), content);
+    }
+    await chmod(join(root, 'usr/bin/wget'), 0o755);
+    await mkdir(join(root, 'etc/systemd/system'), { recursive: true });
+    await mkdir(join(root, 'boot/grub'), { recursive: true });
+    execFileSync('tar', ['-czf', join(dir, 'image.tar.gz'), '-C', root, '.']);
+    const { server, url, reports } = await fakeMaster(
+      await readFile(join(dir, 'image.tar.gz')),
+      'tar.gz',
+      withKey ? join(dir, 'master/ssh_host_ed25519_key') : undefined,
     );
-    assert.match(r.calls, /chroot ssh-keygen -A\n(.*\n)*chroot grub-install --target=i386-pc \/dev\/vda/);
-  } finally {
-    server.close();
-    await rm(dir, { recursive: true, force: true });
-  }
-});
+    try {
+      await fakeDisk(join(dir, 'fake'), join(dir, 'sys'), []);
+      await writeFile(join(dir, 'fake/mountable.vda2'), '');
+      const r = await runInstaller(dir, url);
+      assert.equal(r.code, 0, r.stdout);
+      assert.equal(reports.result?.ok, true, r.stdout);
+      assert.match(r.calls, /^wipefs -a -q \/dev\/vda$/m);
+      assert.match(r.calls, /^sfdisk -q --wipe always \/dev\/vda$/m);
+      assert.match(
+        r.calls,
+        /^mkfs\.ext4 -q -F -U 11111111-2222-3333-4444-555555555555 -L root \/dev\/vda2$/m,
+      );
+      const t = r.target;
+      assert.equal(readFileSync(join(t, 'etc/os-release'), 'utf8'), 'ID=cloud\nVERSION_ID=1\n', 'unpacked');
+      assert.equal(readFileSync(join(t, 'etc/hostname'), 'utf8'), 'raw-1\n');
+      assert.match(readFileSync(join(t, 'etc/fstab'), 'utf8'), /UUID=11111111-2222-3333-4444-555555555555/);
+      assert.match(
+        readFileSync(join(t, 'boot/grub/grub.cfg'), 'utf8'),
+        /11111111-2222-3333-4444-555555555555/,
+      );
+      assert.match(readFileSync(join(t, 'etc/corral/node.conf'), 'utf8'), new RegExp(TOKEN));
+      assert.ok(
+        lstatSync(
+          join(t, 'etc/systemd/system/multi-user.target.wants/corral-node-report.service'),
+        ).isSymbolicLink(),
+      );
+      if (withKey) {
+        assert.equal(readFileSync(join(t, 'etc/ssh/ssh_host_ed25519_key'), 'utf8'), HOST_KEY_PRIVATE);
+        assert.equal(statSync(join(t, 'etc/ssh/ssh_host_ed25519_key')).mode & 0o777, 0o600);
+        assert.equal(readFileSync(join(t, 'etc/ssh/ssh_host_ed25519_key.pub'), 'utf8'), HOST_KEY_PUB);
+        assert.doesNotMatch(r.calls, /ssh-keygen/);
+        assert.match(
+          r.calls,
+          /mount -t proc proc .*\n(.*\n)*chroot grub-install --target=i386-pc \/dev\/vda/,
+        );
+      } else {
+        assert.match(r.calls, /chroot ssh-keygen -A\n(.*\n)*chroot grub-install --target=i386-pc \/dev\/vda/);
+        assert.equal((r.calls.match(/mount -t proc/g) ?? []).length, 1, 'the chroot is prepared once');
+      }
+    } finally {
+      server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+}
 
 test('corral-node-report: booted with the token and the node credential, once; later boots report nothing', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'corral-report-'));
