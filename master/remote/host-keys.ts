@@ -117,7 +117,7 @@ export class HostKeyPins {
     if (expected.equals(key)) return { ok: true };
     const source = made
       ? 'the key Corral created for it'
-      : `the key pinned on first contact (if the node was reinstalled, remove its line from ${this.file})`;
+      : `the key pinned on first contact (if it was reinstalled other than by a Corral deploy, remove its line from ${this.file})`;
     return {
       ok: false,
       reason:
