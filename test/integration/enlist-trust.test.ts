@@ -340,6 +340,16 @@ describe('hostile segment: enlist, identity, deploy token and growth (issue 14)'
     assert.match(token, /^[0-9a-f]{32}$/);
 
     assert.ok(!script.text.includes(token));
+    // The SSH host key the master made for B's installed system: with the credential only (issue 14).
+    const hostKey = `/boot/deploy/${MAC_B}/ssh_host_ed25519_key?deployment=${deployment}`;
+    const key = curl(nodeB, 'GET', hostKey, { headers: bearer(creds['b']) });
+    assert.equal(key.status, 200, key.text);
+    assert.match(key.text, /^-----BEGIN OPENSSH PRIVATE KEY-----\n/);
+    assert.equal(code(curl(attacker, 'GET', hostKey)), 'NODE_CREDENTIAL_REQUIRED');
+    const keyPub = curl(nodeB, 'GET', `/boot/deploy/${MAC_B}/ssh_host_ed25519_key.pub`, {
+      headers: bearer(creds['b']),
+    }).text;
+    assert.match(keyPub, /^ssh-ed25519 /);
     // The plan, even with the token in hand, is not for the attacker (old-style ?token= included).
     for (const headers of [{}, bearer('a'.repeat(64))]) {
       const r = curl(attacker, 'GET', `/boot/deploy/${MAC_B}/node.conf?token=${token}`, { headers });
@@ -352,6 +362,10 @@ describe('hostile segment: enlist, identity, deploy token and growth (issue 14)'
         ...(cred ? { headers: bearer(cred) } : {}),
       });
     assert.equal(report(nodeB, 'result', { token, ok: true }, creds['b']).status, 200);
+    // Installed: that key is now the one exec and monitoring pin for B (remote/host-keys.ts).
+    const pinned = join(dataDir, 'sharedroot', 'nodes', MAC_B.replace(/:/g, '-'), 'ssh');
+    assert.equal(readFileSync(join(pinned, 'ssh_host_ed25519_key.pub'), 'utf8'), keyPub);
+    assert.equal(readFileSync(join(pinned, 'ssh_host_ed25519_key'), 'utf8'), key.text);
     // Once installed, the plan (and the token in it) is no longer served.
     const late = curl(nodeB, 'GET', `/boot/deploy/${MAC_B}/node.conf`, { headers: bearer(creds['b']) });
     assert.equal(code(late), 'DEPLOY_NOT_ACTIVE');
