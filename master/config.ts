@@ -4,6 +4,7 @@
  * to `buildConfig`, which validates once and returns a deeply frozen object.
  */
 import { isIPv4 } from 'node:net';
+import { resolve } from 'node:path';
 import { z } from 'zod';
 import { CorralError } from './util/errors.js';
 import { RetentionPolicySchema, ScheduleSchema } from './snapshots/retention.js';
@@ -58,7 +59,12 @@ const pool = z
 
 export const ConfigSchema = z
   .object({
-    dataDir: z.string().min(1, 'the data directory must be set (--data-dir)'),
+    // Absolute from here on: files are served, and daemons configured, by paths under it (a relative
+    // `--data-dir data` made every kernel fetch a 500: res.sendFile refuses relative paths).
+    dataDir: z
+      .string()
+      .min(1, 'the data directory must be set (--data-dir)')
+      .transform((p) => resolve(p)),
     interface: z.string().min(1).optional(),
     address: ipv4,
     http: z
@@ -149,10 +155,13 @@ export const ConfigSchema = z
       .object({
         /** Cache of downloaded Debian kernel packages, shared between data directories. */
         cacheDir: z.string().default('/var/cache/corral'),
-        flavour: z.enum(['cloud', 'generic']).default('cloud'),
+        /** `generic`: Debian's kernel with the drivers of physical servers; `cloud`: virtio VMs only. */
+        flavour: z.enum(['cloud', 'generic']).default('generic'),
+        /** The master builds (or refreshes) the node environment in the background at start. */
+        autoBuild: z.boolean().default(true),
       })
       .strict()
-      .default({ cacheDir: '/var/cache/corral', flavour: 'cloud' }),
+      .default({ cacheDir: '/var/cache/corral', flavour: 'generic', autoBuild: true }),
     lb: z
       .object({
         /** Run HAProxy for declared services (it starts with the first service). */

@@ -12,9 +12,9 @@ import { publicUrl } from './config.js';
 import { openRepos, type Repos } from './store/repos.js';
 import { Authenticator, ensureAdmin } from './auth/users.js';
 import { createApiRouter } from './api/v1.js';
-import { createBootRouter, type NodeImageFiles } from './boot/routes.js';
+import { createBootRouter } from './boot/routes.js';
 import { prepareTftpRoot } from './boot/files.js';
-import { locateNodeImage } from './boot/node-image.js';
+import { startNodeImageBuilder } from './boot/node-image-builder.js';
 import { createHttpApp } from './http.js';
 import { createConsoleRouter } from '../web-ui/console.js';
 import { redirectToHttps } from '../web-ui/https-redirect.js';
@@ -44,6 +44,8 @@ import { createRemoteApiRouter } from './remote/api.js';
 import { nodeImageDir } from './boot/node-image.js';
 import { buildInstallerTools } from '../node-images/os-image-tools.js';
 import { startSnapshots } from './snapshots/index.js';
+import { keepPreMigrationCopy } from './snapshots/pre-migration.js';
+import { PRE_MIGRATION_FILE, stagePreMigrationCopy } from './store/pre-migration.js';
 import { createSnapshotRouter } from './snapshots/api.js';
 import { startSharedRoot } from './sharedroot/index.js';
 import { createSharedRootApiRouter } from './sharedroot/api.js';
@@ -91,6 +93,11 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
   // Secrets in the config (ha.token, URL passwords) are hidden from every response, log line and diff.
   processRedactor.addFromConfig(config);
   mkdirSync(config.dataDir, { recursive: true, mode: 0o750 });
+  // An upgrade's first start: the database is copied before the store migrates it, and the copy kept
+  // as a restore point once snapshots run (store/pre-migration.ts, snapshots/pre-migration.ts).
+  const preMigrationCopy = join(config.dataDir, PRE_MIGRATION_FILE);
+  const preMigration = stagePreMigrationCopy(join(config.dataDir, 'corral.db'), preMigrationCopy);
+  if (preMigration) logger.info(preMigration, 'database copied before migrating it');
   const repos = openRepos({ path: join(config.dataDir, 'corral.db'), logger });
   const closers: Closable[] = [{ name: 'store', close: async () => repos.store.close() }];
   const closeAll = async (): Promise<void> => {
@@ -108,6 +115,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
     const authenticator = new Authenticator(repos);
     // Restore points (issue 9); `snapshots.beforeRisky` goes to risky operations (image delete, bulk deploy).
     const snapshots = startSnapshots({ repos, config, logger });
+    await keepPreMigrationCopy(snapshots.points, preMigrationCopy, logger);
     closers.push({ name: 'snapshots', close: () => snapshots.close() });
     // Remote control (issue #11): power drivers (passwords sealed with DATA_DIR/keys/power.key), state poller.
     const power = createPowerControl({
@@ -135,14 +143,10 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       (err: unknown) => logger.warn({ err }, 'installer tools not built: deploys cannot run'),
     );
     const tftp = prepareTftpRoot(config, logger);
-    let nodeImage: NodeImageFiles | undefined = locateNodeImage(config.dataDir);
-    const nodeImageNow = (): NodeImageFiles | undefined => {
-      // Picked up without a restart once `corral node-image build` has written it.
-      nodeImage ??= locateNodeImage(config.dataDir);
-      return nodeImage;
-    };
-    if (!nodeImage)
-      logger.warn('node environment not built yet: run `corral node-image build --data-dir ...`');
+    // The node environment is built (or refreshed) in the background (nodeImage.autoBuild).
+    const nodeImage = startNodeImageBuilder({ config, logger });
+    closers.push({ name: 'node-image', close: () => nodeImage.close() });
+    const nodeImageNow = nodeImage.files;
 
     const leases = new LeaseStore(repos.store);
     // The per-MAC boot timeline (issue 22), written in batches; closed (flushed) before the store.
@@ -265,7 +269,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
         dhcp: config.dhcp.mode,
         ...(dhcpServer ? { dhcpStats: dhcpServer.stats() } : {}),
         tftp: tftpServer ? { port: tftpServer.port, ...tftpServer.stats() } : false,
-        nodeImage: nodeImageNow() !== undefined,
+        nodeImage: nodeImage.status(),
         bootLoadersMissing: tftp.missing.length > 0,
         subsystems: faults.snapshot(),
       }),
@@ -281,7 +285,16 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
           nodeImageReady: () => nodeImageNow() !== undefined,
         }),
       )
-      .use(createBootRouter({ repos, config, logger, nodeImage: nodeImageNow, activity }))
+      .use(
+        createBootRouter({
+          repos,
+          config,
+          logger,
+          nodeImage: nodeImageNow,
+          nodeImageStatus: nodeImage.status,
+          activity,
+        }),
+      )
       .use(
         createDeployBootRouter({
           repos,
@@ -312,6 +325,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       beforeRisky: snapshots.beforeRisky,
       secureCookies: httpsOn,
       remote: { power, sshKeyPath: masterKeyPath(config.dataDir) },
+      nodeImage: nodeImage.status,
       ...(monitor ? { monitor } : {}),
       ...(ha ? { ha: ha.controller, writeGate: ha.gate } : {}),
       faults: () => faults.snapshot(),

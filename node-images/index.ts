@@ -7,7 +7,7 @@
  * builder itself, the timestamp); a build whose inputs hash matches the manifest returns at once.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../master/util/logger.js';
@@ -19,6 +19,7 @@ import { indexModules, requestedModules, resolveModules } from './modules.js';
 
 export { kernelCmdline, NODE_MODES, type NodeMode, type KernelCmdlineOptions } from './cmdline.js';
 export { ensureKernel, type Kernel, type KernelFlavour } from './kernel.js';
+export { INITRD_BUDGET_BYTES } from './initramfs.js';
 
 /** Bump when the image layout changes in a way the builder's own hash would not show. */
 const FORMAT = 1;
@@ -37,6 +38,14 @@ export interface BuildNodeImageOptions {
   sourceDateEpoch?: number;
   /** Must be statically linked (Debian package busybox-static). */
   busyboxPath?: string;
+  /** Told at each stage; percent is the stage's nominal share of a build, not a measured time. */
+  onProgress?: (p: NodeImageProgress) => void;
+}
+
+export type NodeImageStage = 'kernel' | 'inputs' | 'modules' | 'initramfs' | 'writing' | 'done';
+export interface NodeImageProgress {
+  stage: NodeImageStage;
+  percent: number;
 }
 
 export interface NodeImage {
@@ -53,7 +62,13 @@ export interface NodeImageManifest {
   flavour: KernelFlavour;
   kernel: { package: string; version: string; kernelVersion: string };
   busybox: { version: string; sha256: string };
-  modules: { requested: string[]; loadOrder: string[]; skipped: { name: string; reason: string }[] };
+  modules: {
+    requested: string[];
+    loadOrder: string[];
+    skipped: { name: string; reason: string }[];
+    /** Firmware files modules in the image may ask for; none is included (docs/node-images.md). */
+    firmwareNotIncluded: { module: string; files: string[] }[];
+  };
   sourceDateEpoch: number;
   files: {
     kernel: { name: string; sha256: string; size: number };
@@ -153,14 +168,48 @@ async function copyAtomic(src: string, dest: string): Promise<void> {
   }
 }
 
+/**
+ * Built images are also kept in the cache directory by their inputs' hash, so a second data directory on
+ * the same machine (a clone, a test, a reinstall) copies the result instead of re-resolving ~80 modules and
+ * re-compressing the initramfs (about 35 s of CPU for the generic kernel). The newest few are kept.
+ */
+const SHARED_CACHE_KEEP = 4;
+
+function sharedCacheDir(cacheDir: string, inputsHash: string): string {
+  return join(cacheDir, 'node-image', inputsHash);
+}
+
+/** Copies a complete image between directories, the manifest last (it marks the copy complete). */
+async function copyImage(from: string, to: string): Promise<void> {
+  await mkdir(to, { recursive: true });
+  for (const name of [KERNEL_FILE, INITRD_FILE, MANIFEST_FILE])
+    await copyAtomic(join(from, name), join(to, name));
+}
+
+async function pruneSharedCache(cacheDir: string, logger: Logger): Promise<void> {
+  const root = join(cacheDir, 'node-image');
+  const entries = await readdir(root, { withFileTypes: true });
+  const dirs = await Promise.all(
+    entries
+      .filter((e) => e.isDirectory() && /^[0-9a-f]{64}$/.test(e.name))
+      .map(async (e) => ({ path: join(root, e.name), mtime: (await stat(join(root, e.name))).mtimeMs })),
+  );
+  for (const d of dirs.sort((a, b) => b.mtime - a.mtime).slice(SHARED_CACHE_KEEP)) {
+    await rm(d.path, { recursive: true, force: true });
+    logger.info({ dir: d.path }, 'old node image removed from the cache');
+  }
+}
+
 /** Builds (or returns the cached) node environment in `outDir`. */
 export async function buildNodeImage(opts: BuildNodeImageOptions): Promise<NodeImage> {
   const logger = opts.logger.child({ module: 'node-images' });
-  const flavour = opts.flavour ?? 'cloud';
+  const flavour = opts.flavour ?? 'generic';
   const mtime = opts.sourceDateEpoch ?? 0;
   const busyboxPath = opts.busyboxPath ?? '/bin/busybox';
   const started = Date.now();
+  const progress = (stage: NodeImageStage, percent: number): void => opts.onProgress?.({ stage, percent });
 
+  progress('kernel', 0);
   const kernel = await ensureKernel({ cacheDir: opts.cacheDir, logger, flavour });
   let busybox: Buffer;
   try {
@@ -174,6 +223,7 @@ export async function buildNodeImage(opts: BuildNodeImageOptions): Promise<NodeI
       `${busyboxPath} is dynamically linked and cannot run in the initramfs: install busybox-static`,
     );
   }
+  progress('inputs', 40);
   const scripts = await readAgentScripts();
   const requested = requestedModules(flavour);
   const bbVersion = await busyboxVersion(busyboxPath);
@@ -201,12 +251,29 @@ export async function buildNodeImage(opts: BuildNodeImageOptions): Promise<NodeI
   const cached = await cachedImage(opts.outDir, inputsHash);
   if (cached) {
     logger.info({ outDir: opts.outDir, kernelVersion: cached.kernelVersion }, 'node image up to date');
+    progress('done', 100);
     return cached;
   }
+  const shared = sharedCacheDir(opts.cacheDir, inputsHash);
+  if (await cachedImage(shared, inputsHash)) {
+    progress('writing', 90);
+    await copyImage(shared, opts.outDir);
+    const copied = await cachedImage(opts.outDir, inputsHash);
+    if (copied) {
+      logger.info(
+        { outDir: opts.outDir, from: shared, ms: Date.now() - started },
+        'node image copied from the cache',
+      );
+      progress('done', 100);
+      return copied;
+    }
+  }
 
+  progress('modules', 50);
   const tree = await indexModules(kernel.modulesDir);
   const modules = await resolveModules(tree, requested);
   for (const s of modules.skipped) logger.info({ module: s.name, reason: s.reason }, 'module skipped');
+  progress('initramfs', 65);
   const initrd = await buildInitramfs({
     kernelVersion: kernel.kernelVersion,
     tree,
@@ -224,6 +291,7 @@ export async function buildNodeImage(opts: BuildNodeImageOptions): Promise<NodeI
     },
   });
 
+  progress('writing', 90);
   await mkdir(opts.outDir, { recursive: true });
   const kernelPath = join(opts.outDir, KERNEL_FILE);
   const initrdPath = join(opts.outDir, INITRD_FILE);
@@ -240,7 +308,12 @@ export async function buildNodeImage(opts: BuildNodeImageOptions): Promise<NodeI
       kernelVersion: kernel.kernelVersion,
     },
     busybox: { version: bbVersion, sha256: bbSha },
-    modules: { requested, loadOrder: modules.loadOrder, skipped: modules.skipped },
+    modules: {
+      requested,
+      loadOrder: modules.loadOrder,
+      skipped: modules.skipped,
+      firmwareNotIncluded: modules.firmware,
+    },
     sourceDateEpoch: mtime,
     files: {
       kernel: { name: KERNEL_FILE, sha256: sha256(kernelBytes), size: kernelBytes.length },
@@ -249,6 +322,10 @@ export async function buildNodeImage(opts: BuildNodeImageOptions): Promise<NodeI
   };
   // The manifest goes last: its presence with a matching hash is what marks the build complete.
   await writeAtomic(join(opts.outDir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+  // Best effort: a cache that cannot be written only costs the next data directory a build.
+  await copyImage(opts.outDir, shared)
+    .then(() => pruneSharedCache(opts.cacheDir, logger))
+    .catch((err: unknown) => logger.warn({ err, dir: shared }, 'node image not kept in the cache'));
   logger.info(
     {
       outDir: opts.outDir,
@@ -259,6 +336,7 @@ export async function buildNodeImage(opts: BuildNodeImageOptions): Promise<NodeI
     },
     'node image built',
   );
+  progress('done', 100);
   return {
     kernelPath,
     initrdPath,

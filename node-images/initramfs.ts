@@ -235,11 +235,48 @@ export async function gzipReproducible(data: Buffer): Promise<Buffer> {
   return execBuffer('gzip', ['-n', '-9', '-c'], { input: data });
 }
 
-/** Builds the compressed initramfs image. */
+/**
+ * The most the node environment's initrd.img may weigh, gzipped (docs/node-images.md, "Size budget").
+ * Every PXE boot downloads it through iPXE and unpacks it into RAM before the agent runs, and it grows by
+ * a driver at a time: the budget makes that growth a decision instead of a drift. Measured 2026-12-06
+ * (kernel 6.1.0-57): generic 7.8 MB, cloud 2.8 MB; 16 MiB leaves room for about as many drivers again.
+ */
+export const INITRD_BUDGET_BYTES = 16 * 1024 * 1024;
+
+function mib(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+/**
+ * Fails the build when the compressed image is over `budgetBytes`, naming the largest files (uncompressed)
+ * so the operator sees what to drop from node-images/modules.ts.
+ */
+export function checkInitrdBudget(
+  compressedBytes: number,
+  entries: readonly CpioEntry[],
+  budgetBytes: number = INITRD_BUDGET_BYTES,
+): void {
+  if (compressedBytes <= budgetBytes) return;
+  const largest = entries
+    .flatMap((e) => (e.type === 'file' ? [{ path: e.path, size: e.data.length }] : []))
+    .sort((a, b) => b.size - a.size || a.path.localeCompare(b.path))
+    .slice(0, 5)
+    .map((f) => `${f.path} ${mib(f.size)}`);
+  throw new CorralError(
+    'NODE_IMAGE_TOO_LARGE',
+    `the node environment's initrd.img is ${compressedBytes} bytes (${mib(compressedBytes)}) gzipped, ` +
+      `over its budget of ${budgetBytes} bytes (${mib(budgetBytes)}; docs/node-images.md, "Size budget"); ` +
+      `largest files: ${largest.join(', ')}`,
+  );
+}
+
+/** Builds the compressed initramfs image; fails over INITRD_BUDGET_BYTES. */
 export async function buildInitramfs(inputs: InitramfsInputs): Promise<Buffer> {
   const tree = await assembleImageTree(inputs);
-  const archive = encodeNewc(tree.list(), inputs.mtime);
-  return gzipReproducible(archive);
+  const entries = tree.list();
+  const image = await gzipReproducible(encodeNewc(entries, inputs.mtime));
+  checkInitrdBudget(image.length, entries);
+  return image;
 }
 
 /** Reads the applet list of a busybox binary (run on the build host: it is the same static program). */

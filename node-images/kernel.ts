@@ -2,9 +2,9 @@
  * The node environment's kernel: Debian's own, fetched with apt-get and unpacked with dpkg -x into a
  * cache directory (shared/LAB.md, "Kernel for node images").
  *
- * Flavours: `cloud` (linux-image-cloud-amd64) is small and boots VMs on virtio, but has no drivers for
- * physical NICs; `generic` (linux-image-amd64) has them (e1000e, igb, ixgbe, tg3, r8169, ...) and is the
- * one for real hardware. Both resolve through their Debian meta-package, so a point release of Debian
+ * Flavours: `generic` (linux-image-amd64, the default) has the drivers of physical servers (e1000e, igb,
+ * ixgbe, i40e, ice, tg3, bnxt_en, mlx4/5, r8169, ...) besides virtio, so it boots real hardware and VMs
+ * alike; `cloud` (linux-image-cloud-amd64) is smaller and boots VMs on virtio only. Both resolve through their Debian meta-package, so a point release of Debian
  * moves the cache to the new ABI (6.1.0-N) without any change here.
  */
 import { randomBytes, createHash } from 'node:crypto';
@@ -240,7 +240,7 @@ export interface EnsureKernelOptions {
  * apt-cache knows no such kernel; when even that fails, the newest cached kernel of the flavour is used.
  */
 export async function ensureKernel(opts: EnsureKernelOptions): Promise<Kernel> {
-  const flavour = opts.flavour ?? 'cloud';
+  const flavour = opts.flavour ?? 'generic';
   const logger = opts.logger;
   const kernelsDir = join(opts.cacheDir, 'kernels');
   await mkdir(kernelsDir, { recursive: true });

@@ -1,9 +1,9 @@
 /**
  * Which kernel modules go into the node environment, and in which order /init loads them.
  *
- * There is no modules.dep in a Debian kernel package (depmod runs in its postinst), so dependencies come
- * from each .ko itself via `modinfo -F depends` (and the `pre:` part of `modinfo -F softdep`), resolved
- * recursively. A requested module that is neither a file nor listed in modules.builtin is skipped with a
+ * Dependencies come from each .ko itself via `modinfo` (its `depends:` field and the `pre:` part of
+ * `softdep:`), resolved recursively; the image's own depmod output is the independent check in the tests.
+ * A requested module that is neither a file nor listed in modules.builtin is skipped with a
  * note: the flavour does not have it (e.g. e1000 in the cloud kernel).
  */
 import { readdir, readFile } from 'node:fs/promises';
@@ -11,11 +11,35 @@ import { join, relative } from 'node:path';
 import type { KernelFlavour } from './kernel.js';
 import { execText } from './exec.js';
 
-/** virtio_net does not depend on the PCI transport, so virtio_pci is listed on its own. */
+/**
+ * NICs of VMs: virtio_net does not depend on the PCI transport, so virtio_pci is listed on its own. QEMU's
+ * e1000 is also Intel's PCI/PCI-X server NIC.
+ */
 const NIC_VIRTUAL = ['virtio_pci', 'virtio_net', 'e1000'];
-/** Physical NICs of the generic flavour (the cloud kernel has none of these). */
-const NIC_PHYSICAL = ['e1000e', 'igb', 'ixgbe', 'tg3', 'bnxt_en', 'r8169'];
+/**
+ * Datacentre NICs (generic flavour only: the cloud kernel has none of these but mlx5). Intel 1/2.5/10/40/
+ * 100 GbE, Broadcom NetXtreme (tg3) and NetXtreme-C/E (bnxt_en), Mellanox ConnectX-3 (mlx4) and
+ * ConnectX-4 and later (mlx5), Realtek on-board. None needs a firmware file to pass traffic; a few load
+ * one when present (docs/node-images.md, "Firmware"). Left out: drivers that cannot open the port
+ * without non-free firmware (bnx2x, qed/qede), which Debian's main archive does not carry.
+ */
+const NIC_PHYSICAL = [
+  'e1000e',
+  'igb',
+  'igc',
+  'ixgbe',
+  'i40e',
+  'ice',
+  'bnxt_en',
+  'tg3',
+  'mlx4_core',
+  'mlx4_en',
+  'mlx5_core',
+  'r8169',
+];
 const DISK = ['virtio_blk', 'virtio_scsi', 'sd_mod', 'ahci', 'nvme'];
+/** Server storage controllers: Broadcom/LSI MegaRAID and SAS HBAs, HPE Smart Array (hpsa, smartpqi). */
+const DISK_PHYSICAL = ['megaraid_sas', 'mpt3sas', 'hpsa', 'smartpqi'];
 /** For the imaging and shared-root modes: local filesystems, NFS, and the pieces of a squashfs+overlay root. */
 const FILESYSTEMS = [
   'ext4',
@@ -35,11 +59,13 @@ const NET_CORE = ['af_packet'];
 
 /** The modules asked for, per flavour, in the order they should load after their dependencies. */
 export function requestedModules(flavour: KernelFlavour): string[] {
+  const physical = flavour === 'generic';
   return [
     ...NET_CORE,
     ...NIC_VIRTUAL,
-    ...(flavour === 'generic' ? NIC_PHYSICAL : []),
+    ...(physical ? NIC_PHYSICAL : []),
     ...DISK,
+    ...(physical ? DISK_PHYSICAL : []),
     ...FILESYSTEMS,
   ];
 }
@@ -127,6 +153,8 @@ export interface ModuleDeps {
   depends: string[];
   /** Soft dependencies to load first (`softdep pre:`), as written: module names or aliases. */
   softPre: string[];
+  /** Firmware files the module may ask for (`firmware:` fields); none is put in the image. */
+  firmware?: string[];
 }
 
 /** Parses `modinfo -F softdep` output: lines like "pre: crc32c post: foo". */
@@ -143,17 +171,32 @@ export function parseSoftdep(text: string): string[] {
   return pre;
 }
 
+/**
+ * The fields the builder needs from plain `modinfo FILE` output ("depends:        dca,i2c-algo-bit",
+ * "softdep:        pre: crc32c", one "firmware:       intel/ice/ddp/ice.pkg" line per file). One call
+ * per module instead of one per field: a generic build reads about a hundred modules.
+ */
+export function parseModinfo(text: string): Required<ModuleDeps> {
+  const field = (name: string): string[] =>
+    text
+      .split('\n')
+      .filter((l) => l.startsWith(`${name}:`))
+      .map((l) => l.slice(name.length + 1).trim());
+  return {
+    depends: field('depends')
+      .flatMap((v) => v.split(/[,\s]+/))
+      .filter(Boolean)
+      .map(normaliseModuleName),
+    softPre: parseSoftdep(field('softdep').join('\n')),
+    firmware: field('firmware').filter(Boolean),
+  };
+}
+
 export type ModuleDepsReader = (absPath: string) => Promise<ModuleDeps>;
 
 /** Reads dependencies straight from a .ko with kmod's modinfo (no modules.dep needed). */
-export const modinfoDeps: ModuleDepsReader = async (absPath) => {
-  const depends = (await execText('modinfo', ['-F', 'depends', absPath]))
-    .split(/[,\s]+/)
-    .filter(Boolean)
-    .map(normaliseModuleName);
-  const softPre = parseSoftdep(await execText('modinfo', ['-F', 'softdep', absPath]));
-  return { depends, softPre };
-};
+export const modinfoDeps: ModuleDepsReader = async (absPath) =>
+  parseModinfo(await execText('modinfo', [absPath]));
 
 export interface ResolvedModules {
   /** Paths relative to the modules dir, dependencies before their users. */
@@ -162,6 +205,8 @@ export interface ResolvedModules {
   names: string[];
   /** Requested or soft-dependency modules left out, and why. */
   skipped: { name: string; reason: string }[];
+  /** Modules in the image that may ask for firmware files, which the image does not carry. */
+  firmware: { module: string; files: string[] }[];
 }
 
 /**
@@ -177,6 +222,7 @@ export async function resolveModules(
   const done = new Set<string>();
   const inProgress = new Set<string>();
   const skipped: { name: string; reason: string }[] = [];
+  const firmware: { module: string; files: string[] }[] = [];
   const noted = new Set<string>();
   const skip = (name: string, reason: string): void => {
     if (noted.has(name)) return;
@@ -222,6 +268,7 @@ export async function resolveModules(
     inProgress.delete(name);
     done.add(name);
     names.push(name);
+    if (deps.firmware?.length) firmware.push({ module: name, files: [...deps.firmware].sort() });
   };
 
   for (const name of requested) await visit(normaliseModuleName(name), 'requested', []);
@@ -233,5 +280,6 @@ export async function resolveModules(
     }),
     names,
     skipped,
+    firmware,
   };
 }

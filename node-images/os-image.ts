@@ -1,6 +1,6 @@
 /**
  * Builder of a small real Debian OS image for deployment (issue 5): `debootstrap --variant=minbase` plus
- * the cloud kernel, openssh-server, systemd (networkd for the templated network config), GRUB for BIOS
+ * Debian's generic kernel (the drivers of physical servers' NICs and storage, issue 22), openssh-server, systemd (networkd for the templated network config), GRUB for BIOS
  * and UEFI (installed onto the disk by the installer from inside the image, as curtin does), and the
  * Corral node agent that reports the first boot from disk. The result is a root filesystem tarball
  * compressed with zstd (the node decompresses zstd several times faster than gzip under emulation).
@@ -18,11 +18,15 @@ import { CorralError } from '../master/util/errors.js';
 import type { Logger } from '../master/util/logger.js';
 import { installPath } from '../master/util/paths.js';
 
-const FORMAT = 2;
+const FORMAT = 3;
 
-/** Packages on top of minbase. grub-*-bin, not grub-pc: the installer runs grub-install itself. */
+/**
+ * Packages on top of minbase. grub-*-bin, not grub-pc: the installer runs grub-install itself. The kernel
+ * is the generic one: linux-image-cloud-amd64 has virtio but no e1000e, igb, ixgbe, i40e, ice, bnxt, tg3
+ * or r8169, so a real server deployed with it would come up without network and never report `deployed`.
+ */
 export const OS_IMAGE_PACKAGES = [
-  'linux-image-cloud-amd64',
+  'linux-image-amd64',
   'initramfs-tools',
   'systemd-sysv',
   'udev',
@@ -76,8 +80,11 @@ export const DPKG_EXCLUDES = [
 
 /**
  * Kernel module trees for hardware and protocols a provisioned cluster node does not use (industrial I/O
- * cards, InfiniBand, SCSI targets, Ceph, TIPC, SMC). virtio, ext4, vfat, nvme, ahci and the NIC drivers
- * stay; depmod is re-run after pruning.
+ * cards, InfiniBand, SCSI targets, Ceph, TIPC, SMC; and, with the generic kernel, sound, cameras and TV
+ * cards, Wi-Fi, Bluetooth, ISDN, CAN bus, staging drivers, and the desktop GPUs' DRM drivers, which need
+ * non-free firmware the image does not carry: about 170 of its 367 MB of modules).
+ * Every wired NIC (drivers/net/ethernet), storage controller (drivers/scsi, ata, nvme, md), USB/HID for a
+ * KVM console, and the DRM core with the BMCs' VGA (ast, mgag200) stays; depmod is re-run after pruning.
  */
 export const PRUNED_MODULE_DIRS = [
   'kernel/drivers/comedi',
@@ -87,6 +94,22 @@ export const PRUNED_MODULE_DIRS = [
   'kernel/net/ceph',
   'kernel/net/tipc',
   'kernel/net/smc',
+  'kernel/sound',
+  'kernel/drivers/media',
+  'kernel/drivers/net/wireless',
+  'kernel/net/wireless',
+  'kernel/net/mac80211',
+  'kernel/drivers/bluetooth',
+  'kernel/net/bluetooth',
+  'kernel/drivers/isdn',
+  'kernel/drivers/net/can',
+  'kernel/net/can',
+  'kernel/drivers/staging',
+  'kernel/drivers/iio',
+  'kernel/drivers/gpu/drm/amd',
+  'kernel/drivers/gpu/drm/radeon',
+  'kernel/drivers/gpu/drm/nouveau',
+  'kernel/drivers/gpu/drm/i915',
 ] as const;
 
 /** Shell that deletes what DPKG_EXCLUDES would have kept out of `root`. */

@@ -3,7 +3,7 @@
 # the same run (dnsmasq, tftpd-hpa, a direct backend, ...). Figures are printed, never asserted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --test
 status=0
 for b in dist/test/bench/*-bench.js; do
   echo

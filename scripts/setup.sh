@@ -1,35 +1,67 @@
 #!/usr/bin/env bash
-# Installs everything Corral and its tests need, idempotently: Debian packages (only those missing, so a
-# second run does no apt work), npm packages (npm ci when the lock file changed), and the TypeScript build.
+# Installs what a command needs, idempotently: Debian packages (only those missing, so a second run does no
+# apt work), npm packages (npm ci when the lock file changed), the TypeScript build, and the Debian kernel
+# of the node environment (apt-get download, cached in /var/cache/corral).
+#
+#   setup.sh --main   what the master and the virtual lab use at run time (`npm start`)
+#   setup.sh --test   that plus the tests' reference peers and tools (`npm test`, `npm run bench`)
+#   setup.sh          both (same as --test)
+#   setup.sh --main|--test --list   print that set's Debian packages, one a line, and do nothing else
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(
-  # boot protocols and their reference peers
-  ipxe udhcpc isc-dhcp-client isc-dhcp-relay tftp-hpa atftp tftpd-hpa dnsmasq-base kea-admin
-  # the virtual lab and the node environment
-  qemu-system-x86 ipxe-qemu qemu-utils ovmf busybox-static cpio kmod zstd iproute2 debootstrap fdisk dosfstools openssh-client
-  # later capabilities' real peers
-  haproxy keepalived chromium wrk nfs-ganesha nfs-ganesha-vfs postgresql openipmi ipmitool openssh-server openssh-client
-  # tools the scripts use
-  curl ca-certificates procps
-  # btrfs shared roots (subvolumes, snapshots) and their integration test
-  btrfs-progs
+mode=test
+case "${1:-}" in
+  --main) mode=main ;;
+  --test | "") mode=test ;;
+  *)
+    echo "usage: scripts/setup.sh [--main|--test] [--list]" >&2
+    exit 2
+    ;;
+esac
+list=false
+[ "${2:-}" = --list ] && list=true
+
+# Every program the master and the lab run (features off by default included: a real master may turn on
+# HA or IPMI power control): HAProxy for services, nfs-ganesha for shared roots, keepalived for HA,
+# ipmitool for power, debootstrap for `corral image build-debian`.
+MAIN_PACKAGES=(
+  # boot files the master serves (undionly.kpxe, ipxe.efi)
+  ipxe
+  # the virtual lab: VMs, their iPXE option ROMs and UEFI firmware; qcow2 disks (also image import)
+  qemu-system-x86 ipxe-qemu qemu-utils ovmf iproute2
+  # the node environment builder (busybox initramfs, modinfo/depmod) and the installer's tools
+  busybox-static kmod zstd fdisk dosfstools e2fsprogs
+  # OS image builder, the master's SSH identity (ssh-keygen), load balancer, shared-root NFS server
+  debootstrap openssh-client haproxy nfs-ganesha nfs-ganesha-vfs btrfs-progs keepalived ipmitool
+  procps ca-certificates
+)
+# Test-only peers: reference servers and clients, load tools, browsers, simulated BMCs.
+TEST_PACKAGES=(
+  udhcpc isc-dhcp-client isc-dhcp-relay tftp-hpa atftp tftpd-hpa dnsmasq-base kea-admin
+  chromium wrk postgresql openipmi openssh-server cpio curl
 )
 
+packages=("${MAIN_PACKAGES[@]}")
+[ "$mode" = test ] && packages+=("${TEST_PACKAGES[@]}")
+if $list; then
+  printf '%s\n' "${packages[@]}"
+  exit 0
+fi
+
 missing=()
-for p in "${DEBIAN_PACKAGES[@]}"; do
+for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if ((${#missing[@]})); then
-  echo "setup: installing Debian packages: ${missing[*]}"
+  echo "setup ($mode): installing Debian packages: ${missing[*]}"
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   # tftpd-hpa's postinst tries to start its service; there is none to start in a container.
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
-  echo "setup: Debian packages present"
+  echo "setup ($mode): Debian packages present"
 fi
 # Debian's tftpd-hpa starts a daemon on port 69 where it can; Corral serves TFTP itself.
 if pgrep -x in.tftpd >/dev/null 2>&1 && [ -f /etc/default/tftpd-hpa ]; then
@@ -49,3 +81,14 @@ fi
 echo "setup: building (tsc)"
 npx tsc -p tsconfig.json
 chmod +x dist/master/cli.js
+
+# The node environment's kernel (generic; the tests also build the cloud flavour). Cached: with the
+# current package unpacked under /var/cache/corral/kernels this only asks apt-cache for its version.
+# Only root can write the cache; a non-root run leaves it to the first build.
+if [ "$(id -u)" -eq 0 ]; then
+  flavours=(generic)
+  [ "$mode" = test ] && flavours+=(cloud)
+  for f in "${flavours[@]}"; do
+    node dist/node-images/build-command.js --kernel-only --flavour "$f" --cache-dir /var/cache/corral
+  done
+fi

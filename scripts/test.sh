@@ -3,7 +3,7 @@
 # unit, integration (network namespaces + real peers) and e2e (QEMU VMs PXE-booting from Corral).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --test
 
 echo "== lint (eslint, prettier, madge)"
 npm run --silent lint

@@ -38,6 +38,7 @@ import { securityHeaders } from './security-headers.js';
 import { requireCsrf, sessionGuard } from './session-guard.js';
 import { SessionStore } from './sessions.js';
 import type { Monitor } from '../master/monitor/monitor.js';
+import type { NodeImageStatus } from '../master/boot/node-image-builder.js';
 import { auditMutations } from '../master/api/audit.js';
 import { signedIn } from './page.js';
 import { mountAccount } from './pages/account.js';
@@ -82,6 +83,8 @@ export interface ConsoleDeps {
   beforeRisky?: BeforeRisky;
   /** Subsystem faults and dropped datagrams (master/util/faults.ts), shown on the dashboard. */
   faults?: () => Record<string, SubsystemHealth>;
+  /** Where the node environment's build stands (shown on the dashboard). */
+  nodeImage?: () => NodeImageStatus;
 }
 
 export function createConsoleRouter(deps: ConsoleDeps): Router {
@@ -139,7 +142,7 @@ export function createConsoleRouter(deps: ConsoleDeps): Router {
   router.use(requireCsrf);
   mountLogout(router, ctx);
   if (deps.writeGate) router.use(deps.writeGate);
-  mountDashboard(router, ctx);
+  mountDashboard(router, ctx, deps.nodeImage);
   mountNodes(router, ctx, {
     lb: deps.lb,
     deployer: deps.deployer,

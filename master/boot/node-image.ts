@@ -1,6 +1,10 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { NodeImageFiles } from './routes.js';
+
+export interface NodeImageFiles {
+  kernelPath: string;
+  initrdPath: string;
+}
 
 /** Where `corral node-image build` puts the node environment inside a data directory. */
 export function nodeImageDir(dataDir: string): string {

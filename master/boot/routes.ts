@@ -1,5 +1,5 @@
 import express, { type Router } from 'express';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import type { FrozenConfig } from '../config.js';
 import { publicUrl } from '../config.js';
 import type { Repos } from '../store/repos.js';
@@ -8,11 +8,11 @@ import { renderTemplate } from '../util/templates.js';
 import { normaliseMac } from '../nodes/inventory.js';
 import { chooseBootScript } from './scripts.js';
 import type { BootActivitySink } from './activity.js';
+import { sendFile } from './send-file.js';
+import { nodeImageSummary, type NodeImageStatus } from './node-image-builder.js';
+import type { NodeImageFiles } from './node-image.js';
 
-export interface NodeImageFiles {
-  kernelPath: string;
-  initrdPath: string;
-}
+export type { NodeImageFiles } from './node-image.js';
 
 export interface BootDeps {
   repos: Repos;
@@ -22,6 +22,8 @@ export interface BootDeps {
   nodeImage: () => NodeImageFiles | undefined;
   /** The boot timeline (issue 22): scripts served, kernel and initrd fetches. */
   activity?: BootActivitySink;
+  /** Where its build stands, told to a waiting node (node-image-builder.ts). */
+  nodeImageStatus?: () => NodeImageStatus;
 }
 
 /**
@@ -32,6 +34,11 @@ export function createBootRouter(deps: BootDeps): Router {
   const router = express.Router();
   const log = deps.logger.child({ module: 'boot' });
   const baseUrl = publicUrl(deps.config);
+  /** Where the build stands, while there is no image to serve (a `ready` status then has nothing to add). */
+  const notReady = (): string | undefined => {
+    const s = deps.nodeImageStatus?.();
+    return s && s.state !== 'ready' ? nodeImageSummary(s, Date.now()) : undefined;
+  };
 
   router.get('/ipxe', (req, res) => {
     res.type('text/plain; charset=utf-8').setHeader('Cache-Control', 'no-store');
@@ -48,6 +55,7 @@ export function createBootRouter(deps: BootDeps): Router {
       baseUrl,
       kernelArgs: deps.config.boot.kernelArgs,
       nodeImageReady: image !== undefined,
+      ...(image ? {} : { nodeImageStatus: notReady() }),
       deployment: deps.repos.deployments.latestFor(mac),
     });
     log.info({ mac, template: script.template, ip: req.socket.remoteAddress }, 'boot script');
@@ -68,32 +76,11 @@ export function createBootRouter(deps: BootDeps): Router {
         res
           .status(404)
           .type('text/plain')
-          .send('node environment not built: run `corral node-image build`\n');
+          .send(`${notReady() ?? 'the node environment is not built: run `corral node-image build`'}\n`);
         return;
       }
       log.debug({ file, range: req.headers.range, ip: req.socket.remoteAddress }, 'serving node file');
-      // res.sendFile (the `send` module) answers Range requests with 206 and Content-Range, 416 when
-      // unsatisfiable, and always sets Content-Length; iPXE and the agent rely on that.
-      res.sendFile(
-        file,
-        { acceptRanges: true, cacheControl: false, lastModified: true, etag: true },
-        (err) => {
-          if (!err || res.headersSent) return;
-          const status = (err as { status?: number }).status ?? 500;
-          if (status === 416) {
-            // RFC 9110 section 15.5.17: say the current length so the client can ask again.
-            res
-              .status(416)
-              .setHeader('Content-Range', `bytes */${statSync(file).size}`)
-              .end();
-          } else if (status >= 500) {
-            log.warn({ file, err: err.message }, 'serving node file failed');
-            res.status(500).end();
-          } else {
-            res.status(status).end();
-          }
-        },
-      );
+      sendFile(res, file, log);
     };
   router.get(
     '/node/vmlinuz',

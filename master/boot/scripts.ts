@@ -13,6 +13,8 @@ export interface BootContext {
   baseUrl: string;
   kernelArgs: string;
   nodeImageReady: boolean;
+  /** While it is not ready: one line on where its build stands (node-image-builder.ts). */
+  nodeImageStatus?: string | undefined;
   /**
    * The node's current deployment (issue 5): `installed` boots the disk, otherwise the installer runs.
    * Its token is not here: a boot script goes to anyone who asks with the MAC (issue 14); the installer
@@ -38,6 +40,22 @@ export function nodeCmdline(mode: BootMode, baseUrl: string, mac: string, kernel
   return kernelCmdline({ mode, serverUrl: baseUrl, mac, extra: [bootif, ...extra] });
 }
 
+/**
+ * Text safe on an iPXE `echo` line: one line of printable ASCII. iPXE expands `${...}` in every command,
+ * ends a command at a `||`, `&&` or `;` token and a comment at a `#` token, so those characters (and
+ * quotes and backslashes, which some builds treat specially) go: a build's error message can hold any.
+ */
+export function ipxeText(text: string, max = 200): string {
+  const clean = text
+    .replace(/[^\x20-\x7e]+/g, ' ')
+    .replace(/;/g, ',')
+    .replace(/["']/g, '')
+    .replace(/[$#|&\\]/g, ' ')
+    .replace(/ {2,}/g, ' ')
+    .trim();
+  return clean.length > max ? `${clean.slice(0, max - 3)}...` : clean;
+}
+
 export function chooseBootScript(ctx: BootContext): BootScript {
   const base = { mac: ctx.mac, baseUrl: ctx.baseUrl, retrySeconds: 10 };
   const node = ctx.node;
@@ -48,7 +66,10 @@ export function chooseBootScript(ctx: BootContext): BootScript {
     };
   }
   if (!ctx.nodeImageReady) {
-    return { template: 'ipxe/no-image.hbs', vars: base };
+    const status =
+      ctx.nodeImageStatus ??
+      'the node environment (kernel + initramfs) is not available yet: on the master run `corral node-image build`';
+    return { template: 'ipxe/no-image.hbs', vars: { ...base, status: ipxeText(status) } };
   }
   const d = ctx.deployment;
   if (node?.state === 'deploying' && d && d.status === 'installed') {

@@ -3,6 +3,7 @@
  * (the daemon), `corral lab`, `corral node-image build`, and the lab's internal relay. Their heavy modules
  * are imported when they run, so `corral --help` and the remote commands start without loading the daemon.
  */
+import { DEFAULT_NIC_LIST, NIC_MODELS, parseNicList } from '../lab/qemu.js';
 import { buildConfig, type ConfigFlags } from '../config.js';
 import { nodeImageDir } from '../boot/node-image.js';
 import { createLogger, type Logger } from '../util/logger.js';
@@ -102,16 +103,20 @@ export const masterCommand = defineCommand({
 export const labCommand = defineCommand({
   path: ['lab'],
   verbs: ['down'],
-  help: `  corral lab [--nodes N] [--uefi] [--dir DIR] [--port N] [--memory MB] [--disk GB] [--cache-dir DIR]
+  help: `  corral lab [--nodes N] [--uefi] [--nic LIST] [--dir DIR] [--port N] [--memory MB] [--disk GB]
+             [--cache-dir DIR]
       Build a virtual lab in network namespaces of its own: a master and N QEMU VMs
-      that PXE-boot from it (SeaBIOS, or OVMF with --uefi). The console is forwarded
-      to a loopback port on this host. Ctrl-C tears it all down. Needs root.
+      that PXE-boot from it (SeaBIOS, or OVMF with --uefi). --nic gives VM i the i-th
+      NIC model of LIST (virtio, e1000, e1000e; default virtio,e1000; VMs beyond it: virtio).
+      The console is forwarded to a loopback port on this host. Ctrl-C tears it all down.
+      Needs root.
   corral lab down [--dir DIR]
       Tear down a lab whose \`corral lab\` process is gone.
 `,
   options: {
     nodes: { type: 'string', default: '2' },
     uefi: { type: 'boolean' },
+    nic: { type: 'string', default: DEFAULT_NIC_LIST },
     dir: { type: 'string', default: '.lab' },
     port: { type: 'string', default: '8080' },
     memory: { type: 'string', default: '512' },
@@ -130,14 +135,17 @@ export const labCommand = defineCommand({
     noPositionals(positionals);
     if (process.getuid?.() !== 0) usage('corral lab creates network namespaces and needs root');
     const n = intFlag('nodes', values.nodes, 1, 16);
+    const nics = parseNicList(values.nic, n);
+    if ('bad' in nics) usage(`--nic: '${nics.bad}' is not a NIC model (${NIC_MODELS.join(', ')})`);
     const say = (line: string): void => ctx.out(`${line}\n`);
     say(
       `corral lab: building the node environment and starting the master (first run downloads the kernel)...`,
     );
     const lab = await startLab({
       dir: values.dir,
-      vms: Array.from({ length: n }, () => ({
+      vms: nics.models.map((nic) => ({
         firmware: values.uefi ? ('uefi' as const) : ('bios' as const),
+        nic,
       })),
       logger,
       cacheDir: values['cache-dir'],
@@ -151,11 +159,17 @@ export const labCommand = defineCommand({
     );
     say(`  Console:  ${lab.hostUrl}/   (user admin, password ${lab.adminPassword})`);
     say(`  API:      curl -u admin:${lab.adminPassword} ${lab.hostUrl}/api/v1/nodes`);
+    for (const vm of lab.vms)
+      say(`  VM:       ${vm.spec.name} ${vm.spec.mac} NIC ${vm.spec.nic} (${vm.spec.firmware})`);
     say(`  Logs:     ${values.dir}/master.log, ${values.dir}/vm1.log ...`);
     say('  Ctrl-C tears everything down (or `corral lab down` from another shell).');
     say('');
     const stopFollowing = followLab(lab, say);
-    await untilSignal();
+    // Handlers stay installed: a second Ctrl-C, or the terminal closing (SIGHUP), must not kill the
+    // process half-way through the teardown and leave namespaces and VMs behind.
+    await new Promise<void>((resolve) => {
+      for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => resolve());
+    });
     say('corral lab: tearing down...');
     stopFollowing();
     await lab.destroy();
@@ -167,14 +181,14 @@ export const labCommand = defineCommand({
 export const nodeImageCommand = defineCommand({
   path: ['node-image'],
   verbs: ['build'],
-  help: `  corral node-image build --data-dir DIR [--cache-dir DIR] [--flavour cloud|generic]
+  help: `  corral node-image build --data-dir DIR [--cache-dir DIR] [--flavour generic|cloud]
       Build the node environment (Debian kernel + initramfs with the Corral agent) into a
       data directory; works with the master stopped. SOURCE_DATE_EPOCH makes it reproducible.
 `,
   options: {
     'data-dir': { type: 'string' },
     'cache-dir': { type: 'string', default: '/var/cache/corral' },
-    flavour: { type: 'string', default: 'cloud' },
+    flavour: { type: 'string', default: 'generic' },
   },
   async run({ values, positionals }, ctx) {
     if (positionals[0] !== 'build' || positionals.length > 1)

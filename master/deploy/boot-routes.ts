@@ -1,6 +1,6 @@
 /**
  * The node side of deployment, under /boot (unauthenticated: firmware and installers cannot log in):
- *   GET  /boot/images/<sha256>               a registered image (Range, Content-Length; res.sendFile)
+ *   GET  /boot/images/<sha256>               a registered image (Range, Content-Length; boot/send-file.ts)
  *   GET  /boot/installer/tools.img           the installer tools initrd (node-images/os-image-tools.ts)
  *   GET  /boot/deploy/<mac>/<file>[?deployment=ID]   plan.env and the rendered files of the current deployment
  *   POST /boot/deploy/<mac>/progress|result|booted  {token, ...}   installer and first-boot reports
@@ -10,8 +10,8 @@
  * is refused. The token is on no boot script and no URL. `booted` is accepted once (the token is then
  * spent) and never moves the node's address. Images are public by sha256, as boot files are.
  */
-import express, { type Request, type Response, type Router } from 'express';
-import { existsSync, statSync } from 'node:fs';
+import express, { type Request, type Router } from 'express';
+import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import type { Repos } from '../store/repos.js';
 import type { Logger } from '../util/logger.js';
@@ -22,6 +22,7 @@ import { zodToCorral } from '../api/errors.js';
 import { imagePath } from '../images/registry.js';
 import { authorise, planFile, planReadable, recordBooted, recordProgress, recordResult } from './deploy.js';
 import type { BootActivitySink } from '../boot/activity.js';
+import { sendFile } from '../boot/send-file.js';
 
 export interface DeployBootDeps {
   repos: Repos;
@@ -71,22 +72,6 @@ function nodeMac(repos: Repos, req: Request): string {
   return mac;
 }
 
-function sendFileRange(res: Response, file: string, log: Logger): void {
-  res.sendFile(file, { acceptRanges: true, cacheControl: false, lastModified: true, etag: true }, (err) => {
-    if (!err || res.headersSent) return;
-    const status = (err as { status?: number }).status ?? 500;
-    if (status === 416) {
-      res
-        .status(416)
-        .setHeader('Content-Range', `bytes */${statSync(file).size}`)
-        .end();
-    } else {
-      if (status >= 500) log.warn({ file, err: err.message }, 'serving file failed');
-      res.status(status).end();
-    }
-  });
-}
-
 export function createDeployBootRouter(deps: DeployBootDeps): Router {
   const { repos } = deps;
   const log = deps.logger.child({ module: 'deploy' });
@@ -99,13 +84,13 @@ export function createDeployBootRouter(deps: DeployBootDeps): Router {
     if (!file || !existsSync(file)) throw new CorralError('IMAGE_NOT_FOUND', `no image with sha256 ${sha}`);
     log.info({ image: image?.name, range: req.headers.range, ip: req.socket.remoteAddress }, 'serving image');
     deps.activity?.watchFetch(req, res);
-    sendFileRange(res, file, log);
+    sendFile(res, file, log);
   });
 
   router.get('/installer/tools.img', (_req, res) => {
     const file = deps.installerTools();
     if (!file) throw new CorralError('NODE_IMAGE_MISSING', 'installer tools not built yet');
-    sendFileRange(res, file, log);
+    sendFile(res, file, log);
   });
 
   router.get('/deploy/:mac/:file', (req, res) => {

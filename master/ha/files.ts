@@ -47,7 +47,10 @@ function walk(root: string, dir: string, out: string[]): void {
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);
     if (e.isDirectory()) walk(root, p, out);
-    else if (e.isFile() && !e.name.endsWith('.part')) out.push(relative(root, p).split(sep).join('/'));
+    // Files still being written are not synced (nor removed from a backup): `.part` (this sync), `.tmp` and
+    // `.tmp-PID-HEX` (the node environment builders), `.import-*` (image import).
+    else if (e.isFile() && !/\.part$|\.tmp(-\d+-[0-9a-f]+)?$|^\.import-/.test(e.name))
+      out.push(relative(root, p).split(sep).join('/'));
   }
 }
 

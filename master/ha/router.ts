@@ -21,6 +21,7 @@ import type { HaController } from './controller.js';
 import { fileManifest, safeSyncedPath, sha256File, type FileEntry } from './files.js';
 import { divergencePoint, HISTORY_KEY, type EpochStart } from './history.js';
 import { tokenMatches } from './witness.js';
+import { sendFile } from '../boot/send-file.js';
 
 export interface HaRouterDeps {
   controller: HaController;
@@ -210,7 +211,7 @@ export function createHaRouter(deps: HaRouterDeps): Router {
   router.get('/file', requireToken, (req, res) => {
     const p = typeof req.query['path'] === 'string' ? req.query['path'] : '';
     if (!safeSyncedPath(p)) throw new CorralError('PATH_REFUSED', `not a replicated file: ${p}`);
-    res.sendFile(join(config.dataDir, p), { dotfiles: 'allow' });
+    sendFile(res, join(config.dataDir, p), deps.logger);
   });
 
   router.use(requireBasicAuth(deps.authenticator));

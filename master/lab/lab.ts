@@ -13,14 +13,14 @@ import type { Logger } from '../util/logger.js';
 import { generatePassword } from '../auth/passwords.js';
 import { LabNet, run, waitFor } from './net.js';
 import { startMasterProcess, CLI, type MasterProcess } from './master-process.js';
-import { labMac, startVm, type Vm } from './qemu.js';
+import { labMac, startVm, type NicModel, type Vm } from './qemu.js';
 import { forwardLoopbackToUnix } from './forward.js';
 
 export interface LabOptions {
   /** Lab working directory: master data dir, VM disks, logs, state file. */
   dir: string;
-  /** One entry per VM. */
-  vms: { firmware: 'bios' | 'uefi' }[];
+  /** One entry per VM; `nic` defaults to virtio. */
+  vms: { firmware: 'bios' | 'uefi'; nic?: NicModel }[];
   logger: Logger;
   /** Shared cache for the Debian kernel download. */
   cacheDir?: string;
@@ -159,6 +159,7 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
         name,
         mac: labMac(labByte, i + 1),
         firmware: v.firmware,
+        nic: v.nic ?? ('virtio' as const),
         memoryMb: opts.memoryMb ?? 512,
         cpus: 1,
         diskPath: join(dir, `${name}.qcow2`),
@@ -168,7 +169,10 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
         noReboot: opts.noReboot ?? false,
       };
       vms.push(startVm(net, spec, join(dir, `${name}.log`)));
-      log.info({ vm: name, mac: spec.mac, firmware: spec.firmware }, 'VM powered on (PXE boot)');
+      log.info(
+        { vm: name, mac: spec.mac, firmware: spec.firmware, nic: spec.nic },
+        'VM powered on (PXE boot)',
+      );
     });
 
     const state: LabState = {

@@ -1,6 +1,7 @@
 /**
- * QEMU VMs that PXE-boot from Corral (shared/LAB.md): TCG only (nested KVM breaks iPXE here), virtio-net
- * whose iPXE option ROM sends user class "iPXE", SeaBIOS by default or OVMF for UEFI, a qcow2 disk with a
+ * QEMU VMs that PXE-boot from Corral (shared/LAB.md): TCG only (nested KVM breaks iPXE here), a NIC whose
+ * iPXE option ROM (Debian's ipxe-qemu) sends user class "iPXE" — virtio-net, or an emulated Intel e1000 /
+ * e1000e standing in for a physical server NIC — SeaBIOS by default or OVMF for UEFI, a qcow2 disk with a
  * serial number, and the serial console on stdout so markers printed by the node agent can be followed.
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
@@ -10,10 +11,43 @@ import type { LabNet } from './net.js';
 export const OVMF_PATHS = ['/usr/share/ovmf/OVMF.fd', '/usr/share/qemu/OVMF.fd'];
 export const EFI_VIRTIO_ROM = '/usr/lib/ipxe/qemu/efi-virtio.rom';
 
+/**
+ * NIC models of lab VMs: `virtio` is what clouds give VMs; `e1000` (Intel 82540EM) and `e1000e` (82574L)
+ * are what QEMU offers of a physical server's Intel NIC, so they test the drivers real servers need.
+ */
+export const NIC_MODELS = ['virtio', 'e1000', 'e1000e'] as const;
+export type NicModel = (typeof NIC_MODELS)[number];
+
+/** QEMU device and Debian ipxe-qemu option ROM (EFI + legacy PXE images in one file) per model. */
+const NIC_DEVICES: Readonly<Record<NicModel, { device: string; efiRom: string }>> = {
+  virtio: { device: 'virtio-net-pci', efiRom: EFI_VIRTIO_ROM },
+  e1000: { device: 'e1000', efiRom: '/usr/lib/ipxe/qemu/efi-e1000.rom' },
+  e1000e: { device: 'e1000e', efiRom: '/usr/lib/ipxe/qemu/efi-e1000e.rom' },
+};
+
+/** The lab's default: VM 2 on an Intel NIC, so a two-VM lab shows a physical-NIC stand-in beside virtio. */
+export const DEFAULT_NIC_LIST = 'virtio,e1000';
+
+/**
+ * `--nic virtio,e1000,...`: VM i gets the i-th model; VMs beyond the list get virtio. An unknown model
+ * comes back as `bad` (the CLI turns it into a usage error).
+ */
+export function parseNicList(text: string, vmCount: number): { models: NicModel[] } | { bad: string } {
+  const words = text.split(',').map((w) => w.trim());
+  const models: NicModel[] = [];
+  for (const w of words) {
+    const model = NIC_MODELS.find((m) => m === w);
+    if (!model) return { bad: w };
+    models.push(model);
+  }
+  return { models: Array.from({ length: vmCount }, (_, i) => models[i] ?? 'virtio') };
+}
+
 export interface VmSpec {
   name: string;
   mac: string;
   firmware: 'bios' | 'uefi';
+  nic: NicModel;
   memoryMb: number;
   cpus: number;
   /** qcow2 disk path; created with diskGb if missing. */
@@ -27,8 +61,9 @@ export interface VmSpec {
 
 /** The QEMU command line for a spec; pure so it is unit-tested. */
 export function qemuArgs(spec: VmSpec, ovmf: string | undefined): string[] {
-  const nic = [`virtio-net-pci`, `netdev=n0`, `mac=${spec.mac}`, `bootindex=1`];
-  if (spec.firmware === 'uefi') nic.push(`romfile=${EFI_VIRTIO_ROM}`);
+  const model = NIC_DEVICES[spec.nic];
+  const nic = [model.device, `netdev=n0`, `mac=${spec.mac}`, `bootindex=1`];
+  if (spec.firmware === 'uefi') nic.push(`romfile=${model.efiRom}`);
   const args = [
     '-name',
     spec.name,

@@ -1,18 +1,22 @@
 /**
  * Supervises nfs-ganesha for the shared roots. ganesha has no check mode (no `-t`) and, without D-Bus,
- * no live export reload, so a config is applied by starting the daemon with it:
+ * no live export reload, so the check of the shared install step (master/daemons/config-install.ts) is
+ * a trial start of the daemon on the temp file:
  *
  *   render → CONF.next → stop the running daemon → start with CONF.next → wait for its log to say
- *   "NFS SERVER INITIALIZED" with no config error → rename CONF.next over CONF (CONF.prev keeps the old)
+ *   "NFS SERVER INITIALIZED" with no config error → CONF.prev keeps the old → rename CONF.next over CONF
  *
  * If the new config fails (ganesha exits, or logs a CRIT/FATAL config error, or never initialises), the
  * previous config is started again and the error is reported as NFS_CONFIG_INVALID: a bad config never
- * replaces a working one. A daemon that dies on its own is restarted with backoff (1 s doubling to 30 s).
+ * replaces a working one. A daemon that dies on its own is restarted by the shared supervisor with
+ * backoff (1 s doubling to 30 s).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { installConfig } from '../daemons/config-install.js';
+import { Supervisor } from '../daemons/supervisor.js';
 import { CorralError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 
@@ -41,30 +45,49 @@ const READY = 'NFS SERVER INITIALIZED';
 const CONFIG_ERROR =
   /Config File \(|:CONFIG :(CRIT|FATAL|MAJ) :|:FATAL :|Error while parsing|errors found block/;
 
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
 export class NfsServer {
   readonly configPath: string;
   readonly logPath: string;
   private readonly pidPath: string;
-  private child: ChildProcess | undefined;
-  private stopping = false;
-  private restarts = 0;
-  private backoffMs = 1000;
-  private restartTimer: NodeJS.Timeout | undefined;
+  private readonly daemon: Supervisor;
+  /** The file the next start reads: CONF, or CONF.next during a trial start. */
+  private conf: string;
   private lastError: string | null = null;
+  private restartsAtApply = 0;
   private chain: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly opts: NfsServerOptions) {
     this.configPath = join(opts.dir, 'ganesha.conf');
     this.logPath = join(opts.dir, 'ganesha.log');
     this.pidPath = join(opts.dir, 'ganesha.pid');
+    this.conf = this.configPath;
+    this.daemon = new Supervisor({
+      name: 'nfs-ganesha',
+      bin: opts.bin,
+      args: () => ['-F', '-f', this.conf, '-L', this.logPath, '-p', this.pidPath, '-N', 'NIV_EVENT'],
+      logger: opts.logger,
+      backoff: { initialMs: 1000, maxMs: 30_000 },
+      // ready reads this log: each start gets a fresh one, so an old READY line cannot pass a new start.
+      prepare: () => writeFile(this.logPath, ''),
+      ready: ({ child, output }) => this.initialised(child, output),
+      readyTimeoutMs: opts.startTimeoutMs,
+      codes: { missing: 'NFS_CONFIG_INVALID', failed: 'NFS_CONFIG_INVALID' },
+    });
   }
 
   status(): NfsServerStatus {
+    const d = this.daemon.status();
     return {
-      running: this.child !== undefined && this.child.exitCode === null,
-      pid: this.child?.pid ?? null,
-      restarts: this.restarts,
-      lastError: this.lastError,
+      running: d.running,
+      pid: d.pid,
+      restarts: d.restarts,
+      // A death the supervisor recovered from stays visible until the next good apply, as before.
+      lastError:
+        this.lastError ??
+        d.lastError ??
+        (d.restarts > this.restartsAtApply ? `nfs-ganesha exited (${d.lastExit})` : null),
       configPath: this.configPath,
     };
   }
@@ -83,23 +106,33 @@ export class NfsServer {
 
   private async applyNow(text: string): Promise<void> {
     await mkdir(this.opts.dir, { recursive: true });
-    const next = `${this.configPath}.next`;
-    await writeFile(next, text, { mode: 0o644 });
     const hadPrevious = existsSync(this.configPath);
-    await this.stopChild();
+    await installConfig({ path: this.configPath, text, mode: 0o644, force: true }, (staged) =>
+      this.trialStart(staged, hadPrevious),
+    );
+    // The daemon read CONF.next; its restarts use CONF, which now holds the same bytes.
+    this.conf = this.configPath;
+    this.lastError = null;
+    this.restartsAtApply = this.daemon.status().restarts;
+  }
+
+  /** The install step's check: run ganesha on `staged`; on failure put the previous config back. */
+  private async trialStart(staged: string, hadPrevious: boolean): Promise<void> {
+    await this.daemon.stop();
+    this.conf = staged;
     try {
-      await this.startWith(next);
+      await this.daemon.start();
     } catch (err) {
       this.lastError = (err as Error).message;
-      await this.stopChild();
+      this.conf = this.configPath;
       if (hadPrevious) {
         this.opts.logger.error(
           { err: this.lastError },
           'new NFS config rejected; restarting the previous one',
         );
-        await this.startWith(this.configPath).catch((e: Error) => {
+        await this.daemon.start().catch((e: Error) => {
           this.lastError = `${this.lastError}; the previous config failed too: ${e.message}`;
-          this.scheduleRestart();
+          this.daemon.retryLater();
         });
       }
       throw new CorralError(
@@ -107,28 +140,12 @@ export class NfsServer {
         `nfs-ganesha rejected the rendered config: ${(err as Error).message}`,
       );
     }
-    if (hadPrevious) await rename(this.configPath, `${this.configPath}.prev`).catch(() => undefined);
-    await rename(next, this.configPath);
-    // The daemon read CONF.next; restarts must use CONF (same bytes): restart with the final path later.
-    this.lastError = null;
-    this.backoffMs = 1000;
   }
 
-  /** Starts ganesha with `conf` and waits for it to initialise; rejects with the log's error lines. */
-  private async startWith(conf: string): Promise<void> {
-    await writeFile(this.logPath, '');
-    const child = spawn(
-      this.opts.bin,
-      ['-F', '-f', conf, '-L', this.logPath, '-p', this.pidPath, '-N', 'NIV_EVENT'],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    let stderr = '';
-    child.stderr?.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-2000)));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
-    this.child = child;
-    const deadline = Date.now() + this.opts.startTimeoutMs;
+  /** Resolves when ganesha's log says it initialised; rejects with the log's config error lines. */
+  private async initialised(child: ChildProcess, output: () => string): Promise<void> {
     for (;;) {
+      const exit = child.exitCode ?? child.signalCode;
       const log = await readFile(this.logPath, 'utf8').catch(() => '');
       const errors = log.split('\n').filter((l) => CONFIG_ERROR.test(l));
       if (errors.length > 0) {
@@ -139,69 +156,18 @@ export class NfsServer {
             .join(' | '),
         );
       }
-      if (log.includes(READY)) break;
-      const done = await Promise.race([
-        exited.then((code) => `exited (${code})`),
-        spawnError.then((e) => `could not start: ${e.message}`),
-        new Promise<undefined>((r) => setTimeout(() => r(undefined), 200)),
-      ]);
-      if (done !== undefined) {
+      if (log.includes(READY)) return;
+      if (exit !== null) {
         const tail = log.trim().split('\n').slice(-3).join(' | ');
-        throw new Error(`${this.opts.bin} ${done}: ${tail || stderr.trim()}`);
+        throw new Error(`${this.opts.bin} exited (${exit}): ${tail || output().trim()}`);
       }
-      if (Date.now() > deadline) {
-        throw new Error(`${this.opts.bin} did not initialise within ${this.opts.startTimeoutMs} ms`);
-      }
-    }
-    this.opts.logger.info({ pid: child.pid, conf }, 'NFS server (nfs-ganesha) running');
-    child.once('exit', (code, signal) => {
-      if (this.child !== child || this.stopping) return;
-      this.child = undefined;
-      this.lastError = `nfs-ganesha exited (${signal ?? code})`;
-      this.opts.logger.error({ code, signal }, 'NFS server exited; restarting');
-      this.scheduleRestart();
-    });
-  }
-
-  private scheduleRestart(): void {
-    if (this.stopping || this.restartTimer) return;
-    const delay = this.backoffMs;
-    this.backoffMs = Math.min(this.backoffMs * 2, 30_000);
-    this.restartTimer = setTimeout(() => {
-      this.restartTimer = undefined;
-      this.restarts++;
-      this.chain = this.chain
-        .then(() => this.startWith(this.configPath))
-        .catch((err: Error) => {
-          this.lastError = err.message;
-          this.opts.logger.error({ err: err.message }, 'NFS server restart failed');
-          void this.stopChild().then(() => this.scheduleRestart());
-        });
-    }, delay);
-    this.restartTimer.unref();
-  }
-
-  private async stopChild(): Promise<void> {
-    const child = this.child;
-    this.child = undefined;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGTERM');
-    const killed = await Promise.race([
-      gone.then(() => true),
-      new Promise<boolean>((r) => setTimeout(() => r(false), 5000)),
-    ]);
-    if (!killed) {
-      child.kill('SIGKILL');
-      await Promise.race([gone, new Promise((r) => setTimeout(r, 2000))]);
+      await sleep(200);
     }
   }
 
   async close(): Promise<void> {
-    this.stopping = true;
-    if (this.restartTimer) clearTimeout(this.restartTimer);
     await this.chain.catch(() => undefined);
-    await this.stopChild();
+    await this.daemon.stop();
     await rm(this.pidPath, { force: true });
   }
 }

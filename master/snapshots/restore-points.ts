@@ -75,6 +75,8 @@ export interface CreateOptions {
   kind?: SnapshotKind;
   reason?: string;
   actor?: string | null;
+  /** A database file to keep instead of a backup of the live one (the pre-migration copy). */
+  sourceDb?: string;
 }
 
 export interface ConfigChange {
@@ -168,7 +170,8 @@ export class RestorePoints {
     const tmp = join(this.dir, `.tmp-${id}`);
     mkdirSync(tmp, { mode: 0o700 });
     try {
-      await this.snapshots.backupTo(join(tmp, DB_FILE));
+      if (options.sourceDb) copyFileSync(options.sourceDb, join(tmp, DB_FILE));
+      else await this.snapshots.backupTo(join(tmp, DB_FILE));
       const hasConfig = this.options.config !== undefined;
       if (hasConfig) {
         writeFileSync(join(tmp, CONFIG_FILE), `${JSON.stringify(this.options.config, null, 2)}\n`, {

@@ -41,6 +41,10 @@ export const ERROR_CATALOGUE = {
     status: 500,
     hint: 'Check that apt can reach the Debian mirror (apt-get update) and that busybox-static and kmod are installed.',
   },
+  NODE_IMAGE_TOO_LARGE: {
+    status: 500,
+    hint: 'Drop modules from node-images/modules.ts, or raise INITRD_BUDGET_BYTES in node-images/initramfs.ts and say why in docs/node-images.md.',
+  },
   SERVICE_NOT_FOUND: {
     status: 404,
     hint: 'List services with GET /api/v1/services (or `corral service list`).',

@@ -50,8 +50,19 @@ before(async () => {
   writeFileSync(join(data, 'node-image', 'initrd.img'), 'not an initrd');
   net = new TestNet('bx');
   srv = net.addHost('srv', `${SERVER}/24`);
+  // The master would build the node environment itself (nodeImage.autoBuild): this test needs it missing.
+  writeFileSync(
+    join(dir, 'corral.json'),
+    JSON.stringify({
+      nodeImage: { autoBuild: false },
+      // curl -u from the client's namespace over plain HTTP (not loopback): opted in.
+      console: { allowInsecureBasicAuth: true },
+    }),
+  );
   master = await startMasterProcess({
     args: [
+      '--config',
+      join(dir, 'corral.json'),
       '--data-dir',
       data,
       '--address',

@@ -1,14 +1,16 @@
 /**
- * End to end, OS deployment (issue 5): a BIOS lab VM with a 3 GiB virtio disk PXE-boots, enlists, and is
- * deployed with the real Debian image (node-images/os-image.ts, cached in /var/cache/corral).
+ * End to end, OS deployment (issue 5): a BIOS lab VM with a 3 GiB virtio disk and an Intel e1000 NIC (the
+ * stand-in for a physical server's NIC, issue 22: the default node environment and the image's generic
+ * kernel must both drive it) PXE-boots, enlists, and is deployed with the real Debian image
+ * (node-images/os-image.ts, cached in /var/cache/corral).
  *   1. failure path: a small separate image (a 1 MiB tar.gz made here) is imported and its stored file
  *      corrupted (one byte flipped) → the installer's checksum check fails → node `failed` with the
  *      reason in the API; the installer falls back to polling. Small, so the failure streams ~1 MiB
  *      instead of the whole Debian image: the check is the same sha256 over every byte either way;
  *   2. retry with the real Debian image → installer → reboot → GRUB from the VM's own disk →
  *      the installed system's agent reports → `deployed`; `ssh root@IP hostname` with the master's key
- *      answers the name Corral gave it.
- *   3. a UEFI VM (OVMF) of the same lab is deployed with the same image: ESP + GRUB EFI (removable path),
+ *      answers the name Corral gave it, and the installed system's NIC is bound to the e1000 driver.
+ *   3. a UEFI VM (OVMF, virtio NIC) of the same lab is deployed with the same image: ESP + GRUB EFI (removable path),
  *      iPXE exits to the firmware, which boots the disk; SSH answers its hostname.
  * Real peers: QEMU/SeaBIOS/OVMF/iPXE, the Linux installer environment, Debian's GRUB and systemd, OpenSSH.
  */
@@ -65,8 +67,9 @@ before(async () => {
   dataDir = join(dir, 'master');
   lab = await startLab({
     dir,
-    // The UEFI VM enlists beside the BIOS one and waits; it is deployed second (ESP + GRUB EFI).
-    vms: [{ firmware: 'bios' }, { firmware: 'uefi' }],
+    // The UEFI VM enlists beside the BIOS one and waits; it is deployed second (ESP + GRUB EFI). The
+    // BIOS VM's NIC is an e1000, the UEFI VM's virtio: both kinds are deployed and answer SSH.
+    vms: [{ firmware: 'bios', nic: 'e1000' }, { firmware: 'uefi' }],
     logger: silentLogger(),
     memoryMb: 768,
     diskGb: 3,
@@ -94,7 +97,7 @@ async function node(vm: number): Promise<ApiNode | undefined> {
 
 function diag(vm: number): string {
   const v = lab!.vms[vm]!;
-  return `\n--- VM ${v.spec.name} (${v.spec.firmware}) serial (last 4000 chars):\n${v.console().slice(-4000)}\n--- master log tail:\n${lab!.master.logs().slice(-3000)}`;
+  return `\n--- VM ${v.spec.name} (${v.spec.firmware}, ${v.spec.nic}) serial (last 4000 chars):\n${v.console().slice(-4000)}\n--- master log tail:\n${lab!.master.logs().slice(-3000)}`;
 }
 
 async function waitState(vm: number, state: string, timeoutMs: number): Promise<ApiNode> {
@@ -114,7 +117,12 @@ async function waitState(vm: number, state: string, timeoutMs: number): Promise<
 }
 
 /** `ssh root@IP hostname` from the master's namespace with the master's key (retried while sshd starts). */
-async function sshHostname(vm: number, ip: string): Promise<string> {
+function sshHostname(vm: number, ip: string): Promise<string> {
+  return sshRun(vm, ip, 'hostname');
+}
+
+/** Runs `command` on the deployed node over SSH from the master's namespace; its stdout, trimmed. */
+async function sshRun(vm: number, ip: string, command: string): Promise<string> {
   return waitFor(
     'ssh to the deployed node',
     async () => {
@@ -137,7 +145,7 @@ async function sshHostname(vm: number, ip: string): Promise<string> {
             '-o',
             'ConnectTimeout=10',
             `root@${ip}`,
-            'hostname',
+            command,
           ],
           { timeout: 30_000 },
         );
@@ -177,7 +185,7 @@ async function importSmallImage(name: string): Promise<{ file: string; sizeBytes
   return JSON.parse(stdout) as { file: string; sizeBytes: number };
 }
 
-test('deploy: bad checksum fails with the reason, retry deploys Debian and SSH answers the hostname', async () => {
+test('deploy (e1000 NIC): bad checksum fails with the reason, retry deploys Debian and SSH answers the hostname', async () => {
   const l = lab!;
   const discovered = await waitState(0, 'discovered', 300_000);
 
@@ -253,6 +261,14 @@ test('deploy: bad checksum fails with the reason, retry deploys Debian and SSH a
   // 3. SSH with the master's key answers the hostname Corral gave it.
   const ssh = await sshHostname(0, deployed.ip!);
   assert.equal(ssh, deployed.name);
+  // The installed system (its own generic kernel, not the installer's) drives the node's Intel NIC.
+  const drivers = await sshRun(
+    0,
+    deployed.ip!,
+    'for d in /sys/class/net/*/device/driver; do basename "$(readlink "$d")"; done',
+  );
+  assert.equal(l.vms[0]!.spec.nic, 'e1000');
+  assert.deepEqual(drivers.split('\n'), ['e1000'], `NIC drivers on the deployed node: ${drivers}`);
 
   // The image is in use now: delete is refused.
   const del = await api<{ error: { code: string } }>('DELETE', '/images/debian-12');

@@ -41,7 +41,8 @@ let poweredOnAt = 0;
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'corral-e2e-'));
   lab = await startLab({
-    dir,
+    // A dot component, as `npm start`'s default `.lab` has: the file sender once hid such paths (issue 22).
+    dir: join(dir, '.lab'),
     vms: [{ firmware: 'bios' }, { firmware: 'uefi' }],
     logger: silentLogger(),
     memoryMb: MEMORY_MB,

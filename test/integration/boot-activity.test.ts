@@ -54,8 +54,19 @@ describe('boot activity: a PXE-like client seen end to end', { skip, timeout: 12
     net = new TestNet('ba');
     srv = net.addHost('srv', `${SERVER}/24`);
     client = net.addHost('c1', null, MAC);
+    // The master would build the node environment itself (nodeImage.autoBuild): this test needs it missing.
+    writeFileSync(
+      join(dir, 'corral.json'),
+      JSON.stringify({
+        nodeImage: { autoBuild: false },
+        // curl -u from the client's namespace over plain HTTP (not loopback): opted in.
+        console: { allowInsecureBasicAuth: true },
+      }),
+    );
     master = await startMasterProcess({
       args: [
+        '--config',
+        join(dir, 'corral.json'),
         '--data-dir',
         join(dir, 'data'),
         '--address',

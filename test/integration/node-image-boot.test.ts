@@ -2,6 +2,8 @@
  * Boots the real node environment in QEMU (no PXE: -kernel/-initrd) on a test bridge and checks that
  * the agent enlists with a correct inventory, then powers the VM off by itself. One boot takes a static
  * address (corral.ip, corral.mac); the other leases one from busybox udhcpd (BOOTIF) and polls on "wait".
+ * The default image (generic kernel) must see physical NICs too: QEMU's emulated Intel e1000 and e1000e
+ * with an AHCI disk stand in for a server.
  *
  *   srv namespace (10.78.x.1: enlist-recorder on :8080, udhcpd) ── br0 ── tap ── QEMU VM
  */
@@ -61,6 +63,10 @@ interface BootOptions {
   bootif: boolean;
   /** Replies of the recorder, in order (the last repeats). */
   replies?: string[];
+  /** QEMU NIC model: virtio (default) or an emulated Intel server NIC (e1000 = 82540EM, e1000e = 82574L). */
+  nic?: 'virtio-net-pci' | 'e1000' | 'e1000e';
+  /** Disk controller: virtio-blk (default) or AHCI (QEMU's ich9-ahci, as on server boards). */
+  disk?: 'virtio' | 'ahci';
 }
 
 interface BootResult {
@@ -151,11 +157,12 @@ async function bootOnce(image: NodeImage, opts: BootOptions): Promise<BootResult
         '-netdev',
         `tap,id=n0,ifname=${tap},script=no,downscript=no`,
         '-device',
-        `virtio-net-pci,netdev=n0,mac=${mac}`,
+        `${opts.nic ?? 'virtio-net-pci'},netdev=n0,mac=${mac}`,
         '-drive',
         `file=${disk},if=none,id=d0,format=qcow2`,
-        '-device',
-        `virtio-blk-pci,drive=d0,serial=${DISK_SERIAL}`,
+        ...(opts.disk === 'ahci'
+          ? ['-device', 'ich9-ahci,id=ahci0', '-device', `ide-hd,drive=d0,bus=ahci0.0,serial=${DISK_SERIAL}`]
+          : ['-device', `virtio-blk-pci,drive=d0,serial=${DISK_SERIAL}`]),
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -273,3 +280,31 @@ test('boots with DHCP and BOOTIF, polls on "wait", then powers off', { timeout: 
   assert.match(boot.console, /corral: action poweroff/);
   assert.equal(boot.console.match(/corral: enlisted as node-7/g)?.length, 1, 'the name is announced once');
 });
+
+for (const nic of ['e1000', 'e1000e'] as const) {
+  test(
+    `an Intel ${nic} NIC and an AHCI disk: the default image enlists over DHCP`,
+    { timeout: 300_000 },
+    async (t) => {
+      const boot = await bootOnce(image, { dhcp: true, bootif: true, nic, disk: 'ahci' });
+      for (const line of markers(boot.console)) t.diagnostic(line);
+      assert.equal(boot.records.length, 1, 'exactly one enlist POST');
+      const rec = boot.records[0];
+      assert.ok(rec);
+      t.diagnostic(
+        `${nic}: power-on to enlist POST ${((rec.receivedAt - boot.started) / 1000).toFixed(1)} s`,
+      );
+      assert.equal(rec.body.mac, boot.mac);
+      const nicRec = rec.body.inventory.nics.find((n) => n.mac === boot.mac);
+      assert.ok(nicRec, `a NIC with MAC ${boot.mac} in ${JSON.stringify(rec.body.inventory.nics)}`);
+      assert.equal(nicRec.link, 'up');
+      // Intel's drivers report the negotiated speed, unlike virtio: QEMU's emulation says 1000 Mb/s.
+      assert.equal(nicRec.speedMbps, 1000);
+      const disk = rec.body.inventory.disks.find((d) => d.serial === DISK_SERIAL);
+      assert.ok(disk, `the AHCI disk in ${JSON.stringify(rec.body.inventory.disks)}`);
+      assert.equal(disk.name, 'sda');
+      assert.equal(disk.sizeBytes, 2 * 1024 ** 3);
+      assert.match(boot.console, /corral: action poweroff/);
+    },
+  );
+}

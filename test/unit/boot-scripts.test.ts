@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { golden as goldenFile } from '../helpers/golden.js';
 import { readdirSync } from 'node:fs';
-import { chooseBootScript, nodeCmdline } from '../../master/boot/scripts.js';
+import { chooseBootScript, ipxeText, nodeCmdline } from '../../master/boot/scripts.js';
 import { renderTemplate } from '../../master/util/templates.js';
 import { installPath } from '../../master/util/paths.js';
 import type { NodeRecord } from '../../master/store/nodes.js';
@@ -51,6 +51,25 @@ test('without a built node image the script waits and retries', () => {
   const s = chooseBootScript({ ...base, nodeImageReady: false, node: undefined });
   assert.equal(s.template, 'ipxe/no-image.hbs');
   golden('no-image', renderTemplate(s.template, s.vars));
+});
+
+test('while the master builds the node environment, a waiting node is told the stage', () => {
+  const s = chooseBootScript({
+    ...base,
+    nodeImageReady: false,
+    nodeImageStatus: 'Corral is building the node environment (initramfs, 65%)',
+    node: undefined,
+  });
+  assert.equal(s.template, 'ipxe/no-image.hbs');
+  golden('no-image-building', renderTemplate(s.template, s.vars));
+});
+
+test('text for an iPXE echo line loses what iPXE would expand or split on', () => {
+  assert.equal(
+    ipxeText('failed: ${net0/mac} && rm #x || y; \'q\' "z" a\\b\nnext\tline'),
+    'failed: {net0/mac} rm x y, q z a b next line',
+  );
+  assert.equal(ipxeText('x'.repeat(300)).length, 200);
 });
 
 test('every state renders a script starting with #!ipxe', () => {

@@ -19,6 +19,7 @@ import { Authenticator } from '../../master/auth/users.js';
 import { HaController } from '../../master/ha/controller.js';
 import { createHaRouter } from '../../master/ha/router.js';
 import { silentLogger } from '../../master/util/logger.js';
+import { stagedPath } from '../../master/daemons/config-install.js';
 import { AckTracker } from '../../master/ha/ack-tracker.js';
 import { divergencePoint } from '../../master/ha/history.js';
 import { decideLease, decidePromote, decideRelease } from '../../master/ha/witness-state.js';
@@ -66,7 +67,7 @@ describe('keepalived.conf', () => {
           code: 'KEEPALIVED_CONFIG_INVALID',
         });
         assert.equal(readFileSync(files.conf, 'utf8'), good, 'the previous config is kept');
-        assert.ok(!existsSync(`${files.conf}.new`));
+        assert.ok(!existsSync(stagedPath(files.conf)));
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }

@@ -1,5 +1,5 @@
 /**
- * Builds the real node environment (Debian cloud kernel from apt, busybox-static) and inspects it.
+ * Builds the real node environment (Debian's generic kernel from apt, busybox-static) and inspects it.
  * The kernel download is cached in CORRAL_CACHE_DIR (default /var/cache/corral), so only the first run
  * on a machine fetches it.
  */
@@ -15,6 +15,7 @@ import { decodeNewc, type CpioListing } from '../../node-images/cpio.js';
 import {
   buildNodeImage,
   ensureKernel,
+  INITRD_BUDGET_BYTES,
   MANIFEST_FILE,
   type NodeImage,
   type NodeImageManifest,
@@ -40,7 +41,7 @@ after(async () => {
 test('the kernel is cached: a second ensureKernel downloads nothing', async () => {
   const k = await ensureKernel({ cacheDir: CACHE_DIR, logger: silentLogger() });
   assert.equal(k.fromCache, true);
-  assert.match(k.packageName, /^linux-image-\d+\.\d+\.\d+-\d+-cloud-amd64$/);
+  assert.match(k.packageName, /^linux-image-\d+\.\d+\.\d+-\d+-amd64$/);
   assert.equal(k.kernelVersion, first.kernelVersion);
   assert.ok((await stat(k.vmlinuzPath)).size > 1_000_000);
 });
@@ -108,9 +109,30 @@ test('virtio_net and virtio_pci are present with their dependencies, loaded depe
   });
 });
 
-test('the image is small (a few MB gzipped)', async () => {
+/** The drivers issue 22 asks for: datacentre NICs and storage controllers, and the VMs' virtio. */
+const SERVER_DRIVERS = [
+  ...['e1000', 'e1000e', 'igb', 'ixgbe', 'i40e', 'ice', 'bnxt_en', 'tg3', 'mlx4_en', 'mlx4_core'],
+  ...['mlx5_core', 'r8169', 'virtio_net', 'ahci', 'nvme', 'megaraid_sas', 'mpt3sas', 'virtio_blk'],
+  'virtio_scsi',
+];
+
+test('the default (generic) image holds the NIC and storage drivers of servers and VMs', () => {
+  const order = (entries.get('etc/corral/modules.load')?.data.toString() ?? '')
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'))
+    .map((p) =>
+      p
+        .slice(p.lastIndexOf('/') + 1)
+        .replace(/\.ko$/, '')
+        .replace(/-/g, '_'),
+    );
+  for (const m of SERVER_DRIVERS) assert.ok(order.includes(m), `${m} in the load order`);
+});
+
+test('the image is within its size budget', async (t) => {
   const size = (await stat(first.initrdPath)).size;
-  assert.ok(size > 500_000 && size < 4_000_000, `initrd is ${size} bytes`);
+  t.diagnostic(`initrd.img ${size} bytes gzipped (budget ${INITRD_BUDGET_BYTES})`);
+  assert.ok(size > 500_000 && size <= INITRD_BUDGET_BYTES, `initrd is ${size} bytes`);
 });
 
 test('two builds from scratch give a byte-identical initrd', async () => {
@@ -137,10 +159,20 @@ test('a build whose manifest matches is returned without rebuilding', async () =
   assert.equal(afterStat.ino, before.ino);
   const manifest = JSON.parse(await readFile(join(work, 'a', MANIFEST_FILE), 'utf8')) as NodeImageManifest;
   assert.equal(manifest.files.initrd.sha256, first.initrdSha256);
-  assert.ok(
-    manifest.modules.skipped.some((s) => s.name === 'e1000'),
-    'the cloud kernel has no e1000',
+  assert.equal(manifest.flavour, 'generic');
+  assert.deepEqual(
+    manifest.modules.skipped.filter((s) => SERVER_DRIVERS.includes(s.name)),
+    [],
+    'the generic kernel has every server driver as a module',
   );
+  // modinfo of ice names its DDP package; the image records it as not included instead of failing.
+  assert.ok(
+    manifest.modules.firmwareNotIncluded.some(
+      (f) => f.module === 'ice' && f.files.some((x) => x.startsWith('intel/ice/ddp/')),
+    ),
+    JSON.stringify(manifest.modules.firmwareNotIncluded),
+  );
+  assert.ok(!entries.has('lib/firmware'), 'no firmware in the image');
 });
 
 test('a different SOURCE_DATE_EPOCH is a different input: rebuilt, and every mtime follows it', async () => {
@@ -158,4 +190,26 @@ test('a different SOURCE_DATE_EPOCH is a different input: rebuilt, and every mti
     encoding: 'utf8',
   });
   assert.equal(names.trim().split('\n').length, listed.length);
+});
+
+test('the cloud flavour stays selectable: virtio only, no e1000', async (t) => {
+  const cloud = await buildNodeImage({
+    cacheDir: CACHE_DIR,
+    outDir: join(work, 'cloud'),
+    logger: silentLogger(),
+    flavour: 'cloud',
+  });
+  assert.match(cloud.kernelVersion, /-cloud-amd64$/);
+  const manifest = JSON.parse(
+    await readFile(join(work, 'cloud', MANIFEST_FILE), 'utf8'),
+  ) as NodeImageManifest;
+  assert.equal(manifest.flavour, 'cloud');
+  assert.ok(manifest.modules.loadOrder.some((p) => p.endsWith('/virtio_net.ko')));
+  assert.ok(
+    manifest.modules.skipped.some((s) => s.name === 'e1000' && s.reason === 'not in this kernel flavour'),
+    'the cloud kernel has no e1000',
+  );
+  const generic = (await stat(first.initrdPath)).size;
+  t.diagnostic(`initrd.img gzipped: cloud ${manifest.files.initrd.size} bytes, generic ${generic} bytes`);
+  assert.ok(manifest.files.initrd.size < generic, 'the virtio-only image is the smaller one');
 });

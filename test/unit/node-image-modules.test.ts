@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  parseModinfo,
   parseSoftdep,
   requestedModules,
   resolveModules,
@@ -100,7 +101,7 @@ test('resolveModules fails on a missing hard dependency and on a cycle', async (
   await assert.rejects(resolveModules(cyclic.tree, ['a'], cyclic.read), /cycle: a -> b -> a/);
 });
 
-test('requested modules: virtio for both flavours, physical NICs only in generic', () => {
+test('requested modules: virtio for both flavours, physical NICs and RAID/HBA only in generic', () => {
   const cloud = requestedModules('cloud');
   const generic = requestedModules('generic');
   for (const m of [
@@ -116,8 +117,10 @@ test('requested modules: virtio for both flavours, physical NICs only in generic
     assert.ok(cloud.includes(m), m);
     assert.ok(generic.includes(m), m);
   }
-  assert.ok(!cloud.includes('igb'));
-  assert.ok(generic.includes('igb') && generic.includes('e1000e'));
+  assert.ok(!cloud.includes('igb') && !cloud.includes('megaraid_sas'));
+  for (const m of ['e1000e', 'igb', 'ixgbe', 'i40e', 'ice', 'bnxt_en', 'tg3', 'mlx5_core', 'mpt3sas']) {
+    assert.ok(generic.includes(m), m);
+  }
 });
 
 test('parseSoftdep keeps only the pre: modules', () => {
@@ -138,4 +141,50 @@ test('apt-cache output parsing picks the versioned kernel package of the flavour
   assert.deepEqual(parseMetaDepends(generic, 'generic'), { name: 'linux-image-6.1.0-56-amd64' });
   assert.equal(parseMetaDepends('', 'cloud'), undefined);
   assert.equal(parseAptVersion('Package: x\nVersion: 6.1.192-2\nArchitecture: amd64\n'), '6.1.192-2');
+});
+
+test('parseModinfo reads depends, softdep pre: and every firmware line of plain modinfo output', () => {
+  const text = [
+    'filename:       /lib/modules/6.1.0-57-amd64/kernel/drivers/net/ethernet/intel/ice/ice.ko',
+    'firmware:       intel/ice/ddp/ice.pkg',
+    'firmware:       intel/ice/ddp/ice-1.3.30.0.pkg',
+    'license:        GPL v2',
+    'softdep:        pre: crc32c post: foo',
+    'depends:        dca,i2c-algo-bit',
+    'parm:           debug:netif level (0=none,...,16=all) (int)',
+    '',
+  ].join('\n');
+  assert.deepEqual(parseModinfo(text), {
+    depends: ['dca', 'i2c_algo_bit'],
+    softPre: ['crc32c'],
+    firmware: ['intel/ice/ddp/ice.pkg', 'intel/ice/ddp/ice-1.3.30.0.pkg'],
+  });
+  assert.deepEqual(parseModinfo('filename: x.ko\ndepends:        \n'), {
+    depends: [],
+    softPre: [],
+    firmware: [],
+  });
+});
+
+test('resolveModules records the firmware modules in the image may ask for, sorted', async () => {
+  const files = new Map([
+    ['ice', 'kernel/ice.ko'],
+    ['tg3', 'kernel/tg3.ko'],
+    ['libphy', 'kernel/libphy.ko'],
+  ]);
+  const tree: ModuleTree = { modulesDir: '/m', files, builtin: new Set(), aliases: new Map() };
+  const deps: Record<string, ModuleDeps> = {
+    '/m/kernel/ice.ko': { depends: [], softPre: [], firmware: ['intel/ice/ddp/ice.pkg'] },
+    '/m/kernel/tg3.ko': {
+      depends: ['libphy'],
+      softPre: [],
+      firmware: ['tigon/tg3_tso.bin', 'tigon/tg3.bin'],
+    },
+    '/m/kernel/libphy.ko': { depends: [], softPre: [] },
+  };
+  const r = await resolveModules(tree, ['tg3', 'ice', 'absent'], async (p) => deps[p] ?? assert.fail(p));
+  assert.deepEqual(r.firmware, [
+    { module: 'tg3', files: ['tigon/tg3.bin', 'tigon/tg3_tso.bin'] },
+    { module: 'ice', files: ['intel/ice/ddp/ice.pkg'] },
+  ]);
 });

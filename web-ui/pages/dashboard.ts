@@ -7,6 +7,7 @@ import { sendPage, type ConsoleContext } from '../page.js';
 import { perfFacts, RANGE_LINKS } from '../perf-view.js';
 import { MASTER_SOURCE } from '../../master/monitor/monitor.js';
 import type { SubsystemHealth } from '../../master/util/faults.js';
+import { nodeImageSummary, type NodeImageStatus } from '../../master/boot/node-image-builder.js';
 
 const RECENT_EVENTS = 12;
 
@@ -48,7 +49,23 @@ function faultSummary(subsystems: Record<string, SubsystemHealth>): string {
   return last ? `${counts}; last: ${last.name}, ${last.message} at ${last.at}` : counts || 'none';
 }
 
-export function mountDashboard(router: Router, ctx: ConsoleContext): void {
+/** The dashboard's "Node environment" line: state, and the stage and percent while it builds. */
+function nodeImageLine(
+  status: (() => NodeImageStatus) | undefined,
+  now: number,
+): { state: string; text: string } | null {
+  if (!status) return null;
+  const s = status();
+  const text =
+    s.state === 'building'
+      ? `building (${s.stage ?? 'starting'}, ${s.percent ?? 0}%)${s.available ? '; the current one is served' : ''}`
+      : s.state === 'off'
+        ? 'not built (nodeImage.autoBuild is off): run corral node-image build'
+        : nodeImageSummary(s, now).replace(/^the node environment build failed/, 'failed');
+  return { state: s.state, text };
+}
+
+export function mountDashboard(router: Router, ctx: ConsoleContext, nodeImage?: () => NodeImageStatus): void {
   router.get('/', (_req, res) => {
     const counts = ctx.repos.nodes.countByState();
     const total = NODE_STATES.reduce((sum, s) => sum + (counts[s] ?? 0), 0);
@@ -71,6 +88,7 @@ export function mountDashboard(router: Router, ctx: ConsoleContext): void {
       events: eventRows(ctx.repos.events.list({ limit: RECENT_EVENTS }), nodes),
       eventCount: ctx.repos.events.count(),
       master: masterFacts(ctx),
+      nodeImage: nodeImageLine(nodeImage, ctx.now()),
       perf: perfBlock(ctx),
       charts: Boolean(ctx.monitor),
     });
