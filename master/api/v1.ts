@@ -3,14 +3,14 @@ import { z } from 'zod';
 import type { FrozenConfig } from '../config.js';
 import type { Authenticator } from '../auth/users.js';
 import type { Repos } from '../store/repos.js';
-import { NODE_STATES, type NodeRecord } from '../store/nodes.js';
+import { NODE_STATES } from '../store/nodes.js';
 import { CorralError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { VERSION } from '../util/version.js';
-import { ENLIST_BODY_LIMIT_BYTES, normaliseMac } from '../nodes/inventory.js';
+import { ENLIST_BODY_LIMIT_BYTES } from '../nodes/inventory.js';
 import { EnlistGuard } from '../nodes/enlist-guard.js';
 import { bearerCredential } from '../nodes/credentials.js';
-import { transition } from '../nodes/lifecycle.js';
+import { NODE_NAME, NODE_ROLE, NodeService } from '../nodes/service.js';
 import { requireBasicAuth, requireRole } from './auth.js';
 import { zodToCorral } from './errors.js';
 import { createLbRouter } from '../lb/api.js';
@@ -54,30 +54,16 @@ function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
   return r.data;
 }
 
-/** Finds a node by MAC (any common notation) or by name. */
-export function findNode(repos: Repos, id: string): NodeRecord {
-  const mac = normaliseMac(id);
-  const node = (mac && repos.nodes.get(mac)) || repos.nodes.getByName(id);
-  if (!node) throw new CorralError('NODE_NOT_FOUND', `no node with MAC or name '${id}'`);
-  return node;
-}
-
 function idParam(value: string | string[] | undefined): string {
   return Array.isArray(value) ? (value[0] ?? '') : (value ?? '');
 }
 
 const PatchNode = z
   .object({
-    name: z
-      .string()
-      .regex(
-        /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/,
-        'must be a lower-case DNS label (letters, digits, hyphens)',
-      )
-      .optional(),
+    name: z.string().regex(NODE_NAME, 'must be a lower-case DNS label (letters, digits, hyphens)').optional(),
     role: z
       .string()
-      .regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'must be 1-32 lower-case letters, digits, - or _')
+      .regex(NODE_ROLE, 'must be 1-32 lower-case letters, digits, - or _')
       .nullable()
       .optional(),
     // The node's address is Corral's record (DHCP lease, first contact), moved by an operator only here.
@@ -119,6 +105,7 @@ function enlistBodyErrors(guard: EnlistGuard): ErrorRequestHandler {
 
 export function createApiRouter(deps: ApiDeps): Router {
   const { repos, config } = deps;
+  const nodes = new NodeService(repos);
   const router = express.Router();
   const enlistGuard = new EnlistGuard({ repos, config, logger: deps.logger });
   // Enlistment is unauthenticated: its own, small body limit (issue 14); the general parser then skips it.
@@ -174,12 +161,11 @@ export function createApiRouter(deps: ApiDeps): Router {
 
   router.get('/nodes', (req, res) => {
     const state = typeof req.query['state'] === 'string' ? req.query['state'] : undefined;
-    const nodes = repos.nodes.list().filter((n) => !state || n.state === state);
-    res.json({ nodes });
+    res.json({ nodes: repos.nodes.list().filter((n) => !state || n.state === state) });
   });
 
   router.get('/nodes/:id', (req, res) => {
-    const node = findNode(repos, idParam(req.params['id']));
+    const node = nodes.find(idParam(req.params['id']));
     res.json({
       node,
       events: repos.events.list({ nodeMac: node.mac, limit: 100 }),
@@ -189,56 +175,24 @@ export function createApiRouter(deps: ApiDeps): Router {
 
   router.patch('/nodes/:id', requireRole('operator'), (req, res) => {
     const body = parse(PatchNode, req.body);
-    const node = findNode(repos, idParam(req.params['id']));
-    if (body.name && body.name !== node.name && repos.nodes.getByName(body.name)) {
-      throw new CorralError('CONFLICT', `another node is already named ${body.name}`);
-    }
-    const updated = repos.store.write((journal) => {
-      const n = repos.nodes.patchIn(journal, node.mac, {
-        ...(body.name !== undefined ? { name: body.name } : {}),
-        ...(body.role !== undefined ? { role: body.role } : {}),
-        ...(body.ip !== undefined ? { ip: body.ip } : {}),
-      });
-      repos.events.appendIn(journal, {
-        nodeMac: node.mac,
-        kind: 'node.updated',
-        message: `${n.name} updated: ${Object.keys(body).join(', ')}`,
-        actor: req.user?.name ?? null,
-        data: body,
-      });
-      return n;
-    });
-    res.json({ node: updated });
+    const node = nodes.find(idParam(req.params['id']));
+    res.json({ node: nodes.update(node, body, req.user?.name ?? null) });
   });
 
   router.post('/nodes/:id/transition', requireRole('operator'), (req, res) => {
     const body = parse(TransitionBody, req.body);
-    const node = findNode(repos, idParam(req.params['id']));
-    const updated = transition(repos, node.mac, {
-      to: body.to,
-      reason: body.reason ?? null,
-      actor: req.user?.name ?? null,
-    });
-    res.json({ node: updated });
+    const node = nodes.find(idParam(req.params['id']));
+    res.json({ node: nodes.transition(node, body.to, body.reason ?? null, req.user?.name ?? null) });
   });
 
   router.delete('/nodes/:id', requireRole('admin'), (req, res) => {
-    const node = findNode(repos, idParam(req.params['id']));
-    repos.store.write((journal) => {
-      repos.nodes.deleteIn(journal, node.mac);
-      repos.events.appendIn(journal, {
-        nodeMac: node.mac,
-        kind: 'node.deleted',
-        message: `${node.name} (${node.mac}) deleted`,
-        actor: req.user?.name ?? null,
-      });
-    });
+    nodes.delete(nodes.find(idParam(req.params['id'])), req.user?.name ?? null);
     res.status(204).end();
   });
 
   router.get('/events', (req, res) => {
     const q = parse(EventsQuery, req.query);
-    const nodeMac = q.node ? findNode(repos, q.node).mac : undefined;
+    const nodeMac = q.node ? nodes.find(q.node).mac : undefined;
     res.json({
       events: repos.events.list({
         ...(nodeMac ? { nodeMac } : {}),

@@ -16,9 +16,7 @@ import type { DeploymentRecord } from '../store/deployments.js';
 import type { Logger } from '../util/logger.js';
 import { requireRole } from '../api/auth.js';
 import { zodToCorral } from '../api/errors.js';
-import { normaliseMac } from '../nodes/inventory.js';
-import { CorralError } from '../util/errors.js';
-import type { NodeRecord } from '../store/nodes.js';
+import { findNode } from '../nodes/service.js';
 import { deleteImage, findImage } from '../images/registry.js';
 import type { Deployer } from './deployer.js';
 import type { BeforeRisky } from '../util/before-risky.js';
@@ -38,14 +36,6 @@ const DeployBody = z
     layout: z.string().min(1).max(32).optional(),
   })
   .strict();
-
-/** By MAC or name, as api/v1.ts's findNode (not imported: v1.ts mounts this router). */
-function findNode(repos: Repos, id: string): NodeRecord {
-  const mac = normaliseMac(id);
-  const node = (mac && repos.nodes.get(mac)) || repos.nodes.getByName(id);
-  if (!node) throw new CorralError('NODE_NOT_FOUND', `no node with MAC or name '${id}'`);
-  return node;
-}
 
 function param(v: string | string[] | undefined): string {
   return Array.isArray(v) ? (v[0] ?? '') : (v ?? '');
@@ -87,7 +77,7 @@ export function createDeployApiRouter(deps: DeployApiDeps): Router {
   router.post('/nodes/:id/deploy', requireRole('operator'), async (req, res) => {
     const r = DeployBody.safeParse(req.body);
     if (!r.success) throw zodToCorral(r.error);
-    const node = findNode(repos, param(req.params['id']));
+    const node = findNode(repos.nodes, param(req.params['id']));
     const { deployment, reboot } = await deps.deployer.deploy(node, {
       image: r.data.image,
       layout: r.data.layout,
@@ -99,7 +89,7 @@ export function createDeployApiRouter(deps: DeployApiDeps): Router {
   });
 
   router.get('/nodes/:id/deployments', (req, res) => {
-    const node = findNode(repos, param(req.params['id']));
+    const node = findNode(repos.nodes, param(req.params['id']));
     res.json({ deployments: repos.deployments.listFor(node.mac).map(publicDeployment) });
   });
   return router;

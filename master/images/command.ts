@@ -10,7 +10,6 @@ import type { NodeRecord } from '../store/nodes.js';
 import { join } from 'node:path';
 import { buildConfig, type FrozenConfig } from '../config.js';
 import { openRepos, type Repos } from '../store/repos.js';
-import { CorralError } from '../util/errors.js';
 import { createLogger } from '../util/logger.js';
 import { deleteImage, findImage, importImage } from './registry.js';
 import { buildOsImage } from '../../node-images/os-image.js';
@@ -18,7 +17,7 @@ import { ensureMasterKey } from '../deploy/ssh.js';
 import { createDeployer, describeReboot, type RebootPath } from '../deploy/deployer.js';
 import { createPowerControl } from '../remote/power.js';
 import { SecretBox } from '../remote/secrets.js';
-import { normaliseMac } from '../nodes/inventory.js';
+import { findNode } from '../nodes/service.js';
 import type { ImageRecord } from '../store/images.js';
 import { directBeforeRisky } from '../snapshots/index.js';
 
@@ -260,9 +259,7 @@ async function runNodeDeploy(
   });
   const repos = open(config.dataDir);
   try {
-    const mac = normaliseMac(id);
-    const node = (mac && repos.nodes.get(mac)) || repos.nodes.getByName(id);
-    if (!node) throw new CorralError('NODE_NOT_FOUND', `no node with MAC or name '${id}'`);
+    const node = findNode(repos.nodes, id);
     const logger = createLogger({ level: 'warn' });
     // Like `corral node power`, the CLI drives the node's BMC from this machine.
     const power = createPowerControl({

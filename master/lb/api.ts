@@ -6,7 +6,7 @@ import express, { type Router } from 'express';
 import { z } from 'zod';
 import { zodToCorral } from '../api/errors.js';
 import { requireRole } from '../api/auth.js';
-import { normaliseMac } from '../nodes/inventory.js';
+import { findNode } from '../nodes/service.js';
 import type { Repos } from '../store/repos.js';
 import { CorralError } from '../util/errors.js';
 import type { LoadBalancer } from './load-balancer.js';
@@ -74,9 +74,7 @@ export function createLbRouter(lb: LoadBalancer, repos: Repos): Router {
 
   router.get('/lb/nodes/:id', (req, res) => {
     const id = param(req.params['id']);
-    const mac = normaliseMac(id);
-    const node = (mac && repos.nodes.get(mac)) || repos.nodes.getByName(id);
-    if (!node) throw new CorralError('NODE_NOT_FOUND', `no node with MAC or name '${id}'`);
+    const node = findNode(repos.nodes, id);
     res.json({
       node: { mac: node.mac, name: node.name, state: node.state },
       services: lb.nodeHealth(node.mac),

@@ -10,12 +10,11 @@
 import { join } from 'node:path';
 import type { FrozenConfig } from '../config.js';
 import type { NewEvent } from '../store/events.js';
-import type { NodeRecord } from '../store/nodes.js';
 import type { Repos } from '../store/repos.js';
 import { CorralError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { zodToCorral } from '../api/errors.js';
-import { normaliseMac } from '../nodes/inventory.js';
+import { findNode } from '../nodes/service.js';
 import { haproxyVersion, installConfig } from './config-file.js';
 import { HaproxyProcess, type HaproxyStatus } from './haproxy-process.js';
 import { membersOf, type BackendServer } from './membership.js';
@@ -325,10 +324,7 @@ export class LoadBalancer {
   }
 
   private memberByIdOrThrow(spec: ServiceSpec, nodeId: string): BackendServer {
-    const mac = normaliseMac(nodeId);
-    const node: NodeRecord | undefined =
-      (mac && this.opts.repos.nodes.get(mac)) || this.opts.repos.nodes.getByName(nodeId);
-    if (!node) throw new CorralError('NODE_NOT_FOUND', `no node with MAC or name '${nodeId}'`);
+    const node = findNode(this.opts.repos.nodes, nodeId);
     const member = membersOf(spec, [node])[0];
     if (!member) {
       throw new CorralError(

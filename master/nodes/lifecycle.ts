@@ -24,6 +24,9 @@ export function canTransition(from: NodeState, to: NodeState): boolean {
   return TRANSITIONS[from].includes(to);
 }
 
+/** What a transition writes: the node's state and its event, in one transaction. */
+export type LifecycleRepos = Pick<Repos, 'store' | 'nodes' | 'events'>;
+
 export interface TransitionRequest {
   to: NodeState;
   reason?: string | null;
@@ -33,7 +36,7 @@ export interface TransitionRequest {
 
 /** Moves a node inside the caller's transaction; throws STATE_TRANSITION_INVALID when the table forbids it. */
 export function transitionIn(
-  repos: Repos,
+  repos: LifecycleRepos,
   journal: Journal,
   node: NodeRecord,
   req: TransitionRequest,
@@ -58,7 +61,7 @@ export function transitionIn(
   return updated;
 }
 
-export function transition(repos: Repos, mac: string, req: TransitionRequest): NodeRecord {
+export function transition(repos: LifecycleRepos, mac: string, req: TransitionRequest): NodeRecord {
   return repos.store.write((journal) => {
     const node = repos.nodes.get(mac);
     if (!node) throw new CorralError('NODE_NOT_FOUND', `no node with MAC ${mac}`);

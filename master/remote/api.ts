@@ -12,11 +12,10 @@ import express, { type Router } from 'express';
 import { z } from 'zod';
 import type { FrozenConfig } from '../config.js';
 import type { Repos } from '../store/repos.js';
-import type { NodeRecord } from '../store/nodes.js';
 import { requireRole } from '../api/auth.js';
 import { clientIp } from '../api/audit.js';
 import { zodToCorral } from '../api/errors.js';
-import { normaliseMac } from '../nodes/inventory.js';
+import { findNode } from '../nodes/service.js';
 import { CorralError } from '../util/errors.js';
 import { DRIVER_KINDS, POWER_ACTIONS } from './power-driver.js';
 import type { PowerControl } from './power.js';
@@ -33,13 +32,6 @@ function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
   const r = schema.safeParse(value);
   if (!r.success) throw zodToCorral(r.error);
   return r.data;
-}
-
-function findNode(repos: Repos, id: string): NodeRecord {
-  const mac = normaliseMac(id);
-  const node = (mac && repos.nodes.get(mac)) || repos.nodes.getByName(id);
-  if (!node) throw new CorralError('NODE_NOT_FOUND', `no node with MAC or name '${id}'`);
-  return node;
 }
 
 const param = (v: string | string[] | undefined): string => (Array.isArray(v) ? (v[0] ?? '') : (v ?? ''));
@@ -75,24 +67,24 @@ export function createRemoteApiRouter(deps: RemoteApiDeps): Router {
   const router = express.Router();
 
   router.get('/nodes/:id/power', (req, res) => {
-    const node = findNode(repos, param(req.params['id']));
+    const node = findNode(repos.nodes, param(req.params['id']));
     res.json({ node: node.name, power: power.view(node.mac) ?? null });
   });
 
   router.put('/nodes/:id/power', requireRole('admin'), (req, res) => {
     const body = parse(PowerSettingsBody, req.body);
-    const node = findNode(repos, param(req.params['id']));
+    const node = findNode(repos.nodes, param(req.params['id']));
     res.json({ node: node.name, power: power.configure(node, body, req.user?.name ?? null) });
   });
 
   router.delete('/nodes/:id/power', requireRole('admin'), (req, res) => {
-    const node = findNode(repos, param(req.params['id']));
+    const node = findNode(repos.nodes, param(req.params['id']));
     power.remove(node, req.user?.name ?? null);
     res.status(204).end();
   });
 
   router.post('/nodes/:id/power/:action', requireRole('operator'), async (req, res) => {
-    const node = findNode(repos, param(req.params['id']));
+    const node = findNode(repos.nodes, param(req.params['id']));
     const action = param(req.params['action']);
     if (action === 'status') {
       const state = await power.refresh(node);

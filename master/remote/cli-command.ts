@@ -10,8 +10,7 @@ import { buildConfig, type FrozenConfig } from '../config.js';
 import { openRepos, type Repos } from '../store/repos.js';
 import { CorralError } from '../util/errors.js';
 import { createLogger } from '../util/logger.js';
-import { normaliseMac } from '../nodes/inventory.js';
-import type { NodeRecord } from '../store/nodes.js';
+import { findNode } from '../nodes/service.js';
 import { ensureMasterKey } from '../deploy/ssh.js';
 import { DRIVER_KINDS, POWER_ACTIONS, type DriverKind, type PowerAction } from './power-driver.js';
 import { createPowerControl, type PublicPowerConfig } from './power.js';
@@ -212,13 +211,6 @@ function open(config: FrozenConfig): Repos {
   return openRepos({ path: join(config.dataDir, 'corral.db'), logger: createLogger({ level: 'warn' }) });
 }
 
-function findNode(repos: Repos, id: string): NodeRecord {
-  const mac = normaliseMac(id);
-  const node = (mac && repos.nodes.get(mac)) || repos.nodes.getByName(id);
-  if (!node) throw new CorralError('NODE_NOT_FOUND', `no node with MAC or name '${id}'`);
-  return node;
-}
-
 function intOf(name: string, v: string | undefined, min: number, max: number): number | undefined {
   if (v === undefined) return undefined;
   if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max)
@@ -246,7 +238,7 @@ async function runPowerCommand(
   const config = configOf(values, readConfig);
   const repos = open(config);
   try {
-    const node = findNode(repos, id);
+    const node = findNode(repos.nodes, id);
     const power = createPowerControl({
       repos,
       config,

@@ -7,7 +7,7 @@ import type { FrozenConfig } from '../config.js';
 import type { Repos } from '../store/repos.js';
 import type { NodeRecord } from '../store/nodes.js';
 import type { AuditVia } from '../store/audit.js';
-import { normaliseMac } from '../nodes/inventory.js';
+import { findNode } from '../nodes/service.js';
 import { CorralError } from '../util/errors.js';
 import { formatSummary, prefixLine, runOnNodes, type ExecNodeResult, type ExecSummary } from './exec.js';
 import { HostKeyPins, recordHostKeyRefusal } from './host-keys.js';
@@ -34,9 +34,7 @@ export interface ExecEvents {
 export function resolveTargets(repos: Repos, req: Pick<ExecRequest, 'nodes' | 'role'>): NodeRecord[] {
   const picked = new Map<string, NodeRecord>();
   for (const id of req.nodes ?? []) {
-    const mac = normaliseMac(id);
-    const node = (mac && repos.nodes.get(mac)) || repos.nodes.getByName(id);
-    if (!node) throw new CorralError('NODE_NOT_FOUND', `no node with MAC or name '${id}'`);
+    const node = findNode(repos.nodes, id);
     picked.set(node.mac, node);
   }
   if (req.role) for (const n of repos.nodes.list()) if (n.role === req.role) picked.set(n.mac, n);

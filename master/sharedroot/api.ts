@@ -13,7 +13,7 @@ import express, { type NextFunction, type Request, type Response, type Router } 
 import { z } from 'zod';
 import { requireRole } from '../api/auth.js';
 import { zodToCorral } from '../api/errors.js';
-import { findNode } from '../api/v1.js';
+import { findNode } from '../nodes/service.js';
 import type { Repos } from '../store/repos.js';
 import type { SharedRootSubsystem } from './index.js';
 
@@ -121,7 +121,7 @@ export function createSharedRootApiRouter(sub: SharedRootSubsystem, repos: Repos
     requireRole('operator'),
     wrap(async (req, res) => {
       const body = parse(DisklessBody, req.body);
-      const node = findNode(repos, param(req, 'id'));
+      const node = findNode(repos.nodes, param(req, 'id'));
       const assignment = roots.assign(node, body.root, {
         ...(body.persistent !== undefined ? { persistent: body.persistent } : {}),
         actor: req.user?.name ?? null,

@@ -9,9 +9,8 @@ import type { ApiClient } from '../cli/api-client.js';
 import { join } from 'node:path';
 import { buildConfig, type FrozenConfig } from '../config.js';
 import { openRepos } from '../store/repos.js';
-import { CorralError } from '../util/errors.js';
 import { createLogger } from '../util/logger.js';
-import { normaliseMac } from '../nodes/inventory.js';
+import { findNode } from '../nodes/service.js';
 import { SharedRoots, type SharedRootView } from './service.js';
 
 type ReadConfig = (path: string | undefined) => unknown;
@@ -280,9 +279,7 @@ async function runDisklessCommand(
     logger: createLogger({ level: 'warn' }),
   });
   try {
-    const mac = normaliseMac(id);
-    const node = (mac && repos.nodes.get(mac)) || repos.nodes.getByName(id);
-    if (!node) throw new CorralError('NODE_NOT_FOUND', `no node with MAC or name '${id}'`);
+    const node = findNode(repos.nodes, id);
     const a = new SharedRoots(repos, config).assign(node, values.root, {
       persistent: values.persistent ?? false,
       actor: 'cli',

@@ -49,4 +49,9 @@ export class NodeCredentialStore {
     journal('node_credentials', c.mac, 'upsert', row as unknown as Record<string, unknown>);
     return fromRow(row);
   }
+
+  deleteIn(journal: Journal, mac: string): void {
+    this.store.db.prepare('DELETE FROM node_credentials WHERE mac = ?').run(mac);
+    journal('node_credentials', mac, 'delete');
+  }
 }

@@ -19,6 +19,7 @@ import { startLab, type Lab } from '../../master/lab/lab.js';
 import { CLI } from '../../master/lab/master-process.js';
 import { waitFor } from '../../master/lab/net.js';
 import { silentLogger } from '../../master/util/logger.js';
+import { apiOk } from '../helpers/api.js';
 
 const exec = promisify(execFile);
 const { values } = parseArgs({
@@ -35,18 +36,8 @@ interface ApiNode {
   stateReason: string | null;
 }
 
-async function api<T>(lab: Lab, method: string, path: string, body?: unknown): Promise<T> {
-  const r = await fetch(`${lab.hostUrl}/api/v1${path}`, {
-    method,
-    headers: {
-      authorization: `Basic ${Buffer.from(`admin:${lab.adminPassword}`).toString('base64')}`,
-      'content-type': 'application/json',
-    },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  if (!r.ok) throw new Error(`${method} ${path}: HTTP ${r.status} ${await r.text()}`);
-  return (await r.json()) as T;
-}
+const api = <T>(lab: Lab, method: string, path: string, body?: unknown): Promise<T> =>
+  apiOk<T>({ url: lab.hostUrl, password: lab.adminPassword }, method, path, body);
 
 const nodes = async (lab: Lab): Promise<ApiNode[]> =>
   (await api<{ nodes: ApiNode[] }>(lab, 'GET', '/nodes')).nodes;

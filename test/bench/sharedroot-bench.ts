@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startLab, type Lab } from '../../master/lab/lab.js';
 import { silentLogger } from '../../master/util/logger.js';
-import { basic } from '../helpers/master-process.js';
+import { apiOk } from '../helpers/api.js';
 import { waitFor } from '../helpers/netns.js';
 import { makeBusyboxRoot } from '../helpers/sharedroot-tree.js';
 
@@ -48,20 +48,10 @@ interface NodeTimes {
   loginS: number;
 }
 
-async function api(lab: Lab, method: string, path: string, body?: unknown): Promise<unknown> {
-  const r = await fetch(`${lab.hostUrl}/api/v1${path}`, {
-    method,
-    headers: {
-      ...basic('admin', lab.adminPassword),
-      ...(body ? { 'content-type': 'application/json' } : {}),
-    },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-    signal: AbortSignal.timeout(30_000),
+const api = (lab: Lab, method: string, path: string, body?: unknown): Promise<unknown> =>
+  apiOk<unknown>({ url: lab.hostUrl, password: lab.adminPassword }, method, path, body, {
+    timeoutMs: 30_000,
   });
-  const text = await r.text();
-  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
-  return text ? (JSON.parse(text) as unknown) : null;
-}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);

@@ -34,7 +34,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLab, type Lab } from '../../master/lab/lab.js';
 import { silentLogger } from '../../master/util/logger.js';
-import { basic } from '../helpers/master-process.js';
+import { api as apiCall } from '../helpers/api.js';
 import { waitFor } from '../helpers/netns.js';
 import { CLI } from '../../master/lab/master-process.js';
 
@@ -86,14 +86,8 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function api<T>(method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
-  const r = await fetch(`${lab!.hostUrl}/api/v1${path}`, {
-    method,
-    headers: { ...basic('admin', lab!.adminPassword), 'content-type': 'application/json' },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: r.status, json: (await r.json().catch(() => ({}))) as T };
-}
+const api = <T>(method: string, path: string, body?: unknown) =>
+  apiCall<T>({ url: lab!.hostUrl, password: lab!.adminPassword }, method, path, body);
 
 async function node(vm: number): Promise<ApiNode | undefined> {
   const mac = lab!.vms[vm]!.spec.mac;

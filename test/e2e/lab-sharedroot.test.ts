@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLab, type Lab } from '../../master/lab/lab.js';
 import { silentLogger } from '../../master/util/logger.js';
-import { basic } from '../helpers/master-process.js';
+import { api as apiCall } from '../helpers/api.js';
 import { waitFor } from '../helpers/netns.js';
 import { makeBusyboxRoot, treeHash } from '../helpers/sharedroot-tree.js';
 
@@ -64,20 +64,8 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-// The replies are read field by field and compared with assert: a schema per reply would add nothing here.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-async function api(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const r = await fetch(`${lab!.hostUrl}/api/v1${path}`, {
-    method,
-    headers: {
-      ...basic('admin', lab!.adminPassword),
-      ...(body ? { 'content-type': 'application/json' } : {}),
-    },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await r.text();
-  return { status: r.status, json: text ? JSON.parse(text) : null };
-}
+const api = (method: string, path: string, body?: unknown) =>
+  apiCall({ url: lab!.hostUrl, password: lab!.adminPassword }, method, path, body);
 
 function serialTails(): string {
   return lab!.vms.map((vm) => `--- ${vm.spec.name} serial tail:\n${vm.console().slice(-2500)}`).join('\n');

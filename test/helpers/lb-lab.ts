@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { forwardLoopbackToUnix } from '../../master/lab/forward.js';
 import { installPath } from '../../master/util/paths.js';
 import { basic, CLI, startMasterProcess, type MasterProcess } from './master-process.js';
+import { apiOk } from './api.js';
 import { TestNet, waitFor, type Host } from './netns.js';
 
 export const PASSWORD = 'lb-test-password';
@@ -159,15 +160,7 @@ export class LbLab {
   }
 
   async api<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await fetch(`${this.url}/api/v1${path}`, {
-      method,
-      headers: { ...AUTH, ...(body ? { 'content-type': 'application/json' } : {}) },
-      ...(body ? { body: JSON.stringify(body) } : {}),
-      signal: AbortSignal.timeout(30_000),
-    });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${text}`);
-    return (text ? JSON.parse(text) : {}) as T;
+    return apiOk<T>({ url: this.url, password: PASSWORD }, method, path, body, { timeoutMs: 30_000 });
   }
 
   async destroy(): Promise<void> {

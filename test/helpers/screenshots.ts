@@ -8,7 +8,8 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { basic, startMasterProcess, type MasterProcess } from './master-process.js';
+import { startMasterProcess, type MasterProcess } from './master-process.js';
+import { apiOk } from './api.js';
 import { launchChromium } from './browser.js';
 
 const PASSWORD = 'screenshots-admin-pw';
@@ -35,12 +36,7 @@ function outDir(argv: string[]): string {
 }
 
 async function api(master: MasterProcess, method: string, path: string, body?: unknown): Promise<void> {
-  const res = await fetch(`${master.url}/api/v1${path}`, {
-    method,
-    headers: { ...basic('admin', PASSWORD), 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${await res.text()}`);
+  await apiOk({ url: master.url, password: PASSWORD }, method, path, body);
 }
 
 async function main(): Promise<void> {

@@ -5,6 +5,7 @@
  * the profile, and after the master restarts with a new certificate they refuse, naming both fingerprints.
  */
 import assert from 'node:assert/strict';
+import { freePort } from '../helpers/ports.js';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
@@ -22,17 +23,6 @@ const configDir = join(home, '.config', 'corral');
 const profilesPath = join(configDir, 'profiles.json');
 let master: MasterProcess | undefined;
 let httpsPort = 0;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** The certificate's SHA-256 fingerprint as openssl (a tool independent of Node's TLS) reads it. */
 function opensslFingerprint(): string {

@@ -6,9 +6,10 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { freePort } from '../helpers/ports.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer as netServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,16 +49,6 @@ let server: Server | undefined;
 let base = '';
 let powerControl: ReturnType<typeof createPowerControl> | undefined;
 const children: ChildProcess[] = [];
-
-/** A free loopback port number (asked of TCP; the test BMC uses the same number for UDP). */
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = netServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 before(async () => {
   if (skip) return;

@@ -11,10 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Browser } from '../helpers/browser.js';
-import { basic, CLI, startMasterProcess, type MasterProcess } from '../helpers/master-process.js';
+import { CLI, startMasterProcess, type MasterProcess } from '../helpers/master-process.js';
+import { api as apiCall } from '../helpers/api.js';
 
 const PASSWORD = 'before risky test password';
-const auth = basic('admin', PASSWORD);
 
 interface Listed {
   id: string;
@@ -53,17 +53,8 @@ async function importImage(dataDir: string, name: string): Promise<void> {
   assert.equal(r.code, 0, r.err);
 }
 
-async function api(
-  m: MasterProcess | undefined,
-  method: string,
-  path: string,
-): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(`${m?.url}/api/v1${path}`, { method, headers: auth });
-  return {
-    status: res.status,
-    json: res.status === 204 ? {} : ((await res.json()) as Record<string, unknown>),
-  };
-}
+const api = (m: MasterProcess | undefined, method: string, path: string) =>
+  apiCall<Record<string, unknown>>({ url: m?.url ?? '', password: PASSWORD }, method, path);
 
 async function autoPoints(m: MasterProcess | undefined): Promise<Listed[]> {
   const list = await api(m, 'GET', '/snapshots');

@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Browser, hiddenValue } from '../helpers/browser.js';
-import { basic, CLI, startMasterProcess, type MasterProcess } from '../helpers/master-process.js';
+import { CLI, startMasterProcess, type MasterProcess } from '../helpers/master-process.js';
+import { api as apiCall } from '../helpers/api.js';
 
 const PASSWORD = 'snapshot test password';
 
@@ -42,22 +43,8 @@ function cli(
 describe('restore points through a running master', { timeout: 120_000 }, () => {
   let dataDir: string;
   let m: MasterProcess | undefined;
-  const auth = basic('admin', PASSWORD);
-  const api = async (
-    method: string,
-    path: string,
-    body?: unknown,
-  ): Promise<{ status: number; json: Record<string, unknown> }> => {
-    const res = await fetch(`${m?.url}/api/v1${path}`, {
-      method,
-      headers: { ...auth, ...(body ? { 'content-type': 'application/json' } : {}) },
-      ...(body ? { body: JSON.stringify(body) } : {}),
-    });
-    return {
-      status: res.status,
-      json: res.status === 204 ? {} : ((await res.json()) as Record<string, unknown>),
-    };
-  };
+  const api = (method: string, path: string, body?: unknown) =>
+    apiCall<Record<string, unknown>>({ url: m?.url ?? '', password: PASSWORD }, method, path, body);
 
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'corral-snapshot-master-'));

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { golden as goldenFile } from '../helpers/golden.js';
+import { readdirSync } from 'node:fs';
 import { chooseBootScript, ipxeText, nodeCmdline } from '../../master/boot/scripts.js';
 import { renderTemplate } from '../../master/util/templates.js';
 import { installPath } from '../../master/util/paths.js';
@@ -31,15 +32,8 @@ function node(state: NodeRecord['state']): NodeRecord {
   };
 }
 
-/** Golden files: test/fixtures/ipxe/<case>.ipxe; UPDATE_FIXTURES=1 rewrites them for review. */
-function golden(name: string, text: string): void {
-  const file = installPath('test', 'fixtures', 'ipxe', `${name}.ipxe`);
-  if (process.env['UPDATE_FIXTURES'] === '1') {
-    writeFileSync(file, text);
-    return;
-  }
-  assert.equal(text, readFileSync(file, 'utf8'), `golden ${name} differs (UPDATE_FIXTURES=1 to regenerate)`);
-}
+/** Golden files: test/fixtures/ipxe/<case>.ipxe (test/helpers/golden.ts). */
+const golden = (name: string, text: string): void => goldenFile(`ipxe/${name}.ipxe`, text);
 
 test('unknown MAC boots the discovery environment', () => {
   const s = chooseBootScript({ ...base, node: undefined });

@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { golden as goldenFile } from '../helpers/golden.js';
 import { buildPlan, HOST_KEY_FILE, partitionPlan, renderEnv } from '../../master/deploy/plan.js';
 import {
   adoptHostKey,
@@ -22,7 +23,6 @@ import {
 } from '../../master/deploy/deploy.js';
 import { chooseBootScript } from '../../master/boot/scripts.js';
 import { renderTemplate } from '../../master/util/templates.js';
-import { installPath } from '../../master/util/paths.js';
 import { CorralError } from '../../master/util/errors.js';
 import type { NodeRecord } from '../../master/store/nodes.js';
 import type { ImageRecord } from '../../master/store/images.js';
@@ -32,14 +32,7 @@ import { tempRepos, testConfig } from '../helpers/repos.js';
 
 const GiB = 2 ** 30;
 
-function golden(name: string, text: string): void {
-  const file = installPath('test', 'fixtures', 'deploy', name);
-  if (process.env['UPDATE_FIXTURES'] === '1') {
-    writeFileSync(file, text);
-    return;
-  }
-  assert.equal(text, readFileSync(file, 'utf8'), `golden ${name} differs (UPDATE_FIXTURES=1 to regenerate)`);
-}
+const golden = (name: string, text: string): void => goldenFile(`deploy/${name}`, text);
 
 function node(firmware: 'bios' | 'uefi', diskBytes = 4 * GiB): NodeRecord {
   return {

@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { golden } from '../helpers/golden.js';
+import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import {
@@ -74,9 +75,7 @@ describe('dhcp codec: golden fixtures', () => {
     it(`${name} decodes to the checked-in description`, () => {
       const packet = decodeOk(loadHex(name));
       const actual = JSON.stringify(describePacket(packet), null, 2) + '\n';
-      const expectedPath = FIXTURES + name.replace(/\.hex$/, '.json');
-      if (process.env['UPDATE_FIXTURES'] === '1') writeFileSync(expectedPath, actual);
-      assert.equal(actual, readFileSync(expectedPath, 'utf8'));
+      golden(`dhcp/${name.replace(/\.hex$/, '.json')}`, actual);
     });
 
     it(`${name} survives encode → decode unchanged`, () => {

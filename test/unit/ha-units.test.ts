@@ -6,19 +6,11 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { golden } from '../helpers/golden.js';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import express from 'express';
 import { tempRepos, testConfig } from '../helpers/repos.js';
 import { hasCommand, waitFor } from '../helpers/netns.js';
@@ -40,8 +32,6 @@ import {
 import { safeSyncedPath } from '../../master/ha/files.js';
 import { ChangeStore } from '../../master/store/changes.js';
 
-const FIXTURES = fileURLToPath(new URL('../../../test/fixtures/ha/', import.meta.url));
-
 const SETTINGS: KeepalivedSettings = {
   nodeId: '10.0.0.1',
   interface: 'eth1',
@@ -57,12 +47,7 @@ const SETTINGS: KeepalivedSettings = {
 describe('keepalived.conf', () => {
   it('renders the golden file (UPDATE_FIXTURES=1 regenerates it)', () => {
     const text = renderKeepalivedConf(SETTINGS, keepalivedFiles('/var/lib/corral/ha'));
-    const file = join(FIXTURES, 'keepalived.conf');
-    if (process.env['UPDATE_FIXTURES'] === '1') {
-      mkdirSync(FIXTURES, { recursive: true });
-      writeFileSync(file, text);
-    }
-    assert.equal(text, readFileSync(file, 'utf8'), 'golden keepalived.conf differs');
+    golden('ha/keepalived.conf', text);
     assert.match(text, /state BACKUP\n\s+nopreempt/);
   });
 

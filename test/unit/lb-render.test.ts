@@ -5,6 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { golden } from '../helpers/golden.js';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -123,9 +124,7 @@ test('haproxy.cfg renders to the golden file, and the real haproxy -c accepts it
       { spec: { ...web, name: 'empty', port: 8081, role: 'none' }, servers: [] },
     ],
   });
-  const golden = installPath('test', 'fixtures', 'lb', 'haproxy-three-services.cfg');
-  if (process.env['UPDATE_FIXTURES'] === '1') writeFileSync(golden, text);
-  assert.equal(text, readFileSync(golden, 'utf8'));
+  golden('lb/haproxy-three-services.cfg', text);
 
   const dir = mkdtempSync(join(tmpdir(), 'corral-lb-'));
   try {

@@ -6,6 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { golden } from '../helpers/golden.js';
 import { execFileSync } from 'node:child_process';
 import {
   existsSync,
@@ -33,15 +34,12 @@ import { chooseBootScript } from '../../master/boot/scripts.js';
 import { enlist } from '../../master/nodes/enlist.js';
 import { tempRepos, testConfig } from '../helpers/repos.js';
 import { CorralError } from '../../master/util/errors.js';
-import { installPath } from '../../master/util/paths.js';
 import { silentLogger } from '../../master/util/logger.js';
 import { apiErrorHandler } from '../../master/api/errors.js';
 import { createSharedRootBootRouter, identityRefusal } from '../../master/sharedroot/boot-routes.js';
 import express from 'express';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-
-const FIXTURE = installPath('test', 'fixtures', 'sharedroot', 'ganesha.conf');
 
 test('ganesha config: golden file, stable export ids, unsafe paths refused', () => {
   const text = renderGaneshaConfig({
@@ -66,8 +64,7 @@ test('ganesha config: golden file, stable export ids, unsafe paths refused', () 
       },
     ],
   });
-  if (process.env['UPDATE_FIXTURES']) writeFileSync(FIXTURE, text);
-  assert.equal(text, readFileSync(FIXTURE, 'utf8'));
+  golden('sharedroot/ganesha.conf', text);
   assert.equal(exportId('/roots/lab/1'), exportId('/roots/lab/1'));
   assert.notEqual(exportId('/roots/lab/1'), exportId('/roots/lab/2'));
   for (let i = 0; i < 200; i++) {

@@ -1,5 +1,5 @@
 import type { Router } from 'express';
-import { findNode } from '../../master/api/v1.js';
+import { findNode } from '../../master/nodes/service.js';
 import { eventPage } from '../event-pages.js';
 import { eventRows } from '../event-view.js';
 import { nodeHref } from '../node-view.js';
@@ -15,7 +15,7 @@ function first(value: unknown): string {
 export function mountEvents(router: Router, ctx: ConsoleContext): void {
   router.get('/events', (req, res) => {
     const nodeParam = first(req.query['node']);
-    const node = nodeParam ? findNode(ctx.repos, nodeParam) : undefined;
+    const node = nodeParam ? findNode(ctx.repos.nodes, nodeParam) : undefined;
     const beforeParam = first(req.query['before']);
     const before = /^\d{1,15}$/.test(beforeParam) ? Number(beforeParam) : undefined;
     const page = eventPage(ctx.repos.events, {

@@ -7,7 +7,7 @@
  */
 import type { Request, Response, Router } from 'express';
 import { roleAllows } from '../../master/api/auth.js';
-import { findNode } from '../../master/api/v1.js';
+import { findNode } from '../../master/nodes/service.js';
 import { describeReboot, type Deployer } from '../../master/deploy/deployer.js';
 import { deleteImage } from '../../master/images/registry.js';
 import type { DeploymentRecord } from '../../master/store/deployments.js';
@@ -97,7 +97,7 @@ export function mountImages(
     `/nodes/${encodeURIComponent(String(req.params['id'] ?? ''))}/deploy`;
 
   router.get('/nodes/:id/deploy', (req, res) => {
-    const node = findNode(repos, String(req.params['id'] ?? ''));
+    const node = findNode(repos.nodes, String(req.params['id'] ?? ''));
     const names = new Map(repos.images.list().map((i) => [i.sha256, i.name]));
     const layouts = ['default', ...Object.keys(ctx.config.deploy.layouts).filter((l) => l !== 'default')];
     sendPage(ctx, res, 'image-deploy', {
@@ -119,7 +119,7 @@ export function mountImages(
     const actor = requireConsoleRole(res, 'operator').user.name;
     const back = deployHref(req);
     try {
-      const node = findNode(repos, String(req.params['id'] ?? ''));
+      const node = findNode(repos.nodes, String(req.params['id'] ?? ''));
       const image = formField(req, 'image', 64).trim();
       const layout = formField(req, 'layout', 32).trim();
       if (!image) throw new CorralError('BODY_INVALID', 'Choose an image to deploy.');

@@ -5,17 +5,14 @@
  * needs admin), exactly as the API checks them.
  */
 import type { Request, Router } from 'express';
-import { findNode } from '../../master/api/v1.js';
-import { TRANSITIONS, transition } from '../../master/nodes/lifecycle.js';
+import { NODE_NAME, NODE_ROLE, NodeService } from '../../master/nodes/service.js';
+import { TRANSITIONS } from '../../master/nodes/lifecycle.js';
 import { NODE_STATES, type NodeRecord, type NodeState } from '../../master/store/nodes.js';
 import type { PowerAction } from '../../master/remote/power-driver.js';
 import { CorralError, isCorralError } from '../../master/util/errors.js';
 import { formField, formList, requireConfirmed, withFlash } from '../form.js';
 import { requireConsoleRole, type ConsoleContext } from '../page.js';
 import { bulkDeploy, bulkPower, bulkSummary, type BulkOutcome, type NodeBulkDeps } from './node-bulk.js';
-
-const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-const ROLE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 
 export function nodeHref(node: Pick<NodeRecord, 'mac'>): string {
   return `/nodes/${encodeURIComponent(node.mac)}`;
@@ -30,48 +27,23 @@ function isState(s: string): s is NodeState {
   return (NODE_STATES as readonly string[]).includes(s);
 }
 
+/** The console's wording of the shape checks; the nodes service checks the name is free and writes. */
 function update(
-  ctx: ConsoleContext,
+  nodes: NodeService,
   node: NodeRecord,
   name: string | undefined,
   role: string | null | undefined,
   actor: string,
 ): void {
-  if (name !== undefined && !NAME.test(name))
+  if (name !== undefined && !NODE_NAME.test(name))
     throw new CorralError('BODY_INVALID', 'A name is a lower-case DNS label (letters, digits, hyphens).');
-  if (role && !ROLE.test(role))
+  if (role && !NODE_ROLE.test(role))
     throw new CorralError('BODY_INVALID', 'A role is 1-32 lower-case letters, digits, - or _.');
-  if (name && name !== node.name && ctx.repos.nodes.getByName(name))
-    throw new CorralError('CONFLICT', `Another node is already named ${name}.`);
-  ctx.repos.store.write((journal) => {
-    const n = ctx.repos.nodes.patchIn(journal, node.mac, {
-      ...(name !== undefined ? { name } : {}),
-      ...(role !== undefined ? { role } : {}),
-    });
-    ctx.repos.events.appendIn(journal, {
-      nodeMac: node.mac,
-      kind: 'node.updated',
-      message: `${n.name} updated: ${[name !== undefined ? 'name' : null, role !== undefined ? 'role' : null].filter(Boolean).join(', ')}`,
-      actor,
-      data: { ...(name !== undefined ? { name } : {}), ...(role !== undefined ? { role } : {}) },
-    });
-  });
-}
-
-function remove(ctx: ConsoleContext, node: NodeRecord, actor: string): void {
-  ctx.repos.store.write((journal) => {
-    ctx.repos.nodes.deleteIn(journal, node.mac);
-    ctx.repos.events.appendIn(journal, {
-      nodeMac: node.mac,
-      kind: 'node.deleted',
-      message: `${node.name} (${node.mac}) deleted`,
-      actor,
-    });
-  });
-  ctx.repos.metrics.forget(node.mac);
+  nodes.update(node, { name, role }, actor);
 }
 
 export function mountNodeActions(router: Router, ctx: ConsoleContext, deps: NodeBulkDeps = {}): void {
+  const nodes = new NodeService(ctx.repos);
   const act = (
     path: string,
     back: (req: Request) => string,
@@ -93,11 +65,11 @@ export function mountNodeActions(router: Router, ctx: ConsoleContext, deps: Node
   const byId = (req: Request): string => `/nodes/${encodeURIComponent(String(req.params['id'] ?? ''))}`;
 
   act('/nodes/:id/update', byId, (req, actor) => {
-    const node = findNode(ctx.repos, String(req.params['id']));
+    const node = nodes.find(String(req.params['id']));
     const name = formField(req, 'name', 80).trim();
     const role = formField(req, 'role', 40).trim();
     update(
-      ctx,
+      nodes,
       node,
       name && name !== node.name ? name : undefined,
       role === (node.role ?? '') ? undefined : role || null,
@@ -108,20 +80,20 @@ export function mountNodeActions(router: Router, ctx: ConsoleContext, deps: Node
 
   act('/nodes/:id/transition', byId, (req, actor) => {
     requireConfirmed(req);
-    const node = findNode(ctx.repos, String(req.params['id']));
+    const node = nodes.find(String(req.params['id']));
     const to = formField(req, 'to', 20);
     if (!isState(to)) throw new CorralError('BODY_INVALID', `Unknown state '${to}'.`);
     const reason = formField(req, 'reason', 500).trim();
-    transition(ctx.repos, node.mac, { to, reason: reason || null, actor });
+    nodes.transition(node, to, reason || null, actor);
     return `${node.name}: ${node.state} → ${to}.`;
   });
 
   act('/nodes/:id/delete', byId, (req, actor) => {
     requireConsoleRole(undefinedRes(req), 'admin');
-    const node = findNode(ctx.repos, String(req.params['id']));
+    const node = nodes.find(String(req.params['id']));
     if (formField(req, 'confirm', 80) !== node.name)
       throw new CorralError('BODY_INVALID', `Type ${node.name} to confirm deleting it.`);
-    remove(ctx, node, actor);
+    nodes.delete(node, actor);
     return withFlash('/nodes', 'ok', `Deleted ${node.name}.`);
   });
 
@@ -133,7 +105,7 @@ export function mountNodeActions(router: Router, ctx: ConsoleContext, deps: Node
       if (!macs.length) throw new CorralError('BODY_INVALID', 'Select at least one node.');
       requireConfirmed(req);
       const action = formField(req, 'action', 40);
-      const nodes = macs.map((m) => findNode(ctx.repos, m));
+      const targets = macs.map((m) => nodes.find(m));
       const report = (what: string, o: BulkOutcome): string => {
         const s = bulkSummary(what, o);
         return withFlash('/nodes', s.kind, s.message);
@@ -144,7 +116,7 @@ export function mountNodeActions(router: Router, ctx: ConsoleContext, deps: Node
         try {
           const o = await bulkDeploy(
             { ...deps, repos: ctx.repos, config: ctx.config },
-            nodes,
+            targets,
             image,
             layout,
             actor,
@@ -162,23 +134,19 @@ export function mountNodeActions(router: Router, ctx: ConsoleContext, deps: Node
       if (action.startsWith('power:'))
         return report(
           `Power ${action.slice(6)}`,
-          await bulkPower(deps, nodes, action.slice(6) as PowerAction, actor),
+          await bulkPower(deps, targets, action.slice(6) as PowerAction, actor),
         );
       const done: string[] = [];
       const failed: string[] = [];
-      for (const node of nodes) {
+      for (const node of targets) {
         try {
           if (action === 'role')
-            update(ctx, node, undefined, formField(req, 'role', 40).trim() || null, actor);
+            update(nodes, node, undefined, formField(req, 'role', 40).trim() || null, actor);
           else if (action.startsWith('to:') && isState(action.slice(3)))
-            transition(ctx.repos, node.mac, {
-              to: action.slice(3) as NodeState,
-              reason: 'bulk action',
-              actor,
-            });
+            nodes.transition(node, action.slice(3) as NodeState, 'bulk action', actor);
           else if (action === 'delete') {
             requireConsoleRole(undefinedRes(req), 'admin');
-            remove(ctx, node, actor);
+            nodes.delete(node, actor);
           } else throw new CorralError('BODY_INVALID', `Choose an action (got '${action}').`);
           done.push(node.name);
         } catch (err) {

@@ -6,7 +6,7 @@
  */
 import type { Router } from 'express';
 import { roleAllows } from '../../master/api/auth.js';
-import { findNode } from '../../master/api/v1.js';
+import { findNode } from '../../master/nodes/service.js';
 import type { LoadBalancer } from '../../master/lb/load-balancer.js';
 import type { NodeRecord } from '../../master/store/nodes.js';
 import type { Role } from '../../master/store/users.js';
@@ -49,7 +49,7 @@ export function nodeLbPanel(
 export function mountNodeLb(router: Router, ctx: ConsoleContext, lb: LoadBalancer): void {
   router.post('/nodes/:id/lb/:service/state', async (req, res) => {
     const actor = requireConsoleRole(res, 'operator').user.name;
-    const node = findNode(ctx.repos, String(req.params['id'] ?? ''));
+    const node = findNode(ctx.repos.nodes, String(req.params['id'] ?? ''));
     const service = String(req.params['service'] ?? '');
     try {
       const state = adminStateField(req);

@@ -1,5 +1,5 @@
 import type { Router } from 'express';
-import { findNode } from '../../master/api/v1.js';
+import { findNode } from '../../master/nodes/service.js';
 import { NODE_STATES } from '../../master/store/nodes.js';
 import { eventRows } from '../event-view.js';
 import {
@@ -87,7 +87,7 @@ export function mountNodes(router: Router, ctx: ConsoleContext, deps: NodePagesD
   });
 
   router.get('/nodes/:id', (req, res) => {
-    const node = findNode(ctx.repos, String(req.params['id'] ?? ''));
+    const node = findNode(ctx.repos.nodes, String(req.params['id'] ?? ''));
     const row = nodeRow(node);
     const events = ctx.repos.events.list({ nodeMac: node.mac, limit: TIMELINE_EVENTS + 1 });
     sendPage(ctx, res, 'node', {

@@ -3,7 +3,7 @@
  * settings an admin. Both answer with a redirect back to the node page and a flash message.
  */
 import type { Router } from 'express';
-import { findNode } from '../../master/api/v1.js';
+import { findNode } from '../../master/nodes/service.js';
 import {
   POWER_ACTIONS,
   DRIVER_KINDS,
@@ -19,7 +19,7 @@ import { CONFIRMED_POWER_ACTIONS } from '../power-view.js';
 export function mountPower(router: Router, ctx: ConsoleContext, power: PowerControl): void {
   router.post('/nodes/:id/power/:action', async (req, res) => {
     const who = requireConsoleRole(res, 'operator');
-    const node = findNode(ctx.repos, String(req.params['id'] ?? ''));
+    const node = findNode(ctx.repos.nodes, String(req.params['id'] ?? ''));
     const back = `/nodes/${encodeURIComponent(node.name)}`;
     const action = String(req.params['action'] ?? '') as PowerAction;
     if (!POWER_ACTIONS.includes(action))
@@ -47,7 +47,7 @@ export function mountPower(router: Router, ctx: ConsoleContext, power: PowerCont
 
   router.post('/nodes/:id/power', (req, res) => {
     const who = requireConsoleRole(res, 'admin');
-    const node = findNode(ctx.repos, String(req.params['id'] ?? ''));
+    const node = findNode(ctx.repos.nodes, String(req.params['id'] ?? ''));
     const back = `/nodes/${encodeURIComponent(node.name)}`;
     const driver = formField(req, 'driver', 16) as DriverKind;
     const portText = formField(req, 'port', 5);

@@ -6,7 +6,7 @@
  */
 import type { Request, Response, Router } from 'express';
 import { roleAllows } from '../../master/api/auth.js';
-import { findNode } from '../../master/api/v1.js';
+import { findNode } from '../../master/nodes/service.js';
 import type { SharedRootSubsystem } from '../../master/sharedroot/index.js';
 import { rootPseudo } from '../../master/sharedroot/service.js';
 import type { Role } from '../../master/store/users.js';
@@ -121,7 +121,7 @@ export function mountSharedRoots(router: Router, ctx: ConsoleContext, sub: Conso
     (req, actor) => {
       const rootName = formField(req, 'root', 32);
       if (!rootName) throw new CorralError('BODY_INVALID', 'Choose a shared root.');
-      const node = findNode(ctx.repos, formField(req, 'node', 80));
+      const node = findNode(ctx.repos.nodes, formField(req, 'node', 80));
       sub.roots.assign(node, rootName, { persistent: formField(req, 'persistent') === 'yes', actor });
       return Promise.resolve(
         `${node.name} is diskless on ${rootName}; it boots the shared root at its next PXE boot.`,
