@@ -1,6 +1,6 @@
 import express, { type Express, type Router } from 'express';
 import type { Logger } from './util/logger.js';
-import type { TLSSocket } from 'node:tls';
+import { privateTransport } from './util/transport.js';
 import { apiErrorHandler, sendError } from './api/errors.js';
 import { CorralError } from './util/errors.js';
 import { processRedactor } from './util/redact.js';
@@ -73,9 +73,6 @@ export function hideSecretsInResponses(log: Logger): express.RequestHandler {
   };
 }
 
-const isLoopback = (address: string | undefined): boolean =>
-  !!address && (address === '::1' || /^(::ffff:)?127\./.test(address));
-
 /**
  * HTTP Basic sends the password with every request, base64 only: over plain HTTP anyone on the
  * provisioning segment reads it. So a request carrying Basic credentials over plain HTTP is refused
@@ -86,7 +83,7 @@ const isLoopback = (address: string | undefined): boolean =>
 export function refuseBasicInClear(t: BasicAuthTransport): express.RequestHandler {
   return (req, res, next) => {
     if (t.allowInsecure || !/^Basic\s/i.test(req.headers.authorization ?? '')) return next();
-    if ((req.socket as TLSSocket).encrypted || isLoopback(req.socket.remoteAddress)) return next();
+    if (privateTransport(req)) return next();
     const port = t.httpsPort();
     const host = (req.headers.host ?? '').replace(/:\d+$/, '') || 'MASTER';
     const url = port ? `https://${host}${port === 443 ? '' : `:${port}`}${req.originalUrl}` : 'https://…';

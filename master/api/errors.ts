@@ -3,6 +3,7 @@ import type { ZodError } from 'zod';
 import { CorralError, ERROR_CATALOGUE, type ErrorCode } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { processRedactor } from '../util/redact.js';
+import { privateTransport } from '../util/transport.js';
 
 /** The stable JSON error shape of API v1: `{ "error": { code, message, hint, details? } }`. */
 export interface ApiErrorBody {
@@ -60,7 +61,9 @@ export function apiErrorHandler(logger: Logger): ErrorRequestHandler {
     }
     if (corral.status >= 500) logger.warn({ code: corral.code, url: req.originalUrl }, corral.message);
     if (res.headersSent) return;
-    if (corral.code === 'AUTH_REQUIRED' || corral.code === 'AUTH_FAILED') {
+    // The Basic challenge only where a password sent back stays private (TLS or loopback): on plain HTTP
+    // from another host it would invite a browser or client to send the password in clear.
+    if ((corral.code === 'AUTH_REQUIRED' || corral.code === 'AUTH_FAILED') && privateTransport(req)) {
       res.setHeader('WWW-Authenticate', 'Basic realm="corral", charset="UTF-8"');
     }
     sendError(res, corral);

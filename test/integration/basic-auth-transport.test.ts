@@ -92,6 +92,20 @@ test(
     assert.equal(ok.status, 200, ok.body);
     assert.ok(Array.isArray((JSON.parse(ok.body) as { nodes: unknown[] }).nodes));
 
+    // No Basic challenge on plain HTTP from another host (it would invite the password in clear); over
+    // HTTPS the challenge is there.
+    const challenge = (url: string, extra: string[] = []): string =>
+      net!
+        .nsExec(client.ns, ['curl', '-sS', '-m', '10', '-o', '/dev/null', '-D', '-', ...extra, url])
+        .split('\r\n')
+        .filter((l) => /^www-authenticate:/i.test(l))
+        .join('');
+    assert.equal(challenge(`${http}/api/v1/nodes`), '', 'no WWW-Authenticate on plain HTTP');
+    assert.match(
+      challenge(`${https}/api/v1/nodes`, ['--cacert', join(dir, 'data', 'tls', 'cert.pem')]),
+      /^www-authenticate: Basic/i,
+    );
+
     assert.equal(curl([`${http}/api/v1/health`]).status, 200, 'unauthenticated node-facing API on HTTP');
     const boot = curl([`${http}/boot/ipxe?mac=52:54:00:77:16:10`]);
     assert.equal(boot.status, 200, boot.body);
