@@ -3,24 +3,11 @@
  * the profile names (GET /api/v1/nodes, GET /api/v1/nodes/:id).
  */
 import { defineCommand, usage } from './command.js';
+import { table } from './table.js';
 import type { EventRecord } from '../store/events.js';
 import type { NodeRecord } from '../store/nodes.js';
 
 const REMOTE = { profile: { type: 'string' }, json: { type: 'boolean' } } as const;
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return (
-    rows
-      .map((r) =>
-        r
-          .map((c, i) => c.padEnd(widths[i]!))
-          .join('  ')
-          .trimEnd(),
-      )
-      .join('\n') + '\n'
-  );
-}
 
 export function formatNodes(nodes: NodeRecord[]): string {
   if (!nodes.length) return 'no nodes\n';

@@ -5,6 +5,7 @@
  */
 import { urlClient } from '../cli/api-client.js';
 import { defineCommand, usage, type Parsed } from '../cli/command.js';
+import { table } from '../cli/table.js';
 import type { ServiceView } from './load-balancer.js';
 
 const SERVICE_HELP = `  corral service list | show NAME | rm NAME | reload
@@ -163,19 +164,5 @@ export function formatService(s: ServiceView): string {
         x.admin,
       ]),
     ])
-  );
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return (
-    rows
-      .map((r) =>
-        r
-          .map((c, i) => c.padEnd(widths[i]!))
-          .join('  ')
-          .trimEnd(),
-      )
-      .join('\n') + '\n'
   );
 }
