@@ -397,7 +397,7 @@ export function provisioningSubnets(config: FrozenConfig): string[] {
 }
 
 /** Base URL nodes use to reach the master's HTTP server. */
-export function publicUrl(config: FrozenConfig): string {
+export function publicUrl(config: Pick<FrozenConfig, 'http' | 'address'>): string {
   if (config.http.publicUrl) return config.http.publicUrl.replace(/\/$/, '');
   return config.http.port === 80
     ? `http://${config.address}`

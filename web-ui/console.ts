@@ -8,6 +8,7 @@
  */
 import express, { type RequestHandler, type Router } from 'express';
 import type { Authenticator } from '../master/auth/users.js';
+import type { ConsolePages } from '../master/feature.js';
 import type { FrozenConfig } from '../master/config.js';
 import type { Repos } from '../master/store/repos.js';
 import type { Logger } from '../master/util/logger.js';
@@ -20,19 +21,10 @@ import { mountEvents } from './pages/events.js';
 import { mountBootActivity } from './pages/boot-activity.js';
 import { mountLogin, mountLogout } from './pages/login.js';
 import { mountNodes } from './pages/nodes.js';
-import type { HaStatus } from '../master/ha/controller.js';
-import { mountHa } from './pages/ha.js';
-import { mountSharedRoots, type ConsoleSharedRoots } from './pages/sharedroots.js';
-import { mountServices } from './pages/services.js';
-import { mountImages } from './pages/images.js';
 import type { Deployer } from '../master/deploy/deployer.js';
 import type { LoadBalancer } from '../master/lb/load-balancer.js';
-import type { Snapshots } from '../master/snapshots/index.js';
 import type { BeforeRisky } from '../master/util/before-risky.js';
-import { mountSnapshots } from './pages/snapshots.js';
 import type { PowerControl } from '../master/remote/power.js';
-import { mountPower } from './pages/power.js';
-import { mountExec } from './pages/exec.js';
 import { createRenderer } from './render.js';
 import { securityHeaders } from './security-headers.js';
 import { requireCsrf, sessionGuard } from './session-guard.js';
@@ -58,26 +50,25 @@ export interface ConsoleDeps {
   secureCookies?: boolean;
   /** Performance monitoring (issue #10): charts, live stream and alert banner when given. */
   monitor?: Monitor;
-  /** Services and HAProxy health (issue #7); the Services pages are mounted when given. */
+  /**
+   * The features' own pages (master/feature.ts), in the master's feature order, mounted after the
+   * session guard, the CSRF check and the write gate: a feature adds pages without touching this file.
+   */
+  pages?: readonly ConsolePages[];
+  /** Services (issue #7): a node's services on the node page. */
   lb?: LoadBalancer;
-  /** Restore points (issue #9); the Snapshots pages are mounted when given. */
-  snapshots?: Snapshots;
-  /** Remote control (issue #11): power actions on the node page and the Run command page when given. */
-  remote?: { power: PowerControl; sshKeyPath: string };
-  /** High availability (issue #8): the HA page (role, epoch, replication lag) is mounted when given. */
-  ha?: { status(): HaStatus };
+  /** Remote control (issue #11): power actions on the node page. */
+  power?: PowerControl;
   /**
    * High availability: the API's write gate, for the console's own writes (a backup refuses them; on the
    * primary the answer waits for the backup's acknowledgement). Sign-in and sign-out pass before it:
    * sessions are per master.
    */
   writeGate?: RequestHandler;
-  /** Shared roots (issue 6): the Shared roots pages are mounted when given. */
-  sharedRoot?: ConsoleSharedRoots;
-  /** OS deployment (issue 5): the Images page and the node deploy page are mounted when given. */
+  /** OS deployment (issue 5): the node deploy page and panel when given. */
   deployer?: Deployer;
   /**
-   * Awaited before the Images page deletes an image and before a bulk deploy of more than one node: an
+   * Awaited before a bulk deploy of more than one node from the node list: an
    * automatic restore point (snapshots.beforeRisky).
    */
   beforeRisky?: BeforeRisky;
@@ -146,7 +137,7 @@ export function createConsoleRouter(deps: ConsoleDeps): Router {
   mountNodes(router, ctx, {
     lb: deps.lb,
     deployer: deps.deployer,
-    power: deps.remote?.power,
+    power: deps.power,
     beforeRisky: deps.beforeRisky,
   });
   mountEvents(router, ctx);
@@ -156,13 +147,7 @@ export function createConsoleRouter(deps: ConsoleDeps): Router {
   mountSettings(router, ctx);
   mountAccount(router, ctx);
   mountMonitor(router, ctx);
-  if (deps.lb) mountServices(router, ctx, deps.lb);
-  if (deps.snapshots) mountSnapshots(router, ctx, deps.snapshots);
-  if (deps.remote) mountPower(router, ctx, deps.remote.power);
-  if (deps.remote) mountExec(router, ctx, deps.remote.sshKeyPath);
-  if (deps.ha) mountHa(router, ctx, deps.ha);
-  if (deps.sharedRoot) mountSharedRoots(router, ctx, deps.sharedRoot);
-  if (deps.deployer) mountImages(router, ctx, deps.deployer, deps.beforeRisky);
+  for (const pages of deps.pages ?? []) router.use(pages(ctx));
 
   router.use(notFound);
   router.use(errorPage(ctx));

@@ -4,7 +4,7 @@
  * master recorded for that node (DHCP lease or enlistment), only bounded numbers. It can add samples to
  * that node's own series and nothing else.
  */
-import express, { type Router } from 'express';
+import express, { type RequestHandler } from 'express';
 import { z } from 'zod';
 import type { Monitor } from '../monitor/monitor.js';
 import { normaliseMac } from '../nodes/inventory.js';
@@ -32,22 +32,27 @@ export const NodeMetricsSchema = z
   })
   .strict();
 
-export function createNodeMetricsRouter(repos: Repos, monitor: Monitor): Router {
-  const router = express.Router();
-  router.post('/nodes/:mac/metrics', express.json({ limit: '8kb' }), (req, res) => {
-    const mac = normaliseMac(String(req.params['mac'] ?? ''));
-    const node = mac ? repos.nodes.get(mac) : undefined;
-    const ip = clientIp(req);
-    if (!node || !node.ip || node.ip !== ip) {
-      throw new CorralError(
-        'METRICS_REFUSED',
-        `metrics for ${String(req.params['mac'])} refused from ${ip ?? '?'}`,
-      );
-    }
-    const parsed = NodeMetricsSchema.safeParse(req.body);
-    if (!parsed.success) throw zodToCorral(parsed.error);
-    const sample = monitor.recordNode(node.mac, parsed.data);
-    res.status(202).json({ accepted: sample.at });
-  });
-  return router;
+/** The route's handlers: its own body limit, then the checks above. */
+export function receiveNodeMetrics(
+  repos: Pick<Repos, 'nodes'>,
+  monitor: Pick<Monitor, 'recordNode'>,
+): RequestHandler[] {
+  return [
+    express.json({ limit: '8kb' }),
+    (req, res) => {
+      const mac = normaliseMac(String(req.params['mac'] ?? ''));
+      const node = mac ? repos.nodes.get(mac) : undefined;
+      const ip = clientIp(req);
+      if (!node || !node.ip || node.ip !== ip) {
+        throw new CorralError(
+          'METRICS_REFUSED',
+          `metrics for ${String(req.params['mac'])} refused from ${ip ?? '?'}`,
+        );
+      }
+      const parsed = NodeMetricsSchema.safeParse(req.body);
+      if (!parsed.success) throw zodToCorral(parsed.error);
+      const sample = monitor.recordNode(node.mac, parsed.data);
+      res.status(202).json({ accepted: sample.at });
+    },
+  ];
 }

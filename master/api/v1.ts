@@ -13,14 +13,11 @@ import { bearerCredential } from '../nodes/credentials.js';
 import { NODE_NAME, NODE_ROLE, NodeService } from '../nodes/service.js';
 import { requireBasicAuth, requireRole } from './auth.js';
 import { zodToCorral } from './errors.js';
-import { createLbRouter } from '../lb/api.js';
 import { auditMutations } from './audit.js';
-import { createNodeMetricsRouter } from './metrics.js';
+import { receiveNodeMetrics } from './metrics.js';
 import { createUsersRouter } from './users.js';
 import type { Monitor } from '../monitor/monitor.js';
-import type { LoadBalancer } from '../lb/load-balancer.js';
 import type { BootActivitySink } from '../boot/activity.js';
-import { createBootActivityRouter } from '../boot/activity-api.js';
 
 export interface ApiDeps {
   repos: Repos;
@@ -28,22 +25,17 @@ export interface ApiDeps {
   logger: Logger;
   authenticator: Authenticator;
   startedAt: number;
-  /** Images and deployment (master/deploy/api.ts), mounted after auth. */
-  deployApi?: Router;
-  /** Power control and commands on nodes (master/remote/api.ts, issue #11), mounted after auth. */
-  remoteApi?: Router;
+  /**
+   * The features' routes (master/feature.ts `api`), in the master's feature order, all mounted after
+   * the one authentication boundary: a feature adds routes without touching this file.
+   */
+  features?: readonly Router[];
   /** High availability (master/ha): its /ha routes and the write gate (NOT_PRIMARY, sync replication). */
   ha?: { router: Router; gate: RequestHandler };
   /** Extra health facts from subsystems (dhcp, tftp, node image), filled by master.ts. */
   health?: () => Record<string, unknown>;
-  /** Services and HAProxy (issue #7); its routes are mounted when given. */
-  lb?: LoadBalancer;
-  /** Restore points (master/snapshots/api.ts), mounted at /snapshots after auth. */
-  snapshotsApi?: Router;
   /** Performance monitoring (issue #10): node metric reports are accepted when given. */
   monitor?: Monitor;
-  /** Shared roots and diskless nodes (master/sharedroot/api.ts), mounted after auth. */
-  sharedRootApi?: Router;
   /** The boot timeline (issue 22): enlistment is one of its steps. */
   activity?: BootActivitySink;
 }
@@ -103,6 +95,98 @@ function enlistBodyErrors(guard: EnlistGuard): ErrorRequestHandler {
   };
 }
 
+/** A route that answers without a login, and what it checks instead. */
+interface PublicRoute {
+  method: 'get' | 'post';
+  path: string;
+  credential: string;
+  handlers: RequestHandler[];
+}
+
+/**
+ * Every API route that answers WITHOUT a login, as one explicit list, each with the credential it checks
+ * instead; mounted before the one authentication boundary (requireBasicAuth in createApiRouter). HA's
+ * peer routes (/ha, the HA token) come before it too, with the write gate. A route added anywhere else
+ * needs a login.
+ */
+export function publicApiRoutes(deps: ApiDeps, enlistGuard: EnlistGuard): PublicRoute[] {
+  return [
+    {
+      // Load balancers and keepalived track scripts probe it; it reveals no inventory.
+      method: 'get',
+      path: '/health',
+      credential: 'none',
+      handlers: [
+        (_req, res) => {
+          res.json({
+            status: 'ok',
+            version: VERSION,
+            uptimeSeconds: Math.round((Date.now() - deps.startedAt) / 1000),
+            schemaVersion: deps.repos.store.schemaVersion(),
+            enlist: enlistGuard.stats(),
+            ...(deps.health ? deps.health() : {}),
+          });
+        },
+      ],
+    },
+    {
+      // Unauthenticated by design (as MAAS enlistment): a new node has no credential yet. Bounded: 64 KiB,
+      // a strict schema, new MACs rate-limited. A known MAC needs its credential, or a new one is issued
+      // only to the node's own leased/recorded address in a state that boots the node environment
+      // (nodes/enlist.ts).
+      method: 'post',
+      path: '/enlist',
+      credential: "the node's bearer credential, or none for a new MAC (rate-limited)",
+      handlers: [
+        (req, res) => {
+          const sourceIp = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '') || null;
+          try {
+            const { reply, created, node, credentialIssued } = enlistGuard.enlist(req.body, {
+              sourceIp,
+              credential: bearerCredential(req.headers),
+            });
+            deps.logger.info(
+              {
+                mac: node.mac,
+                name: node.name,
+                created,
+                ip: sourceIp,
+                credential: credentialIssued ?? 'kept',
+              },
+              'node enlisted',
+            );
+            deps.activity?.record(node.mac, { kind: 'enlist', name: node.name, created, ip: sourceIp ?? '' });
+            res
+              .status(created ? 201 : 200)
+              .setHeader('Cache-Control', 'no-store')
+              .json(reply);
+          } catch (err) {
+            const retry = err instanceof CorralError ? err.details?.['retryAfterSeconds'] : undefined;
+            if (retry !== undefined) res.setHeader('Retry-After', String(retry));
+            throw err;
+          }
+        },
+      ],
+    },
+    ...(deps.monitor
+      ? [
+          {
+            method: 'post' as const,
+            path: '/nodes/:mac/metrics',
+            credential: 'the source address Corral recorded for the node (api/metrics.ts)',
+            handlers: receiveNodeMetrics(deps.repos, deps.monitor),
+          },
+        ]
+      : []),
+  ];
+}
+
+function publicRoutes(deps: ApiDeps, enlistGuard: EnlistGuard): Router {
+  const router = express.Router();
+  for (const r of publicApiRoutes(deps, enlistGuard)) router[r.method](r.path, ...r.handlers);
+  return router;
+}
+
 export function createApiRouter(deps: ApiDeps): Router {
   const { repos, config } = deps;
   const nodes = new NodeService(repos);
@@ -113,51 +197,12 @@ export function createApiRouter(deps: ApiDeps): Router {
   router.use(express.json({ limit: '1mb' }));
   if (deps.ha) router.use('/ha', deps.ha.router).use(deps.ha.gate);
 
-  // Unauthenticated: load balancers and keepalived track scripts probe this; it reveals no inventory.
-  router.get('/health', (_req, res) => {
-    res.json({
-      status: 'ok',
-      version: VERSION,
-      uptimeSeconds: Math.round((Date.now() - deps.startedAt) / 1000),
-      schemaVersion: repos.store.schemaVersion(),
-      enlist: enlistGuard.stats(),
-      ...(deps.health ? deps.health() : {}),
-    });
-  });
-
-  // Unauthenticated by design (as MAAS enlistment): a new node has no credential yet. Bounded: 64 KiB,
-  // a strict schema, new MACs rate-limited. A known MAC needs its credential, or a new one is issued only
-  // to the node's own leased/recorded address in a state that boots the node environment (nodes/enlist.ts).
-  router.post('/enlist', (req, res) => {
-    const sourceIp = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '') || null;
-    try {
-      const { reply, created, node, credentialIssued } = enlistGuard.enlist(req.body, {
-        sourceIp,
-        credential: bearerCredential(req.headers),
-      });
-      deps.logger.info(
-        { mac: node.mac, name: node.name, created, ip: sourceIp, credential: credentialIssued ?? 'kept' },
-        'node enlisted',
-      );
-      deps.activity?.record(node.mac, { kind: 'enlist', name: node.name, created, ip: sourceIp ?? '' });
-      res
-        .status(created ? 201 : 200)
-        .setHeader('Cache-Control', 'no-store')
-        .json(reply);
-    } catch (err) {
-      const retry = err instanceof CorralError ? err.details?.['retryAfterSeconds'] : undefined;
-      if (retry !== undefined) res.setHeader('Retry-After', String(retry));
-      throw err;
-    }
-  });
-
-  if (deps.monitor) router.use(createNodeMetricsRouter(repos, deps.monitor));
+  router.use(publicRoutes(deps, enlistGuard));
   // Every state-changing call from here on is audited, including refused ones (docs/security.md).
   router.use(auditMutations({ audit: repos.audit, via: 'api', logger: deps.logger }));
+  // The one authentication boundary: every route below needs a login, whatever its line.
   router.use(requireBasicAuth(deps.authenticator));
   router.use(createUsersRouter(repos));
-  if (deps.deployApi) router.use(deps.deployApi);
-  if (deps.remoteApi) router.use(deps.remoteApi);
 
   router.get('/nodes', (req, res) => {
     const state = typeof req.query['state'] === 'string' ? req.query['state'] : undefined;
@@ -209,10 +254,7 @@ export function createApiRouter(deps: ApiDeps): Router {
     res.json({ lastSeq: repos.changes.lastSeq(), changes: repos.changes.since(q.since, q.limit) });
   });
 
-  if (deps.lb) router.use(createLbRouter(deps.lb, repos));
-  if (deps.snapshotsApi) router.use('/snapshots', deps.snapshotsApi);
-  if (deps.sharedRootApi) router.use(deps.sharedRootApi);
-  router.use(createBootActivityRouter(repos));
+  for (const api of deps.features ?? []) router.use(api);
 
   router.use((req, _res, next) =>
     next(new CorralError('NOT_FOUND', `no API route ${req.method} ${req.path}`)),

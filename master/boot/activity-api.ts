@@ -9,7 +9,7 @@ import type { Repos } from '../store/repos.js';
 import { CorralError } from '../util/errors.js';
 import { normaliseMac } from '../nodes/inventory.js';
 
-export function createBootActivityRouter(repos: Repos): Router {
+export function createBootActivityRouter(repos: Pick<Repos, 'bootActivity' | 'nodes'>): Router {
   const router = express.Router();
   router.get('/boot-activity', (req, res) => {
     const store = repos.bootActivity;

@@ -7,7 +7,10 @@ import type { Logger } from '../util/logger.js';
  * The TFTP root holds only the iPXE loaders, copied (not linked: the TFTP server refuses links out of its
  * root) from Debian's ipxe package. Copied again when the package's file changed (size or mtime).
  */
-export function prepareTftpRoot(config: FrozenConfig, logger: Logger): { root: string; missing: string[] } {
+export function prepareTftpRoot(
+  config: Pick<FrozenConfig, 'dataDir' | 'boot'>,
+  logger: Logger,
+): { root: string; missing: string[] } {
   const root = join(config.dataDir, 'tftp');
   mkdirSync(root, { recursive: true });
   const missing: string[] = [];

@@ -1,12 +1,13 @@
 /**
  * Where a node is (issue 14): an address only Corral's own records give, never one a request claims.
  * In DHCP server mode that is the MAC's bound lease (the DHCP server also writes it into nodes.ip when it
- * binds, master.ts recordNodeIp); otherwise the address of the node's first contact, changed only by an
+ * binds, recordNodeIp below); otherwise the address of the node's first contact, changed only by an
  * operator (PATCH /api/v1/nodes/:id {ip}).
  */
 import type { FrozenConfig } from '../config.js';
 import type { LeaseStore } from '../store/leases.js';
 import type { NodeRecord } from '../store/nodes.js';
+import type { Repos } from '../store/repos.js';
 
 /** The MAC's bound, unexpired lease address (the most recently written if several), or undefined. */
 export function leasedAddress(leases: LeaseStore, mac: string, now: number): string | undefined {
@@ -26,4 +27,11 @@ export function authoritativeAddress(
 ): string | null {
   if (config.dhcp.mode === 'server' && leaseIp) return leaseIp;
   return node.ip;
+}
+
+/** DHCP bound an address: remember it on the node (if the MAC is a known node). */
+export function recordNodeIp(repos: Pick<Repos, 'store' | 'nodes'>, mac: string, ip: string): void {
+  const node = repos.nodes.get(mac);
+  if (!node || node.ip === ip) return;
+  repos.store.write((journal) => repos.nodes.patchIn(journal, mac, { ip }));
 }

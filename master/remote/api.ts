@@ -22,8 +22,8 @@ import type { PowerControl } from './power.js';
 import { execOnNodes, resolveTargets } from './exec-service.js';
 
 export interface RemoteApiDeps {
-  repos: Repos;
-  config: FrozenConfig;
+  repos: Pick<Repos, 'nodes' | 'execRuns' | 'audit' | 'events'>;
+  config: Pick<FrozenConfig, 'remote' | 'dataDir' | 'sharedRoot'>;
   power: PowerControl;
   privateKeyPath: string;
 }

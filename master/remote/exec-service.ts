@@ -31,7 +31,10 @@ export interface ExecEvents {
   result?: (r: ExecNodeResult) => void;
 }
 
-export function resolveTargets(repos: Repos, req: Pick<ExecRequest, 'nodes' | 'role'>): NodeRecord[] {
+export function resolveTargets(
+  repos: Pick<Repos, 'nodes'>,
+  req: Pick<ExecRequest, 'nodes' | 'role'>,
+): NodeRecord[] {
   const picked = new Map<string, NodeRecord>();
   for (const id of req.nodes ?? []) {
     const node = findNode(repos.nodes, id);
@@ -45,7 +48,11 @@ export function resolveTargets(repos: Repos, req: Pick<ExecRequest, 'nodes' | 'r
 }
 
 export async function execOnNodes(
-  deps: { repos: Repos; config: FrozenConfig; privateKeyPath: string },
+  deps: {
+    repos: Pick<Repos, 'nodes' | 'execRuns' | 'audit' | 'events'>;
+    config: Pick<FrozenConfig, 'remote' | 'dataDir' | 'sharedRoot'>;
+    privateKeyPath: string;
+  },
   req: ExecRequest,
   events: ExecEvents = {},
 ): Promise<{ runId: number; summary: ExecSummary; summaryLines: string[] }> {

@@ -50,7 +50,7 @@ export class HostKeyPins {
     this.file = join(dataDir, 'ssh', 'known_nodes');
   }
 
-  static forConfig(config: FrozenConfig): HostKeyPins {
+  static forConfig(config: Pick<FrozenConfig, 'dataDir' | 'sharedRoot'>): HostKeyPins {
     return new HostKeyPins(config.dataDir, sharedRootDir(config));
   }
 

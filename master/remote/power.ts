@@ -67,8 +67,8 @@ export interface PowerControl {
 }
 
 export interface PowerOptions {
-  repos: Repos;
-  config: FrozenConfig;
+  repos: Pick<Repos, 'store' | 'nodes' | 'events' | 'powerConfigs'>;
+  config: Pick<FrozenConfig, 'remote' | 'dhcp' | 'address'>;
   logger: Logger;
   secrets: SecretBox;
   /** Injected ipmitool runner (tests of the error paths); the real one by default. */

@@ -24,7 +24,7 @@ import {
 import { exportId, type NfsExport } from './ganesha-config.js';
 import { ensureHostKeys, identityTar, nodeDir } from './identity.js';
 
-export function sharedRootDir(config: FrozenConfig): string {
+export function sharedRootDir(config: Pick<FrozenConfig, 'sharedRoot' | 'dataDir'>): string {
   return config.sharedRoot.dir ?? join(config.dataDir, 'sharedroot');
 }
 

@@ -33,6 +33,9 @@ import { createConsoleRouter } from '../../web-ui/console.js';
 import { nodeLbPanel } from '../../web-ui/pages/node-lb.js';
 import { Browser } from '../helpers/browser.js';
 import { hasCommand, waitFor } from '../helpers/netns.js';
+import { remotePages } from '../../master/remote/feature.js';
+import { lbPages } from '../../master/lb/feature.js';
+import { deployPages } from '../../master/deploy/feature.js';
 
 const PASSWORD = 'console bulk test password';
 const MACS = ['52:54:00:b0:00:01', '52:54:00:b0:00:02', '52:54:00:b0:00:03'] as const;
@@ -168,8 +171,13 @@ before(async () => {
       authenticator: new Authenticator(repos),
       deployer,
       beforeRisky: snapshots.beforeRisky,
-      remote: { power, sshKeyPath: join(dir, 'unused-key') },
+      power,
       lb,
+      pages: [
+        remotePages(power, join(dir, 'unused-key')),
+        lbPages(lb),
+        deployPages(deployer, snapshots.beforeRisky),
+      ],
     }),
   );
   server = await new Promise((resolve) => {

@@ -24,6 +24,7 @@ import type { Role } from '../../master/store/users.js';
 import { silentLogger } from '../../master/util/logger.js';
 import { createConsoleRouter } from '../../web-ui/console.js';
 import { Browser, hiddenValue } from '../helpers/browser.js';
+import { deployPages } from '../../master/deploy/feature.js';
 
 const PASSWORD = 'correct horse battery staple';
 const MAC = '52:54:00:aa:bb:01';
@@ -87,7 +88,16 @@ before(async () => {
   }
   const deployer = createDeployer({ repos, config, logger, key: await ensureMasterKey(dir) });
   const app = express();
-  app.use(createConsoleRouter({ repos, config, logger, authenticator: new Authenticator(repos), deployer }));
+  app.use(
+    createConsoleRouter({
+      repos,
+      config,
+      logger,
+      authenticator: new Authenticator(repos),
+      deployer,
+      pages: [deployPages(deployer)],
+    }),
+  );
   server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });

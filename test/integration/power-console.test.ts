@@ -29,6 +29,8 @@ import { ensureMasterKey } from '../../master/deploy/ssh.js';
 import { createDeployer } from '../../master/deploy/deployer.js';
 import { Browser, hiddenValue } from '../helpers/browser.js';
 import { hasCommand, waitFor } from '../helpers/netns.js';
+import { remotePages } from '../../master/remote/feature.js';
+import { deployPages } from '../../master/deploy/feature.js';
 
 const missing = ['ipmi_sim', 'ipmitool', '/usr/sbin/sshd'].filter((c) => !hasCommand(c));
 const skip = missing.length ? `missing ${missing.join(', ')}` : false;
@@ -182,15 +184,17 @@ set_working_mc 0x20
     createRemoteApiRouter({ repos: r, config, power, privateKeyPath: key.privateKeyPath }),
     apiErrorHandler(logger),
   );
+  // The real deployer with this power control: a deploy from the console reboots through the BMC.
+  const deployer = createDeployer({ repos: r, config, logger, key, power });
   app.use(
     createConsoleRouter({
       repos: r,
       config,
       logger,
       authenticator,
-      remote: { power, sshKeyPath: key.privateKeyPath },
-      // The real deployer with this power control: a deploy from the console reboots through the BMC.
-      deployer: createDeployer({ repos: r, config, logger, key, power }),
+      power,
+      deployer,
+      pages: [remotePages(power, key.privateKeyPath), deployPages(deployer)],
     }),
   );
   server = await new Promise<Server>((resolve) => {

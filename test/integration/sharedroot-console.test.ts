@@ -20,6 +20,7 @@ import type { Role } from '../../master/store/users.js';
 import { silentLogger } from '../../master/util/logger.js';
 import { createConsoleRouter } from '../../web-ui/console.js';
 import { Browser } from '../helpers/browser.js';
+import { sharedRootPages } from '../../master/sharedroot/feature.js';
 
 const PASSWORD = 'correct horse battery staple';
 const NODE = { mac: '52:54:00:aa:00:01', name: 'dl-1' };
@@ -65,22 +66,24 @@ async function startConsole(): Promise<Harness> {
       config,
       logger,
       authenticator: new Authenticator(repos),
-      sharedRoot: {
-        roots,
-        reconcile: () => {
-          reconciles.n++;
-          return Promise.resolve();
-        },
-        status: () => ({
-          running: false,
-          pid: null,
-          restarts: 0,
-          lastError: null,
-          configPath: '',
-          exports: 0,
-          rejected: null,
+      pages: [
+        sharedRootPages({
+          roots,
+          reconcile: () => {
+            reconciles.n++;
+            return Promise.resolve();
+          },
+          status: () => ({
+            running: false,
+            pid: null,
+            restarts: 0,
+            lastError: null,
+            configPath: '',
+            exports: 0,
+            rejected: null,
+          }),
         }),
-      },
+      ],
     }),
   );
   const server: Server = await new Promise((resolve) => {

@@ -1,0 +1,65 @@
+/**
+ * DHCP as a feature: the PXE-aware server (or proxyDHCP) on the provisioning segment. With HA only the
+ * VIP holder serves it (onRole); it writes the config's reservations into the store before serving.
+ */
+import { publicUrl, type FrozenConfig } from '../config.js';
+import type { Started } from '../feature.js';
+import type { BootActivitySink } from '../boot/activity.js';
+import { recordNodeIp } from '../nodes/address.js';
+import type { LeaseStore } from '../store/leases.js';
+import type { Repos } from '../store/repos.js';
+import type { SubsystemFaults } from '../util/faults.js';
+import type { Logger } from '../util/logger.js';
+import { dhcpPools } from './pools-from-config.js';
+import { syncReservations } from './reservations.js';
+import { startDhcpServer, type DhcpServer } from './server.js';
+
+export interface DhcpFeatureDeps {
+  config: Pick<FrozenConfig, 'dhcp' | 'address' | 'interface' | 'http' | 'boot'>;
+  repos: Pick<Repos, 'store' | 'nodes'>;
+  leases: LeaseStore;
+  logger: Logger;
+  faults: SubsystemFaults;
+  activity: BootActivitySink;
+  /** With HA: wait for onRole('primary') instead of serving at start. */
+  primaryOnly: boolean;
+}
+
+export async function startDhcp(deps: DhcpFeatureDeps): Promise<Started> {
+  const { config, repos, leases } = deps;
+  let server: DhcpServer | undefined;
+  const serve = async (): Promise<void> => {
+    syncReservations(config.dhcp.reservations, repos.store, leases);
+    if (config.dhcp.mode === 'off' || server) return;
+    server = await startDhcpServer({
+      mode: config.dhcp.mode,
+      serverAddress: config.address,
+      ...(config.interface ? { interfaceName: config.interface } : {}),
+      port: config.dhcp.port,
+      pools: dhcpPools(config.dhcp),
+      leaseSeconds: config.dhcp.leaseSeconds,
+      boot: {
+        httpBaseUrl: publicUrl(config),
+        biosFile: config.boot.biosFile,
+        uefiFile: config.boot.uefiFile,
+        tftpServer: config.address,
+      },
+      leases,
+      logger: deps.logger,
+      onBound: (mac, ip) => recordNodeIp(repos, mac, ip),
+      faults: deps.faults,
+      activity: deps.activity,
+    });
+  };
+  const stop = async (): Promise<void> => {
+    const s = server;
+    server = undefined;
+    await s?.close();
+  };
+  if (!deps.primaryOnly) await serve();
+  return {
+    health: () => ({ dhcp: config.dhcp.mode, ...(server ? { dhcpStats: server.stats() } : {}) }),
+    onRole: (role) => (role === 'primary' ? serve() : stop()),
+    close: stop,
+  };
+}

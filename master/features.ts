@@ -1,0 +1,157 @@
+/**
+ * The master's features, in start order (docs/architecture.md). master.ts starts them in this order,
+ * mounts their `api` routers and console `pages` in this order, and closes them in reverse order.
+ * A feature that uses another (deploy reboots through remote's power control) comes after it, and
+ * reads it with `need()`, which fails at start, naming both, if the order is wrong.
+ *
+ * Adding a feature: one folder with a `feature.ts` whose `start(deps)` returns a `Feature`
+ * (master/feature.ts), one entry below, and (when later features use it) one line in `Exposed`.
+ */
+import type { Authenticator } from './auth/users.js';
+import type { FrozenConfig } from './config.js';
+import type { Feature } from './feature.js';
+import type { HaRole } from './ha/controller.js';
+import type { LeaseStore } from './store/leases.js';
+import type { Repos } from './store/repos.js';
+import type { Faults } from './util/faults.js';
+import type { Logger } from './util/logger.js';
+import { startBootActivity } from './boot/activity-feature.js';
+import { startNodeImage } from './boot/node-image-feature.js';
+import { startDeploy } from './deploy/feature.js';
+import { startDhcp } from './dhcp/feature.js';
+import { startHa } from './ha/feature.js';
+import { startLb } from './lb/feature.js';
+import { startMonitor } from './monitor/feature.js';
+import { startRemote } from './remote/feature.js';
+import { startSharedRoot } from './sharedroot/feature.js';
+import { startSnapshots } from './snapshots/feature.js';
+import { startTftp } from './tftp/feature.js';
+
+/** The shared infrastructure master.ts builds before any feature: what a feature entry may hand on. */
+export interface Host {
+  config: FrozenConfig;
+  /** Handed to a feature only as the narrow ports its deps type names. */
+  repos: Repos;
+  logger: Logger;
+  faults: Faults;
+  authenticator: Authenticator;
+  leases: LeaseStore;
+  /** Where the store copied the database before migrating it (a restore point once snapshots run). */
+  preMigrationCopy: string;
+  /** Tells the role-gated features (onRole) about an HA promotion or demotion. */
+  roleChanged(role: HaRole): Promise<void>;
+  /** What started features expose, filled in list order. */
+  exposed: Partial<Exposed>;
+}
+
+/** What each feature exposes to later features and to master.ts, by entry name. */
+export interface Exposed {
+  snapshots: Awaited<ReturnType<typeof startSnapshots>>;
+  remote: ReturnType<typeof startRemote>;
+  deploy: Awaited<ReturnType<typeof startDeploy>>;
+  nodeImage: ReturnType<typeof startNodeImage>;
+  bootActivity: ReturnType<typeof startBootActivity>;
+  tftp: Awaited<ReturnType<typeof startTftp>>;
+  sharedRoot: ReturnType<typeof startSharedRoot>;
+  lb: ReturnType<typeof startLb>;
+  monitor: ReturnType<typeof startMonitor>;
+  ha: ReturnType<typeof startHa>;
+}
+
+export interface FeatureEntry {
+  name: string;
+  /** Starts the feature, or returns undefined when the config turns it off. */
+  start(host: Host): Promise<Feature | undefined> | Feature | undefined;
+}
+
+/** An earlier feature's exposure; a missing one is an ordering mistake in FEATURES. */
+export function need<K extends keyof Exposed>(host: Host, name: K): Exposed[K] {
+  const exposed = host.exposed[name];
+  if (!exposed) throw new Error(`feature '${name}' is needed before it started: check the order of FEATURES`);
+  return exposed;
+}
+
+export const FEATURES: FeatureEntry[] = [
+  // Restore points first: risky operations of later features take one before they run.
+  {
+    name: 'snapshots',
+    start: async (h) =>
+      (h.exposed.snapshots = await startSnapshots({
+        config: h.config,
+        repos: h.repos,
+        logger: h.logger,
+        preMigrationCopy: h.preMigrationCopy,
+      })),
+  },
+  { name: 'remote', start: (h) => (h.exposed.remote = startRemote(h)) },
+  {
+    name: 'deploy',
+    start: async (h) =>
+      (h.exposed.deploy = await startDeploy({
+        config: h.config,
+        repos: h.repos,
+        logger: h.logger,
+        power: need(h, 'remote').power,
+        beforeRisky: need(h, 'snapshots').snapshots.beforeRisky,
+      })),
+  },
+  { name: 'node-image', start: (h) => (h.exposed.nodeImage = startNodeImage(h)) },
+  {
+    name: 'boot-activity',
+    start: (h) => (h.exposed.bootActivity = startBootActivity(h)),
+  },
+  // With HA only the primary serves DHCP and TFTP (onRole); without, they serve from here.
+  {
+    name: 'tftp',
+    start: async (h) =>
+      (h.exposed.tftp = await startTftp({
+        config: h.config,
+        logger: h.logger,
+        faults: h.faults.subsystem('tftp'),
+        activity: need(h, 'bootActivity').activity,
+        primaryOnly: h.config.ha.enabled,
+      })),
+  },
+  {
+    name: 'dhcp',
+    start: (h) =>
+      startDhcp({
+        config: h.config,
+        repos: h.repos,
+        leases: h.leases,
+        logger: h.logger,
+        faults: h.faults.subsystem('dhcp'),
+        activity: need(h, 'bootActivity').activity,
+        primaryOnly: h.config.ha.enabled,
+      }),
+  },
+  { name: 'sharedroot', start: (h) => (h.exposed.sharedRoot = startSharedRoot(h)) },
+  { name: 'lb', start: (h) => (h.exposed.lb = startLb(h)) },
+  {
+    name: 'monitor',
+    start: (h) =>
+      h.config.monitor.enabled
+        ? (h.exposed.monitor = startMonitor({
+            config: h.config,
+            repos: h.repos,
+            logger: h.logger,
+            // HA (later in the list) feeds the "backup lagging" alert; read when the monitor samples.
+            ...(h.config.ha.enabled ? { backupLagSeconds: () => h.exposed.ha?.backupLagSeconds() } : {}),
+          }))
+        : undefined,
+  },
+  // Last: it serves (keepalived, the change feed) once the others do, and is stopped first.
+  {
+    name: 'ha',
+    start: (h) =>
+      h.config.ha.enabled
+        ? (h.exposed.ha = startHa({
+            config: h.config,
+            repos: h.repos,
+            logger: h.logger,
+            authenticator: h.authenticator,
+            onRole: (role) => h.roleChanged(role),
+          }))
+        : undefined,
+  },
+];

@@ -1,0 +1,55 @@
+/**
+ * TFTP as a feature: the boot loaders copied into DATA_DIR/tftp, and the TFTP server that hands them to
+ * PXE ROMs. With HA only the VIP holder serves it (onRole).
+ */
+import type { FrozenConfig } from '../config.js';
+import type { Started } from '../feature.js';
+import type { BootActivitySink } from '../boot/activity.js';
+import { prepareTftpRoot } from '../boot/files.js';
+import type { SubsystemFaults } from '../util/faults.js';
+import type { Logger } from '../util/logger.js';
+import { startTftpServer, type TftpServer } from './server.js';
+
+export interface TftpFeatureDeps {
+  config: Pick<FrozenConfig, 'tftp' | 'http' | 'boot' | 'dataDir'>;
+  logger: Logger;
+  faults: SubsystemFaults;
+  activity: BootActivitySink;
+  /** With HA: wait for onRole('primary') instead of serving at start. */
+  primaryOnly: boolean;
+}
+
+export async function startTftp(deps: TftpFeatureDeps): Promise<Started<{ port(): number | undefined }>> {
+  const { config } = deps;
+  const root = prepareTftpRoot(config, deps.logger);
+  let server: TftpServer | undefined;
+  const serve = async (): Promise<void> => {
+    if (!config.tftp.enabled || server) return;
+    server = await startTftpServer({
+      root: root.root,
+      address: config.http.bind,
+      port: config.tftp.port,
+      logger: deps.logger,
+      maxBlksize: config.tftp.maxBlksize,
+      maxPerClient: config.tftp.maxPerClient,
+      firstAckTimeoutMs: config.tftp.firstAckTimeoutMs,
+      faults: deps.faults,
+      activity: deps.activity,
+    });
+  };
+  const stop = async (): Promise<void> => {
+    const s = server;
+    server = undefined;
+    await s?.close();
+  };
+  if (!deps.primaryOnly) await serve();
+  return {
+    port: () => server?.port,
+    health: () => ({
+      tftp: server ? { port: server.port, ...server.stats() } : false,
+      bootLoadersMissing: root.missing.length > 0,
+    }),
+    onRole: (role) => (role === 'primary' ? serve() : stop()),
+    close: stop,
+  };
+}
