@@ -89,6 +89,6 @@ if [ "$(id -u)" -eq 0 ]; then
   flavours=(generic)
   [ "$mode" = test ] && flavours+=(cloud)
   for f in "${flavours[@]}"; do
-    node dist/node-images/build-command.js --kernel-only --flavour "$f" --cache-dir /var/cache/corral
+    node dist/master/cli.js node-image build --kernel-only --flavour "$f" --cache-dir /var/cache/corral
   done
 fi

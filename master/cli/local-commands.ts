@@ -180,30 +180,57 @@ export const labCommand = defineCommand({
 
 export const nodeImageCommand = defineCommand({
   path: ['node-image'],
-  verbs: ['build'],
-  help: `  corral node-image build --data-dir DIR [--cache-dir DIR] [--flavour generic|cloud]
+  verbs: ['build', 'os-image'],
+  help: `  corral node-image build (--data-dir DIR | --out-dir DIR) [--cache-dir DIR] [--flavour generic|cloud]
+  corral node-image build --kernel-only [--cache-dir DIR] [--flavour generic|cloud]
       Build the node environment (Debian kernel + initramfs with the Corral agent) into a
-      data directory; works with the master stopped. SOURCE_DATE_EPOCH makes it reproducible.
+      data directory (or any --out-dir); works with the master stopped. SOURCE_DATE_EPOCH makes
+      it reproducible. --kernel-only only fetches the kernel into the cache (scripts/setup.sh).
+  corral node-image os-image [--cache-dir DIR]
+      Build (or find cached) the small Debian OS image and print its facts as JSON, without
+      importing it (\`corral image build-debian\` imports it into a master).
 `,
   options: {
     'data-dir': { type: 'string' },
+    'out-dir': { type: 'string' },
     'cache-dir': { type: 'string', default: '/var/cache/corral' },
     flavour: { type: 'string', default: 'generic' },
+    'kernel-only': { type: 'boolean' },
   },
   async run({ values, positionals }, ctx) {
-    if (positionals[0] !== 'build' || positionals.length > 1)
-      usage('usage: corral node-image build --data-dir DIR');
-    if (!values['data-dir']) usage('--data-dir is required');
+    const [verb, ...extra] = positionals;
+    if ((verb !== 'build' && verb !== 'os-image') || extra.length)
+      usage('usage: corral node-image build --data-dir DIR | corral node-image os-image');
+    const logger = ctx.logger('info', 'stdout');
+    if (verb === 'os-image') {
+      const { buildOsImage } = await import('../../node-images/os-image.js');
+      const image = await buildOsImage({ cacheDir: values['cache-dir'], logger });
+      ctx.out(`${JSON.stringify(image, null, 2)}\n`);
+      return 0;
+    }
     const flavour = values.flavour;
     if (flavour !== 'cloud' && flavour !== 'generic')
       usage(`--flavour must be cloud or generic (got '${flavour}')`);
+    if (values['kernel-only']) {
+      const { ensureKernel } = await import('../../node-images/index.js');
+      const kernel = await ensureKernel({ cacheDir: values['cache-dir'], flavour, logger });
+      ctx.out(
+        `kernel ${kernel.packageName}=${kernel.packageVersion} ${kernel.fromCache ? 'cached' : 'downloaded'} ` +
+          `in ${values['cache-dir']}\n`,
+      );
+      return 0;
+    }
+    if (values['data-dir'] !== undefined && values['out-dir'] !== undefined)
+      usage('--data-dir and --out-dir exclude each other');
+    const outDir = values['out-dir'] ?? (values['data-dir'] ? nodeImageDir(values['data-dir']) : undefined);
+    if (!outDir) usage('--data-dir (or --out-dir) is required');
     const epoch = ctx.env['SOURCE_DATE_EPOCH'];
     const { buildNodeImage } = await import('../../node-images/index.js');
     const image = await buildNodeImage({
       cacheDir: values['cache-dir'],
-      outDir: nodeImageDir(values['data-dir']),
+      outDir,
       flavour,
-      logger: ctx.logger('info', 'stdout'),
+      logger,
       ...(epoch && /^\d+$/.test(epoch) ? { sourceDateEpoch: Number(epoch) } : {}),
     });
     ctx.out(`${JSON.stringify(image, null, 2)}\n`);
