@@ -3,59 +3,24 @@
  * JSON config file, command-line flags. Only cli.ts reads files, flags and env; it hands the raw pieces
  * to `buildConfig`, which validates once and returns a deeply frozen object.
  */
-import { isIPv4 } from 'node:net';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { CorralError } from './util/errors.js';
-import { RetentionPolicySchema, ScheduleSchema } from './snapshots/retention.js';
 import { HaSchema } from './ha/config-schema.js';
 import { DeployConfigSchema, DEPLOY_CONFIG_DEFAULTS } from './deploy/config.js';
 import { EnlistRateSchema, ENLIST_RATE_DEFAULTS } from './nodes/enlist-rate.js';
 import { RemoteConfigSchema, REMOTE_CONFIG_DEFAULTS } from './remote/config.js';
 import { SharedRootConfigSchema, SHAREDROOT_CONFIG_DEFAULTS } from './sharedroot/config.js';
+import { DhcpConfigSchema } from './dhcp/config.js';
+import { TftpConfigSchema } from './tftp/config.js';
+import { BootConfigSchema, NodeImageConfigSchema } from './boot/config.js';
+import { LbConfigSchema } from './lb/config.js';
+import { MonitorConfigSchema } from './monitor/config.js';
+import { SnapshotsConfigSchema } from './snapshots/config.js';
+import type { DeepReadonly } from './util/deep-readonly.js';
+import { ipToInt, ipv4 } from './util/net-schema.js';
 
-const ipv4 = z.string().refine((s) => isIPv4(s), { message: 'expected an IPv4 address like 10.0.0.1' });
-
-export function ipToInt(ip: string): number {
-  return ip.split('.').reduce((acc, octet) => acc * 256 + Number(octet), 0);
-}
-
-export function intToIp(n: number): string {
-  return [24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join('.');
-}
-
-const cidr = z.string().refine(
-  (s) => {
-    const [ip, bits, ...rest] = s.split('/');
-    return rest.length === 0 && !!ip && isIPv4(ip) && /^\d+$/.test(bits ?? '') && Number(bits) <= 32;
-  },
-  { message: 'expected a subnet in CIDR form like 10.0.0.0/24' },
-);
-
-const range = z.string().refine(
-  (s) => {
-    const [a, b, ...rest] = s.split('-');
-    return rest.length === 0 && !!a && !!b && isIPv4(a) && isIPv4(b) && ipToInt(a) <= ipToInt(b);
-  },
-  {
-    message: 'expected FIRST-LAST with two IPv4 addresses, first not above last (e.g. 10.0.0.100-10.0.0.200)',
-  },
-);
-
-const mac = z
-  .string()
-  .regex(/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/, 'expected a MAC like 52:54:00:12:34:56')
-  .transform((s) => s.toLowerCase());
-
-const pool = z
-  .object({
-    subnet: cidr,
-    range,
-    router: ipv4.optional(),
-    dns: z.array(ipv4).default([]),
-    domain: z.string().optional(),
-  })
-  .strict();
+export { ipToInt, intToIp } from './util/net-schema.js';
 
 export const ConfigSchema = z
   .object({
@@ -76,58 +41,9 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ port: 80, bind: '0.0.0.0' }),
-    dhcp: z
-      .object({
-        mode: z.enum(['off', 'server', 'proxy']).default('off'),
-        range: range.optional(),
-        subnet: cidr.optional(),
-        router: ipv4.optional(),
-        dns: z.array(ipv4).default([]),
-        domain: z.string().optional(),
-        leaseSeconds: z
-          .number()
-          .int()
-          .min(60)
-          .max(7 * 24 * 3600)
-          .default(3600),
-        port: z.number().int().min(1).max(65535).default(67),
-        /** Pools for other subnets reached through DHCP relays (chosen by giaddr). */
-        relayPools: z.array(pool).default([]),
-        reservations: z
-          .array(z.object({ mac, ip: ipv4, hostname: z.string().optional() }).strict())
-          .default([]),
-      })
-      .strict()
-      .default({ mode: 'off', dns: [], leaseSeconds: 3600, port: 67, relayPools: [], reservations: [] }),
-    tftp: z
-      .object({
-        enabled: z.boolean().default(true),
-        port: z.number().int().min(0).max(65535).default(69),
-        /** Largest blksize granted (RFC 2348); 1468 fits a 1500-byte MTU. */
-        maxBlksize: z.number().int().min(512).max(65464).default(1468),
-        /** Concurrent transfers per client address (issue 14): one address cannot take every slot. */
-        maxPerClient: z.number().int().min(1).max(256).default(4),
-        /** Retransmission timeout until a client's first ACK, whatever timeout it asked for (docs/tftp.md). */
-        firstAckTimeoutMs: z.number().int().min(100).max(255_000).default(3000),
-      })
-      .strict()
-      .default({ enabled: true, port: 69, maxBlksize: 1468, maxPerClient: 4, firstAckTimeoutMs: 3000 }),
-    boot: z
-      .object({
-        /** Where Debian's ipxe package puts its binaries. */
-        ipxeDir: z.string().default('/usr/lib/ipxe'),
-        biosFile: z.string().default('undionly.kpxe'),
-        uefiFile: z.string().default('ipxe.efi'),
-        /** Extra kernel arguments for every node boot; the consoles (tty0, ttyS0) are always set. */
-        kernelArgs: z.string().max(1024).default(''),
-      })
-      .strict()
-      .default({
-        ipxeDir: '/usr/lib/ipxe',
-        biosFile: 'undionly.kpxe',
-        uefiFile: 'ipxe.efi',
-        kernelArgs: '',
-      }),
+    dhcp: DhcpConfigSchema,
+    tftp: TftpConfigSchema,
+    boot: BootConfigSchema,
     nodes: z
       .object({
         /** `{n}` is the node's sequence number; `{mac}` its MAC without colons. */
@@ -151,29 +67,8 @@ export const ConfigSchema = z
         pollSeconds: 10,
         enlistRate: ENLIST_RATE_DEFAULTS,
       }),
-    nodeImage: z
-      .object({
-        /** Cache of downloaded Debian kernel packages, shared between data directories. */
-        cacheDir: z.string().default('/var/cache/corral'),
-        /** `generic`: Debian's kernel with the drivers of physical servers; `cloud`: virtio VMs only. */
-        flavour: z.enum(['cloud', 'generic']).default('generic'),
-        /** The master builds (or refreshes) the node environment in the background at start. */
-        autoBuild: z.boolean().default(true),
-      })
-      .strict()
-      .default({ cacheDir: '/var/cache/corral', flavour: 'generic', autoBuild: true }),
-    lb: z
-      .object({
-        /** Run HAProxy for declared services (it starts with the first service). */
-        enabled: z.boolean().default(true),
-        haproxyBin: z.string().min(1).default('haproxy'),
-        /** Address the services' front ends bind; defaults to the HA VIP when HA is on, else `address`. */
-        bind: ipv4.optional(),
-        /** How often HAProxy's server states are read (events, admin-state repair, membership). */
-        pollMs: z.number().int().min(100).max(60_000).default(1000),
-      })
-      .strict()
-      .default({ enabled: true, haproxyBin: 'haproxy', pollMs: 1000 }),
+    nodeImage: NodeImageConfigSchema,
+    lb: LbConfigSchema,
     console: z
       .object({
         /** Serve the console (and the API) over HTTPS; plain HTTP then redirects console pages there. */
@@ -194,62 +89,8 @@ export const ConfigSchema = z
         message: 'certFile and keyFile must be set together',
       })
       .default({ https: true, allowInsecureBasicAuth: false }),
-    monitor: z
-      .object({
-        enabled: z.boolean().default(true),
-        /** Sampling interval of the master itself. */
-        intervalSeconds: z.number().int().min(1).max(3600).default(10),
-        /**
-         * How often deployed nodes are sampled over SSH (master/monitor/node-collector.ts, with the
-         * remote.exec user, port, fan-out and connect timeout); 0 turns the collector off.
-         */
-        nodeSshSeconds: z.number().int().min(0).max(3600).default(30),
-        /** A node that reported metrics and then stays silent this many intervals raises "node down". */
-        nodeDownIntervals: z.number().int().min(2).max(1000).default(6),
-        /** A master filesystem fuller than this (percent) raises "disk nearly full". */
-        diskAlertPercent: z.number().min(1).max(100).default(90),
-        rawRetentionHours: z
-          .number()
-          .int()
-          .min(1)
-          .max(24 * 14)
-          .default(24),
-        rollupRetentionDays: z.number().int().min(1).max(3650).default(30),
-      })
-      .strict()
-      .default({
-        enabled: true,
-        intervalSeconds: 10,
-        nodeSshSeconds: 30,
-        nodeDownIntervals: 6,
-        diskAlertPercent: 90,
-        rawRetentionHours: 24,
-        rollupRetentionDays: 30,
-      }),
-    snapshots: z
-      .object({
-        /** Where restore points live; defaults to DATA_DIR/snapshots. */
-        dir: z.string().min(1).optional(),
-        /** Scheduled restore points (one per due period, checked every tickSeconds). */
-        schedule: ScheduleSchema.default({ hourly: false, daily: false, weekly: false }),
-        /** Retention of scheduled, automatic and safety restore points (manual ones are kept). */
-        retention: RetentionPolicySchema.default({
-          keepLast: 5,
-          keepHourly: 24,
-          keepDaily: 7,
-          keepWeekly: 4,
-        }),
-        /** Take an automatic restore point before risky operations (image delete, mass deploy). */
-        beforeRisky: z.boolean().default(true),
-        tickSeconds: z.number().int().min(1).max(3600).default(60),
-      })
-      .strict()
-      .default({
-        schedule: { hourly: false, daily: false, weekly: false },
-        retention: { keepLast: 5, keepHourly: 24, keepDaily: 7, keepWeekly: 4 },
-        beforeRisky: true,
-        tickSeconds: 60,
-      }),
+    monitor: MonitorConfigSchema,
+    snapshots: SnapshotsConfigSchema,
     store: z
       .object({ synchronous: z.enum(['NORMAL', 'FULL']).default('NORMAL') })
       .strict()
@@ -289,11 +130,7 @@ export const ConfigSchema = z
 
 export type Config = z.infer<typeof ConfigSchema>;
 
-export type DeepReadonly<T> = T extends (infer U)[]
-  ? readonly DeepReadonly<U>[]
-  : T extends object
-    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
-    : T;
+export type { DeepReadonly } from './util/deep-readonly.js';
 export type FrozenConfig = DeepReadonly<Config>;
 
 /** Flags as the CLI parsed them; each one overrides the same key of the file. */

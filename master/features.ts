@@ -107,7 +107,7 @@ export const FEATURES: FeatureEntry[] = [
       (h.exposed.tftp = await startTftp({
         config: h.config,
         logger: h.logger,
-        faults: h.faults.subsystem('tftp'),
+        faults: h.faults,
         activity: need(h, 'bootActivity').activity,
         primaryOnly: h.config.ha.enabled,
       })),
@@ -120,7 +120,7 @@ export const FEATURES: FeatureEntry[] = [
         repos: h.repos,
         leases: h.leases,
         logger: h.logger,
-        faults: h.faults.subsystem('dhcp'),
+        faults: h.faults,
         activity: need(h, 'bootActivity').activity,
         primaryOnly: h.config.ha.enabled,
       }),

@@ -1,6 +1,6 @@
 import { copyFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FrozenConfig } from '../config.js';
+import type { BootConfig } from './config.js';
 import type { Logger } from '../util/logger.js';
 
 /**
@@ -8,7 +8,7 @@ import type { Logger } from '../util/logger.js';
  * root) from Debian's ipxe package. Copied again when the package's file changed (size or mtime).
  */
 export function prepareTftpRoot(
-  config: Pick<FrozenConfig, 'dataDir' | 'boot'>,
+  config: { dataDir: string; boot: Pick<BootConfig, 'biosFile' | 'uefiFile' | 'ipxeDir'> },
   logger: Logger,
 ): { root: string; missing: string[] } {
   const root = join(config.dataDir, 'tftp');

@@ -12,7 +12,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FrozenConfig } from '../config.js';
+import type { NodeImageConfig } from './config.js';
 import type { Logger } from '../util/logger.js';
 import {
   buildNodeImage,
@@ -59,7 +59,7 @@ export interface NodeImageBuilder {
 }
 
 export interface NodeImageBuilderDeps {
-  config: Pick<FrozenConfig, 'dataDir' | 'nodeImage'>;
+  config: { dataDir: string; nodeImage: NodeImageConfig };
   logger: Logger;
   /** The builder; buildNodeImage unless a caller brings its own. */
   build?: (opts: BuildNodeImageOptions) => Promise<NodeImage>;

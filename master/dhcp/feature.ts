@@ -4,22 +4,25 @@
  */
 import { publicUrl, type FrozenConfig } from '../config.js';
 import type { Started } from '../feature.js';
+import type { BootConfig } from '../boot/config.js';
+import type { DhcpConfig } from './config.js';
 import type { BootActivitySink } from '../boot/activity.js';
 import { recordNodeIp } from '../nodes/address.js';
 import type { LeaseStore } from '../store/leases.js';
 import type { Repos } from '../store/repos.js';
-import type { SubsystemFaults } from '../util/faults.js';
+import type { Faults } from '../util/faults.js';
 import type { Logger } from '../util/logger.js';
 import { dhcpPools } from './pools-from-config.js';
 import { syncReservations } from './reservations.js';
 import { startDhcpServer, type DhcpServer } from './server.js';
 
 export interface DhcpFeatureDeps {
-  config: Pick<FrozenConfig, 'dhcp' | 'address' | 'interface' | 'http' | 'boot'>;
+  config: { dhcp: DhcpConfig; boot: BootConfig } & Pick<FrozenConfig, 'address' | 'interface' | 'http'>;
   repos: Pick<Repos, 'store' | 'nodes'>;
   leases: LeaseStore;
   logger: Logger;
-  faults: SubsystemFaults;
+  /** Fault counters; its `dhcp` subsystem is registered when the server first starts (health shows it then). */
+  faults: Pick<Faults, 'subsystem'>;
   activity: BootActivitySink;
   /** With HA: wait for onRole('primary') instead of serving at start. */
   primaryOnly: boolean;
@@ -47,7 +50,7 @@ export async function startDhcp(deps: DhcpFeatureDeps): Promise<Started> {
       leases,
       logger: deps.logger,
       onBound: (mac, ip) => recordNodeIp(repos, mac, ip),
-      faults: deps.faults,
+      faults: deps.faults.subsystem('dhcp'),
       activity: deps.activity,
     });
   };

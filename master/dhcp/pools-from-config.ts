@@ -2,7 +2,7 @@
  * The DHCP server's pools from the config: the local pool (dhcp.range/subnet) first, then the pools of
  * relayed subnets, which the server picks by the relay's giaddr (RFC 2131 section 4.3.1).
  */
-import type { FrozenConfig } from '../config.js';
+import type { DhcpConfig } from './config.js';
 import type { PoolSpec } from './pool.js';
 
 interface ConfiguredPool {
@@ -25,7 +25,7 @@ function toSpec(p: ConfiguredPool): PoolSpec {
   };
 }
 
-export function dhcpPools(dhcp: FrozenConfig['dhcp']): PoolSpec[] {
+export function dhcpPools(dhcp: DhcpConfig): PoolSpec[] {
   const pools: PoolSpec[] = [];
   if (dhcp.range && dhcp.subnet) {
     pools.push(

@@ -2,12 +2,12 @@
  * Reservations in the config file are the source of truth for their MACs: written into the store when
  * DHCP starts serving (with HA, by the primary only, at promotion: a backup never writes).
  */
-import type { FrozenConfig } from '../config.js';
+import type { DhcpConfig } from './config.js';
 import type { Store } from '../store/db.js';
 import type { LeaseStore } from '../store/leases.js';
 
 export function syncReservations(
-  reservations: FrozenConfig['dhcp']['reservations'],
+  reservations: DhcpConfig['reservations'],
   store: Pick<Store, 'write'>,
   leases: LeaseStore,
 ): void {

@@ -18,7 +18,7 @@ function param(value: string | string[] | undefined): string {
   return Array.isArray(value) ? (value[0] ?? '') : (value ?? '');
 }
 
-export function createLbRouter(lb: LoadBalancer, repos: Repos): Router {
+export function createLbRouter(lb: LoadBalancer, repos: Pick<Repos, 'nodes'>): Router {
   const router = express.Router();
 
   router.get('/services', (_req, res) => {

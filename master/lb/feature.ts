@@ -3,17 +3,16 @@
  * the HTTP listeners are up), its API and the Services console pages.
  */
 import express from 'express';
-import type { FrozenConfig } from '../config.js';
 import type { ConsolePages, Started } from '../feature.js';
 import type { Repos } from '../store/repos.js';
 import type { Logger } from '../util/logger.js';
 import { mountServices } from '../../web-ui/pages/services.js';
 import { createLbRouter } from './api.js';
-import { LoadBalancer } from './load-balancer.js';
+import { LoadBalancer, type LbFeatureConfig } from './load-balancer.js';
 
 export interface LbFeatureDeps {
-  config: FrozenConfig;
-  repos: Repos;
+  config: LbFeatureConfig;
+  repos: Pick<Repos, 'store' | 'services' | 'events' | 'nodes' | 'changes'>;
   logger: Logger;
 }
 

@@ -9,6 +9,7 @@
  */
 import { join } from 'node:path';
 import type { FrozenConfig } from '../config.js';
+import type { LbConfig } from './config.js';
 import type { NewEvent } from '../store/events.js';
 import type { Repos } from '../store/repos.js';
 import { CorralError } from '../util/errors.js';
@@ -22,9 +23,15 @@ import { proxyName, renderHaproxyConfig } from './render.js';
 import { ServiceSpecSchema, type AdminState, type ServiceSpec } from './service-spec.js';
 import { forcedAdmin, parseServersState, parseShowStat, type ServerHealth, type ServerStat } from './stat.js';
 
+/** The config the load balancer reads: its own section, HA's VIP, and where the master is. */
+export type LbFeatureConfig = { lb: LbConfig; ha: Pick<FrozenConfig['ha'], 'enabled' | 'vip'> } & Pick<
+  FrozenConfig,
+  'address' | 'dataDir' | 'http'
+>;
+
 export interface LoadBalancerOptions {
-  repos: Repos;
-  config: FrozenConfig;
+  repos: Pick<Repos, 'store' | 'services' | 'events' | 'nodes' | 'changes'>;
+  config: LbFeatureConfig;
   logger: Logger;
 }
 
@@ -64,7 +71,7 @@ export interface LbStatus {
  * Where the services' front ends listen: `lb.bind`, else the VIP when HA is on (clients follow the VIP
  * across a failover), else the master's own address.
  */
-export function frontendAddress(config: FrozenConfig): string {
+export function frontendAddress(config: Pick<LbFeatureConfig, 'lb' | 'ha' | 'address'>): string {
   if (config.lb.bind) return config.lb.bind;
   if (config.ha.enabled && config.ha.vip) return config.ha.vip.split('/')[0] ?? config.address;
   return config.address;

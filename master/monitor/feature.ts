@@ -8,13 +8,14 @@ import { masterKeyPath } from '../deploy/ssh.js';
 import type { Started } from '../feature.js';
 import type { Repos } from '../store/repos.js';
 import type { Logger } from '../util/logger.js';
+import type { MonitorConfig } from './config.js';
 import { Monitor } from './monitor.js';
 import { NodeCollector } from './node-collector.js';
 import { systemSampler } from './sampler.js';
 
 export interface MonitorFeatureDeps {
-  config: FrozenConfig;
-  repos: Repos;
+  config: { monitor: MonitorConfig } & Pick<FrozenConfig, 'remote' | 'dataDir' | 'sharedRoot'>;
+  repos: Pick<Repos, 'events' | 'metrics' | 'nodes'>;
   logger: Logger;
   /** With HA: how far the backup is behind, for the "backup lagging" alert. */
   backupLagSeconds?: () => number | undefined;

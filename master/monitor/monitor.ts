@@ -5,7 +5,7 @@
  * live stream) hear every stored sample and alert change.
  */
 import { EventEmitter } from 'node:events';
-import type { FrozenConfig } from '../config.js';
+import type { MonitorConfig } from './config.js';
 import type { MetricSample } from '../store/metrics.js';
 import type { Repos } from '../store/repos.js';
 import type { Logger } from '../util/logger.js';
@@ -20,8 +20,8 @@ export interface ActiveAlert extends Alert {
 }
 
 export interface MonitorOptions {
-  repos: Repos;
-  config: FrozenConfig;
+  repos: Pick<Repos, 'events' | 'metrics' | 'nodes'>;
+  config: { monitor: MonitorConfig };
   logger: Logger;
   sampler: Sampler;
   now?: () => number;

@@ -9,6 +9,7 @@
  */
 import { NodeSSH } from 'node-ssh';
 import type { FrozenConfig } from '../config.js';
+import type { MonitorConfig } from './config.js';
 import type { Repos } from '../store/repos.js';
 import type { NodeRecord } from '../store/nodes.js';
 import type { Logger } from '../util/logger.js';
@@ -17,8 +18,9 @@ import { HostKeyPins, pinnedConnect, recordHostKeyRefusal } from '../remote/host
 import { NODE_PROBE_COMMAND, nodeSample, parseNodeProbe, type TimedProbe } from './node-probe.js';
 
 export interface NodeCollectorOptions {
-  repos: Repos;
-  config: FrozenConfig;
+  repos: Pick<Repos, 'nodes' | 'events'>;
+  /** The monitor's section, remote.exec's SSH settings, and where host keys are pinned. */
+  config: { monitor: MonitorConfig } & Pick<FrozenConfig, 'remote' | 'dataDir' | 'sharedRoot'>;
   logger: Logger;
   monitor: Pick<Monitor, 'recordNode'>;
   privateKeyPath: string;

@@ -4,16 +4,19 @@
  */
 import type { FrozenConfig } from '../config.js';
 import type { Started } from '../feature.js';
+import type { BootConfig } from '../boot/config.js';
+import type { TftpConfig } from './config.js';
 import type { BootActivitySink } from '../boot/activity.js';
 import { prepareTftpRoot } from '../boot/files.js';
-import type { SubsystemFaults } from '../util/faults.js';
+import type { Faults } from '../util/faults.js';
 import type { Logger } from '../util/logger.js';
 import { startTftpServer, type TftpServer } from './server.js';
 
 export interface TftpFeatureDeps {
-  config: Pick<FrozenConfig, 'tftp' | 'http' | 'boot' | 'dataDir'>;
+  config: { tftp: TftpConfig; boot: BootConfig; dataDir: string; http: Pick<FrozenConfig['http'], 'bind'> };
   logger: Logger;
-  faults: SubsystemFaults;
+  /** Fault counters; its `tftp` subsystem is registered when the server first starts (health shows it then). */
+  faults: Pick<Faults, 'subsystem'>;
   activity: BootActivitySink;
   /** With HA: wait for onRole('primary') instead of serving at start. */
   primaryOnly: boolean;
@@ -33,7 +36,7 @@ export async function startTftp(deps: TftpFeatureDeps): Promise<Started<{ port()
       maxBlksize: config.tftp.maxBlksize,
       maxPerClient: config.tftp.maxPerClient,
       firstAckTimeoutMs: config.tftp.firstAckTimeoutMs,
-      faults: deps.faults,
+      faults: deps.faults.subsystem('tftp'),
       activity: deps.activity,
     });
   };
