@@ -12,7 +12,7 @@ import { publicUrl } from './config.js';
 import { openRepos, type Repos } from './store/repos.js';
 import { Authenticator, ensureAdmin } from './auth/users.js';
 import { createApiRouter } from './api/v1.js';
-import { createBootRouter } from './boot/routes.js';
+import { createNodeSurface } from './boot/surface.js';
 import { prepareTftpRoot } from './boot/files.js';
 import { startNodeImageBuilder } from './boot/node-image-builder.js';
 import { createHttpApp } from './http.js';
@@ -32,11 +32,9 @@ import { Faults } from './util/faults.js';
 import { VERSION } from './util/version.js';
 import { LoadBalancer } from './lb/load-balancer.js';
 import { createHa } from './ha/index.js';
-import express from 'express';
 import { ensureMasterKey } from './deploy/ssh.js';
 import { createDeployer } from './deploy/deployer.js';
 import { createDeployApiRouter } from './deploy/api.js';
-import { createDeployBootRouter } from './deploy/boot-routes.js';
 import { HostKeyPins } from './remote/host-keys.js';
 import { masterKeyPath } from './deploy/ssh.js';
 import { createPowerControl } from './remote/power.js';
@@ -50,7 +48,6 @@ import { PRE_MIGRATION_FILE, stagePreMigrationCopy } from './store/pre-migration
 import { createSnapshotRouter } from './snapshots/api.js';
 import { startSharedRoot } from './sharedroot/index.js';
 import { createSharedRootApiRouter } from './sharedroot/api.js';
-import { createSharedRootBootRouter } from './sharedroot/boot-routes.js';
 import { BootActivity } from './boot/activity.js';
 import { processRedactor } from './util/redact.js';
 
@@ -239,14 +236,27 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
           ...(ha ? { backupLagSeconds: () => backupLagSeconds(ha.controller.status()) } : {}),
         })
       : undefined;
-    const api = createApiRouter({
+    // Every node-facing route (/boot, enlistment, node metrics): boot/surface.ts.
+    const { router: boot, enlistStats } = createNodeSurface({
+      repos,
+      config,
+      logger,
+      nodeImage: nodeImageNow,
+      nodeImageStatus: nodeImage.status,
+      activity,
+      sharedRoots: sharedRoot.roots,
+      installerTools: () => installerTools,
+      hostKeys: HostKeyPins.forConfig(config),
       ...(monitor ? { monitor } : {}),
+      ...(ha ? { writeGate: ha.gate } : {}),
+    });
+    const api = createApiRouter({
       repos,
       config,
       logger,
       authenticator,
       startedAt,
-      activity,
+      enlistStats,
       deployApi: createDeployApiRouter({
         repos,
         config,
@@ -275,37 +285,6 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
         subsystems: faults.snapshot(),
       }),
     });
-    const boot = express
-      .Router()
-      .use(
-        createSharedRootBootRouter({
-          repos,
-          config,
-          logger,
-          roots: sharedRoot.roots,
-          nodeImageReady: () => nodeImageNow() !== undefined,
-        }),
-      )
-      .use(
-        createBootRouter({
-          repos,
-          config,
-          logger,
-          nodeImage: nodeImageNow,
-          nodeImageStatus: nodeImage.status,
-          activity,
-        }),
-      )
-      .use(
-        createDeployBootRouter({
-          repos,
-          dataDir: config.dataDir,
-          logger,
-          installerTools: () => installerTools,
-          hostKeys: HostKeyPins.forConfig(config),
-          activity,
-        }),
-      );
     // With HTTPS on, plain HTTP keeps /boot and /api/v1 (iPXE and the busybox agent speak no TLS) and
     // sends console pages to the HTTPS listener, which serves everything with Secure cookies.
     const httpsOn = config.console.https;

@@ -1,16 +1,16 @@
 /**
- * `POST /api/v1/nodes/:mac/metrics`: a deployed node's agent reports its load. Unauthenticated like
- * enlistment (nodes hold no credentials), so it is narrow: only a known MAC, only from the IP address the
+ * `POST /api/v1/nodes/:mac/metrics`: a deployed node's agent reports its load. No login, like
+ * enlistment (the handlers only: boot/surface.ts mounts them and lists the route), so it is narrow: only a known MAC, only from the IP address the
  * master recorded for that node (DHCP lease or enlistment), only bounded numbers. It can add samples to
  * that node's own series and nothing else.
  */
-import express, { type Router } from 'express';
+import express, { type RequestHandler } from 'express';
 import { z } from 'zod';
 import type { Monitor } from '../monitor/monitor.js';
 import { normaliseMac } from '../nodes/inventory.js';
 import type { Repos } from '../store/repos.js';
 import { CorralError } from '../util/errors.js';
-import { clientIp } from './audit.js';
+import { clientIp } from '../util/client-ip.js';
 import { zodToCorral } from './errors.js';
 
 const bytes = z
@@ -32,9 +32,8 @@ export const NodeMetricsSchema = z
   })
   .strict();
 
-export function createNodeMetricsRouter(repos: Repos, monitor: Monitor): Router {
-  const router = express.Router();
-  router.post('/nodes/:mac/metrics', express.json({ limit: '8kb' }), (req, res) => {
+export function nodeMetricsHandlers(repos: Repos, monitor: Monitor): RequestHandler[] {
+  const report: RequestHandler = (req, res) => {
     const mac = normaliseMac(String(req.params['mac'] ?? ''));
     const node = mac ? repos.nodes.get(mac) : undefined;
     const ip = clientIp(req);
@@ -48,6 +47,6 @@ export function createNodeMetricsRouter(repos: Repos, monitor: Monitor): Router 
     if (!parsed.success) throw zodToCorral(parsed.error);
     const sample = monitor.recordNode(node.mac, parsed.data);
     res.status(202).json({ accepted: sample.at });
-  });
-  return router;
+  };
+  return [express.json({ limit: '8kb' }), report];
 }

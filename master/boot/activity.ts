@@ -12,6 +12,7 @@ import type { Decision } from '../dhcp/policy.js';
 import { clientArchitecture, isIpxe, isPxeClient } from '../dhcp/pxe.js';
 import type { BootActivityStore, BootActivityWrite } from '../store/boot-activity.js';
 import type { Logger } from '../util/logger.js';
+import { plainAddress } from '../util/client-ip.js';
 
 export interface DhcpStep {
   kind: 'dhcp';
@@ -310,10 +311,6 @@ export interface BootActivityOptions {
   flushMs?: number;
 }
 
-function plainIp(address: string | undefined): string {
-  return (address ?? '').replace(/^::ffff:/, '');
-}
-
 /**
  * Attributes steps to MACs and buffers them into the store. Bounded memory: the IP → MAC map and the set
  * of followed MACs are capped at twice the store's MAC limit (oldest forgotten first).
@@ -376,7 +373,8 @@ export class BootActivity implements BootActivitySink {
       this.remember(this.ipToMac, step.ip, mac);
     // proxyDHCP: another server leased the address; the PXE client names it in ciaddr (port 4011 request).
     if (step.kind === 'dhcp' && step.clientIp) this.remember(this.ipToMac, step.clientIp, mac);
-    if (step.kind === 'script' || step.kind === 'enlist') this.remember(this.ipToMac, plainIp(step.ip), mac);
+    if (step.kind === 'script' || step.kind === 'enlist')
+      this.remember(this.ipToMac, plainAddress(step.ip), mac);
     const previous = this.lastStep.get(mac);
     // A waiting agent polls /api/v1/enlist (pollSeconds): one step per boot, not one per poll.
     if (step.kind === 'enlist' && previous?.kind === 'enlist' && previous.name === step.name) return;
@@ -403,7 +401,7 @@ export class BootActivity implements BootActivitySink {
   }
 
   recordByIp(address: string, step: BootStep): void {
-    const ip = plainIp(address);
+    const ip = plainAddress(address);
     let mac = this.ipToMac.get(ip);
     if (!mac) {
       try {
@@ -422,7 +420,7 @@ export class BootActivity implements BootActivitySink {
 
   watchFetch(req: IncomingMessage, res: ServerResponse): void {
     const started = this.now().getTime();
-    const ip = plainIp(req.socket.remoteAddress);
+    const ip = plainAddress(req.socket.remoteAddress);
     // Express rewrites req.url inside a mounted router; originalUrl keeps the /boot/... path.
     const url = (req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url ?? '';
     const path = url.split('?')[0] ?? '';

@@ -1,29 +1,10 @@
 /**
- * The boot decision: (node record or none, settings) → which iPXE script and with what values. Pure,
- * so the whole matrix is unit-tested; routes.ts only renders and sends.
+ * The iPXE scripts Corral serves, one builder per template in templates/ipxe/: values in, the template's
+ * name and variables out. Pure. Which one a node gets is decided in decision.ts.
  */
-import type { NodeRecord } from '../store/nodes.js';
 import { kernelCmdline } from '../../node-images/cmdline.js';
 
 export type BootMode = 'discover' | 'install' | 'sharedroot';
-
-export interface BootContext {
-  mac: string;
-  node: NodeRecord | undefined;
-  baseUrl: string;
-  kernelArgs: string;
-  nodeImageReady: boolean;
-  /** While it is not ready: one line on where its build stands (node-image-builder.ts). */
-  nodeImageStatus?: string | undefined;
-  /**
-   * The node's current deployment (issue 5): `installed` boots the disk, otherwise the installer runs.
-   * Its token is not here: a boot script goes to anyone who asks with the MAC (issue 14); the installer
-   * fetches its plan, token included, with the node's credential.
-   */
-  deployment?: { id: number; status: string } | undefined;
-  /** A diskless node's shared root (issue 6): root, version and the initramfs parameters for it. */
-  sharedRoot?: { rootName: string; version: number; params: string[] } | undefined;
-}
 
 export interface BootScript {
   template: string;
@@ -56,63 +37,80 @@ export function ipxeText(text: string, max = 200): string {
   return clean.length > max ? `${clean.slice(0, max - 3)}...` : clean;
 }
 
-export function chooseBootScript(ctx: BootContext): BootScript {
-  const base = { mac: ctx.mac, baseUrl: ctx.baseUrl, retrySeconds: 10 };
-  const node = ctx.node;
-  if (node?.state === 'deployed') {
-    return {
-      template: 'ipxe/local.hbs',
-      vars: { ...base, name: node.name, reason: `${node.name} deployed` },
-    };
-  }
-  if (!ctx.nodeImageReady) {
-    const status =
-      ctx.nodeImageStatus ??
-      'the node environment (kernel + initramfs) is not available yet: on the master run `corral node-image build`';
-    return { template: 'ipxe/no-image.hbs', vars: { ...base, status: ipxeText(status) } };
-  }
-  const d = ctx.deployment;
-  if (node?.state === 'deploying' && d && d.status === 'installed') {
-    // The image is on the disk: boot it (its agent then reports and the node becomes deployed).
-    return {
-      template: 'ipxe/local.hbs',
-      vars: { ...base, name: node.name, reason: `${node.name} installed: first boot from disk` },
-    };
-  }
-  if (node?.state === 'deploying' && d && (d.status === 'pending' || d.status === 'installing')) {
-    const cmdline = nodeCmdline('install', ctx.baseUrl, ctx.mac, ctx.kernelArgs);
-    return {
-      template: 'ipxe/install.hbs',
-      vars: {
-        ...base,
-        mode: 'install',
-        reason: `${node.name} is deploying: install (deployment ${d.id})`,
-        cmdline: `${cmdline} corral.deploy=${d.id}`,
-      },
-    };
-  }
-  const sr = ctx.sharedRoot;
-  if (node?.state === 'diskless' && sr) {
-    const cmdline = nodeCmdline('sharedroot', ctx.baseUrl, ctx.mac, ctx.kernelArgs);
-    return {
-      template: 'ipxe/sharedroot.hbs',
-      vars: {
-        ...base,
-        mode: 'sharedroot',
-        root: sr.rootName,
-        version: sr.version,
-        reason: `${node.name} is diskless: shared root ${sr.rootName} version ${sr.version}`,
-        cmdline: [cmdline, ...sr.params].join(' '),
-      },
-    };
-  }
-  // Everything else runs discovery, whose agent polls the master for what to do: unknown and new nodes,
-  // a deploying node whose deployment is missing or ended (failed, superseded), a diskless node whose
-  // shared root is not known here.
+/** What every script is rendered with: the node's MAC and the master's URL (for the retry chain). */
+export interface ScriptBase {
+  mac: string;
+  baseUrl: string;
+  kernelArgs: string;
+}
+
+/** Seconds a node waits before it asks again (node environment missing, a boot step failed). */
+const RETRY_SECONDS = 10;
+
+const common = (b: ScriptBase): Record<string, string | number> => ({
+  mac: b.mac,
+  baseUrl: b.baseUrl,
+  retrySeconds: RETRY_SECONDS,
+});
+
+/** A request that named no MAC: ask again, naming the boot interface's. */
+export function askMacScript(baseUrl: string): BootScript {
+  return { template: 'ipxe/ask-mac.hbs', vars: { baseUrl } };
+}
+
+/** Leave iPXE for the local disk (local.hbs: `exit 1` on UEFI, `sanboot` on BIOS). */
+export function localDiskScript(b: ScriptBase, name: string, reason: string): BootScript {
+  return { template: 'ipxe/local.hbs', vars: { ...common(b), name, reason } };
+}
+
+/** The node environment is not built (or not yet): say where its build stands, wait, ask again. */
+export function waitScript(b: ScriptBase, status: string | undefined): BootScript {
+  const text =
+    status ??
+    'the node environment (kernel + initramfs) is not available yet: on the master run `corral node-image build`';
+  return { template: 'ipxe/no-image.hbs', vars: { ...common(b), status: ipxeText(text) } };
+}
+
+/** The installer: the node environment with the installer tools, for deployment `deploymentId`. */
+export function installScript(b: ScriptBase, name: string, deploymentId: number): BootScript {
+  const cmdline = nodeCmdline('install', b.baseUrl, b.mac, b.kernelArgs);
+  return {
+    template: 'ipxe/install.hbs',
+    vars: {
+      ...common(b),
+      mode: 'install',
+      reason: `${name} is deploying: install (deployment ${deploymentId})`,
+      cmdline: `${cmdline} corral.deploy=${deploymentId}`,
+    },
+  };
+}
+
+/** A diskless node: the node environment mounting its shared root (issue 6). */
+export function sharedRootScript(
+  b: ScriptBase,
+  name: string,
+  sr: { rootName: string; version: number; params: string[] },
+): BootScript {
+  const cmdline = nodeCmdline('sharedroot', b.baseUrl, b.mac, b.kernelArgs);
+  return {
+    template: 'ipxe/sharedroot.hbs',
+    vars: {
+      ...common(b),
+      mode: 'sharedroot',
+      root: sr.rootName,
+      version: sr.version,
+      reason: `${name} is diskless: shared root ${sr.rootName} version ${sr.version}`,
+      cmdline: [cmdline, ...sr.params].join(' '),
+    },
+  };
+}
+
+/** Discovery: the node environment's agent enlists the node and polls the master for what to do. */
+export function discoverScript(b: ScriptBase, node: { name: string; state: string } | undefined): BootScript {
   const mode: BootMode = 'discover';
-  const reason = node ? `${node.name} is ${node.state}: ${mode}` : `unknown MAC ${ctx.mac}: discover`;
+  const reason = node ? `${node.name} is ${node.state}: ${mode}` : `unknown MAC ${b.mac}: discover`;
   return {
     template: 'ipxe/discover.hbs',
-    vars: { ...base, mode, reason, cmdline: nodeCmdline(mode, ctx.baseUrl, ctx.mac, ctx.kernelArgs) },
+    vars: { ...common(b), mode, reason, cmdline: nodeCmdline(mode, b.baseUrl, b.mac, b.kernelArgs) },
   };
 }

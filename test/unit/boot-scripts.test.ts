@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { golden as goldenFile } from '../helpers/golden.js';
 import { readdirSync } from 'node:fs';
-import { chooseBootScript, ipxeText, nodeCmdline } from '../../master/boot/scripts.js';
+import { ipxeText, nodeCmdline } from '../../master/boot/scripts.js';
+import { decide } from '../helpers/boot.js';
 import { renderTemplate } from '../../master/util/templates.js';
 import { installPath } from '../../master/util/paths.js';
 import type { NodeRecord } from '../../master/store/nodes.js';
@@ -36,25 +37,25 @@ function node(state: NodeRecord['state']): NodeRecord {
 const golden = (name: string, text: string): void => goldenFile(`ipxe/${name}.ipxe`, text);
 
 test('unknown MAC boots the discovery environment', () => {
-  const s = chooseBootScript({ ...base, node: undefined });
+  const s = decide({ ...base, node: undefined });
   assert.equal(s.template, 'ipxe/discover.hbs');
   golden('discover-unknown', renderTemplate(s.template, s.vars));
 });
 
 test('deployed node boots its local disk', () => {
-  const s = chooseBootScript({ ...base, node: node('deployed') });
+  const s = decide({ ...base, node: node('deployed') });
   assert.equal(s.template, 'ipxe/local.hbs');
   golden('local-deployed', renderTemplate(s.template, s.vars));
 });
 
 test('without a built node image the script waits and retries', () => {
-  const s = chooseBootScript({ ...base, nodeImageReady: false, node: undefined });
+  const s = decide({ ...base, nodeImageReady: false, node: undefined });
   assert.equal(s.template, 'ipxe/no-image.hbs');
   golden('no-image', renderTemplate(s.template, s.vars));
 });
 
 test('while the master builds the node environment, a waiting node is told the stage', () => {
-  const s = chooseBootScript({
+  const s = decide({
     ...base,
     nodeImageReady: false,
     nodeImageStatus: 'Corral is building the node environment (initramfs, 65%)',
@@ -82,7 +83,7 @@ test('every state renders a script starting with #!ipxe', () => {
     'retiring',
     'failed',
   ] as const) {
-    const s = chooseBootScript({ ...base, node: node(state) });
+    const s = decide({ ...base, node: node(state) });
     assert.ok(renderTemplate(s.template, s.vars).startsWith('#!ipxe\n'), state);
   }
   assert.ok(readdirSync(installPath('templates', 'ipxe')).length >= 4);
