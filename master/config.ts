@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { CorralError } from './util/errors.js';
 import { RetentionPolicySchema, ScheduleSchema } from './snapshots/retention.js';
 import { HaSchema } from './ha/config-schema.js';
+import { BOOT_FAILURE_DEFAULTS, BOOT_FAILURE_SHAPE } from './boot/config.js';
 import { DeployConfigSchema, DEPLOY_CONFIG_DEFAULTS } from './deploy/config.js';
 import { EnlistRateSchema, ENLIST_RATE_DEFAULTS } from './nodes/enlist-rate.js';
 import { RemoteConfigSchema, REMOTE_CONFIG_DEFAULTS } from './remote/config.js';
@@ -120,6 +121,7 @@ export const ConfigSchema = z
         uefiFile: z.string().default('ipxe.efi'),
         /** Extra kernel arguments for every node boot; the consoles (tty0, ttyS0) are always set. */
         kernelArgs: z.string().max(1024).default(''),
+        ...BOOT_FAILURE_SHAPE,
       })
       .strict()
       .default({
@@ -127,6 +129,7 @@ export const ConfigSchema = z
         biosFile: 'undionly.kpxe',
         uefiFile: 'ipxe.efi',
         kernelArgs: '',
+        ...BOOT_FAILURE_DEFAULTS,
       }),
     nodes: z
       .object({

@@ -77,7 +77,17 @@ export interface DeployStep {
   reason?: string;
 }
 
-export type BootStep = DhcpStep | TftpStep | ScriptStep | FetchStep | EnlistStep | DeployStep;
+/** The node used its boot attempts (boot.retries) and was given the operator's fallback (issue 18). */
+export interface FallbackStep {
+  kind: 'fallback';
+  /** boot.onFailure: 'local-disk' or 'shell' (retry-forever never falls back). */
+  action: string;
+  /** Boot attempts made: the first and each retry. */
+  attempts: number;
+  ip: string;
+}
+
+export type BootStep = DhcpStep | TftpStep | ScriptStep | FetchStep | EnlistStep | DeployStep | FallbackStep;
 
 /** Where the socket servers and routes report steps; every hook is `deps.activity?.…`, so it is optional. */
 export interface BootActivitySink {
@@ -234,6 +244,12 @@ export function describe(step: BootStep): Described {
         return { summary, failed: true, hint: `the master refused the request (HTTP ${step.status})` };
       return { summary, failed: false, hint: null };
     }
+    case 'fallback':
+      return {
+        summary: `boot failed ${step.attempts} times: ${step.action === 'shell' ? 'iPXE shell opened' : 'left for the local disk (exit 1)'}`,
+        failed: true,
+        hint: 'the node could not boot what the master served: see the failing steps above, fix them, then power-cycle it (boot.onFailure, boot.retries)',
+      };
     case 'enlist':
       return {
         summary: `agent enlisted as ${step.name}${step.created ? ' (new node)' : ''} from ${step.ip}`,

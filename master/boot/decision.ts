@@ -6,7 +6,7 @@
  * docs/boot-surface.md.
  */
 import type { NodeRecord } from '../store/nodes.js';
-import { askMacScript, waitScript, type BootScript, type ScriptBase } from './scripts.js';
+import { askMacScript, fallbackScript, waitScript, type BootScript, type ScriptBase } from './scripts.js';
 
 /** What the master knows when a node asks for its boot script. */
 export interface BootFacts extends ScriptBase {
@@ -32,7 +32,7 @@ export interface BootProvider {
 }
 
 export interface BootDecision extends BootScript {
-  /** The provider that chose, or 'ask-mac' / 'wait' for the decision's own two answers. */
+  /** The provider that chose, or 'ask-mac' / 'fallback' / 'wait' for the decision's own answers. */
   by: string;
 }
 
@@ -44,6 +44,11 @@ export function decideBoot(facts: BootRequestFacts, providers: readonly BootProv
   const { mac } = facts;
   if (!mac) return { by: 'ask-mac', ...askMacScript(facts.baseUrl) };
   const f: BootFacts = { ...facts, mac };
+  // A node whose boot failed more often than boot.retries allows gets the operator's fallback (issue 18),
+  // whatever its state: asking a provider again would only repeat the failure.
+  if (f.failure.onFailure !== 'retry-forever' && f.attempt > f.failure.retries) {
+    return { by: 'fallback', ...fallbackScript(f, f.node) };
+  }
   for (const p of providers) {
     if (p.needsNodeImage && !f.nodeImage.ready) return { by: 'wait', ...waitScript(f, f.nodeImage.status) };
     const script = p.decide(f);

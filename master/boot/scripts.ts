@@ -3,6 +3,7 @@
  * name and variables out. Pure. Which one a node gets is decided in decision.ts.
  */
 import { kernelCmdline } from '../../node-images/cmdline.js';
+import type { BootFailurePolicy } from './config.js';
 
 export type BootMode = 'discover' | 'install' | 'sharedroot';
 
@@ -42,15 +43,53 @@ export interface ScriptBase {
   mac: string;
   baseUrl: string;
   kernelArgs: string;
+  /** Which boot attempt this is: 0 from DHCP, then the `attempt` a failed script's retry chain names. */
+  attempt: number;
+  /** boot.onFailure, boot.retries, boot.retrySeconds (boot/config.ts). */
+  failure: BootFailurePolicy;
 }
 
-/** Seconds a node waits before it asks again (node environment missing, a boot step failed). */
-const RETRY_SECONDS = 10;
+/** The doubling wait between attempts stops here: a node retrying forever still asks every 5 minutes. */
+export const MAX_RETRY_WAIT_SECONDS = 300;
+
+/** Seconds to wait after attempt `attempt` failed: retrySeconds, doubled per attempt, capped. */
+export function retryWait(p: BootFailurePolicy, attempt: number): number {
+  return Math.min(p.retrySeconds * 2 ** Math.min(attempt, 16), MAX_RETRY_WAIT_SECONDS);
+}
+
+/** The script's URL for attempt `attempt` (a first attempt names none, as DHCP's URL does not). */
+const retryUrl = (b: ScriptBase, attempt: number): string =>
+  `${b.baseUrl}/boot/ipxe?mac=${b.mac}${attempt > 0 ? `&attempt=${attempt}` : ''}`;
+
+/**
+ * The iPXE lines of the operator's fallback and a phrase saying it, for a script whose retry chain could
+ * not reach the master (so nothing can be reported) and for the master's own fallback script.
+ * `exit 1`, never `exit 0`: a UEFI boot option that returns EFI_SUCCESS stops the boot manager at its menu
+ * (UEFI 2.x section 3.1.1; Tinkerbell #984); an error status makes it go on to the next boot entry, the
+ * disk, as a BIOS does after a failed network boot.
+ */
+function fallback(b: ScriptBase): { fallback: string; fallbackText: string } {
+  switch (b.failure.onFailure) {
+    case 'local-disk':
+      return { fallback: 'exit 1', fallbackText: 'leaving for the next boot device (exit 1)' };
+    case 'shell':
+      return { fallback: 'shell\nexit 1', fallbackText: 'opening the iPXE shell (boot.onFailure shell)' };
+    case 'retry-forever': {
+      const wait = MAX_RETRY_WAIT_SECONDS;
+      return {
+        fallback: `sleep ${wait}\nchain --autofree ${retryUrl(b, b.attempt + 1)} || goto fallback`,
+        fallbackText: `retrying in ${wait} s (boot.onFailure retry-forever)`,
+      };
+    }
+  }
+}
 
 const common = (b: ScriptBase): Record<string, string | number> => ({
   mac: b.mac,
   baseUrl: b.baseUrl,
-  retrySeconds: RETRY_SECONDS,
+  retrySeconds: retryWait(b.failure, b.attempt),
+  retryUrl: retryUrl(b, b.attempt + 1),
+  ...fallback(b),
 });
 
 /** A request that named no MAC: ask again, naming the boot interface's. */
@@ -68,7 +107,16 @@ export function waitScript(b: ScriptBase, status: string | undefined): BootScrip
   const text =
     status ??
     'the node environment (kernel + initramfs) is not available yet: on the master run `corral node-image build`';
-  return { template: 'ipxe/no-image.hbs', vars: { ...common(b), status: ipxeText(text) } };
+  // Waiting for the build is no failed attempt: it asks again at the first wait, with the same attempt.
+  return {
+    template: 'ipxe/no-image.hbs',
+    vars: {
+      ...common(b),
+      retrySeconds: b.failure.retrySeconds,
+      retryUrl: retryUrl(b, b.attempt),
+      status: ipxeText(text),
+    },
+  };
 }
 
 /** The installer: the node environment with the installer tools, for deployment `deploymentId`. */
@@ -101,6 +149,22 @@ export function sharedRootScript(
       version: sr.version,
       reason: `${name} is diskless: shared root ${sr.rootName} version ${sr.version}`,
       cmdline: [cmdline, ...sr.params].join(' '),
+    },
+  };
+}
+
+/**
+ * The master's answer once a node has used its retries (boot.retries): the operator's fallback
+ * (boot.onFailure), never retry-forever (that one never gets here).
+ */
+export function fallbackScript(b: ScriptBase, node: { name: string } | undefined): BootScript {
+  const who = node ? node.name : `unknown MAC ${b.mac}`;
+  return {
+    template: 'ipxe/fallback.hbs',
+    vars: {
+      ...common(b),
+      attempts: b.attempt,
+      reason: `${who}: no boot after ${b.attempt} attempts: ${b.failure.onFailure}`,
     },
   };
 }

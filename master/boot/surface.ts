@@ -198,6 +198,12 @@ export function bootOrder(lookups: {
   ];
 }
 
+/** The `attempt` of a retry chain (scripts.ts): a small count; anything else is a first attempt. */
+function attemptParam(raw: unknown): number {
+  const n = typeof raw === 'string' && /^\d{1,4}$/.test(raw) ? Number(raw) : 0;
+  return Math.min(n, 1000);
+}
+
 const passOn: RequestHandler = (_req, _res, next) => next();
 
 export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
@@ -217,12 +223,16 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
     res.type('text/plain; charset=utf-8').setHeader('Cache-Control', 'no-store');
     const mac = normaliseMac(typeof req.query['mac'] === 'string' ? req.query['mac'] : '');
     const ready = deps.nodeImage() !== undefined;
+    const { onFailure, retries, retrySeconds } = deps.config.boot;
+    const attempt = attemptParam(req.query['attempt']);
     const decision = decideBoot(
       {
         mac,
         node: mac ? deps.repos.nodes.get(mac) : undefined,
         baseUrl,
         kernelArgs: deps.config.boot.kernelArgs,
+        attempt,
+        failure: { onFailure, retries, retrySeconds },
         nodeImage: { ready, status: ready ? undefined : notReady() },
       },
       providers,
@@ -230,7 +240,12 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
     if (mac) {
       const ip = clientIp(req) ?? '';
       log.info({ mac, by: decision.by, template: decision.template, ip }, 'boot script');
-      deps.activity?.record(mac, { kind: 'script', template: decision.template, ip });
+      if (decision.by === 'fallback') {
+        log.warn({ mac, attempts: attempt, onFailure, ip }, 'boot failed: fallback');
+        deps.activity?.record(mac, { kind: 'fallback', action: onFailure, attempts: attempt, ip });
+      } else {
+        deps.activity?.record(mac, { kind: 'script', template: decision.template, ip });
+      }
     }
     res.send(renderTemplate(decision.template, decision.vars));
   };

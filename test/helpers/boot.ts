@@ -2,6 +2,7 @@ import type { NodeRecord } from '../../master/store/nodes.js';
 import type { DisklessBoot } from '../../master/sharedroot/service.js';
 import { decideBoot, type BootDecision } from '../../master/boot/decision.js';
 import { bootOrder } from '../../master/boot/surface.js';
+import { BOOT_FAILURE_DEFAULTS, type BootFailurePolicy } from '../../master/boot/config.js';
 
 /** One boot request's facts, with the features' answers given in place of the store's. */
 export interface BootCase {
@@ -15,6 +16,10 @@ export interface BootCase {
   deployment?: { id: number; status: string };
   /** The node's shared root, as shared root's provider would read it. */
   sharedRoot?: DisklessBoot | Omit<DisklessBoot, 'rootId'>;
+  /** The request's `attempt` (0: from DHCP). */
+  attempt?: number;
+  /** boot.onFailure and friends; the defaults when not given. */
+  failure?: BootFailurePolicy;
 }
 
 /** The master's decision (decideBoot over the real providers, in the real order) for one case. */
@@ -30,6 +35,8 @@ export function decide(c: BootCase): BootDecision {
       baseUrl: c.baseUrl,
       kernelArgs: c.kernelArgs,
       nodeImage: { ready: c.nodeImageReady, status: c.nodeImageStatus },
+      attempt: c.attempt ?? 0,
+      failure: c.failure ?? BOOT_FAILURE_DEFAULTS,
     },
     providers,
   );

@@ -10,9 +10,12 @@ import { NODE_ROUTES } from '../../master/boot/surface.js';
 import { discoveryBootProvider } from '../../master/boot/core-providers.js';
 import { NODE_STATES, type NodeRecord, type NodeState } from '../../master/store/nodes.js';
 import { installPath } from '../../master/util/paths.js';
+import { BOOT_FAILURE_DEFAULTS } from '../../master/boot/config.js';
 import { decide, type BootCase } from '../helpers/boot.js';
 
 const mac = '52:54:00:aa:bb:01';
+/** A first attempt, with the default failure policy. */
+const first = { attempt: 0, failure: BOOT_FAILURE_DEFAULTS };
 const base = { mac, baseUrl: 'http://10.99.0.1', kernelArgs: '', nodeImageReady: true };
 const sharedRoot = { rootName: 'web', version: 3, params: ['corral.nfs=10.99.0.1:/roots/web/3'] };
 
@@ -118,7 +121,14 @@ test('boot decision: every other state runs discovery', () => {
 
 test('boot decision: a request without a MAC is asked again for one, whatever else is known', () => {
   const d = decideBoot(
-    { mac: undefined, node: undefined, baseUrl: 'http://m', kernelArgs: '', nodeImage: { ready: false } },
+    {
+      ...first,
+      mac: undefined,
+      node: undefined,
+      baseUrl: 'http://m',
+      kernelArgs: '',
+      nodeImage: { ready: false },
+    },
     [discoveryBootProvider],
   );
   assert.equal(d.by, 'ask-mac');
@@ -126,7 +136,14 @@ test('boot decision: a request without a MAC is asked again for one, whatever el
 });
 
 test('boot decision: the first provider that answers wins; a list whose last provider declines is an error', () => {
-  const facts = { mac, node: undefined, baseUrl: 'http://m', kernelArgs: '', nodeImage: { ready: true } };
+  const facts = {
+    ...first,
+    mac,
+    node: undefined,
+    baseUrl: 'http://m',
+    kernelArgs: '',
+    nodeImage: { ready: true },
+  };
   const asked: string[] = [];
   const p = (name: string, answer: boolean): BootProvider => ({
     name,

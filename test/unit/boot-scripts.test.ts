@@ -4,6 +4,7 @@ import { golden as goldenFile } from '../helpers/golden.js';
 import { readdirSync } from 'node:fs';
 import { ipxeText, nodeCmdline } from '../../master/boot/scripts.js';
 import { decide } from '../helpers/boot.js';
+import { BOOT_FAILURE_DEFAULTS } from '../../master/boot/config.js';
 import { renderTemplate } from '../../master/util/templates.js';
 import { installPath } from '../../master/util/paths.js';
 import type { NodeRecord } from '../../master/store/nodes.js';
@@ -95,4 +96,48 @@ test('kernel command line carries mode, server, MAC and BOOTIF', () => {
     'console=tty0 console=ttyS0,115200n8 panic=30 corral.mode=discover corral.server=http://10.0.0.1 ' +
       'corral.mac=52:54:00:12:34:56 BOOTIF=01-52-54-00-12-34-56 quiet loglevel=3',
   );
+});
+
+test('a failed boot retries with a doubling wait (capped), then gets the fallback; each fallback rendered', () => {
+  const waits: number[] = [];
+  for (let attempt = 0; attempt <= BOOT_FAILURE_DEFAULTS.retries; attempt++) {
+    const s = decide({ ...base, node: undefined, attempt });
+    assert.equal(s.by, 'discovery', `attempt ${attempt}`);
+    const text = renderTemplate(s.template, s.vars);
+    // Each failing script asks for the next attempt, and goes to the fallback when the master is gone.
+    assert.match(text, new RegExp(`\\?mac=${base.mac}&attempt=${attempt + 1} \\|\\| goto fallback$`, 'm'));
+    waits.push(Number(s.vars['retrySeconds']));
+  }
+  assert.deepEqual(waits, [10, 20, 40, 80, 160, 300]);
+  const last = decide({ ...base, node: undefined, attempt: BOOT_FAILURE_DEFAULTS.retries });
+  golden('discover-last-retry', renderTemplate(last.template, last.vars));
+
+  const gaveUp = decide({ ...base, node: undefined, attempt: BOOT_FAILURE_DEFAULTS.retries + 1 });
+  assert.equal(gaveUp.by, 'fallback');
+  const localDisk = renderTemplate(gaveUp.template, gaveUp.vars);
+  // exit 1, never exit 0: UEFI stops at its boot menu on success (Tinkerbell #984).
+  assert.match(localDisk, /^exit 1$/m);
+  assert.doesNotMatch(localDisk, /^exit 0$/m);
+  golden('fallback-local-disk', localDisk);
+
+  const shell = { ...BOOT_FAILURE_DEFAULTS, onFailure: 'shell' as const, retries: 2 };
+  const s = decide({ ...base, node: undefined, attempt: 3, failure: shell });
+  assert.equal(s.by, 'fallback');
+  golden('fallback-shell', renderTemplate(s.template, s.vars));
+  assert.equal(decide({ ...base, node: undefined, attempt: 2, failure: shell }).by, 'discovery');
+});
+
+test('retry-forever never falls back; its wait stays at the cap', () => {
+  const forever = { ...BOOT_FAILURE_DEFAULTS, onFailure: 'retry-forever' as const };
+  const s = decide({ ...base, node: undefined, attempt: 40, failure: forever });
+  assert.equal(s.by, 'discovery');
+  assert.equal(s.vars['retrySeconds'], 300);
+  golden('discover-retry-forever', renderTemplate(s.template, s.vars));
+});
+
+test('waiting for the node environment is no failed attempt: the wait keeps its attempt', () => {
+  const s = decide({ ...base, nodeImageReady: false, node: undefined, attempt: 2 });
+  assert.equal(s.by, 'wait');
+  assert.equal(s.vars['retrySeconds'], 10);
+  assert.match(String(s.vars['retryUrl']), /&attempt=2$/);
 });
