@@ -12,7 +12,7 @@ import type { Decision } from '../dhcp/policy.js';
 import { clientArchitecture, isIpxe, isPxeClient } from '../dhcp/pxe.js';
 import type { BootActivityStore, BootActivityWrite } from '../store/boot-activity.js';
 import type { Logger } from '../util/logger.js';
-import { plainAddress } from '../util/client-ip.js';
+import { clientIp, plainAddress } from '../util/client-ip.js';
 
 export interface DhcpStep {
   kind: 'dhcp';
@@ -436,7 +436,7 @@ export class BootActivity implements BootActivitySink {
 
   watchFetch(req: IncomingMessage, res: ServerResponse): void {
     const started = this.now().getTime();
-    const ip = plainAddress(req.socket.remoteAddress);
+    const ip = clientIp(req) ?? '';
     // Express rewrites req.url inside a mounted router; originalUrl keeps the /boot/... path.
     const url = (req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url ?? '';
     const path = url.split('?')[0] ?? '';

@@ -2,7 +2,7 @@
  * The boot decision: what a node that asked `/boot/ipxe` boots. Pure, like DHCP's `decide()`: the facts
  * of the request and a list of providers in, one script out; the surface (surface.ts) gathers the facts,
  * renders and sends. Each feature owns its part as a BootProvider (its own folder's boot-provider.ts);
- * the order they are asked in is the priority, written once in BOOT_ORDER (surface.ts) and in
+ * the order they are asked in is the priority, written once in `bootOrder` (surface.ts) and in
  * docs/boot-surface.md.
  */
 import type { NodeRecord } from '../store/nodes.js';
