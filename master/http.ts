@@ -7,6 +7,7 @@ import { processRedactor } from './util/redact.js';
 
 export interface HttpParts {
   api: Router;
+  /** The node-facing surface (boot/surface.ts): /boot and the node routes of /api/v1, at the root. */
   boot: Router;
   console?: Router;
   logger: Logger;
@@ -39,9 +40,10 @@ export function createHttpApp(parts: HttpParts): Express {
   });
   app.use(refuseBasicInClear(parts.basicAuth));
   app.use(hideSecretsInResponses(log));
+  // Node routes first: enlistment and node metrics under /api/v1 are the surface's, not the API's.
+  app.use(parts.boot);
   app.use('/api/v1', parts.api);
   app.use('/api/v1', apiErrorHandler(parts.logger));
-  app.use('/boot', parts.boot);
   if (parts.console) app.use('/', parts.console);
   app.use(apiErrorHandler(parts.logger));
   return app;

@@ -5,7 +5,6 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import express from 'express';
 import type { FrozenConfig } from './config.js';
 import { publicUrl } from './config.js';
 import { openRepos, type Repos } from './store/repos.js';
@@ -13,10 +12,8 @@ import { LeaseStore } from './store/leases.js';
 import { PRE_MIGRATION_FILE, stagePreMigrationCopy } from './store/pre-migration.js';
 import { Authenticator, ensureAdmin } from './auth/users.js';
 import { createApiRouter } from './api/v1.js';
-import { createBootRouter } from './boot/routes.js';
-import { createDeployBootRouter } from './deploy/boot-routes.js';
+import { createNodeSurface } from './boot/surface.js';
 import { HostKeyPins } from './remote/host-keys.js';
-import { createSharedRootBootRouter } from './sharedroot/boot-routes.js';
 import { createConsoleRouter } from '../web-ui/console.js';
 import type { Feature } from './feature.js';
 import type { HaRole } from './ha/controller.js';
@@ -87,15 +84,16 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
     }
     const features = running.map((r) => r.feature);
     const { ha, monitor } = host.exposed;
+    // Every node-facing route (/boot, enlistment, node metrics): boot/surface.ts.
+    const surface = nodeSurface(host);
     const api = createApiRouter({
       repos,
       config,
       logger,
       authenticator,
       startedAt,
-      activity: need(host, 'bootActivity').activity,
+      enlistStats: surface.enlistStats,
       features: features.flatMap((f) => (f.api ? [f.api] : [])),
-      ...(monitor ? { monitor: monitor.monitor } : {}),
       ...(ha ? { ha: ha.ha } : {}),
       health: () =>
         Object.assign({ address: config.address }, ...features.map((f) => f.health?.() ?? {}), {
@@ -119,7 +117,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       ...(ha ? { writeGate: ha.ha.gate } : {}),
       faults: () => faults.snapshot(),
     });
-    listeners = await openListeners({ config, logger, api, boot: bootRoutes(host), console: consoleRouter });
+    listeners = await openListeners({ config, logger, api, boot: surface.router, console: consoleRouter });
     const { httpPort, httpsPort } = listeners;
     for (const r of running) await r.feature.serve?.({ port: httpPort });
     logger.info(
@@ -180,46 +178,25 @@ async function tellRole(running: readonly Running[], role: HaRole): Promise<void
   for (const r of role === 'primary' ? gated : gated.reverse()) await r.feature.onRole?.(role);
 }
 
-/** The node-facing /boot routes of the shared-root, boot and deploy features. */
-function bootRoutes(host: Host): express.Router {
+/** Every node-facing route (boot/surface.ts), with what the boot decision asks the features for. */
+function nodeSurface(host: Host): ReturnType<typeof createNodeSurface> {
   const { repos, config, logger } = host;
-  const { sharedRoot } = need(host, 'sharedRoot');
   const { nodeImage } = need(host, 'nodeImage');
-  const nodeImageNow = nodeImage.files;
-  const { activity } = need(host, 'bootActivity');
+  const { monitor, ha } = host.exposed;
   // Read by the deploy boot routes when a node asks for the installer tools.
   let installerTools: string | undefined;
   void need(host, 'deploy').installerToolsBuilt.then((path) => (installerTools = path));
-  const boot = express
-    .Router()
-    .use(
-      createSharedRootBootRouter({
-        repos,
-        config,
-        logger,
-        roots: sharedRoot.roots,
-        nodeImageReady: () => nodeImageNow() !== undefined,
-      }),
-    )
-    .use(
-      createBootRouter({
-        repos,
-        config,
-        logger,
-        nodeImage: nodeImageNow,
-        nodeImageStatus: nodeImage.status,
-        activity,
-      }),
-    )
-    .use(
-      createDeployBootRouter({
-        repos,
-        dataDir: config.dataDir,
-        logger,
-        installerTools: () => installerTools,
-        hostKeys: HostKeyPins.forConfig(config),
-        activity,
-      }),
-    );
-  return boot;
+  return createNodeSurface({
+    repos,
+    config,
+    logger,
+    nodeImage: nodeImage.files,
+    nodeImageStatus: nodeImage.status,
+    activity: need(host, 'bootActivity').activity,
+    sharedRoots: need(host, 'sharedRoot').sharedRoot.roots,
+    installerTools: () => installerTools,
+    hostKeys: HostKeyPins.forConfig(config),
+    ...(monitor ? { monitor: monitor.monitor } : {}),
+    ...(ha ? { writeGate: ha.ha.gate } : {}),
+  });
 }

@@ -2,12 +2,9 @@ import type { Request, RequestHandler } from 'express';
 import type { AuditStore, AuditVia } from '../store/audit.js';
 import type { Logger } from '../util/logger.js';
 import { parseBasic } from './auth.js';
+import { clientIp } from '../util/client-ip.js';
 
 const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
-
-export function clientIp(req: Request): string | null {
-  return (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '') || null;
-}
 
 /**
  * Records every state-changing request in the audit log once its answer is known: who (the

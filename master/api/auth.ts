@@ -1,7 +1,8 @@
-import type { Request, RequestHandler } from 'express';
+import type { RequestHandler } from 'express';
 import type { Authenticator } from '../auth/users.js';
 import type { Role, UserRecord } from '../store/users.js';
 import { CorralError } from '../util/errors.js';
+import { clientIp } from '../util/client-ip.js';
 
 const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
 
@@ -26,11 +27,6 @@ export function parseBasic(header: string | undefined): { name: string; password
   return { name: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
 
-/** The client's address as the rate limit and the audit log key it (trust proxy is off: the socket's). */
-export function clientIp(req: Request): string {
-  return (req.ip ?? req.socket.remoteAddress ?? 'unknown').replace(/^::ffff:/, '');
-}
-
 /**
  * HTTP Basic auth for the API; `minRole` is enforced here, in the API, not only hidden in the UI. Failures
  * count against the same per-IP and per-name limit as console sign-ins; once it is reached the answer is
@@ -41,7 +37,10 @@ export function requireBasicAuth(authenticator: Authenticator, minRole: Role = '
   return async (req, res, next) => {
     const creds = parseBasic(req.headers.authorization);
     if (!creds) return next(new CorralError('AUTH_REQUIRED', 'authentication required'));
-    const result = await authenticator.signIn({ ip: clientIp(req), name: creds.name }, creds.password);
+    const result = await authenticator.signIn(
+      { ip: clientIp(req) ?? 'unknown', name: creds.name },
+      creds.password,
+    );
     if (result.outcome === 'limited') {
       if (result.busy) {
         res.setHeader('Retry-After', '1');

@@ -1,4 +1,4 @@
-import express, { type ErrorRequestHandler, type RequestHandler, type Router } from 'express';
+import express, { type RequestHandler, type Router } from 'express';
 import { z } from 'zod';
 import type { FrozenConfig } from '../config.js';
 import type { Authenticator } from '../auth/users.js';
@@ -7,17 +7,12 @@ import { NODE_STATES } from '../store/nodes.js';
 import { CorralError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { VERSION } from '../util/version.js';
-import { ENLIST_BODY_LIMIT_BYTES } from '../nodes/inventory.js';
-import { EnlistGuard } from '../nodes/enlist-guard.js';
-import { bearerCredential } from '../nodes/credentials.js';
+import type { EnlistStats } from '../nodes/enlist-guard.js';
 import { NODE_NAME, NODE_ROLE, NodeService } from '../nodes/service.js';
 import { requireBasicAuth, requireRole } from './auth.js';
 import { zodToCorral } from './errors.js';
 import { auditMutations } from './audit.js';
-import { receiveNodeMetrics } from './metrics.js';
 import { createUsersRouter } from './users.js';
-import type { Monitor } from '../monitor/monitor.js';
-import type { BootActivitySink } from '../boot/activity.js';
 
 export interface ApiDeps {
   repos: Repos;
@@ -34,10 +29,8 @@ export interface ApiDeps {
   ha?: { router: Router; gate: RequestHandler };
   /** Extra health facts from subsystems (dhcp, tftp, node image), filled by master.ts. */
   health?: () => Record<string, unknown>;
-  /** Performance monitoring (issue #10): node metric reports are accepted when given. */
-  monitor?: Monitor;
-  /** The boot timeline (issue 22): enlistment is one of its steps. */
-  activity?: BootActivitySink;
+  /** Enlistment's counters for /health (nodes/enlist-guard.ts; the route is in boot/surface.ts). */
+  enlistStats?: () => EnlistStats;
 }
 
 function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
@@ -77,24 +70,6 @@ const ChangesQuery = z.object({
   limit: z.coerce.number().int().min(1).max(10000).default(1000),
 });
 
-/** The enlist route's body errors: over ENLIST_BODY_LIMIT_BYTES → 413 ENLIST_TOO_LARGE, counted. */
-function enlistBodyErrors(guard: EnlistGuard): ErrorRequestHandler {
-  return (err: unknown, req, _res, next) => {
-    const ip = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '') || null;
-    if ((err as { type?: string } | null)?.type === 'entity.too.large') {
-      const e = new CorralError(
-        'ENLIST_TOO_LARGE',
-        `the enlist body is larger than ${ENLIST_BODY_LIMIT_BYTES} bytes`,
-      );
-      guard.refusedBecause('too-large', { ip, message: e.message });
-      next(e);
-      return;
-    }
-    guard.refusedBecause('invalid', { ip, message: 'body is not JSON' });
-    next(err);
-  };
-}
-
 /** A route that answers without a login, and what it checks instead. */
 interface PublicRoute {
   method: 'get' | 'post';
@@ -106,10 +81,10 @@ interface PublicRoute {
 /**
  * Every API route that answers WITHOUT a login, as one explicit list, each with the credential it checks
  * instead; mounted before the one authentication boundary (requireBasicAuth in createApiRouter). HA's
- * peer routes (/ha, the HA token) come before it too, with the write gate. A route added anywhere else
- * needs a login.
+ * peer routes (/ha, the HA token) come before it too, with the write gate. Node-facing routes (enlist,
+ * node metrics, boot files) are listed in boot/surface.ts. A route added anywhere else needs a login.
  */
-export function publicApiRoutes(deps: ApiDeps, enlistGuard: EnlistGuard): PublicRoute[] {
+export function publicApiRoutes(deps: ApiDeps): PublicRoute[] {
   return [
     {
       // Load balancers and keepalived track scripts probe it; it reveals no inventory.
@@ -123,81 +98,29 @@ export function publicApiRoutes(deps: ApiDeps, enlistGuard: EnlistGuard): Public
             version: VERSION,
             uptimeSeconds: Math.round((Date.now() - deps.startedAt) / 1000),
             schemaVersion: deps.repos.store.schemaVersion(),
-            enlist: enlistGuard.stats(),
+            ...(deps.enlistStats ? { enlist: deps.enlistStats() } : {}),
             ...(deps.health ? deps.health() : {}),
           });
         },
       ],
     },
-    {
-      // Unauthenticated by design (as MAAS enlistment): a new node has no credential yet. Bounded: 64 KiB,
-      // a strict schema, new MACs rate-limited. A known MAC needs its credential, or a new one is issued
-      // only to the node's own leased/recorded address in a state that boots the node environment
-      // (nodes/enlist.ts).
-      method: 'post',
-      path: '/enlist',
-      credential: "the node's bearer credential, or none for a new MAC (rate-limited)",
-      handlers: [
-        (req, res) => {
-          const sourceIp = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '') || null;
-          try {
-            const { reply, created, node, credentialIssued } = enlistGuard.enlist(req.body, {
-              sourceIp,
-              credential: bearerCredential(req.headers),
-            });
-            deps.logger.info(
-              {
-                mac: node.mac,
-                name: node.name,
-                created,
-                ip: sourceIp,
-                credential: credentialIssued ?? 'kept',
-              },
-              'node enlisted',
-            );
-            deps.activity?.record(node.mac, { kind: 'enlist', name: node.name, created, ip: sourceIp ?? '' });
-            res
-              .status(created ? 201 : 200)
-              .setHeader('Cache-Control', 'no-store')
-              .json(reply);
-          } catch (err) {
-            const retry = err instanceof CorralError ? err.details?.['retryAfterSeconds'] : undefined;
-            if (retry !== undefined) res.setHeader('Retry-After', String(retry));
-            throw err;
-          }
-        },
-      ],
-    },
-    ...(deps.monitor
-      ? [
-          {
-            method: 'post' as const,
-            path: '/nodes/:mac/metrics',
-            credential: 'the source address Corral recorded for the node (api/metrics.ts)',
-            handlers: receiveNodeMetrics(deps.repos, deps.monitor),
-          },
-        ]
-      : []),
   ];
 }
 
-function publicRoutes(deps: ApiDeps, enlistGuard: EnlistGuard): Router {
+function publicRoutes(deps: ApiDeps): Router {
   const router = express.Router();
-  for (const r of publicApiRoutes(deps, enlistGuard)) router[r.method](r.path, ...r.handlers);
+  for (const r of publicApiRoutes(deps)) router[r.method](r.path, ...r.handlers);
   return router;
 }
 
 export function createApiRouter(deps: ApiDeps): Router {
-  const { repos, config } = deps;
+  const { repos } = deps;
   const nodes = new NodeService(repos);
   const router = express.Router();
-  const enlistGuard = new EnlistGuard({ repos, config, logger: deps.logger });
-  // Enlistment is unauthenticated: its own, small body limit (issue 14); the general parser then skips it.
-  router.use('/enlist', express.json({ limit: ENLIST_BODY_LIMIT_BYTES }), enlistBodyErrors(enlistGuard));
   router.use(express.json({ limit: '1mb' }));
   if (deps.ha) router.use('/ha', deps.ha.router).use(deps.ha.gate);
 
-  router.use(publicRoutes(deps, enlistGuard));
+  router.use(publicRoutes(deps));
   // Every state-changing call from here on is audited, including refused ones (docs/security.md).
   router.use(auditMutations({ audit: repos.audit, via: 'api', logger: deps.logger }));
   // The one authentication boundary: every route below needs a login, whatever its line.

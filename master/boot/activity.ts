@@ -12,6 +12,7 @@ import type { Decision } from '../dhcp/policy.js';
 import { clientArchitecture, isIpxe, isPxeClient } from '../dhcp/pxe.js';
 import type { BootActivityStore, BootActivityWrite } from '../store/boot-activity.js';
 import type { Logger } from '../util/logger.js';
+import { clientIp, plainAddress } from '../util/client-ip.js';
 
 export interface DhcpStep {
   kind: 'dhcp';
@@ -76,7 +77,17 @@ export interface DeployStep {
   reason?: string;
 }
 
-export type BootStep = DhcpStep | TftpStep | ScriptStep | FetchStep | EnlistStep | DeployStep;
+/** The node used its boot attempts (boot.retries) and was given the operator's fallback (issue 18). */
+export interface FallbackStep {
+  kind: 'fallback';
+  /** boot.onFailure: 'local-disk' or 'shell' (retry-forever never falls back). */
+  action: string;
+  /** Boot attempts made: the first and each retry. */
+  attempts: number;
+  ip: string;
+}
+
+export type BootStep = DhcpStep | TftpStep | ScriptStep | FetchStep | EnlistStep | DeployStep | FallbackStep;
 
 /** Where the socket servers and routes report steps; every hook is `deps.activity?.…`, so it is optional. */
 export interface BootActivitySink {
@@ -233,6 +244,12 @@ export function describe(step: BootStep): Described {
         return { summary, failed: true, hint: `the master refused the request (HTTP ${step.status})` };
       return { summary, failed: false, hint: null };
     }
+    case 'fallback':
+      return {
+        summary: `boot failed ${step.attempts} times: ${step.action === 'shell' ? 'iPXE shell opened' : 'left for the local disk (exit 1)'}`,
+        failed: true,
+        hint: 'the node could not boot what the master served: see the failing steps above, fix them, then power-cycle it (boot.onFailure, boot.retries)',
+      };
     case 'enlist':
       return {
         summary: `agent enlisted as ${step.name}${step.created ? ' (new node)' : ''} from ${step.ip}`,
@@ -310,10 +327,6 @@ export interface BootActivityOptions {
   flushMs?: number;
 }
 
-function plainIp(address: string | undefined): string {
-  return (address ?? '').replace(/^::ffff:/, '');
-}
-
 /**
  * Attributes steps to MACs and buffers them into the store. Bounded memory: the IP → MAC map and the set
  * of followed MACs are capped at twice the store's MAC limit (oldest forgotten first).
@@ -376,7 +389,8 @@ export class BootActivity implements BootActivitySink {
       this.remember(this.ipToMac, step.ip, mac);
     // proxyDHCP: another server leased the address; the PXE client names it in ciaddr (port 4011 request).
     if (step.kind === 'dhcp' && step.clientIp) this.remember(this.ipToMac, step.clientIp, mac);
-    if (step.kind === 'script' || step.kind === 'enlist') this.remember(this.ipToMac, plainIp(step.ip), mac);
+    if (step.kind === 'script' || step.kind === 'enlist')
+      this.remember(this.ipToMac, plainAddress(step.ip), mac);
     const previous = this.lastStep.get(mac);
     // A waiting agent polls /api/v1/enlist (pollSeconds): one step per boot, not one per poll.
     if (step.kind === 'enlist' && previous?.kind === 'enlist' && previous.name === step.name) return;
@@ -403,7 +417,7 @@ export class BootActivity implements BootActivitySink {
   }
 
   recordByIp(address: string, step: BootStep): void {
-    const ip = plainIp(address);
+    const ip = plainAddress(address);
     let mac = this.ipToMac.get(ip);
     if (!mac) {
       try {
@@ -422,7 +436,7 @@ export class BootActivity implements BootActivitySink {
 
   watchFetch(req: IncomingMessage, res: ServerResponse): void {
     const started = this.now().getTime();
-    const ip = plainIp(req.socket.remoteAddress);
+    const ip = clientIp(req) ?? '';
     // Express rewrites req.url inside a mounted router; originalUrl keeps the /boot/... path.
     const url = (req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url ?? '';
     const path = url.split('?')[0] ?? '';

@@ -1,29 +1,11 @@
 /**
- * The boot decision: (node record or none, settings) → which iPXE script and with what values. Pure,
- * so the whole matrix is unit-tested; routes.ts only renders and sends.
+ * The iPXE scripts Corral serves, one builder per template in templates/ipxe/: values in, the template's
+ * name and variables out. Pure. Which one a node gets is decided in decision.ts.
  */
-import type { NodeRecord } from '../store/nodes.js';
 import { kernelCmdline } from '../../node-images/cmdline.js';
+import type { BootFailurePolicy } from './config.js';
 
 export type BootMode = 'discover' | 'install' | 'sharedroot';
-
-export interface BootContext {
-  mac: string;
-  node: NodeRecord | undefined;
-  baseUrl: string;
-  kernelArgs: string;
-  nodeImageReady: boolean;
-  /** While it is not ready: one line on where its build stands (node-image-builder.ts). */
-  nodeImageStatus?: string | undefined;
-  /**
-   * The node's current deployment (issue 5): `installed` boots the disk, otherwise the installer runs.
-   * Its token is not here: a boot script goes to anyone who asks with the MAC (issue 14); the installer
-   * fetches its plan, token included, with the node's credential.
-   */
-  deployment?: { id: number; status: string } | undefined;
-  /** A diskless node's shared root (issue 6): root, version and the initramfs parameters for it. */
-  sharedRoot?: { rootName: string; version: number; params: string[] } | undefined;
-}
 
 export interface BootScript {
   template: string;
@@ -56,63 +38,143 @@ export function ipxeText(text: string, max = 200): string {
   return clean.length > max ? `${clean.slice(0, max - 3)}...` : clean;
 }
 
-export function chooseBootScript(ctx: BootContext): BootScript {
-  const base = { mac: ctx.mac, baseUrl: ctx.baseUrl, retrySeconds: 10 };
-  const node = ctx.node;
-  if (node?.state === 'deployed') {
-    return {
-      template: 'ipxe/local.hbs',
-      vars: { ...base, name: node.name, reason: `${node.name} deployed` },
-    };
+/** What every script is rendered with: the node's MAC and the master's URL (for the retry chain). */
+export interface ScriptBase {
+  mac: string;
+  baseUrl: string;
+  kernelArgs: string;
+  /** Which boot attempt this is: 0 from DHCP, then the `attempt` a failed script's retry chain names. */
+  attempt: number;
+  /** boot.onFailure, boot.retries, boot.retrySeconds (boot/config.ts). */
+  failure: BootFailurePolicy;
+}
+
+/** The doubling wait between attempts stops here: a node retrying forever still asks every 5 minutes. */
+export const MAX_RETRY_WAIT_SECONDS = 300;
+
+/** Seconds to wait after attempt `attempt` failed: retrySeconds, doubled per attempt, capped. */
+export function retryWait(p: BootFailurePolicy, attempt: number): number {
+  return Math.min(p.retrySeconds * 2 ** Math.min(attempt, 16), MAX_RETRY_WAIT_SECONDS);
+}
+
+/** The script's URL for attempt `attempt` (a first attempt names none, as DHCP's URL does not). */
+const retryUrl = (b: ScriptBase, attempt: number): string =>
+  `${b.baseUrl}/boot/ipxe?mac=${b.mac}${attempt > 0 ? `&attempt=${attempt}` : ''}`;
+
+/**
+ * The iPXE lines of the operator's fallback and a phrase saying it, for a script whose retry chain could
+ * not reach the master (so nothing can be reported) and for the master's own fallback script.
+ * `exit 1`, never `exit 0`: a UEFI boot option that returns EFI_SUCCESS stops the boot manager at its menu
+ * (UEFI 2.x section 3.1.1; Tinkerbell #984); an error status makes it go on to the next boot entry, the
+ * disk, as a BIOS does after a failed network boot.
+ */
+function fallback(b: ScriptBase): { fallback: string; fallbackText: string } {
+  switch (b.failure.onFailure) {
+    case 'local-disk':
+      return { fallback: 'exit 1', fallbackText: 'leaving for the next boot device (exit 1)' };
+    case 'shell':
+      return { fallback: 'shell\nexit 1', fallbackText: 'opening the iPXE shell (boot.onFailure shell)' };
+    case 'retry-forever': {
+      const wait = MAX_RETRY_WAIT_SECONDS;
+      return {
+        fallback: `sleep ${wait}\nchain --autofree ${retryUrl(b, b.attempt + 1)} || goto fallback`,
+        fallbackText: `retrying in ${wait} s (boot.onFailure retry-forever)`,
+      };
+    }
   }
-  if (!ctx.nodeImageReady) {
-    const status =
-      ctx.nodeImageStatus ??
-      'the node environment (kernel + initramfs) is not available yet: on the master run `corral node-image build`';
-    return { template: 'ipxe/no-image.hbs', vars: { ...base, status: ipxeText(status) } };
-  }
-  const d = ctx.deployment;
-  if (node?.state === 'deploying' && d && d.status === 'installed') {
-    // The image is on the disk: boot it (its agent then reports and the node becomes deployed).
-    return {
-      template: 'ipxe/local.hbs',
-      vars: { ...base, name: node.name, reason: `${node.name} installed: first boot from disk` },
-    };
-  }
-  if (node?.state === 'deploying' && d && (d.status === 'pending' || d.status === 'installing')) {
-    const cmdline = nodeCmdline('install', ctx.baseUrl, ctx.mac, ctx.kernelArgs);
-    return {
-      template: 'ipxe/install.hbs',
-      vars: {
-        ...base,
-        mode: 'install',
-        reason: `${node.name} is deploying: install (deployment ${d.id})`,
-        cmdline: `${cmdline} corral.deploy=${d.id}`,
-      },
-    };
-  }
-  const sr = ctx.sharedRoot;
-  if (node?.state === 'diskless' && sr) {
-    const cmdline = nodeCmdline('sharedroot', ctx.baseUrl, ctx.mac, ctx.kernelArgs);
-    return {
-      template: 'ipxe/sharedroot.hbs',
-      vars: {
-        ...base,
-        mode: 'sharedroot',
-        root: sr.rootName,
-        version: sr.version,
-        reason: `${node.name} is diskless: shared root ${sr.rootName} version ${sr.version}`,
-        cmdline: [cmdline, ...sr.params].join(' '),
-      },
-    };
-  }
-  // Everything else runs discovery, whose agent polls the master for what to do: unknown and new nodes,
-  // a deploying node whose deployment is missing or ended (failed, superseded), a diskless node whose
-  // shared root is not known here.
+}
+
+const common = (b: ScriptBase): Record<string, string | number> => ({
+  mac: b.mac,
+  baseUrl: b.baseUrl,
+  retrySeconds: retryWait(b.failure, b.attempt),
+  retryUrl: retryUrl(b, b.attempt + 1),
+  ...fallback(b),
+});
+
+/** A request that named no MAC: ask again, naming the boot interface's. */
+export function askMacScript(baseUrl: string): BootScript {
+  return { template: 'ipxe/ask-mac.hbs', vars: { baseUrl } };
+}
+
+/** Leave iPXE for the local disk (local.hbs: `exit 1` on UEFI, `sanboot` on BIOS). */
+export function localDiskScript(b: ScriptBase, name: string, reason: string): BootScript {
+  return { template: 'ipxe/local.hbs', vars: { ...common(b), name, reason } };
+}
+
+/** The node environment is not built (or not yet): say where its build stands, wait, ask again. */
+export function waitScript(b: ScriptBase, status: string | undefined): BootScript {
+  const text =
+    status ??
+    'the node environment (kernel + initramfs) is not available yet: on the master run `corral node-image build`';
+  // Waiting for the build is no failed attempt: it asks again at the first wait, with the same attempt.
+  return {
+    template: 'ipxe/no-image.hbs',
+    vars: {
+      ...common(b),
+      retrySeconds: b.failure.retrySeconds,
+      retryUrl: retryUrl(b, b.attempt),
+      status: ipxeText(text),
+    },
+  };
+}
+
+/** The installer: the node environment with the installer tools, for deployment `deploymentId`. */
+export function installScript(b: ScriptBase, name: string, deploymentId: number): BootScript {
+  const cmdline = nodeCmdline('install', b.baseUrl, b.mac, b.kernelArgs);
+  return {
+    template: 'ipxe/install.hbs',
+    vars: {
+      ...common(b),
+      mode: 'install',
+      reason: `${name} is deploying: install (deployment ${deploymentId})`,
+      cmdline: `${cmdline} corral.deploy=${deploymentId}`,
+    },
+  };
+}
+
+/** A diskless node: the node environment mounting its shared root (issue 6). */
+export function sharedRootScript(
+  b: ScriptBase,
+  name: string,
+  sr: { rootName: string; version: number; params: string[] },
+): BootScript {
+  const cmdline = nodeCmdline('sharedroot', b.baseUrl, b.mac, b.kernelArgs);
+  return {
+    template: 'ipxe/sharedroot.hbs',
+    vars: {
+      ...common(b),
+      mode: 'sharedroot',
+      root: sr.rootName,
+      version: sr.version,
+      reason: `${name} is diskless: shared root ${sr.rootName} version ${sr.version}`,
+      cmdline: [cmdline, ...sr.params].join(' '),
+    },
+  };
+}
+
+/**
+ * The master's answer once a node has used its retries (boot.retries): the operator's fallback
+ * (boot.onFailure), never retry-forever (that one never gets here).
+ */
+export function fallbackScript(b: ScriptBase, node: { name: string } | undefined): BootScript {
+  const who = node ? node.name : `unknown MAC ${b.mac}`;
+  return {
+    template: 'ipxe/fallback.hbs',
+    vars: {
+      ...common(b),
+      attempts: b.attempt,
+      reason: `${who}: no boot after ${b.attempt} attempts: ${b.failure.onFailure}`,
+    },
+  };
+}
+
+/** Discovery: the node environment's agent enlists the node and polls the master for what to do. */
+export function discoverScript(b: ScriptBase, node: { name: string; state: string } | undefined): BootScript {
   const mode: BootMode = 'discover';
-  const reason = node ? `${node.name} is ${node.state}: ${mode}` : `unknown MAC ${ctx.mac}: discover`;
+  const reason = node ? `${node.name} is ${node.state}: ${mode}` : `unknown MAC ${b.mac}: discover`;
   return {
     template: 'ipxe/discover.hbs',
-    vars: { ...base, mode, reason, cmdline: nodeCmdline(mode, ctx.baseUrl, ctx.mac, ctx.kernelArgs) },
+    vars: { ...common(b), mode, reason, cmdline: nodeCmdline(mode, b.baseUrl, b.mac, b.kernelArgs) },
   };
 }

@@ -1,5 +1,6 @@
 /**
- * The node side of deployment, under /boot (unauthenticated: firmware and installers cannot log in):
+ * The node side of deployment, under /boot (no login: firmware and installers cannot log in). The
+ * handlers only: the one node-facing router (boot/surface.ts) mounts them and lists each route.
  *   GET  /boot/images/<sha256>               a registered image (Range, Content-Length; boot/send-file.ts)
  *   GET  /boot/installer/tools.img           the installer tools initrd (node-images/os-image-tools.ts)
  *   GET  /boot/deploy/<mac>/<file>[?deployment=ID]   plan.env and the rendered files of the current deployment
@@ -12,7 +13,7 @@
  * is refused. The token is on no boot script and no URL. `booted` is accepted once (the token is then
  * spent) and never moves the node's address. Images are public by sha256, as boot files are.
  */
-import express, { type Request, type Router } from 'express';
+import express, { type Request, type RequestHandler } from 'express';
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import type { Repos } from '../store/repos.js';
@@ -34,6 +35,7 @@ import {
 import type { HostKeyPins } from '../remote/host-keys.js';
 import type { BootActivitySink } from '../boot/activity.js';
 import { sendFile } from '../boot/send-file.js';
+import { clientIp } from '../util/client-ip.js';
 
 export interface DeployBootDeps {
   repos: Repos;
@@ -85,45 +87,53 @@ function nodeMac(repos: Repos, req: Request): string {
   return mac;
 }
 
-export function createDeployBootRouter(deps: DeployBootDeps): Router {
+export interface DeployNodeHandlers {
+  image: RequestHandler[];
+  installerTools: RequestHandler[];
+  planFile: RequestHandler[];
+  progress: RequestHandler[];
+  result: RequestHandler[];
+  booted: RequestHandler[];
+}
+
+export function deployNodeHandlers(deps: DeployBootDeps): DeployNodeHandlers {
   const { repos } = deps;
   const log = deps.logger.child({ module: 'deploy' });
-  const router = express.Router();
+  const json = express.json({ limit: '64kb' });
 
-  router.get('/images/:sha256', (req, res) => {
+  const image: RequestHandler = (req, res) => {
     const sha = String(req.params['sha256'] ?? '');
     const image = /^[0-9a-f]{64}$/.test(sha) ? repos.images.get(sha) : undefined;
     const file = image ? imagePath(deps.dataDir, image) : undefined;
     if (!file || !existsSync(file)) throw new CorralError('IMAGE_NOT_FOUND', `no image with sha256 ${sha}`);
-    log.info({ image: image?.name, range: req.headers.range, ip: req.socket.remoteAddress }, 'serving image');
+    log.info({ image: image?.name, range: req.headers.range, ip: clientIp(req) }, 'serving image');
     deps.activity?.watchFetch(req, res);
     sendFile(res, file, log);
-  });
+  };
 
-  router.get('/installer/tools.img', (_req, res) => {
+  const installerTools: RequestHandler = (_req, res) => {
     const file = deps.installerTools();
     if (!file) throw new CorralError('NODE_IMAGE_MISSING', 'installer tools not built yet');
     sendFile(res, file, log);
-  });
+  };
 
-  router.get('/deploy/:mac/:file', (req, res) => {
+  const planFileHandler: RequestHandler = (req, res) => {
     const mac = nodeMac(repos, req);
     const d = planReadable(repos, mac, req.query['deployment']);
     const text = planFile(d, String(req.params['file']), deps.hostKeys.deployKeyPath(mac));
     if (text === undefined) throw new CorralError('NOT_FOUND', `no plan file ${String(req.params['file'])}`);
     res.type('text/plain; charset=utf-8').setHeader('Cache-Control', 'no-store');
     res.send(text);
-  });
+  };
 
-  const json = express.json({ limit: '64kb' });
-  router.post('/deploy/:mac/progress', json, (req, res) => {
+  const progress: RequestHandler = (req, res) => {
     const body = parse(Progress, req.body);
     const d = recordProgress(repos, authorise(repos, nodeMac(repos, req), body.token), body);
     deps.activity?.record(d.nodeMac, { kind: 'deploy', event: 'progress', phase: body.phase });
     res.json({ status: d.status });
-  });
+  };
 
-  router.post('/deploy/:mac/result', json, (req, res) => {
+  const result: RequestHandler = (req, res) => {
     const body = parse(Result, req.body);
     const d = recordResult(repos, authorise(repos, nodeMac(repos, req), body.token), body);
     log.info({ mac: d.nodeMac, ok: body.ok, reason: body.reason }, 'installer result');
@@ -143,11 +153,11 @@ export function createDeployBootRouter(deps: DeployBootDeps): Router {
       ...(body.reason ? { reason: body.reason } : {}),
     });
     res.json({ status: d.status });
-  });
+  };
 
-  router.post('/deploy/:mac/booted', json, (req, res) => {
+  const booted: RequestHandler = (req, res) => {
     const body = parse(Booted, req.body);
-    const ip = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '') || null;
+    const ip = clientIp(req);
     const d = recordBooted(repos, authorise(repos, nodeMac(repos, req), body.token), {
       hostname: body.hostname,
       ip,
@@ -155,6 +165,13 @@ export function createDeployBootRouter(deps: DeployBootDeps): Router {
     log.info({ mac: d.nodeMac, hostname: body.hostname, ip }, 'deployed node booted from disk');
     deps.activity?.record(d.nodeMac, { kind: 'deploy', event: 'booted' });
     res.json({ status: d.status });
-  });
-  return router;
+  };
+  return {
+    image: [image],
+    installerTools: [installerTools],
+    planFile: [planFileHandler],
+    progress: [json, progress],
+    result: [json, result],
+    booted: [json, booted],
+  };
 }

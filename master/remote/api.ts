@@ -13,7 +13,7 @@ import { z } from 'zod';
 import type { FrozenConfig } from '../config.js';
 import type { Repos } from '../store/repos.js';
 import { requireRole } from '../api/auth.js';
-import { clientIp } from '../api/audit.js';
+import { clientIp } from '../util/client-ip.js';
 import { zodToCorral } from '../api/errors.js';
 import { findNode } from '../nodes/service.js';
 import { CorralError } from '../util/errors.js';

@@ -1,8 +1,7 @@
 /**
- * Boot-time HTTP for diskless nodes (unauthenticated, like all of /boot: firmware and the initramfs
- * cannot log in):
- *   GET  /ipxe?mac=            a diskless node with a shared root gets the sharedroot script; any other
- *                              request falls through to the general boot router
+ * Boot-time HTTP for diskless nodes (no login, like all of /boot: firmware and the initramfs cannot log
+ * in). The handlers only: the one node-facing router (boot/surface.ts) mounts them and lists each route;
+ * the diskless boot script is shared root's BootProvider (boot-provider.ts).
  *   GET  /sharedroot/:mac/identity.tar   the node's identity (hostname, machine-id, host keys, network)
  *   POST /sharedroot/:mac/booted         the initramfs reports the root id it mounted
  * The identity holds the node's private host keys, so it is served only with the node's credential
@@ -10,29 +9,20 @@
  * recorded address, which no request can move (issue 14); not at all while none is recorded. The boot
  * report needs the credential too. See docs/security.md.
  */
-import express, { type Router } from 'express';
-import type { FrozenConfig } from '../config.js';
-import { publicUrl } from '../config.js';
+import express, { type Request, type RequestHandler } from 'express';
 import type { Repos } from '../store/repos.js';
 import type { NodeRecord } from '../store/nodes.js';
 import type { Logger } from '../util/logger.js';
-import { renderTemplate } from '../util/templates.js';
 import { normaliseMac } from '../nodes/inventory.js';
-import { chooseBootScript } from '../boot/scripts.js';
 import { CorralError } from '../util/errors.js';
 import { requireNodeCredential } from '../nodes/credentials.js';
+import { clientIp } from '../util/client-ip.js';
 import type { SharedRoots } from './service.js';
 
 export interface SharedRootBootDeps {
   repos: Repos;
-  config: FrozenConfig;
   logger: Logger;
   roots: SharedRoots;
-  nodeImageReady: () => boolean;
-}
-
-function clientIp(req: express.Request): string {
-  return (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
 }
 
 /**
@@ -56,33 +46,15 @@ export function identityRefusal(node: Pick<NodeRecord, 'name' | 'ip'>, sourceIp:
   return null;
 }
 
-export function createSharedRootBootRouter(deps: SharedRootBootDeps): Router {
-  const router = express.Router();
+export interface SharedRootNodeHandlers {
+  identity: RequestHandler[];
+  booted: RequestHandler[];
+}
+
+export function sharedRootNodeHandlers(deps: SharedRootBootDeps): SharedRootNodeHandlers {
   const log = deps.logger.child({ module: 'sharedroot-boot' });
-  const baseUrl = publicUrl(deps.config);
 
-  router.get('/ipxe', (req, res, next) => {
-    const mac = normaliseMac(typeof req.query['mac'] === 'string' ? req.query['mac'] : '');
-    const node = mac ? deps.repos.nodes.get(mac) : undefined;
-    const boot = node ? deps.roots.bootFor(node) : undefined;
-    if (!mac || !node || !boot || !deps.nodeImageReady()) {
-      next();
-      return;
-    }
-    const script = chooseBootScript({
-      mac,
-      node,
-      baseUrl,
-      kernelArgs: deps.config.boot.kernelArgs,
-      nodeImageReady: true,
-      sharedRoot: boot,
-    });
-    log.info({ mac, root: boot.rootName, version: boot.version, ip: clientIp(req) }, 'boot script');
-    res.type('text/plain; charset=utf-8').setHeader('Cache-Control', 'no-store');
-    res.send(renderTemplate(script.template, script.vars));
-  });
-
-  const nodeFor = (req: express.Request): NonNullable<ReturnType<Repos['nodes']['get']>> => {
+  const nodeFor = (req: Request): NonNullable<ReturnType<Repos['nodes']['get']>> => {
     const mac = normaliseMac(String(req.params['mac'] ?? ''));
     const node = mac ? deps.repos.nodes.get(mac) : undefined;
     if (!node || !deps.repos.sharedRoots.assignment(node.mac)) {
@@ -91,10 +63,10 @@ export function createSharedRootBootRouter(deps: SharedRootBootDeps): Router {
     return node;
   };
 
-  router.get('/sharedroot/:mac/identity.tar', (req, res, next) => {
+  const identity: RequestHandler = (req, res, next) => {
     try {
       const node = nodeFor(req);
-      const ip = clientIp(req);
+      const ip = clientIp(req) ?? '';
       try {
         requireNodeCredential(deps.repos, node.mac, req.headers);
       } catch (err) {
@@ -119,9 +91,9 @@ export function createSharedRootBootRouter(deps: SharedRootBootDeps): Router {
     } catch (err) {
       next(err);
     }
-  });
+  };
 
-  router.post('/sharedroot/:mac/booted', express.json({ limit: '4kb' }), (req, res, next) => {
+  const booted: RequestHandler = (req, res, next) => {
     try {
       const node = nodeFor(req);
       requireNodeCredential(deps.repos, node.mac, req.headers);
@@ -136,6 +108,6 @@ export function createSharedRootBootRouter(deps: SharedRootBootDeps): Router {
     } catch (err) {
       next(err);
     }
-  });
-  return router;
+  };
+  return { identity: [identity], booted: [express.json({ limit: '4kb' }), booted] };
 }

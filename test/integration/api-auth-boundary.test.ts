@@ -2,7 +2,7 @@
  * Whether an API route needs a login does not depend on where it is mounted (issue 15): a real master,
  * started in-process on loopback with its features, answers every feature's routes with 401
  * AUTH_REQUIRED without credentials, and only the routes of the explicit public list
- * (`publicApiRoutes`: health, enlist, node metrics) without a login. With the admin's credentials the
+ * (`publicApiRoutes`: health; boot/surface.ts: enlist, node metrics) without a login. With the admin's credentials the
  * same routes exist (no 401, no NOT_FOUND, the API's "no such route"): each probe reaches its router.
  */
 import assert from 'node:assert/strict';

@@ -276,4 +276,29 @@ describe('boot activity: a PXE-like client seen end to end', { skip, timeout: 12
     const stillUnenlisted = /<h2 id="h-unenlisted">[\s\S]*?<\/section>/.exec(after)?.[0] ?? '';
     assert.doesNotMatch(stillUnenlisted, new RegExp(MAC), 'enlisted: no longer listed as unenlisted');
   });
+
+  it('a node out of boot attempts gets the fallback (exit 1), and its timeline and node page show it', async () => {
+    // What iPXE asks after its last retry failed (boot.retries 5 by default: attempts 0-5).
+    const script = await inClient(['curl', '-sS', '-f', `${base}/boot/ipxe?mac=${MAC}&attempt=6`]);
+    assert.equal(script.code, 0, script.stderr);
+    assert.match(script.stdout, /^#!ipxe\n/);
+    assert.match(script.stdout, /^exit 1$/m);
+    const { entries } = await api<{ entries: BootActivityEntry[] }>(`/api/v1/boot-activity?mac=${MAC}`);
+    const last = entries.at(-1);
+    assert.equal(last?.kind, 'fallback');
+    assert.equal(last?.failed, true);
+    assert.equal(last?.detail['action'], 'local-disk');
+    assert.equal(last?.detail['attempts'], 6);
+    assert.equal(last?.summary, 'boot failed 6 times: left for the local disk (exit 1)');
+    const page = await inClient([
+      'curl',
+      '-sS',
+      '-k',
+      '-b',
+      join(dir, 'cookies.txt'),
+      `https://${SERVER}/nodes/${MAC}`,
+    ]);
+    const section = /<h2 id="h-boot">Boot activity<\/h2>[\s\S]*?<\/section>/.exec(page.stdout)?.[0] ?? '';
+    assert.match(section, /boot failed 6 times: left for the local disk/);
+  });
 });

@@ -21,7 +21,7 @@ import {
   recordBooted,
   failStalled,
 } from '../../master/deploy/deploy.js';
-import { chooseBootScript } from '../../master/boot/scripts.js';
+import { decide } from '../helpers/boot.js';
 import { renderTemplate } from '../../master/util/templates.js';
 import { CorralError } from '../../master/util/errors.js';
 import type { NodeRecord } from '../../master/store/nodes.js';
@@ -126,12 +126,12 @@ test('boot decision: pending → install script with tools initrd and no token; 
   const base = { mac: n.mac, baseUrl: 'http://10.99.0.1', kernelArgs: '', nodeImageReady: true, node: n };
   // A deployment record as the store gives it, token included: the script must not carry it (issue 14).
   const d = { id: 7, status: 'pending', token: 'feedfacefeedface' };
-  const s = chooseBootScript({ ...base, deployment: d });
+  const s = decide({ ...base, deployment: d });
   assert.equal(s.template, 'ipxe/install.hbs');
   const text = renderTemplate(s.template, s.vars);
   assert.ok(!text.includes(d.token) && !/token/i.test(text), 'no deploy token in a boot script');
   golden('install.ipxe', text);
-  const l = chooseBootScript({ ...base, deployment: { ...d, status: 'installed' } });
+  const l = decide({ ...base, deployment: { ...d, status: 'installed' } });
   assert.equal(l.template, 'ipxe/local.hbs');
 });
 

@@ -30,13 +30,15 @@ import {
   planVersionRemove,
   planVersionTree,
 } from '../../master/sharedroot/tree.js';
-import { chooseBootScript } from '../../master/boot/scripts.js';
+import { decide } from '../helpers/boot.js';
 import { enlist } from '../../master/nodes/enlist.js';
 import { tempRepos, testConfig } from '../helpers/repos.js';
 import { CorralError } from '../../master/util/errors.js';
 import { silentLogger } from '../../master/util/logger.js';
 import { apiErrorHandler } from '../../master/api/errors.js';
-import { createSharedRootBootRouter, identityRefusal } from '../../master/sharedroot/boot-routes.js';
+import { identityRefusal } from '../../master/sharedroot/boot-routes.js';
+import { createNodeSurface } from '../../master/boot/surface.js';
+import { HostKeyPins } from '../../master/remote/host-keys.js';
 import express from 'express';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -307,7 +309,7 @@ test('shared roots: create, draft copy, publish atomically, rollback, exports, d
 
     // The boot script: diskless + shared root → sharedroot template with the NFS parameters.
     const boot = roots.bootFor(diskless)!;
-    const s = chooseBootScript({
+    const s = decide({
       mac: node.mac,
       node: diskless,
       baseUrl: 'http://10.99.0.1',
@@ -320,7 +322,7 @@ test('shared roots: create, draft copy, publish atomically, rollback, exports, d
       String(s.vars['cmdline']),
       /corral\.mode=sharedroot .*corral\.nfs=10\.99\.0\.1:\/roots\/web\/2/,
     );
-    const noRoot = chooseBootScript({
+    const noRoot = decide({
       mac: node.mac,
       node: diskless,
       baseUrl: 'http://10.99.0.1',
@@ -341,14 +343,15 @@ test('identity tar: served to the node from its own address only, refused withou
   const roots = new SharedRoots(t.repos, config);
   const app = express();
   app.use(
-    '/boot',
-    createSharedRootBootRouter({
+    createNodeSurface({
       repos: t.repos,
       config,
       logger: silentLogger(),
-      roots,
-      nodeImageReady: () => true,
-    }),
+      nodeImage: () => undefined,
+      sharedRoots: roots,
+      installerTools: () => undefined,
+      hostKeys: HostKeyPins.forConfig(config),
+    }).router,
   );
   app.use(apiErrorHandler(silentLogger()));
   const server = await new Promise<Server>((resolve) => {

@@ -1,5 +1,5 @@
 import type { Router } from 'express';
-import { clientIp } from '../../master/api/auth.js';
+import { clientIp } from '../../master/util/client-ip.js';
 import { Password, resetPassword } from '../../master/auth/accounts.js';
 import { generateTotpSecret, matchTotp, otpauthUri } from '../../master/auth/totp.js';
 import { flash, formField, withFlash } from '../form.js';
@@ -26,7 +26,10 @@ export function mountAccount(router: Router, ctx: ConsoleContext): void {
     const who = requireConsoleRole(res, 'viewer');
     const current = formField(req, 'current', 1024);
     // Counted like a sign-in: a stolen session must not become an unlimited password oracle.
-    const check = await ctx.authenticator.signIn({ ip: clientIp(req), name: who.user.name }, current);
+    const check = await ctx.authenticator.signIn(
+      { ip: clientIp(req) ?? 'unknown', name: who.user.name },
+      current,
+    );
     if (check.outcome === 'limited') {
       res.set('Retry-After', String(Math.ceil(check.retryAfterMs / 1000)));
       const minutes = Math.ceil(check.retryAfterMs / 60_000);

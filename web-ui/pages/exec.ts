@@ -5,7 +5,7 @@
  * run is recorded (output in exec_runs, a row in the audit log naming it).
  */
 import type { Router } from 'express';
-import { clientIp } from '../../master/api/audit.js';
+import { clientIp } from '../../master/util/client-ip.js';
 import { execOnNodes, resolveTargets } from '../../master/remote/exec-service.js';
 import { formatSummary, type ExecSummary } from '../../master/remote/exec.js';
 import { isCorralError } from '../../master/util/errors.js';

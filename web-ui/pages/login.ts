@@ -1,5 +1,5 @@
 import express, { type Request, type Response, type Router } from 'express';
-import { clientIp } from '../../master/api/auth.js';
+import { clientIp } from '../../master/util/client-ip.js';
 import { parseCookies, serializeCookie } from '../cookies.js';
 import { randomToken, submittedToken, tokensEqual } from '../csrf.js';
 import { safeNextPath } from '../local-path.js';
@@ -82,7 +82,7 @@ export function mountLogin(router: Router, ctx: ConsoleContext): void {
     const next = safeNextPath(field(req, 'next', 2000));
     const userName = field(req, 'user', 128).trim();
     const password = field(req, 'password', 1024);
-    const ip = clientIp(req);
+    const ip = clientIp(req) ?? 'unknown';
 
     const pending = parseCookies(req.headers.cookie).get(LOGIN_COOKIE);
     if (!pending || !tokensEqual(pending, submittedToken(req))) {

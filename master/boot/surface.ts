@@ -1,0 +1,315 @@
+/**
+ * The node-facing surface: every HTTP route that firmware (iPXE), the node environment's agent, the
+ * installer, diskless initramfs and deployed nodes call: all of /boot, and enlistment and node metrics
+ * under /api/v1. None of them can log in as a user, so each route says here, in NODE_ROUTES, who calls it
+ * and what it checks instead. This is the only file that mounts a node-facing route: a feature adds one
+ * as a row here, with its handler in its own folder.
+ *
+ * `/boot/ipxe` is one handler: it gathers the facts of the request, asks the boot providers in BOOT_ORDER
+ * for a script (decision.ts, pure), renders it and records the step in the node's boot timeline.
+ * docs/boot-surface.md follows one request through these files.
+ */
+import express, { type ErrorRequestHandler, type RequestHandler, type Router } from 'express';
+import { existsSync } from 'node:fs';
+import type { FrozenConfig } from '../config.js';
+import { publicUrl } from '../config.js';
+import type { Repos } from '../store/repos.js';
+import type { Logger } from '../util/logger.js';
+import { renderTemplate } from '../util/templates.js';
+import { clientIp } from '../util/client-ip.js';
+import { normaliseMac } from '../nodes/inventory.js';
+import type { HostKeyPins } from '../remote/host-keys.js';
+import type { SharedRoots } from '../sharedroot/service.js';
+import type { Monitor } from '../monitor/monitor.js';
+import { nodeMetricsHandlers } from '../api/metrics.js';
+import { EnlistGuard, type EnlistStats } from '../nodes/enlist-guard.js';
+import { enlistHandlers } from '../nodes/enlist-routes.js';
+import { sharedRootBootProvider } from '../sharedroot/boot-provider.js';
+import { sharedRootNodeHandlers } from '../sharedroot/boot-routes.js';
+import { deployBootProvider, type DeployBootFacts } from '../deploy/boot-provider.js';
+import { deployNodeHandlers } from '../deploy/boot-routes.js';
+import type { BootActivitySink } from './activity.js';
+import { diskBootProvider, discoveryBootProvider } from './core-providers.js';
+import { decideBoot, type BootProvider } from './decision.js';
+import { nodeImageSummary, type NodeImageStatus } from './node-image-builder.js';
+import type { NodeImageFiles } from './node-image.js';
+import { sendFile } from './send-file.js';
+
+/** How a node-facing route is authorised, in place of a user's login. */
+export type NodeRouteAuth =
+  /** Anyone may ask: boot material and scripts that carry no secret. */
+  | 'none'
+  /** `Authorization: Bearer <node credential>`, issued at enlistment (nodes/credentials.ts, issue 14). */
+  | 'node credential'
+  /** The node credential and the deployment's token (in the plan's node.conf), for the live deployment only. */
+  | 'node credential + deployment token'
+  /** The node credential, and only from the address Corral recorded for the node (lease or enlistment). */
+  | 'node credential + recorded address'
+  /** Only from the address Corral recorded for the node (its agent holds no credential there). */
+  | 'recorded address'
+  /**
+   * A new MAC needs nothing (rate-limited, and a credential is issued only to its leased/recorded address);
+   * a known MAC needs its node credential (nodes/enlist.ts).
+   */
+  | 'node credential, or none for a new MAC';
+
+export interface NodeRoute {
+  method: 'GET' | 'POST';
+  /** The full path: http.ts mounts the surface at the root, before the API. */
+  path: string;
+  caller: string;
+  auth: NodeRouteAuth;
+  /**
+   * Behind the HA write gate (a backup answers 503 NOT_PRIMARY): the /api/v1 writes, as when they were
+   * API routes. The /boot reports are not (they never were): nodes reach only the VIP holder.
+   */
+  haGate?: true;
+}
+
+/** Every node-facing route. docs/boot-surface.md shows this table; a unit test keeps them equal. */
+export const NODE_ROUTES = {
+  ipxe: {
+    method: 'GET',
+    path: '/boot/ipxe',
+    caller: 'iPXE (DHCP boot file URL, script retries)',
+    auth: 'none',
+  },
+  kernel: {
+    method: 'GET',
+    path: '/boot/node/vmlinuz',
+    caller: 'iPXE (node environment scripts)',
+    auth: 'none',
+  },
+  initrd: {
+    method: 'GET',
+    path: '/boot/node/initrd.img',
+    caller: 'iPXE (node environment scripts)',
+    auth: 'none',
+  },
+  installerTools: {
+    method: 'GET',
+    path: '/boot/installer/tools.img',
+    caller: 'iPXE (install script)',
+    auth: 'none',
+  },
+  image: {
+    method: 'GET',
+    path: '/boot/images/:sha256',
+    caller: 'installer (OS image, by sha256)',
+    auth: 'none',
+  },
+  deployPlan: {
+    method: 'GET',
+    path: '/boot/deploy/:mac/:file',
+    caller: 'installer (plan.env, node.conf, rendered files)',
+    auth: 'node credential',
+  },
+  deployProgress: {
+    method: 'POST',
+    path: '/boot/deploy/:mac/progress',
+    caller: 'installer',
+    auth: 'node credential + deployment token',
+  },
+  deployResult: {
+    method: 'POST',
+    path: '/boot/deploy/:mac/result',
+    caller: 'installer',
+    auth: 'node credential + deployment token',
+  },
+  deployBooted: {
+    method: 'POST',
+    path: '/boot/deploy/:mac/booted',
+    caller: "installed system's first boot",
+    auth: 'node credential + deployment token',
+  },
+  sharedRootIdentity: {
+    method: 'GET',
+    path: '/boot/sharedroot/:mac/identity.tar',
+    caller: 'diskless initramfs (host keys, hostname)',
+    auth: 'node credential + recorded address',
+  },
+  sharedRootBooted: {
+    method: 'POST',
+    path: '/boot/sharedroot/:mac/booted',
+    caller: 'diskless initramfs',
+    auth: 'node credential',
+  },
+  enlist: {
+    method: 'POST',
+    path: '/api/v1/enlist',
+    caller: 'node environment agent (discover, install, sharedroot)',
+    auth: 'node credential, or none for a new MAC',
+    haGate: true,
+  },
+  nodeMetrics: {
+    method: 'POST',
+    path: '/api/v1/nodes/:mac/metrics',
+    caller: "deployed node's metrics agent",
+    auth: 'recorded address',
+    haGate: true,
+  },
+} as const satisfies Record<string, NodeRoute>;
+
+export type NodeRouteId = keyof typeof NODE_ROUTES;
+
+export interface NodeSurfaceDeps {
+  repos: Repos;
+  config: FrozenConfig;
+  logger: Logger;
+  /** The built node environment, or undefined while it is not built. */
+  nodeImage: () => NodeImageFiles | undefined;
+  /** Where its build stands, told to a waiting node (node-image-builder.ts). */
+  nodeImageStatus?: () => NodeImageStatus;
+  /** The boot timeline (issue 22): scripts served, file fetches, installer reports. */
+  activity?: BootActivitySink;
+  /** Shared roots (issue 6): diskless boot parameters and identities. */
+  sharedRoots: SharedRoots;
+  /** The installer tools initrd, once built. */
+  installerTools: () => string | undefined;
+  /** Host key pins: a deployment's host key is served from, and adopted into, them. */
+  hostKeys: HostKeyPins;
+  /** Performance monitoring (issue #10): node metric reports are accepted when given. */
+  monitor?: Monitor;
+  /** High availability: the write gate of the routes marked haGate (ha/router.ts haWriteGate). */
+  writeGate?: RequestHandler;
+}
+
+export interface NodeSurface {
+  /** Mounted at the root of the HTTP app, before the API (http.ts). */
+  router: Router;
+  /** Enlistment's counters, shown in /api/v1/health. */
+  enlistStats: () => EnlistStats;
+}
+
+/**
+ * The boot providers, asked in this order (decision.ts): a deployed node boots its disk without waiting
+ * for anything; then, once the node environment is built, a deploying node installs (or boots the disk
+ * it was just given), a diskless node mounts its shared root, and everything else runs discovery.
+ */
+export function bootOrder(lookups: {
+  deployments: DeployBootFacts;
+  sharedRoots: Pick<SharedRoots, 'bootFor'>;
+}): BootProvider[] {
+  return [
+    diskBootProvider,
+    deployBootProvider(lookups.deployments),
+    sharedRootBootProvider(lookups.sharedRoots),
+    discoveryBootProvider,
+  ];
+}
+
+/** The `attempt` of a retry chain (scripts.ts): a small count; anything else is a first attempt. */
+function attemptParam(raw: unknown): number {
+  const n = typeof raw === 'string' && /^\d{1,4}$/.test(raw) ? Number(raw) : 0;
+  return Math.min(n, 1000);
+}
+
+const passOn: RequestHandler = (_req, _res, next) => next();
+
+export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
+  const log = deps.logger.child({ module: 'boot' });
+  const baseUrl = publicUrl(deps.config);
+  const providers = bootOrder({
+    deployments: { latestDeployment: (mac) => deps.repos.deployments.latestFor(mac) },
+    sharedRoots: deps.sharedRoots,
+  });
+  /** Where the build stands, while there is no image to serve (a `ready` status then has nothing to add). */
+  const notReady = (): string | undefined => {
+    const s = deps.nodeImageStatus?.();
+    return s && s.state !== 'ready' ? nodeImageSummary(s, Date.now()) : undefined;
+  };
+
+  const ipxe: RequestHandler = (req, res) => {
+    res.type('text/plain; charset=utf-8').setHeader('Cache-Control', 'no-store');
+    const mac = normaliseMac(typeof req.query['mac'] === 'string' ? req.query['mac'] : '');
+    const ready = deps.nodeImage() !== undefined;
+    const { onFailure, retries, retrySeconds } = deps.config.boot;
+    const attempt = attemptParam(req.query['attempt']);
+    const decision = decideBoot(
+      {
+        mac,
+        node: mac ? deps.repos.nodes.get(mac) : undefined,
+        baseUrl,
+        kernelArgs: deps.config.boot.kernelArgs,
+        attempt,
+        failure: { onFailure, retries, retrySeconds },
+        nodeImage: { ready, status: ready ? undefined : notReady() },
+      },
+      providers,
+    );
+    if (mac) {
+      const ip = clientIp(req) ?? '';
+      log.info({ mac, by: decision.by, template: decision.template, ip }, 'boot script');
+      if (decision.by === 'fallback') {
+        log.warn({ mac, attempts: attempt, onFailure, ip }, 'boot failed: fallback');
+        deps.activity?.record(mac, { kind: 'fallback', action: onFailure, attempts: attempt, ip });
+      } else {
+        deps.activity?.record(mac, { kind: 'script', template: decision.template, ip });
+      }
+    }
+    res.send(renderTemplate(decision.template, decision.vars));
+  };
+
+  const nodeFile =
+    (pick: (f: NodeImageFiles) => string): RequestHandler =>
+    (req, res) => {
+      deps.activity?.watchFetch(req, res);
+      const image = deps.nodeImage();
+      const file = image ? pick(image) : undefined;
+      if (!file || !existsSync(file)) {
+        res
+          .status(404)
+          .type('text/plain')
+          .send(`${notReady() ?? 'the node environment is not built: run `corral node-image build`'}\n`);
+        return;
+      }
+      log.debug({ file, range: req.headers.range, ip: clientIp(req) }, 'serving node file');
+      sendFile(res, file, log);
+    };
+
+  const enlistGuard = new EnlistGuard({ repos: deps.repos, config: deps.config, logger: deps.logger });
+  const deploy = deployNodeHandlers({
+    repos: deps.repos,
+    dataDir: deps.config.dataDir,
+    logger: deps.logger,
+    installerTools: deps.installerTools,
+    hostKeys: deps.hostKeys,
+    ...(deps.activity ? { activity: deps.activity } : {}),
+  });
+  const sharedRoot = sharedRootNodeHandlers({
+    repos: deps.repos,
+    logger: deps.logger,
+    roots: deps.sharedRoots,
+  });
+  const handlers: Record<NodeRouteId, (RequestHandler | ErrorRequestHandler)[]> = {
+    ipxe: [ipxe],
+    kernel: [nodeFile((f) => f.kernelPath)],
+    initrd: [nodeFile((f) => f.initrdPath)],
+    installerTools: deploy.installerTools,
+    image: deploy.image,
+    deployPlan: deploy.planFile,
+    deployProgress: deploy.progress,
+    deployResult: deploy.result,
+    deployBooted: deploy.booted,
+    sharedRootIdentity: sharedRoot.identity,
+    sharedRootBooted: sharedRoot.booted,
+    enlist: enlistHandlers({
+      guard: enlistGuard,
+      logger: deps.logger,
+      ...(deps.activity ? { activity: deps.activity } : {}),
+    }),
+    // Without monitoring the path is no node route: on to the API, which asks for a login (as before).
+    nodeMetrics: deps.monitor ? nodeMetricsHandlers(deps.repos, deps.monitor) : [passOn],
+  };
+
+  const router = express.Router();
+  for (const [id, route] of Object.entries(NODE_ROUTES) as [NodeRouteId, NodeRoute][]) {
+    const chain = handlers[id];
+    // The gate goes last, after the body parsers and their refusals, as it sat in the API.
+    const gated =
+      route.haGate && deps.writeGate ? [...chain.slice(0, -1), deps.writeGate, ...chain.slice(-1)] : chain;
+    if (route.method === 'GET') router.get(route.path, ...gated);
+    else router.post(route.path, ...gated);
+  }
+  return { router, enlistStats: () => enlistGuard.stats() };
+}
