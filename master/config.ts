@@ -13,6 +13,8 @@ import { DeployConfigSchema, DEPLOY_CONFIG_DEFAULTS } from './deploy/config.js';
 import { EnlistRateSchema, ENLIST_RATE_DEFAULTS } from './nodes/enlist-rate.js';
 import { RemoteConfigSchema, REMOTE_CONFIG_DEFAULTS } from './remote/config.js';
 import { SharedRootConfigSchema, SHAREDROOT_CONFIG_DEFAULTS } from './sharedroot/config.js';
+import { BootFilesSchema, BOOT_FILES_DEFAULTS } from './dhcp/boot-files.js';
+import { Dhcp6ConfigSchema, DHCP6_CONFIG_DEFAULTS } from './dhcp6/config.js';
 
 const ipv4 = z.string().refine((s) => isIPv4(s), { message: 'expected an IPv4 address like 10.0.0.1' });
 
@@ -128,6 +130,8 @@ export const ConfigSchema = z
         uefiFile: 'ipxe.efi',
         kernelArgs: '',
       }),
+    bootFiles: BootFilesSchema.default(BOOT_FILES_DEFAULTS),
+    dhcp6: Dhcp6ConfigSchema.default(DHCP6_CONFIG_DEFAULTS),
     nodes: z
       .object({
         /** `{n}` is the node's sequence number; `{mac}` its MAC without colons. */

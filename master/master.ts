@@ -14,6 +14,10 @@ import { Authenticator, ensureAdmin } from './auth/users.js';
 import { createApiRouter } from './api/v1.js';
 import { createBootRouter } from './boot/routes.js';
 import { prepareTftpRoot } from './boot/files.js';
+import { loaderFileNames, resolveBootFiles } from './dhcp/boot-files.js';
+import { createLoaderRouter } from './dhcp/loader-route.js';
+import { startDhcp6 } from './dhcp6/index.js';
+import { Lease6Store } from './store/dhcp6-leases.js';
 import { startNodeImageBuilder } from './boot/node-image-builder.js';
 import { createHttpApp } from './http.js';
 import { createConsoleRouter } from '../web-ui/console.js';
@@ -189,12 +193,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
         port: config.dhcp.port,
         pools: dhcpPools(config),
         leaseSeconds: config.dhcp.leaseSeconds,
-        boot: {
-          httpBaseUrl: publicUrl(config),
-          biosFile: config.boot.biosFile,
-          uefiFile: config.boot.uefiFile,
-          tftpServer: config.address,
-        },
+        boot: resolveBootFiles(config.bootFiles, config.boot, publicUrl(config), config.address),
         leases,
         logger,
         onBound: (mac, ip) => recordNodeIp(repos, mac, ip),
@@ -224,6 +223,21 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
         })
       : undefined;
     if (!ha) await serve(true);
+    // DHCPv6 + router advertisements (issue 18), off by default; not yet gated by the HA role.
+    const dhcp6 = config.dhcp6.enabled
+      ? await startDhcp6({
+          config: config.dhcp6,
+          ...(config.interface ? { defaultInterface: config.interface } : {}),
+          dataDir: config.dataDir,
+          httpPort: config.http.port,
+          bootFiles: config.bootFiles,
+          legacyBootFiles: config.boot,
+          leases: new Lease6Store(repos.store),
+          logger,
+          faults: faults.subsystem('dhcp6'),
+        })
+      : undefined;
+    closers.push({ name: 'dhcp6', close: async () => void (await dhcp6?.close()) });
 
     // Shared roots (issue 6): the NFS server (nfs-ganesha) supervised and kept in step with the exports.
     const sharedRoot = startSharedRoot({ repos, config, logger });
@@ -277,6 +291,15 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
     });
     const boot = express
       .Router()
+      .use(
+        '/loader',
+        createLoaderRouter({
+          dir: config.boot.ipxeDir,
+          names: loaderFileNames(config.bootFiles, config.boot),
+          logger,
+          activity,
+        }),
+      )
       .use(
         createSharedRootBootRouter({
           repos,

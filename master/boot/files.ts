@@ -2,6 +2,7 @@ import { copyFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FrozenConfig } from '../config.js';
 import type { Logger } from '../util/logger.js';
+import { loaderFileNames } from '../dhcp/boot-files.js';
 
 /**
  * The TFTP root holds only the iPXE loaders, copied (not linked: the TFTP server refuses links out of its
@@ -11,7 +12,7 @@ export function prepareTftpRoot(config: FrozenConfig, logger: Logger): { root: s
   const root = join(config.dataDir, 'tftp');
   mkdirSync(root, { recursive: true });
   const missing: string[] = [];
-  for (const name of new Set([config.boot.biosFile, config.boot.uefiFile])) {
+  for (const name of loaderFileNames(config.bootFiles, config.boot)) {
     const src = join(config.boot.ipxeDir, name);
     const dst = join(root, name);
     if (!existsSync(src)) {
