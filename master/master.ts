@@ -16,7 +16,7 @@ import { createBootRouter } from './boot/routes.js';
 import { prepareTftpRoot } from './boot/files.js';
 import { loaderFileNames, resolveBootFiles } from './dhcp/boot-files.js';
 import { createLoaderRouter } from './dhcp/loader-route.js';
-import { startDhcp6 } from './dhcp6/index.js';
+import { startDhcp6, type Dhcp6Feature } from './dhcp6/index.js';
 import { Lease6Store } from './store/dhcp6-leases.js';
 import { startNodeImageBuilder } from './boot/node-image-builder.js';
 import { createHttpApp } from './http.js';
@@ -202,11 +202,31 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       });
     };
     closers.push({ name: 'dhcp', close: async () => void (await dhcpServer?.close()) });
+    // DHCPv6 + router advertisements (issue 18), off by default; served by the primary only, like DHCP.
+    let dhcp6: Dhcp6Feature | undefined;
+    const startV6 = async (): Promise<void> => {
+      if (!config.dhcp6.enabled || dhcp6) return;
+      dhcp6 = await startDhcp6({
+        config: config.dhcp6,
+        ...(config.interface ? { defaultInterface: config.interface } : {}),
+        dataDir: config.dataDir,
+        httpPort: config.http.port,
+        bootFiles: config.bootFiles,
+        legacyBootFiles: config.boot,
+        leases: new Lease6Store(repos.store),
+        logger,
+        faults: faults.subsystem('dhcp6'),
+      });
+    };
+    closers.push({ name: 'dhcp6', close: async () => void (await dhcp6?.close()) });
     // Role gating (issue #8): with HA only the primary (the VIP holder) serves DHCP and TFTP.
     const serve = async (on: boolean): Promise<void> => {
-      if (on) return void (await startTftp(), await startDhcp());
+      if (on) return void (await startTftp(), await startDhcp(), await startV6());
       const [d, t] = [dhcpServer, tftpServer];
       [dhcpServer, tftpServer] = [undefined, undefined];
+      const v6 = dhcp6;
+      dhcp6 = undefined;
+      await v6?.close();
       await d?.close();
       await t?.close();
     };
@@ -223,21 +243,6 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
         })
       : undefined;
     if (!ha) await serve(true);
-    // DHCPv6 + router advertisements (issue 18), off by default; not yet gated by the HA role.
-    const dhcp6 = config.dhcp6.enabled
-      ? await startDhcp6({
-          config: config.dhcp6,
-          ...(config.interface ? { defaultInterface: config.interface } : {}),
-          dataDir: config.dataDir,
-          httpPort: config.http.port,
-          bootFiles: config.bootFiles,
-          legacyBootFiles: config.boot,
-          leases: new Lease6Store(repos.store),
-          logger,
-          faults: faults.subsystem('dhcp6'),
-        })
-      : undefined;
-    closers.push({ name: 'dhcp6', close: async () => void (await dhcp6?.close()) });
 
     // Shared roots (issue 6): the NFS server (nfs-ganesha) supervised and kept in step with the exports.
     const sharedRoot = startSharedRoot({ repos, config, logger });
