@@ -14,6 +14,7 @@ import { Store } from '../../master/store/db.js';
 import { Lease6Store } from '../../master/store/dhcp6-leases.js';
 import { Dhcp6ConfigSchema, startDhcp6 } from '../../master/dhcp6/index.js';
 import { BootFilesSchema } from '../../master/dhcp/boot-files.js';
+import { startTftpServer } from '../../master/tftp/server.js';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -26,6 +27,8 @@ async function main(): Promise<void> {
       'no-ra': { type: 'boolean', default: false },
       'no-rapid-commit': { type: 'boolean', default: false },
       'log-level': { type: 'string', default: 'info' },
+      /** Also serve this directory by TFTP on [::]:69 (PXE over IPv6 fetches its NBP so). */
+      'tftp-root': { type: 'string' },
     },
   });
   const dataDir = values['data-dir'] ?? '';
@@ -49,9 +52,13 @@ async function main(): Promise<void> {
     leases: new Lease6Store(store),
     logger,
   });
+  const tftpRoot = values['tftp-root'];
+  const tftp = tftpRoot
+    ? await startTftpServer({ root: tftpRoot, address: '::', port: 69, logger })
+    : undefined;
   process.stdout.write('READY\n');
   const stop = (): void => {
-    void feature.close().then(() => {
+    void Promise.all([feature.close(), tftp?.close()]).then(() => {
       process.stdout.write(`STATS ${JSON.stringify(feature.stats())}\n`);
       store.close();
       process.exit(0);
