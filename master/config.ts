@@ -19,6 +19,8 @@ import { MonitorConfigSchema } from './monitor/config.js';
 import { SnapshotsConfigSchema } from './snapshots/config.js';
 import type { DeepReadonly } from './util/deep-readonly.js';
 import { ipToInt, ipv4 } from './util/net-schema.js';
+import { BootFilesSchema, BOOT_FILES_DEFAULTS } from './dhcp/boot-files.js';
+import { Dhcp6ConfigSchema, DHCP6_CONFIG_DEFAULTS } from './dhcp6/config.js';
 
 export { ipToInt, intToIp } from './util/net-schema.js';
 
@@ -44,6 +46,8 @@ export const ConfigSchema = z
     dhcp: DhcpConfigSchema,
     tftp: TftpConfigSchema,
     boot: BootConfigSchema,
+    bootFiles: BootFilesSchema.default(BOOT_FILES_DEFAULTS),
+    dhcp6: Dhcp6ConfigSchema.default(DHCP6_CONFIG_DEFAULTS),
     nodes: z
       .object({
         /** `{n}` is the node's sequence number; `{mac}` its MAC without colons. */

@@ -19,6 +19,7 @@ import { startBootActivity } from './boot/activity-feature.js';
 import { startNodeImage } from './boot/node-image-feature.js';
 import { startDeploy } from './deploy/feature.js';
 import { startDhcp } from './dhcp/feature.js';
+import { startDhcp6Feature } from './dhcp6/feature.js';
 import { startHa } from './ha/feature.js';
 import { startLb } from './lb/feature.js';
 import { startMonitor } from './monitor/feature.js';
@@ -122,6 +123,17 @@ export const FEATURES: FeatureEntry[] = [
         logger: h.logger,
         faults: h.faults,
         activity: need(h, 'bootActivity').activity,
+        primaryOnly: h.config.ha.enabled,
+      }),
+  },
+  {
+    name: 'dhcp6',
+    start: (h) =>
+      startDhcp6Feature({
+        config: h.config,
+        repos: h.repos,
+        logger: h.logger,
+        faults: h.faults,
         primaryOnly: h.config.ha.enabled,
       }),
   },

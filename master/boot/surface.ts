@@ -34,6 +34,8 @@ import { decideBoot, type BootProvider } from './decision.js';
 import { nodeImageSummary, type NodeImageStatus } from './node-image-builder.js';
 import type { NodeImageFiles } from './node-image.js';
 import { sendFile } from './send-file.js';
+import { loaderFileNames } from '../dhcp/boot-files.js';
+import { loaderHandler } from '../dhcp/loader-route.js';
 
 /** How a node-facing route is authorised, in place of a user's login. */
 export type NodeRouteAuth =
@@ -72,6 +74,12 @@ export const NODE_ROUTES = {
     method: 'GET',
     path: '/boot/ipxe',
     caller: 'iPXE (DHCP boot file URL, script retries)',
+    auth: 'none',
+  },
+  loader: {
+    method: 'GET',
+    path: '/boot/loader/:name',
+    caller: 'UEFI HTTP boot firmware (DHCP boot file URL, issue 18)',
     auth: 'none',
   },
   kernel: {
@@ -283,6 +291,14 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
   });
   const handlers: Record<NodeRouteId, (RequestHandler | ErrorRequestHandler)[]> = {
     ipxe: [ipxe],
+    loader: [
+      loaderHandler({
+        dir: deps.config.boot.ipxeDir,
+        names: loaderFileNames(deps.config.bootFiles, deps.config.boot),
+        logger: deps.logger,
+        ...(deps.activity ? { activity: deps.activity } : {}),
+      }),
+    ],
     kernel: [nodeFile((f) => f.kernelPath)],
     initrd: [nodeFile((f) => f.initrdPath)],
     installerTools: deploy.installerTools,

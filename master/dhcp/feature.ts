@@ -6,6 +6,7 @@ import { publicUrl, type FrozenConfig } from '../config.js';
 import type { Started } from '../feature.js';
 import type { BootConfig } from '../boot/config.js';
 import type { DhcpConfig } from './config.js';
+import { resolveBootFiles, type BootFilesConfig } from './boot-files.js';
 import type { BootActivitySink } from '../boot/activity.js';
 import { recordNodeIp } from '../nodes/address.js';
 import type { LeaseStore } from '../store/leases.js';
@@ -17,7 +18,10 @@ import { syncReservations } from './reservations.js';
 import { startDhcpServer, type DhcpServer } from './server.js';
 
 export interface DhcpFeatureDeps {
-  config: { dhcp: DhcpConfig; boot: BootConfig } & Pick<FrozenConfig, 'address' | 'interface' | 'http'>;
+  config: { dhcp: DhcpConfig; boot: BootConfig; bootFiles: Readonly<BootFilesConfig> } & Pick<
+    FrozenConfig,
+    'address' | 'interface' | 'http'
+  >;
   repos: Pick<Repos, 'store' | 'nodes'>;
   leases: LeaseStore;
   logger: Logger;
@@ -41,12 +45,7 @@ export async function startDhcp(deps: DhcpFeatureDeps): Promise<Started> {
       port: config.dhcp.port,
       pools: dhcpPools(config.dhcp),
       leaseSeconds: config.dhcp.leaseSeconds,
-      boot: {
-        httpBaseUrl: publicUrl(config),
-        biosFile: config.boot.biosFile,
-        uefiFile: config.boot.uefiFile,
-        tftpServer: config.address,
-      },
+      boot: resolveBootFiles(config.bootFiles, config.boot, publicUrl(config), config.address),
       leases,
       logger: deps.logger,
       onBound: (mac, ip) => recordNodeIp(repos, mac, ip),

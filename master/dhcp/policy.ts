@@ -27,7 +27,7 @@ import {
   type DhcpPacket,
 } from './codec.js';
 import { formatIp, parseIp, poolContaining, type Pool } from './pool.js';
-import { chooseBoot, isIpxe, isPxeClient, type BootChoice, type BootConfig } from './pxe.js';
+import { chooseBoot, isHttpClient, isIpxe, isPxeClient, type BootChoice, type BootConfig } from './pxe.js';
 
 export type { LeaseEffect };
 
@@ -210,6 +210,12 @@ function addBoot(reply: DhcpPacket, req: DhcpPacket, boot: BootConfig): BootChoi
     const fits = Buffer.byteLength(choice.url, 'latin1') <= FILE_FIELD_MAX;
     if (fits) reply.file = choice.url;
     if (!fits || requested(req, OPT.BOOTFILE_NAME)) o.bootfileName = choice.url;
+  } else if (choice.kind === 'uefi-http') {
+    // UEFI 2.5+ §24.7.2 (EDK2 HttpBootDhcp4ParseOffer): an offer counts as an HTTP boot offer only when
+    // option 60 says "HTTPClient", and its URI is read from option 67 first, so both always go in.
+    if (Buffer.byteLength(choice.url, 'latin1') <= FILE_FIELD_MAX) reply.file = choice.url;
+    o.bootfileName = choice.url;
+    o.vendorClassId = 'HTTPClient';
   }
   return choice;
 }
@@ -217,6 +223,7 @@ function addBoot(reply: DhcpPacket, req: DhcpPacket, boot: BootConfig): BootChoi
 function bootNote(choice: BootChoice): string {
   if (choice.kind === 'tftp') return `, boot ${choice.file} (arch ${choice.arch})`;
   if (choice.kind === 'http') return `, boot script ${choice.url}`;
+  if (choice.kind === 'uefi-http') return `, UEFI HTTP boot ${choice.url} (arch ${choice.arch})`;
   return '';
 }
 
@@ -398,8 +405,9 @@ function inform(req: DhcpPacket, pool: Pool, config: PolicyConfig, view: LeaseVi
  * a DHCPREQUEST (the client now has an address) gets a DHCPACK sent back to where it came from.
  */
 function decideProxy(req: DhcpPacket, type: number, arrival: Arrival, config: PolicyConfig): Decision {
-  if (!isPxeClient(req.options) && !isIpxe(req.options)) {
-    return silent('not a PXE client: proxyDHCP leaves it to the network DHCP server');
+  const httpClient = isHttpClient(req.options);
+  if (!isPxeClient(req.options) && !isIpxe(req.options) && !httpClient) {
+    return silent('not a PXE or HTTP boot client: proxyDHCP leaves it to the network DHCP server');
   }
   const onDhcpPort = arrival.port === 'dhcp';
   if (onDhcpPort && type !== DHCPDISCOVER)
@@ -413,10 +421,15 @@ function decideProxy(req: DhcpPacket, type: number, arrival: Arrival, config: Po
   if (boot.kind === 'none')
     return silent(`proxyDHCP: nothing to boot for ${req.chaddr}: ${boot.reason}`, 'info');
   const o = reply.options;
-  // "PXEClient" in option 60 marks the offer as PXE boot information rather than an address lease.
-  o.vendorClassId = 'PXEClient';
   if (req.options.clientUuid) o.clientUuid = req.options.clientUuid;
-  o.vendorSpecific = pxeVendorOptions(req);
+  if (!httpClient) {
+    // "PXEClient" in option 60 marks the offer as PXE boot information rather than an address lease.
+    o.vendorClassId = 'PXEClient';
+    o.vendorSpecific = pxeVendorOptions(req);
+  }
+  // An HTTPClient's proxy offer is "HTTPClient" (set by addBoot) plus the URI and no address: EDK2 calls it
+  // HttpOfferTypeProxyUri and pairs it with the address from the network's DHCP server. HTTP boot clients
+  // never use port 4011 (that is PXE boot server discovery), but one that did would be answered alike.
   const to: Destination = onDhcpPort
     ? destination(req, DHCPOFFER)
     : {

@@ -17,6 +17,12 @@ export interface BootConfig {
    * operators with such machines point this at an i386 build; by default it is `uefiFile`.
    */
   readonly ia32UefiFile?: string;
+  /** TFTP path for ARM64 UEFI firmware (arch 11); without it such clients get no boot file. */
+  readonly arm64UefiFile?: string;
+  /** The URL an x64 UEFI HTTP boot client (arch 16) loads; no TFTP involved (UEFI 2.5+ §24.7). */
+  readonly x64HttpUrl?: string;
+  /** The URL an ARM64 UEFI HTTP boot client (arch 19) loads. */
+  readonly arm64HttpUrl?: string;
   /** next-server (siaddr) and option 66: the TFTP server's address. */
   readonly tftpServer: string;
 }
@@ -31,16 +37,29 @@ export const ARCH = {
   IA32_UEFI: 6,
   X64_UEFI: 7,
   X64_UEFI_ALT: 9,
+  ARM64_UEFI: 11,
+  X64_UEFI_HTTP: 16,
+  ARM64_UEFI_HTTP: 19,
 } as const;
 
 export type BootChoice =
   | { kind: 'none'; reason: string }
   | { kind: 'tftp'; file: string; server: string; arch: number }
-  | { kind: 'http'; url: string };
+  | { kind: 'http'; url: string }
+  /** UEFI HTTP boot: the firmware itself fetches `url`; the reply must echo vendor class "HTTPClient". */
+  | { kind: 'uefi-http'; url: string; arch: number };
 
 /** Option 60 starts with "PXEClient" for PXE ROMs (PXE 2.1 §2.2) and for iPXE. */
 export function isPxeClient(o: DhcpOptions): boolean {
   return o.vendorClassId?.startsWith('PXEClient') ?? false;
+}
+
+/**
+ * UEFI HTTP boot clients (UEFI 2.5+ §24.7.2) send option 60 "HTTPClient:Arch:xxxxx:UNDI:yyyzzz" and will
+ * only take an offer whose option 60 is "HTTPClient" and whose boot file is a URL.
+ */
+export function isHttpClient(o: DhcpOptions): boolean {
+  return o.vendorClassId?.startsWith('HTTPClient') ?? false;
 }
 
 /** iPXE sends user class (77) "iPXE", as a bare string or RFC 3004 list; either decodes to a list. */
@@ -56,7 +75,7 @@ export function isIpxe(o: DhcpOptions): boolean {
 export function clientArchitecture(o: DhcpOptions): number | null {
   const first = o.clientArch?.[0];
   if (first !== undefined) return first;
-  const m = /^PXEClient:Arch:(\d{5})/.exec(o.vendorClassId ?? '');
+  const m = /^(?:PXEClient|HTTPClient):Arch:(\d{5})/.exec(o.vendorClassId ?? '');
   return m?.[1] !== undefined ? Number(m[1]) : null;
 }
 
@@ -68,6 +87,7 @@ export function bootScriptUrl(httpBaseUrl: string, mac: string): string {
 
 export function chooseBoot(o: DhcpOptions, mac: string, boot: BootConfig): BootChoice {
   if (isIpxe(o)) return { kind: 'http', url: bootScriptUrl(boot.httpBaseUrl, mac) };
+  if (isHttpClient(o)) return chooseHttpBoot(o, boot);
   if (!isPxeClient(o)) return { kind: 'none', reason: 'not a PXE client (no "PXEClient" vendor class)' };
   const arch = clientArchitecture(o);
   switch (arch) {
@@ -80,10 +100,34 @@ export function chooseBoot(o: DhcpOptions, mac: string, boot: BootConfig): BootC
     case ARCH.X64_UEFI:
     case ARCH.X64_UEFI_ALT:
       return { kind: 'tftp', file: boot.uefiFile, server: boot.tftpServer, arch };
+    case ARCH.ARM64_UEFI:
+      if (boot.arm64UefiFile)
+        return { kind: 'tftp', file: boot.arm64UefiFile, server: boot.tftpServer, arch };
+      return { kind: 'none', reason: 'ARM64 UEFI (arch 11) has no boot file: set bootFiles.arm64Uefi' };
     default:
       return {
         kind: 'none',
-        reason: `client architecture ${arch} has no boot file (BIOS 0, UEFI 6/7/9 are served)`,
+        reason: `client architecture ${arch} has no boot file (BIOS 0, UEFI 6/7/9/11 are served)`,
       };
   }
+}
+
+/**
+ * An HTTPClient's architecture must be an HTTP one (IANA "Processor Architecture Types": 16 x64 UEFI HTTP,
+ * 19 ARM64 UEFI HTTP). A PXE architecture under an HTTPClient class is a confused client: nothing.
+ */
+function chooseHttpBoot(o: DhcpOptions, boot: BootConfig): BootChoice {
+  const arch = clientArchitecture(o);
+  const url =
+    arch === ARCH.X64_UEFI_HTTP
+      ? boot.x64HttpUrl
+      : arch === ARCH.ARM64_UEFI_HTTP
+        ? boot.arm64HttpUrl
+        : undefined;
+  if (url) return { kind: 'uefi-http', url, arch: arch ?? 0 };
+  const which = arch === null ? 'no architecture' : `architecture ${arch}`;
+  return {
+    kind: 'none',
+    reason: `HTTPClient with ${which} has no HTTP boot URL (x64 16: bootFiles.x64UefiHttp, ARM64 19: bootFiles.arm64UefiHttp)`,
+  };
 }

@@ -120,6 +120,7 @@ function validate(opts: DhcpServerOptions): PolicyConfig {
     ['biosFile', boot.biosFile],
     ['uefiFile', boot.uefiFile],
     ['ia32UefiFile', boot.ia32UefiFile ?? boot.uefiFile],
+    ['arm64UefiFile', boot.arm64UefiFile ?? boot.uefiFile],
   ] as const) {
     if (file.length === 0 || Buffer.byteLength(file, 'latin1') > 127) bad(`boot.${key} must be 1..127 bytes`);
   }

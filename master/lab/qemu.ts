@@ -46,7 +46,8 @@ export function parseNicList(text: string, vmCount: number): { models: NicModel[
 export interface VmSpec {
   name: string;
   mac: string;
-  firmware: 'bios' | 'uefi';
+  /** `uefi-http`: OVMF with no iPXE option ROM, so the firmware's own PXE and UEFI HTTP boot run (issue 18). */
+  firmware: 'bios' | 'uefi' | 'uefi-http';
   nic: NicModel;
   memoryMb: number;
   cpus: number;
@@ -64,6 +65,7 @@ export function qemuArgs(spec: VmSpec, ovmf: string | undefined): string[] {
   const model = NIC_DEVICES[spec.nic];
   const nic = [model.device, `netdev=n0`, `mac=${spec.mac}`, `bootindex=1`];
   if (spec.firmware === 'uefi') nic.push(`romfile=${model.efiRom}`);
+  if (spec.firmware === 'uefi-http') nic.push('romfile=');
   const args = [
     '-name',
     spec.name,
@@ -88,7 +90,7 @@ export function qemuArgs(spec: VmSpec, ovmf: string | undefined): string[] {
     '-device',
     `virtio-blk-pci,drive=d0,serial=${spec.diskSerial},bootindex=2`,
   ];
-  if (spec.firmware === 'uefi') {
+  if (spec.firmware !== 'bios') {
     if (!ovmf) throw new Error('UEFI VM requested but OVMF is not installed (Debian package ovmf)');
     // The lab network is IPv4 only. Without IPv6, OVMF offers no PXEv6/HTTPv6 boot entries, each of which
     // would wait out its own DHCPv6 timeout before the firmware reaches the disk of a deployed node.

@@ -328,6 +328,24 @@ CREATE TABLE node_credentials (
 );
 `,
   },
+  {
+    version: 16,
+    name: 'dhcp6-leases',
+    sql: `
+-- DHCPv6 IA_NA bindings (issue 18, RFC 8415 §6.2): one row per address, keyed like the v4 leases by
+-- address, naming the client by DUID (hex) and IAID; the MAC when the DUID or a relay names one.
+CREATE TABLE dhcp6_leases (
+  address    TEXT    PRIMARY KEY,
+  duid       TEXT    NOT NULL,
+  iaid       INTEGER NOT NULL,
+  mac        TEXT,
+  state      TEXT    NOT NULL CHECK (state IN ('bound', 'released', 'expired', 'declined')),
+  expires_at INTEGER NOT NULL,
+  updated_at TEXT    NOT NULL
+);
+CREATE INDEX dhcp6_leases_client ON dhcp6_leases (duid, iaid);
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

@@ -15,6 +15,7 @@ import { MIGRATIONS } from './migrations.js';
 export const NOT_RESTORED: Readonly<Partial<Record<JournaledTable, string>>> = {
   events: 'the event log is an append-only audit trail; the restore itself is recorded in it',
   leases: 'live DHCP leases: rolling them back would hand addresses in use to other machines',
+  dhcp6_leases: 'live DHCPv6 leases, for the same reason as the DHCP leases',
   deployments: 'deployment history is a log, like events (the nodes and their image references are restored)',
 };
 

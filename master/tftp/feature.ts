@@ -6,6 +6,7 @@ import type { FrozenConfig } from '../config.js';
 import type { Started } from '../feature.js';
 import type { BootConfig } from '../boot/config.js';
 import type { TftpConfig } from './config.js';
+import type { BootFilesConfig } from '../dhcp/boot-files.js';
 import type { BootActivitySink } from '../boot/activity.js';
 import { prepareTftpRoot } from '../boot/files.js';
 import type { Faults } from '../util/faults.js';
@@ -13,7 +14,13 @@ import type { Logger } from '../util/logger.js';
 import { startTftpServer, type TftpServer } from './server.js';
 
 export interface TftpFeatureDeps {
-  config: { tftp: TftpConfig; boot: BootConfig; dataDir: string; http: Pick<FrozenConfig['http'], 'bind'> };
+  config: {
+    tftp: TftpConfig;
+    boot: BootConfig;
+    bootFiles: Readonly<BootFilesConfig>;
+    dataDir: string;
+    http: Pick<FrozenConfig['http'], 'bind'>;
+  };
   logger: Logger;
   /** Fault counters; its `tftp` subsystem is registered when the server first starts (health shows it then). */
   faults: Pick<Faults, 'subsystem'>;

@@ -190,6 +190,10 @@ export const ERROR_CATALOGUE = {
     status: 500,
     hint: 'Check free space and permissions of the shared-root directory; see the message for the failing step.',
   },
+  RADVD_CONFIG_INVALID: {
+    status: 500,
+    hint: 'radvd rejected the router advertisement config or could not run: install Debian package radvd and check dhcp6.interface and dhcp6.prefix.',
+  },
   NFS_CONFIG_INVALID: {
     status: 500,
     hint: 'nfs-ganesha rejected the exports; the previous config keeps running. See DATA_DIR/sharedroot/nfs/ganesha.log.',

@@ -15,6 +15,7 @@ import { pino } from 'pino';
 import { Store } from '../../master/store/db.js';
 import { LeaseStore } from '../../master/store/leases.js';
 import { parseRange, startDhcpServer, type PoolSpec } from '../../master/dhcp/index.js';
+import { BootFilesSchema, resolveBootFiles } from '../../master/dhcp/boot-files.js';
 
 function fail(message: string): never {
   console.error(message);
@@ -85,12 +86,13 @@ async function main(): Promise<void> {
     proxyPort: integer(values['proxy-port'], 'proxy-port') ?? 4011,
     pools,
     leaseSeconds: integer(values.lease, 'lease') ?? 3600,
-    boot: {
-      httpBaseUrl: values.http ?? `http://${values.address}:8080`,
-      biosFile: 'undionly.kpxe',
-      uefiFile: 'ipxe.efi',
-      tftpServer: values.address,
-    },
+    // The master's defaults (bootFiles unset): undionly.kpxe, ipxe.efi, and ipxe.efi over UEFI HTTP boot.
+    boot: resolveBootFiles(
+      BootFilesSchema.parse({}),
+      { biosFile: 'undionly.kpxe', uefiFile: 'ipxe.efi' },
+      values.http ?? `http://${values.address}:8080`,
+      values.address,
+    ),
     leases,
     logger,
   });

@@ -1,0 +1,100 @@
+/**
+ * The `bootFiles` config slice: which boot program each client architecture gets (RFC 4578 §2.1 and the
+ * IANA "Processor Architecture Types" registry for DHCP option 93 and DHCPv6 option 61), and how it is
+ * turned into the DHCP server's BootConfig and the names the master serves over TFTP and HTTP.
+ *
+ * The PXE (TFTP) entries default to the older `boot.biosFile`/`boot.uefiFile`, so existing configs keep
+ * working. The HTTP entries are file names served at `/boot/loader/NAME`, or whole http(s) URLs.
+ */
+import { z } from 'zod';
+import type { BootConfig } from './pxe.js';
+
+/** A plain file name in boot.ipxeDir (served by fixed name, never a path: no '/' or '..'). */
+const fileName = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._+-]{0,126}$/,
+    'expected a file name in boot.ipxeDir like ipxe.efi (no directories)',
+  );
+
+const fileOrUrl = z.union([
+  fileName,
+  z
+    .string()
+    .url()
+    .regex(/^https?:\/\//, 'expected a file name or an http(s):// URL'),
+]);
+
+export const BootFilesSchema = z
+  .object({
+    /** Arch 0, x86 BIOS, over TFTP. Default: boot.biosFile (undionly.kpxe). */
+    x86Bios: fileName.optional(),
+    /** Arch 7 and 9, x64 UEFI, over TFTP. Default: boot.uefiFile (ipxe.efi). */
+    x64Uefi: fileName.optional(),
+    /** Arch 6, IA32 UEFI, over TFTP. Default: x64Uefi (which will not start there: set an i386 build). */
+    ia32Uefi: fileName.optional(),
+    /** Arch 11, ARM64 UEFI, over TFTP. No default: Debian 12's ipxe package has no ARM64 build. */
+    arm64Uefi: fileName.optional(),
+    /** Arch 16, x64 UEFI HTTP boot: a file served at /boot/loader/NAME, or a URL. */
+    x64UefiHttp: fileOrUrl.default('ipxe.efi'),
+    /** Arch 19, ARM64 UEFI HTTP boot. Default: arm64Uefi over HTTP, if set. */
+    arm64UefiHttp: fileOrUrl.optional(),
+  })
+  .strict();
+
+export type BootFilesConfig = z.infer<typeof BootFilesSchema>;
+export const BOOT_FILES_DEFAULTS = { x64UefiHttp: 'ipxe.efi' } as const;
+
+/** The older `boot` keys the TFTP entries fall back to. */
+export interface LegacyBootFiles {
+  readonly biosFile: string;
+  readonly uefiFile: string;
+}
+
+/** Where a loader file is served over HTTP, relative to the public base URL. */
+export function loaderUrl(httpBaseUrl: string, name: string): string {
+  return `${httpBaseUrl.replace(/\/+$/, '')}/boot/loader/${encodeURIComponent(name)}`;
+}
+
+function httpUrl(httpBaseUrl: string, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  return /^https?:\/\//.test(value) ? value : loaderUrl(httpBaseUrl, value);
+}
+
+/** The DHCP server's per-architecture choices, resolved from the slice and the older keys. */
+export function resolveBootFiles(
+  files: Readonly<BootFilesConfig>,
+  legacy: LegacyBootFiles,
+  httpBaseUrl: string,
+  tftpServer: string,
+): BootConfig {
+  const x64 = files.x64Uefi ?? legacy.uefiFile;
+  const arm64Http = httpUrl(httpBaseUrl, files.arm64UefiHttp ?? files.arm64Uefi);
+  const x64Http = httpUrl(httpBaseUrl, files.x64UefiHttp);
+  return {
+    httpBaseUrl,
+    tftpServer,
+    biosFile: files.x86Bios ?? legacy.biosFile,
+    uefiFile: x64,
+    ...(files.ia32Uefi ? { ia32UefiFile: files.ia32Uefi } : {}),
+    ...(files.arm64Uefi ? { arm64UefiFile: files.arm64Uefi } : {}),
+    ...(x64Http ? { x64HttpUrl: x64Http } : {}),
+    ...(arm64Http ? { arm64HttpUrl: arm64Http } : {}),
+  };
+}
+
+/**
+ * Every loader file name the master serves from boot.ipxeDir: over TFTP (copied to the TFTP root) and
+ * over HTTP at /boot/loader/NAME. HTTP entries given as URLs point elsewhere and are not served here.
+ */
+export function loaderFileNames(files: Readonly<BootFilesConfig>, legacy: LegacyBootFiles): string[] {
+  const names = [
+    files.x86Bios ?? legacy.biosFile,
+    files.x64Uefi ?? legacy.uefiFile,
+    files.ia32Uefi,
+    files.arm64Uefi,
+    files.x64UefiHttp,
+    files.arm64UefiHttp,
+  ];
+  return [...new Set(names.filter((n): n is string => n !== undefined && !/^https?:\/\//.test(n)))];
+}

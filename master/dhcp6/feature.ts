@@ -1,0 +1,50 @@
+/**
+ * DHCPv6 as a feature (issue 18): the DHCPv6 server and radvd's router advertisements on the
+ * provisioning link, off unless `dhcp6.enabled`. With HA only the VIP holder serves it (onRole), as DHCP.
+ */
+import type { FrozenConfig } from '../config.js';
+import type { Started } from '../feature.js';
+import type { Repos } from '../store/repos.js';
+import { Lease6Store } from '../store/dhcp6-leases.js';
+import type { Faults } from '../util/faults.js';
+import type { Logger } from '../util/logger.js';
+import { startDhcp6, type Dhcp6Feature } from './index.js';
+
+export interface Dhcp6FeatureDeps {
+  config: Pick<FrozenConfig, 'dhcp6' | 'interface' | 'dataDir' | 'http' | 'bootFiles' | 'boot'>;
+  repos: Pick<Repos, 'store'>;
+  logger: Logger;
+  faults: Pick<Faults, 'subsystem'>;
+  /** With HA: wait for onRole('primary') instead of serving at start. */
+  primaryOnly: boolean;
+}
+
+export async function startDhcp6Feature(deps: Dhcp6FeatureDeps): Promise<Started> {
+  const { config } = deps;
+  let running: Dhcp6Feature | undefined;
+  const serve = async (): Promise<void> => {
+    if (!config.dhcp6.enabled || running) return;
+    running = await startDhcp6({
+      config: config.dhcp6,
+      ...(config.interface ? { defaultInterface: config.interface } : {}),
+      dataDir: config.dataDir,
+      httpPort: config.http.port,
+      bootFiles: config.bootFiles,
+      legacyBootFiles: config.boot,
+      leases: new Lease6Store(deps.repos.store),
+      logger: deps.logger,
+      faults: deps.faults.subsystem('dhcp6'),
+    });
+  };
+  const stop = async (): Promise<void> => {
+    const r = running;
+    running = undefined;
+    await r?.close();
+  };
+  if (!deps.primaryOnly) await serve();
+  return {
+    health: () => (running ? { dhcp6: running.stats() } : {}),
+    onRole: (role) => (role === 'primary' ? serve() : stop()),
+    close: stop,
+  };
+}

@@ -1,0 +1,170 @@
+/**
+ * The master with `dhcp6.enabled` (master.ts wiring, config slice, radvd under the supervisor), in a
+ * namespace this test creates: ISC dhclient -6 acting as a UEFI HTTP boot client (option 16
+ * "HTTPClient:Arch:00016…", option 61 = 16) gets an address and the master's /boot/loader URL over IPv6,
+ * the lease is in the master's database, and radvd's advertisement reaches the client.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { TestNet, waitFor, type Host } from '../helpers/netns.js';
+import { startMasterProcess, type MasterProcess } from '../helpers/master-process.js';
+
+const V4 = '10.87.0.1';
+const V6 = 'fd00:59::1';
+const HTTP_PORT = 8087;
+
+async function linkLocalReady(net: TestNet, host: Host): Promise<void> {
+  await waitFor(
+    `link-local address on ${host.ns}`,
+    () => {
+      const out = net.nsExec(host.ns, ['ip', '-6', 'addr', 'show', 'dev', host.ifname, 'scope', 'link']);
+      return out.includes('fe80') && !out.includes('tentative') ? true : undefined;
+    },
+    10_000,
+  );
+}
+
+describe('master with dhcp6.enabled', { timeout: 120_000 }, () => {
+  if (process.getuid?.() !== 0) {
+    it('needs root for network namespaces', { skip: 'not root' }, () => {});
+    return;
+  }
+  let net: TestNet;
+  let dir: string;
+  let master: MasterProcess | undefined;
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'corral-dhcp6-master-'));
+    net = new TestNet('d6m');
+  });
+  after(async () => {
+    await master?.stop('SIGTERM').catch(() => undefined);
+    await net?.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('leases an IPv6 address with the HTTP boot URL, stores it, and advertises the prefix', async () => {
+    const srv = net.addHost('srv', `${V4}/24`);
+    net.nsExec(srv.ns, ['ip', '-6', 'addr', 'add', `${V6}/64`, 'dev', srv.ifname, 'nodad']);
+    await linkLocalReady(net, srv);
+    const config = join(dir, 'corral.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        console: { https: false },
+        nodeImage: { autoBuild: false },
+        monitor: { enabled: false },
+        dhcp6: { enabled: true, address: V6, prefix: 'fd00:59::/64', range: 'fd00:59::100-fd00:59::1ff' },
+      }),
+    );
+    master = await startMasterProcess({
+      netns: srv.ns,
+      host: V4,
+      args: [
+        '--data-dir',
+        join(dir, 'data'),
+        '--address',
+        V4,
+        '--interface',
+        srv.ifname,
+        '--http-port',
+        String(HTTP_PORT),
+        '--tftp-port',
+        '0',
+        '--config',
+        config,
+      ],
+      timeoutMs: 30_000,
+    });
+    await waitFor(
+      'DHCPv6 listening',
+      () => (master!.logs().includes('DHCPv6 server listening') ? true : undefined),
+      20_000,
+    );
+    assert.match(master.logs(), /radvd running/);
+
+    const c = net.addHost('c', null, '52:54:00:59:00:01');
+    await linkLocalReady(net, c);
+    const conf = join(dir, 'dhclient6.conf');
+    const leaseFile = join(dir, 'dhclient6.leases');
+    writeFileSync(
+      conf,
+      [
+        // dhclient has no name for option 16 (RFC 8415 §21.16): enterprise, item length, item.
+        'option dhcp6.vclass code 16 = {integer 32, integer 16, string};',
+        'send dhcp6.client-arch-type 16;',
+        'send dhcp6.vclass 343 33 "HTTPClient:Arch:00016:UNDI:003001";',
+        'also request dhcp6.bootfile-url;',
+        '',
+      ].join('\n'),
+    );
+    const client = net.spawnIn(c.ns, [
+      'dhclient',
+      '-6',
+      '-d',
+      '-1',
+      '-cf',
+      conf,
+      '-lf',
+      leaseFile,
+      '-pf',
+      join(dir, 'dhclient6.pid'),
+      '-sf',
+      '/bin/true',
+      c.ifname,
+    ]);
+    let clientLog = '';
+    client.stderr?.on('data', (b: Buffer) => (clientLog += b.toString()));
+    const lease = await waitFor(
+      'dhclient -6 lease from the master',
+      () => {
+        const text = existsSync(leaseFile) ? readFileSync(leaseFile, 'utf8') : '';
+        return text.includes('iaaddr') && text.includes('bootfile-url') ? text : undefined;
+      },
+      40_000,
+    ).catch((e: Error) => {
+      const text = existsSync(leaseFile) ? readFileSync(leaseFile, 'utf8') : '(no lease file)';
+      const dhcp6Log = master!
+        .logs()
+        .split('\n')
+        .filter((l) => l.includes('dhcp6'))
+        .slice(-8)
+        .join('\n');
+      throw new Error(`${e.message}\n--- lease:\n${text}\n--- master dhcp6 lines:\n${dhcp6Log}`);
+    });
+    client.kill('SIGTERM');
+    assert.match(
+      lease,
+      new RegExp(`option dhcp6.bootfile-url "http://\\[${V6}\\]:${HTTP_PORT}/boot/loader/ipxe.efi"`),
+    );
+    const address = /iaaddr (fd00:59::[0-9a-f]+)/.exec(lease)?.[1];
+    assert.ok(address, lease);
+
+    // The binding is a row of dhcp6_leases (migration 16), journaled for replication.
+    const db = new Database(join(dir, 'data', 'corral.db'), { readonly: true });
+    try {
+      const row = db.prepare('SELECT * FROM dhcp6_leases WHERE address = ?').get(address) as
+        { state: string; mac: string | null } | undefined;
+      assert.equal(row?.state, 'bound');
+      const change = db.prepare("SELECT COUNT(*) AS n FROM changes WHERE entity = 'dhcp6_leases'").get() as {
+        n: number;
+      };
+      assert.ok(change.n >= 1);
+    } finally {
+      db.close();
+    }
+    // radvd's advertisement installed the on-link prefix in the client.
+    await waitFor(
+      'RA-learnt prefix',
+      () =>
+        /fd00:59::\/64 .*expires/.test(net.nsExec(c.ns, ['ip', '-6', 'route', 'show', 'dev', c.ifname]))
+          ? true
+          : undefined,
+      30_000,
+    );
+  });
+});
