@@ -3,6 +3,7 @@
  * browser. The clock is injected, so idle timeouts and rate-limit windows are tested without waiting.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -262,8 +263,9 @@ describe('console: login and sessions', () => {
     const b = new Browser(h.base);
     await b.login('admin', PASSWORD);
     const id = b.cookies.get('corral_session') ?? '';
-    const stored = h.repos.store.db.prepare('SELECT id FROM sessions WHERE id = ?').get(id);
-    assert.equal(stored, undefined);
+    assert.equal(h.repos.sessions.get(id), undefined, 'the cookie value is no key in the table');
+    const hashed = createHash('sha256').update(id).digest('base64url');
+    assert.equal(h.repos.sessions.get(hashed)?.userName, 'admin', 'its SHA-256 is');
   });
 });
 

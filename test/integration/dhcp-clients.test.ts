@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { TestNet, hasCommand, waitFor, type Host } from '../helpers/netns.js';
 import { parsePerfdhcp } from '../helpers/perfdhcp.js';
 import { runIn, startServe, type ServeProcess } from '../helpers/dhcp-harness.js';
-import { Store } from '../../master/store/db.js';
+import { openStore } from '../../master/store/db.js';
 import { LeaseStore } from '../../master/store/leases.js';
 import { silentLogger } from '../../master/util/logger.js';
 import {
@@ -272,7 +272,7 @@ describe('dhcp: real clients in network namespaces', { timeout: 120_000 }, () =>
       assert.match(lease, new RegExp(`option dhcp-server-identifier ${SERVER.replace(/\./g, '\\.')};`));
       assert.match(lease, /option dhcp-lease-time 3600;/);
       // The binding is in the store, with the host name dhclient sent.
-      const store = new Store({ path: dbPath, logger: silentLogger() });
+      const store = openStore({ path: dbPath, logger: silentLogger() });
       try {
         const rows = new LeaseStore(store).byMac('52:54:00:79:00:05');
         assert.deepEqual(
@@ -498,7 +498,7 @@ describe('dhcp: real clients in network namespaces', { timeout: 120_000 }, () =>
           `no direct renewal ACK in the server log: ${JSON.stringify(mine)}`,
         );
         assert.ok(!mine.some((l) => l.msg?.startsWith('DHCPNAK')), `renewal NAKed: ${JSON.stringify(mine)}`);
-        const store = new Store({ path: dbPath, logger: silentLogger() });
+        const store = openStore({ path: dbPath, logger: silentLogger() });
         try {
           const rows = new LeaseStore(store).byMac('52:54:00:80:00:02');
           assert.deepEqual(

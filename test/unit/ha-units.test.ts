@@ -12,6 +12,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import express from 'express';
+import Database from 'better-sqlite3';
 import { tempRepos, testConfig } from '../helpers/repos.js';
 import { hasCommand, waitFor } from '../helpers/netns.js';
 import { apiErrorHandler } from '../../master/api/errors.js';
@@ -163,9 +164,9 @@ describe('replicated apply and tail discard (SQLite)', () => {
       assert.equal(r.repos.settings.get('added'), undefined);
       assert.equal(r.repos.events.count(), 0);
       assert.equal(r.repos.store.lastChangeSeq(), cut);
-      const archived = r.repos.store.db.prepare('SELECT COUNT(*) AS n FROM ha_discarded').get() as {
-        n: number;
-      };
+      const file = new Database(r.path, { readonly: true });
+      const archived = file.prepare('SELECT COUNT(*) AS n FROM ha_discarded').get() as { n: number };
+      file.close();
       assert.equal(archived.n, 3);
     } finally {
       r.cleanup();
