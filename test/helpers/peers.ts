@@ -4,6 +4,7 @@
  * scripts/setup.sh (MAIN_PACKAGES + TEST_PACKAGES) installs every package named here; test/unit/
  * setup-packages.test.ts checks that it does.
  */
+import { existsSync } from 'node:fs';
 import { hasCommand } from './netns.js';
 
 /** Command (or absolute path) → the Debian package that provides it. */
@@ -29,7 +30,6 @@ export const PEER_PACKAGES: Readonly<Record<string, string>> = {
   python3: 'python3',
 };
 
-/** The failure message for missing peers: what to install, and the command that installs it. */
 export function missingPeersMessage(missing: readonly string[]): string {
   const pkgs = [...new Set(missing.map((c) => PEER_PACKAGES[c] ?? `(the package providing ${c})`))];
   return `missing real peer(s) ${missing.join(', ')}: install Debian package(s) ${pkgs.join(' ')} (bash scripts/setup.sh --test)`;
@@ -45,4 +45,39 @@ export function requirePeers(...commands: string[]): void {
 export function requireRoot(why = 'network namespaces'): void {
   if (process.getuid?.() !== 0)
     throw new Error(`needs root (${why}): run the tests as root, as npm test does`);
+}
+
+/** Files a test needs from a package (firmware, boot files) → the Debian package that installs them. */
+export const FILE_PACKAGES: Readonly<Record<string, string>> = {
+  '/usr/lib/ipxe/undionly.kpxe': 'ipxe',
+  '/usr/lib/ipxe/ipxe.efi': 'ipxe',
+  '/usr/share/ovmf/OVMF.fd': 'ovmf',
+};
+
+/**
+ * Why a test cannot run here (not root, a peer or a file missing), with what to install; false when it
+ * can. Give it to failIfUnmet in a `before` hook: the test then fails with that reason, never skips.
+ */
+export function unmetNeeds(needs: {
+  root?: boolean;
+  commands?: readonly string[];
+  files?: readonly string[];
+}): string | false {
+  if (needs.root && process.getuid?.() !== 0)
+    return 'needs root (network namespaces): run the tests as root, as npm test does';
+  const commands = (needs.commands ?? []).filter((c) => !hasCommand(c));
+  const files = (needs.files ?? []).filter((f) => !existsSync(f));
+  if (!commands.length && !files.length) return false;
+  const pkgs = [
+    ...new Set([
+      ...commands.map((c) => PEER_PACKAGES[c] ?? `(the package providing ${c})`),
+      ...files.map((f) => FILE_PACKAGES[f] ?? `(the package providing ${f})`),
+    ]),
+  ];
+  return `missing ${[...commands, ...files].join(', ')}: install Debian package(s) ${pkgs.join(' ')} (bash scripts/setup.sh --test)`;
+}
+
+/** Fails the test (in a `before` hook: every test of the file or suite) when `reason` is set. */
+export function failIfUnmet(reason: string | false): void {
+  if (reason) throw new Error(reason);
 }
