@@ -110,7 +110,7 @@ defs() {
         for (i = 1; i <= NR; i++) {
           if (line[i] !~ /(function (golden|api|apiOk|freePort|signIn|logIn|login)\(|const (golden|api|apiOk|freePort|signIn|logIn|login) = (async )?(<[^>]*>)?\()/) continue
           w = line[i] " " line[i+1] " " line[i+2]
-          kind = (w ~ /(apiOk|apiCall|goldenFile|curl)(<.*>)?\(/) ? "wrapper" : "copy"
+          kind = (w ~ /(apiOk|apiCall|goldenFile|curl|\.signIn)(<.*>)?\(/) ? "wrapper" : "copy"
           print kind "\t" f ":" i ": " line[i]
         }
       }' "$f"
@@ -121,6 +121,8 @@ report "test helper copies (golden/api/freePort/signIn/login defined again outsi
   "$(printf '%s\n' "$all_defs" | awk -F'\t' '$1 == "copy" {print $2}')"
 report "  thin wrappers that bind a target and call the shared helper (not copies)" \
   "$(printf '%s\n' "$all_defs" | awk -F'\t' '$1 == "wrapper" {print $2}')"
+report "console harness copies (tests mounting createConsoleRouter themselves, not test/helpers/console.ts)" \
+  "$(find test -name '*.ts' -not -path 'test/helpers/*' | sort | xargs grep -lE 'createConsoleRouter\(' || true)"
 report "UPDATE_FIXTURES read outside test/helpers/golden.ts" \
   "$(find test -name '*.ts' -not -path 'test/helpers/golden.ts' | sort | xargs grep -nE "env\[?['.]?UPDATE_FIXTURES" || true)"
 report "test/unit/ files that open sockets, start masters or namespaces, or download" \
