@@ -3,6 +3,8 @@
 # unit, integration (network namespaces + real peers) and e2e (QEMU VMs PXE-booting from Corral).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Compiled tests from scratch: a test moved or deleted in the sources must not run on from an old dist/.
+rm -rf dist/test
 bash scripts/setup.sh --test
 
 echo "== lint (eslint, prettier, madge)"
