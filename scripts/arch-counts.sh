@@ -60,18 +60,17 @@ report "SQL statements outside master/store/ (.prepare( / .exec( with SQL keywor
   "$(outside_store | grep -v '^master/snapshots/data/' | xargs grep -nE "\.(prepare|exec)\(\s*['\`\"](SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|PRAGMA)" || true)"
 report "master/store/index.ts (had no importers)" "$(ls master/store/index.ts 2>/dev/null || true)"
 
-# 4. Daemons: supervisors = product files that spawn a long-running child (child_process spawn()),
-# leaving out the lab (VMs, namespaces), image import tools and application-database snapshots; the
-# node-images/ build tools; the Supervisor instances; config-install implementations = files that define an install step
-# (function install*Config*/installConfig*) and files outside master/daemons/ with their own renameSync
-# of a daemon config (*.cfg / *.conf).
+# 4. Daemons: supervisors = files under master/ that spawn() a long-running child, leaving out the lab
+# (VMs, namespaces), image import tools and application-database snapshots; the Supervisor instances;
+# config-install step definitions (function install*Config*); and files outside master/daemons/ with
+# their own renameSync of a daemon config (a path naming haproxy, keepalived, ganesha, *.cfg or *.conf).
 report "daemon supervisor implementations (files calling spawn( for a daemon)" \
   "$(product | grep '^master/' | grep -vE '^master/(lab|images|snapshots/data)/' | xargs grep -lE '\bspawn\(' || true)"
 report "supervised daemons (new Supervisor( sites)" "$(product | xargs grep -nE 'new Supervisor\(' || true)"
 report "config-install step definitions (function install*Config*)" \
   "$(product | xargs grep -nE 'function install\w*Config\w*\(' || true)"
 report "daemon configs renamed into place outside master/daemons/" \
-  "$(product | grep -v '^master/daemons/' | xargs grep -nE 'renameSync\([^)]*(cfg|conf|Conf|config)' || true)"
+  "$(product | grep -v '^master/daemons/' | xargs grep -nE 'renameSync\([^)]*(haproxy|keepalived|ganesha|\.cfg|\.conf\b)' || true)"
 
 # 5. Node-facing HTTP: files under master/ registering a route a node calls without a login (iPXE
 # script, enlistment, deploy/shared-root callbacks, image and installer downloads).
