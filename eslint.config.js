@@ -15,6 +15,31 @@ export default tseslint.config(
     },
   },
   {
+    // The raw database handle never leaves store/ (issue 15): product code outside it gets Repos (typed
+    // stores) and `Store` (journaled write transactions, replication, backup), never SQL. Tests and
+    // benches may open a connection of their own to a database file, as an outsider would.
+    // master/snapshots/data/ copies application databases (not Corral's) with SQLite's backup API.
+    files: ['master/**/*.ts', 'web-ui/**/*.ts'],
+    ignores: ['master/store/**', 'master/snapshots/data/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            { name: 'better-sqlite3', message: 'SQL stays in master/store/: add a method to a store there.' },
+          ],
+          patterns: [
+            {
+              group: ['**/store/db.js'],
+              importNames: ['SqliteStore', 'sqliteOf', 'Db'],
+              message: 'The raw database handle stays in master/store/: use Repos or the Store type.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['web-ui/public/**/*.js'],
     languageOptions: {
       globals: {

@@ -28,7 +28,7 @@ import type { PowerControl } from '../master/remote/power.js';
 import { createRenderer } from './render.js';
 import { securityHeaders } from './security-headers.js';
 import { requireCsrf, sessionGuard } from './session-guard.js';
-import { SessionStore } from './sessions.js';
+import { ConsoleSessions } from './sessions.js';
 import type { Monitor } from '../master/monitor/monitor.js';
 import type { NodeImageStatus } from '../master/boot/node-image-builder.js';
 import { auditMutations } from '../master/api/audit.js';
@@ -88,7 +88,7 @@ export function createConsoleRouter(deps: ConsoleDeps): Router {
     now,
     secureCookies: deps.secureCookies ?? false,
     renderer: createRenderer({ viewsDir: installPath('web-ui', 'views'), now }),
-    sessions: new SessionStore(deps.repos.store.db, now),
+    sessions: new ConsoleSessions(deps.repos.sessions, now),
     ...(deps.monitor ? { monitor: deps.monitor } : {}),
     ...(deps.faults ? { faults: deps.faults } : {}),
   };

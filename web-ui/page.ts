@@ -10,7 +10,7 @@ import type { SubsystemHealth } from '../master/util/faults.js';
 import type { Logger } from '../master/util/logger.js';
 import { VERSION } from '../master/util/version.js';
 import type { Renderer } from './render.js';
-import type { ConsoleSession, SessionStore } from './sessions.js';
+import type { ConsoleSession, ConsoleSessions } from './sessions.js';
 
 /** What every console page handler needs: the router's dependencies plus the pieces built from them once. */
 export interface ConsoleContext {
@@ -21,7 +21,7 @@ export interface ConsoleContext {
   now: () => number;
   secureCookies: boolean;
   renderer: Renderer;
-  sessions: SessionStore;
+  sessions: ConsoleSessions;
   /** Performance monitoring (charts, alerts); absent when monitor.enabled is false. */
   monitor?: Monitor;
   /** Subsystem faults (issue 14), for the dashboard. */

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Db } from '../master/store/db.js';
+import type { SessionRow, SessionStore } from '../master/store/sessions.js';
 import { randomToken } from './csrf.js';
 
 /** Idle timeout: a session unused this long is gone (the issue asks for 30 minutes). */
@@ -16,14 +16,6 @@ export interface ConsoleSession {
   lastSeenAt: number;
 }
 
-interface SessionRow {
-  id: string;
-  user_name: string;
-  csrf_token: string;
-  created_at: number;
-  last_seen_at: number;
-}
-
 /**
  * The table keeps SHA-256 of the id, not the id: a copied database file (a snapshot, a backup, a clone)
  * holds no session a reader could replay. The id itself has 256 random bits, so no salt is needed.
@@ -33,13 +25,12 @@ function storedId(id: string): string {
 }
 
 /**
- * Console sessions in the `sessions` table. They are per master and deliberately not journaled (see
- * migrations.ts): after a fail-over users log in again, and replication carries no live credentials.
- * Times are epoch milliseconds from the injected clock.
+ * Console sessions: random ids in the cookie, SHA-256 of them in the store, an idle timeout and an
+ * absolute lifetime. Times are epoch milliseconds from the injected clock.
  */
-export class SessionStore {
+export class ConsoleSessions {
   constructor(
-    private readonly db: Db,
+    private readonly rows: SessionStore,
     private readonly now: () => number,
     private readonly idleMs = IDLE_TIMEOUT_MS,
     private readonly maxAgeMs = MAX_SESSION_AGE_MS,
@@ -47,7 +38,7 @@ export class SessionStore {
 
   create(userName: string): ConsoleSession {
     const now = this.now();
-    this.purgeExpired(now);
+    this.rows.purge(now - this.idleMs, now - this.maxAgeMs);
     const session: ConsoleSession = {
       id: randomToken(),
       userName,
@@ -55,32 +46,22 @@ export class SessionStore {
       createdAt: now,
       lastSeenAt: now,
     };
-    this.db
-      .prepare(
-        'INSERT INTO sessions (id, user_name, csrf_token, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?)',
-      )
-      .run(storedId(session.id), userName, session.csrfToken, now, now);
+    this.rows.insert({ ...session, id: storedId(session.id) });
     return session;
   }
 
   /** The live session for a cookie value, its idle clock restarted; an expired one is deleted. */
   touch(id: string): ConsoleSession | undefined {
     const key = storedId(id);
-    const row = this.db.prepare('SELECT * FROM sessions WHERE id = ?').get(key) as SessionRow | undefined;
+    const row = this.rows.get(key);
     if (!row) return undefined;
     const now = this.now();
     if (this.expired(row, now)) {
-      this.db.prepare('DELETE FROM sessions WHERE id = ?').run(key);
+      this.rows.delete(key);
       return undefined;
     }
-    this.db.prepare('UPDATE sessions SET last_seen_at = ? WHERE id = ?').run(now, key);
-    return {
-      id,
-      userName: row.user_name,
-      csrfToken: row.csrf_token,
-      createdAt: row.created_at,
-      lastSeenAt: now,
-    };
+    this.rows.touch(key, now);
+    return { ...row, id, lastSeenAt: now };
   }
 
   /**
@@ -88,29 +69,16 @@ export class SessionStore {
    * user's doing (a live stream re-validating itself), which must not keep an idle session alive.
    */
   peek(id: string): ConsoleSession | undefined {
-    const row = this.db.prepare('SELECT * FROM sessions WHERE id = ?').get(storedId(id)) as
-      SessionRow | undefined;
+    const row = this.rows.get(storedId(id));
     if (!row || this.expired(row, this.now())) return undefined;
-    return {
-      id,
-      userName: row.user_name,
-      csrfToken: row.csrf_token,
-      createdAt: row.created_at,
-      lastSeenAt: row.last_seen_at,
-    };
+    return { ...row, id };
   }
 
   destroy(id: string): void {
-    this.db.prepare('DELETE FROM sessions WHERE id = ?').run(storedId(id));
+    this.rows.delete(storedId(id));
   }
 
   private expired(row: SessionRow, now: number): boolean {
-    return now - row.last_seen_at > this.idleMs || now - row.created_at > this.maxAgeMs;
-  }
-
-  private purgeExpired(now: number): void {
-    this.db
-      .prepare('DELETE FROM sessions WHERE last_seen_at < ? OR created_at < ?')
-      .run(now - this.idleMs, now - this.maxAgeMs);
+    return now - row.lastSeenAt > this.idleMs || now - row.createdAt > this.maxAgeMs;
   }
 }

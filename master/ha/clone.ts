@@ -18,7 +18,7 @@ import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { Store } from '../store/db.js';
+import { openStore } from '../store/db.js';
 import { CorralError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { VERSION } from '../util/version.js';
@@ -149,7 +149,7 @@ export async function clonePrimary(o: CloneOptions): Promise<CloneResult> {
     );
   }
   const dbBytes = statSync(part).size;
-  const copy = new Store({ path: part, logger: o.logger });
+  const copy = openStore({ path: part, logger: o.logger });
   const lastSeq = copy.lastChangeSeq();
   const epoch = copy.epoch();
   const integrity = copy.integrityCheck();

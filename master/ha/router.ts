@@ -11,7 +11,7 @@ import type { Authenticator } from '../auth/users.js';
 import type { FrozenConfig } from '../config.js';
 import { requireBasicAuth, requireRole } from '../api/auth.js';
 import { zodToCorral } from '../api/errors.js';
-import { Store } from '../store/db.js';
+import { openStore, type Store } from '../store/db.js';
 import type { Repos } from '../store/repos.js';
 import { CorralError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
@@ -181,8 +181,8 @@ export function createHaRouter(deps: HaRouterDeps): Router {
   router.get('/clone/db', requireToken, async (_req, res) => {
     const tmp = join(config.dataDir, `clone-${randomBytes(4).toString('hex')}.db`);
     try {
-      await store.db.backup(tmp);
-      const copy = new Store({ path: tmp, logger: deps.logger });
+      await store.backup(tmp);
+      const copy = openStore({ path: tmp, logger: deps.logger });
       const lastSeq = copy.lastChangeSeq();
       const integrity = copy.integrityCheck();
       copy.close();

@@ -207,10 +207,7 @@ export class SharedRoots {
       throw new CorralError('SHAREDROOT_IN_USE', `nodes still run version ${version}; reboot them first`);
     const v = root.versions.find((x) => x.version === version);
     if (!v) throw new CorralError('SHAREDROOT_NOT_FOUND', `shared root ${name} has no version ${version}`);
-    this.repos.store.write((journal) => {
-      this.repos.store.db.prepare('DELETE FROM shared_root_versions WHERE key = ?').run(v.key);
-      journal('shared_root_versions', v.key, 'delete');
-    });
+    this.repos.store.write((journal) => this.repos.sharedRoots.deleteVersionIn(journal, v.key));
     await removeVersion(this.dir, name, version);
   }
 

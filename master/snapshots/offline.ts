@@ -15,9 +15,9 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { Store } from '../store/db.js';
+import { openStore } from '../store/db.js';
 import { openRepos, type Repos } from '../store/repos.js';
-import { integrityOf, unknownMigrations } from '../store/snapshots.js';
+import { unknownMigrations } from '../store/snapshots.js';
 import { CorralError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { VERSION } from '../util/version.js';
@@ -79,7 +79,7 @@ export async function restoreOffline(options: {
   if (existsSync(dbPath)) {
     try {
       repos = openRepos({ path: dbPath, logger: options.logger });
-      integrity = integrityOf(repos.store.db);
+      integrity = repos.store.integrityCheck();
     } catch (err) {
       // Only a database that cannot be opened or fails its check is swapped; errors of the restore are not.
       integrity = (err as Error).message;
@@ -158,7 +158,7 @@ function swapFile(
   });
   renameSync(incoming, dbPath);
   // Opening the store migrates the copy to this Corral's schema.
-  new Store({ path: dbPath, logger: options.logger }).close();
+  openStore({ path: dbPath, logger: options.logger }).close();
   options.logger.warn({ id: target.id, safetyId }, 'database file replaced by restore point');
   return { mode: 'file', restored: target, safetyId, integrity };
 }

@@ -24,21 +24,18 @@ import {
 } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { Repos } from '../store/repos.js';
-import { Store } from '../store/db.js';
+import { openStore, type Store } from '../store/db.js';
 import { SCHEMA_VERSION } from '../store/migrations.js';
 import {
-  appliedMigrations,
-  diffDatabases,
-  imageCatalogue,
-  integrityOf,
+  databaseContents,
+  diffDatabaseFiles,
+  integrityOfFile,
   isRestoredTable,
-  openReadOnly,
-  SnapshotStore,
   unknownMigrations,
   type RestoreSummary,
+  type SnapshotStore,
   type TableDiff,
 } from '../store/snapshots.js';
-import type { Db } from '../store/db.js';
 import { CorralError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { VERSION } from '../util/version.js';
@@ -124,7 +121,7 @@ export class RestorePoints {
     this.repos = options.repos;
     this.logger = options.logger.child({ module: 'snapshots' });
     this.now = options.now ?? (() => new Date());
-    this.snapshots = new SnapshotStore(options.repos.store);
+    this.snapshots = options.repos.snapshots;
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
   }
 
@@ -171,7 +168,7 @@ export class RestorePoints {
     mkdirSync(tmp, { mode: 0o700 });
     try {
       if (options.sourceDb) copyFileSync(options.sourceDb, join(tmp, DB_FILE));
-      else await this.snapshots.backupTo(join(tmp, DB_FILE));
+      else await this.repos.store.backup(join(tmp, DB_FILE));
       const hasConfig = this.options.config !== undefined;
       if (hasConfig) {
         writeFileSync(join(tmp, CONFIG_FILE), `${JSON.stringify(this.options.config, null, 2)}\n`, {
@@ -183,15 +180,7 @@ export class RestorePoints {
         cpSync(this.options.templatesDir, join(tmp, TEMPLATES_DIR), { recursive: true });
         templates = hashTree(join(tmp, TEMPLATES_DIR));
       }
-      const copy = openReadOnly(join(tmp, DB_FILE));
-      let images: Manifest['images'];
-      let migrations: number[];
-      try {
-        images = imageCatalogue(copy);
-        migrations = appliedMigrations(copy);
-      } finally {
-        copy.close();
-      }
+      const { images, migrations } = databaseContents(join(tmp, DB_FILE));
       const unsealed: Manifest = {
         format: 1,
         id,
@@ -252,24 +241,20 @@ export class RestorePoints {
   diff(from: string, to = 'current'): SnapshotDiff {
     const a = this.get(from);
     const b = to === 'current' ? undefined : this.get(to);
-    const aDb = openReadOnly(join(this.pathOf(a), DB_FILE));
-    const bDb = b ? openReadOnly(join(this.pathOf(b), DB_FILE)) : undefined;
-    try {
-      const tables = (bDb ? diffDatabases(aDb, bDb) : this.snapshots.diffFrom(aDb)).map((t) => ({
-        ...t,
-        restored: isRestoredTable(t.table),
-      }));
-      return {
-        from: a.id,
-        to: b ? b.id : 'current',
-        tables,
-        config: diffConfig(this.configOf(a), b ? this.configOf(b) : this.options.config),
-        templates: diffTemplates(a.templates, b ? b.templates : this.currentTemplates()),
-      };
-    } finally {
-      aDb.close();
-      bDb?.close();
-    }
+    const aPath = join(this.pathOf(a), DB_FILE);
+    const tables = (
+      b ? diffDatabaseFiles(aPath, join(this.pathOf(b), DB_FILE)) : this.snapshots.diffFrom(aPath)
+    ).map((t) => ({
+      ...t,
+      restored: isRestoredTable(t.table),
+    }));
+    return {
+      from: a.id,
+      to: b ? b.id : 'current',
+      tables,
+      config: diffConfig(this.configOf(a), b ? this.configOf(b) : this.options.config),
+      templates: diffTemplates(a.templates, b ? b.templates : this.currentTemplates()),
+    };
   }
 
   restore(idOrName: string, actor: string | null = null): Promise<RestoreResult> {
@@ -283,7 +268,7 @@ export class RestorePoints {
           reason: `before restore of ${target.name}`,
           actor,
         });
-        const summary = this.snapshots.restoreFrom(source.db);
+        const summary = this.snapshots.restoreFrom(source.path);
         const result: RestoreResult = {
           restored: target,
           safety,
@@ -318,7 +303,7 @@ export class RestorePoints {
    * itself is never modified). Refuses one with migrations this Corral does not know, and one that is
    * damaged: the checksums are compared on the copy that is used, not on the file it came from.
    */
-  private openMigratedCopy(m: Manifest): { db: Db; close(): void } {
+  private openMigratedCopy(m: Manifest): { path: string; close(): void } {
     // First: a damaged manifest's list of migrations is not to be believed either.
     verifyRestorePoint(this.pathOf(m), m, [DB_FILE]);
     const unknown = unknownMigrations(m.migrations);
@@ -342,7 +327,7 @@ export class RestorePoints {
     }
     let store: Store;
     try {
-      store = new Store({ path: tmp, logger: this.logger });
+      store = openStore({ path: tmp, logger: this.logger });
     } catch (err) {
       rmTemp(tmp);
       throw new CorralError(
@@ -350,13 +335,9 @@ export class RestorePoints {
         `restore point ${m.name} cannot be migrated: ${(err as Error).message}`,
       );
     }
-    return {
-      db: store.db,
-      close: () => {
-        store.close();
-        rmTemp(tmp);
-      },
-    };
+    // Closed before the restore reads it: SQLite folds the migration's WAL into the file.
+    store.close();
+    return { path: tmp, close: () => rmTemp(tmp) };
   }
 
   previewRetention(policy: RetentionPolicy): RetentionPlan {
@@ -415,12 +396,7 @@ export class RestorePoints {
 export function checkDatabase(m: Manifest, path: string): void {
   let result: string;
   try {
-    const db = openReadOnly(path);
-    try {
-      result = integrityOf(db);
-    } finally {
-      db.close();
-    }
+    result = integrityOfFile(path);
   } catch (err) {
     result = (err as Error).message;
   }

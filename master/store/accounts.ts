@@ -1,4 +1,4 @@
-import type { Journal, Store } from './db.js';
+import { sqliteOf, type Journal, type SqliteStore, type Store } from './db.js';
 
 export interface TotpRecord {
   userName: string;
@@ -16,7 +16,11 @@ interface TotpRow {
 
 /** Per-user security facts beside the users table: the TOTP second factor and ending a user's sessions. */
 export class AccountStore {
-  constructor(private readonly store: Store) {}
+  private readonly store: SqliteStore;
+
+  constructor(store: Store) {
+    this.store = sqliteOf(store);
+  }
 
   totp(userName: string): TotpRecord | undefined {
     const r = this.store.db.prepare('SELECT * FROM user_totp WHERE user_name = ?').get(userName) as

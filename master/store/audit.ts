@@ -1,4 +1,4 @@
-import type { Store } from './db.js';
+import { sqliteOf, type SqliteStore, type Store } from './db.js';
 
 export type AuditVia = 'api' | 'console' | 'system';
 export type AuditOutcome = 'ok' | 'denied' | 'failed';
@@ -25,7 +25,11 @@ export type NewAudit = Omit<AuditRecord, 'id' | 'at' | 'target' | 'status' | 'ip
  * (docs/decisions.md), so it is written outside `Store.write` and never refused on a read-only backup.
  */
 export class AuditStore {
-  constructor(private readonly store: Store) {}
+  private readonly store: SqliteStore;
+
+  constructor(store: Store) {
+    this.store = sqliteOf(store);
+  }
 
   append(a: NewAudit): number {
     const info = this.store.db

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import type { Store } from './db.js';
+import { sqliteOf, type SqliteStore, type Store } from './db.js';
 
 /** One step of a boot attempt as stored; `detail` is the step's own fields (see master/boot/activity.ts). */
 export interface BootActivityEntry {
@@ -94,10 +94,10 @@ export class BootActivityStore {
       }
     | undefined;
 
-  constructor(
-    private readonly store: Store,
-    limits: Partial<BootActivityLimits> = {},
-  ) {
+  private readonly store: SqliteStore;
+
+  constructor(store: Store, limits: Partial<BootActivityLimits> = {}) {
+    this.store = sqliteOf(store);
     this.limits = Object.freeze({ ...BOOT_ACTIVITY_LIMITS, ...limits });
   }
 

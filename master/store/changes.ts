@@ -1,4 +1,4 @@
-import type { Store } from './db.js';
+import { sqliteOf, type SqliteStore, type Store } from './db.js';
 
 export interface ChangeRecord {
   seq: number;
@@ -22,7 +22,11 @@ interface ChangeRow {
 
 /** Reads the change journal (append-only; written only by Store.write). */
 export class ChangeStore {
-  constructor(private readonly store: Store) {}
+  private readonly store: SqliteStore;
+
+  constructor(store: Store) {
+    this.store = sqliteOf(store);
+  }
 
   since(seq: number, limit = 1000): ChangeRecord[] {
     const rows = this.store.db

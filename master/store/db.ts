@@ -44,7 +44,7 @@ export interface StoreOptions {
  * transaction and appends to the `changes` journal in that same transaction, so the journal and the
  * tables can never disagree (the replication feed of the HA issue reads it).
  */
-export class Store {
+export class SqliteStore {
   readonly db: Db;
   readonly logger: Logger;
   readonly now: () => Date;
@@ -160,6 +160,11 @@ export class Store {
   lastChangeSeq(): number {
     const row = this.db.prepare('SELECT MAX(seq) AS s FROM changes').get() as { s: number | null };
     return row.s ?? 0;
+  }
+
+  /** An online, consistent copy of the whole database (SQLite's backup API; writers are not blocked). */
+  async backup(path: string): Promise<void> {
+    await this.db.backup(path);
   }
 
   integrityCheck(): string {
@@ -322,6 +327,27 @@ export class Store {
     this.epochCache = undefined;
     return tail;
   }
+}
+
+/**
+ * The store as code outside store/ holds it: journaled transactions, the replication hooks, backup and
+ * close, but never the SQLite handle. SQL stays in the store modules (one per aggregate, reached through
+ * Repos); eslint.config.js refuses `SqliteStore`, `Db` and better-sqlite3 outside master/store/.
+ */
+export type Store = Omit<SqliteStore, 'db'>;
+
+/**
+ * Inside store/ only: the SQLite store behind a `Store` (every Store is one; the type just hides the
+ * handle). The aggregate stores take a `Store`, so tests and openRepos build them alike.
+ */
+export function sqliteOf(store: Store): SqliteStore {
+  if (!(store instanceof SqliteStore)) throw new TypeError('not a store opened by openStore or openRepos');
+  return store;
+}
+
+/** Opens (and migrates) a database file outside Repos: a clone's or a restore point's copy. */
+export function openStore(options: StoreOptions): Store {
+  return new SqliteStore(options);
 }
 
 /** One journal row as the replication feed carries it. */

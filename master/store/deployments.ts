@@ -1,4 +1,4 @@
-import type { Journal, Store } from './db.js';
+import { sqliteOf, type Journal, type SqliteStore, type Store } from './db.js';
 
 /**
  * pending: waiting for the node to boot the installer; installing: the installer reported in;
@@ -81,7 +81,11 @@ export interface DeploymentPatch {
 
 /** One row per deploy attempt of a node; the newest is the node's current deployment. */
 export class DeploymentStore {
-  constructor(private readonly store: Store) {}
+  private readonly store: SqliteStore;
+
+  constructor(store: Store) {
+    this.store = sqliteOf(store);
+  }
 
   get(id: number): DeploymentRecord | undefined {
     const r = this.store.db.prepare('SELECT * FROM deployments WHERE id = ?').get(id) as

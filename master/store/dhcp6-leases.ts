@@ -1,4 +1,4 @@
-import type { Store } from './db.js';
+import { sqliteOf, type SqliteStore, type Store } from './db.js';
 
 export type Lease6State = 'bound' | 'released' | 'expired' | 'declined';
 
@@ -38,7 +38,11 @@ const fromRow = (r: Row): Lease6Record => ({
 
 /** DHCPv6 leases; journaled like the v4 leases so a backup master replays them. */
 export class Lease6Store {
-  constructor(private readonly store: Store) {}
+  private readonly store: SqliteStore;
+
+  constructor(store: Store) {
+    this.store = sqliteOf(store);
+  }
 
   all(): Lease6Record[] {
     return (this.store.db.prepare('SELECT * FROM dhcp6_leases ORDER BY address').all() as Row[]).map(fromRow);

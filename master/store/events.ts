@@ -1,4 +1,4 @@
-import type { Journal, Store } from './db.js';
+import { sqliteOf, type Journal, type SqliteStore, type Store } from './db.js';
 
 export type Severity = 'info' | 'warning' | 'error';
 
@@ -55,7 +55,11 @@ export interface EventQuery {
 }
 
 export class EventStore {
-  constructor(private readonly store: Store) {}
+  private readonly store: SqliteStore;
+
+  constructor(store: Store) {
+    this.store = sqliteOf(store);
+  }
 
   /** Appends an event inside the caller's transaction. */
   appendIn(journal: Journal, e: NewEvent): number {

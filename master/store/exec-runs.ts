@@ -1,4 +1,4 @@
-import type { Store } from './db.js';
+import { sqliteOf, type SqliteStore, type Store } from './db.js';
 
 export interface ExecRunRecord {
   id: number;
@@ -46,7 +46,11 @@ function fromRow(r: Row): ExecRunRecord {
  * run). Per master and not journaled, like the audit log itself.
  */
 export class ExecRunStore {
-  constructor(private readonly store: Store) {}
+  private readonly store: SqliteStore;
+
+  constructor(store: Store) {
+    this.store = sqliteOf(store);
+  }
 
   start(r: { actor: string; via: ExecRunRecord['via']; command: string; targets: string[] }): number {
     const info = this.store.db

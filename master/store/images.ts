@@ -1,4 +1,4 @@
-import type { Journal, Store } from './db.js';
+import { sqliteOf, type Journal, type SqliteStore, type Store } from './db.js';
 
 export const IMAGE_FORMATS = ['tar', 'tar.gz', 'tar.zst', 'raw', 'raw.gz'] as const;
 export type ImageFormat = (typeof IMAGE_FORMATS)[number];
@@ -45,7 +45,11 @@ function fromRow(r: ImageRow): ImageRecord {
 
 /** The image catalogue. Files live in DATA_DIR/images; master/images/ keeps rows and files in step. */
 export class ImageStore {
-  constructor(private readonly store: Store) {}
+  private readonly store: SqliteStore;
+
+  constructor(store: Store) {
+    this.store = sqliteOf(store);
+  }
 
   list(): ImageRecord[] {
     return (this.store.db.prepare('SELECT * FROM images ORDER BY name').all() as ImageRow[]).map(fromRow);

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import type { Journal, Store } from './db.js';
+import { sqliteOf, type Journal, type SqliteStore, type Store } from './db.js';
 
 export const LEASE_STATES = ['offered', 'bound', 'released', 'expired', 'declined'] as const;
 export type LeaseState = (typeof LEASE_STATES)[number];
@@ -51,7 +51,7 @@ function fromRow(r: LeaseRow): LeaseRecord {
 export type LeaseWrite = Omit<LeaseRecord, 'updatedAt'>;
 
 /**
- * Reservations are read several times per DHCP exchange; they change rarely. One cache per Store (shared
+ * Reservations are read several times per DHCP exchange; they change rarely. One cache per SqliteStore (shared
  * by every LeaseStore over it) is dropped on every reservation write made here, and re-read at most
  * RESERVATION_CACHE_MS after it was loaded, so a write that bypasses this class (a replicated change)
  * shows within that bound.
@@ -64,7 +64,7 @@ interface ReservationCache {
   byIp: Map<string, ReservationRecord>;
 }
 
-const reservationCaches = new WeakMap<Store, ReservationCache>();
+const reservationCaches = new WeakMap<SqliteStore, ReservationCache>();
 
 /**
  * Leases and static reservations. Every mutation runs inside Store.write and journals the row as stored,
@@ -76,8 +76,11 @@ export class LeaseStore {
   private readonly byIpStmt: Database.Statement;
   private readonly allReservationsStmt: Database.Statement;
 
-  constructor(private readonly store: Store) {
-    const db = store.db;
+  private readonly store: SqliteStore;
+
+  constructor(store: Store) {
+    this.store = sqliteOf(store);
+    const db = this.store.db;
     this.upsertStmt = db.prepare(
       `INSERT INTO leases (ip, mac, client_id, hostname, state, expires_at, updated_at)
        VALUES (@ip, @mac, @client_id, @hostname, @state, @expires_at, @updated_at)

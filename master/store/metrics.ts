@@ -1,4 +1,4 @@
-import type { Store } from './db.js';
+import { sqliteOf, type SqliteStore, type Store } from './db.js';
 
 /** One sample of one source ('master' or a node's MAC). Absent values are null (a node may not know). */
 export interface MetricSample {
@@ -72,7 +72,11 @@ function fromRow(r: MetricRow): MetricSample {
  * and high-volume, so it is not journaled (docs/decisions.md).
  */
 export class MetricStore {
-  constructor(private readonly store: Store) {}
+  private readonly store: SqliteStore;
+
+  constructor(store: Store) {
+    this.store = sqliteOf(store);
+  }
 
   record(source: string, s: MetricSample): void {
     const db = this.store.db;

@@ -1,4 +1,4 @@
-import type { Journal, Store } from './db.js';
+import { sqliteOf, type Journal, type SqliteStore, type Store } from './db.js';
 
 export type CredentialReason = 'first-enlist' | 'recovery';
 
@@ -25,7 +25,11 @@ function fromRow(r: Row): NodeCredentialRecord {
 
 /** One credential per node; a new one replaces the old (which then stops working). Journaled. */
 export class NodeCredentialStore {
-  constructor(private readonly store: Store) {}
+  private readonly store: SqliteStore;
+
+  constructor(store: Store) {
+    this.store = sqliteOf(store);
+  }
 
   get(mac: string): NodeCredentialRecord | undefined {
     const r = this.store.db.prepare('SELECT * FROM node_credentials WHERE mac = ?').get(mac) as

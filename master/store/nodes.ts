@@ -1,4 +1,4 @@
-import type { Journal, Store } from './db.js';
+import { sqliteOf, type Journal, type SqliteStore, type Store } from './db.js';
 
 export const NODE_STATES = [
   'discovered',
@@ -86,7 +86,11 @@ export interface NodePatch {
  * through `patchIn`/`insertIn`, always inside a Store.write transaction so the journal follows.
  */
 export class NodeStore {
-  constructor(private readonly store: Store) {}
+  private readonly store: SqliteStore;
+
+  constructor(store: Store) {
+    this.store = sqliteOf(store);
+  }
 
   get(mac: string): NodeRecord | undefined {
     const r = this.store.db.prepare('SELECT * FROM nodes WHERE mac = ?').get(mac) as NodeRow | undefined;

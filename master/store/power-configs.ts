@@ -1,4 +1,4 @@
-import type { Journal, Store } from './db.js';
+import { sqliteOf, type Journal, type SqliteStore, type Store } from './db.js';
 
 export interface PowerConfigRecord {
   nodeMac: string;
@@ -54,7 +54,11 @@ export type PowerConfigInput = Pick<
 
 /** Per-node power settings (journaled: a backup master can drive the same BMCs after a failover). */
 export class PowerConfigStore {
-  constructor(private readonly store: Store) {}
+  private readonly store: SqliteStore;
+
+  constructor(store: Store) {
+    this.store = sqliteOf(store);
+  }
 
   get(mac: string): PowerConfigRecord | undefined {
     const r = this.store.db.prepare('SELECT * FROM power_configs WHERE node_mac = ?').get(mac) as

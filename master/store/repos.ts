@@ -1,5 +1,5 @@
 import type { Logger } from '../util/logger.js';
-import { Store } from './db.js';
+import { SqliteStore, type Store } from './db.js';
 import { NodeStore } from './nodes.js';
 import { EventStore } from './events.js';
 import { SettingsStore } from './settings.js';
@@ -16,8 +16,13 @@ import { ExecRunStore } from './exec-runs.js';
 import { SharedRootStore } from './sharedroots.js';
 import { NodeCredentialStore } from './node-credentials.js';
 import { BootActivityStore } from './boot-activity.js';
+import { SessionStore } from './sessions.js';
+import { SnapshotStore } from './snapshots.js';
 
-/** Every aggregate's narrow interface over one Store; passed to domain modules instead of the raw db. */
+/**
+ * Every aggregate's narrow interface over one database; passed to domain modules instead of the raw db.
+ * `store` gives transactions (`write`), replication and lifecycle, not SQL: the handle stays in store/.
+ */
 export interface Repos {
   store: Store;
   nodes: NodeStore;
@@ -36,10 +41,12 @@ export interface Repos {
   sharedRoots: SharedRootStore;
   nodeCredentials: NodeCredentialStore;
   bootActivity: BootActivityStore;
+  sessions: SessionStore;
+  snapshots: SnapshotStore;
 }
 
 export function openRepos(options: { path: string; logger: Logger; now?: () => Date }): Repos {
-  const store = new Store(options);
+  const store = new SqliteStore(options);
   return {
     store,
     nodes: new NodeStore(store),
@@ -58,5 +65,7 @@ export function openRepos(options: { path: string; logger: Logger; now?: () => D
     sharedRoots: new SharedRootStore(store),
     nodeCredentials: new NodeCredentialStore(store),
     bootActivity: new BootActivityStore(store),
+    sessions: new SessionStore(store),
+    snapshots: new SnapshotStore(store),
   };
 }

@@ -1,4 +1,4 @@
-import type { Journal, Store } from './db.js';
+import { sqliteOf, type Journal, type SqliteStore, type Store } from './db.js';
 
 /** A stored service: the validated spec (master/lb/service-spec.ts) kept as JSON. */
 export interface ServiceRow<Spec> {
@@ -35,7 +35,11 @@ interface AdminRow {
  * know the spec's shape: the lb module validates before writing and after reading.
  */
 export class ServiceStore {
-  constructor(private readonly store: Store) {}
+  private readonly store: SqliteStore;
+
+  constructor(store: Store) {
+    this.store = sqliteOf(store);
+  }
 
   list(): ServiceRow<unknown>[] {
     return (this.store.db.prepare('SELECT * FROM services ORDER BY name').all() as Row[]).map(fromRow);

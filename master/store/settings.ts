@@ -1,8 +1,12 @@
-import type { Journal, Store } from './db.js';
+import { sqliteOf, type Journal, type SqliteStore, type Store } from './db.js';
 
 /** Small key/value settings (JSON values), journaled like every other aggregate. */
 export class SettingsStore {
-  constructor(private readonly store: Store) {}
+  private readonly store: SqliteStore;
+
+  constructor(store: Store) {
+    this.store = sqliteOf(store);
+  }
 
   get<T>(key: string): T | undefined {
     const r = this.store.db.prepare('SELECT value FROM settings WHERE key = ?').get(key) as

@@ -1,4 +1,4 @@
-import type { Journal, Store } from './db.js';
+import { sqliteOf, type Journal, type SqliteStore, type Store } from './db.js';
 
 /**
  * Shared roots (issue 6): a named tree with numbered versions under DATA_DIR/sharedroot/roots/NAME/,
@@ -82,7 +82,11 @@ export function versionKey(name: string, version: number): string {
 }
 
 export class SharedRootStore {
-  constructor(private readonly store: Store) {}
+  private readonly store: SqliteStore;
+
+  constructor(store: Store) {
+    this.store = sqliteOf(store);
+  }
 
   list(): SharedRootRecord[] {
     return (this.store.db.prepare('SELECT * FROM shared_roots ORDER BY name').all() as Row[]).map(
@@ -145,12 +149,15 @@ export class SharedRootStore {
   }
 
   deleteIn(journal: Journal, name: string): void {
-    for (const v of this.versions(name)) {
-      this.store.db.prepare('DELETE FROM shared_root_versions WHERE key = ?').run(v.key);
-      journal('shared_root_versions', v.key, 'delete');
-    }
+    for (const v of this.versions(name)) this.deleteVersionIn(journal, v.key);
     this.store.db.prepare('DELETE FROM shared_roots WHERE name = ?').run(name);
     journal('shared_roots', name, 'delete');
+  }
+
+  /** Removes one version row by its key (`name@version`); the root itself stays. */
+  deleteVersionIn(journal: Journal, key: string): void {
+    this.store.db.prepare('DELETE FROM shared_root_versions WHERE key = ?').run(key);
+    journal('shared_root_versions', key, 'delete');
   }
 
   assignments(): DisklessAssignment[] {

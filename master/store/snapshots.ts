@@ -5,7 +5,7 @@
  * journaled like any other change (a backup master follows a restore through its change feed).
  */
 import Database from 'better-sqlite3';
-import { JOURNALED, type Db, type JournaledTable, type Store } from './db.js';
+import { sqliteOf, JOURNALED, type Db, type JournaledTable, type SqliteStore, type Store } from './db.js';
 import { MIGRATIONS } from './migrations.js';
 
 /**
@@ -54,8 +54,18 @@ export interface RestoreSummary {
 }
 
 /** Opens a database file read-only (a restore point's copy, or the live file from another process). */
-export function openReadOnly(path: string): Db {
+function openReadOnly(path: string): Db {
   return new Database(path, { readonly: true, fileMustExist: true });
+}
+
+/** Runs `fn` on a database file opened read-only, and closes it. */
+function withReadOnly<T>(path: string, fn: (db: Db) => T): T {
+  const db = openReadOnly(path);
+  try {
+    return fn(db);
+  } finally {
+    db.close();
+  }
 }
 
 /** Versions recorded in a database's schema_migrations (empty for a database that has none). */
@@ -218,7 +228,11 @@ function sameValue(a: unknown, b: unknown): boolean {
  * (nodes, services, settings, images, and whatever later features add). Counts are exact; `rows` lists
  * at most `rowLimit` changes per kind and table, ordered by key.
  */
-export function diffDatabases(from: Db, to: Db, rowLimit = 100): TableDiff[] {
+export function diffDatabaseFiles(fromPath: string, toPath: string, rowLimit?: number): TableDiff[] {
+  return withReadOnly(fromPath, (from) => withReadOnly(toPath, (to) => diffDatabases(from, to, rowLimit)));
+}
+
+function diffDatabases(from: Db, to: Db, rowLimit = 100): TableDiff[] {
   const tables = [...new Set([...userTables(from), ...userTables(to)])].sort();
   const pair = openPair(from.name, to.name);
   try {
@@ -260,32 +274,31 @@ function isLocalSetting(table: string, key: string): boolean {
 
 /** The store's side of restore points. */
 export class SnapshotStore {
-  constructor(private readonly store: Store) {}
+  private readonly store: SqliteStore;
 
-  /** An online, consistent copy of the whole database (SQLite's backup API; writers are not blocked). */
-  async backupTo(path: string): Promise<void> {
-    await this.store.db.backup(path);
+  constructor(store: Store) {
+    this.store = sqliteOf(store);
   }
 
-  appliedMigrations(): number[] {
-    return appliedMigrations(this.store.db);
-  }
-
-  /** Diff from a restore point's database to the live one. */
-  diffFrom(snapshot: Db, rowLimit?: number): TableDiff[] {
-    return diffDatabases(snapshot, this.store.db, rowLimit);
+  /** Diff from a restore point's database file to the live one. */
+  diffFrom(snapshotPath: string, rowLimit?: number): TableDiff[] {
+    return withReadOnly(snapshotPath, (snapshot) => diffDatabases(snapshot, this.store.db, rowLimit));
   }
 
   /**
-   * Makes every restorable journaled table hold exactly the rows of `source` (a database already at this
-   * schema), in one transaction through `Store.write`, journaling each row it puts back or removes.
+   * Makes every restorable journaled table hold exactly the rows of the database file `sourcePath`
+   * (already at this schema), in one transaction through `Store.write`, journaling each row it puts back or removes.
    * Rows that already match are not touched, so a restore to the current state journals nothing.
    *
    * Two passes: first every row that goes or changes is deleted, then rows are (re)inserted against a
    * fresh read. Deleting first lets unique columns move between rows (two nodes swapping names), and the
    * second pass repairs rows an ON DELETE CASCADE took along. Foreign keys are checked at commit.
    */
-  restoreFrom(source: Db): RestoreSummary {
+  restoreFrom(sourcePath: string): RestoreSummary {
+    return withReadOnly(sourcePath, (source) => this.restoreRows(source));
+  }
+
+  private restoreRows(source: Db): RestoreSummary {
     const db = this.store.db;
     const live = new Set(userTables(db));
     const tables = (Object.keys(JOURNALED) as JournaledTable[]).filter(
@@ -371,8 +384,18 @@ export class SnapshotStore {
   }
 }
 
-/** The image catalogue a database references (images are content-addressed files, referenced not copied). */
-export function imageCatalogue(db: Db): { sha256: string; name: string }[] {
+/**
+ * What a restore point's database file holds that its manifest records: the image catalogue it references
+ * (images are content-addressed files, referenced not copied) and its applied migrations.
+ */
+export function databaseContents(path: string): {
+  images: { sha256: string; name: string }[];
+  migrations: number[];
+} {
+  return withReadOnly(path, (db) => ({ images: imageCatalogue(db), migrations: appliedMigrations(db) }));
+}
+
+function imageCatalogue(db: Db): { sha256: string; name: string }[] {
   const exists = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'images'").get();
   if (!exists) return [];
   return db.prepare('SELECT sha256, name FROM images ORDER BY name').all() as {
@@ -381,7 +404,7 @@ export function imageCatalogue(db: Db): { sha256: string; name: string }[] {
   }[];
 }
 
-/** SQLite's own check of a database file: 'ok' or the first problems it found. */
-export function integrityOf(db: Db): string {
-  return String(db.pragma('integrity_check', { simple: true }));
+/** SQLite's own check of a database file, opened read-only: 'ok' or the first problems it found. */
+export function integrityOfFile(path: string): string {
+  return withReadOnly(path, (db) => String(db.pragma('integrity_check', { simple: true })));
 }

@@ -1,4 +1,4 @@
-import type { Journal, Store } from './db.js';
+import { sqliteOf, type Journal, type SqliteStore, type Store } from './db.js';
 
 export type Role = 'admin' | 'operator' | 'viewer';
 
@@ -19,7 +19,11 @@ interface UserRow {
 }
 
 export class UserStore {
-  constructor(private readonly store: Store) {}
+  private readonly store: SqliteStore;
+
+  constructor(store: Store) {
+    this.store = sqliteOf(store);
+  }
 
   get(name: string): UserRecord | undefined {
     const r = this.store.db.prepare('SELECT * FROM users WHERE name = ?').get(name) as UserRow | undefined;

@@ -15,6 +15,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import Database from 'better-sqlite3';
 import { BootActivity, describe, dhcpStep } from '../../master/boot/activity.js';
 import { DHCPDISCOVER, DHCPOFFER, emptyOptions, type DhcpPacket } from '../../master/dhcp/codec.js';
 import { BootActivityStore } from '../../master/store/boot-activity.js';
@@ -84,10 +85,10 @@ function run(label: string, batch: number, records: number, macs: number): void 
     }
     activity.flush();
     const ns = Number(process.hrtime.bigint() - t0);
-    const kept = repos.store.db.prepare('SELECT COUNT(*) AS n FROM boot_activity').get() as { n: number };
-    const tracked = repos.store.db.prepare('SELECT COUNT(*) AS n FROM boot_activity_macs').get() as {
-      n: number;
-    };
+    const file = new Database(join(dir, 'corral.db'), { readonly: true });
+    const kept = file.prepare('SELECT COUNT(*) AS n FROM boot_activity').get() as { n: number };
+    const tracked = file.prepare('SELECT COUNT(*) AS n FROM boot_activity_macs').get() as { n: number };
+    file.close();
     console.log(
       `${label.padEnd(40)} ${String(records).padStart(7)} records  ${(ns / records / 1000).toFixed(2).padStart(7)} µs/record  ` +
         `${Math.round(records / (ns / 1e9))
@@ -120,9 +121,10 @@ run(`reference: a transaction per record, ${MACS} MACs`, 1, Math.min(RECORDS, 20
 // The floor: the same rows, batched, into a table with one index and nothing else.
 {
   const dir = mkdtempSync(join(tmpdir(), 'corral-bootact-bench-'));
+  // A connection of the bench's own, on Corral's schema: the floor without the store's code.
   const repos = openRepos({ path: join(dir, 'corral.db'), logger: silentLogger() });
+  const db = new Database(join(dir, 'corral.db'));
   try {
-    const db = repos.store.db;
     db.exec('CREATE TABLE bare (id INTEGER PRIMARY KEY, mac TEXT, at TEXT, summary TEXT, detail TEXT)');
     db.exec('CREATE INDEX bare_mac ON bare (mac, id)');
     const insert = db.prepare('INSERT INTO bare (mac, at, summary, detail) VALUES (?, ?, ?, ?)');
@@ -141,6 +143,7 @@ run(`reference: a transaction per record, ${MACS} MACs`, 1, Math.min(RECORDS, 20
       `${'reference: bare batched INSERT'.padEnd(40)} ${String(RECORDS).padStart(7)} records  ${(ns / RECORDS / 1000).toFixed(2).padStart(7)} µs/record`,
     );
   } finally {
+    db.close();
     repos.store.close();
     rmSync(dir, { recursive: true, force: true });
   }

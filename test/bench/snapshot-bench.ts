@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
+import Database from 'better-sqlite3';
 import {
   basebackupPostgres,
   snapshotPostgres,
@@ -60,7 +61,9 @@ async function restorePointFigures(n: number): Promise<string> {
         repos.events.appendIn(journal, { nodeMac: mac(i), kind: 'node.seen', message: `node-${i} seen` });
       }
     });
-    repos.store.db.pragma('wal_checkpoint(TRUNCATE)');
+    const file = new Database(join(dir, 'corral.db'));
+    file.pragma('wal_checkpoint(TRUNCATE)');
+    file.close();
     const points = new RestorePoints({ repos, dir: join(dir, 'snapshots'), logger });
 
     let t = performance.now();

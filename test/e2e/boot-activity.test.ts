@@ -13,7 +13,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TestNet, hasCommand, waitFor, type Host } from '../helpers/netns.js';
+import { failIfUnmet, unmetNeeds } from '../helpers/peers.js';
+import { TestNet, waitFor, type Host } from '../helpers/netns.js';
 import { runIn } from '../helpers/dhcp-harness.js';
 import { basic, startMasterProcess, type MasterProcess } from '../helpers/master-process.js';
 import { findOvmf } from '../../master/lab/qemu.js';
@@ -24,12 +25,11 @@ import type { BootActivityEntry } from '../../master/store/boot-activity.js';
 const PASSWORD = 'boot-activity-e2e-pw';
 const MAC = '52:54:00:b0:0e:01';
 const ovmf = findOvmf();
-const skip =
-  process.getuid?.() !== 0
-    ? 'needs root for network namespaces'
-    : !ovmf || !hasCommand('qemu-system-x86_64') || !existsSync('/usr/lib/ipxe/ipxe.efi')
-      ? 'needs qemu-system-x86, ovmf and ipxe (scripts/setup.sh installs them)'
-      : false;
+const unmet = unmetNeeds({
+  root: true,
+  commands: ['qemu-system-x86_64'],
+  files: [ovmf ?? '/usr/share/ovmf/OVMF.fd', '/usr/lib/ipxe/ipxe.efi'],
+});
 
 let net: TestNet | undefined;
 let master: MasterProcess | undefined;
@@ -40,7 +40,7 @@ const prefix = `10.82.${1 + Math.floor(Math.random() * 250)}`;
 const SERVER = `${prefix}.1`;
 
 before(async () => {
-  if (skip) return;
+  failIfUnmet(unmet);
   dir = mkdtempSync(join(tmpdir(), 'corral-bootact-e2e-'));
   const data = join(dir, 'data');
   // A node environment the master finds at start (so the script is `discover`), whose kernel then goes
@@ -104,7 +104,7 @@ async function timeline(): Promise<BootActivityEntry[]> {
 
 test(
   'a UEFI VM looping on a missing kernel: its timeline shows DHCP → TFTP → iPXE → script → kernel 404 (failing)',
-  { skip, timeout: 360_000 },
+  { timeout: 360_000 },
   async (t) => {
     const n = net!;
     const tap = n.addTap();
@@ -237,7 +237,7 @@ test(
 
 test(
   'a BIOS VM that boots and enlists leaves a timeline with no failing step: script → kernel → initrd → OS DHCP → enlist',
-  { skip, timeout: 480_000 },
+  { timeout: 480_000 },
   async (t) => {
     const labDir = mkdtempSync(join(tmpdir(), 'corral-bootact-lab-'));
     const lab = await startLab({

@@ -12,7 +12,7 @@
  */
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { Store } from '../../master/store/db.js';
+import { openStore } from '../../master/store/db.js';
 import { LeaseStore } from '../../master/store/leases.js';
 import { parseRange, startDhcpServer, type PoolSpec } from '../../master/dhcp/index.js';
 import { BootFilesSchema, resolveBootFiles } from '../../master/dhcp/boot-files.js';
@@ -72,7 +72,7 @@ async function main(): Promise<void> {
   pools.push(...values.pool.map(poolArg));
 
   const logger = pino({ level: values['log-level'], base: { app: 'corral' } }, pino.destination(2));
-  const store = new Store({ path: values.db, logger });
+  const store = openStore({ path: values.db, logger });
   const leases = new LeaseStore(store);
   for (const r of values.reserve) {
     const [mac, ip] = r.split('=');

@@ -10,7 +10,7 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { Store } from '../../master/store/db.js';
+import { openStore } from '../../master/store/db.js';
 import { Lease6Store } from '../../master/store/dhcp6-leases.js';
 import { Dhcp6ConfigSchema, startDhcp6 } from '../../master/dhcp6/index.js';
 import { BootFilesSchema } from '../../master/dhcp/boot-files.js';
@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   });
   const dataDir = values['data-dir'] ?? '';
   const logger = pino({ level: values['log-level'] ?? 'info' }, pino.destination(2));
-  const store = new Store({ path: join(dataDir, 'corral.db'), logger });
+  const store = openStore({ path: join(dataDir, 'corral.db'), logger });
   const config = Dhcp6ConfigSchema.parse({
     enabled: true,
     interface: values.iface,

@@ -6,12 +6,19 @@ import { silentLogger } from '../../master/util/logger.js';
 import { buildConfig, type ConfigFlags, type FrozenConfig } from '../../master/config.js';
 
 /** A temporary store; `cleanup()` closes it and removes the directory. */
-export function tempRepos(now?: () => Date): { repos: Repos; dir: string; cleanup: () => void } {
+export function tempRepos(now?: () => Date): {
+  repos: Repos;
+  dir: string;
+  path: string;
+  cleanup: () => void;
+} {
   const dir = mkdtempSync(join(tmpdir(), 'corral-test-'));
-  const repos = openRepos({ path: join(dir, 'corral.db'), logger: silentLogger(), ...(now ? { now } : {}) });
+  const path = join(dir, 'corral.db');
+  const repos = openRepos({ path, logger: silentLogger(), ...(now ? { now } : {}) });
   return {
     repos,
     dir,
+    path,
     cleanup: () => {
       repos.store.close();
       rmSync(dir, { recursive: true, force: true });

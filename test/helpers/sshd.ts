@@ -5,16 +5,9 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { hasCommand, waitFor, type Host, type TestNet } from './netns.js';
+import { waitFor, type Host, type TestNet } from './netns.js';
 
 export const SSHD = '/usr/sbin/sshd';
-
-/** Why an sshd test cannot run here, or false (printed by the caller, never a silent pass). */
-export function sshdSkipReason(): string | false {
-  if (process.getuid?.() !== 0) return 'needs root (network namespaces)';
-  if (!hasCommand(SSHD) || !hasCommand('ssh-keygen')) return 'missing openssh-server / openssh-client';
-  return false;
-}
 
 /** Writes `DIR/authorized_keys` (mode 0600) holding the master's public key. */
 export function writeAuthorizedKeys(dir: string, publicKey: string): string {

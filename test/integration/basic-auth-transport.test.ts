@@ -9,14 +9,13 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { failIfUnmet, unmetNeeds } from '../helpers/peers.js';
 import { startMasterProcess, type MasterProcess } from '../helpers/master-process.js';
-import { hasCommand, TestNet, type Host } from '../helpers/netns.js';
+import { TestNet, type Host } from '../helpers/netns.js';
 
 const PASSWORD = 'transport-test-password';
 const SUBNET = '10.77.16';
-const skip =
-  process.getuid?.() !== 0 ? 'needs root (network namespaces)' : !hasCommand('curl') ? 'needs curl' : false;
-if (skip) console.log(`# basic-auth-transport: SKIPPED, ${skip}`);
+const unmet = unmetNeeds({ root: true, commands: ['curl'] });
 
 let net: TestNet | undefined;
 let dir = '';
@@ -32,7 +31,7 @@ function curl(args: string[]): { status: number; body: string } {
 }
 
 before(async () => {
-  if (skip) return;
+  failIfUnmet(unmet);
   dir = mkdtempSync('/tmp/corral-basic-');
   net = new TestNet('cba');
   masterHost = net.addHost('bm', `${SUBNET}.1/24`);
@@ -67,7 +66,7 @@ after(async () => {
 
 test(
   'Basic over plain HTTP is refused with the https:// URL; over HTTPS it works; boot stays on HTTP',
-  { skip, timeout: 60_000 },
+  { timeout: 60_000 },
   () => {
     const http = `http://${masterHost.address}:8080`;
     const https = `https://${masterHost.address}:8443`;

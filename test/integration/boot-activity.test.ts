@@ -8,10 +8,11 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TestNet, hasCommand, type Host } from '../helpers/netns.js';
+import { failIfUnmet, unmetNeeds } from '../helpers/peers.js';
+import { TestNet, type Host } from '../helpers/netns.js';
 import { runIn } from '../helpers/dhcp-harness.js';
 import { startMasterProcess, type MasterProcess } from '../helpers/master-process.js';
 import type { BootActivityEntry, BootActivityMachine } from '../../master/store/boot-activity.js';
@@ -19,16 +20,14 @@ import type { BootActivityEntry, BootActivityMachine } from '../../master/store/
 const PASSWORD = 'boot-activity-admin-pw';
 const MAC = '52:54:00:b0:07:01';
 
-const skip =
-  process.getuid?.() !== 0
-    ? 'needs root for network namespaces'
-    : !['udhcpc', 'tftp', 'curl'].every(hasCommand)
-      ? 'needs udhcpc, tftp-hpa and curl (scripts/setup.sh installs them)'
-      : !existsSync('/usr/lib/ipxe/undionly.kpxe')
-        ? 'needs Debian package ipxe'
-        : false;
+const unmet = unmetNeeds({
+  root: true,
+  commands: ['udhcpc', 'tftp', 'curl'],
+  files: ['/usr/lib/ipxe/undionly.kpxe'],
+});
 
-describe('boot activity: a PXE-like client seen end to end', { skip, timeout: 120_000 }, () => {
+describe('boot activity: a PXE-like client seen end to end', { timeout: 120_000 }, () => {
+  before(() => failIfUnmet(unmet));
   let net: TestNet;
   let dir: string;
   let srv: Host;

@@ -3,72 +3,26 @@
  * browser. The clock is injected, so idle timeouts and rate-limit windows are tested without waiting.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import express from 'express';
 import { hashPassword } from '../../master/auth/passwords.js';
-import { Authenticator } from '../../master/auth/users.js';
-import { buildConfig } from '../../master/config.js';
-import { openRepos, type Repos } from '../../master/store/repos.js';
+import type { Repos } from '../../master/store/repos.js';
 import type { NodeState } from '../../master/store/nodes.js';
-import { silentLogger } from '../../master/util/logger.js';
-import { createConsoleRouter } from '../../web-ui/console.js';
 import { formatBytes, formatRelative, formatSpeed } from '../../web-ui/format.js';
 import { safeNextPath } from '../../web-ui/local-path.js';
 import { Browser } from '../helpers/browser.js';
+import { startConsoleHarness, type ConsoleHarness } from '../helpers/console.js';
 
 const PASSWORD = 'correct horse battery staple';
 const START = Date.parse('2025-03-01T12:00:00Z');
+/** For users a test adds itself (the harness hashes its own). */
 let passwordHash: string;
 
-interface Harness {
-  base: string;
-  repos: Repos;
-  clock: { ms: number };
-  close(): Promise<void>;
-}
-
-async function startConsole(
+/** The console under test: one admin, the clock starting at START. */
+function startConsole(
   options: { secureCookies?: boolean; config?: Record<string, unknown> } = {},
-): Promise<Harness> {
-  const dir = mkdtempSync(join(tmpdir(), 'corral-console-'));
-  const clock = { ms: START };
-  const logger = silentLogger();
-  const repos = openRepos({ path: join(dir, 'corral.db'), logger, now: () => new Date(clock.ms) });
-  repos.store.write((journal) => repos.users.upsertIn(journal, 'admin', passwordHash, 'admin'));
-  const config = buildConfig(
-    { dataDir: dir, ...options.config },
-    { address: '10.9.0.1', dhcpRange: '10.9.0.100-10.9.0.199' },
-  );
-  const app = express();
-  app.use(
-    createConsoleRouter({
-      repos,
-      config,
-      logger,
-      authenticator: new Authenticator(repos, () => clock.ms),
-      now: () => clock.ms,
-      ...(options.secureCookies ? { secureCookies: true } : {}),
-    }),
-  );
-  const server: Server = await new Promise((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
-  });
-  const { port } = server.address() as AddressInfo;
-  return {
-    base: `http://127.0.0.1:${port}`,
-    repos,
-    clock,
-    close: async () => {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      repos.store.close();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+): Promise<ConsoleHarness> {
+  return startConsoleHarness({ users: [['admin', 'admin', PASSWORD]], startMs: START, ...options });
 }
 
 const INVENTORY = {
@@ -122,7 +76,7 @@ before(async () => {
 });
 
 describe('console: login and sessions', () => {
-  let h: Harness;
+  let h: ConsoleHarness;
   before(async () => {
     h = await startConsole();
   });
@@ -262,13 +216,14 @@ describe('console: login and sessions', () => {
     const b = new Browser(h.base);
     await b.login('admin', PASSWORD);
     const id = b.cookies.get('corral_session') ?? '';
-    const stored = h.repos.store.db.prepare('SELECT id FROM sessions WHERE id = ?').get(id);
-    assert.equal(stored, undefined);
+    assert.equal(h.repos.sessions.get(id), undefined, 'the cookie value is no key in the table');
+    const hashed = createHash('sha256').update(id).digest('base64url');
+    assert.equal(h.repos.sessions.get(hashed)?.userName, 'admin', 'its SHA-256 is');
   });
 });
 
 describe('console: login rate limit', () => {
-  let h: Harness;
+  let h: ConsoleHarness;
   before(async () => {
     h = await startConsole({ secureCookies: true });
   });
@@ -337,7 +292,7 @@ async function openStream(b: Browser, base: string): Promise<StreamReader> {
 const ENDED = /event: session-ended\ndata: \{"login":"\/login\?expired=1"\}/;
 
 describe('console: live streams end with their session', () => {
-  let h: Harness;
+  let h: ConsoleHarness;
   before(async () => {
     h = await startConsole();
   });
@@ -384,7 +339,7 @@ describe('console: live streams end with their session', () => {
 });
 
 describe('console: pages', () => {
-  let h: Harness;
+  let h: ConsoleHarness;
   let b: Browser;
   before(async () => {
     h = await startConsole();
@@ -532,7 +487,7 @@ describe('console: pages', () => {
 
 describe('console: settings page', () => {
   const TOKEN = 'replication-token-do-not-show-1234';
-  let h: Harness;
+  let h: ConsoleHarness;
   before(async () => {
     h = await startConsole({
       config: {

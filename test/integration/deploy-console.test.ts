@@ -6,25 +6,17 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import express from 'express';
-import { hashPassword } from '../../master/auth/passwords.js';
-import { Authenticator } from '../../master/auth/users.js';
-import { buildConfig } from '../../master/config.js';
-import { createDeployer } from '../../master/deploy/deployer.js';
+import { createDeployer, type Deployer } from '../../master/deploy/deployer.js';
 import { ensureMasterKey } from '../../master/deploy/ssh.js';
 import { importImage } from '../../master/images/registry.js';
-import { openRepos, type Repos } from '../../master/store/repos.js';
-import type { Role } from '../../master/store/users.js';
+import type { Repos } from '../../master/store/repos.js';
 import { silentLogger } from '../../master/util/logger.js';
-import { createConsoleRouter } from '../../web-ui/console.js';
-import { Browser, hiddenValue } from '../helpers/browser.js';
+import { hiddenValue, type Browser } from '../helpers/browser.js';
 import { deployPages } from '../../master/deploy/feature.js';
+import { startConsoleHarness, type ConsoleHarness } from '../helpers/console.js';
 
 const PASSWORD = 'correct horse battery staple';
 const MAC = '52:54:00:aa:bb:01';
@@ -37,16 +29,11 @@ const INVENTORY = {
   firmware: 'bios',
 };
 
-let dir = '';
+let h: ConsoleHarness;
 let repos: Repos;
-let server: Server;
-let base = '';
 
-async function browserAs(user: string): Promise<Browser> {
-  const b = new Browser(base);
-  const res = await b.login(user, PASSWORD);
-  assert.equal(res.status, 303, `${user} signs in`);
-  return b;
+function browserAs(user: string): Promise<Browser> {
+  return h.signIn(user, PASSWORD);
 }
 
 function decode(html: string): string {
@@ -57,58 +44,41 @@ function decode(html: string): string {
 }
 
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'corral-deploy-console-'));
-  const logger = silentLogger();
-  repos = openRepos({ path: join(dir, 'corral.db'), logger });
-  const hash = await hashPassword(PASSWORD);
-  repos.store.write((journal) => {
-    for (const [name, role] of [
-      ['admin', 'admin'],
-      ['op', 'operator'],
-      ['viewer', 'viewer'],
-    ] as [string, Role][])
-      repos.users.upsertIn(journal, name, hash, role);
-    repos.nodes.insertIn(journal, {
-      mac: MAC,
-      name: 'node-1',
-      seqNo: 1,
-      state: 'discovered',
-      ip: '10.9.0.101',
-      inventory: INVENTORY,
-    });
+  let deployer: Deployer | undefined;
+  h = await startConsoleHarness({
+    users: [
+      ['admin', 'admin', PASSWORD],
+      ['op', 'operator', PASSWORD],
+      ['viewer', 'viewer', PASSWORD],
+    ],
+    seed: async (r, dir, config) => {
+      const logger = silentLogger();
+      r.store.write((journal) =>
+        r.nodes.insertIn(journal, {
+          mac: MAC,
+          name: 'node-1',
+          seqNo: 1,
+          state: 'discovered',
+          ip: '10.9.0.101',
+          inventory: INVENTORY,
+        }),
+      );
+      // Two tiny real root file systems, imported through the registry like `corral image import`.
+      for (const name of ['tiny', 'spare']) {
+        const root = join(dir, `${name}-root`);
+        mkdirSync(join(root, 'etc'), { recursive: true });
+        writeFileSync(join(root, 'etc', 'os-release'), `ID=tiny\nVERSION_ID=${name === 'tiny' ? 1 : 2}\n`);
+        execFileSync('tar', ['-czf', join(dir, `${name}.tar.gz`), '-C', root, '.']);
+        await importImage({ repos: r, dataDir: dir, logger, source: join(dir, `${name}.tar.gz`), name });
+      }
+      deployer = createDeployer({ repos: r, config, logger, key: await ensureMasterKey(dir) });
+    },
+    deps: () => (deployer ? { deployer, pages: [deployPages(deployer)] } : {}),
   });
-  const config = buildConfig({ dataDir: dir }, { address: '10.9.0.1', dhcpRange: '10.9.0.100-10.9.0.199' });
-  // Two tiny real root file systems, imported through the registry like `corral image import`.
-  for (const name of ['tiny', 'spare']) {
-    const root = join(dir, `${name}-root`);
-    mkdirSync(join(root, 'etc'), { recursive: true });
-    writeFileSync(join(root, 'etc', 'os-release'), `ID=tiny\nVERSION_ID=${name === 'tiny' ? 1 : 2}\n`);
-    execFileSync('tar', ['-czf', join(dir, `${name}.tar.gz`), '-C', root, '.']);
-    await importImage({ repos, dataDir: dir, logger, source: join(dir, `${name}.tar.gz`), name });
-  }
-  const deployer = createDeployer({ repos, config, logger, key: await ensureMasterKey(dir) });
-  const app = express();
-  app.use(
-    createConsoleRouter({
-      repos,
-      config,
-      logger,
-      authenticator: new Authenticator(repos),
-      deployer,
-      pages: [deployPages(deployer)],
-    }),
-  );
-  server = await new Promise((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
-  });
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  repos = h.repos;
 });
 
-after(async () => {
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  repos.store.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+after(() => h.close());
 
 describe('console: deploy', () => {
   it('shows the deploy panel on the node page and the image choice on the deploy page', async () => {

@@ -10,10 +10,11 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TestNet, hasCommand, waitFor, type Host } from '../helpers/netns.js';
+import { failIfUnmet, unmetNeeds } from '../helpers/peers.js';
+import { TestNet, waitFor, type Host } from '../helpers/netns.js';
 import { parsePerfdhcp } from '../helpers/perfdhcp.js';
 import { runIn, startServe, type ServeProcess } from '../helpers/dhcp-harness.js';
-import { Store } from '../../master/store/db.js';
+import { openStore } from '../../master/store/db.js';
 import { LeaseStore } from '../../master/store/leases.js';
 import { silentLogger } from '../../master/util/logger.js';
 import {
@@ -128,10 +129,7 @@ async function probe(
 }
 
 describe('dhcp: real clients in network namespaces', { timeout: 120_000 }, () => {
-  if (process.getuid?.() !== 0) {
-    it('needs root for network namespaces', { skip: 'not root' }, () => {});
-    return;
-  }
+  before(() => failIfUnmet(unmetNeeds({ root: true, commands: ['udhcpc', 'dhclient', 'dhcrelay'] })));
   let net: TestNet;
   let rackNet: TestNet | null = null;
   let dir: string;
@@ -272,7 +270,7 @@ describe('dhcp: real clients in network namespaces', { timeout: 120_000 }, () =>
       assert.match(lease, new RegExp(`option dhcp-server-identifier ${SERVER.replace(/\./g, '\\.')};`));
       assert.match(lease, /option dhcp-lease-time 3600;/);
       // The binding is in the store, with the host name dhclient sent.
-      const store = new Store({ path: dbPath, logger: silentLogger() });
+      const store = openStore({ path: dbPath, logger: silentLogger() });
       try {
         const rows = new LeaseStore(store).byMac('52:54:00:79:00:05');
         assert.deepEqual(
@@ -393,127 +391,123 @@ describe('dhcp: real clients in network namespaces', { timeout: 120_000 }, () =>
     assert.equal(offer.packet.file, 'undionly.kpxe');
   });
 
-  it(
-    'udhcpc on another subnet gets a lease through ISC dhcrelay, then renews it straight to the server',
-    { skip: !hasCommand('dhcrelay') && 'dhcrelay not installed (package isc-dhcp-relay)' },
-    async () => {
-      assert.ok(rackNet && relayHost, 'the relay segment was set up by the previous test');
-      const relay = net.spawnIn(relayHost.ns, [
-        'dhcrelay',
-        '-4',
-        '-d',
-        '--no-pid',
-        '-iu',
-        relayHost.ifname,
-        '-id',
-        'down0',
-        SERVER,
-      ]);
-      const relayGone = new Promise<void>((resolve) => relay.once('exit', () => resolve()));
-      // The relay host routes between the segments, as a rack's router does, so the renewal can reach us.
-      net.nsExec(relayHost.ns, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
-      const c = rackNet.addHost('rc1', null, '52:54:00:80:00:02');
-      // A run script that configures the lease as a real client would (the address, and a route to the
-      // server through the rack's router), and records every event udhcpc reports.
-      const events = join(dir, 'rc1.events');
-      const out = join(dir, 'rc1.env');
-      const script = join(dir, 'rc1.sh');
-      writeFileSync(
-        script,
-        [
-          '#!/bin/sh',
-          'case "$1" in bound)',
-          `  env > '${out}'`,
-          '  ip addr add "$ip/24" dev "$interface"',
-          `  ip route replace ${SERVER}/32 via ${rackPrefix}.1 dev "$interface" ;;`,
-          'esac',
-          // Last, so that a recorded event means the script's work is done.
-          `echo "$1 $ip" >> '${events}'`,
-          'exit 0',
-          '',
-        ].join('\n'),
-      );
-      chmodSync(script, 0o755);
-      const client = rackNet.spawnIn(c.ns, [
-        'udhcpc',
-        '-f',
-        '-t',
-        '4',
-        '-T',
-        '1',
-        '-i',
-        c.ifname,
-        '-s',
-        script,
-        '-V',
-        'PXEClient:Arch:00007:UNDI:003016',
-        '-x',
-        '0x5d:0007',
-      ]);
-      let output = '';
-      client.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-      const eventLines = (): string[] =>
-        existsSync(events) ? readFileSync(events, 'utf8').split('\n').filter(Boolean) : [];
-      try {
-        await waitFor(
-          'udhcpc bound through dhcrelay',
-          () => eventLines().find((l) => l.startsWith('bound ')),
-          20_000,
-        ).catch((err: Error) => assert.fail(`${err.message}\n${output}`));
-        const env = readEnv(out);
-        const ip = env['ip'] ?? '';
-        assert.match(ip, new RegExp(`^${rackPrefix.replace(/\./g, '\\.')}\\.1[0-4]\\d$`));
-        assert.equal(env['serverid'], SERVER);
-        assert.equal(env['boot_file'], 'ipxe.efi');
+  it('udhcpc on another subnet gets a lease through ISC dhcrelay, then renews it straight to the server', async () => {
+    assert.ok(rackNet && relayHost, 'the relay segment was set up by the previous test');
+    const relay = net.spawnIn(relayHost.ns, [
+      'dhcrelay',
+      '-4',
+      '-d',
+      '--no-pid',
+      '-iu',
+      relayHost.ifname,
+      '-id',
+      'down0',
+      SERVER,
+    ]);
+    const relayGone = new Promise<void>((resolve) => relay.once('exit', () => resolve()));
+    // The relay host routes between the segments, as a rack's router does, so the renewal can reach us.
+    net.nsExec(relayHost.ns, ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+    const c = rackNet.addHost('rc1', null, '52:54:00:80:00:02');
+    // A run script that configures the lease as a real client would (the address, and a route to the
+    // server through the rack's router), and records every event udhcpc reports.
+    const events = join(dir, 'rc1.events');
+    const out = join(dir, 'rc1.env');
+    const script = join(dir, 'rc1.sh');
+    writeFileSync(
+      script,
+      [
+        '#!/bin/sh',
+        'case "$1" in bound)',
+        `  env > '${out}'`,
+        '  ip addr add "$ip/24" dev "$interface"',
+        `  ip route replace ${SERVER}/32 via ${rackPrefix}.1 dev "$interface" ;;`,
+        'esac',
+        // Last, so that a recorded event means the script's work is done.
+        `echo "$1 $ip" >> '${events}'`,
+        'exit 0',
+        '',
+      ].join('\n'),
+    );
+    chmodSync(script, 0o755);
+    const client = rackNet.spawnIn(c.ns, [
+      'udhcpc',
+      '-f',
+      '-t',
+      '4',
+      '-T',
+      '1',
+      '-i',
+      c.ifname,
+      '-s',
+      script,
+      '-V',
+      'PXEClient:Arch:00007:UNDI:003016',
+      '-x',
+      '0x5d:0007',
+    ]);
+    let output = '';
+    client.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+    const eventLines = (): string[] =>
+      existsSync(events) ? readFileSync(events, 'utf8').split('\n').filter(Boolean) : [];
+    try {
+      await waitFor(
+        'udhcpc bound through dhcrelay',
+        () => eventLines().find((l) => l.startsWith('bound ')),
+        20_000,
+      ).catch((err: Error) => assert.fail(`${err.message}\n${output}`));
+      const env = readEnv(out);
+      const ip = env['ip'] ?? '';
+      assert.match(ip, new RegExp(`^${rackPrefix.replace(/\./g, '\\.')}\\.1[0-4]\\d$`));
+      assert.equal(env['serverid'], SERVER);
+      assert.equal(env['boot_file'], 'ipxe.efi');
 
-        // RENEWING (RFC 2131 §4.3.2): unicast from ciaddr to the server identifier, no relay involved.
-        // The relay is stopped first so that only the direct request can be answered: ISC dhcrelay also
-        // picks up a unicast passing through it and relays a copy, which a router's helper address usually does not.
-        relay.kill('SIGTERM');
-        await Promise.race([relayGone, new Promise((r) => setTimeout(r, 5000))]);
-        const log = (): string => server?.log() ?? '';
-        const logBefore = log().length;
-        client.kill('SIGUSR1');
-        await waitFor('udhcpc renew', () => eventLines().find((l) => l.startsWith('renew ')), 15_000).catch(
-          (err: Error) =>
-            assert.fail(
-              `${err.message}\nevents: ${eventLines().join('; ')}\n${output}\n${log().slice(logBefore)}`,
-            ),
+      // RENEWING (RFC 2131 §4.3.2): unicast from ciaddr to the server identifier, no relay involved.
+      // The relay is stopped first so that only the direct request can be answered: ISC dhcrelay also
+      // picks up a unicast passing through it and relays a copy, which a router's helper address usually does not.
+      relay.kill('SIGTERM');
+      await Promise.race([relayGone, new Promise((r) => setTimeout(r, 5000))]);
+      const log = (): string => server?.log() ?? '';
+      const logBefore = log().length;
+      client.kill('SIGUSR1');
+      await waitFor('udhcpc renew', () => eventLines().find((l) => l.startsWith('renew ')), 15_000).catch(
+        (err: Error) =>
+          assert.fail(
+            `${err.message}\nevents: ${eventLines().join('; ')}\n${output}\n${log().slice(logBefore)}`,
+          ),
+      );
+      assert.equal(
+        eventLines()
+          .filter((l) => l.startsWith('renew '))
+          .at(0),
+        `renew ${ip}`,
+      );
+      // The server saw the renewal come straight from the client and acknowledged the same address.
+      const lines = log()
+        .slice(logBefore)
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { msg?: string; from?: string; mac?: string });
+      const mine = lines.filter((l) => l.mac === '52:54:00:80:00:02');
+      assert.ok(
+        mine.some((l) => l.from === ip && l.msg?.startsWith(`DHCPACK ${ip} (renewing)`)),
+        `no direct renewal ACK in the server log: ${JSON.stringify(mine)}`,
+      );
+      assert.ok(!mine.some((l) => l.msg?.startsWith('DHCPNAK')), `renewal NAKed: ${JSON.stringify(mine)}`);
+      const store = openStore({ path: dbPath, logger: silentLogger() });
+      try {
+        const rows = new LeaseStore(store).byMac('52:54:00:80:00:02');
+        assert.deepEqual(
+          rows.map((r) => [r.ip, r.state]),
+          [[ip, 'bound']],
         );
-        assert.equal(
-          eventLines()
-            .filter((l) => l.startsWith('renew '))
-            .at(0),
-          `renew ${ip}`,
-        );
-        // The server saw the renewal come straight from the client and acknowledged the same address.
-        const lines = log()
-          .slice(logBefore)
-          .split('\n')
-          .filter(Boolean)
-          .map((l) => JSON.parse(l) as { msg?: string; from?: string; mac?: string });
-        const mine = lines.filter((l) => l.mac === '52:54:00:80:00:02');
-        assert.ok(
-          mine.some((l) => l.from === ip && l.msg?.startsWith(`DHCPACK ${ip} (renewing)`)),
-          `no direct renewal ACK in the server log: ${JSON.stringify(mine)}`,
-        );
-        assert.ok(!mine.some((l) => l.msg?.startsWith('DHCPNAK')), `renewal NAKed: ${JSON.stringify(mine)}`);
-        const store = new Store({ path: dbPath, logger: silentLogger() });
-        try {
-          const rows = new LeaseStore(store).byMac('52:54:00:80:00:02');
-          assert.deepEqual(
-            rows.map((r) => [r.ip, r.state]),
-            [[ip, 'bound']],
-          );
-        } finally {
-          store.close();
-        }
       } finally {
-        client.kill('SIGTERM');
-        relay.kill('SIGTERM');
+        store.close();
       }
-    },
-  );
+    } finally {
+      client.kill('SIGTERM');
+      relay.kill('SIGTERM');
+    }
+  });
 
   it('proxyDHCP beside dnsmasq: dnsmasq leases the address, Corral answers PXE with boot info only', async () => {
     await server?.stop();

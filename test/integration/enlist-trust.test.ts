@@ -16,7 +16,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { TestNet, hasCommand, waitFor, type Host } from '../helpers/netns.js';
+import { failIfUnmet, unmetNeeds } from '../helpers/peers.js';
+import { TestNet, waitFor, type Host } from '../helpers/netns.js';
 import { CLI, startMasterProcess, type MasterProcess } from '../helpers/master-process.js';
 
 const SUBNET = '10.77.21';
@@ -36,8 +37,7 @@ const AGENT = join(
   'agent',
   'corral-agent',
 );
-const skip = ['haproxy', 'udhcpc', 'curl', 'busybox', 'ganesha.nfsd'].find((c) => !hasCommand(c));
-if (skip) console.log(`# enlist-trust: SKIPPED, ${skip} missing (scripts/setup.sh installs it)`);
+const unmet = unmetNeeds({ root: true, commands: ['haproxy', 'udhcpc', 'curl', 'busybox', 'ganesha.nfsd'] });
 
 interface Reply {
   status: number;
@@ -46,7 +46,8 @@ interface Reply {
   headers: string;
 }
 
-describe('hostile segment: enlist, identity, deploy token and growth (issue 14)', { skip }, () => {
+describe('hostile segment: enlist, identity, deploy token and growth (issue 14)', () => {
+  before(() => failIfUnmet(unmet));
   let net: TestNet | undefined;
   let master: MasterProcess | undefined;
   let dir = '';

@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { waitFor } from '../helpers/netns.js';
 import { startMasterProcess, basic, CLI, type MasterProcess } from '../helpers/master-process.js';
 import { Browser, hiddenValue } from '../helpers/browser.js';
-import { Store } from '../../master/store/db.js';
+import Database from 'better-sqlite3';
+import { openStore } from '../../master/store/db.js';
 import { silentLogger } from '../../master/util/logger.js';
 
 const TOKEN = 'replication-test-token-42';
@@ -135,14 +136,16 @@ describe('HA replication, clone and tail discard (loopback, real master processe
     );
     assert.match(out, /clone complete/);
     // The copy taken under load is a consistent snapshot: intact, and every journaled node row is there.
-    const copy = new Store({ path: join(d2, 'corral.db'), logger: silentLogger() });
+    const copy = openStore({ path: join(d2, 'corral.db'), logger: silentLogger() });
     assert.equal(copy.integrityCheck(), 'ok');
     const seq = copy.lastChangeSeq();
-    const nodes = copy.db
+    copy.close();
+    const file = new Database(join(d2, 'corral.db'), { readonly: true });
+    const nodes = file
       .prepare("SELECT COUNT(DISTINCT entity_key) AS n FROM changes WHERE entity = 'nodes'")
       .get() as { n: number };
-    const rows = copy.db.prepare('SELECT COUNT(*) AS n FROM nodes').get() as { n: number };
-    copy.close();
+    const rows = file.prepare('SELECT COUNT(*) AS n FROM nodes').get() as { n: number };
+    file.close();
     assert.ok(
       seq > 0 && rows.n === nodes.n,
       `clone at seq ${seq}: ${rows.n} node rows for ${nodes.n} journaled nodes`,

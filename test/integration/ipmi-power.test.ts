@@ -12,7 +12,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TestNet, hasCommand, waitFor, type Host } from '../helpers/netns.js';
+import { failIfUnmet, unmetNeeds } from '../helpers/peers.js';
+import { TestNet, waitFor, type Host } from '../helpers/netns.js';
 import { CLI, exitOf } from '../helpers/master-process.js';
 import { openRepos } from '../../master/store/repos.js';
 import { silentLogger } from '../../master/util/logger.js';
@@ -23,17 +24,7 @@ const WOL_MAC = '52:54:00:77:11:30';
 const BMC_USER = 'corral';
 const BMC_PASSWORD = 'Bmc-s3cret-Pw';
 
-const peersMissing = ['ipmi_sim', 'ipmitool', 'qemu-system-x86_64'].filter((c) => !hasCommand(c));
-const skip =
-  process.getuid?.() !== 0
-    ? 'needs root (network namespaces)'
-    : peersMissing.length
-      ? `missing ${peersMissing.join(', ')}`
-      : false;
-if (skip)
-  console.log(
-    `# ipmi-power: SKIPPED, ${skip} (scripts/setup.sh installs openipmi, ipmitool, qemu-system-x86)`,
-  );
+const unmet = unmetNeeds({ root: true, commands: ['ipmi_sim', 'ipmitool', 'qemu-system-x86_64'] });
 
 let net: TestNet | undefined;
 let dir = '';
@@ -103,7 +94,7 @@ done
 }
 
 before(async () => {
-  if (skip) return;
+  failIfUnmet(unmet);
   dir = mkdtempSync(join(tmpdir(), 'corral-ipmi-'));
   dataDir = join(dir, 'data');
   net = new TestNet('cpw');
@@ -204,7 +195,7 @@ d.bind(${port},'0.0.0.0',()=>{try{d.setBroadcast(true)}catch{};console.log('read
 
 test(
   'IPMI: set driver (password sealed), status, PXE next boot, power on boots the VM, power off stops it',
-  { skip, timeout: 240_000 },
+  { timeout: 240_000 },
   async () => {
     const t0 = Date.now();
     const dhcp = listen(67);
@@ -337,7 +328,7 @@ test(
 
 test(
   'Wake-on-LAN: the magic packet reaches the segment as a broadcast; off is refused',
-  { skip, timeout: 60_000 },
+  { timeout: 60_000 },
   async () => {
     const wol = listen(9);
     await waitFor('WoL listener', () => wol.lines.includes('ready'), 10_000);

@@ -14,13 +14,14 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { failIfUnmet, unmetNeeds } from '../helpers/peers.js';
 import { TestNet, run, waitFor, type Host } from '../helpers/netns.js';
 import { exitOf } from '../helpers/master-process.js';
 import { openRepos } from '../../master/store/repos.js';
 import { RAW_TIER, type MetricSample } from '../../master/store/metrics.js';
 import { silentLogger } from '../../master/util/logger.js';
 import { ensureMasterKey } from '../../master/deploy/ssh.js';
-import { prepareSshd, sshdSkipReason, writeAuthorizedKeys } from '../helpers/sshd.js';
+import { prepareSshd, writeAuthorizedKeys } from '../helpers/sshd.js';
 
 const SUBNET = '10.77.14';
 const HELPER = fileURLToPath(new URL('../helpers/node-collector-run.js', import.meta.url));
@@ -28,8 +29,7 @@ const NODE = '52:54:00:77:14:10';
 const GONE = '52:54:00:77:14:99';
 const DEPLOYING = '52:54:00:77:14:11';
 const NO_IP = '52:54:00:77:14:12';
-const skip = sshdSkipReason();
-if (skip) console.log(`# node-metrics: SKIPPED, ${skip} (scripts/setup.sh installs openssh-server)`);
+const unmet = unmetNeeds({ root: true, commands: ['/usr/sbin/sshd', 'ssh-keygen'] });
 
 let net: TestNet | undefined;
 let dir = '';
@@ -45,8 +45,9 @@ function memTotalBytes(): number {
 
 test(
   'deployed nodes are sampled over SSH: real numbers stored, unreachable nodes skipped, reboots survived',
-  { skip, timeout: 120_000 },
+  { timeout: 120_000 },
   async () => {
+    failIfUnmet(unmet);
     try {
       dir = mkdtempSync(join(tmpdir(), 'corral-nodemetrics-'));
       const dataDir = join(dir, 'data');

@@ -6,6 +6,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { failIfUnmet, unmetNeeds } from '../helpers/peers.js';
 import { freePort } from '../helpers/ports.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -28,16 +29,11 @@ import { SecretBox } from '../../master/remote/secrets.js';
 import { ensureMasterKey } from '../../master/deploy/ssh.js';
 import { createDeployer } from '../../master/deploy/deployer.js';
 import { Browser, hiddenValue } from '../helpers/browser.js';
-import { hasCommand, waitFor } from '../helpers/netns.js';
+import { waitFor } from '../helpers/netns.js';
 import { remotePages } from '../../master/remote/feature.js';
 import { deployPages } from '../../master/deploy/feature.js';
 
-const missing = ['ipmi_sim', 'ipmitool', '/usr/sbin/sshd'].filter((c) => !hasCommand(c));
-const skip = missing.length ? `missing ${missing.join(', ')}` : false;
-if (skip)
-  console.log(
-    `# power-console: SKIPPED, ${skip} (scripts/setup.sh installs openipmi, ipmitool, openssh-server)`,
-  );
+const unmet = unmetNeeds({ commands: ['ipmi_sim', 'ipmitool', '/usr/sbin/sshd'] });
 
 const ADMIN_PW = 'power console admin pw';
 const OPER_PW = 'power console operator pw';
@@ -53,7 +49,7 @@ let powerControl: ReturnType<typeof createPowerControl> | undefined;
 const children: ChildProcess[] = [];
 
 before(async () => {
-  if (skip) return;
+  failIfUnmet(unmet);
   dir = mkdtempSync(join(tmpdir(), 'corral-pwc-'));
   const dataDir = join(dir, 'data');
   mkdirSync(dataDir);
@@ -212,7 +208,7 @@ after(async () => {
 
 test(
   'node page power panel: state and settings without the secret; power on through the form; CSRF enforced',
-  { skip, timeout: 60_000 },
+  { timeout: 60_000 },
   async () => {
     const admin = new Browser(base);
     assert.equal((await admin.login('admin', ADMIN_PW)).status, 303);
@@ -316,7 +312,7 @@ test(
 
 test(
   'Run command page: admin only; output recorded and shown; audit row names the run',
-  { skip, timeout: 60_000 },
+  { timeout: 60_000 },
   async () => {
     const oper = new Browser(base);
     await oper.login('oper', OPER_PW);
@@ -353,7 +349,7 @@ test(
 
 test(
   "the poller records a power change made behind the master's back, once",
-  { skip, timeout: 30_000 },
+  { timeout: 30_000 },
   async () => {
     // Only changes from here on: the panel test powered the node off and on through the console.
     const since = repos!.events.list({ limit: 1 })[0]?.id ?? 0;
@@ -370,7 +366,7 @@ test(
 
 test(
   'deploy from the console reboots through IPMI: PXE next boot, then power on (when off) or cycle (when on)',
-  { skip, timeout: 60_000 },
+  { timeout: 60_000 },
   async () => {
     writeFileSync(join(dir, 'power'), '0\n');
     writeFileSync(join(dir, 'chassis.log'), '');

@@ -11,16 +11,16 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { failIfUnmet, unmetNeeds } from '../helpers/peers.js';
 import { TestNet, type Host } from '../helpers/netns.js';
 import { CLI, exitOf, startMasterProcess, type MasterProcess } from '../helpers/master-process.js';
 import { openRepos } from '../../master/store/repos.js';
 import { silentLogger } from '../../master/util/logger.js';
 import { ensureMasterKey } from '../../master/deploy/ssh.js';
-import { prepareSshd, sshdSkipReason, writeAuthorizedKeys } from '../helpers/sshd.js';
+import { prepareSshd, writeAuthorizedKeys } from '../helpers/sshd.js';
 
 const SUBNET = '10.77.12';
-const skip = sshdSkipReason();
-if (skip) console.log(`# remote-exec: SKIPPED, ${skip} (scripts/setup.sh installs openssh-server)`);
+const unmet = unmetNeeds({ root: true, commands: ['/usr/sbin/sshd', 'ssh-keygen'] });
 
 let net: TestNet | undefined;
 let dir = '';
@@ -46,7 +46,7 @@ async function inMaster(
 }
 
 before(async () => {
-  if (skip) return;
+  failIfUnmet(unmet);
   dir = mkdtempSync(join(tmpdir(), 'corral-exec-'));
   dataDir = join(dir, 'data');
   const key = await ensureMasterKey(dataDir);
@@ -110,7 +110,7 @@ after(async () => {
 
 test(
   'corral node exec --role: prefixed output, bounded fan-out, failing and unreachable nodes in the summary',
-  { skip, timeout: 90_000 },
+  { timeout: 90_000 },
   async () => {
     const stamps = join(dir, 'stamps');
     const cmd = `echo start $(date +%s.%N) >> ${stamps}; sleep 1; ip -4 -o addr show | grep -q ${SUBNET}.11/ && { echo oops >&2; echo end $(date +%s.%N) >> ${stamps}; exit 3; }; echo hello from $(ip -4 -o addr show | grep -o '${SUBNET}\\.[0-9]*/' | tr -d /); echo end $(date +%s.%N) >> ${stamps}`;
@@ -183,7 +183,7 @@ test(
 
 test(
   'corral node exec: a command outliving --timeout is cut and reported; named nodes; exit 0 when all ok',
-  { skip, timeout: 60_000 },
+  { timeout: 60_000 },
   async () => {
     const slow = await inMaster([
       'node',
@@ -236,7 +236,7 @@ test(
 
 test(
   'POST /api/v1/exec on the real master streams NDJSON and records the run; anonymous callers are refused',
-  { skip, timeout: 90_000 },
+  { timeout: 90_000 },
   async () => {
     masterProc = await startMasterProcess({
       args: ['--config', configFile],
@@ -296,7 +296,7 @@ test(
 
 test(
   'power API on the real master: write-only password, driver limits, errors as JSON codes',
-  { skip, timeout: 60_000 },
+  { timeout: 60_000 },
   async () => {
     assert.ok(masterProc, 'the master of the previous test is running');
     const api = `http://${master.address}:${masterProc.port}/api/v1/nodes`;
@@ -357,7 +357,7 @@ test(
 
 test(
   'corral node exec through a login profile: the master runs it, output streams as it comes, the summary and exit code as on the master',
-  { skip, timeout: 90_000 },
+  { timeout: 90_000 },
   async () => {
     assert.ok(masterProc, 'the master of the earlier test is running');
     const env = { CORRAL_CONFIG_DIR: join(dir, 'profiles') };

@@ -10,6 +10,7 @@ import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import { Authenticator, HASH_CONCURRENCY } from '../../master/auth/users.js';
 import { buildConfig } from '../../master/config.js';
 import { startMaster, type Master } from '../../master/master.js';
@@ -285,8 +286,14 @@ describe('roles, users, audit, metrics and TOTP (master in-process, console on p
       audit.every((a) => !a.action.startsWith('GET')),
       'reads are not audited',
     );
-    assert.throws(() => m.repos.store.db.prepare("UPDATE audit SET actor = 'nobody'").run(), /append-only/);
-    assert.throws(() => m.repos.store.db.prepare('DELETE FROM audit').run(), /append-only/);
+    // Even a connection of its own to the file (not the store's, which has no such statement) is refused.
+    const file = new Database(join(m.config.dataDir, 'corral.db'));
+    try {
+      assert.throws(() => file.prepare("UPDATE audit SET actor = 'nobody'").run(), /append-only/);
+      assert.throws(() => file.prepare('DELETE FROM audit').run(), /append-only/);
+    } finally {
+      file.close();
+    }
   });
 
   it('accepts node metrics only for a known MAC from its own IP, and streams them live', async () => {

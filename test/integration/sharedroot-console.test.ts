@@ -4,71 +4,49 @@
  * call is counted instead. Fetch is the browser; roles and CSRF are enforced as for every console form.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import express from 'express';
-import { hashPassword } from '../../master/auth/passwords.js';
-import { Authenticator } from '../../master/auth/users.js';
-import { buildConfig } from '../../master/config.js';
 import { SharedRoots } from '../../master/sharedroot/service.js';
-import { openRepos, type Repos } from '../../master/store/repos.js';
-import type { Role } from '../../master/store/users.js';
-import { silentLogger } from '../../master/util/logger.js';
-import { createConsoleRouter } from '../../web-ui/console.js';
-import { Browser } from '../helpers/browser.js';
+import type { Browser } from '../helpers/browser.js';
 import { sharedRootPages } from '../../master/sharedroot/feature.js';
+import { startConsoleHarness, type ConsoleHarness } from '../helpers/console.js';
 
 const PASSWORD = 'correct horse battery staple';
 const NODE = { mac: '52:54:00:aa:00:01', name: 'dl-1' };
 const OTHER = { mac: '52:54:00:aa:00:02', name: 'dl-2' };
 
-interface Harness {
-  base: string;
-  repos: Repos;
+interface Harness extends ConsoleHarness {
   roots: SharedRoots;
   reconciles: { n: number };
-  close(): Promise<void>;
 }
 
 async function startConsole(): Promise<Harness> {
-  const dir = mkdtempSync(join(tmpdir(), 'corral-sr-console-'));
-  const logger = silentLogger();
-  const repos = openRepos({ path: join(dir, 'corral.db'), logger });
-  const hash = await hashPassword(PASSWORD);
-  const users: [string, Role][] = [
-    ['admin', 'admin'],
-    ['op', 'operator'],
-    ['view', 'viewer'],
-  ];
-  repos.store.write((journal) => {
-    for (const [name, role] of users) repos.users.upsertIn(journal, name, hash, role);
-    for (const [i, n] of [NODE, OTHER].entries()) {
-      repos.nodes.insertIn(journal, { ...n, seqNo: i + 1, state: 'discovered', ip: `10.9.0.${101 + i}` });
-    }
-  });
-  const config = buildConfig({ dataDir: dir }, { address: '10.9.0.1', dhcpRange: '10.9.0.100-10.9.0.199' });
-  const roots = new SharedRoots(repos, config);
-  const tree = join(dir, 'tree');
-  mkdirSync(join(tree, 'sbin'), { recursive: true });
-  writeFileSync(join(tree, 'sbin/init'), '#!/bin/sh\nexec sh\n');
-  chmodSync(join(tree, 'sbin/init'), 0o755);
-  await roots.create('lab', { dir: tree });
-
+  let roots: SharedRoots | undefined;
   const reconciles = { n: 0 };
-  const app = express();
-  app.use(
-    createConsoleRouter({
-      repos,
-      config,
-      logger,
-      authenticator: new Authenticator(repos),
+  const h = await startConsoleHarness({
+    users: [
+      ['admin', 'admin', PASSWORD],
+      ['op', 'operator', PASSWORD],
+      ['view', 'viewer', PASSWORD],
+    ],
+    seed: async (repos, dir, config) => {
+      repos.store.write((journal) => {
+        for (const [i, n] of [NODE, OTHER].entries()) {
+          repos.nodes.insertIn(journal, { ...n, seqNo: i + 1, state: 'discovered', ip: `10.9.0.${101 + i}` });
+        }
+      });
+      roots = new SharedRoots(repos, config);
+      const tree = join(dir, 'tree');
+      mkdirSync(join(tree, 'sbin'), { recursive: true });
+      writeFileSync(join(tree, 'sbin/init'), '#!/bin/sh\nexec sh\n');
+      chmodSync(join(tree, 'sbin/init'), 0o755);
+      await roots.create('lab', { dir: tree });
+    },
+    deps: () => ({
       pages: [
         sharedRootPages({
-          roots,
+          roots: roots!,
           reconcile: () => {
             reconciles.n++;
             return Promise.resolve();
@@ -85,28 +63,12 @@ async function startConsole(): Promise<Harness> {
         }),
       ],
     }),
-  );
-  const server: Server = await new Promise((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
-  const { port } = server.address() as AddressInfo;
-  return {
-    base: `http://127.0.0.1:${port}`,
-    repos,
-    roots,
-    reconciles,
-    close: async () => {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      repos.store.close();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return Object.assign(h, { roots: roots!, reconciles });
 }
 
-async function signIn(h: Harness, user: string): Promise<Browser> {
-  const b = new Browser(h.base);
-  assert.equal((await b.login(user, PASSWORD)).status, 303);
-  return b;
+function signIn(h: Harness, user: string): Promise<Browser> {
+  return h.signIn(user, PASSWORD);
 }
 
 function flashOf(location: string | null): string {

@@ -31,7 +31,7 @@ import {
 } from '../../master/snapshots/manifest.js';
 import { RestorePoints } from '../../master/snapshots/restore-points.js';
 import { SnapshotScheduler } from '../../master/snapshots/scheduler.js';
-import { Store } from '../../master/store/db.js';
+import { openStore } from '../../master/store/db.js';
 import type { NodeState } from '../../master/store/nodes.js';
 import { openRepos, type Repos } from '../../master/store/repos.js';
 import { isCorralError } from '../../master/util/errors.js';
@@ -51,8 +51,9 @@ function addNode(
   });
 }
 
-/** Rows of the restorable tables, for comparing two stores. */
-function state(db: Database.Database): Record<string, unknown[]> {
+/** Rows of the restorable tables of a database file (read on a connection of the test's own). */
+function state(path: string): Record<string, unknown[]> {
+  const db = new Database(path, { readonly: true });
   const out: Record<string, unknown[]> = {};
   for (const [t, k] of [
     ['nodes', 'mac'],
@@ -66,6 +67,7 @@ function state(db: Database.Database): Record<string, unknown[]> {
     out[t] = db.prepare(`SELECT * FROM ${t} ORDER BY ${k}`).all();
   }
   out['settings'] = (out['settings'] as { key: string }[]).filter((r) => !r.key.startsWith('ha.'));
+  db.close();
   return out;
 }
 
@@ -129,7 +131,7 @@ describe('master restore points', () => {
     assert.deepEqual(snap.templates, {
       'a.hbs': readManifest(join(points.dir, snap.id))?.templates['a.hbs'],
     });
-    const wanted = state(new Database(join(points.dir, snap.id, DB_FILE), { readonly: true }));
+    const wanted = state(join(points.dir, snap.id, DB_FILE));
 
     // The "bad change": rename swap between two nodes (unique names), delete a service (cascades its
     // admin rows), a new node, a changed setting, a new HA epoch, a template edit.
@@ -159,14 +161,18 @@ describe('master restore points', () => {
 
     // A follower that has everything up to now, applying only the journal the restore writes.
     const follower = join(dir, 'follower.db');
-    await repos.store.db.backup(follower);
+    await repos.store.backup(follower);
     const seqBefore = repos.store.lastChangeSeq();
     const eventsBefore = repos.events.list({ limit: 1000 }).length;
 
     await assert.rejects(points.restore('nope'), (e) => isCorralError(e) && e.code === 'SNAPSHOT_NOT_FOUND');
     const result = await points.restore('good', 'tester');
     assert.equal(result.safety.kind, 'safety');
-    assert.deepEqual(state(repos.store.db), wanted, 'restorable tables are back to the restore point');
+    assert.deepEqual(
+      state(join(dir, 'data', 'corral.db')),
+      wanted,
+      'restorable tables are back to the restore point',
+    );
     assert.equal(repos.store.epoch(), 7, 'the HA epoch never goes back');
     assert.ok(
       repos.events.list({ limit: 1000 }).length > eventsBefore,
@@ -174,9 +180,13 @@ describe('master restore points', () => {
     );
     assert.deepEqual(result.templatesChanged, [{ file: 'a.hbs', change: 'changed' }]);
 
-    const fStore = new Store({ path: follower, logger });
+    const fStore = openStore({ path: follower, logger });
     fStore.applyReplicated(repos.changes.since(seqBefore, 10000));
-    assert.deepEqual(state(fStore.db), state(repos.store.db), 'a follower applying the change feed matches');
+    assert.deepEqual(
+      state(follower),
+      state(join(dir, 'data', 'corral.db')),
+      'a follower applying the change feed matches',
+    );
     fStore.close();
 
     // Nothing differs any more: a second restore journals only its own event rows.
@@ -341,7 +351,7 @@ describe('damaged restore points', () => {
   };
   /** Everything a refused restore must leave as it was: the rows, the change journal, the list. */
   const live = (): { rows: Record<string, unknown[]>; seq: number; points: number } => ({
-    rows: state(repos.store.db),
+    rows: state(join(dir, 'data', 'corral.db')),
     seq: repos.store.lastChangeSeq(),
     points: points.list().length,
   });
@@ -496,11 +506,11 @@ describe('damaged restore points', () => {
     const dataDir = join(dir, 'offline-rows');
     const snapDir = join(dataDir, 'snapshots');
     mkdirSync(dataDir);
-    await repos.store.db.backup(join(dataDir, 'corral.db'));
+    await repos.store.backup(join(dataDir, 'corral.db'));
     cpSync(join(points.dir, m.id), join(snapDir, m.id), { recursive: true });
     const other = openRepos({ path: join(dataDir, 'corral.db'), logger });
     addNode(other, '52:54:00:00:01:05', 'offline-after', 5);
-    const rows = state(other.store.db);
+    const rows = state(join(dataDir, 'corral.db'));
     other.store.close();
     flipByte(join(snapDir, m.id, CONFIG_FILE), 3);
     await assert.rejects(
@@ -508,7 +518,7 @@ describe('damaged restore points', () => {
       corrupt(CONFIG_FILE, /config\.json/),
     );
     const after = openRepos({ path: join(dataDir, 'corral.db'), logger });
-    assert.deepEqual(state(after.store.db), rows);
+    assert.deepEqual(state(join(dataDir, 'corral.db')), rows);
     after.store.close();
   });
 });

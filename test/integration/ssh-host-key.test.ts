@@ -35,14 +35,14 @@ import { ensureHostKeys, nodeDir } from '../../master/sharedroot/identity.js';
 import { sharedRootDir } from '../../master/sharedroot/service.js';
 import { openRepos } from '../../master/store/repos.js';
 import { silentLogger } from '../../master/util/logger.js';
+import { failIfUnmet, unmetNeeds } from '../helpers/peers.js';
 import { CLI, exitOf } from '../helpers/master-process.js';
 import { TestNet, type Host } from '../helpers/netns.js';
-import { prepareSshd, sshdSkipReason, writeAuthorizedKeys } from '../helpers/sshd.js';
+import { prepareSshd, writeAuthorizedKeys } from '../helpers/sshd.js';
 
 const SUBNET = '10.77.14';
 const MACS = ['52:54:00:77:14:10', '52:54:00:77:14:11', '52:54:00:77:14:12'] as const;
-const skip = sshdSkipReason();
-if (skip) console.log(`# ssh-host-key: SKIPPED, ${skip} (scripts/setup.sh installs openssh-server)`);
+const unmet = unmetNeeds({ root: true, commands: ['/usr/sbin/sshd', 'ssh-keygen'] });
 
 let net: TestNet | undefined;
 let dir = '';
@@ -88,7 +88,7 @@ async function restartSshd(i: number): Promise<void> {
 }
 
 before(async () => {
-  if (skip) return;
+  failIfUnmet(unmet);
   dir = mkdtempSync(join(tmpdir(), 'corral-hostkey-'));
   dataDir = join(dir, 'data');
   const key = await ensureMasterKey(dataDir);
@@ -154,7 +154,7 @@ after(async () => {
 
 test(
   'the right host keys: exec and the metrics collector work; app-1 is pinned on first contact, the deployed app-2 is not',
-  { skip, timeout: 120_000 },
+  { timeout: 120_000 },
   async () => {
     const r = await exec('echo hello');
     assert.equal(r.code, 0, r.stdout + r.stderr);
@@ -176,7 +176,7 @@ test(
 
 test(
   'another host key at a node address: exec and the collector refuse it, the command never runs there, an event says why',
-  { skip, timeout: 120_000 },
+  { timeout: 120_000 },
   async () => {
     const expected = [0, 1, 2].map((i) =>
       fingerprint(publicKeyBlob(readFileSync(`${hostKeyPath(i)}.pub`, 'utf8'))!),

@@ -9,6 +9,7 @@ import { DHCPACK, DHCPDISCOVER, DHCPOFFER, emptyOptions, type DhcpPacket } from 
 import { BootActivityStore } from '../../master/store/boot-activity.js';
 import { silentLogger } from '../../master/util/logger.js';
 import { bootTimeline } from '../../web-ui/node-view.js';
+import Database from 'better-sqlite3';
 import { tempRepos } from '../helpers/repos.js';
 
 const MAC = '52:54:00:aa:00:01';
@@ -329,7 +330,9 @@ test('store: bounded per MAC and in MACs tracked; the oldest go first', () => {
     const macs = store.machines().map((m) => m.mac);
     assert.deepEqual(macs, ['52:54:00:00:00:04', '52:54:00:00:00:01', '52:54:00:00:00:03']);
     assert.equal(store.forMac('52:54:00:00:00:02').length, 0, 'evicted with its steps');
-    const rows = t.repos.store.db.prepare('SELECT COUNT(*) AS n FROM boot_activity').get() as { n: number };
+    const file = new Database(t.path, { readonly: true });
+    const rows = file.prepare('SELECT COUNT(*) AS n FROM boot_activity').get() as { n: number };
+    file.close();
     assert.equal(rows.n, 5 + 1 + 1);
     assert.equal(store.machines()[1]?.entries, 5);
   } finally {
@@ -379,7 +382,9 @@ test('BootActivity: a database that refuses writes never reaches the DHCP handle
   try {
     const store = new BootActivityStore(t.repos.store, { batch: 8 });
     const activity = new BootActivity({ store, logger: silentLogger() });
-    t.repos.store.db.exec('DROP TABLE boot_activity'); // every later write fails
+    const saboteur = new Database(t.path);
+    saboteur.exec('DROP TABLE boot_activity'); // every later write fails
+    saboteur.close();
     const step: BootStep = { kind: 'script', template: 'ipxe/discover.hbs', ip: '10.0.0.5' };
     for (let i = 0; i < 12_000; i++) activity.record(MAC, step);
     activity.flush();

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Store } from '../../master/store/db.js';
+import Database from 'better-sqlite3';
+import { openStore, type Store } from '../../master/store/db.js';
 import { ChangeStore } from '../../master/store/changes.js';
 import { LeaseStore } from '../../master/store/leases.js';
 import { silentLogger } from '../../master/util/logger.js';
@@ -32,7 +33,7 @@ describe('dhcp allocator: leases survive a restart', () => {
     const path = join(dir, 'corral.db');
     const p = pool('10.0.0.100', '10.0.0.101');
     {
-      const store = new Store({ path, logger: silentLogger() });
+      const store = openStore({ path, logger: silentLogger() });
       const alloc = new LeaseAllocator({ leases: new LeaseStore(store), logger: silentLogger() });
       const choice = alloc.choose(MAC_A, p, null, T0);
       assert.deepEqual(choice, { ip: '10.0.0.100', source: 'free' });
@@ -47,7 +48,7 @@ describe('dhcp allocator: leases survive a restart', () => {
       store.close();
     }
     // A new process: nothing in memory, only the database.
-    const store = new Store({ path, logger: silentLogger() });
+    const store = openStore({ path, logger: silentLogger() });
     const alloc = new LeaseAllocator({ leases: new LeaseStore(store), logger: silentLogger() });
     assert.deepEqual(alloc.choose(MAC_B, p, '10.0.0.100', T0 + 1000), { ip: '10.0.0.101', source: 'free' });
     assert.equal(alloc.check(MAC_B, '10.0.0.100', p, T0 + 1000), 'taken');
@@ -61,8 +62,8 @@ describe('dhcp allocator: leases survive a restart', () => {
 });
 
 describe('dhcp allocator: allocation rules', () => {
-  const fresh = (): { store: Store; leases: LeaseStore; alloc: LeaseAllocator } => {
-    const store = new Store({ path: ':memory:', logger: silentLogger() });
+  const fresh = (path = ':memory:'): { store: Store; leases: LeaseStore; alloc: LeaseAllocator } => {
+    const store = openStore({ path, logger: silentLogger() });
     const leases = new LeaseStore(store);
     return {
       store,
@@ -127,19 +128,24 @@ describe('dhcp allocator: allocation rules', () => {
   });
 
   it('a failed commit rebuilds the index from the store: nothing staged survives', () => {
-    const { store, leases, alloc } = fresh();
+    const dir = mkdtempSync(join(tmpdir(), 'corral-dhcp-'));
+    const { store, leases, alloc } = fresh(join(dir, 'corral.db'));
     const p = pool('10.0.0.100', '10.0.0.101');
     alloc.bind(MAC_A, '10.0.0.100', LEASE, T0);
     alloc.flush();
     alloc.bind(MAC_B, '10.0.0.101', LEASE, T0);
     assert.equal(alloc.check(MAC_C, '10.0.0.101', p, T0), 'taken');
-    store.db.exec("CREATE TRIGGER fail BEFORE INSERT ON leases BEGIN SELECT RAISE(ABORT, 'disk full'); END");
+    // A second connection breaks the file, as a full disk would; the store's own handle stays in store/.
+    const saboteur = new Database(join(dir, 'corral.db'));
+    saboteur.exec("CREATE TRIGGER fail BEFORE INSERT ON leases BEGIN SELECT RAISE(ABORT, 'disk full'); END");
+    saboteur.close();
     assert.throws(() => alloc.flush(), /disk full/);
     assert.equal(alloc.pendingWrites, 0);
     assert.equal(alloc.check(MAC_C, '10.0.0.101', p, T0), 'ok');
     assert.equal(alloc.check(MAC_C, '10.0.0.100', p, T0), 'taken');
     assert.equal(leases.get('10.0.0.101'), undefined);
     store.close();
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('binding a new address releases the client’s old one: one binding per client', () => {

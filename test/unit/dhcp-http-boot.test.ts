@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Store } from '../../master/store/db.js';
+import { openStore } from '../../master/store/db.js';
 import { LeaseStore } from '../../master/store/leases.js';
 import { silentLogger } from '../../master/util/logger.js';
 import { LeaseAllocator } from '../../master/dhcp/allocator.js';
@@ -43,7 +43,7 @@ function request(type: number, mac: string, options: Partial<DhcpOptions>): Dhcp
 }
 
 function run(mode: 'server' | 'proxy', bootFiles: unknown, req: DhcpPacket): Decision {
-  const store = new Store({ path: ':memory:', logger: silentLogger() });
+  const store = openStore({ path: ':memory:', logger: silentLogger() });
   try {
     const allocator = new LeaseAllocator({ leases: new LeaseStore(store), logger: silentLogger() });
     const config: PolicyConfig = {

@@ -1,6 +1,6 @@
 import { describe, it, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { Store } from '../../master/store/db.js';
+import { openStore, type Store } from '../../master/store/db.js';
 import { LeaseStore } from '../../master/store/leases.js';
 import { silentLogger } from '../../master/util/logger.js';
 import { LeaseAllocator } from '../../master/dhcp/allocator.js';
@@ -85,7 +85,7 @@ interface Harness {
 }
 
 function harness(mode: 'server' | 'proxy' = 'server', pools: PoolSpec[] = [LOCAL_POOL, RACK_POOL]): Harness {
-  const store = new Store({ path: ':memory:', logger: silentLogger() });
+  const store = openStore({ path: ':memory:', logger: silentLogger() });
   const leases = new LeaseStore(store);
   const allocator = new LeaseAllocator({ leases, logger: silentLogger() });
   const config: PolicyConfig = Object.freeze({

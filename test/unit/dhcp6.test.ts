@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Store } from '../../master/store/db.js';
+import { openStore } from '../../master/store/db.js';
 import { Lease6Store } from '../../master/store/dhcp6-leases.js';
 import { silentLogger } from '../../master/util/logger.js';
 import { Lease6Allocator } from '../../master/dhcp6/allocator.js';
@@ -33,7 +33,7 @@ const CLIENT = { address: 'fe80::5054:ff:fe06:1%m0', port: 546 };
 const u16 = (...n: number[]): Buffer => Buffer.from(n.flatMap((x) => [x >> 8, x & 0xff]));
 
 function harness(range = ['fd00:55::100', 'fd00:55::101']) {
-  const store = new Store({ path: ':memory:', logger: silentLogger() });
+  const store = openStore({ path: ':memory:', logger: silentLogger() });
   const leases = new Lease6Store(store);
   const alloc = new Lease6Allocator(leases, parseIPv6(range[0]!)!, parseIPv6(range[1]!)!);
   const config: Policy6Config = {

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { installPath } from '../../master/util/paths.js';
 import { TOOL_PACKAGES } from '../../node-images/os-image-tools.js';
+import { FILE_PACKAGES, PEER_PACKAGES } from '../helpers/peers.js';
 
 const SETUP = installPath('scripts', 'setup.sh');
 
@@ -53,6 +54,13 @@ test('the test set is the main set plus the peers, with no duplicates', () => {
     'isc-dhcp-client',
   ]) {
     assert.ok(all.includes(p), `${p} in --test`);
+  }
+});
+
+test('every real peer a test requires (test/helpers/peers.ts) is in the test set', () => {
+  const all = list('test');
+  for (const p of new Set([...Object.values(PEER_PACKAGES), ...Object.values(FILE_PACKAGES)])) {
+    assert.ok(all.includes(p) || essential(p), `${p} in --test (a test fails without it)`);
   }
 });
 

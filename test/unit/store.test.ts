@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { openRepos } from '../../master/store/repos.js';
 import { MIGRATIONS, SCHEMA_VERSION } from '../../master/store/migrations.js';
 import { silentLogger } from '../../master/util/logger.js';
@@ -9,14 +10,18 @@ import { tempRepos } from '../helpers/repos.js';
 test('opens in WAL mode with migrations applied once', () => {
   const t = tempRepos();
   try {
-    assert.equal(t.repos.store.db.pragma('journal_mode', { simple: true }), 'wal');
+    const outside = new Database(t.path, { readonly: true });
+    assert.equal(outside.pragma('journal_mode', { simple: true }), 'wal');
+    outside.close();
     assert.equal(t.repos.store.schemaVersion(), SCHEMA_VERSION);
     t.repos.store.close();
     const again = openRepos({ path: join(t.dir, 'corral.db'), logger: silentLogger() });
     assert.equal(again.store.schemaVersion(), SCHEMA_VERSION);
-    const n = again.store.db.prepare('SELECT COUNT(*) AS n FROM schema_migrations').get() as { n: number };
-    assert.equal(n.n, MIGRATIONS.length);
     again.store.close();
+    const file = new Database(t.path, { readonly: true });
+    const n = file.prepare('SELECT COUNT(*) AS n FROM schema_migrations').get() as { n: number };
+    file.close();
+    assert.equal(n.n, MIGRATIONS.length);
   } finally {
     t.cleanup();
   }
