@@ -13,6 +13,7 @@ import { DeployConfigSchema, DEPLOY_CONFIG_DEFAULTS } from './deploy/config.js';
 import { EnlistRateSchema, ENLIST_RATE_DEFAULTS } from './nodes/enlist-rate.js';
 import { RemoteConfigSchema, REMOTE_CONFIG_DEFAULTS } from './remote/config.js';
 import { SharedRootConfigSchema, SHAREDROOT_CONFIG_DEFAULTS } from './sharedroot/config.js';
+import { MetricsConfigSchema, METRICS_CONFIG_DEFAULTS } from './metrics/config.js';
 
 const ipv4 = z.string().refine((s) => isIPv4(s), { message: 'expected an IPv4 address like 10.0.0.1' });
 
@@ -257,6 +258,7 @@ export const ConfigSchema = z
     deploy: DeployConfigSchema.default(DEPLOY_CONFIG_DEFAULTS),
     remote: RemoteConfigSchema.default(REMOTE_CONFIG_DEFAULTS),
     sharedRoot: SharedRootConfigSchema.default(SHAREDROOT_CONFIG_DEFAULTS),
+    metrics: MetricsConfigSchema.default(METRICS_CONFIG_DEFAULTS),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

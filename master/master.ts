@@ -53,6 +53,8 @@ import { createSharedRootApiRouter } from './sharedroot/api.js';
 import { createSharedRootBootRouter } from './sharedroot/boot-routes.js';
 import { BootActivity } from './boot/activity.js';
 import { processRedactor } from './util/redact.js';
+import { startMetrics } from './metrics/index.js';
+import { haFacts, lbFacts } from './metrics/sources.js';
 
 export interface MasterOptions {
   logger: Logger;
@@ -239,7 +241,26 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
           ...(ha ? { backupLagSeconds: () => backupLagSeconds(ha.controller.status()) } : {}),
         })
       : undefined;
+    // Prometheus exposition and scrape config (issue 19): read from the subsystems at scrape time.
+    const metrics = startMetrics({
+      config: config.metrics,
+      master: { address: config.address, publicUrl: config.http.publicUrl, httpPort: () => httpPort },
+      store: repos.store,
+      nodesByState: () => repos.nodes.countByState(),
+      logger,
+      version: VERSION,
+      startedAtMs: startedAt,
+      sources: {
+        ...(config.dhcp.mode !== 'off' ? { dhcp: () => dhcpServer?.stats() } : {}),
+        ...(config.tftp.enabled ? { tftp: () => tftpServer?.stats() } : {}),
+        faults: () => faults.snapshot(),
+        ...(ha ? { ha: () => haFacts(ha.controller.status()) } : {}),
+        lb: () => lbFacts(lb),
+      },
+    });
+    closers.push({ name: 'metrics', close: () => metrics.close() });
     const api = createApiRouter({
+      metricsApi: metrics.api,
       ...(monitor ? { monitor } : {}),
       repos,
       config,
@@ -341,6 +362,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
           : consoleRouter,
       logger,
       basicAuth,
+      metrics,
     });
     const server = createServer(app);
     server.keepAliveTimeout = 5000;
@@ -363,7 +385,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
         keyFile: config.console.keyFile,
         logger,
       });
-      const secureApp = createHttpApp({ api, boot, console: consoleRouter, logger, basicAuth });
+      const secureApp = createHttpApp({ api, boot, console: consoleRouter, logger, basicAuth, metrics });
       const secure = createHttpsServer({ cert: tls.cert, key: tls.key }, secureApp);
       secure.keepAliveTimeout = 5000;
       httpsPort = await listen(secure, config.console.httpsPort ?? 443, config.http.bind);

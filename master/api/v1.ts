@@ -21,6 +21,8 @@ import type { Monitor } from '../monitor/monitor.js';
 import type { LoadBalancer } from '../lb/load-balancer.js';
 import type { BootActivitySink } from '../boot/activity.js';
 import { createBootActivityRouter } from '../boot/activity-api.js';
+import { NodeQuery } from '../store/node-query.js';
+import { listNodes } from './node-list.js';
 
 export interface ApiDeps {
   repos: Repos;
@@ -46,6 +48,8 @@ export interface ApiDeps {
   sharedRootApi?: Router;
   /** The boot timeline (issue 22): enlistment is one of its steps. */
   activity?: BootActivitySink;
+  /** Prometheus scrape config (master/metrics), mounted after auth. */
+  metricsApi?: Router;
 }
 
 function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
@@ -106,6 +110,7 @@ function enlistBodyErrors(guard: EnlistGuard): ErrorRequestHandler {
 export function createApiRouter(deps: ApiDeps): Router {
   const { repos, config } = deps;
   const nodes = new NodeService(repos);
+  const nodeQuery = new NodeQuery(repos.store);
   const router = express.Router();
   const enlistGuard = new EnlistGuard({ repos, config, logger: deps.logger });
   // Enlistment is unauthenticated: its own, small body limit (issue 14); the general parser then skips it.
@@ -158,10 +163,10 @@ export function createApiRouter(deps: ApiDeps): Router {
   router.use(createUsersRouter(repos));
   if (deps.deployApi) router.use(deps.deployApi);
   if (deps.remoteApi) router.use(deps.remoteApi);
+  if (deps.metricsApi) router.use(deps.metricsApi);
 
   router.get('/nodes', (req, res) => {
-    const state = typeof req.query['state'] === 'string' ? req.query['state'] : undefined;
-    res.json({ nodes: repos.nodes.list().filter((n) => !state || n.state === state) });
+    res.json(listNodes(req.query, nodeQuery));
   });
 
   router.get('/nodes/:id', (req, res) => {
