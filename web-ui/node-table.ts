@@ -1,11 +1,16 @@
 import { ipToInt } from '../master/config.js';
 import { NODE_STATES, type NodeState } from '../master/store/nodes.js';
-import type { NodeRow } from './node-view.js';
+import type { NodeSortFacts } from '../master/store/node-query.js';
 
 /**
- * The node list's filter, search and sort, done on the server so the page works without JavaScript
- * and every view is a URL an admin can bookmark or paste into a ticket.
+ * The node list's filter, search, sort and page, done on the server so the page works without JavaScript
+ * and every view is a URL an admin can bookmark or paste into a ticket. Filter and search run in SQLite
+ * (master/store/node-query.ts); the sort runs here on small rows, then one page of nodes is loaded
+ * (issue 19: 10 000 nodes).
  */
+
+/** Nodes per page of the console's list. */
+export const PAGE_SIZE = 100;
 
 const COLUMNS = [
   { key: 'name', label: 'Name', numeric: false },
@@ -27,9 +32,11 @@ export interface NodeTableQuery {
   state: NodeState | null;
   sort: SortKey;
   dir: SortDir;
+  /** 1-based page of PAGE_SIZE nodes. */
+  page: number;
 }
 
-export const DEFAULT_QUERY: NodeTableQuery = { q: '', state: null, sort: 'name', dir: 'asc' };
+export const DEFAULT_QUERY: NodeTableQuery = { q: '', state: null, sort: 'name', dir: 'asc', page: 1 };
 
 function first(value: unknown): string {
   if (Array.isArray(value)) return first(value[0]);
@@ -41,11 +48,13 @@ export function parseNodeTableQuery(query: Record<string, unknown>): NodeTableQu
   const state = first(query['state']);
   const sort = first(query['sort']);
   const dir = first(query['dir']);
+  const page = Number(first(query['page']));
   return {
     q: first(query['q']).trim().slice(0, 200),
     state: (NODE_STATES as readonly string[]).includes(state) ? (state as NodeState) : null,
     sort: COLUMNS.some((c) => c.key === sort) ? (sort as SortKey) : DEFAULT_QUERY.sort,
     dir: dir === 'desc' ? 'desc' : 'asc',
+    page: Number.isSafeInteger(page) && page > 1 ? page : 1,
   };
 }
 
@@ -56,45 +65,15 @@ export function nodeTableHref(query: NodeTableQuery): string {
   if (query.state) params.set('state', query.state);
   if (query.sort !== DEFAULT_QUERY.sort || query.dir !== DEFAULT_QUERY.dir) params.set('sort', query.sort);
   if (query.dir !== DEFAULT_QUERY.dir) params.set('dir', query.dir);
+  if (query.page > 1) params.set('page', String(query.page));
   const qs = params.toString();
   return qs ? `/nodes?${qs}` : '/nodes';
-}
-
-/** Every text an admin might paste: name, MAC (with or without colons), IP, role, CPU, DMI and disk serials. */
-function haystack(row: NodeRow): string {
-  const { node, inventory } = row;
-  return [
-    node.name,
-    node.mac,
-    node.mac.replace(/:/g, ''),
-    node.ip,
-    node.role,
-    node.state,
-    node.image,
-    row.cpu,
-    inventory.dmi.vendor,
-    inventory.dmi.product,
-    inventory.dmi.serial,
-    ...inventory.disks.map((d) => d.serial),
-    ...inventory.nics.map((n) => n.mac),
-  ]
-    .filter((s): s is string => typeof s === 'string' && s !== '')
-    .join('\n')
-    .toLowerCase();
-}
-
-export function filterRows(rows: readonly NodeRow[], query: NodeTableQuery): NodeRow[] {
-  const needle = query.q.toLowerCase();
-  return rows.filter(
-    (row) => (!query.state || row.node.state === query.state) && (!needle || haystack(row).includes(needle)),
-  );
 }
 
 const collator = new Intl.Collator('en', { numeric: true, sensitivity: 'base' });
 
 /** The value a column sorts by; null sorts last in both directions, so blanks never crowd the top. */
-function sortValue(row: NodeRow, key: SortKey): string | number | null {
-  const { node, inventory } = row;
+function sortValue(node: NodeSortFacts, key: SortKey): string | number | null {
   switch (key) {
     case 'name':
       return node.name;
@@ -108,11 +87,11 @@ function sortValue(row: NodeRow, key: SortKey): string | number | null {
     case 'role':
       return node.role;
     case 'cpu':
-      return inventory.cpuCount;
+      return node.cpuCount;
     case 'memory':
-      return inventory.memoryBytes;
+      return node.memoryBytes;
     case 'disks':
-      return inventory.disksTotalBytes;
+      return node.disksTotalBytes;
     case 'lastSeen':
       return node.lastSeenAt ? Date.parse(node.lastSeenAt) : null;
   }
@@ -123,7 +102,7 @@ function compareValues(a: string | number, b: string | number): number {
   return collator.compare(String(a), String(b));
 }
 
-export function sortRows(rows: readonly NodeRow[], query: NodeTableQuery): NodeRow[] {
+export function sortRows<T extends NodeSortFacts>(rows: readonly T[], query: NodeTableQuery): T[] {
   const sign = query.dir === 'desc' ? -1 : 1;
   return [...rows].sort((ra, rb) => {
     const a = sortValue(ra, query.sort);
@@ -134,7 +113,7 @@ export function sortRows(rows: readonly NodeRow[], query: NodeTableQuery): NodeR
       const c = compareValues(a, b);
       if (c !== 0) return sign * c;
     }
-    return collator.compare(ra.node.name, rb.node.name);
+    return collator.compare(ra.name, rb.name);
   });
 }
 
@@ -154,8 +133,24 @@ export function columnHeaders(query: NodeTableQuery): ColumnHeader[] {
     return {
       label: c.label,
       numeric: c.numeric,
-      href: nodeTableHref({ ...query, sort: c.key, dir }),
+      href: nodeTableHref({ ...query, sort: c.key, dir, page: 1 }),
       ariaSort: current ? (query.dir === 'asc' ? 'ascending' : 'descending') : 'none',
     };
   });
+}
+
+/** Previous/next links and the "101-200 of 10 000" line of a page. */
+export function pageLinks(
+  query: NodeTableQuery,
+  matched: number,
+): { from: number; to: number; pages: number; prev: string | null; next: string | null } {
+  const pages = Math.max(1, Math.ceil(matched / PAGE_SIZE));
+  const page = Math.min(query.page, pages);
+  return {
+    from: matched ? (page - 1) * PAGE_SIZE + 1 : 0,
+    to: Math.min(page * PAGE_SIZE, matched),
+    pages,
+    prev: page > 1 ? nodeTableHref({ ...query, page: page - 1 }) : null,
+    next: page < pages ? nodeTableHref({ ...query, page: page + 1 }) : null,
+  };
 }

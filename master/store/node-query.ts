@@ -32,45 +32,33 @@ function likePattern(q: string): string {
 }
 
 /**
- * The WHERE clause of a filter. The search looks at values, not at the inventory's JSON text: "serial"
- * must not match every node because every inventory has a `serial` key. SQLite's LIKE is
- * case-insensitive for ASCII, as the console's search always was.
+ * The WHERE clause of a filter. The search looks at values, not at the inventory's JSON text ("serial"
+ * must not match every node because every inventory has a `serial` key): node_facts.search holds them,
+ * one per line, kept by triggers (migration 15). SQLite's LIKE is case-insensitive for ASCII, as the
+ * console's search always was.
  */
 function where(f: NodeFilter): { sql: string; args: (string | number)[] } {
   const parts: string[] = [];
   const args: (string | number)[] = [];
   if (f.state) {
-    parts.push('state = ?');
+    parts.push('n.state = ?');
     args.push(f.state);
   }
   if (f.role) {
-    parts.push('role = ?');
+    parts.push('n.role = ?');
     args.push(f.role);
   }
   const q = f.q?.trim();
   if (q) {
-    const p = likePattern(q);
-    const cols = [
-      'name',
-      'mac',
-      "replace(mac, ':', '')",
-      'ip',
-      'role',
-      'state',
-      'image',
-      "json_extract(inventory, '$.cpu.model')",
-      "json_extract(inventory, '$.dmi.vendor')",
-      "json_extract(inventory, '$.dmi.product')",
-      "json_extract(inventory, '$.dmi.serial')",
-    ];
-    const arrays = [
-      "EXISTS (SELECT 1 FROM json_each(inventory, '$.disks') WHERE json_extract(value, '$.serial') LIKE ? ESCAPE '\\')",
-      "EXISTS (SELECT 1 FROM json_each(inventory, '$.nics') WHERE json_extract(value, '$.mac') LIKE ? ESCAPE '\\')",
-    ];
-    parts.push(`(${[...cols.map((c) => `${c} LIKE ? ESCAPE '\\'`), ...arrays].join(' OR ')})`);
-    for (let i = 0; i < cols.length + arrays.length; i++) args.push(p);
+    parts.push("f.search LIKE ? ESCAPE '\\'");
+    args.push(likePattern(q));
   }
   return { sql: parts.length ? `WHERE ${parts.join(' AND ')}` : '', args };
+}
+
+/** node_facts joined only when a search needs it (a page without one reads nodes alone). */
+function from(f: NodeFilter): string {
+  return f.q?.trim() ? 'nodes n JOIN node_facts f ON f.mac = n.mac' : 'nodes n';
 }
 
 export class NodeQuery {
@@ -78,8 +66,9 @@ export class NodeQuery {
 
   count(f: NodeFilter = {}): number {
     const w = where(f);
-    return (this.store.db.prepare(`SELECT COUNT(*) AS n FROM nodes ${w.sql}`).get(...w.args) as { n: number })
-      .n;
+    return (
+      this.store.db.prepare(`SELECT COUNT(*) AS n FROM ${from(f)} ${w.sql}`).get(...w.args) as { n: number }
+    ).n;
   }
 
   /**
@@ -91,11 +80,11 @@ export class NodeQuery {
     const sql = w.sql ? [w.sql] : [];
     const args = [...w.args];
     if (p.afterSeq !== undefined) {
-      sql.push(w.sql ? 'AND seq_no > ?' : 'WHERE seq_no > ?');
+      sql.push(w.sql ? 'AND n.seq_no > ?' : 'WHERE n.seq_no > ?');
       args.push(p.afterSeq);
     }
     const rows = this.store.db
-      .prepare(`SELECT * FROM nodes ${sql.join(' ')} ORDER BY seq_no LIMIT ? OFFSET ?`)
+      .prepare(`SELECT n.* FROM ${from(f)} ${sql.join(' ')} ORDER BY n.seq_no LIMIT ? OFFSET ?`)
       .all(...args, p.limit, p.offset ?? 0) as NodeRow[];
     return rows.map(fromNodeRow);
   }
@@ -105,11 +94,9 @@ export class NodeQuery {
     const w = where(f);
     return this.store.db
       .prepare(
-        `SELECT mac, name, ip, state, role, last_seen_at AS lastSeenAt,
-                json_extract(inventory, '$.cpu.count') AS cpuCount,
-                json_extract(inventory, '$.memoryBytes') AS memoryBytes,
-                (SELECT SUM(json_extract(value, '$.sizeBytes')) FROM json_each(inventory, '$.disks')) AS disksTotalBytes
-           FROM nodes ${w.sql}`,
+        `SELECT n.mac, n.name, n.ip, n.state, n.role, n.last_seen_at AS lastSeenAt, f.cpu_count AS cpuCount,
+                f.memory_bytes AS memoryBytes, f.disks_total_bytes AS disksTotalBytes
+           FROM nodes n LEFT JOIN node_facts f ON f.mac = n.mac ${w.sql}`,
       )
       .all(...w.args) as NodeSortFacts[];
   }
