@@ -37,15 +37,15 @@ function likePattern(q: string): string {
  * one per line, kept by triggers (migration 15). SQLite's LIKE is case-insensitive for ASCII, as the
  * console's search always was.
  */
-function where(f: NodeFilter): { sql: string; args: (string | number)[] } {
+function where(f: NodeFilter, table: 'n' | 'f' = 'n'): { sql: string; args: (string | number)[] } {
   const parts: string[] = [];
   const args: (string | number)[] = [];
   if (f.state) {
-    parts.push('n.state = ?');
+    parts.push(`${table}.state = ?`);
     args.push(f.state);
   }
   if (f.role) {
-    parts.push('n.role = ?');
+    parts.push(`${table}.role = ?`);
     args.push(f.role);
   }
   const q = f.q?.trim();
@@ -91,12 +91,12 @@ export class NodeQuery {
 
   /** Every matching node's sort facts (small rows: the console sorts them, then loads one page). */
   sortFacts(f: NodeFilter): NodeSortFacts[] {
-    const w = where(f);
+    const w = where(f, 'f');
     return this.store.db
       .prepare(
-        `SELECT n.mac, n.name, n.ip, n.state, n.role, n.last_seen_at AS lastSeenAt, f.cpu_count AS cpuCount,
-                f.memory_bytes AS memoryBytes, f.disks_total_bytes AS disksTotalBytes
-           FROM nodes n LEFT JOIN node_facts f ON f.mac = n.mac ${w.sql}`,
+        `SELECT mac, name, ip, state, role, last_seen_at AS lastSeenAt, cpu_count AS cpuCount,
+                memory_bytes AS memoryBytes, disks_total_bytes AS disksTotalBytes
+           FROM node_facts f ${w.sql} ORDER BY seq_no`,
       )
       .all(...w.args) as NodeSortFacts[];
   }
