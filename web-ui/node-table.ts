@@ -1,6 +1,6 @@
 import { ipToInt } from '../master/config.js';
 import { NODE_STATES, type NodeState } from '../master/store/nodes.js';
-import type { NodeSortFacts } from '../master/store/node-query.js';
+import type { SortColumn } from '../master/store/node-query.js';
 
 /**
  * The node list's filter, search, sort and page, done on the server so the page works without JavaScript
@@ -73,27 +73,18 @@ export function nodeTableHref(query: NodeTableQuery): string {
 const collator = new Intl.Collator('en', { numeric: true, sensitivity: 'base' });
 
 /** The value a column sorts by; null sorts last in both directions, so blanks never crowd the top. */
-function sortValue(node: NodeSortFacts, key: SortKey): string | number | null {
+function sortValue(key: SortKey, raw: string | number | null): string | number | null {
+  if (raw === null) return null;
   switch (key) {
-    case 'name':
-      return node.name;
-    case 'mac':
-      return node.mac;
     case 'ip':
-      return node.ip ? ipToInt(node.ip) : null;
+      return ipToInt(String(raw));
     case 'state':
       // Lifecycle order reads better than alphabetical: discovered first, failed last.
-      return NODE_STATES.indexOf(node.state);
-    case 'role':
-      return node.role;
-    case 'cpu':
-      return node.cpuCount;
-    case 'memory':
-      return node.memoryBytes;
-    case 'disks':
-      return node.disksTotalBytes;
+      return NODE_STATES.indexOf(raw as NodeState);
     case 'lastSeen':
-      return node.lastSeenAt ? Date.parse(node.lastSeenAt) : null;
+      return Date.parse(String(raw));
+    default:
+      return raw;
   }
 }
 
@@ -102,11 +93,16 @@ function compareValues(a: string | number, b: string | number): number {
   return collator.compare(String(a), String(b));
 }
 
-export function sortRows<T extends NodeSortFacts>(rows: readonly T[], query: NodeTableQuery): T[] {
+/** A node as the sort sees it: [mac, name, the sort column's stored value] (NodeQuery.sortKeys). */
+export type SortKeyRow = [string, string, string | number | null];
+
+/** Sorts by the query's column, then by name; returns the MACs in order. */
+export function sortRows(rows: readonly SortKeyRow[], query: NodeTableQuery): string[] {
   const sign = query.dir === 'desc' ? -1 : 1;
-  return [...rows].sort((ra, rb) => {
-    const a = sortValue(ra, query.sort);
-    const b = sortValue(rb, query.sort);
+  const keyed = rows.map(([mac, name, raw]) => ({ mac, name, v: sortValue(query.sort, raw) }));
+  keyed.sort((ra, rb) => {
+    const a = ra.v;
+    const b = rb.v;
     if (a === null || b === null) {
       if (a !== b) return a === null ? 1 : -1;
     } else {
@@ -115,7 +111,21 @@ export function sortRows<T extends NodeSortFacts>(rows: readonly T[], query: Nod
     }
     return collator.compare(ra.name, rb.name);
   });
+  return keyed.map((r) => r.mac);
 }
+
+/** The node table's sort keys are node_facts columns of the same meaning. */
+export const SORT_COLUMN: Record<SortKey, SortColumn> = {
+  name: 'name',
+  mac: 'mac',
+  ip: 'ip',
+  state: 'state',
+  role: 'role',
+  cpu: 'cpu',
+  memory: 'memory',
+  disks: 'disks',
+  lastSeen: 'lastSeen',
+};
 
 export interface ColumnHeader {
   label: string;

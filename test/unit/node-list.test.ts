@@ -11,6 +11,7 @@ import { decodeCursor, encodeCursor, listNodes } from '../../master/api/node-lis
 import { CorralError } from '../../master/util/errors.js';
 import type { Repos } from '../../master/store/repos.js';
 import type { NodeState } from '../../master/store/nodes.js';
+import { DEFAULT_QUERY, sortRows, type SortKeyRow } from '../../web-ui/node-table.js';
 
 function mac(i: number): string {
   return `52:54:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
@@ -199,14 +200,20 @@ test('node_facts follows every write: an inventory update, a rename, a delete (m
       q.page({ q: 'rack7' }, { limit: 10 }).map((n) => n.mac),
       [mac(1)],
     );
-    const facts = q.sortFacts({});
-    assert.deepEqual(
-      facts.map((f) => [f.name, f.memoryBytes, f.disksTotalBytes, f.cpuCount]),
-      [
-        ['rack7-a', 5, null, null],
-        ['node-2', 2 * 2 ** 30, 3e12, 64],
-      ],
-    );
+    assert.deepEqual(q.sortKeys({}, 'memory'), [
+      [mac(1), 'rack7-a', 5],
+      [mac(2), 'node-2', 2 * 2 ** 30],
+    ]);
+    assert.deepEqual(q.sortKeys({}, 'disks'), [
+      [mac(1), 'rack7-a', null],
+      [mac(2), 'node-2', 3e12],
+    ]);
+    assert.deepEqual(q.sortKeys({ state: 'ready' }, 'cpu'), [
+      [mac(1), 'rack7-a', null],
+      [mac(2), 'node-2', 64],
+    ]);
+    repos.store.write((j) => repos.nodes.setStateIn(j, mac(2), 'failed', null));
+    assert.deepEqual(q.sortKeys({ state: 'failed' }, 'state'), [[mac(2), 'node-2', 'failed']]);
     repos.store.write((j) => repos.nodes.deleteIn(j, mac(2)));
     assert.equal(q.count({ q: 'node-2' }), 0);
     assert.equal(
@@ -221,4 +228,33 @@ test('node_facts follows every write: an inventory update, a rename, a delete (m
   } finally {
     t.cleanup();
   }
+});
+
+test('console sort: natural names, numeric IPs, lifecycle order, blanks last both ways', () => {
+  const q = { ...DEFAULT_QUERY };
+  const names: SortKeyRow[] = [
+    ['m10', 'node-10', 'node-10'],
+    ['m2', 'node-2', 'node-2'],
+    ['m1', 'node-1', 'node-1'],
+  ];
+  assert.deepEqual(sortRows(names, q), ['m1', 'm2', 'm10']);
+  const ips: SortKeyRow[] = [
+    ['a', 'a', '10.0.0.10'],
+    ['b', 'b', null],
+    ['c', 'c', '10.0.0.9'],
+  ];
+  assert.deepEqual(sortRows(ips, { ...q, sort: 'ip' }), ['c', 'a', 'b']);
+  assert.deepEqual(sortRows(ips, { ...q, sort: 'ip', dir: 'desc' }), ['a', 'c', 'b']);
+  const states: SortKeyRow[] = [
+    ['f', 'f', 'failed'],
+    ['d', 'd', 'discovered'],
+    ['r', 'r', 'ready'],
+  ];
+  assert.deepEqual(sortRows(states, { ...q, sort: 'state' }), ['d', 'r', 'f']);
+  const mem: SortKeyRow[] = [
+    ['x', 'node-b', 5],
+    ['y', 'node-a', 5],
+    ['z', 'node-c', 9],
+  ];
+  assert.deepEqual(sortRows(mem, { ...q, sort: 'memory', dir: 'desc' }), ['z', 'y', 'x']); // ties by name
 });

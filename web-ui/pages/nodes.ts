@@ -9,6 +9,7 @@ import {
   pageLinks,
   PAGE_SIZE,
   parseNodeTableQuery,
+  SORT_COLUMN,
   sortRows,
 } from '../node-table.js';
 import { NodeQuery } from '../../master/store/node-query.js';
@@ -59,10 +60,13 @@ export function mountNodes(router: Router, ctx: ConsoleContext, deps: NodePagesD
     const counts = ctx.repos.nodes.countByState();
     const total = NODE_STATES.reduce((sum, s) => sum + (counts[s] ?? 0), 0);
     // Filter in SQLite, sort the small rows, then load and render one page (issue 19).
-    const matched = sortRows(nodeQuery.sortFacts({ q: query.q, state: query.state ?? undefined }), query);
+    const matched = sortRows(
+      nodeQuery.sortKeys({ q: query.q, state: query.state ?? undefined }, SORT_COLUMN[query.sort]),
+      query,
+    );
     const pages = pageLinks(query, matched.length);
     const start = pages.from ? pages.from - 1 : 0;
-    const rows = nodeQuery.byMacs(matched.slice(start, start + PAGE_SIZE).map((n) => n.mac)).map(nodeRow);
+    const rows = nodeQuery.byMacs(matched.slice(start, start + PAGE_SIZE)).map(nodeRow);
     sendPage(ctx, res, 'nodes', {
       title: 'Nodes',
       nav: 'nodes',
