@@ -13,6 +13,8 @@ import { requireMetricsAccess, tokenMatches } from '../../master/metrics/auth.js
 import { fileSdTargets, scrapeJobsYaml } from '../../master/metrics/scrape-config.js';
 import { haFacts } from '../../master/metrics/sources.js';
 import { DEPLOY_DURATION_BUCKETS } from '../../master/store/deploy-stats.js';
+import { Redactor, REDACTED } from '../../master/util/redact.js';
+import { testConfig } from '../helpers/repos.js';
 
 const DHCP = {
   received: 20,
@@ -308,4 +310,18 @@ test('scrape config: the master and one labelled group per node; two jobs told a
     ].join('\n'),
   );
   assert.doesNotMatch(scrapeJobsYaml({ fileSdPath: '/x' }), /authorization/);
+});
+
+test('metrics.token is a secret: hidden by its key and by its value wherever it turns up', () => {
+  const config = testConfig({ metrics: { token: 'prometheus-scrape-token-42' } });
+  assert.equal(config.metrics.token, 'prometheus-scrape-token-42');
+  assert.equal(config.metrics.nodeExporterPort, 9100);
+  const r = new Redactor();
+  r.addFromConfig(config);
+  assert.equal(
+    r.text('Authorization: Bearer prometheus-scrape-token-42'),
+    `Authorization: Bearer ${REDACTED}`,
+  );
+  assert.equal((r.value(config) as { metrics: { token: string } }).metrics.token, REDACTED);
+  assert.throws(() => testConfig({ metrics: { token: 'short' } }), /metrics\.token/);
 });
