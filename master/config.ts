@@ -21,6 +21,7 @@ import type { DeepReadonly } from './util/deep-readonly.js';
 import { ipToInt, ipv4 } from './util/net-schema.js';
 import { BootFilesSchema, BOOT_FILES_DEFAULTS } from './dhcp/boot-files.js';
 import { Dhcp6ConfigSchema, DHCP6_CONFIG_DEFAULTS } from './dhcp6/config.js';
+import { MetricsConfigSchema, METRICS_CONFIG_DEFAULTS } from './metrics/config.js';
 
 export { ipToInt, intToIp } from './util/net-schema.js';
 
@@ -102,6 +103,7 @@ export const ConfigSchema = z
     deploy: DeployConfigSchema.default(DEPLOY_CONFIG_DEFAULTS),
     remote: RemoteConfigSchema.default(REMOTE_CONFIG_DEFAULTS),
     sharedRoot: SharedRootConfigSchema.default(SHAREDROOT_CONFIG_DEFAULTS),
+    metrics: MetricsConfigSchema.default(METRICS_CONFIG_DEFAULTS),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

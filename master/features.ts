@@ -20,6 +20,8 @@ import { startNodeImage } from './boot/node-image-feature.js';
 import { startDeploy } from './deploy/feature.js';
 import { startDhcp } from './dhcp/feature.js';
 import { startDhcp6Feature } from './dhcp6/feature.js';
+import { startMetricsFeature } from './metrics/feature.js';
+import { haFacts, lbFacts } from './metrics/sources.js';
 import { startHa } from './ha/feature.js';
 import { startLb } from './lb/feature.js';
 import { startMonitor } from './monitor/feature.js';
@@ -37,6 +39,8 @@ export interface Host {
   faults: Faults;
   authenticator: Authenticator;
   leases: LeaseStore;
+  /** When the master started (ms since the epoch): uptime in health and metrics. */
+  startedAt: number;
   /** Where the store copied the database before migrating it (a restore point once snapshots run). */
   preMigrationCopy: string;
   /** Tells the role-gated features (onRole) about an HA promotion or demotion. */
@@ -53,10 +57,12 @@ export interface Exposed {
   nodeImage: ReturnType<typeof startNodeImage>;
   bootActivity: ReturnType<typeof startBootActivity>;
   tftp: Awaited<ReturnType<typeof startTftp>>;
+  dhcp: Awaited<ReturnType<typeof startDhcp>>;
   sharedRoot: ReturnType<typeof startSharedRoot>;
   lb: ReturnType<typeof startLb>;
   monitor: ReturnType<typeof startMonitor>;
   ha: ReturnType<typeof startHa>;
+  metrics: ReturnType<typeof startMetricsFeature>;
 }
 
 export interface FeatureEntry {
@@ -115,8 +121,8 @@ export const FEATURES: FeatureEntry[] = [
   },
   {
     name: 'dhcp',
-    start: (h) =>
-      startDhcp({
+    start: async (h) =>
+      (h.exposed.dhcp = await startDhcp({
         config: h.config,
         repos: h.repos,
         leases: h.leases,
@@ -124,7 +130,7 @@ export const FEATURES: FeatureEntry[] = [
         faults: h.faults,
         activity: need(h, 'bootActivity').activity,
         primaryOnly: h.config.ha.enabled,
-      }),
+      })),
   },
   {
     name: 'dhcp6',
@@ -165,5 +171,25 @@ export const FEATURES: FeatureEntry[] = [
             onRole: (role) => h.roleChanged(role),
           }))
         : undefined,
+  },
+  // After HA: it reads every feature above at scrape time, and changes nothing.
+  {
+    name: 'metrics',
+    start: (h) => {
+      const { dhcp, tftp, lb, ha } = h.exposed;
+      return (h.exposed.metrics = startMetricsFeature({
+        config: h.config,
+        repos: h.repos,
+        logger: h.logger,
+        startedAtMs: h.startedAt,
+        sources: {
+          ...(h.config.dhcp.mode !== 'off' && dhcp ? { dhcp: () => dhcp.stats() } : {}),
+          ...(h.config.tftp.enabled && tftp ? { tftp: () => tftp.stats() } : {}),
+          faults: () => h.faults.snapshot(),
+          ...(ha ? { ha: () => haFacts(ha.ha.controller.status()) } : {}),
+          ...(lb ? { lb: () => lbFacts(lb.lb) } : {}),
+        },
+      }));
+    },
   },
 ];

@@ -1,4 +1,4 @@
-import express, { type Express, type Router } from 'express';
+import express, { type Express, type RequestHandler, type Router } from 'express';
 import type { Logger } from './util/logger.js';
 import { privateTransport } from './util/transport.js';
 import { apiErrorHandler, sendError } from './api/errors.js';
@@ -13,6 +13,8 @@ export interface HttpParts {
   logger: Logger;
   /** How HTTP Basic credentials over plain HTTP are treated (see refuseBasicInClear). */
   basicAuth: BasicAuthTransport;
+  /** Prometheus (master/metrics): the request timer, first in the app, and GET /metrics. */
+  metrics?: { middleware: RequestHandler; pages: Router };
 }
 
 export interface BasicAuthTransport {
@@ -27,6 +29,7 @@ export function createHttpApp(parts: HttpParts): Express {
   app.disable('x-powered-by');
   app.set('trust proxy', false);
   const log = parts.logger.child({ module: 'http' });
+  if (parts.metrics) app.use(parts.metrics.middleware);
   app.use((req, res, next) => {
     const start = process.hrtime.bigint();
     res.on('finish', () => {
@@ -44,6 +47,7 @@ export function createHttpApp(parts: HttpParts): Express {
   app.use(parts.boot);
   app.use('/api/v1', parts.api);
   app.use('/api/v1', apiErrorHandler(parts.logger));
+  if (parts.metrics) app.use(parts.metrics.pages);
   if (parts.console) app.use('/', parts.console);
   app.use(apiErrorHandler(parts.logger));
   return app;

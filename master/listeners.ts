@@ -6,7 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { Router } from 'express';
+import type { RequestHandler, Router } from 'express';
 import type { FrozenConfig } from './config.js';
 import { ensureTls } from './auth/tls.js';
 import { createHttpApp } from './http.js';
@@ -19,6 +19,8 @@ export interface ListenerParts {
   api: Router;
   boot: Router;
   console: Router;
+  /** Prometheus (master/metrics feature): the request timer and GET /metrics. */
+  metrics?: { middleware: RequestHandler; pages: Router };
 }
 
 export interface Listeners {
@@ -65,6 +67,7 @@ export async function openListeners(parts: ListenerParts): Promise<Listeners> {
         : parts.console,
     logger,
     basicAuth,
+    ...(parts.metrics ? { metrics: parts.metrics } : {}),
   });
   const server = createServer(app);
   server.keepAliveTimeout = 5000;
@@ -79,7 +82,14 @@ export async function openListeners(parts: ListenerParts): Promise<Listeners> {
       keyFile: config.console.keyFile,
       logger,
     });
-    const secureApp = createHttpApp({ api, boot, console: parts.console, logger, basicAuth });
+    const secureApp = createHttpApp({
+      api,
+      boot,
+      console: parts.console,
+      logger,
+      basicAuth,
+      ...(parts.metrics ? { metrics: parts.metrics } : {}),
+    });
     secure = createHttpsServer({ cert: tls.cert, key: tls.key }, secureApp);
     secure.keepAliveTimeout = 5000;
     httpsPort = await listen(secure, config.console.httpsPort ?? 443, config.http.bind);

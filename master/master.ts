@@ -74,6 +74,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       faults,
       authenticator,
       leases: new LeaseStore(repos.store),
+      startedAt,
       preMigrationCopy,
       exposed: {},
       roleChanged: (role) => tellRole(running, role),
@@ -117,7 +118,14 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       ...(ha ? { writeGate: ha.ha.gate } : {}),
       faults: () => faults.snapshot(),
     });
-    listeners = await openListeners({ config, logger, api, boot: surface.router, console: consoleRouter });
+    listeners = await openListeners({
+      config,
+      logger,
+      api,
+      boot: surface.router,
+      console: consoleRouter,
+      ...(host.exposed.metrics ? { metrics: host.exposed.metrics.http } : {}),
+    });
     const { httpPort, httpsPort } = listeners;
     for (const r of running) await r.feature.serve?.({ port: httpPort });
     logger.info(

@@ -38,6 +38,7 @@ export const OS_IMAGE_PACKAGES = [
   'iproute2',
   'wget',
   'ca-certificates',
+  'prometheus-node-exporter',
 ] as const;
 
 export interface OsImage {

@@ -39,7 +39,7 @@ MAIN_PACKAGES=(
 # Test-only peers: reference servers and clients, load tools, browsers, simulated BMCs.
 TEST_PACKAGES=(
   udhcpc isc-dhcp-client isc-dhcp-relay tftp-hpa atftp tftpd-hpa dnsmasq-base kea-admin
-  chromium wrk postgresql openipmi openssh-server cpio curl radvd python3
+  chromium wrk postgresql openipmi openssh-server cpio curl radvd python3 prometheus prometheus-node-exporter
 )
 
 packages=("${MAIN_PACKAGES[@]}")

@@ -14,6 +14,14 @@ export interface EventRow {
   node: { name: string; href: string } | null;
 }
 
+/** The nodes the events name, loaded by MAC (not the whole inventory: issue 19, 10 000 nodes). */
+export function eventNodes(
+  events: readonly EventRecord[],
+  byMacs: (macs: string[]) => NodeRecord[],
+): NodeRecord[] {
+  return byMacs([...new Set(events.flatMap((e) => (e.nodeMac ? [e.nodeMac] : [])))]);
+}
+
 export function eventRows(events: readonly EventRecord[], nodes: readonly NodeRecord[]): EventRow[] {
   const byMac = new Map(nodes.map((n) => [n.mac, n]));
   return events.map((e) => {

@@ -1,11 +1,16 @@
 import { ipToInt } from '../master/config.js';
 import { NODE_STATES, type NodeState } from '../master/store/nodes.js';
-import type { NodeRow } from './node-view.js';
+import type { SortColumn } from '../master/store/node-query.js';
 
 /**
- * The node list's filter, search and sort, done on the server so the page works without JavaScript
- * and every view is a URL an admin can bookmark or paste into a ticket.
+ * The node list's filter, search, sort and page, done on the server so the page works without JavaScript
+ * and every view is a URL an admin can bookmark or paste into a ticket. Filter and search run in SQLite
+ * (master/store/node-query.ts); the sort runs here on small rows, then one page of nodes is loaded
+ * (issue 19: 10 000 nodes).
  */
+
+/** Nodes per page of the console's list. */
+export const PAGE_SIZE = 100;
 
 const COLUMNS = [
   { key: 'name', label: 'Name', numeric: false },
@@ -27,9 +32,11 @@ export interface NodeTableQuery {
   state: NodeState | null;
   sort: SortKey;
   dir: SortDir;
+  /** 1-based page of PAGE_SIZE nodes. */
+  page: number;
 }
 
-export const DEFAULT_QUERY: NodeTableQuery = { q: '', state: null, sort: 'name', dir: 'asc' };
+export const DEFAULT_QUERY: NodeTableQuery = { q: '', state: null, sort: 'name', dir: 'asc', page: 1 };
 
 function first(value: unknown): string {
   if (Array.isArray(value)) return first(value[0]);
@@ -41,11 +48,13 @@ export function parseNodeTableQuery(query: Record<string, unknown>): NodeTableQu
   const state = first(query['state']);
   const sort = first(query['sort']);
   const dir = first(query['dir']);
+  const page = Number(first(query['page']));
   return {
     q: first(query['q']).trim().slice(0, 200),
     state: (NODE_STATES as readonly string[]).includes(state) ? (state as NodeState) : null,
     sort: COLUMNS.some((c) => c.key === sort) ? (sort as SortKey) : DEFAULT_QUERY.sort,
     dir: dir === 'desc' ? 'desc' : 'asc',
+    page: Number.isSafeInteger(page) && page > 1 ? page : 1,
   };
 }
 
@@ -56,65 +65,26 @@ export function nodeTableHref(query: NodeTableQuery): string {
   if (query.state) params.set('state', query.state);
   if (query.sort !== DEFAULT_QUERY.sort || query.dir !== DEFAULT_QUERY.dir) params.set('sort', query.sort);
   if (query.dir !== DEFAULT_QUERY.dir) params.set('dir', query.dir);
+  if (query.page > 1) params.set('page', String(query.page));
   const qs = params.toString();
   return qs ? `/nodes?${qs}` : '/nodes';
-}
-
-/** Every text an admin might paste: name, MAC (with or without colons), IP, role, CPU, DMI and disk serials. */
-function haystack(row: NodeRow): string {
-  const { node, inventory } = row;
-  return [
-    node.name,
-    node.mac,
-    node.mac.replace(/:/g, ''),
-    node.ip,
-    node.role,
-    node.state,
-    node.image,
-    row.cpu,
-    inventory.dmi.vendor,
-    inventory.dmi.product,
-    inventory.dmi.serial,
-    ...inventory.disks.map((d) => d.serial),
-    ...inventory.nics.map((n) => n.mac),
-  ]
-    .filter((s): s is string => typeof s === 'string' && s !== '')
-    .join('\n')
-    .toLowerCase();
-}
-
-export function filterRows(rows: readonly NodeRow[], query: NodeTableQuery): NodeRow[] {
-  const needle = query.q.toLowerCase();
-  return rows.filter(
-    (row) => (!query.state || row.node.state === query.state) && (!needle || haystack(row).includes(needle)),
-  );
 }
 
 const collator = new Intl.Collator('en', { numeric: true, sensitivity: 'base' });
 
 /** The value a column sorts by; null sorts last in both directions, so blanks never crowd the top. */
-function sortValue(row: NodeRow, key: SortKey): string | number | null {
-  const { node, inventory } = row;
+function sortValue(key: SortKey, raw: string | number | null): string | number | null {
+  if (raw === null) return null;
   switch (key) {
-    case 'name':
-      return node.name;
-    case 'mac':
-      return node.mac;
     case 'ip':
-      return node.ip ? ipToInt(node.ip) : null;
+      return ipToInt(String(raw));
     case 'state':
       // Lifecycle order reads better than alphabetical: discovered first, failed last.
-      return NODE_STATES.indexOf(node.state);
-    case 'role':
-      return node.role;
-    case 'cpu':
-      return inventory.cpuCount;
-    case 'memory':
-      return inventory.memoryBytes;
-    case 'disks':
-      return inventory.disksTotalBytes;
+      return NODE_STATES.indexOf(raw as NodeState);
     case 'lastSeen':
-      return node.lastSeenAt ? Date.parse(node.lastSeenAt) : null;
+      return Date.parse(String(raw));
+    default:
+      return raw;
   }
 }
 
@@ -123,20 +93,39 @@ function compareValues(a: string | number, b: string | number): number {
   return collator.compare(String(a), String(b));
 }
 
-export function sortRows(rows: readonly NodeRow[], query: NodeTableQuery): NodeRow[] {
+/** A node as the sort sees it: [mac, name, the sort column's stored value] (NodeQuery.sortKeys). */
+export type SortKeyRow = [string, string, string | number | null];
+
+/** Sorts by the query's column, then by name; returns the MACs in order. */
+export function sortRows(rows: readonly SortKeyRow[], query: NodeTableQuery): string[] {
   const sign = query.dir === 'desc' ? -1 : 1;
-  return [...rows].sort((ra, rb) => {
-    const a = sortValue(ra, query.sort);
-    const b = sortValue(rb, query.sort);
+  const keyed = rows.map(([mac, name, raw]) => ({ mac, name, v: sortValue(query.sort, raw) }));
+  keyed.sort((ra, rb) => {
+    const a = ra.v;
+    const b = rb.v;
     if (a === null || b === null) {
       if (a !== b) return a === null ? 1 : -1;
     } else {
       const c = compareValues(a, b);
       if (c !== 0) return sign * c;
     }
-    return collator.compare(ra.node.name, rb.node.name);
+    return collator.compare(ra.name, rb.name);
   });
+  return keyed.map((r) => r.mac);
 }
+
+/** The node table's sort keys are node_facts columns of the same meaning. */
+export const SORT_COLUMN: Record<SortKey, SortColumn> = {
+  name: 'name',
+  mac: 'mac',
+  ip: 'ip',
+  state: 'state',
+  role: 'role',
+  cpu: 'cpu',
+  memory: 'memory',
+  disks: 'disks',
+  lastSeen: 'lastSeen',
+};
 
 export interface ColumnHeader {
   label: string;
@@ -154,8 +143,24 @@ export function columnHeaders(query: NodeTableQuery): ColumnHeader[] {
     return {
       label: c.label,
       numeric: c.numeric,
-      href: nodeTableHref({ ...query, sort: c.key, dir }),
+      href: nodeTableHref({ ...query, sort: c.key, dir, page: 1 }),
       ariaSort: current ? (query.dir === 'asc' ? 'ascending' : 'descending') : 'none',
     };
   });
+}
+
+/** Previous/next links and the "101-200 of 10 000" line of a page. */
+export function pageLinks(
+  query: NodeTableQuery,
+  matched: number,
+): { from: number; to: number; pages: number; prev: string | null; next: string | null } {
+  const pages = Math.max(1, Math.ceil(matched / PAGE_SIZE));
+  const page = Math.min(query.page, pages);
+  return {
+    from: matched ? (page - 1) * PAGE_SIZE + 1 : 0,
+    to: Math.min(page * PAGE_SIZE, matched),
+    pages,
+    prev: page > 1 ? nodeTableHref({ ...query, page: page - 1 }) : null,
+    next: page < pages ? nodeTableHref({ ...query, page: page + 1 }) : null,
+  };
 }

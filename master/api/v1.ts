@@ -13,6 +13,8 @@ import { requireBasicAuth, requireRole } from './auth.js';
 import { zodToCorral } from './errors.js';
 import { auditMutations } from './audit.js';
 import { createUsersRouter } from './users.js';
+import { NodeQuery } from '../store/node-query.js';
+import { listNodes } from './node-list.js';
 
 export interface ApiDeps {
   repos: Repos;
@@ -116,6 +118,7 @@ function publicRoutes(deps: ApiDeps): Router {
 export function createApiRouter(deps: ApiDeps): Router {
   const { repos } = deps;
   const nodes = new NodeService(repos);
+  const nodeQuery = new NodeQuery(repos.store);
   const router = express.Router();
   router.use(express.json({ limit: '1mb' }));
   if (deps.ha) router.use('/ha', deps.ha.router).use(deps.ha.gate);
@@ -128,8 +131,7 @@ export function createApiRouter(deps: ApiDeps): Router {
   router.use(createUsersRouter(repos));
 
   router.get('/nodes', (req, res) => {
-    const state = typeof req.query['state'] === 'string' ? req.query['state'] : undefined;
-    res.json({ nodes: repos.nodes.list().filter((n) => !state || n.state === state) });
+    res.json(listNodes(req.query, nodeQuery));
   });
 
   router.get('/nodes/:id', (req, res) => {

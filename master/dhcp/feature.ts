@@ -32,7 +32,9 @@ export interface DhcpFeatureDeps {
   primaryOnly: boolean;
 }
 
-export async function startDhcp(deps: DhcpFeatureDeps): Promise<Started> {
+export async function startDhcp(
+  deps: DhcpFeatureDeps,
+): Promise<Started<{ stats(): ReturnType<DhcpServer['stats']> | undefined }>> {
   const { config, repos, leases } = deps;
   let server: DhcpServer | undefined;
   const serve = async (): Promise<void> => {
@@ -60,6 +62,7 @@ export async function startDhcp(deps: DhcpFeatureDeps): Promise<Started> {
   };
   if (!deps.primaryOnly) await serve();
   return {
+    stats: () => server?.stats(),
     health: () => ({ dhcp: config.dhcp.mode, ...(server ? { dhcpStats: server.stats() } : {}) }),
     onRole: (role) => (role === 'primary' ? serve() : stop()),
     close: stop,

@@ -27,7 +27,7 @@ export interface NodeRecord {
   lastSeenAt: string | null;
 }
 
-interface NodeRow {
+export interface NodeRow {
   mac: string;
   name: string;
   seq_no: number;
@@ -43,7 +43,7 @@ interface NodeRow {
   last_seen_at: string | null;
 }
 
-function fromRow(r: NodeRow): NodeRecord {
+export function fromRow(r: NodeRow): NodeRecord {
   return {
     mac: r.mac,
     name: r.name,

@@ -29,7 +29,9 @@ export interface TftpFeatureDeps {
   primaryOnly: boolean;
 }
 
-export async function startTftp(deps: TftpFeatureDeps): Promise<Started<{ port(): number | undefined }>> {
+export async function startTftp(
+  deps: TftpFeatureDeps,
+): Promise<Started<{ port(): number | undefined; stats(): ReturnType<TftpServer['stats']> | undefined }>> {
   const { config } = deps;
   const root = prepareTftpRoot(config, deps.logger);
   let server: TftpServer | undefined;
@@ -55,6 +57,7 @@ export async function startTftp(deps: TftpFeatureDeps): Promise<Started<{ port()
   if (!deps.primaryOnly) await serve();
   return {
     port: () => server?.port,
+    stats: () => server?.stats(),
     health: () => ({
       tftp: server ? { port: server.port, ...server.stats() } : false,
       bootLoadersMissing: root.missing.length > 0,

@@ -236,6 +236,22 @@ export const ERROR_CATALOGUE = {
     status: 502,
     hint: "Check the profile's URL (`corral profile list`), that the master runs, and that its HTTPS port is reachable.",
   },
+  METRICS_AUTH_REQUIRED: {
+    status: 401,
+    hint: 'Send the bearer token of metrics.token (Prometheus: authorization.credentials_file), or scrape from the master itself.',
+  },
+  METRICS_LOOPBACK_ONLY: {
+    status: 403,
+    hint: 'Set metrics.token in the master config and give it to the Prometheus server, or scrape from the master itself.',
+  },
+  QUERY_INVALID: {
+    status: 400,
+    hint: 'Fix the named query parameter (docs/scale.md lists those of GET /api/v1/nodes).',
+  },
+  CURSOR_INVALID: {
+    status: 400,
+    hint: 'Pass back the nextCursor value of the previous page unchanged, or start again without a cursor.',
+  },
 } as const satisfies Record<string, { status: number; hint: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

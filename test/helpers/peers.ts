@@ -28,6 +28,8 @@ export const PEER_PACKAGES: Readonly<Record<string, string>> = {
   'qemu-system-x86_64': 'qemu-system-x86',
   ip: 'iproute2',
   python3: 'python3',
+  prometheus: 'prometheus',
+  'prometheus-node-exporter': 'prometheus-node-exporter',
 };
 
 export function missingPeersMessage(missing: readonly string[]): string {

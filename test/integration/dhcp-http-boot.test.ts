@@ -4,6 +4,7 @@
  * in server mode; a scripted client in proxy mode (dhclient ignores an offer without an address); and
  * curl fetching the offered URL from the master's /boot/loader route.
  */
+import { requireRoot } from '../helpers/peers.js';
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -35,7 +36,7 @@ const HTTP = `http://${SERVER}:8080`;
 
 describe('UEFI HTTP boot (DHCPv4): real clients in network namespaces', { timeout: 120_000 }, () => {
   if (process.getuid?.() !== 0) {
-    it('needs root for network namespaces', { skip: 'not root' }, () => {});
+    it('needs root for network namespaces', () => requireRoot());
     return;
   }
   let net: TestNet;

@@ -4,6 +4,7 @@
  * and hostile datagrams (truncated, overrunning, deeply relayed, source port 0) that must be dropped and
  * counted while the server keeps answering.
  */
+import { requireRoot } from '../helpers/peers.js';
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
@@ -54,7 +55,7 @@ print('SENT')
 
 describe('dhcp6: real clients in network namespaces', { timeout: 180_000 }, () => {
   if (process.getuid?.() !== 0) {
-    it('needs root for network namespaces', { skip: 'not root' }, () => {});
+    it('needs root for network namespaces', () => requireRoot());
     return;
   }
   let net: TestNet;

@@ -4,6 +4,7 @@
  * "HTTPClient:Arch:00016…", option 61 = 16) gets an address and the master's /boot/loader URL over IPv6,
  * the lease is in the master's database, and radvd's advertisement reaches the client.
  */
+import { requireRoot } from '../helpers/peers.js';
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -30,7 +31,7 @@ async function linkLocalReady(net: TestNet, host: Host): Promise<void> {
 
 describe('master with dhcp6.enabled', { timeout: 120_000 }, () => {
   if (process.getuid?.() !== 0) {
-    it('needs root for network namespaces', { skip: 'not root' }, () => {});
+    it('needs root for network namespaces', () => requireRoot());
     return;
   }
   let net: TestNet;

@@ -4,6 +4,7 @@
  * server's range through RELAY-FORW/RELAY-REPL, with the Interface-Id option echoed (dhcrelay drops a
  * RELAY-REPL whose Interface-Id it did not send when run with -I).
  */
+import { requireRoot } from '../helpers/peers.js';
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,7 +28,7 @@ async function linkLocalReady(net: TestNet, ns: string, ifname: string): Promise
 
 describe('dhcp6: through ISC dhcrelay -6', { timeout: 120_000 }, () => {
   if (process.getuid?.() !== 0) {
-    it('needs root for network namespaces', { skip: 'not root' }, () => {});
+    it('needs root for network namespaces', () => requireRoot());
     return;
   }
   let serverLink: TestNet;

@@ -1,7 +1,8 @@
 import type { Router } from 'express';
 import { publicUrl, type FrozenConfig } from '../../master/config.js';
 import { NODE_STATES } from '../../master/store/nodes.js';
-import { eventRows } from '../event-view.js';
+import { eventNodes, eventRows } from '../event-view.js';
+import { NodeQuery } from '../../master/store/node-query.js';
 import { DEFAULT_QUERY, nodeTableHref } from '../node-table.js';
 import { sendPage, type ConsoleContext } from '../page.js';
 import { perfFacts, RANGE_LINKS } from '../perf-view.js';
@@ -66,6 +67,7 @@ function nodeImageLine(
 }
 
 export function mountDashboard(router: Router, ctx: ConsoleContext, nodeImage?: () => NodeImageStatus): void {
+  const nodeQuery = new NodeQuery(ctx.repos.store);
   router.get('/', (_req, res) => {
     const counts = ctx.repos.nodes.countByState();
     const total = NODE_STATES.reduce((sum, s) => sum + (counts[s] ?? 0), 0);
@@ -78,14 +80,17 @@ export function mountDashboard(router: Router, ctx: ConsoleContext, nodeImage?: 
       offset += width;
       return segment;
     });
-    const nodes = ctx.repos.nodes.list();
+    const recent = ctx.repos.events.list({ limit: RECENT_EVENTS });
     sendPage(ctx, res, 'dashboard', {
       title: 'Dashboard',
       nav: 'dashboard',
       total,
       states,
       segments: states.filter((s) => s.count > 0),
-      events: eventRows(ctx.repos.events.list({ limit: RECENT_EVENTS }), nodes),
+      events: eventRows(
+        recent,
+        eventNodes(recent, (m) => nodeQuery.byMacs(m)),
+      ),
       eventCount: ctx.repos.events.count(),
       master: masterFacts(ctx),
       nodeImage: nodeImageLine(nodeImage, ctx.now()),

@@ -1,7 +1,8 @@
 import type { Router } from 'express';
 import { findNode } from '../../master/nodes/service.js';
 import { eventPage } from '../event-pages.js';
-import { eventRows } from '../event-view.js';
+import { eventNodes, eventRows } from '../event-view.js';
+import { NodeQuery } from '../../master/store/node-query.js';
 import { nodeHref } from '../node-view.js';
 import { sendPage, type ConsoleContext } from '../page.js';
 
@@ -13,6 +14,7 @@ function first(value: unknown): string {
 }
 
 export function mountEvents(router: Router, ctx: ConsoleContext): void {
+  const nodeQuery = new NodeQuery(ctx.repos.store);
   router.get('/events', (req, res) => {
     const nodeParam = first(req.query['node']);
     const node = nodeParam ? findNode(ctx.repos.nodes, nodeParam) : undefined;
@@ -35,7 +37,7 @@ export function mountEvents(router: Router, ctx: ConsoleContext): void {
     sendPage(ctx, res, 'events', {
       title: node ? `Events of ${node.name}` : 'Events',
       nav: 'events',
-      events: eventRows(page.events, node ? [node] : ctx.repos.nodes.list()),
+      events: eventRows(page.events, node ? [node] : eventNodes(page.events, (m) => nodeQuery.byMacs(m))),
       node: node ? { name: node.name, mac: node.mac, href: nodeHref(node.mac) } : null,
       newerHref,
       olderHref,

@@ -5,11 +5,14 @@ import { eventRows } from '../event-view.js';
 import {
   columnHeaders,
   DEFAULT_QUERY,
-  filterRows,
   nodeTableHref,
+  pageLinks,
+  PAGE_SIZE,
   parseNodeTableQuery,
+  SORT_COLUMN,
   sortRows,
 } from '../node-table.js';
+import { NodeQuery } from '../../master/store/node-query.js';
 import { nodeRow } from '../node-view.js';
 import { bootTimeline } from '../node-view.js';
 import { sendPage, signedIn, type ConsoleContext } from '../page.js';
@@ -51,17 +54,27 @@ function nodePerf(ctx: ConsoleContext, mac: string): Record<string, unknown> {
 export function mountNodes(router: Router, ctx: ConsoleContext, deps: NodePagesDeps = {}): void {
   mountNodeActions(router, ctx, deps);
   if (deps.lb) mountNodeLb(router, ctx, deps.lb);
+  const nodeQuery = new NodeQuery(ctx.repos.store);
   router.get('/nodes', (req, res) => {
     const query = parseNodeTableQuery(req.query as Record<string, unknown>);
-    const all = ctx.repos.nodes.list().map(nodeRow);
     const counts = ctx.repos.nodes.countByState();
-    const rows = sortRows(filterRows(all, query), query);
+    const total = NODE_STATES.reduce((sum, s) => sum + (counts[s] ?? 0), 0);
+    // Filter in SQLite, sort the small rows, then load and render one page (issue 19).
+    const matched = sortRows(
+      nodeQuery.sortKeys({ q: query.q, state: query.state ?? undefined }, SORT_COLUMN[query.sort]),
+      query,
+    );
+    const pages = pageLinks(query, matched.length);
+    const start = pages.from ? pages.from - 1 : 0;
+    const rows = nodeQuery.byMacs(matched.slice(start, start + PAGE_SIZE)).map(nodeRow);
     sendPage(ctx, res, 'nodes', {
       title: 'Nodes',
       nav: 'nodes',
       query,
       rows,
-      total: all.length,
+      total,
+      matched: matched.length,
+      pages: pages.pages > 1 ? pages : null,
       filtered: Boolean(query.q || query.state),
       columns: columnHeaders(query),
       stateOptions: NODE_STATES.map((state) => ({
@@ -71,7 +84,7 @@ export function mountNodes(router: Router, ctx: ConsoleContext, deps: NodePagesD
       })),
       // Hidden inputs keep the sort when the filter form is submitted.
       sort: query.sort === DEFAULT_QUERY.sort && query.dir === DEFAULT_QUERY.dir ? null : query,
-      clearHref: nodeTableHref({ ...query, q: '', state: null }),
+      clearHref: nodeTableHref({ ...query, q: '', state: null, page: 1 }),
       canOperate: can(res, 'operator'),
       canDelete: can(res, 'admin'),
       bulkStates: ['ready', 'retiring'],

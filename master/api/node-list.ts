@@ -1,0 +1,78 @@
+/**
+ * GET /api/v1/nodes with server-side filtering and paging (issue 19): `?q&state&role` filter in SQLite,
+ * `?limit` with `cursor` (keyset, stable while nodes come and go) or `offset` pages. Without limit,
+ * cursor or offset every matching node is returned, as before (the CLI's `node list`).
+ */
+import { z } from 'zod';
+import { NODE_STATES, type NodeRecord } from '../store/nodes.js';
+import type { NodeQuery } from '../store/node-query.js';
+import { CorralError } from '../util/errors.js';
+import { zodToCorral } from './errors.js';
+
+export const MAX_PAGE = 1000;
+export const DEFAULT_PAGE = 100;
+
+const NodeListQuery = z
+  .object({
+    q: z.string().max(200).optional(),
+    state: z.enum(NODE_STATES).optional(),
+    role: z.string().max(32).optional(),
+    limit: z.coerce.number().int().min(1).max(MAX_PAGE).optional(),
+    cursor: z.string().max(200).optional(),
+    offset: z.coerce.number().int().min(0).optional(),
+  })
+  .strict()
+  .refine((q) => q.cursor === undefined || q.offset === undefined, {
+    message: 'give cursor or offset, not both',
+    path: ['offset'],
+  });
+
+/** The cursor is opaque to clients: base64url of the last returned node's sequence number. */
+export function encodeCursor(afterSeq: number): string {
+  return Buffer.from(JSON.stringify({ after: afterSeq })).toString('base64url');
+}
+
+export function decodeCursor(cursor: string): number {
+  const bad = (): never => {
+    throw new CorralError('CURSOR_INVALID', `cursor "${cursor.slice(0, 40)}" is not one this master issued`);
+  };
+  if (!/^[A-Za-z0-9_-]+$/.test(cursor)) bad();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    return bad();
+  }
+  const after = (parsed as { after?: unknown } | null)?.after;
+  if (typeof after !== 'number' || !Number.isSafeInteger(after) || after < 0) bad();
+  return after as number;
+}
+
+export interface NodeListReply {
+  nodes: NodeRecord[];
+  /** Nodes matching the filter, all pages together. */
+  total: number;
+  /** Present when paging: the cursor of the next page, or null on the last one. */
+  nextCursor?: string | null;
+}
+
+export function listNodes(query: unknown, nodes: NodeQuery): NodeListReply {
+  const r = NodeListQuery.safeParse(query);
+  if (!r.success) throw zodToCorral(r.error, 'QUERY_INVALID');
+  const q = r.data;
+  const filter = { q: q.q, state: q.state, role: q.role };
+  const total = nodes.count(filter);
+  const paging = q.limit !== undefined || q.cursor !== undefined || q.offset !== undefined;
+  if (!paging) return { nodes: nodes.page(filter, { limit: -1 }), total };
+  const limit = q.limit ?? DEFAULT_PAGE;
+  const afterSeq = q.cursor !== undefined ? decodeCursor(q.cursor) : undefined;
+  // One extra row tells whether a next page exists without a second query.
+  const rows = nodes.page(filter, {
+    limit: limit + 1,
+    ...(afterSeq !== undefined ? { afterSeq } : {}),
+    ...(q.offset !== undefined ? { offset: q.offset } : {}),
+  });
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  return { nodes: page, total, nextCursor: rows.length > limit && last ? encodeCursor(last.seqNo) : null };
+}

@@ -1,0 +1,128 @@
+/**
+ * Node lists at fleet scale (issue 19): filtering, searching, counting and paging done by SQLite, so a
+ * request for one page of 10 000 nodes reads and parses one page of inventories, not all of them
+ * (NodeStore.list() parses every row's inventory JSON: ~80 ms at 10 000 nodes, see docs/scale.md).
+ */
+import { sqliteOf, type SqliteStore, type Store } from './db.js';
+import { fromRow as fromNodeRow, type NodeRecord, type NodeRow, type NodeState } from './nodes.js';
+
+export interface NodeFilter {
+  /** Substring of name, MAC (with or without colons), IP, role, state, image, CPU model, DMI, disk serials, NIC MACs. */
+  q?: string | undefined;
+  state?: NodeState | undefined;
+  role?: string | undefined;
+}
+
+/** The columns the console's node table sorts by, as node_facts holds them (no inventory JSON parsed). */
+const SORT_COLUMNS = {
+  name: 'name',
+  mac: 'mac',
+  ip: 'ip',
+  state: 'state',
+  role: 'role',
+  cpu: 'cpu_count',
+  memory: 'memory_bytes',
+  disks: 'disks_total_bytes',
+  lastSeen: 'last_seen_at',
+} as const;
+export type SortColumn = keyof typeof SORT_COLUMNS;
+
+/** `%`, `_` and the escape itself are literal in a search: the operator types text, not a pattern. */
+function likePattern(q: string): string {
+  return `%${q.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+/**
+ * The WHERE clause of a filter. The search looks at values, not at the inventory's JSON text ("serial"
+ * must not match every node because every inventory has a `serial` key): node_facts.search holds them,
+ * one per line, kept by triggers (migration 15). SQLite's LIKE is case-insensitive for ASCII, as the
+ * console's search always was.
+ */
+function where(f: NodeFilter, table: 'n' | 'f' = 'n'): { sql: string; args: (string | number)[] } {
+  const parts: string[] = [];
+  const args: (string | number)[] = [];
+  if (f.state) {
+    parts.push(`${table}.state = ?`);
+    args.push(f.state);
+  }
+  if (f.role) {
+    parts.push(`${table}.role = ?`);
+    args.push(f.role);
+  }
+  const q = f.q?.trim();
+  if (q) {
+    parts.push("f.search LIKE ? ESCAPE '\\'");
+    args.push(likePattern(q));
+  }
+  return { sql: parts.length ? `WHERE ${parts.join(' AND ')}` : '', args };
+}
+
+/** node_facts joined only when a search needs it (a page without one reads nodes alone). */
+function from(f: NodeFilter): string {
+  return f.q?.trim() ? 'nodes n JOIN node_facts f ON f.mac = n.mac' : 'nodes n';
+}
+
+export class NodeQuery {
+  private readonly store: SqliteStore;
+
+  constructor(store: Store) {
+    this.store = sqliteOf(store);
+  }
+
+  count(f: NodeFilter = {}): number {
+    const w = where(f);
+    return (
+      this.store.db.prepare(`SELECT COUNT(*) AS n FROM ${from(f)} ${w.sql}`).get(...w.args) as { n: number }
+    ).n;
+  }
+
+  /**
+   * One page in sequence-number order (the order of `NodeStore.list()`): after `afterSeq` (a cursor, stable
+   * while nodes come and go) or from `offset`.
+   */
+  page(f: NodeFilter, p: { limit: number; afterSeq?: number; offset?: number }): NodeRecord[] {
+    const w = where(f);
+    const sql = w.sql ? [w.sql] : [];
+    const args = [...w.args];
+    if (p.afterSeq !== undefined) {
+      sql.push(w.sql ? 'AND n.seq_no > ?' : 'WHERE n.seq_no > ?');
+      args.push(p.afterSeq);
+    }
+    const rows = this.store.db
+      .prepare(`SELECT n.* FROM ${from(f)} ${sql.join(' ')} ORDER BY n.seq_no LIMIT ? OFFSET ?`)
+      .all(...args, p.limit, p.offset ?? 0) as NodeRow[];
+    return rows.map(fromNodeRow);
+  }
+
+  /**
+   * Every matching node as [mac, name, value of one sort column]: the console sorts these, then loads one
+   * page. Arrays, not objects, and three columns, not the whole row: this runs over every node per page view.
+   */
+  sortKeys(f: NodeFilter, column: SortColumn): [string, string, string | number | null][] {
+    const w = where(f, 'f');
+    return this.store.db
+      .prepare(`SELECT mac, name, ${SORT_COLUMNS[column]} FROM node_facts f ${w.sql} ORDER BY seq_no`)
+      .raw(true)
+      .all(...w.args) as [string, string, string | number | null][];
+  }
+
+  /** Full records of the given MACs, in the order given (missing ones skipped). */
+  byMacs(macs: readonly string[]): NodeRecord[] {
+    if (!macs.length) return [];
+    const rows = this.store.db
+      .prepare(`SELECT * FROM nodes WHERE mac IN (SELECT value FROM json_each(?))`)
+      .all(JSON.stringify(macs)) as NodeRow[];
+    const byMac = new Map(rows.map((r) => [r.mac, fromNodeRow(r)]));
+    return macs.flatMap((m) => byMac.get(m) ?? []);
+  }
+
+  /** Nodes whose IP is set, in a state, with only what a scrape config needs. */
+  addressed(states: readonly NodeState[]): { mac: string; name: string; ip: string; role: string | null }[] {
+    return this.store.db
+      .prepare(
+        `SELECT mac, name, ip, role FROM nodes
+          WHERE ip IS NOT NULL AND state IN (SELECT value FROM json_each(?)) ORDER BY seq_no`,
+      )
+      .all(JSON.stringify(states)) as { mac: string; name: string; ip: string; role: string | null }[];
+  }
+}

@@ -1,0 +1,261 @@
+/**
+ * GET /api/v1/nodes at scale (issue 19): listNodes over a temporary store. Cursor walks see every node
+ * once, in order, while nodes are added; filters and the search (kept in node_facts by migration 15's
+ * triggers) match values, not JSON keys; bad paging input gets a stable code.
+ */
+import { sqliteOf } from '../../master/store/db.js';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { tempRepos } from '../helpers/repos.js';
+import { NodeQuery } from '../../master/store/node-query.js';
+import { decodeCursor, encodeCursor, listNodes } from '../../master/api/node-list.js';
+import { CorralError } from '../../master/util/errors.js';
+import type { Repos } from '../../master/store/repos.js';
+import type { NodeState } from '../../master/store/nodes.js';
+import { DEFAULT_QUERY, sortRows, type SortKeyRow } from '../../web-ui/node-table.js';
+
+function mac(i: number): string {
+  return `52:54:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+}
+
+function add(repos: Repos, i: number, state: NodeState = 'ready', role: string | null = null): void {
+  repos.store.write((journal) => {
+    repos.nodes.insertIn(journal, {
+      mac: mac(i),
+      name: `node-${i}`,
+      seqNo: i,
+      state: 'discovered',
+      ip: `10.0.${i >> 8}.${i & 255}`,
+      inventory: {
+        cpu: { model: 'AMD EPYC 7543', count: 64 },
+        memoryBytes: i * 2 ** 30,
+        disks: [
+          { name: 'nvme0n1', sizeBytes: 1e12, serial: `DSK${i}X` },
+          { name: 'sdb', sizeBytes: 2e12, serial: null },
+        ],
+        nics: [{ name: 'eno1', mac: `3c:ec:ef:00:00:${(i & 255).toString(16).padStart(2, '0')}` }],
+        dmi: { vendor: 'Dell Inc.', product: 'PowerEdge R650', serial: `SRV${i}` },
+      },
+    });
+    if (state !== 'discovered') repos.nodes.setStateIn(journal, mac(i), state, null);
+    if (role) repos.nodes.patchIn(journal, mac(i), { role });
+  });
+}
+
+function code(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof CorralError) return err.code;
+    throw err;
+  }
+  return 'no error';
+}
+
+test('a cursor walk returns every node once, in sequence order, even as nodes are added', () => {
+  const t = tempRepos();
+  try {
+    for (let i = 1; i <= 25; i++) add(t.repos, i);
+    const q = new NodeQuery(t.repos.store);
+    const seen: string[] = [];
+    let cursor: string | null | undefined;
+    let pages = 0;
+    do {
+      const r = listNodes({ limit: '7', ...(cursor ? { cursor } : {}) }, q);
+      assert.ok(r.nodes.length <= 7);
+      seen.push(...r.nodes.map((n) => n.name));
+      cursor = r.nextCursor;
+      if (++pages === 2) add(t.repos, 26); // a node enlists mid-walk: it comes last, not twice
+    } while (cursor && pages < 10);
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 26 }, (_, i) => `node-${i + 1}`),
+    );
+    assert.equal(pages, 4);
+    // An exact multiple of the page: the last page says there is no next one, without an empty page.
+    const exact = listNodes({ limit: '13' }, q);
+    assert.equal(listNodes({ limit: '13', cursor: exact.nextCursor! }, q).nextCursor, null);
+    // Offset paging and the total.
+    const off = listNodes({ limit: '5', offset: '24' }, q);
+    assert.deepEqual(
+      off.nodes.map((n) => n.name),
+      ['node-25', 'node-26'],
+    );
+    assert.equal(off.total, 26);
+    assert.equal(off.nextCursor, null);
+    // Without limit, cursor or offset: every node, as before paging existed (no nextCursor key).
+    const all = listNodes({}, q);
+    assert.equal(all.nodes.length, 26);
+    assert.equal('nextCursor' in all, false);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('bad paging input: CURSOR_INVALID for a cursor we did not issue, QUERY_INVALID for the rest', () => {
+  const t = tempRepos();
+  try {
+    add(t.repos, 1);
+    const q = new NodeQuery(t.repos.store);
+    assert.equal(
+      code(() => listNodes({ cursor: 'not a cursor!' }, q)),
+      'CURSOR_INVALID',
+    );
+    assert.equal(
+      code(() => listNodes({ cursor: Buffer.from('{"after":-1}').toString('base64url') }, q)),
+      'CURSOR_INVALID',
+    );
+    assert.equal(
+      code(() => listNodes({ cursor: Buffer.from('[1]').toString('base64url') }, q)),
+      'CURSOR_INVALID',
+    );
+    assert.equal(
+      code(() => listNodes({ cursor: Buffer.from('{"after":1.5}').toString('base64url') }, q)),
+      'CURSOR_INVALID',
+    );
+    assert.equal(
+      code(() => listNodes({ cursor: 'eyJhZnRlciI6' }, q)),
+      'CURSOR_INVALID',
+    ); // truncated JSON
+    assert.equal(
+      code(() => listNodes({ limit: '0' }, q)),
+      'QUERY_INVALID',
+    );
+    assert.equal(
+      code(() => listNodes({ limit: '1001' }, q)),
+      'QUERY_INVALID',
+    );
+    assert.equal(
+      code(() => listNodes({ limit: 'ten' }, q)),
+      'QUERY_INVALID',
+    );
+    assert.equal(
+      code(() => listNodes({ offset: '-1' }, q)),
+      'QUERY_INVALID',
+    );
+    assert.equal(
+      code(() => listNodes({ cursor: encodeCursor(1), offset: '0' }, q)),
+      'QUERY_INVALID',
+    );
+    assert.equal(
+      code(() => listNodes({ state: 'sleeping' }, q)),
+      'QUERY_INVALID',
+    );
+    assert.equal(
+      code(() => listNodes({ sort: 'name' }, q)),
+      'QUERY_INVALID',
+    );
+    assert.equal(decodeCursor(encodeCursor(42)), 42);
+    // A cursor past the end is valid: an empty last page.
+    assert.deepEqual(listNodes({ cursor: encodeCursor(999) }, q).nodes, []);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('filters and search: state, role, values of the inventory (not its keys), wildcards literal', () => {
+  const t = tempRepos();
+  try {
+    for (let i = 1; i <= 12; i++)
+      add(t.repos, i, i % 3 === 0 ? 'deployed' : 'ready', i % 4 === 0 ? 'db' : null);
+    const q = new NodeQuery(t.repos.store);
+    const names = (query: Record<string, string>): string[] => listNodes(query, q).nodes.map((n) => n.name);
+    assert.deepEqual(names({ state: 'deployed' }), ['node-3', 'node-6', 'node-9', 'node-12']);
+    assert.deepEqual(names({ role: 'db' }), ['node-4', 'node-8', 'node-12']);
+    assert.deepEqual(names({ role: 'db', state: 'deployed' }), ['node-12']);
+    assert.deepEqual(names({ q: 'srv7' }), ['node-7']); // DMI serial, any case
+    assert.deepEqual(names({ q: 'DSK11X' }), ['node-11']); // a disk's serial
+    assert.deepEqual(names({ q: '525400000005' }), ['node-5']); // MAC without colons
+    assert.deepEqual(names({ q: '3c:ec:ef:00:00:0a' }), ['node-10']); // another NIC's MAC
+    assert.deepEqual(names({ q: '10.0.0.2', limit: '100' }), ['node-2']);
+    assert.equal(names({ q: 'epyc' }).length, 12); // CPU model
+    assert.deepEqual(names({ q: 'serial' }), []); // a JSON key, not a value
+    assert.deepEqual(names({ q: 'sizeBytes' }), []);
+    assert.deepEqual(names({ q: '%' }), []);
+    assert.deepEqual(names({ q: 'node_1' }), []); // `_` is not a wildcard
+    assert.equal(listNodes({ q: 'node-1', limit: '2' }, q).total, 4); // node-1, node-10, node-11, node-12
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('node_facts follows every write: an inventory update, a rename, a delete (migration 15 triggers)', () => {
+  const t = tempRepos();
+  try {
+    add(t.repos, 1);
+    add(t.repos, 2);
+    const q = new NodeQuery(t.repos.store);
+    const { repos } = t;
+    repos.store.write((j) =>
+      repos.nodes.patchIn(j, mac(1), {
+        name: 'rack7-a',
+        inventory: { dmi: { serial: 'NEWSERIAL' }, memoryBytes: 5 },
+      }),
+    );
+    assert.deepEqual(
+      q.page({ q: 'newserial' }, { limit: 10 }).map((n) => n.name),
+      ['rack7-a'],
+    );
+    assert.deepEqual(q.page({ q: 'srv1' }, { limit: 10 }), []);
+    assert.deepEqual(
+      q.page({ q: 'rack7' }, { limit: 10 }).map((n) => n.mac),
+      [mac(1)],
+    );
+    assert.deepEqual(q.sortKeys({}, 'memory'), [
+      [mac(1), 'rack7-a', 5],
+      [mac(2), 'node-2', 2 * 2 ** 30],
+    ]);
+    assert.deepEqual(q.sortKeys({}, 'disks'), [
+      [mac(1), 'rack7-a', null],
+      [mac(2), 'node-2', 3e12],
+    ]);
+    assert.deepEqual(q.sortKeys({ state: 'ready' }, 'cpu'), [
+      [mac(1), 'rack7-a', null],
+      [mac(2), 'node-2', 64],
+    ]);
+    repos.store.write((j) => repos.nodes.setStateIn(j, mac(2), 'failed', null));
+    assert.deepEqual(q.sortKeys({ state: 'failed' }, 'state'), [[mac(2), 'node-2', 'failed']]);
+    repos.store.write((j) => repos.nodes.deleteIn(j, mac(2)));
+    assert.equal(q.count({ q: 'node-2' }), 0);
+    assert.equal(
+      (sqliteOf(repos.store).db.prepare('SELECT COUNT(*) AS n FROM node_facts').get() as { n: number }).n,
+      1,
+      'no orphan facts',
+    );
+    assert.deepEqual(
+      q.byMacs([mac(2), mac(1)]).map((n) => n.name),
+      ['rack7-a'],
+    );
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('console sort: natural names, numeric IPs, lifecycle order, blanks last both ways', () => {
+  const q = { ...DEFAULT_QUERY };
+  const names: SortKeyRow[] = [
+    ['m10', 'node-10', 'node-10'],
+    ['m2', 'node-2', 'node-2'],
+    ['m1', 'node-1', 'node-1'],
+  ];
+  assert.deepEqual(sortRows(names, q), ['m1', 'm2', 'm10']);
+  const ips: SortKeyRow[] = [
+    ['a', 'a', '10.0.0.10'],
+    ['b', 'b', null],
+    ['c', 'c', '10.0.0.9'],
+  ];
+  assert.deepEqual(sortRows(ips, { ...q, sort: 'ip' }), ['c', 'a', 'b']);
+  assert.deepEqual(sortRows(ips, { ...q, sort: 'ip', dir: 'desc' }), ['a', 'c', 'b']);
+  const states: SortKeyRow[] = [
+    ['f', 'f', 'failed'],
+    ['d', 'd', 'discovered'],
+    ['r', 'r', 'ready'],
+  ];
+  assert.deepEqual(sortRows(states, { ...q, sort: 'state' }), ['d', 'r', 'f']);
+  const mem: SortKeyRow[] = [
+    ['x', 'node-b', 5],
+    ['y', 'node-a', 5],
+    ['z', 'node-c', 9],
+  ];
+  assert.deepEqual(sortRows(mem, { ...q, sort: 'memory', dir: 'desc' }), ['z', 'y', 'x']); // ties by name
+});
