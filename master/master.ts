@@ -49,6 +49,7 @@ import { keepPreMigrationCopy } from './snapshots/pre-migration.js';
 import { PRE_MIGRATION_FILE, stagePreMigrationCopy } from './store/pre-migration.js';
 import { createSnapshotRouter } from './snapshots/api.js';
 import { startSharedRoot } from './sharedroot/index.js';
+import { startEnrolment } from './enrolment/index.js';
 import { createSharedRootApiRouter } from './sharedroot/api.js';
 import { createSharedRootBootRouter } from './sharedroot/boot-routes.js';
 import { BootActivity } from './boot/activity.js';
@@ -229,6 +230,9 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
     const sharedRoot = startSharedRoot({ repos, config, logger });
     closers.push({ name: 'sharedroot', close: () => sharedRoot.close() });
     const lb = new LoadBalancer({ repos, config, logger });
+    // Enrolment rules and tags (issue 16): new machines caught by rules are deployed through the same services.
+    const enrolment = startEnrolment({ repos, config, logger, deployer, sharedRoot, power });
+    closers.push({ name: 'enrolment', close: () => enrolment.close() });
     const monitor = config.monitor.enabled
       ? new Monitor({
           repos,
@@ -262,6 +266,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       }),
       snapshotsApi: createSnapshotRouter(snapshots, repos),
       sharedRootApi: createSharedRootApiRouter(sharedRoot, repos),
+      enrolment,
       lb,
       ...(ha ? { ha } : {}),
       health: () => ({

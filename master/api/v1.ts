@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { FrozenConfig } from '../config.js';
 import type { Authenticator } from '../auth/users.js';
 import type { Repos } from '../store/repos.js';
-import { NODE_STATES } from '../store/nodes.js';
+import { NODE_STATES, type NodeRecord } from '../store/nodes.js';
 import { CorralError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { VERSION } from '../util/version.js';
@@ -46,6 +46,8 @@ export interface ApiDeps {
   sharedRootApi?: Router;
   /** The boot timeline (issue 22): enlistment is one of its steps. */
   activity?: BootActivitySink;
+  /** Enrolment rules and tags (master/enrolment, issue 16): its routes, and the hook for a new machine. */
+  enrolment?: { api: Router; onDiscovered(node: NodeRecord): void };
 }
 
 function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
@@ -140,6 +142,7 @@ export function createApiRouter(deps: ApiDeps): Router {
         'node enlisted',
       );
       deps.activity?.record(node.mac, { kind: 'enlist', name: node.name, created, ip: sourceIp ?? '' });
+      if (created) deps.enrolment?.onDiscovered(node);
       res
         .status(created ? 201 : 200)
         .setHeader('Cache-Control', 'no-store')
@@ -158,10 +161,12 @@ export function createApiRouter(deps: ApiDeps): Router {
   router.use(createUsersRouter(repos));
   if (deps.deployApi) router.use(deps.deployApi);
   if (deps.remoteApi) router.use(deps.remoteApi);
+  if (deps.enrolment) router.use(deps.enrolment.api);
 
   router.get('/nodes', (req, res) => {
     const state = typeof req.query['state'] === 'string' ? req.query['state'] : undefined;
-    res.json({ nodes: repos.nodes.list().filter((n) => !state || n.state === state) });
+    const tags = [req.query['tag'] ?? []].flat().filter((t): t is string => typeof t === 'string');
+    res.json({ nodes: nodes.withTags(tags).filter((n) => !state || n.state === state) });
   });
 
   router.get('/nodes/:id', (req, res) => {

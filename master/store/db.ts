@@ -27,6 +27,7 @@ export const JOURNALED = {
   shared_root_versions: 'key',
   diskless_nodes: 'mac',
   node_credentials: 'mac',
+  enrolment_rules: 'id',
 } as const;
 export type JournaledTable = keyof typeof JOURNALED;
 
