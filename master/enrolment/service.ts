@@ -333,7 +333,19 @@ export class Enrolment {
       return { ...base, rule: null, done: [`already enrolled by ${node.enrolledBy}`] };
     const rules = this.list();
     const rule = firstMatchingRule(rules, factsOf(node), new Map(rules.map((r) => [r.id, r.caught])));
-    if (!rule) return { ...base, rule: null, done: ['no rule matches'] };
+    if (!rule) {
+      // Said once per machine when there are rules at all, so "why was it not deployed?" has an answer.
+      if (rules.length) {
+        repos.events.append({
+          nodeMac: mac,
+          kind: 'enrolment.unmatched',
+          message: `${node.name}: no enabled enrolment rule matches it (or each that does reached its limit); it waits`,
+          actor: 'enrolment',
+          data: { rules: rules.length },
+        });
+      }
+      return { ...base, rule: null, done: ['no rule matches'] };
+    }
     const actor = `rule:${rule.name}`;
     const { outcome } = rule;
     const done: string[] = [];
