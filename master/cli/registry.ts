@@ -12,6 +12,7 @@ import { imageCommand, nodeDeployCommand } from '../images/command.js';
 import { nodeExecCommand, nodePowerCommand } from '../remote/cli-command.js';
 import { cloneCommand, witnessCommand } from '../ha/cli-command.js';
 import { nodeDisklessCommand, sharedRootCommand } from '../sharedroot/cli-command.js';
+import { nodeTagCommand, rulesCommand } from '../enrolment/cli-command.js';
 
 /**
  * Commands that talk to a running master through the profile `corral login` saved. Those that once opened
@@ -27,6 +28,8 @@ export const REMOTE_COMMANDS: CommandSpec[] = [
   nodePowerCommand,
   nodeExecCommand,
   nodeDisklessCommand,
+  nodeTagCommand,
+  rulesCommand,
   imageCommand,
   sharedRootCommand,
   serviceCommand,

@@ -22,6 +22,8 @@ import { startMaster, type Master } from '../../master/master.js';
 import type { NodeRecord } from '../../master/store/nodes.js';
 import { silentLogger } from '../../master/util/logger.js';
 import { hasCommand, waitFor } from '../helpers/netns.js';
+import { CLI, exitOf } from '../../master/lab/master-process.js';
+import { spawn } from 'node:child_process';
 
 const PASSWORD = 'enrolment-rules-test-pw';
 const GiB = 2 ** 30;
@@ -419,4 +421,70 @@ describe('enrolment rules through a real master', { timeout: 120_000 }, () => {
       );
     },
   );
+  it('the CLI: rules add/list/disable/move/dry-run/rm, node tag +a -b, node list --tag', async () => {
+    const home = join(dir, 'cli-home');
+    const cli = (
+      args: string[],
+      input = '',
+    ): Promise<{ code: number | string; stdout: string; stderr: string }> => {
+      const child = spawn('node', [CLI, ...args], {
+        env: { ...process.env, CORRAL_CONFIG_DIR: home },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.stdin.end(input);
+      return exitOf(child, 20_000).then((code) => ({ code, stdout, stderr }));
+    };
+    const ok = async (args: string[]): Promise<string> => {
+      const r = await cli(args);
+      assert.equal(r.code, 0, `corral ${args.join(' ')}: ${r.stderr}`);
+      return r.stdout;
+    };
+    assert.equal((await cli(['login', base, '--password-stdin'], `${PASSWORD}\n`)).code, 0);
+
+    assert.match(
+      await ok([
+        'rules',
+        'add',
+        'small-vms',
+        '--vendor',
+        'QEMU',
+        '--memory-gib',
+        '..1',
+        '--tags',
+        'vm',
+        '--wait',
+        '--position',
+        '1',
+      ]),
+      /rule small-vms added at position 1/,
+    );
+    const listed = await ok(['rules', 'list']);
+    assert.match(listed, /^#\s+NAME\s+ON\s+CAUGHT\s+MATCH\s+OUTCOME$/m);
+    assert.match(listed, /^1\s+small-vms\s+yes\s+0\s+vendor=QEMU memoryGiB=\.\.1\s+tags vm, wait$/m);
+    assert.match(
+      listed,
+      /dell-web\s+yes\s+4\/4\s+.*name web-\{n\}, role web, tags web,rack:a3, deploy tiny$/m,
+    );
+    assert.match(await ok(['rules', 'disable', 'small-vms']), /rule small-vms disabled/);
+    assert.match(await ok(['rules', 'move', 'small-vms', '3']), /rule small-vms is now at position 3/);
+    const dry = await ok(['rules', 'dry-run']);
+    assert.match(dry, /^3\. small-vms \(disabled\): tags vm, wait$/m);
+    const bad = await cli(['rules', 'add', 'bad', '--product', '/PowerEdge (R6/']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /match\.product: \/PowerEdge \(R6\/ is not a regular expression/);
+    const range = await cli(['rules', 'add', 'bad', '--cpus', '8..x']);
+    assert.equal(range.code, 2);
+    assert.match(range.stderr, /--cpus takes N, MIN\.\.MAX/);
+    assert.match(await ok(['rules', 'rm', 'small-vms']), /rule small-vms deleted/);
+
+    assert.equal((await ok(['node', 'tag', 'web-2', '+blue', '-rack:a3'])).trim(), 'web-2: blue web');
+    const tagged = await ok(['node', 'list', '--tag', 'blue']);
+    assert.match(tagged, /^web-2\s+b8:ca:3a:16:00:02\s+deploying\s+web\s+blue,web\s/m);
+    assert.doesNotMatch(tagged, /web-3/);
+    assert.match(await ok(['node', 'show', 'web-2']), /^enrolled {3}by rule dell-web$/m);
+  });
 });
