@@ -329,6 +329,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       snapshots,
       sharedRoot,
       deployer,
+      enrolment: enrolment.enrolment,
       beforeRisky: snapshots.beforeRisky,
       secureCookies: httpsOn,
       remote: { power, sshKeyPath: masterKeyPath(config.dataDir) },

@@ -33,6 +33,8 @@ import { mountSnapshots } from './pages/snapshots.js';
 import type { PowerControl } from '../master/remote/power.js';
 import { mountPower } from './pages/power.js';
 import { mountExec } from './pages/exec.js';
+import { mountRules } from './pages/rules.js';
+import type { Enrolment } from '../master/enrolment/index.js';
 import { createRenderer } from './render.js';
 import { securityHeaders } from './security-headers.js';
 import { requireCsrf, sessionGuard } from './session-guard.js';
@@ -85,6 +87,8 @@ export interface ConsoleDeps {
   faults?: () => Record<string, SubsystemHealth>;
   /** Where the node environment's build stands (shown on the dashboard). */
   nodeImage?: () => NodeImageStatus;
+  /** Enrolment rules and node tags (issue 16): the Rules pages and the node page's tag form. */
+  enrolment?: Enrolment;
 }
 
 export function createConsoleRouter(deps: ConsoleDeps): Router {
@@ -163,6 +167,7 @@ export function createConsoleRouter(deps: ConsoleDeps): Router {
   if (deps.ha) mountHa(router, ctx, deps.ha);
   if (deps.sharedRoot) mountSharedRoots(router, ctx, deps.sharedRoot);
   if (deps.deployer) mountImages(router, ctx, deps.deployer, deps.beforeRisky);
+  if (deps.enrolment) mountRules(router, ctx, deps.enrolment);
 
   router.use(notFound);
   router.use(errorPage(ctx));

@@ -25,18 +25,20 @@ export type SortDir = 'asc' | 'desc';
 export interface NodeTableQuery {
   q: string;
   state: NodeState | null;
+  /** Only nodes carrying this tag (issue 16); empty: any. */
+  tag: string;
   sort: SortKey;
   dir: SortDir;
 }
 
-export const DEFAULT_QUERY: NodeTableQuery = { q: '', state: null, sort: 'name', dir: 'asc' };
+export const DEFAULT_QUERY: NodeTableQuery = { q: '', state: null, tag: '', sort: 'name', dir: 'asc' };
 
 function first(value: unknown): string {
   if (Array.isArray(value)) return first(value[0]);
   return typeof value === 'string' ? value : '';
 }
 
-/** Reads ?q=&state=&sort=&dir=; anything unknown falls back to the default rather than failing the page. */
+/** Reads ?q=&state=&tag=&sort=&dir=; anything unknown falls back to the default rather than failing the page. */
 export function parseNodeTableQuery(query: Record<string, unknown>): NodeTableQuery {
   const state = first(query['state']);
   const sort = first(query['sort']);
@@ -44,6 +46,7 @@ export function parseNodeTableQuery(query: Record<string, unknown>): NodeTableQu
   return {
     q: first(query['q']).trim().slice(0, 200),
     state: (NODE_STATES as readonly string[]).includes(state) ? (state as NodeState) : null,
+    tag: first(query['tag']).trim().slice(0, 64),
     sort: COLUMNS.some((c) => c.key === sort) ? (sort as SortKey) : DEFAULT_QUERY.sort,
     dir: dir === 'desc' ? 'desc' : 'asc',
   };
@@ -54,13 +57,14 @@ export function nodeTableHref(query: NodeTableQuery): string {
   const params = new URLSearchParams();
   if (query.q) params.set('q', query.q);
   if (query.state) params.set('state', query.state);
+  if (query.tag) params.set('tag', query.tag);
   if (query.sort !== DEFAULT_QUERY.sort || query.dir !== DEFAULT_QUERY.dir) params.set('sort', query.sort);
   if (query.dir !== DEFAULT_QUERY.dir) params.set('dir', query.dir);
   const qs = params.toString();
   return qs ? `/nodes?${qs}` : '/nodes';
 }
 
-/** Every text an admin might paste: name, MAC (with or without colons), IP, role, CPU, DMI and disk serials. */
+/** Every text an admin might paste: name, MAC (with or without colons), IP, role, tags, CPU, DMI and disk serials. */
 function haystack(row: NodeRow): string {
   const { node, inventory } = row;
   return [
@@ -69,6 +73,7 @@ function haystack(row: NodeRow): string {
     node.mac.replace(/:/g, ''),
     node.ip,
     node.role,
+    ...node.tags,
     node.state,
     node.image,
     row.cpu,
@@ -86,7 +91,10 @@ function haystack(row: NodeRow): string {
 export function filterRows(rows: readonly NodeRow[], query: NodeTableQuery): NodeRow[] {
   const needle = query.q.toLowerCase();
   return rows.filter(
-    (row) => (!query.state || row.node.state === query.state) && (!needle || haystack(row).includes(needle)),
+    (row) =>
+      (!query.state || row.node.state === query.state) &&
+      (!query.tag || row.node.tags.includes(query.tag)) &&
+      (!needle || haystack(row).includes(needle)),
   );
 }
 

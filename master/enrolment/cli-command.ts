@@ -117,10 +117,11 @@ export function ruleFromFlags(
   if (v.power) outcome['power'] = { driver: v.power };
   const actions = [v.deploy, v.diskless, v.wait].filter((a) => a !== undefined).length;
   if (actions > 1) usage('give one of --deploy, --diskless or --wait');
-  if (v.layout && !v.deploy) usage('--layout goes with --deploy IMAGE');
-  if (v.deploy)
+  if (v.layout && v.deploy === undefined) usage('--layout goes with --deploy IMAGE');
+  // An empty image or root is passed on, so the rule validation names it rather than it becoming `wait`.
+  if (v.deploy !== undefined)
     outcome['action'] = { type: 'deploy', image: v.deploy, ...(v.layout ? { layout: v.layout } : {}) };
-  if (v.diskless) {
+  if (v.diskless !== undefined) {
     outcome['action'] = { type: 'diskless', root: v.diskless, ...(v.persistent ? { persistent: true } : {}) };
   }
   if (v.wait) outcome['action'] = { type: 'wait' };

@@ -22,6 +22,7 @@ import { startMaster, type Master } from '../../master/master.js';
 import type { NodeRecord } from '../../master/store/nodes.js';
 import { silentLogger } from '../../master/util/logger.js';
 import { hasCommand, waitFor } from '../helpers/netns.js';
+import { Browser } from '../helpers/browser.js';
 import { CLI, exitOf } from '../../master/lab/master-process.js';
 import { spawn } from 'node:child_process';
 
@@ -486,5 +487,91 @@ describe('enrolment rules through a real master', { timeout: 120_000 }, () => {
     assert.match(tagged, /^web-2\s+b8:ca:3a:16:00:02\s+deploying\s+web\s+blue,web\s/m);
     assert.doesNotMatch(tagged, /web-3/);
     assert.match(await ok(['node', 'show', 'web-2']), /^enrolled {3}by rule dell-web$/m);
+  });
+  it('the console: the rules page with its dry run, add/disable/move/delete by form, tags on the node page and the node list filter', async () => {
+    const b = new Browser(base);
+    assert.equal((await b.login('admin', PASSWORD)).status, 303);
+    const csrf = await b.csrfToken();
+    const page = async (path: string): Promise<string> => {
+      const r = await b.get(path);
+      assert.equal(r.status, 200, path);
+      return r.text();
+    };
+    const post = async (path: string, form: Record<string, string>): Promise<string> => {
+      const r = await b.post(path, { _csrf: csrf, ...form });
+      assert.equal(r.status, 303, `${path}: ${await r.text()}`);
+      return decodeURIComponent(r.headers.get('location') ?? '');
+    };
+
+    let html = await page('/rules');
+    assert.match(html, /<h1>Enrolment rules<\/h1>/);
+    assert.match(
+      html,
+      /<tr data-rule="dell-web">[\s\S]*?4 of 4[\s\S]*?vendor Dell\*; product \/\^PowerEdge R\[67\]40\$\/[\s\S]*?name web-\{n\}, role web, tags web,rack:a3, deploy tiny/,
+    );
+    assert.match(
+      html,
+      /<a href="\/rules" aria-current="page">.*<span>Enrolment rules<\/span><\/a>/,
+      'in the navigation',
+    );
+
+    // Add a rule by form: at position 1, matching the spare Dell server (left with no tags) by serial.
+    const added = await post('/rules', {
+      name: 'spare',
+      enabled: 'yes',
+      limit: '1',
+      position: '1',
+      serial: '7XK2J9?',
+      'memory-gib': '100..',
+      'name-pattern': 'spare-{serial}',
+      tags: 'spare',
+      action: 'wait',
+      layout: 'default',
+    });
+    assert.match(added, /ok=Rule spare added at position 1/);
+    html = await page('/rules');
+    // Its dry run: the un-enrolled servers it would catch (none: every one was enrolled) - and the error path.
+    assert.match(
+      html,
+      /<tr data-rule="spare">[\s\S]*?<td class="dry-run">\s*<span class="muted">nothing<\/span>/,
+    );
+    const bad = await post('/rules', { name: 'bad', enabled: 'yes', product: '/(/', action: 'wait' });
+    assert.match(bad, /err=match\.product: \/\(\/ is not a regular expression/);
+    const unknown = await post('/rules', { name: 'bad', enabled: 'yes', action: 'deploy', image: '' });
+    assert.match(unknown, /err=outcome\.action\.image/);
+
+    // A machine that enlists now shows in the dry run of the (disabled) rule as what it would become.
+    const spareRule = (await api<{ rule: { id: number } }>('GET', '/rules/spare')).body.rule;
+    assert.match(await post(`/rules/${spareRule.id}/disable`, {}), /Rule spare disabled/);
+    await enlist('b8:ca:3a:16:00:07', serverInventory('7XK2J97', 'b8:ca:3a:16:00:07'));
+    await waitFor(
+      'node 7 passed by the rules',
+      async () => (await node('b8:ca:3a:16:00:07')).events.some((e) => e.kind === 'enrolment.unmatched'),
+      20_000,
+      100,
+    );
+    assert.match(await post(`/rules/${spareRule.id}/enable`, {}), /Rule spare enabled/);
+    html = await page('/rules');
+    assert.match(
+      html,
+      /<div data-catches="b8:ca:3a:16:00:07"><a href="\/nodes\/b8:ca:3a:16:00:07">node-\d+<\/a> → spare-7xk2j97<\/div>/,
+    );
+    assert.match(await post(`/rules/${spareRule.id}/move`, { position: '2' }), /now at position 2/);
+    assert.match(await post('/rules/apply', {}), /spare-7xk2j97 by spare/);
+    assert.match(await post(`/rules/${spareRule.id}/delete`, {}), /Rule spare deleted/);
+
+    // Tags on the node page, and the node list's tag filter.
+    html = await page('/nodes/b8:ca:3a:16:00:07');
+    assert.match(html, /<dt>Tags<\/dt><dd><a class="tag" href="\/nodes\?tag=spare">spare<\/a> <\/dd>/);
+    assert.match(html, /<dt>Enrolled by<\/dt><dd>rule <a href="\/rules">spare<\/a><\/dd>/);
+    assert.match(
+      await post('/nodes/b8:ca:3a:16:00:07/tags', { tags: 'spare, rack:b1' }),
+      /spare-7xk2j97: tags rack:b1 spare/,
+    );
+    assert.match(await post('/nodes/b8:ca:3a:16:00:07/tags', { tags: 'Bad Tag' }), /err=.*is not a tag/);
+    html = await page('/nodes?tag=rack:b1');
+    assert.match(html, />spare-7xk2j97<\/a>/);
+    assert.doesNotMatch(html, />web-2<\/a>/);
+    assert.match(html, /<option value="rack:b1" selected>rack:b1<\/option>/);
   });
 });

@@ -62,7 +62,10 @@ export function mountNodes(router: Router, ctx: ConsoleContext, deps: NodePagesD
       query,
       rows,
       total: all.length,
-      filtered: Boolean(query.q || query.state),
+      filtered: Boolean(query.q || query.state || query.tag),
+      tagOptions: [...new Set(all.flatMap((r) => r.node.tags))]
+        .sort()
+        .map((tag) => ({ tag, selected: tag === query.tag })),
       columns: columnHeaders(query),
       stateOptions: NODE_STATES.map((state) => ({
         state,
@@ -71,7 +74,7 @@ export function mountNodes(router: Router, ctx: ConsoleContext, deps: NodePagesD
       })),
       // Hidden inputs keep the sort when the filter form is submitted.
       sort: query.sort === DEFAULT_QUERY.sort && query.dir === DEFAULT_QUERY.dir ? null : query,
-      clearHref: nodeTableHref({ ...query, q: '', state: null }),
+      clearHref: nodeTableHref({ ...query, q: '', state: null, tag: '' }),
       canOperate: can(res, 'operator'),
       canDelete: can(res, 'admin'),
       bulkStates: ['ready', 'retiring'],
