@@ -569,9 +569,43 @@ describe('enrolment rules through a real master', { timeout: 120_000 }, () => {
       /spare-7xk2j97: tags rack:b1 spare/,
     );
     assert.match(await post('/nodes/b8:ca:3a:16:00:07/tags', { tags: 'Bad Tag' }), /err=.*is not a tag/);
+    // Bulk: the tag added to two selected nodes at once (the form repeats `mac`).
+    const form = new URLSearchParams({ _csrf: csrf, action: 'tag:add', tag: 'rack:b1', confirm: 'yes' });
+    form.append('mac', DELL[1]);
+    form.append('mac', 'b8:ca:3a:16:00:04');
+    const bulk = await fetch(`${base}/nodes/bulk`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: {
+        cookie: [...b.cookies].map(([k, v]) => `${k}=${v}`).join('; '),
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      body: form.toString(),
+    });
+    assert.equal(bulk.status, 303);
+    assert.match(decodeURIComponent(bulk.headers.get('location') ?? ''), /ok=.*web-2.*web-3/);
+    assert.deepEqual((await node(DELL[1])).tags, ['blue', 'rack:b1', 'web']);
+    html = await page('/nodes?tag=rack:b1');
+    assert.match(html, />web-2<\/a>/);
+    assert.match(html, />web-3<\/a>/);
+    form.set('action', 'tag:remove');
+    assert.equal(
+      (
+        await fetch(`${base}/nodes/bulk`, {
+          method: 'POST',
+          redirect: 'manual',
+          headers: {
+            cookie: [...b.cookies].map(([k, v]) => `${k}=${v}`).join('; '),
+            'content-type': 'application/x-www-form-urlencoded',
+          },
+          body: form.toString(),
+        })
+      ).status,
+      303,
+    );
     html = await page('/nodes?tag=rack:b1');
     assert.match(html, />spare-7xk2j97<\/a>/);
-    assert.doesNotMatch(html, />web-2<\/a>/);
+    assert.doesNotMatch(html, />web-2<\/a>/, 'the bulk removal took it off again');
     assert.match(html, /<option value="rack:b1" selected>rack:b1<\/option>/);
   });
 });
