@@ -202,6 +202,7 @@ describe('enrolment rules through a real master', { timeout: 120_000 }, () => {
     const rest = await api('POST', '/rules', { name: 'rest', outcome: { tags: ['unsorted'] } });
     assert.equal(rest.status, 201);
 
+    const enlistedAt = Date.now();
     for (const [i, mac] of DELL.entries()) {
       const r = await enlist(mac, serverInventory(`7XK2J9${i}`, mac));
       assert.equal(r.status, 201, JSON.stringify(r.body));
@@ -213,8 +214,10 @@ describe('enrolment rules through a real master', { timeout: 120_000 }, () => {
       'both web nodes deploying',
       async () => (await node(DELL[1])).state === 'deploying',
       20_000,
-      100,
+      50,
     );
+    // A figure, not a bound: first enlistment sent → second web node deploying (two host keys made).
+    console.log(`enlist → 2 nodes deploying by rule: ${Date.now() - enlistedAt} ms`);
     const [a, b, c] = [await node(DELL[0]), await node(DELL[1]), await node(DELL[2])];
     assert.deepEqual(
       [a.name, a.role, a.tags, a.enrolledBy, a.state],
@@ -392,6 +395,7 @@ describe('enrolment rules through a real master', { timeout: 120_000 }, () => {
         });
       const result = await post('result', { token: d.token, ok: true });
       assert.equal(result.status, 200, await result.text());
+      const bootedAt = Date.now();
       assert.equal((await post('booted', { token: d.token, hostname: 'web-1' })).status, 200);
       assert.equal((await node(DELL[0])).state, 'deployed');
 
@@ -409,9 +413,12 @@ describe('enrolment rules through a real master', { timeout: 120_000 }, () => {
           return r?.ok ? await r.text() : undefined;
         },
         10_000,
-        200,
+        50,
       );
       assert.equal(body, 'hello from web-1\n');
+      console.log(
+        `# first boot reported → serving through HAProxy: ${Date.now() - bootedAt} ms (lb.pollMs 200)`,
+      );
       // Untagging takes it out again.
       await api('DELETE', `/nodes/${DELL[0]}/tags/web`);
       await waitFor(
