@@ -9,6 +9,10 @@ import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Enrolment } from '../../master/enrolment/service.js';
+import { membersOf } from '../../master/lb/membership.js';
+import { ServiceSpecSchema } from '../../master/lb/service-spec.js';
+import { NodeService } from '../../master/nodes/service.js';
+import { resolveTargets } from '../../master/remote/exec-service.js';
 import { createPowerControl } from '../../master/remote/power.js';
 import { SecretBox } from '../../master/remote/secrets.js';
 import { SharedRoots } from '../../master/sharedroot/service.js';
@@ -196,6 +200,43 @@ test('an action that fails leaves the node caught and waiting, with an event and
     const failed = t.repos.audit.list({ actor: 'rule:r' }).find((a) => a.outcome === 'failed');
     assert.equal(failed?.action, 'enrolment.diskless');
     assert.match(failed?.detail ?? '', /^SHAREDROOT_NOT_FOUND: /);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('tag selectors: exec targets and service membership by tag, ?tag= through NodeService.withTags', () => {
+  const { t } = setup();
+  try {
+    const service = new NodeService(t.repos);
+    const [a, b, c] = [addNode(t.repos, 1), addNode(t.repos, 2), addNode(t.repos, 3)];
+    service.tag(a!, { add: ['web', 'rack:a3'] }, 'admin');
+    service.tag(b!, { add: ['web'] }, 'admin');
+    assert.deepEqual(
+      resolveTargets(t.repos, { tag: 'web' }).map((n) => n.name),
+      ['node-1', 'node-2'],
+    );
+    assert.throws(() => resolveTargets(t.repos, { tag: 'db' }), /no node has tag 'db'/);
+    assert.deepEqual(
+      service.withTags(['web', 'rack:a3']).map((n) => n.name),
+      ['node-1'],
+    );
+    // Membership: only serving (deployed/diskless) nodes with an address and the tag.
+    t.repos.store.write((j) => {
+      t.repos.nodes.setStateIn(j, a!.mac, 'deployed', null);
+      t.repos.nodes.setStateIn(j, c!.mac, 'deployed', null);
+    });
+    const spec = ServiceSpecSchema.parse({ name: 'web', port: 80, tag: 'web', backendPort: 8000 });
+    assert.deepEqual(
+      membersOf(spec, t.repos.nodes.list()).map((m) => m.name),
+      ['node-1'],
+    );
+    assert.throws(() =>
+      ServiceSpecSchema.parse({ name: 'web', port: 80, tag: 'web', role: 'web', backendPort: 8000 }),
+    );
+    // One node.tagged event per change, none for a change that changes nothing.
+    assert.equal(service.tag(t.repos.nodes.get(a!.mac)!, { add: ['web'] }, 'admin').tags.length, 2);
+    assert.equal(t.repos.events.list({ kind: 'node.tagged' }).length, 2);
   } finally {
     t.cleanup();
   }
