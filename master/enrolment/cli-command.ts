@@ -24,7 +24,7 @@ const RULES_HELP = `  corral rules list [--json]
       it wait. dry-run shows what each rule would catch now; apply runs them on discovered nodes.
       Match flags: --mac PREFIX,... (MAC or OUI) --vendor --product --serial --cpu-model (glob, or
       /regex/flags) --cpus --memory-gib --disks --disk-gib --nics --nic-mbps (N, MIN..MAX, MIN.., ..MAX)
-      --firmware bios|uefi --subnet CIDR,...
+      --firmware bios|uefi --subnet CIDR,... --has-tags a,b (tags set by hand, for apply)
       Outcome flags: --name-pattern P ({n} {seq} {mac} {vendor} {product} {serial}) --role R --tags a,b
       --power wol|manual, and one of --deploy IMAGE [--layout L] | --diskless ROOT [--persistent] | --wait.
       --json prints the API's answer; --profile NAME picks a saved master. See docs/enrolment-rules.md.
@@ -50,6 +50,7 @@ const RULE_OPTIONS = {
   'nic-mbps': { type: 'string' },
   firmware: { type: 'string' },
   subnet: { type: 'string' },
+  'has-tags': { type: 'string' },
   'name-pattern': { type: 'string' },
   role: { type: 'string' },
   tags: { type: 'string' },
@@ -110,6 +111,7 @@ export function ruleFromFlags(
   }
   if (v.firmware) match['firmware'] = v.firmware;
   if (v.subnet) match['subnet'] = list(v.subnet);
+  if (v['has-tags']) match['tags'] = list(v['has-tags']);
   const outcome: Record<string, unknown> = { ...base.outcome };
   if (v['name-pattern']) outcome['name'] = v['name-pattern'];
   if (v.role) outcome['role'] = v.role;

@@ -29,6 +29,7 @@ export interface NodeFacts {
   firmware: 'bios' | 'uefi' | null;
   /** The node's recorded address (its lease in DHCP server mode). */
   ip: string | null;
+  tags: readonly string[];
 }
 
 /** What a node record holds that the facts come from. */
@@ -37,6 +38,7 @@ export interface FactSource {
   ip: string | null;
   firmware: string | null;
   inventory: Record<string, unknown>;
+  tags?: readonly string[];
 }
 
 export function factsOf(node: FactSource): NodeFacts {
@@ -60,6 +62,7 @@ export function factsOf(node: FactSource): NodeFacts {
     nicSpeedMbps: speeds.length ? Math.max(...speeds) : null,
     firmware: firmware === 'bios' || firmware === 'uefi' ? firmware : null,
     ip: node.ip,
+    tags: node.tags ?? [],
   };
 }
 
@@ -110,6 +113,8 @@ export function mismatch(match: RuleMatch, facts: NodeFacts): string | null {
   if (match.firmware && facts.firmware !== match.firmware) {
     return `firmware ${facts.firmware ?? 'unknown'}, not ${match.firmware}`;
   }
+  const missing = match.tags?.find((t) => !facts.tags.includes(t));
+  if (missing) return `no tag ${missing}`;
   if (match.subnet) {
     if (!facts.ip) return 'no recorded address';
     if (!match.subnet.some((s) => inSubnet(facts.ip!, s)))

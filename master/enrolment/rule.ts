@@ -54,6 +54,12 @@ export const RuleMatchSchema = z
     /** The fastest NIC's link speed. */
     nicSpeedMbps: range.optional(),
     firmware: z.enum(['bios', 'uefi']).optional(),
+    /** The node already carries every one of these tags (set by hand before `apply`). */
+    tags: z
+      .array(z.string().regex(TAG, 'must be 1-32 lower-case letters, digits, -, _, . or :'))
+      .min(1)
+      .max(MAX_TAGS)
+      .optional(),
     /** The node's recorded address (its DHCP lease: the local segment or a relay's subnet) is in one of these. */
     subnet: z.array(cidr).min(1).max(32).optional(),
   })
@@ -126,7 +132,7 @@ export function parseRuleSpec(input: unknown): RuleSpec {
   if (!r.success) {
     const issue = r.error.issues[0];
     const path = issue?.path.join('.') ?? '';
-    const code = /^outcome\.tags/.test(path) ? 'TAG_INVALID' : 'RULE_INVALID';
+    const code = /^(outcome|match)\.tags/.test(path) ? 'TAG_INVALID' : 'RULE_INVALID';
     throw new CorralError(code, `${path || 'rule'}: ${issue?.message ?? 'invalid'}`, {
       issues: r.error.issues.slice(0, 10).map((i) => ({ path: i.path.join('.'), message: i.message })),
     });

@@ -417,7 +417,7 @@ describe('enrolment rules through a real master', { timeout: 120_000 }, () => {
       );
       assert.equal(body, 'hello from web-1\n');
       console.log(
-        `# first boot reported → serving through HAProxy: ${Date.now() - bootedAt} ms (lb.pollMs 200)`,
+        `first boot reported → serving through HAProxy: ${Date.now() - bootedAt} ms (lb.pollMs 200)`,
       );
       // Untagging takes it out again.
       await api('DELETE', `/nodes/${DELL[0]}/tags/web`);

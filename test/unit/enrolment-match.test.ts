@@ -92,6 +92,8 @@ describe('enrolment facts and matcher', () => {
       [{ subnet: ['10.21.0.0/16', '10.99.0.0/24'] }, '10.20.0.57 not in 10.21.0.0/16, 10.99.0.0/24'],
     ];
     for (const [match, want] of cases) assert.equal(mismatch(match, dell), want, JSON.stringify(match));
+    assert.equal(mismatch({ tags: ['web'] }, dell), 'no tag web');
+    assert.equal(mismatch({ tags: ['web'] }, { ...dell, tags: ['rack:a3', 'web'] }), null);
     // A fact the node did not report never matches a test on it.
     assert.equal(mismatch({ serial: '*' }, vm), 'serial unknown');
     assert.equal(mismatch({ nicSpeedMbps: { min: 1 } }, vm), 'nicSpeedMbps unknown');

@@ -30,6 +30,7 @@ const TEXT_FIELDS = [
   'nic-mbps',
   'firmware',
   'subnet',
+  'has-tags',
   'name-pattern',
   'role',
   'tags',
@@ -84,6 +85,7 @@ function formOf(rule: Rule): Record<string, unknown> {
     'nic-mbps': range(m.nicSpeedMbps),
     firmware: m.firmware ?? '',
     subnet: (m.subnet ?? []).join(','),
+    'has-tags': (m.tags ?? []).join(','),
     'name-pattern': o.name ?? '',
     role: o.role ?? '',
     tags: (o.tags ?? []).join(','),
@@ -96,26 +98,12 @@ function formOf(rule: Rule): Record<string, unknown> {
   };
 }
 
+/** The form fields that describe the match (the rest describe the outcome). */
+const MATCH_FIELDS: readonly string[] = TEXT_FIELDS.slice(0, TEXT_FIELDS.indexOf('has-tags') + 1);
+
 function matchSummary(rule: Rule): string {
   const parts = Object.entries(formOf(rule))
-    .filter(
-      ([k, v]) =>
-        [
-          'mac',
-          'vendor',
-          'product',
-          'serial',
-          'cpu-model',
-          'cpus',
-          'memory-gib',
-          'disks',
-          'disk-gib',
-          'nics',
-          'nic-mbps',
-          'firmware',
-          'subnet',
-        ].includes(k) && v !== '',
-    )
+    .filter(([k, v]) => MATCH_FIELDS.includes(k) && v !== '')
     .map(([k, v]) => `${k} ${String(v)}`);
   return parts.join('; ') || 'any machine';
 }
