@@ -20,6 +20,7 @@ import { startNodeImage } from './boot/node-image-feature.js';
 import { startDeploy } from './deploy/feature.js';
 import { startDhcp } from './dhcp/feature.js';
 import { startDhcp6Feature } from './dhcp6/feature.js';
+import { startEnrolmentFeature } from './enrolment/feature.js';
 import { startMetricsFeature } from './metrics/feature.js';
 import { haFacts, lbFacts } from './metrics/sources.js';
 import { startHa } from './ha/feature.js';
@@ -63,6 +64,7 @@ export interface Exposed {
   monitor: ReturnType<typeof startMonitor>;
   ha: ReturnType<typeof startHa>;
   metrics: ReturnType<typeof startMetricsFeature>;
+  enrolment: ReturnType<typeof startEnrolmentFeature>;
 }
 
 export interface FeatureEntry {
@@ -145,6 +147,19 @@ export const FEATURES: FeatureEntry[] = [
   },
   { name: 'sharedroot', start: (h) => (h.exposed.sharedRoot = startSharedRoot(h)) },
   { name: 'lb', start: (h) => (h.exposed.lb = startLb(h)) },
+  // Rules act through the deploy, shared-root and power services (earlier in the list).
+  {
+    name: 'enrolment',
+    start: (h) =>
+      (h.exposed.enrolment = startEnrolmentFeature({
+        repos: h.repos,
+        config: h.config,
+        logger: h.logger,
+        deployer: need(h, 'deploy').deployer,
+        sharedRoot: need(h, 'sharedRoot').sharedRoot,
+        power: need(h, 'remote').power,
+      })),
+  },
   {
     name: 'monitor',
     start: (h) =>

@@ -190,7 +190,7 @@ async function tellRole(running: readonly Running[], role: HaRole): Promise<void
 function nodeSurface(host: Host): ReturnType<typeof createNodeSurface> {
   const { repos, config, logger } = host;
   const { nodeImage } = need(host, 'nodeImage');
-  const { monitor, ha } = host.exposed;
+  const { monitor, ha, enrolment } = host.exposed;
   // Read by the deploy boot routes when a node asks for the installer tools.
   let installerTools: string | undefined;
   void need(host, 'deploy').installerToolsBuilt.then((path) => (installerTools = path));
@@ -206,5 +206,6 @@ function nodeSurface(host: Host): ReturnType<typeof createNodeSurface> {
     hostKeys: HostKeyPins.forConfig(config),
     ...(monitor ? { monitor: monitor.monitor } : {}),
     ...(ha ? { writeGate: ha.ha.gate } : {}),
+    ...(enrolment ? { onDiscovered: enrolment.onDiscovered } : {}),
   });
 }

@@ -30,20 +30,29 @@ export type SortDir = 'asc' | 'desc';
 export interface NodeTableQuery {
   q: string;
   state: NodeState | null;
+  /** Only nodes carrying this tag (issue 16); empty: any. */
+  tag: string;
   sort: SortKey;
   dir: SortDir;
   /** 1-based page of PAGE_SIZE nodes. */
   page: number;
 }
 
-export const DEFAULT_QUERY: NodeTableQuery = { q: '', state: null, sort: 'name', dir: 'asc', page: 1 };
+export const DEFAULT_QUERY: NodeTableQuery = {
+  q: '',
+  state: null,
+  tag: '',
+  sort: 'name',
+  dir: 'asc',
+  page: 1,
+};
 
 function first(value: unknown): string {
   if (Array.isArray(value)) return first(value[0]);
   return typeof value === 'string' ? value : '';
 }
 
-/** Reads ?q=&state=&sort=&dir=; anything unknown falls back to the default rather than failing the page. */
+/** Reads ?q=&state=&tag=&sort=&dir=; anything unknown falls back to the default rather than failing the page. */
 export function parseNodeTableQuery(query: Record<string, unknown>): NodeTableQuery {
   const state = first(query['state']);
   const sort = first(query['sort']);
@@ -52,6 +61,7 @@ export function parseNodeTableQuery(query: Record<string, unknown>): NodeTableQu
   return {
     q: first(query['q']).trim().slice(0, 200),
     state: (NODE_STATES as readonly string[]).includes(state) ? (state as NodeState) : null,
+    tag: first(query['tag']).trim().slice(0, 64),
     sort: COLUMNS.some((c) => c.key === sort) ? (sort as SortKey) : DEFAULT_QUERY.sort,
     dir: dir === 'desc' ? 'desc' : 'asc',
     page: Number.isSafeInteger(page) && page > 1 ? page : 1,
@@ -63,6 +73,7 @@ export function nodeTableHref(query: NodeTableQuery): string {
   const params = new URLSearchParams();
   if (query.q) params.set('q', query.q);
   if (query.state) params.set('state', query.state);
+  if (query.tag) params.set('tag', query.tag);
   if (query.sort !== DEFAULT_QUERY.sort || query.dir !== DEFAULT_QUERY.dir) params.set('sort', query.sort);
   if (query.dir !== DEFAULT_QUERY.dir) params.set('dir', query.dir);
   if (query.page > 1) params.set('page', String(query.page));

@@ -1,5 +1,5 @@
 /**
- * GET /api/v1/nodes with server-side filtering and paging (issue 19): `?q&state&role` filter in SQLite,
+ * GET /api/v1/nodes with server-side filtering and paging (issue 19): `?q&state&role&tag` filter in SQLite,
  * `?limit` with `cursor` (keyset, stable while nodes come and go) or `offset` pages. Without limit,
  * cursor or offset every matching node is returned, as before (the CLI's `node list`).
  */
@@ -17,6 +17,8 @@ const NodeListQuery = z
     q: z.string().max(200).optional(),
     state: z.enum(NODE_STATES).optional(),
     role: z.string().max(32).optional(),
+    /** Repeatable: nodes carrying every tag given (issue 16). */
+    tag: z.union([z.string().max(64), z.array(z.string().max(64)).max(32)]).optional(),
     limit: z.coerce.number().int().min(1).max(MAX_PAGE).optional(),
     cursor: z.string().max(200).optional(),
     offset: z.coerce.number().int().min(0).optional(),
@@ -60,7 +62,7 @@ export function listNodes(query: unknown, nodes: NodeQuery): NodeListReply {
   const r = NodeListQuery.safeParse(query);
   if (!r.success) throw zodToCorral(r.error, 'QUERY_INVALID');
   const q = r.data;
-  const filter = { q: q.q, state: q.state, role: q.role };
+  const filter = { q: q.q, state: q.state, role: q.role, tags: [q.tag ?? []].flat() };
   const total = nodes.count(filter);
   const paging = q.limit !== undefined || q.cursor !== undefined || q.offset !== undefined;
   if (!paging) return { nodes: nodes.page(filter, { limit: -1 }), total };

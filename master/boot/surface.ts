@@ -14,6 +14,7 @@ import { existsSync } from 'node:fs';
 import type { FrozenConfig } from '../config.js';
 import { publicUrl } from '../config.js';
 import type { Repos } from '../store/repos.js';
+import type { NodeRecord } from '../store/nodes.js';
 import type { Logger } from '../util/logger.js';
 import { renderTemplate } from '../util/templates.js';
 import { clientIp } from '../util/client-ip.js';
@@ -178,6 +179,8 @@ export interface NodeSurfaceDeps {
   hostKeys: HostKeyPins;
   /** Performance monitoring (issue #10): node metric reports are accepted when given. */
   monitor?: Monitor;
+  /** Enrolment rules (issue 16): a machine enlisting for the first time. */
+  onDiscovered?: ((node: NodeRecord) => void) | undefined;
   /** High availability: the write gate of the routes marked haGate (ha/router.ts haWriteGate). */
   writeGate?: RequestHandler;
 }
@@ -313,6 +316,7 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
       guard: enlistGuard,
       logger: deps.logger,
       ...(deps.activity ? { activity: deps.activity } : {}),
+      onDiscovered: deps.onDiscovered,
     }),
     // Without monitoring the path is no node route: on to the API, which asks for a login (as before).
     nodeMetrics: deps.monitor ? nodeMetricsHandlers(deps.repos, deps.monitor) : [passOn],

@@ -45,6 +45,11 @@ export interface CommandSpec<O extends Options = Options> {
   options: O;
   /** Everything after `--` is passed through untouched (`corral node exec ... -- CMD`). */
   passthrough?: boolean;
+  /**
+   * Words with one leading `-` (not `--`) are positionals, not short flags: `corral node tag N +a -b`
+   * removes tag b. Such a command declares no short options.
+   */
+  dashWords?: boolean;
   /** Left out of `corral --help` (internal plumbing such as the lab's relay). */
   hidden?: boolean;
   run(input: CommandInput<O>, ctx: CliContext): Promise<number>;
@@ -72,14 +77,16 @@ export function parseCommand(spec: CommandSpec, args: string[]): CommandInput<Op
   const dashdash = spec.passthrough ? args.indexOf('--') : -1;
   const own = dashdash >= 0 ? args.slice(0, dashdash) : args;
   const rest = dashdash >= 0 ? args.slice(dashdash + 1) : [];
+  const isDashWord = (a: string): boolean => !!spec.dashWords && /^-[^-]/.test(a) && a !== '-h';
   try {
-    const { values, positionals } = parseArgs({
-      args: own,
+    const parsed = parseArgs({
+      args: own.filter((a) => !isDashWord(a)),
       options: spec.options,
       allowPositionals: true,
       strict: true,
     });
-    return { values, positionals, rest };
+    const positionals = [...parsed.positionals, ...own.filter(isDashWord)];
+    return { values: parsed.values, positionals, rest };
   } catch (err) {
     const name = spec.path.join(' ');
     const m = /^Unknown option '([^']+)'/.exec((err as Error).message);

@@ -12,12 +12,13 @@ const REMOTE = { profile: { type: 'string' }, json: { type: 'boolean' } } as con
 export function formatNodes(nodes: NodeRecord[]): string {
   if (!nodes.length) return 'no nodes\n';
   return table([
-    ['NAME', 'MAC', 'STATE', 'ROLE', 'IP', 'IMAGE', 'LAST SEEN'],
+    ['NAME', 'MAC', 'STATE', 'ROLE', 'TAGS', 'IP', 'IMAGE', 'LAST SEEN'],
     ...nodes.map((n) => [
       n.name,
       n.mac,
       n.state,
       n.role ?? '-',
+      n.tags.join(',') || '-',
       n.ip ?? '-',
       n.image ?? '-',
       n.lastSeenAt ?? '-',
@@ -32,6 +33,8 @@ export function formatNode(node: NodeRecord, events: EventRecord[]): string {
     `mac        ${node.mac}`,
     `state      ${node.state}${node.stateReason ? ` (${node.stateReason})` : ''}`,
     `role       ${node.role ?? '-'}`,
+    `tags       ${node.tags.join(' ') || '-'}`,
+    ...(node.enrolledBy ? [`enrolled   by rule ${node.enrolledBy}`] : []),
     `ip         ${node.ip ?? '-'}`,
     `firmware   ${node.firmware ?? '-'}`,
     `image      ${node.image ?? '-'}`,
@@ -49,14 +52,18 @@ export function formatNode(node: NodeRecord, events: EventRecord[]): string {
 
 export const nodeListCommand = defineCommand({
   path: ['node', 'list'],
-  help: `  corral node list [--state STATE] [--json] [--profile NAME]
-      The master's nodes (name, MAC, state, role, IP, image), through its API.
+  help: `  corral node list [--state STATE] [--tag TAG]... [--json] [--profile NAME]
+      The master's nodes (name, MAC, state, role, tags, IP, image), through its API; --tag keeps those
+      carrying every tag given.
 `,
-  options: { ...REMOTE, state: { type: 'string' } },
+  options: { ...REMOTE, state: { type: 'string' }, tag: { type: 'string', multiple: true } },
   async run({ values, positionals }, ctx) {
     if (positionals.length) usage(`unexpected argument '${positionals[0]}'`);
     const api = await ctx.api(values.profile);
-    const q = values.state ? `?state=${encodeURIComponent(values.state)}` : '';
+    const query = new URLSearchParams();
+    if (values.state) query.set('state', values.state);
+    for (const t of values.tag ?? []) query.append('tag', t);
+    const q = query.size ? `?${query.toString()}` : '';
     const { nodes } = await api.call<{ nodes: NodeRecord[] }>('GET', `/nodes${q}`);
     ctx.out(values.json ? `${JSON.stringify(nodes, null, 2)}\n` : formatNodes(nodes));
     return 0;

@@ -13,6 +13,7 @@ import { nodeExecCommand, nodePowerCommand } from '../remote/cli-command.js';
 import { cloneCommand, witnessCommand } from '../ha/cli-command.js';
 import { nodeDisklessCommand, sharedRootCommand } from '../sharedroot/cli-command.js';
 import { metricsScrapeConfigCommand } from '../metrics/cli-command.js';
+import { nodeTagCommand, rulesCommand } from '../enrolment/cli-command.js';
 
 /**
  * Commands that talk to a running master through the profile `corral login` saved. Those that once opened
@@ -28,6 +29,8 @@ export const REMOTE_COMMANDS: CommandSpec[] = [
   nodePowerCommand,
   nodeExecCommand,
   nodeDisklessCommand,
+  nodeTagCommand,
+  rulesCommand,
   imageCommand,
   sharedRootCommand,
   serviceCommand,

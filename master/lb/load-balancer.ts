@@ -176,7 +176,7 @@ export class LoadBalancer {
           this.opts.repos.services.putIn(journal, spec.name, spec);
           this.opts.repos.events.appendIn(journal, {
             kind: mode === 'create' ? 'lb.service.created' : 'lb.service.updated',
-            message: `service ${spec.name} ${mode === 'create' ? 'declared' : 'changed'}: :${spec.port} → ${spec.role ? `role ${spec.role}` : spec.nodes?.join(', ')} :${spec.backendPort}`,
+            message: `service ${spec.name} ${mode === 'create' ? 'declared' : 'changed'}: :${spec.port} → ${spec.role ? `role ${spec.role}` : spec.tag ? `tag ${spec.tag}` : spec.nodes?.join(', ')} :${spec.backendPort}`,
             actor,
             data: spec,
           });
@@ -336,7 +336,7 @@ export class LoadBalancer {
     if (!member) {
       throw new CorralError(
         'LB_NOT_MEMBER',
-        `${node.name} does not serve ${spec.name} (state ${node.state}, role ${node.role ?? 'none'}, ip ${node.ip ?? 'none'})`,
+        `${node.name} does not serve ${spec.name} (state ${node.state}, role ${node.role ?? 'none'}, tags ${node.tags.join(' ') || 'none'}, ip ${node.ip ?? 'none'})`,
       );
     }
     return member;

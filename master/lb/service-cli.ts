@@ -9,7 +9,7 @@ import { table } from '../cli/table.js';
 import type { ServiceView } from './load-balancer.js';
 
 const SERVICE_HELP = `  corral service list | show NAME | rm NAME | reload
-  corral service add NAME --port N --backend-port N (--role ROLE | --nodes N1,N2)
+  corral service add NAME --port N --backend-port N (--role ROLE | --tag TAG | --nodes N1,N2)
                 [--protocol http|tcp] [--check-path PATH [--expect-status N] | --tcp-check]
                 [--interval-ms N] [--rise N] [--fall N]
   corral service drain|maint|ready NAME NODE
@@ -31,6 +31,7 @@ const SERVICE_OPTIONS = {
   port: { type: 'string' },
   'backend-port': { type: 'string' },
   role: { type: 'string' },
+  tag: { type: 'string' },
   nodes: { type: 'string' },
   protocol: { type: 'string' },
   'check-path': { type: 'string' },
@@ -89,6 +90,7 @@ async function runService(
         backendPort: int('backend-port', v['backend-port']),
         ...(v.protocol ? { protocol: v.protocol } : {}),
         ...(v.role ? { role: v.role } : {}),
+        ...(v.tag ? { tag: v.tag } : {}),
         ...(v.nodes ? { nodes: v.nodes.split(',').filter(Boolean) } : {}),
         ...(v['tcp-check']
           ? { check: { type: 'tcp' } }
@@ -141,7 +143,7 @@ export function formatList(services: ServiceView[]): string {
     s.spec.name,
     s.frontend,
     s.spec.protocol,
-    s.spec.role ? `role ${s.spec.role}` : (s.spec.nodes ?? []).join(','),
+    s.spec.role ? `role ${s.spec.role}` : s.spec.tag ? `tag ${s.spec.tag}` : (s.spec.nodes ?? []).join(','),
     `${s.up}/${s.servers.length} up`,
     s.health,
   ]);

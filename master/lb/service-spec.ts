@@ -4,6 +4,7 @@
  * values that cannot break its syntax (names are labels, paths have no spaces, numbers are bounded).
  */
 import { z } from 'zod';
+import { TAG } from '../nodes/tags.js';
 
 /** HAProxy proxy/server names allow more, but a DNS-label-like name is safe in configs, URLs and CSV. */
 export const SERVICE_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
@@ -32,8 +33,9 @@ export const ServiceSpecSchema = z
     /** Front-end port on the master's address (or the VIP). */
     port,
     protocol: z.enum(['http', 'tcp']).default('http'),
-    /** Nodes serving it: every node with this role, or a fixed list of node names/MACs. */
+    /** Nodes serving it: every node with this role, every node with this tag, or a fixed list of names/MACs. */
     role: z.string().regex(ROLE, 'must be 1-32 lower-case letters, digits, - or _').optional(),
+    tag: z.string().regex(TAG, 'must be 1-32 lower-case letters, digits, -, _, . or :').optional(),
     nodes: z.array(z.string().min(1).max(64)).min(1).max(256).optional(),
     backendPort: port,
     balance: z.enum(['roundrobin', 'leastconn']).default('roundrobin'),
@@ -45,8 +47,8 @@ export const ServiceSpecSchema = z
   })
   .strict()
   .superRefine((s, ctx) => {
-    if ((s.role === undefined) === (s.nodes === undefined)) {
-      ctx.addIssue({ code: 'custom', path: ['role'], message: 'give exactly one of role or nodes' });
+    if ([s.role, s.tag, s.nodes].filter((v) => v !== undefined).length !== 1) {
+      ctx.addIssue({ code: 'custom', path: ['role'], message: 'give exactly one of role, tag or nodes' });
     }
   });
 

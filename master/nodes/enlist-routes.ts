@@ -12,6 +12,7 @@ import type { Logger } from '../util/logger.js';
 import { clientIp } from '../util/client-ip.js';
 import { bearerCredential } from './credentials.js';
 import type { EnlistGuard } from './enlist-guard.js';
+import type { NodeRecord } from '../store/nodes.js';
 import { ENLIST_BODY_LIMIT_BYTES } from './inventory.js';
 
 /** The enlist body's errors: over ENLIST_BODY_LIMIT_BYTES → 413 ENLIST_TOO_LARGE; both counted. */
@@ -37,6 +38,8 @@ export function enlistHandlers(deps: {
   logger: Logger;
   /** The boot timeline (issue 22): enlistment is one of its steps. */
   activity?: BootActivitySink;
+  /** Enrolment rules (issue 16): told about a machine enlisting for the first time. */
+  onDiscovered?: ((node: NodeRecord) => void) | undefined;
 }): (RequestHandler | ErrorRequestHandler)[] {
   const enlist: RequestHandler = (req, res) => {
     const sourceIp = clientIp(req);
@@ -50,6 +53,8 @@ export function enlistHandlers(deps: {
         'node enlisted',
       );
       deps.activity?.record(node.mac, { kind: 'enlist', name: node.name, created, ip: sourceIp ?? '' });
+      // Enrolment rules (issue 16) act on a machine seen for the first time.
+      if (created) deps.onDiscovered?.(node);
       res
         .status(created ? 201 : 200)
         .setHeader('Cache-Control', 'no-store')

@@ -9,6 +9,7 @@ import type { NodeRecord, NodeState } from '../store/nodes.js';
 import { CorralError } from '../util/errors.js';
 import { normaliseMac } from './inventory.js';
 import { transition } from './lifecycle.js';
+import { applyTagChange, type TagChange } from './tags.js';
 
 /** A node's name is a DNS label (RFC 1123 §2.1), lower case: it becomes the node's host name. */
 export const NODE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -73,6 +74,41 @@ export class NodeService {
       });
       return n;
     });
+  }
+
+  /**
+   * Adds, removes or replaces a node's tags, with one `node.tagged` event saying what changed (none when
+   * nothing did). `via` names who acted beyond the actor, e.g. the enrolment rule that tagged it.
+   */
+  tag(
+    node: NodeRecord,
+    change: TagChange,
+    actor: string | null,
+    data: Record<string, unknown> = {},
+  ): NodeRecord {
+    const tags = applyTagChange(node.tags, change);
+    const added = tags.filter((t) => !node.tags.includes(t));
+    const removed = node.tags.filter((t) => !tags.includes(t));
+    if (!added.length && !removed.length) return node;
+    return this.repos.store.write((journal) => {
+      const n = this.repos.nodes.patchIn(journal, node.mac, { tags });
+      const what = [...added.map((t) => `+${t}`), ...removed.map((t) => `-${t}`)].join(' ');
+      this.repos.events.appendIn(journal, {
+        nodeMac: node.mac,
+        kind: 'node.tagged',
+        message: `${n.name} tags ${what}`,
+        actor,
+        data: { ...data, added, removed, tags },
+      });
+      return n;
+    });
+  }
+
+  /** Nodes carrying every one of `tags` (all nodes when none is given). */
+  withTags(tags: readonly string[]): NodeRecord[] {
+    const [first, ...rest] = tags;
+    const nodes = first ? this.repos.nodes.listByTag(first) : this.repos.nodes.list();
+    return nodes.filter((n) => rest.every((t) => n.tags.includes(t)));
   }
 
   /** Through the lifecycle's guards (master/nodes/lifecycle.ts, the only writer of a node's state). */

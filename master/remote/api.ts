@@ -4,7 +4,7 @@
  *   PUT    /nodes/:id/power           admin     {driver, address?, port?, username?, password?, wolMac?}
  *   DELETE /nodes/:id/power           admin     forget the driver
  *   POST   /nodes/:id/power/:action   operator  on | off | cycle | pxe | status (reads the state now)
- *   POST   /exec                      admin     {nodes?|role?, command, timeoutSeconds?, parallel?} →
+ *   POST   /exec                      admin     {nodes?|role?|tag?, command, timeoutSeconds?, parallel?} →
  *                                               NDJSON stream: {node, stream, text}…, then {summary, runId}
  *   GET    /exec/runs[/:id]           admin     recorded runs with their output
  */
@@ -56,6 +56,7 @@ export const ExecBody = z
   .object({
     nodes: z.array(z.string().min(1).max(64)).max(1000).optional(),
     role: z.string().min(1).max(32).optional(),
+    tag: z.string().min(1).max(32).optional(),
     command: z.string().min(1).max(4000),
     timeoutSeconds: z.number().int().min(1).max(86_400).optional(),
     parallel: z.number().int().min(1).max(256).optional(),

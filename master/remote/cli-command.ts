@@ -30,7 +30,7 @@ const POWER_HELP = `  corral node power NODE on|off|cycle|pxe|status|show|remove
       here, with the master's data directory (also while the master is stopped).
 `;
 
-const EXEC_HELP = `  corral node exec (NODE[,NODE...] | --role R) [--parallel N] [--timeout S] [--json] -- CMD
+const EXEC_HELP = `  corral node exec (NODE[,NODE...] | --role R | --tag T) [--parallel N] [--timeout S] [--json] -- CMD
       Run CMD on nodes over SSH with the master's key, by the master of the current profile (or
       --profile NAME; admin only); output prefixed per node, then an exit summary. With --config
       FILE or --data-dir DIR instead, from the master's machine with the key in its data directory.
@@ -56,6 +56,7 @@ const POWER_OPTIONS = {
 const EXEC_OPTIONS = {
   ...COMMON,
   role: { type: 'string' },
+  tag: { type: 'string' },
   parallel: { type: 'string' },
   timeout: { type: 'string' },
 } as const;
@@ -163,7 +164,7 @@ async function execViaApi(
   const command = rest.join(' ');
   if (!command) usage('give the command after --');
   const nodes = positionals.flatMap((p) => p.split(',')).filter(Boolean);
-  if (!nodes.length && !values.role) usage('name nodes or give --role R');
+  if (!nodes.length && !values.role && !values.tag) usage('name nodes or give --role R or --tag T');
   const timeoutSeconds = intOf('timeout', values.timeout, 1, 86_400);
   const parallel = intOf('parallel', values.parallel, 1, 256);
   let last:
@@ -174,6 +175,7 @@ async function execViaApi(
     {
       ...(nodes.length ? { nodes } : {}),
       ...(values.role ? { role: values.role } : {}),
+      ...(values.tag ? { tag: values.tag } : {}),
       command,
       ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
       ...(parallel !== undefined ? { parallel } : {}),
@@ -308,7 +310,7 @@ async function runExecCommand(
   const command = rest.join(' ');
   if (!command) usage('give the command after --');
   const nodes = positionals.flatMap((p) => p.split(',')).filter(Boolean);
-  if (!nodes.length && !values.role) usage('name nodes or give --role R');
+  if (!nodes.length && !values.role && !values.tag) usage('name nodes or give --role R or --tag T');
   const config = configOf(values, readConfig);
   const repos = open(config);
   try {
@@ -317,6 +319,7 @@ async function runExecCommand(
       {
         nodes,
         role: values.role,
+        tag: values.tag,
         command,
         actor,
         via: 'cli',

@@ -1,6 +1,6 @@
 /**
  * The one way the API, the console and the CLI run a command on nodes: resolves the targets (names/MACs,
- * or every node of a role), runs the fan-out with the master's SSH key (master/deploy/ssh.ts), and records
+ * or every node of a role or tag), runs the fan-out with the master's SSH key (master/deploy/ssh.ts), and records
  * the run: output and summary in `exec_runs`, one audit row naming the run, the command and the outcome.
  */
 import type { FrozenConfig } from '../config.js';
@@ -15,6 +15,8 @@ import { HostKeyPins, recordHostKeyRefusal } from './host-keys.js';
 export interface ExecRequest {
   nodes?: readonly string[] | undefined;
   role?: string | undefined;
+  /** Every node carrying this tag (issue 16), beside names and role. */
+  tag?: string | undefined;
   command: string;
   actor: string;
   via: 'api' | 'console' | 'cli';
@@ -33,7 +35,7 @@ export interface ExecEvents {
 
 export function resolveTargets(
   repos: Pick<Repos, 'nodes'>,
-  req: Pick<ExecRequest, 'nodes' | 'role'>,
+  req: Pick<ExecRequest, 'nodes' | 'role' | 'tag'>,
 ): NodeRecord[] {
   const picked = new Map<string, NodeRecord>();
   for (const id of req.nodes ?? []) {
@@ -41,8 +43,16 @@ export function resolveTargets(
     picked.set(node.mac, node);
   }
   if (req.role) for (const n of repos.nodes.list()) if (n.role === req.role) picked.set(n.mac, n);
+  if (req.tag) for (const n of repos.nodes.listByTag(req.tag)) picked.set(n.mac, n);
   if (!picked.size) {
-    throw new CorralError('EXEC_NO_TARGETS', req.role ? `no node has role '${req.role}'` : 'no nodes named');
+    throw new CorralError(
+      'EXEC_NO_TARGETS',
+      req.role
+        ? `no node has role '${req.role}'`
+        : req.tag
+          ? `no node has tag '${req.tag}'`
+          : 'no nodes named',
+    );
   }
   return [...picked.values()];
 }

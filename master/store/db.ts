@@ -28,6 +28,7 @@ export const JOURNALED = {
   diskless_nodes: 'mac',
   node_credentials: 'mac',
   dhcp6_leases: 'address',
+  enrolment_rules: 'id',
 } as const;
 export type JournaledTable = keyof typeof JOURNALED;
 

@@ -329,6 +329,32 @@ CREATE TABLE node_credentials (
 `,
   },
   {
+    version: 12,
+    name: 'enrolment-rules-and-tags',
+    sql: `
+-- Free-form node tags (issue 16): a JSON array of labels on the node row itself, so a tag change is a node
+-- change (one journal row, one upsert on a backup) and the load balancer's journal-driven sync sees it.
+ALTER TABLE nodes ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+-- The rule that enrolled the node (its name then), so a rule catches a machine once and the console can say why.
+ALTER TABLE nodes ADD COLUMN enrolled_by TEXT;
+-- Enrolment rules (issue 16, master/enrolment/): an ordered list; the first enabled rule that matches a
+-- newly discovered node (and has not reached its limit) decides its name, role, tags and next step.
+-- Journaled: a promoted backup applies the same rules with the same counts.
+CREATE TABLE enrolment_rules (
+  id         INTEGER PRIMARY KEY AUTOINCREMENT,
+  position   INTEGER NOT NULL,
+  name       TEXT    NOT NULL UNIQUE,
+  enabled    INTEGER NOT NULL DEFAULT 1,
+  max_nodes  INTEGER,
+  caught     INTEGER NOT NULL DEFAULT 0,
+  match      TEXT    NOT NULL DEFAULT '{}',
+  outcome    TEXT    NOT NULL DEFAULT '{}',
+  created_at TEXT    NOT NULL,
+  updated_at TEXT    NOT NULL
+);
+`,
+  },
+  {
     version: 15,
     name: 'node-list-at-scale',
     sql: `

@@ -11,6 +11,8 @@ export interface NodeFilter {
   q?: string | undefined;
   state?: NodeState | undefined;
   role?: string | undefined;
+  /** Nodes carrying every one of these tags (issue 16). */
+  tags?: readonly string[] | undefined;
 }
 
 /** The columns the console's node table sorts by, as node_facts holds them (no inventory JSON parsed). */
@@ -48,6 +50,10 @@ function where(f: NodeFilter, table: 'n' | 'f' = 'n'): { sql: string; args: (str
   if (f.role) {
     parts.push(`${table}.role = ?`);
     args.push(f.role);
+  }
+  for (const tag of f.tags ?? []) {
+    parts.push(`${table}.mac IN (SELECT t.mac FROM nodes t, json_each(t.tags) j WHERE j.value = ?)`);
+    args.push(tag);
   }
   const q = f.q?.trim();
   if (q) {
@@ -104,6 +110,14 @@ export class NodeQuery {
       .prepare(`SELECT mac, name, ${SORT_COLUMNS[column]} FROM node_facts f ${w.sql} ORDER BY seq_no`)
       .raw(true)
       .all(...w.args) as [string, string, string | number | null][];
+  }
+
+  /** Every tag some node carries, sorted (the console's tag filter). */
+  allTags(): string[] {
+    return this.store.db
+      .prepare('SELECT DISTINCT j.value FROM nodes t, json_each(t.tags) j ORDER BY j.value')
+      .pluck()
+      .all() as string[];
   }
 
   /** Full records of the given MACs, in the order given (missing ones skipped). */

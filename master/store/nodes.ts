@@ -20,6 +20,10 @@ export interface NodeRecord {
   role: string | null;
   firmware: string | null;
   inventory: Record<string, unknown>;
+  /** Free-form labels (issue 16), sorted, unique; set by hand or by enrolment rules. */
+  tags: string[];
+  /** The enrolment rule that caught the node (its name at the time), or null. */
+  enrolledBy: string | null;
   image: string | null;
   stateReason: string | null;
   createdAt: string;
@@ -36,6 +40,8 @@ export interface NodeRow {
   role: string | null;
   firmware: string | null;
   inventory: string;
+  tags: string;
+  enrolled_by: string | null;
   image: string | null;
   state_reason: string | null;
   created_at: string;
@@ -53,6 +59,8 @@ export function fromRow(r: NodeRow): NodeRecord {
     role: r.role,
     firmware: r.firmware,
     inventory: JSON.parse(r.inventory) as Record<string, unknown>,
+    tags: JSON.parse(r.tags) as string[],
+    enrolledBy: r.enrolled_by,
     image: r.image,
     stateReason: r.state_reason,
     createdAt: r.created_at,
@@ -77,6 +85,8 @@ export interface NodePatch {
   role?: string | null;
   firmware?: string | null;
   inventory?: Record<string, unknown>;
+  tags?: readonly string[];
+  enrolledBy?: string | null;
   image?: string | null;
   lastSeenAt?: string;
 }
@@ -109,6 +119,17 @@ export class NodeStore {
 
   list(): NodeRecord[] {
     return (this.store.db.prepare('SELECT * FROM nodes ORDER BY seq_no').all() as NodeRow[]).map(fromRow);
+  }
+
+  /** Nodes carrying `tag` (SQLite's json_each over the tags array). */
+  listByTag(tag: string): NodeRecord[] {
+    return (
+      this.store.db
+        .prepare(
+          'SELECT * FROM nodes WHERE EXISTS (SELECT 1 FROM json_each(nodes.tags) WHERE value = ?) ORDER BY seq_no',
+        )
+        .all(tag) as NodeRow[]
+    ).map(fromRow);
   }
 
   countByState(): Record<string, number> {
@@ -158,6 +179,8 @@ export class NodeStore {
     if (patch.role !== undefined) col('role', patch.role);
     if (patch.firmware !== undefined) col('firmware', patch.firmware);
     if (patch.inventory !== undefined) col('inventory', JSON.stringify(patch.inventory));
+    if (patch.tags !== undefined) col('tags', JSON.stringify(patch.tags));
+    if (patch.enrolledBy !== undefined) col('enrolled_by', patch.enrolledBy);
     if (patch.image !== undefined) col('image', patch.image);
     if (patch.lastSeenAt !== undefined) col('last_seen_at', patch.lastSeenAt);
     col('updated_at', this.store.now().toISOString());

@@ -18,6 +18,7 @@ import { NodeCredentialStore } from './node-credentials.js';
 import { BootActivityStore } from './boot-activity.js';
 import { SessionStore } from './sessions.js';
 import { SnapshotStore } from './snapshots.js';
+import { EnrolmentRuleStore } from './enrolment-rules.js';
 
 /**
  * Every aggregate's narrow interface over one database; passed to domain modules instead of the raw db.
@@ -43,6 +44,7 @@ export interface Repos {
   bootActivity: BootActivityStore;
   sessions: SessionStore;
   snapshots: SnapshotStore;
+  enrolmentRules: EnrolmentRuleStore;
 }
 
 export function openRepos(options: { path: string; logger: Logger; now?: () => Date }): Repos {
@@ -67,5 +69,6 @@ export function openRepos(options: { path: string; logger: Logger; now?: () => D
     bootActivity: new BootActivityStore(store),
     sessions: new SessionStore(store),
     snapshots: new SnapshotStore(store),
+    enrolmentRules: new EnrolmentRuleStore(store),
   };
 }

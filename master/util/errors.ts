@@ -252,6 +252,24 @@ export const ERROR_CATALOGUE = {
     status: 400,
     hint: 'Pass back the nextCursor value of the previous page unchanged, or start again without a cursor.',
   },
+  // Enrolment rules and tags (issue 16, master/enrolment/, docs/enrolment-rules.md).
+  RULE_NOT_FOUND: { status: 404, hint: 'List the rules with `corral rules list` or GET /api/v1/rules.' },
+  RULE_INVALID: {
+    status: 400,
+    hint: 'Fix the named field of the rule (docs/enrolment-rules.md lists every match and outcome field).',
+  },
+  RULE_PATTERN_INVALID: {
+    status: 400,
+    hint: 'Give a glob (`*`, `?`) or a regular expression between slashes, e.g. /^PowerEdge R[67]\\d0$/i, that JavaScript accepts.',
+  },
+  RULE_TARGET_UNKNOWN: {
+    status: 400,
+    hint: "The rule's image, layout or shared root does not exist: import or create it first (`corral image list`, `corral sharedroot list`).",
+  },
+  TAG_INVALID: {
+    status: 400,
+    hint: 'A tag is 1-32 lower-case letters, digits, -, _, . or :, and a node holds at most 32 tags.',
+  },
 } as const satisfies Record<string, { status: number; hint: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -101,6 +101,8 @@ async function fakeMaster(
     role: null,
     firmware: 'bios',
     inventory: { disks: [{ name: 'vda', sizeBytes: SECTORS_8G * 512 }] },
+    tags: [],
+    enrolledBy: null,
     image: sha,
     stateReason: null,
     createdAt: '',

@@ -27,6 +27,8 @@ function node(state: NodeState): NodeRecord {
     ip: null,
     state,
     role: null,
+    tags: [],
+    enrolledBy: null,
     firmware: null,
     inventory: {},
     image: null,

@@ -26,6 +26,8 @@ function node(state: NodeRecord['state']): NodeRecord {
     role: null,
     firmware: null,
     inventory: {},
+    tags: [],
+    enrolledBy: null,
     image: null,
     stateReason: null,
     createdAt: '',

@@ -49,6 +49,8 @@ function node(firmware: 'bios' | 'uefi', diskBytes = 4 * GiB): NodeRecord {
         { name: 'vda', sizeBytes: diskBytes },
       ],
     },
+    tags: [],
+    enrolledBy: null,
     image: null,
     stateReason: null,
     createdAt: '',

@@ -30,6 +30,8 @@ function node(name: string, state: NodeState, role: string | null, ip: string | 
     role,
     firmware: null,
     inventory: {},
+    tags: [],
+    enrolledBy: null,
     image: null,
     stateReason: null,
     createdAt: '2026-01-01T00:00:00Z',

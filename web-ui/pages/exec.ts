@@ -33,10 +33,12 @@ export function mountExec(router: Router, ctx: ConsoleContext, privateKeyPath: s
           .filter((r): r is string => !!r),
       ),
     ].sort();
+    const tags = [...new Set(ctx.repos.nodes.list().flatMap((n) => n.tags))].sort();
     sendPage(ctx, res, 'exec', {
       title: 'Run command',
       nav: 'exec',
       roles,
+      tags,
       runs: ctx.repos.execRuns.list(20).map((r) => ({ ...r, line: summaryLine(r.summary) })),
       ...flash(req),
     });
@@ -48,10 +50,11 @@ export function mountExec(router: Router, ctx: ConsoleContext, privateKeyPath: s
       .split(/[\s,]+/)
       .filter(Boolean);
     const role = formField(req, 'role', 32) || undefined;
+    const tag = formField(req, 'tag', 32) || undefined;
     const command = formField(req, 'command', 4000).trim();
     try {
       if (!command) throw new Error('Give a command to run.');
-      resolveTargets(ctx.repos, { nodes, role });
+      resolveTargets(ctx.repos, { nodes, role, tag });
     } catch (err) {
       return void res.redirect(
         303,
@@ -66,7 +69,7 @@ export function mountExec(router: Router, ctx: ConsoleContext, privateKeyPath: s
       let run: LiveRun | undefined;
       execOnNodes(
         { repos: ctx.repos, config: ctx.config, privateKeyPath },
-        { nodes, role, command, actor: who.user.name, via: 'console', ip: clientIp(req) },
+        { nodes, role, tag, command, actor: who.user.name, via: 'console', ip: clientIp(req) },
         {
           start: (id) => {
             run = { output: [], done: false };

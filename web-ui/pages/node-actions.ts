@@ -5,6 +5,7 @@
  * needs admin), exactly as the API checks them.
  */
 import type { Request, Router } from 'express';
+import { checkTag } from '../../master/nodes/tags.js';
 import { NODE_NAME, NODE_ROLE, NodeService } from '../../master/nodes/service.js';
 import { TRANSITIONS } from '../../master/nodes/lifecycle.js';
 import { NODE_STATES, type NodeRecord, type NodeState } from '../../master/store/nodes.js';
@@ -138,9 +139,13 @@ export function mountNodeActions(router: Router, ctx: ConsoleContext, deps: Node
         );
       const done: string[] = [];
       const failed: string[] = [];
+      // Bulk tagging (issue 16): one tag added to or removed from every selected node.
+      const tag = action.startsWith('tag:') ? checkTag(formField(req, 'tag', 40).trim()) : '';
       for (const node of targets) {
         try {
-          if (action === 'role')
+          if (action === 'tag:add' || action === 'tag:remove')
+            nodes.tag(node, action === 'tag:add' ? { add: [tag] } : { remove: [tag] }, actor);
+          else if (action === 'role')
             update(nodes, node, undefined, formField(req, 'role', 40).trim() || null, actor);
           else if (action.startsWith('to:') && isState(action.slice(3)))
             nodes.transition(node, action.slice(3) as NodeState, 'bulk action', actor);

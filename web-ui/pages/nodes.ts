@@ -61,7 +61,10 @@ export function mountNodes(router: Router, ctx: ConsoleContext, deps: NodePagesD
     const total = NODE_STATES.reduce((sum, s) => sum + (counts[s] ?? 0), 0);
     // Filter in SQLite, sort the small rows, then load and render one page (issue 19).
     const matched = sortRows(
-      nodeQuery.sortKeys({ q: query.q, state: query.state ?? undefined }, SORT_COLUMN[query.sort]),
+      nodeQuery.sortKeys(
+        { q: query.q, state: query.state ?? undefined, tags: query.tag ? [query.tag] : [] },
+        SORT_COLUMN[query.sort],
+      ),
       query,
     );
     const pages = pageLinks(query, matched.length);
@@ -75,7 +78,8 @@ export function mountNodes(router: Router, ctx: ConsoleContext, deps: NodePagesD
       total,
       matched: matched.length,
       pages: pages.pages > 1 ? pages : null,
-      filtered: Boolean(query.q || query.state),
+      filtered: Boolean(query.q || query.state || query.tag),
+      tagOptions: nodeQuery.allTags().map((tag) => ({ tag, selected: tag === query.tag })),
       columns: columnHeaders(query),
       stateOptions: NODE_STATES.map((state) => ({
         state,
@@ -84,7 +88,7 @@ export function mountNodes(router: Router, ctx: ConsoleContext, deps: NodePagesD
       })),
       // Hidden inputs keep the sort when the filter form is submitted.
       sort: query.sort === DEFAULT_QUERY.sort && query.dir === DEFAULT_QUERY.dir ? null : query,
-      clearHref: nodeTableHref({ ...query, q: '', state: null, page: 1 }),
+      clearHref: nodeTableHref({ ...query, q: '', state: null, tag: '', page: 1 }),
       canOperate: can(res, 'operator'),
       canDelete: can(res, 'admin'),
       bulkStates: ['ready', 'retiring'],

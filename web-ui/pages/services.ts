@@ -24,13 +24,17 @@ function intField(body: unknown, name: string): number | undefined {
 /** The create form's fields → the API's service body (validated by the same schema). */
 export function serviceFromForm(body: unknown): Record<string, unknown> {
   const members = field(body, 'members');
-  const byRole = field(body, 'memberKind') !== 'nodes';
+  const kind = field(body, 'memberKind');
   const checkType = field(body, 'checkType') === 'http' ? 'http' : 'tcp';
   return {
     name: field(body, 'name'),
     port: intField(body, 'port'),
     protocol: field(body, 'protocol') || 'http',
-    ...(byRole ? { role: members } : { nodes: members.split(/[\s,]+/).filter(Boolean) }),
+    ...(kind === 'nodes'
+      ? { nodes: members.split(/[\s,]+/).filter(Boolean) }
+      : kind === 'tag'
+        ? { tag: members }
+        : { role: members }),
     backendPort: intField(body, 'backendPort'),
     check:
       checkType === 'http'
@@ -63,7 +67,11 @@ export function mountServices(router: Router, ctx: ConsoleContext, lb: LoadBalan
         ...v,
         href: `/services/${encodeURIComponent(v.spec.name)}`,
         badge: badge(v.health),
-        members: v.spec.role ? `role ${v.spec.role}` : (v.spec.nodes ?? []).join(', '),
+        members: v.spec.role
+          ? `role ${v.spec.role}`
+          : v.spec.tag
+            ? `tag ${v.spec.tag}`
+            : (v.spec.nodes ?? []).join(', '),
         check:
           v.spec.check.type === 'http'
             ? `GET ${v.spec.check.path} → ${v.spec.check.expectStatus}`
@@ -92,7 +100,11 @@ export function mountServices(router: Router, ctx: ConsoleContext, lb: LoadBalan
         v.spec.check.type === 'http'
           ? `GET ${v.spec.check.path} → ${v.spec.check.expectStatus}`
           : 'TCP connect',
-      members: v.spec.role ? `role ${v.spec.role}` : (v.spec.nodes ?? []).join(', '),
+      members: v.spec.role
+        ? `role ${v.spec.role}`
+        : v.spec.tag
+          ? `tag ${v.spec.tag}`
+          : (v.spec.nodes ?? []).join(', '),
       servers: v.servers.map((s) => ({
         ...serverRow(
           s,
