@@ -45,6 +45,7 @@ import { createRemoteApiRouter } from './remote/api.js';
 import { nodeImageDir } from './boot/node-image.js';
 import { buildInstallerTools } from '../node-images/os-image-tools.js';
 import { startSnapshots } from './snapshots/index.js';
+import { startDataSnapshots } from './data-snapshots/index.js';
 import { keepPreMigrationCopy } from './snapshots/pre-migration.js';
 import { PRE_MIGRATION_FILE, stagePreMigrationCopy } from './store/pre-migration.js';
 import { createSnapshotRouter } from './snapshots/api.js';
@@ -118,6 +119,8 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
     const snapshots = startSnapshots({ repos, config, logger });
     await keepPreMigrationCopy(snapshots.points, preMigrationCopy, logger);
     closers.push({ name: 'snapshots', close: () => snapshots.close() });
+    const dataSnapshots = startDataSnapshots({ config, repos, logger });
+    closers.push({ name: 'data-snapshots', close: () => dataSnapshots.close() });
     // Remote control (issue #11): power drivers (passwords sealed with DATA_DIR/keys/power.key), state poller.
     const power = createPowerControl({
       repos,
@@ -261,6 +264,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
         privateKeyPath: masterKeyPath(config.dataDir),
       }),
       snapshotsApi: createSnapshotRouter(snapshots, repos),
+      featureApis: [dataSnapshots.api],
       sharedRootApi: createSharedRootApiRouter(sharedRoot, repos),
       lb,
       ...(ha ? { ha } : {}),
@@ -331,6 +335,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       ...(monitor ? { monitor } : {}),
       ...(ha ? { ha: ha.controller, writeGate: ha.gate } : {}),
       faults: () => faults.snapshot(),
+      featurePages: [dataSnapshots.pages],
     });
     const app = createHttpApp({
       api,

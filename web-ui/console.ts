@@ -85,6 +85,8 @@ export interface ConsoleDeps {
   faults?: () => Record<string, SubsystemHealth>;
   /** Where the node environment's build stands (shown on the dashboard). */
   nodeImage?: () => NodeImageStatus;
+  /** Console pages of features (startX(deps).pages), mounted before the built-in ones they sit under. */
+  featurePages?: ((ctx: ConsoleContext) => Router)[];
 }
 
 export function createConsoleRouter(deps: ConsoleDeps): Router {
@@ -157,6 +159,7 @@ export function createConsoleRouter(deps: ConsoleDeps): Router {
   mountAccount(router, ctx);
   mountMonitor(router, ctx);
   if (deps.lb) mountServices(router, ctx, deps.lb);
+  for (const pages of deps.featurePages ?? []) router.use(pages(ctx));
   if (deps.snapshots) mountSnapshots(router, ctx, deps.snapshots);
   if (deps.remote) mountPower(router, ctx, deps.remote.power);
   if (deps.remote) mountExec(router, ctx, deps.remote.sshKeyPath);

@@ -46,6 +46,8 @@ export interface ApiDeps {
   sharedRootApi?: Router;
   /** The boot timeline (issue 22): enlistment is one of its steps. */
   activity?: BootActivitySink;
+  /** API routes of features (startX(deps).api), mounted after auth. */
+  featureApis?: Router[];
 }
 
 function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
@@ -212,6 +214,7 @@ export function createApiRouter(deps: ApiDeps): Router {
   if (deps.lb) router.use(createLbRouter(deps.lb, repos));
   if (deps.snapshotsApi) router.use('/snapshots', deps.snapshotsApi);
   if (deps.sharedRootApi) router.use(deps.sharedRootApi);
+  for (const featureApi of deps.featureApis ?? []) router.use(featureApi);
   router.use(createBootActivityRouter(repos));
 
   router.use((req, _res, next) =>
