@@ -56,6 +56,10 @@ tar_tree() {
   [ "$rc" -le 1 ]
 }
 
+# Debian links only some PostgreSQL client tools into /usr/bin (pg_wrapper); the rest live per version.
+pgbin() {
+  command -v "$1" 2>/dev/null || ls -d /usr/lib/postgresql/*/bin/"$1" 2>/dev/null | sort -V | tail -n1
+}
 pg_env() {
   [ -n "$CORRAL_HOST" ] && export PGHOST=$CORRAL_HOST
   [ -n "$CORRAL_PORT" ] && export PGPORT=$CORRAL_PORT
@@ -125,11 +129,13 @@ snap_sqlite() {
 
 snap_pg() {
   pg_env
-  command -v pg_basebackup >/dev/null 2>&1 || die "pg_basebackup is not installed on the node"
+  local basebackup
+  basebackup=$(pgbin pg_basebackup)
+  [ -n "$basebackup" ] || die "pg_basebackup is not installed on the node"
   psql -X -q -A -t -v ON_ERROR_STOP=1 -c "SELECT pg_create_physical_replication_slot('corral_$CORRAL_ID', true, false)" >/dev/null
   SLOT=corral_$CORRAL_ID
   say "method pg_basebackup"
-  pg_basebackup -D - -Ft -X fetch -c fast -v -l "corral $CORRAL_ID" | gz
+  "$basebackup" -D - -Ft -X fetch -c fast -v -l "corral $CORRAL_ID" | gz
   say "format tar"
 }
 
@@ -240,9 +246,11 @@ rest_sqlite() {
 rest_pg() {
   pg_env
   lay_tree
-  wait_for pg_isready -q
-  local out
-  out=$(pg_amcheck --all --heapallindexed --install-missing 2>&1) || die "pg_amcheck reported problems: $(printf '%s' "$out" | head -c 2000)"
+  wait_for "$(pgbin pg_isready)" -q
+  local out amcheck
+  amcheck=$(pgbin pg_amcheck)
+  [ -n "$amcheck" ] || die "pg_amcheck is not installed on the node"
+  out=$("$amcheck" --all --heapallindexed --install-missing 2>&1) || die "pg_amcheck reported problems: $(printf '%s' "$out" | head -c 2000)"
   say "check pg_amcheck --all --heapallindexed: ok"
   DONE=1
   rm -rf "$OLD"
