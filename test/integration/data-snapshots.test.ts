@@ -17,21 +17,12 @@
  *   a binlog position ≤ the snapshot's is present; mysqlcheck passes.
  */
 import assert from 'node:assert/strict';
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
-import { createConnection, type AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
-import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import express from 'express';
-import { ensureMasterKey } from '../../master/deploy/ssh.js';
-import { apiErrorHandler } from '../../master/api/errors.js';
-import { startDataSnapshots, type DataSnapshotsFeature } from '../../master/data-snapshots/index.js';
 import type { DataSnapshotRecord } from '../../master/store/data-sets.js';
-import { openRepos, type Repos } from '../../master/store/repos.js';
-import { silentLogger } from '../../master/util/logger.js';
 import { PsqlSession } from '../../master/snapshots/data/psql-session.js';
 import { api, type ApiTarget } from '../helpers/api.js';
 import {
@@ -49,23 +40,18 @@ import {
   stopMaria,
   type MariaServer,
 } from '../helpers/mariadb.js';
-import { testConfig } from '../helpers/repos.js';
-import { hasCommand } from '../helpers/netns.js';
+import {
+  harnessSkipReason,
+  startHarness,
+  type DataSnapshotHarness,
+} from '../helpers/data-snapshot-harness.js';
 
-const SSHD = '/usr/sbin/sshd';
 const SSH_PORT = 30000 + (process.pid % 10000);
 const PG_A = 21000 + (process.pid % 8000);
 const PG_B = PG_A + 1;
 const PG_SCALE = Number(process.env['CORRAL_TEST_PG_SCALE'] ?? 5);
 
-function skipReason(): string | false {
-  if (process.getuid?.() !== 0) return 'needs root (sshd, servers as postgres/mysql)';
-  if (!hasCommand(SSHD)) return 'openssh-server is not installed (scripts/setup.sh --test)';
-  if (!hasCommand('mariadbd') && !existsSync('/usr/sbin/mariadbd')) return 'mariadb-server is not installed';
-  if (!hasCommand('pgbench')) return 'postgresql is not installed';
-  return false;
-}
-const skip = skipReason();
+const skip = harnessSkipReason();
 if (skip) console.log(`# data-snapshots: SKIPPED, ${skip}`);
 
 /** "X/Y" (hex halves) as one number, to compare WAL positions. */
@@ -75,108 +61,18 @@ function lsn(text: string): bigint {
 }
 
 let dir = '';
-let sshd: ChildProcess | undefined;
-let repos: Repos | undefined;
-let feature: DataSnapshotsFeature | undefined;
-let http: Server | undefined;
+let harness: DataSnapshotHarness | undefined;
 let target: ApiTarget;
-
-async function waitForBanner(port: number): Promise<void> {
-  const until = Date.now() + 10_000;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = createConnection({ host: '127.0.0.1', port });
-      s.once('data', (d) => {
-        s.destroy();
-        resolve(d.toString().startsWith('SSH-'));
-      });
-      s.once('error', () => resolve(false));
-      s.setTimeout(1000, () => {
-        s.destroy();
-        resolve(false);
-      });
-    });
-    if (ok) return;
-    if (Date.now() > until) throw new Error(`sshd did not answer on 127.0.0.1:${port}`);
-    await sleep(100);
-  }
-}
 
 describe('data snapshots of nodes over SSH, real PostgreSQL and MariaDB', { skip, timeout: 900_000 }, () => {
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'corral-datasnap-'));
-    chmodSync(dir, 0o755); // the database users traverse it
-    const dataDir = join(dir, 'master');
-    const key = await ensureMasterKey(dataDir);
-    writeFileSync(join(dir, 'authorized_keys'), `${key.publicKey}\n`, { mode: 0o600 });
-    mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'hostkey')]);
-    const conf = join(dir, 'sshd.conf');
-    writeFileSync(
-      conf,
-      [
-        `Port ${SSH_PORT}`,
-        'ListenAddress 127.0.0.1',
-        `HostKey ${join(dir, 'hostkey')}`,
-        `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
-        `PidFile ${join(dir, 'sshd.pid')}`,
-        'PermitRootLogin prohibit-password',
-        'PasswordAuthentication no',
-        'KbdInteractiveAuthentication no',
-        'UsePAM no',
-        'StrictModes no',
-        'LogLevel ERROR',
-      ].join('\n') + '\n',
-    );
-    execFileSync(SSHD, ['-t', '-f', conf]);
-    sshd = spawn(SSHD, ['-D', '-e', '-f', conf], { stdio: 'ignore' });
-    await waitForBanner(SSH_PORT);
-
-    repos = openRepos({ path: join(dataDir, 'corral.db'), logger: silentLogger() });
-    const r = repos;
-    r.store.write((journal) => {
-      r.nodes.insertIn(journal, {
-        mac: '52:54:00:17:00:0a',
-        name: 'node-a',
-        seqNo: 1,
-        state: 'deployed',
-        ip: '127.0.0.1',
-      });
-      r.nodes.insertIn(journal, {
-        mac: '52:54:00:17:00:0b',
-        name: 'node-b',
-        seqNo: 2,
-        state: 'deployed',
-        ip: '127.0.0.1',
-      });
-    });
-    const config = testConfig({
-      dataDir,
-      remote: { exec: { port: SSH_PORT } },
-      dataSnapshots: { progressSeconds: 1, startWaitSeconds: 90 },
-    });
-    feature = startDataSnapshots({ config, repos, logger: silentLogger(), schedule: false });
-    const app = express();
-    app.use(express.json());
-    // The API's own Basic auth is covered elsewhere; here the caller is an admin.
-    app.use((req, _res, next) => {
-      req.user = { name: 'admin', role: 'admin', createdAt: '', updatedAt: '' };
-      next();
-    });
-    app.use('/api/v1', feature.api);
-    app.use(apiErrorHandler(silentLogger()));
-    http = await new Promise<Server>((resolve) => {
-      const s = app.listen(0, '127.0.0.1', () => resolve(s));
-    });
-    target = { url: `http://127.0.0.1:${(http.address() as AddressInfo).port}`, password: 'unused' };
+    harness = await startHarness(SSH_PORT);
+    dir = harness.dir;
+    target = harness.target;
   });
 
   after(async () => {
-    await feature?.close();
-    await new Promise((r) => (http ? http.close(r) : r(undefined)));
-    sshd?.kill('SIGTERM');
-    repos?.store.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await harness?.close();
   });
 
   let pgSnapshot: DataSnapshotRecord | undefined;
