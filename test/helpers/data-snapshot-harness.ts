@@ -14,6 +14,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import express from 'express';
 import { apiErrorHandler } from '../../master/api/errors.js';
+import { hashPassword } from '../../master/auth/passwords.js';
+import { Authenticator } from '../../master/auth/users.js';
+import { createConsoleRouter } from '../../web-ui/console.js';
 import { startDataSnapshots, type DataSnapshotsFeature } from '../../master/data-snapshots/index.js';
 import { ensureMasterKey } from '../../master/deploy/ssh.js';
 import { openRepos, type Repos } from '../../master/store/repos.js';
@@ -23,12 +26,15 @@ import { hasCommand } from './netns.js';
 import { testConfig } from './repos.js';
 
 export const SSHD = '/usr/sbin/sshd';
+export const CONSOLE_PASSWORD = 'data snapshots console test';
 
 export interface DataSnapshotHarness {
   /** A temp dir (mode 0755, so database users can traverse it) removed by close(). */
   dir: string;
   masterDataDir: string;
   target: ApiTarget;
+  /** The console (the real router with the feature's pages), signed in as admin with CONSOLE_PASSWORD. */
+  consoleUrl: string;
   repos: Repos;
   feature: DataSnapshotsFeature;
   close(): Promise<void>;
@@ -70,9 +76,11 @@ export async function startHarness(sshPort: number): Promise<DataSnapshotHarness
   let repos: Repos | undefined;
   let feature: DataSnapshotsFeature | undefined;
   let http: Server | undefined;
+  let consoleHttp: Server | undefined;
   const close = async (): Promise<void> => {
     await feature?.close();
     await new Promise((r) => (http ? http.close(r) : r(undefined)));
+    await new Promise((r) => (consoleHttp ? consoleHttp.close(r) : r(undefined)));
     sshd?.kill('SIGTERM');
     repos?.store.close();
     rmSync(dir, { recursive: true, force: true });
@@ -106,6 +114,8 @@ export async function startHarness(sshPort: number): Promise<DataSnapshotHarness
 
     repos = openRepos({ path: join(masterDataDir, 'corral.db'), logger: silentLogger() });
     const r = repos;
+    const adminHash = await hashPassword(CONSOLE_PASSWORD);
+    r.store.write((journal) => r.users.upsertIn(journal, 'admin', adminHash, 'admin'));
     r.store.write((journal) => {
       r.nodes.insertIn(journal, {
         mac: '52:54:00:17:00:0a',
@@ -140,7 +150,22 @@ export async function startHarness(sshPort: number): Promise<DataSnapshotHarness
       const s = app.listen(0, '127.0.0.1', () => resolve(s));
     });
     http = server;
+    const consoleApp = express();
+    consoleApp.use(
+      createConsoleRouter({
+        repos,
+        config,
+        logger: silentLogger(),
+        authenticator: new Authenticator(repos),
+        featurePages: [feature.pages],
+      }),
+    );
+    const consoleServer = await new Promise<Server>((resolve) => {
+      const s = consoleApp.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    consoleHttp = consoleServer;
     return {
+      consoleUrl: `http://127.0.0.1:${(consoleServer.address() as AddressInfo).port}`,
       dir,
       masterDataDir,
       target: { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, password: 'unused' },
