@@ -446,6 +446,25 @@ describe('data snapshots of nodes over SSH, real PostgreSQL and MariaDB', { skip
       `restored rows ${n} between ${before} (before) and ${after} (after)`,
     );
     assert.equal(onlyB.n, 0, "node-b's file is node-a's now");
+    // A schedule: one scheduled snapshot per due period, none again within the same hour.
+    const patched = await api(target, 'PATCH', '/data-sets/sq-a', {
+      schedule: { hourly: true, daily: false, weekly: false },
+    });
+    assert.equal(patched.status, 200, patched.text);
+    await h().feature.service.tick();
+    await h().feature.service.tick();
+    const scheduled = (await api(target, 'GET', '/data-snapshots?dataSet=sq-a')).json.snapshots.filter(
+      (x: DataSnapshotRecord) => x.snapshotKind === 'scheduled',
+    );
+    assert.equal(scheduled.length, 1, 'one scheduled snapshot for the hour');
+    const preview = await api(target, 'POST', '/data-sets/sq-a/retention/preview', {
+      retention: { keepLast: 0, keepHourly: 0, keepDaily: 0, keepWeekly: 0 },
+    });
+    assert.deepEqual(
+      preview.json.remove.map((r: { id: string }) => r.id),
+      [scheduled[0].name],
+      'retention would remove the scheduled snapshot, never the manual one',
+    );
     console.log(
       `# SQLite: snapshot ${snap.durationMs} ms under a writer; restored ${n} rows (${before} before the snapshot, ${after} after) with integrity_check ok`,
     );
