@@ -144,6 +144,8 @@ export function parseScriptLine(report: ScriptReport, line: string): void {
   if (key === 'method') report.method = value;
   else if (key === 'format' && (value === 'tar' || value === 'sql')) report.format = value;
   else if (key === 'stall') report.stallMs = Number(value);
+  // A btrfs snapshot of PostgreSQL: the flush LSN read just before it; every commit up to it is inside.
+  else if (key === 'pgflushed' && /^[0-9A-F]+\/[0-9A-F]+$/.test(value)) report.position.walEnd = value;
   else if (key === 'binlog') {
     const [file, pos] = value.split(' ');
     if (file && pos) {

@@ -129,6 +129,19 @@ snap_sqlite() {
 
 snap_pg() {
   pg_env
+  local sv flushed
+  # On btrfs, with the WAL inside the same snapshot and no tablespaces elsewhere, one atomic snapshot of the
+  # subvolume is a crash-consistent copy (PostgreSQL manual §26.2): the server replays WAL at start, and
+  # every commit flushed before the snapshot is in it. No lock, no backup mode.
+  if sv=$(subvol_of "$P") && [ ! -L "$P/pg_wal" ] && [ -z "$(ls -A "$P/pg_tblspc" 2>/dev/null)" ]; then
+    flushed=$(psql -X -q -A -t -v ON_ERROR_STOP=1 -c "SELECT pg_current_wal_flush_lsn()")
+    fs_snapshot "$sv"
+    say "pgflushed $flushed"
+    say "method btrfs-snapshot"
+    tar_tree "$SNAP${P#"$sv"}" | gz
+    say "format tar"
+    return 0
+  fi
   local basebackup
   basebackup=$(pgbin pg_basebackup)
   [ -n "$basebackup" ] || die "pg_basebackup is not installed on the node"
@@ -198,6 +211,8 @@ lay_tree() {
   mkdir -m "$mode" "$P"
   gunz | tar -C "$P" -xf -
   chown -R "$own" "$P"
+  # A file-system snapshot holds the source's postmaster.pid, naming a process that may run here too.
+  if [ "$CORRAL_KIND" = postgresql ]; then rm -f "$P/postmaster.pid" "$P/postmaster.opts"; fi
   say "step laid"
   run_start
   say "step started"

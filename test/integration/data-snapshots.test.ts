@@ -27,6 +27,7 @@ import type { DataSnapshotRecord } from '../../master/store/data-sets.js';
 import { PsqlSession } from '../../master/snapshots/data/psql-session.js';
 import { api, type ApiTarget } from '../helpers/api.js';
 import {
+  asPg,
   maxGapDuring,
   PgLab,
   pgbenchCompletions,
@@ -360,6 +361,111 @@ describe('data snapshots of nodes over SSH, real PostgreSQL and MariaDB', { skip
       "node-b's data is untouched",
     );
     await lab.cleanup();
+  });
+
+  it('PostgreSQL on btrfs: one subvolume snapshot, no lock; every commit flushed before it is restored', async () => {
+    const lab = new PgLab();
+    const mnt = join(dir, 'pg-btrfs');
+    const img = join(dir, 'pg-btrfs.img');
+    mkdirSync(mnt);
+    let mounted = false;
+    try {
+      execFileSync('truncate', ['-s', '2G', img]);
+      execFileSync('mkfs.btrfs', ['-q', img]);
+      execFileSync('mount', ['-o', 'loop', img, mnt]);
+      mounted = true;
+      execFileSync('btrfs', ['subvolume', 'create', join(mnt, 'vol')], { stdio: 'ignore' });
+      chmodSync(mnt, 0o755);
+      const { uid, gid } = pgIds();
+      execFileSync('chown', [`${uid}:${gid}`, join(mnt, 'vol')]);
+      const dataDir = join(mnt, 'vol', 'pgdata');
+      await asPg(join(lab.bin, 'initdb'), [
+        '-D',
+        dataDir,
+        '-A',
+        'trust',
+        '-U',
+        'postgres',
+        '--no-sync',
+        '--locale=C',
+      ]);
+      const a = await lab.start(dataDir, PG_A + 2);
+      const c = await lab.start(await lab.initdb('c'), PG_A + 3);
+      await lab.psql(a.conn, 'CREATE TABLE probe (id bigserial PRIMARY KEY)');
+      const pgctl = join(lab.bin, 'pg_ctl');
+      for (const [name, node, server, port] of [
+        ['pgfs-a', 'node-a', a, PG_A + 2],
+        ['pgfs-c', 'node-b', c, PG_A + 3],
+      ] as const) {
+        const r = await api(target, 'POST', '/data-sets', {
+          name,
+          node,
+          kind: 'postgresql',
+          path: server.dataDir,
+          connection: { host: server.conn.host, port, user: 'postgres' },
+          stopCommand: `runuser -u postgres -- ${pgctl} -D ${server.dataDir} -m fast -w -t 60 stop`,
+          startCommand: `runuser -u postgres -- ${pgctl} -D ${server.dataDir} -l ${lab.path(`${name}.log`)} -w -t 60 -o "-k ${server.conn.host} -c listen_addresses= -p ${port}" start`,
+        });
+        assert.equal(r.status, 201, r.text);
+      }
+      const probe = new PsqlSession(a.conn);
+      const acked: { id: number; flushed: bigint; at: number }[] = [];
+      let stop = false;
+      const probing = (async () => {
+        while (!stop) {
+          const [[id = ''] = []] = await probe.query('INSERT INTO probe DEFAULT VALUES RETURNING id', 30_000);
+          const [[flushed = '0/0'] = []] = await probe.query('SELECT pg_current_wal_flush_lsn()', 30_000);
+          acked.push({ id: Number(id), flushed: lsn(flushed), at: Date.now() });
+        }
+      })();
+      await sleep(1000);
+      const t0 = Date.now();
+      const reply = await api(target, 'POST', '/data-sets/pgfs-a/snapshots', {}, { timeoutMs: 300_000 });
+      const t1 = Date.now();
+      await sleep(500);
+      stop = true;
+      await probing;
+      probe.close();
+      assert.equal(reply.status, 201, reply.text);
+      const snap = reply.json.snapshot as DataSnapshotRecord;
+      assert.equal(snap.method, 'btrfs-snapshot');
+      assert.ok(snap.position?.walEnd, 'the flush LSN before the snapshot is recorded');
+      const end = lsn(snap.position.walEnd);
+      const mustHave = acked.filter((x) => x.flushed <= end);
+      assert.ok(mustHave.length > 0 && mustHave.length < acked.length);
+      const restore = await api(
+        target,
+        'POST',
+        `/data-snapshots/${snap.name}/restore`,
+        { confirm: snap.name, dataSet: 'pgfs-c', node: 'node-b', safety: false },
+        { timeoutMs: 300_000 },
+      );
+      assert.equal(restore.status, 200, restore.text);
+      assert.equal(restore.json.safety, null);
+      assert.match(restore.json.checks.join(' '), /pg_amcheck/);
+      const present = new Set(
+        (await lab.psql(c.conn, 'SELECT id FROM probe')).split('\n').filter(Boolean).map(Number),
+      );
+      const missing = mustHave.filter((x) => !present.has(x.id));
+      assert.deepEqual(
+        missing.slice(0, 5),
+        [],
+        `${missing.length} commits flushed before the snapshot are missing`,
+      );
+      console.log(
+        `# PostgreSQL on btrfs: snapshot ${snap.durationMs} ms (${snap.bytes} bytes gzip), flush LSN ${snap.position.walEnd}; probe max gap ${maxGapDuring(
+          acked.map((x) => x.at),
+          t0,
+          t1,
+        ).toFixed(1)} ms; ` +
+          `${mustHave.length} commits flushed before it all present after restore (${present.size} rows)`,
+      );
+      const left = execFileSync('btrfs', ['subvolume', 'list', mnt]).toString();
+      assert.doesNotMatch(left, /corral-snap/, 'the btrfs snapshot was removed after the copy');
+    } finally {
+      await lab.cleanup();
+      if (mounted) execFileSync('umount', [mnt]);
+    }
   });
 
   it('SQLite in the console: declare, snapshot now under writes, restore onto node-b with the name typed back', async () => {

@@ -135,6 +135,12 @@ test("the node script's report: WAL points from pg_basebackup -v, binlog, lock t
   assert.deepEqual(r.checks, ['mysqlcheck --all-databases: ok']);
   assert.deepEqual(r.errors, ['the database did not answer within 90 s after start']);
   assert.equal(r.other.length, 1);
+  const fs = { position: {}, steps: [], checks: [], errors: [], warnings: [], other: [] } as Parameters<
+    typeof parseScriptLine
+  >[0];
+  parseScriptLine(fs, 'CORRAL pgflushed 0/15283C0');
+  parseScriptLine(fs, 'CORRAL pgflushed not-an-lsn');
+  assert.deepEqual(fs.position, { walEnd: '0/15283C0' });
 });
 
 test('the node script parses (bash -n) and its parameters are quoted for the remote shell', () => {
