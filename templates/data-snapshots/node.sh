@@ -229,6 +229,7 @@ wait_for() {
 rest_files() {
   lay_tree
   DONE=1
+  rm -rf "$OLD"
 }
 rest_sqlite() {
   local dir name own

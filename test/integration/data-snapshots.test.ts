@@ -18,7 +18,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { after, before, describe, it } from 'node:test';
@@ -466,6 +466,59 @@ describe('data snapshots of nodes over SSH, real PostgreSQL and MariaDB', { skip
       await lab.cleanup();
       if (mounted) execFileSync('umount', [mnt]);
     }
+  });
+
+  it('a file tree: tar snapshots, their diff (files and sizes), restore onto node-b after a safety snapshot', async () => {
+    const a = join(dir, 'files-a');
+    const b = join(dir, 'files-b');
+    mkdirSync(join(a, 'sub'), { recursive: true });
+    mkdirSync(b);
+    writeFileSync(join(a, 'sub', 'b.txt'), '0123456789');
+    writeFileSync(join(a, 'c.bin'), Buffer.alloc(1000, 1));
+    writeFileSync(join(b, 'only-on-b.txt'), 'b');
+    for (const [name, node, path] of [
+      ['fs-a', 'node-a', a],
+      ['fs-b', 'node-b', b],
+    ] as const) {
+      const r = await api(target, 'POST', '/data-sets', { name, node, kind: 'files', path });
+      assert.equal(r.status, 201, r.text);
+    }
+    const first = await api(target, 'POST', '/data-sets/fs-a/snapshots', {});
+    assert.equal(first.status, 201, first.text);
+    assert.equal(first.json.snapshot.method, 'tar');
+    rmSync(join(a, 'sub', 'b.txt'));
+    writeFileSync(join(a, 'c.bin'), Buffer.alloc(2000, 2));
+    writeFileSync(join(a, 'd.txt'), 'new');
+    const second = await api(target, 'POST', '/data-sets/fs-a/snapshots', {});
+    assert.equal(second.status, 201, second.text);
+    const diff = await api(target, 'GET', `/data-snapshots/${second.json.snapshot.name}/diff`);
+    assert.equal(diff.json.to.name, first.json.snapshot.name, 'against the previous snapshot by default');
+    assert.deepEqual(diff.json.diff, {
+      added: [{ path: 'd.txt', size: 3 }],
+      removed: [{ path: 'sub/b.txt', size: 10 }],
+      changed: [{ path: 'c.bin', from: 1000, to: 2000 }],
+      same: 0,
+    });
+    const name = second.json.snapshot.name as string;
+    const restore = await api(target, 'POST', `/data-snapshots/${name}/restore`, {
+      confirm: name,
+      dataSet: 'fs-b',
+    });
+    assert.equal(restore.status, 200, restore.text);
+    assert.equal(restore.json.target.node, 'node-b');
+    assert.deepEqual(readdirSync(b).sort(), ['c.bin', 'd.txt', 'sub']);
+    assert.equal(readFileSync(join(b, 'c.bin')).length, 2000);
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => f.startsWith('files-b.corral-old')),
+      [],
+      'the previous tree, moved aside, is removed once the restore succeeded',
+    );
+    const safety = await api(target, 'GET', `/data-snapshots/${restore.json.safety.name}`);
+    assert.deepEqual(
+      safety.json.files,
+      [{ path: 'only-on-b.txt', size: 1 }],
+      "the safety snapshot holds node-b's tree",
+    );
   });
 
   it('SQLite in the console: declare, snapshot now under writes, restore onto node-b with the name typed back', async () => {
