@@ -18,6 +18,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import type { NodeRecord } from '../store/nodes.js';
 import type { Repos } from '../store/repos.js';
@@ -417,11 +418,9 @@ export class DataSnapshots {
         done(null, chunk);
       },
     });
-    meter.pipe(createWriteStream(partial, { mode: 0o600 }));
-    const fileDone = new Promise<void>((resolve, reject) => {
-      meter.on('error', reject);
-      meter.on('end', () => setImmediate(resolve));
-    });
+    // Resolves when the archive is on disk; a disk error (ENOSPC) rejects it and stops the transfer.
+    const fileDone = pipeline(meter, createWriteStream(partial, { mode: 0o600 }));
+    fileDone.catch(() => undefined); // awaited below on success; a failure is reported by the run itself
     log.info({ dataSet: d.name, kind: d.kind, path: d.path }, 'data snapshot started');
     try {
       const result = await runNodeScript(this.deps.ssh, {
