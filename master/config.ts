@@ -6,6 +6,7 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { CorralError } from './util/errors.js';
+import { DATA_SNAPSHOTS_CONFIG_DEFAULTS, DataSnapshotsConfigSchema } from './data-snapshots/config.js';
 import { HaSchema } from './ha/config-schema.js';
 import { DeployConfigSchema, DEPLOY_CONFIG_DEFAULTS } from './deploy/config.js';
 import { EnlistRateSchema, ENLIST_RATE_DEFAULTS } from './nodes/enlist-rate.js';
@@ -104,6 +105,7 @@ export const ConfigSchema = z
     remote: RemoteConfigSchema.default(REMOTE_CONFIG_DEFAULTS),
     sharedRoot: SharedRootConfigSchema.default(SHAREDROOT_CONFIG_DEFAULTS),
     metrics: MetricsConfigSchema.default(METRICS_CONFIG_DEFAULTS),
+    dataSnapshots: DataSnapshotsConfigSchema.default(DATA_SNAPSHOTS_CONFIG_DEFAULTS),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -20,6 +20,7 @@ import { startNodeImage } from './boot/node-image-feature.js';
 import { startDeploy } from './deploy/feature.js';
 import { startDhcp } from './dhcp/feature.js';
 import { startDhcp6Feature } from './dhcp6/feature.js';
+import { startDataSnapshots } from './data-snapshots/index.js';
 import { startEnrolmentFeature } from './enrolment/feature.js';
 import { startMetricsFeature } from './metrics/feature.js';
 import { haFacts, lbFacts } from './metrics/sources.js';
@@ -81,6 +82,12 @@ export function need<K extends keyof Exposed>(host: Host, name: K): Exposed[K] {
 }
 
 export const FEATURES: FeatureEntry[] = [
+  // Data snapshots of nodes (issue 17). First: its pages (/snapshots/data...) go before the restore
+  // points' /snapshots/:name.
+  {
+    name: 'data-snapshots',
+    start: (h) => startDataSnapshots({ config: h.config, repos: h.repos, logger: h.logger }),
+  },
   // Restore points first: risky operations of later features take one before they run.
   {
     name: 'snapshots',

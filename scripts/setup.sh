@@ -40,6 +40,8 @@ MAIN_PACKAGES=(
 TEST_PACKAGES=(
   udhcpc isc-dhcp-client isc-dhcp-relay tftp-hpa atftp tftpd-hpa dnsmasq-base kea-admin
   chromium wrk postgresql openipmi openssh-server cpio curl radvd python3 prometheus prometheus-node-exporter
+  # data snapshots of nodes (issue 17): a real MariaDB server and the sqlite3 CLI a node may use
+  mariadb-server sqlite3
 )
 
 packages=("${MAIN_PACKAGES[@]}")

@@ -7,6 +7,7 @@ import { forwardCommand, labCommand, masterCommand, nodeImageCommand } from './l
 import { loginCommand, logoutCommand, profileCommand } from './login.js';
 import { nodeListCommand, nodeShowCommand } from './node-command.js';
 import { snapshotCommand } from '../snapshots/cli-command.js';
+import { dataSetCommand, dataSnapshotCommand } from '../data-snapshots/cli-command.js';
 import { serviceCommand } from '../lb/service-cli.js';
 import { imageCommand, nodeDeployCommand } from '../images/command.js';
 import { nodeExecCommand, nodePowerCommand } from '../remote/cli-command.js';
@@ -36,6 +37,8 @@ export const REMOTE_COMMANDS: CommandSpec[] = [
   serviceCommand,
   snapshotCommand,
   metricsScrapeConfigCommand,
+  dataSetCommand,
+  dataSnapshotCommand,
 ];
 
 /** Commands that run on the master's own machine and need no running master. */

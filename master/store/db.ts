@@ -29,6 +29,7 @@ export const JOURNALED = {
   node_credentials: 'mac',
   dhcp6_leases: 'address',
   enrolment_rules: 'id',
+  data_sets: 'id',
 } as const;
 export type JournaledTable = keyof typeof JOURNALED;
 

@@ -355,6 +355,60 @@ CREATE TABLE enrolment_rules (
 `,
   },
   {
+    version: 14,
+    name: 'data-snapshots',
+    sql: `
+-- Data sets of nodes (issue 17): a path and a kind on one node, or on every node of a role or tag. The
+-- password of a database connection is sealed (remote/secrets.ts), bound to the data set's name. Journaled,
+-- so a promoted backup master keeps the declarations (and opens the secret with the cloned key).
+CREATE TABLE data_sets (
+  id            INTEGER PRIMARY KEY,
+  name          TEXT    NOT NULL UNIQUE,
+  node_mac      TEXT    REFERENCES nodes(mac) ON DELETE CASCADE,
+  role          TEXT,
+  tag           TEXT,
+  kind          TEXT    NOT NULL CHECK (kind IN ('files', 'sqlite', 'postgresql', 'mysql')),
+  path          TEXT    NOT NULL,
+  connection    TEXT    NOT NULL DEFAULT '{}',
+  secret        TEXT,
+  stop_command  TEXT,
+  start_command TEXT,
+  schedule      TEXT    NOT NULL DEFAULT '{}',
+  retention     TEXT    NOT NULL DEFAULT '{}',
+  created_at    TEXT    NOT NULL,
+  updated_at    TEXT    NOT NULL,
+  CHECK ((node_mac IS NOT NULL) + (role IS NOT NULL) + (tag IS NOT NULL) = 1)
+);
+-- The snapshots themselves: per master (their archives live in this master's DATA_DIR), not journaled,
+-- like exec_runs. A row is 'running' while its archive streams in; only 'ok' rows can be restored.
+CREATE TABLE data_snapshots (
+  id              INTEGER PRIMARY KEY,
+  name            TEXT    NOT NULL UNIQUE,
+  data_set_id     INTEGER NOT NULL,
+  data_set_name   TEXT    NOT NULL,
+  node_mac        TEXT    NOT NULL,
+  node_name       TEXT    NOT NULL,
+  kind            TEXT    NOT NULL,
+  snapshot_kind   TEXT    NOT NULL CHECK (snapshot_kind IN ('manual', 'scheduled', 'auto', 'safety')),
+  status          TEXT    NOT NULL CHECK (status IN ('running', 'ok')),
+  method          TEXT,
+  format          TEXT,
+  reason          TEXT,
+  actor           TEXT,
+  created_at      TEXT    NOT NULL,
+  finished_at     TEXT,
+  bytes           INTEGER NOT NULL DEFAULT 0,
+  raw_bytes       INTEGER,
+  files           INTEGER,
+  sha256          TEXT,
+  position        TEXT,
+  writer_stall_ms INTEGER,
+  duration_ms     INTEGER
+);
+CREATE INDEX data_snapshots_by_set ON data_snapshots (data_set_id, node_mac, created_at);
+`,
+  },
+  {
     version: 15,
     name: 'node-list-at-scale',
     sql: `

@@ -170,6 +170,30 @@ export const ERROR_CATALOGUE = {
     status: 500,
     hint: 'The data snapshot was abandoned and the database left running; see the message for the failing step.',
   },
+  DATA_SET_NOT_FOUND: {
+    status: 404,
+    hint: 'List data sets with `corral data-set list` or GET /api/v1/data-sets.',
+  },
+  DATA_SET_INVALID: {
+    status: 400,
+    hint: 'Declare the data set on exactly one of a node, a role or a tag, with an absolute path; fix the named field.',
+  },
+  DATA_SNAPSHOT_NOT_FOUND: {
+    status: 404,
+    hint: 'List data snapshots with `corral data-snapshot list` or GET /api/v1/data-snapshots.',
+  },
+  DATA_SNAPSHOT_CORRUPT: {
+    status: 409,
+    hint: 'The archive no longer matches the checksum taken when it was made (disk damage or an edit); nothing on the node was touched. Restore another snapshot.',
+  },
+  DATA_SNAPSHOT_BUSY: {
+    status: 409,
+    hint: 'A snapshot or restore of this data set on this node is running; wait for it to finish.',
+  },
+  DATA_RESTORE_FAILED: {
+    status: 500,
+    hint: 'The restore failed on the node and its previous data was put back (the message says if that failed too); see the failing step.',
+  },
   SHAREDROOT_NOT_FOUND: {
     status: 404,
     hint: 'List shared roots with `corral sharedroot list` or GET /api/v1/sharedroots.',
