@@ -53,6 +53,7 @@ import { createSharedRootApiRouter } from './sharedroot/api.js';
 import { createSharedRootBootRouter } from './sharedroot/boot-routes.js';
 import { BootActivity } from './boot/activity.js';
 import { processRedactor } from './util/redact.js';
+import { startCloudInit } from './cloudinit/index.js';
 
 export interface MasterOptions {
   logger: Logger;
@@ -229,6 +230,8 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
     const sharedRoot = startSharedRoot({ repos, config, logger });
     closers.push({ name: 'sharedroot', close: () => sharedRoot.close() });
     const lb = new LoadBalancer({ repos, config, logger });
+    // cloud-init (issue 16): the NoCloud datasource (under /boot), its layers' API and console page.
+    const cloudInit = startCloudInit({ repos, config, logger });
     const monitor = config.monitor.enabled
       ? new Monitor({
           repos,
@@ -262,6 +265,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       }),
       snapshotsApi: createSnapshotRouter(snapshots, repos),
       sharedRootApi: createSharedRootApiRouter(sharedRoot, repos),
+      cloudInitApi: cloudInit.api,
       lb,
       ...(ha ? { ha } : {}),
       health: () => ({
@@ -277,6 +281,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
     });
     const boot = express
       .Router()
+      .use(cloudInit.nodeRoutes)
       .use(
         createSharedRootBootRouter({
           repos,
@@ -331,6 +336,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       ...(monitor ? { monitor } : {}),
       ...(ha ? { ha: ha.controller, writeGate: ha.gate } : {}),
       faults: () => faults.snapshot(),
+      cloudInit: cloudInit.cloudInit,
     });
     const app = createHttpApp({
       api,

@@ -1,6 +1,6 @@
 /**
  * Builder of a small real Debian OS image for deployment (issue 5): `debootstrap --variant=minbase` plus
- * Debian's generic kernel (the drivers of physical servers' NICs and storage, issue 22), openssh-server, systemd (networkd for the templated network config), GRUB for BIOS
+ * Debian's generic kernel (the drivers of physical servers' NICs and storage, issue 22), openssh-server, cloud-init, systemd (networkd for the templated network config), GRUB for BIOS
  * and UEFI (installed onto the disk by the installer from inside the image, as curtin does), and the
  * Corral node agent that reports the first boot from disk. The result is a root filesystem tarball
  * compressed with zstd (the node decompresses zstd several times faster than gzip under emulation).
@@ -38,6 +38,12 @@ export const OS_IMAGE_PACKAGES = [
   'iproute2',
   'wget',
   'ca-certificates',
+  // First-boot configuration the ecosystem's way (issue 16): user-data from the master's NoCloud
+  // datasource, which the installer points it at (/etc/cloud/cloud.cfg.d/90-corral.cfg).
+  'cloud-init',
+  // debootstrap resolves no virtual packages: python3-cryptography (oauthlib's, so cloud-init's) needs
+  // python3-cffi-backend-api-min/max, which only python3-cffi-backend provides.
+  'python3-cffi-backend',
 ] as const;
 
 export interface OsImage {

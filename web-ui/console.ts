@@ -46,6 +46,8 @@ import { mountAudit } from './pages/audit.js';
 import { mountMonitor } from './pages/monitor.js';
 import { mountSettings } from './pages/settings.js';
 import { mountUsers } from './pages/users.js';
+import { mountCloudInit } from './pages/cloud-init.js';
+import type { CloudInit } from '../master/cloudinit/service.js';
 
 export interface ConsoleDeps {
   repos: Repos;
@@ -85,6 +87,8 @@ export interface ConsoleDeps {
   faults?: () => Record<string, SubsystemHealth>;
   /** Where the node environment's build stands (shown on the dashboard). */
   nodeImage?: () => NodeImageStatus;
+  /** cloud-init (issue 16): the layers and a node's rendered datasource. */
+  cloudInit?: CloudInit;
 }
 
 export function createConsoleRouter(deps: ConsoleDeps): Router {
@@ -163,6 +167,7 @@ export function createConsoleRouter(deps: ConsoleDeps): Router {
   if (deps.ha) mountHa(router, ctx, deps.ha);
   if (deps.sharedRoot) mountSharedRoots(router, ctx, deps.sharedRoot);
   if (deps.deployer) mountImages(router, ctx, deps.deployer, deps.beforeRisky);
+  if (deps.cloudInit) mountCloudInit(router, ctx, deps.cloudInit);
 
   router.use(notFound);
   router.use(errorPage(ctx));

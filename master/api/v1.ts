@@ -44,6 +44,8 @@ export interface ApiDeps {
   monitor?: Monitor;
   /** Shared roots and diskless nodes (master/sharedroot/api.ts), mounted after auth. */
   sharedRootApi?: Router;
+  /** cloud-init layers and node previews (issue 16; master/cloudinit/api.ts). */
+  cloudInitApi?: Router;
   /** The boot timeline (issue 22): enlistment is one of its steps. */
   activity?: BootActivitySink;
 }
@@ -212,6 +214,7 @@ export function createApiRouter(deps: ApiDeps): Router {
   if (deps.lb) router.use(createLbRouter(deps.lb, repos));
   if (deps.snapshotsApi) router.use('/snapshots', deps.snapshotsApi);
   if (deps.sharedRootApi) router.use(deps.sharedRootApi);
+  if (deps.cloudInitApi) router.use(deps.cloudInitApi);
   router.use(createBootActivityRouter(repos));
 
   router.use((req, _res, next) =>

@@ -12,6 +12,7 @@ import { imageCommand, nodeDeployCommand } from '../images/command.js';
 import { nodeExecCommand, nodePowerCommand } from '../remote/cli-command.js';
 import { cloneCommand, witnessCommand } from '../ha/cli-command.js';
 import { nodeDisklessCommand, sharedRootCommand } from '../sharedroot/cli-command.js';
+import { cloudInitCommand } from '../cloudinit/cli-command.js';
 
 /**
  * Commands that talk to a running master through the profile `corral login` saved. Those that once opened
@@ -31,6 +32,7 @@ export const REMOTE_COMMANDS: CommandSpec[] = [
   sharedRootCommand,
   serviceCommand,
   snapshotCommand,
+  cloudInitCommand,
 ];
 
 /** Commands that run on the master's own machine and need no running master. */

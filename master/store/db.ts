@@ -27,6 +27,7 @@ export const JOURNALED = {
   shared_root_versions: 'key',
   diskless_nodes: 'mac',
   node_credentials: 'mac',
+  cloud_init_layers: 'key',
 } as const;
 export type JournaledTable = keyof typeof JOURNALED;
 

@@ -16,6 +16,7 @@ import { ExecRunStore } from './exec-runs.js';
 import { SharedRootStore } from './sharedroots.js';
 import { NodeCredentialStore } from './node-credentials.js';
 import { BootActivityStore } from './boot-activity.js';
+import { CloudInitLayerStore } from './cloud-init-layers.js';
 
 /** Every aggregate's narrow interface over one Store; passed to domain modules instead of the raw db. */
 export interface Repos {
@@ -36,6 +37,7 @@ export interface Repos {
   sharedRoots: SharedRootStore;
   nodeCredentials: NodeCredentialStore;
   bootActivity: BootActivityStore;
+  cloudInitLayers: CloudInitLayerStore;
 }
 
 export function openRepos(options: { path: string; logger: Logger; now?: () => Date }): Repos {
@@ -58,5 +60,6 @@ export function openRepos(options: { path: string; logger: Logger; now?: () => D
     sharedRoots: new SharedRootStore(store),
     nodeCredentials: new NodeCredentialStore(store),
     bootActivity: new BootActivityStore(store),
+    cloudInitLayers: new CloudInitLayerStore(store),
   };
 }
