@@ -39,7 +39,7 @@ MAIN_PACKAGES=(
 # Test-only peers: reference servers and clients, load tools, browsers, simulated BMCs.
 TEST_PACKAGES=(
   udhcpc isc-dhcp-client isc-dhcp-relay tftp-hpa atftp tftpd-hpa dnsmasq-base kea-admin
-  chromium wrk postgresql openipmi openssh-server cpio curl
+  chromium wrk postgresql openipmi openssh-server cpio curl cloud-init
 )
 
 packages=("${MAIN_PACKAGES[@]}")
