@@ -18,7 +18,7 @@ import { CorralError } from '../master/util/errors.js';
 import type { Logger } from '../master/util/logger.js';
 import { installPath } from '../master/util/paths.js';
 
-const FORMAT = 3;
+const FORMAT = 4;
 
 /**
  * Packages on top of minbase. grub-*-bin, not grub-pc: the installer runs grub-install itself. The kernel
@@ -259,6 +259,13 @@ export async function buildOsImage(opts: BuildOsImageOptions): Promise<OsImage> 
     );
     await chmod(join(root, 'usr/local/sbin/corral-node-report'), 0o755);
     await writeFile(join(root, 'etc/systemd/system/corral-node-report.service'), agent.unit);
+    // cloud-init's default locale is en_US.UTF-8, which this image does not generate (Debian's locale-gen
+    // ignores the name cloud-init passes it), so its locale module failed and `cloud-init status` said
+    // error on every first boot. C.UTF-8 is built into glibc; user-data may still set another.
+    await writeFile(
+      join(root, 'etc/cloud/cloud.cfg.d/01-corral-image.cfg'),
+      '# Corral image: the one locale it has (user-data may set another and install it).\nlocale: C.UTF-8\n',
+    );
     await runLogged(
       'chroot',
       [root, 'systemctl', 'enable', 'corral-node-report.service', 'systemd-networkd.service'],

@@ -350,11 +350,17 @@ async function setCloudInitLayers(mac: string): Promise<void> {
 }
 
 async function checkCloudInit(vm: number, n: ApiNode, want: { enabled: boolean }): Promise<void> {
-  const status = await sshRun(
-    vm,
-    n.ip!,
-    'cloud-init status --wait >/dev/null 2>&1; cloud-init status --long 2>&1',
-  );
+  // cloud-init's final stage ends minutes after sshd is up under TCG: poll its status (bounded).
+  const status = await waitFor(
+    'cloud-init to finish',
+    async () => {
+      const s = await sshRun(vm, n.ip!, 'cloud-init status --long 2>&1 || true');
+      return /status: (done|error|disabled)/.test(s) ? s : undefined;
+    },
+    600_000,
+    5000,
+  ).catch((err: Error) => assert.fail(`${err.message}${diag(vm)}`));
+
   const why = async (): Promise<string> =>
     `\n${status}\n${await sshRun(vm, n.ip!, 'tail -n 60 /var/log/cloud-init.log; cat /etc/cloud/cloud.cfg.d/90-corral.cfg')}`;
   if (!/status: done/.test(status)) assert.fail(`cloud-init did not finish: ${await why()}`);
