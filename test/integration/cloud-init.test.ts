@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { hasCommand } from '../helpers/netns.js';
 import { freePort } from '../helpers/ports.js';
+import { Browser } from '../helpers/browser.js';
 import { basic, startMasterProcess, type MasterProcess } from '../helpers/master-process.js';
 
 const PASSWORD = 'cloud-init-test-password';
@@ -57,8 +58,12 @@ describe('cloud-init NoCloud datasource on a real master', { skip }, () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'corral-cloud-init-'));
+    // Console on the same plain-HTTP port (loopback only): no HTTPS listener on 443 beside other tests.
+    writeFileSync(join(dir, 'corral.json'), JSON.stringify({ console: { https: false } }));
     m = await startMasterProcess({
       args: [
+        '--config',
+        join(dir, 'corral.json'),
         '--data-dir',
         join(dir, 'data'),
         '--address',
@@ -216,5 +221,16 @@ describe('cloud-init NoCloud datasource on a real master', { skip }, () => {
     assert.equal(p.status, 200);
     assert.equal(p.json.userData, curl(IP_A, `/boot/cloud-init/${MAC_A}/user-data`).text);
     assert.deepEqual(p.json.layers, ['global', 'role web']);
+  });
+
+  it("the console page previews a node's user-data", async () => {
+    const b = new Browser(m!.url);
+    assert.equal((await b.login('admin', PASSWORD)).status, 303);
+    const page = await b.get('/cloud-init?node=node-1');
+    assert.equal(page.status, 200);
+    const html = await page.text();
+    assert.match(html, /Layers merged for <strong>node-1<\/strong>: global → role web/);
+    assert.match(html, /echo web node-1 127\.0\.0\.2 &gt; \/run\/web/, 'user-data shown, HTML-escaped');
+    assert.match(html, /data-layer="node 52:54:00:16:0b:01"/);
   });
 });
