@@ -20,6 +20,7 @@ import { startNodeImage } from './boot/node-image-feature.js';
 import { startDeploy } from './deploy/feature.js';
 import { startDhcp } from './dhcp/feature.js';
 import { startDhcp6Feature } from './dhcp6/feature.js';
+import { startCloudInit } from './cloudinit/index.js';
 import { startDataSnapshots } from './data-snapshots/index.js';
 import { startEnrolmentFeature } from './enrolment/feature.js';
 import { startMetricsFeature } from './metrics/feature.js';
@@ -66,6 +67,7 @@ export interface Exposed {
   ha: ReturnType<typeof startHa>;
   metrics: ReturnType<typeof startMetricsFeature>;
   enrolment: ReturnType<typeof startEnrolmentFeature>;
+  cloudInit: ReturnType<typeof startCloudInit>;
 }
 
 export interface FeatureEntry {
@@ -154,6 +156,11 @@ export const FEATURES: FeatureEntry[] = [
   },
   { name: 'sharedroot', start: (h) => (h.exposed.sharedRoot = startSharedRoot(h)) },
   { name: 'lb', start: (h) => (h.exposed.lb = startLb(h)) },
+  // First-boot configuration of deployed nodes (NoCloud datasource, served by the node surface).
+  {
+    name: 'cloud-init',
+    start: (h) => (h.exposed.cloudInit = startCloudInit({ repos: h.repos, config: h.config })),
+  },
   // Rules act through the deploy, shared-root and power services (earlier in the list).
   {
     name: 'enrolment',

@@ -190,7 +190,7 @@ async function tellRole(running: readonly Running[], role: HaRole): Promise<void
 function nodeSurface(host: Host): ReturnType<typeof createNodeSurface> {
   const { repos, config, logger } = host;
   const { nodeImage } = need(host, 'nodeImage');
-  const { monitor, ha, enrolment } = host.exposed;
+  const { monitor, ha, enrolment, cloudInit } = host.exposed;
   // Read by the deploy boot routes when a node asks for the installer tools.
   let installerTools: string | undefined;
   void need(host, 'deploy').installerToolsBuilt.then((path) => (installerTools = path));
@@ -207,5 +207,6 @@ function nodeSurface(host: Host): ReturnType<typeof createNodeSurface> {
     ...(monitor ? { monitor: monitor.monitor } : {}),
     ...(ha ? { writeGate: ha.ha.gate } : {}),
     ...(enrolment ? { onDiscovered: enrolment.onDiscovered } : {}),
+    ...(cloudInit ? { cloudInit: cloudInit.cloudInit } : {}),
   });
 }

@@ -1,6 +1,6 @@
 /**
  * Builder of a small real Debian OS image for deployment (issue 5): `debootstrap --variant=minbase` plus
- * Debian's generic kernel (the drivers of physical servers' NICs and storage, issue 22), openssh-server, systemd (networkd for the templated network config), GRUB for BIOS
+ * Debian's generic kernel (the drivers of physical servers' NICs and storage, issue 22), openssh-server, cloud-init, systemd (networkd for the templated network config), GRUB for BIOS
  * and UEFI (installed onto the disk by the installer from inside the image, as curtin does), and the
  * Corral node agent that reports the first boot from disk. The result is a root filesystem tarball
  * compressed with zstd (the node decompresses zstd several times faster than gzip under emulation).
@@ -18,7 +18,7 @@ import { CorralError } from '../master/util/errors.js';
 import type { Logger } from '../master/util/logger.js';
 import { installPath } from '../master/util/paths.js';
 
-const FORMAT = 3;
+const FORMAT = 4;
 
 /**
  * Packages on top of minbase. grub-*-bin, not grub-pc: the installer runs grub-install itself. The kernel
@@ -39,6 +39,12 @@ export const OS_IMAGE_PACKAGES = [
   'wget',
   'ca-certificates',
   'prometheus-node-exporter',
+  // First-boot configuration the ecosystem's way (issue 16): user-data from the master's NoCloud
+  // datasource, which the installer points it at (/etc/cloud/cloud.cfg.d/90-corral.cfg).
+  'cloud-init',
+  // debootstrap resolves no virtual packages: python3-cryptography (oauthlib's, so cloud-init's) needs
+  // python3-cffi-backend-api-min/max, which only python3-cffi-backend provides.
+  'python3-cffi-backend',
 ] as const;
 
 export interface OsImage {
@@ -254,6 +260,13 @@ export async function buildOsImage(opts: BuildOsImageOptions): Promise<OsImage> 
     );
     await chmod(join(root, 'usr/local/sbin/corral-node-report'), 0o755);
     await writeFile(join(root, 'etc/systemd/system/corral-node-report.service'), agent.unit);
+    // cloud-init's default locale is en_US.UTF-8, which this image does not generate (Debian's locale-gen
+    // ignores the name cloud-init passes it), so its locale module failed and `cloud-init status` said
+    // error on every first boot. C.UTF-8 is built into glibc; user-data may still set another.
+    await writeFile(
+      join(root, 'etc/cloud/cloud.cfg.d/01-corral-image.cfg'),
+      '# Corral image: the one locale it has (user-data may set another and install it).\nlocale: C.UTF-8\n',
+    );
     await runLogged(
       'chroot',
       [root, 'systemctl', 'enable', 'corral-node-report.service', 'systemd-networkd.service'],

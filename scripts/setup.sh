@@ -39,7 +39,7 @@ MAIN_PACKAGES=(
 # Test-only peers: reference servers and clients, load tools, browsers, simulated BMCs.
 TEST_PACKAGES=(
   udhcpc isc-dhcp-client isc-dhcp-relay tftp-hpa atftp tftpd-hpa dnsmasq-base kea-admin
-  chromium wrk postgresql openipmi openssh-server cpio curl radvd python3 prometheus prometheus-node-exporter
+  chromium wrk postgresql openipmi openssh-server cpio curl radvd python3 prometheus prometheus-node-exporter cloud-init
   # data snapshots of nodes (issue 17): a real MariaDB server and the sqlite3 CLI a node may use
   mariadb-server sqlite3
 )

@@ -44,6 +44,7 @@ const NAV = [
   { id: 'sharedroots', label: 'Shared roots', href: '/sharedroots', icon: 'icon-nodes' },
   { id: 'images', label: 'Images', href: '/images', icon: 'icon-nodes' },
   { id: 'rules', label: 'Enrolment rules', href: '/rules', icon: 'icon-nodes' },
+  { id: 'cloud-init', label: 'cloud-init', href: '/cloud-init', icon: 'icon-nodes', minRole: 'operator' },
   { id: 'settings', label: 'Settings', href: '/settings', icon: 'icon-dashboard', minRole: 'admin' },
 ] as const;
 

@@ -37,6 +37,8 @@ import type { NodeImageFiles } from './node-image.js';
 import { sendFile } from './send-file.js';
 import { loaderFileNames } from '../dhcp/boot-files.js';
 import { loaderHandler } from '../dhcp/loader-route.js';
+import { cloudInitHandler } from '../cloudinit/node-routes.js';
+import type { CloudInit } from '../cloudinit/service.js';
 
 /** How a node-facing route is authorised, in place of a user's login. */
 export type NodeRouteAuth =
@@ -50,6 +52,8 @@ export type NodeRouteAuth =
   | 'node credential + recorded address'
   /** Only from the address Corral recorded for the node (its agent holds no credential there). */
   | 'recorded address'
+  /** The node credential, or the node's own leased or recorded address (cloud-init's fetcher sends none). */
+  | 'node credential, or recorded address'
   /**
    * A new MAC needs nothing (rate-limited, and a credential is issued only to its leased/recorded address);
    * a known MAC needs its node credential (nodes/enlist.ts).
@@ -143,6 +147,12 @@ export const NODE_ROUTES = {
     caller: 'diskless initramfs',
     auth: 'node credential',
   },
+  cloudInit: {
+    method: 'GET',
+    path: '/boot/cloud-init/:mac/:file',
+    caller: "deployed node's cloud-init (NoCloud seedfrom; the installer for network-config)",
+    auth: 'node credential, or recorded address',
+  },
   enlist: {
     method: 'POST',
     path: '/api/v1/enlist',
@@ -179,6 +189,8 @@ export interface NodeSurfaceDeps {
   hostKeys: HostKeyPins;
   /** Performance monitoring (issue #10): node metric reports are accepted when given. */
   monitor?: Monitor;
+  /** cloud-init (issue 16): the NoCloud data of deployed nodes. */
+  cloudInit?: CloudInit | undefined;
   /** Enrolment rules (issue 16): a machine enlisting for the first time. */
   onDiscovered?: ((node: NodeRecord) => void) | undefined;
   /** High availability: the write gate of the routes marked haGate (ha/router.ts haWriteGate). */
@@ -312,6 +324,10 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
     deployBooted: deploy.booted,
     sharedRootIdentity: sharedRoot.identity,
     sharedRootBooted: sharedRoot.booted,
+    // Without the cloud-init feature the path answers 404 like any unknown one.
+    cloudInit: deps.cloudInit
+      ? [cloudInitHandler({ cloudInit: deps.cloudInit, repos: deps.repos, logger: deps.logger })]
+      : [passOn],
     enlist: enlistHandlers({
       guard: enlistGuard,
       logger: deps.logger,

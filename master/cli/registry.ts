@@ -15,6 +15,7 @@ import { cloneCommand, witnessCommand } from '../ha/cli-command.js';
 import { nodeDisklessCommand, sharedRootCommand } from '../sharedroot/cli-command.js';
 import { metricsScrapeConfigCommand } from '../metrics/cli-command.js';
 import { nodeTagCommand, rulesCommand } from '../enrolment/cli-command.js';
+import { cloudInitCommand } from '../cloudinit/cli-command.js';
 
 /**
  * Commands that talk to a running master through the profile `corral login` saved. Those that once opened
@@ -39,6 +40,7 @@ export const REMOTE_COMMANDS: CommandSpec[] = [
   metricsScrapeConfigCommand,
   dataSetCommand,
   dataSnapshotCommand,
+  cloudInitCommand,
 ];
 
 /** Commands that run on the master's own machine and need no running master. */

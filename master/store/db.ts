@@ -30,6 +30,7 @@ export const JOURNALED = {
   dhcp6_leases: 'address',
   enrolment_rules: 'id',
   data_sets: 'id',
+  cloud_init_layers: 'key',
 } as const;
 export type JournaledTable = keyof typeof JOURNALED;
 

@@ -355,6 +355,23 @@ CREATE TABLE enrolment_rules (
 `,
   },
   {
+    version: 13,
+    name: 'cloud-init-layers',
+    sql: `
+-- cloud-init user-data layers (issue 16): #cloud-config fragments merged per node, global → role → tag →
+-- node (master/cloudinit/). key = '<scope>:<target>' ('global:' for the one global layer). The content is
+-- kept as the operator wrote it (templates unrendered), validated before it is written. Journaled.
+CREATE TABLE cloud_init_layers (
+  key        TEXT PRIMARY KEY,
+  scope      TEXT NOT NULL CHECK (scope IN ('global', 'role', 'tag', 'node')),
+  target     TEXT NOT NULL,
+  content    TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  updated_by TEXT
+);
+`,
+  },
+  {
     version: 14,
     name: 'data-snapshots',
     sql: `

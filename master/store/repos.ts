@@ -19,6 +19,7 @@ import { BootActivityStore } from './boot-activity.js';
 import { SessionStore } from './sessions.js';
 import { SnapshotStore } from './snapshots.js';
 import { EnrolmentRuleStore } from './enrolment-rules.js';
+import { CloudInitLayerStore } from './cloud-init-layers.js';
 
 /**
  * Every aggregate's narrow interface over one database; passed to domain modules instead of the raw db.
@@ -45,6 +46,7 @@ export interface Repos {
   sessions: SessionStore;
   snapshots: SnapshotStore;
   enrolmentRules: EnrolmentRuleStore;
+  cloudInitLayers: CloudInitLayerStore;
 }
 
 export function openRepos(options: { path: string; logger: Logger; now?: () => Date }): Repos {
@@ -70,5 +72,6 @@ export function openRepos(options: { path: string; logger: Logger; now?: () => D
     sessions: new SessionStore(store),
     snapshots: new SnapshotStore(store),
     enrolmentRules: new EnrolmentRuleStore(store),
+    cloudInitLayers: new CloudInitLayerStore(store),
   };
 }

@@ -294,6 +294,18 @@ export const ERROR_CATALOGUE = {
     status: 400,
     hint: 'A tag is 1-32 lower-case letters, digits, -, _, . or :, and a node holds at most 32 tags.',
   },
+  CLOUDINIT_LAYER_INVALID: {
+    status: 400,
+    hint: 'Fix the layer: a YAML mapping of cloud-config keys (#cloud-config), whose {{variables}} are among hostname, name, ip, role, master, mac, tags, instanceId; the message names the line.',
+  },
+  CLOUDINIT_LAYER_NOT_FOUND: {
+    status: 404,
+    hint: 'List the layers with `corral cloud-init list` or GET /api/v1/cloud-init/layers.',
+  },
+  CLOUDINIT_REFUSED: {
+    status: 403,
+    hint: "A node reads only its own cloud-init data: from its own leased or recorded address, or with its credential (Authorization: Bearer). Fix the node's address (PATCH /api/v1/nodes/:id {ip}) if it moved.",
+  },
 } as const satisfies Record<string, { status: number; hint: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

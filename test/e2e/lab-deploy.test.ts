@@ -12,6 +12,10 @@
  *      answers the name Corral gave it, and the installed system's NIC is bound to the e1000 driver.
  *   3. a UEFI VM (OVMF, virtio NIC) of the same lab is deployed with the same image: ESP + GRUB EFI (removable path),
  *      iPXE exits to the firmware, which boots the disk; SSH answers its hostname.
+ *   4. cloud-init (issue 16): layers set through the API before the deploys (a global one writing a file
+ *      with template variables and a systemd unit, and the BIOS node's own one enabling the unit); after
+ *      each deploy, over SSH: cloud-init finished with the master's NoCloud datasource, the file holds
+ *      the node's name, address and instance id, and the unit is active on the BIOS node only.
  * Real peers: QEMU/SeaBIOS/OVMF/iPXE, the Linux installer environment, Debian's GRUB and systemd, OpenSSH.
  */
 import { test, before, after } from 'node:test';
@@ -217,6 +221,10 @@ test('deploy (e1000 NIC): bad checksum fails with the reason, retry deploys Debi
   );
   console.log(`# failure path: ${failed.stateReason}`);
 
+  // cloud-init (issue 16), set before the deploy: every node gets a unit file and a file naming it; only
+  // this node's own layer enables the unit. Its cloud-init reads them from the master at first boot.
+  await setCloudInitLayers(discovered.mac);
+
   // 2. Retry: deploy again from `failed`; the installer's fallback poll gets `reboot`.
   const started = Date.now();
   r = await api('POST', `/nodes/${discovered.name}/deploy`, { image: 'debian-12' });
@@ -270,6 +278,10 @@ test('deploy (e1000 NIC): bad checksum fails with the reason, retry deploys Debi
   assert.equal(l.vms[0]!.spec.nic, 'e1000');
   assert.deepEqual(drivers.split('\n'), ['e1000'], `NIC drivers on the deployed node: ${drivers}`);
 
+  // 4. cloud-init ran in the deployed system with the master's datasource: the files user-data wrote
+  //    exist, and the service it enabled runs.
+  await checkCloudInit(0, deployed, { enabled: true });
+
   // The image is in use now: delete is refused.
   const del = await api<{ error: { code: string } }>('DELETE', '/images/debian-12');
   assert.equal(del.status, 409);
@@ -299,4 +311,79 @@ test('UEFI: deploy lays an EFI system partition, the VM boots GRUB EFI from its 
   assert.match(l.master.logs(), new RegExp(`"mac":"${deployed.mac}"[^\\n]*"template":"ipxe/local.hbs"`));
   assert.match(l.vms[1]!.console(), /GRUB|grub/, 'GRUB ran from the disk');
   assert.equal(await sshHostname(1, deployed.ip!), deployed.name);
+  // The global layer reached this node too; the BIOS node's own layer (which enables the unit) did not.
+  await checkCloudInit(1, deployed, { enabled: false });
 });
+
+const HELLO_UNIT = 'corral-hello.service';
+
+/** Layers: global (a file with template variables, and a unit), and one node's own (enable the unit). */
+async function setCloudInitLayers(mac: string): Promise<void> {
+  const global = [
+    '#cloud-config',
+    'write_files:',
+    '  - path: /etc/corral-hello',
+    '    content: "hello from {{hostname}} at {{ip}} ({{instanceId}})\\n"',
+    `  - path: /etc/systemd/system/${HELLO_UNIT}`,
+    '    content: |',
+    '      [Unit]',
+    '      Description=Written by cloud-init user-data from Corral',
+    '      [Service]',
+    '      ExecStart=/bin/sh -c "cat /etc/corral-hello > /run/corral-hello.out; exec sleep infinity"',
+    '      [Install]',
+    '      WantedBy=multi-user.target',
+    '',
+  ].join('\n');
+  const own = [
+    'runcmd:',
+    '  - [systemctl, daemon-reload]',
+    `  - [systemctl, enable, --now, ${HELLO_UNIT}]`,
+    '',
+  ].join('\n');
+  for (const [path, content] of [
+    ['/cloud-init/layers/global', global],
+    [`/cloud-init/layers/node/${mac}`, own],
+  ] as const) {
+    const r = await api('PUT', path, { content });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+  }
+}
+
+async function checkCloudInit(vm: number, n: ApiNode, want: { enabled: boolean }): Promise<void> {
+  // cloud-init's final stage ends minutes after sshd is up under TCG: poll its status (bounded).
+  const status = await waitFor(
+    'cloud-init to finish',
+    async () => {
+      const s = await sshRun(vm, n.ip!, 'cloud-init status --long 2>&1 || true');
+      return /status: (done|error|disabled)/.test(s) ? s : undefined;
+    },
+    600_000,
+    5000,
+  ).catch((err: Error) => assert.fail(`${err.message}${diag(vm)}`));
+
+  const why = async (): Promise<string> =>
+    `\n${status}\n${await sshRun(vm, n.ip!, 'tail -n 60 /var/log/cloud-init.log; cat /etc/cloud/cloud.cfg.d/90-corral.cfg')}`;
+  if (!/status: done/.test(status)) assert.fail(`cloud-init did not finish: ${await why()}`);
+  const deployment = (await api<{ deployments: ApiDeployment[] }>('GET', `/nodes/${n.name}/deployments`)).json
+    .deployments[0]!;
+  const instance = `corral-${n.mac.replace(/:/g, '')}-d${deployment.id}`;
+  const hello = await sshRun(vm, n.ip!, 'cat /etc/corral-hello');
+  assert.equal(hello, `hello from ${n.name} at ${n.ip} (${instance})`, await why());
+  assert.equal(await sshRun(vm, n.ip!, 'cat /var/lib/cloud/data/instance-id'), instance);
+  assert.match(
+    await sshRun(vm, n.ip!, 'cloud-init query platform 2>&1; echo; cloud-init query subplatform 2>&1'),
+    /nocloud/i,
+  );
+  const active = await sshRun(vm, n.ip!, `systemctl is-active ${HELLO_UNIT} || true`);
+  if (want.enabled) {
+    assert.equal(active, 'active', await why());
+    assert.equal(
+      await sshRun(vm, n.ip!, 'cat /run/corral-hello.out'),
+      hello,
+      'the service ran and read the file',
+    );
+  } else {
+    assert.equal(active, 'inactive', 'the unit was written but not enabled on a node without the node layer');
+  }
+  console.log(`# cloud-init on ${n.name}: ${hello}; ${HELLO_UNIT} ${active}`);
+}

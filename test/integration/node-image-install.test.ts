@@ -18,6 +18,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildPlan } from '../../master/deploy/plan.js';
 import { planFile } from '../../master/deploy/deploy.js';
+import { renderNetworkConfig } from '../../master/cloudinit/datasource.js';
 import type { DeploymentRecord } from '../../master/store/deployments.js';
 import type { NodeRecord } from '../../master/store/nodes.js';
 
@@ -71,6 +72,10 @@ async function fakeMaster(
       const authorised = req.headers.authorization === `Bearer ${CREDENTIAL}`;
       if (req.method === 'GET' && url.pathname === `/boot/images/${sha}`) {
         res.end(image);
+      } else if (req.method === 'GET' && url.pathname === `/boot/cloud-init/${MAC}/network-config`) {
+        // The master's own renderer (master/cloudinit/datasource.ts); the node's credential required.
+        res.statusCode = authorised ? 200 : 403;
+        res.end(authorised ? renderNetworkConfig({ mac: MAC, pools: [] }) : '{}');
       } else if (file && !authorised) {
         res.statusCode = 401;
         res.end('{}');
@@ -259,6 +264,8 @@ test('raw image: written with dd, root found (largest Linux partition with an os
           'etc/ssh/ssh_host_rsa_key': 'image rsa\n',
           'etc/ssh/ssh_host_rsa_key.pub': 'ssh-rsa AAAAimage\n',
           'etc/cloud/cloud.cfg.d/.keep': '',
+          // State of the instance the image was made on: gone, so the node's first boot is a new instance.
+          'var/lib/cloud/instance/boot-finished': 'x',
         },
       },
       // Larger, so tried first: a data file system without an os-release is not the root.
@@ -314,6 +321,17 @@ test('raw image: written with dd, root found (largest Linux partition with an os
       readFileSync(join(t, 'etc/cloud/cloud.cfg.d/90-corral-host-key.cfg'), 'utf8'),
       /^ssh_deletekeys: false$/m,
     );
+    // cloud-init (issue 16): the master's NoCloud datasource for this node; network-config in the seed.
+    assert.equal(
+      readFileSync(join(t, 'etc/cloud/cloud.cfg.d/90-corral.cfg'), 'utf8'),
+      `# Corral: this node reads its cloud-init data from the master (written at deploy time).\ndatasource_list: [NoCloud, None]\ndatasource:\n  NoCloud:\n    seedfrom: ${url}/boot/cloud-init/${MAC}/\n`,
+    );
+    assert.equal(
+      readFileSync(join(t, 'var/lib/cloud/seed/nocloud/network-config'), 'utf8'),
+      renderNetworkConfig({ mac: MAC, pools: [] }),
+    );
+    assert.equal(readFileSync(join(t, 'var/lib/cloud/seed/nocloud/meta-data'), 'utf8'), '');
+    assert.ok(!existsSync(join(t, 'var/lib/cloud/instance')), "the image's cloud-init state is removed");
     assert.doesNotMatch(r.calls, /ssh-keygen/, 'no key made on the node');
     assert.ok(!readFileSync(join(dir, 'work/install.log'), 'utf8').includes('fake-for-the-installer-test'));
     // A raw image keeps its own boot loader and fstab.
