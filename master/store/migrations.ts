@@ -447,8 +447,12 @@ CREATE TABLE node_facts (
   disks_total_bytes INTEGER,
   search            TEXT NOT NULL
 );
+-- DELETE then INSERT, not INSERT OR REPLACE: a trigger's OR REPLACE is overridden by the outer statement's
+-- conflict handling, and replication applies rows with an upsert (ON CONFLICT DO UPDATE), which then fails
+-- on node_facts' key (found by test/integration/ha-replication.test.ts).
 CREATE TRIGGER node_facts_insert AFTER INSERT ON nodes BEGIN
-  INSERT OR REPLACE INTO node_facts
+  DELETE FROM node_facts WHERE mac = new.mac;
+  INSERT INTO node_facts
     (mac, seq_no, name, ip, state, role, last_seen_at, cpu_count, memory_bytes, disks_total_bytes, search)
   VALUES (new.mac, new.seq_no, new.name, new.ip, new.state, new.role, new.last_seen_at,
          (CASE WHEN json_valid(new.inventory) THEN json_extract(new.inventory, '$.cpu.count') END),
@@ -470,8 +474,8 @@ CREATE TRIGGER node_facts_insert AFTER INSERT ON nodes BEGIN
            ELSE '' END)));
 END;
 CREATE TRIGGER node_facts_update AFTER UPDATE ON nodes BEGIN
-  DELETE FROM node_facts WHERE mac = old.mac AND old.mac <> new.mac;
-  INSERT OR REPLACE INTO node_facts
+  DELETE FROM node_facts WHERE mac IN (old.mac, new.mac);
+  INSERT INTO node_facts
     (mac, seq_no, name, ip, state, role, last_seen_at, cpu_count, memory_bytes, disks_total_bytes, search)
   VALUES (new.mac, new.seq_no, new.name, new.ip, new.state, new.role, new.last_seen_at,
          (CASE WHEN json_valid(new.inventory) THEN json_extract(new.inventory, '$.cpu.count') END),

@@ -259,3 +259,33 @@ test('console sort: natural names, numeric IPs, lifecycle order, blanks last bot
   ];
   assert.deepEqual(sortRows(mem, { ...q, sort: 'memory', dir: 'desc' }), ['z', 'y', 'x']); // ties by name
 });
+
+test('a backup applying replicated node changes keeps node_facts (upsert through the facts triggers)', () => {
+  const primary = tempRepos();
+  const backup = tempRepos();
+  try {
+    const mac = '52:54:00:00:0f:01';
+    primary.repos.store.write((j) =>
+      primary.repos.nodes.insertIn(j, {
+        mac,
+        name: 'n1',
+        seqNo: 1,
+        state: 'discovered',
+        ip: null,
+        inventory: {},
+      }),
+    );
+    primary.repos.store.write((j) => primary.repos.nodes.patchIn(j, mac, { name: 'renamed' }));
+    const changes = primary.repos.changes.since(0, 100);
+    // Before the fix, the second change (an update applied as INSERT ... ON CONFLICT DO UPDATE) failed on
+    // node_facts' key: the trigger's INSERT OR REPLACE is overridden by the outer statement.
+    backup.repos.store.applyReplicated(changes);
+    assert.equal(backup.repos.nodes.get(mac)?.name, 'renamed');
+    assert.deepEqual(new NodeQuery(backup.repos.store).sortKeys({ q: 'renamed' }, 'name'), [
+      [mac, 'renamed', 'renamed'],
+    ]);
+  } finally {
+    primary.cleanup();
+    backup.cleanup();
+  }
+});
