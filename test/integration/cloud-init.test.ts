@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { hasCommand } from '../helpers/netns.js';
+import { failIfUnmet, unmetNeeds } from '../helpers/peers.js';
 import { freePort } from '../helpers/ports.js';
 import { Browser } from '../helpers/browser.js';
 import { basic, startMasterProcess, type MasterProcess } from '../helpers/master-process.js';
@@ -21,15 +21,16 @@ const MAC_A = '52:54:00:16:0a:01';
 const MAC_B = '52:54:00:16:0b:01';
 const IP_A = '127.0.0.2';
 const IP_B = '127.0.0.3';
-const skip = ['curl', 'cloud-init'].find((c) => !hasCommand(c));
-if (skip) console.log(`# cloud-init: SKIPPED, ${skip} missing (scripts/setup.sh --test installs it)`);
+// A missing peer fails the run (test/helpers/peers.ts), it never skips.
+const unmet = unmetNeeds({ commands: ['curl', 'cloud-init'] });
 
 interface Reply {
   status: number;
   text: string;
 }
 
-describe('cloud-init NoCloud datasource on a real master', { skip }, () => {
+describe('cloud-init NoCloud datasource on a real master', () => {
+  before(() => failIfUnmet(unmet));
   let m: MasterProcess | undefined;
   let dir = '';
   const creds: Record<string, string> = {};

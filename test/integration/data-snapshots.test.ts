@@ -16,6 +16,7 @@
  *   node-b, whose own safety snapshot is a single-transaction dump (no btrfs there). Every row committed at
  *   a binlog position ≤ the snapshot's is present; mysqlcheck passes.
  */
+import { failIfUnmet } from '../helpers/peers.js';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -55,8 +56,8 @@ const PG_A = 21000 + (process.pid % 8000);
 const PG_B = PG_A + 1;
 const PG_SCALE = Number(process.env['CORRAL_TEST_PG_SCALE'] ?? 5);
 
-const skip = harnessSkipReason();
-if (skip) console.log(`# data-snapshots: SKIPPED, ${skip}`);
+// A missing peer fails the run (test/helpers/peers.ts), it never skips.
+const unmet = harnessSkipReason();
 
 /** "X/Y" (hex halves) as one number, to compare WAL positions. */
 function lsn(text: string): bigint {
@@ -72,7 +73,8 @@ const h = (): DataSnapshotHarness => {
   return harness;
 };
 
-describe('data snapshots of nodes over SSH, real PostgreSQL and MariaDB', { skip, timeout: 900_000 }, () => {
+describe('data snapshots of nodes over SSH, real PostgreSQL and MariaDB', { timeout: 900_000 }, () => {
+  before(() => failIfUnmet(unmet));
   before(async () => {
     harness = await startHarness(SSH_PORT);
     dir = harness.dir;

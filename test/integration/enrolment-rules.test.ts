@@ -8,6 +8,7 @@
  * the dry run, limits, the event and audit entries naming the rule, tag edits and `?tag=` filtering, and
  * hostile input (bad regex, huge limit, unknown image) refused with stable codes.
  */
+import { requirePeers } from '../helpers/peers.js';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -28,6 +29,7 @@ import { spawn } from 'node:child_process';
 
 const PASSWORD = 'enrolment-rules-test-pw';
 const GiB = 2 ** 30;
+// A missing HAProxy fails the service test (test/helpers/peers.ts), it never skips.
 const noHaproxy = !hasCommand('haproxy');
 
 /** A Dell-like server's report, as node-images/agent/corral-agent prints it. */
@@ -360,75 +362,70 @@ describe('enrolment rules through a real master', { timeout: 120_000 }, () => {
     assert.deepEqual(del.body.node.tags, []);
   });
 
-  it(
-    'a service bound to the tag serves web-1 through HAProxy once it is deployed, with no operator step',
-    { skip: noHaproxy && 'needs haproxy (scripts/setup.sh installs it)' },
-    async () => {
-      backend = createServer((_req, res) => res.end('hello from web-1\n'));
-      await new Promise<void>((r) => backend!.listen(0, '127.0.0.1', () => r()));
-      const backendPort = (backend.address() as AddressInfo).port;
-      const probe = createServer();
-      await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
-      const frontPort = (probe.address() as AddressInfo).port;
-      await new Promise((r) => probe.close(r));
-      const svc = await api<{ service: { servers: unknown[] } }>('POST', '/services', {
-        name: 'web',
-        port: frontPort,
-        protocol: 'http',
-        tag: 'web',
-        backendPort,
-        check: { type: 'tcp' },
-        intervalMs: 200,
-        rise: 1,
-        fall: 1,
+  it('a service bound to the tag serves web-1 through HAProxy once it is deployed, with no operator step', async () => {
+    requirePeers('haproxy');
+    backend = createServer((_req, res) => res.end('hello from web-1\n'));
+    await new Promise<void>((r) => backend!.listen(0, '127.0.0.1', () => r()));
+    const backendPort = (backend.address() as AddressInfo).port;
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+    const frontPort = (probe.address() as AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    const svc = await api<{ service: { servers: unknown[] } }>('POST', '/services', {
+      name: 'web',
+      port: frontPort,
+      protocol: 'http',
+      tag: 'web',
+      backendPort,
+      check: { type: 'tcp' },
+      intervalMs: 200,
+      rise: 1,
+      fall: 1,
+    });
+    assert.equal(svc.status, 201, JSON.stringify(svc.body));
+    assert.deepEqual(svc.body.service.servers, [], 'nobody deployed yet');
+
+    // The installer's reports, with the deployment's token, through the real boot routes.
+    const d = master.repos.deployments.latestFor(DELL[0])!;
+    const post = (what: string, body: unknown) =>
+      fetch(`${base}/boot/deploy/${DELL[0]}/${what}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${creds.get(DELL[0])}` },
+        body: JSON.stringify(body),
       });
-      assert.equal(svc.status, 201, JSON.stringify(svc.body));
-      assert.deepEqual(svc.body.service.servers, [], 'nobody deployed yet');
+    const result = await post('result', { token: d.token, ok: true });
+    assert.equal(result.status, 200, await result.text());
+    const bootedAt = Date.now();
+    assert.equal((await post('booted', { token: d.token, hostname: 'web-1' })).status, 200);
+    assert.equal((await node(DELL[0])).state, 'deployed');
 
-      // The installer's reports, with the deployment's token, through the real boot routes.
-      const d = master.repos.deployments.latestFor(DELL[0])!;
-      const post = (what: string, body: unknown) =>
-        fetch(`${base}/boot/deploy/${DELL[0]}/${what}`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: `Bearer ${creds.get(DELL[0])}` },
-          body: JSON.stringify(body),
-        });
-      const result = await post('result', { token: d.token, ok: true });
-      assert.equal(result.status, 200, await result.text());
-      const bootedAt = Date.now();
-      assert.equal((await post('booted', { token: d.token, hostname: 'web-1' })).status, 200);
-      assert.equal((await node(DELL[0])).state, 'deployed');
-
-      const cfg = join(master.config.dataDir, 'haproxy', 'haproxy.cfg');
-      await waitFor(
-        'haproxy.cfg lists web-1',
-        () => readFileSync(cfg, 'utf8').includes(`server web-1 127.0.0.1:${backendPort}`),
-        10_000,
-        100,
-      );
-      const body = await waitFor(
-        'a request through HAProxy reaches web-1',
-        async () => {
-          const r = await fetch(`http://127.0.0.1:${frontPort}/`).catch(() => undefined);
-          return r?.ok ? await r.text() : undefined;
-        },
-        10_000,
-        50,
-      );
-      assert.equal(body, 'hello from web-1\n');
-      console.log(
-        `first boot reported → serving through HAProxy: ${Date.now() - bootedAt} ms (lb.pollMs 200)`,
-      );
-      // Untagging takes it out again.
-      await api('DELETE', `/nodes/${DELL[0]}/tags/web`);
-      await waitFor(
-        'web-1 leaves haproxy.cfg',
-        () => !readFileSync(cfg, 'utf8').includes('server web-1 '),
-        10_000,
-        100,
-      );
-    },
-  );
+    const cfg = join(master.config.dataDir, 'haproxy', 'haproxy.cfg');
+    await waitFor(
+      'haproxy.cfg lists web-1',
+      () => readFileSync(cfg, 'utf8').includes(`server web-1 127.0.0.1:${backendPort}`),
+      10_000,
+      100,
+    );
+    const body = await waitFor(
+      'a request through HAProxy reaches web-1',
+      async () => {
+        const r = await fetch(`http://127.0.0.1:${frontPort}/`).catch(() => undefined);
+        return r?.ok ? await r.text() : undefined;
+      },
+      10_000,
+      50,
+    );
+    assert.equal(body, 'hello from web-1\n');
+    console.log(`first boot reported → serving through HAProxy: ${Date.now() - bootedAt} ms (lb.pollMs 200)`);
+    // Untagging takes it out again.
+    await api('DELETE', `/nodes/${DELL[0]}/tags/web`);
+    await waitFor(
+      'web-1 leaves haproxy.cfg',
+      () => !readFileSync(cfg, 'utf8').includes('server web-1 '),
+      10_000,
+      100,
+    );
+  });
   it('the CLI: rules add/list/disable/move/dry-run/rm, node tag +a -b, node list --tag', async () => {
     const home = join(dir, 'cli-home');
     const cli = (
