@@ -18,9 +18,8 @@ export default tseslint.config(
     // The raw database handle never leaves store/ (issue 15): product code outside it gets Repos (typed
     // stores) and `Store` (journaled write transactions, replication, backup), never SQL. Tests and
     // benches may open a connection of their own to a database file, as an outsider would.
-    // master/snapshots/data/ copies application databases (not Corral's) with SQLite's backup API.
     files: ['master/**/*.ts', 'web-ui/**/*.ts'],
-    ignores: ['master/store/**', 'master/snapshots/data/**'],
+    ignores: ['master/store/**'],
     rules: {
       'no-restricted-imports': [
         'error',

@@ -1,38 +1,27 @@
 /**
  * Snapshot figures (printed, never asserted).
  *
- *   node dist/test/bench/snapshot-bench.js [--nodes 1000,10000,50000] [--pg-runs 3] [--pg-scale 5]
+ *   node dist/test/bench/snapshot-bench.js [--nodes 1000,10000,50000]
  *
  * 1. Master restore points on a store of N nodes (and 2N events): online backup time against a plain
  *    file copy of the same database (the reference, with nothing writing), the longest pause a writer
  *    on the master's connection sees while the backup runs, the diff after changing 1% of the nodes, and
  *    the row-level restore of that change (rows journaled).
- * 2. PostgreSQL data snapshots under pgbench load (2 clients), `backup-api` (pg_backup_start/stop + copy)
- *    and `basebackup`: snapshot time, the write stall (longest gap between pgbench commits overlapping the
- *    snapshot) against the longest gap in the same span before it, and tps during against before.
+ *
+ * Data snapshots of nodes (PostgreSQL, MariaDB) are measured by test/bench/data-snapshots-bench.ts.
  */
-import { spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
-import {
-  basebackupPostgres,
-  snapshotPostgres,
-  type PgSnapshotResult,
-} from '../../master/snapshots/data/postgres.js';
 import { RestorePoints } from '../../master/snapshots/restore-points.js';
 import { openRepos } from '../../master/store/repos.js';
 import { silentLogger } from '../../master/util/logger.js';
-import { maxGapDuring, PgLab, pgbenchCompletions } from '../helpers/snapshot-postgres.js';
 
 const { values } = parseArgs({
   options: {
     nodes: { type: 'string', default: '1000,10000,50000' },
-    'pg-runs': { type: 'string', default: '3' },
-    'pg-scale': { type: 'string', default: '5' },
   },
 });
 
@@ -113,91 +102,9 @@ async function restorePointFigures(n: number): Promise<string> {
   }
 }
 
-async function pgFigures(runs: number, scale: number): Promise<string[]> {
-  const lab = new PgLab();
-  const port = 40000 + (process.pid % 10000);
-  const rows: string[] = [];
-  try {
-    const live = await lab.start(await lab.initdb('live'), port);
-    await new Promise<void>((resolve, reject) => {
-      const c = spawn(
-        'pgbench',
-        [
-          '-i',
-          '-q',
-          '-s',
-          String(scale),
-          '-h',
-          live.conn.host,
-          '-p',
-          String(port),
-          '-U',
-          'postgres',
-          'postgres',
-        ],
-        { stdio: 'ignore' },
-      );
-      c.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`pgbench -i exited ${code}`))));
-    });
-    for (let run = 1; run <= runs; run++) {
-      for (const method of ['backup-api', 'basebackup'] as const) {
-        const prefix = `bench-${method}-${run}`;
-        const bench = lab.spawnClient('pgbench', [
-          '-n',
-          '-c',
-          '2',
-          '-j',
-          '2',
-          '-T',
-          '8',
-          '-l',
-          `--log-prefix=${lab.path(prefix)}`,
-          '-h',
-          live.conn.host,
-          '-p',
-          String(port),
-          '-U',
-          'postgres',
-          'postgres',
-        ]);
-        const done = new Promise<void>((resolve) => bench.on('exit', () => resolve()));
-        await sleep(3000);
-        const target = lab.path(`snap-${method}-${run}`);
-        const r: PgSnapshotResult =
-          method === 'backup-api'
-            ? await snapshotPostgres({ dataDir: live.dataDir, target, conn: live.conn })
-            : await basebackupPostgres({ target, conn: live.conn });
-        await Promise.race([done, sleep(30_000)]);
-        const times = pgbenchCompletions(lab.base, prefix);
-        const span = r.finishedAt - r.startedAt;
-        const stall = maxGapDuring(times, r.startedAt, r.finishedAt);
-        const before = maxGapDuring(times, r.startedAt - span, r.startedAt - 1);
-        const tps = (from: number, to: number): number =>
-          times.filter((x) => x >= from && x <= to).length / ((to - from) / 1000);
-        rows.push(
-          `| ${method} | ${run} | ${span} ms | ${stall.toFixed(1)} ms | ${before.toFixed(1)} ms | ` +
-            `${tps(r.startedAt, r.finishedAt).toFixed(0)} | ${tps(r.startedAt - 2000, r.startedAt).toFixed(0)} |`,
-        );
-        rmSync(target, { recursive: true, force: true });
-      }
-    }
-  } finally {
-    await lab.cleanup();
-  }
-  return rows;
-}
-
 console.log('Master restore points (SQLite online backup; row-level restore)');
 console.log(
   '| nodes | store | create (online backup) | plain cp (reference) | longest writer pause during create | diff after 1% changed | restore | copy bytes |',
 );
 console.log('|---|---|---|---|---|---|---|---|');
 for (const n of values.nodes.split(',').map(Number)) console.log(await restorePointFigures(n));
-
-console.log('');
-console.log(`PostgreSQL data snapshots under pgbench load (scale ${values['pg-scale']}, 2 clients)`);
-console.log(
-  '| method | run | snapshot time | write stall (max commit gap during) | max gap in the span before | tps during | tps before |',
-);
-console.log('|---|---|---|---|---|---|---|');
-for (const row of await pgFigures(Number(values['pg-runs']), Number(values['pg-scale']))) console.log(row);

@@ -8,7 +8,7 @@ import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { PgConnection } from '../../master/snapshots/data/psql-session.js';
+import type { PgConnection } from './psql-session.js';
 
 const exec = promisify(execFile);
 

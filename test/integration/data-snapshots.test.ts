@@ -25,7 +25,7 @@ import Database from 'better-sqlite3';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DataSnapshotRecord } from '../../master/store/data-sets.js';
-import { PsqlSession } from '../../master/snapshots/data/psql-session.js';
+import { PsqlSession } from '../helpers/psql-session.js';
 import { api, type ApiTarget } from '../helpers/api.js';
 import {
   asPg,

@@ -8,7 +8,7 @@
  * rejects the pending query with psql's message.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { CorralError } from '../../util/errors.js';
+import { CorralError } from '../../master/util/errors.js';
 
 export interface PgConnection {
   /** Unix socket directory or host name. */
