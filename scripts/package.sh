@@ -120,6 +120,10 @@ find "$lib" -type d -empty -delete
 find "$lib" -type f ! -name '*.node' -exec chmod 644 {} +
 find "$lib/dist" "$lib/node_modules" "$lib/node-images" -type f ! -name '*.node' \
   -exec awk 'FNR == 1 && /^#!/ { print FILENAME } { nextfile }' {} + | xargs -r -d '\n' chmod 755
+# A template that is a shell script for a node (#!/..., e.g. templates/data-snapshots/node.sh, sent over SSH)
+# is a script to lintian too; "#!ipxe" templates stay data.
+find "$lib/templates" -type f -exec awk 'FNR == 1 && /^#!\// { print FILENAME } { nextfile }' {} + |
+  xargs -r -d '\n' chmod 755
 
 # The native module must load in the node the package depends on (this host's).
 node -e 'const D = require(process.argv[1]); new D(":memory:").prepare("SELECT 1").get();' \
