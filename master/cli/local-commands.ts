@@ -165,6 +165,9 @@ export const labCommand = defineCommand({
     say('  Ctrl-C tears everything down (or `corral lab down` from another shell).');
     say('');
     const stopFollowing = followLab(lab, say);
+    // `npm start | tee lab.log`: Ctrl-C kills tee too, and the next line written to the closed pipe
+    // (EPIPE) would end this process before the teardown below, leaving namespaces and VMs behind.
+    for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
     // Handlers stay installed: a second Ctrl-C, or the terminal closing (SIGHUP), must not kill the
     // process half-way through the teardown and leave namespaces and VMs behind.
     await new Promise<void>((resolve) => {
