@@ -8,7 +8,7 @@ import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { PgConnection } from './psql-session.js';
+import { psqlArgs, type PgConnection } from './psql-session.js';
 
 const exec = promisify(execFile);
 
@@ -145,31 +145,10 @@ export class PgLab {
   }
 
   async psql(conn: PgConnection, sql: string): Promise<string> {
-    const { stdout } = await exec(
-      'psql',
-      [
-        '-X',
-        '-q',
-        '-A',
-        '-t',
-        '-v',
-        'ON_ERROR_STOP=1',
-        '-h',
-        conn.host,
-        '-p',
-        String(conn.port),
-        '-U',
-        conn.user,
-        '-d',
-        conn.database,
-        '-c',
-        sql,
-      ],
-      {
-        timeout: 120_000,
-        maxBuffer: 64 << 20,
-      },
-    );
+    const { stdout } = await exec('psql', [...psqlArgs(conn), '-c', sql], {
+      timeout: 120_000,
+      maxBuffer: 64 << 20,
+    });
     return stdout;
   }
 

@@ -73,6 +73,34 @@ const h = (): DataSnapshotHarness => {
   return harness;
 };
 
+/**
+ * A writer that commits one probe row after another and records, for each acknowledged commit, the WAL
+ * flush position it reached: the rows a restore from a snapshot ending at LSN X must hold.
+ */
+function startPgProbe(conn: ConstructorParameters<typeof PsqlSession>[0]): {
+  acked: { id: number; flushed: bigint; at: number }[];
+  stop(): Promise<void>;
+} {
+  const probe = new PsqlSession(conn);
+  const acked: { id: number; flushed: bigint; at: number }[] = [];
+  let stopping = false;
+  const probing = (async () => {
+    while (!stopping) {
+      const [[id = ''] = []] = await probe.query('INSERT INTO probe DEFAULT VALUES RETURNING id', 30_000);
+      const [[flushed = '0/0'] = []] = await probe.query('SELECT pg_current_wal_flush_lsn()', 30_000);
+      acked.push({ id: Number(id), flushed: lsn(flushed), at: Date.now() });
+    }
+  })();
+  return {
+    acked,
+    stop: async () => {
+      stopping = true;
+      await probing;
+      probe.close();
+    },
+  };
+}
+
 describe('data snapshots of nodes over SSH, real PostgreSQL and MariaDB', { timeout: 900_000 }, () => {
   before(() => failIfUnmet(unmet));
   before(async () => {
@@ -196,16 +224,7 @@ describe('data snapshots of nodes over SSH, real PostgreSQL and MariaDB', { time
         assert.equal(code, 0, 'pgbench run failed');
       }
     })();
-    const probe = new PsqlSession(a.conn);
-    const acked: { id: number; flushed: bigint; at: number }[] = [];
-    let stop = false;
-    const probing = (async () => {
-      while (!stop) {
-        const [[id = ''] = []] = await probe.query('INSERT INTO probe DEFAULT VALUES RETURNING id', 30_000);
-        const [[flushed = '0/0'] = []] = await probe.query('SELECT pg_current_wal_flush_lsn()', 30_000);
-        acked.push({ id: Number(id), flushed: lsn(flushed), at: Date.now() });
-      }
-    })();
+    const { acked, stop: stopProbe } = startPgProbe(a.conn);
     await sleep(2000);
 
     const t0 = Date.now();
@@ -227,9 +246,7 @@ describe('data snapshots of nodes over SSH, real PostgreSQL and MariaDB', { time
     assert.ok(detail.includes(snap.position?.walEnd ?? '?'), 'the snapshot page shows its WAL end point');
     pgSnapshot = snap;
     await sleep(1000); // writes go on after the snapshot
-    stop = true;
-    await probing;
-    probe.close();
+    await stopProbe();
     benchStop = true;
     await benching;
 
@@ -410,24 +427,13 @@ describe('data snapshots of nodes over SSH, real PostgreSQL and MariaDB', { time
         });
         assert.equal(r.status, 201, r.text);
       }
-      const probe = new PsqlSession(a.conn);
-      const acked: { id: number; flushed: bigint; at: number }[] = [];
-      let stop = false;
-      const probing = (async () => {
-        while (!stop) {
-          const [[id = ''] = []] = await probe.query('INSERT INTO probe DEFAULT VALUES RETURNING id', 30_000);
-          const [[flushed = '0/0'] = []] = await probe.query('SELECT pg_current_wal_flush_lsn()', 30_000);
-          acked.push({ id: Number(id), flushed: lsn(flushed), at: Date.now() });
-        }
-      })();
+      const { acked, stop: stopProbe } = startPgProbe(a.conn);
       await sleep(1000);
       const t0 = Date.now();
       const reply = await api(target, 'POST', '/data-sets/pgfs-a/snapshots', {}, { timeoutMs: 300_000 });
       const t1 = Date.now();
       await sleep(500);
-      stop = true;
-      await probing;
-      probe.close();
+      await stopProbe();
       assert.equal(reply.status, 201, reply.text);
       const snap = reply.json.snapshot as DataSnapshotRecord;
       assert.equal(snap.method, 'btrfs-snapshot');
