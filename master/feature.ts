@@ -5,6 +5,8 @@
  * It returns a `Feature`; master.ts starts the features in the order of its list, mounts their routes
  * and pages, and closes them in reverse order, so no feature is wired by hand in three places.
  */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Router } from 'express';
 import type { ConsoleContext } from '../web-ui/page.js';
 import type { HaRole } from './ha/controller.js';
@@ -33,6 +35,12 @@ export interface Feature {
    * in reverse order on demotion. Without HA a feature starts serving in `start`.
    */
   onRole?(role: HaRole): Promise<void>;
+  /**
+   * An HTTP Upgrade (WebSocket) on the listener that serves the console: answers true when the feature
+   * took the socket (it then authenticates it itself), false to let the next feature look. An upgrade no
+   * feature takes is refused, so no WebSocket path exists unless a feature checks its credentials.
+   */
+  upgrade?(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
   /** Stops everything `start` (and `serve`) started; must not throw for a half-started feature. */
   close(): Promise<void>;
 }

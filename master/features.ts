@@ -29,6 +29,7 @@ import { startHa } from './ha/feature.js';
 import { startLb } from './lb/feature.js';
 import { startMonitor } from './monitor/feature.js';
 import { startRemote } from './remote/feature.js';
+import { startSerialConsole } from './serial-console/feature.js';
 import { startSharedRoot } from './sharedroot/feature.js';
 import { startSnapshots } from './snapshots/feature.js';
 import { startTftp } from './tftp/feature.js';
@@ -200,6 +201,11 @@ export const FEATURES: FeatureEntry[] = [
             onRole: (role) => h.roleChanged(role),
           }))
         : undefined,
+  },
+  // The node's serial console in the browser (issue 20): a WebSocket on the console's listener.
+  {
+    name: 'serial-console',
+    start: (h) => startSerialConsole({ config: h.config, repos: h.repos, logger: h.logger }),
   },
   // After HA: it reads every feature above at scrape time, and changes nothing.
   {

@@ -3,9 +3,10 @@
  * agent reach without TLS) and, with console.https, HTTPS for everything, whose Secure cookies the
  * console sets. With HTTPS on, plain HTTP sends console pages to the HTTPS listener.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { RequestHandler, Router } from 'express';
 import type { FrozenConfig } from './config.js';
 import { ensureTls } from './auth/tls.js';
@@ -21,6 +22,16 @@ export interface ListenerParts {
   console: Router;
   /** Prometheus (master/metrics feature): the request timer and GET /metrics. */
   metrics?: { middleware: RequestHandler; pages: Router };
+  /** WebSocket upgrades on the listener that serves the console (master/feature.ts `upgrade`). */
+  upgrade?: (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean;
+}
+
+/** Upgrades go to the features; one nobody takes is refused (no WebSocket path without a credential check). */
+function acceptUpgrades(server: Server, parts: ListenerParts): void {
+  server.on('upgrade', (req, socket: Duplex, head: Buffer) => {
+    if (parts.upgrade?.(req, socket, head)) return;
+    socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+  });
 }
 
 export interface Listeners {
@@ -71,6 +82,8 @@ export async function openListeners(parts: ListenerParts): Promise<Listeners> {
   });
   const server = createServer(app);
   server.keepAliveTimeout = 5000;
+  // Plain HTTP serves the console only when HTTPS does not (else it redirects every console page).
+  if (!(httpsOn && config.console.httpsPort !== 0)) acceptUpgrades(server, parts);
   const httpPort = await listen(server, config.http.port, config.http.bind);
   if (!httpsOn) return { httpPort, close: () => stop(server) };
   let secure: Server | undefined;
@@ -92,6 +105,7 @@ export async function openListeners(parts: ListenerParts): Promise<Listeners> {
     });
     secure = createHttpsServer({ cert: tls.cert, key: tls.key }, secureApp);
     secure.keepAliveTimeout = 5000;
+    acceptUpgrades(secure, parts);
     httpsPort = await listen(secure, config.console.httpsPort ?? 443, config.http.bind);
     logger.info(
       { https: `${config.http.bind}:${httpsPort}`, cert: tls.certPath, sha256: tls.fingerprint256 },

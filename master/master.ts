@@ -125,6 +125,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       boot: surface.router,
       console: consoleRouter,
       ...(host.exposed.metrics ? { metrics: host.exposed.metrics.http } : {}),
+      upgrade: (req, socket, head) => features.some((f) => f.upgrade?.(req, socket, head) ?? false),
     });
     const { httpPort, httpsPort } = listeners;
     for (const r of running) await r.feature.serve?.({ port: httpPort });

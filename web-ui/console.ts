@@ -107,6 +107,23 @@ export function createConsoleRouter(deps: ConsoleDeps): Router {
       fallthrough: true,
     }),
   );
+  // xterm.js and its fit addon for the serial console (issue 20), from their npm packages the same way.
+  for (const [path, ...dir] of [
+    ['/static/vendor/xterm', '@xterm', 'xterm', 'lib'],
+    ['/static/vendor/xterm-css', '@xterm', 'xterm', 'css'],
+    ['/static/vendor/xterm-fit', '@xterm', 'addon-fit', 'lib'],
+  ] as const) {
+    router.use(
+      path,
+      express.static(installPath('node_modules', ...dir), {
+        maxAge: '1d',
+        index: false,
+        redirect: false,
+        dotfiles: 'ignore',
+        fallthrough: true,
+      }),
+    );
+  }
   router.use(
     '/static',
     express.static(installPath('web-ui', 'public'), {

@@ -125,6 +125,8 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
           console: { https: false, allowInsecureBasicAuth: true },
           dhcp: { mode: 'server', range: `${prefix}.100-${prefix}.199`, subnet: `${prefix}.0/24` },
           nodeImage: { cacheDir: opts.cacheDir ?? '/var/cache/corral' },
+          // Each VM's serial line as a socket named after its MAC (qemu.ts consoleSocket, issue 20).
+          serialConsole: { socketDir: join(dir, 'serial') },
           ...(opts.masterConfig ?? {}),
         },
         null,
@@ -167,6 +169,7 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
         diskSerial: `CORRAL${net.id.toUpperCase()}${i + 1}`,
         tap: net.addTap(),
         noReboot: opts.noReboot ?? false,
+        consoleSocket: join(dir, 'serial', `${labMac(labByte, i + 1).replace(/:/g, '-')}.sock`),
       };
       vms.push(startVm(net, spec, join(dir, `${name}.log`)));
       log.info(

@@ -5,7 +5,9 @@
  * serial number, and the serial console on stdout so markers printed by the node agent can be followed.
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
+import { dirname } from 'node:path';
 import type { LabNet } from './net.js';
 
 export const OVMF_PATHS = ['/usr/share/ovmf/OVMF.fd', '/usr/share/qemu/OVMF.fd'];
@@ -58,6 +60,12 @@ export interface VmSpec {
   tap: string;
   /** QEMU exits instead of rebooting (tests); the lab lets VMs reboot into their next boot step. */
   noReboot: boolean;
+  /**
+   * A Unix socket offering the VM's serial line to the master's serial console (issue 20). QEMU's serial
+   * stays on stdio (the lab and tests follow its lines); this relay hands the same bytes to every
+   * connected client and feeds what they send to QEMU's stdin, like a console server on a serial port.
+   */
+  consoleSocket?: string;
 }
 
 /** The QEMU command line for a spec; pure so it is unit-tested. */
@@ -121,8 +129,9 @@ export function startVm(net: LabNet, spec: VmSpec, logPath: string): Vm {
     execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', spec.diskPath, `${spec.diskGb}G`]);
   }
   const child = net.spawnIn(net.bridgeNs, ['qemu-system-x86_64', ...qemuArgs(spec, findOvmf())], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [spec.consoleSocket ? 'pipe' : 'ignore', 'pipe', 'pipe'],
   });
+  const relay = spec.consoleSocket ? serialRelay(spec.consoleSocket, child) : undefined;
   const file = createWriteStream(logPath, { flags: 'a' });
   let text = '';
   let partial = '';
@@ -137,9 +146,15 @@ export function startVm(net: LabNet, spec: VmSpec, logPath: string): Vm {
     partial = lines.pop() ?? '';
     for (const line of lines) for (const l of listeners) l(line);
   };
-  child.stdout?.on('data', onData);
+  child.stdout?.on('data', (d: Buffer) => {
+    relay?.output(d);
+    onData(d);
+  });
   child.stderr?.on('data', onData);
-  child.once('exit', () => file.end());
+  child.once('exit', () => {
+    file.end();
+    relay?.close();
+  });
   return {
     spec,
     child,
@@ -149,6 +164,36 @@ export function startVm(net: LabNet, spec: VmSpec, logPath: string): Vm {
     exited: () => child.exitCode !== null || child.signalCode !== null,
     kill: () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    },
+  };
+}
+
+/**
+ * The console relay of `VmSpec.consoleSocket`: QEMU's stdin is a pipe, not a terminal, so QEMU passes
+ * every byte (0x03 included) to the guest's UART instead of acting on it.
+ */
+function serialRelay(path: string, child: ChildProcess): { output(d: Buffer): void; close(): void } {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o750 });
+  rmSync(path, { force: true });
+  const clients = new Set<Socket>();
+  const server = createServer((c) => {
+    clients.add(c);
+    c.on('data', (d) => child.stdin?.write(d));
+    c.on('error', () => c.destroy());
+    c.on('close', () => clients.delete(c));
+  });
+  child.stdin?.on('error', () => undefined);
+  // A path the kernel refuses (over 107 bytes) leaves the VM without a console, not the lab broken.
+  server.on('error', () => undefined);
+  server.listen(path);
+  return {
+    output: (d) => {
+      for (const c of clients) c.write(d);
+    },
+    close: () => {
+      for (const c of clients) c.destroy();
+      server.close();
+      rmSync(path, { force: true });
     },
   };
 }

@@ -222,6 +222,10 @@ export const ERROR_CATALOGUE = {
     status: 500,
     hint: 'nfs-ganesha rejected the exports; the previous config keeps running. See DATA_DIR/sharedroot/nfs/ganesha.log.',
   },
+  SERIAL_CONSOLE_UNAVAILABLE: {
+    status: 409,
+    hint: "Give the node an IPMI power driver (its BMC's serial-over-LAN is used), or a socket in serialConsole.socketDir; check that the BMC or VM is reachable.",
+  },
   POWER_NOT_CONFIGURED: {
     status: 409,
     hint: 'Set a power driver for the node first: `corral node power NODE set ...` or PUT /api/v1/nodes/:id/power.',
