@@ -47,7 +47,7 @@ export function mountSerialConsole(router: Router, ctx: ConsoleContext, deps: Se
       live: true,
       isAdmin: who.user.role === 'admin',
       source: describe(deps.sourceOf(node.mac)),
-      wsPath: `/nodes/${encodeURIComponent(node.mac)}/console/ws`,
+      wsPath: `/nodes/${node.mac}/console/ws`,
       recordings: deps.recordings.list(node.mac).slice(0, 20),
     });
   });
