@@ -42,6 +42,8 @@ TEST_PACKAGES=(
   chromium wrk postgresql openipmi openssh-server cpio curl radvd python3 prometheus prometheus-node-exporter cloud-init
   # data snapshots of nodes (issue 17): a real MariaDB server and the sqlite3 CLI a node may use
   mariadb-server sqlite3
+  # the serial console's integration test (issue 20): a shell on a pty behind a Unix socket
+  socat
 )
 
 packages=("${MAIN_PACKAGES[@]}")
