@@ -3,14 +3,28 @@
  * data set, the form that declares a data set, "snapshot now" per data set and node, and one snapshot with
  * its files and diff, the restore form (the name typed back; another node of the same kind may be chosen)
  * and delete. Thin: parse the form → call the service → render.
+ *
+ * Long operations show live progress as the monitor's pages show theirs: server-sent events
+ * (`/snapshots/data/progress`, event `progress` with every operation that moved since the last one),
+ * read by /static/data-snapshots.js. "Snapshot now" therefore answers at once with the running snapshot's
+ * page; a restore keeps its form post (its result is the page it answers), and the page it was sent from
+ * shows the transfer and the node's steps while it runs. Without JavaScript the pages still work.
  */
 import express, { type Response, type Router } from 'express';
 import { roleAllows } from '../api/auth.js';
 import type { Role } from '../store/users.js';
 import { CorralError, isCorralError } from '../util/errors.js';
-import { sendPage, signedIn, type ConsoleContext } from '../../web-ui/page.js';
+import { requireConsoleRole, sendPage, signedIn, type ConsoleContext } from '../../web-ui/page.js';
+import { resolveSession, sessionCookie } from '../../web-ui/session-guard.js';
 import type { DataSnapshotRecord } from '../store/data-sets.js';
+import { formatBytes } from '../../web-ui/format.js';
+import { describeProgress, type OperationProgress } from './progress.js';
 import { publicDataSet, type DataSnapshots } from './service.js';
+
+/** An operation as the page and its stream carry it: the facts and the line to show. */
+function shown(o: OperationProgress): OperationProgress & { text: string } {
+  return { ...o, text: describeProgress(o, formatBytes) };
+}
 
 function field(body: unknown, name: string): string {
   const v = body && typeof body === 'object' ? (body as Record<string, unknown>)[name] : undefined;
@@ -18,6 +32,9 @@ function field(body: unknown, name: string): string {
 }
 
 const BASE = '/snapshots/data';
+/** How often a progress stream looks at the board (and re-checks its session). */
+const STREAM_TICK_MS = 1000;
+const KEEPALIVE_MS = 20_000;
 
 export function createDataSnapshotPages(ctx: ConsoleContext, service: DataSnapshots): Router {
   const router = express.Router();
@@ -51,6 +68,11 @@ export function createDataSnapshotPages(ctx: ConsoleContext, service: DataSnapsh
         title: 'Data snapshots',
         nav: 'snapshots',
         canAdmin: roleAllows(role(res), 'admin'),
+        // A filtered list shows only the operations of that node or data set, as its table does.
+        progress: service.board
+          .list()
+          .filter((o) => (!q.node || o.node === q.node) && (!q.dataSet || o.dataSet === q.dataSet))
+          .map(shown),
         filter: q,
         filterError,
         error,
@@ -123,15 +145,17 @@ export function createDataSnapshotPages(ctx: ConsoleContext, service: DataSnapsh
     res.redirect(303, `${BASE}?dataSet=${encodeURIComponent(decl.name)}`);
   });
 
-  router.post(`${BASE}/sets/:id/snapshot`, async (req, res) => {
+  router.post(`${BASE}/sets/:id/snapshot`, (req, res) => {
     need(res);
     const node = field(req.body, 'node');
     try {
-      const s = await service.snapshot(String(req.params['id'] ?? ''), {
+      const started = service.begin(String(req.params['id'] ?? ''), {
         ...(node ? { node } : {}),
         actor: actor(res),
       });
-      res.redirect(303, href(s));
+      // Its end (or failure) reaches the page through the progress stream, the log and the event log.
+      started.done.catch(() => undefined);
+      res.redirect(303, href(started.snapshot));
     } catch (err) {
       if (isCorralError(err)) return listPage(res, {}, `${err.message}. ${err.hint}`);
       throw err;
@@ -176,6 +200,11 @@ export function createDataSnapshotPages(ctx: ConsoleContext, service: DataSnapsh
         diff: d.diff,
         diffAgainst: d.to,
         targets: sameKind,
+        running: s.status === 'running',
+        progress: service.board
+          .list()
+          .filter((o) => o.snapshotId === s.id || o.forSnapshotId === s.id)
+          .map(shown),
         canAdmin: roleAllows(role(res), 'admin'),
         error,
         result,
@@ -183,6 +212,42 @@ export function createDataSnapshotPages(ctx: ConsoleContext, service: DataSnapsh
       error ? 400 : 200,
     );
   };
+
+  router.get(`${BASE}/progress`, (req, res) => {
+    requireConsoleRole(res, 'viewer');
+    const sessionId = sessionCookie(req);
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-store',
+      Connection: 'keep-alive',
+      'X-Accel-Buffering': 'no',
+    });
+    res.write('retry: 5000\n\n');
+    let seen = -1;
+    const tick = (): void => {
+      // As the monitor's stream: a stream outlives the session check made at connect, so peek again.
+      if (!resolveSession(ctx, sessionId, 'peek')) {
+        res.write(`event: session-ended\ndata: ${JSON.stringify({ login: '/login?expired=1' })}\n\n`);
+        end();
+        res.end();
+        return;
+      }
+      const all = service.board.list();
+      const moved = all.filter((o) => o.version > seen);
+      if (!moved.length && seen >= 0) return;
+      seen = Math.max(seen, 0, ...all.map((o) => o.version));
+      res.write(`event: progress\ndata: ${JSON.stringify(moved.map(shown))}\n\n`);
+    };
+    const poll = setInterval(tick, STREAM_TICK_MS);
+    const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);
+    const end = (): void => {
+      clearInterval(poll);
+      clearInterval(keepalive);
+    };
+    tick();
+    req.on('close', end);
+    res.on('error', end);
+  });
 
   router.get(`${BASE}/:id`, (req, res) => detailPage(res, service.get(String(req.params['id'] ?? ''))));
 

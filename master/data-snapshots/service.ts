@@ -14,10 +14,11 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { Transform } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { z } from 'zod';
 import type { NodeRecord } from '../store/nodes.js';
@@ -52,6 +53,7 @@ import {
 } from './archive.js';
 import type { DataSnapshotsConfig } from './config.js';
 import { defaultServiceCommands, nodeCommand, type NodeScriptParams } from './node-script.js';
+import { ProgressBoard } from './progress.js';
 import { runNodeScript, type SshSettings } from './runner.js';
 
 const NAME = /^[a-z0-9][a-z0-9-]{0,47}$/;
@@ -179,9 +181,35 @@ function stamp(d: Date): string {
     .toLowerCase();
 }
 
+/** A snapshot under way: its row (status `running`) at once, the finished record when done. */
+export interface StartedSnapshot {
+  snapshot: DataSnapshotRecord;
+  done: Promise<DataSnapshotRecord>;
+}
+
+/** The stream with its bytes counted as they go, for a progress report; a read error carries through. */
+function counted(input: Readable, onBytes: (total: number, last: boolean) => void): Readable {
+  let total = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      total += chunk.length;
+      onBytes(total, false);
+      done(null, chunk);
+    },
+    flush(done) {
+      onBytes(total, true);
+      done();
+    },
+  });
+  input.on('error', (err) => counter.destroy(err));
+  return input.pipe(counter);
+}
+
 export class DataSnapshots {
   private readonly busy = new Set<string>();
   private readonly now: () => Date;
+  /** What runs now, with bytes, rate and ETA (the console's live stream reads it). */
+  readonly board = new ProgressBoard();
 
   constructor(private readonly deps: DataSnapshotsDeps) {
     this.now = deps.now ?? (() => new Date());
@@ -376,27 +404,84 @@ export class DataSnapshots {
     dataSetRef: string | number,
     opts: { node?: string; snapshotKind?: DataSnapshotKind; reason?: string; actor?: string | null } = {},
   ): Promise<DataSnapshotRecord> {
+    return this.begin(dataSetRef, opts).done;
+  }
+
+  /**
+   * Starts a snapshot and answers its running row at once (the console shows its progress live); errors
+   * that come before the node is contacted (unknown data set or node, busy) are thrown here.
+   */
+  begin(
+    dataSetRef: string | number,
+    opts: { node?: string; snapshotKind?: DataSnapshotKind; reason?: string; actor?: string | null } = {},
+  ): StartedSnapshot {
     const d = this.set(dataSetRef);
     const node = this.nodeFor(d, opts.node);
     const unlock = this.lock(d, node);
     try {
-      return await this.take(d, node, opts.snapshotKind ?? 'manual', opts.reason ?? null, opts.actor ?? null);
-    } finally {
+      const started = this.take(
+        d,
+        node,
+        opts.snapshotKind ?? 'manual',
+        opts.reason ?? null,
+        opts.actor ?? null,
+      );
+      return { snapshot: started.snapshot, done: started.done.finally(unlock) };
+    } catch (err) {
       unlock();
+      throw err;
     }
   }
 
-  private async take(
+  private take(
     d: DataSetRecord,
     node: NodeRecord,
     snapshotKind: DataSnapshotKind,
     reason: string | null,
     actor: string | null,
-  ): Promise<DataSnapshotRecord> {
-    const { store, logger, config } = this.deps;
+    forSnapshotId: number | null = null,
+  ): StartedSnapshot {
+    const { store } = this.deps;
     const started = this.now();
     const name = `${d.name}-${node.name}-${stamp(started)}`;
     const row = store.startSnapshot({ name, dataSet: d, node, snapshotKind, reason, actor });
+    const previous = store
+      .snapshots({ dataSetId: d.id, nodeMac: node.mac })
+      .find((x) => x.status === 'ok' && x.bytes !== null);
+    const key = `snapshot-${row.id}`;
+    this.board.begin({
+      key,
+      op: 'snapshot',
+      snapshotId: row.id,
+      snapshot: name,
+      forSnapshotId,
+      dataSet: d.name,
+      node: node.name,
+      expectedBytes: previous?.bytes ?? null,
+    });
+    const done = this.transfer(d, node, row, started, actor).then(
+      (s) => {
+        this.board.finish(key, true, null, s.bytes ?? undefined);
+        return s;
+      },
+      (err: unknown) => {
+        this.board.finish(key, false, (err as Error).message);
+        throw err;
+      },
+    );
+    return { snapshot: row, done };
+  }
+
+  private async transfer(
+    d: DataSetRecord,
+    node: NodeRecord,
+    row: DataSnapshotRecord,
+    started: Date,
+    actor: string | null,
+  ): Promise<DataSnapshotRecord> {
+    const { store, logger, config } = this.deps;
+    const name = row.name;
+    const board = this.board;
     const dir = join(this.deps.dir, name);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const partial = join(dir, 'archive.part');
@@ -409,6 +494,7 @@ export class DataSnapshots {
       transform(chunk: Buffer, _enc, done) {
         hash.update(chunk);
         bytes += chunk.length;
+        board.advance(`snapshot-${row.id}`, bytes);
         const t = Date.now();
         if (t - lastMark >= config.progressSeconds * 1000) {
           lastMark = t;
@@ -549,9 +635,21 @@ export class DataSnapshots {
       const safety =
         opts.safety === false
           ? null
-          : await this.take(target, node, 'safety', `before restoring ${s.name}`, opts.actor ?? null);
+          : await this.take(target, node, 'safety', `before restoring ${s.name}`, opts.actor ?? null, s.id)
+              .done;
       const report = newReport();
       log.info({ target: target.name, safety: safety?.name ?? null }, 'data restore started');
+      const key = `restore-${s.id}-${started}`;
+      this.board.begin({
+        key,
+        op: 'restore',
+        snapshotId: s.id,
+        snapshot: s.name,
+        forSnapshotId: null,
+        dataSet: target.name,
+        node: node.name,
+        expectedBytes: statSync(this.archivePath(s)).size,
+      });
       const result = await runNodeScript(this.deps.ssh, {
         node: { mac: node.mac, name: node.name, host: node.ip ?? '' },
         command: nodeCommand('restore', {
@@ -559,20 +657,28 @@ export class DataSnapshots {
           format: s.format ?? 'tar',
         }),
         secret: this.secretOf(target),
-        input: createReadStream(this.archivePath(s)),
+        input: counted(createReadStream(this.archivePath(s)), (n, last) => this.board.advance(key, n, last)),
         onStderr: (l) => {
           parseScriptLine(report, l);
-          if (l.startsWith('CORRAL step') || l.startsWith('CORRAL check'))
+          if (l.startsWith('CORRAL step') || l.startsWith('CORRAL check')) {
             log.info({ line: l.slice(7) }, 'restore');
+            this.board.step(key, l.slice(7).replace(/^step /, ''));
+          }
         },
         timeoutMs: this.deps.config.timeoutSeconds * 1000,
+      }).catch((err: unknown) => {
+        this.board.finish(key, false, (err as Error).message);
+        throw err;
       });
       if (result.code !== 0) {
-        throw new CorralError(
+        const e = new CorralError(
           'DATA_RESTORE_FAILED',
           `${node.name}: ${failure(report, result.code, result.signal)}`,
         );
+        this.board.finish(key, false, e.message);
+        throw e;
       }
+      this.board.finish(key, true, report.checks.join('; '));
       const out: RestoreResult = {
         snapshot: s,
         target: { node: node.name, dataSet: target.name },

@@ -13,6 +13,8 @@ gunz() { if command -v pigz >/dev/null 2>&1; then pigz -dc; else gzip -dc; fi; }
 TMP=$(mktemp -d /tmp/corral-data.XXXXXX)
 chmod 700 "$TMP"
 SNAP=
+LVSNAP=
+LVMNT=
 SLOT=
 SWAPPED=0
 DONE=0
@@ -21,13 +23,16 @@ cleanup() {
   rc=$?
   if [ -n "$SLOT" ]; then psql -X -q -A -t -c "SELECT pg_drop_replication_slot('$SLOT')" >/dev/null 2>&1 || say "warning replication slot $SLOT left behind"; fi
   if [ -n "$SNAP" ]; then btrfs subvolume delete "$SNAP" >/dev/null 2>&1 || say "warning btrfs snapshot $SNAP left behind"; fi
+  # The LVM snapshot's mount sits inside $TMP: unmounted first, or rm -rf below would walk into it.
+  if [ -n "$LVMNT" ]; then umount "$LVMNT" 2>/dev/null || { say "warning LVM snapshot still mounted at $LVMNT"; TMP=; }; fi
+  if [ -n "$LVSNAP" ]; then lvremove -f -y "$LVSNAP" >/dev/null 2>&1 || say "warning LVM snapshot $LVSNAP left behind"; fi
   if [ "$SWAPPED" = 1 ] && [ "$DONE" != 1 ]; then
     say "rollback putting the previous data back"
     run_stop >/dev/null 2>&1 || true
     rm -rf "$P" && mv "$OLD" "$P" && say "rolledback $P" || say "warning previous data left at $OLD"
     run_start >/dev/null 2>&1 || say "warning service did not start after rollback"
   fi
-  rm -rf "$TMP"
+  if [ -n "$TMP" ]; then rm -rf "$TMP"; fi
   exit $rc
 }
 trap cleanup EXIT
@@ -43,10 +48,72 @@ subvol_of() {
   done
   return 1
 }
-# A read-only snapshot inside the subvolume itself (always the same file system); sets SNAP.
+# The LVM logical volume mounted where a path lives; sets LV (vg/lv), LVTOP (its mount point), LVFS.
+lv_of() {
+  command -v lvs >/dev/null 2>&1 && command -v findmnt >/dev/null 2>&1 || return 1
+  local src
+  read -r src LVTOP LVFS < <(findmnt -n -o SOURCE,TARGET,FSTYPE -T "$1" 2>/dev/null) || return 1
+  case "$src" in /dev/mapper/* | /dev/dm-* | /dev/*/*) ;; *) return 1 ;; esac
+  local info
+  info=$(lvs --noheadings -o vg_name,lv_name,segtype "$src" 2>/dev/null) || return 1
+  set -- $info
+  [ $# -ge 3 ] || return 1
+  LV="$1/$2"
+  LVTYPE=$3
+}
+# How the path can be snapshotted as of one instant: FSK=btrfs (SV, the subvolume) or FSK=lvm (LV...).
+FSK=
+fs_detect() {
+  if SV=$(subvol_of "$1"); then FSK=btrfs; return 0; fi
+  if lv_of "$1"; then FSK=lvm; return 0; fi
+  return 1
+}
+# A read-only btrfs snapshot inside the subvolume itself (always the same file system); sets SNAP.
 fs_snapshot() {
   SNAP="$1/.corral-snap-$CORRAL_ID"
   btrfs subvolume snapshot -r "$1" "$SNAP" >/dev/null
+}
+# An LVM snapshot of LV; sets LVSNAP. lvcreate suspends the origin (its file system frozen, writes
+# waiting) only while the snapshot is set up. A thick snapshot's copy-on-write area must hold every
+# block written to the origin until the copy ends: as large as the origin where the VG has the room, else
+# all its free space (a full area invalidates the snapshot, and the copy then fails on read errors; it
+# never yields a silently wrong archive). A thin volume's snapshot shares the pool and needs no size.
+lv_snapshot() {
+  local vg=${LV%%/*} name="corral-snap-$CORRAL_ID"
+  if [ "$LVTYPE" = thin ]; then
+    lvcreate -q -s -kn -n "$name" "$LV" >/dev/null
+  else
+    local size free
+    size=$(lvs --noheadings --nosuffix --units b -o lv_size "$LV" | tr -d ' ')
+    free=$(vgs --noheadings --nosuffix --units b -o vg_free "$vg" | tr -d ' ')
+    [ "${free:-0}" -gt 0 ] || die "volume group $vg has no free space for a snapshot of $LV"
+    if [ "$free" -ge "$size" ]; then
+      lvcreate -q -s -l 100%ORIGIN -n "$name" "$LV" >/dev/null
+    else
+      lvcreate -q -s -l 100%FREE -n "$name" "$LV" >/dev/null
+    fi
+  fi
+  LVSNAP="$vg/$name"
+}
+# Take the snapshot of what fs_detect found (the instant that counts; callers hold their lock around it).
+fs_take() {
+  if [ "$FSK" = btrfs ]; then fs_snapshot "$SV"; else lv_snapshot; fi
+}
+# The path as of the snapshot, in VIEW. An LVM snapshot is mounted read-only first: on a journalled file
+# system the kernel replays the journal into the (writable) snapshot device, so the copy sees the file
+# system as after a clean crash at the snapshot's instant; XFS refuses a second mount of one UUID without
+# nouuid.
+fs_open() {
+  if [ "$FSK" = btrfs ]; then
+    VIEW="$SNAP${P#"$SV"}"
+    return 0
+  fi
+  local opts=ro
+  [ "$LVFS" = xfs ] && opts=ro,nouuid
+  mkdir "$TMP/lvsnap"
+  mount -t "$LVFS" -o "$opts" "/dev/$LVSNAP" "$TMP/lvsnap"
+  LVMNT=$TMP/lvsnap
+  if [ "$LVTOP" = / ]; then VIEW="$LVMNT$P"; else VIEW="$LVMNT${P#"$LVTOP"}"; fi
 }
 # tar exits 1 when a file changed while read: expected for a live tree, not an error.
 tar_tree() {
@@ -96,11 +163,11 @@ run_start() { if [ -n "$CORRAL_START" ]; then bash -c "$CORRAL_START"; fi; }
 
 snap_files() {
   [ -d "$P" ] || die "no directory $P on the node"
-  local sv
-  if sv=$(subvol_of "$P"); then
-    fs_snapshot "$sv"
-    say "method btrfs-snapshot+tar"
-    tar_tree "$SNAP${P#"$sv"}" | gz
+  if fs_detect "$P"; then
+    fs_take
+    fs_open
+    say "method $FSK-snapshot+tar"
+    tar_tree "$VIEW" | gz
   else
     say "method tar"
     tar_tree "$P" | gz
@@ -129,16 +196,20 @@ snap_sqlite() {
 
 snap_pg() {
   pg_env
-  local sv flushed
-  # On btrfs, with the WAL inside the same snapshot and no tablespaces elsewhere, one atomic snapshot of the
-  # subvolume is a crash-consistent copy (PostgreSQL manual §26.2): the server replays WAL at start, and
-  # every commit flushed before the snapshot is in it. No lock, no backup mode.
-  if sv=$(subvol_of "$P") && [ ! -L "$P/pg_wal" ] && [ -z "$(ls -A "$P/pg_tblspc" 2>/dev/null)" ]; then
+  local flushed t0
+  # On btrfs or LVM, with the WAL inside the same snapshot and no tablespaces elsewhere, one atomic snapshot
+  # of the volume is a crash-consistent copy (PostgreSQL manual §26.2): the server replays WAL at start,
+  # and every commit flushed before the snapshot is in it. No lock, no backup mode.
+  if fs_detect "$P" && [ ! -L "$P/pg_wal" ] && [ -z "$(ls -A "$P/pg_tblspc" 2>/dev/null)" ]; then
     flushed=$(psql -X -q -A -t -v ON_ERROR_STOP=1 -c "SELECT pg_current_wal_flush_lsn()")
-    fs_snapshot "$sv"
+    t0=$(now_ms)
+    fs_take
+    # LVM suspends the origin device while it sets the snapshot up: that is the writers' stall.
+    [ "$FSK" = lvm ] && say "stall $(($(now_ms) - t0))"
     say "pgflushed $flushed"
-    say "method btrfs-snapshot"
-    tar_tree "$SNAP${P#"$sv"}" | gz
+    say "method $FSK-snapshot"
+    fs_open
+    tar_tree "$VIEW" | gz
     say "format tar"
     return 0
   fi
@@ -165,14 +236,13 @@ my_q() {
 }
 snap_mysql() {
   my_env
-  local sv
-  if sv=$(subvol_of "$P"); then
+  if fs_detect "$P"; then
     coproc DB { "$MYSQL" "$MYCNF" -N -B --unbuffered 2>&1; }
     local t0 t1 pos
     t0=$(now_ms)
     my_q "FLUSH TABLES WITH READ LOCK" >/dev/null
     pos=$(my_q "SHOW MASTER STATUS")
-    fs_snapshot "$sv"
+    fs_take
     my_q "UNLOCK TABLES" >/dev/null
     t1=$(now_ms)
     eval "exec ${DB[1]}>&-"
@@ -180,8 +250,9 @@ snap_mysql() {
     say "stall $((t1 - t0))"
     set -- $pos
     [ $# -ge 2 ] && say "binlog $1 $2"
-    say "method flush-lock+btrfs-snapshot"
-    tar_tree "$SNAP${P#"$sv"}" | gz
+    say "method flush-lock+$FSK-snapshot"
+    fs_open
+    tar_tree "$VIEW" | gz
     say "format tar"
   else
     [ -n "$MYDUMP" ] || die "no mariadb-dump/mysqldump on the node"

@@ -57,10 +57,45 @@ function mib(bytes: number): string {
   return `${(bytes / 1048576).toFixed(0)} MiB`;
 }
 
-async function timed(run: () => Promise<void>): Promise<{ t0: number; t1: number }> {
-  const t0 = Date.now();
-  await run();
-  return { t0, t1: Date.now() };
+interface Run {
+  what: string;
+  /** Runs once; answers the row's note. */
+  run: () => Promise<string>;
+}
+interface Mark {
+  what: string;
+  t0: number;
+  t1: number;
+  note: string;
+}
+
+/**
+ * The one timing loop of every kind: each run in turn, timed, with a pause before it so that its
+ * baseline (the 2 s before t0) sees the writers undisturbed by the previous run.
+ */
+async function measure(runs: readonly Run[], pauseMs = 2500): Promise<Mark[]> {
+  const marks: Mark[] = [];
+  for (const r of runs) {
+    await sleep(pauseMs);
+    const t0 = Date.now();
+    const note = await r.run();
+    marks.push({ what: r.what, t0, t1: Date.now(), note });
+  }
+  return marks;
+}
+
+/** Rows of one kind: time and the writers' stall, measured over each run and the 2 s before it. */
+function record(kind: string, marks: readonly Mark[], gap: (t0: number, t1: number) => number): void {
+  for (const m of marks) {
+    rows.push({
+      kind,
+      what: m.what,
+      ms: m.t1 - m.t0,
+      stallMs: gap(m.t0, m.t1),
+      baselineMs: gap(m.t0 - 2000, m.t0 - 1),
+      note: m.note,
+    });
+  }
 }
 
 function shell(cmd: string, args: string[]): Promise<void> {
@@ -140,82 +175,61 @@ async function postgres(target: ApiTarget, dir: string): Promise<void> {
         await new Promise((r) => c.on('exit', r));
       }
     })();
-    const stall = (t0: number, t1: number): { stallMs: number; baselineMs: number } => {
-      const per = runs.map((r) => pgbenchCompletions(lab.base, r));
-      return {
-        stallMs: Math.max(0, ...per.map((c) => maxGapDuring(c, t0, t1))),
-        baselineMs: Math.max(0, ...per.map((c) => maxGapDuring(c, t0 - 2000, t0 - 1))),
-      };
-    };
-    const marks: { what: string; t0: number; t1: number; note: string }[] = [];
-    await sleep(3000);
-    let snap: DataSnapshotRecord | undefined;
-    const c = await timed(async () => void (snap = await snapshot(target, 'pg-bench')));
-    marks.push({
-      what: 'Corral snapshot (pg_basebackup -Ft, gzip -1, over SSH; sha256 and listing on the master)',
-      ...c,
-      note: `${mib(snap?.bytes ?? 0)} gzip, WAL ${snap?.position?.walStart} → ${snap?.position?.walEnd}`,
-    });
-    await sleep(2500);
+    const basebackup = (into: string, format: string[]): Promise<void> =>
+      shell(join(lab.bin, 'pg_basebackup'), [
+        '-D',
+        into,
+        ...format,
+        '-X',
+        'stream',
+        '-c',
+        'fast',
+        '-h',
+        a.conn.host,
+        '-p',
+        String(PG_PORT),
+        '-U',
+        'postgres',
+      ]);
     const plain = join(dir, 'pg-plain');
-    const p = await timed(() =>
-      shell(join(lab.bin, 'pg_basebackup'), [
-        '-D',
-        plain,
-        '-Fp',
-        '-X',
-        'stream',
-        '-c',
-        'fast',
-        '-h',
-        a.conn.host,
-        '-p',
-        String(PG_PORT),
-        '-U',
-        'postgres',
-      ]),
-    );
-    marks.push({ what: 'pg_basebackup -Fp -X stream (plain, local)', ...p, note: '' });
-    rmSync(plain, { recursive: true, force: true });
-    await sleep(2500);
     const gz = join(dir, 'pg-gz');
-    const g = await timed(() =>
-      shell(join(lab.bin, 'pg_basebackup'), [
-        '-D',
-        gz,
-        '-Ft',
-        '-z',
-        '-Z',
-        '1',
-        '-X',
-        'stream',
-        '-c',
-        'fast',
-        '-h',
-        a.conn.host,
-        '-p',
-        String(PG_PORT),
-        '-U',
-        'postgres',
-      ]),
+    const marks = await measure(
+      [
+        {
+          what: 'Corral snapshot (pg_basebackup -Ft, gzip -1, over SSH; sha256 and listing on the master)',
+          run: async () => {
+            const snap = await snapshot(target, 'pg-bench');
+            return `${mib(snap.bytes ?? 0)} gzip, WAL ${snap.position?.walStart} → ${snap.position?.walEnd}`;
+          },
+        },
+        {
+          what: 'pg_basebackup -Fp -X stream (plain, local)',
+          run: async () => {
+            await basebackup(plain, ['-Fp']);
+            rmSync(plain, { recursive: true, force: true });
+            return '';
+          },
+        },
+        {
+          what: 'pg_basebackup -Ft -z -Z1 -X stream (local)',
+          run: async () => {
+            await basebackup(gz, ['-Ft', '-z', '-Z', '1']);
+            const note = `${mib(statSync(join(gz, 'base.tar.gz')).size)} gzip`;
+            rmSync(gz, { recursive: true, force: true });
+            return note;
+          },
+        },
+      ],
+      3000,
     );
-    marks.push({
-      what: 'pg_basebackup -Ft -z -Z1 -X stream (local)',
-      ...g,
-      note: `${mib(statSync(join(gz, 'base.tar.gz')).size)} gzip`,
-    });
-    rmSync(gz, { recursive: true, force: true });
     await sleep(3500); // the last marks' baselines and stalls need the load's logs of the runs after them
     stop = true;
     await load;
-    for (const m of marks)
-      rows.push({
-        kind: `postgresql ${mib(size)}`,
-        what: m.what,
-        ms: m.t1 - m.t0,
-        ...stall(m.t0, m.t1),
-        note: m.note,
-      });
+    // pgbench logs each run's transactions; the stall is the longest gap within any run.
+    const per = runs.map((r) => pgbenchCompletions(lab.base, r));
+    record(`postgresql ${mib(size)}`, marks, (t0, t1) =>
+      Math.max(0, ...per.map((c) => maxGapDuring(c, t0, t1))),
+    );
   } finally {
     await lab.cleanup();
   }
@@ -276,50 +290,37 @@ async function mysql(target: ApiTarget, dir: string): Promise<void> {
         commits.push(Date.now());
       }
     })();
-    const marks: { what: string; t0: number; t1: number; note: string }[] = [];
-    await sleep(2500);
-    let snap: DataSnapshotRecord | undefined;
-    const c = await timed(async () => void (snap = await snapshot(target, 'my-btrfs')));
-    marks.push({
-      what: 'Corral snapshot (FLUSH TABLES WITH READ LOCK + btrfs snapshot; tar of the data dir, gzip -1, over SSH)',
-      ...c,
-      note: `${mib(snap?.bytes ?? 0)} gzip, lock held ${snap?.writerStallMs} ms, binlog ${snap?.position?.binlogFile}:${snap?.position?.binlogPos}`,
-    });
-    await sleep(2500);
-    const d = await timed(async () => void (snap = await snapshot(target, 'my-dump')));
-    marks.push({
-      what: 'Corral snapshot (mariadb-dump --single-transaction, gzip -1, over SSH)',
-      ...d,
-      note: `${mib(snap?.bytes ?? 0)} gzip`,
-    });
-    await sleep(2500);
     const out = join(dir, 'dump.sql');
-    const p = await timed(() =>
-      shell('bash', [
-        '-c',
-        `mariadb-dump --no-defaults --socket=${a?.socket} --single-transaction --all-databases > ${out}`,
-      ]),
-    );
-    marks.push({
-      what: 'mariadb-dump --single-transaction --all-databases > file (plain, local)',
-      ...p,
-      note: mib(statSync(out).size),
-    });
-    rmSync(out, { force: true });
+    const marks = await measure([
+      {
+        what: 'Corral snapshot (FLUSH TABLES WITH READ LOCK + btrfs snapshot; tar of the data dir, gzip -1, over SSH)',
+        run: async () => {
+          const snap = await snapshot(target, 'my-btrfs');
+          return `${mib(snap.bytes ?? 0)} gzip, lock held ${snap.writerStallMs} ms, binlog ${snap.position?.binlogFile}:${snap.position?.binlogPos}`;
+        },
+      },
+      {
+        what: 'Corral snapshot (mariadb-dump --single-transaction, gzip -1, over SSH)',
+        run: async () => `${mib((await snapshot(target, 'my-dump')).bytes ?? 0)} gzip`,
+      },
+      {
+        what: 'mariadb-dump --single-transaction --all-databases > file (plain, local)',
+        run: async () => {
+          await shell('bash', [
+            '-c',
+            `mariadb-dump --no-defaults --socket=${a?.socket} --single-transaction --all-databases > ${out}`,
+          ]);
+          const note = mib(statSync(out).size);
+          rmSync(out, { force: true });
+          return note;
+        },
+      },
+    ]);
     await sleep(1000);
     stop = true;
     await writer;
     session.close();
-    for (const m of marks) {
-      rows.push({
-        kind: `mysql, data dir ${mib(size)}`,
-        what: m.what,
-        ms: m.t1 - m.t0,
-        stallMs: maxGapDuring(commits, m.t0, m.t1),
-        baselineMs: maxGapDuring(commits, m.t0 - 2000, m.t0 - 1),
-        note: m.note,
-      });
-    }
+    record(`mysql, data dir ${mib(size)}`, marks, (t0, t1) => maxGapDuring(commits, t0, t1));
   } finally {
     if (a) await stopMaria(a);
     if (mounted) execFileSync('umount', [mnt]);

@@ -73,6 +73,86 @@ const h = (): DataSnapshotHarness => {
   return harness;
 };
 
+/** An operation as the console's progress stream sends it (master/data-snapshots/progress.ts). */
+interface StreamedOp {
+  key: string;
+  op: 'snapshot' | 'restore';
+  snapshotId: number;
+  snapshot: string;
+  bytes: number;
+  expectedBytes: number | null;
+  rate: number | null;
+  etaSeconds: number | null;
+  state: 'running' | 'ok' | 'failed';
+  message: string | null;
+  text: string;
+}
+
+/**
+ * The console's live progress (`/snapshots/data/progress`, server-sent events) read as a browser's
+ * EventSource would, with the signed-in session's cookie; every operation received is kept with the time
+ * it arrived.
+ */
+async function progressStream(browser: Browser): Promise<{
+  seen: { at: number; op: StreamedOp }[];
+  until(pred: (op: StreamedOp) => boolean, timeoutMs: number): Promise<StreamedOp>;
+  close(): Promise<void>;
+}> {
+  const res = await browser.get('/snapshots/data/progress');
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type') ?? '', /text\/event-stream/);
+  const reader = res.body!.getReader();
+  const seen: { at: number; op: StreamedOp }[] = [];
+  let buffered = '';
+  const reading = (async () => {
+    const text = new TextDecoder();
+    for (;;) {
+      const { done, value } = await reader.read().catch(() => ({ done: true, value: undefined }));
+      if (done) return;
+      buffered += text.decode(value, { stream: true });
+      let cut: number;
+      while ((cut = buffered.indexOf('\n\n')) >= 0) {
+        const frame = buffered.slice(0, cut);
+        buffered = buffered.slice(cut + 2);
+        if (!/^event: progress$/m.test(frame)) continue;
+        const data = /^data: (.*)$/m.exec(frame)?.[1] ?? '[]';
+        for (const op of JSON.parse(data) as StreamedOp[]) seen.push({ at: Date.now(), op });
+      }
+    }
+  })();
+  return {
+    seen,
+    async until(pred, timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        const hit = seen.find((x) => pred(x.op));
+        if (hit) return hit.op;
+        await sleep(200);
+      }
+      throw new Error(
+        `no such progress event within ${timeoutMs} ms; seen: ${JSON.stringify(seen.map((x) => x.op.text))}`,
+      );
+    },
+    async close() {
+      await reader.cancel().catch(() => undefined);
+      await reading;
+    },
+  };
+}
+
+/** A snapshot started from the console runs on after the redirect: its API record once it has ended. */
+async function finished(id: string, timeoutMs: number): Promise<DataSnapshotRecord> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const r = await api(target, 'GET', `/data-snapshots/${id}`);
+    assert.equal(r.status, 200, `snapshot ${id} gone: it failed (see the event log)`);
+    const snap = r.json.snapshot as DataSnapshotRecord;
+    if (snap.status !== 'running') return snap;
+    await sleep(250);
+  }
+  throw new Error(`snapshot ${id} still running after ${timeoutMs} ms`);
+}
+
 /**
  * A writer that commits one probe row after another and records, for each acknowledged commit, the WAL
  * flush position it reached: the rows a restore from a snapshot ending at LSN X must hold.
@@ -117,7 +197,7 @@ describe('data snapshots of nodes over SSH, real PostgreSQL and MariaDB', { time
   let pgLab: PgLab | undefined;
   let pgB: PgServer | undefined;
 
-  it('PostgreSQL under pgbench: snapshot over SSH, restore to node-b with every commit before the WAL end point', async () => {
+  it('PostgreSQL under pgbench: snapshot over SSH, restore to node-b with every commit before the WAL end point', async (t) => {
     const lab = new PgLab();
     pgLab = lab;
     const a = await lab.start(await lab.initdb('a'), PG_A);
@@ -227,18 +307,47 @@ describe('data snapshots of nodes over SSH, real PostgreSQL and MariaDB', { time
     const { acked, stop: stopProbe } = startPgProbe(a.conn);
     await sleep(2000);
 
+    // The console's live progress, open before the snapshot starts (as a page open on the list would be).
+    const progress = await progressStream(browser);
+    // A failed assertion must not leave the load running or the stream open (the run would not end).
+    t.after(async () => {
+      benchStop = true;
+      await progress.close();
+    });
     const t0 = Date.now();
-    // "Snapshot now" in the console; the page it redirects to is the snapshot's.
+    // "Snapshot now" in the console answers at once with the running snapshot's page; its progress and
+    // its end arrive on the stream.
     const now = await browser.post(`/snapshots/data/sets/${pgA.id}/snapshot`, {
       _csrf: csrf,
       node: 'node-a',
     });
-    const t1 = Date.now();
     assert.equal(now.status, 303, await now.text());
     const page = now.headers.get('location') ?? '';
     assert.match(page, /^\/snapshots\/data\/\d+$/);
-    const snap = (await api(target, 'GET', `/data-snapshots/${page.split('/').at(-1)}`)).json
-      .snapshot as DataSnapshotRecord;
+    const id = Number(page.split('/').at(-1));
+    const ended = await progress.until((o) => o.snapshotId === id && o.state !== 'running', 600_000);
+    const t1 = Date.now();
+    assert.equal(ended.state, 'ok', ended.message ?? '');
+    const snap = await finished(String(id), 30_000);
+    const mine = progress.seen.filter((x) => x.op.op === 'snapshot' && x.op.snapshotId === id);
+    const live = mine.filter((x) => x.op.state === 'running' && x.op.bytes > 0);
+    const endedAt = mine.find((x) => x.op.state === 'ok')!.at;
+    assert.ok(
+      live.length >= 2 && live.every((x) => x.at < endedAt),
+      `progress arrived while the snapshot ran: ${mine.map((x) => x.op.text).join(' | ')}`,
+    );
+    assert.ok(
+      live.some((x) => x.op.rate !== null && x.op.rate > 0),
+      'a transfer rate was reported',
+    );
+    assert.ok(
+      live.every((x, i) => i === 0 || x.op.bytes >= live[i - 1]!.op.bytes) &&
+        live.at(-1)!.op.bytes <= (snap.bytes ?? 0),
+      'bytes only grow, up to the archive size',
+    );
+    // The first snapshot of this data set on this node: no size to expect, so no ETA invented.
+    assert.ok(live.every((x) => x.op.expectedBytes === null && x.op.etaSeconds === null));
+    console.log(`# console progress of the snapshot: ${live.map((x) => x.op.text).join(' | ')}`);
     const listed = await (await browser.get('/snapshots/data?node=node-a')).text();
     assert.ok(listed.includes(snap.name), 'the console lists the snapshot for node-a');
     assert.ok(!(await (await browser.get('/snapshots/data?node=node-b')).text()).includes(snap.name));
@@ -295,6 +404,7 @@ describe('data snapshots of nodes over SSH, real PostgreSQL and MariaDB', { time
     assert.equal(refused.status, 400);
     assert.equal(refused.json.error.code, 'SNAPSHOT_CONFIRMATION_REQUIRED');
 
+    const restoreAsked = Date.now();
     const restore = await api(
       target,
       'POST',
@@ -302,7 +412,19 @@ describe('data snapshots of nodes over SSH, real PostgreSQL and MariaDB', { time
       { confirm: snap.name, dataSet: 'pg-b', node: 'node-b' },
       { timeoutMs: 600_000 },
     );
+    const restoreAnswered = Date.now();
     assert.equal(restore.status, 200, restore.text);
+    // The restore's progress: the archive's size known in advance, steps as the node reports them.
+    const restoring = progress.seen.filter(
+      (x) => x.op.op === 'restore' && x.op.snapshotId === snap.id && x.at >= restoreAsked,
+    );
+    await progress.close();
+    assert.ok(
+      restoring.some((x) => x.op.state === 'running' && x.at < restoreAnswered),
+      `restore progress arrived before it ended: ${restoring.map((x) => x.op.text).join(' | ')}`,
+    );
+    assert.ok(restoring.every((x) => x.op.expectedBytes === snap.bytes));
+    console.log(`# console progress of the restore: ${restoring.map((x) => x.op.text).join(' | ')}`);
     assert.equal(restore.json.target.node, 'node-b');
     assert.ok(restore.json.safety, 'a safety snapshot of node-b came first');
     assert.equal(restore.json.safety.dataSetName, 'pg-b');
@@ -575,11 +697,10 @@ describe('data snapshots of nodes over SSH, real PostgreSQL and MariaDB', { time
       _csrf: csrf,
       node: 'node-a',
     });
-    clearInterval(writer);
     assert.equal(now.status, 303, await now.text());
     const page = now.headers.get('location') ?? '';
-    const snap = (await api(target, 'GET', `/data-snapshots/${page.split('/').at(-1)}`)).json
-      .snapshot as DataSnapshotRecord;
+    const snap = await finished(page.split('/').at(-1) ?? '', 120_000);
+    clearInterval(writer);
     assert.equal(snap.method, 'sqlite-backup');
     assert.equal(snap.files, 1);
     const after = (live.prepare('SELECT count(*) AS n FROM t').get() as { n: number }).n;
