@@ -35,6 +35,8 @@ MAIN_PACKAGES=(
   # OS image builder, the master's SSH identity (ssh-keygen), load balancer, shared-root NFS server
   debootstrap openssh-client haproxy nfs-ganesha nfs-ganesha-vfs btrfs-progs keepalived ipmitool
   procps ca-certificates
+  # peer-to-peer image downloads (issue 19): the tracker the master runs, aria2c for the installer tools
+  opentracker aria2
 )
 # Test-only peers: reference servers and clients, load tools, browsers, simulated BMCs.
 TEST_PACKAGES=(
@@ -42,6 +44,8 @@ TEST_PACKAGES=(
   chromium wrk postgresql openipmi openssh-server cpio curl radvd python3 prometheus prometheus-node-exporter cloud-init
   # data snapshots of nodes (issue 17): a real MariaDB server and the sqlite3 CLI a node may use
   mariadb-server sqlite3
+  # peer-to-peer images (issue 19): mktorrent checks Corral's torrents give the same info-hash
+  mktorrent
 )
 
 packages=("${MAIN_PACKAGES[@]}")

@@ -30,6 +30,10 @@ export const PEER_PACKAGES: Readonly<Record<string, string>> = {
   python3: 'python3',
   prometheus: 'prometheus',
   'prometheus-node-exporter': 'prometheus-node-exporter',
+  aria2c: 'aria2',
+  opentracker: 'opentracker',
+  mktorrent: 'mktorrent',
+  tc: 'iproute2',
 };
 
 export function missingPeersMessage(missing: readonly string[]): string {
