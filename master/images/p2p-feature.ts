@@ -38,6 +38,7 @@ export async function startImagesP2p(deps: ImagesP2pFeatureDeps): Promise<Starte
     images: deps.repos.images,
     deployments: deps.repos.deployments,
     trackerRunning: () => tracker.running,
+    allowOnTracker: (hashes) => tracker.allow(hashes),
     logger,
   });
   return {

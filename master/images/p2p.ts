@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { DeploymentRecord } from '../store/deployments.js';
 import type { ImageRecord } from '../store/images.js';
@@ -14,7 +14,7 @@ import { CorralError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import type { P2pConfig } from './p2p-config.js';
 import { imagePath } from './registry.js';
-import { pieceHashes, pieceLength, torrentFile } from './p2p-torrent.js';
+import { infoHash, pieceHashes, pieceLength, torrentFile } from './p2p-torrent.js';
 
 /** Deployment phases before the image is on the node (corral-install's progress reports). */
 const FETCHING_PHASES = new Set([null, 'prepare', 'write']);
@@ -76,6 +76,8 @@ export interface ImagesP2pDeps {
   images: { get(sha256: string): ImageRecord | undefined };
   deployments: { active(): DeploymentRecord[]; latestFor(mac: string): DeploymentRecord | undefined };
   trackerRunning: () => boolean;
+  /** Adds info-hashes to the tracker's access list (Tracker.allow). */
+  allowOnTracker: (infoHashes: readonly string[]) => Promise<void>;
   logger: Logger;
 }
 
@@ -117,7 +119,13 @@ export class ImagesP2p {
     const webSeed = this.deps.urls.image(sha256);
     const tag = createHash('sha256').update(`${announce} ${webSeed}`).digest('hex').slice(0, 12);
     const out = resolve(this.deps.dataDir, 'p2p', 'torrents', `${sha256}-${tag}.torrent`);
-    if (existsSync(out)) return Promise.resolve(out);
+    if (existsSync(out)) {
+      // A torrent made by an earlier run of the master: its info-hash goes on this tracker's list too.
+      return readFile(`${out}.infohash`, 'utf8').then(async (h) => {
+        await this.deps.allowOnTracker([h.trim()]);
+        return out;
+      });
+    }
     let p = this.building.get(out);
     if (!p) {
       p = this.build(file, sha256, announce, webSeed, out).finally(() => this.building.delete(out));
@@ -137,15 +145,14 @@ export class ImagesP2p {
     const image = this.deps.images.get(sha256);
     const piece = pieceLength(image?.sizeBytes ?? 0);
     const { pieces, length } = await pieceHashes(file, piece);
-    const bytes = torrentFile({
-      name: sha256,
-      length,
-      pieceLength: piece,
-      pieces,
-      announce,
-      webSeeds: [webSeed],
-    });
+    const t = { name: sha256, length, pieceLength: piece, pieces, announce, webSeeds: [webSeed] };
+    const bytes = torrentFile(t);
+    const hash = infoHash(t);
     await mkdir(join(this.deps.dataDir, 'p2p', 'torrents'), { recursive: true });
+    await this.deps.allowOnTracker([hash]);
+    await writeFile(`${out}.infohash.tmp`, `${hash}\n`);
+    await rename(`${out}.infohash.tmp`, `${out}.infohash`);
+    // The torrent last: its presence marks both files complete.
     await writeFile(`${out}.tmp`, bytes);
     await rename(`${out}.tmp`, out);
     this.log.info(

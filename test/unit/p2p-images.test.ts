@@ -124,5 +124,7 @@ test('URLs: the tracker on the master host over http, torrents and images under 
     '6969',
     '-d',
     '/d',
+    '-w',
+    'whitelist',
   ]);
 });
