@@ -24,6 +24,7 @@ import { BootFilesSchema, BOOT_FILES_DEFAULTS } from './dhcp/boot-files.js';
 import { Dhcp6ConfigSchema, DHCP6_CONFIG_DEFAULTS } from './dhcp6/config.js';
 import { MetricsConfigSchema, METRICS_CONFIG_DEFAULTS } from './metrics/config.js';
 import { SerialConsoleConfigSchema, SERIAL_CONSOLE_CONFIG_DEFAULTS } from './serial-console/config.js';
+import { P2pConfigSchema, P2P_CONFIG_DEFAULTS } from './images/p2p-config.js';
 
 export { ipToInt, intToIp } from './util/net-schema.js';
 
@@ -106,6 +107,7 @@ export const ConfigSchema = z
     remote: RemoteConfigSchema.default(REMOTE_CONFIG_DEFAULTS),
     sharedRoot: SharedRootConfigSchema.default(SHAREDROOT_CONFIG_DEFAULTS),
     metrics: MetricsConfigSchema.default(METRICS_CONFIG_DEFAULTS),
+    p2p: P2pConfigSchema.default(P2P_CONFIG_DEFAULTS),
     dataSnapshots: DataSnapshotsConfigSchema.default(DATA_SNAPSHOTS_CONFIG_DEFAULTS),
     serialConsole: SerialConsoleConfigSchema.default(SERIAL_CONSOLE_CONFIG_DEFAULTS),
     log: z

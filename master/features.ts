@@ -18,6 +18,7 @@ import type { Logger } from './util/logger.js';
 import { startBootActivity } from './boot/activity-feature.js';
 import { startNodeImage } from './boot/node-image-feature.js';
 import { startDeploy } from './deploy/feature.js';
+import { startImagesP2p } from './images/p2p-feature.js';
 import { startDhcp } from './dhcp/feature.js';
 import { startDhcp6Feature } from './dhcp6/feature.js';
 import { startCloudInit } from './cloudinit/index.js';
@@ -69,6 +70,7 @@ export interface Exposed {
   metrics: ReturnType<typeof startMetricsFeature>;
   enrolment: ReturnType<typeof startEnrolmentFeature>;
   cloudInit: ReturnType<typeof startCloudInit>;
+  p2p: Awaited<ReturnType<typeof startImagesP2p>>;
 }
 
 export interface FeatureEntry {
@@ -113,6 +115,14 @@ export const FEATURES: FeatureEntry[] = [
         power: need(h, 'remote').power,
         beforeRisky: need(h, 'snapshots').snapshots.beforeRisky,
       })),
+  },
+  // Peer-to-peer image downloads for deploy waves (issue 19): the tracker, torrents, the plan's choice.
+  {
+    name: 'p2p',
+    start: async (h) =>
+      h.config.p2p.mode === 'off'
+        ? undefined
+        : (h.exposed.p2p = await startImagesP2p({ config: h.config, repos: h.repos, logger: h.logger })),
   },
   { name: 'node-image', start: (h) => (h.exposed.nodeImage = startNodeImage(h)) },
   {

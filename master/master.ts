@@ -209,5 +209,6 @@ function nodeSurface(host: Host): ReturnType<typeof createNodeSurface> {
     ...(ha ? { writeGate: ha.ha.gate } : {}),
     ...(enrolment ? { onDiscovered: enrolment.onDiscovered } : {}),
     ...(cloudInit ? { cloudInit: cloudInit.cloudInit } : {}),
+    ...(host.exposed.p2p ? { p2p: host.exposed.p2p.p2p } : {}),
   });
 }

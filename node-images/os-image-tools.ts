@@ -2,7 +2,7 @@
  * The installer's tools, as a second initrd that iPXE loads after the node environment in install mode
  * (the kernel unpacks both archives into one root). busybox cannot write GPT, make ext4 with Debian's
  * defaults, or read zstd, so the host's own sfdisk, mke2fs, mkfs.vfat, blkid, wipefs, zstd and GNU tar
- * go in, with the shared libraries `ldd` names and the dynamic loader. They live under /opt/corral so
+ * go in (and aria2c, for images fetched peer-to-peer), with the shared libraries `ldd` names and the dynamic loader. They live under /opt/corral so
  * they never shadow busybox's applets; the agent puts /opt/corral/bin first on PATH in install mode.
  * The installer (corral-install) and the first-boot reporter it installs (/opt/corral/share) go in too.
  *
@@ -32,10 +32,20 @@ const TOOLS: Record<string, readonly string[]> = {
   wipefs: ['/usr/sbin/wipefs', '/sbin/wipefs'],
   zstd: ['/usr/bin/zstd'],
   tar: ['/usr/bin/tar', '/bin/tar'],
+  // Peer-to-peer image download (issue 19): corral-install's p2p_start.
+  aria2c: ['/usr/bin/aria2c'],
 };
 
 /** The Debian packages that provide TOOLS (scripts/setup.sh installs them). */
-export const TOOL_PACKAGES = ['fdisk', 'e2fsprogs', 'dosfstools', 'util-linux', 'zstd', 'tar'] as const;
+export const TOOL_PACKAGES = [
+  'fdisk',
+  'e2fsprogs',
+  'dosfstools',
+  'util-linux',
+  'zstd',
+  'tar',
+  'aria2',
+] as const;
 
 /** Shared objects a binary needs, from `ldd` (absolute paths, loader included). */
 export function parseLdd(text: string): string[] {

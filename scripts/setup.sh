@@ -35,6 +35,8 @@ MAIN_PACKAGES=(
   # OS image builder, the master's SSH identity (ssh-keygen), load balancer, shared-root NFS server
   debootstrap openssh-client haproxy nfs-ganesha nfs-ganesha-vfs btrfs-progs keepalived ipmitool
   procps ca-certificates
+  # peer-to-peer image downloads (issue 19): the tracker the master runs, aria2c for the installer tools
+  opentracker aria2
 )
 # Test-only peers: reference servers and clients, load tools, browsers, simulated BMCs.
 TEST_PACKAGES=(
@@ -44,6 +46,8 @@ TEST_PACKAGES=(
   mariadb-server sqlite3
   # the serial console's integration test (issue 20): a shell on a pty behind a Unix socket
   socat
+  # peer-to-peer images (issue 19): mktorrent checks Corral's torrents give the same info-hash
+  mktorrent
 )
 
 packages=("${MAIN_PACKAGES[@]}")

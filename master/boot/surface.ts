@@ -39,6 +39,8 @@ import { loaderFileNames } from '../dhcp/boot-files.js';
 import { loaderHandler } from '../dhcp/loader-route.js';
 import { cloudInitHandler } from '../cloudinit/node-routes.js';
 import type { CloudInit } from '../cloudinit/service.js';
+import type { ImagesP2p } from '../images/p2p.js';
+import { p2pNodeHandlers } from '../images/p2p-routes.js';
 
 /** How a node-facing route is authorised, in place of a user's login. */
 export type NodeRouteAuth =
@@ -110,6 +112,19 @@ export const NODE_ROUTES = {
     path: '/boot/images/:sha256',
     caller: 'installer (OS image, by sha256)',
     auth: 'none',
+  },
+  torrent: {
+    method: 'GET',
+    path: '/boot/torrents/:sha256',
+    caller: 'installer (the image by BitTorrent: tracker and web seed; issue 19)',
+    auth: 'none',
+  },
+  // Before deployPlan: that route's :file would take `wave`.
+  deployWave: {
+    method: 'GET',
+    path: '/boot/deploy/:mac/wave',
+    caller: 'installer (seeds on while others of its wave still fetch the image)',
+    auth: 'node credential',
   },
   deployPlan: {
     method: 'GET',
@@ -189,6 +204,8 @@ export interface NodeSurfaceDeps {
   hostKeys: HostKeyPins;
   /** Performance monitoring (issue #10): node metric reports are accepted when given. */
   monitor?: Monitor;
+  /** Peer-to-peer image downloads (issue 19): torrents, the wave's count, the plan's p2p variables. */
+  p2p?: ImagesP2p | undefined;
   /** cloud-init (issue 16): the NoCloud data of deployed nodes. */
   cloudInit?: CloudInit | undefined;
   /** Enrolment rules (issue 16): a machine enlisting for the first time. */
@@ -298,7 +315,11 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
     installerTools: deps.installerTools,
     hostKeys: deps.hostKeys,
     ...(deps.activity ? { activity: deps.activity } : {}),
+    ...(deps.p2p ? { p2p: deps.p2p } : {}),
   });
+  const p2p = deps.p2p
+    ? p2pNodeHandlers({ p2p: deps.p2p, repos: deps.repos, logger: deps.logger })
+    : undefined;
   const sharedRoot = sharedRootNodeHandlers({
     repos: deps.repos,
     logger: deps.logger,
@@ -318,6 +339,9 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
     initrd: [nodeFile((f) => f.initrdPath)],
     installerTools: deploy.installerTools,
     image: deploy.image,
+    // Without the p2p feature (p2p.mode off) the torrent answers 404 and `wave` is an unknown plan file.
+    torrent: p2p?.torrent ?? [passOn],
+    deployWave: p2p?.wave ?? [passOn],
     deployPlan: deploy.planFile,
     deployProgress: deploy.progress,
     deployResult: deploy.result,

@@ -36,6 +36,8 @@ import type { HostKeyPins } from '../remote/host-keys.js';
 import type { BootActivitySink } from '../boot/activity.js';
 import { sendFile } from '../boot/send-file.js';
 import { clientIp } from '../util/client-ip.js';
+import type { ImagesP2p } from '../images/p2p.js';
+import { renderEnv } from './plan.js';
 
 export interface DeployBootDeps {
   repos: Repos;
@@ -46,6 +48,8 @@ export interface DeployBootDeps {
   hostKeys: HostKeyPins;
   /** The boot timeline (issue 22): image downloads and installer reports. */
   activity?: BootActivitySink;
+  /** Peer-to-peer downloads (images/p2p.ts): adds the torrent's variables to plan.env for a wave. */
+  p2p?: Pick<ImagesP2p, 'planEnv'>;
 }
 
 const Progress = z.object({
@@ -120,7 +124,10 @@ export function deployNodeHandlers(deps: DeployBootDeps): DeployNodeHandlers {
   const planFileHandler: RequestHandler = (req, res) => {
     const mac = nodeMac(repos, req);
     const d = planReadable(repos, mac, req.query['deployment']);
-    const text = planFile(d, String(req.params['file']), deps.hostKeys.deployKeyPath(mac));
+    const name = String(req.params['file']);
+    let text = planFile(d, name, deps.hostKeys.deployKeyPath(mac));
+    // Decided now, not when the deploy was made: the rest of the wave has its deployments by now.
+    if (text !== undefined && name === 'plan.env' && deps.p2p) text += renderEnv(deps.p2p.planEnv(d));
     if (text === undefined) throw new CorralError('NOT_FOUND', `no plan file ${String(req.params['file'])}`);
     res.type('text/plain; charset=utf-8').setHeader('Cache-Control', 'no-store');
     res.send(text);

@@ -218,6 +218,10 @@ export const ERROR_CATALOGUE = {
     status: 500,
     hint: 'radvd rejected the router advertisement config or could not run: install Debian package radvd and check dhcp6.interface and dhcp6.prefix.',
   },
+  P2P_TRACKER_FAILED: {
+    status: 500,
+    hint: 'The BitTorrent tracker for peer-to-peer image downloads (opentracker) could not run: install Debian package opentracker, check p2p.trackerPort is free, or set p2p.mode to off. Installers fall back to plain HTTP meanwhile.',
+  },
   NFS_CONFIG_INVALID: {
     status: 500,
     hint: 'nfs-ganesha rejected the exports; the previous config keeps running. See DATA_DIR/sharedroot/nfs/ganesha.log.',

@@ -277,6 +277,15 @@ test('deploy (e1000 NIC): bad checksum fails with the reason, retry deploys Debi
   );
   assert.equal(l.vms[0]!.spec.nic, 'e1000');
   assert.deepEqual(drivers.split('\n'), ['e1000'], `NIC drivers on the deployed node: ${drivers}`);
+  // prometheus-node-exporter (issue 19) is enabled in the image Corral built, and serves the node's metrics
+  // (polled a bounded 20 s: it starts beside sshd).
+  const exporter = await sshRun(
+    0,
+    deployed.ip!,
+    'systemctl is-enabled prometheus-node-exporter; for i in $(seq 20); do ' +
+      'wget -qO- http://127.0.0.1:9100/metrics 2>/dev/null | grep -m1 "^node_uname_info" && break; sleep 1; done',
+  );
+  assert.match(exporter, /^enabled\nnode_uname_info\{/, `node-exporter on the deployed node: ${exporter}`);
 
   // 4. cloud-init ran in the deployed system with the master's datasource: the files user-data wrote
   //    exist, and the service it enabled runs.

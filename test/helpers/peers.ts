@@ -31,6 +31,10 @@ export const PEER_PACKAGES: Readonly<Record<string, string>> = {
   prometheus: 'prometheus',
   'prometheus-node-exporter': 'prometheus-node-exporter',
   socat: 'socat',
+  aria2c: 'aria2',
+  opentracker: 'opentracker',
+  mktorrent: 'mktorrent',
+  tc: 'iproute2',
 };
 
 export function missingPeersMessage(missing: readonly string[]): string {
