@@ -437,14 +437,19 @@ async function main(): Promise<void> {
   const missing = ['ip', 'tc', 'dnsmasq', 'nginx'].filter((c) => !hasCommand(c));
   if (missing.length) throw new Error(`missing ${missing.join(', ')}: run scripts/setup.sh --test`);
   if (!existsSync(LOADER)) throw new Error(`${LOADER} is missing: apt-get install ipxe`);
-  const imageDir = nodeImageDir();
   const bits = rateBits(values.rate);
   const dir = mkdtempSync(join(tmpdir(), 'corral-boot-storm-'));
   // nginx's workers drop to user nobody: the files they serve must be reachable for it.
   chmodSync(dir, 0o755);
+  // One copy for the whole run: every stack and N serve the same bytes even if the cache changes meanwhile.
+  const source = nodeImageDir();
+  const imageDir = join(dir, 'node-image');
+  mkdirSync(imageDir);
+  copyFileSync(join(source, 'vmlinuz'), join(imageDir, 'vmlinuz'));
+  copyFileSync(join(source, 'initrd.img'), join(imageDir, 'initrd.img'));
   const rows: Row[] = [];
   console.log(
-    `node environment ${imageDir}: kernel ${statSync(join(imageDir, 'vmlinuz')).size} B, initrd ${statSync(join(imageDir, 'initrd.img')).size} B; loader ${statSync(LOADER).size} B`,
+    `node environment ${source}: kernel ${statSync(join(imageDir, 'vmlinuz')).size} B, initrd ${statSync(join(imageDir, 'initrd.img')).size} B; loader ${statSync(LOADER).size} B`,
   );
   try {
     for (const n of SIZES) {

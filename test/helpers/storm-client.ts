@@ -306,9 +306,16 @@ function tftpGet(localIp: string, server: string, file: string, retry: () => voi
       if (expected === 1) peerPort = rinfo.port;
       if (p.block === (expected & 0xffff)) {
         bytes += p.data.length;
+        if (p.data.length < blksize) {
+          // The last block: close only once its ACK has left, or the server never hears it and
+          // retransmits the block until its own timeout.
+          if (timer) clearTimeout(timer);
+          last = encodeTftp({ op: 'ACK', block: p.block });
+          socket.send(last, peerPort, server, () => finish(null));
+          return;
+        }
         sendAck(p.block);
         timeout = TFTP_MIN_TIMEOUT_MS;
-        if (p.data.length < blksize) return finish(null);
         expected++;
         arm();
       } else if (p.block === ((expected - 1) & 0xffff)) {
