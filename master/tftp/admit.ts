@@ -30,13 +30,18 @@ export interface AdmissionLimits {
   maxPerClient: number;
 }
 
-export type RefusalReason = 'write' | 'mode' | 'busy' | 'client-limit';
+export type RefusalReason = 'write' | 'mode' | 'client-limit';
 
 export type Admission =
   /** Start a transfer; `supersede`: end the endpoint's previous one first (the client restarted). */
   | { verdict: 'accept'; supersede: boolean }
   /** Say nothing: the request repeats one already being served. */
   | { verdict: 'ignore'; why: string }
+  /**
+   * Say nothing yet: every slot is taken. The client's own retransmission of its RRQ (RFC 1350 section 2)
+   * asks again later, so a boot storm queues on the clients' timers instead of failing (issue 19).
+   */
+  | { verdict: 'defer'; detail: string }
   /** Answer with an ERROR packet: `message` goes to the client, `detail` to our log. */
   | { verdict: 'refuse'; reason: RefusalReason; code: number; message: string; detail: string };
 
@@ -77,12 +82,9 @@ export function admit(req: RequestFacts, state: AdmissionState, limits: Admissio
     );
   }
   if (state.active - held >= limits.maxTransfers) {
-    return refuse(
-      'busy',
-      ErrorCode.NOT_DEFINED,
-      'Server busy',
-      `maxTransfers (${limits.maxTransfers}) reached`,
-    );
+    // Not an ERROR: a PXE ROM or iPXE gives up on the first ERROR it hears ("PXE-E36"), and the machine
+    // then does not boot at all; silence only costs it a retransmission timeout.
+    return { verdict: 'defer', detail: `maxTransfers (${limits.maxTransfers}) reached` };
   }
   return { verdict: 'accept', supersede };
 }

@@ -40,7 +40,10 @@ export interface TftpServerOptions {
   retries?: number;
   /** Retransmission timeout when the client negotiates none; default 1000 ms. */
   timeoutMs?: number;
-  /** Concurrent transfers; further requests get ERROR 0 "Server busy". Default 256 (2 fds each). */
+  /**
+   * Concurrent transfers; further requests are left unanswered (admit.ts: deferred) until a slot frees and
+   * the client retransmits. Default 256 (2 fds each).
+   */
   maxTransfers?: number;
   /** Concurrent transfers per client address (see admit.ts); default 4. */
   maxPerClient?: number;
@@ -63,6 +66,8 @@ export interface TftpStats {
   refused: number;
   /** Of `refused`: requests over the per-client limit (tftp.maxPerClient). */
   clientLimited: number;
+  /** Requests left unanswered because every transfer slot was taken (maxTransfers): the client retries. */
+  deferred: number;
 }
 
 export interface TftpServer {
@@ -225,7 +230,7 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
   const type = settings.address.includes(':') ? 'udp6' : 'udp4';
   const sessions = new Map<string, Session>();
   const finishing = new Set<Promise<void>>();
-  const counts = { completed: 0, failed: 0, refused: 0, clientLimited: 0 };
+  const counts = { completed: 0, failed: 0, refused: 0, clientLimited: 0, deferred: 0 };
   const faults = opts.faults ?? new SubsystemFaults('tftp', log);
   // A flood of refused requests (issue 14) must not become a flood of log lines: bounded per kind.
   const refusals = new RateLimitedLog(log);
@@ -450,6 +455,16 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     );
     if (verdict.verdict === 'ignore') {
       log.debug({ peer: key, file: req.filename }, `${verdict.why} ignored`);
+      return;
+    }
+    if (verdict.verdict === 'defer') {
+      counts.deferred++;
+      refusals.write(
+        'warn',
+        'busy',
+        { peer: key, file: req.filename, reason: verdict.detail },
+        'request deferred: every transfer slot is taken; the client will retransmit it',
+      );
       return;
     }
     if (verdict.verdict === 'refuse') {

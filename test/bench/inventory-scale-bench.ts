@@ -1,7 +1,7 @@
 /**
  * Inventory at scale (issue 19): a master with 10 000 nodes, 1 000 000 events and a day of metrics.
  *
- *   node dist/test/bench/inventory-scale-bench.js [--nodes 10000] [--events 1000000] [--metric-nodes 100] [--runs 40]
+ *   node dist/test/bench/inventory-scale-bench.js [--nodes 10000] [--events 1000000] [--metric-nodes 100] [--runs 40] [--api-load 8]
  *
  * Seeds a temporary data directory through the store's own modules (nodes and events journaled as the
  * master writes them; inventories shaped like a real agent's: CPU, memory, 1-4 disks with serials, 2-4
@@ -26,6 +26,7 @@ import type { NodeState } from '../../master/store/nodes.js';
 import { startMasterProcess, type MasterProcess } from '../helpers/master-process.js';
 import { Browser } from '../helpers/browser.js';
 import { nodeRow } from '../../web-ui/node-view.js';
+import { startApiLoad } from '../helpers/storm-api-load.js';
 
 const { values } = parseArgs({
   options: {
@@ -37,6 +38,8 @@ const { values } = parseArgs({
     keep: { type: 'boolean', default: false },
     /** Reuse a data directory a --keep run seeded (seeding 10 000 nodes and 1 000 000 events takes minutes). */
     seeded: { type: 'string' },
+    /** Concurrent API clients listing and searching nodes while the console pages are measured again. */
+    'api-load': { type: 'string', default: '8' },
   },
   strict: true,
 });
@@ -363,6 +366,22 @@ async function main(): Promise<void> {
     await measure('console / (dashboard)', () => page200('/'));
     await measure('console /events', () => page200('/events'));
     await measure('console /nodes/:mac (node page with a day of metrics)', () => page200(`/nodes/${mac(1)}`));
+    // The same console pages while API clients list and search nodes without pause (issue 19).
+    const loadClients = Number(values['api-load']);
+    const load = startApiLoad(base, auth, loadClients, [
+      '/api/v1/nodes?limit=100',
+      `/api/v1/nodes?q=${serial}&limit=100`,
+      '/api/v1/nodes?state=failed&limit=100',
+      `/api/v1/nodes?limit=100&offset=${NODES - 100}`,
+    ]);
+    const underLoad = `API under load: ${loadClients} clients`;
+    await measure('console /nodes (first page of 100)', () => page200('/nodes'), underLoad);
+    await measure(`console /nodes?q=${serial}`, () => page200(`/nodes?q=${serial}`), underLoad);
+    await measure('console /nodes?state=deployed', () => page200('/nodes?state=deployed'), underLoad);
+    const served = await load.stop();
+    console.log(
+      `API load during the console measurements: ${served.requests} requests (${served.perSecond.toFixed(0)}/s), ${served.errors} errors`,
+    );
     await measure('GET /metrics (Prometheus exposition, loopback)', () => get('/metrics', {}));
     const rss = rssMiB(master.child.pid);
 

@@ -39,7 +39,7 @@ function sources(over: Partial<MetricSources> = {}): MetricSources {
     version: '9.9.9',
     startedAtMs: 1_700_000_000_000,
     dhcp: () => DHCP,
-    tftp: () => ({ active: 1, completed: 12, failed: 2, refused: 3, clientLimited: 1 }),
+    tftp: () => ({ active: 1, completed: 12, failed: 2, refused: 3, clientLimited: 1, deferred: 0 }),
     faults: () => ({
       dhcp: { faults: 0, lastFault: null, dropped: 9 },
       tftp: { faults: 2, lastFault: { at: 'x', message: 'y' }, dropped: 0 },

@@ -74,10 +74,10 @@ describe('tftp admit()', () => {
     );
   });
 
-  test('the server-wide limit refuses with "Server busy"', () => {
+  test('the server-wide limit defers without an ERROR (the client retransmits), the per-client one refuses', () => {
     const v = admit(req(), state({ active: 256, activeForClient: 1 }), LIMITS);
-    assert.equal(v.verdict === 'refuse' && v.reason, 'busy');
-    assert.equal(v.verdict === 'refuse' && v.code, ErrorCode.NOT_DEFINED);
+    assert.deepEqual(v, { verdict: 'defer', detail: 'maxTransfers (256) reached' });
+    assert.equal(admit(req(), state({ active: 255, activeForClient: 1 }), LIMITS).verdict, 'accept');
   });
 
   test('the starvation of issue 14: one address can hold at most maxPerClient of maxTransfers slots', () => {
