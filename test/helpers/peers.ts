@@ -30,6 +30,7 @@ export const PEER_PACKAGES: Readonly<Record<string, string>> = {
   python3: 'python3',
   prometheus: 'prometheus',
   'prometheus-node-exporter': 'prometheus-node-exporter',
+  radvd: 'radvd',
 };
 
 export function missingPeersMessage(missing: readonly string[]): string {
