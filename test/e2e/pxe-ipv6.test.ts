@@ -78,6 +78,14 @@ before(async () => {
     logFile: join(dir, 'master.log'),
     timeoutMs: 60_000,
   });
+  // Power on once the node environment is there (built, or taken from the cache), so the figure below
+  // is the boot chain's, not the build's.
+  await waitFor(
+    'node environment ready',
+    () => (master!.logs().includes('node environment ready') ? true : undefined),
+    420_000,
+    1000,
+  );
   const ovmf = findOvmf();
   assert.ok(ovmf, 'OVMF is not installed (Debian package ovmf)');
   const tap = net.addTap();
