@@ -25,6 +25,7 @@ import { Dhcp6ConfigSchema, DHCP6_CONFIG_DEFAULTS } from './dhcp6/config.js';
 import { MetricsConfigSchema, METRICS_CONFIG_DEFAULTS } from './metrics/config.js';
 import { SerialConsoleConfigSchema, SERIAL_CONSOLE_CONFIG_DEFAULTS } from './serial-console/config.js';
 import { P2pConfigSchema, P2P_CONFIG_DEFAULTS } from './images/p2p-config.js';
+import { HttpBindSchema, resolveHttpBind } from './http-bind.js';
 
 export { ipToInt, intToIp } from './util/net-schema.js';
 
@@ -41,12 +42,16 @@ export const ConfigSchema = z
     http: z
       .object({
         port: z.number().int().min(0).max(65535).default(80),
-        bind: ipv4.default('0.0.0.0'),
-        /** Base URL nodes use to reach the master; defaults to http://ADDRESS:PORT. */
+        /**
+         * Addresses to listen on (HTTP and TFTP), IPv4 and/or IPv6, one or a list; resolved after parsing
+         * (http-bind.ts): 0.0.0.0, plus :: when dhcp6 is enabled.
+         */
+        bind: HttpBindSchema.optional(),
+        /** Base URL nodes use to reach the master over IPv4; defaults to http://ADDRESS:PORT. */
         publicUrl: z.string().url().optional(),
       })
       .strict()
-      .default({ port: 80, bind: '0.0.0.0' }),
+      .default({ port: 80 }),
     dhcp: DhcpConfigSchema,
     tftp: TftpConfigSchema,
     boot: BootConfigSchema,
@@ -140,7 +145,11 @@ export const ConfigSchema = z
     }
   });
 
-export type Config = z.infer<typeof ConfigSchema>;
+type ParsedConfig = z.infer<typeof ConfigSchema>;
+/** As parsed, with http.bind resolved to its list (buildConfig). */
+export type Config = Omit<ParsedConfig, 'http'> & {
+  http: Omit<ParsedConfig['http'], 'bind'> & { bind: string[] };
+};
 
 export type { DeepReadonly } from './util/deep-readonly.js';
 export type FrozenConfig = DeepReadonly<Config>;
@@ -232,7 +241,10 @@ export function buildConfig(fileJson: unknown, flags: ConfigFlags): FrozenConfig
     if (issue?.code === 'invalid_type' && message.includes('received undefined')) message = 'is required';
     throw new CorralError('CONFIG_INVALID', `config error: ${key}: ${message}`);
   }
-  const config = parsed.data;
+  const config: Config = {
+    ...parsed.data,
+    http: { ...parsed.data.http, bind: resolveHttpBind(parsed.data.http.bind, parsed.data.dhcp6) },
+  };
   config.console.httpsPort ??= config.http.port === 0 ? 0 : 443;
   if (config.dhcp.mode === 'server' && !config.dhcp.subnet)
     config.dhcp.subnet = defaultSubnet(config.address);

@@ -5,12 +5,13 @@
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { isIPv6, type AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { RequestHandler, Router } from 'express';
 import type { FrozenConfig } from './config.js';
 import { ensureTls } from './auth/tls.js';
 import { createHttpApp } from './http.js';
+import { urlHost } from './http-bind.js';
 import type { Logger } from './util/logger.js';
 import { redirectToHttps } from '../web-ui/https-redirect.js';
 
@@ -45,11 +46,36 @@ export interface Listeners {
 function listen(server: Server, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    // IPv6 only on `::`, so a dual-stack http.bind (0.0.0.0 and ::) can hold the same port twice.
+    server.listen({ port, host, ...(isIPv6(host) ? { ipv6Only: true } : {}) }, () => {
       server.off('error', reject);
       resolve((server.address() as AddressInfo).port);
     });
   });
+}
+
+/**
+ * One server per http.bind address (issue 18: IPv4 and IPv6), all on one port: the first address
+ * takes the configured one (0 = any free port, in tests) and the others the port it got.
+ */
+async function listenAll(make: () => Server, port: number, hosts: readonly string[]): Promise<Server[]> {
+  const servers: Server[] = [];
+  let bound = port;
+  try {
+    for (const host of hosts) {
+      const server = make();
+      servers.push(server);
+      bound = await listen(server, bound, host);
+    }
+  } catch (err) {
+    await Promise.all(servers.filter((s) => s.listening).map(stop));
+    throw err;
+  }
+  return servers;
+}
+
+function portOf(servers: readonly Server[]): number {
+  return (servers[0]?.address() as AddressInfo).port;
 }
 
 function stop(server: Server): Promise<void> {
@@ -80,13 +106,24 @@ export async function openListeners(parts: ListenerParts): Promise<Listeners> {
     basicAuth,
     ...(parts.metrics ? { metrics: parts.metrics } : {}),
   });
-  const server = createServer(app);
-  server.keepAliveTimeout = 5000;
   // Plain HTTP serves the console only when HTTPS does not (else it redirects every console page).
-  if (!(httpsOn && config.console.httpsPort !== 0)) acceptUpgrades(server, parts);
-  const httpPort = await listen(server, config.http.port, config.http.bind);
-  if (!httpsOn) return { httpPort, close: () => stop(server) };
-  let secure: Server | undefined;
+  const plainUpgrades = !(httpsOn && config.console.httpsPort !== 0);
+  const plain = await listenAll(
+    () => {
+      const server = createServer(app);
+      server.keepAliveTimeout = 5000;
+      if (plainUpgrades) acceptUpgrades(server, parts);
+      return server;
+    },
+    config.http.port,
+    config.http.bind,
+  );
+  const httpPort = portOf(plain);
+  const stopPlain = async (): Promise<void> => {
+    await Promise.all(plain.map(stop));
+  };
+  if (!httpsOn) return { httpPort, close: stopPlain };
+  let secure: Server[] = [];
   try {
     const tls = await ensureTls({
       dataDir: config.dataDir,
@@ -103,26 +140,36 @@ export async function openListeners(parts: ListenerParts): Promise<Listeners> {
       basicAuth,
       ...(parts.metrics ? { metrics: parts.metrics } : {}),
     });
-    secure = createHttpsServer({ cert: tls.cert, key: tls.key }, secureApp);
-    secure.keepAliveTimeout = 5000;
-    acceptUpgrades(secure, parts);
-    httpsPort = await listen(secure, config.console.httpsPort ?? 443, config.http.bind);
+    secure = await listenAll(
+      () => {
+        const server = createHttpsServer({ cert: tls.cert, key: tls.key }, secureApp);
+        server.keepAliveTimeout = 5000;
+        acceptUpgrades(server, parts);
+        return server;
+      },
+      config.console.httpsPort ?? 443,
+      config.http.bind,
+    );
+    httpsPort = portOf(secure);
     logger.info(
-      { https: `${config.http.bind}:${httpsPort}`, cert: tls.certPath, sha256: tls.fingerprint256 },
+      {
+        https: config.http.bind.map((b) => `${urlHost(b)}:${String(httpsPort)}`).join(' '),
+        cert: tls.certPath,
+        sha256: tls.fingerprint256,
+      },
       'console on HTTPS',
     );
   } catch (err) {
-    if (secure?.listening) await stop(secure);
-    await stop(server);
+    await stopPlain();
     throw err;
   }
-  const tlsServer = secure;
+  const tlsServers = secure;
   return {
     httpPort,
     httpsPort,
     close: async () => {
-      await stop(tlsServer);
-      await stop(server);
+      await Promise.all(tlsServers.map(stop));
+      await stopPlain();
     },
   };
 }

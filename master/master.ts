@@ -4,6 +4,7 @@
  * the HTTP listeners. `close()` stops everything in reverse order. docs/architecture.md walks through it.
  */
 import { mkdirSync } from 'node:fs';
+import { urlHost } from './http-bind.js';
 import { join } from 'node:path';
 import type { FrozenConfig } from './config.js';
 import { publicUrl } from './config.js';
@@ -132,8 +133,10 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
     logger.info(
       {
         version: VERSION,
-        http: `${config.http.bind}:${httpPort}`,
-        ...(httpsPort !== undefined ? { https: `${config.http.bind}:${httpsPort}` } : {}),
+        http: config.http.bind.map((b) => `${urlHost(b)}:${httpPort}`).join(' '),
+        ...(httpsPort !== undefined
+          ? { https: config.http.bind.map((b) => `${urlHost(b)}:${httpsPort}`).join(' ') }
+          : {}),
         url: publicUrl(config),
         dataDir: config.dataDir,
       },

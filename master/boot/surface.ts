@@ -18,6 +18,8 @@ import type { NodeRecord } from '../store/nodes.js';
 import type { Logger } from '../util/logger.js';
 import { renderTemplate } from '../util/templates.js';
 import { clientIp } from '../util/client-ip.js';
+import { baseUrlFor } from '../http-bind.js';
+import { ipv6NodeArg } from '../dhcp6/node-address.js';
 import { normaliseMac } from '../nodes/inventory.js';
 import type { HostKeyPins } from '../remote/host-keys.js';
 import type { SharedRoots } from '../sharedroot/service.js';
@@ -248,7 +250,7 @@ const passOn: RequestHandler = (_req, _res, next) => next();
 
 export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
   const log = deps.logger.child({ module: 'boot' });
-  const baseUrl = publicUrl(deps.config);
+  const v4BaseUrl = publicUrl(deps.config);
   const providers = bootOrder({
     deployments: { latestDeployment: (mac) => deps.repos.deployments.latestFor(mac) },
     sharedRoots: deps.sharedRoots,
@@ -265,12 +267,15 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
     const ready = deps.nodeImage() !== undefined;
     const { onFailure, retries, retrySeconds } = deps.config.boot;
     const attempt = attemptParam(req.query['attempt']);
+    // Issue 18: URLs in the family the request came in on; over IPv6 the node keeps iPXE's address.
+    const baseUrl = baseUrlFor(req.socket, v4BaseUrl, deps.config.dhcp6);
+    const v6Arg = ipv6NodeArg(clientIp(req), deps.config.dhcp6);
     const decision = decideBoot(
       {
         mac,
         node: mac ? deps.repos.nodes.get(mac) : undefined,
         baseUrl,
-        kernelArgs: deps.config.boot.kernelArgs,
+        kernelArgs: v6Arg ? `${v6Arg} ${deps.config.boot.kernelArgs}` : deps.config.boot.kernelArgs,
         attempt,
         failure: { onFailure, retries, retrySeconds },
         nodeImage: { ready, status: ready ? undefined : notReady() },

@@ -5,6 +5,7 @@
  * needs the port).
  */
 import type { RequestHandler, Router } from 'express';
+import { localHttpHost } from '../http-bind.js';
 import { join } from 'node:path';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { Authenticator } from '../auth/users.js';
@@ -94,7 +95,7 @@ export function createHa(deps: HaDeps): Ha {
       void syncFromPrimary();
       if (ha.vip && ha.keepalived) {
         const files = keepalivedFiles(join(config.dataDir, 'ha'));
-        const host = config.http.bind === '0.0.0.0' ? '127.0.0.1' : config.http.bind;
+        const host = localHttpHost(config.http.bind);
         const iface = ha.interface ?? config.interface;
         const peer = ha.unicastPeer ?? (ha.peerUrl ? new URL(ha.peerUrl).hostname : undefined);
         if (!iface || !peer)

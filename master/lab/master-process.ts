@@ -65,7 +65,7 @@ export async function startMasterProcess(opts: StartOptions): Promise<MasterProc
       reject(new Error(`master did not start within ${timeoutMs} ms:\n${out}`));
     }, timeoutMs);
     const check = (): void => {
-      const m = /"http":"[\d.]+:(\d+)"[^\n]*corral master started/.exec(out);
+      const m = /"http":"\S*?:(\d+)[" ][^\n]*corral master started/.exec(out);
       if (m) {
         clearTimeout(t);
         child.stdout.off('data', check);

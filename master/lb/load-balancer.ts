@@ -8,6 +8,7 @@
  * restart after a crash). All HAProxy work is serialized, so a reload never races a state change.
  */
 import { join } from 'node:path';
+import { bindCovers } from '../http-bind.js';
 import type { FrozenConfig } from '../config.js';
 import type { LbConfig } from './config.js';
 import type { NewEvent } from '../store/events.js';
@@ -168,7 +169,7 @@ export class LoadBalancer {
       if (clash)
         throw new CorralError('CONFLICT', `port ${spec.port} is already used by service '${clash.name}'`);
       const http = this.opts.config.http;
-      if (spec.port === http.port && (http.bind === '0.0.0.0' || http.bind === this.bind)) {
+      if (spec.port === http.port && bindCovers(http.bind, this.bind)) {
         throw new CorralError('CONFLICT', `port ${spec.port} is the master's own HTTP port`);
       }
       await this.applyThenStore([...others, spec], () =>

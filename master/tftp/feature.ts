@@ -34,32 +34,54 @@ export async function startTftp(
 ): Promise<Started<{ port(): number | undefined; stats(): ReturnType<TftpServer['stats']> | undefined }>> {
   const { config } = deps;
   const root = prepareTftpRoot(config, deps.logger);
-  let server: TftpServer | undefined;
+  // One server per http.bind address (dual-stack: 0.0.0.0 and ::); port() and health show the first.
+  let servers: TftpServer[] = [];
   const serve = async (): Promise<void> => {
-    if (!config.tftp.enabled || server) return;
-    server = await startTftpServer({
-      root: root.root,
-      address: config.http.bind,
-      port: config.tftp.port,
-      logger: deps.logger,
-      maxBlksize: config.tftp.maxBlksize,
-      maxPerClient: config.tftp.maxPerClient,
-      firstAckTimeoutMs: config.tftp.firstAckTimeoutMs,
-      faults: deps.faults.subsystem('tftp'),
-      activity: deps.activity,
-    });
+    if (!config.tftp.enabled || servers.length) return;
+    const started: TftpServer[] = [];
+    try {
+      for (const address of config.http.bind) {
+        started.push(
+          await startTftpServer({
+            root: root.root,
+            address,
+            port: config.tftp.port,
+            logger: deps.logger,
+            maxBlksize: config.tftp.maxBlksize,
+            maxPerClient: config.tftp.maxPerClient,
+            firstAckTimeoutMs: config.tftp.firstAckTimeoutMs,
+            faults: deps.faults.subsystem('tftp'),
+            activity: deps.activity,
+          }),
+        );
+      }
+    } catch (err) {
+      await Promise.all(started.map((s) => s.close()));
+      throw err;
+    }
+    servers = started;
   };
   const stop = async (): Promise<void> => {
-    const s = server;
-    server = undefined;
-    await s?.close();
+    const s = servers;
+    servers = [];
+    await Promise.all(s.map((x) => x.close()));
+  };
+  /** Counters summed over the listeners (one per address family, usually). */
+  const stats = (): ReturnType<TftpServer['stats']> | undefined => {
+    if (!servers.length) return undefined;
+    const sum = { active: 0, completed: 0, failed: 0, refused: 0, clientLimited: 0 };
+    for (const s of servers) {
+      const one = s.stats();
+      for (const k of Object.keys(sum) as (keyof typeof sum)[]) sum[k] += one[k];
+    }
+    return sum;
   };
   if (!deps.primaryOnly) await serve();
   return {
-    port: () => server?.port,
-    stats: () => server?.stats(),
+    port: () => servers[0]?.port,
+    stats,
     health: () => ({
-      tftp: server ? { port: server.port, ...server.stats() } : false,
+      tftp: servers[0] ? { port: servers[0].port, ...stats() } : false,
       bootLoadersMissing: root.missing.length > 0,
     }),
     onRole: (role) => (role === 'primary' ? serve() : stop()),

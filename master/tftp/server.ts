@@ -228,6 +228,8 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
   const log = opts.logger.child({ module: 'tftp' });
   const malformed = new MalformedLog(log);
   const type = settings.address.includes(':') ? 'udp6' : 'udp4';
+  // IPv6 sockets are IPv6 only, so `::` and `0.0.0.0` (dual-stack http.bind) can both hold port 69.
+  const v6only = type === 'udp6' ? { ipv6Only: true } : {};
   const sessions = new Map<string, Session>();
   const finishing = new Set<Promise<void>>();
   const counts = { completed: 0, failed: 0, refused: 0, clientLimited: 0, deferred: 0 };
@@ -236,7 +238,7 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
   const refusals = new RateLimitedLog(log);
   let closing = false;
 
-  const listener = dgram.createSocket({ type });
+  const listener = dgram.createSocket({ type, ...v6only });
   try {
     await bindSocket(listener, settings.address, settings.port);
   } catch (err) {
@@ -304,7 +306,7 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
       return;
     }
     // RFC 1350 section 4: the transfer gets its own port, the server's TID.
-    const socket = dgram.createSocket({ type, lookup: literalAddress });
+    const socket = dgram.createSocket({ type, ...v6only, lookup: literalAddress });
     try {
       await bindSocket(socket, settings.address, 0);
     } catch (err) {

@@ -1,41 +1,46 @@
 /**
  * End to end, IPv6-only (issue 18): an OVMF VM (its own network stack, no iPXE option ROM, IPv6 on) on a
- * provisioning link with no IPv4 at all. Corral's radvd sends the RA the firmware waits for, Corral's
- * DHCPv6 answers "PXE over IPv6" with an IA_NA address and option 59 `tftp://[fd00:5a::1]/ipxe.efi`, and
- * Corral's TFTP server (bound to ::) sends ipxe.efi, which starts.
- *
- * What it does not show: discovery over IPv6. After ipxe.efi starts, the chain needs the master's HTTP
- * listener on IPv6 (http.bind is IPv4 today) and Debian's iPXE build doing DHCPv6 itself; neither is
- * there yet (docs/ipv6.md, "Not done").
+ * provisioning link with no IPv4 at all, booting from `corral master` itself (http.bind ["::"], dhcp6 on,
+ * DHCPv4 off). The chain: Corral's radvd sends the RA the firmware waits for; Corral's DHCPv6 answers
+ * "PXE over IPv6" with an IA_NA address and option 59 `tftp://[fd00:5a::1]/ipxe.efi`; the master's TFTP
+ * server (on ::) sends ipxe.efi; iPXE does DHCPv6 itself and gets the boot script URL
+ * `http://[fd00:5a::1]:8086/boot/ipxe…`; the script's kernel, initrd and corral.server URLs are IPv6
+ * (the family the request came in on) and carry `corral.ip=` (the address iPXE leased); the node
+ * environment configures it and enlists over IPv6 with its inventory. One VM; the figure printed is
+ * power-on → enlisted (TCG).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { TestNet, waitFor, type Host } from '../helpers/netns.js';
-import { installPath } from '../../master/util/paths.js';
+import { startMasterProcess, type MasterProcess } from '../helpers/master-process.js';
+import { requirePeers } from '../helpers/peers.js';
 import { findOvmf } from '../../master/lab/qemu.js';
 
 const SERVER = 'fd00:5a::1';
+const PORT = 8086;
 const MAC = '52:54:00:5a:00:01';
+const PASSWORD = 'pxe6-e2e-admin-password';
+const API = `http://[${SERVER}]:${PORT}/api/v1/nodes`;
 
 let net: TestNet | undefined;
+let master: MasterProcess | undefined;
 let dir = '';
 let serial = '';
 let poweredOnAt = 0;
 let srv: Host;
-let serverOut = '';
 
 before(async () => {
+  requirePeers('qemu-system-x86_64', 'radvd', 'curl');
   dir = mkdtempSync(join(tmpdir(), 'corral-e2e-pxe6-'));
-  const root = join(dir, 'tftp');
-  mkdirSync(root);
-  copyFileSync('/usr/lib/ipxe/ipxe.efi', join(root, 'ipxe.efi'));
   net = new TestNet('p6');
   srv = net.addHost('srv', null);
   net.nsExec(srv.ns, ['ip', '-6', 'addr', 'add', `${SERVER}/64`, 'dev', srv.ifname, 'nodad']);
+  // config.address (IPv4) is still a required setting; it lives on the master's loopback, not on the link.
+  net.nsExec(srv.ns, ['ip', 'addr', 'add', '10.90.90.1/32', 'dev', 'lo']);
   await waitFor(
     'server link-local',
     () =>
@@ -44,29 +49,42 @@ before(async () => {
         : undefined,
     10_000,
   );
-  const server = net.spawnIn(srv.ns, [
-    process.execPath,
-    installPath('dist', 'test', 'helpers', 'dhcp6-serve.js'),
-    '--data-dir',
-    dir,
-    '--iface',
-    srv.ifname,
-    '--address',
-    SERVER,
-    '--prefix',
-    'fd00:5a::/64',
-    '--range',
-    'fd00:5a::100-fd00:5a::1ff',
-    '--tftp-root',
-    root,
-  ]);
-  server.stdout?.on('data', (b: Buffer) => (serverOut += b.toString()));
-  let err = '';
-  server.stderr?.on('data', (b: Buffer) => (err += b.toString()));
-  await waitFor('dhcp6-serve READY', () => (serverOut.includes('READY') ? true : undefined), 20_000).catch(
-    (e: Error) => {
-      throw new Error(`${e.message}: ${err.slice(-1500)}`);
-    },
+  const configPath = join(dir, 'master.json');
+  writeFileSync(
+    configPath,
+    JSON.stringify({
+      dataDir: join(dir, 'data'),
+      address: '10.90.90.1',
+      interface: srv.ifname,
+      http: { port: PORT, bind: ['::'] },
+      console: { https: false, allowInsecureBasicAuth: true },
+      dhcp: { mode: 'off' },
+      // Pinned: this test is about the iPXE chain over IPv6 (the Secure Boot chain is tested elsewhere).
+      bootFiles: { x64Uefi: 'ipxe.efi' },
+      dhcp6: {
+        enabled: true,
+        address: SERVER,
+        prefix: 'fd00:5a::/64',
+        range: 'fd00:5a::100-fd00:5a::1ff',
+      },
+      nodeImage: { cacheDir: '/var/cache/corral' },
+      nodes: { discoverAction: 'wait', pollSeconds: 5 },
+    }),
+  );
+  master = await startMasterProcess({
+    args: ['--config', configPath],
+    netns: srv.ns,
+    env: { CORRAL_ADMIN_PASSWORD: PASSWORD, CORRAL_LOG_LEVEL: 'info' },
+    logFile: join(dir, 'master.log'),
+    timeoutMs: 60_000,
+  });
+  // Power on once the node environment is there (built, or taken from the cache), so the figure below
+  // is the boot chain's, not the build's.
+  await waitFor(
+    'node environment ready',
+    () => (master!.logs().includes('node environment ready') ? true : undefined),
+    420_000,
+    1000,
   );
   const ovmf = findOvmf();
   assert.ok(ovmf, 'OVMF is not installed (Debian package ovmf)');
@@ -92,19 +110,36 @@ before(async () => {
     '-device',
     `virtio-net-pci,netdev=n0,mac=${MAC},bootindex=1,romfile=`,
   ]);
-  vm.stdout?.on('data', (b: Buffer) => (serial = (serial + b.toString('latin1')).slice(-200_000)));
+  vm.stdout?.on('data', (b: Buffer) => (serial = (serial + b.toString('latin1')).slice(-400_000)));
   poweredOnAt = Date.now();
 });
 
 after(async () => {
+  await master?.stop('SIGTERM', 8000).catch(() => master?.stop('SIGKILL', 3000));
   await net?.destroy();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-test('OVMF PXE over IPv6: RA, DHCPv6 address and option 59 from Corral, ipxe.efi over TFTP/IPv6 starts', async () => {
-  // OVMF prints these lines on its serial console (PxeBcDxe); escape sequences in between are ignored.
-  const ESC = String.fromCharCode(27);
-  const plain = (): string => serial.replace(new RegExp(`${ESC}\\[[0-9;=]*[A-Za-z]`, 'g'), '');
+// OVMF and iPXE print escape sequences between the words on their serial console.
+const ESC = String.fromCharCode(27);
+const plain = (): string => serial.replace(new RegExp(`${ESC}\\[[0-9;=]*[A-Za-z]`, 'g'), '');
+const logs = (): string =>
+  `--- serial (last 4000):\n${plain().slice(-4000)}\n--- master (last 3000):\n${master?.logs().slice(-3000) ?? ''}`;
+
+interface ApiNode {
+  mac: string;
+  state: string;
+  inventory: { memoryBytes?: number; nics?: { mac: string }[] };
+}
+
+/** GET /api/v1/nodes over IPv6 with curl, from inside the master's namespace (a real client). */
+function nodesOverIpv6(): ApiNode[] {
+  const out = net!.nsExec(srv.ns, ['curl', '-sgf', '--max-time', '10', '-u', `admin:${PASSWORD}`, API]);
+  return (JSON.parse(out) as { nodes: ApiNode[] }).nodes;
+}
+
+test('IPv6-only: OVMF PXE over IPv6 from corral master, iPXE over DHCPv6 + HTTP/IPv6, the node enlists over IPv6', async () => {
+  let node: ApiNode | undefined;
   try {
     await waitFor(
       'iPXE started from PXE over IPv6',
@@ -112,17 +147,36 @@ test('OVMF PXE over IPv6: RA, DHCPv6 address and option 59 from Corral, ipxe.efi
       420_000,
       2000,
     );
+    const ipxeAt = Date.now();
+    console.log(
+      `# e2e: PXE over IPv6, power-on → iPXE running ${((ipxeAt - poweredOnAt) / 1000).toFixed(1)} s (TCG)`,
+    );
+    node = await waitFor(
+      'the VM enlisted (GET /api/v1/nodes over IPv6)',
+      () => nodesOverIpv6().find((n) => n.mac === MAC),
+      480_000,
+      3000,
+    );
   } catch (err) {
-    assert.fail(`${(err as Error).message}\n--- serial (last 3000):\n${plain().slice(-3000)}`);
+    assert.fail(`${(err as Error).message}\n${logs()}`);
   }
+  const enlistedAt = Date.now();
   const text = plain();
+  // OVMF: firmware PXE over IPv6 with Corral's DHCPv6 lease and option 59 (printed uncompressed).
   assert.match(text, /Start PXE over IPv6/);
-  // OVMF prints the address uncompressed: FD00:5A:0:0:0:0:0:1xx, from the configured range.
   assert.match(text, /Station IP address is FD00:5A:0:0:0:0:0:1[0-9A-F]{2}\b/i);
-  assert.match(text, /Server IP address is FD00:5A:0:0:0:0:0:1\b/i);
   assert.match(text, /NBP filename is ipxe\.efi/);
-  assert.match(text, /NBP file downloaded successfully/);
+  // The node environment ran with the address iPXE leased and the master's IPv6 URL.
+  assert.match(text, /corral: network up \S+ fd00:5a::1[0-9a-f]{2}\/64/);
+  const log = master!.logs();
+  assert.match(log, /"msg":"boot script"/);
+  assert.equal(node!.state, 'discovered');
+  assert.ok((node!.inventory.memoryBytes ?? 0) > 400 * 2 ** 20, 'inventory reports the VM memory');
+  assert.ok(
+    node!.inventory.nics?.some((n) => n.mac === MAC),
+    'inventory lists the boot NIC',
+  );
   console.log(
-    `# e2e: PXE over IPv6, power-on → iPXE running ${((Date.now() - poweredOnAt) / 1000).toFixed(1)} s (TCG)`,
+    `# e2e: IPv6-only, power-on → enlisted ${((enlistedAt - poweredOnAt) / 1000).toFixed(1)} s (TCG)`,
   );
 });

@@ -35,6 +35,7 @@ export const PEER_PACKAGES: Readonly<Record<string, string>> = {
   opentracker: 'opentracker',
   mktorrent: 'mktorrent',
   tc: 'iproute2',
+  radvd: 'radvd',
 };
 
 export function missingPeersMessage(missing: readonly string[]): string {

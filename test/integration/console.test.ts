@@ -512,7 +512,7 @@ describe('console: settings page', () => {
         `<tr data-key="${key.replace(/[.[\]]/g, '\\$&')}"><th scope="row" class="mono">[^<]*</th><td[^>]*>([^<]*)</td>`,
       ).exec(html)?.[1];
     assert.equal(value('http.port'), '8080', 'from the config file');
-    assert.equal(value('http.bind'), '10.9.0.1');
+    assert.equal(value('http.bind'), '[&quot;10.9.0.1&quot;]', 'a list since issue 18 (dual-stack)');
     assert.equal(value('monitor.intervalSeconds'), '10', 'a default filled in');
     assert.equal(value('dhcp.range'), '10.9.0.100-10.9.0.199', 'from a flag');
     assert.equal(value('ha.token'), '(set; hidden)');

@@ -7,7 +7,7 @@
 import { requireRoot } from '../helpers/peers.js';
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -17,6 +17,7 @@ import { startMasterProcess, type MasterProcess } from '../helpers/master-proces
 const V4 = '10.87.0.1';
 const V6 = 'fd00:59::1';
 const HTTP_PORT = 8087;
+const TFTP_PORT = 6987;
 
 async function linkLocalReady(net: TestNet, host: Host): Promise<void> {
   await waitFor(
@@ -37,6 +38,7 @@ describe('master with dhcp6.enabled', { timeout: 120_000 }, () => {
   let net: TestNet;
   let dir: string;
   let master: MasterProcess | undefined;
+  let c: Host;
 
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'corral-dhcp6-master-'));
@@ -75,7 +77,7 @@ describe('master with dhcp6.enabled', { timeout: 120_000 }, () => {
         '--http-port',
         String(HTTP_PORT),
         '--tftp-port',
-        '0',
+        String(TFTP_PORT),
         '--config',
         config,
       ],
@@ -88,7 +90,7 @@ describe('master with dhcp6.enabled', { timeout: 120_000 }, () => {
     );
     assert.match(master.logs(), /radvd running/);
 
-    const c = net.addHost('c', null, '52:54:00:59:00:01');
+    c = net.addHost('c', null, '52:54:00:59:00:01');
     await linkLocalReady(net, c);
     const conf = join(dir, 'dhclient6.conf');
     const leaseFile = join(dir, 'dhclient6.leases');
@@ -167,5 +169,40 @@ describe('master with dhcp6.enabled', { timeout: 120_000 }, () => {
           : undefined,
       30_000,
     );
+  });
+
+  // Dual-stack (issue 18): with dhcp6 on and http.bind unset the master listens on 0.0.0.0 and ::, and
+  // answers each request in its own family, so a node's chain never changes family half-way.
+  it('dual-stack: HTTP boot scripts and TFTP over both IPv4 and IPv6, URLs in the family asked', async () => {
+    net.nsExec(c.ns, ['ip', 'addr', 'add', '10.87.0.50/24', 'dev', c.ifname]);
+    net.nsExec(c.ns, ['ip', '-6', 'addr', 'add', 'fd00:59::150/64', 'dev', c.ifname, 'nodad']);
+    const script = (base: string): string =>
+      net.nsExec(c.ns, ['curl', '-sgf', '--max-time', '10', `${base}/boot/ipxe?mac=52:54:00:59:00:01`]);
+    const v4 = script(`http://${V4}:${HTTP_PORT}`);
+    const v6 = script(`http://[${V6}]:${HTTP_PORT}`);
+    assert.match(v4, new RegExp(`http://${V4.replace(/\./g, '\\.')}:${HTTP_PORT}/boot/`));
+    assert.doesNotMatch(v4, /\[fd00|corral\.ip=/);
+    assert.match(v6, new RegExp(`http://\\[${V6}\\]:${HTTP_PORT}/boot/`));
+    assert.doesNotMatch(v6, new RegExp(V4.replace(/\./g, '\\.')));
+    // tftp-hpa over each family from the same client: both listeners serve the boot loaders.
+    for (const [flag, server] of [
+      ['-4', V4],
+      ['-6', V6],
+    ] as const) {
+      const got = join(dir, `ipxe${flag}.efi`);
+      net.nsExec(c.ns, [
+        'tftp',
+        flag,
+        '-m',
+        'binary',
+        server,
+        String(TFTP_PORT),
+        '-c',
+        'get',
+        'ipxe.efi',
+        got,
+      ]);
+      assert.equal(statSync(got).size, statSync('/usr/lib/ipxe/ipxe.efi').size, `TFTP ${flag}`);
+    }
   });
 });
