@@ -11,7 +11,7 @@ import type { BootActivitySink } from '../boot/activity.js';
 import { prepareTftpRoot } from '../boot/files.js';
 import type { Faults } from '../util/faults.js';
 import type { Logger } from '../util/logger.js';
-import { startTftpServer, type TftpServer } from './server.js';
+import { startTftpServer, type GeneratedFile, type TftpServer } from './server.js';
 
 export interface TftpFeatureDeps {
   config: {
@@ -27,6 +27,8 @@ export interface TftpFeatureDeps {
   activity: BootActivitySink;
   /** With HA: wait for onRole('primary') instead of serving at start. */
   primaryOnly: boolean;
+  /** Files made per request: the Secure Boot chain's grub.cfg, kernel and initrd (boot/grub.ts). */
+  generated?: (relative: string, peer: string) => GeneratedFile | undefined;
 }
 
 export async function startTftp(
@@ -47,6 +49,7 @@ export async function startTftp(
       firstAckTimeoutMs: config.tftp.firstAckTimeoutMs,
       faults: deps.faults.subsystem('tftp'),
       activity: deps.activity,
+      ...(deps.generated ? { generated: deps.generated } : {}),
     });
   };
   const stop = async (): Promise<void> => {
