@@ -27,6 +27,7 @@ import { chooseBoot } from '../../master/dhcp/pxe.js';
 import type { DhcpOptions } from '../../master/dhcp/codec.js';
 import type { NodeRecord } from '../../master/store/nodes.js';
 import { installPath } from '../../master/util/paths.js';
+import { OVMF_SB_CODE, qemuArgs } from '../../master/lab/qemu.js';
 
 const MAC = '52:54:00:5b:00:09';
 const LEGACY = { biosFile: 'undionly.kpxe', uefiFile: 'ipxe.efi' };
@@ -153,4 +154,25 @@ test('every iPXE template has its GRUB counterpart', () => {
   const ipxe = readdirSync(installPath('templates', 'ipxe')).filter((f) => f !== 'ask-mac.hbs');
   const grubs = new Set(readdirSync(installPath('templates', 'grub')));
   for (const f of ipxe) assert.ok(grubs.has(f), `templates/grub/${f} (GRUB's side of ipxe/${f})`);
+});
+
+test("the lab's uefi-sb VM: OVMF's Secure Boot build with Microsoft's keys, SMM, its own vars copy, no iPXE ROM", () => {
+  const spec = {
+    ...{
+      name: 'vm1',
+      mac: MAC,
+      firmware: 'uefi-sb' as const,
+      nic: 'virtio' as const,
+      memoryMb: 768,
+      cpus: 1,
+    },
+    ...{ diskPath: '/tmp/x/vm1.qcow2', diskGb: 3, diskSerial: 'S1', tap: 'tap1', noReboot: false },
+  };
+  const args = qemuArgs(spec, undefined).join(' ');
+  assert.match(args, /-machine q35,smm=on/);
+  assert.match(args, /-global driver=cfi\.pflash01,property=secure,value=on/);
+  assert.match(args, new RegExp(`file=${OVMF_SB_CODE},readonly=on`));
+  assert.match(args, /if=pflash,format=raw,unit=1,file=\/tmp\/x\/vm1\.qcow2\.vars\.fd/);
+  assert.match(args, /virtio-net-pci,netdev=n0,mac=[^ ]*,bootindex=1,romfile=( |$)/);
+  assert.doesNotMatch(args, /-bios/);
 });
