@@ -10,6 +10,7 @@
 import type { Authenticator } from './auth/users.js';
 import type { FrozenConfig } from './config.js';
 import type { Feature } from './feature.js';
+import type { NodeSurface } from './boot/surface.js';
 import type { HaRole } from './ha/controller.js';
 import type { LeaseStore } from './store/leases.js';
 import type { Repos } from './store/repos.js';
@@ -71,6 +72,11 @@ export interface Exposed {
   enrolment: ReturnType<typeof startEnrolmentFeature>;
   cloudInit: ReturnType<typeof startCloudInit>;
   p2p: Awaited<ReturnType<typeof startImagesP2p>>;
+  /**
+   * The node surface's TFTP files (boot/grub.ts: network GRUB's config, kernel, initrds), set by master.ts
+   * once the surface exists; the TFTP server asks it per request, so it may come after TFTP starts.
+   */
+  nodeTftpFiles: NodeSurface['tftpFile'];
 }
 
 export interface FeatureEntry {
@@ -139,6 +145,7 @@ export const FEATURES: FeatureEntry[] = [
         faults: h.faults,
         activity: need(h, 'bootActivity').activity,
         primaryOnly: h.config.ha.enabled,
+        generated: (relative, peer) => h.exposed.nodeTftpFiles?.(relative, peer),
       })),
   },
   {

@@ -88,6 +88,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
     const { ha, monitor } = host.exposed;
     // Every node-facing route (/boot, enlistment, node metrics): boot/surface.ts.
     const surface = nodeSurface(host);
+    host.exposed.nodeTftpFiles = surface.tftpFile;
     const api = createApiRouter({
       repos,
       config,

@@ -34,6 +34,11 @@ export const OS_IMAGE_PACKAGES = [
   'grub2-common',
   'grub-pc-bin',
   'grub-efi-amd64-bin',
+  // Secure Boot (issue 18): with these in the image, the installer's grub-install puts Microsoft-signed
+  // shim at \EFI\BOOT\BOOTX64.EFI and Debian-signed GRUB beside it, so a deployed node keeps booting with
+  // Secure Boot on (shim → signed GRUB → the signed kernel of linux-image-amd64). shim-signed brings mokutil.
+  'shim-signed',
+  'grub-efi-amd64-signed',
   'e2fsprogs',
   'iproute2',
   'wget',

@@ -26,8 +26,8 @@ list=false
 # HA or IPMI power control): HAProxy for services, nfs-ganesha for shared roots, keepalived for HA,
 # ipmitool for power, debootstrap for `corral image build-debian`.
 MAIN_PACKAGES=(
-  # boot files the master serves (undionly.kpxe, ipxe.efi)
-  ipxe
+  # boot files the master serves (undionly.kpxe, ipxe.efi; the Secure Boot chain shim → signed GRUB)
+  ipxe shim-signed grub-efi-amd64-signed
   # the virtual lab: VMs, their iPXE option ROMs and UEFI firmware; qcow2 disks (also image import)
   qemu-system-x86 ipxe-qemu qemu-utils ovmf iproute2
   # the node environment builder (busybox initramfs, modinfo/depmod) and the installer's tools

@@ -28,6 +28,8 @@ export interface InventoryView {
   cpuCount: number | null;
   memoryBytes: number | null;
   firmware: string | null;
+  /** 'enabled' / 'disabled' as the node's agent read it (issue 18); null when it did not say. */
+  secureBoot: 'enabled' | 'disabled' | null;
   disks: DiskView[];
   disksTotalBytes: number | null;
   nics: NicView[];
@@ -44,6 +46,7 @@ export function inventoryView(node: NodeRecord): InventoryView {
     cpuCount: inv.cpu?.count ?? null,
     memoryBytes: inv.memoryBytes ?? null,
     firmware: inv.firmware ?? node.firmware,
+    secureBoot: inv.secureBoot === true ? 'enabled' : inv.secureBoot === false ? 'disabled' : null,
     disks: disks.map((d) => ({
       ...d,
       kind: d.rotational === true ? 'HDD' : d.rotational === false ? 'SSD' : null,

@@ -35,6 +35,34 @@ export type BootFailurePolicy = {
   retrySeconds: number;
 };
 
+/**
+ * Which chain a UEFI x86-64 PXE client (DHCP option 93 = 7 or 9) is given (issue 18, docs/secure-boot.md).
+ * DHCP cannot tell whether the firmware enforces Secure Boot, so the default is the chain every x86-64
+ * UEFI machine with Microsoft's keys accepts, as MAAS does: Debian's shim-signed (signed by Microsoft's
+ * UEFI CA) → grub-efi-amd64-signed's network GRUB (signed by Debian, checked by shim) → Debian's signed
+ * kernel (checked by GRUB through shim's protocol). `ipxe` gives such clients iPXE instead (its HTTP
+ * downloads and scripts), which only boots with Secure Boot off. Per node and per enrolment rule too.
+ */
+export const UEFI_CHAINS = ['secure-boot', 'ipxe'] as const;
+export type UefiChain = (typeof UEFI_CHAINS)[number];
+
+export const SECURE_BOOT_SHAPE = {
+  uefiChain: z.enum(UEFI_CHAINS).default('secure-boot'),
+  /** Debian's shim-signed, served over TFTP as shimx64.efi (the DHCP boot file of the signed chain). */
+  shimFile: z.string().default('/usr/lib/shim/shimx64.efi.signed'),
+  /**
+   * grub-efi-amd64-signed's network GRUB, served as grubx64.efi beside shim: shim loads that name from
+   * the directory it came from. Its built-in prefix is (tftp,SERVER)/grub: it reads /grub/grub.cfg.
+   */
+  grubFile: z.string().default('/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed'),
+};
+
+export const SECURE_BOOT_DEFAULTS = {
+  uefiChain: 'secure-boot' as const,
+  shimFile: '/usr/lib/shim/shimx64.efi.signed',
+  grubFile: '/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed',
+};
+
 export const BootConfigSchema = z
   .object({
     /** Where Debian's ipxe package puts its binaries. */
@@ -44,6 +72,7 @@ export const BootConfigSchema = z
     /** Extra kernel arguments for every node boot; the consoles (tty0, ttyS0) are always set. */
     kernelArgs: z.string().max(1024).default(''),
     ...BOOT_FAILURE_SHAPE,
+    ...SECURE_BOOT_SHAPE,
   })
   .strict()
   .default({
@@ -52,6 +81,7 @@ export const BootConfigSchema = z
     uefiFile: 'ipxe.efi',
     kernelArgs: '',
     ...BOOT_FAILURE_DEFAULTS,
+    ...SECURE_BOOT_DEFAULTS,
   });
 export type BootConfig = DeepReadonly<z.infer<typeof BootConfigSchema>>;
 

@@ -33,7 +33,10 @@ import { deployBootProvider, type DeployBootFacts } from '../deploy/boot-provide
 import { deployNodeHandlers } from '../deploy/boot-routes.js';
 import type { BootActivitySink } from './activity.js';
 import { diskBootProvider, discoveryBootProvider } from './core-providers.js';
-import { decideBoot, type BootProvider } from './decision.js';
+import { decideBoot, type BootDecision, type BootProvider } from './decision.js';
+import { parseGrubRequest, renderGrubBootstrap, renderGrubConfig } from './grub.js';
+import type { ScriptBase } from './scripts.js';
+import type { GeneratedFile } from '../tftp/server.js';
 import { nodeImageSummary, type NodeImageStatus } from './node-image-builder.js';
 import type { NodeImageFiles } from './node-image.js';
 import { sendFile } from './send-file.js';
@@ -221,6 +224,8 @@ export interface NodeSurface {
   router: Router;
   /** Enlistment's counters, shown in /api/v1/health. */
   enlistStats: () => EnlistStats;
+  /** What network GRUB reads over TFTP (grub.ts): handed to the TFTP server as its generated files. */
+  tftpFile: (relative: string, peer: string) => GeneratedFile | undefined;
 }
 
 /**
@@ -261,38 +266,89 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
     return s && s.state !== 'ready' ? nodeImageSummary(s, Date.now()) : undefined;
   };
 
-  const ipxe: RequestHandler = (req, res) => {
-    res.type('text/plain; charset=utf-8').setHeader('Cache-Control', 'no-store');
-    const mac = normaliseMac(typeof req.query['mac'] === 'string' ? req.query['mac'] : '');
+  /** The facts of a boot request (/boot/ipxe, or GRUB's config over TFTP) and the decision on them. */
+  const decide = (
+    mac: string | undefined,
+    attempt: number,
+    baseUrl: string,
+    kernelArgs: string,
+  ): BootDecision => {
     const ready = deps.nodeImage() !== undefined;
     const { onFailure, retries, retrySeconds } = deps.config.boot;
-    const attempt = attemptParam(req.query['attempt']);
-    // Issue 18: URLs in the family the request came in on; over IPv6 the node keeps iPXE's address.
-    const baseUrl = baseUrlFor(req.socket, v4BaseUrl, deps.config.dhcp6);
-    const v6Arg = ipv6NodeArg(clientIp(req), deps.config.dhcp6);
-    const decision = decideBoot(
+    return decideBoot(
       {
         mac,
         node: mac ? deps.repos.nodes.get(mac) : undefined,
         baseUrl,
-        kernelArgs: v6Arg ? `${v6Arg} ${deps.config.boot.kernelArgs}` : deps.config.boot.kernelArgs,
+        kernelArgs,
         attempt,
         failure: { onFailure, retries, retrySeconds },
         nodeImage: { ready, status: ready ? undefined : notReady() },
       },
       providers,
     );
-    if (mac) {
-      const ip = clientIp(req) ?? '';
-      log.info({ mac, by: decision.by, template: decision.template, ip }, 'boot script');
-      if (decision.by === 'fallback') {
-        log.warn({ mac, attempts: attempt, onFailure, ip }, 'boot failed: fallback');
-        deps.activity?.record(mac, { kind: 'fallback', action: onFailure, attempts: attempt, ip });
-      } else {
-        deps.activity?.record(mac, { kind: 'script', template: decision.template, ip });
+  };
+  /** Logs the decision and puts it in the node's boot timeline. */
+  const record = (mac: string, decision: BootDecision, attempt: number, ip: string): void => {
+    log.info({ mac, by: decision.by, template: decision.template, ip }, 'boot script');
+    if (decision.by === 'fallback') {
+      const { onFailure } = deps.config.boot;
+      log.warn({ mac, attempts: attempt, onFailure, ip }, 'boot failed: fallback');
+      deps.activity?.record(mac, { kind: 'fallback', action: onFailure, attempts: attempt, ip });
+    } else {
+      deps.activity?.record(mac, { kind: 'script', template: decision.template, ip });
+    }
+  };
+
+  const ipxe: RequestHandler = (req, res) => {
+    res.type('text/plain; charset=utf-8').setHeader('Cache-Control', 'no-store');
+    const mac = normaliseMac(typeof req.query['mac'] === 'string' ? req.query['mac'] : '');
+    const attempt = attemptParam(req.query['attempt']);
+    // Issue 18: URLs in the family the request came in on; over IPv6 the node keeps iPXE's address.
+    const baseUrl = baseUrlFor(req.socket, v4BaseUrl, deps.config.dhcp6);
+    const v6Arg = ipv6NodeArg(clientIp(req), deps.config.dhcp6);
+    const kernelArgs = v6Arg ? `${v6Arg} ${deps.config.boot.kernelArgs}` : deps.config.boot.kernelArgs;
+    const decision = decide(mac, attempt, baseUrl, kernelArgs);
+    if (mac) record(mac, decision, attempt, clientIp(req) ?? '');
+    res.send(renderTemplate(decision.template, decision.vars));
+  };
+
+  /**
+   * The Secure Boot chain's files over TFTP (grub.ts): network GRUB's bootstrap and per-node config (the
+   * same decision as /boot/ipxe, recorded the same way, as a grub/ template), kernel and initrds.
+   */
+  const tftpFile = (relative: string, peer: string): GeneratedFile | undefined => {
+    const r = parseGrubRequest(relative);
+    if (!r) return undefined;
+    switch (r.kind) {
+      case 'bootstrap':
+        return { data: Buffer.from(renderGrubBootstrap()) };
+      case 'kernel':
+      case 'initrd': {
+        const image = deps.nodeImage();
+        if (!image) return undefined;
+        return { path: r.kind === 'kernel' ? image.kernelPath : image.initrdPath };
+      }
+      case 'installer-tools': {
+        const tools = deps.installerTools();
+        return tools ? { path: tools } : undefined;
+      }
+      case 'node-cfg': {
+        // GRUB asks over TFTP/IPv4 here (the signed chain over IPv6 is not built): IPv4 URLs.
+        const decision = decide(r.mac, r.attempt, v4BaseUrl, deps.config.boot.kernelArgs);
+        const grubDecision = { ...decision, template: decision.template.replace(/^ipxe\//, 'grub/') };
+        record(r.mac, grubDecision, r.attempt, peer);
+        const { onFailure, retries, retrySeconds } = deps.config.boot;
+        const base: ScriptBase = {
+          mac: r.mac,
+          baseUrl: v4BaseUrl,
+          kernelArgs: deps.config.boot.kernelArgs,
+          attempt: r.attempt,
+          failure: { onFailure, retries, retrySeconds },
+        };
+        return { data: Buffer.from(renderGrubConfig(decision, base)) };
       }
     }
-    res.send(renderTemplate(decision.template, decision.vars));
   };
 
   const nodeFile =
@@ -376,5 +432,5 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
     if (route.method === 'GET') router.get(route.path, ...gated);
     else router.post(route.path, ...gated);
   }
-  return { router, enlistStats: () => enlistGuard.stats() };
+  return { router, enlistStats: () => enlistGuard.stats(), tftpFile };
 }

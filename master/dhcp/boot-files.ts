@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import type { BootConfig } from './pxe.js';
+import type { UefiChain } from '../boot/config.js';
 
 /** A plain file name in boot.ipxeDir (served by fixed name, never a path: no '/' or '..'). */
 const fileName = z
@@ -61,14 +62,53 @@ function httpUrl(httpBaseUrl: string, value: string | undefined): string | undef
   return /^https?:\/\//.test(value) ? value : loaderUrl(httpBaseUrl, value);
 }
 
+/**
+ * The Secure Boot chain's names in the TFTP root (issue 18). shim loads `grubx64.efi` from the directory
+ * it was loaded from (shim's DEFAULT_LOADER), so both sit at the root, under the names shim expects.
+ */
+export const SHIM_NAME = 'shimx64.efi';
+export const GRUB_NAME = 'grubx64.efi';
+
+/**
+ * Which chain UEFI x86-64 PXE clients get: boot.uefiChain for all, `forNode` for a MAC whose node (or the
+ * enrolment rule that configured it) chose otherwise. Without it (DHCPv6), iPXE as before.
+ */
+export interface UefiChainChoice {
+  readonly uefiChain: UefiChain;
+  readonly forNode?: (mac: string) => UefiChain | undefined;
+}
+
+/**
+ * A node's own chain, from its tags (issue 18): `uefi-chain:ipxe` or `uefi-chain:secure-boot`, set on the
+ * node (API, console) or by the enrolment rule that caught it (its `tags` action). Tags, not a column:
+ * rules already set them, the console already edits them, and they replicate with the node.
+ */
+export const UEFI_CHAIN_TAG = 'uefi-chain:';
+
+export function uefiChainFromTags(tags: readonly string[]): UefiChain | undefined {
+  // The last one wins if both are set: tags are sorted, so `secure-boot` over `ipxe`, the safer chain.
+  let chosen: UefiChain | undefined;
+  for (const t of tags) {
+    if (t === `${UEFI_CHAIN_TAG}ipxe`) chosen = 'ipxe';
+    if (t === `${UEFI_CHAIN_TAG}secure-boot`) chosen = 'secure-boot';
+  }
+  return chosen;
+}
+
 /** The DHCP server's per-architecture choices, resolved from the slice and the older keys. */
 export function resolveBootFiles(
   files: Readonly<BootFilesConfig>,
   legacy: LegacyBootFiles,
   httpBaseUrl: string,
   tftpServer: string,
+  chain?: UefiChainChoice,
 ): BootConfig {
-  const x64 = files.x64Uefi ?? legacy.uefiFile;
+  const ipxeX64 = files.x64Uefi ?? legacy.uefiFile;
+  // An explicit bootFiles.x64Uefi is the operator's choice for every x64 UEFI client: it wins.
+  const signed = chain !== undefined && files.x64Uefi === undefined;
+  const fileFor = (c: UefiChain): string => (c === 'secure-boot' ? SHIM_NAME : ipxeX64);
+  const x64 = signed ? fileFor(chain.uefiChain) : ipxeX64;
+  const forNode = signed ? chain.forNode : undefined;
   const arm64Http = httpUrl(httpBaseUrl, files.arm64UefiHttp ?? files.arm64Uefi);
   const x64Http = httpUrl(httpBaseUrl, files.x64UefiHttp);
   return {
@@ -76,6 +116,14 @@ export function resolveBootFiles(
     tftpServer,
     biosFile: files.x86Bios ?? legacy.biosFile,
     uefiFile: x64,
+    ...(forNode
+      ? {
+          uefiFileFor: (mac: string) => {
+            const c = forNode(mac);
+            return c === undefined ? undefined : fileFor(c);
+          },
+        }
+      : {}),
     ...(files.ia32Uefi ? { ia32UefiFile: files.ia32Uefi } : {}),
     ...(files.arm64Uefi ? { arm64UefiFile: files.arm64Uefi } : {}),
     ...(x64Http ? { x64HttpUrl: x64Http } : {}),

@@ -6,7 +6,7 @@ import { publicUrl, type FrozenConfig } from '../config.js';
 import type { Started } from '../feature.js';
 import type { BootConfig } from '../boot/config.js';
 import type { DhcpConfig } from './config.js';
-import { resolveBootFiles, type BootFilesConfig } from './boot-files.js';
+import { resolveBootFiles, uefiChainFromTags, type BootFilesConfig } from './boot-files.js';
 import type { BootActivitySink } from '../boot/activity.js';
 import { recordNodeIp } from '../nodes/address.js';
 import type { LeaseStore } from '../store/leases.js';
@@ -47,7 +47,10 @@ export async function startDhcp(
       port: config.dhcp.port,
       pools: dhcpPools(config.dhcp),
       leaseSeconds: config.dhcp.leaseSeconds,
-      boot: resolveBootFiles(config.bootFiles, config.boot, publicUrl(config), config.address),
+      boot: resolveBootFiles(config.bootFiles, config.boot, publicUrl(config), config.address, {
+        uefiChain: config.boot.uefiChain,
+        forNode: (mac) => uefiChainFromTags(repos.nodes.get(mac)?.tags ?? []),
+      }),
       leases,
       logger: deps.logger,
       onBound: (mac, ip) => recordNodeIp(repos, mac, ip),

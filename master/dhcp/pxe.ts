@@ -13,6 +13,11 @@ export interface BootConfig {
   /** TFTP path of the x86-64 UEFI iPXE binary (Debian `ipxe`: /usr/lib/ipxe/ipxe.efi). */
   readonly uefiFile: string;
   /**
+   * The x86-64 UEFI file for one MAC when its node chose a chain other than the default (issue 18:
+   * boot-files.ts resolves it from the node's or its enrolment rule's setting); undefined: `uefiFile`.
+   */
+  readonly uefiFileFor?: (mac: string) => string | undefined;
+  /**
    * For IA32 UEFI firmware (arch 6). Debian's ipxe.efi is x86-64 only and will not start there, so
    * operators with such machines point this at an i386 build; by default it is `uefiFile`.
    */
@@ -99,7 +104,7 @@ export function chooseBoot(o: DhcpOptions, mac: string, boot: BootConfig): BootC
       return { kind: 'tftp', file: boot.ia32UefiFile ?? boot.uefiFile, server: boot.tftpServer, arch };
     case ARCH.X64_UEFI:
     case ARCH.X64_UEFI_ALT:
-      return { kind: 'tftp', file: boot.uefiFile, server: boot.tftpServer, arch };
+      return { kind: 'tftp', file: boot.uefiFileFor?.(mac) ?? boot.uefiFile, server: boot.tftpServer, arch };
     case ARCH.ARM64_UEFI:
       if (boot.arm64UefiFile)
         return { kind: 'tftp', file: boot.arm64UefiFile, server: boot.tftpServer, arch };

@@ -20,7 +20,7 @@ export interface LabOptions {
   /** Lab working directory: master data dir, VM disks, logs, state file. */
   dir: string;
   /** One entry per VM; `nic` defaults to virtio. */
-  vms: { firmware: 'bios' | 'uefi' | 'uefi-http'; nic?: NicModel }[];
+  vms: { firmware: 'bios' | 'uefi' | 'uefi-http' | 'uefi-sb'; nic?: NicModel }[];
   logger: Logger;
   /** Shared cache for the Debian kernel download. */
   cacheDir?: string;

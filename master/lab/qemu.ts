@@ -5,13 +5,16 @@
  * serial number, and the serial console on stdout so markers printed by the node agent can be followed.
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { copyFileSync, createWriteStream, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { LabNet } from './net.js';
 
 export const OVMF_PATHS = ['/usr/share/ovmf/OVMF.fd', '/usr/share/qemu/OVMF.fd'];
 export const EFI_VIRTIO_ROM = '/usr/lib/ipxe/qemu/efi-virtio.rom';
+/** Debian ovmf's Secure Boot build and its variable store with Microsoft's keys enrolled (issue 18). */
+export const OVMF_SB_CODE = '/usr/share/OVMF/OVMF_CODE_4M.ms.fd';
+export const OVMF_SB_VARS = '/usr/share/OVMF/OVMF_VARS_4M.ms.fd';
 
 /**
  * NIC models of lab VMs: `virtio` is what clouds give VMs; `e1000` (Intel 82540EM) and `e1000e` (82574L)
@@ -48,8 +51,11 @@ export function parseNicList(text: string, vmCount: number): { models: NicModel[
 export interface VmSpec {
   name: string;
   mac: string;
-  /** `uefi-http`: OVMF with no iPXE option ROM, so the firmware's own PXE and UEFI HTTP boot run (issue 18). */
-  firmware: 'bios' | 'uefi' | 'uefi-http';
+  /**
+   * `uefi-http`: OVMF with no iPXE option ROM, so the firmware's own PXE and UEFI HTTP boot run (issue 18).
+   * `uefi-sb`: the same with Secure Boot enforced (OVMF's SMM build, Microsoft's keys enrolled).
+   */
+  firmware: 'bios' | 'uefi' | 'uefi-http' | 'uefi-sb';
   nic: NicModel;
   memoryMb: number;
   cpus: number;
@@ -73,7 +79,9 @@ export function qemuArgs(spec: VmSpec, ovmf: string | undefined): string[] {
   const model = NIC_DEVICES[spec.nic];
   const nic = [model.device, `netdev=n0`, `mac=${spec.mac}`, `bootindex=1`];
   if (spec.firmware === 'uefi') nic.push(`romfile=${model.efiRom}`);
-  if (spec.firmware === 'uefi-http') nic.push('romfile=');
+  // No iPXE ROM under Secure Boot either: shim cannot load GRUB through iPXE's PXE (it reports no file
+  // size; shared/LAB.md), and real firmware's own PXE stack is what the signed chain meets.
+  if (spec.firmware === 'uefi-http' || spec.firmware === 'uefi-sb') nic.push('romfile=');
   const args = [
     '-name',
     spec.name,
@@ -98,7 +106,22 @@ export function qemuArgs(spec: VmSpec, ovmf: string | undefined): string[] {
     '-device',
     `virtio-blk-pci,drive=d0,serial=${spec.diskSerial},bootindex=2`,
   ];
-  if (spec.firmware !== 'bios') {
+  if (spec.firmware === 'uefi-sb') {
+    // Secure Boot needs SMM (so the OS cannot write the variable store behind the firmware's back) and a
+    // writable copy of the variables per VM (startVm makes it beside the disk).
+    args.push(
+      '-machine',
+      'q35,smm=on',
+      '-global',
+      'driver=cfi.pflash01,property=secure,value=on',
+      '-drive',
+      `if=pflash,format=raw,unit=0,file=${OVMF_SB_CODE},readonly=on`,
+      '-drive',
+      `if=pflash,format=raw,unit=1,file=${sbVarsPath(spec)}`,
+      '-fw_cfg',
+      'name=opt/org.tianocore/IPv6Support,string=no',
+    );
+  } else if (spec.firmware !== 'bios') {
     if (!ovmf) throw new Error('UEFI VM requested but OVMF is not installed (Debian package ovmf)');
     // The lab network is IPv4 only. Without IPv6, OVMF offers no PXEv6/HTTPv6 boot entries, each of which
     // would wait out its own DHCPv6 timeout before the firmware reaches the disk of a deployed node.
@@ -106,6 +129,11 @@ export function qemuArgs(spec: VmSpec, ovmf: string | undefined): string[] {
   }
   if (spec.noReboot) args.push('-no-reboot');
   return args;
+}
+
+/** The VM's own copy of the Secure Boot variable store. */
+export function sbVarsPath(spec: Pick<VmSpec, 'diskPath'>): string {
+  return `${spec.diskPath}.vars.fd`;
 }
 
 export function findOvmf(): string | undefined {
@@ -127,6 +155,11 @@ export interface Vm {
 export function startVm(net: LabNet, spec: VmSpec, logPath: string): Vm {
   if (!existsSync(spec.diskPath)) {
     execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', spec.diskPath, `${spec.diskGb}G`]);
+  }
+  if (spec.firmware === 'uefi-sb' && !existsSync(sbVarsPath(spec))) {
+    if (!existsSync(OVMF_SB_VARS))
+      throw new Error(`Secure Boot VM requested but ${OVMF_SB_VARS} is missing (Debian package ovmf)`);
+    copyFileSync(OVMF_SB_VARS, sbVarsPath(spec));
   }
   const child = net.spawnIn(net.bridgeNs, ['qemu-system-x86_64', ...qemuArgs(spec, findOvmf())], {
     stdio: [spec.consoleSocket ? 'pipe' : 'ignore', 'pipe', 'pipe'],

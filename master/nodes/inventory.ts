@@ -48,6 +48,8 @@ export const InventorySchema = z
       .optional(),
     memoryBytes: bytes.nullable().optional(),
     firmware: z.enum(['bios', 'uefi']).optional(),
+    /** Secure Boot enforced by the firmware (issue 18); null on BIOS or when the node could not tell. */
+    secureBoot: z.boolean().nullable().optional(),
     disks: z
       .array(
         z

@@ -30,6 +30,16 @@ export function fileHandleSource(handle: FileHandle, size: number): FileSource {
   };
 }
 
+/** A file the master generated in memory (a per-node grub.cfg): small, read from the buffer. */
+export function bufferSource(data: Buffer): FileSource {
+  return {
+    size: data.length,
+    read: async (buffer, position) =>
+      data.copy(buffer, 0, position, Math.min(data.length, position + buffer.length)),
+    close: async () => undefined,
+  };
+}
+
 const READ_AHEAD_BYTES = 64 * 1024;
 const EMPTY = Buffer.alloc(0);
 

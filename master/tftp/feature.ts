@@ -11,7 +11,7 @@ import type { BootActivitySink } from '../boot/activity.js';
 import { prepareTftpRoot } from '../boot/files.js';
 import type { Faults } from '../util/faults.js';
 import type { Logger } from '../util/logger.js';
-import { startTftpServer, type TftpServer } from './server.js';
+import { startTftpServer, type GeneratedFile, type TftpServer } from './server.js';
 
 export interface TftpFeatureDeps {
   config: {
@@ -27,6 +27,8 @@ export interface TftpFeatureDeps {
   activity: BootActivitySink;
   /** With HA: wait for onRole('primary') instead of serving at start. */
   primaryOnly: boolean;
+  /** Files made per request: the Secure Boot chain's grub.cfg, kernel and initrd (boot/grub.ts). */
+  generated?: (relative: string, peer: string) => GeneratedFile | undefined;
 }
 
 export async function startTftp(
@@ -52,6 +54,7 @@ export async function startTftp(
             firstAckTimeoutMs: config.tftp.firstAckTimeoutMs,
             faults: deps.faults.subsystem('tftp'),
             activity: deps.activity,
+            ...(deps.generated ? { generated: deps.generated } : {}),
           }),
         );
       }
@@ -69,7 +72,7 @@ export async function startTftp(
   /** Counters summed over the listeners (one per address family, usually). */
   const stats = (): ReturnType<TftpServer['stats']> | undefined => {
     if (!servers.length) return undefined;
-    const sum = { active: 0, completed: 0, failed: 0, refused: 0, clientLimited: 0 };
+    const sum = { active: 0, completed: 0, failed: 0, refused: 0, clientLimited: 0, deferred: 0 };
     for (const s of servers) {
       const one = s.stats();
       for (const k of Object.keys(sum) as (keyof typeof sum)[]) sum[k] += one[k];

@@ -19,8 +19,9 @@ import { impossibleSource } from '../util/udp-source.js';
 import { admit } from './admit.js';
 import { decodePacket, encodeError, ErrorCode, MAX_BLKSIZE, MIN_BLKSIZE } from './codec.js';
 import type { DecodeFailure, RequestPacket } from './codec.js';
-import { openInRoot, type OpenedFile } from './paths.js';
-import { BlockReader, fileHandleSource } from './block-reader.js';
+import { normalizeRequestPath, openInRoot } from './paths.js';
+import { BlockReader, bufferSource, fileHandleSource, type FileSource } from './block-reader.js';
+import { open } from 'node:fs/promises';
 import { negotiateOptions, ReadTransfer, realTimers } from './transfer.js';
 import type { NegotiationLimits, Timers } from './transfer.js';
 import type { BootActivitySink } from '../boot/activity.js';
@@ -56,6 +57,21 @@ export interface TftpServerOptions {
   faults?: SubsystemFaults;
   /** The boot timeline (issue 22): transfers and refusals, attributed to a MAC by the peer's address. */
   activity?: BootActivitySink;
+  /**
+   * Files the master makes rather than keeps in the root (issue 18: network GRUB reads its per-node
+   * grub.cfg, kernel and initrd over TFTP only). Asked first, with the normalised name and the client's
+   * address; undefined: the root's file, if any. A `path` is the master's own file, opened as is.
+   */
+  generated?: (relative: string, peer: string) => GeneratedFile | undefined;
+}
+
+export type GeneratedFile = { data: Buffer } | { path: string };
+
+/** What a transfer reads: a file of the root, or a generated one. */
+interface Served {
+  source: FileSource;
+  relative: string;
+  size: number;
 }
 
 export interface TftpStats {
@@ -294,9 +310,45 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     replyError(rinfo, code, message);
   }
 
+  /** A generated file if the master makes one under this name, else the root's (paths.ts rules). */
+  async function openRequested(
+    filename: string,
+    peer: string,
+  ): Promise<({ ok: true } & Served) | Exclude<Awaited<ReturnType<typeof openInRoot>>, { ok: true }>> {
+    const name = normalizeRequestPath(filename);
+    const made = name.ok ? opts.generated?.(name.relative, peer) : undefined;
+    if (name.ok && made) {
+      if ('data' in made) {
+        return { ok: true, source: bufferSource(made.data), relative: name.relative, size: made.data.length };
+      }
+      try {
+        const handle = await open(made.path, 'r');
+        const { size } = await handle.stat().catch(async (err: unknown) => {
+          await handle.close();
+          throw err;
+        });
+        return { ok: true, source: fileHandleSource(handle, size), relative: name.relative, size };
+      } catch (err) {
+        return {
+          ok: false,
+          code: ErrorCode.FILE_NOT_FOUND,
+          reason: `generated ${made.path}: ${String(err)}`,
+        };
+      }
+    }
+    const opened = await openInRoot(settings.rootReal, filename);
+    if (!opened.ok) return opened;
+    return {
+      ok: true,
+      source: fileHandleSource(opened.handle, opened.size),
+      relative: opened.relative,
+      size: opened.size,
+    };
+  }
+
   /** Resolves the file, or refuses the request; then hands over to runTransfer. */
   async function serveRead(req: RequestPacket, rinfo: dgram.RemoteInfo, session: Session): Promise<void> {
-    const opened = await openInRoot(settings.rootReal, req.filename);
+    const opened = await openRequested(req.filename, rinfo.address);
     if (!opened.ok) {
       release(session);
       refuse(rinfo, opened.code, ERROR_TEXT[opened.code] ?? 'Access violation', {
@@ -310,7 +362,7 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     try {
       await bindSocket(socket, settings.address, 0);
     } catch (err) {
-      await Promise.all([opened.handle.close(), closeSocket(socket)]);
+      await Promise.all([opened.source.close(), closeSocket(socket)]);
       release(session);
       refuse(rinfo, ErrorCode.NOT_DEFINED, 'Server busy', {
         file: req.filename,
@@ -320,7 +372,7 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     }
     // The server may have closed, or the client restarted, while the file was opening.
     if (closing || sessions.get(session.key) !== session) {
-      await Promise.all([opened.handle.close(), closeSocket(socket)]);
+      await Promise.all([opened.source.close(), closeSocket(socket)]);
       release(session);
       return;
     }
@@ -336,16 +388,12 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
     req: RequestPacket,
     rinfo: dgram.RemoteInfo,
     session: Session,
-    opened: OpenedFile,
+    opened: Served,
     socket: dgram.Socket,
   ): Promise<void> {
     const peer = session.key;
     const negotiated = negotiateOptions(req.options, opened.size, settings.limits);
-    const reader = new BlockReader(
-      fileHandleSource(opened.handle, opened.size),
-      negotiated.blksize,
-      negotiated.windowsize,
-    );
+    const reader = new BlockReader(opened.source, negotiated.blksize, negotiated.windowsize);
     // A timer callback that throws is this transfer's fault: counted, and the transfer (only) ends.
     const timers: Timers = {
       now: realTimers.now,

@@ -10,13 +10,17 @@
  *   2. retry with the real Debian image → installer → reboot → GRUB from the VM's own disk →
  *      the installed system's agent reports → `deployed`; `ssh root@IP hostname` with the master's key
  *      answers the name Corral gave it, and the installed system's NIC is bound to the e1000 driver.
- *   3. a UEFI VM (OVMF, virtio NIC) of the same lab is deployed with the same image: ESP + GRUB EFI (removable path),
- *      iPXE exits to the firmware, which boots the disk; SSH answers its hostname.
+ *   3. a Secure Boot VM (OVMF's SMM build with Microsoft's keys enrolled, Secure Boot enforced, the firmware's
+ *      own PXE, virtio NIC; issue 18) of the same lab is discovered and deployed through the signed chain:
+ *      shim-signed → Debian's signed network GRUB (configs from the master over TFTP) → Debian's signed
+ *      kernel + Corral's initramfs, for discovery and for the installer; the image's grub-install lays
+ *      shim + signed GRUB on the ESP (removable path); after the deploy the network GRUB chainloads the
+ *      disk's shim, which boots the installed system with Secure Boot still on (`mokutil --sb-state`).
  *   4. cloud-init (issue 16): layers set through the API before the deploys (a global one writing a file
  *      with template variables and a systemd unit, and the BIOS node's own one enabling the unit); after
  *      each deploy, over SSH: cloud-init finished with the master's NoCloud datasource, the file holds
  *      the node's name, address and instance id, and the unit is active on the BIOS node only.
- * Real peers: QEMU/SeaBIOS/OVMF/iPXE, the Linux installer environment, Debian's GRUB and systemd, OpenSSH.
+ * Real peers: QEMU/SeaBIOS/OVMF (Secure Boot)/iPXE, shim and GRUB signed for Secure Boot, the Linux installer environment, Debian's GRUB and systemd, OpenSSH.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -71,9 +75,9 @@ before(async () => {
   dataDir = join(dir, 'master');
   lab = await startLab({
     dir,
-    // The UEFI VM enlists beside the BIOS one and waits; it is deployed second (ESP + GRUB EFI). The
-    // BIOS VM's NIC is an e1000, the UEFI VM's virtio: both kinds are deployed and answer SSH.
-    vms: [{ firmware: 'bios', nic: 'e1000' }, { firmware: 'uefi' }],
+    // The Secure Boot VM enlists beside the BIOS one and waits; it is deployed second (ESP + shim + signed
+    // GRUB). The BIOS VM's NIC is an e1000, the UEFI VM's virtio: both kinds are deployed and answer SSH.
+    vms: [{ firmware: 'bios', nic: 'e1000' }, { firmware: 'uefi-sb' }],
     logger: silentLogger(),
     memoryMb: 768,
     diskGb: 3,
@@ -299,15 +303,30 @@ test('deploy (e1000 NIC): bad checksum fails with the reason, retry deploys Debi
   assert.equal((await api('DELETE', '/images/corrupt-small')).status, 204);
 });
 
-test('UEFI: deploy lays an EFI system partition, the VM boots GRUB EFI from its own disk, SSH answers', async () => {
+test('Secure Boot: discovered and deployed through shim and signed GRUB; the installed system boots with Secure Boot on', async () => {
   const l = lab!;
-  const discovered = await waitState(1, 'discovered', 300_000);
+  const discovered = await waitState(1, 'discovered', 400_000);
+  // Discovery ran under the signed chain: DHCP offered shim, GRUB read its config from the master, and
+  // the node environment's kernel saw Secure Boot enforced (the agent reports it in the inventory).
+  const mac = discovered.mac;
+  const log = l.master.logs();
+  assert.match(
+    log,
+    new RegExp(`"mac":"${mac}"[^\\n]*DHCP(OFFER|ACK)[^\\n]*, boot shimx64\\.efi \\(arch (7|9)\\)`),
+  );
+  assert.match(log, new RegExp(`"mac":"${mac}"[^\\n]*"template":"grub/discover.hbs"`));
+  assert.match(l.vms[1]!.console(), /Secure boot enabled/, `the node environment's kernel log${diag(1)}`);
+  const inv = await api<{ node: { inventory: { secureBoot?: boolean | null } } }>(
+    'GET',
+    `/nodes/${discovered.name}`,
+  );
+  assert.equal(inv.json.node.inventory.secureBoot, true, 'the agent reported Secure Boot enabled');
+
   const started = Date.now();
   const r = await api('POST', `/nodes/${discovered.name}/deploy`, { image: 'debian-12' });
   assert.equal(r.status, 202, JSON.stringify(r.json));
   const deployed = await waitState(1, 'deployed', DEPLOY_TIMEOUT_MS);
-  console.log(`# UEFI: deployed ${deployed.name} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
-  // The plan the installer ran had an ESP (the UEFI firmware was reported by the discovery agent).
+  console.log(`# Secure Boot: deployed ${deployed.name} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   const ev = await api<{ events: { kind: string; message: string }[] }>(
     'GET',
     `/events?node=${encodeURIComponent(deployed.mac)}&limit=200`,
@@ -316,9 +335,21 @@ test('UEFI: deploy lays an EFI system partition, the VM boots GRUB EFI from its 
     ev.json.events.some((e) => e.kind === 'deploy.started'),
     'deploy.started recorded for the UEFI node',
   );
-  // iPXE under OVMF was answered with the local-boot script; the firmware then booted the disk's ESP.
-  assert.match(l.master.logs(), new RegExp(`"mac":"${deployed.mac}"[^\\n]*"template":"ipxe/local.hbs"`));
-  assert.match(l.vms[1]!.console(), /GRUB|grub/, 'GRUB ran from the disk');
+  const after = l.master.logs();
+  // The installer booted through GRUB too, and after it the network GRUB chainloaded the disk.
+  assert.match(after, new RegExp(`"mac":"${mac}"[^\\n]*"template":"grub/install.hbs"`));
+  assert.match(after, new RegExp(`"mac":"${mac}"[^\\n]*"template":"grub/local.hbs"`));
+  // On the installed system: Secure Boot on, and the ESP's removable path holds Microsoft-signed shim
+  // (the same bytes as the image's shim-signed package) with Debian's signed GRUB beside it.
+  const sb = await sshRun(1, deployed.ip!, 'mokutil --sb-state 2>&1; dmesg | grep -i "secure boot" || true');
+  assert.match(sb, /SecureBoot enabled/, sb);
+  const esp = await sshRun(
+    1,
+    deployed.ip!,
+    'cmp /boot/efi/EFI/BOOT/BOOTX64.EFI /usr/lib/shim/shimx64.efi.signed && echo shim-ok; cmp /boot/efi/EFI/BOOT/grubx64.efi /usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed && echo grub-ok',
+  );
+  assert.match(esp, /shim-ok/, esp);
+  assert.match(esp, /grub-ok/, esp);
   assert.equal(await sshHostname(1, deployed.ip!), deployed.name);
   // The global layer reached this node too; the BIOS node's own layer (which enables the unit) did not.
   await checkCloudInit(1, deployed, { enabled: false });

@@ -1,6 +1,9 @@
 /**
  * End to end: one BIOS (SeaBIOS) and one UEFI (OVMF) QEMU VM PXE-boot from Corral's own DHCP, TFTP and
- * HTTP inside a lab of namespaces, run the node agent and enlist. Checked through the API: MAC, memory,
+ * HTTP inside a lab of namespaces, run the node agent and enlist. The UEFI VM has no iPXE option ROM, so
+ * OVMF's own PXE asks for a boot file, and the master runs with boot.uefiChain `ipxe` (issue 18): the
+ * setting's path, where UEFI clients get ipxe.efi instead of the default Secure Boot chain (that one is
+ * lab-deploy.test.ts's Secure Boot VM). Checked through the API: MAC, memory,
  * disk size and serial, firmware, IP from Corral's pool; and the boot chain in the master's log.
  * One lab is shared by all assertions (each TCG boot costs ~20-40 s).
  */
@@ -28,6 +31,7 @@ interface ApiNode {
   inventory: {
     memoryBytes?: number;
     firmware?: string;
+    secureBoot?: boolean | null;
     cpu?: { count?: number; model?: string | null };
     disks?: { name: string; sizeBytes: number; serial?: string | null }[];
     nics?: { mac: string; link?: string }[];
@@ -43,12 +47,15 @@ before(async () => {
   lab = await startLab({
     // A dot component, as `npm start`'s default `.lab` has: the file sender once hid such paths (issue 22).
     dir: join(dir, '.lab'),
-    vms: [{ firmware: 'bios' }, { firmware: 'uefi' }],
+    vms: [{ firmware: 'bios' }, { firmware: 'uefi-http' }],
     logger: silentLogger(),
     memoryMb: MEMORY_MB,
     diskGb: DISK_GB,
     subnetPrefix: '10.98.0',
-    masterConfig: { nodes: { namePattern: 'e2e-{n}', discoverAction: 'wait', pollSeconds: 5 } },
+    masterConfig: {
+      nodes: { namePattern: 'e2e-{n}', discoverAction: 'wait', pollSeconds: 5 },
+      boot: { uefiChain: 'ipxe' },
+    },
   });
   poweredOnAt = Date.now();
 });
@@ -98,7 +105,10 @@ test('a BIOS and a UEFI VM PXE-boot from Corral and enlist with correct inventor
     assert.ok(node, `VM ${vm.spec.name} (${vm.spec.mac}) enlisted\n${vmLogs()}`);
     assert.equal(node.state, 'discovered');
     assert.match(node.name, /^e2e-\d+$/);
-    assert.equal(node.firmware, vm.spec.firmware, `${vm.spec.name} firmware`);
+    const uefi = vm.spec.firmware !== 'bios';
+    assert.equal(node.firmware, uefi ? 'uefi' : 'bios', `${vm.spec.name} firmware`);
+    // Secure Boot is off in plain OVMF: the agent says so (null on BIOS, where there is none).
+    assert.equal(node.inventory.secureBoot, uefi ? false : null, `${vm.spec.name} secureBoot`);
     // The kernel reserves some memory; what it reports is within 15 % below what QEMU gave.
     const mem = node.inventory.memoryBytes ?? 0;
     assert.ok(mem <= MEMORY_MB * 2 ** 20 && mem >= MEMORY_MB * 2 ** 20 * 0.85, `memory ${mem}`);
@@ -114,9 +124,9 @@ test('a BIOS and a UEFI VM PXE-boot from Corral and enlist with correct inventor
     const log = l.master.logs();
     assert.match(log, new RegExp(`"mac":"${vm.spec.mac}"[^\\n]*DHCPACK`));
     assert.match(log, new RegExp(`"mac":"${vm.spec.mac}"[^\\n]*"template":"ipxe/discover.hbs"`));
-    if (vm.spec.firmware === 'uefi') {
-      // The UEFI VM was offered the EFI loader (the default boot.uefiFile) or the iPXE script URL (its ROM
-      // is iPXE already), never the BIOS loader: each offer's log line names what it gave (dhcp/policy.ts).
+    if (uefi) {
+      // The UEFI VM's firmware was offered the iPXE EFI loader (boot.uefiChain ipxe, not shim), and then
+      // iPXE its script URL; never the BIOS loader: each offer's log line names what it gave (dhcp/policy.ts).
       const offers = log
         .split('\n')
         .filter(
@@ -125,8 +135,12 @@ test('a BIOS and a UEFI VM PXE-boot from Corral and enlist with correct inventor
       assert.ok(offers.length > 0, `no boot offer logged for the UEFI VM ${vm.spec.mac}`);
       for (const line of offers) {
         assert.match(line, /, boot (ipxe\.efi \(arch \d+\)|script http:\/\/)/, line);
-        assert.doesNotMatch(line, /undionly/, line);
+        assert.doesNotMatch(line, /undionly|shimx64/, line);
       }
+      assert.ok(
+        offers.some((line) => /, boot ipxe\.efi \(arch (7|9)\)/.test(line)),
+        'the firmware itself was offered ipxe.efi',
+      );
     }
   }
   // Power-on → enlisted, as seen by polling the API every 2 s (so up to 2 s late).

@@ -60,6 +60,11 @@ export const FILE_PACKAGES: Readonly<Record<string, string>> = {
   '/usr/lib/ipxe/undionly.kpxe': 'ipxe',
   '/usr/lib/ipxe/ipxe.efi': 'ipxe',
   '/usr/share/ovmf/OVMF.fd': 'ovmf',
+  // Secure Boot (issue 18): OVMF with Microsoft's keys enrolled, and the signed chain the master serves.
+  '/usr/share/OVMF/OVMF_CODE_4M.ms.fd': 'ovmf',
+  '/usr/share/OVMF/OVMF_VARS_4M.ms.fd': 'ovmf',
+  '/usr/lib/shim/shimx64.efi.signed': 'shim-signed',
+  '/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed': 'grub-efi-amd64-signed',
 };
 
 /**

@@ -34,6 +34,11 @@ before(async () => {
   );
   await put('proc/meminfo', 'MemTotal:        1000 kB\nMemFree:          500 kB\n');
   await put('sys/firmware/efi/.keep', '');
+  // Secure Boot on (issue 18): the EFI global variable as efivarfs shows it, 4 bytes of attributes + 1.
+  await put(
+    'sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c',
+    Buffer.from([6, 0, 0, 0, 1]),
+  );
   // virtio disk: serial in /sys/block/X/serial, no model.
   await put('sys/block/vda/size', '4194304\n');
   await put('sys/block/vda/serial', 'SER"1\\\n');
@@ -72,6 +77,7 @@ const EXPECTED_INVENTORY = {
   cpu: { model: 'Fake "Quoted" CPU \\ v2', count: 2 },
   memoryBytes: 1024000,
   firmware: 'uefi',
+  secureBoot: true,
   disks: [
     { name: 'sda', sizeBytes: 1953525168 * 512, serial: 'WD-123', model: 'QEMU HARDDISK', rotational: true },
     { name: 'vda', sizeBytes: 2 * 1024 ** 3, serial: 'SER"1\\', model: null, rotational: false },
