@@ -67,6 +67,8 @@ export interface PowerControl {
   ): Promise<ActionResult & { state: PowerState }>;
   /** The BMC's view of the machine (Redfish only: inventory and log entries); undefined for other drivers. */
   bmcDetails(node: NodeRecord): Promise<RedfishDetails | undefined>;
+  /** The last details read from the node's BMC in this process, for the node page (no BMC call). */
+  cachedBmc(mac: string): { readAt: string; details: RedfishDetails } | undefined;
   /** Reads the node's state through its driver, recording a change; `unknown` when it cannot be asked. */
   refresh(node: NodeRecord): Promise<PowerState>;
   pollAll(): Promise<void>;
@@ -115,6 +117,7 @@ export function createPowerControl(o: PowerOptions): PowerControl {
     { redact: ['password', '*.password', 'secret', '*.secret'] },
   );
   const lastChecked = new Map<string, string>();
+  const lastBmc = new Map<string, { readAt: string; details: RedfishDetails }>();
   const defaultBroadcast =
     config.remote.power.wolBroadcast ?? broadcastOf(config.dhcp.subnet ?? `${config.address}/24`);
 
@@ -407,6 +410,7 @@ export function createPowerControl(o: PowerOptions): PowerControl {
         });
       });
       lastChecked.delete(node.mac);
+      lastBmc.delete(node.mac);
     },
     view(mac) {
       const c = repos.powerConfigs.get(mac);
@@ -416,8 +420,12 @@ export function createPowerControl(o: PowerOptions): PowerControl {
     refresh,
     async bmcDetails(node) {
       const c = await resolveAuto(node, settingsOf(node));
-      return c.driver === 'redfish' ? redfishFor(c).details() : undefined;
+      if (c.driver !== 'redfish') return undefined;
+      const details = await redfishFor(c).details();
+      lastBmc.set(node.mac, { readAt: new Date().toISOString(), details });
+      return details;
     },
+    cachedBmc: (mac) => lastBmc.get(mac),
     pollAll,
     startPoller() {
       const seconds = config.remote.power.pollSeconds;
