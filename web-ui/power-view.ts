@@ -3,6 +3,9 @@
  * the secret, only whether one is stored — and which buttons the signed-in role gets.
  */
 import { roleAllows } from '../master/api/auth.js';
+import { DRIVER_CHOICES } from '../master/remote/power-driver.js';
+import { actionsOf } from '../master/remote/power.js';
+import type { RedfishDetails } from '../master/remote/redfish.js';
 import type { PowerConfigRecord } from '../master/store/power-configs.js';
 import type { Role } from '../master/store/users.js';
 
@@ -13,6 +16,11 @@ export interface PowerPanel {
   port: number | null;
   username: string | null;
   hasPassword: boolean;
+  /** The BMC certificate pinned on first use (Redfish). */
+  tlsPin: string | null;
+  /** Redfish: the BMC can be asked for its inventory and log (button), and what it said last. */
+  canReadBmc: boolean;
+  bmc: { readAt: string; details: RedfishDetails } | null;
   state: string;
   stateError: string | null;
   stateChangedAt: string | null;
@@ -26,15 +34,23 @@ export interface PowerPanel {
 /** Actions that cut a running node's power need "I confirm" (as transitions do); on and PXE stay one click. */
 export const CONFIRMED_POWER_ACTIONS: readonly string[] = ['off', 'cycle'];
 
-const LABELS = { on: 'Power on', off: 'Power off', cycle: 'Power cycle', pxe: 'PXE next boot' } as const;
+const LABELS = {
+  on: 'Power on',
+  off: 'Power off',
+  cycle: 'Power cycle',
+  pxe: 'PXE next boot',
+  'uefi-http': 'UEFI HTTP next boot',
+  disk: 'Disk next boot',
+} as const;
 
 export function powerPanel(
   c: PowerConfigRecord | undefined,
   role: Role | undefined,
   flashed: { ok?: string; err?: string } = {},
+  bmc?: { readAt: string; details: RedfishDetails },
 ): PowerPanel {
   const operator = role !== undefined && roleAllows(role, 'operator');
-  const actions = !c ? [] : c.driver === 'wol' ? (['on'] as const) : (['on', 'off', 'cycle', 'pxe'] as const);
+  const actions = c ? actionsOf(c.driver) : [];
   return {
     configured: c !== undefined,
     driver: c?.driver ?? null,
@@ -42,6 +58,9 @@ export function powerPanel(
     port: c?.port ?? null,
     username: c?.username ?? null,
     hasPassword: Boolean(c?.secret),
+    tlsPin: c?.tlsPin ?? null,
+    canReadBmc: role !== undefined && (c?.driver === 'redfish' || c?.driver === 'auto'),
+    bmc: bmc ?? null,
     state: c?.powerState ?? 'unknown',
     stateError: c?.stateError ?? null,
     stateChangedAt: c?.stateChangedAt ?? null,
@@ -52,7 +71,7 @@ export function powerPanel(
         })
       : [],
     canConfigure: role !== undefined && roleAllows(role, 'admin'),
-    drivers: ['ipmi', 'wol', 'manual'].map((d) => ({ value: d, selected: (c?.driver ?? 'ipmi') === d })),
+    drivers: DRIVER_CHOICES.map((d) => ({ value: d, selected: (c?.driver ?? 'ipmi') === d })),
     ...flashed,
   };
 }

@@ -20,7 +20,7 @@ export interface LabOptions {
   /** Lab working directory: master data dir, VM disks, logs, state file. */
   dir: string;
   /** One entry per VM; `nic` defaults to virtio. */
-  vms: { firmware: 'bios' | 'uefi' | 'uefi-http' | 'uefi-sb'; nic?: NicModel }[];
+  vms: { firmware: 'bios' | 'uefi' | 'uefi-http' | 'uefi-sb'; nic?: NicModel; qmp?: boolean }[];
   logger: Logger;
   /** Shared cache for the Debian kernel download. */
   cacheDir?: string;
@@ -159,6 +159,7 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
       const name = `vm${i + 1}`;
       const spec = {
         name,
+        ...(v.qmp ? { qmpSocket: join(dir, `${name}.qmp`) } : {}),
         mac: labMac(labByte, i + 1),
         firmware: v.firmware,
         nic: v.nic ?? ('virtio' as const),

@@ -50,6 +50,12 @@ export function parseNicList(text: string, vmCount: number): { models: NicModel[
 
 export interface VmSpec {
   name: string;
+  /**
+   * A QMP control socket (QEMU Machine Protocol, docs/interop/qmp-spec): a BMC stand-in drives the VM's
+   * power and boot order through it (test/helpers/redfish-server.ts). With it the NIC and disk get the
+   * device ids `nic0` and `disk0`, which QMP commands name.
+   */
+  qmpSocket?: string;
   mac: string;
   /**
    * `uefi-http`: OVMF with no iPXE option ROM, so the firmware's own PXE and UEFI HTTP boot run (issue 18).
@@ -78,6 +84,7 @@ export interface VmSpec {
 export function qemuArgs(spec: VmSpec, ovmf: string | undefined): string[] {
   const model = NIC_DEVICES[spec.nic];
   const nic = [model.device, `netdev=n0`, `mac=${spec.mac}`, `bootindex=1`];
+  if (spec.qmpSocket) nic.push('id=nic0');
   if (spec.firmware === 'uefi') nic.push(`romfile=${model.efiRom}`);
   // No iPXE ROM under Secure Boot either: shim cannot load GRUB through iPXE's PXE (it reports no file
   // size; shared/LAB.md), and real firmware's own PXE stack is what the signed chain meets.
@@ -104,8 +111,9 @@ export function qemuArgs(spec: VmSpec, ovmf: string | undefined): string[] {
     '-drive',
     `file=${spec.diskPath},if=none,id=d0,format=qcow2`,
     '-device',
-    `virtio-blk-pci,drive=d0,serial=${spec.diskSerial},bootindex=2`,
+    `virtio-blk-pci,drive=d0,serial=${spec.diskSerial},bootindex=2${spec.qmpSocket ? ',id=disk0' : ''}`,
   ];
+  if (spec.qmpSocket) args.push('-qmp', `unix:${spec.qmpSocket},server=on,wait=off`);
   if (spec.firmware === 'uefi-sb') {
     // Secure Boot needs SMM (so the OS cannot write the variable store behind the firmware's back) and a
     // writable copy of the variables per VM (startVm makes it beside the disk).

@@ -1,9 +1,12 @@
 /**
  * REST API v1 for remote control (mounted by one line in api/v1.ts, after Basic auth):
  *   GET    /nodes/:id/power           viewer    driver settings (no secret: `hasPassword`) and state
- *   PUT    /nodes/:id/power           admin     {driver, address?, port?, username?, password?, wolMac?}
+ *   PUT    /nodes/:id/power           admin     {driver, address?, port?, username?, password?, wolMac?, repin?}
+ *                                               driver: ipmi | redfish | auto (Redfish if offered, else IPMI) | wol | manual
  *   DELETE /nodes/:id/power           admin     forget the driver
- *   POST   /nodes/:id/power/:action   operator  on | off | cycle | pxe | status (reads the state now)
+ *   GET    /nodes/:id/power/bmc       viewer    Redfish: the BMC's inventory (model, serial, BIOS) and log entries
+ *   POST   /nodes/:id/power/:action   operator  on | off | cycle | pxe | uefi-http | disk (next boot only) |
+ *                                               status (reads the state now)
  *   POST   /exec                      admin     {nodes?|role?|tag?, command, timeoutSeconds?, parallel?} →
  *                                               NDJSON stream: {node, stream, text}…, then {summary, runId}
  *   GET    /exec/runs[/:id]           admin     recorded runs with their output
@@ -17,7 +20,7 @@ import { clientIp } from '../util/client-ip.js';
 import { zodToCorral } from '../api/errors.js';
 import { findNode } from '../nodes/service.js';
 import { CorralError } from '../util/errors.js';
-import { DRIVER_KINDS, POWER_ACTIONS } from './power-driver.js';
+import { DRIVER_CHOICES, POWER_ACTIONS } from './power-driver.js';
 import type { PowerControl } from './power.js';
 import { execOnNodes, resolveTargets } from './exec-service.js';
 
@@ -40,7 +43,7 @@ const host = z.string().regex(/^[A-Za-z0-9.:-]{1,253}$/, 'must be a host name or
 
 export const PowerSettingsBody = z
   .object({
-    driver: z.enum(DRIVER_KINDS),
+    driver: z.enum(DRIVER_CHOICES),
     address: host.optional(),
     port: z.number().int().min(1).max(65535).optional(),
     username: z.string().min(1).max(64).optional(),
@@ -49,6 +52,7 @@ export const PowerSettingsBody = z
       .string()
       .regex(/^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}$/, 'expected a MAC like 52:54:00:12:34:56')
       .optional(),
+    repin: z.boolean().optional(),
   })
   .strict();
 
@@ -84,6 +88,18 @@ export function createRemoteApiRouter(deps: RemoteApiDeps): Router {
     res.status(204).end();
   });
 
+  router.get('/nodes/:id/power/bmc', async (req, res) => {
+    const node = findNode(repos.nodes, param(req.params['id']));
+    const details = await power.bmcDetails(node);
+    if (!details) {
+      throw new CorralError(
+        'POWER_UNSUPPORTED',
+        `the power driver of ${node.name} cannot read the BMC's inventory and log (Redfish can)`,
+      );
+    }
+    res.json({ node: node.name, bmc: details });
+  });
+
   router.post('/nodes/:id/power/:action', requireRole('operator'), async (req, res) => {
     const node = findNode(repos.nodes, param(req.params['id']));
     const action = param(req.params['action']);
@@ -93,7 +109,7 @@ export function createRemoteApiRouter(deps: RemoteApiDeps): Router {
     }
     const a = z.enum(POWER_ACTIONS).safeParse(action);
     if (!a.success)
-      throw new CorralError('NOT_FOUND', `no power action '${action}' (on, off, cycle, pxe, status)`);
+      throw new CorralError('NOT_FOUND', `no power action '${action}' (${POWER_ACTIONS.join(', ')}, status)`);
     const result = await power.act(node, a.data, req.user?.name ?? null);
     res.json({ node: node.name, action: a.data, ...result });
   });

@@ -12,7 +12,8 @@ import { CorralError } from '../util/errors.js';
 import { createLogger } from '../util/logger.js';
 import { findNode } from '../nodes/service.js';
 import { ensureMasterKey } from '../deploy/ssh.js';
-import { DRIVER_KINDS, POWER_ACTIONS, type DriverKind, type PowerAction } from './power-driver.js';
+import type { RedfishDetails } from './redfish.js';
+import { DRIVER_CHOICES, POWER_ACTIONS, type DriverChoice, type PowerAction } from './power-driver.js';
 import { createPowerControl, type PublicPowerConfig } from './power.js';
 import { SecretBox } from './secrets.js';
 import { execOnNodes } from './exec-service.js';
@@ -21,11 +22,14 @@ import type { ApiClient } from '../cli/api-client.js';
 
 type ReadConfig = (path: string | undefined) => unknown;
 
-const POWER_HELP = `  corral node power NODE on|off|cycle|pxe|status|show|remove [--json]
-  corral node power NODE set --driver ipmi|wol|manual [--address HOST] [--port N] [--user U]
-                    [--password-stdin] [--wol-mac MAC]
-      Power control through the node's BMC (IPMI lanplus), Wake-on-LAN or the operator
-      (docs/remote-control.md), by the master of the current profile (or --profile NAME).
+const POWER_HELP = `  corral node power NODE on|off|cycle|pxe|uefi-http|disk|status|bmc|show|remove [--json]
+  corral node power NODE set --driver ipmi|redfish|auto|wol|manual [--address HOST] [--port N]
+                    [--user U] [--password-stdin] [--wol-mac MAC] [--repin]
+      Power control through the node's BMC (IPMI lanplus or Redfish; auto: Redfish if the BMC
+      offers it, else IPMI), Wake-on-LAN or the operator (docs/remote-control.md, docs/redfish.md),
+      by the master of the current profile (or --profile NAME). pxe, uefi-http and disk choose the
+      next boot's device only; bmc shows a Redfish BMC's inventory and log entries; --repin forgets
+      the BMC certificate pinned on first use (after it was replaced on purpose).
       With --config FILE or --data-dir DIR instead, on the master's machine: the drivers run
       here, with the master's data directory (also while the master is stopped).
 `;
@@ -51,6 +55,7 @@ const POWER_OPTIONS = {
   user: { type: 'string' },
   'password-stdin': { type: 'boolean' },
   'wol-mac': { type: 'string' },
+  repin: { type: 'boolean' },
 } as const;
 
 const EXEC_OPTIONS = {
@@ -65,7 +70,7 @@ const line = (out: (text: string) => void) => (text: string) => out(`${text}\n`)
 
 export const nodePowerCommand = defineCommand({
   path: ['node', 'power'],
-  verbs: ['on', 'off', 'cycle', 'pxe', 'status', 'show', 'remove', 'set'],
+  verbs: [...POWER_ACTIONS, 'status', 'bmc', 'show', 'remove', 'set'],
   help: POWER_HELP,
   options: POWER_OPTIONS,
   run: async ({ values, positionals }, ctx) =>
@@ -101,15 +106,15 @@ async function powerViaApi(
 ): Promise<number> {
   const [id, verb, ...extra] = positionals;
   if (!id || !verb || extra.length)
-    usage('usage: corral node power NODE on|off|cycle|pxe|status|show|remove|set ...');
+    usage('usage: corral node power NODE on|off|cycle|pxe|uefi-http|disk|status|bmc|show|remove|set ...');
   const path = `/nodes/${encodeURIComponent(id)}/power`;
   const print = (o: unknown, text: string): void => out(values.json ? JSON.stringify(o) : text);
   type View = { node: string; power: PublicPowerConfig | null };
   switch (verb) {
     case 'set': {
-      const driver = values.driver as DriverKind | undefined;
-      if (!driver || !DRIVER_KINDS.includes(driver))
-        usage(`--driver must be one of ${DRIVER_KINDS.join(', ')}`);
+      const driver = values.driver as DriverChoice | undefined;
+      if (!driver || !DRIVER_CHOICES.includes(driver))
+        usage(`--driver must be one of ${DRIVER_CHOICES.join(', ')}`);
       const port = intOf('port', values.port, 1, 65535);
       const r = await api.call<View>('PUT', path, {
         driver,
@@ -118,6 +123,7 @@ async function powerViaApi(
         ...(values.user !== undefined ? { username: values.user } : {}),
         ...(values['password-stdin'] ? { password: await readAllStdin(stdin) } : {}),
         ...(values['wol-mac'] !== undefined ? { wolMac: values['wol-mac'] } : {}),
+        ...(values.repin ? { repin: true } : {}),
       });
       print(r, describe(r.node, r.power ?? undefined));
       return 0;
@@ -133,6 +139,16 @@ async function powerViaApi(
       print({ node, removed: true }, `${node}: power driver removed`);
       return 0;
     }
+    case 'bmc': {
+      const r = await api.call<{ node: string; bmc: RedfishDetails }>(
+        'GET',
+        `${path}/bmc`,
+        undefined,
+        120_000,
+      );
+      print(r, describeBmc(r.node, r.bmc));
+      return 0;
+    }
     case 'status': {
       const r = await api.call<{ node: string; state: string }>('POST', `${path}/status`);
       print({ node: r.node, state: r.state }, `${r.node}: power ${r.state}`);
@@ -140,7 +156,7 @@ async function powerViaApi(
     }
     default: {
       if (!POWER_ACTIONS.includes(verb as PowerAction))
-        usage(`unknown power action '${verb}' (on, off, cycle, pxe, status, show, remove, set)`);
+        usage(`unknown power action '${verb}' (${POWER_ACTIONS.join(', ')}, status, bmc, show, remove, set)`);
       // The BMC may take a while; the master bounds its own ipmitool calls.
       const r = await api.call<{ node: string; message: string; state: string }>(
         'POST',
@@ -220,11 +236,20 @@ function intOf(name: string, v: string | undefined, min: number, max: number): n
   return Number(v);
 }
 
+function describeBmc(name: string, b: RedfishDetails): string {
+  const lines = [
+    `${name}: ${[b.manufacturer, b.model].filter(Boolean).join(' ') || 'unknown model'}, serial ${b.serialNumber ?? '?'}, BIOS ${b.biosVersion ?? '?'}; power ${b.powerState ?? '?'}; next boot ${b.bootOverride.enabled === 'Disabled' || !b.bootOverride.target ? 'default' : `${b.bootOverride.target} (${b.bootOverride.enabled})`}`,
+    ...b.logEntries.map((e) => `  ${e.created ?? ''} ${e.severity ?? ''} ${e.message} [${e.source}]`),
+  ];
+  return lines.join('\n');
+}
+
 function describe(name: string, p: PublicPowerConfig | undefined): string {
   if (!p) return `${name}: no power driver`;
   const where = p.address ? ` ${p.address}${p.port ? `:${p.port}` : ''}` : '';
   const who = p.username ? ` user ${p.username}${p.hasPassword ? ' (password stored, encrypted)' : ''}` : '';
-  return `${name}: ${p.driver}${where}${who}; power ${p.state}${p.stateError ? ` (${p.stateError})` : ''}`;
+  const pin = p.tlsPin ? `; certificate pinned sha256 ${p.tlsPin}` : '';
+  return `${name}: ${p.driver}${where}${who}; power ${p.state}${p.stateError ? ` (${p.stateError})` : ''}${pin}`;
 }
 
 async function runPowerCommand(
@@ -236,7 +261,7 @@ async function runPowerCommand(
 ): Promise<number> {
   const [id, verb, ...extra] = positionals;
   if (!id || !verb || extra.length)
-    usage('usage: corral node power NODE on|off|cycle|pxe|status|show|remove|set ...');
+    usage('usage: corral node power NODE on|off|cycle|pxe|uefi-http|disk|status|bmc|show|remove|set ...');
   const config = configOf(values, readConfig);
   const repos = open(config);
   try {
@@ -250,9 +275,9 @@ async function runPowerCommand(
     const print = (o: unknown, text: string): void => out(values.json ? JSON.stringify(o) : text);
     switch (verb) {
       case 'set': {
-        const driver = values.driver as DriverKind | undefined;
-        if (!driver || !DRIVER_KINDS.includes(driver))
-          usage(`--driver must be one of ${DRIVER_KINDS.join(', ')}`);
+        const driver = values.driver as DriverChoice | undefined;
+        if (!driver || !DRIVER_CHOICES.includes(driver))
+          usage(`--driver must be one of ${DRIVER_CHOICES.join(', ')}`);
         const p = power.configure(
           node,
           {
@@ -262,6 +287,7 @@ async function runPowerCommand(
             username: values.user,
             password: values['password-stdin'] ? await readAllStdin(stdin) : undefined,
             wolMac: values['wol-mac'],
+            repin: values.repin,
           },
           'cli',
         );
@@ -278,6 +304,12 @@ async function runPowerCommand(
         power.remove(node, 'cli');
         print({ node: node.name, removed: true }, `${node.name}: power driver removed`);
         return 0;
+      case 'bmc': {
+        const bmc = await power.bmcDetails(node);
+        if (!bmc) usage(`${node.name}: only the redfish driver reads the BMC's inventory and log`);
+        print({ node: node.name, bmc }, describeBmc(node.name, bmc));
+        return 0;
+      }
       case 'status': {
         const state = await power.refresh(node);
         print({ node: node.name, state }, `${node.name}: power ${state}`);
@@ -285,7 +317,9 @@ async function runPowerCommand(
       }
       default: {
         if (!POWER_ACTIONS.includes(verb as PowerAction))
-          usage(`unknown power action '${verb}' (on, off, cycle, pxe, status, show, remove, set)`);
+          usage(
+            `unknown power action '${verb}' (${POWER_ACTIONS.join(', ')}, status, bmc, show, remove, set)`,
+          );
         const r = await power.act(node, verb as PowerAction, 'cli');
         print(
           { node: node.name, action: verb, ...r },

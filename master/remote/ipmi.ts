@@ -15,7 +15,10 @@ export interface IpmiTarget {
   password: string;
 }
 
-type IpmiCommand = PowerAction | 'status';
+type IpmiCommand = Exclude<PowerAction, 'uefi-http'> | 'status';
+
+/** IPMI's boot flags have no UEFI HTTP device (IPMI v2.0 §28.13, boot device selector). */
+export const IPMI_ACTIONS: readonly PowerAction[] = ['on', 'off', 'cycle', 'pxe', 'disk'];
 
 const COMMANDS: Record<IpmiCommand, readonly string[]> = {
   status: ['chassis', 'power', 'status'],
@@ -23,6 +26,7 @@ const COMMANDS: Record<IpmiCommand, readonly string[]> = {
   off: ['chassis', 'power', 'off'],
   cycle: ['chassis', 'power', 'cycle'],
   pxe: ['chassis', 'bootdev', 'pxe'],
+  disk: ['chassis', 'bootdev', 'disk'],
 };
 
 /** ipmitool's arguments for one command; the password is not among them (see `-E`). */
@@ -128,9 +132,12 @@ export function ipmiDriver(target: IpmiTarget, options: IpmiOptions): PowerDrive
   };
   return {
     kind: 'ipmi',
-    actions: ['on', 'off', 'cycle', 'pxe'],
+    actions: IPMI_ACTIONS,
     status,
     async act(action: PowerAction): Promise<ActionResult> {
+      if (action === 'uefi-http') {
+        throw new CorralError('POWER_UNSUPPORTED', `IPMI ${target.host} has no UEFI HTTP boot device`);
+      }
       // A power cycle of a chassis that is off does nothing on many BMCs (IPMI v2.0 §28.3): power it on.
       if (action === 'cycle' && (await status()) === 'off') {
         await call('on');
@@ -142,6 +149,7 @@ export function ipmiDriver(target: IpmiTarget, options: IpmiOptions): PowerDrive
         off: 'powered off',
         cycle: 'power-cycled',
         pxe: 'set to boot from the network (PXE) next time',
+        disk: 'set to boot from its disk next time',
       }[action];
       return { message: `${done} through IPMI ${target.host}`, manual: false };
     },

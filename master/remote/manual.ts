@@ -9,12 +9,14 @@ const ASK = {
   off: 'hold the power button (or shut it down)',
   cycle: 'power-cycle it (off, then on)',
   pxe: 'choose network (PXE) boot in its boot menu (F12 on many machines)',
+  'uefi-http': 'choose UEFI HTTP boot in its boot menu',
+  disk: 'choose its disk in its boot menu',
 } as const;
 
 export function manualDriver(nodeName: string): PowerDriver {
   return {
     kind: 'manual',
-    actions: ['on', 'off', 'cycle', 'pxe'],
+    actions: ['on', 'off', 'cycle', 'pxe', 'uefi-http', 'disk'],
     status: () => Promise.resolve('unknown'),
     act: (action) =>
       Promise.resolve({ message: `operator action needed on ${nodeName}: ${ASK[action]}`, manual: true }),

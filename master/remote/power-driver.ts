@@ -3,10 +3,17 @@
  * password already opened) and holds no state of its own; `status()` answers `unknown` when the driver has
  * no way to ask (Wake-on-LAN, manual).
  */
-export const POWER_ACTIONS = ['on', 'off', 'cycle', 'pxe'] as const;
+/** pxe, uefi-http and disk set the device of the next boot only (IPMI boot flags, Redfish override "Once"). */
+export const POWER_ACTIONS = ['on', 'off', 'cycle', 'pxe', 'uefi-http', 'disk'] as const;
 export type PowerAction = (typeof POWER_ACTIONS)[number];
 export type PowerState = 'on' | 'off' | 'unknown';
-export const DRIVER_KINDS = ['ipmi', 'wol', 'manual'] as const;
+export const DRIVER_KINDS = ['ipmi', 'redfish', 'wol', 'manual'] as const;
+/**
+ * What may be configured: a driver, or `auto` for a BMC that may speak both: its Redfish service is
+ * probed first (preferred: sessions, TLS, inventory), else IPMI; power.ts stores what the probe found.
+ */
+export const DRIVER_CHOICES = [...DRIVER_KINDS, 'auto'] as const;
+export type DriverChoice = (typeof DRIVER_CHOICES)[number];
 export type DriverKind = (typeof DRIVER_KINDS)[number];
 
 export interface ActionResult {

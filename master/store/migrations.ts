@@ -543,6 +543,35 @@ CREATE TABLE dhcp6_leases (
 CREATE INDEX dhcp6_leases_client ON dhcp6_leases (duid, iaid);
 `,
   },
+  {
+    version: 18,
+    name: 'redfish-power',
+    sql: `
+-- Redfish power (issue 20): two more drivers, and the BMC certificate's SHA-256 fingerprint pinned on first
+-- use (tls_pin). SQLite cannot widen a CHECK in place, so the table is rebuilt with its rows
+-- (https://www.sqlite.org/lang_altertable.html, "other kinds of table schema changes"); no table refers to it.
+CREATE TABLE power_configs_v18 (
+  node_mac         TEXT PRIMARY KEY REFERENCES nodes(mac) ON DELETE CASCADE,
+  driver           TEXT NOT NULL CHECK (driver IN ('ipmi', 'redfish', 'auto', 'wol', 'manual')),
+  address          TEXT,
+  port             INTEGER,
+  username         TEXT,
+  secret           TEXT,
+  wol_mac          TEXT,
+  power_state      TEXT NOT NULL DEFAULT 'unknown' CHECK (power_state IN ('on', 'off', 'unknown')),
+  state_changed_at TEXT,
+  state_error      TEXT,
+  updated_at       TEXT NOT NULL,
+  tls_pin          TEXT
+);
+INSERT INTO power_configs_v18
+    (node_mac, driver, address, port, username, secret, wol_mac, power_state, state_changed_at, state_error, updated_at)
+  SELECT node_mac, driver, address, port, username, secret, wol_mac, power_state, state_changed_at, state_error, updated_at
+    FROM power_configs;
+DROP TABLE power_configs;
+ALTER TABLE power_configs_v18 RENAME TO power_configs;
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

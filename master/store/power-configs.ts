@@ -2,7 +2,8 @@ import { sqliteOf, type Journal, type SqliteStore, type Store } from './db.js';
 
 export interface PowerConfigRecord {
   nodeMac: string;
-  driver: 'ipmi' | 'wol' | 'manual';
+  /** `auto` until the first contact finds Redfish or IPMI at the address (master/remote/power.ts). */
+  driver: 'ipmi' | 'redfish' | 'auto' | 'wol' | 'manual';
   /** BMC host (ipmi) or broadcast address (wol). */
   address: string | null;
   port: number | null;
@@ -15,6 +16,8 @@ export interface PowerConfigRecord {
   stateChangedAt: string | null;
   stateError: string | null;
   updatedAt: string;
+  /** SHA-256 fingerprint of the BMC's TLS certificate, pinned on first use (Redfish). */
+  tlsPin: string | null;
 }
 
 interface Row {
@@ -29,6 +32,7 @@ interface Row {
   state_changed_at: string | null;
   state_error: string | null;
   updated_at: string;
+  tls_pin: string | null;
 }
 
 function fromRow(r: Row): PowerConfigRecord {
@@ -44,13 +48,14 @@ function fromRow(r: Row): PowerConfigRecord {
     stateChangedAt: r.state_changed_at,
     stateError: r.state_error,
     updatedAt: r.updated_at,
+    tlsPin: r.tls_pin ?? null,
   };
 }
 
 export type PowerConfigInput = Pick<
   PowerConfigRecord,
   'nodeMac' | 'driver' | 'address' | 'port' | 'username' | 'secret' | 'wolMac'
->;
+> & { tlsPin?: string | null };
 
 /** Per-node power settings (journaled: a backup master can drive the same BMCs after a failover). */
 export class PowerConfigStore {
@@ -75,11 +80,12 @@ export class PowerConfigStore {
   upsertIn(journal: Journal, c: PowerConfigInput): PowerConfigRecord {
     this.store.db
       .prepare(
-        `INSERT INTO power_configs (node_mac, driver, address, port, username, secret, wol_mac, power_state, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, 'unknown', ?)
+        `INSERT INTO power_configs (node_mac, driver, address, port, username, secret, wol_mac, tls_pin, power_state, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'unknown', ?)
          ON CONFLICT(node_mac) DO UPDATE SET driver = excluded.driver, address = excluded.address,
            port = excluded.port, username = excluded.username, secret = excluded.secret,
-           wol_mac = excluded.wol_mac, power_state = 'unknown', state_error = NULL, updated_at = excluded.updated_at`,
+           wol_mac = excluded.wol_mac, tls_pin = excluded.tls_pin, power_state = 'unknown', state_error = NULL,
+           updated_at = excluded.updated_at`,
       )
       .run(
         c.nodeMac,
@@ -89,6 +95,7 @@ export class PowerConfigStore {
         c.username,
         c.secret,
         c.wolMac,
+        c.tlsPin ?? null,
         this.store.now().toISOString(),
       );
     return this.journalRow(journal, c.nodeMac);
@@ -105,6 +112,19 @@ export class PowerConfigStore {
         'UPDATE power_configs SET power_state = ?, state_error = ?, state_changed_at = ? WHERE node_mac = ?',
       )
       .run(state, error, this.store.now().toISOString(), mac);
+    return this.journalRow(journal, mac);
+  }
+
+  /** What the first contact learned: the driver `auto` resolved to and the certificate it saw. */
+  setResolvedIn(
+    journal: Journal,
+    mac: string,
+    driver: PowerConfigRecord['driver'],
+    tlsPin: string | null,
+  ): PowerConfigRecord {
+    this.store.db
+      .prepare('UPDATE power_configs SET driver = ?, tls_pin = ? WHERE node_mac = ?')
+      .run(driver, tlsPin, mac);
     return this.journalRow(journal, mac);
   }
 

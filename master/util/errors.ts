@@ -242,6 +242,22 @@ export const ERROR_CATALOGUE = {
     status: 502,
     hint: 'Check the BMC address, port, user and password, and that the master reaches the BMC (UDP 623).',
   },
+  REDFISH_UNREACHABLE: {
+    status: 502,
+    hint: "Check the BMC address and port, and that the master reaches the BMC's Redfish service over HTTPS (TCP 443 by default).",
+  },
+  REDFISH_CERT_CHANGED: {
+    status: 502,
+    hint: "The BMC's certificate is not the one pinned on first use. If it was replaced on purpose (new BMC firmware or certificate), set the node's power driver again with repin; otherwise something is impersonating the BMC.",
+  },
+  REDFISH_AUTH_FAILED: {
+    status: 502,
+    hint: "The BMC's Redfish service refused the user name or password: set the node's power credentials again.",
+  },
+  REDFISH_FAILED: {
+    status: 502,
+    hint: 'The BMC answered the Redfish request with an error (quoted in the message); check its log entries on the node page.',
+  },
   SECRET_KEY_INVALID: {
     status: 500,
     hint: 'Restore DATA_DIR/keys/power.key from the master that stored the credentials, or set the credentials again.',

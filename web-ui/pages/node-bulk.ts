@@ -74,7 +74,7 @@ export async function bulkDeploy(
   return out;
 }
 
-export const BULK_POWER_ACTIONS: readonly PowerAction[] = ['on', 'off', 'cycle'];
+export const BULK_POWER_ACTIONS: readonly PowerAction[] = ['on', 'off', 'cycle', 'pxe'];
 
 export async function bulkPower(
   deps: NodeBulkDeps,

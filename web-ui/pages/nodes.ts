@@ -122,7 +122,12 @@ export function mountNodes(router: Router, ctx: ConsoleContext, deps: NodePagesD
       transitions: transitionOptions(node),
       perf: ctx.monitor ? nodePerf(ctx, node.mac) : null,
       charts: Boolean(ctx.monitor),
-      power: powerPanel(ctx.repos.powerConfigs.get(node.mac), signedIn(res)?.user.role),
+      power: powerPanel(
+        ctx.repos.powerConfigs.get(node.mac),
+        signedIn(res)?.user.role,
+        {},
+        deps.power?.cachedBmc(node.mac),
+      ),
       lb: nodeLbPanel(deps.lb, node, signedIn(res)?.user.role),
       bootActivity: bootTimeline(ctx.repos.bootActivity.forMac(node.mac)),
       ...flash(req),

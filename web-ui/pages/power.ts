@@ -6,8 +6,8 @@ import type { Router } from 'express';
 import { findNode } from '../../master/nodes/service.js';
 import {
   POWER_ACTIONS,
-  DRIVER_KINDS,
-  type DriverKind,
+  DRIVER_CHOICES,
+  type DriverChoice,
   type PowerAction,
 } from '../../master/remote/power-driver.js';
 import type { PowerControl } from '../../master/remote/power.js';
@@ -17,6 +17,26 @@ import { requireConsoleRole, type ConsoleContext } from '../page.js';
 import { CONFIRMED_POWER_ACTIONS } from '../power-view.js';
 
 export function mountPower(router: Router, ctx: ConsoleContext, power: PowerControl): void {
+  // Before the :action route. Reading the BMC changes nothing, so any signed-in user may ask; the answer
+  // is kept in the master (PowerControl.cachedBmc) and shown on the node page.
+  router.post('/nodes/:id/power/bmc', async (req, res) => {
+    requireConsoleRole(res, 'viewer');
+    const node = findNode(ctx.repos.nodes, String(req.params['id'] ?? ''));
+    const back = `/nodes/${encodeURIComponent(node.name)}`;
+    try {
+      const d = await power.bmcDetails(node);
+      res.redirect(
+        303,
+        d
+          ? withFlash(back, 'ok', `Read the BMC: ${d.logEntries.length} log entries.`)
+          : withFlash(back, 'err', 'Only the Redfish driver reads the BMC inventory and log.'),
+      );
+    } catch (err) {
+      if (!isCorralError(err)) throw err;
+      res.redirect(303, withFlash(back, 'err', `${err.message}. ${err.hint}`));
+    }
+  });
+
   router.post('/nodes/:id/power/:action', async (req, res) => {
     const who = requireConsoleRole(res, 'operator');
     const node = findNode(ctx.repos.nodes, String(req.params['id'] ?? ''));
@@ -49,11 +69,11 @@ export function mountPower(router: Router, ctx: ConsoleContext, power: PowerCont
     const who = requireConsoleRole(res, 'admin');
     const node = findNode(ctx.repos.nodes, String(req.params['id'] ?? ''));
     const back = `/nodes/${encodeURIComponent(node.name)}`;
-    const driver = formField(req, 'driver', 16) as DriverKind;
+    const driver = formField(req, 'driver', 16) as DriverChoice;
     const portText = formField(req, 'port', 5);
     const password = formField(req, 'password', 128);
     try {
-      if (!DRIVER_KINDS.includes(driver)) throw new Error(`unknown driver '${driver}'`);
+      if (!DRIVER_CHOICES.includes(driver)) throw new Error(`unknown driver '${driver}'`);
       if (portText && !/^\d{1,5}$/.test(portText)) throw new Error('the port must be a number');
       power.configure(
         node,
@@ -63,6 +83,7 @@ export function mountPower(router: Router, ctx: ConsoleContext, power: PowerCont
           port: portText ? Number(portText) : undefined,
           username: formField(req, 'username', 64) || undefined,
           password: password || undefined,
+          repin: formField(req, 'repin', 3) === 'yes',
         },
         who.user.name,
       );
