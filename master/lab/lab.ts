@@ -183,10 +183,13 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
                   witnessUrl: ha.witnessUrl,
                   priority: 150,
                   // The lab shares a small machine with TCG VMs that stall every process for seconds at a
-                  // time: with the 2 s defaults the primary stepped down mid-deploy (its backup's poll and
-                  // the witness were late). Failover itself stays VRRP's (advert_int 1, ~3 s).
+                  // time: with the defaults (2 s, advert_int 1) the primary stepped down mid-deploy, its
+                  // backup's poll and the witness both late. A longer witness lease and sync wait carry it
+                  // through; the follower timeout must stay below 3 × advert_int (config check), so VRRP
+                  // adverts go every 2 s and a dead primary's VIP moves in ~6 s instead of ~3 s.
+                  advertInt: 2,
+                  followerTimeoutMs: 5000,
                   syncTimeoutMs: LAB_HA_TIMEOUT_MS,
-                  followerTimeoutMs: LAB_HA_TIMEOUT_MS,
                   leaseMs: LAB_HA_TIMEOUT_MS,
                 },
               }

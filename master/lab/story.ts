@@ -195,7 +195,13 @@ export async function curlVip(lab: Lab, tries: number): Promise<string[]> {
  * curl only) until the web service answers through the VIP from every web node and the diskless node is up.
  * Returns when the story is complete.
  */
-export async function watchStory(lab: Lab, o: StoryOptions, poweredOnAt: number): Promise<void> {
+/** When each web node (by MAC) reached `deployed` and HAProxy's `UP` (ms since the epoch). */
+export interface StoryTimes {
+  deployed: Map<string, number>;
+  serving: Map<string, number>;
+}
+
+export async function watchStory(lab: Lab, o: StoryOptions, poweredOnAt: number): Promise<StoryTimes> {
   const { clock } = o;
   const ha = lab.ha;
   if (!ha) throw new Error('the story needs a lab started with ha');
@@ -299,6 +305,7 @@ export async function watchStory(lab: Lab, o: StoryOptions, poweredOnAt: number)
     }),
   );
   await disklessStep;
+  return { deployed, serving };
 }
 
 /** "What to try next", with commands that work on this lab as it runs. */
@@ -317,7 +324,7 @@ export function tryNext(lab: Lab, o: StoryOptions): string[] {
     `    ${auth} ${cli} service show web`,
     `  Kill the primary master (and its keepalived) and watch the VIP move to the backup:`,
     `    sudo kill -9 $(cat ${join(o.dir, 'master', 'ha', 'keepalived.pid')}) ${lab.master.child.pid ?? '?'}`,
-    `    sudo ip netns exec ${ha.backup.ns} ip -4 addr show   # ${ha.vip} appears here within ~3 s`,
+    `    sudo ip netns exec ${ha.backup.ns} ip -4 addr show   # ${ha.vip} appears here within ~6 s`,
     `    ${curl}      # still answers`,
     `  Take a restore point and restore it:`,
     `    ${auth} ${cli} snapshot create --name before-change`,
