@@ -103,29 +103,35 @@ export const masterCommand = defineCommand({
 export const labCommand = defineCommand({
   path: ['lab'],
   verbs: ['down'],
-  help: `  corral lab [--nodes N] [--uefi] [--nic LIST] [--dir DIR] [--port N] [--memory MB] [--disk GB]
-             [--cache-dir DIR]
+  help: `  corral lab [--story on|off] [--web N] [--nodes N] [--uefi] [--nic LIST] [--dir DIR] [--port N]
+             [--memory MB] [--disk GB] [--cache-dir DIR]
       Build a virtual lab in network namespaces of its own: a master and N QEMU VMs
       that PXE-boot from it (SeaBIOS, or OVMF with --uefi). --nic gives VM i the i-th
       NIC model of LIST (virtio, e1000, e1000e; default virtio,e1000; VMs beyond it: virtio).
       The console is forwarded to a loopback port on this host. Ctrl-C tears it all down.
-      Needs root.
+      --story on (default): two masters (primary, clone, VIP, witness), a rule that deploys
+      the first --web N VMs (default 2) as web nodes behind HAProxy on the VIP, and one
+      diskless VM (--nodes defaults to N+1; docs/lab.md). --story off: discovery only
+      (--nodes defaults to 2). Needs root.
   corral lab down [--dir DIR]
       Tear down a lab whose \`corral lab\` process is gone.
 `,
   options: {
-    nodes: { type: 'string', default: '2' },
+    story: { type: 'string', default: 'on' },
+    web: { type: 'string', default: '2' },
+    nodes: { type: 'string' },
     uefi: { type: 'boolean' },
     nic: { type: 'string', default: DEFAULT_NIC_LIST },
     dir: { type: 'string', default: '.lab' },
     port: { type: 'string', default: '8080' },
-    memory: { type: 'string', default: '512' },
+    memory: { type: 'string' },
     disk: { type: 'string', default: '4' },
     'cache-dir': { type: 'string', default: '/var/cache/corral' },
   },
   async run({ values, positionals }, ctx) {
     const logger = ctx.logger('warn', 'stdout');
     const { startLab, labDown } = await import('../lab/lab.js');
+    type Lab = import('../lab/lab.js').Lab;
     const { followLab } = await import('../lab/progress.js');
     if (positionals[0] === 'down') {
       const done = labDown(values.dir, logger);
@@ -134,14 +140,29 @@ export const labCommand = defineCommand({
     }
     noPositionals(positionals);
     if (process.getuid?.() !== 0) usage('corral lab creates network namespaces and needs root');
-    const n = intFlag('nodes', values.nodes, 1, 16);
+    if (values.story !== 'on' && values.story !== 'off') usage('--story takes on or off');
+    const story = values.story === 'on';
+    const web = intFlag('web', values.web, 1, 8);
+    const n = intFlag('nodes', values.nodes ?? String(story ? web + 1 : 2), 1, 16);
+    if (story && n < web + 1)
+      usage(`--story on needs --nodes of at least ${web + 1} (${web} web + 1 diskless)`);
     const nics = parseNicList(values.nic, n);
     if ('bad' in nics) usage(`--nic: '${nics.bad}' is not a NIC model (${NIC_MODELS.join(', ')})`);
     const say = (line: string): void => ctx.out(`${line}\n`);
     say(
       `corral lab: building the node environment and starting the master (first run downloads the kernel)...`,
     );
+    const { StepClock } = await import('../lab/progress.js');
+    const storyMod = story ? await import('../lab/story.js') : undefined;
+    const clock = new StepClock(say);
+    const storyOpts = {
+      web,
+      dir: values.dir,
+      cacheDir: values['cache-dir'],
+      clock,
+    };
     const lab = await startLab({
+      ...(storyMod ? { ha: true, beforeVms: (l: Lab) => storyMod.declareStory(l, storyOpts) } : {}),
       dir: values.dir,
       vms: nics.models.map((nic) => ({
         firmware: values.uefi ? ('uefi' as const) : ('bios' as const),
@@ -150,7 +171,8 @@ export const labCommand = defineCommand({
       logger,
       cacheDir: values['cache-dir'],
       hostPort: intFlag('port', values.port, 0, 65535),
-      memoryMb: intFlag('memory', values.memory, 256, 8192),
+      // The installer unpacks the image in RAM-backed stages: deploys want 768 MiB (test/e2e/lab-deploy).
+      memoryMb: intFlag('memory', values.memory ?? (story ? '768' : '512'), 256, 8192),
       diskGb: intFlag('disk', values.disk, 1, 64),
     });
     say('');
@@ -162,6 +184,12 @@ export const labCommand = defineCommand({
     for (const vm of lab.vms)
       say(`  VM:       ${vm.spec.name} ${vm.spec.mac} NIC ${vm.spec.nic} (${vm.spec.firmware})`);
     say(`  Logs:     ${values.dir}/master.log, ${values.dir}/vm1.log ...`);
+    if (lab.ha) {
+      say(
+        `  VIP:      ${lab.ha.vip} (primary ${lab.masterAddress}, backup ${lab.ha.backup.address}, witness ${lab.ha.witness.address})`,
+      );
+      say(`  Client:   namespace ${lab.ha.witness.ns} (a host on the lab segment: curl the VIP from there)`);
+    }
     say('  Ctrl-C tears everything down (or `corral lab down` from another shell).');
     say('');
     const stopFollowing = followLab(lab, say);
@@ -170,9 +198,26 @@ export const labCommand = defineCommand({
     for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
     // Handlers stay installed: a second Ctrl-C, or the terminal closing (SIGHUP), must not kill the
     // process half-way through the teardown and leave namespaces and VMs behind.
-    await new Promise<void>((resolve) => {
+    const stopped = new Promise<void>((resolve) => {
       for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => resolve());
     });
+    if (storyMod) {
+      const poweredOnAt = Date.now();
+      const storyDone = storyMod.watchStory(lab, storyOpts, poweredOnAt).then(
+        () => {
+          say('');
+          say(
+            `corral lab: the story is complete (${((Date.now() - poweredOnAt) / 1000).toFixed(0)} s after power-on).`,
+          );
+          for (const line of storyMod.tryNext(lab, storyOpts)) say(line);
+          say('  Ctrl-C tears everything down.');
+        },
+        (err: Error) =>
+          say(`corral lab: the story stopped: ${err.message} (the lab stays up; Ctrl-C tears it down)`),
+      );
+      await Promise.race([stopped, storyDone]);
+    }
+    await stopped;
     say('corral lab: tearing down...');
     stopFollowing();
     await lab.destroy();

@@ -11,7 +11,7 @@ import type { ChildProcess } from 'node:child_process';
 import { buildNodeImage } from '../../node-images/index.js';
 import type { Logger } from '../util/logger.js';
 import { generatePassword } from '../auth/passwords.js';
-import { LabNet, run, waitFor } from './net.js';
+import { LabNet, run, waitFor, type Host } from './net.js';
 import { startMasterProcess, CLI, type MasterProcess } from './master-process.js';
 import { labMac, startVm, type NicModel, type Vm } from './qemu.js';
 import { forwardLoopbackToUnix } from './forward.js';
@@ -35,6 +35,25 @@ export interface LabOptions {
   /** Extra JSON config for the master (merged into its config file). */
   masterConfig?: Record<string, unknown>;
   adminPassword?: string;
+  /**
+   * Two masters instead of one (issue 16's story): a backup host for `corral clone`, a witness host that
+   * also relays the console, and the VIP the primary holds (docs/high-availability.md).
+   */
+  ha?: boolean;
+  /** Runs after the master is up and before any VM powers on (the story's rules must exist first). */
+  beforeVms?: (lab: Lab) => Promise<void>;
+}
+
+/** The HA half of a lab started with `ha: true`. */
+export interface LabHa {
+  vip: string;
+  token: string;
+  /** The backup master's host (namespace, interface, address) and data directory; started by the story. */
+  backup: Host;
+  backupDataDir: string;
+  /** The witness's host; it also runs the console relay and is where the lab's own reads come from. */
+  witness: Host;
+  witnessUrl: string;
 }
 
 export interface Lab {
@@ -49,6 +68,11 @@ export interface Lab {
   hostUrl: string;
   adminPassword: string;
   vms: Vm[];
+  /** The MACs the VMs get, known before they power on (rules can name them). */
+  macs: string[];
+  ha?: LabHa;
+  /** Records another long-running process of the lab (killed by destroy, listed in the state file). */
+  adopt(proc: MasterProcess): void;
   destroy(): Promise<void>;
 }
 
@@ -61,6 +85,8 @@ export interface LabState {
 }
 
 export const STATE_FILE = 'lab.json';
+/** HA replication, witness lease and follower timeouts in the lab (docs/lab.md: why not the defaults). */
+export const LAB_HA_TIMEOUT_MS = 15_000;
 
 /**
  * The lab's admin password, kept in DIR/admin-password (0600): a second `corral lab` on the same directory
@@ -87,6 +113,14 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
   }
   const prefix = opts.subnetPrefix ?? '10.99.0';
   const masterAddress = `${prefix}.1`;
+  if (opts.ha) {
+    // A story run starts from an empty inventory (its rules count machines from 1, the backup is cloned
+    // afresh); what is slow to make is cached outside DIR (node environment, OS image).
+    for (const d of ['master', 'backup', 'witness.json'])
+      rmSync(join(dir, d), { recursive: true, force: true });
+    opts.vms.forEach((_, i) => rmSync(join(dir, `vm${i + 1}.qcow2`), { force: true }));
+    mkdirSync(dataDir, { recursive: true });
+  }
   const adminPassword = opts.adminPassword ?? labAdminPassword(dir);
 
   log.info({ dir }, 'building the node environment (cached after the first build)');
@@ -100,9 +134,11 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
   const extra: { servers: Server[]; children: ChildProcess[] } = { servers: [], children: [] };
   let master: MasterProcess | undefined;
   const vms: Vm[] = [];
+  const masters: MasterProcess[] = [];
   const destroy = async (): Promise<void> => {
     for (const vm of vms) vm.kill();
     for (const s of extra.servers) s.close();
+    for (const p of masters) await p.stop('SIGTERM', 8000).catch(() => p.stop('SIGKILL', 3000));
     if (master) await master.stop('SIGTERM', 8000).catch(() => master?.stop('SIGKILL', 3000));
     await net.destroy();
     rmSync(join(dir, STATE_FILE), { force: true });
@@ -110,6 +146,19 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
 
   try {
     const m = net.addHost('corral-m', `${masterAddress}/24`);
+    let ha: LabHa | undefined;
+    if (opts.ha) {
+      const witness = net.addHost('corral-w', `${prefix}.3/24`);
+      ha = {
+        vip: `${prefix}.50`,
+        token: randomBytes(18).toString('hex'),
+        backup: net.addHost('corral-b', `${prefix}.2/24`),
+        backupDataDir: join(dir, 'backup'),
+        witness,
+        witnessUrl: `http://${witness.address}:7070`,
+      };
+      await startWitness(net, ha, dir);
+    }
     const configPath = join(dir, 'master.json');
     writeFileSync(
       configPath,
@@ -118,11 +167,33 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
           dataDir,
           address: masterAddress,
           interface: m.ifname,
-          http: { port: 80 },
+          http: { port: 80, ...(ha ? { publicUrl: `http://${ha.vip}` } : {}) },
           // The host reaches the console through a plain TCP relay to port 80 (docs/security.md).
           // The host's API calls arrive through the relay from the master's own address, inside namespaces
           // the lab made (nothing crosses a real network): Basic over HTTP opted in (docs/security.md).
-          console: { https: false, allowInsecureBasicAuth: true },
+          // With HA the masters' replication link needs the HTTPS listener, so it stays on.
+          console: { https: ha !== undefined, allowInsecureBasicAuth: true },
+          ...(ha
+            ? {
+                ha: {
+                  enabled: true,
+                  token: ha.token,
+                  peerUrl: `https://${ha.backup.address}`,
+                  vip: `${ha.vip}/24`,
+                  witnessUrl: ha.witnessUrl,
+                  priority: 150,
+                  // The lab shares a small machine with TCG VMs that stall every process for seconds at a
+                  // time: with the defaults (2 s, advert_int 1) the primary stepped down mid-deploy, its
+                  // backup's poll and the witness both late. A longer witness lease and sync wait carry it
+                  // through; the follower timeout must stay below 3 × advert_int (config check), so VRRP
+                  // adverts go every 2 s and a dead primary's VIP moves in ~6 s instead of ~3 s.
+                  advertInt: 2,
+                  followerTimeoutMs: 5000,
+                  syncTimeoutMs: LAB_HA_TIMEOUT_MS,
+                  leaseMs: LAB_HA_TIMEOUT_MS,
+                },
+              }
+            : {}),
           dhcp: { mode: 'server', range: `${prefix}.100-${prefix}.199`, subnet: `${prefix}.0/24` },
           nodeImage: { cacheDir: opts.cacheDir ?? '/var/cache/corral' },
           // Each VM's serial line as a socket named after its MAC (qemu.ts consoleSocket, issue 20).
@@ -143,9 +214,13 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
     });
     log.info({ ns: m.ns, address: masterAddress }, 'master running in its namespace');
 
-    // The console on the host's loopback, through a Unix socket relay inside the master namespace.
+    // The console on the host's loopback, through a Unix socket relay inside the master namespace. With
+    // HA the relay runs on the witness host and goes to the VIP, so the console follows a failover.
     const sock = join(dir, 'console.sock');
-    const relay = net.spawnIn(m.ns, ['node', CLI, '_forward', sock, masterAddress, '80'], {
+    rmSync(sock, { force: true });
+    const relayNs = ha ? ha.witness.ns : m.ns;
+    const relayTarget = ha ? ha.vip : masterAddress;
+    const relay = net.spawnIn(relayNs, ['node', CLI, '_forward', sock, relayTarget, '80'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     extra.children.push(relay);
@@ -155,12 +230,44 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
     const hostUrl = `http://127.0.0.1:${fwd.port}`;
 
     const labByte = randomBytes(1)[0] ?? 1;
+    const macs = opts.vms.map((_, i) => labMac(labByte, i + 1));
+    const writeState = (): void => {
+      const state: LabState = {
+        id: net.id,
+        namespaces: [...net.namespaceNames],
+        pids: [...net.childPids, ...[master, ...masters].flatMap((p) => (p?.child.pid ? [p.child.pid] : []))],
+        hostUrl,
+        createdAt: new Date().toISOString(),
+      };
+      writeFileSync(join(dir, STATE_FILE), JSON.stringify(state, null, 2));
+    };
+    const lab: Lab = {
+      id: net.id,
+      net,
+      master,
+      masterNs: m.ns,
+      masterAddress,
+      masterUrl: master.url,
+      hostUrl,
+      adminPassword,
+      vms,
+      macs,
+      ...(ha ? { ha } : {}),
+      adopt: (proc) => {
+        masters.push(proc);
+        writeState();
+      },
+      destroy,
+    };
+    // Written before the hook: a Ctrl-C while the story prepares still finds what to tear down.
+    writeState();
+    await opts.beforeVms?.(lab);
     opts.vms.forEach((v, i) => {
       const name = `vm${i + 1}`;
       const spec = {
         name,
         ...(v.qmp ? { qmpSocket: join(dir, `${name}.qmp`) } : {}),
-        mac: labMac(labByte, i + 1),
+        mac: macs[i]!,
         firmware: v.firmware,
         nic: v.nic ?? ('virtio' as const),
         memoryMb: opts.memoryMb ?? 512,
@@ -179,30 +286,37 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
       );
     });
 
-    const state: LabState = {
-      id: net.id,
-      namespaces: [...net.namespaceNames],
-      pids: [...net.childPids, ...(master.child.pid ? [master.child.pid] : [])],
-      hostUrl,
-      createdAt: new Date().toISOString(),
-    };
-    writeFileSync(join(dir, STATE_FILE), JSON.stringify(state, null, 2));
-    return {
-      id: net.id,
-      net,
-      master,
-      masterNs: m.ns,
-      masterAddress,
-      masterUrl: master.url,
-      hostUrl,
-      adminPassword,
-      vms,
-      destroy,
-    };
+    writeState();
+    return lab;
   } catch (err) {
     await destroy();
     throw err;
   }
+}
+
+/** The HA witness (`corral witness`) on its own host, as docs/high-availability.md sets it up. */
+async function startWitness(net: LabNet, ha: LabHa, dir: string): Promise<void> {
+  let out = '';
+  const w = net.spawnIn(ha.witness.ns, [
+    'node',
+    CLI,
+    'witness',
+    '--listen',
+    `${ha.witness.address}:7070`,
+    '--token',
+    ha.token,
+    '--state',
+    join(dir, 'witness.json'),
+    '--lease-ms',
+    String(LAB_HA_TIMEOUT_MS),
+  ]);
+  w.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  w.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  await waitFor('the witness to start', () => out.includes('corral witness started'), 15_000).catch(
+    (err: Error) => {
+      throw new Error(`${err.message}:\n${out}`);
+    },
+  );
 }
 
 /**

@@ -49,3 +49,42 @@ export function followLab(lab: Lab, print: (line: string) => void, intervalMs = 
   }, intervalMs);
   return () => clearInterval(timer);
 }
+
+/**
+ * The story's steps on the terminal, each with its duration and the time since the run began:
+ *   [  41.2 s] ▸ enrolment rule "web" ...
+ *   [  41.3 s] ✓ enrolment rule "web" ... (0.1 s)
+ * A step's detail (what it returns) follows its duration.
+ */
+export class StepClock {
+  private readonly t0: number;
+
+  constructor(
+    private readonly print: (line: string) => void,
+    t0 = Date.now(),
+  ) {
+    this.t0 = t0;
+  }
+
+  private stamp(): string {
+    return `[${((Date.now() - this.t0) / 1000).toFixed(1).padStart(6)} s]`;
+  }
+
+  note(line: string): void {
+    this.print(`${this.stamp()}   ${line}`);
+  }
+
+  async step<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    const start = Date.now();
+    this.print(`${this.stamp()} ▸ ${what}`);
+    try {
+      const result = await fn();
+      const detail = typeof result === 'string' ? `: ${result}` : '';
+      this.print(`${this.stamp()} ✓ ${what} (${((Date.now() - start) / 1000).toFixed(1)} s)${detail}`);
+      return result;
+    } catch (err) {
+      this.print(`${this.stamp()} ✗ ${what}: ${(err as Error).message}`);
+      throw err;
+    }
+  }
+}
