@@ -8,6 +8,9 @@ import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { CorralError } from '../util/errors.js';
 
+/** Where a node's serial line is, as the page shows it before connecting. */
+export type LineSource = { kind: 'socket'; path: string } | { kind: 'sol'; host: string; port: number };
+
 export interface SerialLine {
   /** What the line is, for the page and the audit log ("socket /x.sock", "sol 10.0.0.5:623"). */
   readonly description: string;
