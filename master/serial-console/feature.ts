@@ -22,7 +22,7 @@ import { mountSerialConsole } from '../../web-ui/pages/serial-console.js';
 import { parseCookies } from '../../web-ui/cookies.js';
 import { resolveSession, SESSION_COOKIE } from '../../web-ui/session-guard.js';
 import { ConsoleHub, parseControl, type ServerControl } from './hub.js';
-import { socketLine, solLine, type SerialLine } from './lines.js';
+import { socketLine, solLine, type LineSource, type SerialLine } from './lines.js';
 import { Recordings } from './recordings.js';
 import { checkUpgrade, WS_PATH } from './upgrade.js';
 
@@ -31,9 +31,6 @@ export interface SerialConsoleDeps {
   repos: Pick<Repos, 'nodes' | 'powerConfigs' | 'audit'>;
   logger: Logger;
 }
-
-/** Where a node's serial line is, as the page shows it before connecting; undefined when it has none. */
-export type LineSource = { kind: 'socket'; path: string } | { kind: 'sol'; host: string; port: number };
 
 /** A browser frame larger than this is not typing. */
 const MAX_FRAME = 64 * 1024;

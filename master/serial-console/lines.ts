@@ -8,6 +8,9 @@ import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { CorralError } from '../util/errors.js';
 
+/** Where a node's serial line is, as the page shows it before connecting. */
+export type LineSource = { kind: 'socket'; path: string } | { kind: 'sol'; host: string; port: number };
+
 export interface SerialLine {
   /** What the line is, for the page and the audit log ("socket /x.sock", "sol 10.0.0.5:623"). */
   readonly description: string;
@@ -86,6 +89,16 @@ export function solArgs(t: Omit<SolTarget, 'password'>, o: Pick<SolOptions, 'cip
  * still ends the session, as on a terminal. A BMC allows one SOL session: an older one (another tool,
  * a crashed master) is told to end first with `sol deactivate`, whose failure (none active) is expected.
  */
+/**
+ * Input to ipmitool goes one byte at a time, SOL_BYTE_MS apart. ipmitool puts everything it read into
+ * one SOL packet and does not resend what the BMC did not accept (a partial ACK, IPMI v2.0 §15.9): with
+ * OpenIPMI's ipmi_sim only the first byte of a multi-byte packet arrived (seen here: "echo 42" typed at
+ * once became "e"). Typing is one byte per key anyway; a paste of 1 KiB takes about 10 s.
+ */
+const SOL_BYTE_MS = 10;
+/** Input waiting for the line beyond this is dropped (a runaway paste), not queued without bound. */
+const SOL_QUEUE_MAX = 8192;
+
 export async function solLine(target: SolTarget, o: SolOptions): Promise<SerialLine> {
   const env = { ...process.env, IPMI_PASSWORD: target.password };
   const base = solArgs(target, o);
@@ -105,6 +118,7 @@ export async function solLine(target: SolTarget, o: SolOptions): Promise<SerialL
   const end = (reason: string): void => {
     if (closed) return;
     closed = true;
+    clearInterval(pump);
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     for (const c of closers) c(reason);
   };
@@ -112,6 +126,17 @@ export async function solLine(target: SolTarget, o: SolOptions): Promise<SerialL
     stderr = (stderr + d.toString('utf8')).slice(-2000);
   });
   child.stdin.on('error', () => undefined);
+  const queue: number[] = [];
+  let pump: NodeJS.Timeout | undefined;
+  const feed = (): void => {
+    const byte = queue.shift();
+    if (byte === undefined || closed) {
+      clearInterval(pump);
+      pump = undefined;
+      return;
+    }
+    child.stdin.write(Buffer.of(byte));
+  };
   await new Promise<void>((resolve, reject) => {
     child.once('error', (err) =>
       reject(
@@ -133,7 +158,9 @@ export async function solLine(target: SolTarget, o: SolOptions): Promise<SerialL
   return {
     description: `sol ${target.host}:${target.port}`,
     write: (d) => {
-      if (!closed) child.stdin.write(d);
+      if (closed) return;
+      for (const b of d.subarray(0, Math.max(0, SOL_QUEUE_MAX - queue.length))) queue.push(b);
+      pump ??= setInterval(feed, SOL_BYTE_MS);
     },
     onData: (l) => child.stdout.on('data', l),
     onClose: (l) => closers.push(l),

@@ -7,7 +7,7 @@
  * creates at run time (it has no nonce option), which `style-src 'self'` blocks. Scripts stay 'self'.
  */
 import type { Router } from 'express';
-import type { LineSource } from '../../master/serial-console/feature.js';
+import type { LineSource } from '../../master/serial-console/lines.js';
 import type { Recordings } from '../../master/serial-console/recordings.js';
 import { findNode } from '../../master/nodes/service.js';
 import { requireConsoleRole, sendPage, type ConsoleContext } from '../page.js';
