@@ -40,8 +40,9 @@ MAIN_PACKAGES=(
 TEST_PACKAGES=(
   udhcpc isc-dhcp-client isc-dhcp-relay tftp-hpa atftp tftpd-hpa dnsmasq-base kea-admin
   chromium wrk postgresql openipmi openssh-server cpio curl radvd python3 prometheus prometheus-node-exporter cloud-init
-  # data snapshots of nodes (issue 17): a real MariaDB server and the sqlite3 CLI a node may use
-  mariadb-server sqlite3
+  # data snapshots of nodes (issue 17): a real MariaDB server and the sqlite3 CLI a node may use;
+  # lvm2 for the LVM snapshot case (run in a VM where the host kernel lacks device-mapper)
+  mariadb-server sqlite3 lvm2
 )
 
 packages=("${MAIN_PACKAGES[@]}")
