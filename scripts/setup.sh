@@ -48,6 +48,9 @@ TEST_PACKAGES=(
   socat
   # peer-to-peer images (issue 19): mktorrent checks Corral's torrents give the same info-hash
   mktorrent
+  # data snapshots of nodes (issue 17): a real MariaDB server and the sqlite3 CLI a node may use;
+  # lvm2 for the LVM snapshot case (run in a VM where the host kernel lacks device-mapper)
+  mariadb-server sqlite3 lvm2
 )
 
 packages=("${MAIN_PACKAGES[@]}")

@@ -51,10 +51,13 @@ subvol_of() {
 # The LVM logical volume mounted where a path lives; sets LV (vg/lv), LVTOP (its mount point), LVFS.
 lv_of() {
   command -v lvs >/dev/null 2>&1 && command -v findmnt >/dev/null 2>&1 || return 1
-  local src
-  read -r src LVTOP LVFS < <(findmnt -n -o SOURCE,TARGET,FSTYPE -T "$1" 2>/dev/null) || return 1
+  # No process substitution here: a minimal system may lack /dev/fd.
+  local mnt src info
+  mnt=$(findmnt -n -o SOURCE,TARGET,FSTYPE -T "$1" 2>/dev/null) || return 1
+  set -- $mnt
+  [ $# -eq 3 ] || return 1
+  src=$1 LVTOP=$2 LVFS=$3
   case "$src" in /dev/mapper/* | /dev/dm-* | /dev/*/*) ;; *) return 1 ;; esac
-  local info
   info=$(lvs --noheadings -o vg_name,lv_name,segtype "$src" 2>/dev/null) || return 1
   set -- $info
   [ $# -ge 3 ] || return 1

@@ -21,6 +21,8 @@ export const PEER_PACKAGES: Readonly<Record<string, string>> = {
   atftp: 'atftp',
   curl: 'curl',
   busybox: 'busybox-static',
+  cpio: 'cpio',
+  lvcreate: 'lvm2',
   ipmi_sim: 'openipmi',
   ipmitool: 'ipmitool',
   '/usr/sbin/sshd': 'openssh-server',
