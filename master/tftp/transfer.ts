@@ -16,6 +16,8 @@ const MIN_TIMEOUT_S = 1;
 const MAX_TIMEOUT_S = 255;
 /** RFC 7440 section 3 allows 1..65535; a window is held in memory, so we cap it lower (see limits). */
 const MIN_WINDOWSIZE = 1;
+/** Largest factor the retransmission timeout grows to by backoff (see ReadTransfer.interval). */
+const MAX_BACKOFF = 8;
 
 export interface NegotiationLimits {
   /**
@@ -145,6 +147,8 @@ export class ReadTransfer {
   private timer: TimerHandle | null = null;
   /** When the retransmission timer is due; Infinity when nothing is outstanding. */
   private deadline = Infinity;
+  /** When the pending timer fires (it may be before `deadline`, then it sleeps on). */
+  private timerDue = 0;
   /** Absolute block numbers (1-based, never wrapped); the wire carries them modulo 65536. */
   private windowStart = 1;
   private nextToSend = 1;
@@ -310,12 +314,21 @@ export class ReadTransfer {
     }
   }
 
-  /** The retransmission timeout now: the negotiated one once the client has answered (see settings). */
+  /**
+   * The retransmission timeout now: the negotiated one once the client has answered (see settings).
+   * Without a negotiated `timeout`, an answering client's consecutive timeouts double it, up to
+   * MAX_BACKOFF times: RFC 1123 section 4.2.3.2 asks TFTP for an adaptive timeout with exponential backoff.
+   * In a boot storm (issue 19) the link's queue drops DATA and ACKs alike; a fixed 1 s gave up after 6 s
+   * of silence while iPXE still retried for 15 s (its retry timer: 1/4 s doubling up to 10 s), and every
+   * retransmission added to the congestion. With 5 retries the server now waits 1+2+4+8+8+8 = 31 s.
+   * A client that negotiated `timeout` gets exactly that interval (RFC 2349); one that never answered gets
+   * no backoff either (it has not shown it exists: issue 14).
+   */
   private interval(): number {
     const first = this.settings.firstAckTimeoutMs;
-    return this.ackSeen || first === undefined
-      ? this.settings.timeoutMs
-      : Math.min(first, this.settings.timeoutMs);
+    if (!this.ackSeen && first !== undefined) return Math.min(first, this.settings.timeoutMs);
+    if (!this.ackSeen || this.settings.oack?.has('timeout')) return this.settings.timeoutMs;
+    return this.settings.timeoutMs * Math.min(2 ** this.timeouts, MAX_BACKOFF);
   }
 
   /**
@@ -326,7 +339,18 @@ export class ReadTransfer {
     if (this.state === 'done') return;
     const ms = this.interval();
     this.deadline = this.timers.now() + ms;
-    this.timer ??= this.timers.set(() => this.onTimer(), ms);
+    // Backoff makes a deadline move earlier too (progress after long timeouts): a pending timer due
+    // later than the new deadline is replaced.
+    if (this.timer && this.timerDue > this.deadline) {
+      this.timer.cancel();
+      this.timer = null;
+    }
+    if (!this.timer) this.setTimer(ms);
+  }
+
+  private setTimer(ms: number): void {
+    this.timerDue = this.timers.now() + ms;
+    this.timer = this.timers.set(() => this.onTimer(), ms);
   }
 
   private cancelTimer(): void {
@@ -338,7 +362,7 @@ export class ReadTransfer {
     if (this.state === 'done' || this.deadline === Infinity) return;
     const left = this.deadline - this.timers.now();
     if (left > 0) {
-      this.timer = this.timers.set(() => this.onTimer(), left);
+      this.setTimer(left);
       return;
     }
     this.deadline = Infinity;

@@ -581,3 +581,54 @@ describe('tftp ReadTransfer: first-ACK deadline and failing sends (issue 14)', (
     assert.match(outcome.reason ?? '', /send failed/);
   });
 });
+
+describe('tftp ReadTransfer: retransmission backoff (RFC 1123 section 4.2.3.2, issue 19)', () => {
+  /** Milliseconds from now until the next packet is sent, stepping the clock 100 ms at a time. */
+  function untilNextSend(h: Harness, limitMs: number): number | null {
+    for (let t = 100; t <= limitMs; t += 100) {
+      h.clock.advance(100);
+      if (h.take().length > 0) return t;
+    }
+    return null;
+  }
+
+  test('after the client answered, consecutive timeouts double the interval up to 8x, then give up', async () => {
+    const h = harness(randomBytes(512 * 4), { retries: 5 });
+    h.transfer.start();
+    await settle();
+    await h.ack(1);
+    h.take();
+    assert.deepEqual(
+      [1, 2, 3, 4, 5].map(() => untilNextSend(h, 20_000)),
+      [1000, 2000, 4000, 8000, 8000],
+    );
+    h.clock.advance(8000);
+    const o = await outcome(h);
+    assert.equal(o.ok, false);
+    assert.match(o.reason ?? '', /no ACK after 6 timeouts/);
+  });
+
+  test('progress restarts the backoff; a negotiated timeout is kept exactly (RFC 2349)', async () => {
+    const h = harness(randomBytes(512 * 4), { retries: 5 });
+    h.transfer.start();
+    await settle();
+    await h.ack(1);
+    h.take();
+    assert.deepEqual([untilNextSend(h, 5000), untilNextSend(h, 5000)], [1000, 2000]);
+    await h.ack(2);
+    h.take();
+    assert.equal(untilNextSend(h, 5000), 1000);
+
+    const fixed = harness(randomBytes(512 * 4), { retries: 5, oack: new Map([['timeout', '1']]) });
+    fixed.transfer.start();
+    await settle();
+    fixed.take();
+    await fixed.ack(0);
+    await fixed.ack(1);
+    fixed.take();
+    assert.deepEqual(
+      [1, 2, 3].map(() => untilNextSend(fixed, 5000)),
+      [1000, 1000, 1000],
+    );
+  });
+});

@@ -1,5 +1,7 @@
 /**
- * TFTP admission under a boot storm (issue 19): with every transfer slot taken, a new request is left
+ * Corral's TFTP server in a boot storm (issue 19).
+ *
+ * 1. Admission: with every transfer slot taken, a new request is left
  * unanswered rather than refused, so the client's own RRQ retransmission gets it served once a slot frees.
  * An ERROR ("Server busy") would end the boot: PXE ROMs and iPXE give up on the first ERROR they hear.
  *
@@ -7,6 +9,10 @@
  * 2 s after the first block (as an overloaded client does); meanwhile the real tftp-hpa client asks for a
  * file. tftp-hpa retransmits its RRQ after 5 s (its default rexmt), by which time the slot is free: it must
  * get the file intact. Before the fix it printed "Error code 0: Server busy" at once and failed.
+ *
+ * 2. Backoff: a client that answered and then falls silent for 9 s (its ACKs lost in a congested queue, or
+ *    the machine busy) still completes: the server's retransmission interval doubles (1, 2, 4, 8, 8, 8 s:
+ *    31 s in all). With a fixed 1 s it sent ERROR "Timed out" after 6 s, while iPXE still retries for 15 s.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,8 +29,8 @@ import { failIfUnmet, unmetNeeds } from '../helpers/peers.js';
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
-/** Reads `file` in lockstep (512-byte blocks), pausing `stallMs` after the first DATA before any ACK. */
-function slowRead(port: number, file: string, stallMs: number): Promise<Buffer> {
+/** Reads `file` in lockstep (512-byte blocks), pausing `stallMs` before it acknowledges block `stallAt`. */
+function slowRead(port: number, file: string, stallMs: number, stallAt = 1): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const socket = dgram.createSocket('udp4');
     const chunks: Buffer[] = [];
@@ -55,10 +61,12 @@ function slowRead(port: number, file: string, stallMs: number): Promise<Buffer> 
           }
         });
       };
-      if (p.block === 1 && !stalled) {
+      if (p.block !== stallAt) ack();
+      else if (!stalled) {
+        // Retransmissions of this block that arrive during the stall are dropped (expected does not move).
         stalled = true;
         setTimeout(ack, stallMs);
-      } else if (p.block !== 1) ack();
+      }
     });
     socket.bind(0, '127.0.0.1', () => {
       socket.send(
@@ -125,3 +133,30 @@ describe('TFTP admission: a full server defers a request instead of refusing it'
     assert.equal(stats?.refused, 0);
   });
 });
+
+describe(
+  'TFTP retransmission backoff: a client silent for 9 s mid-transfer still gets its file',
+  { timeout: 60_000 },
+  () => {
+    let dir: string;
+    let server: TftpServer | undefined;
+    const data = randomBytes(10 * 512 + 7);
+
+    before(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'corral-tftp-backoff-'));
+      await writeFile(join(dir, 'f.bin'), data);
+      server = await startTftpServer({ root: dir, address: '127.0.0.1', port: 0, logger: silentLogger() });
+    });
+
+    after(async () => {
+      await server?.close();
+      if (dir) await rm(dir, { recursive: true, force: true });
+    });
+
+    test('the server keeps retransmitting past 6 s of silence (default timeout 1 s, 5 retries)', async () => {
+      const got = await slowRead(server?.port ?? 0, 'f.bin', 9000, 2);
+      assert.equal(sha256(got), sha256(data));
+      assert.equal(server?.stats().failed, 0);
+    });
+  },
+);
