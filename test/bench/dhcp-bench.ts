@@ -19,8 +19,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestNet, hasCommand } from '../helpers/netns.js';
-import { runIn, startServe } from '../helpers/dhcp-harness.js';
-import { parsePerfdhcp, type PerfdhcpStats } from '../helpers/perfdhcp.js';
+import { startServe } from '../helpers/dhcp-harness.js';
+import { runPerfdhcp, type PerfdhcpStats } from '../helpers/perfdhcp.js';
 
 const SCENARIOS = (process.env['DHCP_BENCH_SCENARIOS'] ?? '500:200,2000:200,2000:5000')
   .split(',')
@@ -70,25 +70,17 @@ async function perfdhcp(
   clients: number,
   server: string,
 ): Promise<Row> {
-  const argv = [
-    'perfdhcp',
-    '-4',
-    '-x',
-    't',
-    '-r',
-    String(rate),
-    '-R',
-    String(clients),
-    '-p',
-    String(SECONDS),
-    '-l',
+  const r = await runPerfdhcp(net, ns, {
+    family: 4,
+    rate,
+    clients,
+    seconds: SECONDS,
     ifname,
-    SERVER,
-  ];
-  const r = await runIn(net, ns, argv, (SECONDS + 30) * 1000);
-  const stats = parsePerfdhcp(r.stdout);
-  if (stats.ackReceived === undefined)
-    throw new Error(`perfdhcp printed no statistics:\n${r.stdout}\n${r.stderr}`);
+    server: SERVER,
+    extra: ['-x', 't'],
+  });
+  const stats = r.stats;
+  if (stats.ackReceived === undefined) throw new Error('perfdhcp printed no statistics');
   const offers = delays(r.stdout, 'DISCOVER-OFFER');
   const acks = delays(r.stdout, 'REQUEST-ACK');
   const row: Row = { server, rate, clients, stats, exchangesPerSecond: stats.ackReceived / SECONDS };

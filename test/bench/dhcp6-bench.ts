@@ -14,8 +14,8 @@ import { mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { TestNet, hasCommand, waitFor, type Host } from '../helpers/netns.js';
-import { runIn } from '../helpers/dhcp-harness.js';
+import { TestNet, addIpv6, hasCommand, linkLocalReady, waitFor, type Host } from '../helpers/netns.js';
+import { runPerfdhcp } from '../helpers/perfdhcp.js';
 import { installPath } from '../../master/util/paths.js';
 
 const SCENARIOS = (process.env['DHCP6_BENCH_SCENARIOS'] ?? '500:200,1000:2000').split(',').map((s) => {
@@ -44,34 +44,21 @@ async function perfdhcp(
   clients: number,
   server: string,
 ): Promise<Row> {
-  const argv = [
-    'perfdhcp',
-    '-6',
-    '-r',
-    String(rate),
-    '-R',
-    String(clients),
-    '-p',
-    String(SECONDS),
-    '-l',
-    perf.ifname,
-  ];
-  const r = await runIn(net, perf.ns, argv, (SECONDS + 30) * 1000);
-  const section = (name: string): string =>
-    r.stdout.split(`***Statistics for: ${name}***`)[1]?.split('***')[0] ?? '';
-  const num = (text: string, label: string): number =>
-    Number(new RegExp(`${label}: ([\\d.]+)`).exec(text)?.[1] ?? NaN);
-  const sa = section('SOLICIT-ADVERTISE');
-  const rr = section('REQUEST-REPLY');
-  if (!rr) throw new Error(`perfdhcp printed no statistics:\n${r.stdout}\n${r.stderr}`);
+  const { stats } = await runPerfdhcp(net, perf.ns, {
+    family: 6,
+    rate,
+    clients,
+    seconds: SECONDS,
+    ifname: perf.ifname,
+  });
   return {
     server,
     rate,
     clients,
-    exchangesPerSecond: num(rr, 'received packets') / SECONDS,
-    saDrops: num(sa, 'drops'),
-    rrDrops: num(rr, 'drops'),
-    rrAvgMs: num(rr, 'avg delay'),
+    exchangesPerSecond: (stats.ackReceived ?? NaN) / SECONDS,
+    saDrops: stats.offerDrops ?? NaN,
+    rrDrops: stats.ackDrops ?? NaN,
+    rrAvgMs: stats.ackAvgMs ?? NaN,
   };
 }
 
@@ -87,17 +74,6 @@ async function stop(child: ChildProcess): Promise<void> {
   });
 }
 
-async function linkLocalReady(net: TestNet, host: Host): Promise<void> {
-  await waitFor(
-    'link-local address',
-    () => {
-      const out = net.nsExec(host.ns, ['ip', '-6', 'addr', 'show', 'dev', host.ifname, 'scope', 'link']);
-      return out.includes('fe80') && !out.includes('tentative') ? true : undefined;
-    },
-    10_000,
-  );
-}
-
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0)
     throw new Error('the DHCPv6 benchmark creates network namespaces: run it as root');
@@ -108,10 +84,9 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   try {
     const srv = net.addHost('srv', null);
-    net.nsExec(srv.ns, ['ip', '-6', 'addr', 'add', `${PREFIX}1/64`, 'dev', srv.ifname, 'nodad']);
+    await addIpv6(net, srv, `${PREFIX}1/64`);
     const perf = net.addHost('perf', null);
-    await linkLocalReady(net, srv);
-    await linkLocalReady(net, perf);
+    await linkLocalReady(net, perf.ns, perf.ifname);
     for (const [i, { rate, clients }] of SCENARIOS.entries()) {
       const data = join(dir, `corral-${i}`);
       const corral = net.spawnIn(

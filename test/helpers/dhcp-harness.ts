@@ -10,27 +10,7 @@ import { waitFor, type TestNet } from './netns.js';
 
 const SERVE = fileURLToPath(new URL('./dhcp-serve.js', import.meta.url));
 
-export interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command in a namespace asynchronously (other children's pipes keep draining); kills it after `timeoutMs`. */
-export function runIn(net: TestNet, ns: string, argv: string[], timeoutMs: number): Promise<RunResult> {
-  return new Promise((resolve) => {
-    const child = net.spawnIn(ns, argv);
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+export { runIn, type RunResult } from './netns.js';
 
 export interface ServeProcess {
   child: ChildProcess;

@@ -8,13 +8,12 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { failIfUnmet, unmetNeeds } from '../helpers/peers.js';
-import { TestNet, type Host } from '../helpers/netns.js';
-import { runIn } from '../helpers/dhcp-harness.js';
-import { startMasterProcess, type MasterProcess } from '../helpers/master-process.js';
+import { TestNet, runIn, startNsMaster, stopNsLab, udhcpcLease, type Host } from '../helpers/netns.js';
+import type { MasterProcess } from '../helpers/master-process.js';
 import type { BootActivityEntry, BootActivityMachine } from '../../master/store/boot-activity.js';
 
 const PASSWORD = 'boot-activity-admin-pw';
@@ -53,73 +52,30 @@ describe('boot activity: a PXE-like client seen end to end', { timeout: 120_000 
     net = new TestNet('ba');
     srv = net.addHost('srv', `${SERVER}/24`);
     client = net.addHost('c1', null, MAC);
-    // The master would build the node environment itself (nodeImage.autoBuild): this test needs it missing.
-    writeFileSync(
-      join(dir, 'corral.json'),
-      JSON.stringify({
+    master = await startNsMaster({
+      net,
+      srv,
+      dir,
+      address: SERVER,
+      config: {
+        // The master would build the node environment itself (nodeImage.autoBuild): this test needs it missing.
         nodeImage: { autoBuild: false },
         // curl -u from the client's namespace over plain HTTP (not loopback): opted in.
         console: { allowInsecureBasicAuth: true },
-      }),
-    );
-    master = await startMasterProcess({
-      args: [
-        '--config',
-        join(dir, 'corral.json'),
-        '--data-dir',
-        join(dir, 'data'),
-        '--address',
-        SERVER,
-        '--interface',
-        srv.ifname,
-        '--dhcp-range',
-        `${prefix}.100-${prefix}.150`,
-        '--http-port',
-        '80',
-      ],
-      netns: srv.ns,
-      host: SERVER,
+      },
+      args: ['--dhcp-range', `${prefix}.100-${prefix}.150`, '--http-port', '80'],
       env: { CORRAL_ADMIN_PASSWORD: PASSWORD },
-      timeoutMs: 45_000,
-      logFile: join(dir, 'master.log'),
     });
     base = `http://${SERVER}`;
   });
 
   after(async () => {
-    await master?.stop('SIGTERM', 10_000).catch(() => master?.stop('SIGKILL'));
-    await net?.destroy();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await stopNsLab({ master, net, dir });
   });
 
   it('DHCP (BIOS PXE vendor class) → TFTP → boot script → kernel 404 → enlist, in order, the kernel marked failing', async () => {
     // 1. DHCP: busybox udhcpc presenting a BIOS PXE ROM's vendor class; its script records the lease.
-    const env = join(dir, 'lease.env');
-    const script = join(dir, 'udhcpc.sh');
-    writeFileSync(script, `#!/bin/sh\n[ "$1" = bound ] && env > '${env}'\nexit 0\n`);
-    chmodSync(script, 0o755);
-    const dhcp = await inClient([
-      'udhcpc',
-      '-f',
-      '-q',
-      '-n',
-      '-t',
-      '4',
-      '-T',
-      '1',
-      '-i',
-      client.ifname,
-      '-s',
-      script,
-      '-V',
-      'PXEClient:Arch:00000:UNDI:002001',
-    ]);
-    assert.equal(dhcp.code, 0, `udhcpc: ${dhcp.stdout}${dhcp.stderr}`);
-    const lease = Object.fromEntries(
-      readFileSync(env, 'utf8')
-        .split('\n')
-        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
-    ) as Record<string, string>;
+    const lease = await udhcpcLease(net, client, dir, 'lease', ['-V', 'PXEClient:Arch:00000:UNDI:002001']);
     clientIp = lease['ip'] ?? '';
     assert.match(clientIp, new RegExp(`^${prefix.replace(/\./g, '\\.')}\\.1[0-5]\\d$`));
     assert.equal(lease['boot_file'], 'undionly.kpxe');

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { failIfUnmet, unmetNeeds } from '../helpers/peers.js';
-import { TestNet, waitFor, type Host } from '../helpers/netns.js';
+import { TestNet, readEnv, udhcpcLease, waitFor, type Host } from '../helpers/netns.js';
 import { parsePerfdhcp } from '../helpers/perfdhcp.js';
 import { runIn, startServe, type ServeProcess } from '../helpers/dhcp-harness.js';
 import { openStore } from '../../master/store/db.js';
@@ -35,24 +35,7 @@ import {
 
 const PROBE = fileURLToPath(new URL('../helpers/dhcp-probe.js', import.meta.url));
 
-/** A udhcpc run script that dumps its environment on `bound` (ip, siaddr, boot_file, serverid, ...). */
-function udhcpcScript(dir: string, name: string): { script: string; out: string } {
-  const out = join(dir, `${name}.env`);
-  const script = join(dir, `${name}.sh`);
-  writeFileSync(script, `#!/bin/sh\n[ "$1" = bound ] && env > '${out}'\nexit 0\n`);
-  chmodSync(script, 0o755);
-  return { script, out };
-}
-
-function readEnv(path: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const line of readFileSync(path, 'utf8').split('\n')) {
-    const i = line.indexOf('=');
-    if (i > 0) env[line.slice(0, i)] = line.slice(i + 1);
-  }
-  return env;
-}
-
+/** One udhcpc exchange on `host`: its lease variables; a failed exchange fails the test. */
 async function udhcpc(
   net: TestNet,
   host: Host,
@@ -60,17 +43,7 @@ async function udhcpc(
   name: string,
   extra: string[],
 ): Promise<Record<string, string>> {
-  const { script, out } = udhcpcScript(dir, name);
-  rmSync(out, { force: true });
-  const r = await runIn(
-    net,
-    host.ns,
-    ['udhcpc', '-f', '-q', '-n', '-t', '4', '-T', '1', '-i', host.ifname, '-s', script, ...extra],
-    20_000,
-  );
-  assert.equal(r.code, 0, `udhcpc failed: ${r.stdout}${r.stderr}`);
-  assert.ok(existsSync(out), `udhcpc reported no lease: ${r.stdout}${r.stderr}`);
-  return readEnv(out);
+  return udhcpcLease(net, host, dir, name, extra).catch((err: Error) => assert.fail(err.message));
 }
 
 function request(

@@ -10,31 +10,19 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync, type ChildProcess } from 'node:child_process';
-import { TestNet, waitFor, type Host } from '../helpers/netns.js';
-import { installPath } from '../../master/util/paths.js';
+import { spawnSync } from 'node:child_process';
+import {
+  TestNet,
+  addIpv6,
+  linkLocalReady,
+  startDhcp6Serve,
+  waitFor,
+  type Dhcp6Serve,
+  type Host,
+} from '../helpers/netns.js';
 
 const PREFIX = 'fd00:56::';
 const SERVER = `${PREFIX}1`;
-const SERVE = installPath('dist', 'test', 'helpers', 'dhcp6-serve.js');
-
-function lines(child: ChildProcess): { text: () => string } {
-  let out = '';
-  child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
-  return { text: () => out };
-}
-
-/** Waits until the interface's link-local address has finished DAD (dhclient -6 and perfdhcp need it). */
-async function linkLocalReady(net: TestNet, host: Host): Promise<void> {
-  await waitFor(
-    `link-local address on ${host.ns}`,
-    () => {
-      const out = net.nsExec(host.ns, ['ip', '-6', 'addr', 'show', 'dev', host.ifname, 'scope', 'link']);
-      return out.includes('fe80') && !out.includes('tentative') ? true : undefined;
-    },
-    10_000,
-  );
-}
 
 /** Sends datagrams to [SERVER]:547 from inside `ns`, optionally from source port 0 (raw socket, python3). */
 const SENDER = String.raw`
@@ -61,18 +49,14 @@ describe('dhcp6: real clients in network namespaces', { timeout: 180_000 }, () =
   let net: TestNet;
   let srv: Host;
   let dir: string;
-  let server: ChildProcess;
-  let serverOut: { text: () => string };
+  let server: Dhcp6Serve;
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'corral-dhcp6-'));
     net = new TestNet('d6');
     srv = net.addHost('srv', null);
-    net.nsExec(srv.ns, ['ip', '-6', 'addr', 'add', `${SERVER}/64`, 'dev', srv.ifname, 'nodad']);
-    await linkLocalReady(net, srv);
-    server = net.spawnIn(srv.ns, [
-      process.execPath,
-      SERVE,
+    await addIpv6(net, srv, `${SERVER}/64`);
+    server = await startDhcp6Serve(net, srv.ns, [
       '--data-dir',
       dir,
       '--iface',
@@ -84,16 +68,6 @@ describe('dhcp6: real clients in network namespaces', { timeout: 180_000 }, () =
       '--range',
       `${PREFIX}100-${PREFIX}4ff`,
     ]);
-    serverOut = lines(server);
-    let err = '';
-    server.stderr?.on('data', (b: Buffer) => (err += b.toString()));
-    await waitFor(
-      'dhcp6-serve READY',
-      () => (serverOut.text().includes('READY') ? true : undefined),
-      20_000,
-    ).catch((e: Error) => {
-      throw new Error(`${e.message}: ${err.slice(-2000)}`);
-    });
   });
 
   /** perfdhcp exits 3 when a packet was dropped (a loose matter here), 0 when none; anything else fails. */
@@ -113,7 +87,7 @@ describe('dhcp6: real clients in network namespaces', { timeout: 180_000 }, () =
 
   it('radvd advertises the prefix: the client kernel installs it as an on-link route with a lifetime', async () => {
     const c = net.addHost('ra', null, '52:54:00:56:00:09');
-    await linkLocalReady(net, c);
+    await linkLocalReady(net, c.ns, c.ifname);
     // A fresh link sends Router Solicitations; radvd answers them.
     const route = await waitFor(
       'RA-learnt prefix route',
@@ -134,7 +108,7 @@ describe('dhcp6: real clients in network namespaces', { timeout: 180_000 }, () =
 
   it('dhclient -6 gets an address from the range and option 59 (boot file URL) by its architecture', async () => {
     const c = net.addHost('c1', null, '52:54:00:56:00:01');
-    await linkLocalReady(net, c);
+    await linkLocalReady(net, c.ns, c.ifname);
     const conf = join(dir, 'dhclient6.conf');
     const leaseFile = join(dir, 'dhclient6.leases');
     writeFileSync(conf, 'send dhcp6.client-arch-type 7;\nalso request dhcp6.bootfile-url;\n');
@@ -178,7 +152,7 @@ describe('dhcp6: real clients in network namespaces', { timeout: 180_000 }, () =
 
   it('perfdhcp -6 completes SOLICIT/ADVERTISE and REQUEST/REPLY exchanges', async () => {
     const p = net.addHost('perf', null, '52:54:00:56:00:02');
-    await linkLocalReady(net, p);
+    await linkLocalReady(net, p.ns, p.ifname);
     const out = perfdhcp(p, ['-r', '50', '-R', '200', '-n', '100', '-p', '20']);
     const sa = out.split('***Statistics for: SOLICIT-ADVERTISE***')[1] ?? '';
     const rr = out.split('***Statistics for: REQUEST-REPLY***')[1] ?? '';
@@ -193,7 +167,7 @@ describe('dhcp6: real clients in network namespaces', { timeout: 180_000 }, () =
   it('hostile datagrams are dropped and counted; the server keeps answering', async () => {
     const h = net.addHost('bad', null);
     net.nsExec(h.ns, ['ip', '-6', 'addr', 'add', `${PREFIX}9/64`, 'dev', h.ifname, 'nodad']).toString();
-    await linkLocalReady(net, h);
+    await linkLocalReady(net, h.ns, h.ifname);
     let deep = Buffer.from('01abcdef', 'hex');
     for (let i = 0; i < 12; i++) {
       const head = Buffer.alloc(34);
@@ -222,11 +196,11 @@ describe('dhcp6: real clients in network namespaces', { timeout: 180_000 }, () =
     // Still serving: a real client gets a lease after the flood.
     const out = perfdhcp(h, ['-r', '10', '-n', '5', '-p', '10']);
     assert.match(out.split('***Statistics for: REQUEST-REPLY***')[1] ?? '', /received packets: [1-9]/);
-    server.kill('SIGTERM');
+    server.child.kill('SIGTERM');
     const stats = await waitFor(
       'STATS',
       () => {
-        const m = /STATS (\{.*\})/.exec(serverOut.text());
+        const m = /STATS (\{.*\})/.exec(server.out());
         return m?.[1] ? (JSON.parse(m[1]) as Record<string, number>) : undefined;
       },
       10_000,

@@ -7,28 +7,25 @@
 import { requireRoot } from '../helpers/peers.js';
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { TestNet, waitFor, type Host } from '../helpers/netns.js';
-import { startMasterProcess, type MasterProcess } from '../helpers/master-process.js';
+import {
+  TestNet,
+  addIpv6,
+  linkLocalReady,
+  startNsMaster,
+  stopNsLab,
+  waitFor,
+  type Host,
+} from '../helpers/netns.js';
+import type { MasterProcess } from '../helpers/master-process.js';
 
 const V4 = '10.87.0.1';
 const V6 = 'fd00:59::1';
 const HTTP_PORT = 8087;
 const TFTP_PORT = 6987;
-
-async function linkLocalReady(net: TestNet, host: Host): Promise<void> {
-  await waitFor(
-    `link-local address on ${host.ns}`,
-    () => {
-      const out = net.nsExec(host.ns, ['ip', '-6', 'addr', 'show', 'dev', host.ifname, 'scope', 'link']);
-      return out.includes('fe80') && !out.includes('tentative') ? true : undefined;
-    },
-    10_000,
-  );
-}
 
 describe('master with dhcp6.enabled', { timeout: 120_000 }, () => {
   if (process.getuid?.() !== 0) {
@@ -45,42 +42,24 @@ describe('master with dhcp6.enabled', { timeout: 120_000 }, () => {
     net = new TestNet('d6m');
   });
   after(async () => {
-    await master?.stop('SIGTERM').catch(() => undefined);
-    await net?.destroy();
-    rmSync(dir, { recursive: true, force: true });
+    await stopNsLab({ master, net, dir });
   });
 
   it('leases an IPv6 address with the HTTP boot URL, stores it, and advertises the prefix', async () => {
     const srv = net.addHost('srv', `${V4}/24`);
-    net.nsExec(srv.ns, ['ip', '-6', 'addr', 'add', `${V6}/64`, 'dev', srv.ifname, 'nodad']);
-    await linkLocalReady(net, srv);
-    const config = join(dir, 'corral.json');
-    writeFileSync(
-      config,
-      JSON.stringify({
+    await addIpv6(net, srv, `${V6}/64`);
+    master = await startNsMaster({
+      net,
+      srv,
+      dir,
+      address: V4,
+      config: {
         console: { https: false },
         nodeImage: { autoBuild: false },
         monitor: { enabled: false },
         dhcp6: { enabled: true, address: V6, prefix: 'fd00:59::/64', range: 'fd00:59::100-fd00:59::1ff' },
-      }),
-    );
-    master = await startMasterProcess({
-      netns: srv.ns,
-      host: V4,
-      args: [
-        '--data-dir',
-        join(dir, 'data'),
-        '--address',
-        V4,
-        '--interface',
-        srv.ifname,
-        '--http-port',
-        String(HTTP_PORT),
-        '--tftp-port',
-        String(TFTP_PORT),
-        '--config',
-        config,
-      ],
+      },
+      args: ['--http-port', String(HTTP_PORT), '--tftp-port', String(TFTP_PORT)],
       timeoutMs: 30_000,
     });
     await waitFor(
@@ -91,7 +70,7 @@ describe('master with dhcp6.enabled', { timeout: 120_000 }, () => {
     assert.match(master.logs(), /radvd running/);
 
     c = net.addHost('c', null, '52:54:00:59:00:01');
-    await linkLocalReady(net, c);
+    await linkLocalReady(net, c.ns, c.ifname);
     const conf = join(dir, 'dhclient6.conf');
     const leaseFile = join(dir, 'dhclient6.leases');
     writeFileSync(

@@ -10,21 +10,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TestNet, waitFor, type Host } from '../helpers/netns.js';
-import { installPath } from '../../master/util/paths.js';
-
-const SERVE = installPath('dist', 'test', 'helpers', 'dhcp6-serve.js');
-
-async function linkLocalReady(net: TestNet, ns: string, ifname: string): Promise<void> {
-  await waitFor(
-    `link-local address on ${ns}/${ifname}`,
-    () => {
-      const out = net.nsExec(ns, ['ip', '-6', 'addr', 'show', 'dev', ifname, 'scope', 'link']);
-      return out.includes('fe80') && !out.includes('tentative') ? true : undefined;
-    },
-    10_000,
-  );
-}
+import { TestNet, linkLocalReady, startDhcp6Serve, waitFor, type Host } from '../helpers/netns.js';
 
 describe('dhcp6: through ISC dhcrelay -6', { timeout: 120_000 }, () => {
   if (process.getuid?.() !== 0) {
@@ -59,9 +45,7 @@ describe('dhcp6: through ISC dhcrelay -6', { timeout: 120_000 }, () => {
     await linkLocalReady(clientLink, relay.ns, relay.ifname);
     await linkLocalReady(clientLink, relay.ns, up.ifname);
 
-    const server = serverLink.spawnIn(srv.ns, [
-      process.execPath,
-      SERVE,
+    const server = await startDhcp6Serve(serverLink, srv.ns, [
       '--data-dir',
       dir,
       '--iface',
@@ -76,11 +60,6 @@ describe('dhcp6: through ISC dhcrelay -6', { timeout: 120_000 }, () => {
       '--log-level',
       'debug',
     ]);
-    let out = '';
-    let log = '';
-    server.stdout?.on('data', (b: Buffer) => (out += b.toString()));
-    server.stderr?.on('data', (b: Buffer) => (log += b.toString()));
-    await waitFor('dhcp6-serve READY', () => (out.includes('READY') ? true : undefined), 20_000);
 
     const dhcrelay = clientLink.spawnIn(relay.ns, [
       'dhcrelay',
@@ -124,13 +103,15 @@ describe('dhcp6: through ISC dhcrelay -6', { timeout: 120_000 }, () => {
       },
       40_000,
     ).catch((e: Error) => {
-      throw new Error(`${e.message}\n--- relay:\n${relayLog.slice(-1500)}\n--- server:\n${log.slice(-2500)}`);
+      throw new Error(
+        `${e.message}\n--- relay:\n${relayLog.slice(-1500)}\n--- server:\n${server.err().slice(-2500)}`,
+      );
     });
     client.kill('SIGTERM');
     assert.match(lease, /iaaddr fd00:58::1[0-9a-f]{2} /);
     // Option 59 survives the relay wrapping; the URL names the server's own address.
     assert.match(lease, /option dhcp6.bootfile-url "tftp:\/\/\[fd00:99::1\]\/ipxe.efi"/);
     // The server saw the exchange relayed (its log names the relay's address as the sender).
-    assert.match(log, /"from":"fd00:99::2"[^\n]*REPLY to/);
+    assert.match(server.err(), /"from":"fd00:99::2"[^\n]*REPLY to/);
   });
 });

@@ -14,12 +14,11 @@
 import { failIfUnmet, unmetNeeds } from '../helpers/peers.js';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TestNet, type Host } from '../helpers/netns.js';
-import { runIn } from '../helpers/dhcp-harness.js';
-import { startMasterProcess, type MasterProcess } from '../helpers/master-process.js';
+import { TestNet, runIn, startNsMaster, stopNsLab, udhcpcLease, type Host } from '../helpers/netns.js';
+import type { MasterProcess } from '../helpers/master-process.js';
 
 const PASSWORD = 'metrics-admin-password';
 const TOKEN = 'metrics-token-0123456789abcdef';
@@ -106,66 +105,29 @@ describe(
       net = new TestNet('mx');
       srv = net.addHost('srv', `${SERVER}/24`);
       node = net.addHost('n1', null, MAC);
-      writeFileSync(
-        join(dir, 'corral.json'),
-        JSON.stringify({
+      master = await startNsMaster({
+        net,
+        srv,
+        dir,
+        address: SERVER,
+        config: {
           nodeImage: { autoBuild: false },
           lb: { enabled: false },
           console: { https: false },
           monitor: { enabled: false },
           metrics: { token: TOKEN, nodeExporterPort: EXPORTER_PORT },
-        }),
-      );
-      master = await startMasterProcess({
-        args: [
-          '--config',
-          join(dir, 'corral.json'),
-          '--data-dir',
-          join(dir, 'data'),
-          '--address',
-          SERVER,
-          '--interface',
-          srv.ifname,
-          '--dhcp-range',
-          `${prefix}.100-${prefix}.150`,
-          '--http-port',
-          String(HTTP_PORT),
-        ],
-        netns: srv.ns,
-        host: SERVER,
+        },
+        args: ['--dhcp-range', `${prefix}.100-${prefix}.150`, '--http-port', String(HTTP_PORT)],
         env: { CORRAL_ADMIN_PASSWORD: PASSWORD },
-        timeoutMs: 45_000,
-        logFile: join(dir, 'master.log'),
       });
     });
 
     after(async () => {
-      await master?.stop('SIGTERM', 10_000).catch(() => master?.stop('SIGKILL'));
-      await net?.destroy();
-      if (dir) rmSync(dir, { recursive: true, force: true });
+      await stopNsLab({ master, net, dir });
     });
 
     it('a node boots (DHCP, TFTP), enlists and is deployed; node-exporter runs on its address', async () => {
-      const env = join(dir, 'lease.env');
-      const script = join(dir, 'udhcpc.sh');
-      writeFileSync(script, `#!/bin/sh\n[ "$1" = bound ] && env > '${env}'\nexit 0\n`);
-      chmodSync(script, 0o755);
-      const dhcp = await inNode([
-        'udhcpc',
-        '-f',
-        '-q',
-        '-n',
-        '-t',
-        '4',
-        '-T',
-        '1',
-        '-i',
-        node.ifname,
-        '-s',
-        script,
-      ]);
-      assert.equal(dhcp.code, 0, `udhcpc: ${dhcp.stdout}${dhcp.stderr}`);
-      nodeIp = /^ip=(.*)$/m.exec(readFileSync(env, 'utf8'))?.[1] ?? '';
+      nodeIp = (await udhcpcLease(net, node, dir, 'lease'))['ip'] ?? '';
       assert.match(nodeIp, /^10\.82\.\d+\.1[0-5]\d$/);
       net.nsExec(node.ns, ['ip', 'addr', 'add', `${nodeIp}/24`, 'dev', node.ifname]);
       const tftp = await inNode([
