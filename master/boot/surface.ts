@@ -32,7 +32,7 @@ import { deployNodeHandlers } from '../deploy/boot-routes.js';
 import type { BootActivitySink } from './activity.js';
 import { diskBootProvider, discoveryBootProvider } from './core-providers.js';
 import { decideBoot, type BootDecision, type BootProvider } from './decision.js';
-import { parseGrubRequest, renderGrubBootstrap, renderGrubConfig } from './grub.js';
+import { grubTemplate, parseGrubRequest, renderGrubBootstrap, renderGrubConfig } from './grub.js';
 import type { ScriptBase } from './scripts.js';
 import type { GeneratedFile } from '../tftp/server.js';
 import { nodeImageSummary, type NodeImageStatus } from './node-image-builder.js';
@@ -307,8 +307,7 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
       }
       case 'node-cfg': {
         const decision = decide(r.mac, r.attempt);
-        const grubDecision = { ...decision, template: decision.template.replace(/^ipxe\//, 'grub/') };
-        record(r.mac, grubDecision, r.attempt, peer);
+        record(r.mac, { ...decision, template: grubTemplate(decision.template) }, r.attempt, peer);
         const { onFailure, retries, retrySeconds } = deps.config.boot;
         const base: ScriptBase = {
           mac: r.mac,
