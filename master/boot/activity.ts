@@ -47,7 +47,7 @@ export interface TftpStep {
 
 export interface ScriptStep {
   kind: 'script';
-  /** The iPXE template served (ipxe/discover.hbs, ipxe/no-image.hbs, ...). */
+  /** The template served: iPXE's (ipxe/discover.hbs, ...) or network GRUB's (grub/discover.hbs, ...). */
   template: string;
   ip: string;
 }
@@ -203,7 +203,9 @@ export function describe(step: BootStep): Described {
       }
       const summary = `TFTP ${step.file} failed${step.bytes ? ` after ${formatBytes(step.bytes)}` : ''}: ${step.error ?? 'unknown error'}`;
       const hint = /not found/i.test(step.error ?? '')
-        ? `${step.file} is not in the TFTP root: install Debian package ipxe (boot.ipxeDir) and restart the master`
+        ? /^\/?(shimx64|grubx64)\.efi$/.test(step.file)
+          ? `${step.file} is not in the TFTP root: install Debian packages shim-signed and grub-efi-amd64-signed (boot.shimFile, boot.grubFile) and restart the master`
+          : `${step.file} is not in the TFTP root: install Debian package ipxe (boot.ipxeDir) and restart the master`
         : /access violation/i.test(step.error ?? '')
           ? `${step.file} is outside the TFTP root or not a regular file: the firmware asked for the wrong name`
           : /busy/i.test(step.error ?? '')
@@ -212,8 +214,10 @@ export function describe(step: BootStep): Described {
       return { summary, failed: true, hint };
     }
     case 'script': {
-      const summary = `iPXE script ${step.template}`;
-      if (step.template === 'ipxe/no-image.hbs') {
+      // grub/ templates: the Secure Boot chain's per-node GRUB config, the same decision (boot/grub.ts).
+      const grub = step.template.startsWith('grub/');
+      const summary = `${grub ? 'GRUB config' : 'iPXE script'} ${step.template}`;
+      if (step.template === 'ipxe/no-image.hbs' || step.template === 'grub/no-image.hbs') {
         return { summary, failed: true, hint: `node environment missing: ${BUILD_HINT}; the node retries` };
       }
       return { summary, failed: false, hint: null };

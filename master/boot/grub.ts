@@ -72,13 +72,18 @@ function grubFallback(b: ScriptBase): { fallback: string; fallbackText: string }
   }
 }
 
+/** GRUB's counterpart of an iPXE template: templates/grub/ holds one per templates/ipxe/ file. */
+export function grubTemplate(ipxeTemplate: string): string {
+  return ipxeTemplate.replace(/^ipxe\//, 'grub/');
+}
+
 /**
  * The decision's iPXE script, as GRUB config: the same template name under templates/grub/, with GRUB's
  * retry path and fallback in place of iPXE's. A waiting node asks again with the same attempt, as in
  * waitScript; every other retry names the next attempt.
  */
 export function renderGrubConfig(decision: BootDecision, b: ScriptBase): string {
-  const name = decision.template.replace(/^ipxe\//, 'grub/');
+  const name = grubTemplate(decision.template);
   const retryAttempt = decision.by === 'wait' ? b.attempt : b.attempt + 1;
   return renderTemplate(name, {
     ...decision.vars,

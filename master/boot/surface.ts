@@ -34,7 +34,7 @@ import { deployNodeHandlers } from '../deploy/boot-routes.js';
 import type { BootActivitySink } from './activity.js';
 import { diskBootProvider, discoveryBootProvider } from './core-providers.js';
 import { decideBoot, type BootDecision, type BootProvider } from './decision.js';
-import { parseGrubRequest, renderGrubBootstrap, renderGrubConfig } from './grub.js';
+import { grubTemplate, parseGrubRequest, renderGrubBootstrap, renderGrubConfig } from './grub.js';
 import type { ScriptBase } from './scripts.js';
 import type { GeneratedFile } from '../tftp/server.js';
 import { nodeImageSummary, type NodeImageStatus } from './node-image-builder.js';
@@ -334,10 +334,15 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
         return tools ? { path: tools } : undefined;
       }
       case 'node-cfg': {
+<<<<<<< HEAD
         // GRUB asks over TFTP/IPv4 here (the signed chain over IPv6 is not built): IPv4 URLs.
         const decision = decide(r.mac, r.attempt, v4BaseUrl, deps.config.boot.kernelArgs);
         const grubDecision = { ...decision, template: decision.template.replace(/^ipxe\//, 'grub/') };
         record(r.mac, grubDecision, r.attempt, peer);
+=======
+        const decision = decide(r.mac, r.attempt);
+        record(r.mac, { ...decision, template: grubTemplate(decision.template) }, r.attempt, peer);
+>>>>>>> s3-sb
         const { onFailure, retries, retrySeconds } = deps.config.boot;
         const base: ScriptBase = {
           mac: r.mac,

@@ -45,6 +45,7 @@ import { silentLogger } from '../../master/util/logger.js';
 import { api as apiCall } from '../helpers/api.js';
 import { waitFor } from '../helpers/netns.js';
 import { CLI } from '../../master/lab/master-process.js';
+import { Browser } from '../helpers/browser.js';
 
 const exec = promisify(execFile);
 const DEPLOY_TIMEOUT_MS = 900_000;
@@ -321,6 +322,11 @@ test('Secure Boot: discovered and deployed through shim and signed GRUB; the ins
     `/nodes/${discovered.name}`,
   );
   assert.equal(inv.json.node.inventory.secureBoot, true, 'the agent reported Secure Boot enabled');
+  // The node page shows it.
+  const b = new Browser(l.hostUrl);
+  assert.equal((await b.login('admin', l.adminPassword)).status, 303);
+  const page = await (await b.get(`/nodes/${encodeURIComponent(mac)}`)).text();
+  assert.match(page, /<dt>Secure Boot<\/dt><dd><span class="tag">enabled<\/span>/);
 
   const started = Date.now();
   const r = await api('POST', `/nodes/${discovered.name}/deploy`, { image: 'debian-12' });

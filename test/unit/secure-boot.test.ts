@@ -28,6 +28,7 @@ import type { DhcpOptions } from '../../master/dhcp/codec.js';
 import type { NodeRecord } from '../../master/store/nodes.js';
 import { installPath } from '../../master/util/paths.js';
 import { OVMF_SB_CODE, qemuArgs } from '../../master/lab/qemu.js';
+import { describe } from '../../master/boot/activity.js';
 
 const MAC = '52:54:00:5b:00:09';
 const LEGACY = { biosFile: 'undionly.kpxe', uefiFile: 'ipxe.efi' };
@@ -175,4 +176,21 @@ test("the lab's uefi-sb VM: OVMF's Secure Boot build with Microsoft's keys, SMM,
   assert.match(args, /if=pflash,format=raw,unit=1,file=\/tmp\/x\/vm1\.qcow2\.vars\.fd/);
   assert.match(args, /virtio-net-pci,netdev=n0,mac=[^ ]*,bootindex=1,romfile=( |$)/);
   assert.doesNotMatch(args, /-bios/);
+});
+
+test('the boot timeline names GRUB configs and the signed chain packages when shim or GRUB is missing', () => {
+  const cfg = describe({ kind: 'script', template: 'grub/discover.hbs', ip: '10.99.0.100' });
+  assert.equal(cfg.summary, 'GRUB config grub/discover.hbs');
+  assert.equal(cfg.failed, false);
+  const waiting = describe({ kind: 'script', template: 'grub/no-image.hbs', ip: '10.99.0.100' });
+  assert.equal(waiting.failed, true);
+  const shim = describe({
+    kind: 'tftp',
+    file: 'shimx64.efi',
+    ok: false,
+    bytes: 0,
+    ms: 0,
+    error: 'File not found',
+  });
+  assert.match(shim.hint ?? '', /shim-signed and grub-efi-amd64-signed/);
 });
