@@ -2,6 +2,7 @@
  * `corral rules ...` (enrolment rules) and `corral node tag NODE +a -b`, through the API of the master the
  * profile names (master/enrolment/api.ts). A rule is given by flags, or whole as JSON with --file.
  */
+import { readAllStdin } from '../cli/prompt.js';
 import { readFileSync } from 'node:fs';
 import { defineCommand, usage, type Parsed } from '../cli/command.js';
 import { table } from '../cli/table.js';
@@ -26,7 +27,9 @@ const RULES_HELP = `  corral rules list [--json]
       /regex/flags) --cpus --memory-gib --disks --disk-gib --nics --nic-mbps (N, MIN..MAX, MIN.., ..MAX)
       --firmware bios|uefi --subnet CIDR,... --has-tags a,b (tags set by hand, for apply)
       Outcome flags: --name-pattern P ({n} {seq} {mac} {vendor} {product} {serial}) --role R --tags a,b
-      --power wol|manual, and one of --deploy IMAGE [--layout L] | --diskless ROOT [--persistent] | --wait.
+      --power wol|manual|ipmi|redfish|auto (BMC drivers: --power-address PATTERN with {ip} {ip4}
+      {serial} {mac}, e.g. 10.0.5.{ip4}; --power-user U [--power-port N] --power-password-stdin),
+      and one of --deploy IMAGE [--layout L] | --diskless ROOT [--persistent] | --wait.
       --json prints the API's answer; --profile NAME picks a saved master. See docs/enrolment-rules.md.
 `;
 
@@ -55,6 +58,10 @@ const RULE_OPTIONS = {
   role: { type: 'string' },
   tags: { type: 'string' },
   power: { type: 'string' },
+  'power-address': { type: 'string' },
+  'power-port': { type: 'string' },
+  'power-user': { type: 'string' },
+  'power-password-stdin': { type: 'boolean' },
   deploy: { type: 'string' },
   layout: { type: 'string' },
   diskless: { type: 'string' },
@@ -90,6 +97,7 @@ function intFlag(flag: string, text: string): number {
 export function ruleFromFlags(
   v: Values,
   base: { match: RuleMatch; outcome: RuleOutcome },
+  powerPassword?: string,
 ): { match: RuleMatch; outcome: RuleOutcome } {
   const match: Record<string, unknown> = { ...base.match };
   if (v.mac) match['mac'] = list(v.mac);
@@ -116,7 +124,17 @@ export function ruleFromFlags(
   if (v['name-pattern']) outcome['name'] = v['name-pattern'];
   if (v.role) outcome['role'] = v.role;
   if (v.tags) outcome['tags'] = list(v.tags);
-  if (v.power) outcome['power'] = { driver: v.power };
+  if (v.power === 'wol' || v.power === 'manual') outcome['power'] = { driver: v.power };
+  else if (v.power) {
+    // A BMC driver: the address pattern and credentials come with it (the rule validation names a gap).
+    outcome['power'] = {
+      driver: v.power,
+      address: v['power-address'] ?? usage(`--power ${v.power} needs --power-address PATTERN`),
+      username: v['power-user'] ?? usage(`--power ${v.power} needs --power-user U`),
+      ...(v['power-port'] ? { port: intFlag('power-port', v['power-port']) } : {}),
+      ...(powerPassword !== undefined ? { password: powerPassword } : {}),
+    };
+  }
   const actions = [v.deploy, v.diskless, v.wait].filter((a) => a !== undefined).length;
   if (actions > 1) usage('give one of --deploy, --diskless or --wait');
   if (v.layout && v.deploy === undefined) usage('--layout goes with --deploy IMAGE');
@@ -154,7 +172,7 @@ export function describeOutcome(o: RuleOutcome): string {
     o.name ? `name ${o.name}` : '',
     o.role ? `role ${o.role}` : '',
     o.tags?.length ? `tags ${o.tags.join(',')}` : '',
-    o.power ? `power ${o.power.driver}` : '',
+    o.power ? `power ${o.power.driver}${'address' in o.power ? ` at ${o.power.address}` : ''}` : '',
     action,
   ]
     .filter(Boolean)
@@ -204,6 +222,8 @@ export const rulesCommand = defineCommand({
     const need = (what: string | undefined, name: string): string =>
       what ?? usage(`corral rules ${sub}: give ${name}`);
     const json = (x: unknown): void => out(`${JSON.stringify(x, null, 2)}\n`);
+    const powerPassword = async (): Promise<string | undefined> =>
+      v['power-password-stdin'] ? readAllStdin(ctx.stdin) : undefined;
     const limitOf = (text: string | undefined): { limit?: number | null } =>
       text === undefined ? {} : { limit: text === 'none' ? null : intFlag('limit', text) };
     switch (sub) {
@@ -228,7 +248,11 @@ export const rulesCommand = defineCommand({
               name,
               ...(v.disabled ? { enabled: false } : {}),
               ...limitOf(v.limit),
-              ...ruleFromFlags(v, { match: {}, outcome: { action: { type: 'wait' } } }),
+              ...ruleFromFlags(
+                v,
+                { match: {}, outcome: { action: { type: 'wait' } } },
+                await powerPassword(),
+              ),
             };
         const position = v.position === undefined ? {} : { position: intFlag('position', v.position) };
         const { rule } = await api.call<{ rule: Rule }>('POST', '/rules', { ...body, ...position });
@@ -244,7 +268,7 @@ export const rulesCommand = defineCommand({
               enabled: v.disabled ? false : rule.enabled,
               limit: rule.limit,
               ...limitOf(v.limit),
-              ...ruleFromFlags(v, rule),
+              ...ruleFromFlags(v, rule, await powerPassword()),
             };
         const r = await api.call<{ rule: Rule }>('PUT', path(String(rule.id)), body);
         out(formatRules([r.rule]));

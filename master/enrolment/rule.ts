@@ -3,6 +3,7 @@
  * API/CLI/console edge into a `RuleSpec`; the matcher (match.ts) only ever sees parsed rules. Errors carry
  * stable codes: RULE_INVALID (a field), RULE_PATTERN_INVALID (a glob/regex), TAG_INVALID (a tag).
  */
+import { BMC_ADDRESS_PATTERN, BMC_ADDRESS_PLACEHOLDERS } from './power-outcome.js';
 import { z } from 'zod';
 import { NODE_ROLE } from '../nodes/service.js';
 import { TAG, MAX_TAGS } from '../nodes/tags.js';
@@ -93,12 +94,31 @@ export const RuleOutcomeSchema = z
       .max(MAX_TAGS)
       .optional(),
     /**
-     * Power-driver default for the machines it catches: Wake-on-LAN (to the node's own MAC) or manual.
-     * IPMI needs each machine's BMC address and password, which the inventory does not carry: set per node.
+     * Power-driver default for the machines it catches: Wake-on-LAN (to the node's own MAC), manual, or a
+     * BMC driver (ipmi, redfish, auto) whose address is a pattern over the machine's facts
+     * (power-outcome.ts: `10.0.5.{ip4}`, `idrac-{serial}`) with the rule's credentials. The password is
+     * write-only: sealed when the rule is saved (`passwordSealed`), never stored or shown in clear.
      */
     power: z
-      .object({ driver: z.enum(['wol', 'manual']) })
-      .strict()
+      .union([
+        z.object({ driver: z.enum(['wol', 'manual']) }).strict(),
+        z
+          .object({
+            driver: z.enum(['ipmi', 'redfish', 'auto']),
+            address: z
+              .string()
+              .max(253)
+              .regex(
+                BMC_ADDRESS_PATTERN,
+                `must be a host name or address, with placeholders ${BMC_ADDRESS_PLACEHOLDERS.map((p) => `{${p}}`).join(' ')}`,
+              ),
+            port: z.number().int().min(1).max(65535).optional(),
+            username: z.string().min(1).max(64),
+            password: z.string().min(1).max(128).optional(),
+            passwordSealed: z.string().max(1024).optional(),
+          })
+          .strict(),
+      ])
       .optional(),
     action: RuleActionSchema.default({ type: 'wait' }),
   })

@@ -21,6 +21,7 @@ import { CorralError, isCorralError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { factsOf, firstMatchingRule, mismatch } from './match.js';
 import { renderName } from './name-pattern.js';
+import { bmcAddressFor } from './power-outcome.js';
 import { parseRuleSpec, RuleMatchSchema, RuleOutcomeSchema, type RuleSpec } from './rule.js';
 
 /** States a rule may act on: machines nobody has put to work yet. */
@@ -73,7 +74,7 @@ export interface EnrolmentDeps {
   logger: Logger;
   deployer: Pick<Deployer, 'deploy'>;
   sharedRoot?: Pick<SharedRootSubsystem, 'roots' | 'reconcile'> | undefined;
-  power?: Pick<PowerControl, 'configure'> | undefined;
+  power?: Pick<PowerControl, 'configure' | 'sealRuleSecret' | 'openRuleSecret'> | undefined;
 }
 
 export class Enrolment {
@@ -143,8 +144,28 @@ export class Enrolment {
     };
   }
 
+  /**
+   * A BMC power outcome's password is sealed before the rule is stored (write-only, as a node's BMC
+   * password is); an edit without one keeps the sealed one of the rule it replaces.
+   */
+  private sealPower(spec: RuleSpec, previous?: Rule): RuleSpec {
+    const p = spec.outcome.power;
+    if (!p || !('address' in p)) return spec;
+    const { password, ...rest } = p;
+    const before = previous?.outcome.power;
+    const kept = before && 'passwordSealed' in before ? before.passwordSealed : undefined;
+    let sealed = rest.passwordSealed ?? kept;
+    if (password !== undefined) {
+      if (!this.deps.power) throw new CorralError('RULE_INVALID', 'outcome.power: power control is off');
+      sealed = this.deps.power.sealRuleSecret(password);
+    }
+    if (!sealed)
+      throw new CorralError('RULE_INVALID', `outcome.power: the ${p.driver} driver needs a password`);
+    return { ...spec, outcome: { ...spec.outcome, power: { ...rest, passwordSealed: sealed } } };
+  }
+
   create(input: unknown, actor: string | null, position?: number): Rule {
-    const spec = parseRuleSpec(input);
+    const spec = this.sealPower(parseRuleSpec(input));
     this.checkTargets(spec);
     const { repos } = this.deps;
     if (repos.enrolmentRules.getByName(spec.name)) {
@@ -167,7 +188,7 @@ export class Enrolment {
   /** Replaces a rule's definition; its count of caught machines is kept. */
   update(id: string, input: unknown, actor: string | null): Rule {
     const current = this.find(id);
-    const spec = parseRuleSpec(input);
+    const spec = this.sealPower(parseRuleSpec(input), current);
     this.checkTargets(spec);
     const { repos } = this.deps;
     const other = repos.enrolmentRules.getByName(spec.name);
@@ -379,14 +400,32 @@ export class Enrolment {
 
     const result: ApplyResult = { node: caught.name, mac, rule: rule.name, done };
     try {
-      if (outcome.power && this.deps.power) {
+      const p = outcome.power;
+      if (p && this.deps.power && (p.driver === 'wol' || p.driver === 'manual')) {
         this.deps.power.configure(
           caught,
-          { driver: outcome.power.driver, ...(outcome.power.driver === 'wol' ? { wolMac: caught.mac } : {}) },
+          { driver: p.driver, ...(p.driver === 'wol' ? { wolMac: caught.mac } : {}) },
           actor,
         );
-        done.push(`power driver ${outcome.power.driver}`);
-        this.audit(actor, 'enrolment.power', caught.name, `power driver ${outcome.power.driver}`);
+        done.push(`power driver ${p.driver}`);
+        this.audit(actor, 'enrolment.power', caught.name, `power driver ${p.driver}`);
+      } else if (p && this.deps.power && 'address' in p) {
+        const where = bmcAddressFor(p.address, caught);
+        if ('missing' in where) throw new CorralError('RULE_INVALID', `outcome.power: ${where.missing}`);
+        this.deps.power.configure(
+          caught,
+          {
+            driver: p.driver,
+            address: where.address,
+            port: p.port,
+            username: p.username,
+            password: this.deps.power.openRuleSecret(p.passwordSealed ?? ''),
+          },
+          actor,
+        );
+        const what = `power driver ${p.driver} at ${where.address}${p.port ? `:${p.port}` : ''}`;
+        done.push(what);
+        this.audit(actor, 'enrolment.power', caught.name, what);
       }
       const action = outcome.action;
       if (action.type === 'deploy') {

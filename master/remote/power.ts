@@ -67,6 +67,12 @@ export interface PowerControl {
   ): Promise<ActionResult & { state: PowerState }>;
   /** The BMC's view of the machine (Redfish only: inventory and log entries); undefined for other drivers. */
   bmcDetails(node: NodeRecord): Promise<RedfishDetails | undefined>;
+  /**
+   * Enrolment rules' BMC passwords (master/enrolment/power-outcome.ts): sealed with the same key as the
+   * nodes', bound to their purpose, opened only to configure a caught node (which seals it for itself).
+   */
+  sealRuleSecret(password: string): string;
+  openRuleSecret(sealed: string): string;
   /** The last details read from the node's BMC in this process, for the node page (no BMC call). */
   cachedBmc(mac: string): { readAt: string; details: RedfishDetails } | undefined;
   /** Reads the node's state through its driver, recording a change; `unknown` when it cannot be asked. */
@@ -96,6 +102,7 @@ export interface PowerOptions {
 }
 
 const aadOf = (mac: string): string => `power:${mac}`;
+const RULE_AAD = 'enrolment-rule:power';
 const IPMI_PORT = 623;
 const REDFISH_PORT = 443;
 
@@ -426,6 +433,8 @@ export function createPowerControl(o: PowerOptions): PowerControl {
       return details;
     },
     cachedBmc: (mac) => lastBmc.get(mac),
+    sealRuleSecret: (password) => o.secrets.seal(password, RULE_AAD),
+    openRuleSecret: (sealed) => o.secrets.open(sealed, RULE_AAD),
     pollAll,
     startPoller() {
       const seconds = config.remote.power.pollSeconds;

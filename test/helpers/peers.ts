@@ -28,6 +28,7 @@ export const PEER_PACKAGES: Readonly<Record<string, string>> = {
   '/usr/sbin/sshd': 'openssh-server',
   'ssh-keygen': 'openssh-client',
   'qemu-system-x86_64': 'qemu-system-x86',
+  'qemu-img': 'qemu-utils',
   ip: 'iproute2',
   python3: 'python3',
   prometheus: 'prometheus',

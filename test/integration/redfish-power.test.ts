@@ -22,6 +22,7 @@ import {
   TEST_SERVER_NOTICE,
   type RedfishServer,
 } from '../helpers/redfish-server.js';
+import { Enrolment } from '../../master/enrolment/service.js';
 import { createPowerControl, type PowerControl } from '../../master/remote/power.js';
 import { SecretBox } from '../../master/remote/secrets.js';
 import { isCorralError } from '../../master/util/errors.js';
@@ -278,6 +279,71 @@ test('a changed certificate is refused before the password is sent; repin accept
   const r = await power.act(node, 'cycle', 'alice');
   assert.match(r.message, /ResetType ForceRestart/, 'the advertised ResetType is chosen');
   assert.equal(power.view(MAC)?.tlsPin, server.fingerprint256);
+});
+
+test("an enrolment rule sets a caught node's Redfish driver from its facts, with sealed credentials", async () => {
+  const enrolment = new Enrolment({
+    repos,
+    config: testConfig({ dataDir: t.dir }),
+    logger: pino({ level: 'silent' }),
+    deployer: { deploy: () => Promise.reject(new Error('this rule only waits')) },
+    power,
+  });
+  // The site convention under test: the BMC's address mirrors the node's last octet (here on loopback).
+  const rule = enrolment.create(
+    {
+      name: 'contoso-bmc',
+      match: { vendor: 'Contoso*' },
+      outcome: {
+        power: {
+          driver: 'redfish',
+          address: '127.0.0.{ip4}',
+          port: server!.port,
+          username: USER,
+          password: PASSWORD,
+        },
+      },
+    },
+    'alice',
+  );
+  const stored = JSON.stringify(rule);
+  assert.ok(!stored.includes(PASSWORD), 'the rule keeps the password sealed only');
+  assert.match(stored, /"passwordSealed":"v1:/);
+  const caught = repos.store.write((j) =>
+    repos.nodes.insertIn(j, {
+      mac: '52:54:00:20:f1:05',
+      name: 'new-5',
+      seqNo: 5,
+      state: 'discovered',
+      ip: '127.0.0.1',
+      inventory: { dmi: { vendor: 'Contoso', product: '3500', serial: '437XR1138R2' } },
+    }),
+  );
+  const [result] = await enrolment.apply([caught.mac]);
+  assert.equal(result?.rule, 'contoso-bmc', JSON.stringify(result));
+  assert.ok(
+    result?.done.includes(`power driver redfish at 127.0.0.1:${server!.port}`),
+    JSON.stringify(result),
+  );
+  assert.equal(power.view(caught.mac)?.driver, 'redfish');
+  assert.equal(
+    await power.refresh(repos.nodes.get(caught.mac)!),
+    'on',
+    "the rule's credentials open the BMC",
+  );
+  // A node without the fact the pattern needs is caught, and its power is left alone with a reason.
+  const noIp = repos.store.write((j) =>
+    repos.nodes.insertIn(j, {
+      mac: '52:54:00:20:f1:06',
+      name: 'new-6',
+      seqNo: 6,
+      state: 'discovered',
+      inventory: { dmi: { vendor: 'Contoso' } },
+    }),
+  );
+  const [second] = await enrolment.apply([noIp.mac]);
+  assert.match(second?.error?.message ?? '', /no \{ip4\} fact/);
+  assert.equal(power.view(noIp.mac), undefined);
 });
 
 test('the password is never in a view, event, log line or the database file', () => {
