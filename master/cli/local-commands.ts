@@ -155,7 +155,9 @@ export const labCommand = defineCommand({
     const { StepClock } = await import('../lab/progress.js');
     const storyMod = story ? await import('../lab/story.js') : undefined;
     const clock = new StepClock(say);
+    const aborter = new AbortController();
     const storyOpts = {
+      signal: aborter.signal,
       web,
       dir: values.dir,
       cacheDir: values['cache-dir'],
@@ -212,12 +214,16 @@ export const labCommand = defineCommand({
           for (const line of storyMod.tryNext(lab, storyOpts)) say(line);
           say('  Ctrl-C tears everything down.');
         },
-        (err: Error) =>
-          say(`corral lab: the story stopped: ${err.message} (the lab stays up; Ctrl-C tears it down)`),
+        (err: Error) => {
+          if (!aborter.signal.aborted)
+            say(`corral lab: the story stopped: ${err.message} (the lab stays up; Ctrl-C tears it down)`);
+        },
       );
       await Promise.race([stopped, storyDone]);
     }
     await stopped;
+    // The story's polls would keep the process alive after the teardown.
+    aborter.abort();
     say('corral lab: tearing down...');
     stopFollowing();
     await lab.destroy();

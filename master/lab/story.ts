@@ -29,6 +29,8 @@ export interface StoryOptions {
   dir: string;
   cacheDir: string;
   clock: StepClock;
+  /** Aborted when the lab is torn down: the watching stops (its polls would keep the process alive). */
+  signal?: AbortSignal;
 }
 
 /** The demo web app, as cloud-init user-data for role `web` (docs/cloud-init.md's template variables). */
@@ -172,7 +174,7 @@ interface ApiNode {
 
 interface ServiceView {
   up: number;
-  servers: { mac: string; name: string; health: string }[];
+  servers: { mac: string; name: string; health: string; checkStatus: string | null }[];
 }
 
 /** Answers of the web service through the VIP, from the witness host (a client on the segment). */
@@ -206,7 +208,8 @@ export async function watchStory(lab: Lab, o: StoryOptions, poweredOnAt: number)
   const ha = lab.ha;
   if (!ha) throw new Error('the story needs a lab started with ha');
   const diskless = lab.vms[o.web];
-  const disklessUp = new Promise<string>((resolve) => {
+  const disklessUp = new Promise<string>((resolve, reject) => {
+    o.signal?.addEventListener('abort', () => reject(new Error('the lab was torn down')));
     diskless?.onLine((line) => {
       const m = /corral: diskless node (\S+) is up/.exec(line);
       if (m) resolve(m[1]!);
@@ -253,6 +256,7 @@ export async function watchStory(lab: Lab, o: StoryOptions, poweredOnAt: number)
   );
 
   const webMacs = lab.macs.slice(0, o.web);
+  const live = (): void => o.signal?.throwIfAborted();
   const deployed = new Map<string, number>();
   const serving = new Map<string, number>();
   const secs = (t: number): string => `${((t - poweredOnAt) / 1000).toFixed(0)} s`;
@@ -264,6 +268,7 @@ export async function watchStory(lab: Lab, o: StoryOptions, poweredOnAt: number)
     waitFor(
       'every web node to serve behind the load balancer',
       async () => {
+        live();
         const nodes = (await labApi<{ nodes: ApiNode[] }>(lab, 'GET', '/nodes').catch(() => undefined))
           ?.nodes;
         for (const n of nodes ?? []) {
@@ -276,7 +281,9 @@ export async function watchStory(lab: Lab, o: StoryOptions, poweredOnAt: number)
           () => undefined,
         );
         for (const s of svc?.service.servers ?? []) {
-          if (s.health === 'up' && !serving.has(s.mac)) {
+          // HAProxy starts a new server as UP before its first check: only a passed HTTP check (L7OK)
+          // says the demo app answers.
+          if (s.health === 'up' && /^L7OK/.test(s.checkStatus ?? '') && !serving.has(s.mac)) {
             serving.set(s.mac, Date.now());
             clock.note(`${s.name} UP behind HAProxy, ${secs(Date.now())} after power-on`);
           }
@@ -291,6 +298,7 @@ export async function watchStory(lab: Lab, o: StoryOptions, poweredOnAt: number)
     waitFor(
       'answers from every web node through the VIP',
       async () => {
+        live();
         const names = new Set(
           (await curlVip(lab, 2 * o.web)).map((a) => /hello from (\S+)/.exec(a)?.[1] ?? a),
         );

@@ -33,7 +33,7 @@ const PORT = 8080;
 /** setup (apt check, tsc), the node environment build, the OS image import, both masters: ~1.5 min. */
 const UP_TIMEOUT_MS = 8 * 60_000;
 /** Two TCG deploys at once beside a diskless boot: see the test's diagnostics for the measured time. */
-const STORY_TIMEOUT_MS = 20 * 60_000;
+const STORY_TIMEOUT_MS = 30 * 60_000;
 const WEB_NODES = 2;
 const TEARDOWN_TIMEOUT_MS = 60_000;
 
@@ -167,7 +167,7 @@ function refuseUsersLab(): void {
 
 test(
   'npm start in a terminal: the story runs to service web healthy through the VIP; Ctrl-C leaves nothing behind',
-  { timeout: 32 * 60_000 },
+  { timeout: 45 * 60_000 },
   async (t) => {
     for (const cmd of ['script', 'npm', 'ip', 'qemu-system-x86_64']) {
       assert.ok(hasCommand(cmd), `${cmd} is required (util-linux, npm, iproute2, qemu-system-x86)`);
