@@ -334,15 +334,9 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
         return tools ? { path: tools } : undefined;
       }
       case 'node-cfg': {
-<<<<<<< HEAD
         // GRUB asks over TFTP/IPv4 here (the signed chain over IPv6 is not built): IPv4 URLs.
         const decision = decide(r.mac, r.attempt, v4BaseUrl, deps.config.boot.kernelArgs);
-        const grubDecision = { ...decision, template: decision.template.replace(/^ipxe\//, 'grub/') };
-        record(r.mac, grubDecision, r.attempt, peer);
-=======
-        const decision = decide(r.mac, r.attempt);
         record(r.mac, { ...decision, template: grubTemplate(decision.template) }, r.attempt, peer);
->>>>>>> s3-sb
         const { onFailure, retries, retrySeconds } = deps.config.boot;
         const base: ScriptBase = {
           mac: r.mac,
