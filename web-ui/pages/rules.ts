@@ -35,6 +35,9 @@ const TEXT_FIELDS = [
   'role',
   'tags',
   'power',
+  'power-address',
+  'power-port',
+  'power-user',
   'layout',
 ] as const;
 
@@ -56,7 +59,11 @@ function ruleFromForm(req: Request): Record<string, unknown> {
     name: formField(req, 'name', 64).trim(),
     enabled: formField(req, 'enabled') === 'yes',
     limit: limit === '' ? null : /^\d+$/.test(limit) ? Number(limit) : limit,
-    ...ruleFromFlags(v as FormValues, { match: {}, outcome: { action: { type: 'wait' } } }),
+    ...ruleFromFlags(
+      v as FormValues,
+      { match: {}, outcome: { action: { type: 'wait' } } },
+      formField(req, 'power-password', 128) || undefined,
+    ),
   };
 }
 
@@ -90,6 +97,9 @@ function formOf(rule: Rule): Record<string, unknown> {
     role: o.role ?? '',
     tags: (o.tags ?? []).join(','),
     power: o.power?.driver ?? '',
+    'power-address': o.power && 'address' in o.power ? o.power.address : '',
+    'power-port': o.power && 'port' in o.power && o.power.port ? String(o.power.port) : '',
+    'power-user': o.power && 'username' in o.power ? o.power.username : '',
     action: a.type,
     image: a.type === 'deploy' ? a.image : '',
     layout: a.type === 'deploy' ? (a.layout ?? '') : '',
