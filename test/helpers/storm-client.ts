@@ -4,8 +4,8 @@
  * BIOS PXE ROM, iPXE and Corral's node agent do, with their retry timing:
  *
  *   1. DHCP DORA as the PXE ROM (vendor class PXEClient:Arch:00000, arch 0): DHCPDISCOVER retransmitted
- *      after 4, 8, 16 and 32 s (PXE 2.1 section 2.2.1.1), broadcast flag set (section 2.2.1.1: the ROM
- *      cannot receive unicast before it has an address);
+ *      after 4, 8, 16 and 32 s (the PXE 2.1 specification's schedule), broadcast flag set (RFC 2131
+ *      section 4.1: a client that cannot receive unicast before it has an address sets it);
  *   2. TFTP of the loader the reply named (undionly.kpxe), RFC 2347/2348/2349 options blksize 1432 and tsize,
  *      with iPXE's retry timer (core/retry.c: 1/4 s minimum, doubled per expiry, given up once past 10 s);
  *   3. DHCP DORA again as iPXE (user class "iPXE", RFC 3004), retransmitting after 1, 2, 4 and 8 s;
@@ -75,7 +75,7 @@ export interface StormReport {
   machines: MachineResult[];
 }
 
-/** PXE 2.1 section 2.2.1.1: four DHCPDISCOVERs after the first, timeouts 4, 8, 16, 32 s. */
+/** PXE 2.1: DHCPDISCOVER timeouts of 4, 8, 16 and 32 s. */
 const PXE_DHCP_TIMEOUTS_MS = [4000, 8000, 16000, 32000];
 /** iPXE's DHCP retry timer: 1 s, doubling, failed once past its 10 s maximum. */
 const IPXE_DHCP_TIMEOUTS_MS = [1000, 2000, 4000, 8000];
