@@ -104,6 +104,10 @@ before(async () => {
     '-no-reboot',
     '-bios',
     ovmf,
+    // An IPv6-only machine: no "PXE over IPv4" boot option (edk2's fw_cfg network knobs), so the firmware
+    // does not first spend its DHCPv4 timeout on a link with no IPv4.
+    '-fw_cfg',
+    'name=opt/org.tianocore/IPv4PXESupport,string=n',
     '-netdev',
     `tap,id=n0,ifname=${tap},script=no,downscript=no`,
     // romfile= (none): OVMF's own PXE stack, which does PXE over IPv6 (QEMU's iPXE ROM would take over).
@@ -164,12 +168,18 @@ test('IPv6-only: OVMF PXE over IPv6 from corral master, iPXE over DHCPv6 + HTTP/
   const text = plain();
   // OVMF: firmware PXE over IPv6 with Corral's DHCPv6 lease and option 59 (printed uncompressed).
   assert.match(text, /Start PXE over IPv6/);
+  assert.doesNotMatch(text, /Start PXE over IPv4/, 'the IPv4PXESupport=n knob took effect');
   assert.match(text, /Station IP address is FD00:5A:0:0:0:0:0:1[0-9A-F]{2}\b/i);
   assert.match(text, /NBP filename is ipxe\.efi/);
   // The node environment ran with the address iPXE leased and the master's IPv6 URL.
   assert.match(text, /corral: network up \S+ fd00:5a::1[0-9a-f]{2}\/64/);
   const log = master!.logs();
-  assert.match(log, /"msg":"boot script"/);
+  // The master's side of the chain: the boot script asked for over IPv6 from the leased address.
+  const script = /^\{[^\n]*"msg":"boot script"[^\n]*$/m.exec(log)?.[0];
+  assert.ok(script, 'the master served a boot script');
+  const served = JSON.parse(script) as { time: number; ip: string; template: string };
+  assert.match(served.ip, /^fd00:5a::1[0-9a-f]{2}$/);
+  assert.equal(served.template, 'ipxe/discover.hbs');
   assert.equal(node!.state, 'discovered');
   assert.ok((node!.inventory.memoryBytes ?? 0) > 400 * 2 ** 20, 'inventory reports the VM memory');
   assert.ok(
@@ -177,6 +187,7 @@ test('IPv6-only: OVMF PXE over IPv6 from corral master, iPXE over DHCPv6 + HTTP/
     'inventory lists the boot NIC',
   );
   console.log(
-    `# e2e: IPv6-only, power-on → enlisted ${((enlistedAt - poweredOnAt) / 1000).toFixed(1)} s (TCG)`,
+    `# e2e: IPv6-only, power-on → enlisted ${((enlistedAt - poweredOnAt) / 1000).toFixed(1)} s (TCG; ` +
+      `boot script over IPv6 at ${((served.time - poweredOnAt) / 1000).toFixed(1)} s)`,
   );
 });
