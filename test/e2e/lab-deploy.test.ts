@@ -194,19 +194,32 @@ async function importSmallImage(name: string): Promise<{ file: string; sizeBytes
   return JSON.parse(stdout) as { file: string; sizeBytes: number };
 }
 
+let imported: Promise<{ sha256: string; file: string; sizeBytes: number }> | undefined;
+
+/**
+ * The real Debian image: built once (debootstrap, cached), imported into this lab's master once. Each
+ * deploy test asks for it, so either can run alone (--test-name-pattern).
+ */
+function debianImage(): Promise<{ sha256: string; file: string; sizeBytes: number }> {
+  imported ??= (async () => {
+    const t0 = Date.now();
+    const { stdout } = await exec(
+      'node',
+      [CLI, 'image', 'build-debian', '--name', 'debian-12', '--data-dir', dataDir, '--json'],
+      { timeout: 1_800_000 },
+    );
+    const image = JSON.parse(stdout) as { sha256: string; file: string; sizeBytes: number };
+    console.log(`# image ready in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${image.sizeBytes} bytes`);
+    return image;
+  })();
+  return imported;
+}
+
 test('deploy (e1000 NIC): bad checksum fails with the reason, retry deploys Debian and SSH answers the hostname', async () => {
   const l = lab!;
   const discovered = await waitState(0, 'discovered', 300_000);
 
-  // The real Debian image: built once (debootstrap, cached), imported into this lab's master.
-  const t0 = Date.now();
-  const { stdout } = await exec(
-    'node',
-    [CLI, 'image', 'build-debian', '--name', 'debian-12', '--data-dir', dataDir, '--json'],
-    { timeout: 1_800_000 },
-  );
-  const image = JSON.parse(stdout) as { sha256: string; file: string; sizeBytes: number };
-  console.log(`# image ready in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${image.sizeBytes} bytes`);
+  await debianImage();
 
   // 1. Failure path: a small image whose stored bytes no longer match its registered sha256.
   const small = await importSmallImage('corrupt-small');
@@ -228,7 +241,7 @@ test('deploy (e1000 NIC): bad checksum fails with the reason, retry deploys Debi
 
   // cloud-init (issue 16), set before the deploy: every node gets a unit file and a file naming it; only
   // this node's own layer enables the unit. Its cloud-init reads them from the master at first boot.
-  await setCloudInitLayers(discovered.mac);
+  await cloudInitLayers();
 
   // 2. Retry: deploy again from `failed`; the installer's fallback poll gets `reboot`.
   const started = Date.now();
@@ -328,6 +341,8 @@ test('Secure Boot: discovered and deployed through shim and signed GRUB; the ins
   const page = await (await b.get(`/nodes/${encodeURIComponent(mac)}`)).text();
   assert.match(page, /<dt>Secure Boot<\/dt><dd><span class="tag">enabled<\/span>/);
 
+  await debianImage();
+  await cloudInitLayers();
   const started = Date.now();
   const r = await api('POST', `/nodes/${discovered.name}/deploy`, { image: 'debian-12' });
   assert.equal(r.status, 202, JSON.stringify(r.json));
@@ -360,6 +375,13 @@ test('Secure Boot: discovered and deployed through shim and signed GRUB; the ins
   // The global layer reached this node too; the BIOS node's own layer (which enables the unit) did not.
   await checkCloudInit(1, deployed, { enabled: false });
 });
+
+let layers: Promise<void> | undefined;
+/** The cloud-init layers (below), set once before the first deploy, whichever test runs first. */
+function cloudInitLayers(): Promise<void> {
+  layers ??= setCloudInitLayers(lab!.vms[0]!.spec.mac);
+  return layers;
+}
 
 const HELLO_UNIT = 'corral-hello.service';
 
