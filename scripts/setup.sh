@@ -42,8 +42,6 @@ MAIN_PACKAGES=(
 TEST_PACKAGES=(
   udhcpc isc-dhcp-client isc-dhcp-relay tftp-hpa atftp tftpd-hpa dnsmasq-base kea-admin
   chromium wrk postgresql openipmi openssh-server cpio curl radvd python3 prometheus prometheus-node-exporter cloud-init
-  # data snapshots of nodes (issue 17): a real MariaDB server and the sqlite3 CLI a node may use
-  mariadb-server sqlite3
   # the serial console's integration test (issue 20): a shell on a pty behind a Unix socket
   socat
   # peer-to-peer images (issue 19): mktorrent checks Corral's torrents give the same info-hash

@@ -12,7 +12,11 @@ import { installPath } from '../../master/util/paths.js';
 
 /** What gives a socket, a daemon or a download away, and why it is refused. */
 const FORBIDDEN: readonly { pattern: RegExp; why: string }[] = [
-  { pattern: /from 'node:(net|dgram|http|https|http2|tls)'/, why: 'imports a socket module' },
+  // A type-only import (`import type { IncomingMessage } from 'node:http'`) is erased: no socket.
+  {
+    pattern: /^(?!import type\b).*from 'node:(net|dgram|http|https|http2|tls)'/m,
+    why: 'imports a socket module',
+  },
   { pattern: /\.listen\(/, why: 'listens on a port' },
   { pattern: /\bawait fetch\(/, why: 'makes an HTTP request' },
   { pattern: /\bstartMaster\b/, why: 'starts a master' },
@@ -31,6 +35,7 @@ function violations(source: string): string[] {
 test('the guard recognises what it refuses, and passes a pure test', () => {
   assert.deepEqual(violations("import { createServer } from 'node:http';"), ['imports a socket module']);
   assert.deepEqual(violations("import dgram from 'node:dgram';"), ['imports a socket module']);
+  assert.deepEqual(violations("import type { IncomingMessage } from 'node:http';"), []);
   assert.deepEqual(violations('server.listen(0, host)'), ['listens on a port']);
   assert.deepEqual(violations('const m = await startMaster(config, o);'), ['starts a master']);
   assert.deepEqual(violations("const net = new TestNet('x');"), ['creates network namespaces']);
