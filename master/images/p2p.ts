@@ -95,7 +95,8 @@ export class ImagesP2p {
   planEnv(d: DeploymentRecord): Record<string, string> {
     const { mode, minWave, seedSeconds } = this.deps.config;
     const wave = waveOf(d, this.deps.deployments.active());
-    const p2p = useP2p(mode, minWave, wave, this.deps.trackerRunning());
+    // The tracker is asked about (and so started) only for a wave that wants p2p.
+    const p2p = useP2p(mode, minWave, wave, true) && this.deps.trackerRunning();
     this.log.info({ mac: d.nodeMac, deployment: d.id, wave, p2p }, 'image download method');
     if (!p2p) return {};
     // The installer fetches aria2c next: start building it now, not when the first one asks.
