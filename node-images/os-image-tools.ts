@@ -2,7 +2,7 @@
  * The installer's tools, as a second initrd that iPXE loads after the node environment in install mode
  * (the kernel unpacks both archives into one root). busybox cannot write GPT, make ext4 with Debian's
  * defaults, or read zstd, so the host's own sfdisk, mke2fs, mkfs.vfat, blkid, wipefs, zstd and GNU tar
- * go in (and aria2c, for images fetched peer-to-peer), with the shared libraries `ldd` names and the dynamic loader. They live under /opt/corral so
+ * go in, with the shared libraries `ldd` names and the dynamic loader. They live under /opt/corral so
  * they never shadow busybox's applets; the agent puts /opt/corral/bin first on PATH in install mode.
  * The installer (corral-install) and the first-boot reporter it installs (/opt/corral/share) go in too.
  *
@@ -32,9 +32,18 @@ const TOOLS: Record<string, readonly string[]> = {
   wipefs: ['/usr/sbin/wipefs', '/sbin/wipefs'],
   zstd: ['/usr/bin/zstd'],
   tar: ['/usr/bin/tar', '/bin/tar'],
-  // Peer-to-peer image download (issue 19): corral-install's p2p_start.
+};
+
+/**
+ * The p2p download tool (issue 19: corral-install's p2p_start), in an initrd of its own that only a
+ * p2p installer fetches (GET /boot/installer/p2p-tools.img, unpacked into its root). Not in the tools
+ * initrd: aria2c's libraries (libxml2 pulls ICU's 31 MB data library) made that 25.6 MB instead of 3.5 MB,
+ * paid by every install and every master start; measured 2026-12-06.
+ */
+export const P2P_TOOLS: Record<string, readonly string[]> = {
   aria2c: ['/usr/bin/aria2c'],
 };
+export const P2P_TOOLS_FILE = 'p2p-tools.img';
 
 /** The Debian packages that provide TOOLS (scripts/setup.sh installs them). */
 export const TOOL_PACKAGES = [
@@ -67,12 +76,14 @@ async function findTool(candidates: readonly string[]): Promise<string> {
   );
 }
 
-/** Builds (or reuses) `outDir/installer-tools.img`; returns its path. */
-export async function buildInstallerTools(outDir: string): Promise<string> {
-  const tree = new ImageTree();
-  const hash = createHash('sha256');
+/** Host binaries with their shared libraries into `tree` (and the hash). */
+async function addTools(
+  tree: ImageTree,
+  hash: ReturnType<typeof createHash>,
+  tools: Record<string, readonly string[]>,
+): Promise<void> {
   const libs = new Set<string>();
-  for (const [name, candidates] of Object.entries(TOOLS).sort()) {
+  for (const [name, candidates] of Object.entries(tools).sort()) {
     const host = await findTool(candidates);
     const data = await readFile(await realpath(host));
     hash.update(name).update(data);
@@ -85,6 +96,39 @@ export async function buildInstallerTools(outDir: string): Promise<string> {
     // Keep the path the loader and binaries look for (/lib64/ld-linux..., /lib/x86_64-linux-gnu/...).
     tree.file(lib.replace(/^\//, ''), data, 0o755);
   }
+}
+
+/** Writes the gzipped newc archive of `tree` to `outDir/file` unless the same digest was built; its path. */
+async function writeToolsImage(
+  outDir: string,
+  file: string,
+  tree: ImageTree,
+  digest: string,
+): Promise<string> {
+  const out = join(outDir, file);
+  const stamp = `${out}.sha256`;
+  if (existsSync(out) && (await readFile(stamp, 'utf8').catch(() => '')) === digest) return out;
+  const image = await gzipReproducible(encodeNewc(tree.list(), 0));
+  await mkdir(outDir, { recursive: true });
+  await writeFile(`${out}.tmp`, image);
+  await rename(`${out}.tmp`, out);
+  await writeFile(stamp, digest);
+  return out;
+}
+
+/** Builds (or reuses) `outDir/p2p-tools.img` (aria2c and its libraries); returns its path. */
+export async function buildP2pTools(outDir: string): Promise<string> {
+  const tree = new ImageTree();
+  const hash = createHash('sha256');
+  await addTools(tree, hash, P2P_TOOLS);
+  return writeToolsImage(outDir, P2P_TOOLS_FILE, tree, hash.digest('hex'));
+}
+
+/** Builds (or reuses) `outDir/installer-tools.img`; returns its path. */
+export async function buildInstallerTools(outDir: string): Promise<string> {
+  const tree = new ImageTree();
+  const hash = createHash('sha256');
+  await addTools(tree, hash, TOOLS);
   // The installer script itself (node-images/agent/corral-install) travels with its tools.
   const installer = await readFile(installPath('node-images', 'agent', 'corral-install'));
   hash.update(installer);
@@ -104,14 +148,5 @@ export async function buildInstallerTools(outDir: string): Promise<string> {
     hash.update(mke2fsConf);
     tree.file('etc/mke2fs.conf', mke2fsConf);
   }
-  const digest = hash.digest('hex');
-  const out = join(outDir, INSTALLER_TOOLS_FILE);
-  const stamp = `${out}.sha256`;
-  if (existsSync(out) && (await readFile(stamp, 'utf8').catch(() => '')) === digest) return out;
-  const image = await gzipReproducible(encodeNewc(tree.list(), 0));
-  await mkdir(outDir, { recursive: true });
-  await writeFile(`${out}.tmp`, image);
-  await rename(`${out}.tmp`, out);
-  await writeFile(stamp, digest);
-  return out;
+  return writeToolsImage(outDir, INSTALLER_TOOLS_FILE, tree, hash.digest('hex'));
 }

@@ -124,6 +124,12 @@ export const NODE_ROUTES = {
     caller: 'installer (the image by BitTorrent: tracker and web seed; issue 19)',
     auth: 'none',
   },
+  p2pTools: {
+    method: 'GET',
+    path: '/boot/installer/p2p-tools.img',
+    caller: 'installer (aria2c for a p2p download; issue 19)',
+    auth: 'none',
+  },
   // Before deployPlan: that route's :file would take `wave`.
   deployWave: {
     method: 'GET',
@@ -402,6 +408,7 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
     // Without the p2p feature (p2p.mode off) the torrent answers 404 and `wave` is an unknown plan file.
     torrent: p2p?.torrent ?? [passOn],
     deployWave: p2p?.wave ?? [passOn],
+    p2pTools: p2p?.tools ?? [passOn],
     deployPlan: deploy.planFile,
     deployProgress: deploy.progress,
     deployResult: deploy.result,

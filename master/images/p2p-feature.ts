@@ -1,5 +1,6 @@
 /**
- * Peer-to-peer image downloads as a feature (issue 19): opentracker under the daemon supervisor, and the
+ * Peer-to-peer image downloads as a feature (issue 19): opentracker under the daemon supervisor (started
+ * by the first wave), and the
  * ImagesP2p service the node surface asks for torrents, the wave's count and the plan's variables. A
  * tracker that cannot start does not stop the master: installers then get plain HTTP (useP2p), and the
  * supervisor keeps trying; health says so.
@@ -30,20 +31,32 @@ export async function startImagesP2p(deps: ImagesP2pFeatureDeps): Promise<Starte
     bin: config.p2p.trackerBin,
     logger,
   });
-  await tracker.run();
+  // Started by the first wave (ImagesP2p.planEnv), not here: a master that never deploys a wave runs no
+  // tracker (and a master killed with SIGKILL before one leaves none behind; docs/images-p2p.md).
+  let started = false;
   const p2p = new ImagesP2p({
     config: config.p2p,
     dataDir: config.dataDir,
     urls: p2pUrls(publicUrl(config), config.p2p.trackerPort),
     images: deps.repos.images,
     deployments: deps.repos.deployments,
-    trackerRunning: () => tracker.running,
+    // Down only once it was asked for and could not start (the supervisor keeps trying meanwhile).
+    trackerRunning: () => {
+      if (!started) {
+        started = true;
+        void tracker.run();
+        return true;
+      }
+      return tracker.running;
+    },
     allowOnTracker: (hashes) => tracker.allow(hashes),
     logger,
   });
   return {
     p2p,
-    health: () => ({ p2p: { mode: config.p2p.mode, tracker: tracker.running ? 'running' : 'down' } }),
+    health: () => ({
+      p2p: { mode: config.p2p.mode, tracker: tracker.running ? 'running' : started ? 'down' : 'idle' },
+    }),
     close: () => tracker.stop(),
   };
 }

@@ -14,6 +14,7 @@ import { CorralError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import type { P2pConfig } from './p2p-config.js';
 import { imagePath } from './registry.js';
+import { buildP2pTools } from '../../node-images/os-image-tools.js';
 import { infoHash, pieceHashes, pieceLength, torrentFile } from './p2p-torrent.js';
 
 /** Deployment phases before the image is on the node (corral-install's progress reports). */
@@ -83,6 +84,7 @@ export interface ImagesP2pDeps {
 
 export class ImagesP2p {
   private readonly building = new Map<string, Promise<string>>();
+  private tools: Promise<string> | undefined;
   private readonly log: Logger;
 
   constructor(private readonly deps: ImagesP2pDeps) {
@@ -93,9 +95,12 @@ export class ImagesP2p {
   planEnv(d: DeploymentRecord): Record<string, string> {
     const { mode, minWave, seedSeconds } = this.deps.config;
     const wave = waveOf(d, this.deps.deployments.active());
-    const p2p = useP2p(mode, minWave, wave, this.deps.trackerRunning());
+    // The tracker is asked about (and so started) only for a wave that wants p2p.
+    const p2p = useP2p(mode, minWave, wave, true) && this.deps.trackerRunning();
     this.log.info({ mac: d.nodeMac, deployment: d.id, wave, p2p }, 'image download method');
     if (!p2p) return {};
+    // The installer fetches aria2c next: start building it now, not when the first one asks.
+    this.p2pTools().catch((err: unknown) => this.log.error({ err }, 'p2p tools not built'));
     return { P2P_TORRENT_URL: this.deps.urls.torrent(d.imageSha256), P2P_SEED_SECONDS: String(seedSeconds) };
   }
 
@@ -106,6 +111,15 @@ export class ImagesP2p {
     return this.deps.deployments
       .active()
       .filter((a) => a.id !== d.id && a.imageSha256 === d.imageSha256 && stillFetching(a)).length;
+  }
+
+  /** aria2c and its libraries as an initrd-style archive (node-images/os-image-tools.ts), built once on demand. */
+  p2pTools(): Promise<string> {
+    this.tools ??= buildP2pTools(resolve(this.deps.dataDir, 'p2p')).catch((err: unknown) => {
+      this.tools = undefined;
+      throw err;
+    });
+    return this.tools;
   }
 
   /** The path of the image's .torrent, made once per image and set of URLs (concurrent askers share it). */
