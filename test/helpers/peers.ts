@@ -23,6 +23,7 @@ export const PEER_PACKAGES: Readonly<Record<string, string>> = {
   busybox: 'busybox-static',
   cpio: 'cpio',
   lvcreate: 'lvm2',
+  '/usr/bin/chromium': 'chromium',
   ipmi_sim: 'openipmi',
   ipmitool: 'ipmitool',
   '/usr/sbin/sshd': 'openssh-server',

@@ -58,7 +58,7 @@ import {
   startHarness,
   type DataSnapshotHarness,
 } from '../helpers/data-snapshot-harness.js';
-import { Browser } from '../helpers/browser.js';
+import { Browser, CHROMIUM, launchChromium } from '../helpers/browser.js';
 import { requirePeers } from '../helpers/peers.js';
 import { ensureKernel } from '../../node-images/kernel.js';
 import { indexModules, resolveModules } from '../../node-images/modules.js';
@@ -975,6 +975,55 @@ exec sleep infinity
       [{ path: 'only-on-b.txt', size: 1 }],
       "the safety snapshot holds node-b's tree",
     );
+  });
+
+  it('in Chromium: Snapshot now shows the running snapshot live (bytes, rate), then its finished page', async () => {
+    requirePeers(CHROMIUM);
+    const data = join(dir, 'live');
+    mkdirSync(data);
+    // Random bytes: gzip cannot shrink them, so the transfer lasts long enough to watch (≈100 MiB).
+    execFileSync('bash', ['-c', `head -c 100000000 /dev/urandom > ${join(data, 'blob')}`]);
+    const chromium = await launchChromium();
+    try {
+      const page = await (await chromium.newContext()).newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(String(e)));
+      await page.goto(`${h().consoleUrl}/login`);
+      await page.fill('#user', 'admin');
+      await page.fill('#password', CONSOLE_PASSWORD);
+      await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+      await page.goto(`${h().consoleUrl}/snapshots/data`);
+      await page.fill('input[name=name]', 'live');
+      await page.selectOption('select[name=kind]', 'files');
+      await page.fill('input[name=path]', data);
+      await page.fill('input[name=target]', 'node-a');
+      await Promise.all([
+        page.waitForNavigation(),
+        page.click('form[action="/snapshots/data/sets"] button[type=submit]'),
+      ]);
+      await Promise.all([page.waitForNavigation(), page.click('tr[data-data-set=live] button')]);
+      assert.match(page.url(), /\/snapshots\/data\/\d+$/);
+      let reloaded = false;
+      page.on('load', () => (reloaded = true));
+      const panel: string[] = [];
+      for (const t0 = Date.now(); !reloaded && Date.now() - t0 < 300_000;) {
+        const text = await page
+          .locator('.progress-list')
+          .innerText()
+          .catch(() => '');
+        if (text && text !== panel.at(-1)) panel.push(text);
+        await sleep(300);
+      }
+      assert.ok(reloaded, `the page reloaded when the snapshot ended: ${panel.join(' | ')}`);
+      await page.waitForLoadState();
+      const live = panel.filter((t) => /MiB\/s/.test(t) && !/done/.test(t));
+      assert.ok(live.length >= 2, `the panel changed while the snapshot ran: ${panel.join(' | ')}`);
+      assert.match(await page.locator('dl.facts').innerText(), /Status\s+ok/);
+      assert.deepEqual(errors, []);
+      console.log(`# Chromium, Running panel: ${live.join(' | ')}`);
+    } finally {
+      await chromium.close();
+    }
   });
 
   it('SQLite in the console: declare, snapshot now under writes, restore onto node-b with the name typed back', async () => {
