@@ -29,13 +29,15 @@ const COMMANDS: Record<IpmiCommand, readonly string[]> = {
   disk: ['chassis', 'bootdev', 'disk'],
 };
 
-/** ipmitool's arguments for one command; the password is not among them (see `-E`). */
-export function ipmitoolArgs(
+/**
+ * ipmitool's session arguments for a BMC over IPMI v2.0 (lanplus): the password is not among them, it goes
+ * in IPMI_PASSWORD (`-E`), so no `ps` shows it. Shared by power commands and the serial console's SOL.
+ */
+export function lanplusArgs(
   t: Omit<IpmiTarget, 'password'>,
-  command: IpmiCommand,
-  cipherSuite?: number,
+  cipherSuite: number | undefined,
+  extra: readonly string[] = [],
 ): string[] {
-  // -R/-N: two retries at two-second timeouts bound a dead BMC to about six seconds per call.
   return [
     '-I',
     'lanplus',
@@ -46,13 +48,19 @@ export function ipmitoolArgs(
     '-U',
     t.username,
     '-E',
-    '-R',
-    '2',
-    '-N',
-    '2',
+    ...extra,
     ...(cipherSuite !== undefined ? ['-C', String(cipherSuite)] : []),
-    ...COMMANDS[command],
   ];
+}
+
+/** ipmitool's arguments for one command; the password is not among them (see `-E`). */
+export function ipmitoolArgs(
+  t: Omit<IpmiTarget, 'password'>,
+  command: IpmiCommand,
+  cipherSuite?: number,
+): string[] {
+  // -R/-N: two retries at two-second timeouts bound a dead BMC to about six seconds per call.
+  return [...lanplusArgs(t, cipherSuite, ['-R', '2', '-N', '2']), ...COMMANDS[command]];
 }
 
 /** "Chassis Power is on" → on; anything else is not an answer. */

@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { CorralError } from '../util/errors.js';
+import { lanplusArgs } from '../remote/ipmi.js';
 
 /** Where a node's serial line is, as the page shows it before connecting. */
 export type LineSource = { kind: 'socket'; path: string } | { kind: 'sol'; host: string; port: number };
@@ -67,20 +68,7 @@ export interface SolOptions {
 
 /** ipmitool's arguments for a SOL session; the password goes in IPMI_PASSWORD (`-E`), never in argv. */
 export function solArgs(t: Omit<SolTarget, 'password'>, o: Pick<SolOptions, 'cipherSuite'>): string[] {
-  return [
-    '-I',
-    'lanplus',
-    '-H',
-    t.host,
-    '-p',
-    String(t.port),
-    '-U',
-    t.username,
-    '-E',
-    ...(o.cipherSuite !== undefined ? ['-C', String(o.cipherSuite)] : []),
-    'sol',
-    'activate',
-  ];
+  return [...lanplusArgs(t, o.cipherSuite), 'sol', 'activate'];
 }
 
 /**
