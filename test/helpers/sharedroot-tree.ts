@@ -3,20 +3,10 @@
  * an rcS that reports what the node sees (root id, hostname, machine-id, host key, a per-node write) as
  * "corral-test:" lines on the console, and a getty on ttyS0 (the "login:" prompt the benchmark waits for).
  */
-import {
-  copyFileSync,
-  mkdirSync,
-  symlinkSync,
-  writeFileSync,
-  chmodSync,
-  readdirSync,
-  readFileSync,
-  statSync,
-  lstatSync,
-  readlinkSync,
-} from 'node:fs';
+import { readdirSync, readFileSync, statSync, lstatSync, readlinkSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { makeBusyboxTree } from '../../master/lab/demo-root.js';
 
 const APPLETS = [
   'sh',
@@ -35,33 +25,9 @@ const APPLETS = [
 ];
 
 export function makeBusyboxRoot(dir: string, writeDelaySeconds: number): void {
-  for (const d of [
-    'bin',
-    'sbin',
-    'etc/init.d',
-    'proc',
-    'sys',
-    'dev',
-    'tmp',
-    'root',
-    'run',
-    'var',
-    'etc/ssh',
-  ]) {
-    mkdirSync(join(dir, d), { recursive: true });
-  }
-  copyFileSync('/bin/busybox', join(dir, 'bin/busybox'));
-  chmodSync(join(dir, 'bin/busybox'), 0o755);
-  for (const a of APPLETS) symlinkSync('busybox', join(dir, 'bin', a));
-  symlinkSync('../bin/busybox', join(dir, 'sbin/init'));
-  writeFileSync(join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
-  writeFileSync(
-    join(dir, 'etc/inittab'),
-    '::sysinit:/etc/init.d/rcS\nttyS0::respawn:/bin/getty -L 115200 ttyS0 vt100\n',
-  );
-  writeFileSync(
-    join(dir, 'etc/init.d/rcS'),
-    `#!/bin/sh
+  makeBusyboxTree(dir, {
+    applets: APPLETS,
+    rcS: `#!/bin/sh
 t() { echo "corral-test: $*"; }
 t "root-id $(cat /etc/corral-root-id)"
 t "hostname $(hostname)"
@@ -74,8 +40,7 @@ sleep ${writeDelaySeconds}
 t "written-by $(cat /root/written-by)"
 t "rcS done"
 `,
-  );
-  chmodSync(join(dir, 'etc/init.d/rcS'), 0o755);
+  });
 }
 
 /** A hash of every path, mode, link target and file content under `dir`: "unchanged" means equal. */
