@@ -55,6 +55,9 @@ before(async () => {
     join(dir, 'corral.json'),
     JSON.stringify({
       nodeImage: { autoBuild: false },
+      // iPXE's 404 loop is what this test follows: UEFI clients get iPXE, not the signed GRUB chain
+      // (whose own retries on a missing kernel are in test/unit/secure-boot.test.ts).
+      boot: { uefiChain: 'ipxe' },
       // curl -u from the client's namespace over plain HTTP (not loopback): opted in.
       console: { allowInsecureBasicAuth: true },
     }),
