@@ -163,20 +163,49 @@ export const labCommand = defineCommand({
       cacheDir: values['cache-dir'],
       clock,
     };
-    const lab = await startLab({
-      ...(storyMod ? { ha: true, beforeVms: (l: Lab) => storyMod.declareStory(l, storyOpts) } : {}),
-      dir: values.dir,
-      vms: nics.models.map((nic) => ({
-        firmware: values.uefi ? ('uefi' as const) : ('bios' as const),
-        nic,
-      })),
-      logger,
-      cacheDir: values['cache-dir'],
-      hostPort: intFlag('port', values.port, 0, 65535),
-      // The installer unpacks the image in RAM-backed stages: deploys want 768 MiB (test/e2e/lab-deploy).
-      memoryMb: intFlag('memory', values.memory ?? (story ? '768' : '512'), 256, 8192),
-      diskGb: intFlag('disk', values.disk, 1, 64),
+    // Handlers stay installed: a second Ctrl-C, or the terminal closing (SIGHUP), must not kill the
+    // process half-way through the teardown and leave namespaces and VMs behind. Installed before the lab
+    // starts: a Ctrl-C while it comes up (the story's set-up takes a minute or two) tears it down as soon
+    // as startLab returns, instead of ending the process with namespaces, masters and VMs left running.
+    let interrupted = false;
+    const stopped = new Promise<void>((resolve) => {
+      for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
+        process.on(signal, () => {
+          if (!interrupted) say('corral lab: interrupted; tearing down as soon as the lab is up...');
+          interrupted = true;
+          aborter.abort();
+          resolve();
+        });
     });
+    let lab: Lab;
+    try {
+      lab = await startLab({
+        ...(storyMod ? { ha: true, beforeVms: (l: Lab) => storyMod.declareStory(l, storyOpts) } : {}),
+        dir: values.dir,
+        vms: nics.models.map((nic) => ({
+          firmware: values.uefi ? ('uefi' as const) : ('bios' as const),
+          nic,
+        })),
+        logger,
+        cacheDir: values['cache-dir'],
+        hostPort: intFlag('port', values.port, 0, 65535),
+        // The installer unpacks the image in RAM-backed stages: deploys want 768 MiB (test/e2e/lab-deploy).
+        memoryMb: intFlag('memory', values.memory ?? (story ? '768' : '512'), 256, 8192),
+        diskGb: intFlag('disk', values.disk, 1, 64),
+      });
+    } catch (err) {
+      // Aborted by the Ctrl-C above: startLab has torn down what it had started.
+      if (interrupted) {
+        say('corral lab: done');
+        return 130;
+      }
+      throw err;
+    }
+    if (interrupted) {
+      await lab.destroy();
+      say('corral lab: done');
+      return 130;
+    }
     say('');
     say(
       `Corral lab ${lab.id} is up: master ${lab.masterAddress} in namespace ${lab.masterNs}, ${n} VM(s) PXE-booting.`,
@@ -198,11 +227,6 @@ export const labCommand = defineCommand({
     // `npm start | tee lab.log`: Ctrl-C kills tee too, and the next line written to the closed pipe
     // (EPIPE) would end this process before the teardown below, leaving namespaces and VMs behind.
     for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
-    // Handlers stay installed: a second Ctrl-C, or the terminal closing (SIGHUP), must not kill the
-    // process half-way through the teardown and leave namespaces and VMs behind.
-    const stopped = new Promise<void>((resolve) => {
-      for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => resolve());
-    });
     if (storyMod) {
       const poweredOnAt = Date.now();
       const storyDone = storyMod.watchStory(lab, storyOpts, poweredOnAt).then(

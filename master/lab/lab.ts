@@ -277,7 +277,7 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
         diskSerial: `CORRAL${net.id.toUpperCase()}${i + 1}`,
         tap: net.addTap(),
         noReboot: opts.noReboot ?? false,
-        consoleSocket: join(dir, 'serial', `${labMac(labByte, i + 1).replace(/:/g, '-')}.sock`),
+        consoleSocket: join(dir, 'serial', `${macs[i]!.replace(/:/g, '-')}.sock`),
       };
       vms.push(startVm(net, spec, join(dir, `${name}.log`)));
       log.info(
