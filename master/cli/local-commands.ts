@@ -168,10 +168,11 @@ export const labCommand = defineCommand({
     // starts: a Ctrl-C while it comes up (the story's set-up takes a minute or two) tears it down as soon
     // as startLab returns, instead of ending the process with namespaces, masters and VMs left running.
     let interrupted = false;
+    let up = false;
     const stopped = new Promise<void>((resolve) => {
       for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
         process.on(signal, () => {
-          if (!interrupted) say('corral lab: interrupted; tearing down as soon as the lab is up...');
+          if (!interrupted && !up) say('corral lab: interrupted; tearing down as soon as the lab is up...');
           interrupted = true;
           aborter.abort();
           resolve();
@@ -201,6 +202,7 @@ export const labCommand = defineCommand({
       }
       throw err;
     }
+    up = true;
     if (interrupted) {
       await lab.destroy();
       say('corral lab: done');

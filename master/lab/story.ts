@@ -78,10 +78,13 @@ export async function declareStory(lab: Lab, o: StoryOptions): Promise<void> {
   const { clock } = o;
   if (lab.macs.length < o.web + 1)
     throw new Error(`the story needs ${o.web + 1} VMs (${o.web} web + 1 diskless)`);
+  o.signal?.throwIfAborted(); // Ctrl-C while the story is declared: stop here (the lab tears down)
+  o.signal?.throwIfAborted();
   await clock.step('primary master holds the VIP (keepalived, witness granted the epoch)', () =>
     waitFor(
       'the primary',
       async () => {
+        o.signal?.throwIfAborted();
         const s = await labApi<{ role: string }>(lab, 'GET', '/ha/status').catch(() => undefined);
         return s?.role === 'primary' ? true : undefined;
       },
@@ -89,6 +92,7 @@ export async function declareStory(lab: Lab, o: StoryOptions): Promise<void> {
       500,
     ),
   );
+  o.signal?.throwIfAborted();
   await clock.step(`OS image ${STORY_IMAGE} (Debian + cloud-init; cached in ${o.cacheDir})`, async () => {
     const dataDir = join(o.dir, 'master');
     const { stdout } = await exec(
@@ -105,20 +109,23 @@ export async function declareStory(lab: Lab, o: StoryOptions): Promise<void> {
         o.cacheDir,
         '--json',
       ],
-      { timeout: 30 * 60_000, maxBuffer: 1 << 20 },
+      { timeout: 30 * 60_000, maxBuffer: 1 << 20, ...(o.signal ? { signal: o.signal } : {}) },
     );
     const img = JSON.parse(stdout) as { sizeBytes: number };
     return `${(img.sizeBytes / 2 ** 20).toFixed(0)} MiB`;
   });
+  o.signal?.throwIfAborted();
   await clock.step(`shared root "${STORY_ROOT}" (busybox) for the diskless node`, async () => {
     const tree = join(o.dir, 'demo-root');
     makeDemoRoot(tree);
     await labApi(lab, 'POST', '/sharedroots', { name: STORY_ROOT, fromDir: tree });
   });
+  o.signal?.throwIfAborted();
   await clock.step(
     'cloud-init user-data for role web: the demo web app (PUT /cloud-init/layers/role/web)',
     () => labApi(lab, 'PUT', '/cloud-init/layers/role/web', { content: WEB_USER_DATA }).then(() => undefined),
   );
+  o.signal?.throwIfAborted();
   await clock.step(
     `service web on the VIP ${lab.ha?.vip ?? lab.masterAddress}:${WEB_PORT} (HAProxy, role web)`,
     () =>
@@ -135,6 +142,7 @@ export async function declareStory(lab: Lab, o: StoryOptions): Promise<void> {
   );
   const webMacs = lab.macs.slice(0, o.web);
   const disklessMac = lab.macs[o.web]!;
+  o.signal?.throwIfAborted();
   await clock.step(
     `enrolment rule "web": the first ${o.web} VMs → web-{n}, role web, deploy ${STORY_IMAGE}`,
     () =>
@@ -150,6 +158,7 @@ export async function declareStory(lab: Lab, o: StoryOptions): Promise<void> {
         },
       }).then(() => undefined),
   );
+  o.signal?.throwIfAborted();
   await clock.step(`enrolment rule "diskless": the next VM → diskless-{n}, shared root ${STORY_ROOT}`, () =>
     labApi(lab, 'POST', '/rules', {
       name: 'diskless',
@@ -264,6 +273,9 @@ export async function watchStory(lab: Lab, o: StoryOptions, poweredOnAt: number)
     const name = await disklessUp;
     return `${name}, ${secs(Date.now())} after power-on`;
   });
+  // Awaited after the web step; if that step throws first (Ctrl-C aborts both), this rejection must not be
+  // an unhandled one, which would end the process before the lab's teardown.
+  disklessStep.catch(() => {});
   await clock.step(`web nodes deployed by the rule and serving behind HAProxy (${o.web})`, () =>
     waitFor(
       'every web node to serve behind the load balancer',
