@@ -187,17 +187,35 @@ test('a lab VM: its agent lines appear live in the browser, typing gets answers,
 
   // Resize: the terminal re-fits to the window; the button tells the shell with `stty rows R cols C`.
   await page.setViewportSize({ width: 900, height: 700 });
+  // The fit settles over a few frames (CI run 5 read 121 columns on the way to 76): wait until the shown
+  // size is the same on two reads half a second apart.
+  let last = '';
   const size = await waitFor(
-    'the new size',
+    'the new size, settled',
     async () => {
-      const t = (await page.textContent('[data-console-size]')) ?? '';
-      const m = /^(\d+) × (\d+)$/.exec(t.trim());
-      return m && Number(m[1]) < 140 ? { cols: Number(m[1]), rows: Number(m[2]) } : undefined;
+      const t = ((await page.textContent('[data-console-size]')) ?? '').trim();
+      const m = /^(\d+) × (\d+)$/.exec(t);
+      const settled = m && Number(m[1]) < 140 && t === last;
+      last = t;
+      return settled ? { cols: Number(m[1]), rows: Number(m[2]) } : undefined;
     },
-    10_000,
-    250,
+    15_000,
+    500,
   );
   await page.click('[data-console-stty]');
+  // The button typed the size the page shows into the shell...
+  const typed = await waitRow(
+    page,
+    (r) => /stty rows \d+ cols \d+\s*$/.test(r),
+    'the stty line the button typed',
+  );
+  const [, rows, cols] = /stty rows (\d+) cols (\d+)/.exec(typed)!;
+  assert.deepEqual(
+    { rows: Number(rows), cols: Number(cols) },
+    size,
+    'the button sent the size the page shows',
+  );
+  // ...and the shell now reports it.
   await page.keyboard.type('stty size');
   await page.keyboard.press('Enter');
   await waitRow(
