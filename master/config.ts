@@ -96,12 +96,18 @@ export const ConfigSchema = z
          * would cross the network in clear; loopback is always accepted). For test labs in namespaces only.
          */
         allowInsecureBasicAuth: z.boolean().default(false),
+        /**
+         * With HTTPS on, plain HTTP redirects console pages to HTTPS (default). false: plain HTTP serves the
+         * console too, and session cookies lose their Secure flag. For the virtual lab only, whose console
+         * reaches the host through a loopback relay to port 80 while HTTPS carries the masters' replication.
+         */
+        redirectHttp: z.boolean().default(true),
       })
       .strict()
       .refine((c) => (c.certFile === undefined) === (c.keyFile === undefined), {
         message: 'certFile and keyFile must be set together',
       })
-      .default({ https: true, allowInsecureBasicAuth: false }),
+      .default({ https: true, allowInsecureBasicAuth: false, redirectHttp: true }),
     monitor: MonitorConfigSchema,
     snapshots: SnapshotsConfigSchema,
     store: z

@@ -99,7 +99,7 @@ export async function openListeners(parts: ListenerParts): Promise<Listeners> {
     api,
     boot,
     console:
-      httpsOn && config.console.httpsPort !== 0
+      httpsOn && config.console.httpsPort !== 0 && config.console.redirectHttp
         ? redirectToHttps({ httpsPort: config.console.httpsPort ?? 443, fallbackHost: config.address })
         : parts.console,
     logger,
@@ -107,7 +107,7 @@ export async function openListeners(parts: ListenerParts): Promise<Listeners> {
     ...(parts.metrics ? { metrics: parts.metrics } : {}),
   });
   // Plain HTTP serves the console only when HTTPS does not (else it redirects every console page).
-  const plainUpgrades = !(httpsOn && config.console.httpsPort !== 0);
+  const plainUpgrades = !(httpsOn && config.console.httpsPort !== 0 && config.console.redirectHttp);
   const plain = await listenAll(
     () => {
       const server = createServer(app);

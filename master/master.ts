@@ -114,7 +114,7 @@ export async function startMaster(config: FrozenConfig, options: MasterOptions):
       deployer: need(host, 'deploy').deployer,
       power: need(host, 'remote').power,
       beforeRisky: need(host, 'snapshots').snapshots.beforeRisky,
-      secureCookies: config.console.https,
+      secureCookies: config.console.https && config.console.redirectHttp,
       nodeImage: need(host, 'nodeImage').nodeImage.status,
       ...(monitor ? { monitor: monitor.monitor } : {}),
       ...(ha ? { writeGate: ha.ha.gate } : {}),

@@ -172,7 +172,9 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
           // The host's API calls arrive through the relay from the master's own address, inside namespaces
           // the lab made (nothing crosses a real network): Basic over HTTP opted in (docs/security.md).
           // With HA the masters' replication link needs the HTTPS listener, so it stays on.
-          console: { https: ha !== undefined, allowInsecureBasicAuth: true },
+          // The host's relay goes to port 80, so plain HTTP serves the console there (no redirect to an
+          // HTTPS address the host cannot reach).
+          console: { https: ha !== undefined, allowInsecureBasicAuth: true, redirectHttp: false },
           ...(ha
             ? {
                 ha: {
