@@ -38,6 +38,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { TestNet, hasCommand, waitFor, type Host } from '../helpers/netns.js';
+import { dnsmasqDhcpArgs } from '../helpers/dhcp-harness.js';
 import { startMasterProcess, type MasterProcess } from '../helpers/master-process.js';
 import type { MachineResult, Stage, StormReport } from '../helpers/storm-client.js';
 import { STORM_STAGES, sampleProcesses, type ProcSampler } from '../helpers/storm-proc.js';
@@ -299,30 +300,23 @@ async function runReference(dir: string, imageDir: string, n: number): Promise<R
     writeFileSync(join(ref, 'leases'), '');
     const dnsmasq = net.spawnIn(
       srv.ns,
-      [
-        'dnsmasq',
-        '--no-daemon',
-        '--conf-file=/dev/null',
-        '--port=0',
-        `--interface=${srv.ifname}`,
-        '--bind-interfaces',
-        `--dhcp-range=${RANGE[0]},${RANGE[1]},255.255.0.0,1h`,
-        '--dhcp-lease-max=100000',
-        `--dhcp-leasefile=${join(ref, 'leases')}`,
-        '--no-ping',
-        '--dhcp-userclass=set:ipxe,iPXE',
-        `--dhcp-boot=tag:!ipxe,undionly.kpxe,,${SERVER}`,
-        `--dhcp-boot=tag:ipxe,http://${SERVER}/boot/ipxe`,
-        '--enable-tftp',
-        `--tftp-root=${join(ref, 'tftp')}`,
-        // dnsmasq's default is 50 concurrent transfers (refusing the rest): raised so the reference is
-        // not failed by a setting.
-        `--tftp-max=${Math.max(50, n)}`,
-        `--pid-file=${join(ref, 'dnsmasq.pid')}`,
-        `--log-facility=${join(ref, 'dnsmasq.log')}`,
-        '--user=root',
-        '--group=root',
-      ],
+      dnsmasqDhcpArgs({
+        ifname: srv.ifname,
+        range: RANGE,
+        leaseFile: join(ref, 'leases'),
+        pidFile: join(ref, 'dnsmasq.pid'),
+        logFile: join(ref, 'dnsmasq.log'),
+        extra: [
+          '--dhcp-userclass=set:ipxe,iPXE',
+          `--dhcp-boot=tag:!ipxe,undionly.kpxe,,${SERVER}`,
+          `--dhcp-boot=tag:ipxe,http://${SERVER}/boot/ipxe`,
+          '--enable-tftp',
+          `--tftp-root=${join(ref, 'tftp')}`,
+          // dnsmasq's default is 50 concurrent transfers (refusing the rest): raised so the reference is
+          // not failed by a setting.
+          `--tftp-max=${Math.max(50, n)}`,
+        ],
+      }),
       { stdio: 'ignore' },
     );
     const nginx = net.spawnIn(

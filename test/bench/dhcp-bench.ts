@@ -19,7 +19,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestNet, hasCommand } from '../helpers/netns.js';
-import { startServe } from '../helpers/dhcp-harness.js';
+import { dnsmasqDhcpArgs, startServe } from '../helpers/dhcp-harness.js';
 import { runPerfdhcp, type PerfdhcpStats } from '../helpers/perfdhcp.js';
 
 const SCENARIOS = (process.env['DHCP_BENCH_SCENARIOS'] ?? '500:200,2000:200,2000:5000')
@@ -176,22 +176,13 @@ async function main(): Promise<void> {
       writeFileSync(leases, '');
       const dnsmasq = net.spawnIn(
         srv.ns,
-        [
-          'dnsmasq',
-          '--no-daemon',
-          '--conf-file=/dev/null',
-          '--port=0',
-          `--interface=${srv.ifname}`,
-          '--bind-interfaces',
-          `--dhcp-range=${RANGE[0]},${RANGE[1]},255.255.0.0,1h`,
-          '--dhcp-lease-max=100000',
-          `--dhcp-leasefile=${leases}`,
-          `--pid-file=${join(dir, 'dnsmasq.pid')}`,
-          `--log-facility=${join(dir, `dnsmasq-${i}.log`)}`,
-          '--user=root',
-          '--group=root',
-          '--no-ping',
-        ],
+        dnsmasqDhcpArgs({
+          ifname: srv.ifname,
+          range: RANGE,
+          leaseFile: leases,
+          pidFile: join(dir, 'dnsmasq.pid'),
+          logFile: join(dir, `dnsmasq-${i}.log`),
+        }),
         { stdio: 'ignore' },
       );
       try {

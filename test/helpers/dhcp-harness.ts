@@ -69,3 +69,35 @@ export async function startServe(
     },
   };
 }
+
+/**
+ * dnsmasq as the reference DHCPv4 server of the benchmarks: foreground, no DNS, bound to one interface,
+ * a /16 range, no ping before an offer (as Corral's reference runs are compared), running as root in the
+ * namespace. `extra` adds what one benchmark needs (boot files, TFTP).
+ */
+export function dnsmasqDhcpArgs(o: {
+  ifname: string;
+  range: readonly [string, string];
+  leaseFile: string;
+  pidFile: string;
+  logFile: string;
+  extra?: readonly string[];
+}): string[] {
+  return [
+    'dnsmasq',
+    '--no-daemon',
+    '--conf-file=/dev/null',
+    '--port=0',
+    `--interface=${o.ifname}`,
+    '--bind-interfaces',
+    `--dhcp-range=${o.range[0]},${o.range[1]},255.255.0.0,1h`,
+    '--dhcp-lease-max=100000',
+    `--dhcp-leasefile=${o.leaseFile}`,
+    '--no-ping',
+    ...(o.extra ?? []),
+    `--pid-file=${o.pidFile}`,
+    `--log-facility=${o.logFile}`,
+    '--user=root',
+    '--group=root',
+  ];
+}
