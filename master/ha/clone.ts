@@ -166,7 +166,10 @@ export async function clonePrimary(o: CloneOptions): Promise<CloneResult> {
   renameSync(part, dbPath);
 
   const manifest = ((await (await get('/files')).json()) as { files: FileEntry[] }).files;
-  const sync = await syncFiles(o.dataDir, manifest, async (p) => {
+  // The shared root's folder as this machine will have it: the primary's setting, or under this data dir.
+  const sharedRoot = (info.config['sharedRoot'] ?? {}) as { dir?: string };
+  const layout = { dataDir: o.dataDir, sharedRootDir: sharedRoot.dir ?? join(o.dataDir, 'sharedroot') };
+  const sync = await syncFiles(layout, manifest, async (p) => {
     const r = await get(`/file?path=${encodeURIComponent(p)}`, 600_000);
     return r.body as WebReadableStream<Uint8Array>;
   });

@@ -1,7 +1,14 @@
 /**
- * Boot files and images follow the primary by content hash: the primary lists the files under a few
- * data-directory folders with their sha256; a backup fetches what differs, checks the hash, and renames
+ * Boot files, images and SSH keys follow the primary by content hash: the primary lists the files under a
+ * few data-directory folders with their sha256; a backup fetches what differs, checks the hash, and renames
  * it into place (never a half-written file). Hashes are cached by size and mtime.
+ *
+ * The SSH keys matter at a fail-over: without the master's client key (ssh/id_ed25519, the one in every
+ * deployed node's authorized_keys) the new primary cannot reach a node; without the host-key pins
+ * (ssh/known_nodes, the node's Corral-made key) it refuses them; without a deployment's waiting host key
+ * (sharedroot nodes/<mac>/deploy/) an installer that asks the new primary for its plan fails with "cannot
+ * fetch the SSH host key of the deploy plan" (seen in an unplanned fail-over mid-deploy, issue 16). Those
+ * files travel as `ssh/<file>` and `node-keys/<mac>/<ssh|deploy>/<file>`, and are written mode 0600.
  */
 import { createHash } from 'node:crypto';
 import {
@@ -18,10 +25,31 @@ import { dirname, join, relative, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import type { FrozenConfig } from '../config.js';
+import { sharedRootDir } from '../sharedroot/service.js';
 import { CorralError } from '../util/errors.js';
 
 /** Data-directory folders that replicate as files (TFTP loaders, node environment, OS images). */
 export const SYNCED_DIRS = ['tftp', 'node-image', 'images'] as const;
+
+/** Where a master keeps what replicates: its data directory, and the shared root's per-node folders. */
+export interface SyncLayout {
+  dataDir: string;
+  /** sharedroot/service.ts sharedRootDir(config): node host keys live in its nodes/<mac>/ folders. */
+  sharedRootDir: string;
+}
+
+/** The layout of a running master's config. */
+export function syncLayout(config: Pick<FrozenConfig, 'dataDir' | 'sharedRoot'>): SyncLayout {
+  return { dataDir: config.dataDir, sharedRootDir: sharedRootDir(config) };
+}
+
+/** The master's SSH client key and its host-key pins (deploy/ssh.ts, remote/host-keys.ts). */
+const SSH_FILE = /^(id_ed25519(\.pub)?|known_nodes)$/;
+/** A node's Corral-made host key, installed (`ssh`) or waiting for its deployment (`deploy`). */
+const NODE_KEY_DIRS = ['ssh', 'deploy'] as const;
+const NODE_KEY_FILE = /^ssh_host_ed25519_key(\.pub)?$/;
+const NODE_DIR = /^[0-9a-f]{2}(-[0-9a-f]{2}){5}$/;
 
 export interface FileEntry {
   path: string;
@@ -54,28 +82,70 @@ function walk(root: string, dir: string, out: string[]): void {
   }
 }
 
-export async function fileManifest(
-  dataDir: string,
-  dirs: readonly string[] = SYNCED_DIRS,
-): Promise<FileEntry[]> {
+/** Every replicated file a master holds now, by its manifest path (`tftp/…`, `ssh/…`, `node-keys/…`). */
+function localSyncedPaths(layout: SyncLayout): string[] {
   const paths: string[] = [];
-  for (const d of dirs) walk(dataDir, join(dataDir, d), paths);
+  for (const d of SYNCED_DIRS) walk(layout.dataDir, join(layout.dataDir, d), paths);
+  const ssh = join(layout.dataDir, 'ssh');
+  if (existsSync(ssh)) {
+    for (const e of readdirSync(ssh, { withFileTypes: true }))
+      if (e.isFile() && SSH_FILE.test(e.name)) paths.push(`ssh/${e.name}`);
+  }
+  const nodes = join(layout.sharedRootDir, 'nodes');
+  if (existsSync(nodes)) {
+    for (const n of readdirSync(nodes, { withFileTypes: true })) {
+      if (!n.isDirectory() || !NODE_DIR.test(n.name)) continue;
+      for (const sub of NODE_KEY_DIRS) {
+        const dir = join(nodes, n.name, sub);
+        if (!existsSync(dir)) continue;
+        for (const e of readdirSync(dir, { withFileTypes: true }))
+          if (e.isFile() && NODE_KEY_FILE.test(e.name)) paths.push(`node-keys/${n.name}/${sub}/${e.name}`);
+      }
+    }
+  }
+  return paths.sort();
+}
+
+/** The local file behind a manifest path; undefined for a path that is not replicated (refused). */
+export function syncedFilePath(layout: SyncLayout, p: string): string | undefined {
+  if (!safeSyncedPath(p)) return undefined;
+  const parts = p.split('/');
+  if (parts[0] === 'node-keys') return join(layout.sharedRootDir, 'nodes', ...parts.slice(1));
+  return join(layout.dataDir, ...parts);
+}
+
+/** Private keys and pins: readable by the master only, as deploy/ssh.ts and ssh-keygen make them. */
+function isPrivate(p: string): boolean {
+  return p.startsWith('ssh/') || p.startsWith('node-keys/');
+}
+
+export async function fileManifest(layout: SyncLayout): Promise<FileEntry[]> {
   const out: FileEntry[] = [];
-  for (const p of paths.sort()) {
-    const abs = join(dataDir, p);
+  for (const p of localSyncedPaths(layout)) {
+    const abs = syncedFilePath(layout, p)!;
     out.push({ path: p, size: statSync(abs).size, sha256: await sha256File(abs) });
   }
   return out;
 }
 
-/** A manifest path is only ever relative, inside one of the synced folders, without `..`. */
-export function safeSyncedPath(p: string, dirs: readonly string[] = SYNCED_DIRS): boolean {
+/**
+ * A manifest path is only ever relative, inside one of the synced folders, without `..`; in `ssh/` and
+ * `node-keys/` only the key files themselves (never, say, `ssh/../corral.db` or a node's overlay).
+ */
+export function safeSyncedPath(p: string): boolean {
   const parts = p.split('/');
-  return (
-    parts.length >= 2 &&
-    (dirs as readonly string[]).includes(parts[0] ?? '') &&
-    parts.every((x) => x !== '' && x !== '.' && x !== '..' && !x.includes('\\') && !x.includes('\0'))
-  );
+  if (!parts.every((x) => x !== '' && x !== '.' && x !== '..' && !x.includes('\\') && !x.includes('\0')))
+    return false;
+  if (parts[0] === 'ssh') return parts.length === 2 && SSH_FILE.test(parts[1]!);
+  if (parts[0] === 'node-keys') {
+    return (
+      parts.length === 4 &&
+      NODE_DIR.test(parts[1]!) &&
+      (NODE_KEY_DIRS as readonly string[]).includes(parts[2]!) &&
+      NODE_KEY_FILE.test(parts[3]!)
+    );
+  }
+  return parts.length >= 2 && (SYNCED_DIRS as readonly string[]).includes(parts[0] ?? '');
 }
 
 export interface SyncResult {
@@ -85,11 +155,11 @@ export interface SyncResult {
 }
 
 /**
- * Makes the synced folders of `dataDir` equal to `manifest`, fetching each differing file with `fetchFile`
+ * Makes the replicated files of `layout` equal to `manifest`, fetching each differing file with `fetchFile`
  * (a web stream), verifying its sha256 before the rename. Files absent from the manifest are removed.
  */
 export async function syncFiles(
-  dataDir: string,
+  layout: SyncLayout,
   manifest: readonly FileEntry[],
   fetchFile: (path: string) => Promise<WebReadableStream<Uint8Array>>,
 ): Promise<SyncResult> {
@@ -98,14 +168,15 @@ export async function syncFiles(
   for (const f of manifest) {
     if (!safeSyncedPath(f.path)) throw new CorralError('CLONE_FAILED', `refusing file path ${f.path}`);
     wanted.add(f.path);
-    const abs = join(dataDir, f.path);
+    const abs = syncedFilePath(layout, f.path)!;
     if (existsSync(abs) && statSync(abs).size === f.size && (await sha256File(abs)) === f.sha256) continue;
-    mkdirSync(dirname(abs), { recursive: true });
+    const secret = isPrivate(f.path);
+    mkdirSync(dirname(abs), { recursive: true, ...(secret ? { mode: 0o700 } : {}) });
     const part = `${abs}.part`;
     const h = createHash('sha256');
     const body = Readable.fromWeb(await fetchFile(f.path));
     body.on('data', (c: Buffer) => h.update(c));
-    await pipeline(body, createWriteStream(part));
+    await pipeline(body, createWriteStream(part, secret ? { mode: 0o600 } : {}));
     const got = h.digest('hex');
     if (got !== f.sha256) {
       rmSync(part, { force: true });
@@ -118,11 +189,9 @@ export async function syncFiles(
     result.fetched++;
     result.bytes += f.size;
   }
-  const local: string[] = [];
-  for (const d of SYNCED_DIRS) walk(dataDir, join(dataDir, d), local);
-  for (const p of local) {
+  for (const p of localSyncedPaths(layout)) {
     if (!wanted.has(p)) {
-      rmSync(join(dataDir, p), { force: true });
+      rmSync(syncedFilePath(layout, p)!, { force: true });
       result.removed++;
     }
   }

@@ -13,7 +13,7 @@ import type { FrozenConfig } from '../config.js';
 import type { Repos } from '../store/repos.js';
 import type { Logger } from '../util/logger.js';
 import { HaController, type HaRole } from './controller.js';
-import { syncFiles, type FileEntry } from './files.js';
+import { syncFiles, syncLayout, type FileEntry } from './files.js';
 import {
   keepalivedFiles,
   superviseKeepalived,
@@ -62,7 +62,7 @@ export function createHa(deps: HaDeps): Ha {
       const res = await peer.fetch('/api/v1/ha/files', { headers, signal: AbortSignal.timeout(30_000) });
       if (!res.ok) return;
       const { files } = (await res.json()) as { files: FileEntry[] };
-      const r = await syncFiles(config.dataDir, files, async (p) => {
+      const r = await syncFiles(syncLayout(config), files, async (p) => {
         const f = await peer.fetch(`/api/v1/ha/file?path=${encodeURIComponent(p)}`, {
           headers,
           signal: AbortSignal.timeout(600_000),
@@ -70,7 +70,7 @@ export function createHa(deps: HaDeps): Ha {
         if (!f.ok || !f.body) throw new Error(`file ${p}: HTTP ${f.status}`);
         return f.body as WebReadableStream<Uint8Array>;
       });
-      if (r.fetched || r.removed) log.info(r, 'boot files and images synced from the primary');
+      if (r.fetched || r.removed) log.info(r, 'boot files, images and SSH keys synced from the primary');
     } catch (err) {
       log.debug({ err: (err as Error).message }, 'file sync failed; retrying later');
     } finally {

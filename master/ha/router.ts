@@ -18,7 +18,7 @@ import type { Logger } from '../util/logger.js';
 import { installPath } from '../util/paths.js';
 import { VERSION } from '../util/version.js';
 import type { HaController } from './controller.js';
-import { fileManifest, safeSyncedPath, sha256File, type FileEntry } from './files.js';
+import { fileManifest, sha256File, syncedFilePath, syncLayout, type FileEntry } from './files.js';
 import { divergencePoint, HISTORY_KEY, type EpochStart } from './history.js';
 import { tokenMatches } from './witness.js';
 import { sendFile } from '../boot/send-file.js';
@@ -205,13 +205,14 @@ export function createHaRouter(deps: HaRouterDeps): Router {
   });
 
   router.get('/files', requireToken, async (_req, res) => {
-    res.json({ files: await fileManifest(config.dataDir) });
+    res.json({ files: await fileManifest(syncLayout(config)) });
   });
 
   router.get('/file', requireToken, (req, res) => {
     const p = typeof req.query['path'] === 'string' ? req.query['path'] : '';
-    if (!safeSyncedPath(p)) throw new CorralError('PATH_REFUSED', `not a replicated file: ${p}`);
-    sendFile(res, join(config.dataDir, p), deps.logger);
+    const file = syncedFilePath(syncLayout(config), p);
+    if (!file) throw new CorralError('PATH_REFUSED', `not a replicated file: ${p}`);
+    sendFile(res, file, deps.logger);
   });
 
   router.use(requireBasicAuth(deps.authenticator));

@@ -8,7 +8,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitFor } from '../helpers/netns.js';
@@ -92,7 +92,14 @@ describe('HA replication, clone and tail discard (loopback, real master processe
             globalPerMinute: 10_000_000,
           },
         },
-        ha: { enabled: true, token: TOKEN, peerUrl: url2, syncTimeoutMs: 1000, followerTimeoutMs: 2000 },
+        ha: {
+          enabled: true,
+          token: TOKEN,
+          peerUrl: url2,
+          syncTimeoutMs: 1000,
+          followerTimeoutMs: 2000,
+          fileSyncSeconds: 1,
+        },
       }),
     );
     m1 = await start(join(dir, 'm1.json'));
@@ -116,6 +123,17 @@ describe('HA replication, clone and tail discard (loopback, real master processe
       for (let n = 0; !stop; n++) if ((await enlist(url1, mac('0a', n))) < 300) acked.push(mac('0a', n));
     })();
     await waitFor('load running', () => acked.length >= 20, 20_000);
+    // A deployment's waiting SSH host key and the host-key pins, as deploy and remote/host-keys.ts leave them:
+    // the backup needs them to serve an installer's plan and to trust the nodes after a fail-over.
+    const nodeKey = (d: string, mac: string) =>
+      join(d, 'sharedroot', 'nodes', mac, 'deploy', 'ssh_host_ed25519_key');
+    const plantKey = (mac: string) => {
+      mkdirSync(join(nodeKey(d1, mac), '..'), { recursive: true, mode: 0o700 });
+      writeFileSync(nodeKey(d1, mac), `PRIVATE host key of ${mac}\n`, { mode: 0o600 });
+    };
+    plantKey('52-54-00-0a-ff-01');
+    mkdirSync(join(d1, 'ssh'), { recursive: true, mode: 0o700 });
+    writeFileSync(join(d1, 'ssh', 'known_nodes'), '52:54:00:0a:ff:01 ssh-ed25519 AAAA\n', { mode: 0o600 });
     const out = execFileSync(
       'node',
       [
@@ -135,6 +153,15 @@ describe('HA replication, clone and tail discard (loopback, real master processe
       { encoding: 'utf8', timeout: 60_000 },
     );
     assert.match(out, /clone complete/);
+    assert.equal(
+      readFileSync(nodeKey(d2, '52-54-00-0a-ff-01'), 'utf8'),
+      'PRIVATE host key of 52-54-00-0a-ff-01\n',
+    );
+    assert.equal(statSync(nodeKey(d2, '52-54-00-0a-ff-01')).mode & 0o777, 0o600, 'private on the clone');
+    assert.equal(
+      readFileSync(join(d2, 'ssh', 'known_nodes'), 'utf8'),
+      readFileSync(join(d1, 'ssh', 'known_nodes'), 'utf8'),
+    );
     // The copy taken under load is a consistent snapshot: intact, and every journaled node row is there.
     const copy = openStore({ path: join(d2, 'corral.db'), logger: silentLogger() });
     assert.equal(copy.integrityCheck(), 'ok');
@@ -161,6 +188,13 @@ describe('HA replication, clone and tail discard (loopback, real master processe
       20_000,
     );
     assert.equal(s2.role, 'backup');
+    // A deploy started after the clone: its key reaches the running backup by the periodic file sync.
+    plantKey('52-54-00-0a-ff-02');
+    await waitFor(
+      'the new host key on m2',
+      () => existsSync(nodeKey(d2, '52-54-00-0a-ff-02')) || undefined,
+      15_000,
+    );
     await new Promise((r) => setTimeout(r, 1500));
     stop = true;
     await load;

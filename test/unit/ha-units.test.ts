@@ -160,5 +160,9 @@ describe('ha config and file paths', () => {
     assert.ok(!safeSyncedPath('tftp/../corral.db'));
     assert.ok(!safeSyncedPath('/etc/passwd'));
     assert.ok(!safeSyncedPath('keys/id'));
+    assert.ok(safeSyncedPath('ssh/id_ed25519'));
+    assert.ok(!safeSyncedPath('ssh/../corral.db'));
+    assert.ok(safeSyncedPath('node-keys/52-54-00-aa-bb-cc/deploy/ssh_host_ed25519_key'));
+    assert.ok(!safeSyncedPath('node-keys/52-54-00-aa-bb-cc/overlay/etc/shadow'));
   });
 });
