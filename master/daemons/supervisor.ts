@@ -4,10 +4,38 @@
  * start it again with a capped exponential backoff, reload it by signal or command, stop it with a
  * bounded wait (SIGKILL after the timeout), relay its output into structured logs, and count restarts.
  * Each daemon module keeps only what is its own: argv, how it shows it is ready, how it reloads.
+ *
+ * A daemon must not outlive the master, even one killed with SIGKILL (no exit handler runs then): each is
+ * started through util-linux's `setpriv --pdeathsig KILL`, which asks the kernel (prctl PR_SET_PDEATHSIG)
+ * to kill it when its parent, the master, dies, and then execs the daemon in the same process (same pid,
+ * so signals and reloads reach it). Without this an opentracker, say, was left running after `kill -9`.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants as fsConstants, statSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { CorralError, type ErrorCode } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
+
+/** util-linux's setpriv (Debian: essential package util-linux); absent elsewhere, daemons start bare. */
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => executable(p));
+
+/** Whether `bin` (a path, or a name looked up in PATH as execvp does) can be executed. */
+export function executable(bin: string): boolean {
+  const candidates = bin.includes('/')
+    ? [bin]
+    : (process.env['PATH'] ?? '')
+        .split(delimiter)
+        .filter(Boolean)
+        .map((d) => join(d, bin));
+  return candidates.some((c) => {
+    try {
+      accessSync(c, fsConstants.X_OK);
+      return statSync(c).isFile();
+    } catch {
+      return false;
+    }
+  });
+}
 
 /** Timers the supervisor uses; tests pass their own to step through the backoff. */
 export interface SupervisorClock {
@@ -141,7 +169,15 @@ export class Supervisor {
     // stop() may have come while prepare ran: a child spawned now would outlive the master.
     if (this.stopping) throw new CorralError(this.opts.codes.failed, `${name} was stopped while starting`);
     const args = this.opts.args();
-    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // setpriv would report a missing daemon as its own exit 127: say "missing" before, as spawn would.
+    if (SETPRIV && !executable(bin)) {
+      const err = new CorralError(this.opts.codes.missing, `cannot run ${bin}: not found or not executable`);
+      this.lastError = err.message;
+      throw err;
+    }
+    const child = SETPRIV
+      ? spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     let tail = '';
     const relay = (d: Buffer): void => {

@@ -151,3 +151,51 @@ describe('daemon supervisor', () => {
     }
   });
 });
+
+/**
+ * A master killed with SIGKILL runs no exit handler: its daemons (haproxy, keepalived, ganesha, opentracker,
+ * radvd) would run on, holding ports and the VIP. The supervisor starts them under `setpriv --pdeathsig KILL`,
+ * so the kernel kills each with its master. A real master-like process here: node, a Supervisor of `sleep`.
+ */
+describe('daemons die with a master killed by SIGKILL', () => {
+  it('the supervised child is gone once its parent process is SIGKILLed', async () => {
+    const { spawn } = await import('node:child_process');
+    const { fileURLToPath } = await import('node:url');
+    const supervisorJs = fileURLToPath(new URL('../../master/daemons/supervisor.js', import.meta.url));
+    const loggerJs = fileURLToPath(new URL('../../master/util/logger.js', import.meta.url));
+    const script = `
+      const { Supervisor } = await import(${JSON.stringify(supervisorJs)});
+      const { silentLogger } = await import(${JSON.stringify(loggerJs)});
+      const s = new Supervisor({ name: 'held', bin: 'sleep', args: () => ['300'], logger: silentLogger(),
+        backoff: { initialMs: 100, maxMs: 400 }, codes: { missing: 'LB_HAPROXY_MISSING', failed: 'LB_HAPROXY_FAILED' } });
+      await s.start();
+      console.log('CHILD ' + s.pid);
+      setInterval(() => undefined, 1000);
+    `;
+    const master = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    master.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      await until('the child pid', () => /CHILD \d+/.test(out), 10_000);
+      const pid = Number(/CHILD (\d+)/.exec(out)![1]);
+      const alive = (): boolean => {
+        try {
+          process.kill(pid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      assert.ok(alive(), 'the daemon runs while its master does');
+      // The same pid is the daemon itself (setpriv execs it), so signals and reloads reach it.
+      const { readFileSync } = await import('node:fs');
+      assert.deepEqual(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0'), ['sleep', '300', '']);
+      master.kill('SIGKILL');
+      await until('the daemon to die with its master', () => !alive(), 5000);
+    } finally {
+      master.kill('SIGKILL');
+    }
+  });
+});
