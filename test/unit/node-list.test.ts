@@ -382,3 +382,52 @@ test('TurnQueue: one job per event-loop turn, in order; a throwing job rejects a
   assert.equal(await c, 'c');
   assert.deepEqual(seen, ['a', 'timer', 'b']);
 });
+
+test('lastReports: the newest raw sample per source, as the full GROUP BY scan answered it', () => {
+  const t = tempRepos();
+  try {
+    const { repos } = t;
+    const db = sqliteOf(repos.store).db;
+    const sample = (at: number): Parameters<typeof repos.metrics.record>[1] => ({
+      at,
+      cpu: 1,
+      memUsed: 1,
+      memTotal: 2,
+      diskUsed: 1,
+      diskTotal: 2,
+      netRx: 0,
+      netTx: 0,
+      load1: 0,
+      procs: null,
+    });
+    for (const [source, ats] of [
+      ['master', [100, 130, 160]],
+      [mac(1), [50, 80]],
+      [mac(2), [10]],
+      [mac(3), [400, 430]],
+    ] as const)
+      for (const at of ats) repos.metrics.record(source, sample(at));
+    // A source with only roll-ups left (its raw samples pruned) has no last report.
+    db.prepare('DELETE FROM metrics WHERE source = ? AND tier = 0').run(mac(3));
+    const scan = new Map(
+      (
+        db.prepare('SELECT source, MAX(at) AS at FROM metrics WHERE tier = 0 GROUP BY source').all() as {
+          source: string;
+          at: number;
+        }[]
+      ).map((r) => [r.source, r.at]),
+    );
+    assert.deepEqual(
+      repos.metrics.lastReports(),
+      new Map([
+        [mac(1), 80],
+        [mac(2), 10],
+        ['master', 160],
+      ]),
+    );
+    assert.deepEqual(repos.metrics.lastReports(), scan);
+    assert.ok(db.prepare('SELECT COUNT(*) FROM metrics WHERE source = ?').pluck().get(mac(3)));
+  } finally {
+    t.cleanup();
+  }
+});
