@@ -175,3 +175,48 @@ export function pageLinks(
     next: page < pages ? nodeTableHref({ ...query, page: page + 1 }) : null,
   };
 }
+
+/**
+ * Sorted orders of the node list and its tag list, reused while the node list's generation is unchanged
+ * (NodeQuery.generation: any write to any node changes it). At 10 000 nodes reading and sorting every
+ * matching node's sort key costs tens of milliseconds per page view (docs/scale.md); paging through a
+ * list that does not change need not repeat it. A node write drops everything: the next view recomputes.
+ */
+export class NodeListCache {
+  private generation = -1;
+  private readonly orders = new Map<string, string[]>();
+  private tags: string[] | null = null;
+
+  /** `maxOrders`: distinct filter and sort combinations kept (the oldest is dropped first). */
+  constructor(private readonly maxOrders = 32) {}
+
+  /** Forgets everything computed at another generation. */
+  at(generation: number): this {
+    if (generation !== this.generation) {
+      this.generation = generation;
+      this.orders.clear();
+      this.tags = null;
+    }
+    return this;
+  }
+
+  /** MACs in the query's order (its page ignored), from the cache or from `compute`. */
+  order(query: NodeTableQuery, compute: () => string[]): string[] {
+    const key = JSON.stringify([query.q, query.state, query.tag, query.sort, query.dir]);
+    let macs = this.orders.get(key);
+    if (!macs) {
+      macs = compute();
+      if (this.orders.size >= this.maxOrders) {
+        const oldest = this.orders.keys().next();
+        if (!oldest.done) this.orders.delete(oldest.value);
+      }
+      this.orders.set(key, macs);
+    }
+    return macs;
+  }
+
+  tagList(compute: () => string[]): string[] {
+    this.tags ??= compute();
+    return this.tags;
+  }
+}

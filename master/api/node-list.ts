@@ -78,3 +78,44 @@ export function listNodes(query: unknown, nodes: NodeQuery): NodeListReply {
   const last = page[page.length - 1];
   return { nodes: page, total, nextCursor: rows.length > limit && last ? encodeCursor(last.seqNo) : null };
 }
+
+/**
+ * Runs jobs one per event-loop turn, in arrival order. The master is one event loop: eight API clients
+ * listing nodes back to back kept it busy with their lists, and a console page that arrived meanwhile
+ * waited behind all of them (docs/scale.md: /nodes p95 1953 ms under that load). A list taken through
+ * here runs in the check phase, one per turn, so the loop polls its sockets between two lists and an
+ * interactive request waits for at most the one list in progress. The API's throughput is unchanged.
+ */
+export class TurnQueue {
+  private readonly jobs: (() => void)[] = [];
+  private scheduled = false;
+
+  run<T>(job: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.jobs.push(() => {
+        try {
+          resolve(job());
+        } catch (err) {
+          reject(err instanceof Error ? err : new Error(String(err)));
+        }
+      });
+      this.schedule();
+    });
+  }
+
+  /** Jobs waiting for their turn (not counting one running now). */
+  get waiting(): number {
+    return this.jobs.length;
+  }
+
+  private schedule(): void {
+    if (this.scheduled || !this.jobs.length) return;
+    this.scheduled = true;
+    // setImmediate scheduled from a check-phase callback runs on the next turn, after the next poll.
+    setImmediate(() => {
+      this.scheduled = false;
+      this.jobs.shift()?.();
+      this.schedule();
+    });
+  }
+}

@@ -14,7 +14,7 @@ import { zodToCorral } from './errors.js';
 import { auditMutations } from './audit.js';
 import { createUsersRouter } from './users.js';
 import { NodeQuery } from '../store/node-query.js';
-import { listNodes } from './node-list.js';
+import { listNodes, TurnQueue } from './node-list.js';
 
 export interface ApiDeps {
   repos: Repos;
@@ -119,6 +119,7 @@ export function createApiRouter(deps: ApiDeps): Router {
   const { repos } = deps;
   const nodes = new NodeService(repos);
   const nodeQuery = new NodeQuery(repos.store);
+  const listTurns = new TurnQueue();
   const router = express.Router();
   router.use(express.json({ limit: '1mb' }));
   if (deps.ha) router.use('/ha', deps.ha.router).use(deps.ha.gate);
@@ -130,8 +131,9 @@ export function createApiRouter(deps: ApiDeps): Router {
   router.use(requireBasicAuth(deps.authenticator));
   router.use(createUsersRouter(repos));
 
-  router.get('/nodes', (req, res) => {
-    res.json(listNodes(req.query, nodeQuery));
+  // One list per event-loop turn, so console pages are not queued behind a burst of API lists (issue 19).
+  router.get('/nodes', (req, res, next) => {
+    listTurns.run(() => res.json(listNodes(req.query, nodeQuery))).catch(next);
   });
 
   router.get('/nodes/:id', (req, res) => {

@@ -95,7 +95,7 @@ export class Monitor extends EventEmitter<{ sample: [SampleEvent]; alerts: [Acti
     const wanted = evaluateAlerts({
       master: repos.metrics.latest(MASTER_SOURCE),
       lastReports: repos.metrics.lastReports(),
-      nodes: repos.nodes.list(),
+      nodes: repos.nodes.listStates(),
       nowSeconds: this.now() / 1000,
       // Nodes are expected at the collector's pace when it runs (slower than the master's by default).
       intervalSeconds: Math.max(config.monitor.intervalSeconds, config.monitor.nodeSshSeconds),

@@ -107,7 +107,8 @@ export class EventStore {
     return (this.store.db.prepare(sql).all(...args) as EventRow[]).map(fromRow);
   }
 
+  /** Kept by triggers (migration 23): counting 1 000 000 events took ~200 ms per dashboard view. */
   count(): number {
-    return (this.store.db.prepare('SELECT COUNT(*) AS n FROM events').get() as { n: number }).n;
+    return (this.store.db.prepare('SELECT n FROM event_count WHERE id = 1').get() as { n: number }).n;
   }
 }

@@ -123,8 +123,20 @@ export class MetricStore {
 
   /** Sources and the time (epoch seconds) of their newest raw sample. */
   lastReports(): Map<string, number> {
+    // A loose index scan: jump from source to source along the primary key (source, tier, at), then one
+    // lookup each, instead of reading every sample (a day of samples of 100 nodes: ~150 ms per monitor
+    // tick under load, against ~17 ms; docs/scale.md).
     const rows = this.store.db
-      .prepare(`SELECT source, MAX(at) AS at FROM metrics WHERE tier = ${RAW_TIER} GROUP BY source`)
+      .prepare(
+        `WITH RECURSIVE s(source) AS (
+           SELECT MIN(source) FROM metrics
+           UNION ALL
+           SELECT (SELECT MIN(m.source) FROM metrics m WHERE m.source > s.source) FROM s WHERE s.source IS NOT NULL)
+         SELECT source, at FROM (
+           SELECT source, (SELECT MAX(m.at) FROM metrics m WHERE m.source = s.source AND m.tier = ${RAW_TIER}) AS at
+             FROM s WHERE source IS NOT NULL)
+         WHERE at IS NOT NULL`,
+      )
       .all() as { source: string; at: number }[];
     return new Map(rows.map((r) => [r.source, r.at]));
   }

@@ -572,6 +572,55 @@ DROP TABLE power_configs;
 ALTER TABLE power_configs_v18 RENAME TO power_configs;
 `,
   },
+  {
+    version: 23,
+    name: 'inventory-scale-search-and-counters',
+    sql: `
+-- Inventory at scale, continued (issue 19). Measured on 10 000 nodes and 1 000 000 events (docs/scale.md):
+-- a search scanned every node_facts.search with LIKE twice per request (count, then page), the console's
+-- list read every node's sort key without an index for its order, and the dashboard counted the events
+-- table (a full index scan: ~200 ms). Everything here is derived data kept by triggers, like node_facts:
+-- not journaled, rebuilt here from what is already stored.
+
+-- The console's sort keys in sequence order without a temporary B-tree.
+CREATE INDEX node_facts_seq ON node_facts (seq_no);
+
+-- Substring search through an index: FTS5's trigram tokenizer answers a phrase query as a substring match
+-- of 3 or more characters (https://www.sqlite.org/fts5.html#the_trigram_tokenizer). rowid = the node's
+-- seq_no, stable for the node's life (node_facts' own rowid is not: its triggers delete and insert).
+CREATE VIRTUAL TABLE node_search USING fts5(search, tokenize = 'trigram');
+INSERT INTO node_search (rowid, search) SELECT seq_no, search FROM node_facts;
+
+-- A number that changes whenever any node's list row changes (any write to nodes rewrites its node_facts
+-- row), so the console may reuse a sorted order or the tag list computed at the same number.
+CREATE TABLE node_list_generation (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
+INSERT INTO node_list_generation (id, n) VALUES (1, 0);
+
+CREATE TRIGGER node_search_insert AFTER INSERT ON node_facts BEGIN
+  INSERT INTO node_search (rowid, search) VALUES (new.seq_no, new.search);
+  UPDATE node_list_generation SET n = n + 1 WHERE id = 1;
+END;
+CREATE TRIGGER node_search_update AFTER UPDATE ON node_facts BEGIN
+  DELETE FROM node_search WHERE rowid = old.seq_no;
+  INSERT INTO node_search (rowid, search) VALUES (new.seq_no, new.search);
+  UPDATE node_list_generation SET n = n + 1 WHERE id = 1;
+END;
+CREATE TRIGGER node_search_delete AFTER DELETE ON node_facts BEGIN
+  DELETE FROM node_search WHERE rowid = old.seq_no;
+  UPDATE node_list_generation SET n = n + 1 WHERE id = 1;
+END;
+
+-- The events total the dashboard and the events page show, kept instead of counted.
+CREATE TABLE event_count (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
+INSERT INTO event_count (id, n) SELECT 1, COUNT(*) FROM events;
+CREATE TRIGGER event_count_insert AFTER INSERT ON events BEGIN
+  UPDATE event_count SET n = n + 1 WHERE id = 1;
+END;
+CREATE TRIGGER event_count_delete AFTER DELETE ON events BEGIN
+  UPDATE event_count SET n = n - 1 WHERE id = 1;
+END;
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

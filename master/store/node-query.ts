@@ -57,6 +57,13 @@ function where(f: NodeFilter, table: 'n' | 'f' = 'n'): { sql: string; args: (str
   }
   const q = f.q?.trim();
   if (q) {
+    // 3 characters or more: the trigram index (migration 23) finds the candidates, and the LIKE on them keeps
+    // the search's meaning exactly (ASCII case folding, values one per line). Shorter: a scan, as trigrams
+    // cannot answer it (such a search matches much of the fleet anyway).
+    if ([...q].length >= 3) {
+      parts.push('f.seq_no IN (SELECT rowid FROM node_search WHERE node_search MATCH ?)');
+      args.push(`"${q.toLowerCase().replaceAll('"', '""')}"`);
+    }
     parts.push("f.search LIKE ? ESCAPE '\\'");
     args.push(likePattern(q));
   }
@@ -110,6 +117,14 @@ export class NodeQuery {
       .prepare(`SELECT mac, name, ${SORT_COLUMNS[column]} FROM node_facts f ${w.sql} ORDER BY seq_no`)
       .raw(true)
       .all(...w.args) as [string, string, string | number | null][];
+  }
+
+  /**
+   * A number that changes whenever any node's list row does (node_list_generation, kept by migration 23's
+   * triggers on node_facts): what the console computed at the same number is still right.
+   */
+  generation(): number {
+    return this.store.db.prepare('SELECT n FROM node_list_generation WHERE id = 1').pluck().get() as number;
   }
 
   /** Every tag some node carries, sorted (the console's tag filter). */

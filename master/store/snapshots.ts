@@ -29,6 +29,8 @@ const LOCAL_SETTING_PREFIXES = ['ha.'];
 
 /** Tables that are per-database machinery, not data: never diffed. */
 const INTERNAL_TABLES = new Set(['changes', 'schema_migrations', 'sessions']);
+/** Derived tables kept by triggers (migration 23: a search index and counters): not data either. */
+const DERIVED = /^(node_search|node_list_generation$|event_count$)/;
 
 export interface RowChange {
   key: string;
@@ -94,7 +96,7 @@ function userTables(db: Db): string[] {
       .all() as { name: string }[]
   )
     .map((r) => r.name)
-    .filter((n) => !INTERNAL_TABLES.has(n));
+    .filter((n) => !INTERNAL_TABLES.has(n) && !DERIVED.test(n));
 }
 
 interface Column {

@@ -9,7 +9,8 @@
  * each (p50 and p95, milliseconds):
  * - GET /api/v1/nodes pages, filters and searches, beside the unpaginated list (the reference: what every
  *   client got before paging) and a plain SQLite query of the same rows in this process (the floor);
- * - the console's node list (first page, deep page, search, sort by memory), dashboard and events page;
+ * - the console's node list (first page, deep page, search, sort by memory), dashboard and events page,
+ *   alone and again while --api-load clients list and search nodes through the API;
  * - GET /metrics (the Prometheus exposition at this size);
  * - the database's size and the master's start-up time beside a start on an empty data directory.
  * Prints; asserts nothing. --keep leaves the data directory in place (its path is printed).
@@ -378,6 +379,12 @@ async function main(): Promise<void> {
     await measure('console /nodes (first page of 100)', () => page200('/nodes'), underLoad);
     await measure(`console /nodes?q=${serial}`, () => page200(`/nodes?q=${serial}`), underLoad);
     await measure('console /nodes?state=deployed', () => page200('/nodes?state=deployed'), underLoad);
+    await measure(
+      'console /nodes?sort=memory&dir=desc',
+      () => page200('/nodes?sort=memory&dir=desc'),
+      underLoad,
+    );
+    await measure('console / (dashboard)', () => page200('/'), underLoad);
     const served = await load.stop();
     console.log(
       `API load during the console measurements: ${served.requests} requests (${served.perSecond.toFixed(0)}/s), ${served.errors} errors`,

@@ -8,11 +8,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tempRepos } from '../helpers/repos.js';
 import { NodeQuery } from '../../master/store/node-query.js';
-import { decodeCursor, encodeCursor, listNodes } from '../../master/api/node-list.js';
+import { decodeCursor, encodeCursor, listNodes, TurnQueue } from '../../master/api/node-list.js';
 import { CorralError } from '../../master/util/errors.js';
 import type { Repos } from '../../master/store/repos.js';
 import type { NodeState } from '../../master/store/nodes.js';
-import { DEFAULT_QUERY, sortRows, type SortKeyRow } from '../../web-ui/node-table.js';
+import { DEFAULT_QUERY, NodeListCache, sortRows, type SortKeyRow } from '../../web-ui/node-table.js';
 
 function mac(i: number): string {
   return `52:54:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
@@ -287,5 +287,147 @@ test('a backup applying replicated node changes keeps node_facts (upsert through
   } finally {
     primary.cleanup();
     backup.cleanup();
+  }
+});
+
+test('migration 23: the search index, the list generation and the event count follow every write', () => {
+  const t = tempRepos();
+  try {
+    const { repos } = t;
+    const q = new NodeQuery(repos.store);
+    const db = sqliteOf(repos.store).db;
+    const g0 = q.generation();
+    add(repos, 1);
+    add(repos, 2);
+    const g1 = q.generation();
+    assert.ok(g1 > g0, 'an insert changes the generation');
+    assert.deepEqual(
+      q.page({ q: 'srv2' }, { limit: 10 }).map((n) => n.name),
+      ['node-2'],
+    );
+    repos.store.write((j) => repos.nodes.patchIn(j, mac(2), { tags: ['rack-1'] }));
+    assert.ok(q.generation() > g1, 'a tag change changes the generation');
+    repos.store.write((j) => repos.nodes.patchIn(j, mac(2), { inventory: { dmi: { serial: 'XY"Z%7' } } }));
+    assert.deepEqual(q.page({ q: 'srv2' }, { limit: 10 }), []); // the index row was replaced, not added to
+    assert.deepEqual(
+      q.page({ q: 'xy"z%7' }, { limit: 10 }).map((n) => n.name),
+      ['node-2'],
+    ); // quotes and LIKE wildcards are text in both the index query and the check
+    assert.equal(q.count({ q: 'Y"Z' }), 1);
+    const g2 = q.generation();
+    repos.store.write((j) => repos.nodes.deleteIn(j, mac(2)));
+    assert.ok(q.generation() > g2, 'a delete changes the generation');
+    const indexed = (): number => db.prepare('SELECT COUNT(*) FROM node_search').pluck().get() as number;
+    assert.equal(indexed(), 1);
+
+    const before = repos.events.count();
+    for (let i = 0; i < 3; i++)
+      repos.events.append({ nodeMac: mac(1), kind: 'node.state', message: `e${i}` });
+    assert.equal(repos.events.count(), before + 3);
+    db.prepare('DELETE FROM events WHERE message = ?').run('e1');
+    assert.equal(repos.events.count(), before + 2);
+    assert.equal(repos.events.count(), db.prepare('SELECT COUNT(*) FROM events').pluck().get());
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('NodeListCache: an order is reused at the same generation, and computed again at another', () => {
+  const cache = new NodeListCache(2);
+  let computed = 0;
+  const order = (gen: number, sort: 'name' | 'ip'): string[] =>
+    cache.at(gen).order({ ...DEFAULT_QUERY, sort, page: 3 }, () => [`${gen}-${sort}-${++computed}`]);
+  assert.deepEqual(order(1, 'name'), ['1-name-1']);
+  assert.deepEqual(order(1, 'name'), ['1-name-1']); // the page is not part of the key
+  assert.deepEqual(order(1, 'ip'), ['1-ip-2']);
+  assert.deepEqual(order(2, 'name'), ['2-name-3']);
+  assert.deepEqual(
+    cache.tagList(() => ['a']),
+    ['a'],
+  );
+  assert.deepEqual(
+    cache.tagList(() => ['b']),
+    ['a'],
+  );
+  cache.at(3);
+  assert.deepEqual(
+    cache.tagList(() => ['b']),
+    ['b'],
+  );
+});
+
+test('TurnQueue: one job per event-loop turn, in order; a throwing job rejects and the next still runs', async () => {
+  const turns = new TurnQueue();
+  const seen: string[] = [];
+  const busy = (ms: number): void => {
+    const until = performance.now() + ms;
+    while (performance.now() < until);
+  };
+  const a = turns.run(() => {
+    seen.push('a');
+    // Due before the next turn's timers phase (the job outlasts it): with every job in one check phase,
+    // 'b' would come before it.
+    setTimeout(() => seen.push('timer'), 1);
+    busy(5);
+    return 1;
+  });
+  const b = turns.run(() => {
+    seen.push('b');
+    throw new Error('refused');
+  });
+  const c = turns.run(() => 'c');
+  assert.equal(turns.waiting, 3);
+  assert.equal(await a, 1);
+  await assert.rejects(b, /refused/);
+  assert.equal(await c, 'c');
+  assert.deepEqual(seen, ['a', 'timer', 'b']);
+});
+
+test('lastReports: the newest raw sample per source, as the full GROUP BY scan answered it', () => {
+  const t = tempRepos();
+  try {
+    const { repos } = t;
+    const db = sqliteOf(repos.store).db;
+    const sample = (at: number): Parameters<typeof repos.metrics.record>[1] => ({
+      at,
+      cpu: 1,
+      memUsed: 1,
+      memTotal: 2,
+      diskUsed: 1,
+      diskTotal: 2,
+      netRx: 0,
+      netTx: 0,
+      load1: 0,
+      procs: null,
+    });
+    for (const [source, ats] of [
+      ['master', [100, 130, 160]],
+      [mac(1), [50, 80]],
+      [mac(2), [10]],
+      [mac(3), [400, 430]],
+    ] as const)
+      for (const at of ats) repos.metrics.record(source, sample(at));
+    // A source with only roll-ups left (its raw samples pruned) has no last report.
+    db.prepare('DELETE FROM metrics WHERE source = ? AND tier = 0').run(mac(3));
+    const scan = new Map(
+      (
+        db.prepare('SELECT source, MAX(at) AS at FROM metrics WHERE tier = 0 GROUP BY source').all() as {
+          source: string;
+          at: number;
+        }[]
+      ).map((r) => [r.source, r.at]),
+    );
+    assert.deepEqual(
+      repos.metrics.lastReports(),
+      new Map([
+        [mac(1), 80],
+        [mac(2), 10],
+        ['master', 160],
+      ]),
+    );
+    assert.deepEqual(repos.metrics.lastReports(), scan);
+    assert.ok(db.prepare('SELECT COUNT(*) FROM metrics WHERE source = ?').pluck().get(mac(3)));
+  } finally {
+    t.cleanup();
   }
 });

@@ -5,6 +5,7 @@ import { eventRows } from '../event-view.js';
 import {
   columnHeaders,
   DEFAULT_QUERY,
+  NodeListCache,
   nodeTableHref,
   pageLinks,
   PAGE_SIZE,
@@ -55,17 +56,22 @@ export function mountNodes(router: Router, ctx: ConsoleContext, deps: NodePagesD
   mountNodeActions(router, ctx, deps);
   if (deps.lb) mountNodeLb(router, ctx, deps.lb);
   const nodeQuery = new NodeQuery(ctx.repos.store);
+  const listCache = new NodeListCache();
   router.get('/nodes', (req, res) => {
     const query = parseNodeTableQuery(req.query as Record<string, unknown>);
     const counts = ctx.repos.nodes.countByState();
     const total = NODE_STATES.reduce((sum, s) => sum + (counts[s] ?? 0), 0);
-    // Filter in SQLite, sort the small rows, then load and render one page (issue 19).
-    const matched = sortRows(
-      nodeQuery.sortKeys(
-        { q: query.q, state: query.state ?? undefined, tags: query.tag ? [query.tag] : [] },
-        SORT_COLUMN[query.sort],
+    // Filter in SQLite, sort the small rows (or reuse the order while no node changed), then load and
+    // render one page (issue 19).
+    const cache = listCache.at(nodeQuery.generation());
+    const matched = cache.order(query, () =>
+      sortRows(
+        nodeQuery.sortKeys(
+          { q: query.q, state: query.state ?? undefined, tags: query.tag ? [query.tag] : [] },
+          SORT_COLUMN[query.sort],
+        ),
+        query,
       ),
-      query,
     );
     const pages = pageLinks(query, matched.length);
     const start = pages.from ? pages.from - 1 : 0;
@@ -79,7 +85,9 @@ export function mountNodes(router: Router, ctx: ConsoleContext, deps: NodePagesD
       matched: matched.length,
       pages: pages.pages > 1 ? pages : null,
       filtered: Boolean(query.q || query.state || query.tag),
-      tagOptions: nodeQuery.allTags().map((tag) => ({ tag, selected: tag === query.tag })),
+      tagOptions: cache
+        .tagList(() => nodeQuery.allTags())
+        .map((tag) => ({ tag, selected: tag === query.tag })),
       columns: columnHeaders(query),
       stateOptions: NODE_STATES.map((state) => ({
         state,
