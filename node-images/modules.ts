@@ -53,6 +53,9 @@ const FILESYSTEMS = [
   'nfsv4',
   'squashfs',
   'loop',
+  // EFI variables (a module in Debian's kernels): the installer puts the network entry first in BootOrder
+  // (node-images/agent/corral-install keep_network_first, issue 18).
+  'efivarfs',
 ];
 /** udhcpc needs packet sockets; built in on Debian, listed so a flavour that makes it a module still works. */
 const NET_CORE = ['af_packet'];

@@ -87,7 +87,20 @@ export interface FallbackStep {
   ip: string;
 }
 
-export type BootStep = DhcpStep | TftpStep | ScriptStep | FetchStep | EnlistStep | DeployStep | FallbackStep;
+/** A deployed node's boot loader reported that its disk did not boot (boot/local-fallback.ts, issue 18). */
+export interface DiskFailedStep {
+  kind: 'disk-failed';
+  /** 'sanboot' (iPXE, BIOS) or 'grub' (network GRUB, UEFI). */
+  via: string;
+  /** Believed: the node was marked failed and given the node environment. */
+  accepted: boolean;
+  /** Why it was not believed (local-fallback.ts judgeLocalFailure). */
+  refused?: string;
+  ip: string;
+}
+
+export type BootStep =
+  DhcpStep | TftpStep | ScriptStep | FetchStep | EnlistStep | DeployStep | FallbackStep | DiskFailedStep;
 
 /** Where the socket servers and routes report steps; every hook is `deps.activity?.…`, so it is optional. */
 export interface BootActivitySink {
@@ -254,6 +267,18 @@ export function describe(step: BootStep): Described {
         failed: true,
         hint: 'the node could not boot what the master served: see the failing steps above, fix them, then power-cycle it (boot.onFailure, boot.retries)',
       };
+    case 'disk-failed':
+      return step.accepted
+        ? {
+            summary: `disk boot failed (${step.via === 'sanboot' ? 'BIOS: iPXE sanboot found no bootable disk' : 'UEFI: network GRUB found no bootable /EFI/BOOT/BOOTX64.EFI'}): node marked failed, node environment served`,
+            failed: true,
+            hint: "the node's disk did not boot what was deployed: redeploy it from the console (the node waits in the node environment)",
+          }
+        : {
+            summary: `disk boot failure reported (${step.via}) but not taken: ${step.refused ?? 'refused'}; left for the next boot device`,
+            failed: true,
+            hint: 'a report is believed only within 10 minutes of a local-disk answer from this master: power-cycle the node',
+          };
     case 'enlist':
       return {
         summary: `agent enlisted as ${step.name}${step.created ? ' (new node)' : ''} from ${step.ip}`,

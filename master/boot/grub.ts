@@ -19,16 +19,23 @@ import { MAX_RETRY_WAIT_SECONDS, type ScriptBase } from './scripts.js';
 
 export const GRUB_BOOTSTRAP = 'grub/grub.cfg';
 const NODE_CFG = /^grub\/node\/([0-9a-fA-F:]{17})\/(\d{1,4})\.cfg$/;
+const LOCAL_FAILED_CFG = /^grub\/node\/([0-9a-fA-F:]{17})\/local-failed\.cfg$/;
 
 /** The node's config for attempt `attempt`, as GRUB names it (root-relative, leading slash). */
 export function grubCfgPath(mac: string, attempt: number): string {
   return `/grub/node/${mac}/${attempt}.cfg`;
 }
 
+/** What GRUB loads when the deployed node's disk did not boot (boot/local-fallback.ts). */
+export function grubLocalFailedPath(mac: string): string {
+  return `/grub/node/${mac}/local-failed.cfg`;
+}
+
 /** Which generated file a TFTP name is, or undefined (then the TFTP root's own file, if any). */
 export type GrubRequest =
   | { kind: 'bootstrap' }
   | { kind: 'node-cfg'; mac: string; attempt: number }
+  | { kind: 'local-failed'; mac: string }
   | { kind: 'kernel' | 'initrd' | 'installer-tools' };
 
 export function parseGrubRequest(relative: string): GrubRequest | undefined {
@@ -36,6 +43,9 @@ export function parseGrubRequest(relative: string): GrubRequest | undefined {
   if (relative === 'node/vmlinuz') return { kind: 'kernel' };
   if (relative === 'node/initrd.img') return { kind: 'initrd' };
   if (relative === 'installer/tools.img') return { kind: 'installer-tools' };
+  const failed = LOCAL_FAILED_CFG.exec(relative);
+  const failedMac = failed?.[1] ? normaliseMac(failed[1]) : undefined;
+  if (failedMac) return { kind: 'local-failed', mac: failedMac };
   const m = NODE_CFG.exec(relative);
   const mac = m?.[1] ? normaliseMac(m[1]) : undefined;
   if (!m || !mac) return undefined;
@@ -90,6 +100,7 @@ export function renderGrubConfig(decision: BootDecision, b: ScriptBase): string 
     ...grubFallback(b),
     retryCfg: grubCfgPath(b.mac, retryAttempt),
     localDisk: LOCAL_DISK,
+    localFailedCfg: grubLocalFailedPath(b.mac),
   });
 }
 

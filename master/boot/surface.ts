@@ -34,6 +34,7 @@ import { deployNodeHandlers } from '../deploy/boot-routes.js';
 import type { BootActivitySink } from './activity.js';
 import { diskBootProvider, discoveryBootProvider } from './core-providers.js';
 import { decideBoot, type BootDecision, type BootProvider } from './decision.js';
+import { diskFailureReports, REFUSED_SCRIPT } from './local-fallback-report.js';
 import { grubTemplate, parseGrubRequest, renderGrubBootstrap, renderGrubConfig } from './grub.js';
 import type { ScriptBase } from './scripts.js';
 import type { GeneratedFile } from '../tftp/server.js';
@@ -65,7 +66,12 @@ export type NodeRouteAuth =
    * A new MAC needs nothing (rate-limited, and a credential is issued only to its leased/recorded address);
    * a known MAC needs its node credential (nodes/enlist.ts).
    */
-  | 'node credential, or none for a new MAC';
+  | 'node credential, or none for a new MAC'
+  /**
+   * Believed once, and only within 10 minutes after this master told the MAC to boot its disk
+   * (boot/local-fallback.ts): a running deployed node cannot be failed by a stranger's request.
+   */
+  | 'a local-disk answer to the MAC in the last 10 minutes';
 
 export interface NodeRoute {
   method: 'GET' | 'POST';
@@ -87,6 +93,12 @@ export const NODE_ROUTES = {
     path: '/boot/ipxe',
     caller: 'iPXE (DHCP boot file URL, script retries)',
     auth: 'none',
+  },
+  localFailed: {
+    method: 'GET',
+    path: '/boot/local-failed',
+    caller: "iPXE (a deployed BIOS node whose disk did not boot: local.hbs's sanboot failed; issue 18)",
+    auth: 'a local-disk answer to the MAC in the last 10 minutes',
   },
   loader: {
     method: 'GET',
@@ -294,9 +306,15 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
       providers,
     );
   };
+  const diskFailures = diskFailureReports({
+    repos: deps.repos,
+    logger: deps.logger,
+    activity: deps.activity,
+  });
   /** Logs the decision and puts it in the node's boot timeline. */
   const record = (mac: string, decision: BootDecision, attempt: number, ip: string): void => {
     log.info({ mac, by: decision.by, template: decision.template, ip }, 'boot script');
+    if (decision.by === 'disk') diskFailures.localServed(mac);
     if (decision.by === 'fallback') {
       const { onFailure } = deps.config.boot;
       log.warn({ mac, attempts: attempt, onFailure, ip }, 'boot failed: fallback');
@@ -319,6 +337,14 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
     res.send(renderTemplate(decision.template, decision.vars));
   };
 
+  /** A believed report marks the node failed; the usual decision (ipxe) then gives it the node environment. */
+  const localFailed: RequestHandler = (req, res, next) => {
+    const mac = normaliseMac(typeof req.query['mac'] === 'string' ? req.query['mac'] : '');
+    if (mac && diskFailures.report(mac, 'sanboot', clientIp(req) ?? '')) return next();
+    res.type('text/plain; charset=utf-8').setHeader('Cache-Control', 'no-store');
+    res.send(REFUSED_SCRIPT.ipxe);
+  };
+
   /**
    * The Secure Boot chain's files over TFTP (grub.ts): network GRUB's bootstrap and per-node config (the
    * same decision as /boot/ipxe, recorded the same way, as a grub/ template), kernel and initrds.
@@ -339,6 +365,9 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
         const tools = deps.installerTools();
         return tools ? { path: tools } : undefined;
       }
+      case 'local-failed':
+        if (!diskFailures.report(r.mac, 'grub', peer)) return { data: Buffer.from(REFUSED_SCRIPT.grub) };
+        return tftpFile(`grub/node/${r.mac}/0.cfg`, peer);
       case 'node-cfg': {
         // GRUB asks over TFTP/IPv4 here (the signed chain over IPv6 is not built): IPv4 URLs.
         const decision = decide(r.mac, r.attempt, v4BaseUrl, deps.config.boot.kernelArgs);
@@ -393,6 +422,8 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
   });
   const handlers: Record<NodeRouteId, (RequestHandler | ErrorRequestHandler)[]> = {
     ipxe: [ipxe],
+    // A believed report marks the node failed; the usual decision then gives it the node environment.
+    localFailed: [localFailed, ipxe],
     loader: [
       loaderHandler({
         dir: deps.config.boot.ipxeDir,

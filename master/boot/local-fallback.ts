@@ -1,0 +1,82 @@
+/**
+ * A deployed node whose disk does not boot comes back to Corral (issue 18). The master answers a
+ * deployed node's network boot with "boot your disk" (templates/ipxe/local.hbs, templates/grub/local.hbs);
+ * where the boot loader can tell that the disk did not boot, it reports so instead of leaving for the next
+ * boot device, which on a machine whose disk is broken is the firmware's menu or a halt:
+ *
+ *   BIOS (iPXE)         `sanboot --drive 0x80` returns when the disk has no boot signature (0x55AA) or
+ *                       cannot be read: the script chains `/boot/local-failed?mac=…`.
+ *   UEFI (network GRUB) `search --file /EFI/BOOT/BOOTX64.EFI` finds no disk with a loader, or its
+ *                       `chainloader`/`boot` fails (under Secure Boot: a loader shim does not verify):
+ *                       GRUB loads `grub/node/MAC/local-failed.cfg` over TFTP.
+ *
+ * MAAS chainloads a deployed UEFI machine's disk the same way (its GRUB template
+ * uefi/config.local.amd64.template: `search --file` the loader, `chainloader`, `boot`), but when no loader
+ * is found it ends with `exit 1` and the machine is left to its firmware. Corral takes the failure back
+ * instead: the report is a fact the node's own boot loader states, so the answer is the node environment
+ * (discovery), where the node is reachable and the operator redeploys it from the console. The node is
+ * marked `failed` with the reason, and the boot timeline gets a `disk-failed` step.
+ *
+ * Nobody logs in at a boot loader, so a report is believed only right after this master told the MAC to
+ * boot its disk (LOCAL_FAILURE_WINDOW_MS), and only once per such answer: a host on the segment cannot
+ * fail a deployed node that is running its OS. A report without that answer (say the master restarted in
+ * between) is refused and the node leaves for its next boot device, as before; its next power cycle
+ * gets a fresh local answer and the report is then believed.
+ */
+import type { NodeRecord } from '../store/nodes.js';
+
+/** How the node's boot loader found that the disk did not boot. */
+export type DiskFailureVia = 'sanboot' | 'grub';
+
+/**
+ * A local answer stays claimable this long: a boot loader reports within seconds of it (sanboot and
+ * GRUB's search take well under a minute even under TCG), and a running OS is not a reporter.
+ */
+export const LOCAL_FAILURE_WINDOW_MS = 10 * 60_000;
+
+/** Memory bound: MACs whose local answer is remembered (oldest forgotten first). */
+export const MAX_WATCHED = 10_000;
+
+export type LocalFailureJudgement =
+  { accept: true; reason: string } | { accept: false; why: 'not-deployed' | 'no-local-answer' | 'expired' };
+
+/** The words operators see: in the node's state reason and the timeline. */
+export function diskFailureReason(via: DiskFailureVia): string {
+  return via === 'sanboot'
+    ? 'disk boot failed: iPXE sanboot found no bootable disk (BIOS)'
+    : 'disk boot failed: network GRUB found no bootable /EFI/BOOT/BOOTX64.EFI (UEFI)';
+}
+
+/**
+ * Whether a disk-failure report is believed (pure): the node is deployed, and this master answered it
+ * "boot your disk" less than LOCAL_FAILURE_WINDOW_MS before.
+ */
+export function judgeLocalFailure(
+  node: Pick<NodeRecord, 'state'> | undefined,
+  localAnsweredAt: number | undefined,
+  now: number,
+  via: DiskFailureVia,
+): LocalFailureJudgement {
+  if (node?.state !== 'deployed') return { accept: false, why: 'not-deployed' };
+  if (localAnsweredAt === undefined) return { accept: false, why: 'no-local-answer' };
+  if (now - localAnsweredAt > LOCAL_FAILURE_WINDOW_MS) return { accept: false, why: 'expired' };
+  return { accept: true, reason: diskFailureReason(via) };
+}
+
+/** Remembers when each MAC was last told to boot its disk; a report consumes the answer. */
+export class LocalAnswers {
+  private readonly at = new Map<string, number>();
+
+  served(mac: string, now: number): void {
+    this.at.delete(mac);
+    this.at.set(mac, now);
+    if (this.at.size > MAX_WATCHED) this.at.delete(this.at.keys().next().value as string);
+  }
+
+  /** The time of the MAC's last local answer, forgotten as it is read: one report per answer. */
+  take(mac: string): number | undefined {
+    const t = this.at.get(mac);
+    this.at.delete(mac);
+    return t;
+  }
+}
