@@ -1,0 +1,15 @@
+/**
+ * What DHCP tells nodes about the cluster zone (the dhcp feature's hook): the DNS server's address and
+ * the zone as domain name and search list, only while dns.enabled. From the config alone, so DHCP (which
+ * starts before this feature) needs nothing at run time from it.
+ */
+import { dnsServerAddress, zoneDomain, type DnsConfig } from './config.js';
+
+export function clusterDns(config: {
+  dns: Pick<DnsConfig, 'enabled' | 'listen' | 'zone'>;
+  address: string;
+}): { server: string; domain: string } | undefined {
+  const { dns } = config;
+  if (!dns.enabled) return undefined;
+  return { server: dnsServerAddress(dns, config.address), domain: zoneDomain(dns.zone) };
+}
