@@ -141,6 +141,8 @@ describe('DNS-SD in knot, following HAProxy health (namespaces)', { timeout: 120
   it('knot killed is started again by the supervisor and serves the installed zone', async () => {
     const { knot } = await status();
     assert.ok(knot.pid);
+    const rss = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${knot.pid}/status`, 'utf8'))?.[1];
+    figures['knotRssKiB'] = Number(rss);
     process.kill(knot.pid, 'SIGKILL');
     const killed = Date.now();
     await waitFor(
