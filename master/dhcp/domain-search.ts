@@ -3,12 +3,13 @@
  * format (RFC 1035 §3.1: length-prefixed labels ending in a zero octet), compressed with RFC 1035 §4.1.4
  * pointers whose offsets count from the start of the option data (RFC 3397 §2). Longer than 255 bytes,
  * the codec splits it into several option instances (RFC 3396), which clients concatenate again.
+ * DHCPv6's option 24 (RFC 3646 §4) is the same list without compression (RFC 8415 §10).
  */
 
 export const OPT_DOMAIN_SEARCH = 119;
 
 /** Encodes `names` (with or without the trailing dot); throws RangeError for a label no name may hold. */
-export function encodeDomainSearch(names: readonly string[]): Buffer {
+export function encodeDomainSearch(names: readonly string[], compress = true): Buffer {
   const parts: Buffer[] = [];
   /** Offsets of the suffixes written so far ("b.c", "c"), for pointers. */
   const written = new Map<string, number>();
@@ -17,7 +18,7 @@ export function encodeDomainSearch(names: readonly string[]): Buffer {
     const labels = name.replace(/\.$/, '').toLowerCase().split('.').filter(Boolean);
     for (let i = 0; i < labels.length; i++) {
       const suffix = labels.slice(i).join('.');
-      const at = written.get(suffix);
+      const at = compress ? written.get(suffix) : undefined;
       if (at !== undefined) {
         // A pointer is two octets, the top two bits set (RFC 1035 §4.1.4), and ends the name.
         parts.push(Buffer.from([0xc0 | (at >> 8), at & 0xff]));

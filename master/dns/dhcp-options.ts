@@ -5,6 +5,16 @@
  */
 import { dnsServerAddress, zoneDomain, type DnsConfig } from './config.js';
 
+/** DHCPv6: knot also listens on the master's dhcp6.address when both are on (dns-service.ts). */
+export function clusterDns6(config: {
+  dns: Pick<DnsConfig, 'enabled' | 'zone'>;
+  dhcp6: { enabled: boolean; address?: string | undefined };
+}): { server: string; domain: string } | undefined {
+  const { dns, dhcp6 } = config;
+  if (!dns.enabled || !dhcp6.enabled || !dhcp6.address) return undefined;
+  return { server: dhcp6.address, domain: zoneDomain(dns.zone) };
+}
+
 export function clusterDns(config: {
   dns: Pick<DnsConfig, 'enabled' | 'listen' | 'zone'>;
   address: string;

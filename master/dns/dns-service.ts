@@ -15,6 +15,7 @@ import type { NodeRecord } from '../store/nodes.js';
 import type { Logger } from '../util/logger.js';
 import type { ServiceView } from '../lb/load-balancer.js';
 import { dnsServerAddress, type DnsConfig } from './config.js';
+import { clusterDns6 } from './dhcp-options.js';
 import { KnotProcess, renderKnotConfig } from './knot.js';
 import { zoneRecords, type DnsRecord, type ZoneInput } from './records.js';
 import { nextSerial, renderZoneFile, serialOf, soaRecord } from './zone-file.js';
@@ -24,6 +25,7 @@ export interface DnsServiceConfig {
   address: string;
   dataDir: string;
   ha: { enabled: boolean; vip?: string | undefined };
+  dhcp6: { enabled: boolean; address?: string | undefined };
 }
 
 export interface DnsServiceDeps {
@@ -81,9 +83,11 @@ export class DnsService {
     });
   }
 
+  /** IPv4: dns.listen or the master's address; IPv6: dhcp6.address, which DHCPv6 names (option 23). */
   get listen(): string[] {
     const { dns, address } = this.deps.config;
-    return dns.listen ? [...dns.listen] : [dnsServerAddress(dns, address)];
+    const v6 = clusterDns6(this.deps.config)?.server;
+    return [...(dns.listen ? dns.listen : [dnsServerAddress(dns, address)]), ...(v6 ? [v6] : [])];
   }
 
   /** Installs knot.conf and the first zone, starts knot, then follows the cluster. */

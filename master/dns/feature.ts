@@ -16,7 +16,7 @@ import { createDnsRouter } from './api.js';
 import { DnsService } from './dns-service.js';
 
 export interface DnsFeatureDeps {
-  config: Pick<FrozenConfig, 'dns' | 'address' | 'dataDir' | 'ha'>;
+  config: Pick<FrozenConfig, 'dns' | 'address' | 'dataDir' | 'ha' | 'dhcp6'>;
   repos: Pick<Repos, 'store' | 'nodes'>;
   /** The load balancer (absent or disabled: the zone holds nodes only). */
   lb: Pick<LoadBalancer, 'enabled' | 'views'> | undefined;

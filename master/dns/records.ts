@@ -51,7 +51,7 @@ export interface ZoneService {
 
 export interface ZoneInput {
   zone: string;
-  /** Addresses knot answers on: `ns.<zone>` A. */
+  /** Addresses knot answers on: `ns.<zone>` A (AAAA for an IPv6 one). */
   nameServers: readonly string[];
   nodes: readonly ZoneNode[];
   services: readonly ZoneService[];
@@ -91,7 +91,7 @@ export function zoneRecords(input: ZoneInput): ZoneContent {
   };
   const ns = `ns.${zone}`;
   add(zone, 'NS', ns);
-  for (const address of input.nameServers) add(ns, 'A', address);
+  for (const address of input.nameServers) add(ns, address.includes(':') ? 'AAAA' : 'A', address);
   if (input.vip) add(`vip.${zone}`, 'A', input.vip);
 
   const hosts = new Set<string>();

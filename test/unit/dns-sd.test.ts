@@ -21,6 +21,15 @@ import { dhcpPools } from '../../master/dhcp/pools-from-config.js';
 import { validatePools } from '../../master/dhcp/pool.js';
 import { buildConfig } from '../../master/config.js';
 import { CorralError } from '../../master/util/errors.js';
+import { clusterDns6 } from '../../master/dns/dhcp-options.js';
+import { decide6 } from '../../master/dhcp6/policy.js';
+import { MSG, OPT6, decodeMessage6, encodeMessage6, option } from '../../master/dhcp6/codec.js';
+import { parseIPv6, parsePrefix6 } from '../../master/dhcp6/address.js';
+import { Lease6Allocator } from '../../master/dhcp6/allocator.js';
+import { Lease6Store } from '../../master/store/dhcp6-leases.js';
+import { openStore } from '../../master/store/db.js';
+import { silentLogger } from '../../master/util/logger.js';
+import { resolveBootFiles, BootFilesSchema } from '../../master/dhcp/boot-files.js';
 
 const input: ZoneInput = {
   zone: 'cluster.',
@@ -112,7 +121,10 @@ test('the zone file: golden, and the real knotc zone-check accepts it; a too-lon
     const check = (zone: string, zoneText: string): ReturnType<typeof spawnSync> => {
       const paths = knotPaths(dir);
       writeFileSync(paths.zoneFile, zoneText);
-      writeFileSync(paths.config, renderKnotConfig({ paths, zone, listen: ['127.0.0.1@53'] }));
+      writeFileSync(
+        paths.config,
+        renderKnotConfig({ paths, zone, listen: ['127.0.0.1@53', 'fd00:55::1@53'] }),
+      );
       execFileSync('knotc', ['-c', paths.config, 'conf-check'], { stdio: 'pipe' });
       return spawnSync('knotc', ['-c', paths.config, 'zone-check', zone], { encoding: 'utf8' });
     };
@@ -191,4 +203,79 @@ test('bad dns config is refused with CONFIG_INVALID naming the key', () => {
     );
   }
   assert.equal(DnsConfigSchema.parse(undefined).zone, 'cluster.');
+});
+
+test('DHCPv6 names knot on dhcp6.address (option 23) and the zone (option 24, uncompressed) when asked', () => {
+  const config = buildConfig(
+    {
+      interface: 'm0',
+      dns: { enabled: true },
+      dhcp6: {
+        enabled: true,
+        address: 'fd00:55::1',
+        range: 'fd00:55::100-fd00:55::1ff',
+        dns: ['fd00:55::53'],
+      },
+    },
+    { dataDir: '/tmp/x', address: '10.0.0.1' },
+  );
+  const cluster = clusterDns6(config);
+  assert.deepEqual(cluster, { server: 'fd00:55::1', domain: 'cluster' });
+  assert.equal(clusterDns6({ ...config, dns: { ...config.dns, enabled: false } }), undefined);
+  // What master/dhcp6/index.ts hands the policy for this config.
+  const store = openStore({ path: ':memory:', logger: silentLogger() });
+  try {
+    const alloc = new Lease6Allocator(
+      new Lease6Store(store),
+      parseIPv6('fd00:55::100')!,
+      parseIPv6('fd00:55::1ff')!,
+    );
+    const policy = {
+      serverDuid: Buffer.from('0004' + 'ab'.repeat(16), 'hex'),
+      prefix: parsePrefix6('fd00:55::/64')!,
+      leaseSeconds: 3600,
+      dns: ['fd00:55::1', 'fd00:55::53'].map((a) => parseIPv6(a)!),
+      domainList: encodeDomainSearch([cluster!.domain], false),
+      rapidCommit: true,
+      boot: resolveBootFiles(
+        BootFilesSchema.parse({}),
+        { biosFile: 'undionly.kpxe', uefiFile: 'ipxe.efi' },
+        'http://[fd00:55::1]:80',
+        'fd00:55::1',
+      ),
+    };
+    const oro = Buffer.from([0, OPT6.DNS_SERVERS, 0, OPT6.DOMAIN_LIST]);
+    const d = decide6(
+      {
+        kind: 'client',
+        type: MSG.INFORMATION_REQUEST,
+        transactionId: 0x123456,
+        options: [
+          { code: OPT6.CLIENTID, data: Buffer.from('00030001525400060001', 'hex') },
+          { code: OPT6.ORO, data: oro },
+        ],
+      },
+      { address: 'fe80::1%m0', port: 546 },
+      policy,
+      alloc,
+      Date.now(),
+    );
+    assert.ok(d.reply, d.note);
+    const decoded = decodeMessage6(encodeMessage6(d.reply.message));
+    assert.ok(decoded.ok && decoded.message.kind === 'client');
+    const options = decoded.message.options;
+    assert.equal(
+      option(options, OPT6.DNS_SERVERS)?.toString('hex').slice(0, 32),
+      'fd000055000000000000000000000001',
+    );
+    // RFC 3646 §4: "cluster" as length-prefixed labels, a zero octet, no pointer.
+    assert.deepEqual(option(options, OPT6.DOMAIN_LIST), Buffer.from('07636c757374657200', 'hex'));
+  } finally {
+    store.close();
+  }
+});
+
+test("an IPv6 listen address is the name server's AAAA record", () => {
+  const { records } = zoneRecords({ ...input, nameServers: ['10.0.0.1', 'fd00:55::1'] });
+  assert.deepEqual(find(records, 'ns.cluster.', 'AAAA'), ['fd00:55::1']);
 });
