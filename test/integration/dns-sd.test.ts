@@ -18,7 +18,9 @@ import assert from 'node:assert/strict';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DnsStatus } from '../../master/dns/dns-service.js';
+import { spawn } from 'node:child_process';
 import { Browser } from '../helpers/browser.js';
+import { CLI } from '../helpers/master-process.js';
 import { LbLab, PASSWORD } from '../helpers/lb-lab.js';
 import { runIn, readEnv, waitFor } from '../helpers/netns.js';
 import { requirePeers, requireRoot } from '../helpers/peers.js';
@@ -183,6 +185,36 @@ describe('DNS-SD in knot, following HAProxy health (namespaces)', { timeout: 120
     assert.ok((await serial()) > before);
     // HAProxy knows servers by node name: the renamed one is checked afresh before it is UP again.
     await waitFor('both instances again', async () => (await srvTargets()).length === 2, 15_000, 100);
+  });
+
+  it('corral dns shows the zone through the API of the logged-in master', async () => {
+    const env = { ...process.env, CORRAL_CONFIG_DIR: join(lab.dir, 'cli') };
+    const run = (args: string[], input = ''): Promise<{ code: number | null; out: string }> =>
+      new Promise((resolve) => {
+        const child = spawn('node', [CLI, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+        child.stdin.end(input);
+        const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+        child.on('exit', (code) => {
+          clearTimeout(timer);
+          resolve({ code, out });
+        });
+      });
+    const login = await run(['login', lab.url, '--password-stdin'], `${PASSWORD}\n`);
+    assert.equal(login.code, 0, login.out);
+    const shown = await run(['dns']);
+    assert.equal(shown.code, 0, shown.out);
+    const s = await status();
+    assert.ok(
+      shown.out.startsWith(`zone ${ZONE} serial ${s.serial} on ${MASTER}:53 (knot running)`),
+      shown.out,
+    );
+    assert.match(
+      shown.out,
+      new RegExp(`^_web\\._tcp\\.${ZONE.replace(/\./g, '\\.')}\\s+SRV\\s+0 1 8000 b1\\.`, 'm'),
+    );
   });
 
   it('the console lists the records', async () => {
