@@ -176,7 +176,11 @@ export class DnsService {
     const content = zoneRecords(this.input());
     const key = JSON.stringify(content.records);
     const fresh = this.served?.key !== key;
-    if (!fresh && this.knot.running) return;
+    if (!fresh && this.knot.running) {
+      // What knot serves is what is wanted (also after a refused change was undone): nothing failing.
+      this.lastError = null;
+      return;
+    }
     if (fresh && key === this.refusedKey) return;
     if (fresh && this.served && this.now() - this.lastApplyMs < dns.minReloadMs) return;
     try {
