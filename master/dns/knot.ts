@@ -5,6 +5,7 @@
  * (`knotc conf-check`, `knotc zone-check` on the staged zone file), readiness and reload; start, restart
  * with backoff and stop are the shared supervisor's (master/daemons/supervisor.ts).
  */
+import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCheck } from '../daemons/config-install.js';
@@ -104,16 +105,11 @@ export class KnotProcess {
       args: () => ['-c', this.paths.config],
       logger: opts.logger,
       backoff: { initialMs: 250, maxMs: 30_000 },
-      // Ready once the control socket answers `status`; the supervisor bounds the wait.
+      // Ready once the zone is loaded: the control socket answers before knotd has read the zone file
+      // (`zone-status` shows `serial: -` until then), and a dig in between gets SERVFAIL.
       ready: async ({ child }) => {
         while (child.exitCode === null && child.signalCode === null) {
-          if (
-            await this.control(['status'], 2_000).then(
-              () => true,
-              () => false,
-            )
-          )
-            return;
+          if (await this.servedSerial().catch(() => undefined)) return;
           await sleep(100);
         }
       },
@@ -190,15 +186,20 @@ export class KnotProcess {
     });
   }
 
-  private control(args: string[], timeoutMs: number): Promise<void> {
-    return runCheck({
-      bin: this.opts.knotcBin,
-      args: ['-t', String(Math.ceil(timeoutMs / 1000)), '-s', this.paths.socket, ...args],
-      invalid: 'DNS_KNOT_FAILED',
-      missing: 'DNS_KNOT_MISSING',
-      what: `knotc ${args.join(' ')}`,
-      timeoutMs,
-    });
+  /** The serial knot serves for the zone (`knotc zone-status`), undefined while none is loaded. */
+  servedSerial(): Promise<number | undefined> {
+    return new Promise((resolve, reject) =>
+      execFile(
+        this.opts.knotcBin,
+        ['-t', '2', '-s', this.paths.socket, 'zone-status', this.opts.zone],
+        { timeout: 3_000 },
+        (err, stdout) => {
+          if (err) return reject(err);
+          const m = /serial: (\d+)/.exec(stdout);
+          resolve(m ? Number(m[1]) : undefined);
+        },
+      ),
+    );
   }
 }
 
