@@ -16,6 +16,7 @@ import { DhcpConfigSchema } from './dhcp/config.js';
 import { TftpConfigSchema } from './tftp/config.js';
 import { BootConfigSchema, NodeImageConfigSchema } from './boot/config.js';
 import { LbConfigSchema } from './lb/config.js';
+import { DnsConfigSchema } from './dns/config.js';
 import { MonitorConfigSchema } from './monitor/config.js';
 import { SnapshotsConfigSchema } from './snapshots/config.js';
 import type { DeepReadonly } from './util/deep-readonly.js';
@@ -82,6 +83,7 @@ export const ConfigSchema = z
       }),
     nodeImage: NodeImageConfigSchema,
     lb: LbConfigSchema,
+    dns: DnsConfigSchema,
     console: z
       .object({
         /** Serve the console (and the API) over HTTPS; plain HTTP then redirects console pages there. */

@@ -29,6 +29,7 @@ import { startMetricsFeature } from './metrics/feature.js';
 import { haFacts, lbFacts } from './metrics/sources.js';
 import { startHa } from './ha/feature.js';
 import { startLb } from './lb/feature.js';
+import { startDns } from './dns/feature.js';
 import { startMonitor } from './monitor/feature.js';
 import { startRemote } from './remote/feature.js';
 import { startSerialConsole } from './serial-console/feature.js';
@@ -174,6 +175,8 @@ export const FEATURES: FeatureEntry[] = [
   },
   { name: 'sharedroot', start: (h) => (h.exposed.sharedRoot = startSharedRoot(h)) },
   { name: 'lb', start: (h) => (h.exposed.lb = startLb(h)) },
+  // DNS-SD (issue 21): the cluster zone in knot, following the load balancer's healthy servers.
+  { name: 'dns', start: (h) => startDns({ ...h, lb: h.exposed.lb?.lb }) },
   // First-boot configuration of deployed nodes (NoCloud datasource, served by the node surface).
   {
     name: 'cloud-init',

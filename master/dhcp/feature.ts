@@ -13,6 +13,7 @@ import type { LeaseStore } from '../store/leases.js';
 import type { Repos } from '../store/repos.js';
 import type { Faults } from '../util/faults.js';
 import type { Logger } from '../util/logger.js';
+import { clusterDns } from '../dns/dhcp-options.js';
 import { dhcpPools } from './pools-from-config.js';
 import { syncReservations } from './reservations.js';
 import { startDhcpServer, type DhcpServer } from './server.js';
@@ -20,7 +21,7 @@ import { startDhcpServer, type DhcpServer } from './server.js';
 export interface DhcpFeatureDeps {
   config: { dhcp: DhcpConfig; boot: BootConfig; bootFiles: Readonly<BootFilesConfig> } & Pick<
     FrozenConfig,
-    'address' | 'interface' | 'http'
+    'address' | 'interface' | 'http' | 'dns'
   >;
   repos: Pick<Repos, 'store' | 'nodes'>;
   leases: LeaseStore;
@@ -45,7 +46,7 @@ export async function startDhcp(
       serverAddress: config.address,
       ...(config.interface ? { interfaceName: config.interface } : {}),
       port: config.dhcp.port,
-      pools: dhcpPools(config.dhcp),
+      pools: dhcpPools(config.dhcp, clusterDns(config)),
       leaseSeconds: config.dhcp.leaseSeconds,
       boot: resolveBootFiles(config.bootFiles, config.boot, publicUrl(config), config.address, {
         uefiChain: config.boot.uefiChain,

@@ -26,6 +26,7 @@ import {
   encodePxeVendorOptions,
   type DhcpPacket,
 } from './codec.js';
+import { OPT_DOMAIN_SEARCH } from './domain-search.js';
 import { formatIp, parseIp, poolContaining, type Pool } from './pool.js';
 import { chooseBoot, isHttpClient, isIpxe, isPxeClient, type BootChoice, type BootConfig } from './pxe.js';
 
@@ -180,6 +181,7 @@ function addNetworkConfig(reply: DhcpPacket, pool: Pool, leaseSeconds: number | 
   if (pool.router) o.routers = [pool.router];
   if (pool.dns.length) o.dnsServers = [...pool.dns];
   if (pool.domain) o.domainName = pool.domain;
+  if (pool.searchOption) o.other.set(OPT_DOMAIN_SEARCH, pool.searchOption);
   if (leaseSeconds !== null) {
     o.leaseTime = leaseSeconds;
     o.renewalTime = Math.floor(leaseSeconds * 0.5);

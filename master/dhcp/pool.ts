@@ -3,6 +3,7 @@
  * `parseRange` and `validatePools` once at start-up and passes the frozen result on (STYLE habit 5).
  */
 import { CorralError } from '../util/errors.js';
+import { encodeDomainSearch } from './domain-search.js';
 
 /** Dotted quad → unsigned 32-bit integer, or null if `text` is not exactly four decimal octets. */
 export function parseIp(text: string): number | null {
@@ -82,6 +83,8 @@ export interface PoolSpec {
   router?: string;
   dns?: string[];
   domain?: string;
+  /** Domain search list (option 119, RFC 3397). */
+  search?: string[];
 }
 
 /** A validated pool: numbers for arithmetic, the original text for replies and logs. */
@@ -92,6 +95,8 @@ export interface Pool extends Subnet {
   readonly router: string | null;
   readonly dns: readonly string[];
   readonly domain: string | null;
+  /** Option 119's data, encoded once (RFC 3397), or null without a search list. */
+  readonly searchOption: Buffer | null;
   /** Addresses inside the range never handed out: the server's own, the router's, the DNS servers'. */
   readonly excluded: ReadonlySet<number>;
 }
@@ -163,6 +168,7 @@ export function validatePools(specs: readonly PoolSpec[], serverAddress: string)
         router,
         dns: Object.freeze(dns),
         domain: spec.domain ?? null,
+        searchOption: searchOption(spec.search, where),
         excluded,
       }),
     );
@@ -177,4 +183,13 @@ export function poolContaining(pools: readonly Pool[], ip: number): Pool | undef
 
 export function inRange(pool: Pool, ip: number): boolean {
   return ip >= pool.rangeStart && ip <= pool.rangeEnd;
+}
+
+function searchOption(search: readonly string[] | undefined, where: string): Buffer | null {
+  if (!search?.length) return null;
+  try {
+    return encodeDomainSearch(search);
+  } catch (err) {
+    throw new CorralError('CONFIG_INVALID', `${where}: search domain ${(err as Error).message} is not valid`);
+  }
 }

@@ -42,6 +42,8 @@ export const OPT6 = {
   VENDOR_CLASS: 16,
   INTERFACE_ID: 18,
   DNS_SERVERS: 23,
+  /** RFC 3646 §4: the domain search list. */
+  DOMAIN_LIST: 24,
   BOOTFILE_URL: 59,
   BOOTFILE_PARAM: 60,
   CLIENT_ARCH_TYPE: 61,

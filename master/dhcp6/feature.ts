@@ -8,10 +8,11 @@ import type { Repos } from '../store/repos.js';
 import { Lease6Store } from '../store/dhcp6-leases.js';
 import type { Faults } from '../util/faults.js';
 import type { Logger } from '../util/logger.js';
+import { clusterDns6 } from '../dns/dhcp-options.js';
 import { startDhcp6, type Dhcp6Feature } from './index.js';
 
 export interface Dhcp6FeatureDeps {
-  config: Pick<FrozenConfig, 'dhcp6' | 'interface' | 'dataDir' | 'http' | 'bootFiles' | 'boot'>;
+  config: Pick<FrozenConfig, 'dhcp6' | 'interface' | 'dataDir' | 'http' | 'bootFiles' | 'boot' | 'dns'>;
   repos: Pick<Repos, 'store'>;
   logger: Logger;
   faults: Pick<Faults, 'subsystem'>;
@@ -24,6 +25,7 @@ export async function startDhcp6Feature(deps: Dhcp6FeatureDeps): Promise<Started
   let running: Dhcp6Feature | undefined;
   const serve = async (): Promise<void> => {
     if (!config.dhcp6.enabled || running) return;
+    const cluster = clusterDns6(config);
     running = await startDhcp6({
       config: config.dhcp6,
       ...(config.interface ? { defaultInterface: config.interface } : {}),
@@ -34,6 +36,7 @@ export async function startDhcp6Feature(deps: Dhcp6FeatureDeps): Promise<Started
       leases: new Lease6Store(deps.repos.store),
       logger: deps.logger,
       faults: deps.faults.subsystem('dhcp6'),
+      ...(cluster ? { cluster } : {}),
     });
   };
   const stop = async (): Promise<void> => {

@@ -16,6 +16,7 @@ import { parseIPv6, parsePrefix6 } from './address.js';
 import { parseRange6, type Dhcp6Config } from './config.js';
 import { Radvd } from './radvd.js';
 import { startDhcp6Server, type Dhcp6Server, type Dhcp6Stats } from './server.js';
+import { encodeDomainSearch } from '../dhcp/domain-search.js';
 
 export { Dhcp6ConfigSchema, DHCP6_CONFIG_DEFAULTS, type Dhcp6Config } from './config.js';
 
@@ -30,6 +31,8 @@ export interface Dhcp6Deps {
   leases: Lease6Store;
   logger: Logger;
   faults?: SubsystemFaults;
+  /** The cluster zone's server (knot on dhcp6.address) and domain, named first (options 23, 24). */
+  cluster?: { server: string; domain: string };
 }
 
 export interface Dhcp6Feature {
@@ -78,7 +81,11 @@ export async function startDhcp6(deps: Dhcp6Deps): Promise<Dhcp6Feature> {
       serverDuid: serverDuid(dir),
       prefix,
       leaseSeconds: c.leaseSeconds,
-      dns: c.dns.map((d) => parseIPv6(d) ?? 0n),
+      dns: [
+        ...(deps.cluster ? [deps.cluster.server] : []),
+        ...c.dns.filter((d) => d !== deps.cluster?.server),
+      ].map((d) => parseIPv6(d) ?? 0n),
+      ...(deps.cluster ? { domainList: encodeDomainSearch([deps.cluster.domain], false) } : {}),
       rapidCommit: c.rapidCommit,
       boot: resolveBootFiles(deps.bootFiles, deps.legacyBootFiles, httpBaseUrl, address),
     }),

@@ -37,6 +37,8 @@ export interface Policy6Config {
   readonly prefix: Prefix6;
   readonly leaseSeconds: number;
   readonly dns: readonly bigint[];
+  /** Option 24's data (RFC 3646 §4), when the cluster zone is on (master/dns). */
+  readonly domainList?: Buffer;
   readonly rapidCommit: boolean;
   /**
    * Boot choices as for DHCPv4; `tftpServer` is the master's IPv6 address and `httpBaseUrl` its HTTP base
@@ -219,6 +221,8 @@ function configOptions(req: Request6, config: Policy6Config): { options: Option6
   const options: Option6[] = [];
   if (req.oro.includes(OPT6.DNS_SERVERS) && config.dns.length)
     options.push({ code: OPT6.DNS_SERVERS, data: Buffer.concat(config.dns.map(addressToBytes)) });
+  if (req.oro.includes(OPT6.DOMAIN_LIST) && config.domainList)
+    options.push({ code: OPT6.DOMAIN_LIST, data: config.domainList });
   if (!req.oro.includes(OPT6.BOOTFILE_URL)) return { options, boot: '' };
   const boot = bootUrl(req, config);
   if (!boot.url) return { options, boot: `, no boot URL: ${boot.why}` };

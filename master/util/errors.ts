@@ -330,6 +330,23 @@ export const ERROR_CATALOGUE = {
     status: 403,
     hint: "A node reads only its own cloud-init data: from its own leased or recorded address, or with its credential (Authorization: Bearer). Fix the node's address (PATCH /api/v1/nodes/:id {ip}) if it moved.",
   },
+  DNS_DISABLED: { status: 503, hint: 'Set dns.enabled to true in the config file and restart the master.' },
+  DNS_KNOT_MISSING: {
+    status: 503,
+    hint: 'Install knot (apt-get install knot) or set dns.knotdBin and dns.knotcBin.',
+  },
+  DNS_KNOT_FAILED: {
+    status: 503,
+    hint: 'knot did not start or reload; see the master log for its lines (port 53 may be taken by another DNS server).',
+  },
+  DNS_CONFIG_INVALID: {
+    status: 500,
+    hint: 'knotc conf-check refused the generated knot.conf; fix the dns section of the config file.',
+  },
+  DNS_ZONE_INVALID: {
+    status: 500,
+    hint: 'knotc zone-check refused the generated zone; knot keeps serving the previous one. Fix the name it reports (a node or service name, or dns.zone too long).',
+  },
 } as const satisfies Record<string, { status: number; hint: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -45,10 +45,13 @@ export class LbLab {
     this.dir = mkdtempSync(join(tmpdir(), 'corral-lb-'));
   }
 
-  static async start(options: { pollMs?: number; backends?: number } = {}): Promise<LbLab> {
+  /** `config`: more sections of the master's config file (the DNS-SD test turns dns and dhcp on). */
+  static async start(
+    options: { pollMs?: number; backends?: number; config?: Record<string, unknown> } = {},
+  ): Promise<LbLab> {
     const lab = new LbLab();
     try {
-      await lab.build(options.pollMs ?? 250, options.backends ?? 3);
+      await lab.build(options.pollMs ?? 250, options.backends ?? 3, options.config ?? {});
     } catch (err) {
       await lab.destroy();
       throw err;
@@ -56,7 +59,7 @@ export class LbLab {
     return lab;
   }
 
-  private async build(pollMs: number, count: number): Promise<void> {
+  private async build(pollMs: number, count: number, config: Record<string, unknown>): Promise<void> {
     this.masterHost = this.net.addHost('m', '10.88.0.1/24');
     this.client = this.net.addHost('c', '10.88.0.100/24');
     for (let i = 1; i <= count; i++) {
@@ -75,7 +78,7 @@ export class LbLab {
     // Basic auth over the relay arrives from the master's own address, not loopback: opted in (test lab).
     writeFileSync(
       cfg,
-      JSON.stringify({ lb: { pollMs }, console: { https: false, allowInsecureBasicAuth: true } }),
+      JSON.stringify({ lb: { pollMs }, console: { https: false, allowInsecureBasicAuth: true }, ...config }),
     );
     this.master = await startMasterProcess({
       netns: this.masterHost.ns,

@@ -40,6 +40,9 @@ export const PEER_PACKAGES: Readonly<Record<string, string>> = {
   mktorrent: 'mktorrent',
   tc: 'iproute2',
   radvd: 'radvd',
+  knotd: 'knot',
+  knotc: 'knot',
+  dig: 'dnsutils',
 };
 
 export function missingPeersMessage(missing: readonly string[]): string {

@@ -35,6 +35,7 @@ const LOGIN_ROUTES: [method: string, path: string, feature: string][] = [
   ['GET', '/sharedroots', 'sharedroot'],
   ['GET', '/services', 'lb'],
   ['GET', '/lb', 'lb'],
+  ['GET', '/dns', 'dns'],
 ];
 
 async function call(method: string, path: string, auth?: string): Promise<{ status: number; code?: string }> {
