@@ -29,11 +29,13 @@ run() { # name concurrency dir...
   echo "== tests: $name ($*; $concurrency at a time)"
   set +e
   node --test --test-concurrency="$concurrency" --experimental-test-coverage \
-    --test-reporter=spec --test-reporter-destination=stdout "$@" 2>&1 | tee "$logs/$name"
+    --test-reporter=spec --test-reporter-destination=stdout \
+    --test-reporter=./dist/test/helpers/file-times-reporter.js --test-reporter-destination="$logs/$name.times" \
+    "$@" 2>&1 | tee "$logs/$name.log"
   local rc=${PIPESTATUS[0]}
   set -e
   # A run that ends without its summary (the runner itself crashed) fails the whole command.
-  if ! grep -aqE '^ℹ pass [0-9]+$' "$logs/$name"; then
+  if ! grep -aqE '^ℹ pass [0-9]+$' "$logs/$name.log"; then
     echo "tests: $name: no summary from node's test runner" >&2
     ((rc)) || rc=1
   fi
@@ -41,10 +43,15 @@ run() { # name concurrency dir...
 }
 run unit 2 dist/test/unit/
 run integration+e2e 1 dist/test/integration/ dist/test/e2e/
+# Where the time went, per file, for each run (test/helpers/file-times-reporter.ts).
+for f in "$logs"/*.times; do
+  [ -s "$f" ] || continue
+  echo "== $(basename "$f" .times): $(cat "$f")"
+done
 # node's runner prints its summary as lines `ℹ pass N`; the last such line of each run is that run's total.
 count() {
   local n=0 f v
-  for f in "$logs"/*; do
+  for f in "$logs"/*.log; do
     v=$(grep -aE "^ℹ $1 [0-9]+$" "$f" | tail -n 1 | awk '{print $3}')
     n=$((n + ${v:-0}))
   done
