@@ -15,17 +15,47 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "tests: integration and e2e tests create network namespaces and need root" >&2
   exit 1
 fi
-# Files run one at a time: the namespace/QEMU tests each use most of a 2-core machine. Coverage is reported
-# by node's runner; the summary it prints before the coverage table is repeated as the last line.
-# A missing real peer fails its suite's `before` hook: node counts those tests as cancelled, and the run fails.
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-set +e
-node --test --test-concurrency=1 --experimental-test-coverage \
-  --test-reporter=spec --test-reporter-destination=stdout \
-  dist/test/unit/ dist/test/integration/ dist/test/e2e/ 2>&1 | tee "$log"
-rc=${PIPESTATUS[0]}
-set -e
-count() { grep -aE "^ℹ $1 [0-9]+$" "$log" | tail -n 1 | awk '{print $3}'; }
+# Two runs of node's runner, each with its coverage report (docs/testing.md, "Where the suite's time goes"):
+# - unit: pure code, no sockets (test/unit/unit-tree.test.ts checks), so two files at a time on 2 cores;
+# - integration and e2e: one file at a time, since the namespace/QEMU tests each use most of a 2-core machine.
+# The summary each run prints before its coverage table is summed into the last line. A missing real peer
+# fails its suite's `before` hook: node counts those tests as cancelled, and the run fails.
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+status=0
+run() { # name concurrency dir...
+  local name=$1 concurrency=$2
+  shift 2
+  echo "== tests: $name ($*; $concurrency at a time)"
+  set +e
+  node --test --test-concurrency="$concurrency" --experimental-test-coverage \
+    --test-reporter=spec --test-reporter-destination=stdout \
+    --test-reporter=./dist/test/helpers/file-times-reporter.js --test-reporter-destination="$logs/$name.times" \
+    "$@" 2>&1 | tee "$logs/$name.log"
+  local rc=${PIPESTATUS[0]}
+  set -e
+  # A run that ends without its summary (the runner itself crashed) fails the whole command.
+  if ! grep -aqE '^ℹ pass [0-9]+$' "$logs/$name.log"; then
+    echo "tests: $name: no summary from node's test runner" >&2
+    ((rc)) || rc=1
+  fi
+  ((rc == 0)) || status=$rc
+}
+run unit 2 dist/test/unit/
+run integration+e2e 1 dist/test/integration/ dist/test/e2e/
+# Where the time went, per file, for each run (test/helpers/file-times-reporter.ts).
+for f in "$logs"/*.times; do
+  [ -s "$f" ] || continue
+  echo "== $(basename "$f" .times): $(cat "$f")"
+done
+# node's runner prints its summary as lines `ℹ pass N`; the last such line of each run is that run's total.
+count() {
+  local n=0 f v
+  for f in "$logs"/*.log; do
+    v=$(grep -aE "^ℹ $1 [0-9]+$" "$f" | tail -n 1 | awk '{print $3}')
+    n=$((n + ${v:-0}))
+  done
+  echo "$n"
+}
 echo "tests: $(count pass) passed, $(count fail) failed, $(count cancelled) cancelled, $(count skipped) skipped"
-exit "$rc"
+exit "$status"
