@@ -37,6 +37,8 @@ MAIN_PACKAGES=(
   procps ca-certificates
   # peer-to-peer image downloads (issue 19): the tracker the master runs, aria2c for the installer tools
   opentracker aria2
+  # the image registry on the master that apps pull from (issue 21)
+  docker-registry
 )
 # Test-only peers: reference servers and clients, load tools, browsers, simulated BMCs.
 TEST_PACKAGES=(
@@ -49,6 +51,8 @@ TEST_PACKAGES=(
   # data snapshots of nodes (issue 17): a real MariaDB server and the sqlite3 CLI a node may use;
   # lvm2 for the LVM snapshot case (run in a VM where the host kernel lacks device-mapper)
   mariadb-server sqlite3 lvm2
+  # the registry test (issue 21): a real dockerd pulls and runs the base image Corral pushed
+  docker.io
 )
 
 packages=("${MAIN_PACKAGES[@]}")

@@ -40,6 +40,10 @@ export const PEER_PACKAGES: Readonly<Record<string, string>> = {
   mktorrent: 'mktorrent',
   tc: 'iproute2',
   radvd: 'radvd',
+  'docker-registry': 'docker-registry',
+  dockerd: 'docker.io',
+  docker: 'docker.io',
+  nsenter: 'util-linux',
 };
 
 export function missingPeersMessage(missing: readonly string[]): string {
