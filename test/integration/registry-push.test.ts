@@ -4,11 +4,12 @@
  *   request; the registry killed (SIGKILL) in the middle of a layer upload fails the push with
  *   REGISTRY_PUSH_FAILED, the supervisor starts it again, and the next push completes; one more push
  *   uploads nothing (every blob HEADs present) and yields the same manifest digest.
- * - a master in a namespace with `registry.enabled`: `corral registry push-base --tree` pushes a busybox
- *   tree (production pushes the Debian OS image's tree: same code from the layer on); a real dockerd in
- *   another namespace, with --insecure-registry, pulls MASTER:PORT/corral/base:TAG and `docker run`s a
- *   command from it; `docker save` of that image goes back through `corral registry push` under another
- *   name and is pulled again.
+ * - a master in a namespace with `registry.enabled` and a registered tar image as `registry.baseImage`
+ *   (a busybox tree; production's is the debian-12 OS image, same code): the master pushes
+ *   corral/base:TAG at start (health says `pushed`), `corral registry push-base` then uploads nothing; a
+ *   real dockerd in another namespace, with --insecure-registry, pulls MASTER:PORT/corral/base:TAG and
+ *   `docker run`s a command from it; `docker save` of that image goes back through `corral registry push`
+ *   under another name and is pulled and run again.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -194,6 +195,26 @@ describe(
       net = new TestNet('rg');
       srv = net.addHost('srv', `${MASTER}/24`);
       eng = net.addHost('eng', `${ENGINE}/24`);
+      // The OS image the master turns into its base image: production's is debian-12 (corral image
+      // build-debian); here a busybox tree, imported the same way (a registered tar image).
+      const tree = join(dir, 'tree');
+      makeBusyboxTree(tree, { applets: APPLETS, rcS: '#!/bin/sh\n' });
+      runTar(['-C', tree, '-cf', join(dir, 'tree.tar'), '.']);
+      const imported = spawnSync(
+        'node',
+        [
+          CLI,
+          'image',
+          'import',
+          join(dir, 'tree.tar'),
+          '--name',
+          'busybox-base',
+          '--data-dir',
+          join(dir, 'data'),
+        ],
+        { encoding: 'utf8' },
+      );
+      assert.equal(imported.status, 0, imported.stderr);
       master = await startNsMaster({
         net,
         srv,
@@ -205,7 +226,7 @@ describe(
           nodeImage: { autoBuild: false, cacheDir: join(dir, 'cache') },
           dhcp: { mode: 'off' },
           tftp: { enabled: false },
-          registry: { enabled: true },
+          registry: { enabled: true, baseImage: 'busybox-base', baseTag: 'test' },
         },
         args: ['--http-port', '80'],
       });
@@ -260,17 +281,28 @@ describe(
       await stopNsLab({ master, net, dir });
     });
 
-    test('health shows the registry; push-base; docker pull + run; docker save pushed back', async () => {
-      const h = await runIn(net, srv.ns, ['curl', '-sf', `http://${MASTER}/api/v1/health`], 10_000);
-      const reg = (
-        JSON.parse(h.stdout) as { registry: { state: string; address: string; base: { state: string } } }
-      ).registry;
+    test('the master pushes its base image; push-base again uploads nothing; docker pull + run; docker save pushed back', async () => {
+      type Health = {
+        registry: { state: string; address: string; base: { state: string; digest?: string } };
+      };
+      const health = async (): Promise<Health['registry']> => {
+        const h = await runIn(net, srv.ns, ['curl', '-sf', `http://${MASTER}/api/v1/health`], 10_000);
+        return (JSON.parse(h.stdout) as Health).registry;
+      };
+      const reg = await waitFor(
+        'the base image pushed at start',
+        async () => {
+          const r = await health();
+          return r.base.state === 'pushing' ? undefined : r;
+        },
+        20_000,
+        300,
+      );
       assert.equal(reg.state, 'running');
       assert.equal(reg.address, `${MASTER}:5000`);
-      assert.equal(reg.base.state, 'no-image'); // no debian-12 registered in this data directory
+      assert.equal(reg.base.state, 'pushed', JSON.stringify(reg));
 
-      const tree = join(dir, 'tree');
-      makeBusyboxTree(tree, { applets: APPLETS, rcS: '#!/bin/sh\n' });
+      // The command, from the same registered image: every blob is there already, same manifest.
       const pushed = await corral([
         'registry',
         'push-base',
@@ -278,15 +310,15 @@ describe(
         join(dir, 'corral.json'),
         '--data-dir',
         join(dir, 'data'),
-        '--tree',
-        tree,
-        '--tag',
-        'test',
         '--json',
       ]);
       assert.equal(pushed.code, 0, pushed.stderr);
       const result = JSON.parse(pushed.stdout) as { manifestDigest: string; blobs: { uploaded: boolean }[] };
-      assert.equal(result.blobs.length, 2);
+      assert.deepEqual(
+        result.blobs.map((b) => b.uploaded),
+        [false, false],
+      );
+      assert.equal(result.manifestDigest, reg.base.digest);
 
       const ref = `${MASTER}:5000/corral/base:test`;
       const pull = await docker(['pull', ref]);
