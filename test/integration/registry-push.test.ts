@@ -13,7 +13,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,6 +22,7 @@ import { failIfUnmet, unmetNeeds } from '../helpers/peers.js';
 import { freePort } from '../helpers/ports.js';
 import { TestNet, runIn, startNsMaster, stopNsLab, waitFor, type Host } from '../helpers/netns.js';
 import { CLI, type MasterProcess } from '../helpers/master-process.js';
+import { startDockerd, type TestDockerd } from '../helpers/registry-dockerd.js';
 import { makeBusyboxTree } from '../../master/lab/demo-root.js';
 import { RegistryDaemon } from '../../master/registry/daemon.js';
 import { pushBaseImage } from '../../master/registry/base-image.js';
@@ -180,14 +181,11 @@ describe(
     let srv: Host;
     let eng: Host;
     let master: MasterProcess | undefined;
-    let dockerd: ChildProcess | undefined;
+    let dockerd: TestDockerd | undefined;
     const octet = 1 + Math.floor(Math.random() * 250);
     const MASTER = `10.${octet}.21.1`;
     const ENGINE = `10.${octet}.21.2`;
-    let sock: string;
-
-    const docker = (args: string[], timeoutMs = 30_000) =>
-      runIn(net, eng.ns, ['docker', '-H', `unix://${sock}`, ...args], timeoutMs);
+    const docker = (args: string[]) => dockerd!.docker(args);
     const corral = (args: string[]) => runIn(net, srv.ns, ['node', CLI, ...args], 30_000);
 
     before(async () => {
@@ -230,54 +228,12 @@ describe(
         },
         args: ['--http-port', '80'],
       });
-      // dockerd in the engine's namespace (nsenter keeps the host's cgroup mounts; common4.md).
-      const d = join(dir, 'd');
-      mkdirSync(d);
-      sock = join(d, 'sock');
-      const nsName = `corral-${net.id}`;
-      dockerd = spawn(
-        'nsenter',
-        [
-          `--net=/var/run/netns/${eng.ns}`,
-          'dockerd',
-          '--data-root',
-          join(d, 'data'),
-          '--exec-root',
-          join(d, 'x'),
-          '--pidfile',
-          join(d, 'pid'),
-          '-H',
-          `unix://${sock}`,
-          '--iptables=false',
-          '--ip6tables=false',
-          '--bridge=none',
-          '--storage-driver=vfs',
-          '--containerd-namespace',
-          nsName,
-          '--containerd-plugins-namespace',
-          `${nsName}p`,
-          '--insecure-registry',
-          `${MASTER}:5000`,
-        ],
-        { stdio: ['ignore', 'ignore', 'pipe'] },
-      );
-      await waitFor(
-        'dockerd to answer',
-        async () => (await docker(['version'], 5000)).code === 0,
-        30_000,
-        300,
-      );
+      // A real dockerd in the engine's namespace, told the master's registry is plain HTTP.
+      dockerd = await startDockerd(net, eng.ns, join(dir, 'd'), [`${MASTER}:5000`]);
     });
 
     after(async () => {
-      if (dockerd && dockerd.exitCode === null) {
-        dockerd.kill('SIGTERM');
-        await new Promise((r) => {
-          const t = setTimeout(r, 10_000);
-          dockerd?.once('exit', () => (clearTimeout(t), r(undefined)));
-        });
-        if (dockerd.exitCode === null) dockerd.kill('SIGKILL');
-      }
+      await dockerd?.stop();
       await stopNsLab({ master, net, dir });
     });
 
