@@ -6,6 +6,8 @@
  * and the log say why (REGISTRY_FAILED).
  */
 import { join } from 'node:path';
+import express from 'express';
+import { mountRegistry, type RegistryView } from '../../web-ui/pages/registry.js';
 import type { FrozenConfig } from '../config.js';
 import type { Started } from '../feature.js';
 import type { Repos } from '../store/repos.js';
@@ -76,19 +78,26 @@ export async function startRegistry(
     );
   }
   const address = `${bind}:${config.registry.port}`;
+  const baseReference = `${address}/${BASE_REPOSITORY}:${config.registry.baseTag}`;
+  const view = (): RegistryView => {
+    const s = daemon.status();
+    return {
+      state: s.running ? 'running' : startError ? 'failed' : 'down',
+      address,
+      restarts: s.restarts,
+      ...(startError || s.lastError ? { error: startError ?? s.lastError } : {}),
+      baseReference,
+      base,
+    };
+  };
   return {
-    registry: { address, baseReference: `${address}/${BASE_REPOSITORY}:${config.registry.baseTag}` },
-    health: () => {
-      const s = daemon.status();
-      return {
-        registry: {
-          state: s.running ? 'running' : startError ? 'failed' : 'down',
-          address,
-          restarts: s.restarts,
-          ...(startError || s.lastError ? { error: startError ?? s.lastError } : {}),
-          base,
-        },
-      };
+    registry: { address, baseReference },
+    // Health answers without a login: the same facts as the page (state, address, the base push).
+    health: () => ({ registry: view() }),
+    pages: (ctx) => {
+      const router = express.Router();
+      mountRegistry(router, ctx, view);
+      return router;
     },
     close: async () => {
       await daemon.stop();
