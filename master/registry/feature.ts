@@ -16,6 +16,8 @@ import { pushBaseImage } from './base-image.js';
 import { BASE_REPOSITORY } from './config.js';
 import { RegistryDaemon } from './daemon.js';
 
+const CLOSE_WAIT_MS = 5000;
+
 export interface RegistryFeatureDeps {
   config: Pick<FrozenConfig, 'registry' | 'dataDir' | 'address' | 'nodeImage'>;
   repos: Pick<Repos, 'images'>;
@@ -101,7 +103,11 @@ export async function startRegistry(
     },
     close: async () => {
       await daemon.stop();
-      await pushing;
+      // A push in flight fails once the registry is gone, but a first build of the Debian layer (a gzip of
+      // ~450 MB) may take a minute more: shutdown waits for it only briefly.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([pushing, new Promise((r) => (timer = setTimeout(r, CLOSE_WAIT_MS)))]);
+      clearTimeout(timer);
     },
   };
 }
