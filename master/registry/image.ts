@@ -89,7 +89,11 @@ export async function writeLayer(tar: Readable, dir: string): Promise<Layer> {
 }
 
 /** Output of a child process as a stream that fails when the child exits non-zero. */
-function childOutput(child: ChildProcess, what: string): Readable {
+function childOutput(
+  child: ChildProcess,
+  what: string,
+  ok: (stderr: string) => boolean = () => false,
+): Readable {
   const out = new PassThrough();
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
@@ -98,7 +102,7 @@ function childOutput(child: ChildProcess, what: string): Readable {
   );
   child.stdout?.pipe(out, { end: false });
   child.on('close', (code) => {
-    if (code === 0) out.end();
+    if (code === 0 || ok(stderr)) out.end();
     else
       out.destroy(
         new CorralError('REGISTRY_SOURCE_INVALID', `${what} failed (exit ${code}): ${stderr.trim()}`),
@@ -108,21 +112,57 @@ function childOutput(child: ChildProcess, what: string): Readable {
 }
 
 /**
- * A tree as one tar stream: sorted names and numeric owners, so an unchanged tree gives the same bytes
+ * What a container does not use from a node's OS tree: the kernel, its initrd and modules (the container
+ * runs on its host's kernel). 266 of the 564 MB of the Debian 12 image; left out of the base layer.
+ */
+export const KERNEL_PATHS = ['./boot/*', './usr/lib/modules/*', './lib/modules/*'];
+
+/** `tar --delete` as a filter: the stream without KERNEL_PATHS (the directories themselves stay, empty). */
+function withoutKernel(tar: Readable, what: string): Readable {
+  const child = spawn('tar', ['--delete', '-f', '-', '--wildcards', ...KERNEL_PATHS], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  // GNU tar exits 2 when a pattern matched nothing (a tree without /lib/modules): the output is whole.
+  const onlyNotFound = (stderr: string): boolean =>
+    stderr
+      .trim()
+      .split('\n')
+      .every((l) => /Not found in archive|Exiting with failure status due to previous errors/.test(l));
+  const out = childOutput(child, `tar --delete (${what})`, onlyNotFound);
+  // A failed source (zstd, a read error) fails the layer, whatever tar makes of the cut input.
+  tar.on('error', (err) => {
+    child.stdin?.destroy();
+    out.destroy(err);
+  });
+  child.stdin?.on('error', () => undefined); // tar exiting early: reported by its exit status
+  tar.pipe(child.stdin!);
+  return out;
+}
+
+/**
+ * A tree as one tar stream, without KERNEL_PATHS: sorted names and numeric owners, so an unchanged tree gives the same bytes
  * (and the same digests: a re-push finds every blob present). GNU tar keeps modes, owners, devices,
  * hard and symbolic links as the engine needs them to unpack a root file system.
  */
 export async function treeTar(dir: string): Promise<Readable> {
   const s = await stat(dir).catch(() => undefined);
   if (!s?.isDirectory()) throw new CorralError('REGISTRY_SOURCE_INVALID', `${dir} is not a directory`);
-  const child = spawn('tar', ['-C', dir, '--sort=name', '--numeric-owner', '-cf', '-', '.'], {
+  const excludes = KERNEL_PATHS.map((p) => `--exclude=${p}`);
+  const child = spawn('tar', ['-C', dir, '--sort=name', '--numeric-owner', ...excludes, '-cf', '-', '.'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   return childOutput(child, `tar -c ${dir}`);
 }
 
-/** A registered OS image's root file system as an uncompressed tar stream (tar, tar.gz, tar.zst only). */
+/**
+ * A registered OS image's root file system as an uncompressed tar stream (tar, tar.gz, tar.zst only),
+ * without KERNEL_PATHS.
+ */
 export function imageTar(path: string, format: ImageFormat): Readable {
+  return withoutKernel(rawImageTar(path, format), path);
+}
+
+function rawImageTar(path: string, format: ImageFormat): Readable {
   switch (format) {
     case 'tar':
       return createReadStream(path);

@@ -34,7 +34,8 @@ export async function fromRegisteredImage(
   logger: Logger,
 ): Promise<BuiltImage> {
   const dir = layerDir(cacheDir);
-  const memo = join(dir, 'by-image', `${image.sha256}.json`);
+  // `.slim`: layers made before KERNEL_PATHS were left out are not reused.
+  const memo = join(dir, 'by-image', `${image.sha256}.slim.json`);
   const known = existsSync(memo) ? (JSON.parse(await readFile(memo, 'utf8')) as Layer) : undefined;
   if (known && existsSync(known.path)) return assemble([known]);
   const t0 = Date.now();
