@@ -1,7 +1,8 @@
 /**
  * Registry figures (issue 21, docs/registry.md): Corral's push of the real Debian base image over the
  * registry HTTP API from Node, a pull of it by a real dockerd, and, in the same run, `docker push` of the
- * same root file system (the same tar, `docker import`ed) by that dockerd to a second, empty registry.
+ * same root file system (the OS image's whole tar, kernel included, `docker import`ed) by that dockerd to a
+ * second, empty registry. Corral's layer leaves the kernel and modules out (docs/registry.md).
  *
  *   node dist/test/bench/registry-bench.js [--image /var/cache/corral/os-images/<key>/rootfs.tar.zst]
  *
