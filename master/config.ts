@@ -27,6 +27,7 @@ import { MetricsConfigSchema, METRICS_CONFIG_DEFAULTS } from './metrics/config.j
 import { SerialConsoleConfigSchema, SERIAL_CONSOLE_CONFIG_DEFAULTS } from './serial-console/config.js';
 import { P2pConfigSchema, P2P_CONFIG_DEFAULTS } from './images/p2p-config.js';
 import { HttpBindSchema, resolveHttpBind } from './http-bind.js';
+import { RegistryConfigSchema, REGISTRY_CONFIG_DEFAULTS } from './registry/config.js';
 
 export { ipToInt, intToIp } from './util/net-schema.js';
 
@@ -121,6 +122,7 @@ export const ConfigSchema = z
     sharedRoot: SharedRootConfigSchema.default(SHAREDROOT_CONFIG_DEFAULTS),
     metrics: MetricsConfigSchema.default(METRICS_CONFIG_DEFAULTS),
     p2p: P2pConfigSchema.default(P2P_CONFIG_DEFAULTS),
+    registry: RegistryConfigSchema.default(REGISTRY_CONFIG_DEFAULTS),
     dataSnapshots: DataSnapshotsConfigSchema.default(DATA_SNAPSHOTS_CONFIG_DEFAULTS),
     serialConsole: SerialConsoleConfigSchema.default(SERIAL_CONSOLE_CONFIG_DEFAULTS),
     log: z

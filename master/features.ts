@@ -36,6 +36,7 @@ import { startSerialConsole } from './serial-console/feature.js';
 import { startSharedRoot } from './sharedroot/feature.js';
 import { startSnapshots } from './snapshots/feature.js';
 import { startTftp } from './tftp/feature.js';
+import { startRegistry } from './registry/feature.js';
 
 /** The shared infrastructure master.ts builds before any feature: what a feature entry may hand on. */
 export interface Host {
@@ -73,6 +74,7 @@ export interface Exposed {
   enrolment: ReturnType<typeof startEnrolmentFeature>;
   cloudInit: ReturnType<typeof startCloudInit>;
   p2p: Awaited<ReturnType<typeof startImagesP2p>>;
+  registry: Awaited<ReturnType<typeof startRegistry>>;
   /**
    * The node surface's TFTP files (boot/grub.ts: network GRUB's config, kernel, initrds), set by master.ts
    * once the surface exists; the TFTP server asks it per request, so it may come after TFTP starts.
@@ -226,6 +228,14 @@ export const FEATURES: FeatureEntry[] = [
   {
     name: 'serial-console',
     start: (h) => startSerialConsole({ config: h.config, repos: h.repos, logger: h.logger }),
+  },
+  // The image registry and Corral's base image for apps (issue 21; docs/registry.md).
+  {
+    name: 'registry',
+    start: async (h) =>
+      h.config.registry.enabled
+        ? (h.exposed.registry = await startRegistry({ config: h.config, repos: h.repos, logger: h.logger }))
+        : undefined,
   },
   // After HA: it reads every feature above at scrape time, and changes nothing.
   {

@@ -39,6 +39,8 @@ MAIN_PACKAGES=(
   opentracker aria2
   # DNS-SD for the cluster zone (issue 21): the authoritative server the master runs
   knot
+  # the image registry on the master that apps pull from (issue 21)
+  docker-registry
 )
 # Test-only peers: reference servers and clients, load tools, browsers, simulated BMCs.
 TEST_PACKAGES=(
@@ -53,6 +55,8 @@ TEST_PACKAGES=(
   mariadb-server sqlite3 lvm2
   # DNS-SD (issue 21): dig queries the master's knot
   dnsutils
+  # the registry test (issue 21): a real dockerd pulls and runs the base image Corral pushed
+  docker.io
 )
 
 packages=("${MAIN_PACKAGES[@]}")

@@ -47,6 +47,7 @@ const NAV = [
   { id: 'rules', label: 'Enrolment rules', href: '/rules', icon: 'icon-nodes' },
   { id: 'cloud-init', label: 'cloud-init', href: '/cloud-init', icon: 'icon-nodes', minRole: 'operator' },
   { id: 'settings', label: 'Settings', href: '/settings', icon: 'icon-dashboard', minRole: 'admin' },
+  { id: 'registry', label: 'Image registry', href: '/registry', icon: 'icon-nodes' },
 ] as const;
 
 export type NavId = (typeof NAV)[number]['id'];

@@ -17,6 +17,7 @@ import { metricsScrapeConfigCommand } from '../metrics/cli-command.js';
 import { nodeTagCommand, rulesCommand } from '../enrolment/cli-command.js';
 import { cloudInitCommand } from '../cloudinit/cli-command.js';
 import { dnsCommand } from '../dns/cli-command.js';
+import { registryCommand } from '../registry/cli-command.js';
 
 /**
  * Commands that talk to a running master through the profile `corral login` saved. Those that once opened
@@ -53,6 +54,7 @@ export const LOCAL_COMMANDS: CommandSpec[] = [
   cloneCommand,
   witnessCommand,
   forwardCommand,
+  registryCommand,
 ];
 
 export const COMMANDS: CommandSpec[] = [...REMOTE_COMMANDS, ...LOCAL_COMMANDS];

@@ -222,6 +222,22 @@ export const ERROR_CATALOGUE = {
     status: 500,
     hint: 'The BitTorrent tracker for peer-to-peer image downloads (opentracker) could not run: install Debian package opentracker, check p2p.trackerPort is free, or set p2p.mode to off. Installers fall back to plain HTTP meanwhile.',
   },
+  REGISTRY_FAILED: {
+    status: 500,
+    hint: 'The image registry (docker-registry) could not run: install Debian package docker-registry, check registry.port is free on registry.bind (default: the master address), or set registry.enabled to false. See the master log.',
+  },
+  REGISTRY_NAME_INVALID: {
+    status: 400,
+    hint: 'Repository names are lower-case letters and digits separated by . _ __ or -, components joined by / (e.g. corral/base); tags are up to 128 letters, digits, _ . - (e.g. debian-12).',
+  },
+  REGISTRY_PUSH_FAILED: {
+    status: 502,
+    hint: 'The registry refused or dropped the push (the message quotes it). Check that the registry runs (GET /api/v1/health) and has free space, then push again: blobs already uploaded are skipped.',
+  },
+  REGISTRY_SOURCE_INVALID: {
+    status: 400,
+    hint: 'Give a root file system directory, a registered tar image (tar, tar.gz, tar.zst), or a `docker save` archive; the message names what is wrong with it.',
+  },
   NFS_CONFIG_INVALID: {
     status: 500,
     hint: 'nfs-ganesha rejected the exports; the previous config keeps running. See DATA_DIR/sharedroot/nfs/ganesha.log.',

@@ -43,6 +43,10 @@ export const PEER_PACKAGES: Readonly<Record<string, string>> = {
   knotd: 'knot',
   knotc: 'knot',
   dig: 'dnsutils',
+  'docker-registry': 'docker-registry',
+  dockerd: 'docker.io',
+  docker: 'docker.io',
+  nsenter: 'util-linux',
 };
 
 export function missingPeersMessage(missing: readonly string[]): string {
