@@ -505,6 +505,7 @@ async function main(): Promise<void> {
   if (missing.length) throw new Error(`missing ${missing.join(', ')}: run scripts/setup.sh --test`);
   if (!existsSync(LOADER)) throw new Error(`${LOADER} is missing: apt-get install ipxe`);
   const bits = rateBits(values.rate);
+  if (values.profile) mkdirSync(values.profile, { recursive: true });
   const dir = mkdtempSync(join(tmpdir(), 'corral-boot-storm-'));
   // nginx's workers drop to user nobody: the files they serve must be reachable for it.
   chmodSync(dir, 0o755);
