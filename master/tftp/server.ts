@@ -118,7 +118,11 @@ const DEFAULTS = {
   maxWindowsize: 64,
   retries: 5,
   timeoutMs: 1000,
-  maxTransfers: 256,
+  // A rack room booting at once (issue 19): at 256, 1000 machines asking for the loader together
+  // queued on their own RRQ retransmissions, and iPXE and PXE ROMs give up after ~16 s of silence (442 of
+  // 1000 in the boot storm, docs/scale.md); a slow transfer still makes progress and resets their
+  // timers. The cost per transfer is a socket, a file handle and up to three 64 KiB chunks.
+  maxTransfers: 1024,
   maxPerClient: 4,
   firstAckTimeoutMs: 3000,
 };

@@ -24,7 +24,13 @@
  * (RFC 2131 section 4.1), so their replies are the same.
  *
  *   ip netns exec NS node dist/test/helpers/storm-client.js --n 250 --iface h1 --mac-base 52:54:01
- *       [--spread-ms 1000] [--deadline-s 900] [--no-enlist]
+ *       [--spread-ms 1000] [--deadline-s 900] [--no-enlist] [--first 0 --total 250]
+ *
+ * --first and --total split one storm over several client processes (the bench runs one per 250
+ * machines: one Node process for 1000 machines would saturate its core and delay its own timers): this
+ * process simulates machines first .. first+n-1 of total, with their MACs and power-on offsets. Every
+ * process binds port 68 with SO_REUSEADDR; the servers' replies are broadcast (the flag is set), so each
+ * process hears all of them and keeps those with its own xids.
  * Prints one JSON document (StormReport) on stdout.
  */
 import { spawn } from 'node:child_process';
@@ -622,10 +628,14 @@ async function main(): Promise<void> {
       'spread-ms': { type: 'string', default: '1000' },
       'deadline-s': { type: 'string', default: '900' },
       'no-enlist': { type: 'boolean', default: false },
+      first: { type: 'string', default: '0' },
+      total: { type: 'string' },
     },
     strict: true,
   });
   const n = Number(values.n);
+  const first = Number(values.first);
+  const total = Number(values.total ?? n);
   if (!Number.isInteger(n) || n < 1 || !values.iface) throw new Error('usage: storm-client --n N --iface IF');
   const spread = Number(values['spread-ms']);
   const deadlineMs = Number(values['deadline-s']) * 1000;
@@ -636,8 +646,8 @@ async function main(): Promise<void> {
   const machines: MachineResult[] = [];
   const running = Array.from({ length: n }, async (_, i) => {
     // Machines power on over `spread` ms (a PDU or BMC powering a rack), uniformly.
-    await sleep((spread * i) / n);
-    machines[i] = await machine(i, macOf(values['mac-base'], i), t0, {
+    await sleep((spread * (first + i)) / total);
+    machines[i] = await machine(first + i, macOf(values['mac-base'], first + i), t0, {
       port,
       addresses,
       enlist: !values['no-enlist'],
@@ -653,7 +663,7 @@ async function main(): Promise<void> {
   clearTimeout(deadline);
   for (let i = 0; i < n; i++) {
     machines[i] ??= {
-      mac: macOf(values['mac-base'], i),
+      mac: macOf(values['mac-base'], first + i),
       ip: null,
       ok: false,
       failed: { stage: 'deadline', error: `not done after ${deadlineMs / 1000} s` },
