@@ -107,6 +107,24 @@ interface Row {
   wallS: number;
   /** The master's event loop per second (Corral only). */
   loop?: LoopSample[];
+  /**
+   * The server namespace's TcpExtListenOverflows (/proc/net/netstat, per namespace): connections the
+   * kernel could not queue for accept(); the client then waits for a SYN-ACK retransmission (1, 3, 7,
+   * 15, 31 s).
+   */
+  listenOverflows: number;
+}
+
+/** TcpExtListenOverflows of the namespace `ns` (proc(5) /proc/net/netstat: a header line, a values line). */
+function listenOverflows(net: TestNet, ns: string): number {
+  const lines = net.nsExec(ns, ['cat', '/proc/net/netstat']).split('\n');
+  for (let i = 0; i + 1 < lines.length; i += 2) {
+    const keys = (lines[i] ?? '').split(/\s+/);
+    const vals = (lines[i + 1] ?? '').split(/\s+/);
+    const k = keys.indexOf('ListenOverflows');
+    if (keys[0] === 'TcpExt:' && k > 0) return Number(vals[k]);
+  }
+  return NaN;
 }
 
 function pct(sorted: number[], p: number): number | undefined {
@@ -297,7 +315,7 @@ async function runCorral(dir: string, imageDir: string, n: number): Promise<Row>
           .map((l) => JSON.parse(l) as LoopSample)
           .filter((l) => l.at > from && l.at <= Date.now() + 1000)
       : [];
-    return { stack: 'corral', n, report, wallS, loop, ...use };
+    return { stack: 'corral', n, report, wallS, loop, listenOverflows: listenOverflows(net, srv.ns), ...use };
   } finally {
     sampler?.stop();
     await master?.stop('SIGTERM', 15_000).catch(() => master?.stop('SIGKILL'));
@@ -422,7 +440,14 @@ async function runReference(dir: string, imageDir: string, n: number): Promise<R
     const wallS = (performance.now() - t) / 1000;
     const use = sampler.stop();
     nginx.kill('SIGQUIT');
-    return { stack: 'dnsmasq + nginx', n, report, wallS, ...use };
+    return {
+      stack: 'dnsmasq + nginx',
+      n,
+      report,
+      wallS,
+      listenOverflows: listenOverflows(net, srv.ns),
+      ...use,
+    };
   } finally {
     sampler?.stop();
     await net.destroy();
@@ -511,6 +536,7 @@ const WAIT_HEAD = [
   'master peak CPU s',
   'script connect p50/p99',
   'script 1st byte p50/p99',
+  'listen overflows',
 ];
 
 /** Whether the client, the master's loop or neither is where a stage waits. */
@@ -536,6 +562,7 @@ function waitLine(r: Row): string[] {
     loop.length ? `${Math.max(...loop.map((l) => l.cpu))} ms` : 'n/a',
     split('connectMs'),
     split('firstByteMs'),
+    String(r.listenOverflows),
   ];
 }
 
