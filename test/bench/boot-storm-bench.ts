@@ -113,6 +113,19 @@ interface Row {
    * 15, 31 s).
    */
   listenOverflows: number;
+  /** The server namespace's Udp RcvbufErrors (/proc/net/snmp): datagrams dropped on a full socket buffer. */
+  udpRcvbufErrors: number;
+}
+
+/** Udp RcvbufErrors of the namespace `ns` (proc(5) /proc/net/snmp: a header line, a values line). */
+function udpRcvbufErrors(net: TestNet, ns: string): number {
+  const lines = net.nsExec(ns, ['cat', '/proc/net/snmp']).split('\n');
+  for (let i = 0; i + 1 < lines.length; i++) {
+    const keys = (lines[i] ?? '').split(/\s+/);
+    const k = keys.indexOf('RcvbufErrors');
+    if (keys[0] === 'Udp:' && k > 0) return Number((lines[i + 1] ?? '').split(/\s+/)[k]);
+  }
+  return NaN;
 }
 
 /** TcpExtListenOverflows of the namespace `ns` (proc(5) /proc/net/netstat: a header line, a values line). */
@@ -315,7 +328,16 @@ async function runCorral(dir: string, imageDir: string, n: number): Promise<Row>
           .map((l) => JSON.parse(l) as LoopSample)
           .filter((l) => l.at > from && l.at <= Date.now() + 1000)
       : [];
-    return { stack: 'corral', n, report, wallS, loop, listenOverflows: listenOverflows(net, srv.ns), ...use };
+    return {
+      stack: 'corral',
+      n,
+      report,
+      wallS,
+      loop,
+      listenOverflows: listenOverflows(net, srv.ns),
+      udpRcvbufErrors: udpRcvbufErrors(net, srv.ns),
+      ...use,
+    };
   } finally {
     sampler?.stop();
     await master?.stop('SIGTERM', 15_000).catch(() => master?.stop('SIGKILL'));
@@ -446,6 +468,7 @@ async function runReference(dir: string, imageDir: string, n: number): Promise<R
       report,
       wallS,
       listenOverflows: listenOverflows(net, srv.ns),
+      udpRcvbufErrors: udpRcvbufErrors(net, srv.ns),
       ...use,
     };
   } finally {
@@ -537,6 +560,7 @@ const WAIT_HEAD = [
   'script connect p50/p99',
   'script 1st byte p50/p99',
   'listen overflows',
+  'UDP rcvbuf drops',
 ];
 
 /** Whether the client, the master's loop or neither is where a stage waits. */
@@ -563,6 +587,7 @@ function waitLine(r: Row): string[] {
     split('connectMs'),
     split('firstByteMs'),
     String(r.listenOverflows),
+    String(r.udpRcvbufErrors),
   ];
 }
 
