@@ -40,7 +40,7 @@ import type { ScriptBase } from './scripts.js';
 import type { GeneratedFile } from '../tftp/server.js';
 import { nodeImageSummary, type NodeImageStatus } from './node-image-builder.js';
 import type { NodeImageFiles } from './node-image.js';
-import { sendFile } from './send-file.js';
+import { MemoryFiles } from './memory-files.js';
 import { loaderFileNames } from '../dhcp/boot-files.js';
 import { loaderHandler } from '../dhcp/loader-route.js';
 import { cloudInitHandler } from '../cloudinit/node-routes.js';
@@ -385,6 +385,8 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
     }
   };
 
+  // Kernel and initrd from memory: every booting machine fetches both (memory-files.ts says why).
+  const memoryFiles = new MemoryFiles(log);
   const nodeFile =
     (pick: (f: NodeImageFiles) => string): RequestHandler =>
     (req, res) => {
@@ -399,7 +401,7 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
         return;
       }
       log.debug({ file, range: req.headers.range, ip: clientIp(req) }, 'serving node file');
-      sendFile(res, file, log);
+      memoryFiles.serve(req, res, file);
     };
 
   const enlistGuard = new EnlistGuard({ repos: deps.repos, config: deps.config, logger: deps.logger });

@@ -162,6 +162,15 @@ class LogLimiter {
   }
 }
 
+/**
+ * Receive buffer asked for the DHCP socket. A rack powering on sends a DHCPDISCOVER per machine within a
+ * second, and their PXE retransmissions (4, 8, 16, 32 s) come in the same bursts; the kernel's default
+ * (net.core.rmem_default, 208 KiB: a few hundred datagrams with their overhead) drops the rest whenever the
+ * event loop is late. The boot storm at N=1000 (docs/scale.md) had 111 machines never answered in 60 s.
+ * Linux caps it at net.core.rmem_max.
+ */
+const RECV_BUFFER_BYTES = 4 << 20;
+
 function bindSocket(address: string, port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = createSocket({ type: 'udp4', reuseAddr: true });
@@ -173,6 +182,11 @@ function bindSocket(address: string, port: number): Promise<Socket> {
     socket.bind({ address, port }, () => {
       socket.off('error', fail);
       socket.setBroadcast(true);
+      try {
+        socket.setRecvBufferSize(RECV_BUFFER_BYTES);
+      } catch {
+        // Refused: the kernel's default stays; the server works, with less room for a burst.
+      }
       resolve(socket);
     });
   });

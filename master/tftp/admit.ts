@@ -17,8 +17,11 @@ export interface RequestFacts {
 }
 
 export interface AdmissionState {
-  /** The session on the same client endpoint (address and port), if one is open. */
-  existing: { file: string; heardFromClient: boolean } | null;
+  /**
+   * The session on the same client endpoint (address and port), if one is open; `ageMs` since its
+   * request was accepted.
+   */
+  existing: { file: string; heardFromClient: boolean; ageMs: number } | null;
   /** Sessions open on the whole server, including `existing`. */
   active: number;
   /** Sessions open for this client address (any port), including `existing`. */
@@ -45,6 +48,17 @@ export type Admission =
   /** Answer with an ERROR packet: `message` goes to the client, `detail` to our log. */
   | { verdict: 'refuse'; reason: RefusalReason; code: number; message: string; detail: string };
 
+/**
+ * A copy of an RRQ read this long after its transfer started is still a copy, not a restart. A client
+ * retransmits its RRQ until it hears the first reply (iPXE: at 1/4, 3/4, 1 3/4, 3 3/4, 7 3/4 s), and the
+ * copies arrive on port 69 while its ACKs arrive on the transfer's own socket: two sockets, read in either
+ * order. So under load (the boot storm, issue 19) a copy is read after the first ACK; taken for a restart it
+ * superseded a running transfer with a new OACK the client, past block 1, ignored, and 19 of 250 machines
+ * failed. A client that really restarts on the same port does so after its own timeout gives up (iPXE:
+ * 15.75 s of silence).
+ */
+export const DUPLICATE_RRQ_WINDOW_MS = 10_000;
+
 const refuse = (reason: RefusalReason, code: number, message: string, detail: string): Admission => ({
   verdict: 'refuse',
   reason,
@@ -63,6 +77,9 @@ export function admit(req: RequestFacts, state: AdmissionState, limits: Admissio
     // retransmits on its own timer, and a second one would only draw ERROR 5 from the client.
     if (state.existing.file === req.filename && !state.existing.heardFromClient) {
       return { verdict: 'ignore', why: 'retransmitted request' };
+    }
+    if (state.existing.file === req.filename && state.existing.ageMs < DUPLICATE_RRQ_WINDOW_MS) {
+      return { verdict: 'ignore', why: 'retransmitted request read after the first ACK' };
     }
     // Same endpoint, a new request after progress: the client restarted; the old transfer is moot.
     supersede = true;

@@ -111,6 +111,8 @@ interface Session {
   address: string;
   file: string;
   transfer: ReadTransfer | null;
+  /** When the request was accepted (Date.now()): copies of it read later are told apart by age (admit.ts). */
+  startedAt: number;
 }
 
 const DEFAULTS = {
@@ -118,7 +120,11 @@ const DEFAULTS = {
   maxWindowsize: 64,
   retries: 5,
   timeoutMs: 1000,
-  maxTransfers: 256,
+  // A rack room booting at once (issue 19): at 256, 1000 machines asking for the loader together
+  // queued on their own RRQ retransmissions, and iPXE and PXE ROMs give up after ~16 s of silence (442 of
+  // 1000 in the boot storm, docs/scale.md); a slow transfer still makes progress and resets their
+  // timers. The cost per transfer is a socket, a file handle and up to three 64 KiB chunks.
+  maxTransfers: 1024,
   maxPerClient: 4,
   firstAckTimeoutMs: 3000,
 };
@@ -496,7 +502,11 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
       { op: req.op, mode: req.mode, filename: req.filename, clientAddress: rinfo.address },
       {
         existing: existing
-          ? { file: existing.file, heardFromClient: existing.transfer?.heardFromClient ?? false }
+          ? {
+              file: existing.file,
+              heardFromClient: existing.transfer?.heardFromClient ?? false,
+              ageMs: Date.now() - existing.startedAt,
+            }
           : null,
         active: sessions.size,
         activeForClient: openFor(rinfo.address),
@@ -526,7 +536,13 @@ export async function startTftpServer(opts: TftpServerOptions): Promise<TftpServ
       existing.transfer?.abort('superseded by a new request from the same client port');
       sessions.delete(key);
     }
-    const session: Session = { key, address: rinfo.address, file: req.filename, transfer: null };
+    const session: Session = {
+      key,
+      address: rinfo.address,
+      file: req.filename,
+      transfer: null,
+      startedAt: Date.now(),
+    };
     sessions.set(key, session);
     const done = serveRead(req, rinfo, session).catch((err: unknown) => {
       // Not expected (every step handles its own failures); a fault, counted so it is never silent.

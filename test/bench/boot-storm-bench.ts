@@ -3,7 +3,8 @@
  * (dnsmasq for DHCP + TFTP, nginx for HTTP) on the same namespaces, files and shaped link, in one run.
  *
  *   node dist/test/bench/boot-storm-bench.js [--n 250,500,1000] [--stacks corral,reference]
- *       [--rate 1gbit] [--node-image DIR] [--spread-ms 1000] [--deadline-s 900]
+ *       [--rate 1gbit] [--node-image DIR] [--spread-ms 1000] [--deadline-s 900] [--profile DIR]
+ *       [--machines-per-client 250] [--corral-config JSON]
  *
  * Two namespaces on a bridge: the server's (Corral's master, or dnsmasq + nginx) and the clients'.
  * The server's link is shaped with `tc ... tbf rate 1gbit` (its egress: what the machines download).
@@ -19,6 +20,12 @@
  * failures by stage, p50/p99 per stage, retransmissions, the servers' CPU (seconds and average share of
  * one core) and peak RSS (VmRSS of every server process, sampled from /proc every 250 ms), and the floor:
  * the bytes all machines received ÷ the link rate. Prints; asserts nothing. Needs root.
+ *
+ * Who waits: the storm client reports its own CPU and event-loop delay, and the master runs with
+ * test/helpers/storm-loop-probe.ts preloaded (its event-loop delay and CPU, per second), so a slow stage
+ * can be told apart as the client saturated, the master's loop blocked or busy, or neither (the network).
+ * --profile DIR also writes the master's V8 CPU profile of the storm there (corral-N.cpuprofile, for
+ * Chrome's DevTools or speedscope).
  */
 import type { ChildProcess } from 'node:child_process';
 import {
@@ -41,9 +48,11 @@ import { TestNet, hasCommand, waitFor, type Host } from '../helpers/netns.js';
 import { dnsmasqDhcpArgs } from '../helpers/dhcp-harness.js';
 import { startMasterProcess, type MasterProcess } from '../helpers/master-process.js';
 import type { MachineResult, Stage, StormReport } from '../helpers/storm-client.js';
+import type { LoopSample } from '../helpers/storm-loop-probe.js';
 import { STORM_STAGES, sampleProcesses, type ProcSampler } from '../helpers/storm-proc.js';
 
 const CLIENT = fileURLToPath(new URL('../helpers/storm-client.js', import.meta.url));
+const LOOP_PROBE = new URL('../helpers/storm-loop-probe.js', import.meta.url).href;
 const LOADER = '/usr/lib/ipxe/undionly.kpxe';
 const SERVER = '10.82.0.1';
 const CLIENTS = '10.82.0.2';
@@ -58,6 +67,10 @@ const { values } = parseArgs({
     'node-image': { type: 'string' },
     'spread-ms': { type: 'string', default: '1000' },
     'deadline-s': { type: 'string', default: '900' },
+    profile: { type: 'string' },
+    'machines-per-client': { type: 'string', default: '250' },
+    // Extra keys for Corral's config file (an experiment, e.g. '{"monitor":{"enabled":false}}').
+    'corral-config': { type: 'string', default: '{}' },
   },
   strict: true,
 });
@@ -92,6 +105,39 @@ interface Row {
   cpuSeconds: number;
   peakRssMiB: number;
   wallS: number;
+  /** The master's event loop per second (Corral only). */
+  loop?: LoopSample[];
+  /**
+   * The server namespace's TcpExtListenOverflows (/proc/net/netstat, per namespace): connections the
+   * kernel could not queue for accept(); the client then waits for a SYN-ACK retransmission (1, 3, 7,
+   * 15, 31 s).
+   */
+  listenOverflows: number;
+  /** The server namespace's Udp RcvbufErrors (/proc/net/snmp): datagrams dropped on a full socket buffer. */
+  udpRcvbufErrors: number;
+}
+
+/** Udp RcvbufErrors of the namespace `ns` (proc(5) /proc/net/snmp: a header line, a values line). */
+function udpRcvbufErrors(net: TestNet, ns: string): number {
+  const lines = net.nsExec(ns, ['cat', '/proc/net/snmp']).split('\n');
+  for (let i = 0; i + 1 < lines.length; i++) {
+    const keys = (lines[i] ?? '').split(/\s+/);
+    const k = keys.indexOf('RcvbufErrors');
+    if (keys[0] === 'Udp:' && k > 0) return Number((lines[i + 1] ?? '').split(/\s+/)[k]);
+  }
+  return NaN;
+}
+
+/** TcpExtListenOverflows of the namespace `ns` (proc(5) /proc/net/netstat: a header line, a values line). */
+function listenOverflows(net: TestNet, ns: string): number {
+  const lines = net.nsExec(ns, ['cat', '/proc/net/netstat']).split('\n');
+  for (let i = 0; i + 1 < lines.length; i += 2) {
+    const keys = (lines[i] ?? '').split(/\s+/);
+    const vals = (lines[i + 1] ?? '').split(/\s+/);
+    const k = keys.indexOf('ListenOverflows');
+    if (keys[0] === 'TcpExt:' && k > 0) return Number(vals[k]);
+  }
+  return NaN;
 }
 
 function pct(sorted: number[], p: number): number | undefined {
@@ -99,11 +145,49 @@ function pct(sorted: number[], p: number): number | undefined {
   return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)];
 }
 
-/** Runs the storm client in the clients' namespace; resolves with its report. */
-function storm(
+/**
+ * Runs the storm in the clients' namespace, split over client processes of at most
+ * --machines-per-client machines each (one Node process for 1000 machines saturates its core: the
+ * client would then measure itself); resolves with their reports merged.
+ */
+async function storm(
   net: TestNet,
   client: Host,
   n: number,
+  enlist: boolean,
+  macBase: string,
+): Promise<StormReport> {
+  const per = Math.max(1, Number(values['machines-per-client']));
+  const parts: Promise<StormReport>[] = [];
+  for (let first = 0; first < n; first += per) {
+    parts.push(stormPart(net, client, { first, n: Math.min(per, n - first), total: n }, enlist, macBase));
+  }
+  const reports = await Promise.all(parts);
+  const loads = reports.map((r) => r.client);
+  return {
+    n,
+    enlist,
+    wallMs: Math.max(...reports.map((r) => r.wallMs)),
+    machines: reports.flatMap((r) => r.machines),
+    client: {
+      cpuMs: loads.reduce((a, l) => a + l.cpuMs, 0),
+      // Per process: the worst of them.
+      peakCoreShare: Math.max(...loads.map((l) => l.peakCoreShare)),
+      saturatedSeconds: Math.max(...loads.map((l) => l.saturatedSeconds)),
+      loopDelayMs: {
+        p50: Math.max(...loads.map((l) => l.loopDelayMs.p50)),
+        p99: Math.max(...loads.map((l) => l.loopDelayMs.p99)),
+        max: Math.max(...loads.map((l) => l.loopDelayMs.max)),
+      },
+    },
+  };
+}
+
+/** One storm client process: machines first .. first+n-1 of total. */
+function stormPart(
+  net: TestNet,
+  client: Host,
+  part: { first: number; n: number; total: number },
   enlist: boolean,
   macBase: string,
 ): Promise<StormReport> {
@@ -113,7 +197,11 @@ function storm(
       process.execPath,
       CLIENT,
       '--n',
-      String(n),
+      String(part.n),
+      '--first',
+      String(part.first),
+      '--total',
+      String(part.total),
       '--iface',
       client.ifname,
       '--mac-base',
@@ -178,6 +266,8 @@ async function runCorral(dir: string, imageDir: string, n: number): Promise<Row>
     shape(net, srv, values.rate);
     clientRoute(net, cli);
     const data = join(dir, `corral-${n}`);
+    const loopFile = join(dir, `corral-${n}-loop.jsonl`);
+    const profileFile = values.profile ? join(values.profile, `corral-${n}.cpuprofile`) : undefined;
     mkdirSync(join(data, 'node-image'), { recursive: true });
     copyFileSync(join(imageDir, 'vmlinuz'), join(data, 'node-image', 'vmlinuz'));
     copyFileSync(join(imageDir, 'initrd.img'), join(data, 'node-image', 'initrd.img'));
@@ -188,6 +278,7 @@ async function runCorral(dir: string, imageDir: string, n: number): Promise<Row>
         nodeImage: { autoBuild: false },
         dhcp: { subnet: '10.82.0.0/16' },
         console: { https: false },
+        ...(JSON.parse(values['corral-config']) as Record<string, unknown>),
       }),
     );
     master = await startMasterProcess({
@@ -208,18 +299,45 @@ async function runCorral(dir: string, imageDir: string, n: number): Promise<Row>
       netns: srv.ns,
       host: SERVER,
       // The production default level: a storm at debug would measure the logger.
-      env: { CORRAL_ADMIN_PASSWORD: PASSWORD, CORRAL_LOG_LEVEL: 'info' },
+      env: {
+        CORRAL_ADMIN_PASSWORD: PASSWORD,
+        CORRAL_LOG_LEVEL: 'info',
+        NODE_OPTIONS: `--import=${LOOP_PROBE}`,
+        STORM_PROBE_FILE: loopFile,
+        ...(profileFile ? { STORM_PROFILE_FILE: profileFile } : {}),
+      },
       timeoutMs: 60_000,
       logFile: join(dir, `corral-${n}.log`),
     });
     const pid = master.child.pid;
     if (!pid) throw new Error('no master pid');
     sampler = sampleProcesses(() => [pid]);
+    const from = Date.now();
     const t = performance.now();
     const report = await storm(net, cli, n, true, '52:54:01');
     const wallS = (performance.now() - t) / 1000;
     const use = sampler.stop();
-    return { stack: 'corral', n, report, wallS, ...use };
+    if (profileFile) {
+      process.kill(pid, 'SIGUSR2');
+      await waitFor('the CPU profile', () => existsSync(profileFile) || undefined, 30_000);
+    }
+    const loop = existsSync(loopFile)
+      ? readFileSync(loopFile, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as LoopSample)
+          .filter((l) => l.at > from && l.at <= Date.now() + 1000)
+      : [];
+    return {
+      stack: 'corral',
+      n,
+      report,
+      wallS,
+      loop,
+      listenOverflows: listenOverflows(net, srv.ns),
+      udpRcvbufErrors: udpRcvbufErrors(net, srv.ns),
+      ...use,
+    };
   } finally {
     sampler?.stop();
     await master?.stop('SIGTERM', 15_000).catch(() => master?.stop('SIGKILL'));
@@ -344,7 +462,15 @@ async function runReference(dir: string, imageDir: string, n: number): Promise<R
     const wallS = (performance.now() - t) / 1000;
     const use = sampler.stop();
     nginx.kill('SIGQUIT');
-    return { stack: 'dnsmasq + nginx', n, report, wallS, ...use };
+    return {
+      stack: 'dnsmasq + nginx',
+      n,
+      report,
+      wallS,
+      listenOverflows: listenOverflows(net, srv.ns),
+      udpRcvbufErrors: udpRcvbufErrors(net, srv.ns),
+      ...use,
+    };
   } finally {
     sampler?.stop();
     await net.destroy();
@@ -413,8 +539,56 @@ function summarise(rows: Row[], bitsPerSecond: number): void {
   console.log(table(['stack', 'N', 'stage', 'p50', 'p99', 'max', 'retransmits/retries'], stageLines));
   console.log(failures.length ? `\nFailures:\n${failures.join('\n')}` : '\nFailures: none');
   console.log(
+    '\nWho waits (client = the storm client processes, peak, seconds above 90 % and loop delay of the worst one; master loop = per-second samples):\n',
+  );
+  console.log(table(WAIT_HEAD, rows.map(waitLine)));
+  console.log(
     '\nfloor = payload bytes all machines received × 8 ÷ link rate; CPU = utime+stime of the server processes over the storm; CPU % = of one core, averaged; peak RSS = largest sampled sum of VmRSS.',
   );
+}
+
+const WAIT_HEAD = [
+  'stack',
+  'N',
+  'client CPU (procs)',
+  'client peak',
+  'client >90 % s',
+  'client loop p99/max',
+  'master loop worst s',
+  'master s >100 ms',
+  'master peak CPU s',
+  'script connect p50/p99',
+  'script 1st byte p50/p99',
+  'listen overflows',
+  'UDP rcvbuf drops',
+];
+
+/** Whether the client, the master's loop or neither is where a stage waits. */
+function waitLine(r: Row): string[] {
+  const c = r.report.client;
+  const sorted = (k: 'connectMs' | 'firstByteMs'): number[] =>
+    r.report.machines
+      .map((m) => m.script?.[k])
+      .filter((v): v is number => v !== undefined)
+      .sort((a, b) => a - b);
+  const split = (k: 'connectMs' | 'firstByteMs'): string =>
+    `${fmtMs(pct(sorted(k), 0.5))} / ${fmtMs(pct(sorted(k), 0.99))}`;
+  const loop = r.loop ?? [];
+  return [
+    r.stack,
+    String(r.n),
+    `${(c.cpuMs / 1000).toFixed(1)} s (${Math.ceil(r.n / Math.max(1, Number(values['machines-per-client'])))})`,
+    `${Math.round(c.peakCoreShare * 100)} %`,
+    String(c.saturatedSeconds),
+    `${fmtMs(c.loopDelayMs.p99)} / ${fmtMs(c.loopDelayMs.max)}`,
+    loop.length ? fmtMs(Math.max(...loop.map((l) => l.max))) : 'n/a',
+    loop.length ? String(loop.filter((l) => l.max > 100).length) : 'n/a',
+    loop.length ? `${Math.max(...loop.map((l) => l.cpu))} ms` : 'n/a',
+    split('connectMs'),
+    split('firstByteMs'),
+    String(r.listenOverflows),
+    String(r.udpRcvbufErrors),
+  ];
 }
 
 function table(head: string[], lines: string[][]): string {
@@ -432,6 +606,7 @@ async function main(): Promise<void> {
   if (missing.length) throw new Error(`missing ${missing.join(', ')}: run scripts/setup.sh --test`);
   if (!existsSync(LOADER)) throw new Error(`${LOADER} is missing: apt-get install ipxe`);
   const bits = rateBits(values.rate);
+  if (values.profile) mkdirSync(values.profile, { recursive: true });
   const dir = mkdtempSync(join(tmpdir(), 'corral-boot-storm-'));
   // nginx's workers drop to user nobody: the files they serve must be reachable for it.
   chmodSync(dir, 0o755);

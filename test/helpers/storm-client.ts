@@ -24,12 +24,19 @@
  * (RFC 2131 section 4.1), so their replies are the same.
  *
  *   ip netns exec NS node dist/test/helpers/storm-client.js --n 250 --iface h1 --mac-base 52:54:01
- *       [--spread-ms 1000] [--deadline-s 900] [--no-enlist]
+ *       [--spread-ms 1000] [--deadline-s 900] [--no-enlist] [--first 0 --total 250]
+ *
+ * --first and --total split one storm over several client processes (the bench runs one per 250
+ * machines: one Node process for 1000 machines would saturate its core and delay its own timers): this
+ * process simulates machines first .. first+n-1 of total, with their MACs and power-on offsets. Every
+ * process binds port 68 with SO_REUSEADDR; the servers' replies are broadcast (the flag is set), so each
+ * process hears all of them and keeps those with its own xids.
  * Prints one JSON document (StormReport) on stdout.
  */
 import { spawn } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import http from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import {
   BOOTREQUEST,
@@ -66,6 +73,27 @@ export interface MachineResult {
   retries: Partial<Record<Stage, number>>;
   /** Payload bytes received (loader, script, kernel, initrd). */
   bytes: number;
+  /**
+   * The first script request split: ms until the TCP connection was up (SYN → SYN-ACK), and from then until
+   * the response's first byte (the server's handling plus the queue ahead of it).
+   */
+  script?: { connectMs: number; firstByteMs: number };
+}
+
+/**
+ * The storm client's own load: whether it, rather than the server, is the bottleneck. One process
+ * simulates every machine, so a saturated client delays its own timers and reads, which would look like
+ * a slow server.
+ */
+export interface ClientLoad {
+  /** CPU (user + system) this process used over the storm, ms. */
+  cpuMs: number;
+  /** The largest share of one core used in any one-second window. */
+  peakCoreShare: number;
+  /** Seconds (windows of one second) in which it used more than 90 % of a core. */
+  saturatedSeconds: number;
+  /** Event-loop delay (perf_hooks.monitorEventLoopDelay, 20 ms timer, beyond it): p50, p99, max in ms. */
+  loopDelayMs: { p50: number; p99: number; max: number };
 }
 
 export interface StormReport {
@@ -73,6 +101,7 @@ export interface StormReport {
   enlist: boolean;
   wallMs: number;
   machines: MachineResult[];
+  client: ClientLoad;
 }
 
 /** PXE 2.1: DHCPDISCOVER timeouts of 4, 8, 16 and 32 s. */
@@ -336,6 +365,10 @@ interface HttpResult {
   status: number;
   body: Buffer | null;
   bytes: number;
+  /** ms from the request's start until its socket was connected (0 on a reused keep-alive socket). */
+  connectMs: number;
+  /** ms from the request's start until the response's headers arrived. */
+  headersMs: number;
 }
 
 /** One GET or POST; the body is kept only when `keep`; fails on a silent peer after HTTP_IDLE_MS. */
@@ -344,6 +377,8 @@ function request(
   opts: { agent: http.Agent | false; localAddress: string; keep: boolean; post?: Buffer; timeoutMs?: number },
 ): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
+    const start = performance.now();
+    let connectMs = 0;
     const req = http.request(
       url,
       {
@@ -355,6 +390,7 @@ function request(
           : { 'user-agent': 'iPXE/1.21.1' },
       },
       (res) => {
+        const headersMs = performance.now() - start;
         const chunks: Buffer[] = [];
         let bytes = 0;
         res.on('data', (c: Buffer) => {
@@ -362,11 +398,20 @@ function request(
           if (opts.keep) chunks.push(c);
         });
         res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, body: opts.keep ? Buffer.concat(chunks) : null, bytes }),
+          resolve({
+            status: res.statusCode ?? 0,
+            body: opts.keep ? Buffer.concat(chunks) : null,
+            bytes,
+            connectMs,
+            headersMs,
+          }),
         );
         res.on('error', reject);
       },
     );
+    req.on('socket', (socket) => {
+      if (socket.connecting) socket.once('connect', () => (connectMs = performance.now() - start));
+    });
     req.setTimeout(opts.timeoutMs ?? HTTP_IDLE_MS, () => req.destroy(new Error('timed out')));
     req.on('error', reject);
     req.end(opts.post);
@@ -469,6 +514,7 @@ async function machine(
     for (let round = 0; ; round++) {
       const script = await timed('script', async () => {
         const r = await request(scriptUrl, { agent: a, localAddress: ip, keep: true });
+        result.script ??= { connectMs: r.connectMs, firstByteMs: r.headersMs - r.connectMs };
         if (r.status !== 200) throw new StageError('script', `HTTP ${r.status}`);
         result.bytes += r.bytes;
         return parseScript(r.body?.toString() ?? '');
@@ -538,6 +584,41 @@ function macOf(base: string, i: number): string {
   return `${base}:${hex.slice(0, 2)}:${hex.slice(2, 4)}:${hex.slice(4, 6)}`;
 }
 
+/** Samples this process's CPU every second and its event-loop delay until stop(). */
+function watchLoad(): { stop(): ClientLoad } {
+  const delay = monitorEventLoopDelay({ resolution: 20 });
+  delay.enable();
+  const first = process.cpuUsage();
+  let prev = first;
+  let prevAt = performance.now();
+  let peak = 0;
+  let saturated = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    const u = process.cpuUsage(prev);
+    const share = (u.user + u.system) / 1000 / (now - prevAt);
+    peak = Math.max(peak, share);
+    if (share > 0.9) saturated++;
+    prev = process.cpuUsage();
+    prevAt = now;
+  }, 1000);
+  return {
+    stop() {
+      clearInterval(timer);
+      delay.disable();
+      const u = process.cpuUsage(first);
+      // The histogram counts the timer's own 20 ms: what is above it is the delay.
+      const ms = (ns: number): number => Math.max(0, Math.round(ns / 1e5) / 10 - 20);
+      return {
+        cpuMs: Math.round((u.user + u.system) / 1000),
+        peakCoreShare: Math.round(peak * 100) / 100,
+        saturatedSeconds: saturated,
+        loopDelayMs: { p50: ms(delay.percentile(50)), p99: ms(delay.percentile(99)), max: ms(delay.max) },
+      };
+    },
+  };
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -547,21 +628,26 @@ async function main(): Promise<void> {
       'spread-ms': { type: 'string', default: '1000' },
       'deadline-s': { type: 'string', default: '900' },
       'no-enlist': { type: 'boolean', default: false },
+      first: { type: 'string', default: '0' },
+      total: { type: 'string' },
     },
     strict: true,
   });
   const n = Number(values.n);
+  const first = Number(values.first);
+  const total = Number(values.total ?? n);
   if (!Number.isInteger(n) || n < 1 || !values.iface) throw new Error('usage: storm-client --n N --iface IF');
   const spread = Number(values['spread-ms']);
   const deadlineMs = Number(values['deadline-s']) * 1000;
   const port = await DhcpPort.open();
   const addresses = new AddressBatcher(values.iface);
+  const load = watchLoad();
   const t0 = performance.now();
   const machines: MachineResult[] = [];
   const running = Array.from({ length: n }, async (_, i) => {
     // Machines power on over `spread` ms (a PDU or BMC powering a rack), uniformly.
-    await sleep((spread * i) / n);
-    machines[i] = await machine(i, macOf(values['mac-base'], i), t0, {
+    await sleep((spread * (first + i)) / total);
+    machines[i] = await machine(first + i, macOf(values['mac-base'], first + i), t0, {
       port,
       addresses,
       enlist: !values['no-enlist'],
@@ -577,7 +663,7 @@ async function main(): Promise<void> {
   clearTimeout(deadline);
   for (let i = 0; i < n; i++) {
     machines[i] ??= {
-      mac: macOf(values['mac-base'], i),
+      mac: macOf(values['mac-base'], first + i),
       ip: null,
       ok: false,
       failed: { stage: 'deadline', error: `not done after ${deadlineMs / 1000} s` },
@@ -587,7 +673,13 @@ async function main(): Promise<void> {
     };
   }
   port.close();
-  const report: StormReport = { n, enlist: !values['no-enlist'], wallMs: performance.now() - t0, machines };
+  const report: StormReport = {
+    n,
+    enlist: !values['no-enlist'],
+    wallMs: performance.now() - t0,
+    machines,
+    client: load.stop(),
+  };
   process.stdout.write(JSON.stringify(report) + '\n', () => process.exit(0));
 }
 

@@ -1,6 +1,11 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { admit, type AdmissionState, type RequestFacts } from '../../master/tftp/admit.js';
+import {
+  admit,
+  DUPLICATE_RRQ_WINDOW_MS,
+  type AdmissionState,
+  type RequestFacts,
+} from '../../master/tftp/admit.js';
 import { ErrorCode } from '../../master/tftp/codec.js';
 
 const LIMITS = { maxTransfers: 256, maxPerClient: 4 };
@@ -37,7 +42,11 @@ describe('tftp admit()', () => {
   test('a retransmitted RRQ (same endpoint, same file, nothing heard yet) is ignored', () => {
     const v = admit(
       req(),
-      state({ existing: { file: 'undionly.kpxe', heardFromClient: false }, active: 1, activeForClient: 1 }),
+      state({
+        existing: { file: 'undionly.kpxe', heardFromClient: false, ageMs: 0 },
+        active: 1,
+        activeForClient: 1,
+      }),
       LIMITS,
     );
     assert.equal(v.verdict, 'ignore');
@@ -47,16 +56,45 @@ describe('tftp admit()', () => {
     const full = { maxTransfers: 1, maxPerClient: 1 };
     const v = admit(
       req(),
-      state({ existing: { file: 'undionly.kpxe', heardFromClient: true }, active: 1, activeForClient: 1 }),
+      state({
+        existing: { file: 'undionly.kpxe', heardFromClient: true, ageMs: DUPLICATE_RRQ_WINDOW_MS },
+        active: 1,
+        activeForClient: 1,
+      }),
       full,
     );
     assert.deepEqual(v, { verdict: 'accept', supersede: true });
     const other = admit(
       req({ filename: 'ipxe.efi' }),
-      state({ existing: { file: 'undionly.kpxe', heardFromClient: false }, active: 1, activeForClient: 1 }),
+      state({
+        existing: { file: 'undionly.kpxe', heardFromClient: false, ageMs: 0 },
+        active: 1,
+        activeForClient: 1,
+      }),
       full,
     );
     assert.deepEqual(other, { verdict: 'accept', supersede: true });
+  });
+
+  test('a copy of the RRQ read after the first ACK (two sockets, read in either order) is ignored, not a restart', () => {
+    // The boot storm (issue 19): the copy superseded the running transfer and the machine failed.
+    const heard = (ageMs: number): AdmissionState =>
+      state({
+        existing: { file: 'undionly.kpxe', heardFromClient: true, ageMs },
+        active: 1,
+        activeForClient: 1,
+      });
+    assert.equal(admit(req(), heard(800), LIMITS).verdict, 'ignore');
+    assert.equal(admit(req(), heard(DUPLICATE_RRQ_WINDOW_MS - 1), LIMITS).verdict, 'ignore');
+    assert.deepEqual(admit(req(), heard(DUPLICATE_RRQ_WINDOW_MS), LIMITS), {
+      verdict: 'accept',
+      supersede: true,
+    });
+    // Another file from that port is a new request, whatever the age.
+    assert.deepEqual(admit(req({ filename: 'ipxe.efi' }), heard(800), LIMITS), {
+      verdict: 'accept',
+      supersede: true,
+    });
   });
 
   test('the per-client limit refuses the fifth transfer from one address, not another address', () => {
