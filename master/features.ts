@@ -24,6 +24,7 @@ import { startDhcp } from './dhcp/feature.js';
 import { startDhcp6Feature } from './dhcp6/feature.js';
 import { startCloudInit } from './cloudinit/index.js';
 import { startDataSnapshots } from './data-snapshots/index.js';
+import { startApps } from './apps/feature.js';
 import { startEnrolmentFeature } from './enrolment/feature.js';
 import { startMetricsFeature } from './metrics/feature.js';
 import { haFacts, lbFacts } from './metrics/sources.js';
@@ -223,6 +224,14 @@ export const FEATURES: FeatureEntry[] = [
   {
     name: 'serial-console',
     start: (h) => startSerialConsole({ config: h.config, repos: h.repos, logger: h.logger }),
+  },
+  // Apps on the cluster engine (issue 21): after lb, whose services carry the apps' healthy instances.
+  {
+    name: 'apps',
+    start: (h) =>
+      h.config.apps.enabled
+        ? startApps({ config: h.config, repos: h.repos, logger: h.logger, lb: h.exposed.lb?.lb })
+        : undefined,
   },
   // After HA: it reads every feature above at scrape time, and changes nothing.
   {

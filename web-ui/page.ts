@@ -38,6 +38,7 @@ const NAV = [
   { id: 'audit', label: 'Audit log', href: '/audit', icon: 'icon-events', minRole: 'admin' },
   { id: 'account', label: 'My account', href: '/account', icon: 'icon-user' },
   { id: 'services', label: 'Services', href: '/services', icon: 'icon-nodes' },
+  { id: 'apps', label: 'Apps', href: '/apps', icon: 'icon-nodes' },
   { id: 'snapshots', label: 'Snapshots', href: '/snapshots', icon: 'icon-events' },
   { id: 'exec', label: 'Run command', href: '/exec', icon: 'icon-nodes', minRole: 'admin' },
   { id: 'ha', label: 'High availability', href: '/ha', icon: 'icon-dashboard' },

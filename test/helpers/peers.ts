@@ -40,6 +40,8 @@ export const PEER_PACKAGES: Readonly<Record<string, string>> = {
   mktorrent: 'mktorrent',
   tc: 'iproute2',
   radvd: 'radvd',
+  dockerd: 'docker.io',
+  docker: 'docker.io',
 };
 
 export function missingPeersMessage(missing: readonly string[]): string {
