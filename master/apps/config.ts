@@ -15,9 +15,11 @@ export const AppsConfigSchema = z
         dockerBin: z.string().min(1).default('docker'),
         /** Managers wanted: Raft tolerates the loss of (n-1)/2 of them, so 3 tolerates one. */
         managers: z.number().int().min(1).max(7).default(3),
+        /** `docker swarm update --dispatcher-heartbeat`: a lost node is noticed after a few of these. */
+        heartbeatSeconds: z.number().int().min(1).max(60).default(5),
       })
       .strict()
-      .default({ tag: 'engine', dockerBin: 'docker', managers: 3 }),
+      .default({ tag: 'engine', dockerBin: 'docker', managers: 3, heartbeatSeconds: 5 }),
     /** Reconcile (swarm membership, services, HAProxy members, observations) at least this often. */
     reconcileSeconds: z.number().int().min(1).max(3600).default(10),
     /** Bound on one docker command over SSH. */

@@ -47,7 +47,6 @@ export function startApps(deps: AppsFeatureDeps): Started<{ apps: Apps }> {
     logger: log,
     baseImage: baseImageOf(config),
     lb: deps.lb,
-    heartbeat: `${Math.max(1, Math.min(5, Math.floor(config.apps.reconcileSeconds / 2)))}s`,
   });
   const timer = setInterval(() => apps.tick(), config.apps.reconcileSeconds * 1000);
   timer.unref();

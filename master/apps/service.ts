@@ -63,11 +63,10 @@ export class Apps {
       /** The base image for command-only apps (the master's registry by default). */
       baseImage: string;
       lb?: LoadBalancer | undefined;
-      heartbeat?: string;
     },
   ) {
     this.log = opts.logger;
-    this.swarm = new Swarm(opts.docker, opts.config, this.log, opts.heartbeat);
+    this.swarm = new Swarm(opts.docker, opts.config, this.log);
   }
 
   list(): AppView[] {

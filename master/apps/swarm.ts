@@ -82,7 +82,6 @@ export class Swarm {
     private readonly docker: Docker,
     private readonly cfg: AppsConfig,
     private readonly log: Logger,
-    private readonly heartbeat = '5s',
   ) {}
 
   status(): SwarmStatus {
@@ -119,7 +118,7 @@ export class Swarm {
         'swarm',
         'update',
         '--dispatcher-heartbeat',
-        this.heartbeat,
+        `${this.cfg.engine.heartbeatSeconds}s`,
         '--task-history-limit',
         String(this.cfg.taskHistory),
       ]);
@@ -160,9 +159,12 @@ export class Swarm {
     }
 
     // Label the engine nodes with Corral's identity, role and tags (placement constraints match them).
-    const ids = new Map<string, string>(); // mac → swarm node id (of the node as it runs now)
+    // mac → swarm node id (of the node as it runs now); asked again only of nodes that joined in this pass.
+    const ids = new Map<string, string>();
     for (const n of engine) {
-      const id = (await this.docker.run(target(n), ['info', '--format', '{{.Swarm.NodeID}}'])).stdout.trim();
+      const seen = local.get(n.mac);
+      if (!seen) continue; // its docker did not answer this pass
+      const id = seen.NodeID || (await this.docker.run(target(n), ['info', '--format', '{{.Swarm.NodeID}}'])).stdout.trim();
       if (id) ids.set(n.mac, id);
     }
     for (const n of engine) {

@@ -49,7 +49,7 @@ const running = (a: App): Instance[] => a.instances.filter((i) => i.state === 'r
 before(async () => {
   requireRoot('network namespaces and dockerd');
   requirePeers('dockerd', 'docker', '/usr/sbin/sshd', 'haproxy', 'curl', 'busybox');
-  lab = await SwarmLab.start(4, { reconcileSeconds: 1, commandTimeoutSeconds: 30 });
+  lab = await SwarmLab.start(4, { reconcileSeconds: 2, commandTimeoutSeconds: 30, engine: { heartbeatSeconds: 1 } });
 });
 
 after(async () => {
@@ -145,11 +145,13 @@ test('apps on a swarm: serve, restart, reschedule, failed rollout rolls back', {
 
   // A version whose health check fails: the rollout stops and the engine rolls back; v1 still answers.
   const t3 = Date.now();
+  let lastState: string | undefined;
   await lab.api('PUT', '/apps/web', { ...spec, env: { V: 'v2' }, healthCheck: { ...spec.healthCheck, command: ['false'] } });
   const back = await until(
     'the rollback of version 2',
     async () => {
       const a = await app();
+      if (a.update?.state !== lastState) console.log(`# ${Date.now() - t3} ms: rollout ${(lastState = a.update?.state)}`);
       return a.version === 1 && a.update?.state === 'rollback_completed' && running(a).length === 3 ? a : undefined;
     },
     120_000,
