@@ -49,6 +49,8 @@ TEST_PACKAGES=(
   # data snapshots of nodes (issue 17): a real MariaDB server and the sqlite3 CLI a node may use;
   # lvm2 for the LVM snapshot case (run in a VM where the host kernel lacks device-mapper)
   mariadb-server sqlite3 lvm2
+  # apps on the cluster engine (issue 21): dockerd in swarm mode on the test's engine nodes, the docker CLI
+  docker.io
 )
 
 packages=("${MAIN_PACKAGES[@]}")

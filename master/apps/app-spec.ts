@@ -21,7 +21,10 @@ export const AppSpecSchema = z
     name: z.string().regex(APP_NAME, 'must be a letter then up to 27 lower-case letters, digits or -'),
     /** The command line (argv); run in `image`, or in the base image Corral builds when no image is given. */
     command: z.array(arg).min(1).max(64).optional(),
-    image: z.string().regex(IMAGE, 'must be an OCI image reference such as registry:5000/name:tag').optional(),
+    image: z
+      .string()
+      .regex(IMAGE, 'must be an OCI image reference such as registry:5000/name:tag')
+      .optional(),
     instances: z.number().int().min(0).max(256).default(1),
     /** Where instances may run: engine nodes with this role or tag (spread across nodes either way). */
     placement: z
@@ -46,7 +49,8 @@ export const AppSpecSchema = z
       )
       .max(16)
       .default([]),
-    env: z.record(z.string().regex(ENV_KEY, 'environment names are letters, digits and _'), z.string().max(4096))
+    env: z
+      .record(z.string().regex(ENV_KEY, 'environment names are letters, digits and _'), z.string().max(4096))
       .default({}),
     healthCheck: z
       .object({
@@ -107,5 +111,10 @@ export type AppSpec = z.infer<typeof AppSpecSchema>;
 
 /** A version is what a rollout replaces: the parts of the spec that end up in the containers. */
 export function versionedPart(s: AppSpec): unknown {
-  return { command: s.command ?? null, image: s.image ?? null, env: s.env, healthCheck: s.healthCheck ?? null };
+  return {
+    command: s.command ?? null,
+    image: s.image ?? null,
+    env: s.env,
+    healthCheck: s.healthCheck ?? null,
+  };
 }

@@ -20,7 +20,12 @@ export function shellJoin(argv: readonly string[]): string {
 }
 
 /** Swarm node labels Corral keeps (docker node update --label-add): placement constraints match them. */
-export function nodeLabels(node: { mac: string; name: string; role: string | null; tags: readonly string[] }): Record<string, string> {
+export function nodeLabels(node: {
+  mac: string;
+  name: string;
+  role: string | null;
+  tags: readonly string[];
+}): Record<string, string> {
   const labels: Record<string, string> = { 'corral.mac': node.mac, 'corral.name': node.name };
   if (node.role) labels['corral.role'] = node.role;
   for (const t of node.tags) labels[`corral.tag.${t}`] = 'true';

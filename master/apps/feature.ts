@@ -55,7 +55,9 @@ export function startApps(deps: AppsFeatureDeps): Started<{ apps: Apps }> {
     apps,
     api: createAppsRouter(apps),
     pages: (ctx) => createAppsPages(ctx, apps),
-    health: () => ({ apps: { managers: apps.swarmStatus().managers, engineNodes: apps.swarmStatus().engineNodes } }),
+    health: () => ({
+      apps: { managers: apps.swarmStatus().managers, engineNodes: apps.swarmStatus().engineNodes },
+    }),
     close: async () => {
       clearInterval(timer);
       await apps.idle();

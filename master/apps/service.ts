@@ -35,7 +35,10 @@ export interface AppView {
 }
 
 interface ServiceInspect {
-  Spec: { Labels?: Record<string, string>; TaskTemplate?: { ContainerSpec?: { Labels?: Record<string, string> } } };
+  Spec: {
+    Labels?: Record<string, string>;
+    TaskTemplate?: { ContainerSpec?: { Labels?: Record<string, string> } };
+  };
   UpdateStatus?: { State?: string; Message?: string };
 }
 
@@ -106,10 +109,12 @@ export class Apps {
     const lbPort = spec.ports.find((p) => p.lbPort !== undefined);
     if (lbPort && this.opts.lb) {
       const clash = this.opts.lb.services().find((s) => s.name !== spec.name && s.port === lbPort.lbPort);
-      if (clash) throw new CorralError('CONFLICT', `port ${lbPort.lbPort} is already used by service '${clash.name}'`);
+      if (clash)
+        throw new CorralError('CONFLICT', `port ${lbPort.lbPort} is already used by service '${clash.name}'`);
     }
     const prev = row ? AppSpecSchema.safeParse(row.spec) : undefined;
-    const changed = !prev?.success || JSON.stringify(versionedPart(prev.data)) !== JSON.stringify(versionedPart(spec));
+    const changed =
+      !prev?.success || JSON.stringify(versionedPart(prev.data)) !== JSON.stringify(versionedPart(spec));
     const version = row ? (changed ? row.version + 1 : row.version) : 1;
     this.opts.repos.store.write((journal) => {
       this.opts.repos.apps.putIn(journal, {
@@ -134,12 +139,17 @@ export class Apps {
     this.get(name);
     if (this.manager) {
       const r = await this.opts.docker.run(this.target(this.manager), ['service', 'rm', name]);
-      if (!r.ok && !/not found/i.test(r.stderr)) throw new CorralError('APP_ENGINE_FAILED', r.error ?? 'service rm failed');
+      if (!r.ok && !/not found/i.test(r.stderr))
+        throw new CorralError('APP_ENGINE_FAILED', r.error ?? 'service rm failed');
     }
     if (this.opts.lb?.services().some((s) => s.name === name)) await this.opts.lb.deleteService(name, actor);
     this.opts.repos.store.write((journal) => {
       this.opts.repos.apps.deleteIn(journal, name);
-      this.opts.repos.events.appendIn(journal, { kind: 'app.deleted', message: `app ${name} removed`, actor });
+      this.opts.repos.events.appendIn(journal, {
+        kind: 'app.deleted',
+        message: `app ${name} removed`,
+        actor,
+      });
     });
     this.views.delete(name);
   }
@@ -148,7 +158,8 @@ export class Apps {
   async revert(name: string, actor: string | null): Promise<AppView> {
     this.get(name);
     const row = this.opts.repos.apps.get(name)!;
-    if (row.previousVersion === null) throw new CorralError('CONFLICT', `app '${name}' has no earlier version`);
+    if (row.previousVersion === null)
+      throw new CorralError('CONFLICT', `app '${name}' has no earlier version`);
     const m = this.requireManager();
     await mustRun(this.opts.docker, this.target(m), ['service', 'rollback', '--detach', name]);
     this.adoptPrevious(name, actor, 'reverted by the operator');
@@ -160,7 +171,14 @@ export class Apps {
     this.get(name);
     const m = this.requireManager();
     const n = Math.max(1, Math.min(LOG_LINES_MAX, Math.floor(tail)));
-    const r = await this.opts.docker.run(this.target(m), ['service', 'logs', '--tail', String(n), '--timestamps', name]);
+    const r = await this.opts.docker.run(this.target(m), [
+      'service',
+      'logs',
+      '--tail',
+      String(n),
+      '--timestamps',
+      name,
+    ]);
     // A node that is down cannot give its tasks' logs: docker says so and exits 1 after the others' lines,
     // which are still worth showing (the note stays in the lines).
     const partial = /incomplete log stream/.test(r.stderr);
@@ -220,7 +238,8 @@ export class Apps {
     const image = spec.image ?? this.opts.baseImage;
     const inspected = await this.opts.docker.run(m, ['service', 'inspect', name]);
     if (!inspected.ok) {
-      if (!/no such service|not found/i.test(inspected.stderr)) throw new Error(inspected.error ?? 'inspect failed');
+      if (!/no such service|not found/i.test(inspected.stderr))
+        throw new Error(inspected.error ?? 'inspect failed');
       await mustRun(this.opts.docker, m, serviceCreateArgs(spec, row.version, image));
       this.log.info({ app: name, version: row.version }, 'app service created');
       return this.reconcileApp(name, m);
@@ -234,23 +253,41 @@ export class Apps {
     const want = JSON.stringify(spec);
     // The engine rolled a version back (a failed health gate): the declaration follows it, or the next pass
     // would roll the failing version out again.
-    if (update?.state === 'rollback_completed' && engineVersion < row.version && row.previousVersion === engineVersion) {
-      this.adoptPrevious(name, null, `rollout of version ${row.version} failed and was rolled back: ${update.message ?? ''}`);
+    if (
+      update?.state === 'rollback_completed' &&
+      engineVersion < row.version &&
+      row.previousVersion === engineVersion
+    ) {
+      this.adoptPrevious(
+        name,
+        null,
+        `rollout of version ${row.version} failed and was rolled back: ${update.message ?? ''}`,
+      );
       return this.reconcileApp(name, m);
     }
     if (applied !== hash(want) && !update?.state?.startsWith('rollback_started')) {
       const prevSpec = row.previousSpec ? AppSpecSchema.safeParse(row.previousSpec) : undefined;
       const prev = engineVersion === row.previousVersion && prevSpec?.success ? prevSpec.data : spec;
       await mustRun(this.opts.docker, m, [
-        ...serviceUpdateArgs(prev, spec, Number.isNaN(engineVersion) ? -1 : engineVersion, row.version, image).slice(0, -1),
+        ...serviceUpdateArgs(
+          prev,
+          spec,
+          Number.isNaN(engineVersion) ? -1 : engineVersion,
+          row.version,
+          image,
+        ).slice(0, -1),
         '--label-add',
         `corral.applied=${hash(want)}`,
         name,
       ]);
       this.log.info({ app: name, version: row.version }, 'app service updated');
     }
-    const ids = (await mustRun(this.opts.docker, m, ['service', 'ps', '-q', '--no-trunc', name])).split('\n').filter(Boolean);
-    const tasks = ids.length ? (JSON.parse(await mustRun(this.opts.docker, m, ['inspect', ...ids])) as EngineTask[]) : [];
+    const ids = (await mustRun(this.opts.docker, m, ['service', 'ps', '-q', '--no-trunc', name]))
+      .split('\n')
+      .filter(Boolean);
+    const tasks = ids.length
+      ? (JSON.parse(await mustRun(this.opts.docker, m, ['inspect', ...ids])) as EngineTask[])
+      : [];
     const instances = instancesOf(tasks, (id) => this.swarm.names.get(id) ?? id.slice(0, 12));
     this.record(name, instances);
     const lbService = await this.syncLb(spec, instances);
@@ -268,7 +305,9 @@ export class Apps {
     const port = spec.ports.find((p) => p.lbPort !== undefined);
     const lb = this.opts.lb;
     if (!port || !lb?.enabled) return null;
-    const members = [...new Set(instances.filter((i) => i.state === 'running' && i.node).map((i) => i.node!))].sort();
+    const members = [
+      ...new Set(instances.filter((i) => i.state === 'running' && i.node).map((i) => i.node!)),
+    ].sort();
     const existing = lb.services().find((s) => s.name === spec.name);
     // HAProxy needs one server at least; with none running the old members stay and its checks mark them down.
     if (members.length === 0) return existing ? spec.name : null;
@@ -283,7 +322,12 @@ export class Apps {
       rise: 1,
       fall: 2,
     };
-    if (!existing || JSON.stringify(existing.nodes) !== JSON.stringify(members) || existing.port !== want.port || existing.backendPort !== want.backendPort) {
+    if (
+      !existing ||
+      JSON.stringify(existing.nodes) !== JSON.stringify(members) ||
+      existing.port !== want.port ||
+      existing.backendPort !== want.backendPort
+    ) {
       await lb.putService(want, 'apps', existing ? 'replace' : 'create');
       this.log.info({ app: spec.name, members }, 'app LB members synced');
     }
@@ -296,7 +340,14 @@ export class Apps {
     this.lastSeen.set(name, key);
     const at = new Date().toISOString();
     this.opts.repos.apps.observe(
-      instances.map((i) => ({ app: name, at, slot: i.slot, version: i.version, state: i.state, node: i.node })),
+      instances.map((i) => ({
+        app: name,
+        at,
+        slot: i.slot,
+        version: i.version,
+        state: i.state,
+        node: i.node,
+      })),
       KEEP_OBSERVATIONS,
     );
   }
@@ -331,7 +382,11 @@ export class Apps {
   }
 
   private requireManager(): NodeRecord {
-    if (!this.manager) throw new CorralError('APP_ENGINE_FAILED', 'no reachable swarm manager yet; see GET /api/v1/apps/engine');
+    if (!this.manager)
+      throw new CorralError(
+        'APP_ENGINE_FAILED',
+        'no reachable swarm manager yet; see GET /api/v1/apps/engine',
+      );
     return this.manager;
   }
 

@@ -103,7 +103,9 @@ export class Swarm {
         local.set(n.mac, r.ok ? (JSON.parse(r.stdout) as LocalSwarm) : undefined);
       }),
     );
-    let manager = engine.find((n) => local.get(n.mac)?.LocalNodeState === 'active' && local.get(n.mac)?.ControlAvailable);
+    let manager = engine.find(
+      (n) => local.get(n.mac)?.LocalNodeState === 'active' && local.get(n.mac)?.ControlAvailable,
+    );
     if (!manager) {
       const first = engine.find((n) => local.get(n.mac)?.LocalNodeState === 'inactive');
       const anyActive = engine.some((n) => local.get(n.mac)?.LocalNodeState === 'active');
@@ -111,7 +113,14 @@ export class Swarm {
         this.last = { ...this.empty(engine.length), error: anyActive ? 'no reachable swarm manager' : null };
         return undefined;
       }
-      await mustRun(this.docker, target(first), ['swarm', 'init', '--advertise-addr', first.ip!, '--listen-addr', `${first.ip!}:2377`]);
+      await mustRun(this.docker, target(first), [
+        'swarm',
+        'init',
+        '--advertise-addr',
+        first.ip!,
+        '--listen-addr',
+        `${first.ip!}:2377`,
+      ]);
       // Faster failure detection than the 5 s default where asked; a bounded task history per slot
       // (restarts are counted from it).
       await mustRun(this.docker, target(first), [
@@ -164,7 +173,9 @@ export class Swarm {
     for (const n of engine) {
       const seen = local.get(n.mac);
       if (!seen) continue; // its docker did not answer this pass
-      const id = seen.NodeID || (await this.docker.run(target(n), ['info', '--format', '{{.Swarm.NodeID}}'])).stdout.trim();
+      const id =
+        seen.NodeID ||
+        (await this.docker.run(target(n), ['info', '--format', '{{.Swarm.NodeID}}'])).stdout.trim();
       if (id) ids.set(n.mac, id);
     }
     for (const n of engine) {
@@ -216,7 +227,9 @@ export class Swarm {
 
     swarmNodes = await this.inspectAll(m);
     this.names = new Map(swarmNodes.map((s) => [s.ID, s.Spec.Labels?.['corral.name'] ?? s.ID.slice(0, 12)]));
-    const readyManagers = swarmNodes.filter((s) => s.Spec.Role === 'manager' && s.Status.State === 'ready').length;
+    const readyManagers = swarmNodes.filter(
+      (s) => s.Spec.Role === 'manager' && s.Status.State === 'ready',
+    ).length;
     this.last = {
       engineNodes: engine.length,
       managers: readyManagers,
@@ -228,7 +241,13 @@ export class Swarm {
           name: n.name,
           mac: n.mac,
           nodeId: s?.ID ?? null,
-          role: !s ? 'none' : s.ManagerStatus?.Leader ? 'leader' : s.Spec.Role === 'manager' ? 'manager' : 'worker',
+          role: !s
+            ? 'none'
+            : s.ManagerStatus?.Leader
+              ? 'leader'
+              : s.Spec.Role === 'manager'
+                ? 'manager'
+                : 'worker',
           state: local.get(n.mac) ? (s?.Status.State ?? 'unknown') : 'unreachable',
           availability: s?.Spec.Availability ?? '',
         };

@@ -16,6 +16,7 @@ import { nodeDisklessCommand, sharedRootCommand } from '../sharedroot/cli-comman
 import { metricsScrapeConfigCommand } from '../metrics/cli-command.js';
 import { nodeTagCommand, rulesCommand } from '../enrolment/cli-command.js';
 import { cloudInitCommand } from '../cloudinit/cli-command.js';
+import { appCommand } from '../apps/cli-command.js';
 
 /**
  * Commands that talk to a running master through the profile `corral login` saved. Those that once opened
@@ -41,6 +42,7 @@ export const REMOTE_COMMANDS: CommandSpec[] = [
   dataSetCommand,
   dataSnapshotCommand,
   cloudInitCommand,
+  appCommand,
 ];
 
 /** Commands that run on the master's own machine and need no running master. */

@@ -53,7 +53,13 @@ export class AppStore {
 
   putIn(
     journal: Journal,
-    a: { name: string; spec: unknown; version: number; previousSpec: unknown; previousVersion: number | null },
+    a: {
+      name: string;
+      spec: unknown;
+      version: number;
+      previousSpec: unknown;
+      previousVersion: number | null;
+    },
   ): void {
     const now = this.store.now().toISOString();
     this.store.db
@@ -101,7 +107,9 @@ export class AppStore {
   observations(app: string, limit: number): AppObservation[] {
     return (
       this.store.db
-        .prepare('SELECT app, at, slot, version, state, node FROM app_observations WHERE app = ? ORDER BY id DESC LIMIT ?')
+        .prepare(
+          'SELECT app, at, slot, version, state, node FROM app_observations WHERE app = ? ORDER BY id DESC LIMIT ?',
+        )
         .all(app, limit) as AppObservation[]
     ).reverse();
   }

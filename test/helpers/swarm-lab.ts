@@ -7,7 +7,15 @@
  * registry, no internet). destroy() stops what was started, by PID, and removes the directories.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, copyFileSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  copyFileSync,
+  writeFileSync,
+} from 'node:fs';
 import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -23,7 +31,19 @@ import { prepareSshd, writeAuthorizedKeys } from './sshd.js';
 export const SWARM_PASSWORD = 'apps-test-password';
 export const SWARM_AUTH = basic('admin', SWARM_PASSWORD);
 export const IMAGE = 'corral-test/busybox:1';
-const BUSYBOX_APPLETS = ['sh', 'httpd', 'wget', 'mkdir', 'echo', 'cat', 'sleep', 'kill', 'hostname', 'false', 'true'];
+const BUSYBOX_APPLETS = [
+  'sh',
+  'httpd',
+  'wget',
+  'mkdir',
+  'echo',
+  'cat',
+  'sleep',
+  'kill',
+  'hostname',
+  'false',
+  'true',
+];
 
 export interface EngineNode {
   name: string;
@@ -68,7 +88,14 @@ export class SwarmLab {
       const host = this.net.addHost(`n${i}`, `10.89.0.${10 + i}/24`);
       const execRoot = `/tmp/ap${this.tag}${i}`;
       const sock = join(this.dir, `n${i}`, 'docker.sock');
-      const node: EngineNode = { name: `eng${i}`, mac: `52:54:00:89:00:${(10 + i).toString(16)}`, host, sock, execRoot, dockerd: undefined };
+      const node: EngineNode = {
+        name: `eng${i}`,
+        mac: `52:54:00:89:00:${(10 + i).toString(16)}`,
+        host,
+        sock,
+        execRoot,
+        dockerd: undefined,
+      };
       this.nodes.push(node);
       const sshd = prepareSshd(this.net, host, {
         dir: this.dir,
@@ -92,7 +119,13 @@ export class SwarmLab {
     const repos = openRepos({ path: join(dataDir, 'corral.db'), logger: silentLogger() });
     repos.store.write((journal) => {
       this.nodes.forEach((n, i) => {
-        repos.nodes.insertIn(journal, { mac: n.mac, name: n.name, seqNo: i + 1, state: 'deployed', ip: n.host.address });
+        repos.nodes.insertIn(journal, {
+          mac: n.mac,
+          name: n.name,
+          seqNo: i + 1,
+          state: 'deployed',
+          ip: n.host.address,
+        });
         repos.nodes.patchIn(journal, n.mac, { role: 'web', tags: ['engine'] });
       });
     });
@@ -110,13 +143,26 @@ export class SwarmLab {
     );
     this.master = await startMasterProcess({
       netns: this.masterHost.ns,
-      args: ['--data-dir', dataDir, '--address', '10.89.0.1', '--http-port', '8088', '--tftp-port', '0', '--config', cfg],
+      args: [
+        '--data-dir',
+        dataDir,
+        '--address',
+        '10.89.0.1',
+        '--http-port',
+        '8088',
+        '--tftp-port',
+        '0',
+        '--config',
+        cfg,
+      ],
       env: { CORRAL_ADMIN_PASSWORD: SWARM_PASSWORD, CORRAL_LOG_LEVEL: 'info' },
       logFile: join(this.dir, 'master.log'),
       timeoutMs: 30_000,
     });
     const sock = join(this.dir, 'console.sock');
-    this.net.spawnIn(this.masterHost.ns, ['node', CLI, '_forward', sock, '10.89.0.1', '8088'], { stdio: 'ignore' });
+    this.net.spawnIn(this.masterHost.ns, ['node', CLI, '_forward', sock, '10.89.0.1', '8088'], {
+      stdio: 'ignore',
+    });
     await waitFor('the console relay socket', () => spawnSync('test', ['-S', sock]).status === 0, 10_000);
     const fwd = await forwardLoopbackToUnix(0, sock);
     this.relay = fwd.server;
@@ -142,16 +188,22 @@ export class SwarmLab {
       [
         `--net=/var/run/netns/${n.host.ns}`,
         'dockerd',
-        '--data-root', join(d, 'data'),
-        '--exec-root', n.execRoot,
-        '--pidfile', join(d, 'dockerd.pid'),
-        '-H', `unix://${n.sock}`,
+        '--data-root',
+        join(d, 'data'),
+        '--exec-root',
+        n.execRoot,
+        '--pidfile',
+        join(d, 'dockerd.pid'),
+        '-H',
+        `unix://${n.sock}`,
         '--iptables=false',
         '--ip6tables=false',
         '--bridge=none',
         '--storage-driver=vfs',
-        '--containerd-namespace', ns,
-        '--containerd-plugins-namespace', `${ns}p`,
+        '--containerd-namespace',
+        ns,
+        '--containerd-plugins-namespace',
+        `${ns}p`,
       ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
@@ -180,8 +232,13 @@ export class SwarmLab {
   }
 
   docker(n: EngineNode, args: string[], input?: Buffer): string {
-    const r = spawnSync('docker', ['-H', `unix://${n.sock}`, ...args], { input, maxBuffer: 16 << 20, timeout: 60_000 });
-    if (r.status !== 0) throw new Error(`docker ${args.join(' ')} on ${n.name}: ${r.stderr?.toString() ?? ''}`);
+    const r = spawnSync('docker', ['-H', `unix://${n.sock}`, ...args], {
+      input,
+      maxBuffer: 16 << 20,
+      timeout: 60_000,
+    });
+    if (r.status !== 0)
+      throw new Error(`docker ${args.join(' ')} on ${n.name}: ${r.stderr?.toString() ?? ''}`);
     return r.stdout.toString();
   }
 
@@ -206,7 +263,16 @@ export class SwarmLab {
 
   /** From the client namespace through HAProxy on the master: the body, or null. */
   fetch(port: number): string | null {
-    const r = spawnSync('ip', ['netns', 'exec', this.client.ns, 'curl', '-sf', '-m', '2', `http://10.89.0.1:${port}/`]);
+    const r = spawnSync('ip', [
+      'netns',
+      'exec',
+      this.client.ns,
+      'curl',
+      '-sf',
+      '-m',
+      '2',
+      `http://10.89.0.1:${port}/`,
+    ]);
     return r.status === 0 ? r.stdout.toString() : null;
   }
 

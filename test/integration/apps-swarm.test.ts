@@ -38,7 +38,8 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, ms: numb
   for (;;) {
     const v = await fn();
     if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}\n${lab.masterLog().slice(-3000)}`);
+    if (Date.now() > end)
+      throw new Error(`timed out after ${ms} ms waiting for ${what}\n${lab.masterLog().slice(-3000)}`);
     await new Promise((r) => setTimeout(r, 250));
   }
 }
@@ -49,7 +50,11 @@ const running = (a: App): Instance[] => a.instances.filter((i) => i.state === 'r
 before(async () => {
   requireRoot('network namespaces and dockerd');
   requirePeers('dockerd', 'docker', '/usr/sbin/sshd', 'haproxy', 'curl', 'busybox');
-  lab = await SwarmLab.start(4, { reconcileSeconds: 2, commandTimeoutSeconds: 30, engine: { heartbeatSeconds: 1 } });
+  lab = await SwarmLab.start(4, {
+    reconcileSeconds: 2,
+    commandTimeoutSeconds: 30,
+    engine: { heartbeatSeconds: 1 },
+  });
 });
 
 after(async () => {
@@ -58,117 +63,158 @@ after(async () => {
   await lab?.destroy();
 });
 
-test('apps on a swarm: serve, restart, reschedule, failed rollout rolls back', { timeout: 240_000 }, async () => {
-  // The swarm forms from the inventory: 3 managers of 4 engine nodes, no quorum note.
-  const engine = await until(
-    'the swarm with 3 managers',
-    async () => {
-      const e = (await lab.api<{ engine: { managers: number; quorumNote: string | null; nodes: { role: string }[] } }>('GET', '/apps/engine')).engine;
-      return e.managers === 3 && e.nodes.every((n) => n.role !== 'none') ? e : undefined;
-    },
-    60_000,
-  );
-  assert.equal(engine.quorumNote, null);
-  assert.equal(engine.nodes.filter((n) => n.role === 'worker').length, 1);
+test(
+  'apps on a swarm: serve, restart, reschedule, failed rollout rolls back',
+  { timeout: 240_000 },
+  async () => {
+    // The swarm forms from the inventory: 3 managers of 4 engine nodes, no quorum note.
+    const engine = await until(
+      'the swarm with 3 managers',
+      async () => {
+        const e = (
+          await lab.api<{
+            engine: { managers: number; quorumNote: string | null; nodes: { role: string }[] };
+          }>('GET', '/apps/engine')
+        ).engine;
+        return e.managers === 3 && e.nodes.every((n) => n.role !== 'none') ? e : undefined;
+      },
+      60_000,
+    );
+    assert.equal(engine.quorumNote, null);
+    assert.equal(engine.nodes.filter((n) => n.role === 'worker').length, 1);
 
-  const spec = {
-    name: 'web',
-    image: IMAGE,
-    command: ['sh', '-c', 'echo "start $V"; mkdir -p /w && echo "$V" > /w/index.html && exec httpd -f -p 8000 -h /w'],
-    instances: 3,
-    ports: [{ port: 8000, lbPort: LB_PORT }],
-    env: { V: 'v1' },
-    healthCheck: { command: ['wget', '-q', '-O', '/dev/null', 'http://127.0.0.1:8000/'], intervalSeconds: 1, timeoutSeconds: 1, retries: 2 },
-    restart: { condition: 'any', delaySeconds: 0 },
-    update: { parallelism: 1, delaySeconds: 1, failureAction: 'rollback', monitorSeconds: 4 },
-  };
-  const t0 = Date.now();
-  await lab.api('POST', '/apps', spec);
-  await until(
-    '3 running instances behind HAProxy',
-    async () => {
-      const a = await app();
-      return running(a).length === 3 && a.lbService === 'web' && lab.fetch(LB_PORT)?.trim() === 'v1' ? a : undefined;
-    },
-    60_000,
-  );
-  const declToServing = Date.now() - t0;
-  console.log(`# serving after ${declToServing} ms`);
-  const nodesOf = (a: App): Set<string | null> => new Set(running(a).map((i) => i.node));
-  assert.equal(nodesOf(await app()).size, 3, 'spread: one instance per node');
-  const lbSvc = (await lab.api<{ service: { spec: { nodes: string[] } } }>('GET', '/services/web')).service;
-  assert.equal(lbSvc.spec.nodes.length, 3);
+    const spec = {
+      name: 'web',
+      image: IMAGE,
+      command: [
+        'sh',
+        '-c',
+        'echo "start $V"; mkdir -p /w && echo "$V" > /w/index.html && exec httpd -f -p 8000 -h /w',
+      ],
+      instances: 3,
+      ports: [{ port: 8000, lbPort: LB_PORT }],
+      env: { V: 'v1' },
+      healthCheck: {
+        command: ['wget', '-q', '-O', '/dev/null', 'http://127.0.0.1:8000/'],
+        intervalSeconds: 1,
+        timeoutSeconds: 1,
+        retries: 2,
+      },
+      restart: { condition: 'any', delaySeconds: 0 },
+      update: { parallelism: 1, delaySeconds: 1, failureAction: 'rollback', monitorSeconds: 4 },
+    };
+    const t0 = Date.now();
+    await lab.api('POST', '/apps', spec);
+    await until(
+      '3 running instances behind HAProxy',
+      async () => {
+        const a = await app();
+        return running(a).length === 3 && a.lbService === 'web' && lab.fetch(LB_PORT)?.trim() === 'v1'
+          ? a
+          : undefined;
+      },
+      60_000,
+    );
+    const declToServing = Date.now() - t0;
+    console.log(`# serving after ${declToServing} ms`);
+    const nodesOf = (a: App): Set<string | null> => new Set(running(a).map((i) => i.node));
+    assert.equal(nodesOf(await app()).size, 3, 'spread: one instance per node');
+    const lbSvc = (await lab.api<{ service: { spec: { nodes: string[] } } }>('GET', '/services/web')).service;
+    assert.equal(lbSvc.spec.nodes.length, 3);
 
-  // Kill the process in one container: the engine starts a new task in its slot (restarts goes up).
-  const before1 = await app();
-  const victim = before1.instances[0]!;
-  const node = lab.nodes.find((n) => n.name === victim.node)!;
-  const t1 = Date.now();
-  const cid = lab.docker(node, ['ps', '-q', '--filter', 'label=corral.app=web']).trim().split('\n')[0]!;
-  lab.docker(node, ['kill', cid]);
-  await until(
-    'the killed instance restarted',
-    async () => {
-      const i = (await app()).instances.find((x) => x.slot === victim.slot);
-      return i && i.restarts > victim.restarts && i.state === 'running' ? i : undefined;
-    },
-    60_000,
-  );
-  const restartMs = Date.now() - t1;
-  console.log(`# restarted after ${restartMs} ms`);
+    // Kill the process in one container: the engine starts a new task in its slot (restarts goes up).
+    const before1 = await app();
+    const victim = before1.instances[0]!;
+    const node = lab.nodes.find((n) => n.name === victim.node)!;
+    const t1 = Date.now();
+    const cid = lab.docker(node, ['ps', '-q', '--filter', 'label=corral.app=web']).trim().split('\n')[0]!;
+    lab.docker(node, ['kill', cid]);
+    await until(
+      'the killed instance restarted',
+      async () => {
+        const i = (await app()).instances.find((x) => x.slot === victim.slot);
+        return i && i.restarts > victim.restarts && i.state === 'running' ? i : undefined;
+      },
+      60_000,
+    );
+    const restartMs = Date.now() - t1;
+    console.log(`# restarted after ${restartMs} ms`);
 
-  // Stop one node's engine: its instance moves to the free node; the service answers throughout.
-  const now = await app();
-  const lost = lab.nodes.find((n) => n.name === now.instances[1]!.node)!;
-  const t2 = Date.now();
-  await lab.stopDockerd(lost);
-  let failures = 0;
-  let probes = 0;
-  const moved = await until(
-    'the lost node instance rescheduled',
-    async () => {
-      probes++;
-      if (lab.fetch(LB_PORT) === null) failures++;
-      const a = await app();
-      return running(a).length === 3 && !nodesOf(a).has(lost.name) ? a : undefined;
-    },
-    90_000,
-  );
-  const rescheduleMs = Date.now() - t2;
-  console.log(`# rescheduled after ${rescheduleMs} ms`);
-  assert.equal(nodesOf(moved).size, 3);
-  await until('HAProxy members without the lost node', async () => {
-    const s = (await lab.api<{ service: { spec: { nodes: string[] } } }>('GET', '/services/web')).service;
-    return s.spec.nodes.includes(lost.name) ? undefined : s;
-  }, 30_000);
-  assert.equal(lab.fetch(LB_PORT)?.trim(), 'v1');
+    // Stop one node's engine: its instance moves to the free node; the service answers throughout.
+    const now = await app();
+    const lost = lab.nodes.find((n) => n.name === now.instances[1]!.node)!;
+    const t2 = Date.now();
+    await lab.stopDockerd(lost);
+    let failures = 0;
+    let probes = 0;
+    const moved = await until(
+      'the lost node instance rescheduled',
+      async () => {
+        probes++;
+        if (lab.fetch(LB_PORT) === null) failures++;
+        const a = await app();
+        return running(a).length === 3 && !nodesOf(a).has(lost.name) ? a : undefined;
+      },
+      90_000,
+    );
+    const rescheduleMs = Date.now() - t2;
+    console.log(`# rescheduled after ${rescheduleMs} ms`);
+    assert.equal(nodesOf(moved).size, 3);
+    await until(
+      'HAProxy members without the lost node',
+      async () => {
+        const s = (await lab.api<{ service: { spec: { nodes: string[] } } }>('GET', '/services/web')).service;
+        return s.spec.nodes.includes(lost.name) ? undefined : s;
+      },
+      30_000,
+    );
+    assert.equal(lab.fetch(LB_PORT)?.trim(), 'v1');
 
-  // A version whose health check fails: the rollout stops and the engine rolls back; v1 still answers.
-  const t3 = Date.now();
-  let lastState: string | undefined;
-  await lab.api('PUT', '/apps/web', { ...spec, env: { V: 'v2' }, healthCheck: { ...spec.healthCheck, command: ['false'] } });
-  const back = await until(
-    'the rollback of version 2',
-    async () => {
-      const a = await app();
-      if (a.update?.state !== lastState) console.log(`# ${Date.now() - t3} ms: rollout ${(lastState = a.update?.state)}`);
-      return a.version === 1 && a.update?.state === 'rollback_completed' && running(a).length === 3 ? a : undefined;
-    },
-    120_000,
-  );
-  const rolloutMs = Date.now() - t3;
-  assert.ok(back.instances.every((i) => i.version === 1), JSON.stringify(back.instances));
-  assert.equal(lab.fetch(LB_PORT)?.trim(), 'v1');
-  const rollout = (await lab.api<{ observations: { version: number | null }[] }>('GET', '/apps/web/rollout')).observations;
-  assert.ok(rollout.some((o) => o.version === 2), 'the rollout picture saw version 2');
-  const logs = (await lab.api<{ lines: string[] }>('GET', '/apps/web/logs?tail=20')).lines;
-  assert.ok(logs.some((l) => l.includes('start v1')), logs.join('\n'));
+    // A version whose health check fails: the rollout stops and the engine rolls back; v1 still answers.
+    const t3 = Date.now();
+    let lastState: string | undefined;
+    await lab.api('PUT', '/apps/web', {
+      ...spec,
+      env: { V: 'v2' },
+      healthCheck: { ...spec.healthCheck, command: ['false'] },
+    });
+    const back = await until(
+      'the rollback of version 2',
+      async () => {
+        const a = await app();
+        if (a.update?.state !== lastState)
+          console.log(`# ${Date.now() - t3} ms: rollout ${(lastState = a.update?.state)}`);
+        return a.version === 1 && a.update?.state === 'rollback_completed' && running(a).length === 3
+          ? a
+          : undefined;
+      },
+      120_000,
+    );
+    const rolloutMs = Date.now() - t3;
+    assert.ok(
+      back.instances.every((i) => i.version === 1),
+      JSON.stringify(back.instances),
+    );
+    assert.equal(lab.fetch(LB_PORT)?.trim(), 'v1');
+    const rollout = (
+      await lab.api<{ observations: { version: number | null }[] }>('GET', '/apps/web/rollout')
+    ).observations;
+    assert.ok(
+      rollout.some((o) => o.version === 2),
+      'the rollout picture saw version 2',
+    );
+    const logs = (await lab.api<{ lines: string[] }>('GET', '/apps/web/logs?tail=20')).lines;
+    assert.ok(
+      logs.some((l) => l.includes('start v1')),
+      logs.join('\n'),
+    );
 
-  const rss = lab.nodes.filter((n) => n !== lost).map((n) => Math.round(lab.engineRssKiB(n) / 1024));
-  console.log(
-    `# apps figures: declaration->serving (3 instances) ${declToServing} ms; restart after kill ${restartMs} ms; ` +
-      `reschedule after dockerd stop ${rescheduleMs} ms (${failures}/${probes} probes through HAProxy failed meanwhile); ` +
-      `failed rollout -> rolled back ${rolloutMs} ms; dockerd+containerd RSS per node ${rss.join(', ')} MiB`,
-  );
-  passed = true;
-});
+    const rss = lab.nodes.filter((n) => n !== lost).map((n) => Math.round(lab.engineRssKiB(n) / 1024));
+    console.log(
+      `# apps figures: declaration->serving (3 instances) ${declToServing} ms; restart after kill ${restartMs} ms; ` +
+        `reschedule after dockerd stop ${rescheduleMs} ms (${failures}/${probes} probes through HAProxy failed meanwhile); ` +
+        `failed rollout -> rolled back ${rolloutMs} ms; dockerd+containerd RSS per node ${rss.join(', ')} MiB`,
+    );
+    passed = true;
+  },
+);
