@@ -230,7 +230,13 @@ export const FEATURES: FeatureEntry[] = [
     name: 'apps',
     start: (h) =>
       h.config.apps.enabled
-        ? startApps({ config: h.config, repos: h.repos, logger: h.logger, lb: h.exposed.lb?.lb })
+        ? startApps({
+            config: h.config,
+            repos: h.repos,
+            logger: h.logger,
+            lb: h.exposed.lb?.lb,
+            cloudInit: h.exposed.cloudInit?.cloudInit,
+          })
         : undefined,
   },
   // After HA: it reads every feature above at scrape time, and changes nothing.

@@ -5,12 +5,14 @@
 import type { FrozenConfig } from '../config.js';
 import { masterKeyPath } from '../deploy/ssh.js';
 import type { Started } from '../feature.js';
+import type { CloudInit } from '../cloudinit/service.js';
 import type { LoadBalancer } from '../lb/load-balancer.js';
 import { HostKeyPins, recordHostKeyRefusal } from '../remote/host-keys.js';
 import type { Repos } from '../store/repos.js';
 import type { Logger } from '../util/logger.js';
 import { createAppsRouter } from './api.js';
 import { SshDocker } from './engine.js';
+import { ensureEngineLayer } from './engine-layer.js';
 import { createAppsPages } from './pages.js';
 import { Apps } from './service.js';
 
@@ -19,17 +21,31 @@ export interface AppsFeatureDeps {
   repos: Pick<Repos, 'store' | 'nodes' | 'events' | 'apps'>;
   logger: Logger;
   lb?: LoadBalancer | undefined;
+  /** Where the engine nodes' cloud-init layer goes (dockerd trusts the master registry). */
+  cloudInit?: Pick<CloudInit, 'list' | 'set'> | undefined;
 }
 
 /** The base image for command-only apps: the master's registry (s4-registry serves it on :5000). */
+export function registryOf(config: Pick<FrozenConfig, 'address'>): string {
+  return `${config.address}:5000`;
+}
+
 export function baseImageOf(config: Pick<FrozenConfig, 'apps' | 'address'>): string {
-  return config.apps.baseImage ?? `${config.address}:5000/corral/base:debian-12`;
+  return config.apps.baseImage ?? `${registryOf(config)}/corral/base:debian-12`;
 }
 
 export function startApps(deps: AppsFeatureDeps): Started<{ apps: Apps }> {
   const { config, repos } = deps;
   const log = deps.logger.child({ module: 'apps' });
   const exec = config.remote.exec;
+  if (deps.cloudInit) {
+    try {
+      ensureEngineLayer(deps.cloudInit, config.apps.engine, registryOf(config), log);
+    } catch (err) {
+      // A backup master refuses writes; the primary's layer reaches it by replication.
+      log.warn({ err: (err as Error).message }, 'cloud-init layer for engine nodes not stored');
+    }
+  }
   const docker = new SshDocker({
     user: exec.user,
     port: exec.port,

@@ -81,6 +81,17 @@ test(
       60_000,
     );
     assert.equal(engine.quorumNote, null);
+    // The engine nodes' cloud-init layer (dockerd trusts the master registry) was stored at start.
+    const layers = (
+      await lab.api<{ layers: { scope: string; target: string; content: string }[] }>(
+        'GET',
+        '/cloud-init/layers',
+      )
+    ).layers;
+    assert.match(
+      layers.find((l) => l.scope === 'tag' && l.target === 'engine')?.content ?? '',
+      /insecure-registries.*10\.89\.0\.1:5000/,
+    );
     assert.equal(engine.nodes.filter((n) => n.role === 'worker').length, 1);
 
     const spec = {

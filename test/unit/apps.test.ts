@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { AppSpecSchema } from '../../master/apps/app-spec.js';
 import { serviceCreateArgs, serviceUpdateArgs, shellJoin } from '../../master/apps/docker-args.js';
+import { engineLayer } from '../../master/apps/engine-layer.js';
+import { parseYaml } from '../../master/cloudinit/yaml.js';
 import { rolloutSvg } from '../../master/apps/rollout-picture.js';
 import { quorumNote } from '../../master/apps/swarm.js';
 import { instancesOf, type EngineTask } from '../../master/apps/tasks.js';
@@ -139,4 +141,13 @@ test('the rollout picture: one cell per slot and moment, coloured by version, es
   assert.match(svg, /data-version="2" data-state="starting"/);
   assert.ok(!svg.includes('n<1>'));
   assert.match(svg, /instance 2/);
+});
+
+test('the engine nodes cloud-init layer: daemon.json trusts the master registry, and parses as YAML', () => {
+  const parsed = parseYaml(engineLayer('10.0.0.1:5000'));
+  assert.ok('value' in parsed);
+  const value = parsed.value as { write_files: { path: string; content: string }[]; runcmd: string[][] };
+  assert.equal(value.write_files[0]!.path, '/etc/docker/daemon.json');
+  assert.deepEqual(JSON.parse(value.write_files[0]!.content), { 'insecure-registries': ['10.0.0.1:5000'] });
+  assert.deepEqual(value.runcmd, [['systemctl', 'restart', 'docker']]);
 });
