@@ -8,6 +8,8 @@ import { AppSpecSchema } from '../../master/apps/app-spec.js';
 import { serviceCreateArgs, serviceUpdateArgs, shellJoin } from '../../master/apps/docker-args.js';
 import { engineLayer } from '../../master/apps/engine-layer.js';
 import { parseYaml } from '../../master/cloudinit/yaml.js';
+import { installPath } from '../../master/util/paths.js';
+import { createRenderer } from '../../web-ui/render.js';
 import { rolloutSvg } from '../../master/apps/rollout-picture.js';
 import { quorumNote } from '../../master/apps/swarm.js';
 import { instancesOf, type EngineTask } from '../../master/apps/tasks.js';
@@ -150,4 +152,46 @@ test('the engine nodes cloud-init layer: daemon.json trusts the master registry,
   assert.equal(value.write_files[0]!.path, '/etc/docker/daemon.json');
   assert.deepEqual(JSON.parse(value.write_files[0]!.content), { 'insecure-registries': ['10.0.0.1:5000'] });
   assert.deepEqual(value.runcmd, [['systemctl', 'restart', 'docker']]);
+});
+
+test('the console pages render the engine, the instances and the rollout picture', () => {
+  const renderer = createRenderer({
+    viewsDir: installPath('web-ui', 'views'),
+    now: () => Date.parse('2026-12-06T12:00:00Z'),
+  });
+  const engine = {
+    engineNodes: 2,
+    managers: 2,
+    wantedManagers: 3,
+    quorumNote: quorumNote(2),
+    nodes: [{ name: 'n1', role: 'leader', state: 'ready', availability: 'active' }],
+  };
+  const app = {
+    name: 'web',
+    spec: base,
+    version: 2,
+    engineVersion: 2,
+    update: { state: 'updating', message: null },
+    instances: [{ slot: 1, state: 'running', node: 'n1', version: 2, restarts: 3, error: null }],
+    lbService: 'web',
+    error: null,
+  };
+  const list = renderer.render('apps', { apps: [app], engine });
+  assert.match(list, /data-quorum>2 manager\(s\), fewer than 3/);
+  assert.match(list, /href="\/apps\/web"/);
+  const page = renderer.render('app', {
+    app,
+    command: base.command!.join(' '),
+    rollout: rolloutSvg([{ app: 'web', at: 't1', slot: 1, version: 2, state: 'running', node: 'n1' }]),
+    logs: ['2026-12-06T12:00:00Z web.1 start'],
+    logError: null,
+    canAdmin: true,
+  });
+  assert.match(
+    page,
+    /<tr data-slot="1"><td class="num">1<\/td><td>running<\/td><td>n1<\/td><td>v2<\/td><td class="num">3<\/td>/,
+  );
+  assert.match(page, /<svg[^>]*class="rollout"/);
+  assert.match(page, /web\.1 start/);
+  assert.match(page, /action="\/apps\/web\/revert"/);
 });
