@@ -63,6 +63,8 @@ export const AppSpecSchema = z
       })
       .strict()
       .optional(),
+    /** Seconds between SIGTERM and SIGKILL when a task stops (a PID 1 that ignores SIGTERM waits all of it). */
+    stopGraceSeconds: seconds(3600).default(10),
     restart: z
       .object({
         condition: z.enum(['any', 'on-failure', 'none']).default('any'),

@@ -64,6 +64,8 @@ function policyArgs(spec: AppSpec): string[] {
   return [
     '--replicas',
     String(spec.instances),
+    '--stop-grace-period',
+    `${spec.stopGraceSeconds}s`,
     '--restart-condition',
     spec.restart.condition,
     '--restart-delay',

@@ -206,23 +206,30 @@ export class Swarm {
       }
     }
     // Nodes the engine should no longer use: drain (tasks move), then demote and remove on a later pass.
-    const current = new Set(ids.values());
     for (const s of swarmNodes) {
       const mac = s.Spec.Labels?.['corral.mac'];
       if (!mac) continue;
       const stillEngine = engine.some((n) => n.mac === mac);
-      // A redeployed node rejoins with a new id: its old entry (down, same MAC) goes.
-      const stale = stillEngine && !current.has(s.ID) && s.Status.State === 'down';
+      // A redeployed node rejoins with a new id: its old entry (down, same MAC) goes. A node whose docker
+      // did not answer this pass has no known id and is only down: the engine reschedules, Corral keeps it.
+      const answeredId = ids.get(mac);
+      const stale =
+        stillEngine && answeredId !== undefined && answeredId !== s.ID && s.Status.State === 'down';
       if (stillEngine && !stale) continue;
       if (s.ID === ids.get(manager.mac)) continue; // never remove the node we are talking through
-      if (s.Spec.Availability !== 'drain') {
-        await mustRun(this.docker, m, ['node', 'update', '--availability', 'drain', s.ID]);
-        this.log.info({ mac, nodeId: s.ID }, 'engine node drained');
-        continue;
+      // One node's removal failing must not stop the apps' pass: logged, tried again next pass.
+      try {
+        if (s.Spec.Availability !== 'drain') {
+          await mustRun(this.docker, m, ['node', 'update', '--availability', 'drain', s.ID]);
+          this.log.info({ mac, nodeId: s.ID }, 'engine node drained');
+          continue;
+        }
+        if (s.Spec.Role === 'manager') await mustRun(this.docker, m, ['node', 'demote', s.ID]);
+        await mustRun(this.docker, m, ['node', 'rm', '--force', s.ID]);
+        this.log.info({ mac, nodeId: s.ID }, 'engine node removed from the swarm');
+      } catch (err) {
+        this.log.warn({ mac, nodeId: s.ID, err: (err as Error).message }, 'engine node not removed yet');
       }
-      if (s.Spec.Role === 'manager') await mustRun(this.docker, m, ['node', 'demote', s.ID]);
-      await mustRun(this.docker, m, ['node', 'rm', '--force', s.ID]);
-      this.log.info({ mac, nodeId: s.ID }, 'engine node removed from the swarm');
     }
 
     swarmNodes = await this.inspectAll(m);

@@ -111,6 +111,8 @@ test(
         timeoutSeconds: 1,
         retries: 2,
       },
+      // httpd as PID 1 ignores SIGTERM: without this every stop waits docker's default 10 s.
+      stopGraceSeconds: 1,
       restart: { condition: 'any', delaySeconds: 0 },
       update: { parallelism: 1, delaySeconds: 1, failureAction: 'rollback', monitorSeconds: 4 },
     };
@@ -184,6 +186,7 @@ test(
     // A version whose health check fails: the rollout stops and the engine rolls back; v1 still answers.
     const t3 = Date.now();
     let lastState: string | undefined;
+    let lastSeen = '';
     await lab.api('PUT', '/apps/web', {
       ...spec,
       env: { V: 'v2' },
@@ -195,12 +198,15 @@ test(
         const a = await app();
         if (a.update?.state !== lastState)
           console.log(`# ${Date.now() - t3} ms: rollout ${(lastState = a.update?.state)}`);
+        lastSeen = JSON.stringify({ version: a.version, update: a.update, instances: a.instances });
         return a.version === 1 && a.update?.state === 'rollback_completed' && running(a).length === 3
           ? a
           : undefined;
       },
       120_000,
-    );
+    ).catch((err: Error) => {
+      throw new Error(`${err.message.split('\n')[0]}; last seen: ${lastSeen}`);
+    });
     const rolloutMs = Date.now() - t3;
     assert.ok(
       back.instances.every((i) => i.version === 1),

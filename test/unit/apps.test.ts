@@ -32,7 +32,7 @@ test('an app becomes docker service create: host network, labels, constraints, s
     '--replicas-max-per-node', '1', '--env', 'A=1', '--env', 'B=2',
     '--health-cmd', 'wget -q http://127.0.0.1:8000/', '--health-interval', '5s', '--health-timeout', '3s',
     '--health-retries', '3', '--health-start-period', '0s',
-    '--replicas', '3', '--restart-condition', 'any', '--restart-delay', '1s', '--restart-max-attempts', '0',
+    '--replicas', '3', '--stop-grace-period', '10s', '--restart-condition', 'any', '--restart-delay', '1s', '--restart-max-attempts', '0',
     '--update-parallelism', '1', '--update-delay', '5s', '--update-failure-action', 'rollback',
     '--update-monitor', '10s', '--update-order', 'stop-first', '--rollback-parallelism', '1',
     '--rollback-delay', '0s', '--rollback-monitor', '10s', '--rollback-failure-action', 'pause',
