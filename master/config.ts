@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { CorralError } from './util/errors.js';
 import { DATA_SNAPSHOTS_CONFIG_DEFAULTS, DataSnapshotsConfigSchema } from './data-snapshots/config.js';
+import { APPS_CONFIG_DEFAULTS, AppsConfigSchema } from './apps/config.js';
 import { HaSchema } from './ha/config-schema.js';
 import { DeployConfigSchema, DEPLOY_CONFIG_DEFAULTS } from './deploy/config.js';
 import { EnlistRateSchema, ENLIST_RATE_DEFAULTS } from './nodes/enlist-rate.js';
@@ -124,6 +125,7 @@ export const ConfigSchema = z
     p2p: P2pConfigSchema.default(P2P_CONFIG_DEFAULTS),
     registry: RegistryConfigSchema.default(REGISTRY_CONFIG_DEFAULTS),
     dataSnapshots: DataSnapshotsConfigSchema.default(DATA_SNAPSHOTS_CONFIG_DEFAULTS),
+    apps: AppsConfigSchema.default(APPS_CONFIG_DEFAULTS),
     serialConsole: SerialConsoleConfigSchema.default(SERIAL_CONSOLE_CONFIG_DEFAULTS),
     log: z
       .object({

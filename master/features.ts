@@ -24,6 +24,7 @@ import { startDhcp } from './dhcp/feature.js';
 import { startDhcp6Feature } from './dhcp6/feature.js';
 import { startCloudInit } from './cloudinit/index.js';
 import { startDataSnapshots } from './data-snapshots/index.js';
+import { startApps } from './apps/feature.js';
 import { startEnrolmentFeature } from './enrolment/feature.js';
 import { startMetricsFeature } from './metrics/feature.js';
 import { haFacts, lbFacts } from './metrics/sources.js';
@@ -235,6 +236,20 @@ export const FEATURES: FeatureEntry[] = [
     start: async (h) =>
       h.config.registry.enabled
         ? (h.exposed.registry = await startRegistry({ config: h.config, repos: h.repos, logger: h.logger }))
+        : undefined,
+  },
+  // Apps on the cluster engine (issue 21): after lb, whose services carry the apps' healthy instances.
+  {
+    name: 'apps',
+    start: (h) =>
+      h.config.apps.enabled
+        ? startApps({
+            config: h.config,
+            repos: h.repos,
+            logger: h.logger,
+            lb: h.exposed.lb?.lb,
+            cloudInit: h.exposed.cloudInit?.cloudInit,
+          })
         : undefined,
   },
   // After HA: it reads every feature above at scrape time, and changes nothing.

@@ -55,7 +55,8 @@ TEST_PACKAGES=(
   mariadb-server sqlite3 lvm2
   # DNS-SD (issue 21): dig queries the master's knot
   dnsutils
-  # the registry test (issue 21): a real dockerd pulls and runs the base image Corral pushed
+  # issue 21: a real dockerd pulls and runs the base image Corral pushed (registry test), and dockerd in
+  # swarm mode on the apps test's engine nodes with the docker CLI
   docker.io
 )
 

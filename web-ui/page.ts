@@ -39,6 +39,7 @@ const NAV = [
   { id: 'account', label: 'My account', href: '/account', icon: 'icon-user' },
   { id: 'services', label: 'Services', href: '/services', icon: 'icon-nodes' },
   { id: 'dns', label: 'DNS', href: '/dns', icon: 'icon-nodes' },
+  { id: 'apps', label: 'Apps', href: '/apps', icon: 'icon-nodes' },
   { id: 'snapshots', label: 'Snapshots', href: '/snapshots', icon: 'icon-events' },
   { id: 'exec', label: 'Run command', href: '/exec', icon: 'icon-nodes', minRole: 'admin' },
   { id: 'ha', label: 'High availability', href: '/ha', icon: 'icon-dashboard' },

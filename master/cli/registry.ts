@@ -18,6 +18,7 @@ import { nodeTagCommand, rulesCommand } from '../enrolment/cli-command.js';
 import { cloudInitCommand } from '../cloudinit/cli-command.js';
 import { dnsCommand } from '../dns/cli-command.js';
 import { registryCommand } from '../registry/cli-command.js';
+import { appCommand } from '../apps/cli-command.js';
 
 /**
  * Commands that talk to a running master through the profile `corral login` saved. Those that once opened
@@ -44,6 +45,7 @@ export const REMOTE_COMMANDS: CommandSpec[] = [
   dataSnapshotCommand,
   cloudInitCommand,
   dnsCommand,
+  appCommand,
 ];
 
 /** Commands that run on the master's own machine and need no running master. */

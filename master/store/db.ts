@@ -31,6 +31,7 @@ export const JOURNALED = {
   enrolment_rules: 'id',
   data_sets: 'id',
   cloud_init_layers: 'key',
+  apps: 'name',
 } as const;
 export type JournaledTable = keyof typeof JOURNALED;
 

@@ -573,6 +573,34 @@ ALTER TABLE power_configs_v18 RENAME TO power_configs;
 `,
   },
   {
+    version: 19,
+    name: 'apps',
+    sql: `
+-- Apps on the cluster engine (issue 21): the declaration (validated JSON, master/apps/app-spec.ts) with its
+-- version and the one before it (a failed rollout or a revert goes back there), journaled; and what this
+-- master saw the engine run per instance slot over time (the rollout picture), per master, bounded.
+CREATE TABLE apps (
+  name             TEXT PRIMARY KEY,
+  spec             TEXT    NOT NULL,
+  version          INTEGER NOT NULL,
+  previous_spec    TEXT,
+  previous_version INTEGER,
+  created_at       TEXT    NOT NULL,
+  updated_at       TEXT    NOT NULL
+);
+CREATE TABLE app_observations (
+  id      INTEGER PRIMARY KEY AUTOINCREMENT,
+  app     TEXT    NOT NULL,
+  at      TEXT    NOT NULL,
+  slot    INTEGER NOT NULL,
+  version INTEGER,
+  state   TEXT    NOT NULL,
+  node    TEXT
+);
+CREATE INDEX app_observations_app ON app_observations (app, id);
+`,
+  },
+  {
     version: 23,
     name: 'inventory-scale-search-and-counters',
     sql: `

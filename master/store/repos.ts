@@ -20,6 +20,7 @@ import { SessionStore } from './sessions.js';
 import { SnapshotStore } from './snapshots.js';
 import { EnrolmentRuleStore } from './enrolment-rules.js';
 import { CloudInitLayerStore } from './cloud-init-layers.js';
+import { AppStore } from './apps.js';
 
 /**
  * Every aggregate's narrow interface over one database; passed to domain modules instead of the raw db.
@@ -47,6 +48,7 @@ export interface Repos {
   snapshots: SnapshotStore;
   enrolmentRules: EnrolmentRuleStore;
   cloudInitLayers: CloudInitLayerStore;
+  apps: AppStore;
 }
 
 export function openRepos(options: { path: string; logger: Logger; now?: () => Date }): Repos {
@@ -73,5 +75,6 @@ export function openRepos(options: { path: string; logger: Logger; now?: () => D
     snapshots: new SnapshotStore(store),
     enrolmentRules: new EnrolmentRuleStore(store),
     cloudInitLayers: new CloudInitLayerStore(store),
+    apps: new AppStore(store),
   };
 }

@@ -45,6 +45,12 @@ export const ERROR_CATALOGUE = {
     status: 500,
     hint: 'Drop modules from node-images/modules.ts, or raise INITRD_BUDGET_BYTES in node-images/initramfs.ts and say why in docs/node-images.md.',
   },
+  APP_INVALID: { status: 400, hint: 'Fix the named field of the app declaration (docs/apps.md).' },
+  APP_NOT_FOUND: { status: 404, hint: 'List apps with GET /api/v1/apps (or `corral app list`).' },
+  APP_ENGINE_FAILED: {
+    status: 502,
+    hint: 'The engine (docker on an engine node, over SSH) refused or did not answer; the message has its words. Check GET /api/v1/apps/engine.',
+  },
   SERVICE_NOT_FOUND: {
     status: 404,
     hint: 'List services with GET /api/v1/services (or `corral service list`).',

@@ -24,7 +24,7 @@ export function writeAuthorizedKeys(dir: string, publicKey: string): string {
 export function prepareSshd(
   net: TestNet,
   host: Host,
-  opts: { dir: string; name: string; authorizedKeys: string; fromNs: string },
+  opts: { dir: string; name: string; authorizedKeys: string; fromNs: string; extraConfig?: string[] },
 ): () => Promise<void> {
   // sshd insists on its privilege-separation directory (normally made by the service unit).
   mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
@@ -45,6 +45,7 @@ export function prepareSshd(
       'UsePAM no',
       'StrictModes no',
       'LogLevel ERROR',
+      ...(opts.extraConfig ?? []),
     ].join('\n') + '\n',
   );
   net.nsExec(host.ns, [SSHD, '-t', '-f', conf]);

@@ -1,0 +1,406 @@
+/**
+ * Apps (issue 21): the declarations in the store, turned into swarm services on the engine, watched per
+ * instance, and their healthy instances handed to HAProxy. One reconcile pass at a time (a timer, node
+ * changes and API writes all ask for one); each pass is bounded by the SSH command timeout per command.
+ */
+import { zodToCorral } from '../api/errors.js';
+import type { LoadBalancer } from '../lb/load-balancer.js';
+import type { Repos } from '../store/repos.js';
+import type { NodeRecord } from '../store/nodes.js';
+import type { AppObservation } from '../store/apps.js';
+import { CorralError } from '../util/errors.js';
+import type { Logger } from '../util/logger.js';
+import { AppSpecSchema, versionedPart, type AppSpec } from './app-spec.js';
+import type { AppsConfig } from './config.js';
+import { serviceCreateArgs, serviceUpdateArgs, VERSION_LABEL } from './docker-args.js';
+import { mustRun, type Docker } from './engine.js';
+import { Swarm, type SwarmStatus } from './swarm.js';
+import { instancesOf, type EngineTask, type InstanceView } from './tasks.js';
+
+export interface UpdateStatus {
+  state: string;
+  message: string | null;
+}
+
+export interface AppView {
+  name: string;
+  spec: AppSpec;
+  version: number;
+  /** The version the engine's service spec holds (after a rollback: the older one). */
+  engineVersion: number | null;
+  update: UpdateStatus | null;
+  instances: InstanceView[];
+  lbService: string | null;
+  error: string | null;
+}
+
+interface ServiceInspect {
+  Spec: {
+    Labels?: Record<string, string>;
+    TaskTemplate?: { ContainerSpec?: { Labels?: Record<string, string> } };
+  };
+  UpdateStatus?: { State?: string; Message?: string };
+}
+
+/** Kept observations per app: enough for the rollout picture of the last rollouts. */
+const KEEP_OBSERVATIONS = 5000;
+const LOG_LINES_MAX = 1000;
+
+export class Apps {
+  readonly swarm: Swarm;
+  private readonly log: Logger;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private started = 0;
+  private waiters: { pass: number; resolve: () => void }[] = [];
+  private manager: NodeRecord | undefined;
+  private views = new Map<string, Omit<AppView, 'name' | 'spec' | 'version'>>();
+  private lastSeen = new Map<string, string>();
+
+  constructor(
+    private readonly opts: {
+      config: AppsConfig;
+      repos: Pick<Repos, 'store' | 'nodes' | 'events' | 'apps'>;
+      docker: Docker;
+      logger: Logger;
+      /** The base image for command-only apps (the master's registry by default). */
+      baseImage: string;
+      lb?: LoadBalancer | undefined;
+    },
+  ) {
+    this.log = opts.logger;
+    this.swarm = new Swarm(opts.docker, opts.config, this.log);
+  }
+
+  list(): AppView[] {
+    return this.opts.repos.apps.list().flatMap((row) => {
+      const parsed = AppSpecSchema.safeParse(row.spec);
+      if (!parsed.success) {
+        this.log.warn({ app: row.name }, 'stored app does not match the schema; skipped');
+        return [];
+      }
+      return [this.viewOf(parsed.data, row.version)];
+    });
+  }
+
+  get(name: string): AppView {
+    const app = this.list().find((a) => a.name === name);
+    if (!app) throw new CorralError('APP_NOT_FOUND', `no app named '${name}'`);
+    return app;
+  }
+
+  swarmStatus(): SwarmStatus {
+    return this.swarm.status();
+  }
+
+  observations(name: string, limit = 2000): AppObservation[] {
+    this.get(name);
+    return this.opts.repos.apps.observations(name, limit);
+  }
+
+  /** Declares or changes an app; a change of command, image, env or health check is a new version. */
+  async put(input: unknown, actor: string | null, mode: 'create' | 'replace'): Promise<AppView> {
+    const parsed = AppSpecSchema.safeParse(input);
+    if (!parsed.success) throw zodToCorral(parsed.error, 'APP_INVALID');
+    const spec = parsed.data;
+    const row = this.opts.repos.apps.get(spec.name);
+    if (mode === 'create' && row) throw new CorralError('CONFLICT', `app '${spec.name}' already exists`);
+    if (mode === 'replace' && !row) throw new CorralError('APP_NOT_FOUND', `no app named '${spec.name}'`);
+    const lbPort = spec.ports.find((p) => p.lbPort !== undefined);
+    if (lbPort && this.opts.lb) {
+      const clash = this.opts.lb.services().find((s) => s.name !== spec.name && s.port === lbPort.lbPort);
+      if (clash)
+        throw new CorralError('CONFLICT', `port ${lbPort.lbPort} is already used by service '${clash.name}'`);
+    }
+    const prev = row ? AppSpecSchema.safeParse(row.spec) : undefined;
+    const changed =
+      !prev?.success || JSON.stringify(versionedPart(prev.data)) !== JSON.stringify(versionedPart(spec));
+    const version = row ? (changed ? row.version + 1 : row.version) : 1;
+    this.opts.repos.store.write((journal) => {
+      this.opts.repos.apps.putIn(journal, {
+        name: spec.name,
+        spec,
+        version,
+        previousSpec: row ? (changed ? row.spec : row.previousSpec) : null,
+        previousVersion: row ? (changed ? row.version : row.previousVersion) : null,
+      });
+      this.opts.repos.events.appendIn(journal, {
+        kind: mode === 'create' ? 'app.created' : 'app.updated',
+        message: `app ${spec.name} ${mode === 'create' ? 'declared' : changed ? `changed: version ${version} rolls out` : 'changed'}`,
+        actor,
+        data: { name: spec.name, version },
+      });
+    });
+    await this.reconcileNow();
+    return this.get(spec.name);
+  }
+
+  async remove(name: string, actor: string | null): Promise<void> {
+    this.get(name);
+    if (this.manager) {
+      const r = await this.opts.docker.run(this.target(this.manager), ['service', 'rm', name]);
+      if (!r.ok && !/not found/i.test(r.stderr))
+        throw new CorralError('APP_ENGINE_FAILED', r.error ?? 'service rm failed');
+    }
+    if (this.opts.lb?.services().some((s) => s.name === name)) await this.opts.lb.deleteService(name, actor);
+    this.opts.repos.store.write((journal) => {
+      this.opts.repos.apps.deleteIn(journal, name);
+      this.opts.repos.events.appendIn(journal, {
+        kind: 'app.deleted',
+        message: `app ${name} removed`,
+        actor,
+      });
+    });
+    this.views.delete(name);
+  }
+
+  /** Reverts to the version before: the engine's own rollback (`docker service rollback`), then the declaration. */
+  async revert(name: string, actor: string | null): Promise<AppView> {
+    this.get(name);
+    const row = this.opts.repos.apps.get(name)!;
+    if (row.previousVersion === null)
+      throw new CorralError('CONFLICT', `app '${name}' has no earlier version`);
+    const m = this.requireManager();
+    await mustRun(this.opts.docker, this.target(m), ['service', 'rollback', '--detach', name]);
+    this.adoptPrevious(name, actor, 'reverted by the operator');
+    await this.reconcileNow();
+    return this.get(name);
+  }
+
+  async logs(name: string, tail: number): Promise<string[]> {
+    this.get(name);
+    const m = this.requireManager();
+    const n = Math.max(1, Math.min(LOG_LINES_MAX, Math.floor(tail)));
+    const r = await this.opts.docker.run(this.target(m), [
+      'service',
+      'logs',
+      '--tail',
+      String(n),
+      '--timestamps',
+      name,
+    ]);
+    // A node that is down cannot give its tasks' logs: docker says so and exits 1 after the others' lines,
+    // which are still worth showing (the note stays in the lines).
+    const partial = /incomplete log stream/.test(r.stderr);
+    if (!r.ok && !partial) throw new CorralError('APP_ENGINE_FAILED', r.error ?? 'service logs failed');
+    // Both streams: the containers' stderr comes back on ours. Bounded: `tail` per task, at most LOG_LINES_MAX kept.
+    return [...r.stdout.split('\n'), ...r.stderr.split('\n')].filter(Boolean).sort().slice(-LOG_LINES_MAX);
+  }
+
+  /** Asks for a pass; resolves when a pass that started after the call has finished (never chains forever). */
+  reconcileNow(): Promise<void> {
+    const wanted = this.started + 1;
+    const done = new Promise<void>((resolve) => this.waiters.push({ pass: wanted, resolve }));
+    if (this.running) this.again = true;
+    else {
+      this.running = this.loop().finally(() => (this.running = undefined));
+    }
+    return done;
+  }
+
+  /** Timer ticks: a pass unless one is running (the running one already looks at everything). */
+  tick(): void {
+    if (!this.running) void this.reconcileNow();
+  }
+
+  private async loop(): Promise<void> {
+    do {
+      this.again = false;
+      const pass = ++this.started;
+      await this.pass().catch((err: unknown) => this.log.error({ err }, 'apps reconcile failed'));
+      this.waiters = this.waiters.filter((w) => (w.pass <= pass ? (w.resolve(), false) : true));
+    } while (this.again);
+  }
+
+  async idle(): Promise<void> {
+    await this.running;
+  }
+
+  private async pass(): Promise<void> {
+    const nodes = this.opts.repos.nodes.list();
+    this.manager = await this.swarm.reconcile(nodes);
+    if (!this.manager) return;
+    const m = this.target(this.manager);
+    for (const app of this.list()) {
+      try {
+        await this.reconcileApp(app.name, m);
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        this.log.warn({ app: app.name, err: message }, 'app reconcile failed');
+        this.views.set(app.name, { ...this.blank(app.name), error: message });
+      }
+    }
+  }
+
+  private async reconcileApp(name: string, m: { name: string; mac: string; host: string }): Promise<void> {
+    const row = this.opts.repos.apps.get(name)!;
+    const spec = AppSpecSchema.parse(row.spec);
+    const image = spec.image ?? this.opts.baseImage;
+    const inspected = await this.opts.docker.run(m, ['service', 'inspect', name]);
+    if (!inspected.ok) {
+      if (!/no such service|not found/i.test(inspected.stderr))
+        throw new Error(inspected.error ?? 'inspect failed');
+      await mustRun(this.opts.docker, m, serviceCreateArgs(spec, row.version, image));
+      this.log.info({ app: name, version: row.version }, 'app service created');
+      return this.reconcileApp(name, m);
+    }
+    const svc = (JSON.parse(inspected.stdout) as ServiceInspect[])[0]!;
+    const engineVersion = Number(svc.Spec.TaskTemplate?.ContainerSpec?.Labels?.[VERSION_LABEL] ?? NaN);
+    const applied = svc.Spec.Labels?.['corral.applied'];
+    const update: UpdateStatus | null = svc.UpdateStatus?.State
+      ? { state: svc.UpdateStatus.State, message: svc.UpdateStatus.Message ?? null }
+      : null;
+    const want = JSON.stringify(spec);
+    // The engine rolled a version back (a failed health gate): the declaration follows it, or the next pass
+    // would roll the failing version out again.
+    if (
+      update?.state === 'rollback_completed' &&
+      engineVersion < row.version &&
+      row.previousVersion === engineVersion
+    ) {
+      this.adoptPrevious(
+        name,
+        null,
+        `rollout of version ${row.version} failed and was rolled back: ${update.message ?? ''}`,
+      );
+      return this.reconcileApp(name, m);
+    }
+    if (applied !== hash(want) && !update?.state?.startsWith('rollback_started')) {
+      const prevSpec = row.previousSpec ? AppSpecSchema.safeParse(row.previousSpec) : undefined;
+      const prev = engineVersion === row.previousVersion && prevSpec?.success ? prevSpec.data : spec;
+      await mustRun(this.opts.docker, m, [
+        ...serviceUpdateArgs(
+          prev,
+          spec,
+          Number.isNaN(engineVersion) ? -1 : engineVersion,
+          row.version,
+          image,
+        ).slice(0, -1),
+        '--label-add',
+        `corral.applied=${hash(want)}`,
+        name,
+      ]);
+      this.log.info({ app: name, version: row.version }, 'app service updated');
+    }
+    const ids = (await mustRun(this.opts.docker, m, ['service', 'ps', '-q', '--no-trunc', name]))
+      .split('\n')
+      .filter(Boolean);
+    const tasks = ids.length
+      ? (JSON.parse(await mustRun(this.opts.docker, m, ['inspect', ...ids])) as EngineTask[])
+      : [];
+    const instances = instancesOf(tasks, (id) => this.swarm.names.get(id) ?? id.slice(0, 12));
+    this.record(name, instances);
+    const lbService = await this.syncLb(spec, instances);
+    this.views.set(name, {
+      engineVersion: Number.isNaN(engineVersion) ? null : engineVersion,
+      update,
+      instances,
+      lbService,
+      error: null,
+    });
+  }
+
+  /** HAProxy members: the nodes running a task that is `running` (with a health check: passed it). */
+  private async syncLb(spec: AppSpec, instances: InstanceView[]): Promise<string | null> {
+    const port = spec.ports.find((p) => p.lbPort !== undefined);
+    const lb = this.opts.lb;
+    if (!port || !lb?.enabled) return null;
+    const members = [
+      ...new Set(instances.filter((i) => i.state === 'running' && i.node).map((i) => i.node!)),
+    ].sort();
+    const existing = lb.services().find((s) => s.name === spec.name);
+    // HAProxy needs one server at least; with none running the old members stay and its checks mark them down.
+    if (members.length === 0) return existing ? spec.name : null;
+    const want = {
+      name: spec.name,
+      port: port.lbPort!,
+      protocol: 'tcp' as const,
+      nodes: members,
+      backendPort: port.port,
+      check: { type: 'tcp' as const },
+      intervalMs: 1000,
+      rise: 1,
+      fall: 2,
+    };
+    if (
+      !existing ||
+      JSON.stringify(existing.nodes) !== JSON.stringify(members) ||
+      existing.port !== want.port ||
+      existing.backendPort !== want.backendPort
+    ) {
+      await lb.putService(want, 'apps', existing ? 'replace' : 'create');
+      this.log.info({ app: spec.name, members }, 'app LB members synced');
+    }
+    return spec.name;
+  }
+
+  private record(name: string, instances: InstanceView[]): void {
+    const key = JSON.stringify(instances.map((i) => [i.slot, i.version, i.state, i.node]));
+    if (this.lastSeen.get(name) === key) return;
+    this.lastSeen.set(name, key);
+    const at = new Date().toISOString();
+    this.opts.repos.apps.observe(
+      instances.map((i) => ({
+        app: name,
+        at,
+        slot: i.slot,
+        version: i.version,
+        state: i.state,
+        node: i.node,
+      })),
+      KEEP_OBSERVATIONS,
+    );
+  }
+
+  private adoptPrevious(name: string, actor: string | null, why: string): void {
+    const row = this.opts.repos.apps.get(name)!;
+    this.opts.repos.store.write((journal) => {
+      this.opts.repos.apps.putIn(journal, {
+        name,
+        spec: row.previousSpec,
+        version: row.previousVersion!,
+        previousSpec: row.spec,
+        previousVersion: row.version,
+      });
+      this.opts.repos.events.appendIn(journal, {
+        kind: 'app.rolled-back',
+        severity: 'warning',
+        message: `app ${name}: back to version ${row.previousVersion}: ${why}`,
+        actor,
+        data: { name, from: row.version, to: row.previousVersion },
+      });
+    });
+    this.log.warn({ app: name, from: row.version, to: row.previousVersion }, why);
+  }
+
+  private viewOf(spec: AppSpec, version: number): AppView {
+    return { name: spec.name, spec, version, ...(this.views.get(spec.name) ?? this.blank(spec.name)) };
+  }
+
+  private blank(_name: string): Omit<AppView, 'name' | 'spec' | 'version'> {
+    return { engineVersion: null, update: null, instances: [], lbService: null, error: null };
+  }
+
+  private requireManager(): NodeRecord {
+    if (!this.manager)
+      throw new CorralError(
+        'APP_ENGINE_FAILED',
+        'no reachable swarm manager yet; see GET /api/v1/apps/engine',
+      );
+    return this.manager;
+  }
+
+  private target(n: NodeRecord): { name: string; mac: string; host: string } {
+    return { name: n.name, mac: n.mac, host: n.ip ?? '' };
+  }
+}
+
+/** A short, stable digest of the declaration, kept as a service label: "is what the engine runs ours?". */
+function hash(s: string): string {
+  let h = 0x811c9dc5; // FNV-1a 32-bit: a change detector, not a security boundary
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h.toString(16).padStart(8, '0');
+}

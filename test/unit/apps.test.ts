@@ -1,0 +1,197 @@
+/**
+ * Apps (issue 21), the pure parts: the declaration's validation, the docker arguments an app becomes, the
+ * instance table from the engine's tasks, the quorum note and the rollout picture.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { AppSpecSchema } from '../../master/apps/app-spec.js';
+import { serviceCreateArgs, serviceUpdateArgs, shellJoin } from '../../master/apps/docker-args.js';
+import { engineLayer } from '../../master/apps/engine-layer.js';
+import { parseYaml } from '../../master/cloudinit/yaml.js';
+import { installPath } from '../../master/util/paths.js';
+import { createRenderer } from '../../web-ui/render.js';
+import { rolloutSvg } from '../../master/apps/rollout-picture.js';
+import { quorumNote } from '../../master/apps/swarm.js';
+import { instancesOf, type EngineTask } from '../../master/apps/tasks.js';
+
+const base = AppSpecSchema.parse({
+  name: 'web',
+  command: ['sh', '-c', "echo it's up"],
+  instances: 3,
+  placement: { tag: 'edge' },
+  ports: [{ port: 8000, lbPort: 80 }],
+  env: { B: '2', A: '1' },
+  healthCheck: { command: ['wget', '-q', 'http://127.0.0.1:8000/'] },
+});
+
+test('an app becomes docker service create: host network, labels, constraints, spread, policies', () => {
+  assert.deepEqual(serviceCreateArgs(base, 1, 'reg:5000/corral/base:debian-12'), [
+    'service', 'create', '--detach', '--name', 'web', '--network', 'host',
+    '--label', 'corral.app=web', '--container-label', 'corral.app=web', '--container-label', 'corral.version=1',
+    '--constraint', 'node.labels.corral.tag.edge==true', '--placement-pref', 'spread=node.id',
+    '--replicas-max-per-node', '1', '--env', 'A=1', '--env', 'B=2',
+    '--health-cmd', 'wget -q http://127.0.0.1:8000/', '--health-interval', '5s', '--health-timeout', '3s',
+    '--health-retries', '3', '--health-start-period', '0s',
+    '--replicas', '3', '--stop-grace-period', '10s', '--restart-condition', 'any', '--restart-delay', '1s', '--restart-max-attempts', '0',
+    '--update-parallelism', '1', '--update-delay', '5s', '--update-failure-action', 'rollback',
+    '--update-monitor', '10s', '--update-order', 'stop-first', '--rollback-parallelism', '1',
+    '--rollback-delay', '0s', '--rollback-monitor', '10s', '--rollback-failure-action', 'pause',
+    'reg:5000/corral/base:debian-12', 'sh', '-c', "echo it's up",
+  ]); // prettier-ignore
+});
+
+test('an update adds and removes env and constraints, relabels the version, quotes args for the shell', () => {
+  const next = AppSpecSchema.parse({ ...base, env: { A: '1', C: 'x y' }, placement: { role: 'web' } });
+  const args = serviceUpdateArgs(base, next, 1, 2, 'img:2');
+  const at = (flag: string): string[] => args.flatMap((a, i) => (a === flag ? [args[i + 1]!] : []));
+  assert.deepEqual(at('--container-label-add'), ['corral.version=2']);
+  assert.deepEqual(at('--env-rm'), ['B']);
+  assert.deepEqual(at('--env-add'), ['C=x y']);
+  assert.deepEqual(at('--constraint-rm'), ['node.labels.corral.tag.edge==true']);
+  assert.deepEqual(at('--constraint-add'), ['node.labels.corral.role==web']);
+  assert.deepEqual(at('--args'), [`sh -c 'echo it'\\''s up'`]);
+  assert.equal(args[args.length - 1], 'web');
+  // Same version (only instances changed): no relabel, so the engine does not replace the tasks.
+  assert.deepEqual(
+    serviceUpdateArgs(base, { ...base, instances: 5 }, 1, 1, 'img').filter(
+      (a) => a === '--container-label-add',
+    ),
+    [],
+  );
+});
+
+test('shell quoting survives quotes, spaces and $', () => {
+  assert.equal(shellJoin(['a', 'b c', "d'e", '$HOME']), `a 'b c' 'd'\\''e' '$HOME'`);
+});
+
+test('declarations are refused with the field named', () => {
+  const bad = (input: unknown): string => {
+    const r = AppSpecSchema.safeParse(input);
+    assert.equal(r.success, false);
+    return r.error!.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+  };
+  assert.match(bad({ name: 'web' }), /command: give a command, an image, or both/);
+  assert.match(bad({ name: 'Web', image: 'x' }), /^name:/);
+  assert.match(bad({ name: 'web', image: 'x; rm -rf /' }), /^image:/);
+  assert.match(
+    bad({ name: 'web', image: 'x', placement: { role: 'a', tag: 'b' } }),
+    /role or a tag, not both/,
+  );
+  assert.match(
+    bad({
+      name: 'web',
+      image: 'x',
+      ports: [
+        { port: 1, lbPort: 2 },
+        { port: 3, lbPort: 4 },
+      ],
+    }),
+    /one port/,
+  );
+  assert.match(bad({ name: 'web', image: 'x', env: { 'A-B': '1' } }), /env/);
+});
+
+const task = (
+  id: string,
+  slot: number,
+  version: number,
+  state: string,
+  desired: string,
+  created: string,
+): EngineTask => ({
+  ID: id,
+  Slot: slot,
+  NodeID: `node-${id}`,
+  CreatedAt: created,
+  DesiredState: desired,
+  Status: { State: state },
+  Spec: { ContainerSpec: { Labels: { 'corral.version': String(version) } } },
+});
+
+test('instances: the current task per slot, restarts counted within its version', () => {
+  const inst = instancesOf(
+    [
+      task('a', 1, 1, 'failed', 'shutdown', '2026-01-01T00:00:01Z'),
+      task('b', 1, 1, 'running', 'running', '2026-01-01T00:00:05Z'),
+      task('c', 2, 1, 'shutdown', 'shutdown', '2026-01-01T00:00:01Z'),
+      task('d', 2, 2, 'starting', 'running', '2026-01-01T00:00:06Z'),
+    ],
+    (id) => id.toUpperCase(),
+  );
+  assert.deepEqual(
+    inst.map((i) => [i.slot, i.state, i.node, i.version, i.restarts]),
+    [
+      [1, 'running', 'NODE-B', 1, 1],
+      [2, 'starting', 'NODE-D', 2, 0],
+    ],
+  );
+});
+
+test('fewer than three managers is said plainly', () => {
+  assert.equal(quorumNote(3), null);
+  assert.match(quorumNote(1)!, /no quorum tolerance/);
+  assert.match(quorumNote(0)!, /no swarm manager/);
+});
+
+test('the rollout picture: one cell per slot and moment, coloured by version, escaped', () => {
+  const svg = rolloutSvg([
+    { app: 'web', at: 't1', slot: 1, version: 1, state: 'running', node: 'n<1>' },
+    { app: 'web', at: 't2', slot: 1, version: 2, state: 'starting', node: 'n1' },
+    { app: 'web', at: 't2', slot: 2, version: 1, state: 'running', node: 'n2' },
+  ]);
+  assert.equal((svg.match(/data-version=/g) ?? []).length, 3);
+  assert.match(svg, /data-version="2" data-state="starting"/);
+  assert.ok(!svg.includes('n<1>'));
+  assert.match(svg, /instance 2/);
+});
+
+test('the engine nodes cloud-init layer: daemon.json trusts the master registry, and parses as YAML', () => {
+  const parsed = parseYaml(engineLayer('10.0.0.1:5000'));
+  assert.ok('value' in parsed);
+  const value = parsed.value as { write_files: { path: string; content: string }[]; runcmd: string[][] };
+  assert.equal(value.write_files[0]!.path, '/etc/docker/daemon.json');
+  assert.deepEqual(JSON.parse(value.write_files[0]!.content), { 'insecure-registries': ['10.0.0.1:5000'] });
+  assert.deepEqual(value.runcmd, [['systemctl', 'restart', 'docker']]);
+});
+
+test('the console pages render the engine, the instances and the rollout picture', () => {
+  const renderer = createRenderer({
+    viewsDir: installPath('web-ui', 'views'),
+    now: () => Date.parse('2026-12-06T12:00:00Z'),
+  });
+  const engine = {
+    engineNodes: 2,
+    managers: 2,
+    wantedManagers: 3,
+    quorumNote: quorumNote(2),
+    nodes: [{ name: 'n1', role: 'leader', state: 'ready', availability: 'active' }],
+  };
+  const app = {
+    name: 'web',
+    spec: base,
+    version: 2,
+    engineVersion: 2,
+    update: { state: 'updating', message: null },
+    instances: [{ slot: 1, state: 'running', node: 'n1', version: 2, restarts: 3, error: null }],
+    lbService: 'web',
+    error: null,
+  };
+  const list = renderer.render('apps', { apps: [app], engine });
+  assert.match(list, /data-quorum>2 manager\(s\), fewer than 3/);
+  assert.match(list, /href="\/apps\/web"/);
+  const page = renderer.render('app', {
+    app,
+    command: base.command!.join(' '),
+    rollout: rolloutSvg([{ app: 'web', at: 't1', slot: 1, version: 2, state: 'running', node: 'n1' }]),
+    logs: ['2026-12-06T12:00:00Z web.1 start'],
+    logError: null,
+    canAdmin: true,
+  });
+  assert.match(
+    page,
+    /<tr data-slot="1"><td class="num">1<\/td><td>running<\/td><td>n1<\/td><td>v2<\/td><td class="num">3<\/td>/,
+  );
+  assert.match(page, /<svg[^>]*class="rollout"/);
+  assert.match(page, /web\.1 start/);
+  assert.match(page, /action="\/apps\/web\/revert"/);
+});
