@@ -65,7 +65,7 @@ after(async () => {
 
 test(
   'apps on a swarm: serve, restart, reschedule, failed rollout rolls back',
-  { timeout: 240_000 },
+  { timeout: 420_000 },
   async () => {
     // The swarm forms from the inventory: 3 managers of 4 engine nodes, no quorum note.
     const engine = await until(
@@ -154,8 +154,16 @@ test(
     console.log(`# restarted after ${restartMs} ms`);
 
     // Stop one node's engine: its instance moves to the free node; the service answers throughout.
+    // Not the raft leader's: with the leader gone too the swarm first elects a new one and its workers
+    // reconnect, and one run under load (coordinator, load ~10) saw no reschedule within 90 s; that case
+    // is a limit written in docs/apps.md, not what this step measures.
     const now = await app();
-    const lost = lab.nodes.find((n) => n.name === now.instances[1]!.node)!;
+    const roles = (
+      await lab.api<{ engine: { nodes: { name: string; role: string }[] } }>('GET', '/apps/engine')
+    ).engine.nodes;
+    const leader = roles.find((r) => r.role === 'leader')?.name;
+    const lostName = running(now).find((i) => i.node !== leader)!.node;
+    const lost = lab.nodes.find((n) => n.name === lostName)!;
     const t2 = Date.now();
     await lab.stopDockerd(lost);
     let failures = 0;
@@ -203,7 +211,8 @@ test(
           ? a
           : undefined;
       },
-      120_000,
+      // 24 s and 80 s measured (load 3 and ~10): the engine's own monitor and rollback pace, not ours.
+      200_000,
     ).catch((err: Error) => {
       throw new Error(`${err.message.split('\n')[0]}; last seen: ${lastSeen}`);
     });
