@@ -8,6 +8,35 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { runIn, waitFor, type RunResult, type TestNet } from './netns.js';
 
+export interface DockerdPlaces {
+  /** The test namespace (under /var/run/netns) dockerd runs in. */
+  ns: string;
+  dataRoot: string;
+  /** Keep it short: it holds unix sockets (108-byte path limit). */
+  execRoot: string;
+  pidFile: string;
+  sock: string;
+  /** containerd namespaces of this dockerd (unique per run, so two runs cannot collide). */
+  containerdNamespace: string;
+  insecureRegistries?: readonly string[];
+}
+
+/**
+ * `nsenter` arguments that start dockerd in a test namespace: vfs storage, no bridge, no iptables, so
+ * nothing touches the host's network or storage (the registry test and the apps swarm lab).
+ */
+export function nsenterDockerdArgs(p: DockerdPlaces): string[] {
+  return [
+    `--net=/var/run/netns/${p.ns}`,
+    'dockerd',
+    ...['--data-root', p.dataRoot, '--exec-root', p.execRoot, '--pidfile', p.pidFile],
+    ...['-H', `unix://${p.sock}`, '--iptables=false', '--ip6tables=false', '--bridge=none'],
+    ...['--storage-driver=vfs', '--containerd-namespace', p.containerdNamespace],
+    ...['--containerd-plugins-namespace', `${p.containerdNamespace}p`],
+    ...(p.insecureRegistries ?? []).flatMap((r) => ['--insecure-registry', r]),
+  ];
+}
+
 export interface TestDockerd {
   docker(args: string[], timeoutMs?: number): Promise<RunResult>;
   stop(): Promise<void>;
@@ -25,14 +54,15 @@ export async function startDockerd(
   const tag = `corral-${ns}`;
   const child: ChildProcess = spawn(
     'nsenter',
-    [
-      `--net=/var/run/netns/${ns}`,
-      'dockerd',
-      ...['--data-root', join(dir, 'data'), '--exec-root', join(dir, 'x'), '--pidfile', join(dir, 'pid')],
-      ...['-H', `unix://${sock}`, '--iptables=false', '--ip6tables=false', '--bridge=none'],
-      ...['--storage-driver=vfs', '--containerd-namespace', tag, '--containerd-plugins-namespace', `${tag}p`],
-      ...insecureRegistries.flatMap((r) => ['--insecure-registry', r]),
-    ],
+    nsenterDockerdArgs({
+      ns,
+      dataRoot: join(dir, 'data'),
+      execRoot: join(dir, 'x'),
+      pidFile: join(dir, 'pid'),
+      sock,
+      containerdNamespace: tag,
+      insecureRegistries,
+    }),
     { stdio: ['ignore', 'ignore', 'ignore'] },
   );
   const docker = (args: string[], timeoutMs = 30_000): Promise<RunResult> =>

@@ -27,6 +27,7 @@ import { apiOk } from './api.js';
 import { basic, CLI, startMasterProcess, type MasterProcess } from './master-process.js';
 import { TestNet, runId, waitFor, type Host } from './netns.js';
 import { prepareSshd, writeAuthorizedKeys } from './sshd.js';
+import { nsenterDockerdArgs } from './registry-dockerd.js';
 
 export const SWARM_PASSWORD = 'apps-test-password';
 export const SWARM_AUTH = basic('admin', SWARM_PASSWORD);
@@ -185,26 +186,14 @@ export class SwarmLab {
     const ns = `ap${this.tag}${n.name}`;
     const child = spawn(
       'nsenter',
-      [
-        `--net=/var/run/netns/${n.host.ns}`,
-        'dockerd',
-        '--data-root',
-        join(d, 'data'),
-        '--exec-root',
-        n.execRoot,
-        '--pidfile',
-        join(d, 'dockerd.pid'),
-        '-H',
-        `unix://${n.sock}`,
-        '--iptables=false',
-        '--ip6tables=false',
-        '--bridge=none',
-        '--storage-driver=vfs',
-        '--containerd-namespace',
-        ns,
-        '--containerd-plugins-namespace',
-        `${ns}p`,
-      ],
+      nsenterDockerdArgs({
+        ns: n.host.ns,
+        dataRoot: join(d, 'data'),
+        execRoot: n.execRoot,
+        pidFile: join(d, 'dockerd.pid'),
+        sock: n.sock,
+        containerdNamespace: ns,
+      }),
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     let log = '';
