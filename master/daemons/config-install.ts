@@ -74,6 +74,53 @@ export async function installConfig(
   return true;
 }
 
+/** What `installByTrialStart` drives: the daemon's supervisor (daemons/supervisor.ts). */
+export interface TrialDaemon {
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  retryLater(): void;
+}
+
+/**
+ * The step for a daemon with no config-check mode of its own (nfs-ganesha, docker-registry): the check is
+ * a start on the staged file, so the trial start is also the start (forced, even for identical text). On
+ * failure the daemon goes back to the installed config, if there was one (should that fail as well, the
+ * supervisor's backoff takes over), and the error `rejected` makes of the start's failure is thrown.
+ */
+export async function installByTrialStart(
+  c: Omit<ConfigInstall, 'force'>,
+  t: {
+    daemon: TrialDaemon;
+    /** Points the daemon's arguments at a config file. */
+    use: (path: string) => void;
+    /** The error for a rejected config (the caller may record or log it first). */
+    rejected: (err: Error, hadPrevious: boolean) => Error;
+    /** The installed config failed to start again too. */
+    previousFailed?: (err: Error) => void;
+  },
+): Promise<void> {
+  const hadPrevious = existsSync(c.path);
+  await installConfig({ ...c, force: true }, async (staged) => {
+    await t.daemon.stop();
+    t.use(staged);
+    try {
+      await t.daemon.start();
+    } catch (err) {
+      const error = t.rejected(err as Error, hadPrevious);
+      t.use(c.path);
+      if (hadPrevious) {
+        await t.daemon.start().catch((e: Error) => {
+          t.previousFailed?.(e);
+          t.daemon.retryLater();
+        });
+      }
+      throw error;
+    }
+  });
+  // The daemon read FILE.next; its restarts use FILE, which now holds the same bytes.
+  t.use(c.path);
+}
+
 /**
  * The same step for a caller that must finish before it returns (keepalived is installed inside the
  * synchronous `ha.start()`); the file steps are the ones `installConfig` uses.

@@ -16,7 +16,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { installConfig } from '../daemons/config-install.js';
+import { installByTrialStart } from '../daemons/config-install.js';
 import { Supervisor, type SupervisorStatus } from '../daemons/supervisor.js';
 import { CorralError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
@@ -152,29 +152,18 @@ export class RegistryDaemon {
   async start(): Promise<void> {
     await mkdir(join(this.settings.dir, 'storage'), { recursive: true });
     const text = renderRegistryConfig(this.settings, await this.secret());
-    const hadPrevious = existsSync(this.configPath);
-    // force: the trial start is also the start, so it runs even when the file is unchanged.
-    await installConfig({ path: this.configPath, text, mode: 0o600, force: true }, (staged) =>
-      this.trialStart(staged, hadPrevious),
+    await installByTrialStart(
+      { path: this.configPath, text, mode: 0o600 },
+      {
+        daemon: this.daemon,
+        use: (path) => (this.conf = path),
+        rejected: (err) =>
+          new CorralError(
+            'REGISTRY_FAILED',
+            `docker-registry did not serve the rendered config: ${err.message}`,
+          ),
+      },
     );
-    this.conf = this.configPath;
-  }
-
-  private async trialStart(staged: string, hadPrevious: boolean): Promise<void> {
-    await this.daemon.stop();
-    this.conf = staged;
-    try {
-      await this.daemon.start();
-    } catch (err) {
-      this.conf = this.configPath;
-      if (hadPrevious) {
-        await this.daemon.start().catch(() => this.daemon.retryLater());
-      }
-      throw new CorralError(
-        'REGISTRY_FAILED',
-        `docker-registry did not serve the rendered config: ${(err as Error).message}`,
-      );
-    }
   }
 
   stop(): Promise<void> {

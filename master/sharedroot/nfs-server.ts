@@ -12,10 +12,9 @@
  * backoff (1 s doubling to 30 s).
  */
 import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { installConfig } from '../daemons/config-install.js';
+import { installByTrialStart } from '../daemons/config-install.js';
 import { Supervisor } from '../daemons/supervisor.js';
 import { CorralError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
@@ -106,40 +105,31 @@ export class NfsServer {
 
   private async applyNow(text: string): Promise<void> {
     await mkdir(this.opts.dir, { recursive: true });
-    const hadPrevious = existsSync(this.configPath);
-    await installConfig({ path: this.configPath, text, mode: 0o644, force: true }, (staged) =>
-      this.trialStart(staged, hadPrevious),
+    // The check is a start of ganesha on the staged file; on failure the previous config runs again.
+    await installByTrialStart(
+      { path: this.configPath, text, mode: 0o644 },
+      {
+        daemon: this.daemon,
+        use: (path) => (this.conf = path),
+        rejected: (err, hadPrevious) => {
+          this.lastError = err.message;
+          if (hadPrevious)
+            this.opts.logger.error(
+              { err: this.lastError },
+              'new NFS config rejected; restarting the previous one',
+            );
+          return new CorralError(
+            'NFS_CONFIG_INVALID',
+            `nfs-ganesha rejected the rendered config: ${err.message}`,
+          );
+        },
+        previousFailed: (e) => {
+          this.lastError = `${this.lastError}; the previous config failed too: ${e.message}`;
+        },
+      },
     );
-    // The daemon read CONF.next; its restarts use CONF, which now holds the same bytes.
-    this.conf = this.configPath;
     this.lastError = null;
     this.restartsAtApply = this.daemon.status().restarts;
-  }
-
-  /** The install step's check: run ganesha on `staged`; on failure put the previous config back. */
-  private async trialStart(staged: string, hadPrevious: boolean): Promise<void> {
-    await this.daemon.stop();
-    this.conf = staged;
-    try {
-      await this.daemon.start();
-    } catch (err) {
-      this.lastError = (err as Error).message;
-      this.conf = this.configPath;
-      if (hadPrevious) {
-        this.opts.logger.error(
-          { err: this.lastError },
-          'new NFS config rejected; restarting the previous one',
-        );
-        await this.daemon.start().catch((e: Error) => {
-          this.lastError = `${this.lastError}; the previous config failed too: ${e.message}`;
-          this.daemon.retryLater();
-        });
-      }
-      throw new CorralError(
-        'NFS_CONFIG_INVALID',
-        `nfs-ganesha rejected the rendered config: ${(err as Error).message}`,
-      );
-    }
   }
 
   /** Resolves when ganesha's log says it initialised; rejects with the log's config error lines. */
