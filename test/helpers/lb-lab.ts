@@ -11,11 +11,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { forwardLoopbackToUnix } from '../../master/lab/forward.js';
 import { installPath } from '../../master/util/paths.js';
-import { basic, CLI, startMasterProcess, type MasterProcess } from './master-process.js';
+import { basic, type MasterProcess } from './master-process.js';
 import { apiOk } from './api.js';
-import { TestNet, waitFor, type Host } from './netns.js';
+import { startRelayedMaster, TestNet, waitFor, type Host } from './netns.js';
 
 export const PASSWORD = 'lb-test-password';
 export const AUTH = basic('admin', PASSWORD);
@@ -80,32 +79,18 @@ export class LbLab {
       cfg,
       JSON.stringify({ lb: { pollMs }, console: { https: false, allowInsecureBasicAuth: true }, ...config }),
     );
-    this.master = await startMasterProcess({
-      netns: this.masterHost.ns,
-      args: [
-        '--data-dir',
-        join(this.dir, 'data'),
-        '--address',
-        '10.88.0.1',
-        '--http-port',
-        '8088',
-        '--tftp-port',
-        '0',
-        '--config',
-        cfg,
-      ],
-      env: { CORRAL_ADMIN_PASSWORD: PASSWORD, CORRAL_LOG_LEVEL: 'info' },
-      logFile: join(this.dir, 'master.log'),
-      timeoutMs: 30_000,
+    const m = await startRelayedMaster({
+      net: this.net,
+      ns: this.masterHost.ns,
+      address: '10.88.0.1',
+      dir: this.dir,
+      dataDir: join(this.dir, 'data'),
+      configPath: cfg,
+      password: PASSWORD,
     });
-    const sock = join(this.dir, 'console.sock');
-    this.net.spawnIn(this.masterHost.ns, ['node', CLI, '_forward', sock, '10.88.0.1', '8088'], {
-      stdio: 'ignore',
-    });
-    await waitFor('the console relay socket', () => this.exists(sock), 10_000);
-    const fwd = await forwardLoopbackToUnix(0, sock);
-    this.relay = fwd.server;
-    this.url = `http://127.0.0.1:${fwd.port}`;
+    this.master = m.master;
+    this.relay = m.relay;
+    this.url = m.url;
 
     for (const b of this.backends) {
       // Enlist from the backend's own namespace: the master records the source address as the node's ip.
@@ -123,15 +108,6 @@ export class LbLab {
       await this.api('PATCH', `/nodes/${b.mac}`, { name: b.name, role: 'app' });
       await this.api('POST', `/nodes/${b.mac}/transition`, { to: 'deploying', reason: 'lb test' });
       await this.api('POST', `/nodes/${b.mac}/transition`, { to: 'deployed', reason: 'lb test' });
-    }
-  }
-
-  private exists(path: string): boolean {
-    try {
-      this.net.nsExec(this.masterHost.ns, ['test', '-S', path]);
-      return true;
-    } catch {
-      return false;
     }
   }
 

@@ -4,11 +4,13 @@
  * `corral master` started in a namespace with its config file and log, and Corral's DHCPv6 test server.
  */
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LabNet, waitFor, type Host } from '../../master/lab/net.js';
-import { startMasterProcess, type MasterProcess } from '../../master/lab/master-process.js';
+import { forwardLoopbackToUnix } from '../../master/lab/forward.js';
+import { CLI, startMasterProcess, type MasterProcess } from '../../master/lab/master-process.js';
 
 export { LabNet as TestNet, run, hasCommand, runId, waitFor, type Host } from '../../master/lab/net.js';
 
@@ -132,6 +134,46 @@ export function startNsMaster(o: NsMasterOptions): Promise<MasterProcess> {
     timeoutMs: o.timeoutMs ?? 45_000,
     logFile: join(o.dir, 'master.log'),
   });
+}
+
+export interface RelayedMaster {
+  master: MasterProcess;
+  /** The loopback listener that forwards to the console relay socket (close it at teardown). */
+  relay: Server;
+  /** The console and API as the test process reaches them: http://127.0.0.1:PORT. */
+  url: string;
+}
+
+/**
+ * `corral master` in `ns` on ADDRESS:8088 (no TFTP) with the config file at `configPath`, and its console on
+ * the test's loopback: `corral _forward` in the namespace relays DIR/console.sock to the master, and a
+ * loopback listener forwards to that socket (the load-balancing and apps labs).
+ */
+export async function startRelayedMaster(o: {
+  net: LabNet;
+  ns: string;
+  address: string;
+  /** Scratch directory: master.log and console.sock go here. */
+  dir: string;
+  dataDir: string;
+  configPath: string;
+  password: string;
+}): Promise<RelayedMaster> {
+  const master = await startMasterProcess({
+    netns: o.ns,
+    args: [
+      ...['--data-dir', o.dataDir, '--address', o.address, '--http-port', '8088'],
+      ...['--tftp-port', '0', '--config', o.configPath],
+    ],
+    env: { CORRAL_ADMIN_PASSWORD: o.password, CORRAL_LOG_LEVEL: 'info' },
+    logFile: join(o.dir, 'master.log'),
+    timeoutMs: 30_000,
+  });
+  const sock = join(o.dir, 'console.sock');
+  o.net.spawnIn(o.ns, ['node', CLI, '_forward', sock, o.address, '8088'], { stdio: 'ignore' });
+  await waitFor('the console relay socket', () => existsSync(sock) && statSync(sock).isSocket(), 10_000);
+  const fwd = await forwardLoopbackToUnix(0, sock);
+  return { master, relay: fwd.server, url: `http://127.0.0.1:${fwd.port}` };
 }
 
 /** Tears down what startNsMaster's tests set up: the master (TERM, then KILL), the namespaces, the directory. */

@@ -20,12 +20,11 @@ import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ensureMasterKey } from '../../master/deploy/ssh.js';
-import { forwardLoopbackToUnix } from '../../master/lab/forward.js';
 import { openRepos } from '../../master/store/repos.js';
 import { silentLogger } from '../../master/util/logger.js';
 import { apiOk } from './api.js';
-import { basic, CLI, startMasterProcess, type MasterProcess } from './master-process.js';
-import { TestNet, runId, waitFor, type Host } from './netns.js';
+import { basic, type MasterProcess } from './master-process.js';
+import { runId, startRelayedMaster, TestNet, waitFor, type Host } from './netns.js';
 import { prepareSshd, writeAuthorizedKeys } from './sshd.js';
 import { nsenterDockerdArgs } from './registry-dockerd.js';
 
@@ -142,32 +141,18 @@ export class SwarmLab {
         apps: { enabled: true, ...appsConfig },
       }),
     );
-    this.master = await startMasterProcess({
-      netns: this.masterHost.ns,
-      args: [
-        '--data-dir',
-        dataDir,
-        '--address',
-        '10.89.0.1',
-        '--http-port',
-        '8088',
-        '--tftp-port',
-        '0',
-        '--config',
-        cfg,
-      ],
-      env: { CORRAL_ADMIN_PASSWORD: SWARM_PASSWORD, CORRAL_LOG_LEVEL: 'info' },
-      logFile: join(this.dir, 'master.log'),
-      timeoutMs: 30_000,
+    const m = await startRelayedMaster({
+      net: this.net,
+      ns: this.masterHost.ns,
+      address: '10.89.0.1',
+      dir: this.dir,
+      dataDir,
+      configPath: cfg,
+      password: SWARM_PASSWORD,
     });
-    const sock = join(this.dir, 'console.sock');
-    this.net.spawnIn(this.masterHost.ns, ['node', CLI, '_forward', sock, '10.89.0.1', '8088'], {
-      stdio: 'ignore',
-    });
-    await waitFor('the console relay socket', () => spawnSync('test', ['-S', sock]).status === 0, 10_000);
-    const fwd = await forwardLoopbackToUnix(0, sock);
-    this.relay = fwd.server;
-    this.url = `http://127.0.0.1:${fwd.port}`;
+    this.master = m.master;
+    this.relay = m.relay;
+    this.url = m.url;
   }
 
   private busyboxTree(): string {
