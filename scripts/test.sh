@@ -15,20 +15,25 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "tests: integration and e2e tests create network namespaces and need root" >&2
   exit 1
 fi
-# Two runs of node's runner, each with its coverage report (docs/testing.md, "Where the suite's time goes"):
-# - unit: pure code, no sockets (test/unit/unit-tree.test.ts checks), so two files at a time on 2 cores;
+# Two runs of node's runner (docs/testing.md, "Where the suite's time goes"):
+# - unit: pure code, no sockets (test/unit/unit-tree.test.ts checks), so two files at a time on 2 cores,
+#   with its coverage report;
 # - integration and e2e: one file at a time, since the namespace/QEMU tests each use most of a 2-core machine.
+#   Coverage there makes every node process a test starts write V8 coverage (+48-51 % CPU on spawn-heavy
+#   files, measured in docs/testing.md), which put the suite over its 40 minutes: it is on only with
+#   COVERAGE=1 (`COVERAGE=1 npm test` gives the whole tree's coverage report).
 # The summary each run prints before its coverage table is summed into the last line. A missing real peer
 # fails its suite's `before` hook: node counts those tests as cancelled, and the run fails.
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 status=0
-run() { # name concurrency dir...
-  local name=$1 concurrency=$2
-  shift 2
-  echo "== tests: $name ($*; $concurrency at a time)"
+run() { # name concurrency coverage(yes|no) dir...
+  local name=$1 concurrency=$2 coverage=()
+  [ "$3" = yes ] && coverage=(--experimental-test-coverage)
+  shift 3
+  echo "== tests: $name ($*; $concurrency at a time${coverage:+, with coverage})"
   set +e
-  node --test --test-concurrency="$concurrency" --experimental-test-coverage \
+  node --test --test-concurrency="$concurrency" "${coverage[@]}" \
     --test-reporter=spec --test-reporter-destination=stdout \
     --test-reporter=./dist/test/helpers/file-times-reporter.js --test-reporter-destination="$logs/$name.times" \
     "$@" 2>&1 | tee "$logs/$name.log"
@@ -41,8 +46,8 @@ run() { # name concurrency dir...
   fi
   ((rc == 0)) || status=$rc
 }
-run unit 2 dist/test/unit/
-run integration+e2e 1 dist/test/integration/ dist/test/e2e/
+run unit 2 yes dist/test/unit/
+run integration+e2e 1 "$([ "${COVERAGE:-}" = 1 ] && echo yes || echo no)" dist/test/integration/ dist/test/e2e/
 # Where the time went, per file, for each run (test/helpers/file-times-reporter.ts).
 for f in "$logs"/*.times; do
   [ -s "$f" ] || continue
