@@ -11,6 +11,7 @@
  */
 import express, { type ErrorRequestHandler, type RequestHandler, type Router } from 'express';
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { FrozenConfig } from '../config.js';
 import { publicUrl } from '../config.js';
 import type { Repos } from '../store/repos.js';
@@ -41,6 +42,7 @@ import type { GeneratedFile } from '../tftp/server.js';
 import { nodeImageSummary, type NodeImageStatus } from './node-image-builder.js';
 import type { NodeImageFiles } from './node-image.js';
 import { MemoryFiles } from './memory-files.js';
+import { fillCfgSlot, HttpBootIsos, sendIso } from './http-boot-iso.js';
 import { loaderFileNames } from '../dhcp/boot-files.js';
 import { loaderHandler } from '../dhcp/loader-route.js';
 import { cloudInitHandler } from '../cloudinit/node-routes.js';
@@ -104,6 +106,13 @@ export const NODE_ROUTES = {
     method: 'GET',
     path: '/boot/loader/:name',
     caller: 'UEFI HTTP boot firmware (DHCP boot file URL, issue 18)',
+    auth: 'none',
+  },
+  httpBootIso: {
+    method: 'GET',
+    path: '/boot/http/:mac/corral.iso',
+    caller:
+      'UEFI HTTP boot firmware, Secure Boot chain (DHCP boot file URL; RAM-disk ISO: shim, GRUB, its config; issue 18)',
     auth: 'none',
   },
   kernel: {
@@ -368,21 +377,65 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
       case 'local-failed':
         if (!diskFailures.report(r.mac, 'grub', peer)) return { data: Buffer.from(REFUSED_SCRIPT.grub) };
         return tftpFile(`grub/node/${r.mac}/0.cfg`, peer);
-      case 'node-cfg': {
-        // GRUB asks over TFTP/IPv4 here (the signed chain over IPv6 is not built): IPv4 URLs.
-        const decision = decide(r.mac, r.attempt, v4BaseUrl, deps.config.boot.kernelArgs);
-        record(r.mac, { ...decision, template: grubTemplate(decision.template) }, r.attempt, peer);
-        const { onFailure, retries, retrySeconds } = deps.config.boot;
-        const base: ScriptBase = {
-          mac: r.mac,
-          baseUrl: v4BaseUrl,
-          kernelArgs: deps.config.boot.kernelArgs,
-          attempt: r.attempt,
-          failure: { onFailure, retries, retrySeconds },
-        };
-        return { data: Buffer.from(renderGrubConfig(decision, base)) };
-      }
+      case 'node-cfg':
+        return { data: Buffer.from(grubAnswer(r.mac, r.attempt, peer)) };
     }
+  };
+
+  /** The boot decision as network GRUB's config, logged and recorded (TFTP chain and HTTP boot ISO). */
+  const grubAnswer = (mac: string, attempt: number, peer: string): string => {
+    // GRUB boots over IPv4 here (the signed chain over IPv6 is not built): IPv4 URLs.
+    const decision = decide(mac, attempt, v4BaseUrl, deps.config.boot.kernelArgs);
+    record(mac, { ...decision, template: grubTemplate(decision.template) }, attempt, peer);
+    const { onFailure, retries, retrySeconds } = deps.config.boot;
+    const base: ScriptBase = {
+      mac,
+      baseUrl: v4BaseUrl,
+      kernelArgs: deps.config.boot.kernelArgs,
+      attempt,
+      failure: { onFailure, retries, retrySeconds },
+    };
+    return renderGrubConfig(decision, base);
+  };
+
+  /**
+   * UEFI HTTP boot's Secure Boot chain (http-boot-iso.ts): one ISO with shim, GRUB and the node
+   * environment, streamed with this MAC's decision as its grub.cfg. EDK2 sends HEAD before GET; only the
+   * GET is a boot step (recorded). Without a built node environment there is no ISO: 503, and the
+   * firmware goes on to its next boot entry.
+   */
+  const isos = new HttpBootIsos(join(deps.config.dataDir, 'http-boot'), log);
+  const httpBootIso: RequestHandler = (req, res, next) => {
+    const mac = normaliseMac(String(req.params['mac'] ?? ''));
+    const image = deps.nodeImage();
+    const tools = deps.installerTools();
+    if (!mac || !image) {
+      res
+        .status(mac ? 503 : 404)
+        .type('text/plain')
+        .send(mac ? `${notReady() ?? 'the node environment is not built'}\n` : 'not a MAC address\n');
+      return;
+    }
+    const { shimFile, grubFile } = deps.config.boot;
+    const ip = clientIp(req) ?? '';
+    isos
+      .base({
+        shim: shimFile,
+        grub: grubFile,
+        kernel: image.kernelPath,
+        initrd: image.initrdPath,
+        installerTools: tools,
+      })
+      .then((iso) => {
+        const get = req.method === 'GET';
+        const cfg = get ? grubAnswer(mac, 0, ip) : '';
+        if (get) {
+          deps.activity?.watchFetch(req, res);
+          log.info({ mac, ip, bytes: iso.size }, 'HTTP boot ISO');
+        }
+        return sendIso(req, res, iso, fillCfgSlot(cfg));
+      })
+      .catch(next);
   };
 
   // Kernel and initrd from memory: every booting machine fetches both (memory-files.ts says why).
@@ -434,6 +487,7 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
         ...(deps.activity ? { activity: deps.activity } : {}),
       }),
     ],
+    httpBootIso: [httpBootIso],
     kernel: [nodeFile((f) => f.kernelPath)],
     initrd: [nodeFile((f) => f.initrdPath)],
     installerTools: deploy.installerTools,
