@@ -27,6 +27,7 @@ import {
   existsSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readSync,
   renameSync,
   rmSync,
@@ -177,8 +178,15 @@ export class HttpBootIsos {
       if (at.length !== 1 || at[0] === undefined) {
         throw new Error(`the grub.cfg slot appears ${at.length} times in the built ISO, not once`);
       }
-      const path = join(this.dir, 'corral.iso');
+      // Named by its inputs: a build for older inputs that finishes late cannot replace a newer ISO.
+      const path = join(this.dir, `corral-${key}.iso`);
       renameSync(out, path);
+      for (const f of readdirSync(this.dir)) {
+        // Older ISOs go (a download still streaming one keeps reading it: unlinked, not truncated).
+        if (/^corral-[0-9a-f]{16}\.iso$/.test(f) && f !== `corral-${key}.iso` && this.current?.key === key) {
+          rmSync(join(this.dir, f), { force: true });
+        }
+      }
       const iso = { path, size: statSync(path).size, cfgOffset: at[0] };
       this.log.info(
         { bytes: iso.size, ms: Date.now() - started, installerTools: inputs.installerTools !== undefined },
