@@ -321,9 +321,15 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
     activity: deps.activity,
   });
   /** Logs the decision and puts it in the node's boot timeline. */
-  const record = (mac: string, decision: BootDecision, attempt: number, ip: string): void => {
+  const record = (
+    mac: string,
+    decision: BootDecision,
+    attempt: number,
+    ip: string,
+    silent: boolean,
+  ): void => {
     log.info({ mac, by: decision.by, template: decision.template, ip }, 'boot script');
-    if (decision.by === 'disk') diskFailures.localServed(mac);
+    if (decision.by === 'disk') diskFailures.localServed(mac, silent);
     if (decision.by === 'fallback') {
       const { onFailure } = deps.config.boot;
       log.warn({ mac, attempts: attempt, onFailure, ip }, 'boot failed: fallback');
@@ -341,8 +347,11 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
     const baseUrl = baseUrlFor(req.socket, v4BaseUrl, deps.config.dhcp6);
     const v6Arg = ipv6NodeArg(clientIp(req), deps.config.dhcp6);
     const kernelArgs = v6Arg ? `${v6Arg} ${deps.config.boot.kernelArgs}` : deps.config.boot.kernelArgs;
+    // A node back this soon after an iPXE local answer (UEFI: `exit 1`) did not boot its disk: failed first.
+    if (mac && attempt === 0) diskFailures.returned(mac, clientIp(req) ?? '');
     const decision = decide(mac, attempt, baseUrl, kernelArgs);
-    if (mac) record(mac, decision, attempt, clientIp(req) ?? '');
+    // iPXE's local answer is silent on UEFI (it exits; BIOS sanboot reports through /boot/local-failed).
+    if (mac) record(mac, decision, attempt, clientIp(req) ?? '', true);
     res.send(renderTemplate(decision.template, decision.vars));
   };
 
@@ -378,15 +387,16 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
         if (!diskFailures.report(r.mac, 'grub', peer)) return { data: Buffer.from(REFUSED_SCRIPT.grub) };
         return tftpFile(`grub/node/${r.mac}/0.cfg`, peer);
       case 'node-cfg':
-        return { data: Buffer.from(grubAnswer(r.mac, r.attempt, peer)) };
+        return { data: Buffer.from(grubAnswer(r.mac, r.attempt, peer, false)) };
     }
   };
 
   /** The boot decision as network GRUB's config, logged and recorded (TFTP chain and HTTP boot ISO). */
-  const grubAnswer = (mac: string, attempt: number, peer: string): string => {
+  const grubAnswer = (mac: string, attempt: number, peer: string, silent: boolean): string => {
+    if (attempt === 0) diskFailures.returned(mac, peer);
     // GRUB boots over IPv4 here (the signed chain over IPv6 is not built): IPv4 URLs.
     const decision = decide(mac, attempt, v4BaseUrl, deps.config.boot.kernelArgs);
-    record(mac, { ...decision, template: grubTemplate(decision.template) }, attempt, peer);
+    record(mac, { ...decision, template: grubTemplate(decision.template) }, attempt, peer, silent);
     const { onFailure, retries, retrySeconds } = deps.config.boot;
     const base: ScriptBase = {
       mac,
@@ -428,7 +438,8 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
       })
       .then((iso) => {
         const get = req.method === 'GET';
-        const cfg = get ? grubAnswer(mac, 0, ip) : '';
+        // The ISO's GRUB has no network: its local answer cannot report a disk that did not boot.
+        const cfg = get ? grubAnswer(mac, 0, ip, true) : '';
         if (get) {
           deps.activity?.watchFetch(req, res);
           log.info({ mac, ip, bytes: iso.size }, 'HTTP boot ISO');
@@ -475,6 +486,12 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
     logger: deps.logger,
     roots: deps.sharedRoots,
   });
+  /** A request from a deployed node's running OS: its disk booted (boot/local-fallback.ts). */
+  const osSign: RequestHandler = (req, _res, next) => {
+    const mac = normaliseMac(String(req.params['mac'] ?? ''));
+    if (mac) diskFailures.osSeen(mac);
+    next();
+  };
   const handlers: Record<NodeRouteId, (RequestHandler | ErrorRequestHandler)[]> = {
     ipxe: [ipxe],
     // A believed report marks the node failed; the usual decision then gives it the node environment.
@@ -499,12 +516,12 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
     deployPlan: deploy.planFile,
     deployProgress: deploy.progress,
     deployResult: deploy.result,
-    deployBooted: deploy.booted,
+    deployBooted: [osSign, ...deploy.booted],
     sharedRootIdentity: sharedRoot.identity,
     sharedRootBooted: sharedRoot.booted,
     // Without the cloud-init feature the path answers 404 like any unknown one.
     cloudInit: deps.cloudInit
-      ? [cloudInitHandler({ cloudInit: deps.cloudInit, repos: deps.repos, logger: deps.logger })]
+      ? [osSign, cloudInitHandler({ cloudInit: deps.cloudInit, repos: deps.repos, logger: deps.logger })]
       : [passOn],
     enlist: enlistHandlers({
       guard: enlistGuard,
@@ -513,7 +530,7 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
       onDiscovered: deps.onDiscovered,
     }),
     // Without monitoring the path is no node route: on to the API, which asks for a login (as before).
-    nodeMetrics: deps.monitor ? nodeMetricsHandlers(deps.repos, deps.monitor) : [passOn],
+    nodeMetrics: deps.monitor ? [osSign, ...nodeMetricsHandlers(deps.repos, deps.monitor)] : [passOn],
   };
 
   const router = express.Router();
