@@ -41,7 +41,21 @@ import { promisify } from 'node:util';
 import type { Request, Response } from 'express';
 import type { Logger } from '../util/logger.js';
 
-const run = promisify(execFile);
+const execFileAsync = promisify(execFile);
+
+/** Runs a build tool; a missing one is named with the package that brings it. */
+async function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; maxBuffer?: number } = {}) {
+  try {
+    return await execFileAsync(cmd, args, opts);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new Error(
+        `${cmd} is not installed: the HTTP boot ISO needs Debian packages xorriso, mtools and dosfstools (scripts/setup.sh)`,
+      );
+    }
+    throw err;
+  }
+}
 
 /** EDK2 HttpBootCheckImageType: this Content-Type makes the firmware boot the body as a RAM-disk CD. */
 export const HTTP_BOOT_ISO_TYPE = 'application/vnd.efi-iso';
