@@ -28,6 +28,8 @@ list=false
 MAIN_PACKAGES=(
   # boot files the master serves (undionly.kpxe, ipxe.efi; the Secure Boot chain shim → signed GRUB)
   ipxe shim-signed grub-efi-amd64-signed
+  # the Secure Boot chain over UEFI HTTP boot: the ISO the master builds (xorriso) with its FAT boot image (mtools)
+  xorriso mtools
   # the virtual lab: VMs, their iPXE option ROMs and UEFI firmware; qcow2 disks (also image import)
   qemu-system-x86 ipxe-qemu qemu-utils ovmf iproute2
   # the node environment builder (busybox initramfs, modinfo/depmod) and the installer's tools

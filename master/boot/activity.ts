@@ -13,6 +13,7 @@ import { clientArchitecture, isIpxe, isPxeClient } from '../dhcp/pxe.js';
 import type { BootActivityStore, BootActivityWrite } from '../store/boot-activity.js';
 import type { Logger } from '../util/logger.js';
 import { clientIp, plainAddress } from '../util/client-ip.js';
+import { diskFailureHow } from './local-fallback.js';
 
 export interface DhcpStep {
   kind: 'dhcp';
@@ -90,7 +91,7 @@ export interface FallbackStep {
 /** A deployed node's boot loader reported that its disk did not boot (boot/local-fallback.ts, issue 18). */
 export interface DiskFailedStep {
   kind: 'disk-failed';
-  /** 'sanboot' (iPXE, BIOS) or 'grub' (network GRUB, UEFI). */
+  /** 'sanboot' (iPXE, BIOS), 'grub' (network GRUB, UEFI) or 'returned' (local-fallback.ts isReturn). */
   via: string;
   /** Believed: the node was marked failed and given the node environment. */
   accepted: boolean;
@@ -270,7 +271,7 @@ export function describe(step: BootStep): Described {
     case 'disk-failed':
       return step.accepted
         ? {
-            summary: `disk boot failed (${step.via === 'sanboot' ? 'BIOS: iPXE sanboot found no bootable disk' : 'UEFI: network GRUB found no bootable /EFI/BOOT/BOOTX64.EFI'}): node marked failed, node environment served`,
+            summary: `disk boot failed (${diskFailureHow(step.via, true)}): node marked failed, node environment served`,
             failed: true,
             hint: "the node's disk did not boot what was deployed: redeploy it from the console (the node waits in the node environment)",
           }

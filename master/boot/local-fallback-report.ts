@@ -7,7 +7,7 @@
 import { transition, type LifecycleRepos } from '../nodes/lifecycle.js';
 import type { Logger } from '../util/logger.js';
 import type { BootActivitySink } from './activity.js';
-import { judgeLocalFailure, LocalAnswers, type DiskFailureVia } from './local-fallback.js';
+import { isReturn, judgeLocalFailure, LocalAnswers, type DiskFailureVia } from './local-fallback.js';
 
 export interface DiskFailureDeps {
   repos: LifecycleRepos;
@@ -17,8 +17,15 @@ export interface DiskFailureDeps {
 }
 
 export interface DiskFailureReports {
-  /** The disk provider answered `mac` "boot your disk". */
-  localServed(mac: string): void;
+  /** The disk provider answered `mac` "boot your disk"; `silent`: its boot loader cannot report a failure. */
+  localServed(mac: string, silent?: boolean): void;
+  /**
+   * `mac` asks to network-boot: if that is a return soon after a silent local answer, it is taken as the
+   * disk's failure (`returned`) and true comes back (the node is now `failed`). Otherwise nothing happens.
+   */
+  returned(mac: string, ip: string): boolean;
+  /** A sign of the node's running OS (first-boot report, cloud-init fetch, metrics): its disk booted. */
+  osSeen(mac: string): void;
   /** A boot loader says the disk did not boot; true when believed (the node is now `failed`). */
   report(mac: string, via: DiskFailureVia, ip: string): boolean;
 }
@@ -33,8 +40,10 @@ export function diskFailureReports(deps: DiskFailureDeps): DiskFailureReports {
   const log = deps.logger.child({ module: 'local-fallback' });
   const now = deps.now ?? Date.now;
   const answers = new LocalAnswers();
-  return {
-    localServed: (mac) => answers.served(mac, now()),
+  const reports: DiskFailureReports = {
+    localServed: (mac, silent = false) => answers.served(mac, now(), silent),
+    returned: (mac, ip) => isReturn(answers.peek(mac), now()) && reports.report(mac, 'returned', ip),
+    osSeen: (mac) => answers.forget(mac),
     report(mac, via, ip) {
       const node = deps.repos.nodes.get(mac);
       const j = judgeLocalFailure(node, answers.take(mac), now(), via);
@@ -63,4 +72,5 @@ export function diskFailureReports(deps: DiskFailureDeps): DiskFailureReports {
       return true;
     },
   };
+  return reports;
 }

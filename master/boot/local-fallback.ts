@@ -17,6 +17,12 @@
  * (discovery), where the node is reachable and the operator redeploys it from the console. The node is
  * marked `failed` with the reason, and the boot timeline gets a `disk-failed` step.
  *
+ * Two answers cannot report: iPXE on UEFI leaves with `exit 1` and the firmware boots the disk itself,
+ * and GRUB started from the HTTP boot ISO (http-boot-iso.ts) has no network. For those the master
+ * watches instead: the same node network-booting again within RETURN_WINDOW_MS of such an answer, with
+ * no sign of its OS in between (its first-boot report, a cloud-init fetch, a metrics post), means the
+ * firmware found no disk to boot and came back to the network: the same `failed` handling (`returned`).
+ *
  * Nobody logs in at a boot loader, so a report is believed only right after this master told the MAC to
  * boot its disk (LOCAL_FAILURE_WINDOW_MS), and only once per such answer: a host on the segment cannot
  * fail a deployed node that is running its OS. A report without that answer (say the master restarted in
@@ -25,8 +31,18 @@
  */
 import type { NodeRecord } from '../store/nodes.js';
 
-/** How the node's boot loader found that the disk did not boot. */
-export type DiskFailureVia = 'sanboot' | 'grub';
+/**
+ * How the master learnt that the disk did not boot: the boot loader said so (`sanboot`, `grub`), or the
+ * node came back to the network right after a local answer that cannot report (`returned`).
+ */
+export type DiskFailureVia = 'sanboot' | 'grub' | 'returned';
+
+/**
+ * A node back on the network this soon after a silent local answer did not boot its disk: the firmware
+ * goes from a failed disk to its next boot entry in seconds, while a disk that boots runs its OS (which
+ * reports) and a reboot passes through the firmware's POST again, which on servers alone takes minutes.
+ */
+export const RETURN_WINDOW_MS = 90_000;
 
 /**
  * A local answer stays claimable this long: a boot loader reports within seconds of it (sanboot and
@@ -42,9 +58,24 @@ export type LocalFailureJudgement =
 
 /** The words operators see: in the node's state reason and the timeline. */
 export function diskFailureReason(via: DiskFailureVia): string {
-  return via === 'sanboot'
-    ? 'disk boot failed: iPXE sanboot found no bootable disk (BIOS)'
-    : 'disk boot failed: network GRUB found no bootable /EFI/BOOT/BOOTX64.EFI (UEFI)';
+  return `disk boot failed: ${diskFailureHow(via)}`;
+}
+
+/** How it was found, in words: the reason's (`… (BIOS)`) or the timeline's (`BIOS: …`) order. */
+export function diskFailureHow(via: string, timeline = false): string {
+  const [how, where] =
+    via === 'sanboot'
+      ? ['iPXE sanboot found no bootable disk', 'BIOS']
+      : via === 'grub'
+        ? ['network GRUB found no bootable /EFI/BOOT/BOOTX64.EFI', 'UEFI']
+        : via === 'returned'
+          ? [
+              `network boot again within ${RETURN_WINDOW_MS / 1000} s of a local-disk answer, no sign of its OS`,
+              'UEFI',
+            ]
+          : [via, ''];
+  if (!where) return how;
+  return timeline ? `${where}: ${how}` : `${how} (${where})`;
 }
 
 /**
@@ -63,20 +94,44 @@ export function judgeLocalFailure(
   return { accept: true, reason: diskFailureReason(via) };
 }
 
+/** A local answer: when, and whether its boot loader can report a failure itself. */
+export interface LocalAnswer {
+  at: number;
+  /** iPXE (UEFI `exit 1`) and the HTTP boot ISO's GRUB: a failure shows only as the node coming back. */
+  silent: boolean;
+}
+
+/**
+ * Whether a network boot is a node coming back after a silent local answer (pure): the answer was silent
+ * and at most RETURN_WINDOW_MS ago. The report is then judged like any other (judgeLocalFailure).
+ */
+export function isReturn(answer: LocalAnswer | undefined, now: number): boolean {
+  return answer !== undefined && answer.silent && now - answer.at <= RETURN_WINDOW_MS;
+}
+
 /** Remembers when each MAC was last told to boot its disk; a report consumes the answer. */
 export class LocalAnswers {
-  private readonly at = new Map<string, number>();
+  private readonly at = new Map<string, LocalAnswer>();
 
-  served(mac: string, now: number): void {
+  served(mac: string, now: number, silent = false): void {
     this.at.delete(mac);
-    this.at.set(mac, now);
+    this.at.set(mac, { at: now, silent });
     if (this.at.size > MAX_WATCHED) this.at.delete(this.at.keys().next().value as string);
+  }
+
+  peek(mac: string): LocalAnswer | undefined {
+    return this.at.get(mac);
   }
 
   /** The time of the MAC's last local answer, forgotten as it is read: one report per answer. */
   take(mac: string): number | undefined {
-    const t = this.at.get(mac);
+    const t = this.at.get(mac)?.at;
     this.at.delete(mac);
     return t;
+  }
+
+  /** The node's OS spoke: its disk booted, so the answer is no longer a failure's evidence. */
+  forget(mac: string): void {
+    this.at.delete(mac);
   }
 }

@@ -11,6 +11,7 @@
  */
 import express, { type ErrorRequestHandler, type RequestHandler, type Router } from 'express';
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { FrozenConfig } from '../config.js';
 import { publicUrl } from '../config.js';
 import type { Repos } from '../store/repos.js';
@@ -41,6 +42,7 @@ import type { GeneratedFile } from '../tftp/server.js';
 import { nodeImageSummary, type NodeImageStatus } from './node-image-builder.js';
 import type { NodeImageFiles } from './node-image.js';
 import { MemoryFiles } from './memory-files.js';
+import { fillCfgSlot, HttpBootIsos, sendIso } from './http-boot-iso.js';
 import { loaderFileNames } from '../dhcp/boot-files.js';
 import { loaderHandler } from '../dhcp/loader-route.js';
 import { cloudInitHandler } from '../cloudinit/node-routes.js';
@@ -104,6 +106,13 @@ export const NODE_ROUTES = {
     method: 'GET',
     path: '/boot/loader/:name',
     caller: 'UEFI HTTP boot firmware (DHCP boot file URL, issue 18)',
+    auth: 'none',
+  },
+  httpBootIso: {
+    method: 'GET',
+    path: '/boot/http/:mac/corral.iso',
+    caller:
+      'UEFI HTTP boot firmware, Secure Boot chain (DHCP boot file URL; RAM-disk ISO: shim, GRUB, its config; issue 18)',
     auth: 'none',
   },
   kernel: {
@@ -312,9 +321,15 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
     activity: deps.activity,
   });
   /** Logs the decision and puts it in the node's boot timeline. */
-  const record = (mac: string, decision: BootDecision, attempt: number, ip: string): void => {
+  const record = (
+    mac: string,
+    decision: BootDecision,
+    attempt: number,
+    ip: string,
+    silent: boolean,
+  ): void => {
     log.info({ mac, by: decision.by, template: decision.template, ip }, 'boot script');
-    if (decision.by === 'disk') diskFailures.localServed(mac);
+    if (decision.by === 'disk') diskFailures.localServed(mac, silent);
     if (decision.by === 'fallback') {
       const { onFailure } = deps.config.boot;
       log.warn({ mac, attempts: attempt, onFailure, ip }, 'boot failed: fallback');
@@ -332,8 +347,11 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
     const baseUrl = baseUrlFor(req.socket, v4BaseUrl, deps.config.dhcp6);
     const v6Arg = ipv6NodeArg(clientIp(req), deps.config.dhcp6);
     const kernelArgs = v6Arg ? `${v6Arg} ${deps.config.boot.kernelArgs}` : deps.config.boot.kernelArgs;
+    // A node back this soon after an iPXE local answer (UEFI: `exit 1`) did not boot its disk: failed first.
+    if (mac && attempt === 0) diskFailures.returned(mac, clientIp(req) ?? '');
     const decision = decide(mac, attempt, baseUrl, kernelArgs);
-    if (mac) record(mac, decision, attempt, clientIp(req) ?? '');
+    // iPXE's local answer is silent on UEFI (it exits; BIOS sanboot reports through /boot/local-failed).
+    if (mac) record(mac, decision, attempt, clientIp(req) ?? '', true);
     res.send(renderTemplate(decision.template, decision.vars));
   };
 
@@ -368,21 +386,67 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
       case 'local-failed':
         if (!diskFailures.report(r.mac, 'grub', peer)) return { data: Buffer.from(REFUSED_SCRIPT.grub) };
         return tftpFile(`grub/node/${r.mac}/0.cfg`, peer);
-      case 'node-cfg': {
-        // GRUB asks over TFTP/IPv4 here (the signed chain over IPv6 is not built): IPv4 URLs.
-        const decision = decide(r.mac, r.attempt, v4BaseUrl, deps.config.boot.kernelArgs);
-        record(r.mac, { ...decision, template: grubTemplate(decision.template) }, r.attempt, peer);
-        const { onFailure, retries, retrySeconds } = deps.config.boot;
-        const base: ScriptBase = {
-          mac: r.mac,
-          baseUrl: v4BaseUrl,
-          kernelArgs: deps.config.boot.kernelArgs,
-          attempt: r.attempt,
-          failure: { onFailure, retries, retrySeconds },
-        };
-        return { data: Buffer.from(renderGrubConfig(decision, base)) };
-      }
+      case 'node-cfg':
+        return { data: Buffer.from(grubAnswer(r.mac, r.attempt, peer, false)) };
     }
+  };
+
+  /** The boot decision as network GRUB's config, logged and recorded (TFTP chain and HTTP boot ISO). */
+  const grubAnswer = (mac: string, attempt: number, peer: string, silent: boolean): string => {
+    if (attempt === 0) diskFailures.returned(mac, peer);
+    // GRUB boots over IPv4 here (the signed chain over IPv6 is not built): IPv4 URLs.
+    const decision = decide(mac, attempt, v4BaseUrl, deps.config.boot.kernelArgs);
+    record(mac, { ...decision, template: grubTemplate(decision.template) }, attempt, peer, silent);
+    const { onFailure, retries, retrySeconds } = deps.config.boot;
+    const base: ScriptBase = {
+      mac,
+      baseUrl: v4BaseUrl,
+      kernelArgs: deps.config.boot.kernelArgs,
+      attempt,
+      failure: { onFailure, retries, retrySeconds },
+    };
+    return renderGrubConfig(decision, base);
+  };
+
+  /**
+   * UEFI HTTP boot's Secure Boot chain (http-boot-iso.ts): one ISO with shim, GRUB and the node
+   * environment, streamed with this MAC's decision as its grub.cfg. EDK2 sends HEAD before GET; only the
+   * GET is a boot step (recorded). Without a built node environment there is no ISO: 503, and the
+   * firmware goes on to its next boot entry.
+   */
+  const isos = new HttpBootIsos(join(deps.config.dataDir, 'http-boot'), log);
+  const httpBootIso: RequestHandler = (req, res, next) => {
+    const mac = normaliseMac(String(req.params['mac'] ?? ''));
+    const image = deps.nodeImage();
+    const tools = deps.installerTools();
+    if (!mac || !image) {
+      res
+        .status(mac ? 503 : 404)
+        .type('text/plain')
+        .send(mac ? `${notReady() ?? 'the node environment is not built'}\n` : 'not a MAC address\n');
+      return;
+    }
+    const { shimFile, grubFile } = deps.config.boot;
+    const ip = clientIp(req) ?? '';
+    isos
+      .base({
+        shim: shimFile,
+        grub: grubFile,
+        kernel: image.kernelPath,
+        initrd: image.initrdPath,
+        installerTools: tools,
+      })
+      .then((iso) => {
+        const get = req.method === 'GET';
+        // The ISO's GRUB has no network: its local answer cannot report a disk that did not boot.
+        const cfg = get ? grubAnswer(mac, 0, ip, true) : '';
+        if (get) {
+          deps.activity?.watchFetch(req, res);
+          log.info({ mac, ip, bytes: iso.size }, 'HTTP boot ISO');
+        }
+        return sendIso(req, res, iso, fillCfgSlot(cfg));
+      })
+      .catch(next);
   };
 
   // Kernel and initrd from memory: every booting machine fetches both (memory-files.ts says why).
@@ -422,6 +486,12 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
     logger: deps.logger,
     roots: deps.sharedRoots,
   });
+  /** A request from a deployed node's running OS: its disk booted (boot/local-fallback.ts). */
+  const osSign: RequestHandler = (req, _res, next) => {
+    const mac = normaliseMac(String(req.params['mac'] ?? ''));
+    if (mac) diskFailures.osSeen(mac);
+    next();
+  };
   const handlers: Record<NodeRouteId, (RequestHandler | ErrorRequestHandler)[]> = {
     ipxe: [ipxe],
     // A believed report marks the node failed; the usual decision then gives it the node environment.
@@ -434,6 +504,7 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
         ...(deps.activity ? { activity: deps.activity } : {}),
       }),
     ],
+    httpBootIso: [httpBootIso],
     kernel: [nodeFile((f) => f.kernelPath)],
     initrd: [nodeFile((f) => f.initrdPath)],
     installerTools: deploy.installerTools,
@@ -445,12 +516,12 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
     deployPlan: deploy.planFile,
     deployProgress: deploy.progress,
     deployResult: deploy.result,
-    deployBooted: deploy.booted,
+    deployBooted: [osSign, ...deploy.booted],
     sharedRootIdentity: sharedRoot.identity,
     sharedRootBooted: sharedRoot.booted,
     // Without the cloud-init feature the path answers 404 like any unknown one.
     cloudInit: deps.cloudInit
-      ? [cloudInitHandler({ cloudInit: deps.cloudInit, repos: deps.repos, logger: deps.logger })]
+      ? [osSign, cloudInitHandler({ cloudInit: deps.cloudInit, repos: deps.repos, logger: deps.logger })]
       : [passOn],
     enlist: enlistHandlers({
       guard: enlistGuard,
@@ -459,7 +530,7 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
       onDiscovered: deps.onDiscovered,
     }),
     // Without monitoring the path is no node route: on to the API, which asks for a login (as before).
-    nodeMetrics: deps.monitor ? nodeMetricsHandlers(deps.repos, deps.monitor) : [passOn],
+    nodeMetrics: deps.monitor ? [osSign, ...nodeMetricsHandlers(deps.repos, deps.monitor)] : [passOn],
   };
 
   const router = express.Router();

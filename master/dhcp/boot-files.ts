@@ -36,15 +36,22 @@ export const BootFilesSchema = z
     ia32Uefi: fileName.optional(),
     /** Arch 11, ARM64 UEFI, over TFTP. No default: Debian 12's ipxe package has no ARM64 build. */
     arm64Uefi: fileName.optional(),
-    /** Arch 16, x64 UEFI HTTP boot: a file served at /boot/loader/NAME, or a URL. */
-    x64UefiHttp: fileOrUrl.default('ipxe.efi'),
+    /**
+     * Arch 16, x64 UEFI HTTP boot: a file served at /boot/loader/NAME, or a URL, for every such client.
+     * Unset (the default): boot.uefiChain decides, per node as for PXE — the Secure Boot chain's ISO
+     * (boot/http-boot-iso.ts) or iPXE's `ipxe.efi`.
+     */
+    x64UefiHttp: fileOrUrl.optional(),
     /** Arch 19, ARM64 UEFI HTTP boot. Default: arm64Uefi over HTTP, if set. */
     arm64UefiHttp: fileOrUrl.optional(),
   })
   .strict();
 
 export type BootFilesConfig = z.infer<typeof BootFilesSchema>;
-export const BOOT_FILES_DEFAULTS = { x64UefiHttp: 'ipxe.efi' } as const;
+export const BOOT_FILES_DEFAULTS = {} as const;
+
+/** iPXE for x64 UEFI HTTP boot when the chain is `ipxe` (or no chain is given: DHCPv6). */
+export const IPXE_HTTP_FILE = 'ipxe.efi';
 
 /** The older `boot` keys the TFTP entries fall back to. */
 export interface LegacyBootFiles {
@@ -70,7 +77,7 @@ export const SHIM_NAME = 'shimx64.efi';
 export const GRUB_NAME = 'grubx64.efi';
 
 /**
- * Which chain UEFI x86-64 PXE clients get: boot.uefiChain for all, `forNode` for a MAC whose node (or the
+ * Which chain UEFI x86-64 PXE and HTTP boot clients get: boot.uefiChain for all, `forNode` for a MAC whose node (or the
  * enrolment rule that configured it) chose otherwise. Without it (DHCPv6), iPXE as before.
  */
 export interface UefiChainChoice {
@@ -102,6 +109,8 @@ export function resolveBootFiles(
   httpBaseUrl: string,
   tftpServer: string,
   chain?: UefiChainChoice,
+  /** The Secure Boot chain's URL for an HTTP boot client (boot/http-boot-iso.ts httpBootIsoUrl). */
+  signedHttpUrl?: (mac: string) => string,
 ): BootConfig {
   const ipxeX64 = files.x64Uefi ?? legacy.uefiFile;
   // An explicit bootFiles.x64Uefi is the operator's choice for every x64 UEFI client: it wins.
@@ -110,7 +119,11 @@ export function resolveBootFiles(
   const x64 = signed ? fileFor(chain.uefiChain) : ipxeX64;
   const forNode = signed ? chain.forNode : undefined;
   const arm64Http = httpUrl(httpBaseUrl, files.arm64UefiHttp ?? files.arm64Uefi);
-  const x64Http = httpUrl(httpBaseUrl, files.x64UefiHttp);
+  const ipxeHttp = loaderUrl(httpBaseUrl, IPXE_HTTP_FILE);
+  const x64Http = httpUrl(httpBaseUrl, files.x64UefiHttp) ?? ipxeHttp;
+  // HTTP boot (arch 16) follows the same chain choice, unless bootFiles.x64UefiHttp names the operator's
+  // own loader: Secure Boot → the ISO of the signed chain, rendered per MAC; ipxe → ipxe.efi.
+  const signedFor = chain !== undefined && files.x64UefiHttp === undefined ? signedHttpUrl : undefined;
   return {
     httpBaseUrl,
     tftpServer,
@@ -126,7 +139,13 @@ export function resolveBootFiles(
       : {}),
     ...(files.ia32Uefi ? { ia32UefiFile: files.ia32Uefi } : {}),
     ...(files.arm64Uefi ? { arm64UefiFile: files.arm64Uefi } : {}),
-    ...(x64Http ? { x64HttpUrl: x64Http } : {}),
+    x64HttpUrl: x64Http,
+    ...(signedFor && chain
+      ? {
+          x64HttpUrlFor: (mac: string) =>
+            (chain.forNode?.(mac) ?? chain.uefiChain) === 'secure-boot' ? signedFor(mac) : ipxeHttp,
+        }
+      : {}),
     ...(arm64Http ? { arm64HttpUrl: arm64Http } : {}),
   };
 }
@@ -141,7 +160,7 @@ export function loaderFileNames(files: Readonly<BootFilesConfig>, legacy: Legacy
     files.x64Uefi ?? legacy.uefiFile,
     files.ia32Uefi,
     files.arm64Uefi,
-    files.x64UefiHttp,
+    files.x64UefiHttp ?? IPXE_HTTP_FILE,
     files.arm64UefiHttp,
   ];
   return [...new Set(names.filter((n): n is string => n !== undefined && !/^https?:\/\//.test(n)))];

@@ -8,6 +8,7 @@ import type { BootConfig } from '../boot/config.js';
 import type { DhcpConfig } from './config.js';
 import { resolveBootFiles, uefiChainFromTags, type BootFilesConfig } from './boot-files.js';
 import type { BootActivitySink } from '../boot/activity.js';
+import { httpBootIsoUrl } from '../boot/http-boot-iso.js';
 import { recordNodeIp } from '../nodes/address.js';
 import type { LeaseStore } from '../store/leases.js';
 import type { Repos } from '../store/repos.js';
@@ -48,10 +49,17 @@ export async function startDhcp(
       port: config.dhcp.port,
       pools: dhcpPools(config.dhcp, clusterDns(config)),
       leaseSeconds: config.dhcp.leaseSeconds,
-      boot: resolveBootFiles(config.bootFiles, config.boot, publicUrl(config), config.address, {
-        uefiChain: config.boot.uefiChain,
-        forNode: (mac) => uefiChainFromTags(repos.nodes.get(mac)?.tags ?? []),
-      }),
+      boot: resolveBootFiles(
+        config.bootFiles,
+        config.boot,
+        publicUrl(config),
+        config.address,
+        {
+          uefiChain: config.boot.uefiChain,
+          forNode: (mac) => uefiChainFromTags(repos.nodes.get(mac)?.tags ?? []),
+        },
+        (mac) => httpBootIsoUrl(publicUrl(config), mac),
+      ),
       leases,
       logger: deps.logger,
       onBound: (mac, ip) => recordNodeIp(repos, mac, ip),

@@ -26,6 +26,11 @@ export interface BootConfig {
   readonly arm64UefiFile?: string;
   /** The URL an x64 UEFI HTTP boot client (arch 16) loads; no TFTP involved (UEFI 2.5+ §24.7). */
   readonly x64HttpUrl?: string;
+  /**
+   * The x64 HTTP boot URL for one MAC, by its chain (issue 18: the Secure Boot chain's ISO, or iPXE);
+   * undefined: `x64HttpUrl`.
+   */
+  readonly x64HttpUrlFor?: (mac: string) => string | undefined;
   /** The URL an ARM64 UEFI HTTP boot client (arch 19) loads. */
   readonly arm64HttpUrl?: string;
   /** next-server (siaddr) and option 66: the TFTP server's address. */
@@ -92,7 +97,7 @@ export function bootScriptUrl(httpBaseUrl: string, mac: string): string {
 
 export function chooseBoot(o: DhcpOptions, mac: string, boot: BootConfig): BootChoice {
   if (isIpxe(o)) return { kind: 'http', url: bootScriptUrl(boot.httpBaseUrl, mac) };
-  if (isHttpClient(o)) return chooseHttpBoot(o, boot);
+  if (isHttpClient(o)) return chooseHttpBoot(o, mac, boot);
   if (!isPxeClient(o)) return { kind: 'none', reason: 'not a PXE client (no "PXEClient" vendor class)' };
   const arch = clientArchitecture(o);
   switch (arch) {
@@ -121,11 +126,11 @@ export function chooseBoot(o: DhcpOptions, mac: string, boot: BootConfig): BootC
  * An HTTPClient's architecture must be an HTTP one (IANA "Processor Architecture Types": 16 x64 UEFI HTTP,
  * 19 ARM64 UEFI HTTP). A PXE architecture under an HTTPClient class is a confused client: nothing.
  */
-function chooseHttpBoot(o: DhcpOptions, boot: BootConfig): BootChoice {
+function chooseHttpBoot(o: DhcpOptions, mac: string, boot: BootConfig): BootChoice {
   const arch = clientArchitecture(o);
   const url =
     arch === ARCH.X64_UEFI_HTTP
-      ? boot.x64HttpUrl
+      ? (boot.x64HttpUrlFor?.(mac) ?? boot.x64HttpUrl)
       : arch === ARCH.ARM64_UEFI_HTTP
         ? boot.arm64HttpUrl
         : undefined;

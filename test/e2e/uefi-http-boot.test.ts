@@ -1,10 +1,13 @@
 /**
- * End to end (issue 18): an OVMF VM with no iPXE option ROM boots by UEFI HTTP boot from Corral and
- * enlists. OVMF tries "PXE over IPv4" before "HTTP Boot over IPv4" and offers no switch to skip it
- * without its boot manager menu, so the master runs with TFTP off: the PXE attempt gets an offer but
- * cannot fetch its file, and the firmware goes on to HTTP boot, whose DISCOVER says
- * "HTTPClient:Arch:00016". It is answered with http://MASTER/boot/loader/ipxe.efi; iPXE then asks DHCP
- * again as iPXE, gets its boot script URL, and the node agent enlists. No TFTP is involved at any step.
+ * End to end (issue 18): an OVMF VM with Secure Boot enforced (Microsoft's keys enrolled) and no iPXE
+ * option ROM boots the signed chain by UEFI HTTP boot from Corral and enlists. OVMF tries "PXE over IPv4"
+ * before "HTTP Boot over IPv4" and offers no switch to skip it without its boot manager menu, so the
+ * master runs with TFTP off: the PXE attempt gets an offer but cannot fetch its file, and the firmware
+ * goes on to HTTP boot, whose DISCOVER says "HTTPClient:Arch:00016". The default chain (secure-boot)
+ * answers with http://MASTER/boot/http/MAC/corral.iso; the firmware boots it from a RAM disk: shim
+ * (Microsoft-signed) → Debian's signed network GRUB → the ISO's grub.cfg (the node's boot decision) →
+ * Debian's signed kernel, and the node agent enlists reporting Secure Boot on. No TFTP at any step.
+ * iPXE over HTTP boot (boot.uefiChain ipxe) is checked in test/unit/dhcp-http-boot.test.ts.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -26,9 +29,10 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'corral-e2e-http-'));
   lab = await startLab({
     dir: join(dir, 'lab'),
-    vms: [{ firmware: 'uefi-http' }],
+    vms: [{ firmware: 'uefi-sb' }],
     logger: silentLogger(),
-    memoryMb: 512,
+    // The RAM disk (the ISO, ~the node environment's size) stays reserved while Linux runs.
+    memoryMb: 1024,
     diskGb: 2,
     subnetPrefix: '10.97.0',
     masterConfig: {
@@ -44,7 +48,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('an OVMF VM UEFI-HTTP-boots ipxe.efi from /boot/loader (no TFTP) and enlists', async () => {
+test('a Secure Boot OVMF VM UEFI-HTTP-boots the signed chain (ISO: shim, GRUB, kernel; no TFTP) and enlists', async () => {
   const l = lab!;
   const vm = l.vms[0]!;
   let node: { mac: string; name: string; firmware: string | null; ip: string | null } | undefined;
@@ -71,16 +75,28 @@ test('an OVMF VM UEFI-HTTP-boots ipxe.efi from /boot/loader (no TFTP) and enlist
   assert.equal(node.firmware, 'uefi');
   assert.match(node.ip ?? '', /^10\.97\.0\.1\d\d$/);
   const log = l.master.logs();
-  // The firmware's HTTP boot DISCOVER/REQUEST was answered with the loader URL (dhcp/policy.ts note) ...
+  // The firmware's HTTP boot DISCOVER/REQUEST was answered with the node's ISO URL (dhcp/policy.ts note) ...
   assert.match(
     log,
     new RegExp(
-      `"mac":"${vm.spec.mac}"[^\\n]*UEFI HTTP boot http://[^ ]+/boot/loader/ipxe\\.efi \\(arch 16\\)`,
+      `"mac":"${vm.spec.mac}"[^\\n]*UEFI HTTP boot http://[^ ]+/boot/http/${vm.spec.mac}/corral\\.iso \\(arch 16\\)`,
     ),
   );
-  // ... the firmware downloaded it over HTTP (loader-route.ts) ...
-  assert.match(log, /"file":"ipxe.efi"[^\n]*"msg":"HTTP boot loader"/);
-  // ... and iPXE, started from it, fetched its boot script.
-  assert.match(log, new RegExp(`"mac":"${vm.spec.mac}"[^\\n]*"template":"ipxe/discover.hbs"`));
-  console.log(`# e2e: UEFI HTTP boot, power-on → enlisted ${seconds.toFixed(1)} s (TCG, polled every 2 s)`);
+  // ... the firmware downloaded it over HTTP, with the node's decision as GRUB's config (surface.ts) ...
+  assert.match(log, new RegExp(`"mac":"${vm.spec.mac}"[^\\n]*"msg":"HTTP boot ISO"`));
+  assert.match(log, new RegExp(`"mac":"${vm.spec.mac}"[^\\n]*"template":"grub/discover.hbs"`));
+  // ... and the node environment ran under Secure Boot: the kernel says so, and so does the agent's report.
+  assert.match(
+    vm.console(),
+    /Secure boot enabled|UEFI Secure Boot is enabled|locked down from EFI Secure Boot/,
+    `the node environment's kernel log:\n${vm.console().slice(-3000)}`,
+  );
+  const r = await fetch(`${l.hostUrl}/api/v1/nodes/${node.name}`, {
+    headers: basic('admin', l.adminPassword),
+  });
+  const inv = (await r.json()) as { node: { inventory: { secureBoot?: boolean | null } } };
+  assert.equal(inv.node.inventory.secureBoot, true, 'the agent reported Secure Boot enabled');
+  console.log(
+    `# e2e: UEFI HTTP boot, Secure Boot chain, power-on → enlisted ${seconds.toFixed(1)} s (TCG, polled every 2 s)`,
+  );
 });

@@ -160,5 +160,29 @@ describe(
         ],
       );
     });
+
+    it('iPXE (UEFI, exit 1): nothing can report; the node back on /boot/ipxe within the window is taken as failed', async () => {
+      await toDeployed();
+      const local = await inClient(['curl', '-sS', '-f', `${base}/boot/ipxe?mac=${MAC}`]);
+      assert.match(local.stdout, /^iseq \$\{platform\} efi && exit 1 \|\|$/m);
+      // The firmware tried the disk, found nothing to boot and came back to the network: iPXE asks again.
+      const t0 = Date.now();
+      const back = await inClient(['curl', '-sS', '-f', `${base}/boot/ipxe?mac=${MAC}`]);
+      assert.doesNotMatch(back.stdout, /sanboot|booting from its local disk/);
+      assert.match(back.stdout, /node environment/);
+      const n = await state();
+      assert.equal(n.state, 'failed');
+      assert.match(
+        n.stateReason ?? '',
+        /^disk boot failed: network boot again within 90 s of a local-disk answer/,
+      );
+      assert.deepEqual(
+        (await diskSteps()).slice(-1).map((s) => [s.detail['via'], s.detail['accepted'], s.detail['ip']]),
+        [['returned', true, `${prefix}.50`]],
+      );
+      console.log(
+        `# disk boot failure (iPXE UEFI: back within the window → failed + node environment): ${Date.now() - t0} ms`,
+      );
+    });
   },
 );

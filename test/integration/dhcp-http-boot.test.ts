@@ -2,12 +2,14 @@
  * UEFI HTTP boot over DHCPv4 against real peers in namespaces this test creates: ISC dhclient speaking
  * as an HTTPClient (option 60 "HTTPClient:Arch:00016…", option 93 = 16, as OVMF's HttpBootDxe sends)
  * in server mode; a scripted client in proxy mode (dhclient ignores an offer without an address); and
- * curl fetching the offered URL from the master's /boot/loader route.
+ * curl fetching the offered URL from the master's /boot/loader route. The Secure Boot chain's ISO
+ * (boot/http-boot-iso.ts) built from Debian's shim and signed GRUB, fetched by curl and read back by
+ * xorriso and mtools.
  */
-import { requireRoot } from '../helpers/peers.js';
+import { requirePeers, requireRoot } from '../helpers/peers.js';
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +30,8 @@ import {
 } from '../../master/dhcp/codec.js';
 import { createLoaderRouter } from '../../master/dhcp/loader-route.js';
 import { silentLogger } from '../../master/util/logger.js';
+import { fillCfgSlot, HttpBootIsos, sendIso, HTTP_BOOT_ISO_TYPE } from '../../master/boot/http-boot-iso.js';
+import { SECURE_BOOT_DEFAULTS } from '../../master/boot/config.js';
 
 const PROBE = fileURLToPath(new URL('../helpers/dhcp-probe.js', import.meta.url));
 const PREFIX = '10.86.0';
@@ -207,6 +211,81 @@ describe('UEFI HTTP boot (DHCPv4): real clients in network namespaces', { timeou
       assert.equal((await get('/boot/loader/secret')).code, '404');
       assert.equal((await get('/boot/loader/..%2Fsecret')).code, '404');
       assert.equal(await curl(['-r', '0-1', `http://127.0.0.1:${port}/boot/loader/ipxe.efi`]), 'MZ');
+    } finally {
+      await new Promise((r) => server.close(r));
+      rmSync(files, { recursive: true, force: true });
+    }
+  });
+
+  it('the Secure Boot ISO: built once, streamed with the node grub.cfg; curl fetches it, xorriso and mtools read it back', async () => {
+    requirePeers('curl', 'xorriso', 'mcopy', 'mdir', 'mkfs.vfat');
+    const files = mkdtempSync(join(tmpdir(), 'corral-iso-'));
+    const inputs = {
+      shim: SECURE_BOOT_DEFAULTS.shimFile,
+      grub: SECURE_BOOT_DEFAULTS.grubFile,
+      kernel: join(files, 'vmlinuz'),
+      initrd: join(files, 'initrd.img'),
+    };
+    writeFileSync(inputs.kernel, Buffer.alloc(300_000, 'k'));
+    writeFileSync(inputs.initrd, Buffer.alloc(700_000, 'i'));
+    const isos = new HttpBootIsos(join(files, 'http-boot'), silentLogger());
+    const cfgFor = (mac: string): string => `set timeout=0\necho "Corral: ${mac}"\nlinux /node/vmlinuz\n`;
+    const app = express().get('/boot/http/:mac/corral.iso', (req, res, next) => {
+      isos
+        .base(inputs)
+        .then((iso) => sendIso(req, res, iso, fillCfgSlot(cfgFor(String(req.params['mac'])))))
+        .catch(next);
+    });
+    const server: Server = createServer(app);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = (mac: string): string =>
+      `http://127.0.0.1:${(server.address() as { port: number }).port}/boot/http/${mac}/corral.iso`;
+    const run = async (cmd: string, args: string[]): Promise<string> =>
+      (await execFileAsync(cmd, args, { encoding: 'utf8', timeout: 30_000 })).stdout;
+    try {
+      // HEAD first, as EDK2's HttpBootDxe asks: the type that makes it a RAM-disk CD, and the length.
+      const head = await run('curl', ['-sfI', url('52:54:00:86:0a:01')]);
+      assert.match(head, new RegExp(`content-type: ${HTTP_BOOT_ISO_TYPE.replace('.', '\\.')}`, 'i'));
+      const built = readdirSync(join(files, 'http-boot')).filter((f) => f.endsWith('.iso'));
+      assert.equal(built.length, 1, 'one base ISO');
+      const size = statSync(join(files, 'http-boot', built[0]!)).size;
+      assert.match(head, new RegExp(`content-length: ${size}\\r`, 'i'));
+      for (const mac of ['52:54:00:86:0a:01', '52:54:00:86:0a:02']) {
+        const got = join(files, `${mac.replaceAll(':', '')}.iso`);
+        await run('curl', ['-sf', '-o', got, url(mac)]);
+        assert.equal(statSync(got).size, size);
+        const out = join(files, `x-${mac.replaceAll(':', '')}`);
+        await run('xorriso', [
+          ...['-osirrox', 'on', '-indev', got],
+          ...['-extract', '/grub/grub.cfg', `${out}.cfg`],
+          ...['-extract', '/node/vmlinuz', `${out}.vmlinuz`],
+          ...['-extract', '/efiboot.img', `${out}.efi.img`],
+        ]);
+        // The node's own config in the slot (padded with blank lines), the files beside it unchanged.
+        assert.equal(readFileSync(`${out}.cfg`, 'utf8').trimEnd(), cfgFor(mac).trimEnd());
+        assert.deepEqual(readFileSync(`${out}.vmlinuz`), readFileSync(inputs.kernel));
+        // El Torito names the FAT image as the UEFI boot entry; in it, shim as BOOTX64.EFI, GRUB beside it.
+        const torito = await run('xorriso', ['-indev', got, '-report_el_torito', 'plain']);
+        assert.match(torito, /El Torito boot img :\s+1\s+UEFI/);
+        const env = { ...process.env, MTOOLS_SKIP_CHECK: '1' };
+        const dir = (
+          await execFileAsync('mdir', ['-b', '-i', `${out}.efi.img`, '::/EFI/BOOT'], {
+            encoding: 'utf8',
+            env,
+          })
+        ).stdout;
+        assert.match(dir, /BOOTX64\.EFI/);
+        assert.match(dir, /grubx64\.efi/i);
+        await execFileAsync('mcopy', ['-i', `${out}.efi.img`, '::/EFI/BOOT/BOOTX64.EFI', `${out}.shim`], {
+          env,
+        });
+        assert.deepEqual(readFileSync(`${out}.shim`), readFileSync(inputs.shim));
+      }
+      // Both nodes were served from the one ISO built for the first request.
+      assert.deepEqual(
+        readdirSync(join(files, 'http-boot')).filter((f) => f.endsWith('.iso')),
+        built,
+      );
     } finally {
       await new Promise((r) => server.close(r));
       rmSync(files, { recursive: true, force: true });

@@ -13,7 +13,17 @@ import {
 } from '../../master/dhcp/codec.js';
 import { validatePools } from '../../master/dhcp/pool.js';
 import { decide, type Arrival, type Decision, type PolicyConfig } from '../../master/dhcp/policy.js';
-import { BootFilesSchema, loaderFileNames, resolveBootFiles } from '../../master/dhcp/boot-files.js';
+import {
+  BootFilesSchema,
+  loaderFileNames,
+  resolveBootFiles,
+  uefiChainFromTags,
+  type UefiChainChoice,
+} from '../../master/dhcp/boot-files.js';
+import { CFG_SLOT_BYTES, fillCfgSlot, findMarker, httpBootIsoUrl } from '../../master/boot/http-boot-iso.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { golden } from '../helpers/golden.js';
 
 const SERVER = '10.0.0.1';
@@ -42,7 +52,12 @@ function request(type: number, mac: string, options: Partial<DhcpOptions>): Dhcp
   };
 }
 
-function run(mode: 'server' | 'proxy', bootFiles: unknown, req: DhcpPacket): Decision {
+function run(
+  mode: 'server' | 'proxy',
+  bootFiles: unknown,
+  req: DhcpPacket,
+  chain?: UefiChainChoice,
+): Decision {
   const store = openStore({ path: ':memory:', logger: silentLogger() });
   try {
     const allocator = new LeaseAllocator({ leases: new LeaseStore(store), logger: silentLogger() });
@@ -57,7 +72,9 @@ function run(mode: 'server' | 'proxy', bootFiles: unknown, req: DhcpPacket): Dec
             )
           : [],
       leaseSeconds: 3600,
-      boot: resolveBootFiles(BootFilesSchema.parse(bootFiles), LEGACY, BASE, SERVER),
+      boot: resolveBootFiles(BootFilesSchema.parse(bootFiles), LEGACY, BASE, SERVER, chain, (mac) =>
+        httpBootIsoUrl(BASE, mac),
+      ),
     };
     return decide(req, LOCAL, config, allocator, T0);
   } finally {
@@ -203,5 +220,101 @@ describe('UEFI HTTP boot in DHCPv4 (arch 16 and 19, option 60 "HTTPClient")', ()
       ),
     ].join('\n');
     golden('dhcp/arm64-boot.txt', text);
+  });
+});
+
+describe('UEFI HTTP boot follows boot.uefiChain (issue 18): the Secure Boot chain as an ISO, or iPXE', () => {
+  const SB: UefiChainChoice = { uefiChain: 'secure-boot' };
+  const mac = '52:54:00:5b:16:01';
+  const iso = `${BASE}/boot/http/${mac}/corral.iso`;
+
+  it('secure-boot (the default): arch 16 gets its own ISO URL, server and proxy mode, "HTTPClient" echoed', () => {
+    for (const mode of ['server', 'proxy'] as const) {
+      const p = run(mode, {}, request(DHCPDISCOVER, mac, httpClient(16)), SB).reply?.packet;
+      assert.ok(p, mode);
+      assert.equal(p.options.bootfileName, iso, mode);
+      assert.equal(p.file, iso, mode);
+      assert.equal(p.options.vendorClassId, 'HTTPClient', mode);
+      assert.equal(p.siaddr, '0.0.0.0', mode);
+    }
+  });
+
+  it('a node tag or the global setting choose iPXE; a tag brings a node back to the signed chain', () => {
+    const tags = new Map([
+      ['52:54:00:5b:16:02', ['uefi-chain:ipxe']],
+      ['52:54:00:5b:16:03', ['uefi-chain:secure-boot']],
+    ]);
+    const forNode = (m: string): ReturnType<typeof uefiChainFromTags> => uefiChainFromTags(tags.get(m) ?? []);
+    const url = (m: string, chain: UefiChainChoice): string | undefined =>
+      run('server', {}, request(DHCPDISCOVER, m, httpClient(16)), chain).reply?.packet.options.bootfileName;
+    assert.equal(url('52:54:00:5b:16:02', { ...SB, forNode }), `${BASE}/boot/loader/ipxe.efi`);
+    assert.equal(
+      url('52:54:00:5b:16:04', { ...SB, forNode }),
+      `${BASE}/boot/http/52:54:00:5b:16:04/corral.iso`,
+    );
+    const ipxe: UefiChainChoice = { uefiChain: 'ipxe', forNode };
+    assert.equal(url('52:54:00:5b:16:04', ipxe), `${BASE}/boot/loader/ipxe.efi`);
+    assert.equal(url('52:54:00:5b:16:03', ipxe), `${BASE}/boot/http/52:54:00:5b:16:03/corral.iso`);
+  });
+
+  it("an explicit bootFiles.x64UefiHttp is the operator's loader for every HTTP boot client", () => {
+    const p = run('server', { x64UefiHttp: 'snp.efi' }, request(DHCPDISCOVER, mac, httpClient(16)), SB).reply
+      ?.packet;
+    assert.equal(p?.options.bootfileName, `${BASE}/boot/loader/snp.efi`);
+  });
+
+  it('PXE clients still get shim over TFTP; the x64 answers match the golden file', () => {
+    const text = [
+      describeReply(
+        'server, x64 UEFI HTTP (arch 16), secure-boot',
+        run('server', {}, request(DHCPDISCOVER, mac, httpClient(16)), SB),
+      ),
+      describeReply(
+        'proxy, x64 UEFI HTTP (arch 16), secure-boot',
+        run('proxy', {}, request(DHCPDISCOVER, mac, httpClient(16)), SB),
+      ),
+      describeReply(
+        'server, x64 UEFI HTTP (arch 16), ipxe',
+        run('server', {}, request(DHCPDISCOVER, mac, httpClient(16)), { uefiChain: 'ipxe' }),
+      ),
+      describeReply(
+        'proxy, x64 UEFI HTTP (arch 16), ipxe',
+        run('proxy', {}, request(DHCPDISCOVER, mac, httpClient(16)), { uefiChain: 'ipxe' }),
+      ),
+      describeReply(
+        'server, x64 UEFI PXE (arch 7), secure-boot',
+        run('server', {}, request(DHCPDISCOVER, mac, pxeClient(7)), SB),
+      ),
+    ].join('\n');
+    golden('dhcp/x64-http-boot.txt', text);
+  });
+
+  it("the ISO's grub.cfg slot: a config padded with newlines to the slot size; one too big is refused", () => {
+    const slot = fillCfgSlot('set timeout=0\nlinux /node/vmlinuz');
+    assert.equal(slot.length, CFG_SLOT_BYTES);
+    assert.equal(slot.subarray(0, 35).toString(), 'set timeout=0\nlinux /node/vmlinuz\n\n');
+    assert.equal(
+      slot.subarray(34).every((b) => b === 0x0a),
+      true,
+    );
+    assert.throws(() => fillCfgSlot('#'.repeat(CFG_SLOT_BYTES)), /does not fit/);
+  });
+
+  it('the slot marker is found where it is, also across the 4 MiB read boundary, and every time it occurs', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'corral-marker-'));
+    try {
+      const marker = Buffer.from('# corral grub.cfg slot 0123456789abcdef\n');
+      const file = join(dir, 'x.iso');
+      const data = Buffer.alloc(5 * 1024 * 1024, 0);
+      const straddling = 4 * 1024 * 1024 - 10;
+      marker.copy(data, straddling);
+      marker.copy(data, 2048);
+      writeFileSync(file, data);
+      assert.deepEqual(findMarker(file, marker), [2048, straddling]);
+      writeFileSync(file, Buffer.alloc(100, 0));
+      assert.deepEqual(findMarker(file, marker), []);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

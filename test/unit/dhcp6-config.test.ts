@@ -9,7 +9,7 @@ describe('dhcp6 config slice and radvd.conf', () => {
   it('is off by default and needs address and range when enabled; the range must sit inside the prefix', () => {
     const c = buildConfig({}, { dataDir: '/tmp/x', address: '10.0.0.1' });
     assert.equal(c.dhcp6.enabled, false);
-    assert.equal(c.bootFiles.x64UefiHttp, 'ipxe.efi');
+    assert.equal(c.bootFiles.x64UefiHttp, undefined); // boot.uefiChain decides (docs/http-boot.md)
     assert.throws(
       () => buildConfig({ dhcp6: { enabled: true } }, { dataDir: '/tmp/x', address: '10.0.0.1' }),
       /dhcp6\.address: is required when dhcp6 is enabled/,

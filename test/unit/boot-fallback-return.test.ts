@@ -1,0 +1,114 @@
+/**
+ * A deployed node whose disk did not boot, where no boot loader can say so (issue 18,
+ * master/boot/local-fallback*.ts): iPXE on UEFI leaves with `exit 1`, and the HTTP boot ISO's GRUB has
+ * no network. The node coming back to the network within RETURN_WINDOW_MS of such a local answer, with
+ * no sign of its OS in between, is taken as the disk's failure. The judgement (pure) and the reporter
+ * against a real store.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { isReturn, RETURN_WINDOW_MS } from '../../master/boot/local-fallback.js';
+import { diskFailureReports } from '../../master/boot/local-fallback-report.js';
+import {
+  describe as describeStep,
+  type BootActivitySink,
+  type BootStep,
+} from '../../master/boot/activity.js';
+import { transition } from '../../master/nodes/lifecycle.js';
+import { silentLogger } from '../../master/util/logger.js';
+import { tempRepos } from '../helpers/repos.js';
+
+const MAC = '52:54:00:12:34:57';
+const IP = '10.99.0.101';
+const T0 = 1_800_000_000_000;
+
+test('a return is a network boot within the window after a silent local answer, and only that', () => {
+  assert.equal(isReturn({ at: T0, silent: true }, T0 + 5_000), true);
+  assert.equal(isReturn({ at: T0, silent: true }, T0 + RETURN_WINDOW_MS), true);
+  assert.equal(isReturn({ at: T0, silent: true }, T0 + RETURN_WINDOW_MS + 1), false);
+  // TFTP network GRUB and BIOS sanboot report a failure themselves: coming back is no evidence.
+  assert.equal(isReturn({ at: T0, silent: false }, T0 + 5_000), false);
+  assert.equal(isReturn(undefined, T0), false);
+});
+
+function deployedNode(): ReturnType<typeof tempRepos> {
+  const t = tempRepos();
+  t.repos.store.write((j) =>
+    t.repos.nodes.insertIn(j, { mac: MAC, name: 'node-1', seqNo: 1, state: 'ready' }),
+  );
+  transition(t.repos, MAC, { to: 'deploying' });
+  transition(t.repos, MAC, { to: 'deployed' });
+  return t;
+}
+
+test('a node back soon after an iPXE/HTTP-boot local answer is marked failed, once, with a timeline step', () => {
+  const t = deployedNode();
+  try {
+    const steps: BootStep[] = [];
+    const sink: BootActivitySink = {
+      record: (_mac, s) => steps.push(s),
+      recordByIp: () => undefined,
+      watchFetch: () => undefined,
+    };
+    let now = T0;
+    const reports = diskFailureReports({
+      repos: t.repos,
+      logger: silentLogger(),
+      activity: sink,
+      now: () => now,
+    });
+
+    // A first boot of the day: no local answer before it, so it is no return and nothing is recorded.
+    assert.equal(reports.returned(MAC, IP), false);
+    assert.equal(steps.length, 0);
+
+    reports.localServed(MAC, true);
+    now += 25_000;
+    assert.equal(reports.returned(MAC, IP), true);
+    const n = t.repos.nodes.get(MAC);
+    assert.equal(n?.state, 'failed');
+    assert.equal(
+      n?.stateReason,
+      `disk boot failed: network boot again within ${RETURN_WINDOW_MS / 1000} s of a local-disk answer, no sign of its OS (UEFI)`,
+    );
+    const step = steps.pop();
+    assert.deepEqual(step, { kind: 'disk-failed', via: 'returned', accepted: true, ip: IP });
+    assert.match(describeStep(step!).summary, /^disk boot failed \(UEFI: network boot again within 90 s/);
+    const events = t.repos.events.list({ nodeMac: MAC, limit: 10 });
+    assert.ok(events.some((e) => e.kind === 'node.state' && /deployed → failed/.test(e.message)));
+
+    // The answer is consumed: the node's next boot (the node environment) is no second failure.
+    assert.equal(reports.returned(MAC, IP), false);
+    assert.equal(steps.length, 0);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('no failure when the OS spoke in between, when the answer could report itself, or after the window', () => {
+  const t = deployedNode();
+  try {
+    let now = T0;
+    const reports = diskFailureReports({ repos: t.repos, logger: silentLogger(), now: () => now });
+
+    // The disk booted: its OS reported (first boot, cloud-init, metrics), then the node was rebooted.
+    reports.localServed(MAC, true);
+    now += 20_000;
+    reports.osSeen(MAC);
+    now += 20_000;
+    assert.equal(reports.returned(MAC, IP), false);
+
+    // TFTP network GRUB's local answer reports through local-failed.cfg: a return proves nothing.
+    reports.localServed(MAC, false);
+    now += 5_000;
+    assert.equal(reports.returned(MAC, IP), false);
+
+    // A reboot after the window (a server's POST alone takes minutes).
+    reports.localServed(MAC, true);
+    now += RETURN_WINDOW_MS + 1;
+    assert.equal(reports.returned(MAC, IP), false);
+    assert.equal(t.repos.nodes.get(MAC)?.state, 'deployed');
+  } finally {
+    t.cleanup();
+  }
+});
