@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { listNodes } from '../../master/api/node-list.js';
+import { listNodes as listNodesText, type NodeListReply } from '../../master/api/node-list.js';
 import { NodeQuery } from '../../master/store/node-query.js';
 import type { Repos } from '../../master/store/repos.js';
 import { NODE_STATES, type NodeState } from '../../master/store/nodes.js';
@@ -17,6 +17,11 @@ import type { Browser } from '../helpers/browser.js';
 import { startConsoleHarness, type ConsoleHarness } from '../helpers/console.js';
 
 const N = 3000;
+
+/** GET /api/v1/nodes's reply as a client reads it (listNodes writes the JSON text). */
+function listNodes(query: Record<string, string>, q: NodeQuery): NodeListReply {
+  return JSON.parse(listNodesText(query, q)) as NodeListReply;
+}
 const PASSWORD = 'node list scale test password';
 
 interface Seeded {
@@ -193,5 +198,21 @@ describe('node list at 3 000 nodes: console pages and API pages', () => {
     const hit = listNodes({ q: 'SRV0001234', limit: '10' }, q);
     assert.equal(hit.total, 1);
     assert.equal(hit.nodes[0]?.mac, mac(1234));
+  });
+
+  it("the API's node JSON, written by SQLite, is the JSON of NodeStore's records, for every node", () => {
+    const q = new NodeQuery(h.repos.store);
+    const all = listNodes({}, q);
+    assert.equal(all.total, N);
+    assert.deepEqual(all.nodes, h.repos.nodes.list());
+    // Pages of 1000 by cursor: the same records, in the same order.
+    const paged: NodeListReply['nodes'] = [];
+    let cursor: string | null | undefined;
+    do {
+      const r = listNodes({ limit: '1000', ...(cursor ? { cursor } : {}) }, q);
+      paged.push(...r.nodes);
+      cursor = r.nextCursor;
+    } while (cursor && paged.length <= N);
+    assert.deepEqual(paged, all.nodes);
   });
 });
