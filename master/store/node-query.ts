@@ -85,6 +85,37 @@ function from(f: NodeFilter): string {
   return f.q?.trim() ? 'nodes n JOIN node_facts f ON f.mac = n.mac' : 'nodes n';
 }
 
+/** One row of the console's node table (NodeQuery.listRows). */
+export interface NodeListRow {
+  mac: string;
+  name: string;
+  ip: string | null;
+  state: NodeState;
+  role: string | null;
+  tags: string[];
+  lastSeenAt: string | null;
+  cpuModel: string | null;
+  cpuCount: number | null;
+  memoryBytes: number | null;
+  disksTotalBytes: number | null;
+  diskCount: number;
+}
+
+interface ListRowSql {
+  mac: string;
+  name: string;
+  ip: string | null;
+  state: NodeState;
+  role: string | null;
+  tags: string;
+  last_seen_at: string | null;
+  cpu_count: unknown;
+  memory_bytes: unknown;
+  disks_total_bytes: unknown;
+  cpu_model: unknown;
+  disk_count: unknown;
+}
+
 export class NodeQuery {
   private readonly store: SqliteStore;
 
@@ -158,6 +189,47 @@ export class NodeQuery {
       .all(JSON.stringify(macs)) as NodeRow[];
     const byMac = new Map(rows.map((r) => [r.mac, fromNodeRow(r)]));
     return macs.flatMap((m) => byMac.get(m) ?? []);
+  }
+
+  /**
+   * What the console's node table shows of the given MACs, in the order given (missing ones skipped):
+   * node_facts' figures and two values read from the inventory by SQLite, so a page of 100 does not parse
+   * and validate 100 inventories (docs/scale.md). A figure of the wrong type (an inventory written by an
+   * older agent) is null, shown as a dash; the node's own page validates the whole inventory.
+   */
+  listRows(macs: readonly string[]): NodeListRow[] {
+    if (!macs.length) return [];
+    const rows = this.store.db
+      .prepare(
+        `SELECT n.mac, n.name, n.ip, n.state, n.role, n.tags, n.last_seen_at, f.cpu_count, f.memory_bytes,
+                f.disks_total_bytes,
+                (CASE WHEN json_valid(n.inventory) THEN json_extract(n.inventory, '$.cpu.model') END) AS cpu_model,
+                (CASE WHEN json_valid(n.inventory) THEN json_array_length(n.inventory, '$.disks') END) AS disk_count
+           FROM nodes n JOIN node_facts f ON f.mac = n.mac
+          WHERE n.mac IN (SELECT value FROM json_each(?))`,
+      )
+      .all(JSON.stringify(macs)) as ListRowSql[];
+    const byMac = new Map(rows.map((r) => [r.mac, r]));
+    return macs.flatMap((m) => {
+      const r = byMac.get(m);
+      if (!r) return [];
+      const count = (v: unknown): number | null =>
+        Number.isSafeInteger(v) && (v as number) >= 0 ? (v as number) : null;
+      return {
+        mac: r.mac,
+        name: r.name,
+        ip: r.ip,
+        state: r.state,
+        role: r.role,
+        tags: JSON.parse(r.tags) as string[],
+        lastSeenAt: r.last_seen_at,
+        cpuModel: typeof r.cpu_model === 'string' ? r.cpu_model : null,
+        cpuCount: count(r.cpu_count),
+        memoryBytes: count(r.memory_bytes),
+        disksTotalBytes: count(r.disks_total_bytes),
+        diskCount: count(r.disk_count) ?? 0,
+      };
+    });
   }
 
   /** Nodes whose IP is set, in a state, with only what a scrape config needs. */

@@ -11,6 +11,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { listNodes as listNodesText, type NodeListReply } from '../../master/api/node-list.js';
 import { NodeQuery } from '../../master/store/node-query.js';
+import { tableRow } from '../../web-ui/node-table.js';
+import { nodeRow } from '../../web-ui/node-view.js';
 import type { Repos } from '../../master/store/repos.js';
 import { NODE_STATES, type NodeState } from '../../master/store/nodes.js';
 import type { Browser } from '../helpers/browser.js';
@@ -68,7 +70,12 @@ function seed(repos: Repos): void {
           inventory: {
             cpu: { model: 'AMD EPYC 7543', count: 32 },
             memoryBytes: s.memory,
-            disks: [{ name: 'nvme0n1', sizeBytes: 1e12, serial: `D${i}` }],
+            // 1-3 disks, so the table's disk count and total differ between rows.
+            disks: Array.from({ length: 1 + (i % 3) }, (_, d) => ({
+              name: `sd${'abc'[d]}`,
+              sizeBytes: 1e12 * (d + 1),
+              serial: d ? `E${i}x${d}` : `D${i}`,
+            })),
             nics: [
               { name: 'eno1', mac: s.mac },
               { name: 'eno2', mac: s.nic },
@@ -214,5 +221,62 @@ describe('node list at 3 000 nodes: console pages and API pages', () => {
       cursor = r.nextCursor;
     } while (cursor && paged.length <= N);
     assert.deepEqual(paged, all.nodes);
+  });
+
+  it('the table rows, read from node_facts, show what the full records show', () => {
+    const q = new NodeQuery(h.repos.store);
+    const records = h.repos.nodes.list();
+    const rows = q.listRows(records.map((n) => n.mac).reverse()).map(tableRow);
+    assert.equal(rows.length, N);
+    const shown = (r: ReturnType<typeof tableRow>): unknown[] => [
+      r.mac,
+      r.name,
+      r.ip,
+      r.state,
+      r.role,
+      r.tags,
+      r.lastSeenAt,
+      r.cpu,
+      r.memoryBytes,
+      r.disksTotalBytes,
+      r.diskCount,
+      r.href,
+    ];
+    const expected = records.reverse().map((n) => {
+      const full = nodeRow(n);
+      return [
+        n.mac,
+        n.name,
+        n.ip,
+        n.state,
+        n.role,
+        n.tags,
+        n.lastSeenAt,
+        full.cpu,
+        full.inventory.memoryBytes,
+        full.inventory.disksTotalBytes,
+        full.inventory.disks.length,
+        full.href,
+      ];
+    });
+    assert.deepEqual(rows.map(shown), expected);
+    assert.deepEqual(new Set(rows.map((r) => r.diskCount)), new Set([1, 2, 3]));
+    // An inventory of the wrong shape (an older agent): its wrong figures show as dashes, not as text.
+    const odd = mac(17);
+    const before = h.repos.nodes.get(odd)!;
+    h.repos.store.write((j) =>
+      h.repos.nodes.patchIn(j, odd, {
+        inventory: { cpu: { model: 7, count: 'many' }, memoryBytes: 'lots', disks: 'none' },
+      }),
+    );
+    try {
+      const [row] = q.listRows([odd, mac(N + 1)]).map(tableRow);
+      assert.deepEqual(
+        [row?.cpu, row?.memoryBytes, row?.disksTotalBytes, row?.diskCount],
+        [null, null, null, 0],
+      );
+    } finally {
+      h.repos.store.write((j) => h.repos.nodes.patchIn(j, odd, { inventory: before.inventory }));
+    }
   });
 });
