@@ -50,7 +50,11 @@ const NODE_JSON = `json_object('mac', n.mac, 'name', n.name, 'seqNo', n.seq_no, 
  * one per line, kept by triggers (migration 15). SQLite's LIKE is case-insensitive for ASCII, as the
  * console's search always was.
  */
-function where(f: NodeFilter, table: 'n' | 'f' = 'n'): { sql: string; args: (string | number)[] } {
+function where(
+  f: NodeFilter,
+  table: 'n' | 'f' = 'n',
+  useIndex = true,
+): { sql: string; args: (string | number)[] } {
   const parts: string[] = [];
   const args: (string | number)[] = [];
   if (f.state) {
@@ -69,8 +73,9 @@ function where(f: NodeFilter, table: 'n' | 'f' = 'n'): { sql: string; args: (str
   if (q) {
     // 3 characters or more: the trigram index (migration 23) finds the candidates, and the LIKE on them keeps
     // the search's meaning exactly (ASCII case folding, values one per line). Shorter: a scan, as trigrams
-    // cannot answer it (such a search matches much of the fleet anyway).
-    if ([...q].length >= 3) {
+    // cannot answer it (such a search matches much of the fleet anyway). `useIndex` false: the caller found
+    // the text common (NodeQuery.searchPlan), where the scan is faster; the answer is the same either way.
+    if (useIndex && [...q].length >= 3) {
       parts.push('f.seq_no IN (SELECT rowid FROM node_search WHERE node_search MATCH ?)');
       args.push(`"${q.toLowerCase().replaceAll('"', '""')}"`);
     }
@@ -79,6 +84,10 @@ function where(f: NodeFilter, table: 'n' | 'f' = 'n'): { sql: string; args: (str
   }
   return { sql: parts.length ? `WHERE ${parts.join(' AND ')}` : '', args };
 }
+
+/** Nodes sampled to tell a common search text from a rare one, and the share (1 in COMMON_SHARE) above which it is common. */
+const SAMPLE = 256;
+const COMMON_SHARE = 8;
 
 /** node_facts joined only when a search needs it (a page without one reads nodes alone). */
 function from(f: NodeFilter): string {
@@ -123,8 +132,31 @@ export class NodeQuery {
     this.store = sqliteOf(store);
   }
 
+  /**
+   * How a search of `q` is answered: through the trigram index, or by the scan alone when the text is
+   * common. The index narrows a rare text to a few candidates (a DMI serial: ~1 ms against a ~30 ms scan
+   * at 10 000 nodes), but for a text most nodes carry (a vendor's MAC prefix) its phrase query walks every
+   * document's positions before the LIKE checks them all again: ~50 ms against a ~10 ms scan (docs/scale.md).
+   * The first SAMPLE nodes decide, at the cost of one short scan.
+   */
+  searchPlan(q: string): 'index' | 'scan' {
+    const [sampled, hits] = this.store.db
+      .prepare(
+        `SELECT COUNT(*), COALESCE(SUM(search LIKE ? ESCAPE '\\'), 0)
+           FROM (SELECT search FROM node_facts ORDER BY seq_no LIMIT ${SAMPLE})`,
+      )
+      .raw(true)
+      .get(likePattern(q)) as [number, number];
+    return hits * COMMON_SHARE > sampled ? 'scan' : 'index';
+  }
+
+  private where(f: NodeFilter, table: 'n' | 'f' = 'n'): { sql: string; args: (string | number)[] } {
+    const q = f.q?.trim();
+    return where(f, table, !q || this.searchPlan(q) === 'index');
+  }
+
   count(f: NodeFilter = {}): number {
-    const w = where(f);
+    const w = this.where(f);
     return (
       this.store.db.prepare(`SELECT COUNT(*) AS n FROM ${from(f)} ${w.sql}`).get(...w.args) as { n: number }
     ).n;
@@ -138,7 +170,7 @@ export class NodeQuery {
    * of an API list's CPU time under load).
    */
   pageJson(f: NodeFilter, p: { limit: number; afterSeq?: number; offset?: number }): [number, string][] {
-    const w = where(f);
+    const w = this.where(f);
     const sql = w.sql ? [w.sql] : [];
     const args = [...w.args];
     if (p.afterSeq !== undefined) {
@@ -158,7 +190,7 @@ export class NodeQuery {
    * page. Arrays, not objects, and three columns, not the whole row: this runs over every node per page view.
    */
   sortKeys(f: NodeFilter, column: SortColumn): [string, string, string | number | null][] {
-    const w = where(f, 'f');
+    const w = this.where(f, 'f');
     return this.store.db
       .prepare(`SELECT mac, name, ${SORT_COLUMNS[column]} FROM node_facts f ${w.sql} ORDER BY seq_no`)
       .raw(true)

@@ -188,6 +188,13 @@ test('filters and search: state, role, values of the inventory (not its keys), w
     assert.deepEqual(names({ q: '3c:ec:ef:00:00:0a' }), ['node-10']); // another NIC's MAC
     assert.deepEqual(names({ q: '10.0.0.2', limit: '100' }), ['node-2']);
     assert.equal(names({ q: 'epyc' }).length, 12); // CPU model
+    // A text every node carries is answered by the scan, a rare one through the trigram index; the
+    // answers above are the same whichever way (the LIKE decides).
+    assert.equal(q.searchPlan('epyc'), 'scan');
+    assert.equal(q.searchPlan('3c:ec:ef'), 'scan');
+    assert.equal(q.searchPlan('srv7'), 'index');
+    assert.equal(q.searchPlan('no-such-text'), 'index');
+    assert.equal(q.count({ q: '3c:ec:ef' }), 12);
     assert.deepEqual(names({ q: 'serial' }), []); // a JSON key, not a value
     assert.deepEqual(names({ q: 'sizeBytes' }), []);
     assert.deepEqual(names({ q: '%' }), []);
