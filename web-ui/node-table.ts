@@ -1,6 +1,7 @@
 import { ipToInt } from '../master/config.js';
 import { NODE_STATES, type NodeState } from '../master/store/nodes.js';
-import type { SortColumn } from '../master/store/node-query.js';
+import type { NodeListRow, SortColumn } from '../master/store/node-query.js';
+import { cpuSummary, nodeHref } from './node-view.js';
 
 /**
  * The node list's filter, search, sort and page, done on the server so the page works without JavaScript
@@ -176,16 +177,28 @@ export function pageLinks(
   };
 }
 
+/** A row of the node table as the view reads it. */
+export interface NodeTableRow extends NodeListRow {
+  cpu: string | null;
+  href: string;
+}
+
+export function tableRow(row: NodeListRow): NodeTableRow {
+  return { ...row, cpu: cpuSummary(row), href: nodeHref(row.mac) };
+}
+
 /**
  * Sorted orders of the node list and its tag list, reused while the node list's generation is unchanged
  * (NodeQuery.generation: any write to any node changes it). At 10 000 nodes reading and sorting every
  * matching node's sort key costs tens of milliseconds per page view (docs/scale.md); paging through a
- * list that does not change need not repeat it. A node write drops everything: the next view recomputes.
+ * list that does not change need not repeat it, nor count the nodes per state. A node write drops
+ * everything: the next view recomputes.
  */
 export class NodeListCache {
   private generation = -1;
   private readonly orders = new Map<string, string[]>();
   private tags: string[] | null = null;
+  private states: Record<string, number> | null = null;
 
   /** `maxOrders`: distinct filter and sort combinations kept (the oldest is dropped first). */
   constructor(private readonly maxOrders = 32) {}
@@ -196,6 +209,7 @@ export class NodeListCache {
       this.generation = generation;
       this.orders.clear();
       this.tags = null;
+      this.states = null;
     }
     return this;
   }
@@ -218,5 +232,11 @@ export class NodeListCache {
   tagList(compute: () => string[]): string[] {
     this.tags ??= compute();
     return this.tags;
+  }
+
+  /** Nodes per state (the state filter's counts): a state change is a node write, so it changes the generation. */
+  stateCounts(compute: () => Record<string, number>): Record<string, number> {
+    this.states ??= compute();
+    return this.states;
   }
 }

@@ -66,7 +66,7 @@ export function inventoryView(node: NodeRecord): InventoryView {
 }
 
 /** "2 × QEMU Virtual CPU", "2 CPUs", or null when the agent said nothing. */
-export function cpuSummary(inv: InventoryView): string | null {
+export function cpuSummary(inv: Pick<InventoryView, 'cpuModel' | 'cpuCount'>): string | null {
   if (inv.cpuModel && inv.cpuCount) return `${inv.cpuCount} × ${inv.cpuModel}`;
   if (inv.cpuModel) return inv.cpuModel;
   if (inv.cpuCount) return `${inv.cpuCount} CPU${inv.cpuCount === 1 ? '' : 's'}`;

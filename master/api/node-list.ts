@@ -50,6 +50,7 @@ export function decodeCursor(cursor: string): number {
   return after as number;
 }
 
+/** The reply's shape (what `listNodes` writes as JSON text). */
 export interface NodeListReply {
   nodes: NodeRecord[];
   /** Nodes matching the filter, all pages together. */
@@ -58,25 +59,32 @@ export interface NodeListReply {
   nextCursor?: string | null;
 }
 
-export function listNodes(query: unknown, nodes: NodeQuery): NodeListReply {
+/**
+ * The reply to GET /api/v1/nodes as JSON text (a NodeListReply). The nodes' JSON comes from SQLite and is
+ * joined here, not parsed and stringified (NodeQuery.pageJson): the reply is the same JSON, at a fraction
+ * of the event loop's time.
+ */
+export function listNodes(query: unknown, nodes: NodeQuery): string {
   const r = NodeListQuery.safeParse(query);
   if (!r.success) throw zodToCorral(r.error, 'QUERY_INVALID');
   const q = r.data;
   const filter = { q: q.q, state: q.state, role: q.role, tags: [q.tag ?? []].flat() };
   const total = nodes.count(filter);
   const paging = q.limit !== undefined || q.cursor !== undefined || q.offset !== undefined;
-  if (!paging) return { nodes: nodes.page(filter, { limit: -1 }), total };
+  const array = (rows: [number, string][]): string => `[${rows.map((row) => row[1]).join(',')}]`;
+  if (!paging) return `{"nodes":${array(nodes.pageJson(filter, { limit: -1 }))},"total":${total}}`;
   const limit = q.limit ?? DEFAULT_PAGE;
   const afterSeq = q.cursor !== undefined ? decodeCursor(q.cursor) : undefined;
   // One extra row tells whether a next page exists without a second query.
-  const rows = nodes.page(filter, {
+  const rows = nodes.pageJson(filter, {
     limit: limit + 1,
     ...(afterSeq !== undefined ? { afterSeq } : {}),
     ...(q.offset !== undefined ? { offset: q.offset } : {}),
   });
   const page = rows.slice(0, limit);
   const last = page[page.length - 1];
-  return { nodes: page, total, nextCursor: rows.length > limit && last ? encodeCursor(last.seqNo) : null };
+  const nextCursor = rows.length > limit && last ? encodeCursor(last[0]) : null;
+  return `{"nodes":${array(page)},"total":${total},"nextCursor":${JSON.stringify(nextCursor)}}`;
 }
 
 /**

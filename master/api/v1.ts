@@ -133,7 +133,7 @@ export function createApiRouter(deps: ApiDeps): Router {
 
   // One list per event-loop turn, so console pages are not queued behind a burst of API lists (issue 19).
   router.get('/nodes', (req, res, next) => {
-    listTurns.run(() => res.json(listNodes(req.query, nodeQuery))).catch(next);
+    listTurns.run(() => res.type('json').send(listNodes(req.query, nodeQuery))).catch(next);
   });
 
   router.get('/nodes/:id', (req, res) => {

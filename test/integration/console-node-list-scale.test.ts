@@ -9,14 +9,21 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { listNodes } from '../../master/api/node-list.js';
+import { listNodes as listNodesText, type NodeListReply } from '../../master/api/node-list.js';
 import { NodeQuery } from '../../master/store/node-query.js';
+import { tableRow } from '../../web-ui/node-table.js';
+import { nodeRow } from '../../web-ui/node-view.js';
 import type { Repos } from '../../master/store/repos.js';
 import { NODE_STATES, type NodeState } from '../../master/store/nodes.js';
 import type { Browser } from '../helpers/browser.js';
 import { startConsoleHarness, type ConsoleHarness } from '../helpers/console.js';
 
 const N = 3000;
+
+/** GET /api/v1/nodes's reply as a client reads it (listNodes writes the JSON text). */
+function listNodes(query: Record<string, string>, q: NodeQuery): NodeListReply {
+  return JSON.parse(listNodesText(query, q)) as NodeListReply;
+}
 const PASSWORD = 'node list scale test password';
 
 interface Seeded {
@@ -63,7 +70,12 @@ function seed(repos: Repos): void {
           inventory: {
             cpu: { model: 'AMD EPYC 7543', count: 32 },
             memoryBytes: s.memory,
-            disks: [{ name: 'nvme0n1', sizeBytes: 1e12, serial: `D${i}` }],
+            // 1-3 disks, so the table's disk count and total differ between rows.
+            disks: Array.from({ length: 1 + (i % 3) }, (_, d) => ({
+              name: `sd${'abc'[d]}`,
+              sizeBytes: 1e12 * (d + 1),
+              serial: d ? `E${i}x${d}` : `D${i}`,
+            })),
             nics: [
               { name: 'eno1', mac: s.mac },
               { name: 'eno2', mac: s.nic },
@@ -193,5 +205,78 @@ describe('node list at 3 000 nodes: console pages and API pages', () => {
     const hit = listNodes({ q: 'SRV0001234', limit: '10' }, q);
     assert.equal(hit.total, 1);
     assert.equal(hit.nodes[0]?.mac, mac(1234));
+  });
+
+  it("the API's node JSON, written by SQLite, is the JSON of NodeStore's records, for every node", () => {
+    const q = new NodeQuery(h.repos.store);
+    const all = listNodes({}, q);
+    assert.equal(all.total, N);
+    assert.deepEqual(all.nodes, h.repos.nodes.list());
+    // Pages of 1000 by cursor: the same records, in the same order.
+    const paged: NodeListReply['nodes'] = [];
+    let cursor: string | null | undefined;
+    do {
+      const r = listNodes({ limit: '1000', ...(cursor ? { cursor } : {}) }, q);
+      paged.push(...r.nodes);
+      cursor = r.nextCursor;
+    } while (cursor && paged.length <= N);
+    assert.deepEqual(paged, all.nodes);
+  });
+
+  it('the table rows, read from node_facts, show what the full records show', () => {
+    const q = new NodeQuery(h.repos.store);
+    const records = h.repos.nodes.list();
+    const rows = q.listRows(records.map((n) => n.mac).reverse()).map(tableRow);
+    assert.equal(rows.length, N);
+    const shown = (r: ReturnType<typeof tableRow>): unknown[] => [
+      r.mac,
+      r.name,
+      r.ip,
+      r.state,
+      r.role,
+      r.tags,
+      r.lastSeenAt,
+      r.cpu,
+      r.memoryBytes,
+      r.disksTotalBytes,
+      r.diskCount,
+      r.href,
+    ];
+    const expected = records.reverse().map((n) => {
+      const full = nodeRow(n);
+      return [
+        n.mac,
+        n.name,
+        n.ip,
+        n.state,
+        n.role,
+        n.tags,
+        n.lastSeenAt,
+        full.cpu,
+        full.inventory.memoryBytes,
+        full.inventory.disksTotalBytes,
+        full.inventory.disks.length,
+        full.href,
+      ];
+    });
+    assert.deepEqual(rows.map(shown), expected);
+    assert.deepEqual(new Set(rows.map((r) => r.diskCount)), new Set([1, 2, 3]));
+    // An inventory of the wrong shape (an older agent): its wrong figures show as dashes, not as text.
+    const odd = mac(17);
+    const before = h.repos.nodes.get(odd)!;
+    h.repos.store.write((j) =>
+      h.repos.nodes.patchIn(j, odd, {
+        inventory: { cpu: { model: 7, count: 'many' }, memoryBytes: 'lots', disks: 'none' },
+      }),
+    );
+    try {
+      const [row] = q.listRows([odd, mac(N + 1)]).map(tableRow);
+      assert.deepEqual(
+        [row?.cpu, row?.memoryBytes, row?.disksTotalBytes, row?.diskCount],
+        [null, null, null, 0],
+      );
+    } finally {
+      h.repos.store.write((j) => h.repos.nodes.patchIn(j, odd, { inventory: before.inventory }));
+    }
   });
 });

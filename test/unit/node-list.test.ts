@@ -8,10 +8,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tempRepos } from '../helpers/repos.js';
 import { NodeQuery } from '../../master/store/node-query.js';
-import { decodeCursor, encodeCursor, listNodes, TurnQueue } from '../../master/api/node-list.js';
+import {
+  decodeCursor,
+  encodeCursor,
+  listNodes as listNodesText,
+  TurnQueue,
+  type NodeListReply,
+} from '../../master/api/node-list.js';
 import { CorralError } from '../../master/util/errors.js';
 import type { Repos } from '../../master/store/repos.js';
-import type { NodeState } from '../../master/store/nodes.js';
+import type { NodeRecord, NodeState } from '../../master/store/nodes.js';
 import { DEFAULT_QUERY, NodeListCache, sortRows, type SortKeyRow } from '../../web-ui/node-table.js';
 
 function mac(i: number): string {
@@ -40,6 +46,16 @@ function add(repos: Repos, i: number, state: NodeState = 'ready', role: string |
     if (state !== 'discovered') repos.nodes.setStateIn(journal, mac(i), state, null);
     if (role) repos.nodes.patchIn(journal, mac(i), { role });
   });
+}
+
+/** The reply as a client reads it (listNodes writes JSON text). */
+function listNodes(query: Record<string, string>, q: NodeQuery): NodeListReply {
+  return JSON.parse(listNodesText(query, q)) as NodeListReply;
+}
+
+/** One page of NodeQuery's JSON rows, as records. */
+function pageOf(q: NodeQuery, f: Parameters<NodeQuery['pageJson']>[0]): NodeRecord[] {
+  return q.pageJson(f, { limit: 10 }).map(([, json]) => JSON.parse(json) as NodeRecord);
 }
 
 function code(fn: () => unknown): string {
@@ -87,6 +103,9 @@ test('a cursor walk returns every node once, in sequence order, even as nodes ar
     const all = listNodes({}, q);
     assert.equal(all.nodes.length, 26);
     assert.equal('nextCursor' in all, false);
+    // The JSON SQLite writes is the JSON of the records NodeStore reads, field for field.
+    assert.deepEqual(all.nodes, t.repos.nodes.list());
+    assert.deepEqual(off.nodes, t.repos.nodes.list().slice(24));
   } finally {
     t.cleanup();
   }
@@ -169,6 +188,13 @@ test('filters and search: state, role, values of the inventory (not its keys), w
     assert.deepEqual(names({ q: '3c:ec:ef:00:00:0a' }), ['node-10']); // another NIC's MAC
     assert.deepEqual(names({ q: '10.0.0.2', limit: '100' }), ['node-2']);
     assert.equal(names({ q: 'epyc' }).length, 12); // CPU model
+    // A text every node carries is answered by the scan, a rare one through the trigram index; the
+    // answers above are the same whichever way (the LIKE decides).
+    assert.equal(q.searchPlan('epyc'), 'scan');
+    assert.equal(q.searchPlan('3c:ec:ef'), 'scan');
+    assert.equal(q.searchPlan('srv7'), 'index');
+    assert.equal(q.searchPlan('no-such-text'), 'index');
+    assert.equal(q.count({ q: '3c:ec:ef' }), 12);
     assert.deepEqual(names({ q: 'serial' }), []); // a JSON key, not a value
     assert.deepEqual(names({ q: 'sizeBytes' }), []);
     assert.deepEqual(names({ q: '%' }), []);
@@ -193,12 +219,12 @@ test('node_facts follows every write: an inventory update, a rename, a delete (m
       }),
     );
     assert.deepEqual(
-      q.page({ q: 'newserial' }, { limit: 10 }).map((n) => n.name),
+      pageOf(q, { q: 'newserial' }).map((n) => n.name),
       ['rack7-a'],
     );
-    assert.deepEqual(q.page({ q: 'srv1' }, { limit: 10 }), []);
+    assert.deepEqual(pageOf(q, { q: 'srv1' }), []);
     assert.deepEqual(
-      q.page({ q: 'rack7' }, { limit: 10 }).map((n) => n.mac),
+      pageOf(q, { q: 'rack7' }).map((n) => n.mac),
       [mac(1)],
     );
     assert.deepEqual(q.sortKeys({}, 'memory'), [
@@ -302,15 +328,15 @@ test('migration 23: the search index, the list generation and the event count fo
     const g1 = q.generation();
     assert.ok(g1 > g0, 'an insert changes the generation');
     assert.deepEqual(
-      q.page({ q: 'srv2' }, { limit: 10 }).map((n) => n.name),
+      pageOf(q, { q: 'srv2' }).map((n) => n.name),
       ['node-2'],
     );
     repos.store.write((j) => repos.nodes.patchIn(j, mac(2), { tags: ['rack-1'] }));
     assert.ok(q.generation() > g1, 'a tag change changes the generation');
     repos.store.write((j) => repos.nodes.patchIn(j, mac(2), { inventory: { dmi: { serial: 'XY"Z%7' } } }));
-    assert.deepEqual(q.page({ q: 'srv2' }, { limit: 10 }), []); // the index row was replaced, not added to
+    assert.deepEqual(pageOf(q, { q: 'srv2' }), []); // the index row was replaced, not added to
     assert.deepEqual(
-      q.page({ q: 'xy"z%7' }, { limit: 10 }).map((n) => n.name),
+      pageOf(q, { q: 'xy"z%7' }).map((n) => n.name),
       ['node-2'],
     ); // quotes and LIKE wildcards are text in both the index query and the check
     assert.equal(q.count({ q: 'Y"Z' }), 1);

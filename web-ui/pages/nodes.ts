@@ -12,6 +12,7 @@ import {
   parseNodeTableQuery,
   SORT_COLUMN,
   sortRows,
+  tableRow,
 } from '../node-table.js';
 import { NodeQuery } from '../../master/store/node-query.js';
 import { nodeRow } from '../node-view.js';
@@ -59,11 +60,11 @@ export function mountNodes(router: Router, ctx: ConsoleContext, deps: NodePagesD
   const listCache = new NodeListCache();
   router.get('/nodes', (req, res) => {
     const query = parseNodeTableQuery(req.query as Record<string, unknown>);
-    const counts = ctx.repos.nodes.countByState();
-    const total = NODE_STATES.reduce((sum, s) => sum + (counts[s] ?? 0), 0);
-    // Filter in SQLite, sort the small rows (or reuse the order while no node changed), then load and
-    // render one page (issue 19).
+    // Filter in SQLite, sort the small rows (or reuse the order and counts while no node changed), then
+    // load and render one page of table rows, not of whole records (issue 19).
     const cache = listCache.at(nodeQuery.generation());
+    const counts = cache.stateCounts(() => ctx.repos.nodes.countByState());
+    const total = NODE_STATES.reduce((sum, s) => sum + (counts[s] ?? 0), 0);
     const matched = cache.order(query, () =>
       sortRows(
         nodeQuery.sortKeys(
@@ -75,7 +76,7 @@ export function mountNodes(router: Router, ctx: ConsoleContext, deps: NodePagesD
     );
     const pages = pageLinks(query, matched.length);
     const start = pages.from ? pages.from - 1 : 0;
-    const rows = nodeQuery.byMacs(matched.slice(start, start + PAGE_SIZE)).map(nodeRow);
+    const rows = nodeQuery.listRows(matched.slice(start, start + PAGE_SIZE)).map(tableRow);
     sendPage(ctx, res, 'nodes', {
       title: 'Nodes',
       nav: 'nodes',
