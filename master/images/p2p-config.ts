@@ -19,6 +19,12 @@ export const P2pConfigSchema = z
     trackerPort: z.number().int().min(1).max(65535).default(6969),
     /** How long an installer that has the whole image keeps seeding for the rest of its wave, at most. */
     seedSeconds: z.number().int().min(0).max(3600).default(120),
+    /**
+     * How many installers of a wave (its first deployments) take pieces from the master's web seed from
+     * the start; the others take them from their peers, and from the web seed only when no byte came for
+     * 10 s.
+     */
+    webSeeds: z.number().int().min(1).max(100_000).default(2),
     /** The tracker binary (Debian package opentracker). */
     trackerBin: z.string().min(1).default('opentracker'),
   })
@@ -31,5 +37,6 @@ export const P2P_CONFIG_DEFAULTS: P2pConfig = {
   minWave: 2,
   trackerPort: 6969,
   seedSeconds: 120,
+  webSeeds: 2,
   trackerBin: 'opentracker',
 };

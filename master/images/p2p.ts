@@ -36,6 +36,25 @@ export function waveOf(
 }
 
 /**
+ * Whether a deployment's installer takes pieces from the master's web seed from the start: the first
+ * `webSeeds` deployments of its wave (by id, so every plan fetch of the same wave agrees). The others take
+ * pieces only from their peers and fall back on the web seed when no byte comes for a while
+ * (corral-install p2p_web_seed): with every installer on the web seed the master's link served about N/5
+ * images per wave (docs/images-p2p.md).
+ */
+export function webSeeder(
+  d: Pick<DeploymentRecord, 'id' | 'imageSha256'>,
+  active: readonly Pick<DeploymentRecord, 'id' | 'imageSha256' | 'status'>[],
+  webSeeds: number,
+): boolean {
+  const earlier = active.filter(
+    (a) =>
+      a.imageSha256 === d.imageSha256 && a.id < d.id && (a.status === 'pending' || a.status === 'installing'),
+  ).length;
+  return earlier < webSeeds;
+}
+
+/**
  * p2p or plain HTTP for one installer, decided when it fetches its plan: by then every node of a wave
  * started together has its deployment (they were created before the nodes rebooted). Without a tracker
  * the peers cannot find each other, so plain HTTP.
@@ -93,15 +112,24 @@ export class ImagesP2p {
 
   /** Extra plan.env variables for this deployment's installer; none = plain HTTP. */
   planEnv(d: DeploymentRecord): Record<string, string> {
-    const { mode, minWave, seedSeconds } = this.deps.config;
-    const wave = waveOf(d, this.deps.deployments.active());
+    const { mode, minWave, seedSeconds, webSeeds } = this.deps.config;
+    const active = this.deps.deployments.active();
+    const wave = waveOf(d, active);
     // The tracker is asked about (and so started) only for a wave that wants p2p.
     const p2p = useP2p(mode, minWave, wave, true) && this.deps.trackerRunning();
-    this.log.info({ mac: d.nodeMac, deployment: d.id, wave, p2p }, 'image download method');
+    const seeder = p2p && webSeeder(d, active, webSeeds);
+    this.log.info(
+      { mac: d.nodeMac, deployment: d.id, wave, p2p, webSeeder: seeder },
+      'image download method',
+    );
     if (!p2p) return {};
     // The installer fetches aria2c next: start building it now, not when the first one asks.
     this.p2pTools().catch((err: unknown) => this.log.error({ err }, 'p2p tools not built'));
-    return { P2P_TORRENT_URL: this.deps.urls.torrent(d.imageSha256), P2P_SEED_SECONDS: String(seedSeconds) };
+    return {
+      P2P_TORRENT_URL: this.deps.urls.torrent(d.imageSha256),
+      P2P_SEED_SECONDS: String(seedSeconds),
+      P2P_WEB_SEED: seeder ? '1' : '0',
+    };
   }
 
   /** Other installers of `mac`'s wave that still fetch the image: while > 0 the node seeds on. */

@@ -49,6 +49,12 @@ export interface WaveResult {
   clients: ClientResult[];
   /** Bytes the master's interface sent during the wave. */
   masterTxBytes: number;
+  /** CPU seconds of the wave's own processes: the clients (busybox sh, aria2c, wget) and the seed server. */
+  cpuSeconds: number;
+  /** Share of the machine's CPU time (all cores, every process) that was busy during the wave, 0-1. */
+  machineBusy: number;
+  /** The 1-minute load average when the wave ended. */
+  load: number;
 }
 
 export interface WaveOptions {
@@ -58,6 +64,14 @@ export interface WaveOptions {
   torrentUrl?: string;
   seedSeconds?: number;
   stallSeconds?: number;
+  /**
+   * The first `webSeeds` clients are the wave's web seeders (plan.env P2P_WEB_SEED=1, as the master's
+   * webSeeder() names the first deployments); the others get P2P_WEB_SEED=0. Unset: every client uses the
+   * web seed (an installer whose plan has no P2P_WEB_SEED).
+   */
+  webSeeds?: number;
+  /** P2P_WEB_SEED_AFTER: seconds without bytes before a client that is no web seeder adds it. */
+  webSeedAfter?: number;
   timeoutMs: number;
 }
 
@@ -84,6 +98,27 @@ function uptime(): Promise<number> {
   return readFile('/proc/uptime', 'utf8').then((t) => Number(t.split(' ')[0]));
 }
 
+const TICK = 100; // USER_HZ: the unit of /proc's CPU times on Linux
+
+/** The machine's CPU time, busy and total, in ticks (/proc/stat's first line: user nice system idle iowait ...). */
+async function machineTicks(): Promise<{ busy: number; total: number }> {
+  const f = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+  return { busy: total - (f[3] ?? 0) - (f[4] ?? 0), total };
+}
+
+/** CPU seconds of a process (utime + stime), plus those of its waited-for children (cutime + cstime). */
+async function processCpu(pid: number | string, children: boolean): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  // Fields after the command name (which may hold spaces): state is field 3, utime 14 ... cstime 17.
+  const f = stat
+    .slice(stat.lastIndexOf(')') + 2)
+    .split(' ')
+    .map(Number);
+  const own = (f[11] ?? 0) + (f[12] ?? 0);
+  return (children ? own + (f[13] ?? 0) + (f[14] ?? 0) : own) / TICK;
+}
+
 export class P2pLab {
   readonly net: TestNet;
   readonly master: Host;
@@ -92,6 +127,7 @@ export class P2pLab {
   infoHash = '';
   size = 0;
   private tracker: Tracker | undefined;
+  private serverPid: number | undefined;
 
   private constructor(readonly opts: P2pLabOptions) {
     this.net = new TestNet('p2p');
@@ -136,6 +172,7 @@ export class P2pLab {
       String(HTTP_PORT),
       String(TRACKER_PORT),
     ]);
+    this.serverPid = server.pid;
     let text = '';
     server.stdout?.on('data', (c: Buffer) => (text += c.toString()));
     server.stderr?.on('data', (c: Buffer) => (text += c.toString()));
@@ -198,15 +235,22 @@ export class P2pLab {
     await mkdir(join(dir, 'done'));
     await writeFile(join(dir, 'wave-size'), String(o.n));
     const tx0 = this.masterTx();
+    const cpu = async (): Promise<number> =>
+      (await processCpu('self', true)) + (this.serverPid ? await processCpu(this.serverPid, false) : 0);
+    const [cpu0, m0] = [await cpu(), await machineTicks()];
     const t0 = await uptime();
     const runs = this.clients.slice(0, o.n).map((c, i) => this.client(c, i, o));
     const results = await Promise.all(runs);
+    const [cpu1, m1] = [await cpu(), await machineTicks()];
     const clients = results.map((r) => ({ ...r, seconds: r.seconds - t0 }));
     for (let i = 0; i < o.n; i++) await rm(join(dir, `c${i}`), { recursive: true, force: true });
     return {
       seconds: Math.max(...clients.map((c) => c.seconds)),
       clients,
       masterTxBytes: this.masterTx() - tx0,
+      cpuSeconds: cpu1 - cpu0,
+      machineBusy: (m1.busy - m0.busy) / Math.max(1, m1.total - m0.total),
+      load: Number((await readFile('/proc/loadavg', 'utf8')).split(' ')[0]),
     };
   }
 
@@ -248,6 +292,8 @@ export class P2pLab {
       IMAGE_SIZE: String(this.size),
       P2P_TORRENT_URL: o.torrentUrl ?? this.torrentUrl,
       P2P_SEED_SECONDS: String(o.seedSeconds ?? 60),
+      ...(o.webSeeds === undefined ? {} : { P2P_WEB_SEED: i < o.webSeeds ? '1' : '0' }),
+      ...(o.webSeedAfter === undefined ? {} : { P2P_WEB_SEED_AFTER: String(o.webSeedAfter) }),
     };
     return new Promise((resolve) => {
       const child = spawn('ip', ['netns', 'exec', host.ns, 'busybox', 'sh', '-c', script], {

@@ -2,9 +2,12 @@
  * Peer-to-peer image downloads (issue 19) with real peers: 4 installer clients in their own network
  * namespaces on tc-shaped links run the installer's own p2p functions (corral-install: aria2c), against
  * opentracker under Corral's supervisor and the master's web seed and torrent (test/helpers/p2p-wave.ts).
- * - p2p completes on every client, each file's sha256 is the image's, and the clients served each other
- *   bytes (aria2c's uploadLength), so the master's link sent less than 4 images;
- * - with the tracker down, the clients still complete from the web seed alone (BEP 19);
+ * - p2p completes on every client, each file's sha256 is the image's; one client is the wave's web seeder
+ *   (P2P_WEB_SEED=1, as the master's p2p.webSeeds names it), the other three take pieces only from their
+ *   peers, so the clients served each other bytes (aria2c's uploadLength) and the master's link sent less
+ *   than 2 images (every client on the web seed, it sent more: docs/images-p2p.md);
+ * - with the tracker down, the web seeder completes from the web seed alone (BEP 19), and the others,
+ *   given no byte by any peer, add the web seed back after P2P_WEB_SEED_AFTER and complete too;
  * - with no torrent to fetch, the installer falls back to plain HTTP and completes;
  * - the torrent's info dictionary is byte for byte the one mktorrent writes for the same file.
  */
@@ -42,33 +45,58 @@ describe('p2p image downloads: 4 installers in namespaces, opentracker, the mast
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it('p2p: every client completes with the right checksum; peers uploaded to each other', async (t) => {
+  it('p2p, one web seeder: every client completes with the right checksum from its peers; the master sends < 2 images', async (t) => {
     await lab!.startTracker();
-    const w = await lab!.wave({ n: N, method: 'p2p', seedSeconds: 30, timeoutMs: 120_000 });
+    // webSeedAfter well above the wave's time: a client that needs the web seed back fails the test.
+    const w = await lab!.wave({
+      n: N,
+      method: 'p2p',
+      seedSeconds: 30,
+      webSeeds: 1,
+      webSeedAfter: 60,
+      timeoutMs: 120_000,
+    });
     for (const c of w.clients) {
       assert.ok(c.ok, explain(w));
       assert.equal(c.method, 'p2p', explain(w));
       assert.equal(c.sha256, lab!.sha256);
     }
+    for (const c of w.clients.slice(1)) assert.match(c.log, /p2p: taking pieces from peers only/, explain(w));
     const uploaded = w.clients.reduce((s, c) => s + c.uploaded, 0);
     t.diagnostic(
       `p2p: ${w.seconds.toFixed(1)} s; master sent ${w.masterTxBytes} B for ${N} x ${IMAGE_BYTES} B; peers uploaded ${uploaded} B`,
     );
-    assert.ok(uploaded > 0, `peers uploaded nothing\n${explain(w)}`);
+    // The three that are no web seeders got every byte from peers: at least 3 images uploaded.
+    assert.ok(uploaded >= (N - 1) * IMAGE_BYTES, `peers uploaded ${uploaded} B\n${explain(w)}`);
     assert.ok(
-      w.masterTxBytes < N * IMAGE_BYTES,
-      `the master sent ${w.masterTxBytes} bytes, not less than ${N} images (peers uploaded ${uploaded})`,
+      w.masterTxBytes < 2 * IMAGE_BYTES,
+      `the master sent ${w.masterTxBytes} bytes, not less than 2 images (peers uploaded ${uploaded})`,
     );
   });
 
-  it('tracker down: the clients still complete from the web seed (BEP 19), with no peer bytes', async () => {
+  it('tracker down: the web seeder completes from the web seed (BEP 19); the others add it back and complete', async () => {
     await lab!.stopTracker();
-    const w = await lab!.wave({ n: N, method: 'p2p', seedSeconds: 5, timeoutMs: 120_000 });
+    const w = await lab!.wave({
+      n: N,
+      method: 'p2p',
+      seedSeconds: 5,
+      webSeeds: 1,
+      webSeedAfter: 3,
+      timeoutMs: 120_000,
+    });
     for (const c of w.clients) {
       assert.ok(c.ok, explain(w));
       assert.equal(c.method, 'p2p', explain(w));
       assert.equal(c.sha256, lab!.sha256);
     }
+    for (const c of w.clients.slice(1)) {
+      assert.match(
+        c.log,
+        /p2p: no bytes from peers for \d+s; taking pieces from the master's web seed too/,
+        explain(w),
+      );
+    }
+    assert.doesNotMatch(w.clients[0]!.log, /taking pieces from peers only/);
     assert.equal(
       w.clients.reduce((s, c) => s + c.uploaded, 0),
       0,

@@ -16,7 +16,7 @@ import {
   torrentFile,
   type TorrentInput,
 } from '../../master/images/p2p-torrent.js';
-import { p2pUrls, stillFetching, useP2p, waveOf } from '../../master/images/p2p.js';
+import { p2pUrls, stillFetching, useP2p, waveOf, webSeeder } from '../../master/images/p2p.js';
 import { trackerArgs } from '../../master/images/p2p-tracker.js';
 
 test('bencode: the examples of BEP 3, keys sorted as raw bytes, lengths in bytes', () => {
@@ -108,6 +108,26 @@ test('the wave: unfinished deployments of the same image; who still fetches', ()
     active.map((d) => stillFetching(d)),
     [true, true, false, false, true],
   );
+});
+
+test("web seeders: the first webSeeds deployments of the image's wave by id, whatever order plans are fetched in", () => {
+  const A = 'a'.repeat(64);
+  const B = 'b'.repeat(64);
+  const active = [
+    { id: 7, imageSha256: A, status: 'installing' as const },
+    { id: 3, imageSha256: A, status: 'installed' as const }, // done with its image: not in the wave
+    { id: 5, imageSha256: B, status: 'pending' as const }, // another image
+    { id: 9, imageSha256: A, status: 'pending' as const },
+    { id: 4, imageSha256: A, status: 'pending' as const },
+  ];
+  const seeders = (k: number): number[] =>
+    active
+      .filter((d) => d.imageSha256 === A && d.status !== 'installed' && webSeeder(d, active, k))
+      .map((d) => d.id);
+  assert.deepEqual(seeders(1), [4]);
+  assert.deepEqual(seeders(2), [7, 4]);
+  assert.deepEqual(seeders(5), [7, 9, 4]);
+  assert.equal(webSeeder({ id: 5, imageSha256: B }, active, 1), true);
 });
 
 test('URLs: the tracker on the master host over http, torrents and images under /boot', () => {
