@@ -5,6 +5,7 @@
 import { isIPv6 } from 'node:net';
 import type { FrozenConfig } from '../config.js';
 import { defaultSubnet, publicUrl } from '../config.js';
+import type { Arrival } from '../http-bind.js';
 import type { Repos } from '../store/repos.js';
 import type { NodeRecord } from '../store/nodes.js';
 import { LeaseStore } from '../store/leases.js';
@@ -106,10 +107,10 @@ export class CloudInit {
 
   /**
    * The node's own datasource files, as cloud-init on it reads them. `arrival`: the request's family and
-   * the master's base URL in it (http-bind.ts baseUrlFor), so `{{master}}` and the network name the master
+   * the master's base URL in it (http-bind.ts arrivalOf), so `{{master}}` and the network name the master
    * as the node reaches it (issue 18); without it (API preview), IPv4 and http.publicUrl.
    */
-  render(node: NodeRecord, arrival?: { baseUrl: string; ipv6: boolean }): NodeDatasource {
+  render(node: NodeRecord, arrival?: Arrival): NodeDatasource {
     const layers = selectLayers(this.list(), { mac: node.mac, role: node.role, tags: nodeTags(node) });
     const vars = this.varsFor(node, arrival?.baseUrl);
     return {
