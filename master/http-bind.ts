@@ -100,3 +100,17 @@ export function baseUrlFor(
   const port = arrival.localPort ?? 80;
   return port === 80 ? `http://[${host}]` : `http://[${host}]:${port}`;
 }
+
+/** The family a node's request came in on, and the master's base URL in that family (baseUrlFor). */
+export interface Arrival {
+  baseUrl: string;
+  ipv6: boolean;
+}
+
+export function arrivalOf(
+  socket: { localAddress?: string | undefined; localPort?: number | undefined },
+  v4BaseUrl: string,
+  dhcp6: { address?: string | undefined; httpBaseUrl?: string | undefined },
+): Arrival {
+  return { baseUrl: baseUrlFor(socket, v4BaseUrl, dhcp6), ipv6: ipv6Arrival(socket.localAddress) !== null };
+}

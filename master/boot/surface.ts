@@ -9,7 +9,7 @@
  * for a script (decision.ts, pure), renders it and records the step in the node's boot timeline.
  * docs/boot-surface.md follows one request through these files.
  */
-import express, { type ErrorRequestHandler, type RequestHandler, type Router } from 'express';
+import express, { type ErrorRequestHandler, type Request, type RequestHandler, type Router } from 'express';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FrozenConfig } from '../config.js';
@@ -19,7 +19,7 @@ import type { NodeRecord } from '../store/nodes.js';
 import type { Logger } from '../util/logger.js';
 import { renderTemplate } from '../util/templates.js';
 import { clientIp } from '../util/client-ip.js';
-import { baseUrlFor } from '../http-bind.js';
+import { arrivalOf, baseUrlFor, type Arrival } from '../http-bind.js';
 import { ipv6NodeArg } from '../dhcp6/node-address.js';
 import { normaliseMac } from '../nodes/inventory.js';
 import type { HostKeyPins } from '../remote/host-keys.js';
@@ -283,6 +283,8 @@ const passOn: RequestHandler = (_req, _res, next) => next();
 export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
   const log = deps.logger.child({ module: 'boot' });
   const v4BaseUrl = publicUrl(deps.config);
+  /** Issue 18: the family a node's request came in on, for the URLs of its plan and cloud-init data. */
+  const arrival = (req: Request): Arrival => arrivalOf(req.socket, v4BaseUrl, deps.config.dhcp6);
   const providers = bootOrder({
     deployments: { latestDeployment: (mac) => deps.repos.deployments.latestFor(mac) },
     sharedRoots: deps.sharedRoots,
@@ -477,6 +479,7 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
     hostKeys: deps.hostKeys,
     ...(deps.activity ? { activity: deps.activity } : {}),
     ...(deps.p2p ? { p2p: deps.p2p } : {}),
+    arrival,
   });
   const p2p = deps.p2p
     ? p2pNodeHandlers({ p2p: deps.p2p, repos: deps.repos, logger: deps.logger })
@@ -521,7 +524,10 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
     sharedRootBooted: sharedRoot.booted,
     // Without the cloud-init feature the path answers 404 like any unknown one.
     cloudInit: deps.cloudInit
-      ? [osSign, cloudInitHandler({ cloudInit: deps.cloudInit, repos: deps.repos, logger: deps.logger })]
+      ? [
+          osSign,
+          cloudInitHandler({ cloudInit: deps.cloudInit, repos: deps.repos, logger: deps.logger, arrival }),
+        ]
       : [passOn],
     enlist: enlistHandlers({
       guard: enlistGuard,

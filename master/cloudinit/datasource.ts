@@ -6,7 +6,8 @@
  *   network-config  version 2 (the netplan format cloud-init renders to networkd, ENI or netplan):
  *                   the NIC matched by MAC; a reserved address becomes static, with the gateway and DNS
  *                   of the pool it lies in; otherwise DHCP, identified by MAC as the installer and the
- *                   PXE ROM did, so Corral's DHCP server gives the same lease back.
+ *                   PXE ROM did, so Corral's DHCP server gives the same lease back. A node that asks
+ *                   over IPv6 (it was booted and installed on an IPv6-only link, issue 18) gets DHCPv6.
  *   vendor-data     empty: everything Corral sets is in user-data's layers or the deploy itself.
  */
 import { dumpYaml } from './yaml.js';
@@ -41,13 +42,21 @@ export function inSubnet(ip: string, cidr: string): boolean {
 
 /**
  * network-config v2 for the node's NIC `mac`. `reservedIp` (a DHCP reservation) is set statically when a
- * pool covers it; without one, or outside every pool, the NIC uses DHCP.
+ * pool covers it; without one, or outside every pool, the NIC uses DHCP. `ipv6`: the node asked over
+ * IPv6, so its link is the one it booted on with stateful DHCPv6 (RFC 8415): cloud-init's networkd
+ * renderer makes that `DHCP=ipv6` with router advertisements accepted (their M flag starts DHCPv6 and
+ * their on-link prefix is the route to the master). Reservations are IPv4 leases and do not apply.
  */
 export function renderNetworkConfig(n: {
   mac: string;
   reservedIp?: string | undefined;
   pools: readonly PoolFacts[];
+  ipv6?: boolean | undefined;
 }): string {
+  if (n.ipv6) {
+    const nic = { match: { macaddress: n.mac }, dhcp4: false, dhcp6: true, 'accept-ra': true };
+    return dumpYaml({ version: 2, ethernets: { corral0: nic } });
+  }
   const pool = n.reservedIp ? n.pools.find((p) => inSubnet(n.reservedIp as string, p.subnet)) : undefined;
   const nic: Record<string, unknown> = { match: { macaddress: n.mac } };
   if (pool && n.reservedIp) {

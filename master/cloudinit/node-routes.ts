@@ -8,11 +8,12 @@
  * node: either the node's credential (`Authorization: Bearer`, nodes/credentials.ts; the installer and
  * agent send it) or a TCP source address equal to the node's address as Corral's own records give it
  * (its bound DHCP lease in server mode, else its recorded address; nodes/address.ts). cloud-init's
- * NoCloud fetcher sends no credential, so on a deployed node the address is what counts. A request for
+ * NoCloud fetcher sends no credential, so on a deployed node the address is what counts; over IPv6 that
+ * is an address Corral's DHCPv6 server has bound to the node's MAC (issue 18). A request for
  * another node's MAC is refused (CLOUDINIT_REFUSED), logged and recorded as a `cloudinit.refused` event
  * on the node it named, at most once a minute per node with the count since the last.
  */
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler } from 'express';
 import { clientIp } from '../util/client-ip.js';
 import type { Logger } from '../util/logger.js';
 import type { Repos } from '../store/repos.js';
@@ -20,6 +21,7 @@ import { CorralError } from '../util/errors.js';
 import { normaliseMac } from '../nodes/inventory.js';
 import { bearerCredential, credentialMatches } from '../nodes/credentials.js';
 import type { CloudInit, NodeDatasource } from './service.js';
+import type { Arrival } from '../http-bind.js';
 
 const FILES: Record<string, keyof Omit<NodeDatasource, 'layers'>> = {
   'meta-data': 'metaData',
@@ -36,6 +38,8 @@ export interface CloudInitNodeRouteDeps {
   repos: Pick<Repos, 'nodes' | 'nodeCredentials' | 'events'>;
   logger: Logger;
   clock?: () => number;
+  /** The family of a request and the master's URL in it (http-bind.ts arrivalOf); IPv4 when absent. */
+  arrival?: (req: Request) => Arrival;
 }
 
 /** The handler of the node surface's `cloudInit` row (boot/surface.ts): GET /boot/cloud-init/:mac/:file. */
@@ -90,7 +94,8 @@ export function cloudInitHandler(deps: CloudInitNodeRouteDeps): RequestHandler {
     const secret = bearerCredential(req.headers);
     const byCredential = secret !== undefined && credentialMatches(deps.repos as Repos, mac, secret);
     const nodeIp = deps.cloudInit.nodeAddress(node);
-    if (!byCredential && (ip === null || ip !== nodeIp)) {
+    const byAddress = ip !== null && (ip === nodeIp || deps.cloudInit.holdsIpv6Lease(node, ip));
+    if (!byCredential && !byAddress) {
       const why = secret
         ? 'that is not its credential'
         : `the request comes from ${ip ?? 'an unknown address'}, not the node's address ${nodeIp ?? '(none known)'}`;
@@ -100,7 +105,7 @@ export function cloudInitHandler(deps: CloudInitNodeRouteDeps): RequestHandler {
         `cloud-init data of ${node.name} is for ${node.name} only: ${why}`,
       );
     }
-    const text = deps.cloudInit.render(node)[key];
+    const text = deps.cloudInit.render(node, deps.arrival?.(req))[key];
     log.info({ mac, file, ip, by: byCredential ? 'credential' : 'address' }, 'cloud-init data served');
     res.type('text/plain; charset=utf-8').setHeader('Cache-Control', 'no-store');
     res.send(text);

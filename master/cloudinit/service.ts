@@ -2,11 +2,14 @@
  * The cloud-init service: the layers (validated before they are stored) and each node's datasource files.
  * The API, the console, the CLI (through the API) and the node-facing routes all call it.
  */
+import { isIPv6 } from 'node:net';
 import type { FrozenConfig } from '../config.js';
 import { defaultSubnet, publicUrl } from '../config.js';
+import type { Arrival } from '../http-bind.js';
 import type { Repos } from '../store/repos.js';
 import type { NodeRecord } from '../store/nodes.js';
 import { LeaseStore } from '../store/leases.js';
+import { Lease6Store } from '../store/dhcp6-leases.js';
 import { LAYER_SCOPES, type CloudInitLayerRecord, type LayerScope } from '../store/cloud-init-layers.js';
 import { CorralError } from '../util/errors.js';
 import { NODE_ROLE, findNode } from '../nodes/service.js';
@@ -40,12 +43,14 @@ export interface NodeDatasource {
 
 export class CloudInit {
   private readonly leases: LeaseStore;
+  private readonly leases6: Lease6Store;
 
   constructor(
     private readonly repos: CloudInitRepos,
     private readonly config: CloudInitConfig,
   ) {
     this.leases = new LeaseStore(repos.store);
+    this.leases6 = new Lease6Store(repos.store);
   }
 
   list(): CloudInitLayerRecord[] {
@@ -100,10 +105,14 @@ export class CloudInit {
     }
   }
 
-  /** The node's own datasource files, as cloud-init on it reads them. */
-  render(node: NodeRecord): NodeDatasource {
+  /**
+   * The node's own datasource files, as cloud-init on it reads them. `arrival`: the request's family and
+   * the master's base URL in it (http-bind.ts arrivalOf), so `{{master}}` and the network name the master
+   * as the node reaches it (issue 18); without it (API preview), IPv4 and http.publicUrl.
+   */
+  render(node: NodeRecord, arrival?: Arrival): NodeDatasource {
     const layers = selectLayers(this.list(), { mac: node.mac, role: node.role, tags: nodeTags(node) });
-    const vars = this.varsFor(node);
+    const vars = this.varsFor(node, arrival?.baseUrl);
     return {
       metaData: renderMetaData({ instanceId: vars.instanceId, hostname: node.name }),
       userData: renderUserData(layers, vars),
@@ -111,6 +120,7 @@ export class CloudInit {
         mac: node.mac,
         reservedIp: this.leases.reservationFor(node.mac)?.ip,
         pools: this.pools(),
+        ipv6: arrival?.ipv6,
       }),
       vendorData: '',
       layers: layers.map(describeLayer),
@@ -126,14 +136,26 @@ export class CloudInit {
     return lease ?? node.ip;
   }
 
-  varsFor(node: NodeRecord): TemplateVars {
+  /**
+   * Whether `ip`, an IPv6 request's source, is an address Corral's DHCPv6 server has bound to this node
+   * (by the MAC of its DUID-LL or relay option 79): a node deployed over IPv6 asks from that lease.
+   */
+  holdsIpv6Lease(node: NodeRecord, ip: string): boolean {
+    if (!isIPv6(ip)) return false;
+    const now = this.repos.store.now().getTime();
+    return this.leases6
+      .all()
+      .some((l) => l.mac === node.mac && l.state === 'bound' && l.expiresAt > now && l.address === ip);
+  }
+
+  varsFor(node: NodeRecord, master?: string): TemplateVars {
     return {
       hostname: node.name,
       name: node.name,
       mac: node.mac,
       ip: this.nodeAddress(node) ?? '',
       role: node.role ?? '',
-      master: publicUrl(this.config as FrozenConfig),
+      master: master ?? publicUrl(this.config as FrozenConfig),
       tags: nodeTags(node),
       instanceId: instanceId(node.mac, this.repos.deployments.latestFor(node.mac)?.id),
     };

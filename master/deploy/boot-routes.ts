@@ -5,6 +5,8 @@
  *   GET  /boot/installer/tools.img           the installer tools initrd (node-images/os-image-tools.ts)
  *   GET  /boot/deploy/<mac>/<file>[?deployment=ID]   plan.env and the rendered files of the current deployment
  *   POST /boot/deploy/<mac>/progress|result|booted  {token, ...}   installer and first-boot reports
+ * Plan files name the master in the family the installer's request came in on, and a node that came over
+ * IPv6 gets the DHCPv6 network file (plan.ts planForArrival; issue 18).
  * The plan files include the private SSH host key Corral made for the installed system (deploy.ts planFile),
  * adopted as the node's pinned key when the result reports success (remote/host-keys.ts).
  * Every one of these needs the node's credential (Authorization: Bearer, issued at enlistment; issue 14).
@@ -37,7 +39,8 @@ import type { BootActivitySink } from '../boot/activity.js';
 import { sendFile } from '../boot/send-file.js';
 import { clientIp } from '../util/client-ip.js';
 import type { ImagesP2p } from '../images/p2p.js';
-import { renderEnv } from './plan.js';
+import { planForArrival, renderEnv, type DeployPlan } from './plan.js';
+import type { Arrival } from '../http-bind.js';
 
 export interface DeployBootDeps {
   repos: Repos;
@@ -50,6 +53,11 @@ export interface DeployBootDeps {
   activity?: BootActivitySink;
   /** Peer-to-peer downloads (images/p2p.ts): adds the torrent's variables to plan.env for a wave. */
   p2p?: Pick<ImagesP2p, 'planEnv'>;
+  /**
+   * The family a request came in on and the master's URL in it (http-bind.ts arrivalOf): plan files name
+   * the master as the installer reached it (issue 18). Absent: served as rendered (http.publicUrl).
+   */
+  arrival?: (req: Request) => Arrival;
 }
 
 const Progress = z.object({
@@ -129,6 +137,8 @@ export function deployNodeHandlers(deps: DeployBootDeps): DeployNodeHandlers {
     // Decided now, not when the deploy was made: the rest of the wave has its deployments by now.
     if (text !== undefined && name === 'plan.env' && deps.p2p) text += renderEnv(deps.p2p.planEnv(d));
     if (text === undefined) throw new CorralError('NOT_FOUND', `no plan file ${String(req.params['file'])}`);
+    const arrival = deps.arrival?.(req);
+    if (arrival) text = planForArrival(d.plan as unknown as DeployPlan, name, text, arrival);
     res.type('text/plain; charset=utf-8').setHeader('Cache-Control', 'no-store');
     res.send(text);
   };

@@ -127,6 +127,46 @@ export const HOST_KEY_FILE = 'ssh_host_ed25519_key';
 export interface DeployPlan {
   env: Record<string, string>;
   files: Record<string, string>;
+  /**
+   * The master's base URL the env and files were rendered with (http.publicUrl). Kept so that a node
+   * that asks over the other family gets them rebased (planForArrival); absent in plans made before.
+   */
+  baseUrl?: string;
+}
+
+/**
+ * The systemd-networkd file of a node deployed over IPv6 (issue 18), served under the name `network` to
+ * an installer that fetched its plan over IPv6. Kept beside the IPv4 one so a node's family is decided
+ * by the request, not at deploy time.
+ */
+export const NETWORK6_FILE = 'network.ipv6';
+
+/** `from` followed by the end of a URL's host and port: so http://10.0.0.1 never matches http://10.0.0.10. */
+function baseUrlPattern(from: string): RegExp {
+  const literal = from.replace(/[.*+?^$()|[\]{}\\]/g, '\\$&');
+  return new RegExp(`${literal}(?![\\w.:-])`, 'g');
+}
+
+/** Every occurrence of the base URL `from` in `text` replaced by `to` (both without a trailing slash). */
+export function rebaseUrls(text: string, from: string, to: string): string {
+  return from === to ? text : text.replace(baseUrlPattern(from), to);
+}
+
+/**
+ * A plan file as a node sees it, given the family its request came in on (issue 18): the master's URLs
+ * (IMAGE_URL, node.conf's CORRAL_SERVER, the p2p torrent...) name the master in that family, as the boot
+ * script already does (http-bind.ts baseUrlFor), and a node that came over IPv6 gets the DHCPv6 network
+ * file, since the installed system will find the same IPv6-only link. `text` is the stored file (plan.env
+ * with anything appended at request time); a plan without a recorded base URL is served as stored.
+ */
+export function planForArrival(
+  plan: Pick<DeployPlan, 'baseUrl' | 'files'>,
+  name: string,
+  text: string,
+  arrival: { baseUrl: string; ipv6: boolean },
+): string {
+  const chosen = name === 'network' && arrival.ipv6 ? (plan.files[NETWORK6_FILE] ?? text) : text;
+  return plan.baseUrl ? rebaseUrls(chosen, plan.baseUrl, arrival.baseUrl) : chosen;
 }
 
 /** Shell single quotes; the env file is sourced by busybox ash. */
@@ -180,6 +220,9 @@ export function buildPlan(p: PlanInput): DeployPlan {
     hostname: `${hostname}\n`,
     hosts: renderTemplate('node/hosts.hbs', vars),
     network: renderTemplate('node/network.hbs', vars),
+    [NETWORK6_FILE]: renderTemplate('node/network-ipv6.hbs', vars),
+    // networkd's DUID for DHCPv6 (its default is DUID-EN from the machine id): see the template.
+    'networkd.conf': renderTemplate('node/networkd.conf.hbs', vars),
     fstab: renderTemplate('node/fstab.hbs', vars),
     'grub.cfg': renderTemplate('node/grub.cfg.hbs', vars),
     authorized_keys: p.sshKeys.map((k) => `${k.trim()}\n`).join(''),
@@ -189,5 +232,6 @@ export function buildPlan(p: PlanInput): DeployPlan {
     env['HOST_KEY'] = HOST_KEY_FILE;
     files[`${HOST_KEY_FILE}.pub`] = p.hostKeyPub.endsWith('\n') ? p.hostKeyPub : `${p.hostKeyPub}\n`;
   }
-  return { env, files };
+  env['NETWORKD_CONF'] = 'networkd.conf';
+  return { env, files, baseUrl: p.baseUrl };
 }

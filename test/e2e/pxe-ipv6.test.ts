@@ -6,11 +6,15 @@
  * server (on ::) sends ipxe.efi; iPXE does DHCPv6 itself and gets the boot script URL
  * `http://[fd00:5a::1]:8086/boot/ipxe…`; the script's kernel, initrd and corral.server URLs are IPv6
  * (the family the request came in on) and carry `corral.ip=` (the address iPXE leased); the node
- * environment configures it and enlists over IPv6 with its inventory. One VM; the figure printed is
- * power-on → enlisted (TCG).
+ * environment configures it and enlists over IPv6 with its inventory. Then the same VM is deployed with
+ * the Debian image (deploy over IPv6): its agent is told to reboot, the installer fetches its plan and
+ * the image from the master's IPv6 address and reports there, the installed system gets its address from
+ * Corral's DHCPv6 (networkd, DUID-LL), reports its first boot over IPv6 (→ deployed) and answers SSH on
+ * its IPv6 address. One VM; the figures printed are power-on → enlisted and deploy → deployed (TCG).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +23,7 @@ import { TestNet, waitFor, type Host } from '../helpers/netns.js';
 import { startMasterProcess, type MasterProcess } from '../helpers/master-process.js';
 import { requirePeers } from '../helpers/peers.js';
 import { findOvmf } from '../../master/lab/qemu.js';
+import { debianImage } from '../helpers/debian-image.js';
 
 const SERVER = 'fd00:5a::1';
 const PORT = 8086;
@@ -88,6 +93,8 @@ before(async () => {
   );
   const ovmf = findOvmf();
   assert.ok(ovmf, 'OVMF is not installed (Debian package ovmf)');
+  const disk = join(dir, 'disk.qcow2');
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', disk, '4G']);
   const tap = net.addTap();
   const vm: ChildProcess = net.spawnIn(net.bridgeNs, [
     'qemu-system-x86_64',
@@ -101,7 +108,7 @@ before(async () => {
     'none',
     '-serial',
     'stdio',
-    '-no-reboot',
+    // No -no-reboot: the deploy below reboots the VM into the installer and then onto its disk.
     '-bios',
     ovmf,
     // An IPv6-only machine: no "PXE over IPv4" boot option (edk2's fw_cfg network knobs), so the firmware
@@ -111,8 +118,16 @@ before(async () => {
     '-netdev',
     `tap,id=n0,ifname=${tap},script=no,downscript=no`,
     // romfile= (none): OVMF's own PXE stack, which does PXE over IPv6 (QEMU's iPXE ROM would take over).
+    // The disk comes first: blank, the firmware passes over it to PXE (discovery, the installer); once
+    // installed, it boots. Network first, the deployed node's iPXE (Debian 12's ipxe.efi, loaded by OVMF's
+    // PXEv6) got the master's `exit 1` and never handed back to the firmware: "Could not boot image",
+    // "No more network devices", its banner again, then nothing for 15 min (run of 2026-12-07).
     '-device',
-    `virtio-net-pci,netdev=n0,mac=${MAC},bootindex=1,romfile=`,
+    `virtio-net-pci,netdev=n0,mac=${MAC},bootindex=2,romfile=`,
+    '-drive',
+    `file=${disk},if=none,id=d0,format=qcow2`,
+    '-device',
+    'virtio-blk-pci,drive=d0,serial=pxe6-disk,bootindex=1',
   ]);
   vm.stdout?.on('data', (b: Buffer) => (serial = (serial + b.toString('latin1')).slice(-400_000)));
   poweredOnAt = Date.now();
@@ -132,7 +147,9 @@ const logs = (): string =>
 
 interface ApiNode {
   mac: string;
+  name: string;
   state: string;
+  stateReason?: string | null;
   inventory: { memoryBytes?: number; nics?: { mac: string }[] };
 }
 
@@ -189,5 +206,139 @@ test('IPv6-only: OVMF PXE over IPv6 from corral master, iPXE over DHCPv6 + HTTP/
   console.log(
     `# e2e: IPv6-only, power-on → enlisted ${((enlistedAt - poweredOnAt) / 1000).toFixed(1)} s (TCG; ` +
       `boot script over IPv6 at ${((served.time - poweredOnAt) / 1000).toFixed(1)} s)`,
+  );
+});
+
+/** An API call over IPv6 with curl from the master's namespace: the status and the JSON body. */
+function apiOverIpv6<T>(method: string, path: string, body?: unknown): { status: number; json: T } {
+  const args = ['curl', '-sg', '--max-time', '20', '-u', `admin:${PASSWORD}`, '-X', method];
+  if (body !== undefined) args.push('-H', 'Content-Type: application/json', '-d', JSON.stringify(body));
+  const out = net!.nsExec(srv.ns, [
+    ...args,
+    '-w',
+    '\n%{http_code}',
+    `http://[${SERVER}]:${PORT}/api/v1${path}`,
+  ]);
+  const cut = out.lastIndexOf('\n');
+  return { status: Number(out.slice(cut + 1)), json: JSON.parse(out.slice(0, cut) || 'null') as T };
+}
+
+/** A command on the deployed node over SSH (IPv6) with the master's key, from the master's namespace. */
+function sshOverIpv6(address: string, command: string): string {
+  return net!
+    .nsExec(srv.ns, [
+      'ssh',
+      '-i',
+      join(dir, 'data', 'ssh', 'id_ed25519'),
+      '-o',
+      'StrictHostKeyChecking=no',
+      '-o',
+      'UserKnownHostsFile=/dev/null',
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'ConnectTimeout=10',
+      `root@${address}`,
+      command,
+    ])
+    .trim();
+}
+
+test('IPv6-only: the enlisted VM is deployed over IPv6 (plan, image, reports, DHCPv6 on the installed system, SSH)', async () => {
+  requirePeers('ssh');
+  const enlisted = nodesOverIpv6().find((n) => n.mac === MAC);
+  assert.ok(enlisted, 'the VM enlisted in the test before');
+  await debianImage(join(dir, 'data'));
+  const started = Date.now();
+  const r = apiOverIpv6<unknown>('POST', `/nodes/${enlisted.name}/deploy`, { image: 'debian-12' });
+  assert.equal(r.status, 202, JSON.stringify(r.json));
+  let deployed: ApiNode | undefined;
+  try {
+    deployed = await waitFor(
+      'the VM deployed over IPv6',
+      () => {
+        const n = nodesOverIpv6().find((x) => x.mac === MAC);
+        if (n?.state === 'failed') throw new Error(`deploy failed: ${n.stateReason ?? ''}`);
+        return n?.state === 'deployed' ? n : undefined;
+      },
+      1_200_000,
+      5000,
+    );
+  } catch (err) {
+    assert.fail(`${(err as Error).message}\n${logs()}`);
+  }
+  const deploySeconds = (Date.now() - started) / 1000;
+  const log = master!.logs();
+  const line = (msg: string): { ip?: string; time: number } | undefined => {
+    const m = new RegExp(`^\\{[^\\n]*"msg":"${msg}"[^\\n]*$`, 'm').exec(log)?.[0];
+    return m ? (JSON.parse(m) as { ip?: string; time: number }) : undefined;
+  };
+  // The installer streamed the image from the master's IPv6 address (IMAGE_URL rebased to the family).
+  const image = line('serving image');
+  assert.match(image?.ip ?? '', /^fd00:5a::1[0-9a-f]{2}$/, 'the image was fetched over IPv6');
+  // The installed system reported its first boot over IPv6 from its DHCPv6 lease (node.conf rebased).
+  const booted = line('deployed node booted from disk');
+  assert.ok(booted, 'the first-boot report reached the master');
+  const address = booted.ip ?? '';
+  assert.match(address, /^fd00:5a::1[0-9a-f]{2}$/);
+  const deployments = apiOverIpv6<{ deployments: { status: string }[] }>(
+    'GET',
+    `/nodes/${enlisted.name}/deployments`,
+  );
+  assert.equal(deployments.json.deployments[0]?.status, 'booted');
+  // The installer's reports (progress, result) are in the node's events and its boot timeline.
+  const events = apiOverIpv6<{ events: { kind: string }[] }>(
+    'GET',
+    `/events?node=${encodeURIComponent(MAC)}&limit=200`,
+  ).json.events.map((e) => e.kind);
+  for (const kind of ['deploy.started', 'deploy.progress', 'deploy.installed'])
+    assert.ok(events.includes(kind), `${kind} in the node's events (${events.join(', ')})`);
+  const timeline = apiOverIpv6<{ entries: { kind: string; detail?: { kind?: string; event?: string } }[] }>(
+    'GET',
+    `/boot-activity?mac=${encodeURIComponent(MAC)}`,
+  ).json.entries;
+  console.log(
+    `# e2e: IPv6-only, deploy → deployed ${deploySeconds.toFixed(1)} s (TCG; image served at ` +
+      `${((image!.time - started) / 1000).toFixed(1)} s, first boot reported at ${((booted.time - started) / 1000).toFixed(1)} s); ` +
+      `power-on → deployed ${((Date.now() - poweredOnAt) / 1000).toFixed(1)} s`,
+  );
+  // On the node: SSH over IPv6 answers its hostname; its one global address is the DHCPv6 lease, it has
+  // no IPv4 address, and its first-boot reporter names the master by its IPv6 address.
+  const hostname = await waitFor(
+    'ssh to the deployed node over IPv6',
+    () => {
+      try {
+        return sshOverIpv6(address, 'hostname');
+      } catch {
+        return undefined;
+      }
+    },
+    180_000,
+    5000,
+  );
+  const facts = sshOverIpv6(
+    address,
+    'ip -6 -o addr show scope global; echo ---; ip -4 -o addr show scope global; echo ---; grep ^CORRAL_SERVER= /etc/corral/node.conf; cloud-init status || true',
+  );
+  console.log(`# e2e: IPv6-only deploy, on the node: ${facts.replace(/\n/g, ' | ')}`);
+  const served = log
+    .split('\n')
+    .filter((l) => l.includes('"msg":"cloud-init data served"'))
+    .map((l) => JSON.parse(l) as { ip?: string; by?: string; file?: string });
+  console.log(`# e2e: IPv6-only deploy, cloud-init served: ${JSON.stringify(served)}`);
+  assert.equal(hostname, deployed!.name);
+  const [v6, v4, rest] = facts.split('---\n');
+  assert.match(v6 ?? '', new RegExp(`inet6 ${address}/\\d+ `), facts);
+  assert.equal((v4 ?? '').trim(), '', `no IPv4 address on the node: ${facts}`);
+  assert.match(rest ?? '', new RegExp(`CORRAL_SERVER=http://\\[${SERVER}\\]:${PORT}`), facts);
+  for (const event of ['progress', 'result', 'booted'])
+    assert.ok(
+      timeline.some((s) => s.kind === 'deploy' && s.detail?.event === event),
+      `deploy ${event} in the boot timeline`,
+    );
+  // cloud-init's datasource answered the installed system by its DHCPv6 address (seedfrom over IPv6).
+  assert.ok(
+    served.some((s) => s.ip === address && s.by === 'address'),
+    `cloud-init data served to ${address} by address: ${JSON.stringify(served)}`,
   );
 });

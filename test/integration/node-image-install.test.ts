@@ -288,6 +288,11 @@ test('raw image: written with dd, root found (largest Linux partition with an os
     assert.equal(readFileSync(join(t, 'etc/hostname'), 'utf8'), 'raw-1\n');
     assert.match(readFileSync(join(t, 'etc/hosts'), 'utf8'), /raw-1/);
     assert.ok(existsSync(join(t, 'etc/systemd/network/10-corral.network')));
+    // networkd's DHCPv6 DUID (issue 18): DUID-LL, so Corral's DHCPv6 server knows the node by its MAC.
+    assert.match(
+      readFileSync(join(t, 'etc/systemd/networkd.conf.d/10-corral.conf'), 'utf8'),
+      /^DUIDType=link-layer$/m,
+    );
     const conf = readFileSync(join(t, 'etc/corral/node.conf'), 'utf8');
     assert.match(conf, new RegExp(`CORRAL_TOKEN=.?${TOKEN}`));
     assert.match(conf, new RegExp(`^CORRAL_CREDENTIAL=${CREDENTIAL}$`, 'm'));
