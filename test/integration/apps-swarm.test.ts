@@ -350,7 +350,7 @@ test(
       `# apps figures: declaration->serving (3 instances) ${declToServing} ms; restart after kill ${restartMs} ms; ` +
         `reschedule after the leader's dockerd stop ${rescheduleMs} ms (${failures}/${probes} probes through HAProxy failed meanwhile); ` +
         `failed rollout -> rolled back ${rolloutMs} ms; v3 rollout -> paused ${pauseMs} ms, resume -> all v3 ${resumeMs} ms, ` +
-        `revert -> all v1 ${revertMs} ms; dockerd+containerd RSS per node ${rss.join(', ')} MiB`,
+        `revert -> all v1 ${revertMs} ms; held at ${atV3(held2)}/3 instances of v3 while paused; dockerd+containerd RSS per node ${rss.join(', ')} MiB`,
     );
     passed = true;
   },
