@@ -52,6 +52,57 @@ export const OS_IMAGE_PACKAGES = [
   'python3-cffi-backend',
 ] as const;
 
+/**
+ * Image variants: packages on top of OS_IMAGE_PACKAGES. `default` adds none and keeps its cache key (every
+ * e2e deploy pays for the default image's size). `engine` is for the apps' engine nodes (issue 21):
+ * Debian's docker.io with its dependencies (containerd, runc, tini, iptables), about 255 MB installed
+ * (`apt-cache show docker.io containerd runc tini`, Installed-Size, bookworm), so the lab and a site
+ * without internet get dockerd from the same mirror as the rest of the image, with nothing to install on
+ * first boot. The engine nodes' cloud-init layer (master/apps/engine-layer.ts) then points dockerd at the
+ * master's registry.
+ */
+export const OS_IMAGE_VARIANTS = {
+  default: [],
+  engine: ['docker.io'],
+} as const satisfies Record<string, readonly string[]>;
+export type OsImageVariant = keyof typeof OS_IMAGE_VARIANTS;
+
+export function isOsImageVariant(v: string): v is OsImageVariant {
+  return Object.hasOwn(OS_IMAGE_VARIANTS, v);
+}
+
+/** The packages debootstrap installs for a variant (minbase + these). */
+export function osImagePackages(variant: OsImageVariant = 'default'): string[] {
+  return [...OS_IMAGE_PACKAGES, ...OS_IMAGE_VARIANTS[variant]];
+}
+
+/**
+ * The build's cache key. The default variant hashes exactly the inputs it hashed before variants existed,
+ * so an existing cached default image stays valid; another variant adds its name and extra packages.
+ */
+export function osImageCacheKey(inputs: {
+  suite: string;
+  mirror: string;
+  variant: OsImageVariant;
+  reportSha256: string;
+  unitSha256: string;
+}): string {
+  const extra = OS_IMAGE_VARIANTS[inputs.variant];
+  return sha256(
+    JSON.stringify({
+      FORMAT,
+      suite: inputs.suite,
+      mirror: inputs.mirror,
+      packages: OS_IMAGE_PACKAGES,
+      excludes: DPKG_EXCLUDES,
+      pruned: PRUNED_MODULE_DIRS,
+      report: inputs.reportSha256,
+      unit: inputs.unitSha256,
+      ...(extra.length > 0 ? { variant: inputs.variant, extra } : {}),
+    }),
+  ).slice(0, 16);
+}
+
 export interface OsImage {
   path: string;
   sha256: string;
@@ -72,6 +123,8 @@ export interface BuildOsImageOptions {
   mirror?: string;
   /** Bounded: debootstrap from a slow mirror must not hang a test forever. */
   timeoutMs?: number;
+  /** Extra packages (OS_IMAGE_VARIANTS); default: none. */
+  variant?: OsImageVariant;
 }
 
 /**
@@ -211,19 +264,20 @@ export async function buildOsImage(opts: BuildOsImageOptions): Promise<OsImage> 
   const suite = opts.suite ?? 'bookworm';
   const mirror = opts.mirror ?? (await defaultMirror());
   const agent = await agentFiles();
-  const key = sha256(
-    JSON.stringify({
-      FORMAT,
-      suite,
-      mirror,
-      packages: OS_IMAGE_PACKAGES,
-      excludes: DPKG_EXCLUDES,
-      pruned: PRUNED_MODULE_DIRS,
-      report: sha256(agent.report),
-      unit: sha256(agent.unit),
-    }),
-  ).slice(0, 16);
-  const outDir = join(opts.cacheDir, 'os-images', `debian-${suite}-${key}`);
+  const variant = opts.variant ?? 'default';
+  const packages = osImagePackages(variant);
+  const key = osImageCacheKey({
+    suite,
+    mirror,
+    variant,
+    reportSha256: sha256(agent.report),
+    unitSha256: sha256(agent.unit),
+  });
+  const outDir = join(
+    opts.cacheDir,
+    'os-images',
+    `debian-${suite}${variant === 'default' ? '' : `-${variant}`}-${key}`,
+  );
   const manifestPath = join(outDir, MANIFEST);
   if (existsSync(manifestPath)) {
     const m = JSON.parse(await readFile(manifestPath, 'utf8')) as Omit<OsImage, 'path'>;
@@ -247,14 +301,7 @@ export async function buildOsImage(opts: BuildOsImageOptions): Promise<OsImage> 
   try {
     await runLogged(
       'debootstrap',
-      [
-        '--variant=minbase',
-        `--include=${OS_IMAGE_PACKAGES.join(',')}`,
-        `--cache-dir=${debs}`,
-        suite,
-        root,
-        mirror,
-      ],
+      ['--variant=minbase', `--include=${packages.join(',')}`, `--cache-dir=${debs}`, suite, root, mirror],
       logPath,
       timeoutMs,
     );

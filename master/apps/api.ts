@@ -1,6 +1,6 @@
 /**
  * REST API v1 for apps (mounted under /api/v1 after Basic auth): reads for viewers, declaring, changing,
- * reverting and removing apps for admins.
+ * pausing and resuming a rollout, reverting and removing apps for admins.
  */
 import express, { type Router } from 'express';
 import { requireRole } from '../api/auth.js';
@@ -39,6 +39,12 @@ export function createAppsRouter(apps: Apps): Router {
   });
   router.post('/apps/:name/revert', requireRole('admin'), async (req, res) => {
     res.json({ app: await apps.revert(param(req.params['name']), req.user?.name ?? null) });
+  });
+  router.post('/apps/:name/pause', requireRole('admin'), async (req, res) => {
+    res.json({ app: await apps.pause(param(req.params['name']), req.user?.name ?? null) });
+  });
+  router.post('/apps/:name/resume', requireRole('admin'), async (req, res) => {
+    res.json({ app: await apps.resume(param(req.params['name']), req.user?.name ?? null) });
   });
   router.get('/apps/:name/rollout', (req, res) => {
     res.json({ observations: apps.observations(param(req.params['name'])) });

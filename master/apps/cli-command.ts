@@ -7,13 +7,13 @@ import { defineCommand, usage } from '../cli/command.js';
 import { table } from '../cli/table.js';
 import type { AppView } from './service.js';
 
-const APP_HELP = `  corral app list | show NAME | logs NAME [--tail N] | rm NAME | revert NAME
+const APP_HELP = `  corral app list | show NAME | logs NAME [--tail N] | rm NAME | revert NAME | pause NAME | resume NAME
   corral app create --file APP.json
   corral app update NAME --file APP.json
       Apps on the cluster engine (Docker swarm mode on the engine nodes), via the REST API of the master
       of the current profile (or --profile NAME). APP.json is the declaration (docs/apps.md); an update
       with another command, image, environment or health check rolls out as a new version; revert goes
-      back to the version before (the engine's rollback).
+      back to the version before; pause holds the rollout in progress, resume lets it go on.
 `;
 
 const APP_OPTIONS = {
@@ -24,7 +24,7 @@ const APP_OPTIONS = {
 
 export const appCommand = defineCommand({
   path: ['app'],
-  verbs: ['list', 'show', 'logs', 'rm', 'revert', 'create', 'update'],
+  verbs: ['list', 'show', 'logs', 'rm', 'revert', 'pause', 'resume', 'create', 'update'],
   help: APP_HELP,
   options: APP_OPTIONS,
   async run({ values: v, positionals }, ctx) {
@@ -56,7 +56,8 @@ export const appCommand = defineCommand({
       }
       case 'show': {
         const { app } = (await call('GET', `/apps/${encodeURIComponent(need('NAME'))}`)) as { app: AppView };
-        ctx.out(`${app.name} v${app.version}${app.update ? ` (rollout ${app.update.state})` : ''}\n`);
+        const rollout = app.update ? ` (rollout ${app.update.state}${app.paused ? ', paused' : ''})` : '';
+        ctx.out(`${app.name} v${app.version}${rollout}\n`);
         ctx.out(
           table([
             ['INSTANCE', 'STATE', 'NODE', 'VERSION', 'RESTARTS'],
@@ -84,7 +85,9 @@ export const appCommand = defineCommand({
         await call('DELETE', `/apps/${encodeURIComponent(need('NAME'))}`);
         return 0;
       case 'revert':
-        await call('POST', `/apps/${encodeURIComponent(need('NAME'))}/revert`);
+      case 'pause':
+      case 'resume':
+        await call('POST', `/apps/${encodeURIComponent(need('NAME'))}/${sub}`);
         return 0;
       case 'create':
         await call('POST', '/apps', await spec());

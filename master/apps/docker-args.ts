@@ -9,6 +9,17 @@ import type { AppSpec } from './app-spec.js';
 
 export const VERSION_LABEL = 'corral.version';
 export const APP_LABEL = 'corral.app';
+/** Service label while the operator holds a rollout (pause). */
+export const PAUSED_LABEL = 'corral.paused';
+/** Service label from a pause until the held rollout settles: the engine's failure action is `pause` then. */
+export const HELD_LABEL = 'corral.held';
+/**
+ * The batch delay that holds a paused rollout. Swarm has no pause for an update in progress (its
+ * UpdateStatus `paused` only follows a failed task, with failure action `pause`), and every change to a
+ * service restarts its updater from the current tasks: with this delay each update worker replaces at most
+ * the one batch it takes at once, then waits. One year: longer than any operator's pause.
+ */
+export const HOLD_DELAY = '8760h';
 
 /** POSIX shell quoting of one word: the argv goes over SSH to a remote shell. */
 export function shellQuote(word: string): string {
@@ -58,6 +69,15 @@ function healthArgs(spec: AppSpec): string[] {
   ];
 }
 
+/**
+ * The engine's failure action. While a rollout is held (paused, or resumed and not yet settled) a
+ * `rollback` is Corral's to do, not the engine's: a pause and a resume are service updates, and the engine
+ * rolls back to the spec before its last update, which is then the same version with another delay.
+ */
+function failureAction(spec: AppSpec, held: boolean): string {
+  return held && spec.update.failureAction === 'rollback' ? 'pause' : spec.update.failureAction;
+}
+
 /** Restart, update and rollback policy: the same flags on create and on update (they replace). */
 function policyArgs(spec: AppSpec): string[] {
   const u = spec.update;
@@ -77,7 +97,7 @@ function policyArgs(spec: AppSpec): string[] {
     '--update-delay',
     `${u.delaySeconds}s`,
     '--update-failure-action',
-    u.failureAction,
+    failureAction(spec, false),
     '--update-monitor',
     `${u.monitorSeconds}s`,
     '--update-order',
@@ -153,4 +173,43 @@ export function serviceUpdateArgs(
   args.push('--replicas-max-per-node', next.ports.length > 0 ? '1' : '0');
   args.push(...healthArgs(next), ...policyArgs(next), next.name);
   return args;
+}
+
+/**
+ * Pause or resume the rollout in progress: only the update delay, the failure action and Corral's labels
+ * change, so no task is replaced by this update itself (the engine restarts its updater, which replaces at
+ * most one batch per worker before the delay: docs/apps.md has what was measured).
+ */
+export function holdArgs(spec: AppSpec, hold: 'pause' | 'resume'): string[] {
+  return [
+    'service',
+    'update',
+    '--detach',
+    '--update-delay',
+    hold === 'pause' ? HOLD_DELAY : `${spec.update.delaySeconds}s`,
+    '--update-failure-action',
+    failureAction(spec, true),
+    '--label-add',
+    `${HELD_LABEL}=true`,
+    ...(hold === 'pause' ? ['--label-add', `${PAUSED_LABEL}=true`] : ['--label-rm', PAUSED_LABEL]),
+    spec.name,
+  ];
+}
+
+/** After a held rollout settles: the declared failure action again, and Corral's hold labels gone. */
+export function releaseArgs(spec: AppSpec): string[] {
+  return [
+    'service',
+    'update',
+    '--detach',
+    '--update-delay',
+    `${spec.update.delaySeconds}s`,
+    '--update-failure-action',
+    failureAction(spec, false),
+    '--label-rm',
+    HELD_LABEL,
+    '--label-rm',
+    PAUSED_LABEL,
+    spec.name,
+  ];
 }

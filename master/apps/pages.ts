@@ -1,7 +1,7 @@
 /**
  * Console pages for apps: the list with the engine's state (managers, quorum stated plainly), and one app
- * with its instances (state, node, version, restarts), the rollout picture, recent logs and revert. Thin:
- * read the service → render.
+ * with its instances (state, node, version, restarts), the rollout picture, recent logs, pause, resume and
+ * revert. Thin: read the service → render.
  */
 import express, { type Router } from 'express';
 import { roleAllows } from '../api/auth.js';
@@ -40,15 +40,17 @@ export function createAppsPages(ctx: ConsoleContext, apps: Apps): Router {
       next(err);
     }
   });
-  router.post('/apps/:name/revert', async (req, res, next) => {
-    try {
-      const who = requireConsoleRole(res, 'admin');
-      const name = String(req.params['name']);
-      await apps.revert(name, who.user.name);
-      res.redirect(303, `/apps/${encodeURIComponent(name)}`);
-    } catch (err) {
-      next(err);
-    }
-  });
+  for (const action of ['revert', 'pause', 'resume'] as const) {
+    router.post(`/apps/:name/${action}`, async (req, res, next) => {
+      try {
+        const who = requireConsoleRole(res, 'admin');
+        const name = String(req.params['name']);
+        await apps[action](name, who.user.name);
+        res.redirect(303, `/apps/${encodeURIComponent(name)}`);
+      } catch (err) {
+        next(err);
+      }
+    });
+  }
   return router;
 }

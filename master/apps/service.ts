@@ -12,8 +12,16 @@ import { CorralError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
 import { AppSpecSchema, versionedPart, type AppSpec } from './app-spec.js';
 import type { AppsConfig } from './config.js';
-import { serviceCreateArgs, serviceUpdateArgs, VERSION_LABEL } from './docker-args.js';
-import { mustRun, type Docker } from './engine.js';
+import {
+  HELD_LABEL,
+  holdArgs,
+  PAUSED_LABEL,
+  releaseArgs,
+  serviceCreateArgs,
+  serviceUpdateArgs,
+  VERSION_LABEL,
+} from './docker-args.js';
+import { mustRun, type Docker, type DockerResult } from './engine.js';
 import { Swarm, type SwarmStatus } from './swarm.js';
 import { instancesOf, type EngineTask, type InstanceView } from './tasks.js';
 
@@ -29,6 +37,8 @@ export interface AppView {
   /** The version the engine's service spec holds (after a rollback: the older one). */
   engineVersion: number | null;
   update: UpdateStatus | null;
+  /** The operator paused the rollout in progress (the engine holds it until resume). */
+  paused: boolean;
   instances: InstanceView[];
   lbService: string | null;
   error: string | null;
@@ -56,6 +66,13 @@ export class Apps {
   private manager: NodeRecord | undefined;
   private views = new Map<string, Omit<AppView, 'name' | 'spec' | 'version'>>();
   private lastSeen = new Map<string, string>();
+  /**
+   * Per app, the digest of the declaration this master last sent to the engine. A `rollback_completed` is
+   * the failure of the current declaration only when that declaration was sent: after a rollback the engine
+   * keeps saying `rollback_completed` until the next update, and a new declaration stored meanwhile (same
+   * version number as the failed one: the number went back with the declaration) is not yet sent.
+   */
+  private issued = new Map<string, string>();
 
   constructor(
     private readonly opts: {
@@ -138,7 +155,7 @@ export class Apps {
   async remove(name: string, actor: string | null): Promise<void> {
     this.get(name);
     if (this.manager) {
-      const r = await this.opts.docker.run(this.target(this.manager), ['service', 'rm', name]);
+      const r = await this.onManager(['service', 'rm', name]);
       if (!r.ok && !/not found/i.test(r.stderr))
         throw new CorralError('APP_ENGINE_FAILED', r.error ?? 'service rm failed');
     }
@@ -154,31 +171,68 @@ export class Apps {
     this.views.delete(name);
   }
 
-  /** Reverts to the version before: the engine's own rollback (`docker service rollback`), then the declaration. */
+  /**
+   * Reverts to the version before: the declaration goes back and the engine rolls it out like any update.
+   * Not `docker service rollback`: the engine's rollback target is the spec before its last update, which a
+   * pause, a resume or a change of instances replaces with one of the same version.
+   */
   async revert(name: string, actor: string | null): Promise<AppView> {
     this.get(name);
     const row = this.opts.repos.apps.get(name)!;
     if (row.previousVersion === null)
       throw new CorralError('CONFLICT', `app '${name}' has no earlier version`);
-    const m = this.requireManager();
-    await mustRun(this.opts.docker, this.target(m), ['service', 'rollback', '--detach', name]);
+    this.requireManager();
     this.adoptPrevious(name, actor, 'reverted by the operator');
     await this.reconcileNow();
     return this.get(name);
   }
 
+  /** Holds the rollout in progress (docs/apps.md: what the engine finishes before it holds). */
+  async pause(name: string, actor: string | null): Promise<AppView> {
+    const app = this.get(name);
+    const svc = await this.inspectService(name);
+    const state = svc.UpdateStatus?.State;
+    if (svc.Spec.Labels?.[PAUSED_LABEL] === 'true')
+      throw new CorralError('CONFLICT', `the rollout of app '${name}' is already paused`);
+    if (state !== 'updating')
+      throw new CorralError(
+        'CONFLICT',
+        `app '${name}' has no rollout in progress to pause (the engine's update state is ${state ?? 'none'})`,
+      );
+    await this.mustOnManager(holdArgs(app.spec, 'pause'));
+    this.event(name, actor, 'app.paused', `app ${name}: rollout of version ${app.version} paused`);
+    await this.reconcileNow();
+    return this.get(name);
+  }
+
+  /** Lets a paused rollout go on at its declared pace. */
+  async resume(name: string, actor: string | null): Promise<AppView> {
+    const app = this.get(name);
+    const svc = await this.inspectService(name);
+    if (svc.Spec.Labels?.[PAUSED_LABEL] !== 'true')
+      throw new CorralError('CONFLICT', `the rollout of app '${name}' is not paused`);
+    await this.mustOnManager(holdArgs(app.spec, 'resume'));
+    this.event(name, actor, 'app.resumed', `app ${name}: rollout of version ${app.version} resumed`);
+    await this.reconcileNow();
+    return this.get(name);
+  }
+
+  private async inspectService(name: string): Promise<ServiceInspect> {
+    const r = await this.onManager(['service', 'inspect', name]);
+    if (!r.ok) throw new CorralError('APP_ENGINE_FAILED', r.error ?? 'service inspect failed');
+    return (JSON.parse(r.stdout) as ServiceInspect[])[0]!;
+  }
+
+  private event(name: string, actor: string | null, kind: string, message: string): void {
+    this.opts.repos.store.write((journal) =>
+      this.opts.repos.events.appendIn(journal, { kind, message, actor, data: { name } }),
+    );
+  }
+
   async logs(name: string, tail: number): Promise<string[]> {
     this.get(name);
-    const m = this.requireManager();
     const n = Math.max(1, Math.min(LOG_LINES_MAX, Math.floor(tail)));
-    const r = await this.opts.docker.run(this.target(m), [
-      'service',
-      'logs',
-      '--tail',
-      String(n),
-      '--timestamps',
-      name,
-    ]);
+    const r = await this.onManager(['service', 'logs', '--tail', String(n), '--timestamps', name]);
     // A node that is down cannot give its tasks' logs: docker says so and exits 1 after the others' lines,
     // which are still worth showing (the note stays in the lines).
     const partial = /incomplete log stream/.test(r.stderr);
@@ -251,10 +305,30 @@ export class Apps {
       ? { state: svc.UpdateStatus.State, message: svc.UpdateStatus.Message ?? null }
       : null;
     const want = JSON.stringify(spec);
+    const labels = svc.Spec.Labels ?? {};
+    const held = labels[HELD_LABEL] === 'true';
+    const paused = labels[PAUSED_LABEL] === 'true';
+    // A held rollout that the engine stopped for a failed task (failure action `pause` while held): Corral
+    // does the rollback the engine would have done, by declaring the version before again.
+    if (
+      held &&
+      update?.state === 'paused' &&
+      engineVersion === row.version &&
+      row.previousVersion !== null &&
+      spec.update.failureAction === 'rollback'
+    ) {
+      this.adoptPrevious(
+        name,
+        null,
+        `rollout of version ${row.version} failed while held by a pause: ${update.message ?? ''}`,
+      );
+      return this.reconcileApp(name, m);
+    }
     // The engine rolled a version back (a failed health gate): the declaration follows it, or the next pass
     // would roll the failing version out again.
     if (
       update?.state === 'rollback_completed' &&
+      this.issued.get(name) === hash(want) &&
       engineVersion < row.version &&
       row.previousVersion === engineVersion
     ) {
@@ -266,6 +340,7 @@ export class Apps {
       return this.reconcileApp(name, m);
     }
     if (applied !== hash(want) && !update?.state?.startsWith('rollback_started')) {
+      // A new declaration (or a revert) ends a pause: it rolls out at its declared pace.
       const prevSpec = row.previousSpec ? AppSpecSchema.safeParse(row.previousSpec) : undefined;
       const prev = engineVersion === row.previousVersion && prevSpec?.success ? prevSpec.data : spec;
       await mustRun(this.opts.docker, m, [
@@ -278,9 +353,15 @@ export class Apps {
         ).slice(0, -1),
         '--label-add',
         `corral.applied=${hash(want)}`,
+        ...(held || paused ? ['--label-rm', HELD_LABEL, '--label-rm', PAUSED_LABEL] : []),
         name,
       ]);
+      this.issued.set(name, hash(want));
       this.log.info({ app: name, version: row.version }, 'app service updated');
+    } else if (held && (update?.state === 'completed' || update?.state === 'rollback_completed')) {
+      // The held rollout settled: the engine gets its declared failure action back.
+      await mustRun(this.opts.docker, m, releaseArgs(spec));
+      this.log.info({ app: name, version: row.version }, 'held rollout settled; hold released');
     }
     const ids = (await mustRun(this.opts.docker, m, ['service', 'ps', '-q', '--no-trunc', name]))
       .split('\n')
@@ -294,6 +375,7 @@ export class Apps {
     this.views.set(name, {
       engineVersion: Number.isNaN(engineVersion) ? null : engineVersion,
       update,
+      paused,
       instances,
       lbService,
       error: null,
@@ -378,7 +460,7 @@ export class Apps {
   }
 
   private blank(_name: string): Omit<AppView, 'name' | 'spec' | 'version'> {
-    return { engineVersion: null, update: null, instances: [], lbService: null, error: null };
+    return { engineVersion: null, update: null, paused: false, instances: [], lbService: null, error: null };
   }
 
   private requireManager(): NodeRecord {
@@ -390,9 +472,44 @@ export class Apps {
     return this.manager;
   }
 
+  /**
+   * One docker command through a swarm manager: the one the last pass used, then the other managers it
+   * saw, so a lost manager (or the leader's node) does not stop the API's commands until the next pass.
+   * A manager that cannot answer (SSH, its docker, or no Raft leader behind it) passes to the next; any
+   * other failure (no such service, ...) is the answer.
+   */
+  private async onManager(args: readonly string[]): Promise<DockerResult> {
+    const first = this.requireManager();
+    const others = this.swarm
+      .status()
+      .nodes.filter((n) => (n.role === 'leader' || n.role === 'manager') && n.mac !== first.mac)
+      .flatMap((n) => this.opts.repos.nodes.list().filter((r) => r.mac === n.mac && r.ip));
+    let last: DockerResult | undefined;
+    for (const m of [first, ...others]) {
+      last = await this.opts.docker.run(this.target(m), args);
+      if (last.ok || !managerUnusable(last)) return last;
+      this.log.warn({ node: m.name, err: last.error }, 'swarm manager did not answer; trying the next');
+    }
+    return last!;
+  }
+
+  private async mustOnManager(args: readonly string[]): Promise<string> {
+    const r = await this.onManager(args);
+    if (!r.ok) throw new CorralError('APP_ENGINE_FAILED', r.error ?? `${args.join(' ')} failed`);
+    return r.stdout;
+  }
+
   private target(n: NodeRecord): { name: string; mac: string; host: string } {
     return { name: n.name, mac: n.mac, host: n.ip ?? '' };
   }
+}
+
+/** The manager could not serve the command at all (as opposed to docker refusing the command itself). */
+export function managerUnusable(r: Pick<DockerResult, 'error' | 'stderr'>): boolean {
+  if (r.error && !/ exited \d+/.test(r.error)) return true; // SSH unreachable, refused, timed out
+  return /Cannot connect to the Docker daemon|does not have a leader|not a swarm manager|code = (Unavailable|DeadlineExceeded)/.test(
+    r.stderr,
+  );
 }
 
 /** A short, stable digest of the declaration, kept as a service label: "is what the engine runs ours?". */

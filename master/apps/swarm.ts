@@ -103,14 +103,34 @@ export class Swarm {
         local.set(n.mac, r.ok ? (JSON.parse(r.stdout) as LocalSwarm) : undefined);
       }),
     );
-    let manager = engine.find(
+    // Drive the swarm through the first manager that answers with a leader behind it. A manager whose own
+    // docker answers may still be cut off from the Raft leader (an election after the leader's node was
+    // lost: "The swarm does not have a leader"), so each candidate is asked in turn, not only the first.
+    const candidates = engine.filter(
       (n) => local.get(n.mac)?.LocalNodeState === 'active' && local.get(n.mac)?.ControlAvailable,
     );
+    let manager: NodeRecord | undefined;
+    let swarmNodes: InspectedNode[] = [];
+    const refusals: string[] = [];
+    for (const c of candidates) {
+      try {
+        swarmNodes = await this.inspectAll(target(c));
+        manager = c;
+        break;
+      } catch (err) {
+        refusals.push((err as Error).message);
+      }
+    }
     if (!manager) {
       const first = engine.find((n) => local.get(n.mac)?.LocalNodeState === 'inactive');
       const anyActive = engine.some((n) => local.get(n.mac)?.LocalNodeState === 'active');
       if (!first || anyActive) {
-        this.last = { ...this.empty(engine.length), error: anyActive ? 'no reachable swarm manager' : null };
+        const error = anyActive
+          ? `no reachable swarm manager${refusals.length ? `: ${refusals.join('; ')}` : ''}`
+          : null;
+        if (error)
+          this.log.warn({ candidates: candidates.map((c) => c.name), error }, 'no swarm manager answered');
+        this.last = { ...this.empty(engine.length), error };
         return undefined;
       }
       await mustRun(this.docker, target(first), [
@@ -134,10 +154,16 @@ export class Swarm {
       this.log.info({ node: first.name }, 'swarm initialised');
       manager = first;
       local.set(first.mac, { NodeID: '', LocalNodeState: 'active', ControlAvailable: true });
+      swarmNodes = await this.inspectAll(target(first));
     }
     const m = target(manager);
-    let swarmNodes = await this.inspectAll(m);
-    let managers = swarmNodes.filter((s) => s.Spec.Role === 'manager' && s.Status.State === 'ready').length;
+    // Managers are counted by Raft membership, not by readiness: a manager whose node is down is still a
+    // member until it is demoted or removed. Counting only ready ones made Corral promote the free worker
+    // while the swarm was still failing over from a lost leader; the promoted node then tried to join Raft
+    // through the lost leader's address, stopped its manager ("can't initialize raft node ... connection
+    // refused") and stayed Down, so the lost instance had no node to move to (seen in apps-swarm, and with
+    // plain docker commands: docs/apps.md). A lost manager is replaced once Corral removes its node.
+    let managers = swarmNodes.filter((s) => s.Spec.Role === 'manager').length;
 
     // Join the engine nodes that are not in yet.
     const joining = engine.filter((n) => local.get(n.mac)?.LocalNodeState === 'inactive' && n !== manager);
@@ -196,7 +222,7 @@ export class Swarm {
         ]);
       }
     }
-    // Promote ready workers while managers are short (a manager lost for good is replaced this way).
+    // Promote ready workers while manager members are short (a manager whose node left is replaced this way).
     for (const s of swarmNodes) {
       if (managers >= wanted) break;
       const mac = s.Spec.Labels?.['corral.mac'];

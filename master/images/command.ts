@@ -12,7 +12,7 @@ import { buildConfig, type FrozenConfig } from '../config.js';
 import { openRepos, type Repos } from '../store/repos.js';
 import { createLogger } from '../util/logger.js';
 import { deleteImage, findImage, importImage } from './registry.js';
-import { buildOsImage } from '../../node-images/os-image.js';
+import { buildOsImage, isOsImageVariant, OS_IMAGE_VARIANTS } from '../../node-images/os-image.js';
 import { ensureMasterKey } from '../deploy/ssh.js';
 import { createDeployer, describeReboot, type RebootPath } from '../deploy/deployer.js';
 import { createPowerControl } from '../remote/power.js';
@@ -27,7 +27,7 @@ const IMAGE_HELP = `  corral image list|show NAME|delete NAME [--json] [--profil
       The master's OS images, through the API of the current profile's master. With --data-dir
       DIR or --config FILE instead, on the master's machine (also while it is stopped).
   corral image import FILE|DIR --name NAME (--data-dir DIR | --config FILE) [--os ID --os-version V]
-  corral image build-debian [--name debian-12] [--cache-dir DIR] (--data-dir DIR | --config FILE)
+  corral image build-debian [--name debian-12] [--variant engine] [--cache-dir DIR] (--data-dir DIR | --config FILE)
       Import an OS image already on the master's disk: tar/tar.gz/tar.zst root file systems or
       raw/raw.gz/qcow2 disks (docs/deploy.md); on the master's machine, into its data directory.
 `;
@@ -48,6 +48,7 @@ const COMMON = {
 const IMAGE_OPTIONS = {
   ...COMMON,
   name: { type: 'string' },
+  variant: { type: 'string' },
   os: { type: 'string' },
   'os-version': { type: 'string' },
   'cache-dir': { type: 'string', default: '/var/cache/corral' },
@@ -184,10 +185,15 @@ async function runImage(
       }
       case 'build-debian': {
         // Builds (cached) the small Debian image and imports it (once) under --name (default debian-12).
-        const name = values.name ?? 'debian-12';
+        // --variant engine adds docker.io for the apps' engine nodes (docs/apps.md).
+        const variant = values.variant ?? 'default';
+        if (!isOsImageVariant(variant))
+          return usage(`--variant: one of ${Object.keys(OS_IMAGE_VARIANTS).join(', ')}`);
+        const name = values.name ?? (variant === 'default' ? 'debian-12' : `debian-12-${variant}`);
         const built = await buildOsImage({
           cacheDir: values['cache-dir'] ?? '/var/cache/corral',
           logger: createLogger({ level: 'warn' }),
+          variant,
         });
         const existing = repos.images.get(built.sha256);
         const img =
