@@ -6,7 +6,8 @@
  * → the discover script → kernel 404 marked failing with its hint, all attributed to the VM's MAC. Then a
  * file that is not a kernel: fetched (200), rejected by iPXE, and the script asked again — marked too.
  * And the other way round: a BIOS lab VM that boots the real node environment and enlists leaves a
- * timeline in which nothing is marked failing.
+ * timeline in which nothing is marked failing. That lab is started in `before`, so its VM boots while the
+ * UEFI VM loops (CI time, docs/testing.md); the second test awaits it.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,7 +19,7 @@ import { TestNet, waitFor, type Host } from '../helpers/netns.js';
 import { runIn } from '../helpers/dhcp-harness.js';
 import { basic, startMasterProcess, type MasterProcess } from '../helpers/master-process.js';
 import { findOvmf } from '../../master/lab/qemu.js';
-import { startLab } from '../../master/lab/lab.js';
+import { startLab, type Lab } from '../../master/lab/lab.js';
 import { silentLogger } from '../../master/util/logger.js';
 import type { BootActivityEntry } from '../../master/store/boot-activity.js';
 
@@ -38,9 +39,25 @@ let srv: Host;
 let kernelPath = '';
 const prefix = `10.82.${1 + Math.floor(Math.random() * 250)}`;
 const SERVER = `${prefix}.1`;
+/** The BIOS test's lab: started in `before`, torn down in `after`. */
+let biosLab: Promise<Lab> | undefined;
+let labDir = '';
 
 before(async () => {
   failIfUnmet(unmet);
+  labDir = mkdtempSync(join(tmpdir(), 'corral-bootact-lab-'));
+  biosLab = startLab({
+    dir: labDir,
+    vms: [{ firmware: 'bios' }],
+    logger: silentLogger(),
+    memoryMb: 512,
+    diskGb: 2,
+    subnetPrefix: `10.83.${1 + Math.floor(Math.random() * 250)}`,
+    // Polls every 2 s: the test waits for two of them after the enlist.
+    masterConfig: { nodes: { discoverAction: 'wait', pollSeconds: 2 } },
+  });
+  // Awaited by the BIOS test and by `after`: a failure is theirs, not an unhandled rejection.
+  biosLab.catch(() => undefined);
   dir = mkdtempSync(join(tmpdir(), 'corral-bootact-e2e-'));
   const data = join(dir, 'data');
   // A node environment the master finds at start (so the script is `discover`), whose kernel then goes
@@ -92,6 +109,9 @@ after(async () => {
   await master?.stop('SIGTERM', 10_000).catch(() => master?.stop('SIGKILL'));
   await net?.destroy();
   if (dir) rmSync(dir, { recursive: true, force: true });
+  // startLab tears down what it made if it fails, so only a lab that started is destroyed here.
+  await (await biosLab?.catch(() => undefined))?.destroy();
+  if (labDir) rmSync(labDir, { recursive: true, force: true });
 });
 
 async function timeline(): Promise<BootActivityEntry[]> {
@@ -146,7 +166,7 @@ test(
           return t.some((e) => e.kind === 'http' && e.detail['status'] === 404) ? t : undefined;
         },
         300_000,
-        3000,
+        1000,
       ).catch((err: unknown) => {
         const serial = existsSync(vmLog) ? readFileSync(vmLog, 'utf8').slice(-2000) : '';
         throw new Error(
@@ -199,7 +219,7 @@ test(
           return i >= 0 && t.slice(i + 1).some((e) => e.kind === 'script') ? t.slice(i) : undefined;
         },
         120_000,
-        3000,
+        1000,
       );
       for (const e of after) t.diagnostic(`${e.at} ${e.failed ? 'FAILED ' : ''}${e.kind}: ${e.summary}`);
       assert.equal(after[0]?.detail['path'], '/boot/node/vmlinuz');
@@ -242,60 +262,57 @@ test(
   'a BIOS VM that boots and enlists leaves a timeline with no failing step: script → kernel → initrd → OS DHCP → enlist',
   { timeout: 480_000 },
   async (t) => {
-    const labDir = mkdtempSync(join(tmpdir(), 'corral-bootact-lab-'));
-    const lab = await startLab({
-      dir: labDir,
-      vms: [{ firmware: 'bios' }],
-      logger: silentLogger(),
-      memoryMb: 512,
-      diskGb: 2,
-      subnetPrefix: `10.83.${1 + Math.floor(Math.random() * 250)}`,
-      masterConfig: { nodes: { discoverAction: 'wait', pollSeconds: 5 } },
-    });
-    try {
-      const mac = lab.vms[0]!.spec.mac;
-      const get = async (): Promise<BootActivityEntry[]> => {
-        const r = await fetch(`${lab.hostUrl}/api/v1/boot-activity?mac=${mac}`, {
+    const lab = await biosLab!;
+    const mac = lab.vms[0]!.spec.mac;
+    const get = async (): Promise<BootActivityEntry[]> => {
+      const r = await fetch(`${lab.hostUrl}/api/v1/boot-activity?mac=${mac}`, {
+        headers: basic('admin', lab.adminPassword),
+      });
+      return r.ok ? ((await r.json()) as { entries: BootActivityEntry[] }).entries : [];
+    };
+    await waitFor(
+      'the VM enlisted',
+      async () => ((await get()).some((e) => e.kind === 'enlist') ? true : undefined),
+      400_000,
+      1000,
+    );
+    // Two more agent polls (each re-enlists: a node.enlisted event): they must not add steps.
+    await waitFor(
+      'two agent polls after the enlist',
+      async () => {
+        const r = await fetch(`${lab.hostUrl}/api/v1/events?node=${mac}&kind=node.enlisted`, {
           headers: basic('admin', lab.adminPassword),
         });
-        return r.ok ? ((await r.json()) as { entries: BootActivityEntry[] }).entries : [];
-      };
-      await waitFor(
-        'the VM enlisted',
-        async () => ((await get()).some((e) => e.kind === 'enlist') ? true : undefined),
-        400_000,
-        3000,
+        const events = r.ok ? ((await r.json()) as { events: unknown[] }).events : [];
+        return events.length >= 2 ? true : undefined;
+      },
+      60_000,
+      1000,
+    );
+    const steps = await get();
+    for (const e of steps) t.diagnostic(`${e.at} ${e.failed ? 'FAILED ' : ''}${e.kind}: ${e.summary}`);
+    assert.deepEqual(
+      steps.filter((e) => e.failed).map((e) => e.summary),
+      [],
+    );
+    const seq = steps
+      .filter((e) => e.kind !== 'dhcp' || e.detail['reply'] === 'DHCPACK')
+      .map((e) =>
+        e.kind === 'http'
+          ? String(e.detail['path'])
+          : e.kind === 'dhcp'
+            ? `dhcp${e.detail['pxe'] ? ' iPXE' : ' OS'}`
+            : e.kind,
       );
-      // Two more agent polls (pollSeconds 5): they must not add steps.
-      await new Promise((r) => setTimeout(r, 11_000));
-      const steps = await get();
-      for (const e of steps) t.diagnostic(`${e.at} ${e.failed ? 'FAILED ' : ''}${e.kind}: ${e.summary}`);
-      assert.deepEqual(
-        steps.filter((e) => e.failed).map((e) => e.summary),
-        [],
-      );
-      const seq = steps
-        .filter((e) => e.kind !== 'dhcp' || e.detail['reply'] === 'DHCPACK')
-        .map((e) =>
-          e.kind === 'http'
-            ? String(e.detail['path'])
-            : e.kind === 'dhcp'
-              ? `dhcp${e.detail['pxe'] ? ' iPXE' : ' OS'}`
-              : e.kind,
-        );
-      assert.deepEqual(seq, [
-        'dhcp iPXE',
-        'script',
-        '/boot/node/vmlinuz',
-        '/boot/node/initrd.img',
-        'dhcp OS',
-        'enlist',
-      ]);
-      const kernel = steps.find((e) => e.detail['path'] === '/boot/node/vmlinuz');
-      assert.ok(Number(kernel?.detail['bytes']) > 1_000_000, 'a real kernel was served');
-    } finally {
-      await lab.destroy();
-      rmSync(labDir, { recursive: true, force: true });
-    }
+    assert.deepEqual(seq, [
+      'dhcp iPXE',
+      'script',
+      '/boot/node/vmlinuz',
+      '/boot/node/initrd.img',
+      'dhcp OS',
+      'enlist',
+    ]);
+    const kernel = steps.find((e) => e.detail['path'] === '/boot/node/vmlinuz');
+    assert.ok(Number(kernel?.detail['bytes']) > 1_000_000, 'a real kernel was served');
   },
 );
