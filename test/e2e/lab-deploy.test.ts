@@ -56,6 +56,7 @@ import { api as apiCall } from '../helpers/api.js';
 import { waitFor } from '../helpers/netns.js';
 import { CLI } from '../../master/lab/master-process.js';
 import { Browser } from '../helpers/browser.js';
+import { debianImage as sharedDebianImage, type RegisteredImage } from '../helpers/debian-image.js';
 
 const exec = promisify(execFile);
 const DEPLOY_TIMEOUT_MS = 900_000;
@@ -218,24 +219,12 @@ async function importSmallImage(name: string): Promise<{ file: string; sizeBytes
   return JSON.parse(stdout) as { file: string; sizeBytes: number };
 }
 
-let imported: Promise<{ sha256: string; file: string; sizeBytes: number }> | undefined;
-
 /**
- * The real Debian image: built once (debootstrap, cached), imported into this lab's master once. Each
- * deploy test asks for it, so either can run alone (--test-name-pattern).
+ * The real Debian image (test/helpers/debian-image.ts: built once, debootstrap then cache, imported into
+ * this lab's master once). Each deploy test asks for it, so either can run alone (--test-name-pattern).
  */
-function debianImage(): Promise<{ sha256: string; file: string; sizeBytes: number }> {
-  imported ??= (async () => {
-    const t0 = Date.now();
-    const { stdout } = await exec(
-      'node',
-      [CLI, 'image', 'build-debian', '--name', 'debian-12', '--data-dir', dataDir, '--json'],
-      { timeout: 1_800_000 },
-    );
-    const image = JSON.parse(stdout) as { sha256: string; file: string; sizeBytes: number };
-    console.log(`# image ready in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${image.sizeBytes} bytes`);
-    return image;
-  })();
+function debianImage(): Promise<RegisteredImage> {
+  const imported = sharedDebianImage(dataDir);
   // Both VMs' runs await it, at different times: a failure fails them, not the process (unhandled).
   imported.catch(() => undefined);
   return imported;

@@ -16,27 +16,17 @@ import type { NodeRecord } from '../../master/store/nodes.js';
 import { silentLogger } from '../../master/util/logger.js';
 import { freePort } from '../helpers/ports.js';
 import { requirePeers } from '../helpers/peers.js';
+import { nodeRecord } from '../helpers/node-record.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'corral-dns-knot-'));
 
 function node(name: string, ip: string): NodeRecord {
-  return {
+  return nodeRecord({
     mac: `52:54:00:77:00:${ip.split('.')[3]!.padStart(2, '0')}`,
     name,
-    seqNo: 1,
     ip,
     state: 'deployed',
-    role: null,
-    firmware: null,
-    inventory: {},
-    tags: [],
-    enrolledBy: null,
-    image: null,
-    stateReason: null,
-    createdAt: '',
-    updatedAt: '',
-    lastSeenAt: null,
-  };
+  });
 }
 
 describe('DNS service with knot on loopback', { timeout: 60_000 }, () => {

@@ -21,6 +21,7 @@ import { planFile } from '../../master/deploy/deploy.js';
 import { renderNetworkConfig } from '../../master/cloudinit/datasource.js';
 import type { DeploymentRecord } from '../../master/store/deployments.js';
 import type { NodeRecord } from '../../master/store/nodes.js';
+import { nodeRecord } from '../helpers/node-record.js';
 
 const AGENT_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'node-images', 'agent');
 const INSTALL = join(AGENT_DIR, 'corral-install');
@@ -97,23 +98,14 @@ async function fakeMaster(
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const node: NodeRecord = {
+  const node: NodeRecord = nodeRecord({
     mac: MAC,
     name: 'raw-1',
-    seqNo: 1,
-    ip: null,
     state: 'deploying',
-    role: null,
     firmware: 'bios',
     inventory: { disks: [{ name: 'vda', sizeBytes: SECTORS_8G * 512 }] },
-    tags: [],
-    enrolledBy: null,
     image: sha,
-    stateReason: null,
-    createdAt: '',
-    updatedAt: '',
-    lastSeenAt: null,
-  };
+  });
   const built = buildPlan({
     node,
     image: {

@@ -12,6 +12,7 @@ import { NODE_STATES, type NodeRecord, type NodeState } from '../../master/store
 import { installPath } from '../../master/util/paths.js';
 import { BOOT_FAILURE_DEFAULTS } from '../../master/boot/config.js';
 import { decide, type BootCase } from '../helpers/boot.js';
+import { nodeRecord } from '../helpers/node-record.js';
 
 const mac = '52:54:00:aa:bb:01';
 /** A first attempt, with the default failure policy. */
@@ -20,23 +21,7 @@ const base = { mac, baseUrl: 'http://10.99.0.1', kernelArgs: '', nodeImageReady:
 const sharedRoot = { rootName: 'web', version: 3, params: ['corral.nfs=10.99.0.1:/roots/web/3'] };
 
 function node(state: NodeState): NodeRecord {
-  return {
-    mac,
-    name: 'n1',
-    seqNo: 1,
-    ip: null,
-    state,
-    role: null,
-    tags: [],
-    enrolledBy: null,
-    firmware: null,
-    inventory: {},
-    image: null,
-    stateReason: null,
-    createdAt: '',
-    updatedAt: '',
-    lastSeenAt: null,
-  };
+  return nodeRecord({ mac, name: 'n1', state });
 }
 
 /** [case, expected provider, expected template] */

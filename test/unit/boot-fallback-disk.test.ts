@@ -14,17 +14,11 @@ import {
   LOCAL_FAILURE_WINDOW_MS,
   MAX_WATCHED,
 } from '../../master/boot/local-fallback.js';
-import { diskFailureReports, REFUSED_SCRIPT } from '../../master/boot/local-fallback-report.js';
-import {
-  describe as describeStep,
-  type BootActivitySink,
-  type BootStep,
-} from '../../master/boot/activity.js';
-import { transition } from '../../master/nodes/lifecycle.js';
+import { REFUSED_SCRIPT } from '../../master/boot/local-fallback-report.js';
+import { describe as describeStep } from '../../master/boot/activity.js';
 import { BOOT_FAILURE_DEFAULTS } from '../../master/boot/config.js';
-import { silentLogger } from '../../master/util/logger.js';
 import { decide } from '../helpers/boot.js';
-import { tempRepos } from '../helpers/repos.js';
+import { deployedNodeReporter } from '../helpers/disk-failure.js';
 import type { NodeRecord } from '../../master/store/nodes.js';
 
 const MAC = '52:54:00:12:34:56';
@@ -72,27 +66,8 @@ test('one report per local answer, and the memory is bounded', () => {
 });
 
 test('a believed report marks the deployed node failed with the reason, an event and a timeline step', () => {
-  const t = tempRepos();
+  const { t, reports, steps, clock } = deployedNodeReporter(MAC, T0);
   try {
-    t.repos.store.write((j) =>
-      t.repos.nodes.insertIn(j, { mac: MAC, name: 'node-1', seqNo: 1, state: 'ready' }),
-    );
-    transition(t.repos, MAC, { to: 'deploying' });
-    transition(t.repos, MAC, { to: 'deployed' });
-    const steps: BootStep[] = [];
-    const sink: BootActivitySink = {
-      record: (_mac, s) => steps.push(s),
-      recordByIp: () => undefined,
-      watchFetch: () => undefined,
-    };
-    let now = T0;
-    const reports = diskFailureReports({
-      repos: t.repos,
-      logger: silentLogger(),
-      activity: sink,
-      now: () => now,
-    });
-
     // No local answer yet: refused, the node stays deployed, the refusal is in the timeline.
     assert.equal(reports.report(MAC, 'grub', '10.99.0.100'), false);
     assert.equal(t.repos.nodes.get(MAC)?.state, 'deployed');
@@ -106,12 +81,12 @@ test('a believed report marks the deployed node failed with the reason, an event
 
     // An answer long ago is not enough either.
     reports.localServed(MAC);
-    now += LOCAL_FAILURE_WINDOW_MS + 1;
+    clock.now += LOCAL_FAILURE_WINDOW_MS + 1;
     assert.equal(reports.report(MAC, 'grub', '10.99.0.100'), false);
     assert.equal(t.repos.nodes.get(MAC)?.state, 'deployed');
 
     reports.localServed(MAC);
-    now += 20_000;
+    clock.now += 20_000;
     assert.equal(reports.report(MAC, 'grub', '10.99.0.100'), true);
     const n = t.repos.nodes.get(MAC);
     assert.equal(n?.state, 'failed');

@@ -8,15 +8,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isReturn, RETURN_WINDOW_MS } from '../../master/boot/local-fallback.js';
-import { diskFailureReports } from '../../master/boot/local-fallback-report.js';
-import {
-  describe as describeStep,
-  type BootActivitySink,
-  type BootStep,
-} from '../../master/boot/activity.js';
-import { transition } from '../../master/nodes/lifecycle.js';
-import { silentLogger } from '../../master/util/logger.js';
-import { tempRepos } from '../helpers/repos.js';
+import { describe as describeStep } from '../../master/boot/activity.js';
+import { deployedNodeReporter } from '../helpers/disk-failure.js';
 
 const MAC = '52:54:00:12:34:57';
 const IP = '10.99.0.101';
@@ -31,39 +24,15 @@ test('a return is a network boot within the window after a silent local answer, 
   assert.equal(isReturn(undefined, T0), false);
 });
 
-function deployedNode(): ReturnType<typeof tempRepos> {
-  const t = tempRepos();
-  t.repos.store.write((j) =>
-    t.repos.nodes.insertIn(j, { mac: MAC, name: 'node-1', seqNo: 1, state: 'ready' }),
-  );
-  transition(t.repos, MAC, { to: 'deploying' });
-  transition(t.repos, MAC, { to: 'deployed' });
-  return t;
-}
-
 test('a node back soon after an iPXE/HTTP-boot local answer is marked failed, once, with a timeline step', () => {
-  const t = deployedNode();
+  const { t, reports, steps, clock } = deployedNodeReporter(MAC, T0);
   try {
-    const steps: BootStep[] = [];
-    const sink: BootActivitySink = {
-      record: (_mac, s) => steps.push(s),
-      recordByIp: () => undefined,
-      watchFetch: () => undefined,
-    };
-    let now = T0;
-    const reports = diskFailureReports({
-      repos: t.repos,
-      logger: silentLogger(),
-      activity: sink,
-      now: () => now,
-    });
-
     // A first boot of the day: no local answer before it, so it is no return and nothing is recorded.
     assert.equal(reports.returned(MAC, IP), false);
     assert.equal(steps.length, 0);
 
     reports.localServed(MAC, true);
-    now += 25_000;
+    clock.now += 25_000;
     assert.equal(reports.returned(MAC, IP), true);
     const n = t.repos.nodes.get(MAC);
     assert.equal(n?.state, 'failed');
@@ -86,26 +55,23 @@ test('a node back soon after an iPXE/HTTP-boot local answer is marked failed, on
 });
 
 test('no failure when the OS spoke in between, when the answer could report itself, or after the window', () => {
-  const t = deployedNode();
+  const { t, reports, clock } = deployedNodeReporter(MAC, T0);
   try {
-    let now = T0;
-    const reports = diskFailureReports({ repos: t.repos, logger: silentLogger(), now: () => now });
-
     // The disk booted: its OS reported (first boot, cloud-init, metrics), then the node was rebooted.
     reports.localServed(MAC, true);
-    now += 20_000;
+    clock.now += 20_000;
     reports.osSeen(MAC);
-    now += 20_000;
+    clock.now += 20_000;
     assert.equal(reports.returned(MAC, IP), false);
 
     // TFTP network GRUB's local answer reports through local-failed.cfg: a return proves nothing.
     reports.localServed(MAC, false);
-    now += 5_000;
+    clock.now += 5_000;
     assert.equal(reports.returned(MAC, IP), false);
 
     // A reboot after the window (a server's POST alone takes minutes).
     reports.localServed(MAC, true);
-    now += RETURN_WINDOW_MS + 1;
+    clock.now += RETURN_WINDOW_MS + 1;
     assert.equal(reports.returned(MAC, IP), false);
     assert.equal(t.repos.nodes.get(MAC)?.state, 'deployed');
   } finally {

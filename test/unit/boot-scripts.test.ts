@@ -8,6 +8,7 @@ import { BOOT_FAILURE_DEFAULTS } from '../../master/boot/config.js';
 import { renderTemplate } from '../../master/util/templates.js';
 import { installPath } from '../../master/util/paths.js';
 import type { NodeRecord } from '../../master/store/nodes.js';
+import { nodeRecord } from '../helpers/node-record.js';
 
 const base = {
   mac: '52:54:00:12:34:56',
@@ -17,23 +18,7 @@ const base = {
 };
 
 function node(state: NodeRecord['state']): NodeRecord {
-  return {
-    mac: base.mac,
-    name: 'node-1',
-    seqNo: 1,
-    ip: null,
-    state,
-    role: null,
-    firmware: null,
-    inventory: {},
-    tags: [],
-    enrolledBy: null,
-    image: null,
-    stateReason: null,
-    createdAt: '',
-    updatedAt: '',
-    lastSeenAt: null,
-  };
+  return nodeRecord({ mac: base.mac, state });
 }
 
 /** Golden files: test/fixtures/ipxe/<case>.ipxe (test/helpers/golden.ts). */

@@ -29,19 +29,16 @@ import type { ImageRecord } from '../../master/store/images.js';
 import { HostKeyPins, publicKeyBlob } from '../../master/remote/host-keys.js';
 import { publicDeployment } from '../../master/deploy/api.js';
 import { tempRepos, testConfig } from '../helpers/repos.js';
+import { nodeRecord } from '../helpers/node-record.js';
 
 const GiB = 2 ** 30;
 
 const golden = (name: string, text: string): void => goldenFile(`deploy/${name}`, text);
 
 function node(firmware: 'bios' | 'uefi', diskBytes = 4 * GiB): NodeRecord {
-  return {
+  return nodeRecord({
     mac: '52:54:00:12:34:56',
-    name: 'node-1',
-    seqNo: 1,
     ip: '10.99.0.100',
-    state: 'discovered',
-    role: null,
     firmware,
     inventory: {
       disks: [
@@ -49,14 +46,7 @@ function node(firmware: 'bios' | 'uefi', diskBytes = 4 * GiB): NodeRecord {
         { name: 'vda', sizeBytes: diskBytes },
       ],
     },
-    tags: [],
-    enrolledBy: null,
-    image: null,
-    stateReason: null,
-    createdAt: '',
-    updatedAt: '',
-    lastSeenAt: null,
-  };
+  });
 }
 
 const image: ImageRecord = {

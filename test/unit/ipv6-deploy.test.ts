@@ -21,28 +21,17 @@ import { CorralError } from '../../master/util/errors.js';
 import { silentLogger } from '../../master/util/logger.js';
 import { golden } from '../helpers/golden.js';
 import { tempRepos, testConfig } from '../helpers/repos.js';
+import { nodeRecord } from '../helpers/node-record.js';
 
 const V4 = 'http://10.99.0.1:8086';
 const V6 = 'http://[fd00:5a::1]:8086';
 const MAC = '52:54:00:5a:00:01';
 
-const node: NodeRecord = {
+const node: NodeRecord = nodeRecord({
   mac: MAC,
-  name: 'node-1',
-  seqNo: 1,
-  ip: null,
-  state: 'discovered',
-  role: null,
   firmware: 'uefi',
   inventory: { disks: [{ name: 'vda', sizeBytes: 4 * 2 ** 30 }] },
-  tags: [],
-  enrolledBy: null,
-  image: null,
-  stateReason: null,
-  createdAt: '',
-  updatedAt: '',
-  lastSeenAt: null,
-};
+});
 
 const image: ImageRecord = {
   sha256: 'cd'.repeat(32),

@@ -19,25 +19,19 @@ import type { NodeRecord, NodeState } from '../../master/store/nodes.js';
 import { installPath } from '../../master/util/paths.js';
 import { frontendAddress } from '../../master/lb/load-balancer.js';
 import { testConfig } from '../helpers/repos.js';
+import { nodeRecord } from '../helpers/node-record.js';
 
 function node(name: string, state: NodeState, role: string | null, ip: string | null, n: number): NodeRecord {
-  return {
+  return nodeRecord({
     mac: `52:54:00:00:00:${n.toString(16).padStart(2, '0')}`,
     name,
     seqNo: n,
     ip,
     state,
     role,
-    firmware: null,
-    inventory: {},
-    tags: [],
-    enrolledBy: null,
-    image: null,
-    stateReason: null,
     createdAt: '2026-01-01T00:00:00Z',
     updatedAt: '2026-01-01T00:00:00Z',
-    lastSeenAt: null,
-  };
+  });
 }
 
 const NODES = [

@@ -29,6 +29,7 @@ import type { NodeRecord } from '../../master/store/nodes.js';
 import { installPath } from '../../master/util/paths.js';
 import { OVMF_SB_CODE, qemuArgs } from '../../master/lab/qemu.js';
 import { describe } from '../../master/boot/activity.js';
+import { nodeRecord } from '../helpers/node-record.js';
 
 const MAC = '52:54:00:5b:00:09';
 const LEGACY = { biosFile: 'undionly.kpxe', uefiFile: 'ipxe.efi' };
@@ -108,11 +109,7 @@ test('GRUB TFTP names: bootstrap, per-node config by MAC and attempt, kernel and
 });
 
 function node(state: NodeRecord['state']): NodeRecord {
-  return {
-    ...{ mac: MAC, name: 'sb-1', seqNo: 1, ip: null, state, role: null, firmware: 'uefi', inventory: {} },
-    ...{ tags: [], enrolledBy: null, image: null, stateReason: null, createdAt: '', updatedAt: '' },
-    lastSeenAt: null,
-  };
+  return nodeRecord({ mac: MAC, name: 'sb-1', state, firmware: 'uefi' });
 }
 
 const base = { mac: MAC, baseUrl: URL, kernelArgs: '', nodeImageReady: true };
