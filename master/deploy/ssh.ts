@@ -38,27 +38,21 @@ export async function ensureMasterKey(dataDir: string): Promise<MasterKey> {
   return { privateKeyPath: key, publicKey: readFileSync(`${key}.pub`, 'utf8').trim() };
 }
 
+/**
+ * OpenSSH's arguments for one command as root on a node with the master's key: batch mode (no prompt),
+ * no host key file (a redeployed node has a new key), connect within 10 s.
+ */
+export function sshArgs(privateKeyPath: string, host: string, command: string): string[] {
+  return [
+    ...['-i', privateKeyPath, '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no'],
+    ...['-o', 'UserKnownHostsFile=/dev/null', '-o', 'ConnectTimeout=10', `root@${host}`, command],
+  ];
+}
+
 /** Asks a deployed node to reboot over SSH (bounded to 20 s); resolves to an error text or null. */
 export async function sshReboot(key: MasterKey, ip: string): Promise<string | null> {
   try {
-    await exec(
-      'ssh',
-      [
-        '-i',
-        key.privateKeyPath,
-        '-o',
-        'BatchMode=yes',
-        '-o',
-        'StrictHostKeyChecking=no',
-        '-o',
-        'UserKnownHostsFile=/dev/null',
-        '-o',
-        'ConnectTimeout=10',
-        `root@${ip}`,
-        'systemctl reboot || reboot',
-      ],
-      { timeout: 20_000 },
-    );
+    await exec('ssh', sshArgs(key.privateKeyPath, ip, 'systemctl reboot || reboot'), { timeout: 20_000 });
     return null;
   } catch (err) {
     // The connection drops as the node goes down: exit 255 after the command ran is success enough.

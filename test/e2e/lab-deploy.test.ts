@@ -55,6 +55,7 @@ import { silentLogger } from '../../master/util/logger.js';
 import { api as apiCall } from '../helpers/api.js';
 import { waitFor } from '../helpers/netns.js';
 import { CLI } from '../../master/lab/master-process.js';
+import { sshArgs } from '../../master/deploy/ssh.js';
 import { Browser } from '../helpers/browser.js';
 import { debianImage as sharedDebianImage, type RegisteredImage } from '../helpers/debian-image.js';
 
@@ -168,18 +169,7 @@ async function sshRun(vm: number, ip: string, command: string): Promise<string> 
             'exec',
             lab!.masterNs,
             'ssh',
-            '-i',
-            join(dataDir, 'ssh', 'id_ed25519'),
-            '-o',
-            'StrictHostKeyChecking=no',
-            '-o',
-            'UserKnownHostsFile=/dev/null',
-            '-o',
-            'BatchMode=yes',
-            '-o',
-            'ConnectTimeout=10',
-            `root@${ip}`,
-            command,
+            ...sshArgs(join(dataDir, 'ssh', 'id_ed25519'), ip, command),
           ],
           { timeout: 30_000 },
         );

@@ -24,6 +24,7 @@ import { startMasterProcess, type MasterProcess } from '../helpers/master-proces
 import { requirePeers } from '../helpers/peers.js';
 import { findOvmf } from '../../master/lab/qemu.js';
 import { debianImage } from '../helpers/debian-image.js';
+import { sshArgs } from '../../master/deploy/ssh.js';
 
 const SERVER = 'fd00:5a::1';
 const PORT = 8086;
@@ -226,21 +227,7 @@ function apiOverIpv6<T>(method: string, path: string, body?: unknown): { status:
 /** A command on the deployed node over SSH (IPv6) with the master's key, from the master's namespace. */
 function sshOverIpv6(address: string, command: string): string {
   return net!
-    .nsExec(srv.ns, [
-      'ssh',
-      '-i',
-      join(dir, 'data', 'ssh', 'id_ed25519'),
-      '-o',
-      'StrictHostKeyChecking=no',
-      '-o',
-      'UserKnownHostsFile=/dev/null',
-      '-o',
-      'BatchMode=yes',
-      '-o',
-      'ConnectTimeout=10',
-      `root@${address}`,
-      command,
-    ])
+    .nsExec(srv.ns, ['ssh', ...sshArgs(join(dir, 'data', 'ssh', 'id_ed25519'), address, command)])
     .trim();
 }
 
