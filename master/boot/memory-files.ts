@@ -125,8 +125,9 @@ export class MemoryFiles {
       ino: st.ino,
       size: st.size,
       mtimeMs: st.mtimeMs,
-      // send's ETag (the `etag` module for a Stats): weak, size and mtime in hex.
-      etag: `W/"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`,
+      // send's ETag (the `etag` module for a Stats): weak, size and mtime in hex. The mtime is Stats'
+      // Date, which node rounds from mtimeMs (flooring mtimeMs differed by 1 ms for half of all files).
+      etag: `W/"${st.size.toString(16)}-${st.mtime.getTime().toString(16)}"`,
       lastModified: st.mtime.toUTCString(),
     };
     this.held.set(file, fresh);
