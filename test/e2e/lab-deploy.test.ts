@@ -537,9 +537,26 @@ async function neverStrand(n: ApiNode): Promise<void> {
 }
 
 let layers: Promise<void> | undefined;
-/** The cloud-init layers (below), set once before the first deploy, whichever test runs first. */
+/**
+ * The cloud-init layers (below), set once before the first deploy, whichever VM's run comes first. The
+ * node's own layer is VM 0's: the Secure Boot VM's run can get here before VM 0 has enlisted (CI run 8:
+ * NODE_NOT_FOUND), so it waits for that node to exist first.
+ */
 function cloudInitLayers(): Promise<void> {
-  layers ??= setCloudInitLayers(lab!.vms[0]!.spec.mac);
+  layers ??= (async () => {
+    await waitFor(
+      'node of VM 0 to enlist (its cloud-init layer)',
+      async () => {
+        checkLab();
+        return (await node(0).catch(() => undefined)) ? true : undefined;
+      },
+      300_000,
+      2000,
+    );
+    await setCloudInitLayers(lab!.vms[0]!.spec.mac);
+  })();
+  // Both VMs' runs await it, at different times: a failure fails them, not the process (unhandled).
+  layers.catch(() => undefined);
   return layers;
 }
 
