@@ -62,11 +62,14 @@ export function webSeeder(
 export function useP2p(
   mode: P2pConfig['mode'],
   minWave: number,
+  webSeeds: number,
   wave: number,
   trackerRunning: boolean,
 ): boolean {
   if (mode === 'off' || !trackerRunning) return false;
-  return mode === 'on' || wave >= minWave;
+  // A wave no larger than `webSeeds` is all web seeders: each would take every piece from the master, as
+  // over plain HTTP, after fetching the p2p tools (23.3 MB) for nothing (seen in the npm start lab).
+  return mode === 'on' || (wave >= minWave && wave > webSeeds);
 }
 
 export interface P2pUrls {
@@ -116,7 +119,7 @@ export class ImagesP2p {
     const active = this.deps.deployments.active();
     const wave = waveOf(d, active);
     // The tracker is asked about (and so started) only for a wave that wants p2p.
-    const p2p = useP2p(mode, minWave, wave, true) && this.deps.trackerRunning();
+    const p2p = useP2p(mode, minWave, webSeeds, wave, true) && this.deps.trackerRunning();
     const seeder = p2p && webSeeder(d, active, webSeeds);
     this.log.info(
       { mac: d.nodeMac, deployment: d.id, wave, p2p, webSeeder: seeder },

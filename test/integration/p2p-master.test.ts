@@ -67,7 +67,8 @@ describe('p2p images on a real master: plan, torrent, tracker, wave', () => {
         console: { https: false },
         // No node environment build: nothing here boots, and its gzip child would outlast the stop.
         nodeImage: { autoBuild: false },
-        p2p: { trackerPort },
+        // Two nodes make the wave: one web seeder, so the other takes pieces from its peer.
+        p2p: { trackerPort, webSeeds: 1 },
       }),
     );
     m = await startMasterProcess({

@@ -84,12 +84,15 @@ test('the .torrent: announce, url-list (BEP 19 web seed), info; no creation date
 });
 
 test('p2p or HTTP: off never, on always, auto from the wave size; never without a tracker', () => {
-  assert.equal(useP2p('off', 2, 10, true), false);
-  assert.equal(useP2p('on', 2, 1, true), true);
-  assert.equal(useP2p('auto', 2, 1, true), false);
-  assert.equal(useP2p('auto', 2, 2, true), true);
-  assert.equal(useP2p('auto', 5, 4, true), false);
-  assert.equal(useP2p('on', 2, 10, false), false);
+  assert.equal(useP2p('off', 2, 1, 10, true), false);
+  assert.equal(useP2p('on', 2, 2, 1, true), true);
+  assert.equal(useP2p('auto', 2, 1, 1, true), false);
+  assert.equal(useP2p('auto', 2, 1, 2, true), true);
+  assert.equal(useP2p('auto', 5, 1, 4, true), false);
+  assert.equal(useP2p('on', 2, 2, 10, false), false);
+  // A wave of web seeders only (the defaults, 2 and 2) gets plain HTTP; one more installer gets p2p.
+  assert.equal(useP2p('auto', 2, 2, 2, true), false);
+  assert.equal(useP2p('auto', 2, 2, 3, true), true);
 });
 
 test('the wave: unfinished deployments of the same image; who still fetches', () => {
