@@ -143,9 +143,9 @@ export class CloudInit {
   holdsIpv6Lease(node: NodeRecord, ip: string): boolean {
     if (!isIPv6(ip)) return false;
     const now = this.repos.store.now().getTime();
-    return this.leases6
-      .all()
-      .some((l) => l.mac === node.mac && l.state === 'bound' && l.expiresAt > now && l.address === ip);
+    // One lookup by the lease table's primary key: a cloud-init fetch must not scan every binding.
+    const l = this.leases6.get(ip);
+    return l !== undefined && l.mac === node.mac && l.state === 'bound' && l.expiresAt > now;
   }
 
   varsFor(node: NodeRecord, master?: string): TemplateVars {

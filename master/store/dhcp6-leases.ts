@@ -48,6 +48,13 @@ export class Lease6Store {
     return (this.store.db.prepare('SELECT * FROM dhcp6_leases ORDER BY address').all() as Row[]).map(fromRow);
   }
 
+  /** The binding of one address (its primary key), if any. */
+  get(address: string): Lease6Record | undefined {
+    const row = this.store.db.prepare('SELECT * FROM dhcp6_leases WHERE address = ?').get(address) as
+      Row | undefined;
+    return row && fromRow(row);
+  }
+
   /** Writes rows in one transaction (a batch of a whole event-loop turn, as the v4 server does). */
   put(leases: readonly Omit<Lease6Record, 'updatedAt'>[]): void {
     if (!leases.length) return;
