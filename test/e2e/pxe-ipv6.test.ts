@@ -10,7 +10,8 @@
  * the Debian image (deploy over IPv6): its agent is told to reboot, the installer fetches its plan and
  * the image from the master's IPv6 address and reports there, the installed system gets its address from
  * Corral's DHCPv6 (networkd, DUID-LL), reports its first boot over IPv6 (→ deployed) and answers SSH on
- * its IPv6 address. One VM; the figures printed are power-on → enlisted and deploy → deployed (TCG).
+ * its IPv6 address. The VM boots network first: after the install the master answers "boot your disk"
+ * (`exit 1` from snponly.efi) and the firmware goes on to the disk (never strand a node). One VM; the figures printed are power-on → enlisted and deploy → deployed (TCG).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
