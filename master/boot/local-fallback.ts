@@ -102,6 +102,16 @@ export interface LocalAnswer {
 }
 
 /**
+ * Whether iPXE's local answer is silent, from iPXE's `${platform}` in the script URL (dhcp/pxe.ts
+ * bootScriptUrl, the scripts' retry chains): on `efi` iPXE cannot boot a disk and exits; on `pcbios`
+ * sanboot reports a failure itself (local.hbs). A URL without it (an older one, a hand-made chain)
+ * counts as silent: a BIOS node is then judged by its return too, as before the URL said.
+ */
+export function ipxeLocalSilent(platform: unknown): boolean {
+  return platform !== 'pcbios';
+}
+
+/**
  * Whether a network boot is a node coming back after a silent local answer (pure): the answer was silent
  * and at most RETURN_WINDOW_MS ago. The report is then judged like any other (judgeLocalFailure).
  */

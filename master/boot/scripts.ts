@@ -57,9 +57,12 @@ export function retryWait(p: BootFailurePolicy, attempt: number): number {
   return Math.min(p.retrySeconds * 2 ** Math.min(attempt, 16), MAX_RETRY_WAIT_SECONDS);
 }
 
-/** The script's URL for attempt `attempt` (a first attempt names none, as DHCP's URL does not). */
+/**
+ * The script's URL for attempt `attempt` (a first attempt names none, as DHCP's URL does not), with
+ * iPXE's `${platform}` as DHCP's URL has it (pxe.ts bootScriptUrl).
+ */
 const retryUrl = (b: ScriptBase, attempt: number): string =>
-  `${b.baseUrl}/boot/ipxe?mac=${b.mac}${attempt > 0 ? `&attempt=${attempt}` : ''}`;
+  `${b.baseUrl}/boot/ipxe?mac=${b.mac}${attempt > 0 ? `&attempt=${attempt}` : ''}&platform=\${platform}`;
 
 /**
  * The iPXE lines of the operator's fallback and a phrase saying it, for a script whose retry chain could

@@ -36,6 +36,7 @@ import type { BootActivitySink } from './activity.js';
 import { diskBootProvider, discoveryBootProvider } from './core-providers.js';
 import { decideBoot, type BootDecision, type BootProvider } from './decision.js';
 import { diskFailureReports, REFUSED_SCRIPT } from './local-fallback-report.js';
+import { ipxeLocalSilent } from './local-fallback.js';
 import { grubTemplate, parseGrubRequest, renderGrubBootstrap, renderGrubConfig } from './grub.js';
 import type { ScriptBase } from './scripts.js';
 import type { GeneratedFile } from '../tftp/server.js';
@@ -352,8 +353,8 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
     // A node back this soon after an iPXE local answer (UEFI: `exit 1`) did not boot its disk: failed first.
     if (mac && attempt === 0) diskFailures.returned(mac, clientIp(req) ?? '');
     const decision = decide(mac, attempt, baseUrl, kernelArgs);
-    // iPXE's local answer is silent on UEFI (it exits; BIOS sanboot reports through /boot/local-failed).
-    if (mac) record(mac, decision, attempt, clientIp(req) ?? '', true);
+    // iPXE's local answer is silent on UEFI (it exits); BIOS sanboot reports through /boot/local-failed.
+    if (mac) record(mac, decision, attempt, clientIp(req) ?? '', ipxeLocalSilent(req.query['platform']));
     res.send(renderTemplate(decision.template, decision.vars));
   };
 

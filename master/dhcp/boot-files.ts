@@ -52,6 +52,8 @@ export const BOOT_FILES_DEFAULTS = {} as const;
 
 /** iPXE for x64 UEFI HTTP boot when the chain is `ipxe` (or no chain is given: DHCPv6). */
 export const IPXE_HTTP_FILE = 'ipxe.efi';
+/** iPXE on the firmware's network driver (SNP): what x64 UEFI clients get over IPv6 (dhcp6/uefi-loader.ts). */
+export const IPXE_SNP_FILE = 'snponly.efi';
 
 /** The older `boot` keys the TFTP entries fall back to. */
 export interface LegacyBootFiles {
@@ -162,6 +164,7 @@ export function loaderFileNames(files: Readonly<BootFilesConfig>, legacy: Legacy
     files.arm64Uefi,
     files.x64UefiHttp ?? IPXE_HTTP_FILE,
     files.arm64UefiHttp,
+    IPXE_SNP_FILE,
   ];
   return [...new Set(names.filter((n): n is string => n !== undefined && !/^https?:\/\//.test(n)))];
 }

@@ -91,8 +91,10 @@ export function clientArchitecture(o: DhcpOptions): number | null {
 
 export function bootScriptUrl(httpBaseUrl: string, mac: string): string {
   // The boot route reads the MAC from the query; the DHCP server already knows it, so iPXE need not
-  // expand ${net0/mac} and the URL is the same whichever NIC iPXE booted from.
-  return `${httpBaseUrl.replace(/\/+$/, '')}/boot/ipxe?mac=${mac}`;
+  // expand ${net0/mac} and the URL is the same whichever NIC iPXE booted from. `${platform}` (pcbios or
+  // efi) is expanded by iPXE (it expands settings in its DHCP filename): the master's local-disk answer can
+  // report a failed disk on BIOS only (boot/local-fallback.ts).
+  return `${httpBaseUrl.replace(/\/+$/, '')}/boot/ipxe?mac=${mac}&platform=\${platform}`;
 }
 
 export function chooseBoot(o: DhcpOptions, mac: string, boot: BootConfig): BootChoice {

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { parseIPv6, parsePrefix6 } from './address.js';
+import { UEFI_IPXE_BUILDS } from './uefi-loader.js';
 
 const ipv6 = z
   .string()
@@ -35,6 +36,11 @@ export const Dhcp6ConfigSchema = z
     rapidCommit: z.boolean().default(true),
     /** 547 unless testing. */
     port: z.number().int().min(1).max(65535).default(547),
+    /**
+     * The iPXE build for x64 UEFI clients over IPv6 in place of Debian's ipxe.efi (uefi-loader.ts says
+     * why): snponly.efi leaves the firmware's network driver in place, so `exit 1` returns to the firmware.
+     */
+    uefiIpxe: z.enum(UEFI_IPXE_BUILDS).default('snponly.efi'),
     /** Base URL of the master's HTTP boot routes over IPv6; default http://[address]:http.port. */
     httpBaseUrl: z.string().url().optional(),
     routerAdvertisements: z
@@ -71,6 +77,7 @@ export const DHCP6_CONFIG_DEFAULTS = {
   dns: [],
   rapidCommit: true,
   port: 547,
+  uefiIpxe: 'snponly.efi' as const,
   routerAdvertisements: { enabled: true, radvdBin: 'radvd', routerLifetimeSeconds: 0 },
 };
 

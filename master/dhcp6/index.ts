@@ -15,6 +15,7 @@ import { resolveBootFiles, type BootFilesConfig, type LegacyBootFiles } from '..
 import { parseIPv6, parsePrefix6 } from './address.js';
 import { parseRange6, type Dhcp6Config } from './config.js';
 import { Radvd } from './radvd.js';
+import { ipv6UefiLoader } from './uefi-loader.js';
 import { startDhcp6Server, type Dhcp6Server, type Dhcp6Stats } from './server.js';
 import { encodeDomainSearch } from '../dhcp/domain-search.js';
 
@@ -87,7 +88,11 @@ export async function startDhcp6(deps: Dhcp6Deps): Promise<Dhcp6Feature> {
       ].map((d) => parseIPv6(d) ?? 0n),
       ...(deps.cluster ? { domainList: encodeDomainSearch([deps.cluster.domain], false) } : {}),
       rapidCommit: c.rapidCommit,
-      boot: resolveBootFiles(deps.bootFiles, deps.legacyBootFiles, httpBaseUrl, address),
+      boot: ipv6UefiLoader(
+        resolveBootFiles(deps.bootFiles, deps.legacyBootFiles, httpBaseUrl, address),
+        c.uefiIpxe,
+        httpBaseUrl,
+      ),
     }),
   });
   let radvd: Radvd | undefined;

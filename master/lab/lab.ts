@@ -20,12 +20,23 @@ export interface LabOptions {
   /** Lab working directory: master data dir, VM disks, logs, state file. */
   dir: string;
   /** One entry per VM; `nic` defaults to virtio. */
-  vms: { firmware: 'bios' | 'uefi' | 'uefi-http' | 'uefi-sb'; nic?: NicModel; qmp?: boolean }[];
+  vms: {
+    firmware: 'bios' | 'uefi' | 'uefi-http' | 'uefi-sb';
+    nic?: NicModel;
+    qmp?: boolean;
+    /** `ipv6`: an IPv6-only UEFI machine (needs `ipv6Prefix`). */
+    ipStack?: 'ipv4' | 'ipv6';
+  }[];
   logger: Logger;
   /** Shared cache for the Debian kernel download. */
   cacheDir?: string;
   /** First three octets of the lab subnet inside the namespaces (the master is .1). */
   subnetPrefix?: string;
+  /**
+   * A dual-stack link (issue 18): the master also gets `<prefix>1/64` and serves DHCPv6 (and router
+   * advertisements) from `<prefix>100` to `<prefix>1ff` beside DHCPv4, e.g. `fd00:98::`.
+   */
+  ipv6Prefix?: string;
   /** Loopback port on the host for the console (0 = any free port). */
   hostPort?: number;
   memoryMb?: number;
@@ -111,6 +122,8 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
       `a lab already runs from ${dir} (or was not torn down): run \`corral lab down --dir ${opts.dir}\``,
     );
   }
+  if (opts.vms.some((v) => v.ipStack === 'ipv6') && !opts.ipv6Prefix)
+    throw new Error('an IPv6-only lab VM needs the lab link to carry IPv6 (ipv6Prefix)');
   const prefix = opts.subnetPrefix ?? '10.99.0';
   const masterAddress = `${prefix}.1`;
   if (opts.ha) {
@@ -146,6 +159,9 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
 
   try {
     const m = net.addHost('corral-m', `${masterAddress}/24`);
+    const v6 = opts.ipv6Prefix;
+    // nodad: the address is usable at once (Duplicate Address Detection would hold it tentative for ~1 s).
+    if (v6) net.nsExec(m.ns, ['ip', '-6', 'addr', 'add', `${v6}1/64`, 'dev', m.ifname, 'nodad']);
     let ha: LabHa | undefined;
     if (opts.ha) {
       const witness = net.addHost('corral-w', `${prefix}.3/24`);
@@ -197,6 +213,16 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
               }
             : {}),
           dhcp: { mode: 'server', range: `${prefix}.100-${prefix}.199`, subnet: `${prefix}.0/24` },
+          ...(v6
+            ? {
+                dhcp6: {
+                  enabled: true,
+                  address: `${v6}1`,
+                  prefix: `${v6}/64`,
+                  range: `${v6}100-${v6}1ff`,
+                },
+              }
+            : {}),
           nodeImage: { cacheDir: opts.cacheDir ?? '/var/cache/corral' },
           // Each VM's serial line as a socket named after its MAC (qemu.ts consoleSocket, issue 20).
           serialConsole: { socketDir: join(dir, 'serial') },
@@ -271,6 +297,7 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
         ...(v.qmp ? { qmpSocket: join(dir, `${name}.qmp`) } : {}),
         mac: macs[i]!,
         firmware: v.firmware,
+        ...(v.ipStack ? { ipStack: v.ipStack } : {}),
         nic: v.nic ?? ('virtio' as const),
         memoryMb: opts.memoryMb ?? 512,
         cpus: 1,

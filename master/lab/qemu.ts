@@ -62,6 +62,11 @@ export interface VmSpec {
    * `uefi-sb`: the same with Secure Boot enforced (OVMF's SMM build, Microsoft's keys enrolled).
    */
   firmware: 'bios' | 'uefi' | 'uefi-http' | 'uefi-sb';
+  /**
+   * The firmware's own network stack (OVMF, not BIOS): `ipv4` (default) turns IPv6 off, as the lab link is
+   * IPv4; `ipv6` turns IPv4 off, an IPv6-only machine that boots PXE over IPv6 on a dual-stack link.
+   */
+  ipStack?: 'ipv4' | 'ipv6';
   nic: NicModel;
   memoryMb: number;
   cpus: number;
@@ -131,9 +136,19 @@ export function qemuArgs(spec: VmSpec, ovmf: string | undefined): string[] {
     );
   } else if (spec.firmware !== 'bios') {
     if (!ovmf) throw new Error('UEFI VM requested but OVMF is not installed (Debian package ovmf)');
-    // The lab network is IPv4 only. Without IPv6, OVMF offers no PXEv6/HTTPv6 boot entries, each of which
-    // would wait out its own DHCPv6 timeout before the firmware reaches the disk of a deployed node.
-    args.push('-bios', ovmf, '-fw_cfg', 'name=opt/org.tianocore/IPv6Support,string=no');
+    args.push('-bios', ovmf);
+    if (spec.ipStack === 'ipv6')
+      // An IPv6-only machine: no PXEv4 and no IPv4 stack (so no HTTPv4 either; edk2's fw_cfg network knobs).
+      args.push(
+        '-fw_cfg',
+        'name=opt/org.tianocore/IPv4PXESupport,string=n',
+        '-fw_cfg',
+        'name=opt/org.tianocore/IPv4Support,string=n',
+      );
+    // The lab network is IPv4 unless the lab is dual-stack. Without IPv6, OVMF offers no PXEv6/HTTPv6 boot
+    // entries, each of which would wait out its own DHCPv6 timeout before the firmware reaches the disk
+    // of a deployed node.
+    else args.push('-fw_cfg', 'name=opt/org.tianocore/IPv6Support,string=no');
   }
   if (spec.noReboot) args.push('-no-reboot');
   return args;

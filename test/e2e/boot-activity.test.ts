@@ -199,7 +199,10 @@ test(
           e.detail['reply'] === 'DHCPACK',
       );
       assert.ok(ipxeDhcp > tftp, `order: ${kinds.join(' ')}`);
-      assert.match(String(steps[ipxeDhcp]?.detail['bootFile']), new RegExp(`/boot/ipxe\\?mac=${MAC}$`));
+      assert.match(
+        String(steps[ipxeDhcp]?.detail['bootFile']),
+        new RegExp(`/boot/ipxe\\?mac=${MAC}&platform=\\$\\{platform\\}$`),
+      );
       const script = steps.findIndex((e, i) => i > ipxeDhcp && e.kind === 'script');
       assert.equal(steps[script]?.detail['template'], 'ipxe/discover.hbs');
       const kernel = steps.findIndex((e, i) => i > script && e.kind === 'http');

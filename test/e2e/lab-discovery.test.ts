@@ -1,6 +1,9 @@
 /**
  * End to end: one BIOS (SeaBIOS) and one UEFI (OVMF) QEMU VM PXE-boot from Corral's own DHCP, TFTP and
- * HTTP inside a lab of namespaces, run the node agent and enlist. The UEFI VM has no iPXE option ROM, so
+ * HTTP inside a lab of namespaces, run the node agent and enlist. The lab link is dual-stack (issue 18):
+ * the master also serves DHCPv6 and router advertisements there, and a third VM, an IPv6-only UEFI
+ * machine (OVMF with its IPv4 stack off), boots PXE over IPv6 from the same master on the same link
+ * while the other two boot over IPv4. The UEFI VM has no iPXE option ROM, so
  * OVMF's own PXE asks for a boot file, and the master runs with boot.uefiChain `ipxe` (issue 18): the
  * setting's path, where UEFI clients get ipxe.efi instead of the default Secure Boot chain (that one is
  * lab-deploy.test.ts's Secure Boot VM). Checked through the API: MAC, memory,
@@ -17,6 +20,7 @@ import { silentLogger } from '../../master/util/logger.js';
 import { basic } from '../helpers/master-process.js';
 import { waitFor } from '../helpers/netns.js';
 import { Browser } from '../helpers/browser.js';
+import { requirePeers } from '../helpers/peers.js';
 
 const MEMORY_MB = 512;
 const DISK_GB = 2;
@@ -43,11 +47,14 @@ let dir = '';
 let poweredOnAt = 0;
 
 before(async () => {
+  // The dual-stack link's router advertisements (the IPv6-only firmware waits for one).
+  requirePeers('radvd');
   dir = mkdtempSync(join(tmpdir(), 'corral-e2e-'));
   lab = await startLab({
     // A dot component, as `npm start`'s default `.lab` has: the file sender once hid such paths (issue 22).
     dir: join(dir, '.lab'),
-    vms: [{ firmware: 'bios' }, { firmware: 'uefi-http' }],
+    vms: [{ firmware: 'bios' }, { firmware: 'uefi-http' }, { firmware: 'uefi-http', ipStack: 'ipv6' }],
+    ipv6Prefix: 'fd00:98::',
     logger: silentLogger(),
     memoryMb: MEMORY_MB,
     diskGb: DISK_GB,
@@ -80,17 +87,17 @@ function vmLogs(): string {
     .join('\n');
 }
 
-test('a BIOS and a UEFI VM PXE-boot from Corral and enlist with correct inventory', async () => {
+test('a BIOS, a UEFI and an IPv6-only UEFI VM PXE-boot from Corral on one dual-stack link and enlist', async () => {
   const l = lab!;
   let enlisted: ApiNode[] = [];
   const firstSeen = new Map<string, number>();
   try {
     enlisted = await waitFor(
-      'both VMs to enlist',
+      'the three VMs to enlist',
       async () => {
         const list = await nodes().catch(() => []);
         for (const n of list) if (!firstSeen.has(n.mac)) firstSeen.set(n.mac, Date.now() - poweredOnAt);
-        return list.length === 2 ? list : undefined;
+        return list.length === 3 ? list : undefined;
       },
       BOOT_TIMEOUT_MS,
       2000,
@@ -118,10 +125,29 @@ test('a BIOS and a UEFI VM PXE-boot from Corral and enlist with correct inventor
     const nic = node.inventory.nics?.find((n) => n.mac === vm.spec.mac);
     assert.equal(nic?.link, 'up');
     assert.ok((node.inventory.cpu?.count ?? 0) >= 1);
+    const log = l.master.logs();
+    if (vm.spec.ipStack === 'ipv6') {
+      // The firmware (no IPv4 stack) took Corral's DHCPv6 answer: an address from the IPv6 pool and
+      // snponly.efi over TFTP on IPv6 (dhcp6/uefi-loader.ts). iPXE then runs its own network stack, which
+      // on a dual-stack link also takes a DHCPv4 lease: the script, and so the node environment, come over
+      // whichever family iPXE chained on (iPXE's DHCPv4 in this lab's runs). Either is Corral's pool.
+      const text = vm.console();
+      assert.match(text, /Station IP address is FD00:98:0:0:0:0:0:1[0-9A-F]{2}\b/i);
+      assert.match(text, /NBP filename is snponly\.efi/);
+      assert.match(node.ip ?? '', /^(10\.98\.0\.1\d\d|fd00:98::1[0-9a-f]{2})$/);
+      const script = log
+        .split('\n')
+        .find((line) => line.includes('"msg":"boot script"') && line.includes(`"ip":"${node.ip}"`));
+      assert.ok(script, `the master served a boot script to ${node.ip ?? ''}`);
+      assert.match(script, /"template":"ipxe\/discover.hbs"/);
+      console.log(
+        `# e2e: IPv6-only firmware on the dual-stack link: PXE over IPv6, node environment on ${node.ip}`,
+      );
+      continue;
+    }
     // The address came from Corral's own pool.
     assert.match(node.ip ?? '', /^10\.98\.0\.1\d\d$/);
     // Boot chain, from the master's log: DHCP lease → iPXE script → agent enlistment.
-    const log = l.master.logs();
     assert.match(log, new RegExp(`"mac":"${vm.spec.mac}"[^\\n]*DHCPACK`));
     assert.match(log, new RegExp(`"mac":"${vm.spec.mac}"[^\\n]*"template":"ipxe/discover.hbs"`));
     if (uefi) {
@@ -156,13 +182,13 @@ test('re-enlisting the same MAC updates and never duplicates', async () => {
   const before = await nodes();
   await new Promise((r) => setTimeout(r, 12_000));
   const afterList = await nodes();
-  assert.equal(afterList.length, 2);
+  assert.equal(afterList.length, 3);
   assert.deepEqual(afterList.map((n) => n.name).sort(), before.map((n) => n.name).sort());
   const r = await fetch(`${lab!.hostUrl}/api/v1/events?kind=node.enlisted`, {
     headers: basic('admin', lab!.adminPassword),
   });
   const events = ((await r.json()) as { events: unknown[] }).events;
-  assert.ok(events.length >= 2, `re-enlist events: ${events.length}`);
+  assert.ok(events.length >= 3, `re-enlist events: ${events.length}`);
 });
 
 test('kernel and initrd are served with Content-Length and Range', async () => {

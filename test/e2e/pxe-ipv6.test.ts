@@ -10,12 +10,13 @@
  * the Debian image (deploy over IPv6): its agent is told to reboot, the installer fetches its plan and
  * the image from the master's IPv6 address and reports there, the installed system gets its address from
  * Corral's DHCPv6 (networkd, DUID-LL), reports its first boot over IPv6 (→ deployed) and answers SSH on
- * its IPv6 address. One VM; the figures printed are power-on → enlisted and deploy → deployed (TCG).
+ * its IPv6 address. The VM boots network first: after the install the master answers "boot your disk"
+ * (`exit 1` from snponly.efi) and the firmware goes on to the disk (never strand a node). One VM; the figures printed are power-on → enlisted and deploy → deployed (TCG).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -65,8 +66,6 @@ before(async () => {
       http: { port: PORT, bind: ['::'] },
       console: { https: false, allowInsecureBasicAuth: true },
       dhcp: { mode: 'off' },
-      // Pinned: this test is about the iPXE chain over IPv6 (the Secure Boot chain is tested elsewhere).
-      bootFiles: { x64Uefi: 'ipxe.efi' },
       dhcp6: {
         enabled: true,
         address: SERVER,
@@ -112,31 +111,37 @@ before(async () => {
     // No -no-reboot: the deploy below reboots the VM into the installer and then onto its disk.
     '-bios',
     ovmf,
-    // An IPv6-only machine: no "PXE over IPv4" boot option (edk2's fw_cfg network knobs), so the firmware
-    // does not first spend its DHCPv4 timeout on a link with no IPv4.
+    // An IPv6-only machine: no "PXE over IPv4" and no IPv4 stack (so no "HTTP Boot over IPv4" either; edk2's
+    // fw_cfg network knobs), so the firmware does not spend its DHCPv4 timeouts on a link with no IPv4
+    // (HTTPv4 took 296 s under TCG before giving up, e2e run 1 of 2026-12-07 for this change).
     '-fw_cfg',
     'name=opt/org.tianocore/IPv4PXESupport,string=n',
+    '-fw_cfg',
+    'name=opt/org.tianocore/IPv4Support,string=n',
     '-netdev',
     `tap,id=n0,ifname=${tap},script=no,downscript=no`,
     // romfile= (none): OVMF's own PXE stack, which does PXE over IPv6 (QEMU's iPXE ROM would take over).
-    // The disk comes first: blank, the firmware passes over it to PXE (discovery, the installer); once
-    // installed, it boots. Network first, the deployed node's iPXE (Debian 12's ipxe.efi, loaded by OVMF's
-    // PXEv6) got the master's `exit 1` and never handed back to the firmware: "Could not boot image",
-    // "No more network devices", its banner again, then nothing for 15 min (run of 2026-12-07).
+    // Network first, as a datacentre keeps it (MAAS-style): the deployed node asks the master, is told to
+    // boot its disk (`exit 1` from snponly.efi, dhcp6/uefi-loader.ts), and the firmware goes on to the disk.
     '-device',
-    `virtio-net-pci,netdev=n0,mac=${MAC},bootindex=2,romfile=`,
+    `virtio-net-pci,netdev=n0,mac=${MAC},bootindex=1,romfile=`,
     '-drive',
     `file=${disk},if=none,id=d0,format=qcow2`,
     '-device',
-    'virtio-blk-pci,drive=d0,serial=pxe6-disk,bootindex=1',
+    'virtio-blk-pci,drive=d0,serial=pxe6-disk,bootindex=2',
   ]);
-  vm.stdout?.on('data', (b: Buffer) => (serial = (serial + b.toString('latin1')).slice(-400_000)));
+  vm.stdout?.on('data', (b: Buffer) => {
+    serial = (serial + b.toString('latin1')).slice(-400_000);
+    if (process.env['PXE6_SERIAL']) appendFileSync(process.env['PXE6_SERIAL'], b);
+  });
   poweredOnAt = Date.now();
 });
 
 after(async () => {
   await master?.stop('SIGTERM', 8000).catch(() => master?.stop('SIGKILL', 3000));
   await net?.destroy();
+  if (process.env['PXE6_SERIAL'] && dir)
+    copyFileSync(join(dir, 'master.log'), `${process.env['PXE6_SERIAL']}.master.log`);
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -188,7 +193,8 @@ test('IPv6-only: OVMF PXE over IPv6 from corral master, iPXE over DHCPv6 + HTTP/
   assert.match(text, /Start PXE over IPv6/);
   assert.doesNotMatch(text, /Start PXE over IPv4/, 'the IPv4PXESupport=n knob took effect');
   assert.match(text, /Station IP address is FD00:5A:0:0:0:0:0:1[0-9A-F]{2}\b/i);
-  assert.match(text, /NBP filename is ipxe\.efi/);
+  // snponly.efi, not Debian's full ipxe.efi (dhcp6/uefi-loader.ts), so `exit 1` hands back to the firmware.
+  assert.match(text, /NBP filename is snponly\.efi/);
   // The node environment ran with the address iPXE leased and the master's IPv6 URL.
   assert.match(text, /corral: network up \S+ fd00:5a::1[0-9a-f]{2}\/64/);
   const log = master!.logs();
@@ -280,10 +286,9 @@ test('IPv6-only: the enlisted VM is deployed over IPv6 (plan, image, reports, DH
   ).json.events.map((e) => e.kind);
   for (const kind of ['deploy.started', 'deploy.progress', 'deploy.installed'])
     assert.ok(events.includes(kind), `${kind} in the node's events (${events.join(', ')})`);
-  const timeline = apiOverIpv6<{ entries: { kind: string; detail?: { kind?: string; event?: string } }[] }>(
-    'GET',
-    `/boot-activity?mac=${encodeURIComponent(MAC)}`,
-  ).json.entries;
+  const timeline = apiOverIpv6<{
+    entries: { kind: string; at: string; detail?: { kind?: string; event?: string; template?: string } }[];
+  }>('GET', `/boot-activity?mac=${encodeURIComponent(MAC)}`).json.entries;
   console.log(
     `# e2e: IPv6-only, deploy → deployed ${deploySeconds.toFixed(1)} s (TCG; image served at ` +
       `${((image!.time - started) / 1000).toFixed(1)} s, first boot reported at ${((booted.time - started) / 1000).toFixed(1)} s); ` +
@@ -323,6 +328,24 @@ test('IPv6-only: the enlisted VM is deployed over IPv6 (plan, image, reports, DH
       timeline.some((s) => s.kind === 'deploy' && s.detail?.event === event),
       `deploy ${event} in the boot timeline`,
     );
+  // Network first: the installed system's first boot went through the master's local-disk answer (iPXE
+  // `exit 1`, in the boot timeline), and the firmware went on from its PXE over IPv6 entry to the disk.
+  const locals = timeline
+    .filter((s) => s.kind === 'script' && s.detail?.template === 'ipxe/local.hbs')
+    .map((s) => Date.parse(s.at));
+  const bootedAt = timeline.find((s) => s.kind === 'deploy' && s.detail?.event === 'booted')?.at;
+  assert.ok(locals.length > 0, 'the local-disk answer (ipxe/local.hbs) is in the boot timeline');
+  assert.ok(bootedAt && Date.parse(bootedAt) > Math.min(...locals), 'the disk booted after the local answer');
+  const after = plain().split('booting from its local disk').slice(1).join('');
+  assert.match(
+    after,
+    /BdsDxe: failed to start Boot[0-9A-F]{4} "UEFI (PXE|HTTP)v6/,
+    'iPXE handed back to the firmware',
+  );
+  console.log(
+    `# e2e: IPv6-only, network first: ${locals.length} local-disk answer(s); first one → first boot reported ` +
+      `${((Date.parse(bootedAt) - Math.min(...locals)) / 1000).toFixed(1)} s (TCG)`,
+  );
   // cloud-init's datasource answered the installed system by its DHCPv6 address (seedfrom over IPv6).
   assert.ok(
     served.some((s) => s.ip === address && s.by === 'address'),

@@ -107,16 +107,21 @@ describe(
       assert.match(refused.stdout, /^#!ipxe\n[^]*not taken[^]*\nexit 1\n$/);
       assert.equal((await state()).state, 'deployed');
 
-      const local = await inClient(['curl', '-sS', '-f', `${base}/boot/ipxe?mac=${MAC}`]);
+      const local = await inClient(['curl', '-sS', '-f', `${base}/boot/ipxe?mac=${MAC}&platform=pcbios`]);
       assert.match(
         local.stdout,
         new RegExp(
-          `^sanboot --no-describe --drive 0x80 \\|\\| chain --autofree ${base}/boot/local-failed\\?mac=${MAC} \\|\\| exit 1$`,
+          `^sanboot --no-describe --drive 0x80 \\|\\| chain --autofree ${base}/boot/local-failed\\?mac=${MAC}&platform=\\$\\{platform\\} \\|\\| exit 1$`,
           'm',
         ),
       );
       const t0 = Date.now();
-      const back = await inClient(['curl', '-sS', '-f', `${base}/boot/local-failed?mac=${MAC}`]);
+      const back = await inClient([
+        'curl',
+        '-sS',
+        '-f',
+        `${base}/boot/local-failed?mac=${MAC}&platform=pcbios`,
+      ]);
       assert.match(back.stdout, /^#!ipxe\n/);
       assert.doesNotMatch(back.stdout, /not taken|sanboot/);
       // No node environment in a fresh data directory: the node waits for it (and asks again), not the disk.
@@ -163,11 +168,13 @@ describe(
 
     it('iPXE (UEFI, exit 1): nothing can report; the node back on /boot/ipxe within the window is taken as failed', async () => {
       await toDeployed();
-      const local = await inClient(['curl', '-sS', '-f', `${base}/boot/ipxe?mac=${MAC}`]);
+      // iPXE names its platform in the script URL (dhcp/pxe.ts bootScriptUrl): efi.
+      const url = `${base}/boot/ipxe?mac=${MAC}&platform=efi`;
+      const local = await inClient(['curl', '-sS', '-f', url]);
       assert.match(local.stdout, /^iseq \$\{platform\} efi && exit 1 \|\|$/m);
       // The firmware tried the disk, found nothing to boot and came back to the network: iPXE asks again.
       const t0 = Date.now();
-      const back = await inClient(['curl', '-sS', '-f', `${base}/boot/ipxe?mac=${MAC}`]);
+      const back = await inClient(['curl', '-sS', '-f', url]);
       assert.doesNotMatch(back.stdout, /sanboot|booting from its local disk/);
       assert.match(back.stdout, /node environment/);
       const n = await state();
@@ -183,6 +190,19 @@ describe(
       console.log(
         `# disk boot failure (iPXE UEFI: back within the window → failed + node environment): ${Date.now() - t0} ms`,
       );
+    });
+
+    it('iPXE (BIOS, platform=pcbios): sanboot reports a failure itself, so a node back within the window is left deployed', async () => {
+      await toDeployed();
+      const before = (await diskSteps()).length;
+      const url = `${base}/boot/ipxe?mac=${MAC}&platform=pcbios`;
+      const local = await inClient(['curl', '-sS', '-f', url]);
+      assert.match(local.stdout, /^sanboot --no-describe --drive 0x80 \|\| chain/m);
+      // Its OS rebooted it before any sign of the OS reached the master: a BIOS answer is no evidence.
+      const back = await inClient(['curl', '-sS', '-f', url]);
+      assert.match(back.stdout, /booting from its local disk/);
+      assert.equal((await state()).state, 'deployed');
+      assert.equal((await diskSteps()).length, before, 'no disk-failed step');
     });
   },
 );

@@ -184,7 +184,7 @@ describe('dhcp: real clients in network namespaces', { timeout: 120_000 }, () =>
       '-x',
       '0x4d:69505845',
     ]);
-    assert.equal(env['boot_file'], `http://${SERVER}:8080/boot/ipxe?mac=${mac}`);
+    assert.equal(env['boot_file'], `http://${SERVER}:8080/boot/ipxe?mac=${mac}&platform=\${platform}`);
   });
 
   it('udhcpc without a PXE vendor class gets an address and no boot file', async () => {

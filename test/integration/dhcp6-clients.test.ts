@@ -147,7 +147,7 @@ describe('dhcp6: real clients in network namespaces', { timeout: 180_000 }, () =
     assert.ok(addr, lease);
     const n = parseInt(addr.split('::')[1] ?? '', 16);
     assert.ok(n >= 0x100 && n <= 0x4ff, `${addr} is outside the range`);
-    assert.match(lease, /option dhcp6.bootfile-url "tftp:\/\/\[fd00:56::1\]\/ipxe.efi"/);
+    assert.match(lease, /option dhcp6.bootfile-url "tftp:\/\/\[fd00:56::1\]\/snponly.efi"/);
   });
 
   it('perfdhcp -6 completes SOLICIT/ADVERTISE and REQUEST/REPLY exchanges', async () => {

@@ -110,7 +110,7 @@ describe('dhcp6: through ISC dhcrelay -6', { timeout: 120_000 }, () => {
     client.kill('SIGTERM');
     assert.match(lease, /iaaddr fd00:58::1[0-9a-f]{2} /);
     // Option 59 survives the relay wrapping; the URL names the server's own address.
-    assert.match(lease, /option dhcp6.bootfile-url "tftp:\/\/\[fd00:99::1\]\/ipxe.efi"/);
+    assert.match(lease, /option dhcp6.bootfile-url "tftp:\/\/\[fd00:99::1\]\/snponly.efi"/);
     // The server saw the exchange relayed (its log names the relay's address as the sender).
     assert.match(server.err(), /"from":"fd00:99::2"[^\n]*REPLY to/);
   });

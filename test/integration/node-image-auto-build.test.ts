@@ -194,7 +194,10 @@ describe('corral master builds its node environment (data under .lab/)', () => {
     assert.match(buildingScript, /^echo Corral: retrying in 10 s$/m);
     assert.match(
       buildingScript,
-      new RegExp(`^chain --autofree ${PUBLIC_URL}/boot/ipxe\\?mac=${UNKNOWN_MAC} \\|\\| goto fallback$`, 'm'),
+      new RegExp(
+        `^chain --autofree ${PUBLIC_URL}/boot/ipxe\\?mac=${UNKNOWN_MAC}&platform=\\$\\{platform\\} \\|\\| goto fallback$`,
+        'm',
+      ),
     );
     assert.doesNotMatch(buildingScript, /^kernel /m);
     assert.equal(buildingKernel?.status, 404);

@@ -133,7 +133,7 @@ test('the local scripts report a disk that did not boot (golden files: local-dep
   // BIOS: sanboot's failure chains the report; UEFI still leaves with a non-zero status.
   assert.match(
     ipxe,
-    /^sanboot --no-describe --drive 0x80 \|\| chain --autofree http:\/\/10\.99\.0\.1:8080\/boot\/local-failed\?mac=52:54:00:12:34:56 \|\| exit 1$/m,
+    /^sanboot --no-describe --drive 0x80 \|\| chain --autofree http:\/\/10\.99\.0\.1:8080\/boot\/local-failed\?mac=52:54:00:12:34:56&platform=\$\{platform\} \|\| exit 1$/m,
   );
   assert.match(ipxe, /^iseq \$\{platform\} efi && exit 1 \|\|$/m);
   assert.doesNotMatch(ipxe, /exit 0/);

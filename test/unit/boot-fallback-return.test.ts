@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isReturn, RETURN_WINDOW_MS } from '../../master/boot/local-fallback.js';
+import { ipxeLocalSilent, isReturn, RETURN_WINDOW_MS } from '../../master/boot/local-fallback.js';
 import { describe as describeStep } from '../../master/boot/activity.js';
 import { deployedNodeReporter } from '../helpers/disk-failure.js';
 
@@ -22,6 +22,14 @@ test('a return is a network boot within the window after a silent local answer, 
   // TFTP network GRUB and BIOS sanboot report a failure themselves: coming back is no evidence.
   assert.equal(isReturn({ at: T0, silent: false }, T0 + 5_000), false);
   assert.equal(isReturn(undefined, T0), false);
+});
+
+test("iPXE's local answer is silent on efi (and when the URL names no platform), not on pcbios", () => {
+  // The script URL carries iPXE's ${platform} (dhcp/pxe.ts bootScriptUrl, scripts.ts retryUrl).
+  assert.equal(ipxeLocalSilent('efi'), true);
+  assert.equal(ipxeLocalSilent('pcbios'), false);
+  assert.equal(ipxeLocalSilent(undefined), true, 'an older URL: judged by its return, as before');
+  assert.equal(ipxeLocalSilent(['pcbios', 'efi']), true, 'a repeated parameter is no platform');
 });
 
 test('a node back soon after an iPXE/HTTP-boot local answer is marked failed, once, with a timeline step', () => {

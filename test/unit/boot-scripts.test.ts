@@ -92,7 +92,13 @@ test('a failed boot retries with a doubling wait (capped), then gets the fallbac
     assert.equal(s.by, 'discovery', `attempt ${attempt}`);
     const text = renderTemplate(s.template, s.vars);
     // Each failing script asks for the next attempt, and goes to the fallback when the master is gone.
-    assert.match(text, new RegExp(`\\?mac=${base.mac}&attempt=${attempt + 1} \\|\\| goto fallback$`, 'm'));
+    assert.match(
+      text,
+      new RegExp(
+        `\\?mac=${base.mac}&attempt=${attempt + 1}&platform=\\$\\{platform\\} \\|\\| goto fallback$`,
+        'm',
+      ),
+    );
     waits.push(Number(s.vars['retrySeconds']));
   }
   assert.deepEqual(waits, [10, 20, 40, 80, 160, 300]);
@@ -126,5 +132,5 @@ test('waiting for the node environment is no failed attempt: the wait keeps its 
   const s = decide({ ...base, nodeImageReady: false, node: undefined, attempt: 2 });
   assert.equal(s.by, 'wait');
   assert.equal(s.vars['retrySeconds'], 10);
-  assert.match(String(s.vars['retryUrl']), /&attempt=2$/);
+  assert.match(String(s.vars['retryUrl']), /&attempt=2&platform=\$\{platform\}$/);
 });

@@ -189,7 +189,7 @@ describe('UEFI HTTP boot in DHCPv4 (arch 16 and 19, option 60 "HTTPClient")', ()
       arm64Uefi: 'arm64.efi',
       x64UefiHttp: 'http://h/x.efi',
     });
-    assert.deepEqual(loaderFileNames(files, LEGACY), ['bios.kpxe', 'x64.efi', 'arm64.efi']);
+    assert.deepEqual(loaderFileNames(files, LEGACY), ['bios.kpxe', 'x64.efi', 'arm64.efi', 'snponly.efi']);
     assert.equal(
       run('server', files, request(DHCPDISCOVER, '52:54:00:00:00:04', pxeClient(0))).reply?.packet.file,
       'bios.kpxe',

@@ -516,7 +516,7 @@ describe('dhcp policy: PXE boot information', () => {
 
   it('iPXE (user class "iPXE") → the HTTP URL of its boot script, so it chainloads exactly once', () => {
     const p = offer({ ...PXE_BIOS, userClass: ['iPXE'], paramRequestList: [67] });
-    assert.equal(p.file, `http://10.0.0.1:8080/boot/ipxe?mac=${MAC_A}`);
+    assert.equal(p.file, `http://10.0.0.1:8080/boot/ipxe?mac=${MAC_A}&platform=\${platform}`);
     assert.equal(p.options.bootfileName, p.file);
     const ack = replyOf(
       h.run(
@@ -590,7 +590,7 @@ describe('dhcp policy: proxyDHCP mode (PXE 2.1 §2.2.3)', () => {
 
   it('iPXE in proxy mode gets the boot script URL', () => {
     const p = replyOf(h.run(request(DHCPDISCOVER, MAC_A, { ...PXE_BIOS, userClass: ['iPXE'] }))).packet;
-    assert.equal(p.file, `http://10.0.0.1:8080/boot/ipxe?mac=${MAC_A}`);
+    assert.equal(p.file, `http://10.0.0.1:8080/boot/ipxe?mac=${MAC_A}&platform=\${platform}`);
     assert.equal(p.yiaddr, '0.0.0.0');
   });
 

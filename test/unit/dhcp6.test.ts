@@ -232,7 +232,7 @@ describe('decide6 (RFC 8415 §18.3)', () => {
     assert.equal(url([oro, { code: OPT6.CLIENT_ARCH_TYPE, data: u16(7) }]), 'tftp://[fd00:55::1]/ipxe.efi');
     assert.equal(
       url([oro, { code: OPT6.USER_CLASS, data: Buffer.from('000469505845', 'hex') }]),
-      'http://[fd00:55::1]:8080/boot/ipxe?mac=52:54:00:06:00:01',
+      'http://[fd00:55::1]:8080/boot/ipxe?mac=52:54:00:06:00:01&platform=${platform}',
     );
     const http = replyOf(
       h.run(

@@ -57,3 +57,15 @@ test('--nic: VM i gets the i-th model, the rest virtio; unknown models are named
   assert.deepEqual(parseNicList('virtio,rtl8139', 2), { bad: 'rtl8139' });
   assert.deepEqual(parseNicList('', 1), { bad: '' });
 });
+
+test('UEFI network stack: IPv4 only by default, IPv6 only with ipStack ipv6 (dual-stack lab)', () => {
+  const fwCfg = (args: string[]): string[] => args.filter((_, k) => args[k - 1] === '-fw_cfg');
+  const v4 = qemuArgs(spec({ firmware: 'uefi-http' }), '/ovmf.fd');
+  assert.deepEqual(fwCfg(v4), ['name=opt/org.tianocore/IPv6Support,string=no']);
+  const v6 = qemuArgs(spec({ firmware: 'uefi-http', ipStack: 'ipv6' }), '/ovmf.fd');
+  assert.deepEqual(fwCfg(v6), [
+    'name=opt/org.tianocore/IPv4PXESupport,string=n',
+    'name=opt/org.tianocore/IPv4Support,string=n',
+  ]);
+  assert.equal(v6[v6.indexOf('-bios') + 1], '/ovmf.fd');
+});
