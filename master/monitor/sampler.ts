@@ -7,6 +7,7 @@
 import si from 'systeminformation';
 import { loadavg } from 'node:os';
 import type { MetricSample } from '../store/metrics.js';
+import { readNetBytes, type NetBytes } from './net-dev.js';
 
 export type Sampler = () => Promise<MetricSample>;
 
@@ -30,24 +31,26 @@ export function systemSampler(dataDir: string, now: () => number = Date.now): Sa
   let first = true;
   let lastCpu = process.cpuUsage();
   let lastAt = now();
+  let lastNet: NetBytes | undefined;
   return async () => {
     const [load, mem, fs, net, procs] = await Promise.all([
       si.currentLoad(),
       si.mem(),
       si.fsSize(),
-      si.networkStats('*'),
+      readNetBytes(),
       si.processLoad(SERVICES.join(', ')),
     ]);
     const at = now();
+    const elapsed = at - lastAt;
     const cpuNow = process.cpuUsage();
     const selfCpu =
       ((cpuNow.user - lastCpu.user + cpuNow.system - lastCpu.system) / 1000 / Math.max(1, at - lastAt)) * 100;
     lastCpu = cpuNow;
     lastAt = at;
     const disk = mountFor(fs, dataDir);
-    const ifaces = net.filter((n) => n.iface !== 'lo');
-    const sum = (f: (n: (typeof ifaces)[number]) => number | null): number | null =>
-      ifaces.some((n) => typeof f(n) === 'number') ? ifaces.reduce((s, n) => s + (f(n) ?? 0), 0) : null;
+    // Bytes per second over all interfaces but loopback since the last sample (counters from net-dev.ts).
+    const rate = (f: (n: NetBytes) => number): number | null =>
+      net && lastNet && elapsed > 0 ? Math.max(0, f(net) - f(lastNet)) / (elapsed / 1000) : null;
     const sample: MetricSample = {
       at: Math.floor(at / 1000),
       cpu: first ? null : round(load.currentLoad),
@@ -55,8 +58,8 @@ export function systemSampler(dataDir: string, now: () => number = Date.now): Sa
       memTotal: mem.total,
       diskUsed: disk ? disk.used : null,
       diskTotal: disk ? disk.size : null,
-      netRx: first ? null : sum((n) => n.rx_sec),
-      netTx: first ? null : sum((n) => n.tx_sec),
+      netRx: first ? null : rate((n) => n.rx),
+      netTx: first ? null : rate((n) => n.tx),
       load1: round(loadavg()[0] ?? 0),
       procs: {
         corral: { pid: process.pid, cpu: round(selfCpu), rssBytes: process.memoryUsage().rss },
@@ -69,6 +72,7 @@ export function systemSampler(dataDir: string, now: () => number = Date.now): Sa
       },
     };
     first = false;
+    lastNet = net;
     return sample;
   };
 }
