@@ -7,7 +7,7 @@
 import si from 'systeminformation';
 import { loadavg } from 'node:os';
 import type { MetricSample } from '../store/metrics.js';
-import { readNetBytes, type NetBytes } from './net-dev.js';
+import { cpuBusyPercent, readCpuTimes, readNetBytes, type CpuTimes, type NetBytes } from './proc-counters.js';
 
 export type Sampler = () => Promise<MetricSample>;
 
@@ -32,9 +32,10 @@ export function systemSampler(dataDir: string, now: () => number = Date.now): Sa
   let lastCpu = process.cpuUsage();
   let lastAt = now();
   let lastNet: NetBytes | undefined;
+  let lastCpuTimes: CpuTimes | undefined;
   return async () => {
-    const [load, mem, fs, net, procs] = await Promise.all([
-      si.currentLoad(),
+    const [cpuTimes, mem, fs, net, procs] = await Promise.all([
+      readCpuTimes(),
       si.mem(),
       si.fsSize(),
       readNetBytes(),
@@ -48,12 +49,12 @@ export function systemSampler(dataDir: string, now: () => number = Date.now): Sa
     lastCpu = cpuNow;
     lastAt = at;
     const disk = mountFor(fs, dataDir);
-    // Bytes per second over all interfaces but loopback since the last sample (counters from net-dev.ts).
+    // Bytes per second over all interfaces but loopback since the last sample (counters from proc-counters.ts).
     const rate = (f: (n: NetBytes) => number): number | null =>
       net && lastNet && elapsed > 0 ? Math.max(0, f(net) - f(lastNet)) / (elapsed / 1000) : null;
     const sample: MetricSample = {
       at: Math.floor(at / 1000),
-      cpu: first ? null : round(load.currentLoad),
+      cpu: first || !cpuTimes || !lastCpuTimes ? null : nullRound(cpuBusyPercent(lastCpuTimes, cpuTimes)),
       memUsed: mem.active,
       memTotal: mem.total,
       diskUsed: disk ? disk.used : null,
@@ -73,8 +74,13 @@ export function systemSampler(dataDir: string, now: () => number = Date.now): Sa
     };
     first = false;
     lastNet = net;
+    lastCpuTimes = cpuTimes;
     return sample;
   };
+}
+
+function nullRound(n: number | null): number | null {
+  return n === null ? null : round(n);
 }
 
 function round(n: number): number {

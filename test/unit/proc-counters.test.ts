@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { parseNetDev, readNetBytes } from '../../master/monitor/net-dev.js';
+import {
+  cpuBusyPercent,
+  parseNetDev,
+  parseProcStat,
+  readCpuTimes,
+  readNetBytes,
+} from '../../master/monitor/proc-counters.js';
 
 // /proc/net/dev as Linux 6.1 prints it (values made up), two interfaces besides loopback.
 const CAPTURE = `Inter-|   Receive                                                |  Transmit
@@ -26,4 +32,18 @@ test("readNetBytes reads this host's counters as the file says", async () => {
     assert.ok(read && read.rx >= now.rx && read.tx >= now.tx);
   }
   assert.equal(await readNetBytes('/nonexistent/net/dev'), undefined);
+});
+
+test('parseProcStat and cpuBusyPercent: busy share between two readings of the cpu line', async () => {
+  const a = parseProcStat('cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 50 0 25 400 25 0 0 0 0 0\nintr 1\n');
+  const b = parseProcStat('cpu  160 0 90 860 90 0 0 0 0 0\ncpu0 80 0 45 430 45 0 0 0 0 0\nintr 2\n');
+  assert.deepEqual(a, { total: 1000, idle: 850 });
+  assert.deepEqual(b, { total: 1200, idle: 950 });
+  // 200 ticks passed, 100 of them idle or waiting on I/O: 50 % busy.
+  assert.equal(cpuBusyPercent(a!, b!), 50);
+  assert.equal(cpuBusyPercent(a!, a!), null, 'no time between the readings');
+  assert.equal(parseProcStat('intr 1\n'), undefined);
+  const now = await readCpuTimes();
+  assert.ok(now && now.total > 0 && now.idle <= now.total, 'this host has a cpu line');
+  assert.equal(await readCpuTimes('/nonexistent/stat'), undefined);
 });
