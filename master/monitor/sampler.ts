@@ -1,8 +1,8 @@
 /**
- * The master's own metrics through systeminformation: CPU, memory, the filesystem holding the data
- * directory, network throughput (all interfaces but loopback), and per-service process stats (this
- * master process itself, HAProxy, keepalived). Rates (CPU, network) are measured between calls, so the
- * first sample after start has none.
+ * The master's own metrics: CPU (/proc/stat) and network throughput (/proc/net/dev, all interfaces but
+ * loopback) read by proc-counters.ts, and through systeminformation memory, the filesystem holding the
+ * data directory and per-service process stats (this master process itself, HAProxy, keepalived). Rates
+ * (CPU, network) are measured between calls, so the first sample after start has none.
  */
 import si from 'systeminformation';
 import { loadavg } from 'node:os';
