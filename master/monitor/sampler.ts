@@ -1,12 +1,13 @@
 /**
- * The master's own metrics through systeminformation: CPU, memory, the filesystem holding the data
- * directory, network throughput (all interfaces but loopback), and per-service process stats (this
- * master process itself, HAProxy, keepalived). Rates (CPU, network) are measured between calls, so the
- * first sample after start has none.
+ * The master's own metrics: CPU (/proc/stat) and network throughput (/proc/net/dev, all interfaces but
+ * loopback) read by proc-counters.ts, and through systeminformation memory, the filesystem holding the
+ * data directory and per-service process stats (this master process itself, HAProxy, keepalived). Rates
+ * (CPU, network) are measured between calls, so the first sample after start has none.
  */
 import si from 'systeminformation';
 import { loadavg } from 'node:os';
 import type { MetricSample } from '../store/metrics.js';
+import { cpuBusyPercent, readCpuTimes, readNetBytes, type CpuTimes, type NetBytes } from './proc-counters.js';
 
 export type Sampler = () => Promise<MetricSample>;
 
@@ -30,33 +31,36 @@ export function systemSampler(dataDir: string, now: () => number = Date.now): Sa
   let first = true;
   let lastCpu = process.cpuUsage();
   let lastAt = now();
+  let lastNet: NetBytes | undefined;
+  let lastCpuTimes: CpuTimes | undefined;
   return async () => {
-    const [load, mem, fs, net, procs] = await Promise.all([
-      si.currentLoad(),
+    const [cpuTimes, mem, fs, net, procs] = await Promise.all([
+      readCpuTimes(),
       si.mem(),
       si.fsSize(),
-      si.networkStats('*'),
+      readNetBytes(),
       si.processLoad(SERVICES.join(', ')),
     ]);
     const at = now();
+    const elapsed = at - lastAt;
     const cpuNow = process.cpuUsage();
     const selfCpu =
       ((cpuNow.user - lastCpu.user + cpuNow.system - lastCpu.system) / 1000 / Math.max(1, at - lastAt)) * 100;
     lastCpu = cpuNow;
     lastAt = at;
     const disk = mountFor(fs, dataDir);
-    const ifaces = net.filter((n) => n.iface !== 'lo');
-    const sum = (f: (n: (typeof ifaces)[number]) => number | null): number | null =>
-      ifaces.some((n) => typeof f(n) === 'number') ? ifaces.reduce((s, n) => s + (f(n) ?? 0), 0) : null;
+    // Bytes per second over all interfaces but loopback since the last sample (counters from proc-counters.ts).
+    const rate = (f: (n: NetBytes) => number): number | null =>
+      net && lastNet && elapsed > 0 ? Math.max(0, f(net) - f(lastNet)) / (elapsed / 1000) : null;
     const sample: MetricSample = {
       at: Math.floor(at / 1000),
-      cpu: first ? null : round(load.currentLoad),
+      cpu: first || !cpuTimes || !lastCpuTimes ? null : nullRound(cpuBusyPercent(lastCpuTimes, cpuTimes)),
       memUsed: mem.active,
       memTotal: mem.total,
       diskUsed: disk ? disk.used : null,
       diskTotal: disk ? disk.size : null,
-      netRx: first ? null : sum((n) => n.rx_sec),
-      netTx: first ? null : sum((n) => n.tx_sec),
+      netRx: first ? null : rate((n) => n.rx),
+      netTx: first ? null : rate((n) => n.tx),
       load1: round(loadavg()[0] ?? 0),
       procs: {
         corral: { pid: process.pid, cpu: round(selfCpu), rssBytes: process.memoryUsage().rss },
@@ -69,8 +73,14 @@ export function systemSampler(dataDir: string, now: () => number = Date.now): Sa
       },
     };
     first = false;
+    lastNet = net;
+    lastCpuTimes = cpuTimes;
     return sample;
   };
+}
+
+function nullRound(n: number | null): number | null {
+  return n === null ? null : round(n);
 }
 
 function round(n: number): number {

@@ -115,29 +115,46 @@ interface Row {
   listenOverflows: number;
   /** The server namespace's Udp RcvbufErrors (/proc/net/snmp): datagrams dropped on a full socket buffer. */
   udpRcvbufErrors: number;
+  /**
+   * The server's TCP retransmission timeouts (TcpExt TCPTimeouts) and retransmitted segments (Tcp
+   * RetransSegs): a small reply (the iPXE script) whose segment the shaped link's full queue dropped waits
+   * for a timeout (200 ms at least, doubling), which a loop probe cannot see.
+   */
+  tcpTimeouts: number;
+  tcpRetransSegs: number;
 }
 
-/** Udp RcvbufErrors of the namespace `ns` (proc(5) /proc/net/snmp: a header line, a values line). */
-function udpRcvbufErrors(net: TestNet, ns: string): number {
-  const lines = net.nsExec(ns, ['cat', '/proc/net/snmp']).split('\n');
+/**
+ * A counter of the namespace `ns` from /proc/net/snmp or /proc/net/netstat (proc(5): per section, a line
+ * of names and a line of values, both starting with the section, e.g. `Udp:` or `TcpExt:`).
+ */
+function netCounter(
+  net: TestNet,
+  ns: string,
+  file: 'snmp' | 'netstat',
+  section: string,
+  key: string,
+): number {
+  const lines = net.nsExec(ns, ['cat', `/proc/net/${file}`]).split('\n');
   for (let i = 0; i + 1 < lines.length; i++) {
     const keys = (lines[i] ?? '').split(/\s+/);
-    const k = keys.indexOf('RcvbufErrors');
-    if (keys[0] === 'Udp:' && k > 0) return Number((lines[i + 1] ?? '').split(/\s+/)[k]);
+    const k = keys.indexOf(key);
+    if (keys[0] === `${section}:` && k > 0) return Number((lines[i + 1] ?? '').split(/\s+/)[k]);
   }
   return NaN;
 }
 
-/** TcpExtListenOverflows of the namespace `ns` (proc(5) /proc/net/netstat: a header line, a values line). */
-function listenOverflows(net: TestNet, ns: string): number {
-  const lines = net.nsExec(ns, ['cat', '/proc/net/netstat']).split('\n');
-  for (let i = 0; i + 1 < lines.length; i += 2) {
-    const keys = (lines[i] ?? '').split(/\s+/);
-    const vals = (lines[i + 1] ?? '').split(/\s+/);
-    const k = keys.indexOf('ListenOverflows');
-    if (keys[0] === 'TcpExt:' && k > 0) return Number(vals[k]);
-  }
-  return NaN;
+/** The server namespace's counters after a run (its namespace is new per run, so they start at 0). */
+function serverCounters(
+  net: TestNet,
+  ns: string,
+): Pick<Row, 'listenOverflows' | 'udpRcvbufErrors' | 'tcpTimeouts' | 'tcpRetransSegs'> {
+  return {
+    listenOverflows: netCounter(net, ns, 'netstat', 'TcpExt', 'ListenOverflows'),
+    udpRcvbufErrors: netCounter(net, ns, 'snmp', 'Udp', 'RcvbufErrors'),
+    tcpTimeouts: netCounter(net, ns, 'netstat', 'TcpExt', 'TCPTimeouts'),
+    tcpRetransSegs: netCounter(net, ns, 'snmp', 'Tcp', 'RetransSegs'),
+  };
 }
 
 function pct(sorted: number[], p: number): number | undefined {
@@ -334,8 +351,7 @@ async function runCorral(dir: string, imageDir: string, n: number): Promise<Row>
       report,
       wallS,
       loop,
-      listenOverflows: listenOverflows(net, srv.ns),
-      udpRcvbufErrors: udpRcvbufErrors(net, srv.ns),
+      ...serverCounters(net, srv.ns),
       ...use,
     };
   } finally {
@@ -467,8 +483,7 @@ async function runReference(dir: string, imageDir: string, n: number): Promise<R
       n,
       report,
       wallS,
-      listenOverflows: listenOverflows(net, srv.ns),
-      udpRcvbufErrors: udpRcvbufErrors(net, srv.ns),
+      ...serverCounters(net, srv.ns),
       ...use,
     };
   } finally {
@@ -561,6 +576,7 @@ const WAIT_HEAD = [
   'script 1st byte p50/p99',
   'listen overflows',
   'UDP rcvbuf drops',
+  'TCP timeouts / retransmitted segments',
 ];
 
 /** Whether the client, the master's loop or neither is where a stage waits. */
@@ -588,6 +604,7 @@ function waitLine(r: Row): string[] {
     split('firstByteMs'),
     String(r.listenOverflows),
     String(r.udpRcvbufErrors),
+    `${r.tcpTimeouts} / ${r.tcpRetransSegs}`,
   ];
 }
 

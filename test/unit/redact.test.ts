@@ -1,6 +1,43 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { isSecretKey, REDACTED, redactSetting, Redactor, redactUrl } from '../../master/util/redact.js';
+import {
+  isSecretKey,
+  REDACTED,
+  redactSetting,
+  Redactor,
+  redactUrl,
+  SecretIndex,
+} from '../../master/util/redact.js';
+
+/** A small seeded generator (mulberry32), so a failing case can be replayed. */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A string of `n` characters from `alphabet` (a small one makes near-misses and shared prefixes likely). */
+function word(rnd: () => number, alphabet: string, n: number): string {
+  let out = '';
+  for (let i = 0; i < n; i++) out += alphabet[Math.floor(rnd() * alphabet.length)];
+  return out;
+}
+
+/** The check as it was before the one-pass index: one `includes` per secret, replacements in order. */
+const naive = {
+  leaks: (secrets: string[], text: string): boolean => secrets.some((s) => text.includes(s)),
+  text: (secrets: string[], text: string): string => {
+    let out = text;
+    for (const s of secrets) if (out.includes(s)) out = out.split(s).join(REDACTED);
+    return redactUrl(
+      out.replace(/-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----[\s\S]*?-----END \1PRIVATE KEY-----/g, REDACTED),
+    );
+  },
+};
 
 describe('the one redaction rule (master/util/redact.ts)', () => {
   it('hides secret-named keys, keeps paths to secrets visible', () => {
@@ -74,5 +111,84 @@ describe('the one redaction rule (master/util/redact.ts)', () => {
     );
     assert.equal(out['self'], '[…]');
     assert.equal(err.message, 'failed with s3cret-value-xyz', 'the original is not changed');
+  });
+
+  it('finds every registered secret in one pass, at any position, and nothing that is not there', () => {
+    const secrets = ['abcdefgh', 'abcdefghij', 'xbcdefgh', 'héllo wörld→x', 'S3cr3t-Token-0123456789'];
+    const index = new SecretIndex(secrets);
+    for (const s of secrets) {
+      assert.ok(index.foundIn(s), `the secret alone: ${s}`);
+      assert.ok(index.foundIn(`${'.'.repeat(1000)}${s}`), `at the end: ${s}`);
+      assert.ok(index.foundIn(`${s}${'…'.repeat(1000)}`), `at the start, in a two-byte text: ${s}`);
+      // One code unit short of the secret, at either end: found only where another secret is inside it.
+      const cut = `__${s.slice(1)}__${s.slice(0, -1)}__`;
+      assert.equal(index.foundIn(cut), naive.leaks(secrets, cut), `cut: ${s}`);
+    }
+    assert.ok(!index.foundIn('__bcdefgh__abcdefg__'), 'cut on both sides of abcdefgh');
+    assert.ok(index.foundIn('__abcdefghi__'), 'abcdefgh inside a cut abcdefghij');
+    assert.ok(!index.foundIn(''), 'an empty text');
+    assert.ok(!index.foundIn('abcdefg'), 'a text shorter than the window');
+    assert.ok(!new SecretIndex([]).foundIn('abcdefgh'), 'no secrets');
+    assert.throws(() => new SecretIndex(['short', 'long-enough']), /shorter than 8/);
+  });
+
+  it('answers as one includes per secret did, for random secrets and texts (leaks and text)', () => {
+    const rnd = random(19);
+    // A four-letter alphabet: secrets share prefixes and windows, texts hold near-misses of them.
+    for (let round = 0; round < 200; round++) {
+      const alphabet = round % 2 ? 'abcd' : 'ab→é';
+      // Every third round, long secrets only (a PEM body's length): windows past a byte's shift.
+      const [shortest, spread] = round % 3 === 2 ? [250, 150] : [8, 12];
+      const secrets = Array.from({ length: 1 + Math.floor(rnd() * 40) }, () =>
+        word(rnd, alphabet, shortest + Math.floor(rnd() * spread)),
+      );
+      const r = new Redactor();
+      for (const s of secrets) r.add(s);
+      const registered = [...new Set(secrets)];
+      for (let t = 0; t < 10; t++) {
+        let text = word(rnd, `${alphabet} xyz`, Math.floor(rnd() * 600));
+        if (rnd() < 0.5) {
+          const s = registered[Math.floor(rnd() * registered.length)] ?? '';
+          const at = Math.floor(rnd() * (text.length + 1));
+          text = text.slice(0, at) + s + text.slice(at);
+        }
+        assert.equal(r.leaks(text), naive.leaks(registered, text), `round ${round}: ${text}`);
+        assert.equal(r.text(text), naive.text(registered, text), `round ${round}: ${text}`);
+      }
+    }
+  });
+
+  it('keeps finding secrets registered after the first check (the index is rebuilt)', () => {
+    const r = new Redactor();
+    r.add('first-secret-1');
+    assert.ok(!r.leaks('a page with second-secret-2 on it'));
+    r.add('second-secret-2');
+    assert.ok(r.leaks('a page with second-secret-2 on it'), 'found after it was registered');
+    assert.ok(r.leaks('and first-secret-1'), 'the earlier one still found');
+    assert.equal(r.text('second-secret-2 and first-secret-1'), `${REDACTED} and ${REDACTED}`);
+  });
+
+  it('checks a console-sized page against a thousand secrets (BMC passwords) and finds each', () => {
+    const rnd = random(7);
+    const secrets = Array.from({ length: 1000 }, (_, i) => `bmc-${i}-${word(rnd, 'abcdefghijklmnop', 12)}`);
+    const r = new Redactor();
+    for (const s of secrets) r.add(s);
+    const row = '<tr><td><a href="/nodes/52:54:00:00:00:01">node-0001</a></td><td>deployed</td></tr>\n';
+    const page = row.repeat(1200);
+    assert.ok(!r.leaks(page));
+    for (const s of [secrets[0], secrets[499], secrets[999]]) {
+      const at = Math.floor(rnd() * page.length);
+      assert.ok(r.leaks(page.slice(0, at) + s! + page.slice(at)), `${s} in the page`);
+    }
+  });
+
+  it('leaves out a PEM body of whitespace only (it would be found in every text)', () => {
+    const r = new Redactor();
+    r.add('-----BEGIN PRIVATE KEY-----\n \n-----END PRIVATE KEY-----');
+    assert.ok(!r.leaks('any ordinary text'));
+    assert.ok(
+      r.leaks('x -----BEGIN PRIVATE KEY-----\n \n-----END PRIVATE KEY----- y'),
+      'the value itself still is',
+    );
   });
 });
