@@ -63,7 +63,11 @@ export const OS_IMAGE_PACKAGES = [
  */
 export const OS_IMAGE_VARIANTS = {
   default: [],
-  engine: ['docker.io'],
+  // apparmor: docker.io only Recommends it (debootstrap installs no Recommends), but Debian's kernel has
+  // AppArmor on, so dockerd loads its docker-default profile for every container and, without
+  // apparmor_parser, fails each task ("starting container failed: exec: apparmor_parser: executable file
+  // not found"; seen on the lab's deployed engine nodes, apps-lab e2e).
+  engine: ['docker.io', 'apparmor'],
 } as const satisfies Record<string, readonly string[]>;
 export type OsImageVariant = keyof typeof OS_IMAGE_VARIANTS;
 

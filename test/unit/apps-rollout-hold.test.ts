@@ -81,7 +81,7 @@ test('a manager that cannot serve is told from docker refusing the command', () 
 test('the engine image variant adds docker.io; the default image keeps its packages and cache key', () => {
   assert.deepEqual(osImagePackages('default'), [...OS_IMAGE_PACKAGES]);
   assert.ok(!osImagePackages('default').includes('docker.io'));
-  assert.deepEqual(osImagePackages('engine'), [...OS_IMAGE_PACKAGES, 'docker.io']);
+  assert.deepEqual(osImagePackages('engine'), [...OS_IMAGE_PACKAGES, 'docker.io', 'apparmor']);
   assert.equal(isOsImageVariant('engine'), true);
   assert.equal(isOsImageVariant('toString'), false);
   const inputs = {
