@@ -26,7 +26,7 @@ fi
 # - e2e: one file at a time, since QEMU under TCG uses a whole core per VM and the files' timeouts assume it.
 # Coverage outside unit makes every node process a test starts write V8 coverage (+48-51 % CPU on
 # spawn-heavy files, measured in docs/testing.md), which put the suite over its 40 minutes: it is on only with
-# COVERAGE=1 (`COVERAGE=1 npm test` gives the whole tree's coverage report).
+# COVERAGE=1 (`COVERAGE=1 npm test`: each run then prints its own coverage report).
 # The summary each run prints before its coverage table is summed into the last line. A missing real peer
 # fails its suite's `before` hook: node counts those tests as cancelled, and the run fails.
 #
@@ -47,6 +47,10 @@ ALONE=(
   tftp-storm
   fuzz-udp
   udp-hardening
+  # HA: keepalived's VRRP timers, failover and replication under write load, each step bounded (20 s to a
+  # primary, to a follower with no lag). Beside a neighbour on a loaded machine both missed those bounds.
+  ha-failover
+  ha-replication
   # Sign-in rate limits: up to 4 scrypt checks at once for 90 s (CPU-bound; its neighbours' masters did not
   # start within 15 s), and it compares refusal times (an unknown user as slow as a wrong password).
   security

@@ -29,7 +29,7 @@ function tempDataDir(): string {
 /** Runs a master on `dataDir` until it has started, then stops it (SIGTERM) and returns its exit code. */
 async function startAndStop(dataDir: string): Promise<number | string> {
   // No node environment build: it is not what this file tests, and stopped right after its start a master
-  // waited for the build's apt-cache/apt-get (12 s on a loaded machine, past stop()'s 10 s bound).
+  // waits for the build's apt-cache runs (over 10 s on a loaded machine, past stop()'s 10 s bound).
   const config = join(dataDir, '..', 'corral.json');
   writeFileSync(config, JSON.stringify({ nodeImage: { autoBuild: false } }));
   const m = await startMasterProcess({
