@@ -15,15 +15,46 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "tests: integration and e2e tests create network namespaces and need root" >&2
   exit 1
 fi
-# Two runs of node's runner (docs/testing.md, "Where the suite's time goes"):
+# Four runs of node's runner (docs/testing.md, "Where the suite's time goes"):
 # - unit: pure code, no sockets (test/unit/unit-tree.test.ts checks), so two files at a time on 2 cores,
 #   with its coverage report;
-# - integration and e2e: one file at a time, since the namespace/QEMU tests each use most of a 2-core machine.
-#   Coverage there makes every node process a test starts write V8 coverage (+48-51 % CPU on spawn-heavy
-#   files, measured in docs/testing.md), which put the suite over its 40 minutes: it is on only with
-#   COVERAGE=1 (`COVERAGE=1 npm test` gives the whole tree's coverage report).
+# - integration: INTEGRATION_CONCURRENCY (default 2) files at a time. Most of these files wait on daemons,
+#   timers and peers rather than burn CPU, and each names its namespaces, ports, temp dirs and dockerd
+#   namespaces per run, so two of them side by side share nothing (docs/testing.md, "Integration files
+#   two at a time");
+# - integration-alone: the files in ALONE below, one at a time;
+# - e2e: one file at a time, since QEMU under TCG uses a whole core per VM and the files' timeouts assume it.
+# Coverage outside unit makes every node process a test starts write V8 coverage (+48-51 % CPU on
+# spawn-heavy files, measured in docs/testing.md), which put the suite over its 40 minutes: it is on only with
+# COVERAGE=1 (`COVERAGE=1 npm test`: each run then prints its own coverage report).
 # The summary each run prints before its coverage table is summed into the last line. A missing real peer
 # fails its suite's `before` hook: node counts those tests as cancelled, and the run fails.
+#
+# Integration files that run alone, one at a time after the others (file names under test/integration/):
+ALONE=(
+  # QEMU VMs under TCG (a PostgreSQL-on-LVM VM; four node-image boots): CPU-bound, each VM takes a core.
+  data-snapshots
+  node-image-boot
+  # A three-node Docker swarm (three dockerd + containerd, image pulls from a registry, service rollouts
+  # with timeouts on the engine's pace): the heaviest file on CPU and memory.
+  apps-swarm
+  # Builds the .deb, runs lintian, installs and upgrades it in a chroot with apt: CPU- and disk-bound, and
+  # its apt timeouts assume the machine.
+  package
+  # Floods that measure what the master sustains under them (tftp-storm's per-client rates, fuzz-udp's
+  # datagram rounds, udp-hardening's "another node still gets its file promptly"): CPU-bound, and a
+  # neighbour's load would change the figure under test.
+  tftp-storm
+  fuzz-udp
+  udp-hardening
+  # HA: keepalived's VRRP timers, failover and replication under write load, each step bounded (20 s to a
+  # primary, to a follower with no lag). Beside a neighbour on a loaded machine both missed those bounds.
+  ha-failover
+  ha-replication
+  # Sign-in rate limits: up to 4 scrypt checks at once for 90 s (CPU-bound; its neighbours' masters did not
+  # start within 15 s), and it compares refusal times (an unknown user as slow as a wrong password).
+  security
+)
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 status=0
@@ -31,7 +62,9 @@ run() { # name concurrency coverage(yes|no) dir...
   local name=$1 concurrency=$2 coverage=()
   [ "$3" = yes ] && coverage=(--experimental-test-coverage)
   shift 3
-  echo "== tests: $name ($*; $concurrency at a time${coverage:+, with coverage})"
+  local what="$*"
+  ((${#what} <= 80)) || what="$# files"
+  echo "== tests: $name ($what; $concurrency at a time${coverage:+, with coverage})"
   set +e
   node --test --test-concurrency="$concurrency" "${coverage[@]}" \
     --test-reporter=spec --test-reporter-destination=stdout \
@@ -46,8 +79,23 @@ run() { # name concurrency coverage(yes|no) dir...
   fi
   ((rc == 0)) || status=$rc
 }
+heavy_coverage=$([ "${COVERAGE:-}" = 1 ] && echo yes || echo no)
+shared=() alone=()
+for f in dist/test/integration/*.test.js; do
+  name=$(basename "$f" .test.js)
+  if [[ " ${ALONE[*]} " == *" $name "* ]]; then alone+=("$f"); else shared+=("$f"); fi
+done
+# A name in ALONE with no such file is a typo (or a file renamed): that file would run two at a time unseen.
+for name in "${ALONE[@]}"; do
+  [ -f "dist/test/integration/$name.test.js" ] || {
+    echo "tests: ALONE names $name, but dist/test/integration/$name.test.js does not exist" >&2
+    exit 1
+  }
+done
 run unit 2 yes dist/test/unit/
-run integration+e2e 1 "$([ "${COVERAGE:-}" = 1 ] && echo yes || echo no)" dist/test/integration/ dist/test/e2e/
+run integration "${INTEGRATION_CONCURRENCY:-2}" "$heavy_coverage" "${shared[@]}"
+run integration-alone 1 "$heavy_coverage" "${alone[@]}"
+run e2e 1 "$heavy_coverage" dist/test/e2e/
 # Where the time went, per file, for each run (test/helpers/file-times-reporter.ts).
 for f in "$logs"/*.times; do
   [ -s "$f" ] || continue

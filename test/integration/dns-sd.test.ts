@@ -59,11 +59,16 @@ describe('DNS-SD in knot, following HAProxy health (namespaces)', { timeout: 120
     const r = await runIn(
       lab.net,
       lab.client.ns,
-      ['dig', '+short', '+time=1', '+tries=2', '-p', '53', `@${MASTER}`, type, name],
-      5_000,
+      ['dig', '+short', '+time=2', '+tries=3', '-p', '53', `@${MASTER}`, type, name],
+      10_000,
     );
     assert.equal(r.code, 0, `dig ${type} ${name}: ${r.stdout}${r.stderr}`);
-    return r.stdout.split('\n').filter(Boolean).sort();
+    // A try that timed out (a loaded machine) prints ";; communications error ..." before the answer of
+    // the next try: a dig comment, not an answer.
+    return r.stdout
+      .split('\n')
+      .filter((l) => l && !l.startsWith(';;'))
+      .sort();
   };
   const srvTargets = async (): Promise<string[]> =>
     (await dig('SRV', `_web._tcp.${ZONE}`)).map((a) => a.split(' ').slice(2).join(' '));
@@ -182,9 +187,14 @@ describe('DNS-SD in knot, following HAProxy health (namespaces)', { timeout: 120
     assert.deepEqual(await dig('A', `b1.${ZONE}`), ['10.88.0.11']);
     await lab.api('PATCH', `/nodes/${b1.mac}`, { name: 'b1' });
     await waitFor('the zone updated again', async () => (await status()).lastError === null, 15_000, 100);
-    assert.ok((await serial()) > before);
     // HAProxy knows servers by node name: the renamed one is checked afresh before it is UP again.
     await waitFor('both instances again', async () => (await srvTargets()).length === 2, 15_000, 100);
+    // Undone, the wanted zone may equal the served one again (then nothing is reinstalled and the serial
+    // stays; the serial grows only when HAProxy's fresh check of the renamed server changed the SRV set
+    // in between, which depends on timing: two test files side by side on a loaded machine saw the first).
+    // Either way: b1 under its name, and the serial never goes back (RFC 1982).
+    assert.deepEqual(await dig('A', `b1.${ZONE}`), ['10.88.0.11']);
+    assert.ok((await serial()) >= before);
   });
 
   it('corral dns shows the zone through the API of the logged-in master', async () => {

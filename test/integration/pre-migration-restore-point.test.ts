@@ -3,7 +3,7 @@
  * database as it was before migrating it, on a real `corral master` process (loopback, port 0).
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -28,8 +28,15 @@ function tempDataDir(): string {
 
 /** Runs a master on `dataDir` until it has started, then stops it (SIGTERM) and returns its exit code. */
 async function startAndStop(dataDir: string): Promise<number | string> {
+  // No node environment build: it is not what this file tests, and stopped right after its start a master
+  // waits for the build's apt-cache runs (over 10 s on a loaded machine, past stop()'s 10 s bound).
+  const config = join(dataDir, '..', 'corral.json');
+  writeFileSync(config, JSON.stringify({ nodeImage: { autoBuild: false } }));
   const m = await startMasterProcess({
-    args: ['--data-dir', dataDir, '--address', '127.0.0.1', '--http-port', '0', '--tftp-port', '0'],
+    args: [
+      ...['--config', config, '--data-dir', dataDir, '--address', '127.0.0.1'],
+      ...['--http-port', '0', '--tftp-port', '0'],
+    ],
     env: { CORRAL_ADMIN_PASSWORD: 'pre-migration test password' },
     timeoutMs: 30_000,
   });

@@ -191,8 +191,10 @@ test(
       'node',
       'exec',
       'app-0',
+      // 5 s, not less: the `echo` must reach us before the cut, and on a loaded machine (a neighbour test
+      // file, CI run beside QEMU) sshd's fork and the shell's start took over 2 s.
       '--timeout',
-      '2',
+      '5',
       '--config',
       configFile,
       '--',
@@ -200,7 +202,7 @@ test(
     ]);
     assert.equal(slow.code, 1);
     assert.match(slow.stdout, /^app-0 \| started$/m);
-    assert.match(slow.stdout, /^app-0\s+timeout\s+still running after 2 s/m);
+    assert.match(slow.stdout, /^app-0\s+timeout\s+still running after 5 s/m);
     assert.ok(slow.ms < 15_000, `took ${slow.ms} ms`);
 
     const ok = await inMaster([

@@ -85,9 +85,18 @@ set_working_mc 0x20
       console: { https: false, allowInsecureBasicAuth: true },
       // ipmi_sim lacks Get Channel Cipher Suites: name the suite (remote/config.ts).
       remote: { power: { cipherSuite: 3, pollSeconds: 0 } },
+      // No node environment build (not what this file tests): a master stopped while the build asked
+      // apt took over 10 s to exit on a loaded machine.
+      nodeImage: { autoBuild: false },
     }),
   );
-  master = await startMasterProcess({ args: ['--config', cfg], env: { CORRAL_ADMIN_PASSWORD: PASSWORD } });
+  // 30 s to start, not the helper's 15: beside another test file on a loaded machine, this master
+  // printed nothing for 15 s (node loading the master's modules while scrypt ran next door).
+  master = await startMasterProcess({
+    args: ['--config', cfg],
+    env: { CORRAL_ADMIN_PASSWORD: PASSWORD },
+    timeoutMs: 30_000,
+  });
   const r = await fetch(`${master.url}/api/v1/enlist`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -104,9 +113,14 @@ set_working_mc 0x20
 });
 
 after(async () => {
-  await master?.stop();
-  for (const p of peers) if (p.exitCode === null) p.kill('SIGTERM');
-  rmSync(dir, { recursive: true, force: true });
+  // The peers go even when the master's stop fails: left running, they keep this file's process alive
+  // and the whole run waits on it.
+  try {
+    await master?.stop();
+  } finally {
+    for (const p of peers) if (p.exitCode === null) p.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('typing into a node console over ipmitool SOL to ipmi_sim gets the answer; the session is recorded', async () => {

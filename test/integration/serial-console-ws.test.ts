@@ -47,9 +47,18 @@ before(async () => {
       tftp: { enabled: false },
       console: { https: false, allowInsecureBasicAuth: true },
       serialConsole: { socketDir, recordBytes: 4096 },
+      // No node environment build (not what this file tests): a master stopped while the build asked
+      // apt took over 10 s to exit on a loaded machine.
+      nodeImage: { autoBuild: false },
     }),
   );
-  master = await startMasterProcess({ args: ['--config', cfg], env: { CORRAL_ADMIN_PASSWORD: PASSWORD } });
+  // 30 s to start, not the helper's 15: beside another test file on a loaded machine, this master
+  // printed nothing for 15 s (node loading the master's modules while scrypt ran next door).
+  master = await startMasterProcess({
+    args: ['--config', cfg],
+    env: { CORRAL_ADMIN_PASSWORD: PASSWORD },
+    timeoutMs: 30_000,
+  });
   base = master.url;
   const admin = { url: base, password: PASSWORD };
   await apiOk(admin, 'POST', '/users', { name: 'ops', role: 'operator', password: 'operator-pw-1' });
@@ -65,8 +74,11 @@ before(async () => {
 
 after(async () => {
   socat?.kill('SIGTERM');
-  await master?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  try {
+    await master?.stop();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 interface Signed {
