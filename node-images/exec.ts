@@ -1,5 +1,5 @@
 /** Runs the host tools the builder relies on (apt-get, dpkg, modinfo, depmod, gzip) with clear errors. */
-import { execFile } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { CorralError } from '../master/util/errors.js';
 
 export interface ExecOptions {
@@ -7,6 +7,20 @@ export interface ExecOptions {
   input?: Buffer;
   /** Bounded: a hung apt or gzip must not hang the build. */
   timeoutMs?: number;
+}
+
+/** The tools running now, so a stopping master can end them (killRunningTools). */
+const running = new Set<ChildProcess>();
+
+/**
+ * Ends every tool this process is running (SIGTERM), for a master that stops mid-build: a running child
+ * (apt-cache takes seconds on a loaded machine, apt-get minutes) would otherwise keep the process alive
+ * after everything else has closed. Each one's build step fails, which the builder takes as its cancel.
+ * Returns how many were signalled.
+ */
+export function killRunningTools(): number {
+  for (const child of running) child.kill('SIGTERM');
+  return running.size;
 }
 
 /** Runs `cmd args`, returns stdout as a Buffer; a non-zero exit becomes NODE_IMAGE_BUILD_FAILED. */
@@ -23,6 +37,7 @@ export function execBuffer(cmd: string, args: readonly string[], options: ExecOp
         env: { ...process.env, LC_ALL: 'C' },
       },
       (err, stdout, stderr) => {
+        running.delete(child);
         if (err) {
           const tail = stderr.toString('utf8').trim().split('\n').slice(-5).join(' | ');
           reject(
@@ -40,6 +55,7 @@ export function execBuffer(cmd: string, args: readonly string[], options: ExecOp
         resolve(stdout);
       },
     );
+    running.add(child);
     if (options.input) child.stdin?.end(options.input);
     else child.stdin?.end();
   });

@@ -21,6 +21,7 @@ import {
   type NodeImage,
   type NodeImageStage,
 } from '../../node-images/index.js';
+import { killRunningTools } from '../../node-images/exec.js';
 import { locateNodeImage, nodeImageDir, type NodeImageFiles } from './node-image.js';
 
 export const RETRY_BASE_MS = 30_000;
@@ -210,6 +211,10 @@ export function startNodeImageBuilder(deps: NodeImageBuilderDeps): NodeImageBuil
       if (timer) clearTimeout(timer);
       const current = running;
       if (!current) return;
+      // A tool the build runs (apt-cache, apt-get, gzip) would keep this process alive after everything
+      // else closed: a master stopped seconds after its start waited out apt-cache (over 10 s beside another
+      // test's master, CI run 9). Ended here, the build's step fails and the attempt reports it cancelled.
+      killRunningTools();
       let bound: NodeJS.Timeout | undefined;
       await Promise.race([
         current,
