@@ -56,6 +56,10 @@ export function execBuffer(cmd: string, args: readonly string[], options: ExecOp
       },
     );
     running.add(child);
+    // A tool that exits before reading all its input (ended by killRunningTools, or failing) makes the write
+    // fail with EPIPE; its exit status already says what happened, and an unhandled stream error would take
+    // the whole master down (seen as an uncaught EPIPE after a master stopped mid-build, CI run 10).
+    child.stdin?.on('error', () => undefined);
     if (options.input) child.stdin?.end(options.input);
     else child.stdin?.end();
   });
