@@ -45,18 +45,6 @@ const BUSYBOX_APPLETS = [
   'true',
 ];
 
-/**
- * A root file system of Debian's static busybox and the applets the apps tests run (sh, httpd, wget...):
- * a few MB, so a node under emulation unpacks it in seconds (apps-lab pushes it as the base image).
- */
-export function busyboxTree(root: string): string {
-  mkdirSync(join(root, 'bin'), { recursive: true });
-  mkdirSync(join(root, 'tmp'), { recursive: true });
-  copyFileSync('/usr/bin/busybox', join(root, 'bin', 'busybox'));
-  for (const a of BUSYBOX_APPLETS) symlinkSync('busybox', join(root, 'bin', a));
-  return root;
-}
-
 export interface EngineNode {
   name: string;
   mac: string;
@@ -94,7 +82,7 @@ export class SwarmLab {
     const dataDir = join(this.dir, 'data');
     const key = await ensureMasterKey(dataDir);
     const authorizedKeys = writeAuthorizedKeys(this.dir, key.publicKey);
-    const tree = busyboxTree(join(this.dir, 'image'));
+    const tree = this.busyboxTree();
     const starts: Promise<void>[] = [];
     for (let i = 1; i <= count; i++) {
       const host = this.net.addHost(`n${i}`, `10.89.0.${10 + i}/24`);
@@ -165,6 +153,15 @@ export class SwarmLab {
     this.master = m.master;
     this.relay = m.relay;
     this.url = m.url;
+  }
+
+  private busyboxTree(): string {
+    const root = join(this.dir, 'image');
+    mkdirSync(join(root, 'bin'), { recursive: true });
+    mkdirSync(join(root, 'tmp'), { recursive: true });
+    copyFileSync('/usr/bin/busybox', join(root, 'bin', 'busybox'));
+    for (const a of BUSYBOX_APPLETS) symlinkSync('busybox', join(root, 'bin', a));
+    return root;
   }
 
   async startDockerd(n: EngineNode): Promise<void> {
