@@ -6,7 +6,6 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { CLI } from '../../master/lab/master-process.js';
-import type { OsImageVariant } from '../../node-images/os-image.js';
 
 const exec = promisify(execFile);
 
@@ -18,29 +17,20 @@ export interface RegisteredImage {
 
 const built = new Map<string, Promise<RegisteredImage>>();
 
-/**
- * Registers the image as `name` in `dataDir` (the running master's, which sees it through its database).
- * `variant` is an OS_IMAGE_VARIANTS name (node-images/os-image.ts): `engine` adds docker.io (docs/apps.md).
- */
-export function debianImage(
-  dataDir: string,
-  name = 'debian-12',
-  variant: OsImageVariant = 'default',
-): Promise<RegisteredImage> {
-  const key = `${dataDir}\0${name}\0${variant}`;
+/** Registers the image as `name` in `dataDir` (the running master's, which sees it through its database). */
+export function debianImage(dataDir: string, name = 'debian-12'): Promise<RegisteredImage> {
+  const key = `${dataDir}\0${name}`;
   let p = built.get(key);
   if (!p) {
     p = (async () => {
       const t0 = Date.now();
       const { stdout } = await exec(
         'node',
-        [CLI, 'image', 'build-debian', '--name', name, '--variant', variant, '--data-dir', dataDir, '--json'],
+        [CLI, 'image', 'build-debian', '--name', name, '--data-dir', dataDir, '--json'],
         { timeout: 1_800_000 },
       );
       const image = JSON.parse(stdout) as RegisteredImage;
-      console.log(
-        `# image ${name} (${variant}) ready in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${image.sizeBytes} bytes`,
-      );
+      console.log(`# image ready in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${image.sizeBytes} bytes`);
       return image;
     })();
     built.set(key, p);
