@@ -28,7 +28,6 @@ export function mountFor<T extends { mount: string }>(mounts: readonly T[], dir:
 const SERVICES = ['haproxy', 'keepalived'];
 
 export function systemSampler(dataDir: string, now: () => number = Date.now): Sampler {
-  let first = true;
   let lastCpu = process.cpuUsage();
   let lastAt = now();
   let lastNet: NetBytes | undefined;
@@ -54,13 +53,13 @@ export function systemSampler(dataDir: string, now: () => number = Date.now): Sa
       net && lastNet && elapsed > 0 ? Math.max(0, f(net) - f(lastNet)) / (elapsed / 1000) : null;
     const sample: MetricSample = {
       at: Math.floor(at / 1000),
-      cpu: first || !cpuTimes || !lastCpuTimes ? null : nullRound(cpuBusyPercent(lastCpuTimes, cpuTimes)),
+      cpu: !cpuTimes || !lastCpuTimes ? null : nullRound(cpuBusyPercent(lastCpuTimes, cpuTimes)),
       memUsed: mem.active,
       memTotal: mem.total,
       diskUsed: disk ? disk.used : null,
       diskTotal: disk ? disk.size : null,
-      netRx: first ? null : rate((n) => n.rx),
-      netTx: first ? null : rate((n) => n.tx),
+      netRx: rate((n) => n.rx),
+      netTx: rate((n) => n.tx),
       load1: round(loadavg()[0] ?? 0),
       procs: {
         corral: { pid: process.pid, cpu: round(selfCpu), rssBytes: process.memoryUsage().rss },
@@ -72,7 +71,6 @@ export function systemSampler(dataDir: string, now: () => number = Date.now): Sa
         ),
       },
     };
-    first = false;
     lastNet = net;
     lastCpuTimes = cpuTimes;
     return sample;
