@@ -174,6 +174,7 @@ export const FEATURES: FeatureEntry[] = [
         logger: h.logger,
         faults: h.faults,
         primaryOnly: h.config.ha.enabled,
+        activity: need(h, 'bootActivity').activity,
       }),
   },
   { name: 'sharedroot', start: (h) => (h.exposed.sharedRoot = startSharedRoot(h)) },

@@ -101,6 +101,17 @@ export function baseUrlFor(
   return port === 80 ? `http://[${host}]` : `http://[${host}]:${port}`;
 }
 
+/**
+ * The master's base URL on the IPv6 provisioning link, where no HTTP arrival names it (the DHCPv6 boot
+ * URL; network GRUB's config asked for over TFTP/IPv6): dhcp6.httpBaseUrl, else http://[dhcp6.address]:PORT.
+ */
+export function ipv6BaseUrl(
+  dhcp6: { address?: string | undefined; httpBaseUrl?: string | undefined },
+  httpPort: number,
+): string {
+  return (dhcp6.httpBaseUrl ?? `http://[${dhcp6.address ?? '::1'}]:${httpPort}`).replace(/\/+$/, '');
+}
+
 /** The family a node's request came in on, and the master's base URL in that family (baseUrlFor). */
 export interface Arrival {
   baseUrl: string;

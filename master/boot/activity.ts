@@ -110,6 +110,19 @@ export interface BootActivitySink {
   recordByIp(ip: string, step: BootStep): void;
   /** Records an HTTP download (status, bytes, duration) when its response closes. */
   watchFetch(req: IncomingMessage, res: ServerResponse): void;
+  /** The firmware boot option (firmwareBootPath) of the MAC's latest firmware DHCP request, if any. */
+  firmwarePath?(mac: string): string | undefined;
+}
+
+/**
+ * Which of a firmware's network boot options a DHCP request comes from: its vendor class (PXE or HTTP
+ * boot) and the protocol family, e.g. "PXEClient over IPv6". Undefined for iPXE (user class iPXE: it does
+ * its own DHCP after the firmware, or is the option ROM itself) and for clients that are not booting.
+ */
+export function firmwareBootPath(step: DhcpStep): string | undefined {
+  const cls = /^(PXEClient|HTTPClient)/.exec(step.vendorClass ?? '')?.[1];
+  if (!cls || (step.userClass ?? '').split(',').includes('iPXE')) return undefined;
+  return `${cls} over ${step.message.startsWith('DHCP') ? 'IPv4' : 'IPv6'}`;
 }
 
 export interface Described {
@@ -369,6 +382,8 @@ export class BootActivity implements BootActivitySink {
   private readonly lastPhase = new Map<string, string>();
   /** Each followed MAC's previous step, for scriptRetry (a DHCP in between means a new boot). */
   private readonly lastStep = new Map<string, BootStep>();
+  /** Each MAC's latest firmware boot option (firmwareBootPath). */
+  private readonly firmware = new Map<string, string>();
   private readonly cap: number;
   private timer: NodeJS.Timeout | undefined;
   /** Steps whose peer address no DHCP lease or script request named. */
@@ -421,6 +436,8 @@ export class BootActivity implements BootActivitySink {
     if (step.kind === 'dhcp' && step.clientIp) this.remember(this.ipToMac, step.clientIp, mac);
     if (step.kind === 'script' || step.kind === 'enlist')
       this.remember(this.ipToMac, plainAddress(step.ip), mac);
+    const path = step.kind === 'dhcp' ? firmwareBootPath(step) : undefined;
+    if (path) this.remember(this.firmware, mac, path);
     const previous = this.lastStep.get(mac);
     // A waiting agent polls /api/v1/enlist (pollSeconds): one step per boot, not one per poll.
     if (step.kind === 'enlist' && previous?.kind === 'enlist' && previous.name === step.name) return;
@@ -444,6 +461,10 @@ export class BootActivity implements BootActivitySink {
       detail: { ...step },
     };
     this.opts.store.add(entry);
+  }
+
+  firmwarePath(mac: string): string | undefined {
+    return this.firmware.get(mac.toLowerCase());
   }
 
   recordByIp(address: string, step: BootStep): void {

@@ -17,13 +17,17 @@ export interface DiskFailureDeps {
 }
 
 export interface DiskFailureReports {
-  /** The disk provider answered `mac` "boot your disk"; `silent`: its boot loader cannot report a failure. */
-  localServed(mac: string, silent?: boolean): void;
   /**
-   * `mac` asks to network-boot: if that is a return soon after a silent local answer, it is taken as the
-   * disk's failure (`returned`) and true comes back (the node is now `failed`). Otherwise nothing happens.
+   * The disk provider answered `mac` "boot your disk"; `silent`: its boot loader cannot report a failure;
+   * `path`: the firmware boot option that asked (activity.ts firmwareBootPath), when known.
    */
-  returned(mac: string, ip: string): boolean;
+  localServed(mac: string, silent?: boolean, path?: string): void;
+  /**
+   * `mac` asks to network-boot (from firmware boot option `path`, when known): if that is a return soon
+   * after a silent local answer (isReturn), it is taken as the disk's failure (`returned`) and true comes
+   * back (the node is now `failed`). Otherwise nothing happens.
+   */
+  returned(mac: string, ip: string, path?: string): boolean;
   /** A sign of the node's running OS (first-boot report, cloud-init fetch, metrics): its disk booted. */
   osSeen(mac: string): void;
   /** A boot loader says the disk did not boot; true when believed (the node is now `failed`). */
@@ -41,8 +45,9 @@ export function diskFailureReports(deps: DiskFailureDeps): DiskFailureReports {
   const now = deps.now ?? Date.now;
   const answers = new LocalAnswers();
   const reports: DiskFailureReports = {
-    localServed: (mac, silent = false) => answers.served(mac, now(), silent),
-    returned: (mac, ip) => isReturn(answers.peek(mac), now()) && reports.report(mac, 'returned', ip),
+    localServed: (mac, silent = false, path) => answers.served(mac, now(), silent, path),
+    returned: (mac, ip, path) =>
+      isReturn(answers.peek(mac), now(), path) && reports.report(mac, 'returned', ip),
     osSeen: (mac) => answers.forget(mac),
     report(mac, via, ip) {
       const node = deps.repos.nodes.get(mac);

@@ -99,6 +99,11 @@ export interface LocalAnswer {
   at: number;
   /** iPXE (UEFI `exit 1`) and the HTTP boot ISO's GRUB: a failure shows only as the node coming back. */
   silent: boolean;
+  /**
+   * The firmware's boot options (activity.ts firmwareBootPath, e.g. "PXEClient over IPv6") that were told
+   * to boot the disk in this run of silent answers, each within RETURN_WINDOW_MS of the one before.
+   */
+  paths: ReadonlySet<string>;
 }
 
 /**
@@ -115,17 +120,27 @@ export function ipxeLocalSilent(platform: unknown): boolean {
  * Whether a network boot is a node coming back after a silent local answer (pure): the answer was silent
  * and at most RETURN_WINDOW_MS ago. The report is then judged like any other (judgeLocalFailure).
  */
-export function isReturn(answer: LocalAnswer | undefined, now: number): boolean {
-  return answer !== undefined && answer.silent && now - answer.at <= RETURN_WINDOW_MS;
+export function isReturn(answer: LocalAnswer | undefined, now: number, path?: string): boolean {
+  if (answer === undefined || !answer.silent || now - answer.at > RETURN_WINDOW_MS) return false;
+  // A firmware with several network boot options (PXEv6 then HTTPv6, say) tries the next one after a
+  // silent answer's `exit 1`, before its disk: asking again from an option not yet answered is that, not
+  // a return. An option answered before means the firmware came round its boot order again. Where the
+  // firmware's option is not known (iPXE as an option ROM does its own DHCP), any ask is a return.
+  return path === undefined || answer.paths.size === 0 || answer.paths.has(path);
 }
 
 /** Remembers when each MAC was last told to boot its disk; a report consumes the answer. */
 export class LocalAnswers {
   private readonly at = new Map<string, LocalAnswer>();
 
-  served(mac: string, now: number, silent = false): void {
+  served(mac: string, now: number, silent = false, path?: string): void {
+    const previous = this.at.get(mac);
+    // The same run of silent answers: the firmware went on to its next network boot option.
+    const run = previous?.silent && silent && now - previous.at <= RETURN_WINDOW_MS ? previous.paths : [];
+    const paths = new Set(run);
+    if (path !== undefined) paths.add(path);
     this.at.delete(mac);
-    this.at.set(mac, { at: now, silent });
+    this.at.set(mac, { at: now, silent, paths });
     if (this.at.size > MAX_WATCHED) this.at.delete(this.at.keys().next().value as string);
   }
 

@@ -19,7 +19,7 @@ import type { NodeRecord } from '../store/nodes.js';
 import type { Logger } from '../util/logger.js';
 import { renderTemplate } from '../util/templates.js';
 import { clientIp } from '../util/client-ip.js';
-import { arrivalOf, baseUrlFor, type Arrival } from '../http-bind.js';
+import { arrivalOf, baseUrlFor, ipv6BaseUrl, type Arrival } from '../http-bind.js';
 import { ipv6NodeArg } from '../dhcp6/node-address.js';
 import { normaliseMac } from '../nodes/inventory.js';
 import type { HostKeyPins } from '../remote/host-keys.js';
@@ -332,7 +332,7 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
     silent: boolean,
   ): void => {
     log.info({ mac, by: decision.by, template: decision.template, ip }, 'boot script');
-    if (decision.by === 'disk') diskFailures.localServed(mac, silent);
+    if (decision.by === 'disk') diskFailures.localServed(mac, silent, firmwarePath(mac));
     if (decision.by === 'fallback') {
       const { onFailure } = deps.config.boot;
       log.warn({ mac, attempts: attempt, onFailure, ip }, 'boot failed: fallback');
@@ -341,6 +341,9 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
       deps.activity?.record(mac, { kind: 'script', template: decision.template, ip });
     }
   };
+
+  /** The firmware boot option the MAC last asked from (PXE or HTTP boot, per family), when known. */
+  const firmwarePath = (mac: string): string | undefined => deps.activity?.firmwarePath?.(mac);
 
   const ipxe: RequestHandler = (req, res) => {
     res.type('text/plain; charset=utf-8').setHeader('Cache-Control', 'no-store');
@@ -351,7 +354,7 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
     const v6Arg = ipv6NodeArg(clientIp(req), deps.config.dhcp6);
     const kernelArgs = v6Arg ? `${v6Arg} ${deps.config.boot.kernelArgs}` : deps.config.boot.kernelArgs;
     // A node back this soon after an iPXE local answer (UEFI: `exit 1`) did not boot its disk: failed first.
-    if (mac && attempt === 0) diskFailures.returned(mac, clientIp(req) ?? '');
+    if (mac && attempt === 0) diskFailures.returned(mac, clientIp(req) ?? '', firmwarePath(mac));
     const decision = decide(mac, attempt, baseUrl, kernelArgs);
     // iPXE's local answer is silent on UEFI (it exits); BIOS sanboot reports through /boot/local-failed.
     if (mac) record(mac, decision, attempt, clientIp(req) ?? '', ipxeLocalSilent(req.query['platform']));
@@ -396,15 +399,19 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
 
   /** The boot decision as network GRUB's config, logged and recorded (TFTP chain and HTTP boot ISO). */
   const grubAnswer = (mac: string, attempt: number, peer: string, silent: boolean): string => {
-    if (attempt === 0) diskFailures.returned(mac, peer);
-    // GRUB boots over IPv4 here (the signed chain over IPv6 is not built): IPv4 URLs.
-    const decision = decide(mac, attempt, v4BaseUrl, deps.config.boot.kernelArgs);
+    if (attempt === 0) diskFailures.returned(mac, peer, firmwarePath(mac));
+    // Issue 18: GRUB that asks over IPv6 (the signed chain from DHCPv6) gets the master's IPv6 URLs, and
+    // the node environment keeps the address the firmware leased (corral.ip), as after iPXE over IPv6.
+    const v6Arg = ipv6NodeArg(peer, deps.config.dhcp6);
+    const baseUrl = v6Arg ? ipv6BaseUrl(deps.config.dhcp6, deps.config.http.port) : v4BaseUrl;
+    const kernelArgs = v6Arg ? `${v6Arg} ${deps.config.boot.kernelArgs}` : deps.config.boot.kernelArgs;
+    const decision = decide(mac, attempt, baseUrl, kernelArgs);
     record(mac, { ...decision, template: grubTemplate(decision.template) }, attempt, peer, silent);
     const { onFailure, retries, retrySeconds } = deps.config.boot;
     const base: ScriptBase = {
       mac,
-      baseUrl: v4BaseUrl,
-      kernelArgs: deps.config.boot.kernelArgs,
+      baseUrl,
+      kernelArgs,
       attempt,
       failure: { onFailure, retries, retrySeconds },
     };

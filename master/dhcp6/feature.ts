@@ -10,14 +10,23 @@ import type { Faults } from '../util/faults.js';
 import type { Logger } from '../util/logger.js';
 import { clusterDns6 } from '../dns/dhcp-options.js';
 import { startDhcp6, type Dhcp6Feature } from './index.js';
+import { uefiChainFromTags } from '../dhcp/boot-files.js';
+import { httpBootIsoUrl } from '../boot/http-boot-iso.js';
+import { recordNodeIp6 } from '../nodes/address.js';
+import type { BootActivitySink } from '../boot/activity.js';
 
 export interface Dhcp6FeatureDeps {
-  config: Pick<FrozenConfig, 'dhcp6' | 'interface' | 'dataDir' | 'http' | 'bootFiles' | 'boot' | 'dns'>;
-  repos: Pick<Repos, 'store'>;
+  config: Pick<
+    FrozenConfig,
+    'dhcp6' | 'dhcp' | 'interface' | 'dataDir' | 'http' | 'bootFiles' | 'boot' | 'dns'
+  >;
+  repos: Pick<Repos, 'store' | 'nodes'>;
   logger: Logger;
   faults: Pick<Faults, 'subsystem'>;
   /** With HA: wait for onRole('primary') instead of serving at start. */
   primaryOnly: boolean;
+  /** The boot timeline, as DHCPv4's. */
+  activity?: BootActivitySink;
 }
 
 export async function startDhcp6Feature(deps: Dhcp6FeatureDeps): Promise<Started> {
@@ -37,6 +46,14 @@ export async function startDhcp6Feature(deps: Dhcp6FeatureDeps): Promise<Started
       logger: deps.logger,
       faults: deps.faults.subsystem('dhcp6'),
       ...(cluster ? { cluster } : {}),
+      // The Secure Boot chain by default over IPv6 too (issue 18): shim, then network GRUB over TFTP/IPv6.
+      chain: {
+        uefiChain: config.boot.uefiChain,
+        forNode: (mac) => uefiChainFromTags(deps.repos.nodes.get(mac)?.tags ?? []),
+      },
+      signedHttpUrl: httpBootIsoUrl,
+      ...(deps.activity ? { activity: deps.activity } : {}),
+      onBound: (mac, address) => recordNodeIp6(deps.repos, mac, address, config.dhcp.mode === 'server'),
     });
   };
   const stop = async (): Promise<void> => {

@@ -11,13 +11,20 @@ import type { DeepReadonly } from '../config.js';
 import { CorralError } from '../util/errors.js';
 import type { SubsystemFaults } from '../util/faults.js';
 import type { Logger } from '../util/logger.js';
-import { resolveBootFiles, type BootFilesConfig, type LegacyBootFiles } from '../dhcp/boot-files.js';
+import {
+  resolveBootFiles,
+  type BootFilesConfig,
+  type LegacyBootFiles,
+  type UefiChainChoice,
+} from '../dhcp/boot-files.js';
 import { parseIPv6, parsePrefix6 } from './address.js';
 import { parseRange6, type Dhcp6Config } from './config.js';
 import { Radvd } from './radvd.js';
 import { ipv6UefiLoader } from './uefi-loader.js';
 import { startDhcp6Server, type Dhcp6Server, type Dhcp6Stats } from './server.js';
 import { encodeDomainSearch } from '../dhcp/domain-search.js';
+import { ipv6BaseUrl } from '../http-bind.js';
+import type { BootActivitySink } from '../boot/activity.js';
 
 export { Dhcp6ConfigSchema, DHCP6_CONFIG_DEFAULTS, type Dhcp6Config } from './config.js';
 
@@ -34,6 +41,17 @@ export interface Dhcp6Deps {
   faults?: SubsystemFaults;
   /** The cluster zone's server (knot on dhcp6.address) and domain, named first (options 23, 24). */
   cluster?: { server: string; domain: string };
+  /**
+   * boot.uefiChain and the nodes' own choices, as over DHCPv4: x64 UEFI clients get the Secure Boot chain
+   * (shim over TFTP, the signed ISO over HTTP boot) by default. Without it, iPXE.
+   */
+  chain?: UefiChainChoice;
+  /** The Secure Boot chain's ISO URL for an HTTP boot client, on the IPv6 base URL (http-boot-iso.ts). */
+  signedHttpUrl?: (httpBaseUrl: string, mac: string) => string;
+  /** A binding was stored for a client with a known MAC (server.ts). */
+  onBound?: (mac: string, address: string) => void;
+  /** The boot timeline (server.ts records boot clients' SOLICIT and REQUEST). */
+  activity?: BootActivitySink;
 }
 
 export interface Dhcp6Feature {
@@ -70,7 +88,7 @@ export async function startDhcp6(deps: Dhcp6Deps): Promise<Dhcp6Feature> {
   if (!address || !range || !prefix)
     throw new CorralError('CONFIG_INVALID', 'config error: dhcp6: address, prefix and range are required');
   const dir = join(deps.dataDir, 'dhcp6');
-  const httpBaseUrl = c.httpBaseUrl ?? `http://[${address}]:${deps.httpPort}`;
+  const httpBaseUrl = ipv6BaseUrl(c, deps.httpPort);
   const server = await startDhcp6Server({
     interfaceName: iface,
     port: c.port,
@@ -78,6 +96,8 @@ export async function startDhcp6(deps: Dhcp6Deps): Promise<Dhcp6Feature> {
     leases: deps.leases,
     logger: deps.logger,
     ...(deps.faults ? { faults: deps.faults } : {}),
+    ...(deps.onBound ? { onBound: deps.onBound } : {}),
+    ...(deps.activity ? { activity: deps.activity } : {}),
     policy: Object.freeze({
       serverDuid: serverDuid(dir),
       prefix,
@@ -89,7 +109,14 @@ export async function startDhcp6(deps: Dhcp6Deps): Promise<Dhcp6Feature> {
       ...(deps.cluster ? { domainList: encodeDomainSearch([deps.cluster.domain], false) } : {}),
       rapidCommit: c.rapidCommit,
       boot: ipv6UefiLoader(
-        resolveBootFiles(deps.bootFiles, deps.legacyBootFiles, httpBaseUrl, address),
+        resolveBootFiles(
+          deps.bootFiles,
+          deps.legacyBootFiles,
+          httpBaseUrl,
+          address,
+          deps.chain,
+          deps.signedHttpUrl ? (mac) => deps.signedHttpUrl!(httpBaseUrl, mac) : undefined,
+        ),
         c.uefiIpxe,
         httpBaseUrl,
       ),

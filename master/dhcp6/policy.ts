@@ -58,6 +58,47 @@ export interface Decision6 {
   note: string;
   level: 'debug' | 'info' | 'warn';
   tag?: 'no-addrs' | 'unknown-link' | 'malformed';
+  /**
+   * A firmware's own network boot (vendor class PXEClient or HTTPClient, not iPXE) from a client whose MAC
+   * is known: the server records it in the node's boot timeline (boot/activity.ts), which tells a
+   * firmware's next boot option from a node coming back (boot/local-fallback.ts).
+   */
+  boot?: Boot6Seen;
+}
+
+/** What decide6 saw of a boot client, for the boot timeline. */
+export interface Boot6Seen {
+  mac: string;
+  message: string;
+  reply: string | null;
+  vendorClass: string;
+  userClass: string | null;
+  arch: number | null;
+  /** Option 59 as sent, if any. */
+  bootFile: string | null;
+}
+
+/** A SOLICIT or REQUEST from a firmware's network boot (not iPXE's own DHCPv6), or undefined. */
+function bootSeen(client: ClientMessage, mac: string | null, d: Decision6): Boot6Seen | undefined {
+  if (!mac || (client.type !== MSG.SOLICIT && client.type !== MSG.REQUEST)) return undefined;
+  const vendor = decodeVendorClass(option(client.options, OPT6.VENDOR_CLASS));
+  const userClass = decodeUserClass(option(client.options, OPT6.USER_CLASS));
+  const first = typeof vendor === 'object' ? vendor.items[0] : undefined;
+  if (!first || !/^(PXEClient|HTTPClient)/.test(first)) return undefined;
+  const users = typeof userClass === 'string' ? [] : userClass;
+  const arch = decodeClientArch(option(client.options, OPT6.CLIENT_ARCH_TYPE));
+  const reply = d.reply?.message;
+  const url =
+    reply?.kind === 'client' ? reply.options.find((o) => o.code === OPT6.BOOTFILE_URL)?.data : undefined;
+  return {
+    mac,
+    message: typeName(client.type),
+    reply: reply ? typeName(reply.type) : null,
+    vendorClass: first,
+    userClass: users.length ? users.join(',') : null,
+    arch: typeof arch === 'string' ? null : (arch[0] ?? null),
+    bootFile: url ? url.toString('utf8') : null,
+  };
 }
 
 /** EDK2 sends and expects enterprise 343 (Intel) with "HTTPClient"; other clients get their own echoed. */
@@ -100,7 +141,9 @@ export function decide6(
   const mac =
     macFromLinkLayerOption(nearest ? option(nearest.options, OPT6.CLIENT_LINKLAYER_ADDR) : undefined) ??
     macFromDuid(option(client.options, OPT6.CLIENTID) ?? Buffer.alloc(0));
-  const d = decideClient(client, config, view, now, mac);
+  const decided = decideClient(client, config, view, now, mac);
+  const boot = bootSeen(client, mac, decided);
+  const d = boot ? { ...decided, boot } : decided;
   if (!d.reply) return d;
   if (!relays.length) return { ...d, reply: { ...d.reply, address: arrival.address, port: arrival.port } };
   // §19.3: wrap the reply in one RELAY-REPL per RELAY-FORW, innermost first, copying hop-count,

@@ -13,6 +13,8 @@ import { CorralError } from '../util/errors.js';
 import { SubsystemFaults } from '../util/faults.js';
 import type { Logger } from '../util/logger.js';
 import { impossibleSource } from '../util/udp-source.js';
+import { formatIPv6 } from './address.js';
+import type { BootActivitySink } from '../boot/activity.js';
 import { Lease6Allocator } from './allocator.js';
 import { decodeMessage6, encodeMessage6, MSG_NAMES, type Message6 } from './codec.js';
 import { decide6, type Decision6, type Policy6Config } from './policy.js';
@@ -29,6 +31,13 @@ export interface Dhcp6ServerOptions {
   logger: Logger;
   faults?: SubsystemFaults;
   now?: () => number;
+  /**
+   * A binding was stored (REQUEST, RENEW, REBIND, Rapid Commit) for a client whose MAC is known (DUID-LL/LLT
+   * or relay option 79), as DHCPv4's onBound: the master records it as the node's address.
+   */
+  onBound?: (mac: string, address: string) => void;
+  /** The boot timeline: a firmware's (or iPXE's) boot SOLICIT/REQUEST is a `dhcp` step of its MAC. */
+  activity?: BootActivitySink;
 }
 
 export interface Dhcp6Stats {
@@ -93,18 +102,28 @@ export async function startDhcp6Server(opts: Dhcp6ServerOptions): Promise<Dhcp6S
   }
 
   let outbox: { message: Message6; address: string; port: number }[] = [];
+  let bound: { mac: string; address: string }[] = [];
   let scheduled = false;
   let malformedLogged = 0;
   const flush = (): void => {
     scheduled = false;
     const replies = outbox;
+    const binds = bound;
     outbox = [];
+    bound = [];
     try {
       allocator.flush();
     } catch (err) {
       counters.storeErrors++;
       logger.error({ err, dropped: replies.length }, 'could not record DHCPv6 leases; replies not sent');
       return;
+    }
+    for (const b of binds) {
+      try {
+        opts.onBound?.(b.mac, b.address);
+      } catch (err) {
+        logger.error({ err, mac: b.mac, address: b.address }, 'onBound callback failed');
+      }
     }
     for (const r of replies) {
       const bytes = encodeMessage6(r.message);
@@ -146,7 +165,28 @@ export async function startDhcp6Server(opts: Dhcp6ServerOptions): Promise<Dhcp6S
       allocator,
       t,
     );
-    for (const e of d.effects) allocator.apply(e, t);
+    for (const e of d.effects) {
+      allocator.apply(e, t);
+      if (e.kind === 'bind' && e.mac && opts.onBound)
+        bound.push({ mac: e.mac, address: formatIPv6(e.address) });
+    }
+    if (d.boot && opts.activity) {
+      const given = d.effects[0]?.address;
+      opts.activity.record(d.boot.mac, {
+        kind: 'dhcp',
+        message: d.boot.message,
+        reply: d.boot.reply,
+        pxe: true,
+        arch: d.boot.arch,
+        vendorClass: d.boot.vendorClass,
+        userClass: d.boot.userClass,
+        bootFile: d.boot.bootFile,
+        ip: given === undefined ? null : formatIPv6(given),
+        clientIp: null,
+        note: d.note,
+        problem: null,
+      });
+    }
     if (d.tag === 'no-addrs') counters.noAddrs++;
     if (d.tag === 'malformed') counters.malformed++;
     const fields = { from: rinfo.address, type: MSG_NAMES[buf[0] ?? 0] ?? buf[0] };

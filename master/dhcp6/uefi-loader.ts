@@ -21,12 +21,35 @@ import type { BootConfig } from '../dhcp/pxe.js';
 export const UEFI_IPXE_BUILDS = ['snponly.efi', 'ipxe.efi'] as const;
 export type UefiIpxeBuild = (typeof UEFI_IPXE_BUILDS)[number];
 
-/** The DHCPv4 choices (dhcp/boot-files.ts resolveBootFiles) with `build` for Debian's ipxe.efi. */
+/**
+ * The DHCPv4 choices (dhcp/boot-files.ts resolveBootFiles) with `build` for Debian's ipxe.efi, also where a
+ * node's own chain (its `uefi-chain:ipxe` tag) picks iPXE. The Secure Boot chain (shim, the signed ISO) is
+ * left as it is: it drives the NIC through the firmware's own network stack already.
+ */
 export function ipv6UefiLoader(boot: BootConfig, build: UefiIpxeBuild, httpBaseUrl: string): BootConfig {
   const fullHttp = loaderUrl(httpBaseUrl, IPXE_HTTP_FILE);
+  const file = (f: string): string => (f === IPXE_HTTP_FILE ? build : f);
+  const url = (u: string): string => (u === fullHttp ? loaderUrl(httpBaseUrl, build) : u);
+  const { uefiFileFor, x64HttpUrlFor } = boot;
   return {
     ...boot,
-    uefiFile: boot.uefiFile === IPXE_HTTP_FILE ? build : boot.uefiFile,
-    ...(boot.x64HttpUrl === fullHttp ? { x64HttpUrl: loaderUrl(httpBaseUrl, build) } : {}),
+    uefiFile: file(boot.uefiFile),
+    ...(uefiFileFor
+      ? {
+          uefiFileFor: (mac: string) => {
+            const f = uefiFileFor(mac);
+            return f === undefined ? undefined : file(f);
+          },
+        }
+      : {}),
+    ...(boot.x64HttpUrl !== undefined ? { x64HttpUrl: url(boot.x64HttpUrl) } : {}),
+    ...(x64HttpUrlFor
+      ? {
+          x64HttpUrlFor: (mac: string) => {
+            const u = x64HttpUrlFor(mac);
+            return u === undefined ? undefined : url(u);
+          },
+        }
+      : {}),
   };
 }

@@ -35,3 +35,22 @@ export function recordNodeIp(repos: Pick<Repos, 'store' | 'nodes'>, mac: string,
   if (!node || node.ip === ip) return;
   repos.store.write((journal) => repos.nodes.patchIn(journal, mac, { ip }));
 }
+
+/**
+ * DHCPv6 bound an address (issue 18): remember it on the node, as DHCPv4 does in server mode. Firmware
+ * leases a new address on each boot (OVMF's IAID changes, and it releases the lease when the OS takes
+ * over), and the node environment and the installed system use the address they were given, so the
+ * node's own address is the last one Corral bound to its MAC. Where DHCPv4 serves leases too, a node
+ * recorded by its IPv4 lease keeps it (authoritativeAddress prefers that lease).
+ */
+export function recordNodeIp6(
+  repos: Pick<Repos, 'store' | 'nodes'>,
+  mac: string,
+  ip: string,
+  dhcp4Server: boolean,
+): void {
+  const node = repos.nodes.get(mac);
+  if (!node || node.ip === ip) return;
+  if (dhcp4Server && node.ip && !node.ip.includes(':')) return;
+  repos.store.write((journal) => repos.nodes.patchIn(journal, mac, { ip }));
+}

@@ -1,17 +1,20 @@
 /**
- * End to end, IPv6-only (issue 18): an OVMF VM (its own network stack, no iPXE option ROM, IPv6 on) on a
- * provisioning link with no IPv4 at all, booting from `corral master` itself (http.bind ["::"], dhcp6 on,
- * DHCPv4 off). The chain: Corral's radvd sends the RA the firmware waits for; Corral's DHCPv6 answers
- * "PXE over IPv6" with an IA_NA address and option 59 `tftp://[fd00:5a::1]/ipxe.efi`; the master's TFTP
- * server (on ::) sends ipxe.efi; iPXE does DHCPv6 itself and gets the boot script URL
- * `http://[fd00:5a::1]:8086/boot/ipxe…`; the script's kernel, initrd and corral.server URLs are IPv6
- * (the family the request came in on) and carry `corral.ip=` (the address iPXE leased); the node
- * environment configures it and enlists over IPv6 with its inventory. Then the same VM is deployed with
+ * End to end, IPv6-only with Secure Boot enforced (issue 18): an OVMF VM with Microsoft's keys enrolled
+ * (OVMF_CODE_4M.ms.fd, its own network stack, no iPXE option ROM) on a provisioning link with no IPv4 at
+ * all, booting from `corral master` itself (http.bind ["::"], dhcp6 on, DHCPv4 off, boot.uefiChain at its
+ * default, the signed chain). The chain: Corral's radvd sends the RA the firmware waits for; Corral's
+ * DHCPv6 answers "PXE over IPv6" with an IA_NA address and option 59 `tftp://[fd00:5a::1]/shimx64.efi`;
+ * the master's TFTP server (on ::) sends Microsoft-signed shim, which loads Debian's signed network GRUB
+ * over TFTP/IPv6; GRUB takes its address from the firmware's DHCPv6 reply and reads the node's config
+ * from the master over TFTP/IPv6 (grub/node/MAC/0.cfg, asked from the leased address): Debian's signed
+ * kernel with URLs on the master's IPv6 address and `corral.ip=` (the address the firmware leased); the
+ * node environment configures it and enlists over IPv6 with its inventory, Secure Boot on. Then the same VM is deployed with
  * the Debian image (deploy over IPv6): its agent is told to reboot, the installer fetches its plan and
  * the image from the master's IPv6 address and reports there, the installed system gets its address from
  * Corral's DHCPv6 (networkd, DUID-LL), reports its first boot over IPv6 (→ deployed) and answers SSH on
- * its IPv6 address. The VM boots network first: after the install the master answers "boot your disk"
- * (`exit 1` from snponly.efi) and the firmware goes on to the disk (never strand a node). One VM; the figures printed are power-on → enlisted and deploy → deployed (TCG).
+ * its IPv6 address with Secure Boot on. The VM boots network first: after the install the master answers
+ * "boot your disk" (network GRUB chainloads the disk's shim) and the node boots it (never strand a node).
+ * The iPXE path over IPv6 (snponly.efi, boot.uefiChain ipxe) is lab-discovery's IPv6-only VM. One VM; the figures printed are power-on → enlisted and deploy → deployed (TCG).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,7 +26,7 @@ import type { ChildProcess } from 'node:child_process';
 import { TestNet, waitFor, type Host } from '../helpers/netns.js';
 import { startMasterProcess, type MasterProcess } from '../helpers/master-process.js';
 import { requirePeers } from '../helpers/peers.js';
-import { findOvmf } from '../../master/lab/qemu.js';
+import { OVMF_SB_CODE, OVMF_SB_VARS } from '../../master/lab/qemu.js';
 import { debianImage } from '../helpers/debian-image.js';
 import { sshArgs } from '../../master/deploy/ssh.js';
 
@@ -41,7 +44,7 @@ let poweredOnAt = 0;
 let srv: Host;
 
 before(async () => {
-  requirePeers('qemu-system-x86_64', 'radvd', 'curl');
+  requirePeers('qemu-system-x86_64', 'radvd', 'curl', OVMF_SB_CODE, OVMF_SB_VARS);
   dir = mkdtempSync(join(tmpdir(), 'corral-e2e-pxe6-'));
   net = new TestNet('p6');
   srv = net.addHost('srv', null);
@@ -91,8 +94,8 @@ before(async () => {
     420_000,
     1000,
   );
-  const ovmf = findOvmf();
-  assert.ok(ovmf, 'OVMF is not installed (Debian package ovmf)');
+  const vars = join(dir, 'vars.fd');
+  copyFileSync(OVMF_SB_VARS, vars);
   const disk = join(dir, 'disk.qcow2');
   execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', disk, '4G']);
   const tap = net.addTap();
@@ -109,8 +112,15 @@ before(async () => {
     '-serial',
     'stdio',
     // No -no-reboot: the deploy below reboots the VM into the installer and then onto its disk.
-    '-bios',
-    ovmf,
+    // Secure Boot enforced: SMM, and OVMF with Microsoft's keys enrolled (a writable copy of its variables).
+    '-machine',
+    'q35,smm=on',
+    '-global',
+    'driver=cfi.pflash01,property=secure,value=on',
+    '-drive',
+    `if=pflash,format=raw,unit=0,file=${OVMF_SB_CODE},readonly=on`,
+    '-drive',
+    `if=pflash,format=raw,unit=1,file=${vars}`,
     // An IPv6-only machine: no "PXE over IPv4" and no IPv4 stack (so no "HTTP Boot over IPv4" either; edk2's
     // fw_cfg network knobs), so the firmware does not spend its DHCPv4 timeouts on a link with no IPv4
     // (HTTPv4 took 296 s under TCG before giving up, e2e run 1 of 2026-12-07 for this change).
@@ -122,7 +132,7 @@ before(async () => {
     `tap,id=n0,ifname=${tap},script=no,downscript=no`,
     // romfile= (none): OVMF's own PXE stack, which does PXE over IPv6 (QEMU's iPXE ROM would take over).
     // Network first, as a datacentre keeps it (MAAS-style): the deployed node asks the master, is told to
-    // boot its disk (`exit 1` from snponly.efi, dhcp6/uefi-loader.ts), and the firmware goes on to the disk.
+    // boot its disk, and network GRUB chainloads the disk's shim.
     '-device',
     `virtio-net-pci,netdev=n0,mac=${MAC},bootindex=1,romfile=`,
     '-drive',
@@ -156,7 +166,7 @@ interface ApiNode {
   name: string;
   state: string;
   stateReason?: string | null;
-  inventory: { memoryBytes?: number; nics?: { mac: string }[] };
+  inventory: { memoryBytes?: number; nics?: { mac: string }[]; secureBoot?: boolean | null };
 }
 
 /** GET /api/v1/nodes over IPv6 with curl, from inside the master's namespace (a real client). */
@@ -165,18 +175,18 @@ function nodesOverIpv6(): ApiNode[] {
   return (JSON.parse(out) as { nodes: ApiNode[] }).nodes;
 }
 
-test('IPv6-only: OVMF PXE over IPv6 from corral master, iPXE over DHCPv6 + HTTP/IPv6, the node enlists over IPv6', async () => {
+test('IPv6-only, Secure Boot: OVMF PXE over IPv6 from corral master, shim and GRUB over TFTP/IPv6, the node enlists over IPv6', async () => {
   let node: ApiNode | undefined;
   try {
     await waitFor(
-      'iPXE started from PXE over IPv6',
-      () => (/iPXE/.test(plain().split('NBP filename')[1] ?? '') ? true : undefined),
+      'network GRUB asking the master (templates/grub/grub.cfg.hbs) after PXE over IPv6',
+      () => (/Corral: asking the master/.test(plain().split('NBP filename')[1] ?? '') ? true : undefined),
       420_000,
       2000,
     );
-    const ipxeAt = Date.now();
+    const grubAt = Date.now();
     console.log(
-      `# e2e: PXE over IPv6, power-on → iPXE running ${((ipxeAt - poweredOnAt) / 1000).toFixed(1)} s (TCG)`,
+      `# e2e: PXE over IPv6, Secure Boot, power-on → network GRUB running ${((grubAt - poweredOnAt) / 1000).toFixed(1)} s (TCG)`,
     );
     node = await waitFor(
       'the VM enlisted (GET /api/v1/nodes over IPv6)',
@@ -193,8 +203,8 @@ test('IPv6-only: OVMF PXE over IPv6 from corral master, iPXE over DHCPv6 + HTTP/
   assert.match(text, /Start PXE over IPv6/);
   assert.doesNotMatch(text, /Start PXE over IPv4/, 'the IPv4PXESupport=n knob took effect');
   assert.match(text, /Station IP address is FD00:5A:0:0:0:0:0:1[0-9A-F]{2}\b/i);
-  // snponly.efi, not Debian's full ipxe.efi (dhcp6/uefi-loader.ts), so `exit 1` hands back to the firmware.
-  assert.match(text, /NBP filename is snponly\.efi/);
+  // The signed chain by default over DHCPv6 too: shim first (it loads grubx64.efi beside it).
+  assert.match(text, /NBP filename is shimx64\.efi/);
   // The node environment ran with the address iPXE leased and the master's IPv6 URL.
   assert.match(text, /corral: network up \S+ fd00:5a::1[0-9a-f]{2}\/64/);
   const log = master!.logs();
@@ -203,8 +213,11 @@ test('IPv6-only: OVMF PXE over IPv6 from corral master, iPXE over DHCPv6 + HTTP/
   assert.ok(script, 'the master served a boot script');
   const served = JSON.parse(script) as { time: number; ip: string; template: string };
   assert.match(served.ip, /^fd00:5a::1[0-9a-f]{2}$/);
-  assert.equal(served.template, 'ipxe/discover.hbs');
+  assert.equal(served.template, 'grub/discover.hbs');
+  // The node environment's kernel ran with Secure Boot enforced, and the agent reports it.
+  assert.match(text, /Secure boot enabled|UEFI Secure Boot is enabled|locked down from EFI Secure Boot/);
   assert.equal(node!.state, 'discovered');
+  assert.equal(node!.inventory.secureBoot, true, 'the agent reported Secure Boot enabled');
   assert.ok((node!.inventory.memoryBytes ?? 0) > 400 * 2 ** 20, 'inventory reports the VM memory');
   assert.ok(
     node!.inventory.nics?.some((n) => n.mac === MAC),
@@ -310,7 +323,7 @@ test('IPv6-only: the enlisted VM is deployed over IPv6 (plan, image, reports, DH
   );
   const facts = sshOverIpv6(
     address,
-    'ip -6 -o addr show scope global; echo ---; ip -4 -o addr show scope global; echo ---; grep ^CORRAL_SERVER= /etc/corral/node.conf; cloud-init status || true',
+    'ip -6 -o addr show scope global; echo ---; ip -4 -o addr show scope global; echo ---; grep ^CORRAL_SERVER= /etc/corral/node.conf; cloud-init status || true; mokutil --sb-state 2>&1 || true',
   );
   console.log(`# e2e: IPv6-only deploy, on the node: ${facts.replace(/\n/g, ' | ')}`);
   const served = log
@@ -323,25 +336,20 @@ test('IPv6-only: the enlisted VM is deployed over IPv6 (plan, image, reports, DH
   assert.match(v6 ?? '', new RegExp(`inet6 ${address}/\\d+ `), facts);
   assert.equal((v4 ?? '').trim(), '', `no IPv4 address on the node: ${facts}`);
   assert.match(rest ?? '', new RegExp(`CORRAL_SERVER=http://\\[${SERVER}\\]:${PORT}`), facts);
+  assert.match(rest ?? '', /SecureBoot enabled/, `Secure Boot on in the deployed system: ${facts}`);
   for (const event of ['progress', 'result', 'booted'])
     assert.ok(
       timeline.some((s) => s.kind === 'deploy' && s.detail?.event === event),
       `deploy ${event} in the boot timeline`,
     );
-  // Network first: the installed system's first boot went through the master's local-disk answer (iPXE
-  // `exit 1`, in the boot timeline), and the firmware went on from its PXE over IPv6 entry to the disk.
+  // Network first: the installed system's first boot went through the master's local-disk answer (network
+  // GRUB's, in the boot timeline), which chainloaded the disk's shim.
   const locals = timeline
-    .filter((s) => s.kind === 'script' && s.detail?.template === 'ipxe/local.hbs')
+    .filter((s) => s.kind === 'script' && s.detail?.template === 'grub/local.hbs')
     .map((s) => Date.parse(s.at));
   const bootedAt = timeline.find((s) => s.kind === 'deploy' && s.detail?.event === 'booted')?.at;
-  assert.ok(locals.length > 0, 'the local-disk answer (ipxe/local.hbs) is in the boot timeline');
+  assert.ok(locals.length > 0, 'the local-disk answer (grub/local.hbs) is in the boot timeline');
   assert.ok(bootedAt && Date.parse(bootedAt) > Math.min(...locals), 'the disk booted after the local answer');
-  const after = plain().split('booting from its local disk').slice(1).join('');
-  assert.match(
-    after,
-    /BdsDxe: failed to start Boot[0-9A-F]{4} "UEFI (PXE|HTTP)v6/,
-    'iPXE handed back to the firmware',
-  );
   console.log(
     `# e2e: IPv6-only, network first: ${locals.length} local-disk answer(s); first one → first boot reported ` +
       `${((Date.parse(bootedAt) - Math.min(...locals)) / 1000).toFixed(1)} s (TCG)`,

@@ -270,9 +270,10 @@ test(
       'the rollout picture saw version 2',
     );
 
-    // A good version rolls out slowly (4 s between instances); paused after its first instance, the
-    // engine holds it with both versions running, resume lets it finish, revert brings v1 back.
-    const slow = { ...spec, env: { V: 'v3' }, update: { ...spec.update, delaySeconds: 4 } };
+    // A good version rolls out slowly (8 s between instances, so the pause lands before the second
+    // batch); paused after its first instance, the engine holds it with both versions running, resume lets
+    // it finish, revert brings v1 back.
+    const slow = { ...spec, env: { V: 'v3' }, update: { ...spec.update, delaySeconds: 8 } };
     const t4 = Date.now();
     const v3 = (await lab.api<{ app: App }>('PUT', '/apps/web', slow)).app.version;
     const atV3 = (a: App): number => running(a).filter((i) => i.version === v3).length;
@@ -284,9 +285,23 @@ test(
     const paused = (await lab.api<{ app: App }>('POST', '/apps/web/pause')).app;
     const pauseMs = Date.now() - t4;
     assert.equal(paused.paused, true);
-    // The engine finishes the batch in flight and at most one more (docs/apps.md), then holds.
-    await new Promise((r) => setTimeout(r, 5_000));
-    const held1 = await app();
+    // The engine finishes the batch in flight and at most one more (docs/apps.md), then holds. How long
+    // that batch takes to start is the engine's pace (over 5 s on a loaded machine: CI stop 28 saw a fixed
+    // 5 s wait end before it), so the hold is taken once all 3 instances run and none changed for 8 s.
+    const tp = Date.now();
+    let key = '';
+    let since = Date.now();
+    const held1 = await until(
+      'the paused rollout settled (3 running, unchanged for 8 s)',
+      async () => {
+        const a = await app();
+        const k = JSON.stringify(a.instances.map((i) => [i.slot, i.state, i.version]));
+        if (k !== key) [key, since] = [k, Date.now()];
+        return running(a).length === 3 && Date.now() - since >= 8_000 ? a : undefined;
+      },
+      90_000,
+    );
+    const settleMs = since - tp;
     await new Promise((r) => setTimeout(r, 6_000));
     const held2 = await app();
     assert.equal(atV3(held2), atV3(held1), `held: ${JSON.stringify(held2.instances)}`);
@@ -352,7 +367,7 @@ test(
       `# apps figures: declaration->serving (3 instances) ${declToServing} ms; restart after kill ${restartMs} ms; ` +
         `reschedule after a manager's dockerd stop ${rescheduleMs} ms (${failures}/${probes} probes through HAProxy failed meanwhile); ` +
         `failed rollout -> rolled back ${rolloutMs} ms; v3 rollout -> paused ${pauseMs} ms, resume -> all v3 ${resumeMs} ms, ` +
-        `revert -> all v1 ${revertMs} ms; held at ${atV3(held2)}/3 instances of v3 while paused; dockerd+containerd RSS per node ${rss.join(', ')} MiB`,
+        `revert -> all v1 ${revertMs} ms; held at ${atV3(held2)}/3 instances of v3 while paused (last change ${settleMs} ms after the pause); dockerd+containerd RSS per node ${rss.join(', ')} MiB`,
     );
     passed = true;
   },

@@ -119,9 +119,12 @@ describe('master with dhcp6.enabled', { timeout: 120_000 }, () => {
       throw new Error(`${e.message}\n--- lease:\n${text}\n--- master dhcp6 lines:\n${dhcp6Log}`);
     });
     client.kill('SIGTERM');
+    // The Secure Boot chain by default over IPv6 too (boot.uefiChain): the signed ISO for this MAC.
     assert.match(
       lease,
-      new RegExp(`option dhcp6.bootfile-url "http://\\[${V6}\\]:${HTTP_PORT}/boot/loader/snponly.efi"`),
+      new RegExp(
+        `option dhcp6.bootfile-url "http://\\[${V6}\\]:${HTTP_PORT}/boot/http/52:54:00:59:00:01/corral.iso"`,
+      ),
     );
     const address = /iaaddr (fd00:59::[0-9a-f]+)/.exec(lease)?.[1];
     assert.ok(address, lease);
@@ -183,6 +186,21 @@ describe('master with dhcp6.enabled', { timeout: 120_000 }, () => {
       ]);
       // What an x64 UEFI PXE client gets over IPv6 (dhcp6/uefi-loader.ts), served from both listeners.
       assert.equal(statSync(got).size, statSync('/usr/lib/ipxe/snponly.efi').size, `TFTP ${flag}`);
+    }
+    // Network GRUB's config for this MAC (the Secure Boot chain, boot/grub.ts), generated per request, over
+    // TFTP in each family (curl's TFTP client: tftp-hpa's `get` takes the MAC's colons for HOST:FILE). This
+    // master has no node environment (autoBuild off), so both say so and retry; the IPv6 URLs and corral.ip
+    // of a GRUB config over IPv6 are checked with a real GRUB in e2e/pxe-ipv6.
+    for (const host of [V4, `[${V6}]`]) {
+      const cfg = net.nsExec(c.ns, [
+        'curl',
+        '-sgf',
+        '--max-time',
+        '10',
+        `tftp://${host}:${TFTP_PORT}/grub/node/52:54:00:59:00:01/0.cfg`,
+      ]);
+      assert.match(cfg, /node environment is not built/, cfg);
+      assert.match(cfg, /configfile \/grub\/node\/52:54:00:59:00:01\/0\.cfg/, cfg);
     }
   });
 });

@@ -394,3 +394,36 @@ test('BootActivity: a database that refuses writes never reaches the DHCP handle
     t.cleanup();
   }
 });
+
+test("BootActivity: a firmware's DHCPv6 boot request names its boot option; iPXE's own DHCP does not change it", () => {
+  const t = tempRepos();
+  try {
+    const activity = new BootActivity({ store: t.repos.bootActivity, logger: silentLogger() });
+    const v6 = (vendorClass: string, userClass: string | null): BootStep => ({
+      kind: 'dhcp',
+      message: 'SOLICIT',
+      reply: 'ADVERTISE',
+      pxe: true,
+      arch: 7,
+      vendorClass,
+      userClass,
+      bootFile: 'tftp://[fd00:5a::1]/snponly.efi',
+      ip: 'fd00:5a::101',
+      clientIp: null,
+      note: '',
+      problem: null,
+    });
+    assert.equal(activity.firmwarePath(MAC), undefined);
+    activity.record(MAC, v6('PXEClient:Arch:00007:UNDI:003016', null));
+    assert.equal(activity.firmwarePath(MAC), 'PXEClient over IPv6');
+    activity.record(MAC, v6('PXEClient:Arch:00007:UNDI:003010', 'iPXE'));
+    assert.equal(activity.firmwarePath(MAC), 'PXEClient over IPv6', "iPXE's DHCPv6 after the firmware's");
+    activity.record(MAC.toUpperCase(), v6('HTTPClient:Arch:00016:UNDI:003016', null));
+    assert.equal(activity.firmwarePath(MAC), 'HTTPClient over IPv6');
+    activity.flush();
+    // Recorded in the node's timeline too, like DHCPv4's steps.
+    assert.equal(t.repos.bootActivity.forMac(MAC).filter((e) => e.kind === 'dhcp').length, 3);
+  } finally {
+    t.cleanup();
+  }
+});

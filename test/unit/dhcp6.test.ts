@@ -252,6 +252,26 @@ describe('decide6 (RFC 8415 §18.3)', () => {
       enterprise: 343,
       items: ['HTTPClient'],
     });
+    // A boot class (PXEClient/HTTPClient) is what the server records in the boot timeline (d.boot); an OS's
+    // own client and iPXE's user class alone are not a firmware's boot option.
+    const seen = h.run(
+      msg(MSG.SOLICIT, [
+        ia(1),
+        oro,
+        { code: OPT6.CLIENT_ARCH_TYPE, data: u16(7) },
+        vendorClassOption(343, ['PXEClient:Arch:00007:UNDI:003016']),
+      ]),
+    ).boot;
+    assert.deepEqual(seen, {
+      mac: '52:54:00:06:00:01',
+      message: 'SOLICIT',
+      reply: 'ADVERTISE',
+      vendorClass: 'PXEClient:Arch:00007:UNDI:003016',
+      userClass: null,
+      arch: 7,
+      bootFile: 'tftp://[fd00:55::1]/ipxe.efi',
+    });
+    assert.equal(h.run(msg(MSG.SOLICIT, [ia(1), oro])).boot, undefined);
     h.store.close();
   });
 

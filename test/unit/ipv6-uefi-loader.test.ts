@@ -45,3 +45,38 @@ test("the operator's own loaders are left alone, and snponly.efi is always serve
   // Copied to the TFTP root and allowed at /boot/loader/ (both read loaderFileNames).
   assert.ok(loaderFileNames(BootFilesSchema.parse({}), LEGACY).includes('snponly.efi'));
 });
+
+test('over IPv6 the Secure Boot chain is the default too: shim over TFTP, the signed ISO over HTTP boot; a node that chose iPXE gets snponly.efi', () => {
+  const TAGGED = '52:54:00:06:00:02';
+  const signedIso = (mac: string): string => `${BASE}/boot/http/${mac}/corral.iso`;
+  const chained = (uefiChain: 'secure-boot' | 'ipxe') =>
+    ipv6UefiLoader(
+      resolveBootFiles(
+        BootFilesSchema.parse({}),
+        LEGACY,
+        BASE,
+        'fd00:55::1',
+        { uefiChain, forNode: (mac) => (mac === TAGGED ? 'ipxe' : undefined) },
+        signedIso,
+      ),
+      'snponly.efi',
+      BASE,
+    );
+  const sb = chained('secure-boot');
+  assert.deepEqual(chooseBoot(pxe, MAC, sb), {
+    kind: 'tftp',
+    file: 'shimx64.efi',
+    server: 'fd00:55::1',
+    arch: 7,
+  });
+  const h = chooseBoot(http, MAC, sb);
+  assert.equal(h.kind === 'uefi-http' ? h.url : h.kind, signedIso(MAC));
+  // The node's own choice (its uefi-chain:ipxe tag): iPXE, and over IPv6 the build that hands back.
+  const own = chooseBoot(pxe, TAGGED, sb);
+  assert.equal(own.kind === 'tftp' ? own.file : own.kind, 'snponly.efi');
+  const ownHttp = chooseBoot(http, TAGGED, sb);
+  assert.equal(ownHttp.kind === 'uefi-http' ? ownHttp.url : ownHttp.kind, `${BASE}/boot/loader/snponly.efi`);
+  // boot.uefiChain ipxe for all: snponly.efi by default.
+  const ip = chooseBoot(pxe, MAC, chained('ipxe'));
+  assert.equal(ip.kind === 'tftp' ? ip.file : ip.kind, 'snponly.efi');
+});
