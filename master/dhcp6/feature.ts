@@ -53,6 +53,7 @@ export async function startDhcp6Feature(deps: Dhcp6FeatureDeps): Promise<Started
       },
       signedHttpUrl: httpBootIsoUrl,
       ...(deps.activity ? { activity: deps.activity } : {}),
+      nodeAt: (address) => deps.repos.nodes.getByIp(address)?.mac,
       onBound: (mac, address) => recordNodeIp6(deps.repos, mac, address, config.dhcp.mode === 'server'),
     });
   };

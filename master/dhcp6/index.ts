@@ -52,6 +52,8 @@ export interface Dhcp6Deps {
   onBound?: (mac: string, address: string) => void;
   /** The boot timeline (server.ts records boot clients' SOLICIT and REQUEST). */
   activity?: BootActivitySink;
+  /** The MAC of the node recorded at an address (allocator.ts). */
+  nodeAt?: (address: string) => string | undefined;
 }
 
 export interface Dhcp6Feature {
@@ -98,6 +100,7 @@ export async function startDhcp6(deps: Dhcp6Deps): Promise<Dhcp6Feature> {
     ...(deps.faults ? { faults: deps.faults } : {}),
     ...(deps.onBound ? { onBound: deps.onBound } : {}),
     ...(deps.activity ? { activity: deps.activity } : {}),
+    ...(deps.nodeAt ? { nodeAt: deps.nodeAt } : {}),
     policy: Object.freeze({
       serverDuid: serverDuid(dir),
       prefix,

@@ -36,6 +36,8 @@ export interface Dhcp6ServerOptions {
    * or relay option 79), as DHCPv4's onBound: the master records it as the node's address.
    */
   onBound?: (mac: string, address: string) => void;
+  /** The MAC of the node recorded at an address (allocator.ts: not given to another client meanwhile). */
+  nodeAt?: (address: string) => string | undefined;
   /** The boot timeline: a firmware's (or iPXE's) boot SOLICIT/REQUEST is a `dhcp` step of its MAC. */
   activity?: BootActivitySink;
 }
@@ -78,7 +80,14 @@ export async function startDhcp6Server(opts: Dhcp6ServerOptions): Promise<Dhcp6S
   const now = opts.now ?? Date.now;
   const logger = opts.logger.child({ module: 'dhcp6', iface: opts.interfaceName });
   const faults = opts.faults ?? new SubsystemFaults('dhcp6', logger, now);
-  const allocator = new Lease6Allocator(opts.leases, opts.range[0], opts.range[1]);
+  const allocator = new Lease6Allocator(
+    opts.leases,
+    opts.range[0],
+    opts.range[1],
+    undefined,
+    undefined,
+    opts.nodeAt,
+  );
   const counters = {
     received: 0,
     malformed: 0,

@@ -315,3 +315,35 @@ describe('decide6 (RFC 8415 §18.3)', () => {
     h.store.close();
   });
 });
+
+describe('the DHCPv6 allocator and a node environment on a released address', () => {
+  it("keeps a released address from other clients while a node's record names it", () => {
+    const store = openStore({ path: ':memory:', logger: silentLogger() });
+    const leases = new Lease6Store(store);
+    const first = parseIPv6('fd00:55::100')!;
+    const last = parseIPv6('fd00:55::101')!;
+    // The node booted from ::100 and its firmware released it as the kernel took over (OVMF does).
+    const nodes = new Map([['fd00:55::100', '52:54:00:06:00:01']]);
+    const alloc = new Lease6Allocator(leases, first, last, 30_000, 600_000, (a) => nodes.get(a));
+    alloc.apply(
+      { kind: 'bind', duid: 'aa', iaid: 1, mac: '52:54:00:06:00:01', address: first, validSeconds: 3600 },
+      T0,
+    );
+    alloc.apply({ kind: 'release', duid: 'aa', iaid: 1, address: first }, T0 + 1000);
+    // Another machine, after the cursor went round the range: it gets ::101, never the node's ::100.
+    assert.equal(formatIPv6(alloc.choose('bb', 7, first, T0 + 2000)!), 'fd00:55::101');
+    alloc.apply(
+      { kind: 'bind', duid: 'bb', iaid: 7, mac: '52:54:00:06:00:02', address: last, validSeconds: 3600 },
+      T0 + 2000,
+    );
+    assert.equal(
+      alloc.choose('cc', 9, null, T0 + 3000),
+      null,
+      'the range is full while the node lives at ::100',
+    );
+    // The node's record moved on (its next boot took another address): ::100 is free again.
+    nodes.delete('fd00:55::100');
+    assert.equal(formatIPv6(alloc.choose('cc', 9, null, T0 + 3000)!), 'fd00:55::100');
+    store.close();
+  });
+});
