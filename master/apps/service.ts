@@ -66,13 +66,6 @@ export class Apps {
   private manager: NodeRecord | undefined;
   private views = new Map<string, Omit<AppView, 'name' | 'spec' | 'version'>>();
   private lastSeen = new Map<string, string>();
-  /**
-   * Per app, the digest of the declaration this master last sent to the engine. A `rollback_completed` is
-   * the failure of the current declaration only when that declaration was sent: after a rollback the engine
-   * keeps saying `rollback_completed` until the next update, and a new declaration stored meanwhile (same
-   * version number as the failed one: the number went back with the declaration) is not yet sent.
-   */
-  private issued = new Map<string, string>();
 
   constructor(
     private readonly opts: {
@@ -328,7 +321,11 @@ export class Apps {
     // would roll the failing version out again.
     if (
       update?.state === 'rollback_completed' &&
-      this.issued.get(name) === hash(want) &&
+      // A `rollback_completed` is the failure of the current declaration only when that declaration was
+      // sent (row.issued, stored: it survives a restart or failover): the engine keeps saying it until the
+      // next update, and a new declaration stored meanwhile (the failed one's version number: the number
+      // went back with the declaration) is not yet sent.
+      row.issued === hash(want) &&
       engineVersion < row.version &&
       row.previousVersion === engineVersion
     ) {
@@ -356,7 +353,7 @@ export class Apps {
         ...(held || paused ? ['--label-rm', HELD_LABEL, '--label-rm', PAUSED_LABEL] : []),
         name,
       ]);
-      this.issued.set(name, hash(want));
+      this.opts.repos.store.write((j) => this.opts.repos.apps.setIssuedIn(j, name, hash(want)));
       this.log.info({ app: name, version: row.version }, 'app service updated');
     } else if (held && (update?.state === 'completed' || update?.state === 'rollback_completed')) {
       // The held rollout settled: the engine gets its declared failure action back.
@@ -444,6 +441,8 @@ export class Apps {
         previousSpec: row.spec,
         previousVersion: row.version,
       });
+      // The failed declaration's rollback is spent: the same declaration made again is sent again.
+      this.opts.repos.apps.setIssuedIn(journal, name, null);
       this.opts.repos.events.appendIn(journal, {
         kind: 'app.rolled-back',
         severity: 'warning',
@@ -513,7 +512,7 @@ export function managerUnusable(r: Pick<DockerResult, 'error' | 'stderr'>): bool
 }
 
 /** A short, stable digest of the declaration, kept as a service label: "is what the engine runs ours?". */
-function hash(s: string): string {
+export function hash(s: string): string {
   let h = 0x811c9dc5; // FNV-1a 32-bit: a change detector, not a security boundary
   for (let i = 0; i < s.length; i++) {
     h ^= s.charCodeAt(i);

@@ -14,6 +14,8 @@ export interface AppRow {
   previousVersion: number | null;
   createdAt: string;
   updatedAt: string;
+  /** The digest of the declaration last sent to the engine (master/apps/service.ts), null before any. */
+  issued: string | null;
 }
 
 export interface AppObservation {
@@ -33,6 +35,7 @@ interface Row {
   previous_version: number | null;
   created_at: string;
   updated_at: string;
+  issued: string | null;
 }
 
 export class AppStore {
@@ -82,6 +85,12 @@ export class AppStore {
     journal('apps', a.name, 'upsert', this.store.row('apps', a.name));
   }
 
+  /** What was last sent to the engine for the app (its declaration's digest), or null: forgotten. */
+  setIssuedIn(journal: Journal, name: string, digest: string | null): void {
+    this.store.db.prepare('UPDATE apps SET issued = ? WHERE name = ?').run(digest, name);
+    journal('apps', name, 'upsert', this.store.row('apps', name));
+  }
+
   deleteIn(journal: Journal, name: string): void {
     this.store.db.prepare('DELETE FROM apps WHERE name = ?').run(name);
     this.store.db.prepare('DELETE FROM app_observations WHERE app = ?').run(name);
@@ -124,5 +133,6 @@ function fromRow(r: Row): AppRow {
     previousVersion: r.previous_version,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
+    issued: r.issued ?? null,
   };
 }

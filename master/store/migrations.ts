@@ -660,6 +660,18 @@ END;
 CREATE INDEX nodes_ip ON nodes (ip);
 `,
   },
+  {
+    version: 25,
+    name: 'apps-issued',
+    sql: `
+-- The digest of the declaration Corral last sent to the engine, per app (issue 21). The engine keeps
+-- reporting rollback_completed until the next update, so a rollback is the failure of the current
+-- declaration only if that declaration was sent. Kept in memory until now, so after a master restart (or a
+-- failover) the first failure of a rollout in flight was not recognised and the failing version was rolled
+-- out again. Journaled with the row: a backup master that takes over knows it too.
+ALTER TABLE apps ADD COLUMN issued TEXT;
+`,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);
