@@ -122,18 +122,7 @@ export function qemuArgs(spec: VmSpec, ovmf: string | undefined): string[] {
   if (spec.firmware === 'uefi-sb') {
     // Secure Boot needs SMM (so the OS cannot write the variable store behind the firmware's back) and a
     // writable copy of the variables per VM (startVm makes it beside the disk).
-    args.push(
-      '-machine',
-      'q35,smm=on',
-      '-global',
-      'driver=cfi.pflash01,property=secure,value=on',
-      '-drive',
-      `if=pflash,format=raw,unit=0,file=${OVMF_SB_CODE},readonly=on`,
-      '-drive',
-      `if=pflash,format=raw,unit=1,file=${sbVarsPath(spec)}`,
-      '-fw_cfg',
-      'name=opt/org.tianocore/IPv6Support,string=no',
-    );
+    args.push(...secureBootArgs(sbVarsPath(spec)), '-fw_cfg', 'name=opt/org.tianocore/IPv6Support,string=no');
   } else if (spec.firmware !== 'bios') {
     if (!ovmf) throw new Error('UEFI VM requested but OVMF is not installed (Debian package ovmf)');
     args.push('-bios', ovmf);
@@ -152,6 +141,23 @@ export function qemuArgs(spec: VmSpec, ovmf: string | undefined): string[] {
   }
   if (spec.noReboot) args.push('-no-reboot');
   return args;
+}
+
+/**
+ * OVMF with Microsoft's keys enrolled and Secure Boot enforced: SMM (so the OS cannot write the variable
+ * store behind the firmware's back) and `varsPath`, a writable copy of OVMF_SB_VARS for this VM.
+ */
+export function secureBootArgs(varsPath: string): string[] {
+  return [
+    '-machine',
+    'q35,smm=on',
+    '-global',
+    'driver=cfi.pflash01,property=secure,value=on',
+    '-drive',
+    `if=pflash,format=raw,unit=0,file=${OVMF_SB_CODE},readonly=on`,
+    '-drive',
+    `if=pflash,format=raw,unit=1,file=${varsPath}`,
+  ];
 }
 
 /** The VM's own copy of the Secure Boot variable store. */

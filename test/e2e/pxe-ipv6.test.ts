@@ -26,7 +26,7 @@ import type { ChildProcess } from 'node:child_process';
 import { TestNet, waitFor, type Host } from '../helpers/netns.js';
 import { startMasterProcess, type MasterProcess } from '../helpers/master-process.js';
 import { requirePeers } from '../helpers/peers.js';
-import { OVMF_SB_CODE, OVMF_SB_VARS } from '../../master/lab/qemu.js';
+import { OVMF_SB_CODE, OVMF_SB_VARS, secureBootArgs } from '../../master/lab/qemu.js';
 import { debianImage } from '../helpers/debian-image.js';
 import { sshArgs } from '../../master/deploy/ssh.js';
 
@@ -113,14 +113,7 @@ before(async () => {
     'stdio',
     // No -no-reboot: the deploy below reboots the VM into the installer and then onto its disk.
     // Secure Boot enforced: SMM, and OVMF with Microsoft's keys enrolled (a writable copy of its variables).
-    '-machine',
-    'q35,smm=on',
-    '-global',
-    'driver=cfi.pflash01,property=secure,value=on',
-    '-drive',
-    `if=pflash,format=raw,unit=0,file=${OVMF_SB_CODE},readonly=on`,
-    '-drive',
-    `if=pflash,format=raw,unit=1,file=${vars}`,
+    ...secureBootArgs(vars),
     // An IPv6-only machine: no "PXE over IPv4" and no IPv4 stack (so no "HTTP Boot over IPv4" either; edk2's
     // fw_cfg network knobs), so the firmware does not spend its DHCPv4 timeouts on a link with no IPv4
     // (HTTPv4 took 296 s under TCG before giving up, e2e run 1 of 2026-12-07 for this change).
