@@ -57,6 +57,8 @@ TEST_PACKAGES=(
   mariadb-server sqlite3 lvm2
   # DNS-SD (issue 21): dig queries the master's knot
   dnsutils
+  # the boot storm benchmark's HTTP reference (issue 19: dnsmasq + nginx beside Corral in the same run)
+  nginx
   # issue 21: a real dockerd pulls and runs the base image Corral pushed (registry test), and dockerd in
   # swarm mode on the apps test's engine nodes with the docker CLI
   docker.io
@@ -86,6 +88,10 @@ fi
 # Debian's tftpd-hpa starts a daemon on port 69 where it can; Corral serves TFTP itself.
 if pgrep -x in.tftpd >/dev/null 2>&1 && [ -f /etc/default/tftpd-hpa ]; then
   (service tftpd-hpa stop || pkill -x in.tftpd) >/dev/null 2>&1 || true
+fi
+# Likewise Debian's nginx on port 80: the benchmark starts its own, in its namespace.
+if pgrep -f "nginx: master process /usr/sbin/nginx" >/dev/null 2>&1; then
+  (service nginx stop || pkill -f "nginx: master process /usr/sbin/nginx") >/dev/null 2>&1 || true
 fi
 
 stamp=node_modules/.corral-lock-sha
