@@ -342,6 +342,10 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
     }
   };
 
+  /** boot.kernelArgs, after the node's IPv6 address (`corral.ip=`, ipv6NodeArg) where it has one. */
+  const nodeKernelArgs = (v6Arg: string | null): string =>
+    v6Arg ? `${v6Arg} ${deps.config.boot.kernelArgs}` : deps.config.boot.kernelArgs;
+
   /** The firmware boot option the MAC last asked from (PXE or HTTP boot, per family), when known. */
   const firmwarePath = (mac: string): string | undefined => deps.activity?.firmwarePath?.(mac);
 
@@ -351,8 +355,7 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
     const attempt = attemptParam(req.query['attempt']);
     // Issue 18: URLs in the family the request came in on; over IPv6 the node keeps iPXE's address.
     const baseUrl = baseUrlFor(req.socket, v4BaseUrl, deps.config.dhcp6);
-    const v6Arg = ipv6NodeArg(clientIp(req), deps.config.dhcp6);
-    const kernelArgs = v6Arg ? `${v6Arg} ${deps.config.boot.kernelArgs}` : deps.config.boot.kernelArgs;
+    const kernelArgs = nodeKernelArgs(ipv6NodeArg(clientIp(req), deps.config.dhcp6));
     // A node back this soon after an iPXE local answer (UEFI: `exit 1`) did not boot its disk: failed first.
     if (mac && attempt === 0) diskFailures.returned(mac, clientIp(req) ?? '', firmwarePath(mac));
     const decision = decide(mac, attempt, baseUrl, kernelArgs);
@@ -404,7 +407,7 @@ export function createNodeSurface(deps: NodeSurfaceDeps): NodeSurface {
     // the node environment keeps the address the firmware leased (corral.ip), as after iPXE over IPv6.
     const v6Arg = ipv6NodeArg(peer, deps.config.dhcp6);
     const baseUrl = v6Arg ? ipv6BaseUrl(deps.config.dhcp6, deps.config.http.port) : v4BaseUrl;
-    const kernelArgs = v6Arg ? `${v6Arg} ${deps.config.boot.kernelArgs}` : deps.config.boot.kernelArgs;
+    const kernelArgs = nodeKernelArgs(v6Arg);
     const decision = decide(mac, attempt, baseUrl, kernelArgs);
     record(mac, { ...decision, template: grubTemplate(decision.template) }, attempt, peer, silent);
     const { onFailure, retries, retrySeconds } = deps.config.boot;

@@ -48,12 +48,12 @@ export class Lease6Allocator implements Lease6View {
     private readonly holdMs = 30_000,
     private readonly quarantineMs = 600_000,
     /**
-     * The MAC of the node whose recorded address this is, if any (nodes/address.ts recordNodeIp6). A node
+     * Whether the node with this MAC is recorded at this address (nodes/address.ts recordNodeIp6). A node
      * environment keeps the address its firmware leased, though the firmware released it when the kernel
      * took over and nothing renews it (no DHCPv6 client there): such an address is not given to another
      * client while the node's record names it.
      */
-    private readonly nodeAt?: (address: string) => string | undefined,
+    private readonly nodeHolds?: (address: string, mac: string) => boolean,
   ) {
     this.cursor = first;
     for (const r of store.all()) {
@@ -84,7 +84,7 @@ export class Lease6Allocator implements Lease6View {
     const b = this.byAddress.get(address);
     if (b && key(b.duid, b.iaid) !== client) {
       if ((b.state === 'bound' || b.state === 'declined') && b.expiresAt > now) return false;
-      if (b.mac !== null && this.nodeAt && this.nodeAt(formatIPv6(address)) === b.mac) return false;
+      if (b.mac !== null && this.nodeHolds?.(formatIPv6(address), b.mac)) return false;
     }
     if (b && b.state === 'declined' && b.expiresAt > now) return false;
     const h = this.holds.get(address);

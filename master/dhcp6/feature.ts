@@ -53,7 +53,8 @@ export async function startDhcp6Feature(deps: Dhcp6FeatureDeps): Promise<Started
       },
       signedHttpUrl: httpBootIsoUrl,
       ...(deps.activity ? { activity: deps.activity } : {}),
-      nodeAt: (address) => deps.repos.nodes.getByIp(address)?.mac,
+      // The binding's own node by its MAC (the primary key), not every node at the address.
+      nodeHolds: (address, mac) => deps.repos.nodes.get(mac)?.ip === address,
       onBound: (mac, address) => recordNodeIp6(deps.repos, mac, address, config.dhcp.mode === 'server'),
     });
   };

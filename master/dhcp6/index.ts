@@ -52,8 +52,8 @@ export interface Dhcp6Deps {
   onBound?: (mac: string, address: string) => void;
   /** The boot timeline (server.ts records boot clients' SOLICIT and REQUEST). */
   activity?: BootActivitySink;
-  /** The MAC of the node recorded at an address (allocator.ts). */
-  nodeAt?: (address: string) => string | undefined;
+  /** Whether a MAC's node is recorded at an address (allocator.ts). */
+  nodeHolds?: (address: string, mac: string) => boolean;
 }
 
 export interface Dhcp6Feature {
@@ -100,7 +100,7 @@ export async function startDhcp6(deps: Dhcp6Deps): Promise<Dhcp6Feature> {
     ...(deps.faults ? { faults: deps.faults } : {}),
     ...(deps.onBound ? { onBound: deps.onBound } : {}),
     ...(deps.activity ? { activity: deps.activity } : {}),
-    ...(deps.nodeAt ? { nodeAt: deps.nodeAt } : {}),
+    ...(deps.nodeHolds ? { nodeHolds: deps.nodeHolds } : {}),
     policy: Object.freeze({
       serverDuid: serverDuid(dir),
       prefix,

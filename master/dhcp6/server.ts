@@ -36,8 +36,8 @@ export interface Dhcp6ServerOptions {
    * or relay option 79), as DHCPv4's onBound: the master records it as the node's address.
    */
   onBound?: (mac: string, address: string) => void;
-  /** The MAC of the node recorded at an address (allocator.ts: not given to another client meanwhile). */
-  nodeAt?: (address: string) => string | undefined;
+  /** Whether a MAC's node is recorded at an address (allocator.ts: not given to another client meanwhile). */
+  nodeHolds?: (address: string, mac: string) => boolean;
   /** The boot timeline: a firmware's (or iPXE's) boot SOLICIT/REQUEST is a `dhcp` step of its MAC. */
   activity?: BootActivitySink;
 }
@@ -86,7 +86,7 @@ export async function startDhcp6Server(opts: Dhcp6ServerOptions): Promise<Dhcp6S
     opts.range[1],
     undefined,
     undefined,
-    opts.nodeAt,
+    opts.nodeHolds,
   );
   const counters = {
     received: 0,

@@ -30,26 +30,19 @@ export function ipv6UefiLoader(boot: BootConfig, build: UefiIpxeBuild, httpBaseU
   const fullHttp = loaderUrl(httpBaseUrl, IPXE_HTTP_FILE);
   const file = (f: string): string => (f === IPXE_HTTP_FILE ? build : f);
   const url = (u: string): string => (u === fullHttp ? loaderUrl(httpBaseUrl, build) : u);
+  // A per-MAC choice with the same replacement applied to what it picks.
+  const perMac =
+    (choose: (mac: string) => string | undefined, map: (v: string) => string) =>
+    (mac: string): string | undefined => {
+      const v = choose(mac);
+      return v === undefined ? undefined : map(v);
+    };
   const { uefiFileFor, x64HttpUrlFor } = boot;
   return {
     ...boot,
     uefiFile: file(boot.uefiFile),
-    ...(uefiFileFor
-      ? {
-          uefiFileFor: (mac: string) => {
-            const f = uefiFileFor(mac);
-            return f === undefined ? undefined : file(f);
-          },
-        }
-      : {}),
+    ...(uefiFileFor ? { uefiFileFor: perMac(uefiFileFor, file) } : {}),
     ...(boot.x64HttpUrl !== undefined ? { x64HttpUrl: url(boot.x64HttpUrl) } : {}),
-    ...(x64HttpUrlFor
-      ? {
-          x64HttpUrlFor: (mac: string) => {
-            const u = x64HttpUrlFor(mac);
-            return u === undefined ? undefined : url(u);
-          },
-        }
-      : {}),
+    ...(x64HttpUrlFor ? { x64HttpUrlFor: perMac(x64HttpUrlFor, url) } : {}),
   };
 }

@@ -29,10 +29,18 @@ export function authoritativeAddress(
   return node.ip;
 }
 
-/** DHCP bound an address: remember it on the node (if the MAC is a known node). */
-export function recordNodeIp(repos: Pick<Repos, 'store' | 'nodes'>, mac: string, ip: string): void {
+/**
+ * DHCP bound an address: remember it on the node (if the MAC is a known node), unless `keep` says the
+ * node's recorded address stands.
+ */
+export function recordNodeIp(
+  repos: Pick<Repos, 'store' | 'nodes'>,
+  mac: string,
+  ip: string,
+  keep: (node: NodeRecord) => boolean = () => false,
+): void {
   const node = repos.nodes.get(mac);
-  if (!node || node.ip === ip) return;
+  if (!node || node.ip === ip || keep(node)) return;
   repos.store.write((journal) => repos.nodes.patchIn(journal, mac, { ip }));
 }
 
@@ -49,8 +57,5 @@ export function recordNodeIp6(
   ip: string,
   dhcp4Server: boolean,
 ): void {
-  const node = repos.nodes.get(mac);
-  if (!node || node.ip === ip) return;
-  if (dhcp4Server && node.ip && !node.ip.includes(':')) return;
-  repos.store.write((journal) => repos.nodes.patchIn(journal, mac, { ip }));
+  recordNodeIp(repos, mac, ip, (node) => dhcp4Server && node.ip !== null && !node.ip.includes(':'));
 }

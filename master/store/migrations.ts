@@ -650,17 +650,6 @@ END;
 `,
   },
   {
-    version: 24,
-    name: 'nodes-by-address',
-    sql: `
--- A node by its recorded address (issue 18): the DHCPv6 allocator asks, for an address another client
--- held, whether a node still lives at it (a node environment keeps the address its firmware released),
--- and enlistment, cloud-init and metrics look nodes up by address. Without it each lookup scanned every
--- node. Not unique: an operator may record two nodes at one address by mistake, and that must not fail.
-CREATE INDEX nodes_ip ON nodes (ip);
-`,
-  },
-  {
     version: 25,
     name: 'apps-issued',
     sql: `

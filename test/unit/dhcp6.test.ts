@@ -324,7 +324,7 @@ describe('the DHCPv6 allocator and a node environment on a released address', ()
     const last = parseIPv6('fd00:55::101')!;
     // The node booted from ::100 and its firmware released it as the kernel took over (OVMF does).
     const nodes = new Map([['fd00:55::100', '52:54:00:06:00:01']]);
-    const alloc = new Lease6Allocator(leases, first, last, 30_000, 600_000, (a) => nodes.get(a));
+    const alloc = new Lease6Allocator(leases, first, last, 30_000, 600_000, (a, mac) => nodes.get(a) === mac);
     alloc.apply(
       { kind: 'bind', duid: 'aa', iaid: 1, mac: '52:54:00:06:00:01', address: first, validSeconds: 3600 },
       T0,
