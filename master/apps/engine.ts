@@ -1,9 +1,10 @@
 /**
  * The docker CLI on an engine node, over SSH with the master's key and the node's pinned host key (the
- * same session code as `corral node exec`: remote/exec.ts). One command per session, bounded in time;
- * stdout comes back whole (docker's JSON), stderr as the error's text.
+ * same session code as `corral node exec`: remote/exec.ts). Each node's session stays open between
+ * commands (a reconcile pass runs several; docs/apps.md has what that saved), one command at a time on
+ * it, each bounded in time; stdout comes back whole (docker's JSON), stderr as the error's text.
  */
-import { runOnNodes, type ExecTarget } from '../remote/exec.js';
+import { runOnNodes, SessionPool, type ExecTarget } from '../remote/exec.js';
 import type { HostKeyPins } from '../remote/host-keys.js';
 import { CorralError } from '../util/errors.js';
 import { shellJoin } from './docker-args.js';
@@ -32,8 +33,17 @@ export interface Docker {
   run(node: ExecTarget, args: readonly string[]): Promise<DockerResult>;
 }
 
+/** An engine node's session is closed after this long unused (a reconcile pass comes every few seconds). */
+const SESSION_IDLE_MS = 60_000;
+
 export class SshDocker implements Docker {
+  private readonly sessions = new SessionPool(SESSION_IDLE_MS);
   constructor(private readonly ssh: EngineSsh) {}
+
+  /** Closes the kept sessions (the master stops). */
+  close(): void {
+    this.sessions.close();
+  }
 
   async run(node: ExecTarget, args: readonly string[]): Promise<DockerResult> {
     const out: string[] = [];
@@ -48,6 +58,7 @@ export class SshDocker implements Docker {
       connectTimeoutMs: this.ssh.connectTimeoutMs,
       commandTimeoutMs: this.ssh.commandTimeoutMs,
       hostKeys: this.ssh.hostKeys,
+      sessions: this.sessions,
       ...(this.ssh.onHostKeyRefused ? { onHostKeyRefused: this.ssh.onHostKeyRefused } : {}),
       onLine: (_name, stream, line) => (stream === 'stdout' ? out : err).push(line),
     });

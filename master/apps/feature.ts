@@ -77,6 +77,7 @@ export function startApps(deps: AppsFeatureDeps): Started<{ apps: Apps }> {
     close: async () => {
       clearInterval(timer);
       await apps.idle();
+      docker.close();
     },
   };
 }

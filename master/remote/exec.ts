@@ -49,7 +49,66 @@ export interface ExecOptions {
   onHostKeyRefused?: (target: ExecTarget, reason: string) => void;
   onLine?: (name: string, stream: 'stdout' | 'stderr', line: string) => void;
   onResult?: (result: ExecNodeResult) => void;
+  /**
+   * Keep each node's session open for the next command (the apps' engine driver runs several docker
+   * commands per reconcile pass): the SSH handshake is paid once per node, not once per command.
+   */
+  sessions?: SessionPool;
 }
+
+interface Pooled {
+  ssh: NodeSSH;
+  idle: NodeJS.Timeout;
+}
+
+/**
+ * Open SSH sessions by node (MAC, address and port), each closed after `idleMs` unused, or at once when
+ * its connection ends (keepalives notice a node that went away without a word). A session is taken for
+ * one command at a time and given back after it; one that failed or timed out is dropped, not given back.
+ */
+export class SessionPool {
+  private readonly open = new Map<string, Pooled>();
+  constructor(readonly idleMs: number) {}
+
+  take(key: string): NodeSSH | undefined {
+    const p = this.open.get(key);
+    if (!p) return undefined;
+    this.open.delete(key);
+    clearTimeout(p.idle);
+    return p.ssh;
+  }
+
+  /** Gives a session back; a second one for the same node (two commands at once) is closed instead. */
+  give(key: string, ssh: NodeSSH): void {
+    if (this.open.has(key) || !ssh.isConnected()) return ssh.dispose();
+    const idle = setTimeout(() => this.drop(key), this.idleMs);
+    idle.unref();
+    this.open.set(key, { ssh, idle });
+    ssh.connection?.once('close', () => {
+      if (this.open.get(key)?.ssh === ssh) this.drop(key);
+    });
+  }
+
+  drop(key: string): void {
+    const p = this.open.get(key);
+    if (!p) return;
+    this.open.delete(key);
+    clearTimeout(p.idle);
+    p.ssh.dispose();
+  }
+
+  get size(): number {
+    return this.open.size;
+  }
+
+  close(): void {
+    for (const key of [...this.open.keys()]) this.drop(key);
+  }
+}
+
+/** Seconds between keepalives of a pooled session, and how many may go unanswered before it is closed. */
+const POOL_KEEPALIVE_MS = 5000;
+const POOL_KEEPALIVE_MAX = 2;
 
 /** Splits a byte stream into whole lines (the last partial line is kept until more comes or `flush`). */
 export function lineSplitter(emit: (line: string) => void): {
@@ -126,57 +185,87 @@ async function runOne(t: ExecTarget, o: ExecOptions): Promise<ExecNodeResult> {
     ...rest,
   });
   if (!t.host) return done('unreachable', { error: 'no IP address recorded for this node' });
+  const key = `${t.mac} ${t.host} ${o.port}`;
+  const kept = o.sessions?.take(key);
+  if (kept) {
+    const r = await runOn(kept, t, o, done);
+    // A kept session that cannot open a channel any more (the node rebooted, sshd restarted) is dropped
+    // and the command runs once more on a new one; a command that ran (any exit code) is the answer.
+    if (r !== 'broken') return settle(kept, key, r, o);
+    kept.dispose();
+  }
   const ssh = new NodeSSH();
+  const pin = pinnedConnect(o.hostKeys, t);
   try {
-    const pin = pinnedConnect(o.hostKeys, t);
-    try {
-      await ssh.connect({
-        host: t.host,
-        port: o.port,
-        username: o.user,
-        privateKeyPath: o.privateKeyPath,
-        readyTimeout: o.connectTimeoutMs,
-        // Checked before the master authenticates: an impostor never gets a signature or a command.
-        hostVerifier: pin.hostVerifier,
-      });
-    } catch (err) {
-      const refused = pin.verdict();
-      if (refused && !refused.ok) {
-        const reason = refused.reason ?? 'SSH host key refused';
-        o.onHostKeyRefused?.(t, reason);
-        return done('unreachable', { error: reason });
-      }
-      return done('unreachable', {
-        error: ((err as Error).message || 'connect failed').split('\n')[0] ?? null,
-      });
-    }
-    const out = lineSplitter((l) => o.onLine?.(t.name, 'stdout', l));
-    const errOut = lineSplitter((l) => o.onLine?.(t.name, 'stderr', l));
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), o.commandTimeoutMs);
+    await ssh.connect({
+      host: t.host,
+      port: o.port,
+      username: o.user,
+      privateKeyPath: o.privateKeyPath,
+      readyTimeout: o.connectTimeoutMs,
+      // Checked before the master authenticates: an impostor never gets a signature or a command.
+      hostVerifier: pin.hostVerifier,
+      ...(o.sessions ? { keepaliveInterval: POOL_KEEPALIVE_MS, keepaliveCountMax: POOL_KEEPALIVE_MAX } : {}),
     });
-    try {
-      const r = await Promise.race([
-        ssh.execCommand(o.command, {
-          onStdout: (c) => out.push(c),
-          onStderr: (c) => errOut.push(c),
-          noTrim: true,
-        }),
-        timedOut,
-      ]);
-      out.flush();
-      errOut.flush();
-      if (r === 'timeout')
-        return done('timeout', { error: `still running after ${Math.round(o.commandTimeoutMs / 1000)} s` });
-      return done(r.code === 0 ? 'ok' : 'failed', { exitCode: r.code, signal: r.signal });
-    } catch (err) {
-      return done('failed', { error: (err as Error).message });
-    } finally {
-      clearTimeout(timer);
-    }
-  } finally {
+  } catch (err) {
     ssh.dispose();
+    const refused = pin.verdict();
+    if (refused && !refused.ok) {
+      const reason = refused.reason ?? 'SSH host key refused';
+      o.onHostKeyRefused?.(t, reason);
+      return done('unreachable', { error: reason });
+    }
+    return done('unreachable', {
+      error: ((err as Error).message || 'connect failed').split('\n')[0] ?? null,
+    });
+  }
+  const r = await runOn(ssh, t, o, done);
+  return settle(ssh, key, r === 'broken' ? done('failed', { error: 'the SSH channel did not open' }) : r, o);
+}
+
+/** After a command: an ended command's session goes back to the pool (if any), anything else is closed. */
+function settle(ssh: NodeSSH, key: string, r: ExecNodeResult, o: ExecOptions): ExecNodeResult {
+  if (o.sessions && (r.outcome === 'ok' || (r.outcome === 'failed' && r.exitCode !== null)))
+    o.sessions.give(key, ssh);
+  else ssh.dispose();
+  return r;
+}
+
+/** One command on a connected session; `broken` when the session could not even start it. */
+async function runOn(
+  ssh: NodeSSH,
+  t: ExecTarget,
+  o: ExecOptions,
+  done: (outcome: ExecOutcome, rest?: Partial<ExecNodeResult>) => ExecNodeResult,
+): Promise<ExecNodeResult | 'broken'> {
+  if (!ssh.isConnected()) return 'broken';
+  const out = lineSplitter((l) => o.onLine?.(t.name, 'stdout', l));
+  const errOut = lineSplitter((l) => o.onLine?.(t.name, 'stderr', l));
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), o.commandTimeoutMs);
+  });
+  let begun = false;
+  try {
+    const r = await Promise.race([
+      ssh.execCommand(o.command, {
+        onChannel: () => (begun = true),
+        onStdout: (c) => out.push(c),
+        onStderr: (c) => errOut.push(c),
+        noTrim: true,
+      }),
+      timedOut,
+    ]);
+    out.flush();
+    errOut.flush();
+    if (r === 'timeout')
+      return done('timeout', { error: `still running after ${Math.round(o.commandTimeoutMs / 1000)} s` });
+    return done(r.code === 0 ? 'ok' : 'failed', { exitCode: r.code, signal: r.signal });
+  } catch (err) {
+    if (!begun) return 'broken';
+    return done('failed', { error: (err as Error).message });
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -17,8 +17,15 @@ export interface RegisteredImage {
 
 const built = new Map<string, Promise<RegisteredImage>>();
 
-/** Registers the image as `name` in `dataDir` (the running master's, which sees it through its database). */
-export function debianImage(dataDir: string, name = 'debian-12'): Promise<RegisteredImage> {
+/**
+ * Registers the image as `name` in `dataDir` (the running master's, which sees it through its database).
+ * `variant` is build-debian's (`engine` adds docker.io for the apps' engine nodes: the apps-lab e2e).
+ */
+export function debianImage(
+  dataDir: string,
+  name = 'debian-12',
+  variant?: 'engine',
+): Promise<RegisteredImage> {
   const key = `${dataDir}\0${name}`;
   let p = built.get(key);
   if (!p) {
@@ -26,7 +33,17 @@ export function debianImage(dataDir: string, name = 'debian-12'): Promise<Regist
       const t0 = Date.now();
       const { stdout } = await exec(
         'node',
-        [CLI, 'image', 'build-debian', '--name', name, '--data-dir', dataDir, '--json'],
+        [
+          CLI,
+          'image',
+          'build-debian',
+          '--name',
+          name,
+          ...(variant ? ['--variant', variant] : []),
+          '--data-dir',
+          dataDir,
+          '--json',
+        ],
         { timeout: 1_800_000 },
       );
       const image = JSON.parse(stdout) as RegisteredImage;

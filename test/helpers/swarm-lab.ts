@@ -45,6 +45,18 @@ const BUSYBOX_APPLETS = [
   'true',
 ];
 
+/**
+ * A root tree of the static busybox and the applets the apps tests' containers use (a few MB): imported
+ * on each namespace node here, pushed as the base image to the master's registry by the apps-lab e2e.
+ */
+export function busyboxTree(root: string): string {
+  mkdirSync(join(root, 'bin'), { recursive: true });
+  mkdirSync(join(root, 'tmp'), { recursive: true });
+  copyFileSync('/usr/bin/busybox', join(root, 'bin', 'busybox'));
+  for (const a of BUSYBOX_APPLETS) symlinkSync('busybox', join(root, 'bin', a));
+  return root;
+}
+
 export interface EngineNode {
   name: string;
   mac: string;
@@ -156,12 +168,7 @@ export class SwarmLab {
   }
 
   private busyboxTree(): string {
-    const root = join(this.dir, 'image');
-    mkdirSync(join(root, 'bin'), { recursive: true });
-    mkdirSync(join(root, 'tmp'), { recursive: true });
-    copyFileSync('/usr/bin/busybox', join(root, 'bin', 'busybox'));
-    for (const a of BUSYBOX_APPLETS) symlinkSync('busybox', join(root, 'bin', a));
-    return root;
+    return busyboxTree(join(this.dir, 'image'));
   }
 
   async startDockerd(n: EngineNode): Promise<void> {

@@ -430,3 +430,81 @@ test(
     assert.match(failing.stdout, /^app-1\s+failed\s+exit 3/m);
   },
 );
+
+test(
+  "a session pool (the apps' engine driver) keeps one SSH connection per node, and reconnects when it is cut",
+  { timeout: 90_000 },
+  async () => {
+    // Run inside the master's namespace (where the nodes are reachable), on the real exec code of dist/.
+    const script = join(dir, 'pool.mjs');
+    const mod = (p: string): string => JSON.stringify(new URL(p, import.meta.url).href);
+    writeFileSync(
+      script,
+      `import { runOnNodes, SessionPool } from ${mod('../../master/remote/exec.js')};
+import { HostKeyPins } from ${mod('../../master/remote/host-keys.js')};
+import { execFileSync } from 'node:child_process';
+const [host, dataDir, keyPath, nodeNs] = process.argv.slice(2);
+const pins = new HostKeyPins(dataDir, dataDir + '/sharedroot');
+const target = { name: 'app-0', mac: '52:54:00:77:12:10', host };
+const run = async (command, sessions) => {
+  const out = [];
+  const s = await runOnNodes({ targets: [target], command, privateKeyPath: keyPath, user: 'root', port: 22,
+    parallel: 1, connectTimeoutMs: 5000, commandTimeoutMs: 20000, hostKeys: pins,
+    ...(sessions ? { sessions } : {}), onLine: (_n, _s, l) => out.push(l) });
+  const r = s.results[0];
+  return { outcome: r.outcome, exitCode: r.exitCode, port: out.join(' ').split(' ')[1] ?? null };
+};
+const pool = new SessionPool(60000);
+const res = { pooled: [], unpooled: [] };
+res.pooled.push(await run('echo $SSH_CONNECTION', pool));
+res.pooled.push(await run('echo $SSH_CONNECTION; exit 3', pool));
+res.pooled.push(await run('echo $SSH_CONNECTION', pool));
+res.kept = pool.size;
+res.unpooled.push(await run('echo $SSH_CONNECTION'));
+res.unpooled.push(await run('echo $SSH_CONNECTION'));
+// The node's side ends the kept connection (its sshd session processes, not the listener).
+execFileSync('ip', ['netns', 'exec', nodeNs, 'pkill', '-f', 'sshd: root']);
+await new Promise((r) => setTimeout(r, 500));
+res.afterCut = await run('echo $SSH_CONNECTION', pool);
+pool.close();
+res.closed = pool.size;
+console.log(JSON.stringify(res));
+`,
+    );
+    const r = await inMaster([
+      'node',
+      script,
+      hosts[0]!.address,
+      dataDir,
+      join(dataDir, 'ssh', 'id_ed25519'),
+      hosts[0]!.ns,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    type Run = { outcome: string; exitCode: number | null; port: string | null };
+    const res = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
+      pooled: Run[];
+      unpooled: Run[];
+      kept: number;
+      afterCut: Run;
+      closed: number;
+    };
+    // One connection (the same client port on the node's side) for three commands, a failing one between.
+    assert.deepEqual(
+      res.pooled.map((x) => [x.outcome, x.exitCode]),
+      [
+        ['ok', 0],
+        ['failed', 3],
+        ['ok', 0],
+      ],
+    );
+    assert.ok(res.pooled[0]!.port, r.stdout);
+    assert.equal(new Set(res.pooled.map((x) => x.port)).size, 1, r.stdout);
+    assert.equal(res.kept, 1);
+    // Without a pool every command is its own connection.
+    assert.notEqual(res.unpooled[0]!.port, res.unpooled[1]!.port, r.stdout);
+    // A cut session is not reused: the command runs on a new connection.
+    assert.equal(res.afterCut.outcome, 'ok', r.stdout);
+    assert.notEqual(res.afterCut.port, res.pooled[0]!.port, r.stdout);
+    assert.equal(res.closed, 0);
+  },
+);
