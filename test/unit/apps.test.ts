@@ -60,6 +60,44 @@ test('an update adds and removes env and constraints, relabels the version, quot
   );
 });
 
+const bridged = AppSpecSchema.parse({
+  name: 'api',
+  image: 'reg:5000/api:1',
+  instances: 4,
+  network: 'bridge',
+  ports: [
+    { port: 8000, lbPort: 80 },
+    { port: 5353, protocol: 'udp' },
+  ],
+});
+
+test('a bridge app publishes each port in host mode with no published port, and may share nodes', () => {
+  assert.equal(base.network, 'host');
+  assert.deepEqual(serviceCreateArgs(bridged, 1, 'reg:5000/api:1'), [
+    'service', 'create', '--detach', '--name', 'api',
+    '--publish', 'mode=host,target=8000,protocol=tcp', '--publish', 'mode=host,target=5353,protocol=udp',
+    '--label', 'corral.app=api', '--container-label', 'corral.app=api', '--container-label', 'corral.version=1',
+    '--placement-pref', 'spread=node.id', '--no-healthcheck',
+    '--replicas', '4', '--stop-grace-period', '10s', '--restart-condition', 'any', '--restart-delay', '1s', '--restart-max-attempts', '0',
+    '--update-parallelism', '1', '--update-delay', '5s', '--update-failure-action', 'rollback',
+    '--update-monitor', '10s', '--update-order', 'stop-first', '--rollback-parallelism', '1',
+    '--rollback-delay', '0s', '--rollback-monitor', '10s', '--rollback-failure-action', 'pause',
+    'reg:5000/api:1',
+  ]); // prettier-ignore
+  assert.deepEqual(serviceUpdateArgs(bridged, { ...bridged, instances: 6 }, 1, 1, 'reg:5000/api:1'), [
+    'service', 'update', '--detach', '--image', 'reg:5000/api:1', '--args', '',
+    '--replicas-max-per-node', '0', '--no-healthcheck',
+    '--replicas', '6', '--stop-grace-period', '10s', '--restart-condition', 'any', '--restart-delay', '1s', '--restart-max-attempts', '0',
+    '--update-parallelism', '1', '--update-delay', '5s', '--update-failure-action', 'rollback',
+    '--update-monitor', '10s', '--update-order', 'stop-first', '--rollback-parallelism', '1',
+    '--rollback-delay', '0s', '--rollback-monitor', '10s', '--rollback-failure-action', 'pause',
+    'api',
+  ]); // prettier-ignore
+  // The host app's update keeps its one-per-node limit.
+  const hostUpdate = serviceUpdateArgs(base, base, 1, 1, 'img');
+  assert.equal(hostUpdate[hostUpdate.indexOf('--replicas-max-per-node') + 1], '1');
+});
+
 test('shell quoting survives quotes, spaces and $', () => {
   assert.equal(shellJoin(['a', 'b c', "d'e", '$HOME']), `a 'b c' 'd'\\''e' '$HOME'`);
 });
@@ -89,6 +127,7 @@ test('declarations are refused with the field named', () => {
     /one port/,
   );
   assert.match(bad({ name: 'web', image: 'x', env: { 'A-B': '1' } }), /env/);
+  assert.match(bad({ name: 'web', image: 'x', network: 'overlay' }), /^network:/);
 });
 
 const task = (
@@ -125,6 +164,19 @@ test('instances: the current task per slot, restarts counted within its version'
       [2, 'starting', 'NODE-D', 2, 0],
     ],
   );
+});
+
+test("instances: a task's host-mode published ports, as docker inspect reports them", () => {
+  const [t] = JSON.parse(`[{"ID":"x1","Slot":1,"NodeID":"n1","CreatedAt":"2026-01-01T00:00:01Z",
+    "DesiredState":"running","Spec":{"ContainerSpec":{"Labels":{"corral.version":"3"}}},
+    "Status":{"Timestamp":"2026-01-01T00:00:02Z","State":"running","Message":"started",
+      "ContainerStatus":{"ContainerID":"c1","PID":42,"ExitCode":0},
+      "PortStatus":{"Ports":[{"Protocol":"tcp","TargetPort":8000,"PublishedPort":30001,"PublishMode":"host"},
+        {"Protocol":"udp","TargetPort":5353,"PublishedPort":0,"PublishMode":"host"}]}}}]`) as EngineTask[];
+  const [i] = instancesOf([t!], () => 'dep-1');
+  assert.deepEqual(i!.ports, [{ target: 8000, published: 30001, protocol: 'tcp' }]);
+  // A host-network task has an empty PortStatus.
+  assert.deepEqual(instancesOf([task('a', 1, 1, 'running', 'running', 'x')], (id) => id)[0]!.ports, []);
 });
 
 test('fewer than three managers is said plainly', () => {
