@@ -45,6 +45,11 @@ export interface InstancePort {
   protocol: string;
 }
 
+/** `30001->8000/tcp 30002->5353/udp`: where to reach an instance on its node (the CLI's column). */
+export function publishedText(i: Pick<InstanceView, 'ports'>): string {
+  return i.ports.map((p) => `${p.published}->${p.target}/${p.protocol}`).join(' ');
+}
+
 export function portsOf(t: EngineTask): InstancePort[] {
   return (t.Status.PortStatus?.Ports ?? []).flatMap((p) =>
     p.TargetPort !== undefined && p.PublishedPort !== undefined && p.PublishedPort > 0

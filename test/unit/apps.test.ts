@@ -12,7 +12,14 @@ import { installPath } from '../../master/util/paths.js';
 import { createRenderer } from '../../web-ui/render.js';
 import { rolloutSvg } from '../../master/apps/rollout-picture.js';
 import { quorumNote } from '../../master/apps/swarm.js';
-import { instancesOf, type EngineTask } from '../../master/apps/tasks.js';
+import { instancesOf, publishedText, type EngineTask } from '../../master/apps/tasks.js';
+import { Apps, hash } from '../../master/apps/service.js';
+import { APPS_CONFIG_DEFAULTS } from '../../master/apps/config.js';
+import type { Docker, DockerResult } from '../../master/apps/engine.js';
+import type { LoadBalancer } from '../../master/lb/load-balancer.js';
+import { ServiceSpecSchema, type ServiceSpec } from '../../master/lb/service-spec.js';
+import { silentLogger } from '../../master/util/logger.js';
+import { tempRepos } from '../helpers/repos.js';
 
 const base = AppSpecSchema.parse({
   name: 'web',
@@ -179,6 +186,140 @@ test("instances: a task's host-mode published ports, as docker inspect reports t
   assert.deepEqual(instancesOf([task('a', 1, 1, 'running', 'running', 'x')], (id) => id)[0]!.ports, []);
 });
 
+const ok = (stdout: string): DockerResult => ({ ok: true, stdout, stderr: '', error: null });
+
+/** A manager running `api` as declared, with three bridge tasks: two on dep-1, one on dep-2. */
+class BridgeEngine implements Docker {
+  constructor(private readonly applied: string) {}
+  async run(_node: unknown, args: readonly string[]): Promise<DockerResult> {
+    const [a, b] = args;
+    if (a === 'service' && b === 'inspect')
+      return ok(
+        JSON.stringify([
+          {
+            Spec: {
+              Labels: { 'corral.app': 'api', 'corral.applied': this.applied },
+              TaskTemplate: { ContainerSpec: { Labels: { 'corral.version': '1' } } },
+            },
+          },
+        ]),
+      );
+    if (a === 'service' && b === 'ps') return ok('t1\nt2\nt3\nt4\n');
+    if (a === 'inspect') {
+      const t = (id: string, slot: number, node: string, published: number, state = 'running') => ({
+        ID: id,
+        Slot: slot,
+        NodeID: node,
+        CreatedAt: '2026-01-01T00:00:01Z',
+        DesiredState: 'running',
+        Spec: { ContainerSpec: { Labels: { 'corral.version': '1' } } },
+        Status: {
+          State: state,
+          PortStatus: {
+            Ports: [{ Protocol: 'tcp', TargetPort: 8000, PublishedPort: published, PublishMode: 'host' }],
+          },
+        },
+      });
+      return ok(
+        JSON.stringify([
+          t('t1', 1, 'dep-2', 30003),
+          t('t2', 2, 'dep-1', 30002),
+          t('t3', 3, 'dep-1', 30001),
+          t('t4', 4, 'dep-3', 30004, 'starting'),
+        ]),
+      );
+    }
+    return { ok: false, stdout: '', stderr: `not scripted: ${args.join(' ')}`, error: 'exited 1' };
+  }
+}
+
+/** The load balancer's side Apps uses: its services and putService, recorded. */
+function lbStub(): { lb: LoadBalancer; puts: unknown[] } {
+  let stored: ServiceSpec[] = [];
+  const puts: unknown[] = [];
+  const lb = {
+    enabled: true,
+    services: () => stored,
+    putService: async (input: unknown) => {
+      puts.push(input);
+      const spec = ServiceSpecSchema.parse(input);
+      stored = [spec];
+      return spec;
+    },
+  };
+  return { lb: lb as unknown as LoadBalancer, puts };
+}
+
+test('a bridge app is balanced over its running instances, each on the port the engine published for it', async () => {
+  const t = tempRepos();
+  const spec = AppSpecSchema.parse({ ...bridged, ports: [{ port: 8000, lbPort: 80 }] });
+  const { lb, puts } = lbStub();
+  const apps = new Apps({
+    config: APPS_CONFIG_DEFAULTS,
+    repos: t.repos,
+    docker: new BridgeEngine(hash(JSON.stringify(spec))),
+    logger: silentLogger(),
+    baseImage: 'reg:5000/corral/base',
+    lb,
+  });
+  type Reconciling = { reconcileApp(name: string, m: unknown): Promise<void> };
+  const reconcile = (): Promise<void> =>
+    (apps as unknown as Reconciling).reconcileApp('api', { name: 'm', mac: 'm', host: '10.0.0.1' });
+  try {
+    await apps.put(spec, 'admin', 'create');
+    await reconcile();
+    assert.equal(puts.length, 1);
+    const want = puts[0] as Record<string, unknown>;
+    assert.deepEqual(want['members'], [
+      { node: 'dep-1', port: 30001 },
+      { node: 'dep-1', port: 30002 },
+      { node: 'dep-2', port: 30003 },
+    ]);
+    assert.equal(want['nodes'], undefined);
+    assert.equal(want['backendPort'], 8000);
+    assert.deepEqual(
+      apps.get('api').instances.map((i) => `${i.node} ${publishedText(i)}`),
+      ['dep-2 30003->8000/tcp', 'dep-1 30002->8000/tcp', 'dep-1 30001->8000/tcp', 'dep-3 30004->8000/tcp'],
+    );
+    // The same members again: nothing to change.
+    await reconcile();
+    assert.equal(puts.length, 1);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('the network of an app, and the ports of a bridge app, cannot change: remove it and declare it again', async () => {
+  const t = tempRepos();
+  const docker: Docker = { run: async () => ({ ok: false, stdout: '', stderr: 'no', error: 'exited 1' }) };
+  const apps = new Apps({
+    config: APPS_CONFIG_DEFAULTS,
+    repos: t.repos,
+    docker,
+    logger: silentLogger(),
+    baseImage: 'reg:5000/corral/base',
+  });
+  try {
+    await apps.put(base, 'admin', 'create');
+    await assert.rejects(apps.put({ ...base, network: 'bridge' }, 'admin', 'replace'), {
+      code: 'CONFLICT',
+      message: "app 'web' runs on the host network, which cannot change: remove the app and declare it again",
+    });
+    assert.equal(apps.get('web').spec.network, 'host');
+    await apps.put(bridged, 'admin', 'create');
+    await assert.rejects(apps.put({ ...bridged, network: 'host' }, 'admin', 'replace'), { code: 'CONFLICT' });
+    await assert.rejects(apps.put({ ...bridged, ports: [{ port: 8001 }] }, 'admin', 'replace'), {
+      code: 'CONFLICT',
+      message: /ports of app 'api' \(bridge network\) cannot change/,
+    });
+    // Its instances, and a host app's ports, may change.
+    await apps.put({ ...bridged, instances: 8 }, 'admin', 'replace');
+    await apps.put({ ...base, ports: [{ port: 9000, lbPort: 81 }] }, 'admin', 'replace');
+  } finally {
+    t.cleanup();
+  }
+});
+
 test('fewer than three managers is said plainly', () => {
   assert.equal(quorumNote(3), null);
   assert.match(quorumNote(1)!, /no quorum tolerance/);
@@ -224,7 +365,18 @@ test('the console pages render the engine, the instances and the rollout picture
     version: 2,
     engineVersion: 2,
     update: { state: 'updating', message: null },
-    instances: [{ slot: 1, state: 'running', node: 'n1', version: 2, restarts: 3, error: null }],
+    instances: [
+      { slot: 1, state: 'running', node: 'n1', version: 2, restarts: 3, error: null, ports: [] },
+      {
+        slot: 2,
+        state: 'running',
+        node: 'n1',
+        version: 2,
+        restarts: 0,
+        error: null,
+        ports: [{ target: 8000, published: 30002, protocol: 'tcp' }],
+      },
+    ],
     lbService: 'web',
     error: null,
   };
@@ -242,6 +394,10 @@ test('the console pages render the engine, the instances and the rollout picture
   assert.match(
     page,
     /<tr data-slot="1"><td class="num">1<\/td><td>running<\/td><td>n1<\/td><td>v2<\/td><td class="num">3<\/td>/,
+  );
+  assert.match(
+    page,
+    /<tr data-slot="2"><td class="num">2<\/td><td>running<\/td><td>n1 <span class="mono" data-published="30002" title="its port 8000\/tcp">:30002<\/span><\/td>/,
   );
   assert.match(page, /<svg[^>]*class="rollout"/);
   assert.match(page, /web\.1 start/);
