@@ -35,7 +35,16 @@ export const AppSpecSchema = z
       .strict()
       .refine((p) => !(p.role && p.tag), 'give a role or a tag, not both')
       .default({}),
-    /** Published in host mode: each instance listens on its node's address (what HAProxy balances over). */
+    /**
+     * `host`: containers use the node's network stack, so an app with ports runs one instance per node.
+     * `bridge`: dockerd's default bridge, each declared port published in host mode on a free port the
+     * engine picks per task, so several instances share a node. Fixed for the app's life (docker-args.ts).
+     */
+    network: z.enum(['host', 'bridge']).default('host'),
+    /**
+     * Published in host mode: each instance listens on its node's address (what HAProxy balances over), on
+     * the port itself (`network: host`) or on the one the engine gave its task (`bridge`).
+     */
     ports: z
       .array(
         z

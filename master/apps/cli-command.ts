@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { defineCommand, usage } from '../cli/command.js';
 import { table } from '../cli/table.js';
 import type { AppView } from './service.js';
+import { publishedText } from './tasks.js';
 
 const APP_HELP = `  corral app list | show NAME | logs NAME [--tail N] | rm NAME | revert NAME | pause NAME | resume NAME
   corral app create --file APP.json
@@ -64,7 +65,8 @@ export const appCommand = defineCommand({
             ...app.instances.map((i) => [
               String(i.slot),
               i.state,
-              i.node ?? '',
+              // Bridge apps: the node's ports the engine published for the instance, beside the node.
+              [i.node ?? '', publishedText(i)].filter(Boolean).join(' '),
               `v${i.version ?? '?'}`,
               String(i.restarts),
             ]),

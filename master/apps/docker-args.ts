@@ -3,6 +3,11 @@
  * Containers use the node's network (`--network host`): each instance listens on its node's address, which
  * is what HAProxy balances over, and Corral needs neither overlay networks nor docker's iptables rules on
  * the node. Two instances of an app with ports cannot share a node then, hence `--replicas-max-per-node 1`.
+ * An app with `network: bridge` stays on dockerd's default bridge instead and publishes each port in host
+ * mode without a published port: the engine picks a free one per task on its node (the task's
+ * `Status.PortStatus`), so instances share nodes and still each listen on a node address. Not the ingress
+ * routing mesh: that would answer on every node's port and hide which instances are healthy
+ * (docs/decisions.md).
  * The version a container runs is its label `corral.version`, so each task says which version it is.
  */
 import type { AppSpec } from './app-spec.js';
@@ -114,6 +119,17 @@ function policyArgs(spec: AppSpec): string[] {
   ];
 }
 
+/** Host networking: a port is the node's, so one instance per node; bridge ports are per task. */
+function onePerNode(spec: AppSpec): boolean {
+  return spec.network === 'host' && spec.ports.length > 0;
+}
+
+/** `--publish` with no `published=`: the engine picks a free host port for each task on its node. */
+function networkArgs(spec: AppSpec): string[] {
+  if (spec.network === 'host') return ['--network', 'host'];
+  return spec.ports.flatMap((p) => ['--publish', `mode=host,target=${p.port},protocol=${p.protocol}`]);
+}
+
 export function serviceCreateArgs(spec: AppSpec, version: number, image: string): string[] {
   return [
     'service',
@@ -121,8 +137,7 @@ export function serviceCreateArgs(spec: AppSpec, version: number, image: string)
     '--detach',
     '--name',
     spec.name,
-    '--network',
-    'host',
+    ...networkArgs(spec),
     '--label',
     `${APP_LABEL}=${spec.name}`,
     '--container-label',
@@ -132,7 +147,7 @@ export function serviceCreateArgs(spec: AppSpec, version: number, image: string)
     ...constraintsOf(spec).flatMap((c) => ['--constraint', c]),
     '--placement-pref',
     'spread=node.id',
-    ...(spec.ports.length > 0 ? ['--replicas-max-per-node', '1'] : []),
+    ...(onePerNode(spec) ? ['--replicas-max-per-node', '1'] : []),
     ...Object.entries(spec.env)
       .sort(([a], [b]) => a.localeCompare(b))
       .flatMap(([k, v]) => ['--env', `${k}=${v}`]),
@@ -170,7 +185,9 @@ export function serviceUpdateArgs(
   const now = new Set(constraintsOf(next));
   for (const c of was) if (!now.has(c)) args.push('--constraint-rm', c);
   for (const c of now) if (!was.has(c)) args.push('--constraint-add', c);
-  args.push('--replicas-max-per-node', next.ports.length > 0 ? '1' : '0');
+  // The network and the published ports are never updated (that would take `--network-rm`/`--publish-rm`
+  // and `-add` pairs): Apps.put refuses a change of `network`, and of a bridge app's ports.
+  args.push('--replicas-max-per-node', onePerNode(next) ? '1' : '0');
   args.push(...healthArgs(next), ...policyArgs(next), next.name);
   return args;
 }

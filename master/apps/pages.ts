@@ -1,6 +1,6 @@
 /**
  * Console pages for apps: the list with the engine's state (managers, quorum stated plainly), and one app
- * with its instances (state, node, version, restarts), the rollout picture, recent logs, pause, resume and
+ * with its instances (state, node and published ports, version, restarts), the rollout picture, recent logs, pause, resume and
  * revert. Thin: read the service → render.
  */
 import express, { type Router } from 'express';

@@ -116,13 +116,14 @@ export class Apps {
     const row = this.opts.repos.apps.get(spec.name);
     if (mode === 'create' && row) throw new CorralError('CONFLICT', `app '${spec.name}' already exists`);
     if (mode === 'replace' && !row) throw new CorralError('APP_NOT_FOUND', `no app named '${spec.name}'`);
+    const prev = row ? AppSpecSchema.safeParse(row.spec) : undefined;
+    if (prev?.success) refuseNetworkChange(prev.data, spec);
     const lbPort = spec.ports.find((p) => p.lbPort !== undefined);
     if (lbPort && this.opts.lb) {
       const clash = this.opts.lb.services().find((s) => s.name !== spec.name && s.port === lbPort.lbPort);
       if (clash)
         throw new CorralError('CONFLICT', `port ${lbPort.lbPort} is already used by service '${clash.name}'`);
     }
-    const prev = row ? AppSpecSchema.safeParse(row.spec) : undefined;
     const changed =
       !prev?.success || JSON.stringify(versionedPart(prev.data)) !== JSON.stringify(versionedPart(spec));
     const version = row ? (changed ? row.version + 1 : row.version) : 1;
@@ -379,14 +380,20 @@ export class Apps {
     });
   }
 
-  /** HAProxy members: the nodes running a task that is `running` (with a health check: passed it). */
+  /**
+   * HAProxy members: the nodes running a task that is `running` (with a health check: passed it); on the
+   * bridge network each such task on the port the engine published for it (several per node maybe).
+   */
   private async syncLb(spec: AppSpec, instances: InstanceView[]): Promise<string | null> {
     const port = spec.ports.find((p) => p.lbPort !== undefined);
     const lb = this.opts.lb;
     if (!port || !lb?.enabled) return null;
-    const members = [
-      ...new Set(instances.filter((i) => i.state === 'running' && i.node).map((i) => i.node!)),
-    ].sort();
+    const running = instances.filter((i) => i.state === 'running' && i.node);
+    const served =
+      spec.network === 'bridge'
+        ? { members: publishedMembers(running, port.port) }
+        : { nodes: [...new Set(running.map((i) => i.node!))].sort() };
+    const members = served.members ?? served.nodes ?? [];
     const existing = lb.services().find((s) => s.name === spec.name);
     // HAProxy needs one server at least; with none running the old members stay and its checks mark them down.
     if (members.length === 0) return existing ? spec.name : null;
@@ -394,7 +401,8 @@ export class Apps {
       name: spec.name,
       port: port.lbPort!,
       protocol: 'tcp' as const,
-      nodes: members,
+      ...served,
+      // The container's port; a `members` service's servers each carry their own published port.
       backendPort: port.port,
       check: { type: 'tcp' as const },
       intervalMs: 1000,
@@ -403,7 +411,8 @@ export class Apps {
     };
     if (
       !existing ||
-      JSON.stringify(existing.nodes) !== JSON.stringify(members) ||
+      JSON.stringify(existing.nodes) !== JSON.stringify(served.nodes) ||
+      JSON.stringify(existing.members) !== JSON.stringify(served.members) ||
       existing.port !== want.port ||
       existing.backendPort !== want.backendPort
     ) {
@@ -501,6 +510,41 @@ export class Apps {
   private target(n: NodeRecord): { name: string; mac: string; host: string } {
     return { name: n.name, mac: n.mac, host: n.ip ?? '' };
   }
+}
+
+/**
+ * The network, and a bridge app's published ports, are the engine service's from its creation: changing
+ * them would take docker's `--network-rm`/`--publish-rm` and `-add` pairs, which Corral does not send.
+ */
+export function refuseNetworkChange(prev: AppSpec, next: AppSpec): void {
+  if (prev.network !== next.network)
+    throw new CorralError(
+      'CONFLICT',
+      `app '${next.name}' runs on the ${prev.network} network, which cannot change: remove the app and declare it again`,
+    );
+  const published = (s: AppSpec): string => s.ports.map((p) => `${p.port}/${p.protocol}`).join(',');
+  if (next.network === 'bridge' && published(prev) !== published(next))
+    throw new CorralError(
+      'CONFLICT',
+      `the ports of app '${next.name}' (bridge network) cannot change: remove the app and declare it again`,
+    );
+}
+
+/** Running bridge tasks → HAProxy members: each on the host port the engine published for `target`. */
+export function publishedMembers(
+  running: readonly InstanceView[],
+  target: number,
+): { node: string; port: number }[] {
+  const seen = new Map<string, { node: string; port: number }>();
+  for (const i of running) {
+    for (const p of i.ports) {
+      if (i.node && p.target === target && p.protocol === 'tcp')
+        seen.set(`${i.node}:${p.published}`, { node: i.node, port: p.published });
+    }
+  }
+  return [...seen.values()].sort(
+    (a, b) => a.node.localeCompare(b.node, 'en', { numeric: true }) || a.port - b.port,
+  );
 }
 
 /** The manager could not serve the command at all (as opposed to docker refusing the command itself). */

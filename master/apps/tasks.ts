@@ -13,7 +13,16 @@ export interface EngineTask {
   NodeID?: string;
   CreatedAt: string;
   DesiredState: string;
-  Status: { State: string; Err?: string; Message?: string; Timestamp?: string };
+  Status: {
+    State: string;
+    Err?: string;
+    Message?: string;
+    Timestamp?: string;
+    /** Host-mode published ports of the task (bridge apps: the port the engine picked on the node). */
+    PortStatus?: {
+      Ports?: { TargetPort?: number; PublishedPort?: number; Protocol?: string; PublishMode?: string }[];
+    };
+  };
   Spec: { ContainerSpec?: { Labels?: Record<string, string> } };
 }
 
@@ -26,6 +35,27 @@ export interface InstanceView {
   restarts: number;
   error: string | null;
   since: string | null;
+  /** Where the node publishes the instance's ports (bridge apps); empty on the host network. */
+  ports: InstancePort[];
+}
+
+export interface InstancePort {
+  target: number;
+  published: number;
+  protocol: string;
+}
+
+/** `30001->8000/tcp 30002->5353/udp`: where to reach an instance on its node (the CLI's column). */
+export function publishedText(i: Pick<InstanceView, 'ports'>): string {
+  return i.ports.map((p) => `${p.published}->${p.target}/${p.protocol}`).join(' ');
+}
+
+export function portsOf(t: EngineTask): InstancePort[] {
+  return (t.Status.PortStatus?.Ports ?? []).flatMap((p) =>
+    p.TargetPort !== undefined && p.PublishedPort !== undefined && p.PublishedPort > 0
+      ? [{ target: p.TargetPort, published: p.PublishedPort, protocol: p.Protocol ?? 'tcp' }]
+      : [],
+  );
 }
 
 export function taskVersion(t: EngineTask): number | null {
@@ -56,6 +86,7 @@ export function instancesOf(tasks: readonly EngineTask[], nodeName: (id: string)
       restarts: Math.max(0, list.filter((t) => taskVersion(t) === version).length - 1),
       error: current.Status.Err ?? null,
       since: current.Status.Timestamp ?? null,
+      ports: portsOf(current),
     });
   }
   // A slot whose tasks all shut down (scaled away) is not an instance any more.

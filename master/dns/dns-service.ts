@@ -144,7 +144,8 @@ export class DnsService {
         port: v.spec.port,
         protocol: v.spec.protocol,
         instances: v.servers.map((s) => ({
-          node: s.name,
+          instance: s.name,
+          node: s.node,
           port: s.port,
           up: s.health === 'up' && s.admin === 'ready',
         })),

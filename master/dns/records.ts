@@ -5,9 +5,11 @@
  * - `<node>.<zone>` A (and AAAA from a bound DHCPv6 lease) for every node with an address;
  * - per load-balanced service `<svc>`, DNS-SD (RFC 6763):
  *     `_services._dns-sd._udp.<zone>` PTR `_<svc>._tcp.<zone>`          (§9, service type enumeration)
- *     `_<svc>._tcp.<zone>` PTR `<node>._<svc>._tcp.<zone>`              (§4.1, one per UP instance)
- *     `<node>._<svc>._tcp.<zone>` SRV 0 1 <backend port> `<node>.<zone>` (§5, RFC 2782)
- *     `<node>._<svc>._tcp.<zone>` TXT "txtvers=1" "corral-service=<svc>" ...  (§6)
+ *     `_<svc>._tcp.<zone>` PTR `<inst>._<svc>._tcp.<zone>`              (§4.1, one per UP instance)
+ *     `<inst>._<svc>._tcp.<zone>` SRV 0 1 <backend port> `<node>.<zone>` (§5, RFC 2782)
+ *     `<inst>._<svc>._tcp.<zone>` TXT "txtvers=1" "corral-service=<svc>" ...  (§6)
+ *   where the instance label `<inst>` is the node's name, or `<node>-p<port>` when several instances of
+ *   an app share a node (an app on the bridge network: its HAProxy server names), each with its own port.
  *   and, for clients that ask RFC 2782's question directly (`dig SRV _web._tcp.cluster`), the same SRV
  *   set at `_<svc>._tcp.<zone>` itself. With an HA VIP, a `vip` instance whose SRV names `vip.<zone>` and
  *   the front end's port (the VIP is up whenever a master is; it is not an instance in the SRV set).
@@ -35,6 +37,8 @@ export interface ZoneNode {
 }
 
 export interface ZoneInstance {
+  /** The instance's label (§4.1 Instance): the node's name, or `<node>-p<port>` for one of several there. */
+  instance: string;
   /** The node serving it (its name, the SRV target's label). */
   node: string;
   port: number;
@@ -118,8 +122,12 @@ export function zoneRecords(input: ZoneInput): ZoneContent {
     const type = `_${svc.name}._tcp.${zone}`;
     const up = svc.instances.filter((i) => {
       if (!i.up) return false;
-      if (hosts.has(i.node)) return true;
-      skipped.push(`service '${svc.name}': instance on '${i.node}' has no address record`);
+      if (!hosts.has(i.node)) {
+        skipped.push(`service '${svc.name}': instance on '${i.node}' has no address record`);
+        return false;
+      }
+      if (LABEL.test(i.instance) && i.instance !== 'vip') return true;
+      skipped.push(`service '${svc.name}': instance '${i.instance}' is not a DNS label (or is vip)`);
       return false;
     });
     if (!up.length && !input.vip) continue;
@@ -134,12 +142,12 @@ export function zoneRecords(input: ZoneInput): ZoneContent {
         .map(txt)
         .join(' ');
     for (const i of up) {
-      const instance = `${i.node}.${type}`;
+      const instance = `${i.instance}.${type}`;
       const srv = `0 1 ${i.port} ${i.node}.${zone}`;
       add(type, 'PTR', instance);
       add(type, 'SRV', srv);
       add(instance, 'SRV', srv);
-      add(instance, 'TXT', txtData(i.node));
+      add(instance, 'TXT', txtData(i.instance));
     }
     if (input.vip) {
       const instance = `vip.${type}`;

@@ -21,7 +21,7 @@ import { haproxyVersion, installConfig } from './config-file.js';
 import { HaproxyProcess, type HaproxyStatus } from './haproxy-process.js';
 import { membersOf, type BackendServer } from './membership.js';
 import { proxyName, renderHaproxyConfig } from './render.js';
-import { ServiceSpecSchema, type AdminState, type ServiceSpec } from './service-spec.js';
+import { servedBy, ServiceSpecSchema, type AdminState, type ServiceSpec } from './service-spec.js';
 import { forcedAdmin, parseServersState, parseShowStat, type ServerHealth, type ServerStat } from './stat.js';
 
 /** The config the load balancer reads: its own section, HA's VIP, and where the master is. */
@@ -87,7 +87,7 @@ export class LoadBalancer {
   private lastSeq = -1;
   private stats = new Map<string, ServerStat>();
   private admins = new Map<string, 'maint' | 'drain' | 'ready'>();
-  /** Last up/down seen per "service/mac", for lb.server.down / lb.server.up events. */
+  /** Last up/down seen per "service/server" (two instances on one node each have theirs), for events. */
   private seen = new Map<string, 'up' | 'down'>();
   private lastSyncAt: string | null = null;
   private lastError: string | null = null;
@@ -177,7 +177,7 @@ export class LoadBalancer {
           this.opts.repos.services.putIn(journal, spec.name, spec);
           this.opts.repos.events.appendIn(journal, {
             kind: mode === 'create' ? 'lb.service.created' : 'lb.service.updated',
-            message: `service ${spec.name} ${mode === 'create' ? 'declared' : 'changed'}: :${spec.port} → ${spec.role ? `role ${spec.role}` : spec.tag ? `tag ${spec.tag}` : spec.nodes?.join(', ')} :${spec.backendPort}`,
+            message: `service ${spec.name} ${mode === 'create' ? 'declared' : 'changed'}: :${spec.port} → ${servedBy(spec)} :${spec.backendPort}`,
             actor,
             data: spec,
           });
@@ -226,6 +226,10 @@ export class LoadBalancer {
 
   // --- per-node admin state (runtime API, no reload) --------------------------------------------------
 
+  /**
+   * Drain or maintenance is the node's, stored by MAC: it applies to each of the node's servers in the
+   * service (a `members` service may have several there). Answers the node's first server.
+   */
   async setServerState(
     service: string,
     nodeId: string,
@@ -235,23 +239,25 @@ export class LoadBalancer {
     this.requireEnabled();
     return this.serialized(async () => {
       const spec = this.service(service);
-      const member = this.memberByIdOrThrow(spec, nodeId);
+      const servers = this.serversOfNodeOrThrow(spec, nodeId);
+      const member = servers[0]!;
       this.opts.repos.store.write((journal) => {
         this.opts.repos.services.setAdminIn(journal, service, member.mac, state);
         this.opts.repos.events.appendIn(journal, {
           nodeMac: member.mac,
           kind: 'lb.server.admin',
-          message: `${member.name} set to ${state} in service ${service}`,
+          message: `${member.node} set to ${state} in service ${service}`,
           actor,
           data: { service, state },
         });
       });
       if (this.proc.running) {
-        await this.runtime(`set server ${proxyName(service)}/${member.name} state ${state}`);
+        for (const s of servers)
+          await this.runtime(`set server ${proxyName(service)}/${s.name} state ${state}`);
         await this.observe();
       }
       const view = this.view(spec).servers.find((s) => s.mac === member.mac);
-      if (!view) throw new CorralError('LB_NOT_MEMBER', `${member.name} left service ${service}`);
+      if (!view) throw new CorralError('LB_NOT_MEMBER', `${member.node} left service ${service}`);
       return view;
     });
   }
@@ -331,16 +337,16 @@ export class LoadBalancer {
     return next;
   }
 
-  private memberByIdOrThrow(spec: ServiceSpec, nodeId: string): BackendServer {
+  private serversOfNodeOrThrow(spec: ServiceSpec, nodeId: string): BackendServer[] {
     const node = findNode(this.opts.repos.nodes, nodeId);
-    const member = membersOf(spec, [node])[0];
-    if (!member) {
+    const servers = membersOf(spec, [node]);
+    if (!servers.length) {
       throw new CorralError(
         'LB_NOT_MEMBER',
         `${node.name} does not serve ${spec.name} (state ${node.state}, role ${node.role ?? 'none'}, tags ${node.tags.join(' ') || 'none'}, ip ${node.ip ?? 'none'})`,
       );
     }
-    return member;
+    return servers;
   }
 
   private desiredAdmin(service: string): Map<string, AdminState> {
@@ -429,7 +435,7 @@ export class LoadBalancer {
   private recordTransition(service: string, m: BackendServer, st: ServerStat | undefined): void {
     if (!st || st.health === 'maint' || st.health === 'unchecked') return;
     const now = st.health === 'down' ? 'down' : 'up';
-    const key = `${service}/${m.mac}`;
+    const key = `${service}/${m.name}`;
     const before = this.seen.get(key);
     this.seen.set(key, now);
     if (before === undefined || before === now) return;

@@ -7,6 +7,7 @@ import { urlClient } from '../cli/api-client.js';
 import { defineCommand, usage, type Parsed } from '../cli/command.js';
 import { table } from '../cli/table.js';
 import type { ServiceView } from './load-balancer.js';
+import { servedBy } from './service-spec.js';
 
 const SERVICE_HELP = `  corral service list | show NAME | rm NAME | reload
   corral service add NAME --port N --backend-port N (--role ROLE | --tag TAG | --nodes N1,N2)
@@ -143,7 +144,7 @@ export function formatList(services: ServiceView[]): string {
     s.spec.name,
     s.frontend,
     s.spec.protocol,
-    s.spec.role ? `role ${s.spec.role}` : s.spec.tag ? `tag ${s.spec.tag}` : (s.spec.nodes ?? []).join(','),
+    servedBy(s.spec, ','),
     `${s.up}/${s.servers.length} up`,
     s.health,
   ]);

@@ -33,10 +33,18 @@ export const ServiceSpecSchema = z
     /** Front-end port on the master's address (or the VIP). */
     port,
     protocol: z.enum(['http', 'tcp']).default('http'),
-    /** Nodes serving it: every node with this role, every node with this tag, or a fixed list of names/MACs. */
+    /**
+     * Nodes serving it: every node with this role, every node with this tag, or a fixed list of names/MACs;
+     * or `members`, instances each on its own port of a node (an app on the bridge network: several per node).
+     */
     role: z.string().regex(ROLE, 'must be 1-32 lower-case letters, digits, - or _').optional(),
     tag: z.string().regex(TAG, 'must be 1-32 lower-case letters, digits, -, _, . or :').optional(),
     nodes: z.array(z.string().min(1).max(64)).min(1).max(256).optional(),
+    members: z
+      .array(z.object({ node: z.string().min(1).max(64), port }).strict())
+      .min(1)
+      .max(256)
+      .optional(),
     backendPort: port,
     balance: z.enum(['roundrobin', 'leastconn']).default('roundrobin'),
     check: HealthCheckSchema.default({ type: 'tcp' }),
@@ -47,12 +55,24 @@ export const ServiceSpecSchema = z
   })
   .strict()
   .superRefine((s, ctx) => {
-    if ([s.role, s.tag, s.nodes].filter((v) => v !== undefined).length !== 1) {
-      ctx.addIssue({ code: 'custom', path: ['role'], message: 'give exactly one of role, tag or nodes' });
+    if ([s.role, s.tag, s.nodes, s.members].filter((v) => v !== undefined).length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['role'],
+        message: 'give exactly one of role, tag, nodes or members',
+      });
     }
   });
 
 export type ServiceSpec = z.infer<typeof ServiceSpecSchema>;
+
+/** Who serves it, in a few words: for events, the console and the CLI. */
+export function servedBy(spec: ServiceSpec, sep = ', '): string {
+  if (spec.role) return `role ${spec.role}`;
+  if (spec.tag) return `tag ${spec.tag}`;
+  if (spec.members) return spec.members.map((m) => `${m.node}:${m.port}`).join(sep);
+  return (spec.nodes ?? []).join(sep);
+}
 
 export const ADMIN_STATES = ['ready', 'drain', 'maint'] as const;
 export type AdminState = (typeof ADMIN_STATES)[number];

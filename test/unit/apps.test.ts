@@ -12,7 +12,14 @@ import { installPath } from '../../master/util/paths.js';
 import { createRenderer } from '../../web-ui/render.js';
 import { rolloutSvg } from '../../master/apps/rollout-picture.js';
 import { quorumNote } from '../../master/apps/swarm.js';
-import { instancesOf, type EngineTask } from '../../master/apps/tasks.js';
+import { instancesOf, publishedText, type EngineTask } from '../../master/apps/tasks.js';
+import { Apps, hash } from '../../master/apps/service.js';
+import { APPS_CONFIG_DEFAULTS } from '../../master/apps/config.js';
+import type { Docker, DockerResult } from '../../master/apps/engine.js';
+import type { LoadBalancer } from '../../master/lb/load-balancer.js';
+import { ServiceSpecSchema, type ServiceSpec } from '../../master/lb/service-spec.js';
+import { silentLogger } from '../../master/util/logger.js';
+import { tempRepos } from '../helpers/repos.js';
 
 const base = AppSpecSchema.parse({
   name: 'web',
@@ -60,6 +67,44 @@ test('an update adds and removes env and constraints, relabels the version, quot
   );
 });
 
+const bridged = AppSpecSchema.parse({
+  name: 'api',
+  image: 'reg:5000/api:1',
+  instances: 4,
+  network: 'bridge',
+  ports: [
+    { port: 8000, lbPort: 80 },
+    { port: 5353, protocol: 'udp' },
+  ],
+});
+
+test('a bridge app publishes each port in host mode with no published port, and may share nodes', () => {
+  assert.equal(base.network, 'host');
+  assert.deepEqual(serviceCreateArgs(bridged, 1, 'reg:5000/api:1'), [
+    'service', 'create', '--detach', '--name', 'api',
+    '--publish', 'mode=host,target=8000,protocol=tcp', '--publish', 'mode=host,target=5353,protocol=udp',
+    '--label', 'corral.app=api', '--container-label', 'corral.app=api', '--container-label', 'corral.version=1',
+    '--placement-pref', 'spread=node.id', '--no-healthcheck',
+    '--replicas', '4', '--stop-grace-period', '10s', '--restart-condition', 'any', '--restart-delay', '1s', '--restart-max-attempts', '0',
+    '--update-parallelism', '1', '--update-delay', '5s', '--update-failure-action', 'rollback',
+    '--update-monitor', '10s', '--update-order', 'stop-first', '--rollback-parallelism', '1',
+    '--rollback-delay', '0s', '--rollback-monitor', '10s', '--rollback-failure-action', 'pause',
+    'reg:5000/api:1',
+  ]); // prettier-ignore
+  assert.deepEqual(serviceUpdateArgs(bridged, { ...bridged, instances: 6 }, 1, 1, 'reg:5000/api:1'), [
+    'service', 'update', '--detach', '--image', 'reg:5000/api:1', '--args', '',
+    '--replicas-max-per-node', '0', '--no-healthcheck',
+    '--replicas', '6', '--stop-grace-period', '10s', '--restart-condition', 'any', '--restart-delay', '1s', '--restart-max-attempts', '0',
+    '--update-parallelism', '1', '--update-delay', '5s', '--update-failure-action', 'rollback',
+    '--update-monitor', '10s', '--update-order', 'stop-first', '--rollback-parallelism', '1',
+    '--rollback-delay', '0s', '--rollback-monitor', '10s', '--rollback-failure-action', 'pause',
+    'api',
+  ]); // prettier-ignore
+  // The host app's update keeps its one-per-node limit.
+  const hostUpdate = serviceUpdateArgs(base, base, 1, 1, 'img');
+  assert.equal(hostUpdate[hostUpdate.indexOf('--replicas-max-per-node') + 1], '1');
+});
+
 test('shell quoting survives quotes, spaces and $', () => {
   assert.equal(shellJoin(['a', 'b c', "d'e", '$HOME']), `a 'b c' 'd'\\''e' '$HOME'`);
 });
@@ -89,6 +134,7 @@ test('declarations are refused with the field named', () => {
     /one port/,
   );
   assert.match(bad({ name: 'web', image: 'x', env: { 'A-B': '1' } }), /env/);
+  assert.match(bad({ name: 'web', image: 'x', network: 'overlay' }), /^network:/);
 });
 
 const task = (
@@ -125,6 +171,153 @@ test('instances: the current task per slot, restarts counted within its version'
       [2, 'starting', 'NODE-D', 2, 0],
     ],
   );
+});
+
+test("instances: a task's host-mode published ports, as docker inspect reports them", () => {
+  const [t] = JSON.parse(`[{"ID":"x1","Slot":1,"NodeID":"n1","CreatedAt":"2026-01-01T00:00:01Z",
+    "DesiredState":"running","Spec":{"ContainerSpec":{"Labels":{"corral.version":"3"}}},
+    "Status":{"Timestamp":"2026-01-01T00:00:02Z","State":"running","Message":"started",
+      "ContainerStatus":{"ContainerID":"c1","PID":42,"ExitCode":0},
+      "PortStatus":{"Ports":[{"Protocol":"tcp","TargetPort":8000,"PublishedPort":30001,"PublishMode":"host"},
+        {"Protocol":"udp","TargetPort":5353,"PublishedPort":0,"PublishMode":"host"}]}}}]`) as EngineTask[];
+  const [i] = instancesOf([t!], () => 'dep-1');
+  assert.deepEqual(i!.ports, [{ target: 8000, published: 30001, protocol: 'tcp' }]);
+  // A host-network task has an empty PortStatus.
+  assert.deepEqual(instancesOf([task('a', 1, 1, 'running', 'running', 'x')], (id) => id)[0]!.ports, []);
+});
+
+const ok = (stdout: string): DockerResult => ({ ok: true, stdout, stderr: '', error: null });
+
+/** A manager running `api` as declared, with three bridge tasks: two on dep-1, one on dep-2. */
+class BridgeEngine implements Docker {
+  constructor(private readonly applied: string) {}
+  async run(_node: unknown, args: readonly string[]): Promise<DockerResult> {
+    const [a, b] = args;
+    if (a === 'service' && b === 'inspect')
+      return ok(
+        JSON.stringify([
+          {
+            Spec: {
+              Labels: { 'corral.app': 'api', 'corral.applied': this.applied },
+              TaskTemplate: { ContainerSpec: { Labels: { 'corral.version': '1' } } },
+            },
+          },
+        ]),
+      );
+    if (a === 'service' && b === 'ps') return ok('t1\nt2\nt3\nt4\n');
+    if (a === 'inspect') {
+      const t = (id: string, slot: number, node: string, published: number, state = 'running') => ({
+        ID: id,
+        Slot: slot,
+        NodeID: node,
+        CreatedAt: '2026-01-01T00:00:01Z',
+        DesiredState: 'running',
+        Spec: { ContainerSpec: { Labels: { 'corral.version': '1' } } },
+        Status: {
+          State: state,
+          PortStatus: {
+            Ports: [{ Protocol: 'tcp', TargetPort: 8000, PublishedPort: published, PublishMode: 'host' }],
+          },
+        },
+      });
+      return ok(
+        JSON.stringify([
+          t('t1', 1, 'dep-2', 30003),
+          t('t2', 2, 'dep-1', 30002),
+          t('t3', 3, 'dep-1', 30001),
+          t('t4', 4, 'dep-3', 30004, 'starting'),
+        ]),
+      );
+    }
+    return { ok: false, stdout: '', stderr: `not scripted: ${args.join(' ')}`, error: 'exited 1' };
+  }
+}
+
+/** The load balancer's side Apps uses: its services and putService, recorded. */
+function lbStub(): { lb: LoadBalancer; puts: unknown[] } {
+  let stored: ServiceSpec[] = [];
+  const puts: unknown[] = [];
+  const lb = {
+    enabled: true,
+    services: () => stored,
+    putService: async (input: unknown) => {
+      puts.push(input);
+      const spec = ServiceSpecSchema.parse(input);
+      stored = [spec];
+      return spec;
+    },
+  };
+  return { lb: lb as unknown as LoadBalancer, puts };
+}
+
+test('a bridge app is balanced over its running instances, each on the port the engine published for it', async () => {
+  const t = tempRepos();
+  const spec = AppSpecSchema.parse({ ...bridged, ports: [{ port: 8000, lbPort: 80 }] });
+  const { lb, puts } = lbStub();
+  const apps = new Apps({
+    config: APPS_CONFIG_DEFAULTS,
+    repos: t.repos,
+    docker: new BridgeEngine(hash(JSON.stringify(spec))),
+    logger: silentLogger(),
+    baseImage: 'reg:5000/corral/base',
+    lb,
+  });
+  type Reconciling = { reconcileApp(name: string, m: unknown): Promise<void> };
+  const reconcile = (): Promise<void> =>
+    (apps as unknown as Reconciling).reconcileApp('api', { name: 'm', mac: 'm', host: '10.0.0.1' });
+  try {
+    await apps.put(spec, 'admin', 'create');
+    await reconcile();
+    assert.equal(puts.length, 1);
+    const want = puts[0] as Record<string, unknown>;
+    assert.deepEqual(want['members'], [
+      { node: 'dep-1', port: 30001 },
+      { node: 'dep-1', port: 30002 },
+      { node: 'dep-2', port: 30003 },
+    ]);
+    assert.equal(want['nodes'], undefined);
+    assert.equal(want['backendPort'], 8000);
+    assert.deepEqual(
+      apps.get('api').instances.map((i) => `${i.node} ${publishedText(i)}`),
+      ['dep-2 30003->8000/tcp', 'dep-1 30002->8000/tcp', 'dep-1 30001->8000/tcp', 'dep-3 30004->8000/tcp'],
+    );
+    // The same members again: nothing to change.
+    await reconcile();
+    assert.equal(puts.length, 1);
+  } finally {
+    t.cleanup();
+  }
+});
+
+test('the network of an app, and the ports of a bridge app, cannot change: remove it and declare it again', async () => {
+  const t = tempRepos();
+  const docker: Docker = { run: async () => ({ ok: false, stdout: '', stderr: 'no', error: 'exited 1' }) };
+  const apps = new Apps({
+    config: APPS_CONFIG_DEFAULTS,
+    repos: t.repos,
+    docker,
+    logger: silentLogger(),
+    baseImage: 'reg:5000/corral/base',
+  });
+  try {
+    await apps.put(base, 'admin', 'create');
+    await assert.rejects(apps.put({ ...base, network: 'bridge' }, 'admin', 'replace'), {
+      code: 'CONFLICT',
+      message: "app 'web' runs on the host network, which cannot change: remove the app and declare it again",
+    });
+    assert.equal(apps.get('web').spec.network, 'host');
+    await apps.put(bridged, 'admin', 'create');
+    await assert.rejects(apps.put({ ...bridged, network: 'host' }, 'admin', 'replace'), { code: 'CONFLICT' });
+    await assert.rejects(apps.put({ ...bridged, ports: [{ port: 8001 }] }, 'admin', 'replace'), {
+      code: 'CONFLICT',
+      message: /ports of app 'api' \(bridge network\) cannot change/,
+    });
+    // Its instances, and a host app's ports, may change.
+    await apps.put({ ...bridged, instances: 8 }, 'admin', 'replace');
+    await apps.put({ ...base, ports: [{ port: 9000, lbPort: 81 }] }, 'admin', 'replace');
+  } finally {
+    t.cleanup();
+  }
 });
 
 test('fewer than three managers is said plainly', () => {
@@ -172,7 +365,18 @@ test('the console pages render the engine, the instances and the rollout picture
     version: 2,
     engineVersion: 2,
     update: { state: 'updating', message: null },
-    instances: [{ slot: 1, state: 'running', node: 'n1', version: 2, restarts: 3, error: null }],
+    instances: [
+      { slot: 1, state: 'running', node: 'n1', version: 2, restarts: 3, error: null, ports: [] },
+      {
+        slot: 2,
+        state: 'running',
+        node: 'n1',
+        version: 2,
+        restarts: 0,
+        error: null,
+        ports: [{ target: 8000, published: 30002, protocol: 'tcp' }],
+      },
+    ],
     lbService: 'web',
     error: null,
   };
@@ -190,6 +394,10 @@ test('the console pages render the engine, the instances and the rollout picture
   assert.match(
     page,
     /<tr data-slot="1"><td class="num">1<\/td><td>running<\/td><td>n1<\/td><td>v2<\/td><td class="num">3<\/td>/,
+  );
+  assert.match(
+    page,
+    /<tr data-slot="2"><td class="num">2<\/td><td>running<\/td><td>n1 <span class="mono" data-published="30002" title="its port 8000\/tcp">:30002<\/span><\/td>/,
   );
   assert.match(page, /<svg[^>]*class="rollout"/);
   assert.match(page, /web\.1 start/);

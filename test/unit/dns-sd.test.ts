@@ -46,12 +46,17 @@ const input: ZoneInput = {
       port: 80,
       protocol: 'http',
       instances: [
-        { node: 'app-1', port: 8000, up: true },
-        { node: 'app-2', port: 8000, up: false },
-        { node: 'app-3', port: 8000, up: true },
+        { instance: 'app-1', node: 'app-1', port: 8000, up: true },
+        { instance: 'app-2', node: 'app-2', port: 8000, up: false },
+        { instance: 'app-3', node: 'app-3', port: 8000, up: true },
       ],
     },
-    { name: 'db', port: 5432, protocol: 'tcp', instances: [{ node: 'app-2', port: 5432, up: false }] },
+    {
+      name: 'db',
+      port: 5432,
+      protocol: 'tcp',
+      instances: [{ instance: 'app-2', node: 'app-2', port: 5432, up: false }],
+    },
   ],
 };
 
@@ -88,6 +93,39 @@ test('DNS-SD: PTR browsing, SRV and TXT per UP instance only; RFC 2782 SRV set a
   assert.deepEqual(find(records, 'ns.cluster.', 'A'), ['10.0.0.1']);
 });
 
+test('two instances on one node: an owner name each, with its own port, the same SRV target', () => {
+  const { records, skipped } = zoneRecords({
+    ...input,
+    services: [
+      {
+        name: 'api',
+        port: 80,
+        protocol: 'tcp',
+        instances: [
+          { instance: 'app-1-p30001', node: 'app-1', port: 30001, up: true },
+          { instance: 'app-1-p30002', node: 'app-1', port: 30002, up: true },
+          { instance: 'app-2-p30003', node: 'app-2', port: 30003, up: false },
+        ],
+      },
+    ],
+  });
+  assert.deepEqual(skipped, []);
+  assert.deepEqual(find(records, '_api._tcp.cluster.', 'PTR'), [
+    'app-1-p30001._api._tcp.cluster.',
+    'app-1-p30002._api._tcp.cluster.',
+  ]);
+  assert.deepEqual(find(records, '_api._tcp.cluster.', 'SRV'), [
+    '0 1 30001 app-1.cluster.',
+    '0 1 30002 app-1.cluster.',
+  ]);
+  assert.deepEqual(find(records, 'app-1-p30001._api._tcp.cluster.', 'SRV'), ['0 1 30001 app-1.cluster.']);
+  assert.deepEqual(find(records, 'app-1-p30002._api._tcp.cluster.', 'SRV'), ['0 1 30002 app-1.cluster.']);
+  assert.deepEqual(find(records, 'app-1-p30002._api._tcp.cluster.', 'TXT'), [
+    '"txtvers=1" "corral-service=api" "corral-instance=app-1-p30002"',
+  ]);
+  assert.deepEqual(find(records, 'app-1._api._tcp.cluster.', 'SRV'), []);
+});
+
 test('with an HA VIP every service gets a vip instance on its front-end port, not in the SRV set', () => {
   const { records } = zoneRecords({ ...input, vip: '10.0.0.5' });
   assert.deepEqual(find(records, 'vip.cluster.', 'A'), ['10.0.0.5']);
@@ -104,7 +142,14 @@ test("names that are not DNS labels, or are Corral's own, are left out with a re
       { name: 'ns', ip: '10.0.0.67', ipv6: null },
       { name: 'app-1', ip: '10.0.0.11', ipv6: null },
     ],
-    services: [{ name: 'web', port: 80, protocol: 'http', instances: [{ node: 'ns', port: 1, up: true }] }],
+    services: [
+      {
+        name: 'web',
+        port: 80,
+        protocol: 'http',
+        instances: [{ instance: 'ns', node: 'ns', port: 1, up: true }],
+      },
+    ],
   });
   assert.equal(skipped.length, 3, skipped.join('; '));
   assert.ok(!records.some((r) => r.data.includes('10.0.0.66') || r.data.includes('10.0.0.67')));
@@ -137,7 +182,14 @@ test('the zone file: golden, and the real knotc zone-check accepts it; a too-lon
       zone: long,
       nameServers: ['10.0.0.1'],
       nodes: [{ name: node, ip: '10.0.0.9', ipv6: null }],
-      services: [{ name: 'web', port: 80, protocol: 'http', instances: [{ node, port: 80, up: true }] }],
+      services: [
+        {
+          name: 'web',
+          port: 80,
+          protocol: 'http',
+          instances: [{ instance: node, node, port: 80, up: true }],
+        },
+      ],
     });
     const refused = check(long, renderZoneFile({ zone: long, serial: 1, ttl: 10, records: big.records }));
     assert.notEqual(refused.status, 0);

@@ -86,6 +86,9 @@ test('service spec: defaults, exactly one of role/nodes, safe names and paths', 
     return r.error!.issues[0]!.path.join('.');
   };
   assert.equal(bad({ nodes: ['a'] }), 'role');
+  assert.equal(bad({ members: [{ node: 'a', port: 30001 }] }), 'role');
+  assert.equal(bad({ role: undefined, members: [] }), 'members');
+  assert.equal(bad({ role: undefined, members: [{ node: 'a', port: 0 }] }), 'members.0.port');
   assert.equal(bad({ role: undefined }), 'role');
   assert.equal(bad({ name: 'Web Front' }), 'name');
   assert.equal(bad({ port: 0 }), 'port');
@@ -104,6 +107,51 @@ test('membership: deployed or diskless nodes with an address and the role (or li
     ['node-5', 'node-10'],
   );
   assert.deepEqual(membersOf(web, []), []);
+});
+
+test('membership of a members service: one server per instance, named <node>-p<port>, on serving nodes only', () => {
+  const nodes = [
+    node('dep-1', 'deployed', null, '10.0.0.31', 31),
+    node('dep-2', 'deployed', null, '10.0.0.32', 32),
+    node('dep-3', 'retiring', null, '10.0.0.33', 33),
+  ];
+  const api = ServiceSpecSchema.parse({
+    name: 'api',
+    port: 80,
+    protocol: 'tcp',
+    backendPort: 8000,
+    members: [
+      { node: 'dep-2', port: 30003 },
+      { node: 'dep-1', port: 30002 },
+      { node: '52:54:00:00:00:1f', port: 30001 },
+      { node: 'dep-1', port: 30001 },
+      { node: 'dep-3', port: 30004 },
+      { node: 'gone', port: 30005 },
+    ],
+  });
+  const servers = membersOf(api, nodes);
+  assert.deepEqual(
+    servers.map((m) => `${m.name} ${m.node} ${m.address}:${m.port}`),
+    [
+      'dep-1-p30001 dep-1 10.0.0.31:30001',
+      'dep-1-p30002 dep-1 10.0.0.31:30002',
+      'dep-2-p30003 dep-2 10.0.0.32:30003',
+    ],
+  );
+  // Role, tag and nodes services keep the node's name as the server's.
+  assert.deepEqual(
+    membersOf(web, NODES).map((m) => m.name === m.node),
+    [true, true, true],
+  );
+  const text = renderHaproxyConfig({
+    bind: '10.0.0.1',
+    paths: { adminSocket: '/run/a.sock', serverStateFile: '/run/state' },
+    services: [{ spec: api, servers }],
+  });
+  assert.match(
+    text,
+    /server dep-1-p30001 10\.0\.0\.31:30001\n\s+server dep-1-p30002 10\.0\.0\.31:30002\n\s+server dep-2-p30003 10\.0\.0\.32:30003\n/,
+  );
 });
 
 test('haproxy.cfg renders to the golden file, and the real haproxy -c accepts it', () => {

@@ -76,3 +76,60 @@ describe('load balancer: HAProxy refuses, the store stays consistent', () => {
     assert.equal(r.repos.events.list({ kind: 'lb.service.deleted' }).length, 0);
   });
 });
+
+describe('load balancer: a node with several instances in a members service', () => {
+  it("drain applies to each of the node's servers; the others stay ready", async () => {
+    const r = tempRepos();
+    const lb = new LoadBalancer({
+      repos: r.repos,
+      config: testConfig({ dataDir: r.dir, lb: { pollMs: 100 } }),
+      logger: silentLogger(),
+    });
+    try {
+      r.repos.store.write((j) => {
+        r.repos.nodes.insertIn(j, {
+          mac: '52:54:00:00:00:31',
+          name: 'dep-1',
+          seqNo: 1,
+          ip: '10.0.0.31',
+          state: 'deployed',
+        });
+        r.repos.nodes.insertIn(j, {
+          mac: '52:54:00:00:00:32',
+          name: 'dep-2',
+          seqNo: 2,
+          ip: '10.0.0.32',
+          state: 'deployed',
+        });
+        r.repos.services.putIn(
+          j,
+          'api',
+          ServiceSpecSchema.parse({
+            name: 'api',
+            port: 8082,
+            backendPort: 8000,
+            members: [
+              { node: 'dep-1', port: 30001 },
+              { node: 'dep-1', port: 30002 },
+              { node: 'dep-2', port: 30003 },
+            ],
+          }),
+        );
+      });
+      const s = await lb.setServerState('api', 'dep-1', 'drain', 'tester');
+      assert.equal(s.node, 'dep-1');
+      assert.deepEqual(
+        lb.view(lb.service('api')).servers.map((x) => `${x.name}=${x.admin}`),
+        ['dep-1-p30001=drain', 'dep-1-p30002=drain', 'dep-2-p30003=ready'],
+      );
+      assert.deepEqual(
+        lb.nodeHealth('52:54:00:00:00:31').map((h) => h.server.name),
+        ['dep-1-p30001', 'dep-1-p30002'],
+      );
+      assert.match(r.repos.events.list({ kind: 'lb.server.admin' })[0]!.message, /^dep-1 set to drain/);
+    } finally {
+      await lb.close();
+      r.cleanup();
+    }
+  });
+});

@@ -6,6 +6,7 @@
 import type { Router } from 'express';
 import { roleAllows } from '../../master/api/auth.js';
 import type { LoadBalancer } from '../../master/lb/load-balancer.js';
+import { servedBy } from '../../master/lb/service-spec.js';
 import { CorralError } from '../../master/util/errors.js';
 import { adminStateField, healthBadge as badge, serverRow } from '../lb-view.js';
 import { sendPage, signedIn, type ConsoleContext } from '../page.js';
@@ -100,11 +101,7 @@ export function mountServices(router: Router, ctx: ConsoleContext, lb: LoadBalan
         v.spec.check.type === 'http'
           ? `GET ${v.spec.check.path} → ${v.spec.check.expectStatus}`
           : 'TCP connect',
-      members: v.spec.role
-        ? `role ${v.spec.role}`
-        : v.spec.tag
-          ? `tag ${v.spec.tag}`
-          : (v.spec.nodes ?? []).join(', '),
+      members: servedBy(v.spec),
       servers: v.servers.map((s) => ({
         ...serverRow(
           s,
