@@ -38,7 +38,7 @@ import { waitFor } from '../helpers/netns.js';
 import { Browser } from '../helpers/browser.js';
 import { requirePeers, requireRoot } from '../helpers/peers.js';
 import { debianImage } from '../helpers/debian-image.js';
-import { busyboxTree } from '../helpers/swarm-lab.js';
+import { busyboxTree, webApp } from '../helpers/swarm-lab.js';
 
 const exec = promisify(execFile);
 const DEPLOY_TIMEOUT_MS = 1_200_000;
@@ -228,28 +228,8 @@ async function ssh(ip: string, command: string): Promise<string> {
 
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
-const SPEC = {
-  name: 'web',
-  command: [
-    'sh',
-    '-c',
-    'echo "start $V"; mkdir -p /w && echo "$V" > /w/index.html && exec httpd -f -p 8000 -h /w',
-  ],
-  instances: 3,
-  network: 'bridge',
-  ports: [{ port: 8000, lbPort: LB_PORT }],
-  env: { V: 'v1' },
-  healthCheck: {
-    command: ['wget', '-q', '-O', '/dev/null', 'http://127.0.0.1:8000/'],
-    intervalSeconds: 2,
-    timeoutSeconds: 2,
-    retries: 2,
-  },
-  // httpd as PID 1 ignores SIGTERM: without this every stop waits docker's default 10 s.
-  stopGraceSeconds: 1,
-  restart: { condition: 'any', delaySeconds: 0 },
-  update: { parallelism: 1, delaySeconds: 1, failureAction: 'rollback', monitorSeconds: 6 },
-};
+/** Bridge network: each instance its own node port, so 3 fit on 2 nodes. */
+const SPEC = { ...webApp(LB_PORT, { healthSeconds: 2, monitorSeconds: 6 }), network: 'bridge' };
 
 let manager: ApiNode | undefined;
 let worker: ApiNode | undefined;

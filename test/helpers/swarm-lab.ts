@@ -57,6 +57,40 @@ export function busyboxTree(root: string): string {
   return root;
 }
 
+/**
+ * The apps tests' app `web`: busybox httpd on port 8000 serving `$V` (the version's text), a health
+ * check that fetches it, and fast stops and updates. `pace` sets the health check interval and timeout
+ * and the update's monitor window in seconds (slower on emulated VMs).
+ */
+export function webApp(lbPort: number, pace: { healthSeconds: number; monitorSeconds: number }) {
+  return {
+    name: 'web',
+    command: [
+      'sh',
+      '-c',
+      'echo "start $V"; mkdir -p /w && echo "$V" > /w/index.html && exec httpd -f -p 8000 -h /w',
+    ],
+    instances: 3,
+    ports: [{ port: 8000, lbPort }],
+    env: { V: 'v1' },
+    healthCheck: {
+      command: ['wget', '-q', '-O', '/dev/null', 'http://127.0.0.1:8000/'],
+      intervalSeconds: pace.healthSeconds,
+      timeoutSeconds: pace.healthSeconds,
+      retries: 2,
+    },
+    // httpd as PID 1 ignores SIGTERM: without this every stop waits docker's default 10 s.
+    stopGraceSeconds: 1,
+    restart: { condition: 'any', delaySeconds: 0 },
+    update: {
+      parallelism: 1,
+      delaySeconds: 1,
+      failureAction: 'rollback',
+      monitorSeconds: pace.monitorSeconds,
+    },
+  };
+}
+
 export interface EngineNode {
   name: string;
   mac: string;

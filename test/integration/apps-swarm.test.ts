@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { requirePeers, requireRoot } from '../helpers/peers.js';
 import { Browser, hiddenValue } from '../helpers/browser.js';
-import { SwarmLab, IMAGE, SWARM_PASSWORD } from '../helpers/swarm-lab.js';
+import { SwarmLab, IMAGE, SWARM_PASSWORD, webApp } from '../helpers/swarm-lab.js';
 
 interface Instance {
   slot: number;
@@ -105,28 +105,7 @@ test(
     );
     assert.equal(engine.nodes.filter((n) => n.role === 'worker').length, 1);
 
-    const spec = {
-      name: 'web',
-      image: IMAGE,
-      command: [
-        'sh',
-        '-c',
-        'echo "start $V"; mkdir -p /w && echo "$V" > /w/index.html && exec httpd -f -p 8000 -h /w',
-      ],
-      instances: 3,
-      ports: [{ port: 8000, lbPort: LB_PORT }],
-      env: { V: 'v1' },
-      healthCheck: {
-        command: ['wget', '-q', '-O', '/dev/null', 'http://127.0.0.1:8000/'],
-        intervalSeconds: 1,
-        timeoutSeconds: 1,
-        retries: 2,
-      },
-      // httpd as PID 1 ignores SIGTERM: without this every stop waits docker's default 10 s.
-      stopGraceSeconds: 1,
-      restart: { condition: 'any', delaySeconds: 0 },
-      update: { parallelism: 1, delaySeconds: 1, failureAction: 'rollback', monitorSeconds: 4 },
-    };
+    const spec = { ...webApp(LB_PORT, { healthSeconds: 1, monitorSeconds: 4 }), image: IMAGE };
     // The worker starts drained (set on the engine directly, not by Corral), so the three instances run
     // on the three managers, the leader among them (also after the restart below); it is made active
     // before a manager's node is stopped, as the free node a lost instance moves to.
