@@ -217,6 +217,28 @@ describe('master restore points', () => {
     assert.deepEqual(repos.services.get('db')?.spec, { name: 'db', port: 5432 });
   });
 
+  it('two restore points in one second that draw the same id: the second draws again', async () => {
+    const drawn = ['20300106T100000Z-aaaa', '20300106T100000Z-aaaa', '20300106T100000Z-bbbb'];
+    const own = new RestorePoints({
+      repos,
+      dir: join(dir, 'same-second'),
+      logger,
+      now: () => new Date('2030-01-06T10:00:00Z'),
+      newId: () => drawn.shift() ?? '20300106T100000Z-cccc',
+    });
+    const a = await own.create({ name: 'first' });
+    const b = await own.create({ name: 'second' });
+    assert.equal(a.id, '20300106T100000Z-aaaa');
+    assert.equal(b.id, '20300106T100000Z-bbbb', 'not a rename onto the first one (ENOTEMPTY)');
+    assert.deepEqual(
+      own
+        .list()
+        .map((m) => m.name)
+        .sort(),
+      ['first', 'second'],
+    );
+  });
+
   it('the scheduler takes one restore point per due period and applies retention', async () => {
     const clock = { now: new Date('2030-01-06T10:00:00Z') };
     const own = new RestorePoints({ repos, dir: join(dir, 'scheduled'), logger, now: () => clock.now });
