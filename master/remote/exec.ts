@@ -78,15 +78,24 @@ export class SessionPool {
     return p.ssh;
   }
 
+  /**
+   * Called once per new session: when its connection ends or fails (a reset, keepalives unanswered) it
+   * leaves the pool, if it is there.
+   */
+  watch(key: string, ssh: NodeSSH): void {
+    const forget = (): void => {
+      if (this.open.get(key)?.ssh === ssh) this.drop(key);
+    };
+    ssh.connection?.once('close', forget);
+    ssh.connection?.on('error', forget);
+  }
+
   /** Gives a session back; a second one for the same node (two commands at once) is closed instead. */
   give(key: string, ssh: NodeSSH): void {
     if (this.open.has(key) || !ssh.isConnected()) return ssh.dispose();
     const idle = setTimeout(() => this.drop(key), this.idleMs);
     idle.unref();
     this.open.set(key, { ssh, idle });
-    ssh.connection?.once('close', () => {
-      if (this.open.get(key)?.ssh === ssh) this.drop(key);
-    });
   }
 
   drop(key: string): void {
@@ -189,8 +198,9 @@ async function runOne(t: ExecTarget, o: ExecOptions): Promise<ExecNodeResult> {
   const kept = o.sessions?.take(key);
   if (kept) {
     const r = await runOn(kept, t, o, done);
-    // A kept session that cannot open a channel any more (the node rebooted, sshd restarted) is dropped
-    // and the command runs once more on a new one; a command that ran (any exit code) is the answer.
+    // A kept session that cannot open a channel any more (the node rebooted, sshd restarted, or it went
+    // silent: no channel within the connect timeout) is dropped and the command runs once more on a new
+    // one; a command that ran (any exit code) is the answer.
     if (r !== 'broken') return settle(kept, key, r, o);
     kept.dispose();
   }
@@ -219,8 +229,13 @@ async function runOne(t: ExecTarget, o: ExecOptions): Promise<ExecNodeResult> {
       error: ((err as Error).message || 'connect failed').split('\n')[0] ?? null,
     });
   }
+  // A connection error after the handshake (a reset by the node) must not be an unhandled 'error' event:
+  // a command in flight sees it as its own failure, and a kept session leaves the pool.
+  ssh.connection?.on('error', () => undefined);
+  o.sessions?.watch(key, ssh);
   const r = await runOn(ssh, t, o, done);
-  return settle(ssh, key, r === 'broken' ? done('failed', { error: 'the SSH channel did not open' }) : r, o);
+  const broken = `the SSH session opened no channel within ${Math.round(o.connectTimeoutMs / 1000)} s`;
+  return settle(ssh, key, r === 'broken' ? done('failed', { error: broken }) : r, o);
 }
 
 /** After a command: an ended command's session goes back to the pool (if any), anything else is closed. */
@@ -246,16 +261,27 @@ async function runOn(
     timer = setTimeout(() => resolve('timeout'), o.commandTimeoutMs);
   });
   let begun = false;
+  // A channel that does not open within the connect timeout will not: a kept session whose node went away
+  // without a word (powered off) would otherwise hold the command until the command timeout.
+  let stall: NodeJS.Timeout | undefined;
+  const stalled = new Promise<'stalled'>((resolve) => {
+    stall = setTimeout(() => resolve('stalled'), o.connectTimeoutMs);
+  });
   try {
     const r = await Promise.race([
       ssh.execCommand(o.command, {
-        onChannel: () => (begun = true),
+        onChannel: () => {
+          begun = true;
+          clearTimeout(stall);
+        },
         onStdout: (c) => out.push(c),
         onStderr: (c) => errOut.push(c),
         noTrim: true,
       }),
       timedOut,
+      stalled,
     ]);
+    if (r === 'stalled') return 'broken';
     out.flush();
     errOut.flush();
     if (r === 'timeout')
@@ -266,6 +292,7 @@ async function runOn(
     return done('failed', { error: (err as Error).message });
   } finally {
     clearTimeout(timer);
+    clearTimeout(stall);
   }
 }
 

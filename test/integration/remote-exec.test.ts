@@ -443,13 +443,27 @@ test(
       `import { runOnNodes, SessionPool } from ${mod('../../master/remote/exec.js')};
 import { HostKeyPins } from ${mod('../../master/remote/host-keys.js')};
 import { execFileSync } from 'node:child_process';
-const [host, dataDir, keyPath, nodeNs] = process.argv.slice(2);
+const [host, dataDir, keyPath, sshdConf] = process.argv.slice(2);
+// This node's session processes only: the children of its own sshd (found by its config file, unique to
+// this run) and theirs. Never a pattern over every sshd on the machine.
+const kids = (pid) => {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid)]).toString().split('\\n').filter(Boolean);
+  } catch {
+    return [];
+  }
+};
+const signalSessions = (signal) => {
+  const listeners = execFileSync('pgrep', ['-f', sshdConf]).toString().split('\\n').filter(Boolean);
+  const monitors = listeners.flatMap(kids);
+  for (const pid of [...monitors, ...monitors.flatMap(kids)]) process.kill(Number(pid), signal);
+};
 const pins = new HostKeyPins(dataDir, dataDir + '/sharedroot');
 const target = { name: 'app-0', mac: '52:54:00:77:12:10', host };
-const run = async (command, sessions) => {
+const run = async (command, sessions, commandTimeoutMs = 20000) => {
   const out = [];
   const s = await runOnNodes({ targets: [target], command, privateKeyPath: keyPath, user: 'root', port: 22,
-    parallel: 1, connectTimeoutMs: 5000, commandTimeoutMs: 20000, hostKeys: pins,
+    parallel: 1, connectTimeoutMs: 3000, commandTimeoutMs, hostKeys: pins,
     ...(sessions ? { sessions } : {}), onLine: (_n, _s, l) => out.push(l) });
   const r = s.results[0];
   return { outcome: r.outcome, exitCode: r.exitCode, port: out.join(' ').split(' ')[1] ?? null };
@@ -470,9 +484,22 @@ res.kept = pool.size;
 res.unpooled.push(await run('echo $SSH_CONNECTION'));
 res.unpooled.push(await run('echo $SSH_CONNECTION'));
 // The node's side ends the kept connection (its sshd session processes, not the listener).
-execFileSync('ip', ['netns', 'exec', nodeNs, 'pkill', '-f', 'sshd: root']);
+signalSessions('SIGTERM');
 await new Promise((r) => setTimeout(r, 500));
 res.afterCut = await run('echo $SSH_CONNECTION', pool);
+// The node goes silent on the kept connection (its session processes stopped, as a node that lost power
+// keeps no TCP state to refuse with): the channel does not open within the connect timeout, so the
+// command runs on a new connection instead of waiting out the command timeout.
+const silentPort = (await run('echo $SSH_CONNECTION', pool)).port;
+signalSessions('SIGSTOP');
+try {
+  // 8 s: shorter than the keepalives take to give the session up (5 s apart, 2 unanswered), longer than
+  // the connect timeout that bounds the channel's opening (3 s).
+  res.afterSilence = await run('echo $SSH_CONNECTION', pool, 8000);
+} finally {
+  signalSessions('SIGKILL');
+}
+res.silentPort = silentPort;
 pool.close();
 res.closed = pool.size;
 console.log(JSON.stringify(res));
@@ -484,15 +511,19 @@ console.log(JSON.stringify(res));
       hosts[0]!.address,
       dataDir,
       join(dataDir, 'ssh', 'id_ed25519'),
-      hosts[0]!.ns,
+      join(dir, 'e0.sshd.conf'),
     ]);
+    // Exit 0: no unhandled 'error' from a reset connection; one close/error listener per connection.
     assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /MaxListenersExceededWarning/);
     type Run = { outcome: string; exitCode: number | null; port: string | null };
     const res = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
       pooled: Run[];
       unpooled: Run[];
       kept: number;
       afterCut: Run;
+      afterSilence: Run;
+      silentPort: string | null;
       closed: number;
       keptMs: number;
       newMs: number;
@@ -517,6 +548,9 @@ console.log(JSON.stringify(res));
     // A cut session is not reused: the command runs on a new connection.
     assert.equal(res.afterCut.outcome, 'ok', r.stdout);
     assert.notEqual(res.afterCut.port, res.pooled[0]!.port, r.stdout);
+    // A silent kept session: the command ran on a new one (without the bound it timed out after 8 s).
+    assert.equal(res.afterSilence.outcome, 'ok', r.stdout);
+    assert.notEqual(res.afterSilence.port, res.silentPort, r.stdout);
     assert.equal(res.closed, 0);
   },
 );
