@@ -115,7 +115,7 @@ export class SessionPool {
   }
 }
 
-/** Seconds between keepalives of a pooled session, and how many may go unanswered before it is closed. */
+/** A pooled session's keepalives: every 5 s, and 2 unanswered close it. */
 const POOL_KEEPALIVE_MS = 5000;
 const POOL_KEEPALIVE_MAX = 2;
 
