@@ -27,28 +27,30 @@ export function membersOf(spec: ServiceSpec, nodes: readonly NodeRecord[]): Back
   const serving = nodes.filter((n) => SERVING_STATES.includes(n.state) && n.ip);
   const servers = spec.members
     ? instancesOn(spec.members, serving)
-    : serving.filter((n) => nodeServes(spec, n)).map((n) => server(n, n.name, spec.backendPort));
+    : serving.filter(nodeServes(spec)).map((n) => server(n, n.name, spec.backendPort));
   return servers.sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
 }
 
-function nodeServes(spec: ServiceSpec, n: NodeRecord): boolean {
-  if (spec.nodes) return spec.nodes.some((id) => isNode(n, id));
-  return spec.tag !== undefined ? n.tags.includes(spec.tag) : n.role === spec.role;
+/** The node test of a role, tag or nodes service; a listed name or MAC is looked up once per call. */
+function nodeServes(spec: ServiceSpec): (n: NodeRecord) => boolean {
+  if (spec.nodes) {
+    const listed = new Set(spec.nodes.map((id) => id.toLowerCase()));
+    return (n) => listed.has(n.name) || listed.has(n.mac);
+  }
+  return (n) => (spec.tag !== undefined ? n.tags.includes(spec.tag) : n.role === spec.role);
 }
 
 function instancesOn(members: NonNullable<ServiceSpec['members']>, serving: NodeRecord[]): BackendServer[] {
+  // Each serving node by its name and by its MAC (the first node to claim a key keeps it).
+  const byId = new Map<string, NodeRecord>();
+  for (const n of serving) for (const id of [n.name, n.mac]) if (!byId.has(id)) byId.set(id, n);
   const byName = new Map<string, BackendServer>();
   for (const m of members) {
-    const n = serving.find((x) => isNode(x, m.node));
+    const n = byId.get(m.node.toLowerCase());
     // A node listed by name and by MAC with the same port is one instance.
     if (n) byName.set(`${n.name}-p${m.port}`, server(n, `${n.name}-p${m.port}`, m.port));
   }
   return [...byName.values()];
-}
-
-function isNode(n: NodeRecord, id: string): boolean {
-  const key = id.toLowerCase();
-  return n.name === key || n.mac === key;
 }
 
 function server(n: NodeRecord, name: string, port: number): BackendServer {

@@ -38,7 +38,7 @@ import { waitFor } from '../helpers/netns.js';
 import { Browser } from '../helpers/browser.js';
 import { requirePeers, requireRoot } from '../helpers/peers.js';
 import { debianImage } from '../helpers/debian-image.js';
-import { busyboxTree, webApp } from '../helpers/swarm-lab.js';
+import { busyboxTree, webApp, failingVersion } from '../helpers/swarm-lab.js';
 
 const exec = promisify(execFile);
 const DEPLOY_TIMEOUT_MS = 1_200_000;
@@ -338,11 +338,7 @@ test('an app of 3 instances serves through the VIP; a killed process restarts; a
 
   // 5. A version whose health check fails: the engine's health gate stops it and rolls back.
   const t2 = Date.now();
-  await api('PUT', '/apps/web', {
-    ...SPEC,
-    env: { V: 'v2' },
-    healthCheck: { ...SPEC.healthCheck, command: ['false'] },
-  });
+  await api('PUT', '/apps/web', failingVersion(SPEC));
   const rolled = await until(
     'rollback_completed, declaration back at v1, 3 running v1',
     async () => {

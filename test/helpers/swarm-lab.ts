@@ -91,6 +91,11 @@ export function webApp(lbPort: number, pace: { healthSeconds: number; monitorSec
   };
 }
 
+/** The same app with a health check that always fails (a version the engine's health gate rolls back). */
+export function failingVersion<S extends { healthCheck: object }>(spec: S): S {
+  return { ...spec, env: { V: 'v2' }, healthCheck: { ...spec.healthCheck, command: ['false'] } };
+}
+
 export interface EngineNode {
   name: string;
   mac: string;

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { requirePeers, requireRoot } from '../helpers/peers.js';
 import { Browser, hiddenValue } from '../helpers/browser.js';
-import { SwarmLab, IMAGE, SWARM_PASSWORD, webApp } from '../helpers/swarm-lab.js';
+import { SwarmLab, IMAGE, SWARM_PASSWORD, webApp, failingVersion } from '../helpers/swarm-lab.js';
 
 interface Instance {
   slot: number;
@@ -214,11 +214,7 @@ test(
     const t3 = Date.now();
     let lastState: string | undefined;
     let lastSeen = '';
-    await lab.api('PUT', '/apps/web', {
-      ...spec,
-      env: { V: 'v2' },
-      healthCheck: { ...spec.healthCheck, command: ['false'] },
-    });
+    await lab.api('PUT', '/apps/web', failingVersion(spec));
     const back = await until(
       'the rollback of version 2',
       async () => {
